@@ -1,0 +1,30 @@
+-- name: CreateAPIKey :one
+INSERT INTO api_keys (user_id, name, prefix, key_hash)
+VALUES (@user_id, @name, @prefix, @key_hash)
+RETURNING id, user_id, name, prefix, created_at, last_used_at, revoked_at;
+
+-- Authenticates a request: one indexed lookup on the unique key_hash, joined
+-- to the owner so a deactivated user's keys stop working too.
+-- name: GetAPIKeyByHash :one
+-- cache: ttl=1m
+SELECT k.id, k.user_id, k.last_used_at
+FROM api_keys k
+JOIN users u ON u.id = k.user_id
+WHERE k.key_hash = @key_hash
+  AND k.revoked_at IS NULL
+  AND u.is_active;
+
+-- Revoking twice keeps the first revocation time.
+-- name: RevokeAPIKey :one
+UPDATE api_keys
+SET revoked_at = coalesce(revoked_at, now())
+WHERE id = @id
+RETURNING id, user_id, name, prefix, created_at, last_used_at, revoked_at;
+
+-- Writes at most once a minute per key, so authenticating a busy client
+-- does not turn every request into a write.
+-- name: TouchAPIKey :execrows
+UPDATE api_keys
+SET last_used_at = now()
+WHERE id = @id
+  AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute');
