@@ -1,0 +1,154 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// classified wraps a DBTX so that every error leaving it is an *Error named
+// after the sqlc query that failed: callers never see a raw driver error.
+type classified struct{ inner DBTX }
+
+func (c classified) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	tag, err := c.inner.Exec(ctx, sql, args...)
+	return tag, Classify(QueryName(sql), err)
+}
+
+func (c classified) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	rows, err := c.inner.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, Classify(QueryName(sql), err)
+	}
+	return classifiedRows{Rows: rows, op: QueryName(sql)}, nil
+}
+
+func (c classified) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return classifiedRow{row: c.inner.QueryRow(ctx, sql, args...), op: QueryName(sql)}
+}
+
+func (c classified) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	n, err := c.inner.CopyFrom(ctx, table, columns, src)
+	return n, Classify("copy into "+table.Sanitize(), err)
+}
+
+type classifiedRows struct {
+	pgx.Rows
+	op string
+}
+
+func (r classifiedRows) Err() error { return Classify(r.op, r.Rows.Err()) }
+
+func (r classifiedRows) Scan(dest ...any) error { return Classify(r.op, r.Rows.Scan(dest...)) }
+
+type classifiedRow struct {
+	row pgx.Row
+	op  string
+}
+
+func (r classifiedRow) Scan(dest ...any) error { return Classify(r.op, r.row.Scan(dest...)) }
+
+// pooled runs each statement on a connection acquired from the pool within
+// the pool timeout. pgxpool itself would wait for a free connection as long
+// as the caller's context allows; DB_POOL_TIMEOUT bounds that wait so an
+// exhausted pool fails fast with ErrPoolExhausted instead of hanging.
+type pooled struct {
+	pool    *pgxpool.Pool
+	timeout time.Duration
+}
+
+func (p pooled) acquire(ctx context.Context) (*pgxpool.Conn, error) {
+	actx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	conn, err := p.pool.Acquire(actx)
+	if err == nil {
+		return conn, nil
+	}
+	if ctx.Err() == nil && actx.Err() != nil {
+		st := p.pool.Stat()
+		return nil, fmt.Errorf("%w: no connection within %s (%d of %d in use)",
+			ErrPoolExhausted, p.timeout, st.AcquiredConns(), st.MaxConns())
+	}
+	return nil, err
+}
+
+func (p pooled) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	conn, err := p.acquire(ctx)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	defer conn.Release()
+	return conn.Exec(ctx, sql, args...)
+}
+
+func (p pooled) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	conn, err := p.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := conn.Query(ctx, sql, args...)
+	if err != nil {
+		conn.Release()
+		return nil, err
+	}
+	return &releasingRows{Rows: rows, conn: conn}, nil
+}
+
+func (p pooled) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	conn, err := p.acquire(ctx)
+	if err != nil {
+		return errRow{err}
+	}
+	return releasingRow{row: conn.QueryRow(ctx, sql, args...), conn: conn}
+}
+
+func (p pooled) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	conn, err := p.acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Release()
+	return conn.CopyFrom(ctx, table, columns, src)
+}
+
+// releasingRows gives the connection back when the rows are done with,
+// whether the caller reads them to the end or closes them early.
+type releasingRows struct {
+	pgx.Rows
+	conn *pgxpool.Conn
+	once sync.Once
+}
+
+func (r *releasingRows) release() { r.once.Do(r.conn.Release) }
+
+func (r *releasingRows) Next() bool {
+	if r.Rows.Next() {
+		return true
+	}
+	r.release()
+	return false
+}
+
+func (r *releasingRows) Close() {
+	r.Rows.Close()
+	r.release()
+}
+
+type releasingRow struct {
+	row  pgx.Row
+	conn *pgxpool.Conn
+}
+
+func (r releasingRow) Scan(dest ...any) error {
+	defer r.conn.Release()
+	return r.row.Scan(dest...)
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
