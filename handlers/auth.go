@@ -1,0 +1,101 @@
+package handlers
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/internal/apikey"
+)
+
+const userIDKey = "replyrocket.user_id"
+
+// touchEvery matches TouchAPIKey's own rate limit: skipping the statement
+// when the key was used recently saves a round trip per request.
+const touchEvery = time.Minute
+
+// bearer extracts the token of an "Authorization: Bearer <token>" header.
+func bearer(c echo.Context) (string, bool) {
+	h := c.Request().Header.Get(echo.HeaderAuthorization)
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// requireUser authenticates a user API key and puts its user id on the
+// context. Missing, unknown and revoked keys all get the same 401.
+func (a *API) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		token, ok := bearer(c)
+		if !ok {
+			return unauthorized("Send your API key as Authorization: Bearer <key>.")
+		}
+		if !apikey.Plausible(token) {
+			return unauthorized("The API key is not valid.")
+		}
+		hash := apikey.Hash(token)
+		ctx := c.Request().Context()
+		key, err := a.store.GetAPIKeyByHash(ctx, hash[:])
+		if errors.Is(err, db.ErrNotFound) {
+			return unauthorized("The API key is unknown or revoked.")
+		}
+		if err != nil {
+			return err
+		}
+		if key.LastUsedAt == nil || a.now().Sub(*key.LastUsedAt) > touchEvery {
+			// Bookkeeping only: a failure here must not fail the request.
+			if _, err := a.store.TouchAPIKey(ctx, key.ID); err != nil {
+				a.log.WarnContext(ctx, "touch api key", "key_id", key.ID, "error", err)
+			}
+		}
+		c.Set(userIDKey, key.UserID)
+		return next(c)
+	}
+}
+
+func userID(c echo.Context) uuid.UUID {
+	id, _ := c.Get(userIDKey).(uuid.UUID)
+	return id
+}
+
+// adminKey holds the SHA-256 of ADMIN_API_KEY: comparing fixed-length
+// digests in constant time leaks neither the key nor its length.
+type adminKey struct {
+	set  bool
+	hash [32]byte
+}
+
+func newAdminKey(k string) adminKey {
+	if k == "" {
+		return adminKey{}
+	}
+	return adminKey{set: true, hash: sha256.Sum256([]byte(k))}
+}
+
+func (a *API) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !a.adminKey.set {
+			return newProblem(http.StatusForbidden, "admin-disabled", "Admin routes are disabled",
+				"Set the ADMIN_API_KEY environment variable (e.g. to the output of `openssl rand -hex 32`) and restart the server, then send it as Authorization: Bearer <ADMIN_API_KEY>.")
+		}
+		token, ok := bearer(c)
+		if !ok {
+			return unauthorized("Send the admin key as Authorization: Bearer <ADMIN_API_KEY>.")
+		}
+		got := sha256.Sum256([]byte(token))
+		if subtle.ConstantTimeCompare(got[:], a.adminKey.hash[:]) != 1 {
+			return unauthorized("The admin key is not valid.")
+		}
+		return next(c)
+	}
+}

@@ -1,0 +1,260 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/replyrocket/replyrocket/db"
+)
+
+var campaignStatuses = map[string]bool{"draft": true, "active": true, "paused": true, "completed": true}
+
+// firstPageBefore is the position before every campaign in a newest-first
+// walk: a far-future time and the largest uuid.
+var (
+	firstPageBefore   = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+	firstPageBeforeID = uuid.Max
+)
+
+type emailInput struct {
+	Recipient string `json:"recipient"`
+	Subject   string `json:"subject"`
+	Body      string `json:"body"`
+}
+
+type createCampaignInput struct {
+	Name   string       `json:"name"`
+	Status *string      `json:"status"`
+	Emails []emailInput `json:"emails"`
+}
+
+type updateCampaignInput struct {
+	Name   *string `json:"name"`
+	Status *string `json:"status"`
+}
+
+type bulkEmailsInput struct {
+	Emails []emailInput `json:"emails"`
+}
+
+func checkStatus(errs []FieldError, s *string) []FieldError {
+	if s != nil && !campaignStatuses[*s] {
+		errs = append(errs, FieldError{Field: "status", Message: "must be one of draft, active, paused, completed"})
+	}
+	return errs
+}
+
+// checkEmails validates emails and converts them; field names point into the
+// array ("emails[3].recipient") so a client can find the bad one.
+func checkEmails(errs []FieldError, in []emailInput) ([]FieldError, []db.NewEmail) {
+	if len(in) > MaxBulkEmails {
+		return append(errs, FieldError{Field: "emails", Message: "at most 10000 emails per request"}), nil
+	}
+	out := make([]db.NewEmail, len(in))
+	for i, e := range in {
+		p := "emails[" + itoa(i) + "]."
+		errs = checkText(errs, p+"recipient", e.Recipient, 3, 320)
+		if !looksLikeAddress(e.Recipient) {
+			errs = append(errs, FieldError{Field: p + "recipient", Message: "must be an email address"})
+		}
+		errs = checkText(errs, p+"subject", e.Subject, 0, 998)
+		errs = checkText(errs, p+"body", e.Body, 0, 1<<20)
+		out[i] = db.NewEmail{Recipient: e.Recipient, Subject: e.Subject, Body: e.Body}
+		if len(errs) >= 20 {
+			// Enough to act on; listing all of 10 000 bad rows helps nobody.
+			break
+		}
+	}
+	return errs, out
+}
+
+func (a *API) createCampaign(c echo.Context) error {
+	var in createCampaignInput
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	errs := checkText(nil, "name", in.Name, 1, 200)
+	errs = checkStatus(errs, in.Status)
+	errs, emails := checkEmails(errs, in.Emails)
+	if len(errs) > 0 {
+		return validationFailed(errs)
+	}
+	status := "draft"
+	if in.Status != nil {
+		status = *in.Status
+	}
+	camp, err := db.CreateCampaignWithEmails(c.Request().Context(), a.store, db.CreateCampaignWithEmailsParams{
+		Campaign: db.CreateCampaignParams{UserID: userID(c), Name: in.Name, Status: status},
+		Emails:   emails,
+	})
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/campaigns/"+camp.ID.String())
+	return c.JSON(http.StatusCreated, toCampaign(camp))
+}
+
+// ownCampaign loads the caller's campaign; another user's is "not found",
+// so ids reveal nothing about what exists.
+func (a *API) ownCampaign(c echo.Context) (db.Campaign, error) {
+	id, err := pathUUID(c, "id")
+	if err != nil {
+		return db.Campaign{}, err
+	}
+	camp, err := a.store.GetCampaign(c.Request().Context(), db.GetCampaignParams{ID: id, UserID: userID(c)})
+	if errors.Is(err, db.ErrNotFound) {
+		return db.Campaign{}, notFound("campaign")
+	}
+	return camp, err
+}
+
+func (a *API) getCampaign(c echo.Context) error {
+	camp, err := a.ownCampaign(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toCampaign(camp))
+}
+
+func (a *API) listCampaigns(c echo.Context) error {
+	limit, err := queryInt(c, "limit", 20, 1, 100)
+	if err != nil {
+		return err
+	}
+	cur, ok, err := parseCursor(c.QueryParam("cursor"))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		cur = cursor{At: firstPageBefore, ID: firstPageBeforeID}
+	}
+	rows, err := a.store.ListCampaigns(c.Request().Context(), db.ListCampaignsParams{
+		UserID: userID(c), BeforeCreatedAt: cur.At, BeforeID: cur.ID, PageSize: int32(limit + 1),
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, newPage(rows, limit, toCampaign, func(r db.Campaign) cursor {
+		return cursor{At: r.CreatedAt, ID: r.ID}
+	}))
+}
+
+func (a *API) updateCampaign(c echo.Context) error {
+	id, err := pathUUID(c, "id")
+	if err != nil {
+		return err
+	}
+	var in updateCampaignInput
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	var errs []FieldError
+	if in.Name == nil && in.Status == nil {
+		errs = append(errs, FieldError{Field: "name", Message: "name or status is required"})
+	}
+	if in.Name != nil {
+		errs = checkText(errs, "name", *in.Name, 1, 200)
+	}
+	errs = checkStatus(errs, in.Status)
+	if len(errs) > 0 {
+		return validationFailed(errs)
+	}
+	camp, err := a.store.UpdateCampaign(c.Request().Context(), db.UpdateCampaignParams{
+		Name: in.Name, Status: in.Status, ID: id, UserID: userID(c),
+	})
+	if errors.Is(err, db.ErrNotFound) {
+		return notFound("campaign")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toCampaign(camp))
+}
+
+func (a *API) deleteCampaign(c echo.Context) error {
+	id, err := pathUUID(c, "id")
+	if err != nil {
+		return err
+	}
+	n, err := a.store.DeleteCampaign(c.Request().Context(), db.DeleteCampaignParams{ID: id, UserID: userID(c)})
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return notFound("campaign")
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (a *API) getCampaignSummary(c echo.Context) error {
+	id, err := pathUUID(c, "id")
+	if err != nil {
+		return err
+	}
+	s, err := a.store.GetCampaignSummary(c.Request().Context(), db.GetCampaignSummaryParams{CampaignID: id, UserID: userID(c)})
+	if errors.Is(err, db.ErrNotFound) {
+		return notFound("campaign")
+	}
+	if err != nil {
+		return err
+	}
+	out := summaryJSON{Total: s.Total, Opened: s.Opened, Replied: s.Replied}
+	if s.Total > 0 {
+		out.OpenRate = float64(s.Opened) / float64(s.Total)
+		out.ReplyRate = float64(s.Replied) / float64(s.Total)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// getCampaignDailyStats counts emails per UTC day over the last days days,
+// today included. The range is whole UTC days so that every request of one
+// day asks the same question, which is what lets the cache answer it.
+func (a *API) getCampaignDailyStats(c echo.Context) error {
+	days, err := queryInt(c, "days", 30, 1, 366)
+	if err != nil {
+		return err
+	}
+	camp, err := a.ownCampaign(c)
+	if err != nil {
+		return err
+	}
+	now := a.now().UTC()
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	since, until := today.AddDate(0, 0, -(days-1)), today.AddDate(0, 0, 1)
+	rows, err := a.store.GetCampaignDailyCounts(c.Request().Context(), db.GetCampaignDailyCountsParams{
+		CampaignID: camp.ID, Since: since, Until: until,
+	})
+	if err != nil {
+		return err
+	}
+	counts := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		counts[r.Day.UTC().Format(time.DateOnly)] = r.Count
+	}
+	out := make([]dayCountJSON, 0, days)
+	for d := since; d.Before(until); d = d.AddDate(0, 0, 1) {
+		day := d.Format(time.DateOnly)
+		out = append(out, dayCountJSON{Day: day, Count: counts[day]})
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (a *API) getMyStatistics(c echo.Context) error {
+	s, err := a.store.GetUserStatistics(c.Request().Context(), userID(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, statisticsJSON{Campaigns: s.Campaigns, Emails: s.Emails, Opened: s.Opened, Replied: s.Replied})
+}
+
+func (a *API) getMe(c echo.Context) error {
+	u, err := a.store.GetUser(c.Request().Context(), userID(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toUser(u))
+}

@@ -1,0 +1,131 @@
+package handlers
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+)
+
+func jsonEncode(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// decodeJSON reads the body into dst strictly: one JSON value, no unknown
+// fields, nothing after it. Every failure is a 400 (or 413 past the body
+// limit) that says what was wrong and where.
+func decodeJSON(c echo.Context, dst any) error {
+	if ct := c.Request().Header.Get(echo.HeaderContentType); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != echo.MIMEApplicationJSON && !strings.HasSuffix(mt, "+json")) {
+			return echo.ErrUnsupportedMediaType
+		}
+	}
+	dec := json.NewDecoder(c.Request().Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return jsonProblem(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if isTooLarge(err) {
+			return echo.ErrStatusRequestEntityTooLarge
+		}
+		return badRequest("The body must hold exactly one JSON value.")
+	}
+	return nil
+}
+
+func isTooLarge(err error) bool {
+	var he *echo.HTTPError
+	var mbe *http.MaxBytesError
+	return (errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge) || errors.As(err, &mbe)
+}
+
+func jsonProblem(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case isTooLarge(err):
+		return echo.ErrStatusRequestEntityTooLarge
+	case errors.Is(err, io.EOF):
+		return badRequest("The body is empty; a JSON object was expected.")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("The body ends in the middle of a JSON value.")
+	case errors.As(err, &syn):
+		return badRequest(fmt.Sprintf("Malformed JSON at byte %d.", syn.Offset))
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "(body)"
+		}
+		return validationFailed([]FieldError{{Field: field, Message: "must be " + jsonKind(typ.Type.Kind().String())}})
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		// encoding/json has no typed error for this one.
+		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		return validationFailed([]FieldError{{Field: strings.Trim(name, `"`), Message: "unknown field"}})
+	}
+	return badRequest("The body is not valid JSON for this route.")
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "slice", "array":
+		return "an array"
+	case "struct", "map", "ptr":
+		return "an object"
+	case "bool":
+		return "a boolean"
+	}
+	return "a number"
+}
+
+// pathUUID reads a UUID path parameter; a malformed one is a 400 naming it.
+func pathUUID(c echo.Context, name string) (uuid.UUID, error) {
+	raw := c.Param(name)
+	id, err := uuid.Parse(raw)
+	if err != nil || len(raw) != 36 {
+		return uuid.Nil, validationFailed([]FieldError{{Field: name, Message: "must be a UUID like 0190f0a2-7c1e-7b3a-9d2e-1f2a3b4c5d6e"}})
+	}
+	return id, nil
+}
+
+// queryInt reads an optional integer query parameter within [min, max].
+func queryInt(c echo.Context, name string, def, min, max int) (int, error) {
+	raw := c.QueryParam(name)
+	if raw == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < min || n > max {
+		return 0, validationFailed([]FieldError{{Field: name, Message: fmt.Sprintf("must be a whole number from %d to %d", min, max)}})
+	}
+	return n, nil
+}
+
+// checkText validates a text field against the database's rules before the
+// database sees it: a length in characters, and no NUL, which PostgreSQL text
+// cannot hold.
+func checkText(errs []FieldError, field, v string, min, max int) []FieldError {
+	n := utf8.RuneCountInString(v)
+	switch {
+	case strings.ContainsRune(v, 0):
+		return append(errs, FieldError{Field: field, Message: "must not contain NUL characters"})
+	case n < min && min == 1:
+		return append(errs, FieldError{Field: field, Message: "is required"})
+	case n < min || n > max:
+		return append(errs, FieldError{Field: field, Message: fmt.Sprintf("must be %d to %d characters", min, max)})
+	}
+	return errs
+}

@@ -1,0 +1,126 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/replyrocket/replyrocket/db"
+)
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// looksLikeAddress is a deliberately loose check (something@something.tld):
+// the mail server is the real judge; this only catches obvious mistakes.
+func looksLikeAddress(s string) bool {
+	local, domain, ok := strings.Cut(s, "@")
+	return ok && local != "" && strings.Contains(domain, ".") && !strings.ContainsAny(s, " \t\r\n<>")
+}
+
+func (a *API) bulkInsertEmails(c echo.Context) error {
+	var in bulkEmailsInput
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	var errs []FieldError
+	if len(in.Emails) == 0 {
+		errs = append(errs, FieldError{Field: "emails", Message: "at least one email is required"})
+	}
+	errs, emails := checkEmails(errs, in.Emails)
+	if len(errs) > 0 {
+		return validationFailed(errs)
+	}
+	camp, err := a.ownCampaign(c)
+	if err != nil {
+		return err
+	}
+	n, err := a.store.InsertEmails(c.Request().Context(), db.EmailRows(camp.ID, emails, a.now()))
+	if errors.Is(err, db.ErrInvalidReference) {
+		// The campaign was deleted between the check and the COPY.
+		return notFound("campaign")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, map[string]int64{"inserted": n})
+}
+
+// firstEmailAfter is the position before every email in an oldest-first walk.
+var firstEmailAfter = time.Unix(0, 0).UTC()
+
+func (a *API) listCampaignEmails(c echo.Context) error {
+	limit, err := queryInt(c, "limit", 20, 1, 100)
+	if err != nil {
+		return err
+	}
+	cur, ok, err := parseCursor(c.QueryParam("cursor"))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		cur = cursor{At: firstEmailAfter, ID: uuid.Nil}
+	}
+	camp, err := a.ownCampaign(c)
+	if err != nil {
+		return err
+	}
+	rows, err := a.store.ListCampaignEmails(c.Request().Context(), db.ListCampaignEmailsParams{
+		CampaignID: camp.ID, AfterCreatedAt: cur.At, AfterID: cur.ID, PageSize: int32(limit + 1),
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, newPage(rows, limit, toEmailEnvelope, func(r db.ListCampaignEmailsRow) cursor {
+		return cursor{At: r.CreatedAt, ID: r.ID}
+	}))
+}
+
+func (a *API) getEmail(c echo.Context) error {
+	id, err := pathUUID(c, "id")
+	if err != nil {
+		return err
+	}
+	e, err := a.store.GetEmail(c.Request().Context(), db.GetEmailParams{ID: id, UserID: userID(c)})
+	if errors.Is(err, db.ErrNotFound) {
+		return notFound("email")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toEmail(e))
+}
+
+func (a *API) markOpened(c echo.Context) error {
+	return a.markEmail(c, func(id, user uuid.UUID) (db.Email, error) {
+		return a.store.MarkEmailOpened(c.Request().Context(), db.MarkEmailOpenedParams{ID: id, UserID: user})
+	})
+}
+
+func (a *API) markReplied(c echo.Context) error {
+	return a.markEmail(c, func(id, user uuid.UUID) (db.Email, error) {
+		return a.store.MarkEmailReplied(c.Request().Context(), db.MarkEmailRepliedParams{ID: id, UserID: user})
+	})
+}
+
+// markEmail stamps an event once. The update matches no row both when the
+// email is not the caller's and when it was already marked; a read tells
+// the two apart, so a repeated event answers 200 with the unchanged email.
+func (a *API) markEmail(c echo.Context, mark func(id, user uuid.UUID) (db.Email, error)) error {
+	id, err := pathUUID(c, "id")
+	if err != nil {
+		return err
+	}
+	e, err := mark(id, userID(c))
+	if errors.Is(err, db.ErrNotFound) {
+		return a.getEmail(c)
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toEmail(e))
+}

@@ -1,0 +1,110 @@
+package handlers
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+)
+
+// requestID gives every request an id, echoed in X-Request-ID. A caller's
+// own id is kept when it is short and plain, so a proxy's or client's id
+// follows the request through our logs; anything else is replaced, since
+// it lands in log lines.
+func requestID() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			id := c.Request().Header.Get(echo.HeaderXRequestID)
+			if !plainID(id) {
+				id = uuid.NewString()
+			}
+			c.Response().Header().Set(echo.HeaderXRequestID, id)
+			return next(c)
+		}
+	}
+}
+
+func plainID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// accessLog writes one structured line per request and records its
+// metrics. It hands errors to the error handler itself so that the status
+// it logs is the one the client got.
+func accessLog(log *slog.Logger, m *httpMetrics) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			if err != nil {
+				c.Error(err)
+			}
+			elapsed := time.Since(start)
+			req, res := c.Request(), c.Response()
+			route := c.Path()
+			if route == "" || c.Handler() == nil {
+				route = "(unmatched)"
+			}
+			m.observe(req.Method, route, res.Status, elapsed)
+			level := slog.LevelInfo
+			if res.Status >= 500 {
+				level = slog.LevelError
+			}
+			attrs := []slog.Attr{
+				slog.String("request_id", res.Header().Get(echo.HeaderXRequestID)),
+				slog.String("method", req.Method),
+				slog.String("path", req.URL.Path),
+				slog.String("route", route),
+				slog.Int("status", res.Status),
+				slog.Int64("bytes", res.Size),
+				slog.Float64("latency_ms", float64(elapsed.Microseconds())/1000),
+				slog.String("ip", c.RealIP()),
+			}
+			if err != nil {
+				attrs = append(attrs, slog.String("error", err.Error()))
+			}
+			log.LogAttrs(req.Context(), level, "request", attrs...)
+			return nil
+		}
+	}
+}
+
+// recoverPanics turns a panic into a 500 problem and logs its stack; the
+// client sees only the request id.
+func recoverPanics(log *slog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) (err error) {
+			defer func() {
+				r := recover()
+				if r == nil {
+					return
+				}
+				if r == http.ErrAbortHandler {
+					panic(r) // net/http's way to abort a response; not a bug
+				}
+				log.ErrorContext(c.Request().Context(), "panic", "panic", fmt.Sprint(r),
+					"request_id", c.Response().Header().Get(echo.HeaderXRequestID),
+					"stack", string(debug.Stack()))
+				err = newProblem(http.StatusInternalServerError, "internal", "Internal server error",
+					"Something went wrong on our side; the request id identifies it in our logs.")
+			}()
+			return next(c)
+		}
+	}
+}
+
+func statusLabel(code int) string { return strconv.Itoa(code) }

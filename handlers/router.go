@@ -1,0 +1,149 @@
+// Package handlers is ReplyRocket's HTTP API on Echo: routes, middleware,
+// authentication, the central problem+json error handler, health, metrics
+// and the OpenAPI document.
+package handlers
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/replyrocket/replyrocket/db"
+)
+
+// Body limits. Bulk email import is the one route that takes large bodies:
+// 10 000 emails of a few hundred bytes each need more than 1 MiB.
+const (
+	DefaultBodyLimit = "1M"
+	BulkBodyLimit    = "16M"
+	// MaxBulkEmails bounds one request's emails, so one COPY stays short.
+	MaxBulkEmails = 10000
+)
+
+// Deps is everything the router needs, built once at start by internal/app.
+type Deps struct {
+	Store db.Store
+	// Pool is read for /health/db and the pool metrics.
+	Pool *pgxpool.Pool
+	Log  *slog.Logger
+	// AdminKey authorises admin routes; empty disables them (403).
+	AdminKey string
+	// RequestTimeout bounds each request; its deadline reaches pgx through
+	// the request context.
+	RequestTimeout time.Duration
+	// IPExtractor finds the client address behind trusted proxies.
+	IPExtractor echo.IPExtractor
+	// Registry receives the HTTP and pool metrics and is served at /metrics;
+	// other packages register their collectors on it too.
+	Registry *prometheus.Registry
+	// APIMiddleware wraps every /api/v1 route after authentication (the
+	// cache layer's X-Cache reporting plugs in here).
+	APIMiddleware []echo.MiddlewareFunc
+	// AdminRoutes register routes on the admin-only /db-monitor group.
+	AdminRoutes []func(g *echo.Group)
+	// Now is the clock (tests pin it); nil is time.Now.
+	Now func() time.Time
+}
+
+// API holds the handlers' dependencies.
+type API struct {
+	store    db.Store
+	log      *slog.Logger
+	now      func() time.Time
+	adminKey adminKey
+}
+
+// New builds the router.
+func New(d Deps) *echo.Echo {
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.RequestTimeout <= 0 {
+		d.RequestTimeout = 10 * time.Second
+	}
+	if d.IPExtractor == nil {
+		d.IPExtractor = echo.ExtractIPDirect()
+	}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	a := &API{store: d.Store, log: d.Log, now: d.Now, adminKey: newAdminKey(d.AdminKey)}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = d.IPExtractor
+	e.HTTPErrorHandler = errorHandler(d.Log)
+	e.JSONSerializer = jsonSerializer{}
+
+	metrics := newHTTPMetrics(d.Registry)
+	if d.Pool != nil {
+		d.Registry.MustRegister(poolCollector{pool: d.Pool})
+	}
+
+	// Pre runs before routing, so even a 404 for an unknown path gets an id.
+	e.Pre(requestID())
+	e.Use(accessLog(d.Log, metrics), recoverPanics(d.Log))
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
+		Limit:   DefaultBodyLimit,
+		Skipper: func(c echo.Context) bool { return c.Path() == bulkEmailsPath && c.Request().Method == http.MethodPost },
+	}))
+	e.Use(middleware.GzipWithConfig(middleware.GzipConfig{MinLength: 1024}))
+	e.Use(middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{
+		Timeout: d.RequestTimeout,
+		// The central error handler maps deadline errors itself.
+		ErrorHandler: func(err error, _ echo.Context) error { return err },
+	}))
+
+	user := append([]echo.MiddlewareFunc{a.requireUser}, d.APIMiddleware...)
+	admin := append([]echo.MiddlewareFunc{a.requireAdmin}, d.APIMiddleware...)
+
+	e.GET("/api/v1/me", a.getMe, user...)
+	e.GET("/api/v1/me/statistics", a.getMyStatistics, user...)
+	e.GET("/api/v1/campaigns", a.listCampaigns, user...)
+	e.POST("/api/v1/campaigns", a.createCampaign, user...)
+	e.GET("/api/v1/campaigns/:id", a.getCampaign, user...)
+	e.PATCH("/api/v1/campaigns/:id", a.updateCampaign, user...)
+	e.DELETE("/api/v1/campaigns/:id", a.deleteCampaign, user...)
+	e.GET("/api/v1/campaigns/:id/summary", a.getCampaignSummary, user...)
+	e.GET("/api/v1/campaigns/:id/daily-stats", a.getCampaignDailyStats, user...)
+	e.GET("/api/v1/campaigns/:id/emails", a.listCampaignEmails, user...)
+	e.POST(bulkEmailsPath, a.bulkInsertEmails, append([]echo.MiddlewareFunc{middleware.BodyLimit(BulkBodyLimit)}, user...)...)
+	e.GET("/api/v1/emails/:id", a.getEmail, user...)
+	e.POST("/api/v1/emails/:id/opened", a.markOpened, user...)
+	e.POST("/api/v1/emails/:id/replied", a.markReplied, user...)
+
+	e.POST("/api/v1/users", a.createUser, admin...)
+	e.POST("/api/v1/users/:id/keys", a.createKey, admin...)
+	e.DELETE("/api/v1/keys/:id", a.revokeKey, admin...)
+
+	e.GET("/health/db", healthDB(d.Pool))
+	e.GET("/metrics", echo.WrapHandler(metricsHandler(d.Registry)))
+	e.GET("/openapi.json", serveOpenAPI)
+	e.GET("/docs", serveDocs)
+
+	if len(d.AdminRoutes) > 0 {
+		g := e.Group("/db-monitor", a.requireAdmin)
+		for _, register := range d.AdminRoutes {
+			register(g)
+		}
+	}
+	return e
+}
+
+const bulkEmailsPath = "/api/v1/campaigns/:id/emails"
+
+// jsonSerializer writes JSON without HTML escaping (recipients and bodies
+// hold '<' and '&'), and reads through the strict decoder path.
+type jsonSerializer struct{ echo.DefaultJSONSerializer }
+
+func (jsonSerializer) Serialize(c echo.Context, i any, indent string) error {
+	return jsonEncode(c.Response(), i)
+}
