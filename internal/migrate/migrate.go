@@ -30,7 +30,9 @@ func Open(url string) (*Migrator, error) {
 		return nil, fmt.Errorf("parse database url: %w", err)
 	}
 	db := stdlib.OpenDB(*cfg)
-	locker, err := lock.NewPostgresSessionLocker()
+	// A waiting migrator checks the advisory lock every second for up to ten
+	// minutes, rather than goose's default of every five.
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 600))
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migration locker: %w", err)

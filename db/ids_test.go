@@ -1,0 +1,50 @@
+package db
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestNewEmailIDEncodesItsTime(t *testing.T) {
+	at := time.Date(2026, 11, 26, 23, 59, 59, 987654321, time.UTC)
+	id, createdAt := NewEmailID(at)
+	if id.Version() != 7 {
+		t.Fatalf("version = %d, want 7", id.Version())
+	}
+	if want := at.Truncate(time.Millisecond); !createdAt.Equal(want) || !EmailTime(id).Equal(want) {
+		t.Fatalf("created_at %v, EmailTime %v, want %v", createdAt, EmailTime(id), want)
+	}
+}
+
+// The Go and SQL readings of an id's time must agree to the microsecond, or
+// the CHECK constraint rejects rows and lookups miss their partition.
+func TestEmailTimeMatchesSQL(t *testing.T) {
+	_, pool := newStore(t)
+	for _, at := range []time.Time{
+		time.Date(1999, 12, 31, 23, 59, 59, 999_000_000, time.UTC),
+		time.Date(2026, 2, 28, 12, 0, 0, 1_000_000, time.UTC),
+		time.Now(),
+	} {
+		id, createdAt := NewEmailID(at)
+		var got time.Time
+		if err := pool.QueryRow(context.Background(), "SELECT uuid7_time($1)", id).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if !got.Equal(createdAt) {
+			t.Errorf("uuid7_time(%s) = %v, Go says %v", id, got, createdAt)
+		}
+	}
+}
+
+func TestQueryName(t *testing.T) {
+	for _, tc := range []struct{ sql, want string }{
+		{getCampaign, "GetCampaign"},
+		{"SELECT 1", ""},
+		{"-- name: X :one", "X"},
+	} {
+		if got := QueryName(tc.sql); got != tc.want {
+			t.Errorf("QueryName(%q) = %q, want %q", tc.sql, got, tc.want)
+		}
+	}
+}

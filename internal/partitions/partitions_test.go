@@ -1,0 +1,198 @@
+package partitions
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func setup(t *testing.T) (*db.PgStore, *pgxpool.Pool, db.Campaign) {
+	t.Helper()
+	pool := pgtest.NewPool(t)
+	s := db.NewStore(pool, 5*time.Second)
+	ctx := context.Background()
+	u, err := s.CreateUser(ctx, db.CreateUserParams{Email: "p@example.com", Name: "P"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.CreateCampaign(ctx, db.CreateCampaignParams{UserID: u.ID, Name: "C", Status: "active"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, pool, c
+}
+
+func month(y int, m time.Month) time.Time { return time.Date(y, m, 1, 0, 0, 0, 0, time.UTC) }
+
+func insertAt(t *testing.T, s db.Store, campaign uuid.UUID, n int, at time.Time) {
+	t.Helper()
+	emails := make([]db.NewEmail, n)
+	for i := range emails {
+		emails[i] = db.NewEmail{Recipient: "r@example.com", Subject: "s", Body: "b"}
+	}
+	if _, err := s.InsertEmails(context.Background(), db.EmailRows(campaign, emails, at)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func names(rep Report) []string {
+	var out []string
+	for _, p := range rep.Partitions {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+func TestEnsureIsIdempotentAndLists(t *testing.T) {
+	s, pool, _ := setup(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 26, 23, 0, 0, 0, time.UTC)
+	created, err := Ensure(ctx, s, now, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"emails_p202611", "emails_p202612", "emails_p202701"}
+	if !slices.Equal(created, want) {
+		t.Fatalf("created %v, want %v", created, want)
+	}
+	again, err := Ensure(ctx, s, now, 2)
+	if err != nil || len(again) != 0 {
+		t.Fatalf("second ensure created %v, %v", again, err)
+	}
+	rep, err := List(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(rep); !slices.Equal(got, append([]string{"emails_default"}, want...)) {
+		t.Fatalf("listed %v", got)
+	}
+	p := rep.Partitions[2]
+	if !p.From.Equal(month(2026, 12)) || !p.To.Equal(month(2027, 1)) {
+		t.Fatalf("bounds of %s: %v..%v", p.Name, p.From, p.To)
+	}
+}
+
+func TestRowsOutsidePartitionsLandInDefaultAndMoveOut(t *testing.T) {
+	s, pool, c := setup(t)
+	ctx := context.Background()
+	if _, err := Ensure(ctx, s, month(2026, 5), 0); err != nil {
+		t.Fatal(err)
+	}
+	insertAt(t, s, c.ID, 3, time.Date(2026, 5, 10, 0, 0, 0, 0, time.UTC))
+	insertAt(t, s, c.ID, 7, time.Date(2025, 1, 31, 23, 59, 59, 0, time.UTC)) // no partition for it
+
+	rep, err := List(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.DefaultRows != 7 || rep.DefaultOldest.Month() != time.January {
+		t.Fatalf("default holds %d rows (oldest %v), want 7 from January 2025", rep.DefaultRows, rep.DefaultOldest)
+	}
+
+	created, err := EnsureRange(ctx, s, month(2025, 1), month(2025, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(created, []string{"emails_p202501", "emails_p202502"}) {
+		t.Fatalf("created %v", created)
+	}
+	rep, err = List(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.DefaultRows != 0 {
+		t.Fatalf("%d rows still in default after ensure", rep.DefaultRows)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM emails_p202501").Scan(&n); err != nil || n != 7 {
+		t.Fatalf("emails_p202501 holds %d rows, %v; want the 7 moved", n, err)
+	}
+	// The moved partition is a full member: its rows are reachable by id
+	// through the parent, with the parent's constraints and indexes.
+	var total int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM emails WHERE campaign_id = $1", c.ID).Scan(&total); err != nil || total != 10 {
+		t.Fatalf("emails holds %d rows of the campaign, %v", total, err)
+	}
+	var idx int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM pg_indexes WHERE tablename = 'emails_p202501'").Scan(&idx); err != nil || idx != 2 {
+		t.Fatalf("emails_p202501 has %d indexes, %v; want the primary key and the campaign index", idx, err)
+	}
+}
+
+func TestConcurrentEnsureCreatesEachPartitionOnce(t *testing.T) {
+	s, pool, _ := setup(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	results := make([][]string, 2)
+	errs := make([]error, 2)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = EnsureRange(ctx, s, month(2030, 1), month(2030, 12))
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := append(slices.Clone(results[0]), results[1]...)
+	slices.Sort(all)
+	if len(all) != 12 || len(slices.Compact(slices.Clone(all))) != 12 {
+		t.Fatalf("two concurrent ensures created %v and %v: want 12 partitions, each once", results[0], results[1])
+	}
+	rep, err := List(ctx, pool)
+	if err != nil || len(rep.Partitions) != 13 {
+		t.Fatalf("listed %d partitions, %v", len(rep.Partitions), err)
+	}
+}
+
+func TestRetainDetachesAndDropsOnlyWhenAsked(t *testing.T) {
+	s, pool, c := setup(t)
+	ctx := context.Background()
+	now := time.Date(2026, 6, 15, 0, 0, 0, 0, time.UTC)
+	if _, err := EnsureRange(ctx, s, month(2026, 1), now); err != nil {
+		t.Fatal(err)
+	}
+	insertAt(t, s, c.ID, 4, time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC))
+	insertAt(t, s, c.ID, 2, time.Date(2026, 2, 5, 0, 0, 0, 0, time.UTC))
+
+	if _, err := Retain(ctx, pool, now, 0, false); err == nil {
+		t.Fatal("older-than 0 accepted")
+	}
+	// Keep 4 months before June: January ends on February 1st, the cutoff.
+	got, err := Retain(ctx, pool, now, 4, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Name != "emails_p202601" || got[0].Rows != 4 || got[0].Dropped {
+		t.Fatalf("retained %+v", got)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM emails_p202601").Scan(&n); err != nil || n != 4 {
+		t.Fatalf("detached table holds %d rows, %v: detach must keep them", n, err)
+	}
+	got, err = Retain(ctx, pool, now, 3, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Name != "emails_p202602" || got[0].Rows != 2 || !got[0].Dropped {
+		t.Fatalf("dropped %+v", got)
+	}
+	var exists bool
+	if err := pool.QueryRow(ctx, "SELECT to_regclass('emails_p202602') IS NOT NULL").Scan(&exists); err != nil || exists {
+		t.Fatalf("emails_p202602 still exists (%v, %v)", exists, err)
+	}
+}

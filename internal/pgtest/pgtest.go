@@ -1,0 +1,241 @@
+// Package pgtest gives tests a real PostgreSQL: one server per test package,
+// the migrations applied once into a template database, and a fresh database
+// cloned from that template for every test, so tests are isolated and can
+// run in parallel.
+//
+// The server comes from, in this order: TEST_DATABASE_URL; testcontainers
+// (image REPLYROCKET_PG_IMAGE, default postgres:16-alpine) when a Docker
+// engine answers; PostgreSQL binaries installed on the machine, in a temp
+// dir on a free loopback port. With none of them, tests skip — or fail when
+// REPLYROCKET_TEST_STRICT=1, as CI sets.
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/replyrocket/replyrocket/internal/migrate"
+	"github.com/replyrocket/replyrocket/internal/pglocal"
+)
+
+// DefaultImage is the container image used when REPLYROCKET_PG_IMAGE is unset.
+const DefaultImage = "postgres:16-alpine"
+
+// Strict reports whether a missing backend must fail tests rather than skip
+// them.
+func Strict() bool { return os.Getenv("REPLYROCKET_TEST_STRICT") == "1" }
+
+// harness is the per-package server. TestMain sets it once before any test
+// runs and never changes it after, so tests read it without locking.
+var harness struct {
+	serverURL string // an admin connection URL, database "postgres"
+	template  string
+	source    string
+	skip      string // why there is no server
+	admin     *pgxpool.Pool
+}
+
+// Main is the TestMain of a package whose tests use the database.
+func Main(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctx := context.Background()
+	serverURL, source, stop, err := startServer(ctx)
+	if err != nil {
+		harness.skip = err.Error()
+		if Strict() {
+			fmt.Fprintf(os.Stderr, "pgtest: no PostgreSQL for tests and REPLYROCKET_TEST_STRICT=1: %v\n", err)
+			return 1
+		}
+		return m.Run()
+	}
+	defer stop()
+	harness.serverURL, harness.source = serverURL, source
+	if err := prepareTemplate(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "pgtest: prepare template database on %s: %v\n", source, err)
+		return 1
+	}
+	defer dropTemplate(ctx)
+	return m.Run()
+}
+
+func startServer(ctx context.Context) (serverURL, source string, stop func(), err error) {
+	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+		return u, "TEST_DATABASE_URL", func() {}, nil
+	}
+	if dockerAvailable(ctx) {
+		image := os.Getenv("REPLYROCKET_PG_IMAGE")
+		if image == "" {
+			image = DefaultImage
+		}
+		u, stop, err := startContainer(ctx, image)
+		if err != nil {
+			return "", "", nil, fmt.Errorf("testcontainers with image %s: %w", image, err)
+		}
+		return u, "container " + image, stop, nil
+	}
+	dir, err := os.MkdirTemp("", "pgtest-")
+	if err != nil {
+		return "", "", nil, err
+	}
+	cluster, err := pglocal.Start(ctx, pglocal.Options{
+		DataDir:  dir + "/data",
+		Settings: map[string]string{"shared_preload_libraries": "pg_stat_statements"},
+	})
+	if err != nil {
+		os.RemoveAll(dir)
+		if errors.Is(err, pglocal.ErrNoBinaries) {
+			return "", "", nil, errors.New("no TEST_DATABASE_URL, no Docker engine and " + err.Error())
+		}
+		return "", "", nil, fmt.Errorf("local PostgreSQL: %w", err)
+	}
+	return cluster.URL("postgres"), "local binaries", func() {
+		_ = cluster.Stop()
+		os.RemoveAll(dir)
+	}, nil
+}
+
+func prepareTemplate(ctx context.Context) error {
+	admin, err := pgxpool.New(ctx, harness.serverURL)
+	if err != nil {
+		return err
+	}
+	harness.admin = admin
+	harness.template = "replyrocket_tmpl_" + randomSuffix()
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{harness.template}.Sanitize()); err != nil {
+		return fmt.Errorf("create template: %w", err)
+	}
+	tmplURL, err := databaseURL(harness.template)
+	if err != nil {
+		return err
+	}
+	if err := migrate.Up(ctx, tmplURL); err != nil {
+		return err
+	}
+	conn, err := pgx.Connect(ctx, tmplURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	// pg_stat_statements' views need the extension in the database as well
+	// as the library preloaded; hypopg is optional (the monitor falls back).
+	if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"); err != nil {
+		return fmt.Errorf("create extension pg_stat_statements: %w", err)
+	}
+	_, _ = conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS hypopg")
+	return nil
+}
+
+func dropTemplate(ctx context.Context) {
+	if harness.admin == nil {
+		return
+	}
+	_, _ = harness.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{harness.template}.Sanitize()+" WITH (FORCE)")
+	harness.admin.Close()
+}
+
+func databaseURL(name string) (string, error) {
+	u, err := url.Parse(harness.serverURL)
+	if err != nil {
+		return "", fmt.Errorf("parse server url: %w", err)
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
+func randomSuffix() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Source says where the server came from (for logs).
+func Source() string { return harness.source }
+
+// ServerURL is an admin URL of the package's server (database "postgres"),
+// for tests that create databases of their own.
+func ServerURL(t testing.TB) string {
+	t.Helper()
+	requireServer(t)
+	return harness.serverURL
+}
+
+func requireServer(t testing.TB) {
+	t.Helper()
+	if harness.serverURL != "" {
+		return
+	}
+	if harness.skip == "" {
+		t.Fatal("pgtest: no server: call pgtest.Main(m) from TestMain")
+	}
+	if Strict() {
+		t.Fatalf("pgtest: no PostgreSQL (REPLYROCKET_TEST_STRICT=1): %s", harness.skip)
+	}
+	t.Skipf("pgtest: no PostgreSQL: %s", harness.skip)
+}
+
+// NewDatabase creates a fresh database cloned from the migrated template and
+// returns its URL; it is dropped when the test ends.
+func NewDatabase(t testing.TB) string {
+	t.Helper()
+	requireServer(t)
+	return createDatabase(t, harness.template)
+}
+
+func createDatabase(t testing.TB, template string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	name := "t_" + randomSuffix()
+	stmt := "CREATE DATABASE " + pgx.Identifier{name}.Sanitize()
+	if template != "" {
+		stmt += " TEMPLATE " + pgx.Identifier{template}.Sanitize()
+	}
+	if _, err := harness.admin.Exec(ctx, stmt); err != nil {
+		t.Fatalf("pgtest: create database from template: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := harness.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Errorf("pgtest: drop database %s: %v", name, err)
+		}
+	})
+	u, err := databaseURL(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// NewEmptyDatabase creates a database with no migrations applied, for tests
+// of the migrations themselves; it is dropped when the test ends.
+func NewEmptyDatabase(t testing.TB) string {
+	t.Helper()
+	requireServer(t)
+	return createDatabase(t, "")
+}
+
+// NewPool returns a pool on a fresh migrated database, closed when the test
+// ends.
+func NewPool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), NewDatabase(t))
+	if err != nil {
+		t.Fatalf("pgtest: open pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
