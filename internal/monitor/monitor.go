@@ -1,0 +1,302 @@
+// Package monitor is the database monitor behind /db-monitor: health checks
+// read from the catalog, slow statements from pg_stat_statements with time
+// windows from the monitor's own snapshots, per-query latency measured in the
+// application, safe EXPLAIN, index advice verified with hypopg, and table
+// statistics.
+//
+// Every catalog query runs in its own read-only transaction under its own
+// statement_timeout, so a slow catalog never turns the monitor into load on
+// the database it watches.
+package monitor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/replyrocket/replyrocket/internal/querystats"
+)
+
+// Errors the HTTP layer maps to status codes. Their texts are fixed: the
+// monitor never passes database error text to a client, since it could carry
+// data the query touched.
+var (
+	ErrNotFound        = errors.New("no such table")
+	ErrInvalidQuery    = errors.New("invalid query")
+	ErrAnalyzeDisabled = errors.New("EXPLAIN ANALYZE is disabled on this server; set MONITOR_ALLOW_ANALYZE=true to enable it")
+	ErrQueryFailed     = errors.New("the database could not plan or run the query")
+	ErrQueryTimeout    = errors.New("the query did not finish within the monitor's statement timeout")
+	ErrUnavailable     = errors.New("the database did not answer the monitor")
+)
+
+// CacheStats is the caching layer's view the monitor joins with its own
+// figures: query name → hit rate between 0 and 1.
+type CacheStats interface {
+	QueryHitRates() map[string]float64
+}
+
+// Config holds the monitor's settings. Zero fields take the defaults.
+type Config struct {
+	// CatalogTimeout bounds each catalog query.
+	CatalogTimeout time.Duration
+	// ExplainTimeout bounds analyze-query and optimize-query statements.
+	ExplainTimeout time.Duration
+	// LockTimeout bounds how long any monitor statement waits for a lock.
+	LockTimeout time.Duration
+	// AllowAnalyze lets analyze-query run EXPLAIN ANALYZE, which executes
+	// the query (inside a READ ONLY transaction that is rolled back).
+	AllowAnalyze bool
+	// LongQuery is the age at which a running query is flagged.
+	LongQuery time.Duration
+	// SlowMean and SlowCalls define a slow statement: mean time at least
+	// SlowMean over at least SlowCalls calls.
+	SlowMean  time.Duration
+	SlowCalls int64
+	// SnapshotInterval is how often counters are snapshotted; Retention is
+	// how long snapshots are kept (the longest window that can be asked).
+	SnapshotInterval time.Duration
+	Retention        time.Duration
+	// DisableHypoPG forces the pg_stats heuristic for index advice even
+	// where hypopg is installed.
+	DisableHypoPG bool
+	// TopN is how many statements each slow-query ranking lists.
+	TopN int
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.CatalogTimeout, 2*time.Second)
+	def(&c.ExplainTimeout, 5*time.Second)
+	def(&c.LockTimeout, time.Second)
+	def(&c.LongQuery, time.Minute)
+	def(&c.SlowMean, 20*time.Millisecond)
+	def(&c.SnapshotInterval, time.Minute)
+	def(&c.Retention, time.Hour)
+	if c.SlowCalls <= 0 {
+		c.SlowCalls = 100
+	}
+	if c.TopN <= 0 {
+		c.TopN = 20
+	}
+	return c
+}
+
+// ConfigFromEnv reads the MONITOR_* variables; unset ones keep defaults.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	var c Config
+	durations := []struct {
+		name string
+		dst  *time.Duration
+	}{
+		{"MONITOR_CATALOG_TIMEOUT", &c.CatalogTimeout},
+		{"MONITOR_EXPLAIN_TIMEOUT", &c.ExplainTimeout},
+		{"MONITOR_LOCK_TIMEOUT", &c.LockTimeout},
+		{"MONITOR_LONG_QUERY", &c.LongQuery},
+		{"MONITOR_SLOW_MEAN", &c.SlowMean},
+		{"MONITOR_SNAPSHOT_INTERVAL", &c.SnapshotInterval},
+		{"MONITOR_RETENTION", &c.Retention},
+	}
+	for _, d := range durations {
+		v := getenv(d.name)
+		if v == "" {
+			continue
+		}
+		parsed, err := time.ParseDuration(v)
+		if err != nil || parsed <= 0 {
+			return Config{}, fmt.Errorf("%s: want a positive duration such as 5s, got %q", d.name, v)
+		}
+		*d.dst = parsed
+	}
+	bools := []struct {
+		name string
+		dst  *bool
+	}{
+		{"MONITOR_ALLOW_ANALYZE", &c.AllowAnalyze},
+		{"MONITOR_DISABLE_HYPOPG", &c.DisableHypoPG},
+	}
+	for _, b := range bools {
+		v := getenv(b.name)
+		if v == "" {
+			continue
+		}
+		parsed, err := strconv.ParseBool(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("%s: want true or false, got %q", b.name, v)
+		}
+		*b.dst = parsed
+	}
+	if v := getenv("MONITOR_SLOW_CALLS"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return Config{}, fmt.Errorf("MONITOR_SLOW_CALLS: want a positive integer, got %q", v)
+		}
+		c.SlowCalls = n
+	}
+	return c.withDefaults(), nil
+}
+
+// Sources are the application's own figures the monitor reports beside the
+// database's. Both are optional.
+type Sources struct {
+	Tracer *querystats.Tracer
+	Cache  CacheStats
+}
+
+// Monitor answers the /db-monitor endpoints. Close stops its snapshot loop.
+type Monitor struct {
+	pool *pgxpool.Pool
+	cfg  Config
+	src  Sources
+
+	snaps  snapshots
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+// New starts a monitor of pool. It takes a first snapshot at once and then
+// one every cfg.SnapshotInterval until Close.
+func New(pool *pgxpool.Pool, cfg Config, src Sources) *Monitor {
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Monitor{pool: pool, cfg: cfg, src: src, cancel: cancel, done: make(chan struct{})}
+	m.snaps.max = int(cfg.Retention/cfg.SnapshotInterval) + 2
+	go m.loop(ctx)
+	return m
+}
+
+// Config returns the settings in effect.
+func (m *Monitor) Config() Config { return m.cfg }
+
+// Close stops the snapshot loop and waits for it.
+func (m *Monitor) Close() {
+	m.once.Do(m.cancel)
+	<-m.done
+}
+
+func (m *Monitor) loop(ctx context.Context) {
+	defer close(m.done)
+	t := time.NewTicker(m.cfg.SnapshotInterval)
+	defer t.Stop()
+	for {
+		// A failed snapshot only leaves a gap in the history; the next tick
+		// tries again.
+		_ = m.Snapshot(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// readOnly runs fn in a READ ONLY transaction under SET LOCAL statement and
+// lock timeouts, and always rolls it back. It is the one place this package
+// begins a transaction by hand: db.Store.InTx hands its callback sqlc's
+// Querier, not the raw pgx.Tx that catalog queries and EXPLAIN need, and it
+// commits on success — the monitor must never commit anything.
+//
+// after, when not nil, runs on the same connection once the transaction is
+// over, for session state a rollback does not undo (a PREPAREd statement).
+// If it fails the connection is closed rather than returned to the pool
+// carrying that state.
+func (m *Monitor) readOnly(ctx context.Context, timeout time.Duration, fn func(pgx.Tx) error, after ...func(context.Context, *pgx.Conn) error) error {
+	// The client-side deadline is a little later than the server's, so the
+	// server's cancellation (a clean SQLSTATE 57014) normally wins, and a
+	// server that stops answering still cannot hold the caller.
+	ctx, cancel := context.WithTimeout(ctx, timeout+time.Second)
+	defer cancel()
+	conn, err := m.pool.Acquire(ctx)
+	if err != nil {
+		return classify(err)
+	}
+	defer conn.Release()
+	err = m.inReadOnlyTx(ctx, conn.Conn(), timeout, fn)
+	for _, a := range after {
+		cleanCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		aerr := a(cleanCtx, conn.Conn())
+		cancel()
+		if aerr != nil {
+			_ = conn.Conn().Close(cleanCtx)
+			break
+		}
+	}
+	return err
+}
+
+func (m *Monitor) inReadOnlyTx(ctx context.Context, conn *pgx.Conn, timeout time.Duration, fn func(pgx.Tx) error) error {
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return classify(err)
+	}
+	defer func() {
+		// Rolls back even when ctx is already done; bounded so a server that
+		// stopped answering cannot hold the caller.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = tx.Rollback(rctx)
+	}()
+	// Both values are integers formatted here, never client input.
+	setting := fmt.Sprintf("SET LOCAL statement_timeout = %d; SET LOCAL lock_timeout = %d",
+		timeout.Milliseconds(), m.cfg.LockTimeout.Milliseconds())
+	if _, err := tx.Exec(ctx, setting); err != nil {
+		return classify(err)
+	}
+	return fn(tx)
+}
+
+// catalog runs one catalog query under the catalog timeout.
+func (m *Monitor) catalog(ctx context.Context, fn func(pgx.Tx) error) error {
+	return m.readOnly(ctx, m.cfg.CatalogTimeout, fn)
+}
+
+// Error carries a fixed client-safe Kind and, for logs, the error behind it.
+type Error struct {
+	Kind error
+	Err  error
+}
+
+func (e *Error) Error() string {
+	if e.Err == nil {
+		return e.Kind.Error()
+	}
+	return e.Kind.Error() + ": " + e.Err.Error()
+}
+
+// Unwrap exposes the kind to errors.Is and the cause to errors.As.
+func (e *Error) Unwrap() []error { return []error{e.Kind, e.Err} }
+
+// classify turns a driver error into one of the monitor's fixed kinds.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var me *Error
+	if errors.As(err, &me) {
+		return err
+	}
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && (pgErr.Code == "57014" || pgErr.Code == "55P03"):
+		// query_canceled (statement_timeout) and lock_not_available
+		// (lock_timeout) both mean the monitor gave up waiting.
+		return &Error{Kind: ErrQueryTimeout, Err: err}
+	case errors.As(err, &pgErr):
+		return &Error{Kind: ErrQueryFailed, Err: err}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{Kind: ErrQueryTimeout, Err: err}
+	default:
+		return &Error{Kind: ErrUnavailable, Err: err}
+	}
+}
