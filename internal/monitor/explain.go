@@ -186,23 +186,23 @@ func (m *Monitor) explain(ctx context.Context, checked *sqlguard.Checked, args [
 
 // planNode is the part of EXPLAIN's JSON the recommendations read.
 type planNode struct {
-	NodeType         string     `json:"Node Type"`
-	RelationName     string     `json:"Relation Name"`
-	Alias            string     `json:"Alias"`
-	ParentRel        string     `json:"Parent Relationship"`
-	TotalCost        float64    `json:"Total Cost"`
-	PlanRows         float64    `json:"Plan Rows"`
-	ActualRows       *float64   `json:"Actual Rows"`
-	ActualLoops      *float64   `json:"Actual Loops"`
-	Filter           string     `json:"Filter"`
-	RowsRemoved      *float64   `json:"Rows Removed by Filter"`
-	SortSpaceType    string     `json:"Sort Space Type"`
-	SortSpaceUsed    float64    `json:"Sort Space Used"`
-	HashBatches      float64    `json:"Hash Batches"`
-	OrigHashBatches  float64    `json:"Original Hash Batches"`
-	SubplansRemoved  float64    `json:"Subplans Removed"`
-	IndexName        string     `json:"Index Name"`
-	Plans            []planNode `json:"Plans"`
+	NodeType        string     `json:"Node Type"`
+	RelationName    string     `json:"Relation Name"`
+	Alias           string     `json:"Alias"`
+	ParentRel       string     `json:"Parent Relationship"`
+	TotalCost       float64    `json:"Total Cost"`
+	PlanRows        float64    `json:"Plan Rows"`
+	ActualRows      *float64   `json:"Actual Rows"`
+	ActualLoops     *float64   `json:"Actual Loops"`
+	Filter          string     `json:"Filter"`
+	RowsRemoved     *float64   `json:"Rows Removed by Filter"`
+	SortSpaceType   string     `json:"Sort Space Type"`
+	SortSpaceUsed   float64    `json:"Sort Space Used"`
+	HashBatches     float64    `json:"Hash Batches"`
+	OrigHashBatches float64    `json:"Original Hash Batches"`
+	SubplansRemoved float64    `json:"Subplans Removed"`
+	IndexName       string     `json:"Index Name"`
+	Plans           []planNode `json:"Plans"`
 }
 
 type planRoot struct {

@@ -174,7 +174,9 @@ func kindText(err error) string {
 	return ErrQueryFailed.Error()
 }
 
-func ok(msg string, details any) Check { return Check{Status: StatusOK, Message: msg, Details: details} }
+func ok(msg string, details any) Check {
+	return Check{Status: StatusOK, Message: msg, Details: details}
+}
 func warn(msg string, details any) Check {
 	return Check{Status: StatusWarning, Message: msg, Details: details}
 }
