@@ -2,8 +2,11 @@ package db
 
 import (
 	"context"
+	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 func TestNewEmailIDEncodesItsTime(t *testing.T) {
@@ -34,6 +37,22 @@ func TestEmailTimeMatchesSQL(t *testing.T) {
 		if !got.Equal(createdAt) {
 			t.Errorf("uuid7_time(%s) = %v, Go says %v", id, got, createdAt)
 		}
+	}
+
+	// And over many random milliseconds from 1970 to 2200, where floating
+	// point rounding would show if it could.
+	ids := make([]uuid.UUID, 5000)
+	times := make([]time.Time, len(ids))
+	for i := range ids {
+		ms := rand.Int64N(time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli())
+		ids[i], times[i] = NewEmailID(time.UnixMilli(ms))
+	}
+	var mismatches int
+	err := pool.QueryRow(context.Background(),
+		"SELECT count(*) FROM unnest($1::uuid[], $2::timestamptz[]) AS t(id, ts) WHERE uuid7_time(id) <> ts",
+		ids, times).Scan(&mismatches)
+	if err != nil || mismatches != 0 {
+		t.Fatalf("%d of %d ids disagree between Go and SQL (%v)", mismatches, len(ids), err)
 	}
 }
 
