@@ -18,9 +18,11 @@ import (
 
 type docOp struct {
 	Method, Path, Summary, Auth, Body, BodyNote string
-	Params                                      []oaParam
+	Params                                      []docParam
 	Responses                                   []docResp
 }
+
+type docParam struct{ Name, In, Desc string }
 
 type docResp struct{ Code, Desc, Schema string }
 
@@ -65,7 +67,10 @@ var docsHTML = sync.OnceValue(func() []byte {
 	byTag := map[string][]docOp{}
 	for _, r := range routesDoc() {
 		op := operation(r)
-		d := docOp{Method: r.method, Path: r.path, Summary: r.summary, Body: r.body, BodyNote: r.bodyNote, Params: r.params}
+		d := docOp{Method: r.method, Path: r.path, Summary: r.summary, Body: r.body, BodyNote: r.bodyNote}
+		for _, p := range r.params {
+			d.Params = append(d.Params, docParam{Name: p.name, In: p.in, Desc: p.desc})
+		}
 		switch r.auth {
 		case "user":
 			d.Auth = "API key"
