@@ -1,0 +1,334 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	libcache "github.com/eko/gocache/lib/v4/cache"
+	redisstore "github.com/eko/gocache/store/redis/v4"
+	"github.com/redis/go-redis/v9"
+)
+
+// bumpScript increments the versions of some tables and publishes the new
+// values, atomically with reading the epoch: a caller whose epoch differs
+// learns that Redis lost the counters and must resynchronise. The epoch is
+// created on first use (KEYS[1]); ARGV are the candidate epoch, the channel
+// and the table names matching KEYS[2..].
+var bumpScript = redis.NewScript(`
+local e = redis.call('GET', KEYS[1])
+if not e then
+  e = ARGV[1]
+  redis.call('SET', KEYS[1], e)
+end
+local out = {e}
+local msg = e
+for i = 2, #KEYS do
+  local n = redis.call('INCR', KEYS[i])
+  out[i] = n
+  msg = msg .. ' ' .. ARGV[i+1] .. ' ' .. n
+end
+redis.call('PUBLISH', ARGV[2], msg)
+return out
+`)
+
+// syncScript reads the epoch (creating it if absent) and every version in
+// one atomic step, so the snapshot is consistent.
+var syncScript = redis.NewScript(`
+local e = redis.call('GET', KEYS[1])
+if not e then
+  e = ARGV[1]
+  redis.call('SET', KEYS[1], e)
+end
+local out = {e}
+for i = 2, #KEYS do
+  out[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
+end
+return out
+`)
+
+func (c *Cache) startRedis() error {
+	opt, err := redis.ParseURL(c.cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("parse REDIS_URL: %w", err)
+	}
+	t := c.cfg.RedisTimeout
+	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout = t, t, t, t
+	// A retry doubles the time a dead Redis costs a request; the cache fails
+	// open instead, and the subscriber brings it back.
+	opt.MaxRetries = -1
+	opt.ContextTimeoutEnabled = true
+	c.rdb = redis.NewClient(opt)
+	c.l2 = libcache.New[any](redisstore.NewRedis(c.rdb))
+	// The braces are a Redis Cluster hash tag: the scripts touch the epoch
+	// and version keys together, so they must share a slot.
+	base := "{" + c.cfg.Namespace + "}"
+	c.keys = redisKeys{
+		epoch:   base + ":epoch",
+		channel: c.cfg.Namespace + ":invalidate",
+		entries: c.cfg.Namespace + ":c:",
+	}
+	for _, t := range c.tables {
+		c.keys.vers = append(c.keys.vers, base+":v:"+t)
+	}
+	c.epoch.Store(localEpoch())
+	c.resync = make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	c.stop, c.done = cancel, make(chan struct{})
+	go c.subscribe(ctx)
+	return nil
+}
+
+// bumpRedis increments the tables' Redis versions and mirrors the results
+// locally before returning, so this instance never serves an entry older
+// than a write it acknowledged. When Redis fails the cache fails open.
+func (c *Cache) bumpRedis(ctx context.Context, idx []int) {
+	if !c.healthy.Load() {
+		c.failOpen(idx, nil)
+		return
+	}
+	c.syncMu.RLock()
+	defer c.syncMu.RUnlock()
+	// The caller leaving must not skip the bump: its write committed.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.RedisTimeout)
+	defer cancel()
+	epoch, vals, err := c.runBump(ctx, idx)
+	if err != nil {
+		c.failOpen(idx, fmt.Errorf("bump versions: %w", err))
+		return
+	}
+	if epoch != c.epoch.Load() {
+		// Redis lost its counters (restart): versions restarted from zero
+		// and would repeat ones already stamped on entries.
+		c.failOpen(nil, fmt.Errorf("epoch changed from %d to %d", c.epoch.Load(), epoch))
+		return
+	}
+	for k, i := range idx {
+		storeMax(&c.vers[i], vals[k])
+	}
+}
+
+func (c *Cache) runBump(ctx context.Context, idx []int) (uint64, []uint64, error) {
+	keys := make([]string, 0, len(idx)+1)
+	args := make([]any, 0, len(idx)+2)
+	keys = append(keys, c.keys.epoch)
+	args = append(args, strconv.FormatUint(redisEpochCandidate(), 10), c.keys.channel)
+	for _, i := range idx {
+		keys = append(keys, c.keys.vers[i])
+		args = append(args, c.tables[i])
+	}
+	res, err := bumpScript.Run(ctx, c.rdb, keys, args...).Slice()
+	if err != nil {
+		return 0, nil, err
+	}
+	return parseEpochAndInts(res, len(idx))
+}
+
+func parseEpochAndInts(res []any, n int) (uint64, []uint64, error) {
+	if len(res) != n+1 {
+		return 0, nil, fmt.Errorf("script returned %d values, want %d", len(res), n+1)
+	}
+	es, ok := res[0].(string)
+	if !ok {
+		return 0, nil, fmt.Errorf("script returned epoch %T", res[0])
+	}
+	epoch, err := strconv.ParseUint(es, 10, 64)
+	if err != nil {
+		return 0, nil, fmt.Errorf("parse epoch %q: %w", es, err)
+	}
+	vals := make([]uint64, n)
+	for k := range vals {
+		v, ok := res[k+1].(int64)
+		if !ok || v < 0 {
+			return 0, nil, fmt.Errorf("script returned version %v", res[k+1])
+		}
+		vals[k] = uint64(v)
+	}
+	return epoch, vals, nil
+}
+
+// failOpen takes the cache out of service after a Redis failure: reads go
+// to the database until a resync succeeds. A fresh local epoch kills every
+// entry in L1 at once (even ones a read in flight stores later), the tables
+// the failed bump should have invalidated are kept to bump on recovery, and
+// the subscriber is asked to resync.
+func (c *Cache) failOpen(idx []int, cause error) {
+	c.epoch.Store(localEpoch())
+	c.healthy.Store(false)
+	if len(idx) > 0 {
+		c.pendingMu.Lock()
+		for _, i := range idx {
+			c.pending[i] = struct{}{}
+		}
+		c.pendingMu.Unlock()
+	}
+	if cause != nil {
+		c.m.redisErrors.Add(1)
+		c.log.Warn("redis unavailable, cache bypassed until it returns", "err", cause)
+	}
+	select {
+	case c.resync <- struct{}{}:
+	default:
+	}
+}
+
+// redisFailed handles a failed GET or SET of an entry: the caller's own
+// cancellation is not Redis's fault.
+func (c *Cache) redisFailed(ctx context.Context, op string, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	c.failOpen(nil, fmt.Errorf("%s: %w", op, err))
+}
+
+// subscribe receives other instances' bumps until ctx ends. Each
+// (re)subscription resynchronises the versions and flushes L1, since
+// messages may have been missed while the connection was down; a resync
+// asked for by a failed command is retried on every idle tick.
+func (c *Cache) subscribe(ctx context.Context) {
+	defer close(c.done)
+	ps := c.rdb.Subscribe(ctx, c.keys.channel)
+	defer ps.Close()
+	idle := max(c.cfg.RedisTimeout, 50*time.Millisecond)
+	wantSync := true
+	for ctx.Err() == nil {
+		select {
+		case <-c.resync:
+			wantSync = true
+		default:
+		}
+		msg, err := ps.ReceiveTimeout(ctx, idle)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if wantSync || !c.healthy.Load() {
+					wantSync = c.trySync(ctx) != nil
+				}
+				continue
+			}
+			if c.healthy.Load() {
+				c.failOpen(nil, fmt.Errorf("subscription: %w", err))
+			}
+			wantSync = true
+			sleep(ctx, idle)
+			continue
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				wantSync = c.trySync(ctx) != nil
+			}
+		case *redis.Message:
+			if !c.apply(m.Payload) {
+				c.failOpen(nil, errors.New("invalidation from another epoch"))
+				wantSync = true
+			}
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (c *Cache) trySync(ctx context.Context) error {
+	err := c.sync(ctx)
+	if err != nil {
+		c.failOpen(nil, fmt.Errorf("resync: %w", err))
+	}
+	return err
+}
+
+// sync brings the cache back into service: it bumps the tables whose
+// invalidation failed, reads the epoch and every version in one step, and
+// flushes L1 — the order makes a stale entry impossible to validate: every
+// write this instance acknowledged is counted in Redis before the
+// versions are read.
+func (c *Cache) sync(ctx context.Context) error {
+	c.syncMu.Lock()
+	defer c.syncMu.Unlock()
+	c.healthy.Store(false)
+	ctx, cancel := context.WithTimeout(ctx, 4*c.cfg.RedisTimeout)
+	defer cancel()
+	c.pendingMu.Lock()
+	idx := make([]int, 0, len(c.pending))
+	for i := range c.pending {
+		idx = append(idx, i)
+	}
+	c.pendingMu.Unlock()
+	if len(idx) > 0 {
+		if _, _, err := c.runBump(ctx, idx); err != nil {
+			return fmt.Errorf("bump pending tables: %w", err)
+		}
+		c.pendingMu.Lock()
+		for _, i := range idx {
+			delete(c.pending, i)
+		}
+		c.pendingMu.Unlock()
+	}
+	keys := append([]string{c.keys.epoch}, c.keys.vers...)
+	res, err := syncScript.Run(ctx, c.rdb, keys, strconv.FormatUint(redisEpochCandidate(), 10)).Slice()
+	if err != nil {
+		return fmt.Errorf("read versions: %w", err)
+	}
+	epoch, vals, err := parseEpochAndInts(res, len(c.tables))
+	if err != nil {
+		return err
+	}
+	c.epoch.Store(epoch)
+	for i, v := range vals {
+		c.vers[i].Store(v)
+	}
+	if err := c.l1.Clear(ctx); err != nil {
+		return fmt.Errorf("flush L1: %w", err)
+	}
+	c.resyncs.Add(1)
+	c.healthy.Store(true)
+	return nil
+}
+
+// apply mirrors a bump published by any instance (this one included). It
+// reports false for a message from another epoch.
+func (c *Cache) apply(payload string) bool {
+	f := strings.Fields(payload)
+	if len(f) < 1 || len(f)%2 != 1 {
+		c.log.Error("malformed invalidation message", "payload", payload)
+		return true
+	}
+	epoch, err := strconv.ParseUint(f[0], 10, 64)
+	if err != nil {
+		c.log.Error("malformed invalidation epoch", "payload", payload)
+		return true
+	}
+	if epoch != c.epoch.Load() {
+		// While out of service the local epoch is private; the resync
+		// under way will read the versions anyway.
+		return !c.healthy.Load()
+	}
+	for k := 1; k+1 < len(f); k += 2 {
+		i, ok := c.index[f[k]]
+		if !ok {
+			// Another deploy may know tables this one does not.
+			continue
+		}
+		n, err := strconv.ParseUint(f[k+1], 10, 64)
+		if err != nil {
+			c.log.Error("malformed invalidation version", "payload", payload)
+			continue
+		}
+		storeMax(&c.vers[i], n)
+	}
+	return true
+}

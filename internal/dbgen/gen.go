@@ -1,0 +1,681 @@
+package dbgen
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"go/format"
+	"go/types"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/tools/go/packages"
+)
+
+// Config says where the inputs are and what to produce.
+type Config struct {
+	Dir        string // module root; the other paths are relative to it
+	QueriesDir string
+	SchemaDir  string
+	DBPackage  string // package pattern of the sqlc output, e.g. ./db
+	OutPackage string // package name of the generated file
+}
+
+// method is one Querier method joined with its query.
+type method struct {
+	Query
+	Tables
+	arg    types.Type // nil for queries without parameters
+	result types.Type // nil for :exec
+	hash   string
+}
+
+// Generate returns the formatted source of the decorator.
+func Generate(cfg Config) ([]byte, error) {
+	parts := Partitioned{}
+	schemas, err := filepath.Glob(filepath.Join(cfg.Dir, cfg.SchemaDir, "*.sql"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(schemas)
+	for _, f := range schemas {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read schema: %w", err)
+		}
+		if err := ReadSchema(string(src), parts); err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+	}
+	queries, err := ReadQueryDir(filepath.Join(cfg.Dir, cfg.QueriesDir))
+	if err != nil {
+		return nil, err
+	}
+	iface, err := loadQuerier(cfg.Dir, cfg.DBPackage)
+	if err != nil {
+		return nil, err
+	}
+	methods, err := joinMethods(queries, iface, parts)
+	if err != nil {
+		return nil, err
+	}
+	g := newGen(cfg.OutPackage)
+	src, err := g.file(methods)
+	if err != nil {
+		return nil, err
+	}
+	out, err := format.Source(src)
+	if err != nil {
+		return nil, fmt.Errorf("format generated code: %w\n%s", err, src)
+	}
+	return out, nil
+}
+
+func loadQuerier(dir, pattern string) (*types.Interface, error) {
+	pkgs, err := packages.Load(&packages.Config{Mode: packages.NeedName | packages.NeedTypes, Dir: dir}, pattern)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", pattern, err)
+	}
+	if len(pkgs) != 1 {
+		return nil, fmt.Errorf("load %s: got %d packages", pattern, len(pkgs))
+	}
+	if len(pkgs[0].Errors) > 0 {
+		return nil, fmt.Errorf("load %s: %v", pattern, pkgs[0].Errors[0])
+	}
+	obj := pkgs[0].Types.Scope().Lookup("Querier")
+	if obj == nil {
+		return nil, fmt.Errorf("%s has no Querier (sqlc emit_interface)", pattern)
+	}
+	iface, ok := obj.Type().Underlying().(*types.Interface)
+	if !ok {
+		return nil, fmt.Errorf("%s.Querier is not an interface", pattern)
+	}
+	return iface, nil
+}
+
+func joinMethods(queries []Query, iface *types.Interface, parts Partitioned) ([]method, error) {
+	byName := map[string]Query{}
+	for _, q := range queries {
+		if _, dup := byName[q.Name]; dup {
+			return nil, fmt.Errorf("query %s is defined twice", q.Name)
+		}
+		byName[q.Name] = q
+	}
+	var out []method
+	for i := 0; i < iface.NumMethods(); i++ {
+		fn := iface.Method(i)
+		q, ok := byName[fn.Name()]
+		if !ok {
+			return nil, fmt.Errorf("Querier.%s has no query in the SQL files: regenerate with sqlc first", fn.Name())
+		}
+		delete(byName, fn.Name())
+		m := method{Query: q}
+		sig := fn.Type().(*types.Signature)
+		switch sig.Params().Len() {
+		case 1:
+		case 2:
+			m.arg = sig.Params().At(1).Type()
+		default:
+			return nil, fmt.Errorf("%s: unexpected signature %s", fn.Name(), sig)
+		}
+		if sig.Results().Len() == 2 {
+			m.result = sig.Results().At(0).Type()
+		}
+		tables, err := Analyze(q.SQL, parts)
+		if err != nil {
+			return nil, fmt.Errorf("%s (%s): parse SQL: %w", q.Name, q.File, err)
+		}
+		m.Tables = tables
+		if q.Cached {
+			if err := checkCacheable(m); err != nil {
+				return nil, err
+			}
+		}
+		m.hash = schemaHash(q.SQL, m.result)
+		out = append(out, m)
+	}
+	for name := range byName {
+		return nil, fmt.Errorf("query %s is not in db.Querier: regenerate with sqlc first", name)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func checkCacheable(m method) error {
+	switch {
+	case m.Kind != ":one" && m.Kind != ":many":
+		return fmt.Errorf("%s: only :one and :many queries can be cached, not %s", m.Name, m.Kind)
+	case len(m.Writes) > 0:
+		return fmt.Errorf("%s: a query that writes (%s) cannot be cached", m.Name, strings.Join(m.Writes, ", "))
+	case len(m.Reads) == 0:
+		return fmt.Errorf("%s: reads no table, so nothing would ever invalidate it", m.Name)
+	}
+	return nil
+}
+
+// schemaHash changes when the SQL or the result's Go shape does, so new
+// code never decodes entries an old deploy wrote.
+func schemaHash(sql string, result types.Type) string {
+	h := sha256.New()
+	h.Write([]byte(strings.Join(strings.Fields(sql), " ")))
+	h.Write([]byte{0})
+	if result != nil {
+		h.Write([]byte(shape(result, 0)))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+func shape(t types.Type, depth int) string {
+	if depth > 8 {
+		return "…"
+	}
+	switch u := t.(type) {
+	case *types.Named:
+		return types.TypeString(u, nil) + "=" + shape(u.Underlying(), depth+1)
+	case *types.Pointer:
+		return "*" + shape(u.Elem(), depth+1)
+	case *types.Slice:
+		return "[]" + shape(u.Elem(), depth+1)
+	case *types.Struct:
+		var b strings.Builder
+		b.WriteString("struct{")
+		for i := 0; i < u.NumFields(); i++ {
+			f := u.Field(i)
+			fmt.Fprintf(&b, "%s %s;", f.Name(), shape(f.Type(), depth+1))
+		}
+		b.WriteString("}")
+		return b.String()
+	}
+	return types.TypeString(t, nil)
+}
+
+type gen struct {
+	pkg     string
+	imports map[string]string
+	body    bytes.Buffer
+	tmp     int
+	codecs  map[string]string // type string -> codec variable
+	order   []types.Type
+}
+
+func newGen(pkg string) *gen {
+	return &gen{pkg: pkg, imports: map[string]string{}, codecs: map[string]string{}}
+}
+
+func (g *gen) qual(p *types.Package) string {
+	g.imports[p.Path()] = p.Name()
+	return p.Name()
+}
+
+func (g *gen) typ(t types.Type) string { return types.TypeString(t, g.qual) }
+
+func (g *gen) p(format string, args ...any) { fmt.Fprintf(&g.body, format+"\n", args...) }
+
+func (g *gen) file(ms []method) ([]byte, error) {
+	g.imports["context"] = "context"
+	g.imports["time"] = "time"
+	g.imports["github.com/replyrocket/replyrocket/db"] = "db"
+	g.imports["github.com/replyrocket/replyrocket/internal/cache"] = "cache"
+	all := map[string]bool{}
+	for _, m := range ms {
+		for _, t := range append(append([]string{}, m.Reads...), m.Writes...) {
+			all[t] = true
+		}
+	}
+	g.p("// Tables are every table the queries read or write.")
+	g.p("var Tables = %s", strList(sorted(all)))
+	g.p("")
+	g.p("// Queries describe every query: what it reads and writes, and its cache")
+	g.p("// settings (zero TTL: not cached).")
+	g.p("var Queries = []QueryInfo{")
+	for _, m := range ms {
+		g.p("{Name: %q, Kind: %q, Reads: %s, Writes: %s, TTL: %s, SWR: %s},",
+			m.Name, m.Kind, strList(m.Reads), strList(m.Writes), dur(m.TTL), dur(m.SWR))
+	}
+	g.p("}")
+	g.p("")
+	g.p("// queries are the registered cached queries.")
+	g.p("type queries struct {")
+	for _, m := range ms {
+		if m.Cached {
+			g.p("%s *cache.Query", m.Name)
+		}
+	}
+	g.p("}")
+	g.p("")
+	g.p("func (q *queries) register(c *cache.Cache) error {")
+	g.p("var err error")
+	for _, m := range ms {
+		if !m.Cached {
+			continue
+		}
+		g.p("if q.%s, err = c.Register(cache.QuerySpec{Name: %q, Hash: %q, TTL: %s, SWR: %s, Reads: %s}); err != nil { return err }",
+			m.Name, m.Name, m.hash, dur(m.TTL), dur(m.SWR), strList(m.Reads))
+	}
+	g.p("return nil")
+	g.p("}")
+	for _, m := range ms {
+		if err := g.method(m); err != nil {
+			return nil, err
+		}
+	}
+	for i := 0; i < len(g.order); i++ {
+		if err := g.codec(g.order[i]); err != nil {
+			return nil, err
+		}
+	}
+	var head bytes.Buffer
+	head.WriteString("// Code generated by dbgen from queries/*.sql and db.Querier. DO NOT EDIT.\n\n")
+	fmt.Fprintf(&head, "package %s\n\nimport (\n", g.pkg)
+	paths := make([]string, 0, len(g.imports))
+	for p := range g.imports {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	// Standard library first, as goimports groups them.
+	for _, std := range []bool{true, false} {
+		for _, p := range paths {
+			if !strings.Contains(strings.Split(p, "/")[0], ".") == std {
+				fmt.Fprintf(&head, "%q\n", p)
+			}
+		}
+		if std {
+			head.WriteString("\n")
+		}
+	}
+	head.WriteString(")\n\n")
+	head.Write(g.body.Bytes())
+	return head.Bytes(), nil
+}
+
+func (g *gen) method(m method) error {
+	params := "ctx context.Context"
+	call := "ctx"
+	if m.arg != nil {
+		params += ", arg " + g.typ(m.arg)
+		call += ", arg"
+	}
+	res := "error"
+	if m.result != nil {
+		res = "(" + g.typ(m.result) + ", error)"
+	}
+	doc := fmt.Sprintf("// %s reads %s and writes %s.", m.Name, orNone(m.Reads), orNone(m.Writes))
+	switch {
+	case m.Cached:
+		codec, err := g.codecVar(m.result)
+		if err != nil {
+			return fmt.Errorf("%s result: %w", m.Name, err)
+		}
+		keyFn := "key" + m.Name
+		g.p("")
+		g.p("%s Cached for %s.", doc, m.TTL)
+		g.p("func (s *Store) %s(%s) %s {", m.Name, params, res)
+		g.p("var buf [128]byte")
+		g.p("key := %s(append(buf[:0], s.q.%s.Prefix()...)%s)", keyFn, m.Name, argIf(m.arg))
+		g.p("return cache.Read(ctx, s.q.%s, key, &%s, func(ctx context.Context) %s { return s.inner.%s(%s) })",
+			m.Name, codec, res, m.Name, call)
+		g.p("}")
+		g.p("")
+		g.p("func (t *txQuerier) %s(%s) %s {", m.Name, params, res)
+		g.p("t.q.%s.Bypass(ctx)", m.Name)
+		g.p("return t.inner.%s(%s)", m.Name, call)
+		g.p("}")
+		g.p("")
+		g.p("func %s(b []byte%s) []byte {", keyFn, paramIf(m.arg, g))
+		if m.arg != nil {
+			if err := g.enc("arg", m.arg, true); err != nil {
+				return fmt.Errorf("%s argument: %w", m.Name, err)
+			}
+		}
+		g.p("return b")
+		g.p("}")
+	case len(m.Writes) > 0:
+		g.p("")
+		g.p("%s", doc)
+		g.p("func (s *Store) %s(%s) %s {", m.Name, params, res)
+		changed := "true"
+		switch {
+		case m.result == nil:
+			g.p("err := s.inner.%s(%s)", m.Name, call)
+		default:
+			g.p("r, err := s.inner.%s(%s)", m.Name, call)
+			if m.Kind == ":execrows" || m.Kind == ":copyfrom" {
+				changed = "r > 0"
+			}
+		}
+		g.p("s.afterWrite(ctx, %s, err, %s)", changed, strArgs(m.Writes))
+		if m.result == nil {
+			g.p("return err")
+		} else {
+			g.p("return r, err")
+		}
+		g.p("}")
+		g.p("")
+		g.p("func (t *txQuerier) %s(%s) %s {", m.Name, params, res)
+		g.p("t.wrote(%s)", strArgs(m.Writes))
+		g.p("return t.inner.%s(%s)", m.Name, call)
+		g.p("}")
+	default:
+		g.p("")
+		g.p("%s Not cached.", doc)
+		g.p("func (s *Store) %s(%s) %s { return s.inner.%s(%s) }", m.Name, params, res, m.Name, call)
+		g.p("")
+		g.p("func (t *txQuerier) %s(%s) %s { return t.inner.%s(%s) }", m.Name, params, res, m.Name, call)
+	}
+	return nil
+}
+
+// codecVar names the codec of t, queueing it for emission.
+func (g *gen) codecVar(t types.Type) (string, error) {
+	key := types.TypeString(t, nil)
+	if v, ok := g.codecs[key]; ok {
+		return v, nil
+	}
+	name := "codec" + typeIdent(t)
+	for _, v := range g.codecs {
+		if v == name {
+			return "", fmt.Errorf("two result types are both named %s", name)
+		}
+	}
+	g.codecs[key] = name
+	g.order = append(g.order, t)
+	return name, nil
+}
+
+func (g *gen) codec(t types.Type) error {
+	id := typeIdent(t)
+	ts := g.typ(t)
+	clone := "nil"
+	if needsClone(t) {
+		clone = "clone" + id
+	}
+	g.p("")
+	g.p("var codec%s = cache.Codec[%s]{Encode: enc%s, Decode: dec%s, Clone: %s}", id, ts, id, id, clone)
+	g.p("")
+	g.p("func enc%s(b []byte, v %s) []byte {", id, ts)
+	if err := g.enc("v", t, false); err != nil {
+		return fmt.Errorf("encode %s: %w", ts, err)
+	}
+	g.p("return b")
+	g.p("}")
+	g.p("")
+	g.p("func dec%s(d *cache.Decoder) (v %s) {", id, ts)
+	if err := g.dec("v", t); err != nil {
+		return fmt.Errorf("decode %s: %w", ts, err)
+	}
+	g.p("return v")
+	g.p("}")
+	if clone != "nil" {
+		g.p("")
+		g.p("func clone%s(v %s) %s {", id, ts, ts)
+		g.fix("v", t)
+		g.p("return v")
+		g.p("}")
+	}
+	return nil
+}
+
+func (g *gen) next(prefix string) string {
+	g.tmp++
+	return fmt.Sprintf("%s%d", prefix, g.tmp)
+}
+
+func isTime(t types.Type) bool {
+	n, ok := t.(*types.Named)
+	return ok && n.Obj().Pkg() != nil && n.Obj().Pkg().Path() == "time" && n.Obj().Name() == "Time"
+}
+
+func isByte(t types.Type) bool {
+	b, ok := t.Underlying().(*types.Basic)
+	return ok && b.Kind() == types.Byte
+}
+
+// enc emits statements appending the canonical encoding of x (of type t)
+// to b. key selects the key form of times (the instant only).
+func (g *gen) enc(x string, t types.Type, key bool) error {
+	if isTime(t) {
+		if key {
+			g.p("b = cache.AppendTimeKey(b, %s)", x)
+		} else {
+			g.p("b = cache.AppendTime(b, %s)", x)
+		}
+		return nil
+	}
+	switch u := t.Underlying().(type) {
+	case *types.Basic:
+		switch {
+		case u.Kind() == types.Bool:
+			g.p("b = cache.AppendBool(b, bool(%s))", x)
+		case u.Info()&types.IsInteger != 0 && u.Info()&types.IsUnsigned != 0:
+			g.p("b = cache.AppendUint64(b, uint64(%s))", x)
+		case u.Info()&types.IsInteger != 0:
+			g.p("b = cache.AppendInt64(b, int64(%s))", x)
+		case u.Info()&types.IsFloat != 0:
+			g.p("b = cache.AppendFloat64(b, float64(%s))", x)
+		case u.Kind() == types.String:
+			g.p("b = cache.AppendString(b, string(%s))", x)
+		default:
+			return fmt.Errorf("unsupported type %s", t)
+		}
+	case *types.Array:
+		if !isByte(u.Elem()) {
+			return fmt.Errorf("unsupported type %s (only byte arrays)", t)
+		}
+		g.p("b = append(b, %s[:]...)", x)
+	case *types.Pointer:
+		g.p("if %s == nil { b = append(b, 0) } else {", x)
+		g.p("b = append(b, 1)")
+		if err := g.enc("(*"+x+")", u.Elem(), key); err != nil {
+			return err
+		}
+		g.p("}")
+	case *types.Slice:
+		if isByte(u.Elem()) {
+			g.p("b = cache.AppendBytes(b, []byte(%s))", x)
+			return nil
+		}
+		e := g.next("e")
+		g.p("b = cache.AppendLen(b, len(%s), %s == nil)", x, x)
+		g.p("for _, %s := range %s {", e, x)
+		if err := g.enc(e, u.Elem(), key); err != nil {
+			return err
+		}
+		g.p("}")
+	case *types.Struct:
+		for i := 0; i < u.NumFields(); i++ {
+			f := u.Field(i)
+			if err := g.enc(x+"."+f.Name(), f.Type(), key); err != nil {
+				return fmt.Errorf("field %s: %w", f.Name(), err)
+			}
+		}
+	default:
+		return fmt.Errorf("unsupported type %s", t)
+	}
+	return nil
+}
+
+// dec emits statements decoding into the addressable x.
+func (g *gen) dec(x string, t types.Type) error {
+	if isTime(t) {
+		g.p("%s = d.Time()", x)
+		return nil
+	}
+	ts := g.typ(t)
+	switch u := t.Underlying().(type) {
+	case *types.Basic:
+		switch {
+		case u.Kind() == types.Bool:
+			g.p("%s = %s(d.Bool())", x, ts)
+		case u.Info()&types.IsInteger != 0 && u.Info()&types.IsUnsigned != 0:
+			g.p("%s = %s(d.Uint64())", x, ts)
+		case u.Info()&types.IsInteger != 0:
+			g.p("%s = %s(d.Int64())", x, ts)
+		case u.Info()&types.IsFloat != 0:
+			g.p("%s = %s(d.Float64())", x, ts)
+		case u.Kind() == types.String:
+			g.p("%s = %s(d.String())", x, ts)
+		default:
+			return fmt.Errorf("unsupported type %s", t)
+		}
+	case *types.Array:
+		if !isByte(u.Elem()) {
+			return fmt.Errorf("unsupported type %s (only byte arrays)", t)
+		}
+		g.p("d.Fixed(%s[:])", x)
+	case *types.Pointer:
+		v := g.next("p")
+		g.p("if d.Bool() {")
+		g.p("%s := new(%s)", v, g.typ(u.Elem()))
+		if err := g.dec("(*"+v+")", u.Elem()); err != nil {
+			return err
+		}
+		g.p("%s = %s", x, v)
+		g.p("}")
+	case *types.Slice:
+		if isByte(u.Elem()) {
+			g.p("%s = %s(d.Bytes())", x, ts)
+			return nil
+		}
+		n, i := g.next("n"), g.next("i")
+		g.p("if %s := d.Len(); %s >= 0 {", n, n)
+		g.p("%s = make(%s, %s)", x, ts, n)
+		g.p("for %s := range %s {", i, x)
+		if err := g.dec(x+"["+i+"]", u.Elem()); err != nil {
+			return err
+		}
+		g.p("}")
+		g.p("}")
+	case *types.Struct:
+		for i := 0; i < u.NumFields(); i++ {
+			f := u.Field(i)
+			if err := g.dec(x+"."+f.Name(), f.Type()); err != nil {
+				return fmt.Errorf("field %s: %w", f.Name(), err)
+			}
+		}
+	default:
+		return fmt.Errorf("unsupported type %s", t)
+	}
+	return nil
+}
+
+func needsClone(t types.Type) bool {
+	if isTime(t) {
+		return false
+	}
+	switch u := t.Underlying().(type) {
+	case *types.Pointer, *types.Slice:
+		return true
+	case *types.Struct:
+		for i := 0; i < u.NumFields(); i++ {
+			if needsClone(u.Field(i).Type()) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// fix emits statements replacing, in the addressable copy x, every
+// pointer and slice with a copy, so the caller shares nothing with the
+// cache.
+func (g *gen) fix(x string, t types.Type) {
+	if !needsClone(t) {
+		return
+	}
+	switch u := t.Underlying().(type) {
+	case *types.Pointer:
+		v := g.next("p")
+		g.p("if %s != nil {", x)
+		g.p("%s := *%s", v, x)
+		g.fix(v, u.Elem())
+		g.p("%s = &%s", x, v)
+		g.p("}")
+	case *types.Slice:
+		s, i := g.next("s"), g.next("i")
+		g.p("if %s != nil {", x)
+		g.p("%s := make(%s, len(%s))", s, g.typ(t), x)
+		g.p("copy(%s, %s)", s, x)
+		if needsClone(u.Elem()) {
+			g.p("for %s := range %s {", i, s)
+			g.fix(s+"["+i+"]", u.Elem())
+			g.p("}")
+		}
+		g.p("%s = %s", x, s)
+		g.p("}")
+	case *types.Struct:
+		for i := 0; i < u.NumFields(); i++ {
+			f := u.Field(i)
+			g.fix(x+"."+f.Name(), f.Type())
+		}
+	}
+}
+
+// typeIdent turns a type into an identifier fragment: db.Campaign ->
+// Campaign, []db.Campaign -> CampaignSlice, *int64 -> Int64Ptr.
+func typeIdent(t types.Type) string {
+	switch u := t.(type) {
+	case *types.Named:
+		return u.Obj().Name()
+	case *types.Slice:
+		return typeIdent(u.Elem()) + "Slice"
+	case *types.Pointer:
+		return typeIdent(u.Elem()) + "Ptr"
+	case *types.Basic:
+		return strings.ToUpper(u.Name()[:1]) + u.Name()[1:]
+	}
+	return "T"
+}
+
+func strList(s []string) string {
+	if len(s) == 0 {
+		return "nil"
+	}
+	return "[]string{" + strArgs(s) + "}"
+}
+
+func strArgs(s []string) string {
+	q := make([]string, len(s))
+	for i, v := range s {
+		q[i] = fmt.Sprintf("%q", v)
+	}
+	return strings.Join(q, ", ")
+}
+
+func dur(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "0"
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%d * time.Hour", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%d * time.Minute", d/time.Minute)
+	case d%time.Second == 0:
+		return fmt.Sprintf("%d * time.Second", d/time.Second)
+	}
+	return fmt.Sprintf("%d * time.Nanosecond", int64(d))
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "no table"
+	}
+	return strings.Join(s, ", ")
+}
+
+func argIf(arg types.Type) string {
+	if arg == nil {
+		return ""
+	}
+	return ", arg"
+}
+
+func paramIf(arg types.Type, g *gen) string {
+	if arg == nil {
+		return ""
+	}
+	return ", arg " + g.typ(arg)
+}
