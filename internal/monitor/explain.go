@@ -69,7 +69,11 @@ func invalid(reason error) error {
 	return &Error{Kind: ErrInvalidQuery, Err: reason}
 }
 
-var errParamCount = errors.New("the number of params does not match the query's $n placeholders")
+// Refusals of a request's params; fixed texts, safe to show.
+var (
+	ErrParamCount = errors.New("the number of params does not match the query's $n placeholders")
+	ErrParamType  = errors.New("params must be strings, numbers, booleans or null")
+)
 
 // AnalyzeQuery explains one SELECT. See sqlguard for what is accepted; the
 // statement runs in a READ ONLY transaction that is always rolled back,
@@ -84,7 +88,7 @@ func (m *Monitor) AnalyzeQuery(ctx context.Context, req AnalyzeRequest) (*Analys
 	}
 	generic := checked.Params > 0 && len(req.Params) == 0 && !req.Analyze
 	if !generic && len(req.Params) != checked.Params {
-		return nil, invalid(errParamCount)
+		return nil, invalid(ErrParamCount)
 	}
 	args, err := paramArgs(req.Params)
 	if err != nil {
@@ -123,7 +127,7 @@ func paramArgs(params []any) ([]any, error) {
 		case float64, json.Number:
 			args[i] = fmt.Sprint(v)
 		default:
-			return nil, errors.New("params must be strings, numbers, booleans or null")
+			return nil, ErrParamType
 		}
 	}
 	return args, nil

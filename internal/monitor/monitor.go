@@ -300,3 +300,13 @@ func classify(err error) error {
 		return &Error{Kind: ErrUnavailable, Err: err}
 	}
 }
+
+// SQLState is the SQLSTATE code behind a monitor error, or "". Codes name a
+// class of failure and carry none of the data involved.
+func SQLState(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}

@@ -108,6 +108,7 @@ type Performance struct {
 	Checks     []Check           `json:"checks"`
 	Pool       PoolPoint         `json:"pool"`
 	History    []HistoryPoint    `json:"history"`
+	Tables     []TableSize       `json:"tables"`
 	Extensions map[string]any    `json:"extensions"`
 	Links      map[string]string `json:"links"`
 }
@@ -119,10 +120,13 @@ func (m *Monitor) Performance(ctx context.Context) (*Performance, error) {
 		Pool:    m.poolPoint(time.Now()),
 		History: m.History(),
 		Links: map[string]string{
-			"cache":        "/db-monitor/cache",
 			"health":       "/health/db",
 			"slow_queries": "/db-monitor/slow-queries",
 		},
+	}
+	if m.src.Cache != nil {
+		// Only linked when there is a cache: the route exists then.
+		p.Links["cache"] = "/db-monitor/cache"
 	}
 	err := m.catalog(ctx, func(tx pgx.Tx) error {
 		return tx.QueryRow(ctx, `SELECT current_database(), pg_database_size(current_database())`).Scan(&p.Database, &p.SizeBytes)
@@ -154,6 +158,11 @@ func (m *Monitor) Performance(ctx context.Context) (*Performance, error) {
 		res.Name = c.name
 		p.Checks = append(p.Checks, res)
 	}
+	tables, err := m.tableSizes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p.Tables = tables
 	p.Extensions = map[string]any{
 		"pg_stat_statements": m.statementsStatus(ctx),
 		"hypopg":             m.hypoStatus(ctx),
@@ -606,4 +615,42 @@ FROM pg_sequences WHERE last_value IS NOT NULL ORDER BY 4 DESC NULLS LAST LIMIT 
 		return warn(fmt.Sprintf("%d sequences have used over 90 %% of their range: change the column and sequence to bigint before inserts fail", len(near)), list), nil
 	}
 	return ok("no sequence is near exhaustion", list), nil
+}
+
+// TableSize is one table in the overview's size list. A partitioned table
+// counts its partitions' sizes and rows.
+type TableSize struct {
+	Name          string `json:"name"`
+	TotalBytes    int64  `json:"total_bytes"`
+	EstimatedRows int64  `json:"estimated_rows"`
+	Partitions    int    `json:"partitions"`
+}
+
+func (m *Monitor) tableSizes(ctx context.Context) ([]TableSize, error) {
+	list := []TableSize{}
+	err := m.catalog(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+SELECT c.oid::regclass::text,
+       (SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)::int8 FROM pg_partition_tree(c.oid) t),
+       (SELECT coalesce(sum(greatest(x.reltuples, 0)), 0)::int8 FROM pg_partition_tree(c.oid) t
+          JOIN pg_class x ON x.oid = t.relid WHERE t.isleaf),
+       CASE WHEN c.relkind = 'p' THEN (SELECT count(*) FROM pg_partition_tree(c.oid) t WHERE t.isleaf) ELSE 0 END::int
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
+ORDER BY 2 DESC, 1 LIMIT 50`)
+		if err != nil {
+			return err
+		}
+		var t TableSize
+		_, err = pgx.ForEachRow(rows, []any{&t.Name, &t.TotalBytes, &t.EstimatedRows, &t.Partitions}, func() error {
+			list = append(list, t)
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read table sizes: %w", classify(err))
+	}
+	return list, nil
 }

@@ -82,7 +82,7 @@ SELECT c.oid FROM pg_class c WHERE c.oid = to_regclass($1) AND c.relkind IN ('r'
 	oids := []uint32{*oid}
 	var parts []uint32
 	err = m.catalog(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT relid FROM pg_partition_tree($1) WHERE relid <> $1 ORDER BY relid::regclass::text`, *oid)
+		rows, err := tx.Query(ctx, `SELECT relid::oid FROM pg_partition_tree($1) WHERE relid <> $1 ORDER BY relid::regclass::text`, *oid)
 		if err != nil {
 			return err
 		}
@@ -114,6 +114,9 @@ SELECT c.oid FROM pg_class c WHERE c.oid = to_regclass($1) AND c.relkind IN ('r'
 // addTotals sums the leaf partitions' figures into a partitioned table,
 // whose own statistics are empty: PostgreSQL keeps them per partition.
 func (t *TableStat) addTotals() {
+	// ANALYZE gives the parent an estimate of its own; the sum of the
+	// partitions' is what the partition list shows, so it is the one used.
+	t.EstimatedRows = 0
 	for _, p := range t.Partitions {
 		if p.Kind != "table" {
 			continue

@@ -1,0 +1,367 @@
+package monitor
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/internal/pgtest"
+	"github.com/replyrocket/replyrocket/internal/querystats"
+)
+
+func checkByName(t *testing.T, p *Performance, name string) Check {
+	t.Helper()
+	for _, c := range p.Checks {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("no check %q in %+v", name, p.Checks)
+	return Check{}
+}
+
+func TestPerformanceFlagsUnusedDuplicateAndInvalidIndexes(t *testing.T) {
+	t.Parallel()
+	m, pool := newMonitor(t, Config{})
+	seedEmails(t, pool, 500)
+	// Covered by emails_campaign_created_idx (campaign_id, created_at, id).
+	exec(t, pool, "CREATE INDEX emails_campaign_only_idx ON emails (campaign_id)")
+	// Never scanned.
+	exec(t, pool, "CREATE INDEX campaigns_name_idx ON campaigns (name)")
+	// ON ONLY leaves a partitioned index invalid until every partition has
+	// one attached.
+	exec(t, pool, "CREATE INDEX emails_subject_idx ON ONLY emails (subject)")
+
+	p, err := m.Performance(context.Background())
+	if err != nil {
+		t.Fatalf("Performance: %v", err)
+	}
+	for _, c := range p.Checks {
+		if c.Status != StatusOK && c.Status != StatusWarning {
+			t.Errorf("check %s: status %q (%s)", c.Name, c.Status, c.Message)
+		}
+		if c.Message == "" {
+			t.Errorf("check %s has no message", c.Name)
+		}
+	}
+	dup := checkByName(t, p, "duplicate_indexes")
+	if dup.Status != StatusWarning {
+		t.Fatalf("duplicate_indexes: %s %s", dup.Status, dup.Message)
+	}
+	found := false
+	for _, d := range dup.Details.([]DuplicateIndex) {
+		if d.Index == "emails_campaign_only_idx" && d.CoveredBy == "emails_campaign_created_idx" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("duplicate_indexes does not name emails_campaign_only_idx: %+v", dup.Details)
+	}
+	unused := checkByName(t, p, "unused_indexes")
+	names := map[string]bool{}
+	for _, u := range unused.Details.([]UnusedIndex) {
+		names[u.Index] = true
+	}
+	if unused.Status != StatusWarning || !names["campaigns_name_idx"] || !names["emails_campaign_only_idx"] {
+		t.Errorf("unused_indexes %s does not list the new indexes: %v", unused.Status, names)
+	}
+	if names["users_pkey"] || names["users_email_key"] {
+		t.Errorf("unique indexes enforce constraints and must not be called unused: %v", names)
+	}
+	inv := checkByName(t, p, "invalid_indexes")
+	if inv.Status != StatusWarning || !strings.Contains(inv.Message, "invalid") {
+		t.Errorf("invalid_indexes: %s %s", inv.Status, inv.Message)
+	}
+	if p.SizeBytes <= 0 || p.Database == "" {
+		t.Errorf("database %q size %d", p.Database, p.SizeBytes)
+	}
+	var emails *TableSize
+	for i := range p.Tables {
+		if p.Tables[i].Name == "emails" {
+			emails = &p.Tables[i]
+		}
+	}
+	if emails == nil || emails.Partitions < 4 || emails.EstimatedRows != 500 {
+		t.Errorf("tables list emails as %+v, want 4+ partitions and 500 rows", emails)
+	}
+}
+
+func TestPerformanceFlagsLongRunningAndIdleInTransaction(t *testing.T) {
+	t.Parallel()
+	m, pool := newMonitor(t, Config{LongQuery: 200 * time.Millisecond})
+	ctx := context.Background()
+	// A session stuck in a long query, from its own connection.
+	long, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer long.Release()
+	qctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = long.Exec(qctx, "SELECT pg_sleep(30)")
+	}()
+	defer func() { cancel(); <-done }()
+	time.Sleep(600 * time.Millisecond)
+
+	p, err := m.Performance(ctx)
+	if err != nil {
+		t.Fatalf("Performance: %v", err)
+	}
+	c := checkByName(t, p, "long_running_queries")
+	if c.Status != StatusWarning || !strings.Contains(c.Message, "1 queries") {
+		t.Errorf("long_running_queries: %s %s", c.Status, c.Message)
+	}
+}
+
+func TestCatalogTimeoutIsReportedPerCheck(t *testing.T) {
+	t.Parallel()
+	// With a 1 ms catalog timeout the queries give up; the error is the
+	// monitor's fixed timeout kind, not a driver error.
+	m, _ := newMonitor(t, Config{CatalogTimeout: time.Millisecond})
+	_, err := m.Performance(context.Background())
+	if err == nil {
+		return // the machine was fast enough for every query: nothing to check
+	}
+	if !errors.Is(err, ErrQueryTimeout) {
+		t.Fatalf("error %v, want ErrQueryTimeout", err)
+	}
+}
+
+func TestTableStatsListsPartitions(t *testing.T) {
+	t.Parallel()
+	m, pool := newMonitor(t, Config{})
+	seedEmails(t, pool, 1_000)
+	ctx := context.Background()
+	ts, err := m.TableStats(ctx, "emails")
+	if err != nil {
+		t.Fatalf("TableStats: %v", err)
+	}
+	if ts.Kind != "partitioned table" {
+		t.Errorf("kind %q", ts.Kind)
+	}
+	var monthly, defaults int
+	var sumRows int64
+	for _, p := range ts.Partitions {
+		switch {
+		case strings.HasPrefix(p.Name, "emails_p") && strings.HasPrefix(p.Bounds, "FOR VALUES FROM"):
+			monthly++
+		case p.Name == "emails_default" && p.Bounds == "DEFAULT":
+			defaults++
+		default:
+			t.Errorf("unexpected partition %s %q", p.Name, p.Bounds)
+		}
+		if len(p.Indexes) < 2 {
+			t.Errorf("partition %s has %d indexes, want its primary key and campaign index", p.Name, len(p.Indexes))
+		}
+		sumRows += p.EstimatedRows
+	}
+	if monthly < 3 || defaults != 1 {
+		t.Errorf("%d monthly partitions and %d default, want 3+ and 1", monthly, defaults)
+	}
+	if ts.EstimatedRows != 1_000 || sumRows != ts.EstimatedRows {
+		t.Errorf("estimated rows %d (partitions sum %d), want 1000", ts.EstimatedRows, sumRows)
+	}
+	if ts.TotalBytes <= 0 || ts.IndexBytes <= 0 {
+		t.Errorf("sizes total %d index %d", ts.TotalBytes, ts.IndexBytes)
+	}
+	var idx *IndexStat
+	for i := range ts.Indexes {
+		if ts.Indexes[i].Name == "emails_campaign_created_idx" {
+			idx = &ts.Indexes[i]
+		}
+	}
+	if idx == nil || !idx.Valid || idx.SizeBytes <= 0 || !strings.Contains(idx.Definition, "campaign_id, created_at, id") {
+		t.Errorf("emails_campaign_created_idx: %+v", idx)
+	}
+
+	plain, err := m.TableStats(ctx, "campaigns")
+	if err != nil || plain.Kind != "table" || len(plain.Partitions) != 0 || plain.EstimatedRows != 1 {
+		t.Errorf("campaigns: %+v, %v", plain, err)
+	}
+
+	for _, name := range []string{"nope", "emails; DROP TABLE users", `"; DROP TABLE users; --`, "a.b.c.d", "emails_campaign_created_idx", strings.Repeat("x", 400)} {
+		if _, err := m.TableStats(ctx, name); !errors.Is(err, ErrNotFound) {
+			t.Errorf("TableStats(%q) = %v, want ErrNotFound", name, err)
+		}
+	}
+	if _, err := m.TableStats(ctx, "users"); err != nil {
+		t.Errorf("users is gone after the injection attempts: %v", err)
+	}
+}
+
+type fakeCache map[string]float64
+
+func (f fakeCache) QueryHitRates() map[string]float64 { return f }
+
+// tracedPool is a pool on a fresh database whose queries the tracer sees,
+// as cmd/replyrocket wires it.
+func tracedPool(t *testing.T, tr *querystats.Tracer) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.Tracer = tr
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func TestSlowQueriesWindowAndAppLatency(t *testing.T) {
+	t.Parallel()
+	tr := querystats.New()
+	pool := tracedPool(t, tr)
+	m := New(pool, Config{SnapshotInterval: time.Hour, SlowMean: time.Nanosecond, SlowCalls: 5}, Sources{Tracer: tr, Cache: fakeCache{"CountUsers": 0.75, "GetUser": 1}})
+	t.Cleanup(m.Close)
+	ctx := context.Background()
+	q := db.New(pool)
+	run := func(n int) {
+		for i := 0; i < n; i++ {
+			if _, err := q.CountUsers(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	run(10)
+	if err := m.Snapshot(ctx); err != nil {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	run(7)
+
+	find := func(list []Statement) *Statement {
+		for i := range list {
+			if strings.Contains(list[i].Query, "count(*) FROM users") {
+				return &list[i]
+			}
+		}
+		return nil
+	}
+	total, err := m.SlowQueries(ctx, 0)
+	if err != nil {
+		t.Fatalf("SlowQueries: %v", err)
+	}
+	if !total.PgStatStatements.Available {
+		t.Fatalf("pg_stat_statements unavailable: %+v", total.PgStatStatements)
+	}
+	if s := find(total.ByCalls); s == nil || s.Calls != 17 || !s.Slow || s.SharePct <= 0 {
+		t.Fatalf("since reset: CountUsers = %+v, want 17 calls, slow, with a share", s)
+	}
+	win, err := m.SlowQueries(ctx, time.Millisecond)
+	if err != nil {
+		t.Fatalf("SlowQueries(window): %v", err)
+	}
+	if win.Window == nil || win.Window.Seconds <= 0 {
+		t.Fatalf("window %+v", win.Window)
+	}
+	if s := find(win.ByCalls); s == nil || s.Calls != 7 {
+		t.Fatalf("window: CountUsers = %+v, want the 7 calls after the snapshot", s)
+	}
+
+	var count, cachedOnly *AppQuery
+	for i := range win.AppQueries {
+		switch win.AppQueries[i].Name {
+		case "CountUsers":
+			count = &win.AppQueries[i]
+		case "GetUser":
+			cachedOnly = &win.AppQueries[i]
+		}
+	}
+	if count == nil || count.Calls != 17 || count.P99Ms <= 0 || count.CacheHitRate == nil || *count.CacheHitRate != 0.75 {
+		t.Fatalf("app query CountUsers = %+v", count)
+	}
+	if cachedOnly == nil || cachedOnly.Calls != 0 || *cachedOnly.CacheHitRate != 1 {
+		t.Errorf("a query served only from cache is missing: %+v", cachedOnly)
+	}
+}
+
+func TestSlowQueriesWithoutPgStatStatements(t *testing.T) {
+	t.Parallel()
+	tr := querystats.New()
+	pool := tracedPool(t, tr)
+	exec(t, pool, "DROP EXTENSION pg_stat_statements")
+	m := New(pool, Config{SnapshotInterval: time.Hour}, Sources{Tracer: tr})
+	t.Cleanup(m.Close)
+	ctx := context.Background()
+	if _, err := db.New(pool).CountUsers(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.SlowQueries(ctx, time.Hour)
+	if err != nil {
+		t.Fatalf("SlowQueries: %v", err)
+	}
+	if s.PgStatStatements.Available || !strings.Contains(s.PgStatStatements.Enable, "CREATE EXTENSION pg_stat_statements") {
+		t.Errorf("status %+v does not say how to enable it", s.PgStatStatements)
+	}
+	if len(s.AppQueries) == 0 || s.AppQueries[0].Name != "CountUsers" {
+		t.Errorf("app queries %+v, want CountUsers still reported", s.AppQueries)
+	}
+}
+
+func TestHistoryRates(t *testing.T) {
+	t.Parallel()
+	m, pool := newMonitor(t, Config{})
+	seedEmails(t, pool, 200)
+	ctx := context.Background()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	for i := 0; i < 3; i++ {
+		// Backends publish their I/O counters when idle, at most once a
+		// second unless told to flush at once.
+		exec(t, pool, "SELECT 1") // keep the pool's own connection warm
+		if _, err := conn.Exec(ctx, "SELECT count(*) FROM emails"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, "SELECT pg_stat_force_next_flush()"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		if err := m.Snapshot(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := m.History()
+	if len(h) < 3 {
+		t.Fatalf("%d history points, want at least 3", len(h))
+	}
+	last := h[len(h)-1]
+	if last.TableHitRate == nil || *last.TableHitRate <= 0 || *last.TableHitRate > 1 {
+		t.Errorf("last table hit rate %v", last.TableHitRate)
+	}
+	if last.MaxConns <= 0 {
+		t.Errorf("pool max %d", last.MaxConns)
+	}
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	env := map[string]string{"MONITOR_ALLOW_ANALYZE": "true", "MONITOR_EXPLAIN_TIMEOUT": "3s", "MONITOR_SLOW_CALLS": "50"}
+	c, err := ConfigFromEnv(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.AllowAnalyze || c.ExplainTimeout != 3*time.Second || c.SlowCalls != 50 || c.CatalogTimeout != 2*time.Second {
+		t.Errorf("config %+v", c)
+	}
+	for k, v := range map[string]string{"MONITOR_ALLOW_ANALYZE": "maybe", "MONITOR_LONG_QUERY": "-1s", "MONITOR_SLOW_CALLS": "0"} {
+		if _, err := ConfigFromEnv(func(key string) string {
+			if key == k {
+				return v
+			}
+			return ""
+		}); err == nil {
+			t.Errorf("%s=%s accepted", k, v)
+		}
+	}
+}
