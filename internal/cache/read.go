@@ -192,7 +192,7 @@ func getL2[T any](ctx context.Context, q *Query, k string, codec *Codec[T], now 
 	// Refill L1 so the next read on this instance costs no round trip; the
 	// entry keeps its stamps, so it stays exactly as valid as in Redis.
 	ttl := time.Duration(e.hard - now)
-	_ = c.l1.Set(ctx, k, e, store.WithCost(int64(len(raw))), store.WithExpiration(ttl))
+	_ = c.l1.Set(ctx, k, e, store.WithCost(int64(len(raw))), store.WithExpiration(ttl), store.WithSynchronousSet())
 	return e, val, true
 }
 

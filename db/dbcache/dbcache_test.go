@@ -1,0 +1,457 @@
+package dbcache
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/internal/redistest"
+)
+
+// tiers runs a test with L1 only and with L1 + Redis.
+func tiers(t *testing.T, fn func(t *testing.T, redisURL string)) {
+	t.Run("l1", func(t *testing.T) { fn(t, "") })
+	t.Run("l1+redis", func(t *testing.T) { fn(t, redistest.Start(t).URL()) })
+}
+
+func TestReadThroughThenInvalidateOnWrite(t *testing.T) {
+	tiers(t, func(t *testing.T, redisURL string) {
+		pool := newPool(t, nil)
+		f := seed(t, pool, 3)
+		s := newCached(t, pool, redisURL, "t")
+		ctx := context.Background()
+		var got db.GetCampaignSummaryRow
+		read := func(ctx context.Context) (err error) {
+			got, err = s.GetCampaignSummary(ctx, f.summaryArg())
+			return err
+		}
+		if o := outcome(t, read); o != "miss" || got.Total != 3 {
+			t.Fatalf("first read: %s %+v, want miss with 3 emails", o, got)
+		}
+		if o := outcome(t, read); o != "hit" || got.Total != 3 {
+			t.Fatalf("second read: %s %+v, want hit with 3 emails", o, got)
+		}
+		if _, err := s.MarkEmailOpened(ctx, db.MarkEmailOpenedParams{ID: f.emails[0].ID, UserID: f.user.ID}); err != nil {
+			t.Fatal(err)
+		}
+		if o := outcome(t, read); o != "miss" || got.Opened != 1 {
+			t.Fatalf("read after open: %s %+v, want miss with 1 opened", o, got)
+		}
+		insertEmails(t, s, f.campaign.ID, 2)
+		if err := read(ctx); err != nil || got.Total != 5 {
+			t.Fatalf("read after insert: %+v %v, want 5 emails", got, err)
+		}
+		if _, err := s.DeleteCampaign(ctx, db.DeleteCampaignParams{ID: f.campaign.ID, UserID: f.user.ID}); err != nil {
+			t.Fatal(err)
+		}
+		if err := read(ctx); !errors.Is(err, db.ErrNotFound) {
+			t.Fatalf("read after delete: %+v %v, want not found", got, err)
+		}
+	})
+}
+
+func TestWriteThatChangedNothingKeepsEntries(t *testing.T) {
+	pool := newPool(t, nil)
+	f := seed(t, pool, 1)
+	s := newCached(t, pool, "", "t")
+	ctx := context.Background()
+	open := db.MarkEmailOpenedParams{ID: f.emails[0].ID, UserID: f.user.ID}
+	if _, err := s.MarkEmailOpened(ctx, open); err != nil {
+		t.Fatal(err)
+	}
+	read := func(ctx context.Context) error { _, err := s.GetCampaignSummary(ctx, f.summaryArg()); return err }
+	outcome(t, read)
+	// A repeated open matches no row: nothing changed, nothing to invalidate.
+	if _, err := s.MarkEmailOpened(ctx, open); !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("second open: %v, want not found", err)
+	}
+	if o := outcome(t, read); o != "hit" {
+		t.Fatalf("read after a no-op write: %s, want hit", o)
+	}
+}
+
+// TestNoStaleReads checks the central guarantee under concurrency: a read
+// that began after a write was acknowledged reflects that write.
+func TestNoStaleReads(t *testing.T) {
+	tiers(t, func(t *testing.T, redisURL string) {
+		pool := newPool(t, nil)
+		f := seed(t, pool, 0)
+		s := newCached(t, pool, redisURL, "t")
+		ctx := context.Background()
+		const writers, readers, perWriter = 4, 8, 25
+		var inserted, opened atomic.Int64 // acknowledged writes
+		var stale, reads atomic.Int64
+		var wg sync.WaitGroup
+		done := make(chan struct{})
+		for w := 0; w < writers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < perWriter; i++ {
+					rows := insertEmails(t, s, f.campaign.ID, 1)
+					inserted.Add(1)
+					if i%2 == 0 {
+						if _, err := s.MarkEmailOpened(ctx, db.MarkEmailOpenedParams{ID: rows[0].ID, UserID: f.user.ID}); err != nil {
+							t.Error(err)
+							return
+						}
+						opened.Add(1)
+					}
+				}
+			}()
+		}
+		var rg sync.WaitGroup
+		for r := 0; r < readers; r++ {
+			rg.Add(1)
+			go func() {
+				defer rg.Done()
+				for {
+					select {
+					case <-done:
+						return
+					default:
+					}
+					wantTotal, wantOpened := inserted.Load(), opened.Load()
+					sum, err := s.GetCampaignSummary(ctx, f.summaryArg())
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					days, err := s.GetCampaignDailyCounts(ctx, db.GetCampaignDailyCountsParams{
+						CampaignID: f.campaign.ID, Since: time.Now().Add(-48 * time.Hour), Until: time.Now().Add(48 * time.Hour),
+					})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					var daily int64
+					for _, d := range days {
+						daily += d.Count
+					}
+					reads.Add(1)
+					if sum.Total < wantTotal || sum.Opened < wantOpened || daily < wantTotal {
+						stale.Add(1)
+						t.Errorf("stale read: summary %+v, daily %d; acknowledged %d inserted, %d opened", sum, daily, wantTotal, wantOpened)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(done)
+		rg.Wait()
+		snap := s.Cache().Snapshot()
+		t.Logf("%d reads, %d stale; hits %d, misses %d", reads.Load(), stale.Load(), snap.Hits, snap.Misses)
+		final, err := s.GetCampaignSummary(ctx, f.summaryArg())
+		if err != nil || final.Total != writers*perWriter || final.Opened != writers*((perWriter+1)/2) {
+			t.Fatalf("final summary %+v %v", final, err)
+		}
+	})
+}
+
+func TestTransactionReadsOwnWritesAndInvalidatesAfterCommit(t *testing.T) {
+	pool := newPool(t, nil)
+	f := seed(t, pool, 2)
+	s := newCached(t, pool, "", "t")
+	ctx := context.Background()
+	summary := func() db.GetCampaignSummaryRow {
+		t.Helper()
+		r, err := s.GetCampaignSummary(ctx, f.summaryArg())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	summary() // cached: 2
+	invalidations := func() int64 { return s.Cache().Snapshot().Invalidations["emails"] }
+	before := invalidations()
+
+	err := s.InTx(ctx, db.TxOptions{}, func(q db.Querier) error {
+		insertEmails(t, q, f.campaign.ID, 3)
+		inTx := outcome(t, func(ctx context.Context) error {
+			r, err := q.GetCampaignSummary(ctx, f.summaryArg())
+			if err == nil && r.Total != 5 {
+				t.Errorf("inside the transaction: %d emails, want its own 5", r.Total)
+			}
+			return err
+		})
+		if inTx != "bypass" {
+			t.Errorf("read inside the transaction: %s, want bypass", inTx)
+		}
+		if got := summary(); got.Total != 2 {
+			t.Errorf("outside before commit: %d emails, want 2", got.Total)
+		}
+		if invalidations() != before {
+			t.Error("invalidated before commit")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := summary(); got.Total != 5 {
+		t.Fatalf("after commit: %d emails, want 5", got.Total)
+	}
+	if invalidations() != before+1 {
+		t.Fatalf("invalidations of emails: %d, want %d", invalidations(), before+1)
+	}
+
+	rollback := errors.New("roll back")
+	err = s.InTx(ctx, db.TxOptions{}, func(q db.Querier) error {
+		insertEmails(t, q, f.campaign.ID, 1)
+		return rollback
+	})
+	if !errors.Is(err, rollback) {
+		t.Fatalf("InTx: %v", err)
+	}
+	if invalidations() != before+1 {
+		t.Fatal("a rolled back transaction invalidated")
+	}
+	if got := summary(); got.Total != 5 {
+		t.Fatalf("after rollback: %d emails, want 5", got.Total)
+	}
+}
+
+func TestConcurrentMissesRunOneQuery(t *testing.T) {
+	tracer := &queryCounter{name: "GetCampaignSummary", delay: 150 * time.Millisecond}
+	pool := newPool(t, tracer)
+	f := seed(t, pool, 4)
+	s := newCached(t, pool, "", "t")
+
+	// The first caller gives up while the load is still running; it must
+	// not take the shared load down with it.
+	first, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	firstErr := make(chan error, 1)
+	go func() {
+		_, err := s.GetCampaignSummary(first, f.summaryArg())
+		firstErr <- err
+	}()
+	time.Sleep(10 * time.Millisecond)
+	const n = 32
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := s.GetCampaignSummary(context.Background(), f.summaryArg())
+			if err == nil && r.Total != 4 {
+				err = errors.New("wrong total")
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent reader: %v", err)
+		}
+	}
+	if err := <-firstErr; !errors.Is(err, db.ErrTimeout) && !errors.Is(err, db.ErrCanceled) {
+		t.Fatalf("first caller: %v, want its own timeout", err)
+	}
+	if got := tracer.n.Load(); got != 1 {
+		t.Fatalf("%d database queries for %d concurrent misses, want 1", got, n+1)
+	}
+}
+
+func TestResultsAreCopies(t *testing.T) {
+	pool := newPool(t, nil)
+	f := seed(t, pool, 3)
+	s := newCached(t, pool, "", "t")
+	ctx := context.Background()
+	arg := db.GetCampaignDailyCountsParams{CampaignID: f.campaign.ID, Since: time.Now().Add(-time.Hour), Until: time.Now().Add(time.Hour)}
+	a, err := s.GetCampaignDailyCounts(ctx, arg)
+	if err != nil || len(a) != 1 {
+		t.Fatalf("%v %v", a, err)
+	}
+	a[0].Count = 999
+	b, err := s.GetCampaignDailyCounts(ctx, arg)
+	if err != nil || b[0].Count != 3 {
+		t.Fatalf("a caller's change leaked into the cache: %v %v", b, err)
+	}
+}
+
+func TestInvalidateTable(t *testing.T) {
+	pool := newPool(t, nil)
+	f := seed(t, pool, 1)
+	s := newCached(t, pool, "", "t")
+	ctx := context.Background()
+	read := func(ctx context.Context) error { _, err := s.GetCampaignSummary(ctx, f.summaryArg()); return err }
+	outcome(t, read)
+	if err := s.InvalidateTable(ctx, "users"); err != nil {
+		t.Fatal(err)
+	}
+	if o := outcome(t, read); o != "hit" {
+		t.Fatalf("after invalidating a table it does not read: %s, want hit", o)
+	}
+	if err := s.InvalidateTable(ctx, "emails"); err != nil {
+		t.Fatal(err)
+	}
+	if o := outcome(t, read); o != "miss" {
+		t.Fatalf("after invalidating emails: %s, want miss", o)
+	}
+	if err := s.InvalidateTable(ctx, "nope"); err == nil {
+		t.Fatal("unknown table accepted")
+	}
+}
+
+func TestCrossInstanceInvalidation(t *testing.T) {
+	srv := redistest.Start(t)
+	pool := newPool(t, nil)
+	f := seed(t, pool, 2)
+	a := newCached(t, pool, srv.URL(), "x")
+	b := newCached(t, pool, srv.URL(), "x")
+	ctx := context.Background()
+	if _, err := a.GetCampaignSummary(ctx, f.summaryArg()); err != nil {
+		t.Fatal(err)
+	}
+	// B finds A's entry in Redis, then holds it in its own L1.
+	for i, want := range []string{"hit", "hit"} {
+		o := outcome(t, func(ctx context.Context) error { _, err := b.GetCampaignSummary(ctx, f.summaryArg()); return err })
+		if o != want {
+			t.Fatalf("read %d on B: %s, want %s", i, o, want)
+		}
+	}
+	if snap := b.Cache().Snapshot(); snap.Queries[3].HitsL2 != 1 || snap.Queries[3].HitsL1 != 1 {
+		t.Fatalf("B's hits: %+v", snap.Queries[3])
+	}
+	if _, err := a.MarkEmailOpened(ctx, db.MarkEmailOpenedParams{ID: f.emails[0].ID, UserID: f.user.ID}); err != nil {
+		t.Fatal(err)
+	}
+	acked := time.Now()
+	for {
+		r, err := b.GetCampaignSummary(ctx, f.summaryArg())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Opened == 1 {
+			break
+		}
+		if time.Since(acked) > 100*time.Millisecond {
+			t.Fatalf("B still serves the old summary %v after A's write", time.Since(acked))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Logf("B saw A's write %v after it was acknowledged", time.Since(acked))
+}
+
+func TestRedisDownFailsOpenAndRecovers(t *testing.T) {
+	srv := redistest.Start(t)
+	pool := newPool(t, nil)
+	f := seed(t, pool, 2)
+	s := newCached(t, pool, srv.URL(), "t")
+	ctx := context.Background()
+	read := func() (db.GetCampaignSummaryRow, string) {
+		t.Helper()
+		var r db.GetCampaignSummaryRow
+		start := time.Now()
+		o := outcome(t, func(ctx context.Context) (err error) { r, err = s.GetCampaignSummary(ctx, f.summaryArg()); return err })
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("a read took %v with Redis down", d)
+		}
+		return r, o
+	}
+	read()
+	if _, o := read(); o != "hit" {
+		t.Fatalf("before the outage: %s, want hit", o)
+	}
+	srv.Stop()
+	// Writes and reads go on; the write is visible at once.
+	if _, err := s.MarkEmailOpened(ctx, db.MarkEmailOpenedParams{ID: f.emails[0].ID, UserID: f.user.ID}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		r, o := read()
+		if r.Opened != 1 {
+			t.Fatalf("read %d during the outage: %+v (%s), want the write", i, r, o)
+		}
+	}
+	if s.Cache().Ready() {
+		t.Fatal("cache still in service with Redis down")
+	}
+	if s.Cache().Snapshot().Redis.Errors == 0 {
+		t.Fatal("no Redis error counted")
+	}
+	srv.Restart()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.Cache().WaitReady(wctx); err != nil {
+		t.Fatal(err)
+	}
+	read()
+	r, o := read()
+	if o != "hit" || r.Opened != 1 {
+		t.Fatalf("after recovery: %+v %s, want a hit with the write", r, o)
+	}
+}
+
+func TestUndecodableValueIsAMiss(t *testing.T) {
+	srv := redistest.Start(t)
+	pool := newPool(t, nil)
+	f := seed(t, pool, 2)
+	a := newCached(t, pool, srv.URL(), "t")
+	ctx := context.Background()
+	if _, err := a.GetCampaignSummary(ctx, f.summaryArg()); err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	key := string(keyGetCampaignSummary([]byte(a.q.GetCampaignSummary.Prefix()), f.summaryArg()))
+	raw, err := rdb.Get(ctx, key).Bytes()
+	if err != nil {
+		t.Fatalf("entry not in Redis: %v", err)
+	}
+	// Valid envelope and stamps, payload cut short.
+	if err := rdb.Set(ctx, key, raw[:len(raw)-3], time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	b := newCached(t, pool, srv.URL(), "t")
+	var r db.GetCampaignSummaryRow
+	o := outcome(t, func(ctx context.Context) (err error) { r, err = b.GetCampaignSummary(ctx, f.summaryArg()); return err })
+	if o != "miss" || r.Total != 2 {
+		t.Fatalf("read of a corrupt entry: %s %+v, want a miss with 2 emails", o, r)
+	}
+	if n := b.Cache().Snapshot().Queries[3].DecodeErrors; n != 1 {
+		t.Fatalf("decode errors: %d, want 1", n)
+	}
+}
+
+func TestClearRemovesOnlyOwnKeys(t *testing.T) {
+	srv := redistest.Start(t)
+	pool := newPool(t, nil)
+	f := seed(t, pool, 1)
+	s := newCached(t, pool, srv.URL(), "mine")
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	if err := rdb.Set(ctx, "other:key", "keep", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetCampaignSummary(ctx, f.summaryArg()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetCampaign(ctx, db.GetCampaignParams{ID: f.campaign.ID, UserID: f.user.ID}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Cache().Clear(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("Clear removed %d keys (%v), want 2", n, err)
+	}
+	if v, err := rdb.Get(ctx, "other:key").Result(); err != nil || v != "keep" {
+		t.Fatalf("another application's key: %q %v", v, err)
+	}
+	if n, err := rdb.Exists(ctx, "{mine}:epoch").Result(); err != nil || n != 1 {
+		t.Fatalf("the version epoch was removed: %d %v", n, err)
+	}
+	if o := outcome(t, func(ctx context.Context) error { _, err := s.GetCampaignSummary(ctx, f.summaryArg()); return err }); o != "miss" {
+		t.Fatalf("read after Clear: %s, want miss", o)
+	}
+}
