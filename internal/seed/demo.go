@@ -28,7 +28,7 @@ type Demo struct {
 // DemoOptions size the demo data: three campaigns over six months, enough
 // to make every statistic and several partitions non-trivial while loading
 // in about a second.
-var DemoOptions = Options{Users: 1, CampaignsPerUser: 3, EmailsPerCampaign: 2000, Months: 6, UserEmails: []string{DemoEmail}}
+var DemoOptions = Options{Users: 1, CampaignsPerUser: 3, EmailsPerCampaign: 2000, Months: 6, UserEmails: []string{DemoEmail}, UserNames: []string{"Demo User"}}
 
 // EnsureDemo seeds the demo user when the database has no users, and
 // returns a working key for it. Only the key's hash is in the database, so

@@ -33,8 +33,10 @@ type Options struct {
 	Workers int
 	// Now anchors the time range; zero is time.Now.
 	Now time.Time
-	// UserEmails, when given, name the first users (the demo user).
+	// UserEmails and UserNames, when given, name the first users (the
+	// demo user).
 	UserEmails []string
+	UserNames  []string
 	// Seed makes a run repeatable; 0 picks one at random.
 	Seed uint64
 	// Progress, if set, is called with the emails loaded so far, at most a
@@ -101,7 +103,11 @@ func Run(ctx context.Context, store db.Store, pool *pgxpool.Pool, o Options) (Re
 		if i < len(o.UserEmails) {
 			email = o.UserEmails[i]
 		}
-		u, k, err := apikey.CreateUser(ctx, store, email, personName(rand.New(rand.NewPCG(o.Seed, uint64(i)))))
+		name := personName(rand.New(rand.NewPCG(o.Seed, uint64(i))))
+		if i < len(o.UserNames) {
+			name = o.UserNames[i]
+		}
+		u, k, err := apikey.CreateUser(ctx, store, email, name)
 		if err != nil {
 			return res, err
 		}

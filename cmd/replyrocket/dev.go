@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/testcontainers/testcontainers-go"
+	"github.com/testcontainers/testcontainers-go/modules/postgres"
+
+	"github.com/replyrocket/replyrocket/internal/app"
+	"github.com/replyrocket/replyrocket/internal/dockercheck"
+	"github.com/replyrocket/replyrocket/internal/migrate"
+	"github.com/replyrocket/replyrocket/internal/pglocal"
+	"github.com/replyrocket/replyrocket/internal/seed"
+)
+
+// Where dev keeps its state, relative to the working directory.
+const (
+	devDataDir  = ".data"
+	devDatabase = "replyrocket"
+	devImage    = "postgres:16-alpine"
+)
+
+// dev is the newcomer's one command: a database (embedded unless
+// DATABASE_URL is set), the schema, partitions, demo data, and the API.
+func (e env) dev(ctx context.Context, args []string) error {
+	if err := e.flags("dev", args, func(*flag.FlagSet) {}); err != nil {
+		return err
+	}
+	cfg, err := e.config()
+	if err != nil {
+		return err
+	}
+	if cfg.Pool.URL == "" {
+		url, stop, err := e.devDatabase(ctx)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		cfg.Pool.URL = url
+	}
+	if err := migrate.Up(ctx, cfg.Pool.URL); err != nil {
+		return err
+	}
+	log := cfg.Logger(e.stderr)
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.EnsurePartitions(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stderr, "Preparing demo data…")
+	demo, err := seed.EnsureDemo(ctx, a.Store, a.Pool, filepath.Join(devDataDir, "demo-key"))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listen on port %d (set PORT to use another): %w", cfg.Port, err)
+	}
+	e.banner(ln.Addr().(*net.TCPAddr).Port, demo, cfg.AdminKey != "")
+	return a.Serve(ctx, ln)
+}
+
+func (e env) banner(port int, d seed.Demo, admin bool) {
+	base := fmt.Sprintf("http://localhost:%d", port)
+	seeded := "reusing the data in ./.data"
+	if d.Seeded {
+		seeded = "seeded 3 campaigns with 6 000 emails over 6 months"
+	}
+	fmt.Fprintf(e.stdout, "\nReplyRocket dev server on %s (%s)\n\n", base, seeded)
+	fmt.Fprintf(e.stdout, "Demo API key: %s\n\n", d.Key)
+	fmt.Fprintln(e.stdout, "Try:")
+	fmt.Fprintf(e.stdout, "  curl -s -H 'Authorization: Bearer %s' %s/api/v1/me\n", d.Key, base)
+	fmt.Fprintf(e.stdout, "  curl -s -H 'Authorization: Bearer %s' '%s/api/v1/campaigns?limit=5'\n", d.Key, base)
+	fmt.Fprintf(e.stdout, "  curl -s -H 'Authorization: Bearer %s' %s/api/v1/campaigns/%s/summary\n\n", d.Key, base, d.CampaignID)
+	fmt.Fprintf(e.stdout, "API docs: %s/docs   Health: %s/health/db\n", base, base)
+	if !admin {
+		fmt.Fprintln(e.stdout, "Admin routes and /db-monitor are off: set ADMIN_API_KEY to enable them.")
+	}
+	fmt.Fprintln(e.stdout, "Ctrl-C stops the server and the database.")
+}
+
+// devDatabase starts the embedded PostgreSQL from the local binaries into
+// ./.data/postgres (kept between runs), or a throwaway container where there
+// are no binaries but Docker answers, and returns the URL of the
+// application's database in it.
+func (e env) devDatabase(ctx context.Context) (string, func(), error) {
+	cluster, err := pglocal.Start(ctx, pglocal.Options{
+		DataDir:  filepath.Join(devDataDir, "postgres"),
+		Durable:  true,
+		Settings: map[string]string{"shared_preload_libraries": "pg_stat_statements"},
+	})
+	if errors.Is(err, pglocal.ErrNoBinaries) && dockercheck.Available(ctx) {
+		return e.devContainer(ctx)
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("start the embedded PostgreSQL (or set DATABASE_URL): %w", err)
+	}
+	stop := func() {
+		fmt.Fprintln(e.stderr, "Stopping PostgreSQL…")
+		if err := cluster.Stop(); err != nil {
+			fmt.Fprintln(e.stderr, "stop postgres:", err)
+		}
+	}
+	fmt.Fprintf(e.stderr, "PostgreSQL running on 127.0.0.1:%d, data in %s\n", cluster.Port, cluster.DataDir)
+	if err := createDatabase(ctx, cluster.URL("postgres"), devDatabase); err != nil {
+		stop()
+		return "", nil, err
+	}
+	url := cluster.URL(devDatabase)
+	if err := createExtensions(ctx, url); err != nil {
+		stop()
+		return "", nil, err
+	}
+	return url, stop, nil
+}
+
+func (e env) devContainer(ctx context.Context) (string, func(), error) {
+	dockercheck.Configure()
+	fmt.Fprintln(e.stderr, "No local PostgreSQL binaries; starting a container (data is not kept between runs)…")
+	ctr, err := postgres.Run(ctx, devImage,
+		postgres.WithDatabase(devDatabase), postgres.WithUsername("postgres"), postgres.WithPassword("postgres"),
+		testcontainers.WithCmdArgs("-c", "shared_preload_libraries=pg_stat_statements"),
+		postgres.BasicWaitStrategies(), dockercheck.BindLoopback("", "5432/tcp"))
+	if err != nil {
+		if ctr != nil {
+			_ = testcontainers.TerminateContainer(ctr)
+		}
+		return "", nil, fmt.Errorf("start a PostgreSQL container: %w", err)
+	}
+	stop := func() { _ = testcontainers.TerminateContainer(ctr, testcontainers.StopTimeout(10*time.Second)) }
+	url, err := ctr.ConnectionString(ctx, "sslmode=disable")
+	if err == nil {
+		err = createExtensions(ctx, url)
+	}
+	if err != nil {
+		stop()
+		return "", nil, err
+	}
+	return url, stop, nil
+}
+
+func createDatabase(ctx context.Context, serverURL, name string) error {
+	conn, err := pgx.Connect(ctx, serverURL)
+	if err != nil {
+		return fmt.Errorf("connect to the embedded PostgreSQL: %w", err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return fmt.Errorf("look for database %s: %w", name, err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}
+
+// createExtensions adds what the monitor reads; hypopg is optional (the
+// monitor falls back to a heuristic without it).
+func createExtensions(ctx context.Context, url string) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", devDatabase, err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"); err != nil {
+		return fmt.Errorf("create extension pg_stat_statements: %w", err)
+	}
+	_, _ = conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS hypopg")
+	return nil
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/replyrocket/replyrocket/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// cli runs the command in-process against url and returns its stdout.
+func cli(t *testing.T, url string, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	getenv := func(k string) string {
+		if k == "DATABASE_URL" {
+			return url
+		}
+		return ""
+	}
+	err := run(context.Background(), args, getenv, &out, &errOut)
+	return out.String(), err
+}
+
+func mustCLI(t *testing.T, url string, args ...string) string {
+	t.Helper()
+	out, err := cli(t, url, args...)
+	if err != nil {
+		t.Fatalf("replyrocket %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func TestMaintenanceCommands(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+
+	if out := mustCLI(t, url, "migrate", "status"); !strings.Contains(out, "00002_emails.sql") || strings.Contains(out, "pending") {
+		t.Fatalf("migrate status:\n%s", out)
+	}
+	if out := mustCLI(t, url, "migrate", "up"); !strings.Contains(out, "no pending") {
+		t.Fatalf("migrate up:\n%s", out)
+	}
+	mustCLI(t, url, "migrate", "redo")
+
+	if out := mustCLI(t, url, "partitions", "ensure", "--ahead", "2"); strings.Count(out, "created emails_p") != 3 {
+		t.Fatalf("partitions ensure:\n%s", out)
+	}
+	if out := mustCLI(t, url, "partitions", "ensure", "--ahead", "2"); !strings.Contains(out, "already exist") {
+		t.Fatalf("second ensure:\n%s", out)
+	}
+
+	out := mustCLI(t, url, "users", "create", "--email", "grace@example.com", "--name", "Grace")
+	if !regexp.MustCompile(`\n  rr_[A-Za-z0-9_-]{43}\n`).MatchString(out) {
+		t.Fatalf("users create printed no key:\n%s", out)
+	}
+	if _, err := cli(t, url, "users", "create", "--email", "GRACE@example.com", "--name", "Again"); err == nil {
+		t.Fatal("a second user with the same email was created")
+	}
+
+	out = mustCLI(t, url, "seed", "--users", "2", "--campaigns-per-user", "2", "--emails-per-campaign", "300", "--months", "4")
+	if !strings.Contains(out, "Seeded 2 users, 4 campaigns and 1200 emails over 4 months") {
+		t.Fatalf("seed:\n%s", out)
+	}
+	out = mustCLI(t, url, "partitions", "list")
+	if strings.Count(out, "emails_p") < 6 || !strings.Contains(out, "emails_default") {
+		t.Fatalf("partitions list:\n%s", out)
+	}
+	out = mustCLI(t, url, "partitions", "retain", "--older-than", "2")
+	if !strings.Contains(out, "detached (kept as a table)") {
+		t.Fatalf("partitions retain:\n%s", out)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{}, {"nope"}, {"migrate"}, {"migrate", "sideways"}, {"partitions", "shuffle"},
+		{"users", "create", "--email", "a@b.co"}, {"seed", "--users", "x"}, {"serve", "extra"},
+	} {
+		_, err := cli(t, "postgres://unused", args...)
+		if !errors.Is(err, errUsage) {
+			t.Errorf("replyrocket %v: %v, want a usage error", args, err)
+		}
+	}
+	if _, err := cli(t, "", "serve"); err == nil || !strings.Contains(err.Error(), "DATABASE_URL") {
+		t.Fatalf("serve without DATABASE_URL: %v", err)
+	}
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/replyrocket/replyrocket/internal/app"
+	"github.com/replyrocket/replyrocket/internal/migrate"
+)
+
+func (e env) config() (app.Config, error) {
+	cfg, err := app.ConfigFromEnv(e.getenv)
+	if err != nil {
+		return app.Config{}, fmt.Errorf("configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+func (e env) serve(ctx context.Context, args []string) error {
+	var doMigrate bool
+	if err := e.flags("serve", args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&doMigrate, "migrate", false, "apply pending migrations before serving")
+	}); err != nil {
+		return err
+	}
+	cfg, err := e.config()
+	if err != nil {
+		return err
+	}
+	if cfg.Pool.URL == "" {
+		return fmt.Errorf("DATABASE_URL is not set (use `replyrocket dev` for a local database)")
+	}
+	if doMigrate {
+		if err := migrate.Up(ctx, cfg.Pool.URL); err != nil {
+			return err
+		}
+	}
+	return e.runServer(ctx, cfg)
+}
+
+// runServer starts the app on cfg.Port and serves until ctx is done.
+func (e env) runServer(ctx context.Context, cfg app.Config) error {
+	a, err := app.New(ctx, cfg, cfg.Logger(e.stderr))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.EnsurePartitions(ctx); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listen on port %d: %w", cfg.Port, err)
+	}
+	return a.Serve(ctx, ln)
+}

@@ -1,0 +1,119 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/handlers"
+	"github.com/replyrocket/replyrocket/internal/monitor"
+	"github.com/replyrocket/replyrocket/internal/partitions"
+	"github.com/replyrocket/replyrocket/internal/querystats"
+)
+
+// App is a wired server. Close releases what New opened, in reverse order.
+type App struct {
+	Config  Config
+	Log     *slog.Logger
+	Pool    *pgxpool.Pool
+	Store   db.Store
+	Router  *echo.Echo
+	monitor *monitor.Monitor
+	closers []func()
+}
+
+// New opens the pool and builds everything on it. The data flows one way:
+// router → (cache decorator) → store → pgx.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	if cfg.Pool.URL == "" {
+		return nil, errors.New("DATABASE_URL is not set")
+	}
+	a := &App{Config: cfg, Log: log}
+	tracer := querystats.New()
+	pool, err := db.NewPool(ctx, cfg.Pool, tracer)
+	if err != nil {
+		return nil, err
+	}
+	a.Pool = pool
+	a.closers = append(a.closers, pool.Close)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	a.Store = db.NewStore(pool, cfg.Pool.Timeout)
+	a.monitor = monitor.New(pool, cfg.Monitor, monitor.Sources{Tracer: tracer})
+	a.closers = append(a.closers, a.monitor.Close)
+
+	a.Router = handlers.New(handlers.Deps{
+		Store: a.Store, Pool: pool, Log: log, AdminKey: cfg.AdminKey,
+		RequestTimeout: cfg.RequestTimeout, IPExtractor: cfg.IPExtractor(), Registry: reg,
+		AdminRoutes: []func(*echo.Group){
+			func(g *echo.Group) { handlers.RegisterMonitorRoutes(g, a.monitor) },
+		},
+	})
+	return a, nil
+}
+
+// Close releases the monitor and the pool.
+func (a *App) Close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+	a.closers = nil
+}
+
+// EnsurePartitions creates this month's email partition and the configured
+// months ahead, so inserts never land in the DEFAULT partition.
+func (a *App) EnsurePartitions(ctx context.Context) error {
+	created, err := partitions.Ensure(ctx, a.Store, time.Now(), a.Config.PartitionsAhead)
+	if err != nil {
+		return fmt.Errorf("ensure email partitions: %w", err)
+	}
+	if len(created) > 0 {
+		a.Log.Info("created email partitions", "partitions", created)
+	}
+	return nil
+}
+
+// Serve answers on ln until ctx is done, then shuts down gracefully: it
+// stops accepting, lets in-flight requests finish within ShutdownTimeout,
+// and returns. The caller closes the App (and with it the pool) after.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.Router,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.Log.Info("serving", "addr", ln.Addr().String(), "env", a.Config.Env)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	a.Log.Info("shutting down: draining in-flight requests", "timeout", a.Config.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	a.Log.Info("stopped")
+	return nil
+}
