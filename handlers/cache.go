@@ -1,0 +1,98 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/replyrocket/replyrocket/internal/cache"
+)
+
+// HeaderXCache says how a response's cached reads were served: hit, stale,
+// miss or bypass (the least cached of them when there were several).
+const HeaderXCache = "X-Cache"
+
+// CacheHeader is the API middleware that reports X-Cache. The header is set
+// just before the response is written, once the handler's reads ran;
+// responses that made no cached read carry none.
+func CacheHeader() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			ctx, rec := cache.WithRecorder(c.Request().Context())
+			c.SetRequest(c.Request().WithContext(ctx))
+			c.Response().Before(func() {
+				if o := rec.Outcome(); o != cache.OutcomeNone {
+					c.Response().Header().Set(HeaderXCache, o.String())
+				}
+			})
+			return next(c)
+		}
+	}
+}
+
+// RegisterCacheRoutes adds the cache's admin endpoints to g, the admin-only
+// /db-monitor group: GET /cache (figures), DELETE /cache (clear this
+// application's entries), POST /cache/invalidate {"table": "emails"}.
+func RegisterCacheRoutes(g *echo.Group, c *cache.Cache) {
+	h := cacheHandlers{c: c}
+	g.GET("/cache", h.stats)
+	g.DELETE("/cache", h.clear)
+	g.POST("/cache/invalidate", h.invalidate)
+}
+
+type cacheHandlers struct{ c *cache.Cache }
+
+func (h cacheHandlers) stats(c echo.Context) error {
+	return c.JSON(http.StatusOK, h.c.Snapshot())
+}
+
+type clearedJSON struct {
+	// RedisKeysRemoved counts the shared tier's keys; L1 is emptied too.
+	RedisKeysRemoved int64 `json:"redis_keys_removed"`
+}
+
+func (h cacheHandlers) clear(c echo.Context) error {
+	n, err := h.c.Clear(c.Request().Context())
+	if err != nil {
+		p := newProblem(http.StatusServiceUnavailable, "cache-unavailable", "Cache unavailable",
+			"The cache could not be cleared completely; try again.")
+		p.retryAfter = 1
+		p.cause = err
+		return p
+	}
+	return c.JSON(http.StatusOK, clearedJSON{RedisKeysRemoved: n})
+}
+
+type invalidateJSON struct {
+	Table string `json:"table"`
+}
+
+func (h cacheHandlers) invalidate(c echo.Context) error {
+	var req invalidateJSON
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Table == "" {
+		return validationFailed([]FieldError{{Field: "table", Message: "is required"}})
+	}
+	err := h.c.InvalidateTable(c.Request().Context(), req.Table)
+	if errors.Is(err, cache.ErrUnknownTable) {
+		return validationFailed([]FieldError{{Field: "table", Message: "is not a table the cache knows; one of " + joinTables(h.c.Tables())}})
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, req)
+}
+
+func joinTables(ts []string) string {
+	out := ""
+	for i, t := range ts {
+		if i > 0 {
+			out += ", "
+		}
+		out += t
+	}
+	return out
+}

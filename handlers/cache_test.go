@@ -1,0 +1,147 @@
+package handlers
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/replyrocket/replyrocket/db/dbcache"
+	"github.com/replyrocket/replyrocket/internal/cache"
+	"github.com/replyrocket/replyrocket/internal/redistest"
+)
+
+// withCache wires the caching decorator as internal/app does.
+func withCache(t *testing.T, redisURL string) (envOpt, **cache.Cache) {
+	var built *cache.Cache
+	return func(d *Deps) {
+		c, err := dbcache.NewCache(cache.Config{Namespace: "h", RedisURL: redisURL}, prometheus.NewRegistry(), d.Log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := c.WaitReady(ctx); err != nil {
+			t.Fatal(err)
+		}
+		s, err := dbcache.New(d.Store, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Store = s
+		d.APIMiddleware = append(d.APIMiddleware, CacheHeader())
+		d.AdminRoutes = append(d.AdminRoutes, func(g *echo.Group) { RegisterCacheRoutes(g, c) })
+		built = c
+	}, &built
+}
+
+func TestCachedEndpointsSeeEveryWrite(t *testing.T) {
+	for _, tier := range []string{"l1", "l1+redis"} {
+		t.Run(tier, func(t *testing.T) {
+			url := ""
+			if tier != "l1" {
+				url = redistest.Start(t).URL()
+			}
+			opt, _ := withCache(t, url)
+			e := newEnv(t, opt)
+			_, key := e.user()
+			c := e.campaign(key, 3)
+			summary := "/api/v1/campaigns/" + c.ID.String() + "/summary"
+			daily := "/api/v1/campaigns/" + c.ID.String() + "/daily-stats?days=2"
+			stats := "/api/v1/me/statistics"
+			campaign := "/api/v1/campaigns/" + c.ID.String()
+			for _, p := range []string{summary, daily, stats, campaign} {
+				// The campaign itself was read (and cached) by the routes before.
+				if h := e.do("GET", p, key, nil).want(200).Header().Get(HeaderXCache); h != "miss" && p != campaign {
+					t.Fatalf("first GET %s: X-Cache %q, want miss", p, h)
+				}
+				if h := e.do("GET", p, key, nil).want(200).Header().Get(HeaderXCache); h != "hit" {
+					t.Fatalf("second GET %s: X-Cache %q, want hit", p, h)
+				}
+			}
+
+			var list []emailJSON
+			var page struct {
+				Items []emailJSON `json:"items"`
+			}
+			e.do("GET", "/api/v1/campaigns/"+c.ID.String()+"/emails", key, nil).want(200).json(&page)
+			list = page.Items
+			if len(list) == 0 {
+				t.Fatal("no emails listed")
+			}
+			e.do("POST", "/api/v1/emails/"+list[0].ID.String()+"/opened", key, nil).want(200)
+			var sum summaryJSON
+			r := e.do("GET", summary, key, nil).want(200)
+			r.json(&sum)
+			if sum.Opened != 1 || r.Header().Get(HeaderXCache) != "miss" {
+				t.Fatalf("summary after an open: %+v, X-Cache %q", sum, r.Header().Get(HeaderXCache))
+			}
+			var st statisticsJSON
+			e.do("GET", stats, key, nil).want(200).json(&st)
+			if st.Opened != 1 {
+				t.Fatalf("statistics after an open: %+v", st)
+			}
+			e.do("POST", "/api/v1/campaigns/"+c.ID.String()+"/emails", key, map[string]any{"emails": sampleEmails(2)}).want(201)
+			e.do("GET", summary, key, nil).want(200).json(&sum)
+			if sum.Total != 5 {
+				t.Fatalf("summary after a bulk insert: %+v", sum)
+			}
+			var days []dayCountJSON
+			e.do("GET", daily, key, nil).want(200).json(&days)
+			if days[len(days)-1].Count != 5 {
+				t.Fatalf("daily stats after a bulk insert: %+v", days)
+			}
+			e.do("PATCH", campaign, key, map[string]any{"name": "Renamed"}).want(200)
+			var got campaignJSON
+			e.do("GET", campaign, key, nil).want(200).json(&got)
+			if got.Name != "Renamed" {
+				t.Fatalf("campaign after an update: %+v", got)
+			}
+			e.do("DELETE", campaign, key, nil).want(204)
+			e.do("GET", campaign, key, nil).want(404)
+			e.do("GET", summary, key, nil).want(404)
+		})
+	}
+}
+
+func TestCacheAdminRoutes(t *testing.T) {
+	opt, c := withCache(t, redistest.Start(t).URL())
+	e := newEnv(t, opt)
+	_, key := e.user()
+	camp := e.campaign(key, 1)
+	summary := "/api/v1/campaigns/" + camp.ID.String() + "/summary"
+	e.do("GET", summary, key, nil).want(200)
+	e.do("GET", summary, key, nil).want(200)
+
+	e.do("GET", "/db-monitor/cache", "", nil).want(401).problem()
+	var snap cache.Snapshot
+	e.do("GET", "/db-monitor/cache", testAdminKey, nil).want(200).json(&snap)
+	if !snap.Redis.Configured || !snap.Redis.Up || snap.Hits < 1 || snap.L1.Entries < 1 || len(snap.Queries) == 0 {
+		t.Fatalf("snapshot = %+v", snap)
+	}
+	if rates := (*c).QueryHitRates(); rates["GetCampaignSummary"] != 0.5 {
+		t.Fatalf("hit rates = %v, want GetCampaignSummary 0.5", rates)
+	}
+
+	e.do("POST", "/db-monitor/cache/invalidate", testAdminKey, map[string]any{"table": "emails"}).want(200)
+	if h := e.do("GET", summary, key, nil).want(200).Header().Get(HeaderXCache); h != "miss" {
+		t.Fatalf("after invalidating emails: X-Cache %q, want miss", h)
+	}
+	p := e.do("POST", "/db-monitor/cache/invalidate", testAdminKey, map[string]any{"table": "nope"}).want(400).problem()
+	if len(p.Errors) != 1 || p.Errors[0].Field != "table" {
+		t.Fatalf("problem = %+v", p)
+	}
+	e.do("POST", "/db-monitor/cache/invalidate", testAdminKey, map[string]any{}).want(400).problem()
+
+	var cleared clearedJSON
+	e.do("DELETE", "/db-monitor/cache", testAdminKey, nil).want(200).json(&cleared)
+	if cleared.RedisKeysRemoved < 1 {
+		t.Fatalf("cleared = %+v", cleared)
+	}
+	if h := e.do("GET", summary, key, nil).want(200).Header().Get(HeaderXCache); h != "miss" {
+		t.Fatalf("after clearing: X-Cache %q, want miss", h)
+	}
+}
