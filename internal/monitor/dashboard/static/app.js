@@ -15,7 +15,11 @@
 
   async function api(path, options) {
     const key = localStorage.getItem(KEY);
-    if (!key) throw new Error("Enter the admin key to load the monitor.");
+    if (!key) {
+      const err = new Error("Enter the admin key to load the monitor.");
+      err.needKey = true;
+      throw err;
+    }
     const opts = Object.assign({ headers: {} }, options || {});
     opts.headers.Authorization = "Bearer " + key;
     if (opts.body) opts.headers["Content-Type"] = "application/json";
@@ -212,7 +216,7 @@
   }
 
   function show(err) {
-    status(err.message, "error");
+    status(err.message, err.needKey ? "" : "error");
   }
 
   async function refresh() {
