@@ -226,6 +226,7 @@ FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1`)
 SELECT pid, extract(epoch FROM now() - state_change)::float8, coalesce(application_name, ''), coalesce(datname, '')
 FROM pg_stat_activity
 WHERE state LIKE 'idle in transaction%' AND state_change < now() - interval '1 minute'
+  AND datname = current_database()
 ORDER BY state_change LIMIT 20`)
 		if err != nil {
 			return err
@@ -331,7 +332,7 @@ func (m *Monitor) checkLongRunning(ctx context.Context) (Check, error) {
 SELECT pid, extract(epoch FROM now() - query_start)::float8, coalesce(state, ''), left(query, 300)
 FROM pg_stat_activity
 WHERE state IS DISTINCT FROM 'idle' AND backend_type = 'client backend'
-  AND pid <> pg_backend_pid() AND query_start < now() - make_interval(secs => $1)
+  AND datname = current_database() AND pid <> pg_backend_pid() AND query_start < now() - make_interval(secs => $1)
 ORDER BY query_start LIMIT 20`, m.cfg.LongQuery.Seconds())
 		if err != nil {
 			return err
