@@ -63,7 +63,11 @@ func newPool(t testing.TB, tracer pgx.QueryTracer) *pgxpool.Pool {
 // newCached wraps a store on pool in a cache; redisURL empty means L1 only.
 func newCached(t testing.TB, pool *pgxpool.Pool, redisURL, namespace string) *Store {
 	t.Helper()
-	cfg := cache.Config{Namespace: namespace, RedisURL: redisURL, L1MaxBytes: 32 << 20}
+	return newCachedConfig(t, pool, cache.Config{Namespace: namespace, RedisURL: redisURL, L1MaxBytes: 32 << 20})
+}
+
+func newCachedConfig(t testing.TB, pool *pgxpool.Pool, cfg cache.Config) *Store {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	c, err := NewCache(cfg, prometheus.NewRegistry(), log)
 	if err != nil {

@@ -17,6 +17,9 @@ type Config struct {
 	// L1MaxBytes bounds the in-process tier by the encoded size of its
 	// values (CACHE_L1_MAX_BYTES).
 	L1MaxBytes int64
+	// L1Disabled keeps nothing in process: every hit is an L2 hit
+	// (CACHE_L1_DISABLED=1), for instances short of memory.
+	L1Disabled bool
 	// RedisURL enables the shared tier (REDIS_URL); empty means L1 only.
 	RedisURL string
 	// RedisTimeout bounds every Redis dial, read, write and pool wait, so a
@@ -56,6 +59,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("CACHE_DISABLED: %q is not a boolean", v)
 		}
 		cfg.Disabled = b
+	}
+	if v := getenv("CACHE_L1_DISABLED"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("CACHE_L1_DISABLED: %q is not a boolean", v)
+		}
+		cfg.L1Disabled = b
 	}
 	if err := parsePositive(getenv, "CACHE_L1_MAX_BYTES", &cfg.L1MaxBytes); err != nil {
 		return Config{}, err

@@ -159,9 +159,8 @@ func (q *Query) snapshot() QuerySnapshot {
 	qs := QuerySnapshot{
 		Name: q.spec.Name, TTL: q.spec.TTL.String(), Tables: q.spec.Reads,
 		HitsL1: s.hit[tierL1].Load(), HitsL2: s.hit[tierL2].Load(),
-		Stale: s.stale[tierL1].Load() + s.stale[tierL2].Load(),
-		// Without L2 an L1 miss is the final miss; with it, the L2 miss is.
-		Misses:   s.miss[tierL1].Load() - s.hit[tierL2].Load() - s.stale[tierL2].Load(),
+		Stale:    s.stale[tierL1].Load() + s.stale[tierL2].Load(),
+		Misses:   s.misses.Load(),
 		Bypasses: s.bypass.Load(), Loads: s.loads.Load(), DecodeErrors: s.decodeErrors.Load(),
 	}
 	if q.spec.SWR > 0 {

@@ -119,14 +119,16 @@ func Read[T any](ctx context.Context, q *Query, key []byte, codec *Codec[T], loa
 	k := string(key)
 	rec := recorderFrom(ctx)
 	now := time.Now().UnixNano()
-	if v, err := c.l1.Get(ctx, k); err == nil {
-		if e, ok := v.(*entry); ok && now < e.hard && c.current(q, e.epoch, e.stamps) {
-			val, _ := e.val.(T)
-			return serve(ctx, q, tierL1, rec, now, e, k, codec, load, val), nil
+	if !c.cfg.L1Disabled {
+		if v, err := c.l1.Get(ctx, k); err == nil {
+			if e, ok := v.(*entry); ok && now < e.hard && c.current(q, e.epoch, e.stamps) {
+				val, _ := e.val.(T)
+				return serve(ctx, q, tierL1, rec, now, e, k, codec, load, val), nil
+			}
 		}
+		q.stats.miss[tierL1].Add(1)
+		q.prom.miss[tierL1].Inc()
 	}
-	q.stats.miss[tierL1].Add(1)
-	q.prom.miss[tierL1].Inc()
 	if c.l2 != nil {
 		if e, val, ok := getL2(ctx, q, k, codec, now); ok {
 			return serve(ctx, q, tierL2, rec, now, e, k, codec, load, val), nil
@@ -134,6 +136,7 @@ func Read[T any](ctx context.Context, q *Query, key []byte, codec *Codec[T], loa
 		q.stats.miss[tierL2].Add(1)
 		q.prom.miss[tierL2].Inc()
 	}
+	q.stats.misses.Add(1)
 	rec.record(OutcomeMiss)
 	return loadShared(ctx, q, k, codec, load)
 }
@@ -191,6 +194,9 @@ func getL2[T any](ctx context.Context, q *Query, k string, codec *Codec[T], now 
 	e.val = val
 	// Refill L1 so the next read on this instance costs no round trip; the
 	// entry keeps its stamps, so it stays exactly as valid as in Redis.
+	if c.cfg.L1Disabled {
+		return e, val, true
+	}
 	ttl := time.Duration(e.hard - now)
 	_ = c.l1.Set(ctx, k, e, store.WithCost(int64(len(raw))), store.WithExpiration(ttl), store.WithSynchronousSet())
 	return e, val, true
@@ -271,7 +277,9 @@ func storeEntry[T any](ctx context.Context, q *Query, k string, ver version, cod
 	// Cost is the encoded size, so CACHE_L1_MAX_BYTES bounds what L1 holds
 	// in the same bytes Redis does. The synchronous set makes a read right
 	// after a miss a hit, instead of racing ristretto's buffers.
-	_ = c.l1.Set(ctx, k, e, store.WithCost(int64(len(payload)+len(k))), store.WithExpiration(life), store.WithSynchronousSet())
+	if !c.cfg.L1Disabled {
+		_ = c.l1.Set(ctx, k, e, store.WithCost(int64(len(payload)+len(k))), store.WithExpiration(life), store.WithSynchronousSet())
+	}
 	if c.l2 == nil || !c.healthy.Load() {
 		return
 	}
@@ -323,6 +331,7 @@ func decodeEnvelope(b []byte) (*entry, []byte, error) {
 type queryStats struct {
 	hit, miss, stale [2]atomic.Int64
 	bypass           atomic.Int64
+	misses           atomic.Int64 // missed every tier
 	loads, loadNanos atomic.Int64
 	decodeErrors     atomic.Int64
 	discarded        atomic.Int64
