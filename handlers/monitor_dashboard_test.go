@@ -192,14 +192,14 @@ func TestDashboardInBrowser(t *testing.T) {
 		count("#parts tbody tr", &parts),
 		chromedp.Screenshot("#hitchart", &hitPNG, chromedp.ByID),
 		chromedp.Screenshot("#poolchart", &poolPNG, chromedp.ByID),
-		chromedp.FullScreenshot(&pagePNG, 90),
+		chromedp.FullScreenshot(&pagePNG, 100),
 	)
 	if err != nil {
 		t.Fatalf("browser: %v (status %q)", err, statusText)
 	}
-	shot := filepath.Join(t.TempDir(), "dashboard.jpg")
+	shot := filepath.Join(t.TempDir(), "dashboard.png")
 	if dir := os.Getenv("DASHBOARD_SCREENSHOT_DIR"); dir != "" {
-		shot = filepath.Join(dir, "dashboard.jpg")
+		shot = filepath.Join(dir, "dashboard.png")
 	}
 	if err := os.WriteFile(shot, pagePNG, 0o644); err != nil {
 		t.Fatal(err)

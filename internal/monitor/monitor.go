@@ -215,7 +215,7 @@ func (m *Monitor) readOnly(ctx context.Context, timeout time.Duration, fn func(p
 	// The client-side deadline is a little later than the server's, so the
 	// server's cancellation (a clean SQLSTATE 57014) normally wins, and a
 	// server that stops answering still cannot hold the caller.
-	ctx, cancel := context.WithTimeout(ctx, timeout+time.Second)
+	ctx, cancel := context.WithTimeout(querystats.WithoutTracing(ctx), timeout+time.Second)
 	defer cancel()
 	conn, err := m.pool.Acquire(ctx)
 	if err != nil {

@@ -56,6 +56,15 @@ type entry struct {
 
 type startKey struct{}
 
+type skipKey struct{}
+
+// WithoutTracing marks ctx so the tracer ignores the queries run on it. The
+// database monitor uses it: its catalog queries are not the application's
+// and would crowd the per-query figures.
+func WithoutTracing(ctx context.Context) context.Context {
+	return context.WithValue(ctx, skipKey{}, true)
+}
+
 type started struct {
 	name string
 	at   time.Time
@@ -63,6 +72,9 @@ type started struct {
 
 // TraceQueryStart remembers the query name and start time in the context.
 func (t *Tracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	if ctx.Value(skipKey{}) != nil {
+		return ctx
+	}
 	return context.WithValue(ctx, startKey{}, started{name: nameOf(data.SQL), at: t.now()})
 }
 
@@ -74,6 +86,9 @@ func (t *Tracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceQ
 // TraceCopyFromStart is the COPY counterpart of TraceQueryStart. sqlc's
 // :copyfrom methods carry no SQL, so they are named after their table.
 func (t *Tracer) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceCopyFromStartData) context.Context {
+	if ctx.Value(skipKey{}) != nil {
+		return ctx
+	}
 	return context.WithValue(ctx, startKey{}, started{name: "COPY " + data.TableName.Sanitize(), at: t.now()})
 }
 

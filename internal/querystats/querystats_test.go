@@ -1,11 +1,14 @@
 package querystats
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 func TestRecordPercentiles(t *testing.T) {
@@ -53,6 +56,19 @@ func TestNameOf(t *testing.T) {
 	}
 }
 
+func TestWithoutTracing(t *testing.T) {
+	tr := New()
+	start := pgx.TraceQueryStartData{SQL: "-- name: GetCampaign :one\nSELECT 1"}
+	ctx := tr.TraceQueryStart(WithoutTracing(context.Background()), nil, start)
+	tr.TraceQueryEnd(ctx, nil, pgx.TraceQueryEndData{})
+	ctx = tr.TraceQueryStart(context.Background(), nil, start)
+	tr.TraceQueryEnd(ctx, nil, pgx.TraceQueryEndData{Err: errors.New("x")})
+	s := tr.Snapshot()
+	if len(s) != 1 || s[0].Name != "GetCampaign" || s[0].Calls != 1 || s[0].Errors != 1 {
+		t.Fatalf("snapshot %+v, want one traced failing call", s)
+	}
+}
+
 func TestRecordConcurrent(t *testing.T) {
 	tr := New()
 	var wg sync.WaitGroup
@@ -84,6 +100,21 @@ func BenchmarkRecordParallel(b *testing.B) {
 		for pb.Next() {
 			tr.Record(names[i%len(names)], time.Duration(i%5000)*time.Microsecond, nil)
 			i++
+		}
+	})
+}
+
+// BenchmarkTraceQuery is the whole cost the tracer adds to one query: the
+// start hook (name parse, context value) and the end hook (record).
+func BenchmarkTraceQuery(b *testing.B) {
+	tr := New()
+	ctx := context.Background()
+	start := pgx.TraceQueryStartData{SQL: "-- name: GetCampaign :one\nSELECT id FROM campaigns WHERE id = $1"}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			qctx := tr.TraceQueryStart(ctx, nil, start)
+			tr.TraceQueryEnd(qctx, nil, pgx.TraceQueryEndData{})
 		}
 	})
 }
