@@ -139,7 +139,7 @@ func paramArgs(params []any) ([]any, error) {
 // this is how Dexter does it). before, when set, runs first in the same
 // transaction (optimize-query creates its hypothetical indexes there), and
 // cleanup on the connection afterwards.
-func (m *Monitor) explain(ctx context.Context, checked *sqlguard.Checked, args []any, analyze, generic bool, before func(pgx.Tx) error, cleanup ...func(context.Context, *pgx.Conn) error) (json.RawMessage, error) {
+func (m *Monitor) explain(ctx context.Context, checked *sqlguard.Checked, args []any, analyze, generic bool, before func(context.Context, pgx.Tx) error, cleanup ...func(context.Context, *pgx.Conn) error) (json.RawMessage, error) {
 	opts := "FORMAT JSON"
 	if analyze {
 		opts = "ANALYZE, BUFFERS, FORMAT JSON"
@@ -161,9 +161,9 @@ func (m *Monitor) explain(ctx context.Context, checked *sqlguard.Checked, args [
 			return err
 		})
 	}
-	err := m.readOnly(ctx, m.cfg.ExplainTimeout, func(tx pgx.Tx) error {
+	err := m.readOnly(ctx, m.cfg.ExplainTimeout, func(ctx context.Context, tx pgx.Tx) error {
 		if before != nil {
-			if err := before(tx); err != nil {
+			if err := before(ctx, tx); err != nil {
 				return err
 			}
 		}
@@ -253,7 +253,7 @@ func (m *Monitor) relations(ctx context.Context, names []string) (map[string]rel
 	if len(names) == 0 {
 		return out, nil
 	}
-	err := m.catalog(ctx, func(tx pgx.Tx) error {
+	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 SELECT n.name, greatest(c.reltuples, 0)::float8, coalesce(p.relname, ''),
        coalesce((SELECT count(*) FROM pg_inherits i WHERE i.inhparent = p.oid), 0)::int,

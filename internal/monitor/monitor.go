@@ -211,7 +211,7 @@ func (m *Monitor) loop(ctx context.Context) {
 // over, for session state a rollback does not undo (a PREPAREd statement).
 // If it fails the connection is closed rather than returned to the pool
 // carrying that state.
-func (m *Monitor) readOnly(ctx context.Context, timeout time.Duration, fn func(pgx.Tx) error, after ...func(context.Context, *pgx.Conn) error) error {
+func (m *Monitor) readOnly(ctx context.Context, timeout time.Duration, fn func(context.Context, pgx.Tx) error, after ...func(context.Context, *pgx.Conn) error) error {
 	// The client-side deadline is a little later than the server's, so the
 	// server's cancellation (a clean SQLSTATE 57014) normally wins, and a
 	// server that stops answering still cannot hold the caller.
@@ -235,7 +235,7 @@ func (m *Monitor) readOnly(ctx context.Context, timeout time.Duration, fn func(p
 	return err
 }
 
-func (m *Monitor) inReadOnlyTx(ctx context.Context, conn *pgx.Conn, timeout time.Duration, fn func(pgx.Tx) error) error {
+func (m *Monitor) inReadOnlyTx(ctx context.Context, conn *pgx.Conn, timeout time.Duration, fn func(context.Context, pgx.Tx) error) error {
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return classify(err)
@@ -253,11 +253,11 @@ func (m *Monitor) inReadOnlyTx(ctx context.Context, conn *pgx.Conn, timeout time
 	if _, err := tx.Exec(ctx, setting); err != nil {
 		return classify(err)
 	}
-	return fn(tx)
+	return fn(ctx, tx)
 }
 
 // catalog runs one catalog query under the catalog timeout.
-func (m *Monitor) catalog(ctx context.Context, fn func(pgx.Tx) error) error {
+func (m *Monitor) catalog(ctx context.Context, fn func(context.Context, pgx.Tx) error) error {
 	return m.readOnly(ctx, m.cfg.CatalogTimeout, fn)
 }
 

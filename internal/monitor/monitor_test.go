@@ -306,7 +306,11 @@ func TestSlowQueriesWithoutPgStatStatements(t *testing.T) {
 	if s.PgStatStatements.Available || !strings.Contains(s.PgStatStatements.Enable, "CREATE EXTENSION pg_stat_statements") {
 		t.Errorf("status %+v does not say how to enable it", s.PgStatStatements)
 	}
-	if len(s.AppQueries) == 0 || s.AppQueries[0].Name != "CountUsers" {
+	found := false
+	for _, q := range s.AppQueries {
+		found = found || (q.Name == "CountUsers" && q.Calls == 1)
+	}
+	if !found {
 		t.Errorf("app queries %+v, want CountUsers still reported", s.AppQueries)
 	}
 }

@@ -155,7 +155,7 @@ func (m *Monitor) verify(ctx context.Context, checked *sqlguard.Checked, tables 
 	for _, c := range cands {
 		t := byName[c.Table]
 		var hypoNames []string
-		create := func(tx pgx.Tx) error {
+		create := func(ctx context.Context, tx pgx.Tx) error {
 			for _, target := range t.hypoTargets() {
 				var name string
 				// The statement is built from catalog names, quoted.
@@ -210,7 +210,7 @@ func (m *Monitor) verify(ctx context.Context, checked *sqlguard.Checked, tables 
 // explainWithHypo explains with hypothetical indexes made by create, and
 // drops them afterwards: hypopg keeps them for the session, which a
 // rollback does not end.
-func (m *Monitor) explainWithHypo(ctx context.Context, checked *sqlguard.Checked, generic bool, create func(pgx.Tx) error) (json.RawMessage, error) {
+func (m *Monitor) explainWithHypo(ctx context.Context, checked *sqlguard.Checked, generic bool, create func(context.Context, pgx.Tx) error) (json.RawMessage, error) {
 	return m.explain(ctx, checked, nil, false, generic, create, func(ctx context.Context, c *pgx.Conn) error {
 		_, err := c.Exec(ctx, "SELECT hypopg_reset()")
 		return err
@@ -309,7 +309,7 @@ func (m *Monitor) loadTables(ctx context.Context, refs []tableRef) ([]*table, er
 	for i, r := range refs {
 		t := &table{ref: r, columns: map[string]bool{}}
 		found := false
-		err := m.catalog(ctx, func(tx pgx.Tx) error {
+		err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 			var oid *uint32
 			err := tx.QueryRow(ctx, `
 SELECT c.oid, c.oid::regclass::text, c.relkind = 'p', greatest(c.reltuples, 0)::float8
@@ -378,7 +378,7 @@ FROM pg_partition_tree($1) WHERE isleaf ORDER BY 1`, t.oid)
 // hypoStatus says whether hypothetical indexes can be used here.
 func (m *Monitor) hypoStatus(ctx context.Context) ExtensionStatus {
 	var installed, available bool
-	err := m.catalog(ctx, func(tx pgx.Tx) error {
+	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		return tx.QueryRow(ctx, `
 SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hypopg'),
        EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg')`).Scan(&installed, &available)
@@ -467,7 +467,7 @@ func selectivity(s colStat, rows float64) float64 {
 
 func (m *Monitor) columnStats(ctx context.Context, t *table) (map[string]colStat, error) {
 	out := map[string]colStat{}
-	err := m.catalog(ctx, func(tx pgx.Tx) error {
+	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		// A partitioned table's statistics are the inherited ones (ANALYZE
 		// on the parent); a plain table's are not.
 		rows, err := tx.Query(ctx, `

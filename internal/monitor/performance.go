@@ -128,7 +128,7 @@ func (m *Monitor) Performance(ctx context.Context) (*Performance, error) {
 		// Only linked when there is a cache: the route exists then.
 		p.Links["cache"] = "/db-monitor/cache"
 	}
-	err := m.catalog(ctx, func(tx pgx.Tx) error {
+	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		return tx.QueryRow(ctx, `SELECT current_database(), pg_database_size(current_database())`).Scan(&p.Database, &p.SizeBytes)
 	})
 	if err != nil {
@@ -203,7 +203,7 @@ func (m *Monitor) checkConnections(ctx context.Context) (Check, error) {
 		Max               int            `json:"max_connections"`
 		IdleInTransaction []idleTx       `json:"idle_in_transaction"`
 	}{ByState: map[string]int{}, IdleInTransaction: []idleTx{}}
-	err := m.catalog(ctx, func(tx pgx.Tx) error {
+	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `SELECT current_setting('max_connections')::int`).Scan(&d.Max); err != nil {
 			return err
 		}
@@ -268,7 +268,7 @@ func (m *Monitor) checkTransactions(ctx context.Context) (Check, error) {
 		TempBytes  int64      `json:"temp_bytes"`
 		StatsReset *time.Time `json:"stats_reset"`
 	}{}
-	err := m.catalog(ctx, func(tx pgx.Tx) error {
+	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		return tx.QueryRow(ctx, `
 SELECT xact_commit, xact_rollback, deadlocks, temp_files, temp_bytes, stats_reset
 FROM pg_stat_database WHERE datname = current_database()`).
@@ -302,7 +302,7 @@ func (m *Monitor) checkHitRate(what, view, prefix string) func(context.Context) 
 	sql := fmt.Sprintf(`SELECT coalesce(sum(%[2]s_hit), 0)::int8, coalesce(sum(%[2]s_read), 0)::int8 FROM %[1]s`, view, prefix)
 	return func(ctx context.Context) (Check, error) {
 		var hit, read int64
-		err := m.catalog(ctx, func(tx pgx.Tx) error { return tx.QueryRow(ctx, sql).Scan(&hit, &read) })
+		err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error { return tx.QueryRow(ctx, sql).Scan(&hit, &read) })
 		if err != nil {
 			return Check{}, classify(err)
 		}
@@ -327,7 +327,7 @@ func (m *Monitor) checkLongRunning(ctx context.Context) (Check, error) {
 		Query   string  `json:"query"`
 	}
 	list := []q{}
-	err := m.catalog(ctx, func(tx pgx.Tx) error {
+	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 SELECT pid, extract(epoch FROM now() - query_start)::float8, coalesce(state, ''), left(query, 300)
 FROM pg_stat_activity
@@ -365,7 +365,7 @@ func (m *Monitor) checkWraparound(ctx context.Context) (Check, error) {
 		Left     int64  `json:"transactions_left"`
 	}
 	list := []db{}
-	err := m.catalog(ctx, func(tx pgx.Tx) error {
+	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 SELECT datname, age(datfrozenxid)::int8, (2147483647 - age(datfrozenxid))::int8
 FROM pg_database WHERE datallowconn ORDER BY 2 DESC LIMIT 10`)
@@ -398,7 +398,7 @@ func (m *Monitor) checkInvalidIndexes(ctx context.Context) (Check, error) {
 		Table string `json:"table"`
 	}
 	list := []idx{}
-	err := m.catalog(ctx, func(tx pgx.Tx) error {
+	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 SELECT i.indexrelid::regclass::text, i.indrelid::regclass::text
 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -434,7 +434,7 @@ func (m *Monitor) checkUnusedIndexes(ctx context.Context) (Check, error) {
 	list := []UnusedIndex{}
 	// Partitions' indexes are rolled up to the partitioned index they belong
 	// to: the question is whether the index as a whole is used.
-	err := m.catalog(ctx, func(tx pgx.Tx) error {
+	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 SELECT r.root::regclass::text, i.indrelid::regclass::text, sum(pg_relation_size(s.indexrelid))::int8
 FROM pg_stat_user_indexes s
@@ -487,7 +487,7 @@ type DuplicateIndex struct {
 
 func (m *Monitor) checkDuplicateIndexes(ctx context.Context) (Check, error) {
 	var all []indexInfo
-	err := m.catalog(ctx, func(tx pgx.Tx) error {
+	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 SELECT i.indexrelid::regclass::text, i.indrelid::regclass::text, i.indkey::int2[], i.indclass::oid[],
        i.indisunique, i.indisprimary,
@@ -580,7 +580,7 @@ func (m *Monitor) checkSequences(ctx context.Context) (Check, error) {
 		Used     float64 `json:"used"`
 	}
 	list := []seq{}
-	err := m.catalog(ctx, func(tx pgx.Tx) error {
+	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		// last_value is NULL for sequences never used or not readable by
 		// this role; both are skipped.
 		rows, err := tx.Query(ctx, `
@@ -629,7 +629,7 @@ type TableSize struct {
 
 func (m *Monitor) tableSizes(ctx context.Context) ([]TableSize, error) {
 	list := []TableSize{}
-	err := m.catalog(ctx, func(tx pgx.Tx) error {
+	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 SELECT c.oid::regclass::text,
        (SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)::int8 FROM pg_partition_tree(c.oid) t),

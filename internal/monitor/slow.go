@@ -112,7 +112,7 @@ func (m *Monitor) Snapshot(ctx context.Context) error {
 
 func (m *Monitor) readIO(ctx context.Context) (ioCounters, error) {
 	var io ioCounters
-	err := m.catalog(ctx, func(tx pgx.Tx) error {
+	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		return tx.QueryRow(ctx, `
 SELECT (SELECT coalesce(sum(heap_blks_hit), 0)::int8 FROM pg_statio_user_tables),
        (SELECT coalesce(sum(heap_blks_read), 0)::int8 FROM pg_statio_user_tables),
@@ -134,7 +134,7 @@ type ExtensionStatus struct {
 func (m *Monitor) statementsStatus(ctx context.Context) ExtensionStatus {
 	var preload string
 	var installed bool
-	err := m.catalog(ctx, func(tx pgx.Tx) error {
+	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		return tx.QueryRow(ctx, `
 SELECT current_setting('shared_preload_libraries'),
        EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')`).Scan(&preload, &installed)
@@ -180,7 +180,7 @@ func (m *Monitor) readStatements(ctx context.Context, text bool) ([]stmtRow, err
 FROM pg_stat_statements(` + fmt.Sprint(text) + `)
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())`
 	var out []stmtRow
-	err := m.catalog(ctx, func(tx pgx.Tx) error {
+	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, sql)
 		if err != nil {
 			return err

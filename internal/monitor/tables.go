@@ -64,7 +64,7 @@ func (m *Monitor) TableStats(ctx context.Context, name string) (*TableStat, erro
 		return nil, &Error{Kind: ErrNotFound}
 	}
 	var oid *uint32
-	err := m.catalog(ctx, func(tx pgx.Tx) error {
+	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		return tx.QueryRow(ctx, `
 SELECT c.oid FROM pg_class c WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p')`, name).Scan(&oid)
 	})
@@ -81,7 +81,7 @@ SELECT c.oid FROM pg_class c WHERE c.oid = to_regclass($1) AND c.relkind IN ('r'
 	}
 	oids := []uint32{*oid}
 	var parts []uint32
-	err = m.catalog(ctx, func(tx pgx.Tx) error {
+	err = m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT relid::oid FROM pg_partition_tree($1) WHERE relid <> $1 ORDER BY relid::regclass::text`, *oid)
 		if err != nil {
 			return err
@@ -138,7 +138,7 @@ func (t *TableStat) addTotals() {
 
 func (m *Monitor) relationStats(ctx context.Context, oids []uint32) (map[uint32]*TableStat, error) {
 	out := make(map[uint32]*TableStat, len(oids))
-	err := m.catalog(ctx, func(tx pgx.Tx) error {
+	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 SELECT c.oid, c.oid::regclass::text,
        CASE c.relkind WHEN 'p' THEN 'partitioned table' ELSE 'table' END,
@@ -181,7 +181,7 @@ WHERE c.oid = ANY($1::oid[])`, oids)
 }
 
 func (m *Monitor) attachIndexes(ctx context.Context, oids []uint32, stats map[uint32]*TableStat) error {
-	err := m.catalog(ctx, func(tx pgx.Tx) error {
+	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		// A partitioned index has no storage or scans of its own: its size
 		// and scans are those of its partitions' indexes.
 		rows, err := tx.Query(ctx, `
