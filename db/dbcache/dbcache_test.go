@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/internal/cache"
 	"github.com/replyrocket/replyrocket/internal/redistest"
 )
 
@@ -347,7 +348,7 @@ func TestRedisDownFailsOpenAndRecovers(t *testing.T) {
 	srv := redistest.Start(t)
 	pool := newPool(t, nil)
 	f := seed(t, pool, 2)
-	s := newCached(t, pool, srv.URL(), "t")
+	s := newCachedConfig(t, pool, cache.Config{Namespace: "t", RedisURL: srv.URL()})
 	ctx := context.Background()
 	read := func() (db.GetCampaignSummaryRow, string) {
 		t.Helper()

@@ -63,7 +63,10 @@ func newPool(t testing.TB, tracer pgx.QueryTracer) *pgxpool.Pool {
 // newCached wraps a store on pool in a cache; redisURL empty means L1 only.
 func newCached(t testing.TB, pool *pgxpool.Pool, redisURL, namespace string) *Store {
 	t.Helper()
-	return newCachedConfig(t, pool, cache.Config{Namespace: namespace, RedisURL: redisURL, L1MaxBytes: 32 << 20})
+	// A generous Redis timeout: a loaded test machine must not flip the
+	// cache out of service in tests that expect hits. The fail-open test
+	// uses the default.
+	return newCachedConfig(t, pool, cache.Config{Namespace: namespace, RedisURL: redisURL, L1MaxBytes: 32 << 20, RedisTimeout: time.Second})
 }
 
 func newCachedConfig(t testing.TB, pool *pgxpool.Pool, cfg cache.Config) *Store {

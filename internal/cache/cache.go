@@ -178,9 +178,10 @@ func (c *Cache) RedisEnabled() bool { return c.rdb != nil }
 // as long as Redis answers.
 func (c *Cache) Ready() bool { return c.healthy.Load() && !c.cfg.Disabled }
 
-// WaitReady waits until Ready or ctx ends.
+// WaitReady waits until Ready or ctx ends; a disabled cache has nothing
+// to wait for.
 func (c *Cache) WaitReady(ctx context.Context) error {
-	for !c.Ready() {
+	for !c.Ready() && !c.cfg.Disabled {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("wait for cache: %w", ctx.Err())
@@ -222,13 +223,15 @@ func (c *Cache) Clear(ctx context.Context) (removed int64, err error) {
 	if c.rdb == nil {
 		return 0, nil
 	}
-	iter := c.rdb.Scan(ctx, 0, c.keys.entries+"*", 500).Iterator()
+	// An admin action may take longer than the per-request Redis timeout.
+	rdb := c.rdb.WithTimeout(max(c.cfg.RedisTimeout, 5*time.Second))
+	iter := rdb.Scan(ctx, 0, c.keys.entries+"*", 500).Iterator()
 	batch := make([]string, 0, 500)
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		n, err := c.rdb.Unlink(ctx, batch...).Result()
+		n, err := rdb.Unlink(ctx, batch...).Result()
 		removed += n
 		batch = batch[:0]
 		return err

@@ -1,0 +1,264 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/replyrocket/replyrocket/internal/redistest"
+)
+
+// These tests drive the runtime with a plain function as the loader; the
+// database side is tested through the generated decorator in db/dbcache.
+
+var int64Codec = Codec[int64]{
+	Encode: func(b []byte, v int64) []byte { return AppendInt64(b, v) },
+	Decode: func(d *Decoder) int64 { return d.Int64() },
+}
+
+type counter struct{ n atomic.Int64 }
+
+// load returns how many times it ran, so a test sees whether a read reached
+// the "database".
+func (c *counter) load(context.Context) (int64, error) { return c.n.Add(1), nil }
+
+func newTestCache(t *testing.T, cfg Config) *Cache {
+	t.Helper()
+	if cfg.Namespace == "" {
+		cfg.Namespace = "test"
+	}
+	c, err := New(cfg, Options{Tables: []string{"emails", "users"}, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func register(t *testing.T, c *Cache, spec QuerySpec) *Query {
+	t.Helper()
+	q, err := c.Register(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+func read(t *testing.T, q *Query, load func(context.Context) (int64, error)) (int64, Outcome) {
+	t.Helper()
+	ctx, rec := WithRecorder(context.Background())
+	v, err := Read(ctx, q, []byte(q.Prefix()+"k"), &int64Codec, load)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, rec.Outcome()
+}
+
+func TestStaleWhileRevalidate(t *testing.T) {
+	c := newTestCache(t, Config{})
+	q := register(t, c, QuerySpec{Name: "Q", Hash: "h", TTL: 30 * time.Millisecond, SWR: time.Minute, Reads: []string{"emails"}})
+	var db counter
+	if v, o := read(t, q, db.load); v != 1 || o != OutcomeMiss {
+		t.Fatalf("first read: %d %s", v, o)
+	}
+	time.Sleep(40 * time.Millisecond)
+	if v, o := read(t, q, db.load); v != 1 || o != OutcomeStale {
+		t.Fatalf("read past the TTL: %d %s, want the stale 1", v, o)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v, o := read(t, q, db.load)
+		if v == 2 && o == OutcomeHit {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no background refresh: %d %s", v, o)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// A stale entry is still an entry: an invalidation kills it too.
+	time.Sleep(40 * time.Millisecond)
+	if err := c.InvalidateTable(context.Background(), "emails"); err != nil {
+		t.Fatal(err)
+	}
+	if _, o := read(t, q, db.load); o != OutcomeMiss {
+		t.Fatalf("read of an invalidated stale entry: %s, want miss", o)
+	}
+}
+
+func TestErrorsAreNotCached(t *testing.T) {
+	c := newTestCache(t, Config{})
+	q := register(t, c, QuerySpec{Name: "Q", Hash: "h", TTL: time.Minute, Reads: []string{"users"}})
+	boom := errors.New("boom")
+	_, err := Read(context.Background(), q, []byte(q.Prefix()), &int64Codec, func(context.Context) (int64, error) { return 0, boom })
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v", err)
+	}
+	var db counter
+	if v, o := read(t, q, db.load); v != 1 || o != OutcomeMiss {
+		t.Fatalf("read after an error: %d %s, want a fresh load", v, o)
+	}
+}
+
+func TestDisabledBypasses(t *testing.T) {
+	c := newTestCache(t, Config{Disabled: true})
+	q := register(t, c, QuerySpec{Name: "Q", Hash: "h", TTL: time.Minute, Reads: []string{"users"}})
+	var db counter
+	read(t, q, db.load)
+	if v, o := read(t, q, db.load); v != 2 || o != OutcomeBypass {
+		t.Fatalf("%d %s, want a bypass to the second load", v, o)
+	}
+}
+
+func TestRegisterRejectsUnknownTables(t *testing.T) {
+	c := newTestCache(t, Config{})
+	if _, err := c.Register(QuerySpec{Name: "Q", TTL: time.Minute, Reads: []string{"nope"}}); !errors.Is(err, ErrUnknownTable) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestRedisLosingItsCountersInvalidates restarts Redis empty: the version
+// counters start again from zero, and without the epoch an entry stamped
+// with an old count could validate again after as many new writes.
+func TestRedisLosingItsCountersInvalidates(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newTestCache(t, Config{RedisURL: srv.URL()})
+	q := register(t, c, QuerySpec{Name: "Q", Hash: "h", TTL: time.Minute, Reads: []string{"emails"}})
+	var db counter
+	read(t, q, db.load)
+	if _, o := read(t, q, db.load); o != OutcomeHit {
+		t.Fatalf("second read: %s", o)
+	}
+	srv.Restart()
+	// A write right after the restart: its bump finds a new epoch.
+	if err := c.InvalidateTable(context.Background(), "emails"); err != nil {
+		t.Fatal(err)
+	}
+	v, o := read(t, q, db.load)
+	if v != 2 {
+		t.Fatalf("read after the write: %d %s, want a fresh load", v, o)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	read(t, q, db.load)
+	if _, o := read(t, q, db.load); o != OutcomeHit {
+		t.Fatalf("after recovery: %s, want hit", o)
+	}
+}
+
+func TestMetricsExported(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c, err := New(Config{Namespace: "m"}, Options{Tables: []string{"emails"}, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	q := register(t, c, QuerySpec{Name: "Q", Hash: "h", TTL: time.Minute, Reads: []string{"emails"}})
+	var db counter
+	read(t, q, db.load)
+	read(t, q, db.load)
+	if err := c.InvalidateTable(context.Background(), "emails"); err != nil {
+		t.Fatal(err)
+	}
+	want := `
+# HELP replyrocket_cache_lookups_total Annotated reads by query, tier (l1, l2, none for bypass) and result (hit, miss, stale, bypass).
+# TYPE replyrocket_cache_lookups_total counter
+replyrocket_cache_lookups_total{query="Q",result="bypass",tier="none"} 0
+replyrocket_cache_lookups_total{query="Q",result="hit",tier="l1"} 1
+replyrocket_cache_lookups_total{query="Q",result="hit",tier="l2"} 0
+replyrocket_cache_lookups_total{query="Q",result="miss",tier="l1"} 1
+replyrocket_cache_lookups_total{query="Q",result="miss",tier="l2"} 0
+replyrocket_cache_lookups_total{query="Q",result="stale",tier="l1"} 0
+replyrocket_cache_lookups_total{query="Q",result="stale",tier="l2"} 0
+# HELP replyrocket_cache_invalidations_total Table invalidations made by this instance, by table.
+# TYPE replyrocket_cache_invalidations_total counter
+replyrocket_cache_invalidations_total{table="emails"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "replyrocket_cache_lookups_total", "replyrocket_cache_invalidations_total"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "replyrocket_cache_entries", "replyrocket_cache_bytes", "replyrocket_cache_load_duration_seconds"); err != nil || n != 3 {
+		t.Fatalf("gauges and histogram: %d series, %v", n, err)
+	}
+	if r := c.QueryHitRates()["Q"]; r != 0.5 {
+		t.Fatalf("hit rate %v, want 0.5", r)
+	}
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+	cfg, err := ConfigFromEnv(env(nil))
+	if err != nil || cfg.Namespace != DefaultNamespace || cfg.L1MaxBytes != DefaultL1MaxBytes || cfg.RedisTimeout != DefaultRedisTimeout || cfg.RedisURL != "" {
+		t.Fatalf("defaults: %+v %v", cfg, err)
+	}
+	cfg, err = ConfigFromEnv(env(map[string]string{
+		"REDIS_URL": "redis://127.0.0.1:6379/0", "CACHE_NAMESPACE": "rr", "CACHE_L1_MAX_BYTES": "1048576",
+		"CACHE_REDIS_TIMEOUT": "20", "CACHE_LOAD_TIMEOUT": "5", "CACHE_DISABLED": "false", "CACHE_L1_DISABLED": "true",
+	}))
+	if err != nil || cfg.Namespace != "rr" || cfg.L1MaxBytes != 1<<20 || cfg.RedisTimeout != 20*time.Millisecond ||
+		cfg.LoadTimeout != 5*time.Second || cfg.Disabled || !cfg.L1Disabled || cfg.RedisURL == "" {
+		t.Fatalf("set: %+v %v", cfg, err)
+	}
+	for _, bad := range []map[string]string{
+		{"CACHE_L1_MAX_BYTES": "-1"}, {"CACHE_REDIS_TIMEOUT": "fast"}, {"CACHE_DISABLED": "maybe"}, {"CACHE_LOAD_TIMEOUT": "0"},
+	} {
+		if _, err := ConfigFromEnv(env(bad)); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}
+
+func TestDecoderRejectsCorruption(t *testing.T) {
+	good := AppendString(AppendInt64(nil, 7), "hello")
+	for n := 0; n < len(good); n++ {
+		d := NewDecoder(good[:n])
+		d.Int64()
+		_ = d.String()
+		if d.Err() == nil {
+			t.Errorf("%d of %d bytes decoded without error", n, len(good))
+		}
+	}
+	d := NewDecoder(append(good, 0))
+	d.Int64()
+	_ = d.String()
+	if d.Err() == nil {
+		t.Error("trailing byte accepted")
+	}
+	if _, _, err := decodeEnvelope([]byte{9, 1, 2}); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("bad envelope: %v", err)
+	}
+}
+
+func TestRecorderKeepsLeastCached(t *testing.T) {
+	for _, tt := range []struct {
+		in   []Outcome
+		want Outcome
+	}{
+		{nil, OutcomeNone},
+		{[]Outcome{OutcomeHit, OutcomeHit}, OutcomeHit},
+		{[]Outcome{OutcomeHit, OutcomeMiss, OutcomeStale}, OutcomeMiss},
+		{[]Outcome{OutcomeBypass, OutcomeHit}, OutcomeBypass},
+	} {
+		_, r := WithRecorder(context.Background())
+		for _, o := range tt.in {
+			r.record(o)
+		}
+		if r.Outcome() != tt.want {
+			t.Errorf("%v -> %s, want %s", tt.in, r.Outcome(), tt.want)
+		}
+	}
+}
