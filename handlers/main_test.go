@@ -29,7 +29,7 @@ const testAdminKey = "test-admin-key-0123456789"
 // env is a router on a fresh database, as the binary wires it minus the
 // cache (whose package tests it through this same router).
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	e     *echo.Echo
 	pool  *pgxpool.Pool
 	store db.Store
@@ -38,7 +38,7 @@ type env struct {
 
 type envOpt func(*Deps)
 
-func newEnv(t *testing.T, opts ...envOpt) *env {
+func newEnv(t testing.TB, opts ...envOpt) *env {
 	t.Helper()
 	pool := pgtest.NewPool(t)
 	store := db.NewStore(pool, 2*time.Second)
@@ -76,7 +76,7 @@ func (l *lockedWriter) String() string {
 
 type resp struct {
 	*httptest.ResponseRecorder
-	t *testing.T
+	t testing.TB
 }
 
 func (r resp) json(v any) {
