@@ -120,17 +120,60 @@ func TestPerformanceFlagsLongRunningAndIdleInTransaction(t *testing.T) {
 	}
 }
 
-func TestCatalogTimeoutIsReportedPerCheck(t *testing.T) {
+func TestCatalogQueriesGiveUpOnLocks(t *testing.T) {
 	t.Parallel()
-	// With a 1 ms catalog timeout the queries give up; the error is the
-	// monitor's fixed timeout kind, not a driver error.
-	m, _ := newMonitor(t, Config{CatalogTimeout: time.Millisecond})
-	_, err := m.Performance(context.Background())
-	if err == nil {
-		return // the machine was fast enough for every query: nothing to check
+	m, pool := newMonitor(t, Config{LockTimeout: 100 * time.Millisecond})
+	ctx := context.Background()
+	// A migration-like session holds campaigns exclusively: the monitor's
+	// size queries must give up after the lock timeout, not queue behind it.
+	holder, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !errors.Is(err, ErrQueryTimeout) {
-		t.Fatalf("error %v, want ErrQueryTimeout", err)
+	defer func() { _ = holder.Rollback(ctx) }()
+	if _, err := holder.Exec(ctx, "LOCK TABLE campaigns IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	if _, err := m.TableStats(ctx, "campaigns"); !errors.Is(err, ErrQueryTimeout) {
+		t.Fatalf("TableStats under a lock: %v, want ErrQueryTimeout", err)
+	}
+	p, err := m.Performance(ctx)
+	if err != nil {
+		t.Fatalf("Performance under a lock: %v", err)
+	}
+	// The index checks read index definitions, which need the lock; they
+	// say they gave up, and the page still answers.
+	dup := checkByName(t, p, "duplicate_indexes")
+	if dup.Status != StatusError || !strings.Contains(dup.Message, ErrQueryTimeout.Error()) {
+		t.Errorf("duplicate_indexes: %s %s", dup.Status, dup.Message)
+	}
+	if c := checkByName(t, p, "connections"); c.Status == StatusError {
+		t.Errorf("an unrelated check failed too: %s", c.Message)
+	}
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Errorf("took %s behind the lock", elapsed)
+	}
+}
+
+func TestStatementsStatus(t *testing.T) {
+	for _, c := range []struct {
+		preload   string
+		installed bool
+		available bool
+		enable    string
+	}{
+		{"pg_stat_statements", true, true, ""},
+		{`auto_explain, "pg_stat_statements"`, true, true, ""},
+		{"", false, false, "shared_preload_libraries"},
+		{"auto_explain", true, false, "shared_preload_libraries"},
+		{"pg_stat_statements", false, false, "CREATE EXTENSION pg_stat_statements"},
+	} {
+		got := statementsStatusOf(c.preload, c.installed)
+		if got.Available != c.available || !strings.Contains(got.Enable, c.enable) || (!got.Available && got.Reason == "") {
+			t.Errorf("statementsStatusOf(%q, %v) = %+v", c.preload, c.installed, got)
+		}
 	}
 }
 

@@ -142,6 +142,12 @@ SELECT current_setting('shared_preload_libraries'),
 	if err != nil {
 		return ExtensionStatus{Reason: "could not read the server's settings: " + kindText(err)}
 	}
+	return statementsStatusOf(preload, installed)
+}
+
+// statementsStatusOf reads pg_stat_statements' state from the
+// shared_preload_libraries setting and whether the extension exists.
+func statementsStatusOf(preload string, installed bool) ExtensionStatus {
 	preloaded := false
 	for _, lib := range strings.Split(preload, ",") {
 		if strings.Trim(strings.TrimSpace(lib), `"`) == "pg_stat_statements" {
