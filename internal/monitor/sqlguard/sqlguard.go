@@ -148,6 +148,11 @@ func (w *walker) visit(msg any) error {
 			return ErrDeniedFunction
 		}
 	case *pg_query.ParamRef:
+		// $0 parses but is no parameter PostgreSQL accepts; past 65535 the
+		// protocol cannot bind it.
+		if n.GetNumber() < 1 || n.GetNumber() > 65535 {
+			return ErrSyntax
+		}
 		if int(n.GetNumber()) > w.maxParam {
 			w.maxParam = int(n.GetNumber())
 		}

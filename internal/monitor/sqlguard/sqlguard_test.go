@@ -37,6 +37,7 @@ func TestCheckRefuses(t *testing.T) {
 		{"explain", "EXPLAIN ANALYZE DELETE FROM emails", ErrNotSelect},
 		{"set", "SET statement_timeout = 0", ErrNotSelect},
 		{"syntax", "SELEC 1", ErrSyntax},
+		{"param zero", "SELECT $0", ErrSyntax},
 		{"too long", "SELECT " + strings.Repeat("1+", MaxLength) + "1", ErrTooLong},
 	} {
 		t.Run(c.name, func(t *testing.T) {
