@@ -21,7 +21,7 @@ var Queries = []QueryInfo{
 	{Name: "CreateAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
 	{Name: "CreateCampaign", Kind: ":one", Reads: nil, Writes: []string{"campaigns"}, TTL: 0, SWR: 0},
 	{Name: "CreateUser", Kind: ":one", Reads: nil, Writes: []string{"users"}, TTL: 0, SWR: 0},
-	{Name: "DeleteCampaign", Kind: ":execrows", Reads: nil, Writes: []string{"campaigns"}, TTL: 0, SWR: 0},
+	{Name: "DeleteCampaign", Kind: ":execrows", Reads: nil, Writes: []string{"campaigns", "emails"}, TTL: 0, SWR: 0},
 	{Name: "EnsureEmailPartitions", Kind: ":many", Reads: nil, Writes: nil, TTL: 0, SWR: 0},
 	{Name: "GetAPIKeyByHash", Kind: ":one", Reads: []string{"api_keys", "users"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
 	{Name: "GetCampaign", Kind: ":one", Reads: []string{"campaigns"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
@@ -115,15 +115,15 @@ func (t *txQuerier) CreateUser(ctx context.Context, arg db.CreateUserParams) (db
 	return t.inner.CreateUser(ctx, arg)
 }
 
-// DeleteCampaign reads no table and writes campaigns.
+// DeleteCampaign reads no table and writes campaigns, emails.
 func (s *Store) DeleteCampaign(ctx context.Context, arg db.DeleteCampaignParams) (int64, error) {
 	r, err := s.inner.DeleteCampaign(ctx, arg)
-	s.afterWrite(ctx, r > 0, err, "campaigns")
+	s.afterWrite(ctx, r > 0, err, "campaigns", "emails")
 	return r, err
 }
 
 func (t *txQuerier) DeleteCampaign(ctx context.Context, arg db.DeleteCampaignParams) (int64, error) {
-	t.wrote("campaigns")
+	t.wrote("campaigns", "emails")
 	return t.inner.DeleteCampaign(ctx, arg)
 }
 

@@ -36,7 +36,7 @@ type method struct {
 
 // Generate returns the formatted source of the decorator.
 func Generate(cfg Config) ([]byte, error) {
-	parts := Partitioned{}
+	schema := NewSchema()
 	schemas, err := filepath.Glob(filepath.Join(cfg.Dir, cfg.SchemaDir, "*.sql"))
 	if err != nil {
 		return nil, err
@@ -47,7 +47,7 @@ func Generate(cfg Config) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read schema: %w", err)
 		}
-		if err := ReadSchema(string(src), parts); err != nil {
+		if err := schema.Read(string(src)); err != nil {
 			return nil, fmt.Errorf("%s: %w", f, err)
 		}
 	}
@@ -59,7 +59,7 @@ func Generate(cfg Config) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	methods, err := joinMethods(queries, iface, parts)
+	methods, err := joinMethods(queries, iface, schema)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +97,7 @@ func loadQuerier(dir, pattern string) (*types.Interface, error) {
 	return iface, nil
 }
 
-func joinMethods(queries []Query, iface *types.Interface, parts Partitioned) ([]method, error) {
+func joinMethods(queries []Query, iface *types.Interface, schema *Schema) ([]method, error) {
 	byName := map[string]Query{}
 	for _, q := range queries {
 		if _, dup := byName[q.Name]; dup {
@@ -125,7 +125,7 @@ func joinMethods(queries []Query, iface *types.Interface, parts Partitioned) ([]
 		if sig.Results().Len() == 2 {
 			m.result = sig.Results().At(0).Type()
 		}
-		tables, err := Analyze(q.SQL, parts)
+		tables, err := Analyze(q.SQL, schema)
 		if err != nil {
 			return nil, fmt.Errorf("%s (%s): parse SQL: %w", q.Name, q.File, err)
 		}

@@ -16,46 +16,111 @@ type Tables struct {
 	Writes []string
 }
 
-// Partitioned is the set of partitioned tables of the schema; a relation
-// named <parent>_p<digits> or <parent>_default is rolled up to <parent>,
-// which is how the schema names the partitions it creates at run time.
-type Partitioned map[string]bool
+// Schema is what the generator needs from the migrations: which tables are
+// partitioned (a relation named <parent>_p<digits> or <parent>_default is
+// rolled up to <parent>, which is how the schema names the partitions it
+// creates at run time), and which foreign keys make a write to one table
+// change rows of another.
+type Schema struct {
+	Partitioned map[string]bool
+	// OnDelete and OnUpdate map a referenced table to the tables whose rows
+	// a DELETE or UPDATE of it changes (ON ... CASCADE, SET NULL, SET
+	// DEFAULT).
+	OnDelete map[string][]string
+	OnUpdate map[string][]string
+}
+
+// NewSchema returns an empty schema.
+func NewSchema() *Schema {
+	return &Schema{Partitioned: map[string]bool{}, OnDelete: map[string][]string{}, OnUpdate: map[string][]string{}}
+}
 
 var partitionName = regexp.MustCompile(`^(.+)_(p[0-9]+|default)$`)
 
-func (p Partitioned) parent(name string) string {
-	if m := partitionName.FindStringSubmatch(name); m != nil && p[m[1]] {
+func (s *Schema) parent(name string) string {
+	if s == nil {
+		return name
+	}
+	if m := partitionName.FindStringSubmatch(name); m != nil && s.Partitioned[m[1]] {
 		return m[1]
 	}
 	return name
 }
 
-// ReadSchema finds the partitioned tables created by the statements in
-// src (the goose migrations).
-func ReadSchema(src string, into Partitioned) error {
+// Read adds the partitioned tables and foreign keys created by the
+// statements in src (the goose migrations).
+func (s *Schema) Read(src string) error {
 	tree, err := parseTree(src)
 	if err != nil {
 		return fmt.Errorf("parse schema: %w", err)
 	}
 	walk(tree, func(key string, v map[string]any) bool {
-		if key != "CreateStmt" {
+		if key != "CreateStmt" && key != "AlterTableStmt" {
 			return true
 		}
-		if _, ok := v["partspec"]; ok {
-			if rel, ok := v["relation"].(map[string]any); ok {
-				into[relName(rel)] = true
-			}
+		rel, ok := v["relation"].(map[string]any)
+		if !ok {
+			return true
 		}
+		child := relName(rel)
+		if _, ok := v["partspec"]; ok && key == "CreateStmt" {
+			s.Partitioned[child] = true
+		}
+		walk(v, func(key string, c map[string]any) bool {
+			if key != "Constraint" || c["contype"] != "CONSTR_FOREIGN" {
+				return true
+			}
+			pk, ok := c["pktable"].(map[string]any)
+			if !ok {
+				return true
+			}
+			parent := relName(pk)
+			if changesRows(c["fk_del_action"]) {
+				s.OnDelete[parent] = appendNew(s.OnDelete[parent], child)
+			}
+			if changesRows(c["fk_upd_action"]) {
+				s.OnUpdate[parent] = appendNew(s.OnUpdate[parent], child)
+			}
+			return true
+		})
 		return true
 	})
 	return nil
 }
 
+// changesRows reports whether a foreign key action modifies the
+// referencing rows: c(ascade), n (set null), d (set default); a (no
+// action) and r (restrict) only refuse.
+func changesRows(action any) bool {
+	a, _ := action.(string)
+	return a == "c" || a == "n" || a == "d"
+}
+
+func appendNew(list []string, v string) []string {
+	for _, x := range list {
+		if x == v {
+			return list
+		}
+	}
+	return append(list, v)
+}
+
+// closure adds to writes every table reached from t through edges.
+func closure(t string, edges map[string][]string, writes map[string]bool) {
+	for _, child := range edges[t] {
+		if !writes[child] {
+			writes[child] = true
+			closure(child, edges, writes)
+		}
+	}
+}
+
 // Analyze derives the tables sql reads and writes. INSERT, UPDATE, DELETE,
 // MERGE, COPY FROM and TRUNCATE targets are writes, also inside CTEs (a
 // data-modifying CTE makes the whole statement a write); every other
-// relation in FROM, JOIN, subqueries and CTE bodies is a read.
-func Analyze(sql string, parts Partitioned) (Tables, error) {
+// relation in FROM, JOIN, subqueries and CTE bodies is a read. A DELETE or
+// UPDATE also writes the tables its foreign keys cascade to.
+func Analyze(sql string, schema *Schema) (Tables, error) {
 	tree, err := parseTree(sql)
 	if err != nil {
 		return Tables{}, err
@@ -71,12 +136,12 @@ func Analyze(sql string, parts Partitioned) (Tables, error) {
 	})
 	reads, writes := map[string]bool{}, map[string]bool{}
 	name := func(rel map[string]any) (string, bool) {
-		schema, _ := rel["schemaname"].(string)
+		ns, _ := rel["schemaname"].(string)
 		n := relName(rel)
-		if schema == "" && ctes[n] {
+		if ns == "" && ctes[n] {
 			return "", false
 		}
-		return parts.parent(n), true
+		return schema.parent(n), true
 	}
 	walk(tree, func(key string, v map[string]any) bool {
 		switch key {
@@ -84,6 +149,12 @@ func Analyze(sql string, parts Partitioned) (Tables, error) {
 			if rel, ok := v["relation"].(map[string]any); ok {
 				if n, ok := name(rel); ok {
 					writes[n] = true
+					if schema != nil && (key == "DeleteStmt" || key == "MergeStmt") {
+						closure(n, schema.OnDelete, writes)
+					}
+					if schema != nil && (key == "UpdateStmt" || key == "MergeStmt") {
+						closure(n, schema.OnUpdate, writes)
+					}
 				}
 			}
 		case "CopyStmt":
@@ -103,6 +174,10 @@ func Analyze(sql string, parts Partitioned) (Tables, error) {
 					if rel, ok := w["RangeVar"].(map[string]any); ok {
 						if n, ok := name(rel); ok {
 							writes[n] = true
+							// TRUNCATE ... CASCADE empties the referencing tables.
+							if b, _ := v["behavior"].(string); b == "DROP_CASCADE" && schema != nil {
+								closure(n, schema.OnDelete, writes)
+							}
 						}
 					}
 				}

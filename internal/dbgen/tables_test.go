@@ -6,7 +6,10 @@ import (
 )
 
 func TestAnalyze(t *testing.T) {
-	parts := Partitioned{"emails": true}
+	schema := NewSchema()
+	if err := schema.Read(testSchema); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name   string
 		sql    string
@@ -40,14 +43,19 @@ func TestAnalyze(t *testing.T) {
 		{"data-modifying cte", `WITH moved AS (DELETE FROM emails_default RETURNING *) INSERT INTO emails_p202611 SELECT * FROM moved`,
 			nil, []string{"emails"}},
 		{"update in cte under select", `WITH u AS (UPDATE users SET name = 'x' WHERE id = $1 RETURNING id) SELECT count(*) FROM u JOIN campaigns ON true`,
-			[]string{"campaigns"}, []string{"users"}},
+			[]string{"campaigns"}, []string{"audit", "users"}}, // an UPDATE of users may change the key audit cascades from
 		{"copy from", `COPY emails (id) FROM STDIN`, nil, []string{"emails"}},
 		{"truncate", `TRUNCATE users, campaigns`, nil, []string{"campaigns", "users"}},
 		{"function only", `SELECT ensure_email_partitions(now(), 3)`, nil, nil},
+		{"delete cascades", `DELETE FROM campaigns WHERE id = $1`, nil, []string{"campaigns", "emails"}},
+		{"delete cascades transitively", `DELETE FROM users WHERE id = $1`, nil, []string{"api_keys", "audit", "campaigns", "emails", "users"}},
+		{"update cascades only on update", `UPDATE users SET id = $1`, nil, []string{"audit", "users"}},
+		{"insert does not cascade", `INSERT INTO users (id) VALUES ($1)`, nil, []string{"users"}},
+		{"truncate cascade", `TRUNCATE campaigns CASCADE`, nil, []string{"campaigns", "emails"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Analyze(tt.sql, parts)
+			got, err := Analyze(tt.sql, schema)
 			if err != nil {
 				t.Fatalf("Analyze: %v", err)
 			}
@@ -67,15 +75,33 @@ func TestAnalyzeRejectsBadSQL(t *testing.T) {
 	}
 }
 
-func TestReadSchemaFindsPartitionedTables(t *testing.T) {
-	parts := Partitioned{}
-	src := `CREATE TABLE users (id int);
-CREATE TABLE emails (id int, created_at timestamptz) PARTITION BY RANGE (created_at);`
-	if err := ReadSchema(src, parts); err != nil {
+const testSchema = `
+CREATE TABLE users (id uuid PRIMARY KEY);
+CREATE TABLE api_keys (id uuid, user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE);
+CREATE TABLE campaigns (id uuid PRIMARY KEY, user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE);
+CREATE TABLE emails (id uuid, campaign_id uuid NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    created_at timestamptz) PARTITION BY RANGE (created_at);
+CREATE TABLE notes (id uuid, campaign_id uuid REFERENCES campaigns (id) ON DELETE RESTRICT);
+CREATE TABLE audit (id uuid);
+ALTER TABLE audit ADD CONSTRAINT audit_user FOREIGN KEY (id) REFERENCES users (id) ON UPDATE CASCADE ON DELETE SET NULL;
+`
+
+func TestSchemaRead(t *testing.T) {
+	s := NewSchema()
+	if err := s.Read(testSchema); err != nil {
 		t.Fatal(err)
 	}
-	if !parts["emails"] || parts["users"] || len(parts) != 1 {
-		t.Fatalf("partitioned = %v, want only emails", parts)
+	if !s.Partitioned["emails"] || len(s.Partitioned) != 1 {
+		t.Errorf("partitioned = %v, want only emails", s.Partitioned)
+	}
+	if got := s.OnDelete["users"]; !slices.Equal(got, []string{"api_keys", "campaigns", "audit"}) {
+		t.Errorf("on delete of users = %v", got)
+	}
+	if got := s.OnDelete["campaigns"]; !slices.Equal(got, []string{"emails"}) {
+		t.Errorf("on delete of campaigns = %v (RESTRICT changes no rows)", got)
+	}
+	if got := s.OnUpdate["users"]; !slices.Equal(got, []string{"audit"}) {
+		t.Errorf("on update of users = %v", got)
 	}
 }
 
