@@ -416,3 +416,17 @@ func TestConfigFromEnv(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPerformance is what one /db-monitor/performance costs against a
+// real database: every check, each its own read-only transaction.
+func BenchmarkPerformance(b *testing.B) {
+	pool := pgtest.NewPool(b)
+	m := New(pool, Config{SnapshotInterval: time.Hour}, Sources{})
+	b.Cleanup(m.Close)
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := m.Performance(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -93,3 +93,16 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCheck is the guard's cost per analyze-query request: parse,
+// full-tree walk and deparse of a typical join.
+func BenchmarkCheck(b *testing.B) {
+	const sql = `SELECT e.id, e.subject FROM emails e JOIN campaigns c ON c.id = e.campaign_id
+		WHERE c.user_id = $1 AND e.created_at >= $2 AND e.recipient LIKE '%@example.com' ORDER BY e.created_at DESC LIMIT 50`
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Check(sql); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
