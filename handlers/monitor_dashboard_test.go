@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -219,7 +218,6 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Errorf("%s: %d coloured pixels, want a drawn series", name, n)
 		}
 	}
-	_ = cdp.NodeID(0)
 }
 
 // coloredPixels counts clearly coloured (non-grey) pixels: the grid, text

@@ -63,8 +63,8 @@ const (
 	nestedLoopOuter = 10_000
 )
 
-// QueryError is an invalid-query refusal; Reason is one of sqlguard's fixed
-// messages (or a fixed message of this package) and never echoes the SQL.
+// invalid wraps a refusal of the request's SQL or params; reason is one of
+// sqlguard's fixed messages (or this package's) and never echoes the SQL.
 func invalid(reason error) error {
 	return &Error{Kind: ErrInvalidQuery, Err: reason}
 }

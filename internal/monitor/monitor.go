@@ -275,7 +275,12 @@ func (e *Error) Error() string {
 }
 
 // Unwrap exposes the kind to errors.Is and the cause to errors.As.
-func (e *Error) Unwrap() []error { return []error{e.Kind, e.Err} }
+func (e *Error) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Kind}
+	}
+	return []error{e.Kind, e.Err}
+}
 
 // classify turns a driver error into one of the monitor's fixed kinds.
 func classify(err error) error {
