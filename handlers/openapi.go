@@ -70,7 +70,7 @@ func routesDoc() []oaRoute {
 		{method: "GET", path: "/openapi.json", summary: "This document", tag: "operations", ok: 200, okSchema: "Any"},
 		{method: "GET", path: "/docs", summary: "This document as a browsable page", tag: "operations", ok: 200, okType: "text/html"},
 
-		{method: "GET", path: "/db-monitor/", summary: "Database monitor dashboard (HTML)", tag: "monitor", auth: "admin", ok: 200, okType: "text/html"},
+		{method: "GET", path: "/db-monitor/", summary: "Database monitor dashboard (HTML; no key needed for the page, which asks for the admin key and calls the routes below with it)", tag: "monitor", ok: 200, okType: "text/html"},
 		{method: "GET", path: "/db-monitor/performance", summary: "Health checks of the database, each ok or warning with advice", tag: "monitor", auth: "admin", ok: 200, okSchema: "Any"},
 		{method: "GET", path: "/db-monitor/slow-queries", summary: "Top statements (pg_stat_statements) and per-sqlc-query latency", tag: "monitor", auth: "admin", ok: 200, okSchema: "Any", errors: []int{400}},
 		{method: "POST", path: "/db-monitor/analyze-query", summary: "EXPLAIN one read-only SELECT with plain-words recommendations", tag: "monitor", auth: "admin", body: "AnalyzeQuery", ok: 200, okSchema: "Any", errors: []int{400, 413, 415}},

@@ -46,6 +46,9 @@ type Deps struct {
 	APIMiddleware []echo.MiddlewareFunc
 	// AdminRoutes register routes on the admin-only /db-monitor group.
 	AdminRoutes []func(g *echo.Group)
+	// PublicRoutes register routes that need no key (the monitor's
+	// dashboard page, whose script then calls admin routes with one).
+	PublicRoutes []func(e *echo.Echo)
 	// Now is the clock (tests pin it); nil is time.Now.
 	Now func() time.Time
 }
@@ -129,6 +132,9 @@ func New(d Deps) *echo.Echo {
 	e.GET("/openapi.json", serveOpenAPI)
 	e.GET("/docs", serveDocs)
 
+	for _, register := range d.PublicRoutes {
+		register(e)
+	}
 	if len(d.AdminRoutes) > 0 {
 		g := e.Group("/db-monitor", a.requireAdmin)
 		for _, register := range d.AdminRoutes {

@@ -15,7 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/db/dbcache"
 	"github.com/replyrocket/replyrocket/handlers"
+	"github.com/replyrocket/replyrocket/internal/cache"
 	"github.com/replyrocket/replyrocket/internal/monitor"
 	"github.com/replyrocket/replyrocket/internal/partitions"
 	"github.com/replyrocket/replyrocket/internal/querystats"
@@ -27,13 +29,14 @@ type App struct {
 	Log     *slog.Logger
 	Pool    *pgxpool.Pool
 	Store   db.Store
+	Cache   *cache.Cache
 	Router  *echo.Echo
 	monitor *monitor.Monitor
 	closers []func()
 }
 
 // New opens the pool and builds everything on it. The data flows one way:
-// router → (cache decorator) → store → pgx.
+// router → cache decorator → store → pgx.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if cfg.Pool.URL == "" {
 		return nil, errors.New("DATABASE_URL is not set")
@@ -50,15 +53,30 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	a.Store = db.NewStore(pool, cfg.Pool.Timeout)
-	a.monitor = monitor.New(pool, cfg.Monitor, monitor.Sources{Tracer: tracer})
+	c, err := dbcache.NewCache(cfg.Cache, reg, log)
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	a.Cache = c
+	a.closers = append(a.closers, func() { _ = c.Close() })
+	store, err := dbcache.New(db.NewStore(pool, cfg.Pool.Timeout), c)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.Store = store
+	a.monitor = monitor.New(pool, cfg.Monitor, monitor.Sources{Tracer: tracer, Cache: c})
 	a.closers = append(a.closers, a.monitor.Close)
 
 	a.Router = handlers.New(handlers.Deps{
 		Store: a.Store, Pool: pool, Log: log, AdminKey: cfg.AdminKey,
 		RequestTimeout: cfg.RequestTimeout, IPExtractor: cfg.IPExtractor(), Registry: reg,
+		APIMiddleware: []echo.MiddlewareFunc{handlers.CacheHeader()},
+		PublicRoutes:  []func(*echo.Echo){handlers.RegisterMonitorDashboard},
 		AdminRoutes: []func(*echo.Group){
 			func(g *echo.Group) { handlers.RegisterMonitorRoutes(g, a.monitor) },
+			func(g *echo.Group) { handlers.RegisterCacheRoutes(g, c) },
 		},
 	})
 	return a, nil

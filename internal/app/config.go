@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/internal/cache"
 	"github.com/replyrocket/replyrocket/internal/monitor"
 )
 
@@ -35,6 +36,7 @@ type Config struct {
 	LogLevel        slog.Level
 	Pool            db.PoolConfig
 	Monitor         monitor.Config
+	Cache           cache.Config
 }
 
 // ConfigFromEnv reads the configuration through getenv (os.Getenv in
@@ -48,10 +50,14 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	cc, err := cache.ConfigFromEnv(getenv)
+	if err != nil {
+		return Config{}, err
+	}
 	c := Config{
 		Env: pool.Env, Port: 8080, AdminKey: getenv("ADMIN_API_KEY"),
 		RequestTimeout: 10 * time.Second, ShutdownTimeout: 20 * time.Second,
-		PartitionsAhead: 3, Pool: pool, Monitor: mon,
+		PartitionsAhead: 3, Pool: pool, Monitor: mon, Cache: cc,
 	}
 	if err := intVar(getenv, "PORT", 0, 65535, &c.Port); err != nil {
 		return Config{}, err

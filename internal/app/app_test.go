@@ -1,0 +1,290 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/replyrocket/replyrocket/handlers"
+	"github.com/replyrocket/replyrocket/internal/apikey"
+	"github.com/replyrocket/replyrocket/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func newApp(t *testing.T, env map[string]string) *App {
+	t.Helper()
+	url := pgtest.NewDatabase(t)
+	cfg, err := ConfigFromEnv(func(k string) string {
+		if k == "DATABASE_URL" {
+			return url
+		}
+		return env[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	if err := a.EnsurePartitions(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestOpenAPIListsExactlyTheServedRoutes compares the document with the
+// router as the binary wires it, monitor and cache routes included.
+func TestOpenAPIListsExactlyTheServedRoutes(t *testing.T) {
+	t.Parallel()
+	a := newApp(t, nil)
+	served := map[string]bool{}
+	for _, r := range a.Router.Routes() {
+		if r.Method == "echo_route_not_found" || strings.HasSuffix(r.Path, "/*") {
+			continue // Echo's own 404 handlers for groups
+		}
+		served[r.Method+" "+r.Path] = true
+	}
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(handlers.OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	param := regexp.MustCompile(`\{([a-z_]+)\}`)
+	documented := map[string]bool{}
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			documented[strings.ToUpper(method)+" "+param.ReplaceAllString(path, ":$1")] = true
+		}
+	}
+	if missing, extra := diff(served, documented), diff(documented, served); len(missing) > 0 || len(extra) > 0 {
+		t.Fatalf("served but undocumented: %v\ndocumented but not served: %v", missing, extra)
+	}
+}
+
+func diff(a, b map[string]bool) []string {
+	var out []string
+	for k := range a {
+		if !b[k] {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestOpenAPIIsWellFormed checks what a client generator relies on: 3.1,
+// every $ref resolves, operation ids are unique, every operation documents
+// its errors as problem+json.
+func TestOpenAPIIsWellFormed(t *testing.T) {
+	t.Parallel()
+	var doc map[string]any
+	if err := json.Unmarshal(handlers.OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc["openapi"] != "3.1.0" {
+		t.Fatalf("openapi = %v", doc["openapi"])
+	}
+	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if ref, ok := v["$ref"].(string); ok {
+				name := strings.TrimPrefix(ref, "#/components/schemas/")
+				if _, ok := schemas[name]; !ok {
+					t.Errorf("dangling $ref %s", ref)
+				}
+			}
+			for _, x := range v {
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(doc)
+	ids := map[string]bool{}
+	for path, item := range doc["paths"].(map[string]any) {
+		for method, raw := range item.(map[string]any) {
+			op := raw.(map[string]any)
+			id := op["operationId"].(string)
+			if ids[id] {
+				t.Errorf("duplicate operationId %s", id)
+			}
+			ids[id] = true
+			resp := op["responses"].(map[string]any)
+			if _, ok := resp["500"]; !ok {
+				t.Errorf("%s %s documents no 500", method, path)
+			}
+			if strings.HasPrefix(path, "/api/v1") {
+				if _, ok := resp["401"]; !ok {
+					t.Errorf("%s %s documents no 401", method, path)
+				}
+			}
+			if strings.Contains(path, "{") && op["parameters"] == nil {
+				t.Errorf("%s %s has a path parameter but no parameters", method, path)
+			}
+		}
+	}
+}
+
+// TestGracefulShutdownFinishesInFlightRequests: a request in progress when
+// shutdown begins completes; new connections are refused.
+func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
+	t.Parallel()
+	a := newApp(t, nil)
+	ctx := context.Background()
+	_, key, err := apikey.CreateUser(ctx, a.Store, "shutdown@example.com", "S")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	serveCtx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(serveCtx, ln) }()
+
+	// Hold a lock the request will wait on, so it is in flight for as long
+	// as the test wants.
+	tx, err := a.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "LOCK TABLE campaigns IN EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		code int
+		err  error
+	}
+	inflight := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", base+"/api/v1/campaigns", strings.NewReader(`{"name":"In flight"}`))
+		req.Header.Set("Authorization", "Bearer "+key.Plain)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			inflight <- result{err: err}
+			return
+		}
+		res.Body.Close()
+		inflight <- result{code: res.StatusCode}
+	}()
+	waitFor(t, func() bool {
+		var n int
+		_ = a.Pool.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()").Scan(&n)
+		return n > 0
+	})
+
+	stop()
+	waitFor(t, func() bool {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	select {
+	case r := <-inflight:
+		t.Fatalf("the in-flight request ended before its lock was released: %+v", r)
+	default:
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-inflight
+	if r.err != nil || r.code != http.StatusCreated {
+		t.Fatalf("in-flight request: %+v", r)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	t.Parallel()
+	ok := []struct {
+		env   map[string]string
+		check func(Config) bool
+	}{
+		{map[string]string{}, func(c Config) bool {
+			return c.Port == 8080 && c.Env == "dev" && c.RequestTimeout == 10*time.Second && c.AdminKey == "" && len(c.TrustedProxies) == 0
+		}},
+		{map[string]string{"PORT": "9000", "APP_ENV": "prod", "ADMIN_API_KEY": "k", "REQUEST_TIMEOUT": "2s", "TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.0/24", "LOG_LEVEL": "debug"}, func(c Config) bool {
+			return c.Port == 9000 && c.Env == "prod" && c.AdminKey == "k" && c.RequestTimeout == 2*time.Second && len(c.TrustedProxies) == 2 && c.LogLevel == slog.LevelDebug
+		}},
+	}
+	for _, tc := range ok {
+		c, err := ConfigFromEnv(func(k string) string { return tc.env[k] })
+		if err != nil || !tc.check(c) {
+			t.Errorf("env %v: %+v, %v", tc.env, c, err)
+		}
+	}
+	for _, bad := range []map[string]string{
+		{"PORT": "http"}, {"PORT": "70000"}, {"REQUEST_TIMEOUT": "soon"}, {"TRUSTED_PROXIES": "10.0.0.1"},
+		{"LOG_LEVEL": "loud"}, {"APP_ENV": "staging"}, {"PARTITIONS_AHEAD": "-1"},
+	} {
+		if _, err := ConfigFromEnv(func(k string) string { return bad[k] }); err == nil {
+			t.Errorf("env %v accepted", bad)
+		}
+	}
+}
+
+// TestIPExtractorTrustsOnlyConfiguredProxies: X-Forwarded-For is believed
+// from a trusted proxy and ignored from anyone else.
+func TestIPExtractorTrustsOnlyConfiguredProxies(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		proxies, peer, want string
+	}{
+		{"", "10.1.2.3:5000", "10.1.2.3"},
+		{"10.0.0.0/8", "10.1.2.3:5000", "203.0.113.9"},
+		{"10.0.0.0/8", "198.51.100.7:5000", "198.51.100.7"},
+	}
+	for _, tc := range cases {
+		cfg, err := ConfigFromEnv(func(k string) string {
+			if k == "TRUSTED_PROXIES" {
+				return tc.proxies
+			}
+			return ""
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest("GET", "/", nil)
+		req.RemoteAddr = tc.peer
+		req.Header.Set("X-Forwarded-For", "203.0.113.9")
+		if got := cfg.IPExtractor()(req); got != tc.want {
+			t.Errorf("proxies %q, peer %s: client %s, want %s", tc.proxies, tc.peer, got, tc.want)
+		}
+	}
+}
