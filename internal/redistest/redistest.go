@@ -52,7 +52,8 @@ type backend interface {
 	close(ctx context.Context) error
 }
 
-// Server is a Redis server owned by one test.
+// Server is a Redis server owned by one test. Stop and Restart fail the test
+// on error, so like t.Fatal they belong on the test's goroutine.
 type Server struct {
 	tb      testing.TB
 	b       backend
@@ -106,7 +107,8 @@ func (s *Server) URL() string {
 	return "redis://" + s.b.addr() + "/0"
 }
 
-// Backend names the backend in use (external, container or local), for logs.
+// Backend names the backend in use ("external", "redis container" or "local
+// redis-server"), for logs.
 func (s *Server) Backend() string { return s.b.name() }
 
 // Stop shuts the server down; clients get connection errors until Restart.
