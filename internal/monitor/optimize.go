@@ -168,6 +168,13 @@ func (m *Monitor) verify(ctx context.Context, checked *sqlguard.Checked, tables 
 			return nil
 		}
 		plan, err := m.explainWithHypo(ctx, checked, generic, create)
+		if errors.Is(err, ErrQueryFailed) {
+			// One candidate PostgreSQL cannot build (a type without a btree
+			// operator class) says so; the others are still tried.
+			c.Reason = "hypopg could not create this index (SQLSTATE " + SQLState(err) + "): the column's type may have no btree operator class"
+			out.Candidates = append(out.Candidates, c)
+			continue
+		}
 		if err != nil {
 			return err
 		}

@@ -55,6 +55,28 @@ func TestOptimizeVerifiedWithHypoPG(t *testing.T) {
 		})
 	}
 
+	// The suggested statements are the ones that work on a partitioned
+	// table: run as given, they leave a valid index the planner uses.
+	got, err := m.OptimizeQuery(ctx, OptimizeRequest{SQL: "SELECT id FROM emails WHERE recipient = 'r42@example.com'"})
+	if err != nil || len(got.Suggestions) == 0 {
+		t.Fatalf("OptimizeQuery: %+v, %v", got, err)
+	}
+	for _, stmt := range got.Suggestions[0].Statements {
+		exec(t, pool, stmt)
+	}
+	var valid bool
+	if err := pool.QueryRow(ctx, `SELECT indisvalid FROM pg_index WHERE indexrelid = 'emails_recipient_idx'::regclass`).Scan(&valid); err != nil || !valid {
+		t.Fatalf("emails_recipient_idx valid = %v, %v", valid, err)
+	}
+	real, err := m.AnalyzeQuery(ctx, AnalyzeRequest{SQL: "SELECT id FROM emails WHERE recipient = 'r42@example.com'"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(real.Plan), "recipient_idx") {
+		t.Errorf("the real plan does not use the created index: %s", real.Plan)
+	}
+	exec(t, pool, "DROP INDEX emails_recipient_idx")
+
 	// The hypothetical indexes did not outlive the request: a plain
 	// EXPLAIN on the pool's connections still scans the table.
 	for i := 0; i < 3; i++ {
@@ -134,5 +156,34 @@ func TestOptimizeHeuristicWithoutHypoPG(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestOptimizeSurvivesAnUnbuildableCandidate(t *testing.T) {
+	t.Parallel()
+	m, pool := newMonitor(t, Config{})
+	// box has an = operator but no btree operator class.
+	exec(t, pool, "CREATE TABLE boxes (id int, b box, label text)")
+	exec(t, pool, "INSERT INTO boxes SELECT g, box(point(g, g), point(g + 1, g + 1)), 'l' || g FROM generate_series(1, 20000) g")
+	exec(t, pool, "ANALYZE boxes")
+	got, err := m.OptimizeQuery(context.Background(), OptimizeRequest{SQL: "SELECT id FROM boxes WHERE b = box '((1,1),(2,2))' AND label = 'l7'"})
+	if err != nil {
+		t.Fatalf("OptimizeQuery: %v", err)
+	}
+	var boxReason string
+	labelSuggested := false
+	for _, c := range got.Candidates {
+		if len(c.Columns) == 1 && c.Columns[0] == "b" {
+			boxReason = c.Reason
+		}
+	}
+	for _, s := range got.Suggestions {
+		labelSuggested = labelSuggested || s.Columns[0] == "label"
+	}
+	if !strings.Contains(boxReason, "42704") {
+		t.Errorf("box candidate reason %q, want the SQLSTATE of a missing operator class", boxReason)
+	}
+	if !labelSuggested {
+		t.Errorf("label was not suggested after the box candidate failed: %+v", got.Suggestions)
 	}
 }
