@@ -44,7 +44,7 @@ func RegisterCacheRoutes(g *echo.Group, c *cache.Cache) {
 type cacheHandlers struct{ c *cache.Cache }
 
 func (h cacheHandlers) stats(c echo.Context) error {
-	return c.JSON(http.StatusOK, h.c.Snapshot())
+	return c.JSON(http.StatusOK, h.c.SnapshotContext(c.Request().Context()))
 }
 
 type clearedJSON struct {

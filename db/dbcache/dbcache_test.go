@@ -442,6 +442,10 @@ func TestClearRemovesOnlyOwnKeys(t *testing.T) {
 	if _, err := s.GetCampaign(ctx, db.GetCampaignParams{ID: f.campaign.ID, UserID: f.user.ID}); err != nil {
 		t.Fatal(err)
 	}
+	snap := s.Cache().Snapshot()
+	if snap.Redis.Entries != 2 || snap.Redis.Bytes <= 0 || snap.Queries[1].L2Entries != 1 || snap.Queries[3].L2Entries != 1 {
+		t.Fatalf("Redis figures before Clear: %+v, queries %+v", snap.Redis, snap.Queries)
+	}
 	n, err := s.Cache().Clear(ctx)
 	if err != nil || n != 2 {
 		t.Fatalf("Clear removed %d keys (%v), want 2", n, err)

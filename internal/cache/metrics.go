@@ -1,11 +1,14 @@
 package cache
 
 import (
+	"context"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 )
 
 // metrics are the cache's Prometheus collectors and the counters the JSON
@@ -128,12 +131,18 @@ type TierSnapshot struct {
 	MaxBytes int64 `json:"max_bytes"`
 }
 
-// RedisSnapshot is the shared tier's state.
+// RedisSnapshot is the shared tier's state. Entries and Bytes count this
+// namespace's keys (all instances'), from a bounded SCAN: Partial is set
+// when the scan stopped at its limit or deadline.
 type RedisSnapshot struct {
-	Configured bool  `json:"configured"`
-	Up         bool  `json:"up"`
-	Errors     int64 `json:"errors"`
-	Resyncs    int64 `json:"resyncs"`
+	Configured bool   `json:"configured"`
+	Up         bool   `json:"up"`
+	Errors     int64  `json:"errors"`
+	Resyncs    int64  `json:"resyncs"`
+	Entries    int64  `json:"entries"`
+	Bytes      int64  `json:"bytes"`
+	Partial    bool   `json:"partial,omitempty"`
+	ScanError  string `json:"scan_error,omitempty"`
 }
 
 // QuerySnapshot is one annotated query's figures. A hit is counted at the
@@ -149,6 +158,8 @@ type QuerySnapshot struct {
 	Stale        int64    `json:"stale"`
 	Misses       int64    `json:"misses"`
 	Bypasses     int64    `json:"bypasses"`
+	L2Entries    int64    `json:"l2_entries"`
+	L2Bytes      int64    `json:"l2_bytes"`
 	Loads        int64    `json:"loads"`
 	AvgLoadMS    float64  `json:"avg_load_ms"`
 	DecodeErrors int64    `json:"decode_errors"`
@@ -190,6 +201,13 @@ func (c *Cache) registered() []*Query {
 
 // Snapshot gathers the figures for the monitor.
 func (c *Cache) Snapshot() Snapshot {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return c.SnapshotContext(ctx)
+}
+
+// SnapshotContext is Snapshot with the Redis scan bounded by ctx.
+func (c *Cache) SnapshotContext(ctx context.Context) Snapshot {
 	s := Snapshot{
 		Enabled: !c.cfg.Disabled, Ready: c.Ready(), Namespace: c.cfg.Namespace,
 		L1:            TierSnapshot{Entries: c.l1Entries(), Bytes: c.l1Bytes(), MaxBytes: c.cfg.L1MaxBytes},
@@ -199,8 +217,13 @@ func (c *Cache) Snapshot() Snapshot {
 	for i, t := range c.tables {
 		s.Invalidations[t] = c.m.invalidations[i].Load()
 	}
+	perQuery := map[string][2]int64{}
+	if c.rdb != nil && c.healthy.Load() {
+		perQuery = c.scanL2(ctx, &s.Redis)
+	}
 	for _, q := range c.registered() {
 		qs := q.snapshot()
+		qs.L2Entries, qs.L2Bytes = perQuery[q.spec.Name][0], perQuery[q.spec.Name][1]
 		s.Queries = append(s.Queries, qs)
 		s.Hits += qs.HitsL1 + qs.HitsL2
 		s.Stale += qs.Stale
@@ -217,6 +240,65 @@ func (c *Cache) QueryHitRates() map[string]float64 {
 	out := map[string]float64{}
 	for _, q := range c.registered() {
 		out[q.spec.Name] = q.snapshot().HitRate
+	}
+	return out
+}
+
+// maxScanKeys bounds the monitor's walk over Redis keys.
+const maxScanKeys = 100_000
+
+// scanL2 counts this namespace's cached keys and their sizes, per query
+// name (the key's second segment).
+func (c *Cache) scanL2(ctx context.Context, rs *RedisSnapshot) map[string][2]int64 {
+	out := map[string][2]int64{}
+	iter := c.rdb.WithTimeout(time.Second).Scan(ctx, 0, c.keys.entries+"*", 1000).Iterator()
+	batch := make([]string, 0, 1000)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		pipe := c.rdb.Pipeline()
+		cmds := make([]*redis.IntCmd, len(batch))
+		for i, k := range batch {
+			cmds[i] = pipe.StrLen(ctx, k)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
+		for i, k := range batch {
+			name, _, _ := strings.Cut(strings.TrimPrefix(k, c.keys.entries), ":")
+			n := cmds[i].Val()
+			v := out[name]
+			v[0]++
+			v[1] += n
+			out[name] = v
+			rs.Entries++
+			rs.Bytes += n
+		}
+		batch = batch[:0]
+		return nil
+	}
+	seen := 0
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		seen++
+		if len(batch) == cap(batch) {
+			if err := flush(); err != nil {
+				rs.ScanError = err.Error()
+				return out
+			}
+		}
+		if seen >= maxScanKeys {
+			rs.Partial = true
+			break
+		}
+	}
+	if err := iter.Err(); err != nil {
+		rs.Partial = true
+		rs.ScanError = err.Error()
+	}
+	if err := flush(); err != nil {
+		rs.ScanError = err.Error()
 	}
 	return out
 }
