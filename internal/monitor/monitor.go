@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -55,6 +56,9 @@ type Config struct {
 	AllowAnalyze bool
 	// LongQuery is the age at which a running query is flagged.
 	LongQuery time.Duration
+	// IdleInTransaction is how long a session may sit idle inside an open
+	// transaction before it is flagged.
+	IdleInTransaction time.Duration
 	// SlowMean and SlowCalls define a slow statement: mean time at least
 	// SlowMean over at least SlowCalls calls.
 	SlowMean  time.Duration
@@ -80,6 +84,7 @@ func (c Config) withDefaults() Config {
 	def(&c.ExplainTimeout, 5*time.Second)
 	def(&c.LockTimeout, time.Second)
 	def(&c.LongQuery, time.Minute)
+	def(&c.IdleInTransaction, time.Minute)
 	def(&c.SlowMean, 20*time.Millisecond)
 	def(&c.SnapshotInterval, time.Minute)
 	def(&c.Retention, time.Hour)
@@ -103,6 +108,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		{"MONITOR_EXPLAIN_TIMEOUT", &c.ExplainTimeout},
 		{"MONITOR_LOCK_TIMEOUT", &c.LockTimeout},
 		{"MONITOR_LONG_QUERY", &c.LongQuery},
+		{"MONITOR_IDLE_IN_TRANSACTION", &c.IdleInTransaction},
 		{"MONITOR_SLOW_MEAN", &c.SlowMean},
 		{"MONITOR_SNAPSHOT_INTERVAL", &c.SnapshotInterval},
 		{"MONITOR_RETENTION", &c.Retention},
@@ -159,10 +165,11 @@ type Monitor struct {
 	cfg  Config
 	src  Sources
 
-	snaps  snapshots
-	cancel context.CancelFunc
-	done   chan struct{}
-	once   sync.Once
+	snaps   snapshots
+	snapErr atomic.Value // string: the last snapshot's failure, "" after a success
+	cancel  context.CancelFunc
+	done    chan struct{}
+	once    sync.Once
 }
 
 // New starts a monitor of pool. It takes a first snapshot at once and then
@@ -191,8 +198,12 @@ func (m *Monitor) loop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		// A failed snapshot only leaves a gap in the history; the next tick
-		// tries again.
-		_ = m.Snapshot(ctx)
+		// tries again, and the performance page reports the failure.
+		if err := m.Snapshot(ctx); err != nil && ctx.Err() == nil {
+			m.snapErr.Store(kindText(err))
+		} else {
+			m.snapErr.Store("")
+		}
 		select {
 		case <-ctx.Done():
 			return

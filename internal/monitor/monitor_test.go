@@ -70,6 +70,9 @@ func TestPerformanceFlagsUnusedDuplicateAndInvalidIndexes(t *testing.T) {
 	if unused.Status != StatusWarning || !names["campaigns_name_idx"] || !names["emails_campaign_only_idx"] {
 		t.Errorf("unused_indexes %s does not list the new indexes: %v", unused.Status, names)
 	}
+	if snaps := checkByName(t, p, "snapshots"); snaps.Status != StatusOK {
+		t.Errorf("snapshots: %s %s", snaps.Status, snaps.Message)
+	}
 	if names["users_pkey"] || names["users_email_key"] {
 		t.Errorf("unique indexes enforce constraints and must not be called unused: %v", names)
 	}
@@ -93,7 +96,7 @@ func TestPerformanceFlagsUnusedDuplicateAndInvalidIndexes(t *testing.T) {
 
 func TestPerformanceFlagsLongRunningAndIdleInTransaction(t *testing.T) {
 	t.Parallel()
-	m, pool := newMonitor(t, Config{LongQuery: 200 * time.Millisecond})
+	m, pool := newMonitor(t, Config{LongQuery: 200 * time.Millisecond, IdleInTransaction: 200 * time.Millisecond})
 	ctx := context.Background()
 	// A session stuck in a long query, from its own connection.
 	long, err := pool.Acquire(ctx)
@@ -110,9 +113,24 @@ func TestPerformanceFlagsLongRunningAndIdleInTransaction(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	time.Sleep(600 * time.Millisecond)
 
+	// And a session that opened a transaction and went quiet.
+	idle, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = idle.Rollback(ctx) }()
+	if _, err := idle.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond)
+
 	p, err := m.Performance(ctx)
 	if err != nil {
 		t.Fatalf("Performance: %v", err)
+	}
+	conns := checkByName(t, p, "connections")
+	if conns.Status != StatusWarning || !strings.Contains(conns.Message, "idle in a transaction") {
+		t.Errorf("connections: %s %s", conns.Status, conns.Message)
 	}
 	c := checkByName(t, p, "long_running_queries")
 	if c.Status != StatusWarning || !strings.Contains(c.Message, "1 queries") {

@@ -149,6 +149,7 @@ func (m *Monitor) Performance(ctx context.Context) (*Performance, error) {
 		{"unused_indexes", m.checkUnusedIndexes},
 		{"duplicate_indexes", m.checkDuplicateIndexes},
 		{"sequences", m.checkSequences},
+		{"snapshots", m.checkSnapshots},
 	}
 	for _, c := range checks {
 		res, err := c.run(ctx)
@@ -227,9 +228,9 @@ FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1`)
 		rows, err = tx.Query(ctx, `
 SELECT pid, extract(epoch FROM now() - state_change)::float8, coalesce(application_name, ''), coalesce(datname, '')
 FROM pg_stat_activity
-WHERE state LIKE 'idle in transaction%' AND state_change < now() - interval '1 minute'
+WHERE state LIKE 'idle in transaction%' AND state_change < now() - make_interval(secs => $1)
   AND datname = current_database()
-ORDER BY state_change LIMIT 20`)
+ORDER BY state_change LIMIT 20`, m.cfg.IdleInTransaction.Seconds())
 		if err != nil {
 			return err
 		}
@@ -247,9 +248,9 @@ ORDER BY state_change LIMIT 20`)
 	case d.Max > 0 && d.Total*100 >= d.Max*80:
 		return warn(fmt.Sprintf("%d of %d connections in use: above 80 %%; put a pooler (PgBouncer) in front or lower pool sizes", d.Total, d.Max), d), nil
 	case len(d.IdleInTransaction) > 0:
-		return warn(fmt.Sprintf("%d sessions idle in a transaction for over a minute: they hold locks and block vacuum; find the code that leaves transactions open, and set idle_in_transaction_session_timeout", len(d.IdleInTransaction)), d), nil
+		return warn(fmt.Sprintf("%d sessions idle in a transaction for over %s: they hold locks and block vacuum; find the code that leaves transactions open, and set idle_in_transaction_session_timeout", len(d.IdleInTransaction), m.cfg.IdleInTransaction), d), nil
 	}
-	return ok(fmt.Sprintf("%d of %d connections in use; none idle in a transaction for over a minute", d.Total, d.Max), d), nil
+	return ok(fmt.Sprintf("%d of %d connections in use; none idle in a transaction for over %s", d.Total, d.Max, m.cfg.IdleInTransaction), d), nil
 }
 
 func (m *Monitor) checkPool(context.Context) (Check, error) {
@@ -333,7 +334,7 @@ func (m *Monitor) checkLongRunning(ctx context.Context) (Check, error) {
 		rows, err := tx.Query(ctx, `
 SELECT pid, extract(epoch FROM now() - query_start)::float8, coalesce(state, ''), left(query, 300)
 FROM pg_stat_activity
-WHERE state IS DISTINCT FROM 'idle' AND backend_type = 'client backend'
+WHERE state IN ('active', 'fastpath function call') AND backend_type = 'client backend'
   AND datname = current_database() AND pid <> pg_backend_pid() AND query_start < now() - make_interval(secs => $1)
 ORDER BY query_start LIMIT 20`, m.cfg.LongQuery.Seconds())
 		if err != nil {
@@ -656,4 +657,12 @@ ORDER BY 2 DESC, 1 LIMIT 50`)
 		return nil, fmt.Errorf("read table sizes: %w", classify(err))
 	}
 	return list, nil
+}
+
+func (m *Monitor) checkSnapshots(context.Context) (Check, error) {
+	n := len(m.snaps.all())
+	if msg, _ := m.snapErr.Load().(string); msg != "" {
+		return warn("the last counter snapshot failed ("+msg+"): slow-query windows and charts have a gap until the next one succeeds", n), nil
+	}
+	return ok(fmt.Sprintf("%d counter snapshots kept, one every %s, for windows of up to %s", n, m.cfg.SnapshotInterval, m.cfg.Retention), n), nil
 }

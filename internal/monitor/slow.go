@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -105,7 +106,7 @@ func (m *Monitor) Snapshot(ctx context.Context) error {
 	}
 	m.snaps.add(sn)
 	if len(errs) > 0 {
-		return fmt.Errorf("snapshot: %v", errs)
+		return fmt.Errorf("snapshot: %w", errors.Join(errs...))
 	}
 	return nil
 }
