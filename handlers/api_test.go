@@ -246,3 +246,26 @@ func TestHealthWhenDatabaseIsDown(t *testing.T) {
 		t.Fatalf("health took %s; its timeout is 1s", d)
 	}
 }
+
+func TestRequestIDAndCompression(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	cases := []struct{ sent, want string }{
+		{"trace-42.a:b_c", "trace-42.a:b_c"},
+		{"has spaces\r\nInjected: yes", ""},
+		{strings.Repeat("x", 65), ""},
+	}
+	for _, tc := range cases {
+		req := newRequest("GET", "/openapi.json", "", nil, "")
+		req.Header.Set("X-Request-ID", tc.sent)
+		got := e.serve(req).want(200).Header().Get("X-Request-ID")
+		if (tc.want != "" && got != tc.want) || (tc.want == "" && (got == tc.sent || len(got) != 36)) {
+			t.Errorf("sent %q, got X-Request-ID %q", tc.sent, got)
+		}
+	}
+	req := newRequest("GET", "/openapi.json", "", nil, "")
+	req.Header.Set("Accept-Encoding", "gzip")
+	if r := e.serve(req).want(200); r.Header().Get("Content-Encoding") != "gzip" {
+		t.Fatalf("openapi.json not compressed: %v", r.Header())
+	}
+}

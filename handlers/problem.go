@@ -16,6 +16,10 @@ import (
 // ProblemContentType is RFC 9457's media type for error bodies.
 const ProblemContentType = "application/problem+json"
 
+// statusClientClosed is nginx's non-standard code for a request the client
+// abandoned.
+const statusClientClosed = 499
+
 // problemBase prefixes each problem type. A URN rather than a URL: nothing
 // needs to be served at it for clients to switch on it.
 const problemBase = "urn:replyrocket:problem:"
@@ -113,9 +117,10 @@ func classify(err error) *Problem {
 	case errors.Is(err, db.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return newProblem(http.StatusGatewayTimeout, "timeout", "Timed out", "The request did not complete in time.")
 	case errors.Is(err, db.ErrCanceled), errors.Is(err, context.Canceled):
-		// The client went away; nobody reads this, but the log and the
-		// metrics should say what happened rather than 500.
-		return newProblem(499, "canceled", "Client closed request", "The request was canceled.")
+		// The client went away, so nobody reads this; 499 (nginx's code
+		// for it) keeps such requests apart from our failures in the logs
+		// and metrics.
+		return newProblem(statusClientClosed, "canceled", "Client closed request", "The request was canceled.")
 	}
 	return newProblem(http.StatusInternalServerError, "internal", "Internal server error", "Something went wrong on our side; the request id identifies it in our logs.")
 }
@@ -166,16 +171,11 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		if p.retryAfter > 0 {
 			h.Set(echo.HeaderRetryAfter, strconv.Itoa(p.retryAfter))
 		}
-		status := p.Status
-		if status == 499 {
-			status = http.StatusServiceUnavailable // not a real HTTP code to send
-		}
 		h.Set(echo.HeaderContentType, ProblemContentType)
+		c.Response().WriteHeader(p.Status)
 		if c.Request().Method == http.MethodHead {
-			c.Response().WriteHeader(status)
 			return
 		}
-		c.Response().WriteHeader(status)
 		if werr := jsonEncode(c.Response(), p); werr != nil {
 			log.DebugContext(c.Request().Context(), "write problem", "error", werr)
 		}

@@ -44,7 +44,7 @@ func campaignStatus(i int) string { return statuses[i%len(statuses)] }
 // asks for them: no batch is ever held in memory.
 type generator struct {
 	campaign uuid.UUID
-	left     int
+	n, i     int
 	from     time.Time
 	span     time.Duration
 	now      time.Time
@@ -55,7 +55,7 @@ type generator struct {
 }
 
 func newGenerator(campaign uuid.UUID, n int, from, now time.Time, r *rand.Rand, done *atomic.Int64) *generator {
-	return &generator{campaign: campaign, left: n, from: from, span: now.Sub(from), now: now, r: r, done: done}
+	return &generator{campaign: campaign, n: n, from: from, span: now.Sub(from), now: now, r: r, done: done}
 }
 
 // countEvery batches updates of the shared counter: an atomic add per row
@@ -63,12 +63,12 @@ func newGenerator(campaign uuid.UUID, n int, from, now time.Time, r *rand.Rand, 
 const countEvery = 1024
 
 func (g *generator) Next() bool {
-	if g.left == 0 {
+	if g.i == g.n {
 		g.done.Add(g.counted)
 		g.counted = 0
 		return false
 	}
-	g.left--
+	g.i++
 	g.counted++
 	if g.counted == countEvery {
 		g.done.Add(g.counted)
@@ -84,7 +84,13 @@ func (g *generator) Next() bool {
 // queued.
 func (g *generator) fill() {
 	r := g.r
-	created := g.from.Add(time.Duration(r.Int64N(int64(g.span))))
+	// Stratified: the i-th email falls at a random point of the i-th of n
+	// equal slices of the range. The spread is as even as uniform sampling,
+	// but times only grow, so COPY appends to each partition's indexes in
+	// order instead of scattering inserts across them (several times faster
+	// on large loads).
+	slice := float64(g.span) / float64(g.n)
+	created := g.from.Add(time.Duration((float64(g.i-1) + r.Float64()) * slice))
 	id, createdAt := db.NewEmailID(created)
 	first, last := firstNames[r.IntN(len(firstNames))], lastNames[r.IntN(len(lastNames))]
 	company := companies[r.IntN(len(companies))]
