@@ -460,3 +460,46 @@ func TestClearRemovesOnlyOwnKeys(t *testing.T) {
 		t.Fatalf("read after Clear: %s, want miss", o)
 	}
 }
+
+// TestSlowRedisFailsOpen pauses Redis (CLIENT PAUSE): its commands hang
+// instead of failing. A write must still return quickly and be visible,
+// and the cache must resume by itself once Redis answers again.
+func TestSlowRedisFailsOpen(t *testing.T) {
+	srv := redistest.Start(t)
+	pool := newPool(t, nil)
+	f := seed(t, pool, 2)
+	s := newCachedConfig(t, pool, cache.Config{Namespace: "t", RedisURL: srv.URL(), RedisTimeout: 50 * time.Millisecond})
+	ctx := context.Background()
+	if _, err := s.GetCampaignSummary(ctx, f.summaryArg()); err != nil {
+		t.Fatal(err)
+	}
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer admin.Close()
+	if err := admin.Do(ctx, "CLIENT", "PAUSE", "1500", "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := s.MarkEmailOpened(ctx, db.MarkEmailOpenedParams{ID: f.emails[0].ID, UserID: f.user.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("a write took %v with Redis paused", d)
+	}
+	r, err := s.GetCampaignSummary(ctx, f.summaryArg())
+	if err != nil || r.Opened != 1 {
+		t.Fatalf("read after the write, Redis paused: %+v %v", r, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	time.Sleep(1500 * time.Millisecond)
+	if err := s.Cache().WaitReady(wctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetCampaignSummary(ctx, f.summaryArg()); err != nil {
+		t.Fatal(err)
+	}
+	o := outcome(t, func(ctx context.Context) (err error) { r, err = s.GetCampaignSummary(ctx, f.summaryArg()); return err })
+	if o != "hit" || r.Opened != 1 {
+		t.Fatalf("after Redis resumed: %s %+v, want a hit with the write", o, r)
+	}
+}

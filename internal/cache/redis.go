@@ -87,12 +87,17 @@ func (c *Cache) startRedis() error {
 // locally before returning, so this instance never serves an entry older
 // than a write it acknowledged. When Redis fails the cache fails open.
 func (c *Cache) bumpRedis(ctx context.Context, idx []int) {
+	// Checking health under the lock matters: a resync in progress has
+	// already bumped the pending tables and is about to declare the cache
+	// healthy, so a table added to pending now would miss that resync
+	// while the cache serves entries it should have killed. Waiting for the
+	// resync (bounded by its timeout) and bumping normally is safe.
+	c.syncMu.RLock()
+	defer c.syncMu.RUnlock()
 	if !c.healthy.Load() {
 		c.failOpen(idx, nil)
 		return
 	}
-	c.syncMu.RLock()
-	defer c.syncMu.RUnlock()
 	// The caller leaving must not skip the bump: its write committed.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.RedisTimeout)
 	defer cancel()
@@ -158,7 +163,7 @@ func parseEpochAndInts(res []any, n int) (uint64, []uint64, error) {
 // the subscriber is asked to resync.
 func (c *Cache) failOpen(idx []int, cause error) {
 	c.epoch.Store(localEpoch())
-	c.healthy.Store(false)
+	wasHealthy := c.healthy.Swap(false)
 	if len(idx) > 0 {
 		c.pendingMu.Lock()
 		for _, i := range idx {
@@ -168,7 +173,10 @@ func (c *Cache) failOpen(idx []int, cause error) {
 	}
 	if cause != nil {
 		c.m.redisErrors.Add(1)
-		c.log.Warn("redis unavailable, cache bypassed until it returns", "err", cause)
+		// Once per outage: the retries every idle period would flood the log.
+		if wasHealthy {
+			c.log.Warn("redis unavailable, cache bypassed until it returns", "err", cause)
+		}
 	}
 	select {
 	case c.resync <- struct{}{}:
@@ -195,6 +203,16 @@ func (c *Cache) subscribe(ctx context.Context) {
 	defer ps.Close()
 	idle := max(c.cfg.RedisTimeout, 50*time.Millisecond)
 	wantSync := true
+	var lastTry time.Time
+	// maybeSync retries a wanted resync at most once per idle period, on
+	// timeouts and between messages alike: on a busy channel the receive
+	// never times out.
+	maybeSync := func() {
+		if (wantSync || !c.healthy.Load()) && time.Since(lastTry) >= idle {
+			lastTry = time.Now()
+			wantSync = c.trySync(ctx) != nil
+		}
+	}
 	for ctx.Err() == nil {
 		select {
 		case <-c.resync:
@@ -208,9 +226,7 @@ func (c *Cache) subscribe(ctx context.Context) {
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				if wantSync || !c.healthy.Load() {
-					wantSync = c.trySync(ctx) != nil
-				}
+				maybeSync()
 				continue
 			}
 			if c.healthy.Load() {
@@ -223,7 +239,8 @@ func (c *Cache) subscribe(ctx context.Context) {
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
-				wantSync = c.trySync(ctx) != nil
+				// A (re)subscription: messages may have been missed.
+				wantSync, lastTry = true, time.Time{}
 			}
 		case *redis.Message:
 			if !c.apply(m.Payload) {
@@ -231,6 +248,7 @@ func (c *Cache) subscribe(ctx context.Context) {
 				wantSync = true
 			}
 		}
+		maybeSync()
 	}
 }
 
@@ -294,7 +312,9 @@ func (c *Cache) sync(ctx context.Context) error {
 	if err := c.l1.Clear(ctx); err != nil {
 		return fmt.Errorf("flush L1: %w", err)
 	}
-	c.resyncs.Add(1)
+	if n := c.resyncs.Add(1); n > 1 {
+		c.log.Info("redis reachable, versions resynchronised and L1 flushed", "resyncs", n)
+	}
 	c.healthy.Store(true)
 	return nil
 }
