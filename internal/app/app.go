@@ -103,6 +103,25 @@ func (a *App) EnsurePartitions(ctx context.Context) error {
 	return nil
 }
 
+// partitionCheckEvery is how often a running server re-ensures partitions,
+// so one that runs for months never reaches a month without one.
+const partitionCheckEvery = 6 * time.Hour
+
+func (a *App) maintainPartitions(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.EnsurePartitions(ctx); err != nil && ctx.Err() == nil {
+				a.Log.Error("periodic partition check", "error", err)
+			}
+		}
+	}
+}
+
 // Serve answers on ln until ctx is done, then shuts down gracefully: it
 // stops accepting, lets in-flight requests finish within ShutdownTimeout,
 // and returns. The caller closes the App (and with it the pool) after.
@@ -117,6 +136,14 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	maintDone := make(chan struct{})
+	defer func() { <-maintDone }()
+	mctx, stopMaint := context.WithCancel(ctx)
+	defer stopMaint() // runs first: defers unwind in reverse
+	go func() {
+		defer close(maintDone)
+		a.maintainPartitions(mctx, partitionCheckEvery)
+	}()
 	a.Log.Info("serving", "addr", ln.Addr().String(), "env", a.Config.Env)
 	select {
 	case err := <-errc:
