@@ -262,3 +262,28 @@ func TestRecorderKeepsLeastCached(t *testing.T) {
 		}
 	}
 }
+
+func TestL1IsBoundedInBytes(t *testing.T) {
+	const limit = 64 << 10
+	c := newTestCache(t, Config{L1MaxBytes: limit})
+	q := register(t, c, QuerySpec{Name: "Q", Hash: "h", TTL: time.Minute, Reads: []string{"users"}})
+	strCodec := Codec[string]{
+		Encode: func(b []byte, v string) []byte { return AppendString(b, v) },
+		Decode: func(d *Decoder) string { return d.String() },
+	}
+	value := strings.Repeat("x", 1000)
+	ctx := context.Background()
+	for i := 0; i < 1000; i++ { // 1 MB of values, 16 times the limit
+		key := AppendInt64([]byte(q.Prefix()), int64(i))
+		if _, err := Read(ctx, q, key, &strCodec, func(context.Context) (string, error) { return value, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.rist.Wait()
+	if b := c.l1Bytes(); b > limit || b <= 0 {
+		t.Fatalf("L1 holds %d bytes, limit %d", b, limit)
+	}
+	if n := c.l1Entries(); n >= 1000 || n <= 0 {
+		t.Fatalf("L1 holds %d entries", n)
+	}
+}
