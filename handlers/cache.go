@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -78,21 +79,10 @@ func (h cacheHandlers) invalidate(c echo.Context) error {
 	}
 	err := h.c.InvalidateTable(c.Request().Context(), req.Table)
 	if errors.Is(err, cache.ErrUnknownTable) {
-		return validationFailed([]FieldError{{Field: "table", Message: "is not a table the cache knows; one of " + joinTables(h.c.Tables())}})
+		return validationFailed([]FieldError{{Field: "table", Message: "is not a table the cache knows; one of " + strings.Join(h.c.Tables(), ", ")}})
 	}
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, req)
-}
-
-func joinTables(ts []string) string {
-	out := ""
-	for i, t := range ts {
-		if i > 0 {
-			out += ", "
-		}
-		out += t
-	}
-	return out
 }
