@@ -35,6 +35,29 @@ func BenchmarkGetCampaignSummaryL1Hit(b *testing.B) {
 	}
 }
 
+// BenchmarkGetCampaignSummaryL1HitParallel is the same hit from every
+// core at once: gocache's statistics mutex and ristretto's buffers are
+// shared.
+func BenchmarkGetCampaignSummaryL1HitParallel(b *testing.B) {
+	pool := newPool(b, nil)
+	f := seed(b, pool, 10)
+	s := newCached(b, pool, "", "b")
+	arg := f.summaryArg()
+	if _, err := s.GetCampaignSummary(context.Background(), arg); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			if _, err := s.GetCampaignSummary(ctx, arg); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
 // BenchmarkCampaignSummary100k compares the summary of a campaign with
 // 100 000 emails read from PostgreSQL and from L1.
 func BenchmarkCampaignSummary100k(b *testing.B) {
