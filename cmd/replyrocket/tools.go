@@ -203,7 +203,8 @@ func (e env) progress(total int64) func(int64) {
 			progressbar.OptionSetItsString("rows"),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionFullWidth(),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionSetElapsedTime(true),
 		)
 		return func(done int64) { _ = bar.Set64(done) }
 	}
