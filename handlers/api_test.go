@@ -1,7 +1,9 @@
 package handlers
 
 import (
+	"compress/gzip"
 	"context"
+	"io"
 	"math"
 	"net/http"
 	"strings"
@@ -267,5 +269,26 @@ func TestRequestIDAndCompression(t *testing.T) {
 	req.Header.Set("Accept-Encoding", "gzip")
 	if r := e.serve(req).want(200); r.Header().Get("Content-Encoding") != "gzip" {
 		t.Fatalf("openapi.json not compressed: %v", r.Header())
+	}
+}
+
+// TestMetricsCompressOnce: /metrics read with gzip decodes to the text
+// format (compressed once, not by both promhttp and the router).
+func TestMetricsCompressOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	req := newRequest("GET", "/metrics", "", nil, "")
+	req.Header.Set("Accept-Encoding", "gzip")
+	r := e.serve(req).want(200)
+	zr, err := gzip.NewReader(r.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(text), "# TYPE replyrocket_db_pool_max_conns gauge") {
+		t.Fatalf("not the text format after one gunzip: %.200q", text)
 	}
 }

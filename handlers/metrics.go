@@ -88,5 +88,7 @@ func (p poolCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 func metricsHandler(reg *prometheus.Registry) http.Handler {
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	// The router's gzip middleware compresses; promhttp doing it too would
+	// compress twice.
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, DisableCompression: true})
 }
