@@ -34,6 +34,9 @@ type env struct {
 	pool  *pgxpool.Pool
 	store db.Store
 	logs  *lockedWriter
+	// noSpec skips checking each exchange against the OpenAPI document
+	// (the fuzz targets, for speed).
+	noSpec bool
 }
 
 type envOpt func(*Deps)
@@ -125,8 +128,19 @@ func newRequest(method, path, key string, body any, contentType string) *http.Re
 // serve runs req through the router and checks what every response owes.
 func (e *env) serve(req *http.Request) resp {
 	e.t.Helper()
+	var body []byte
+	if req.Body != nil {
+		var err error
+		if body, err = io.ReadAll(req.Body); err != nil {
+			e.t.Fatal(err)
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
 	rec := httptest.NewRecorder()
 	e.e.ServeHTTP(rec, req)
+	if !e.noSpec && rec.Code != http.StatusMethodNotAllowed && !(rec.Code == http.StatusNotFound && strings.Contains(rec.Body.String(), "No route")) {
+		checkAgainstSpec(e.t, req, body, rec)
+	}
 	if rec.Header().Get(echo.HeaderXRequestID) == "" {
 		e.t.Fatalf("%s %s: no X-Request-ID", req.Method, req.URL)
 	}

@@ -24,6 +24,9 @@ type oaRoute struct {
 	okSchema                   string // response schema name; "" for none
 	okType                     string // response media type when not JSON
 	errors                     []int
+	// errorsAs are error statuses answered with a JSON schema instead of
+	// a problem (the health check keeps one shape for up and down).
+	errorsAs map[int]string
 }
 
 type oaParam struct {
@@ -65,7 +68,7 @@ func routesDoc() []oaRoute {
 		{method: "POST", path: "/api/v1/users", summary: "Create a user and its first API key (shown once)", tag: "admin", auth: "admin", body: "CreateUser", ok: 201, okSchema: "CreatedUser", errors: []int{400, 409, 413, 415}},
 		{method: "POST", path: "/api/v1/users/{id}/keys", summary: "Mint another API key for a user (shown once)", tag: "admin", auth: "admin", params: []oaParam{pID}, body: "CreateKey", bodyNote: "Optional; the name defaults to \"default\".", ok: 201, okSchema: "APIKey", errors: []int{400, 404, 413, 415}},
 		{method: "DELETE", path: "/api/v1/keys/{id}", summary: "Revoke an API key (idempotent)", tag: "admin", auth: "admin", params: []oaParam{pID}, ok: 204, errors: []int{400, 404}},
-		{method: "GET", path: "/health/db", summary: "Database health: 200, or 503 with the same shape when it does not answer within 1 s", tag: "operations", ok: 200, okSchema: "Health", errors: []int{503}},
+		{method: "GET", path: "/health/db", summary: "Database health: 200, or 503 with the same shape when it does not answer within 1 s", tag: "operations", ok: 200, okSchema: "Health", errorsAs: map[int]string{503: "Health"}},
 		{method: "GET", path: "/metrics", summary: "Prometheus metrics", tag: "operations", ok: 200, okType: "text/plain"},
 		{method: "GET", path: "/openapi.json", summary: "This document", tag: "operations", ok: 200, okSchema: "Any"},
 		{method: "GET", path: "/docs", summary: "This document as a browsable page", tag: "operations", ok: 200, okType: "text/html"},
@@ -243,6 +246,12 @@ func operation(r oaRoute) map[string]any {
 	case "admin":
 		errs = append(errs, adminErrors...)
 		op["security"] = []any{map[string]any{"adminKey": []string{}}}
+	}
+	for code, schema := range r.errorsAs {
+		resp[strconv.Itoa(code)] = map[string]any{
+			"description": "The database did not answer in time; the same shape as 200, with status \"unavailable\".",
+			"content":     map[string]any{"application/json": map[string]any{"schema": ref(schema)}},
+		}
 	}
 	errs = append(errs, 500)
 	for _, code := range errs {
