@@ -4,9 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/replyrocket/replyrocket/internal/pgtest"
 )
@@ -90,5 +98,91 @@ func TestUsageErrors(t *testing.T) {
 	}
 	if _, err := cli(t, "", "serve"); err == nil || !strings.Contains(err.Error(), "DATABASE_URL") {
 		t.Fatalf("serve without DATABASE_URL: %v", err)
+	}
+}
+
+// syncBuffer is written by the server's logger and read by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestServeMigratesAndStops: `serve --migrate` on an empty database applies
+// the schema, creates partitions, answers, and returns cleanly when its
+// context ends (what SIGINT/SIGTERM do through signal.NotifyContext).
+func TestServeMigratesAndStops(t *testing.T) {
+	t.Parallel()
+	server := pgtest.ServerURL(t)
+	name := "serve_" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	admin, err := pgx.Connect(context.Background(), server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	if _, err := admin.Exec(context.Background(), "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+	u, _ := url.Parse(server)
+	u.Path = "/" + name
+	env := map[string]string{"DATABASE_URL": u.String(), "PORT": "0", "APP_ENV": "prod"}
+
+	ctx, stop := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--migrate"}, func(k string) string { return env[k] }, io.Discard, logs)
+	}()
+
+	addrRE := regexp.MustCompile(`"msg":"serving","addr":"[^"]*:(\d+)"`)
+	var port string
+	deadline := time.Now().Add(time.Minute)
+	for port == "" {
+		if m := addrRE.FindStringSubmatch(logs.String()); m != nil {
+			port = m[1]
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited: %v\n%s", err, logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not start:\n%s", logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	res, err := http.Get("http://127.0.0.1:" + port + "/health/db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("health: %d", res.StatusCode)
+	}
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v\n%s", err, logs)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop within 30s")
+	}
+	if !strings.Contains(logs.String(), `"msg":"created email partitions"`) || !strings.Contains(logs.String(), `"msg":"stopped"`) {
+		t.Fatalf("logs lack partition creation or a clean stop:\n%s", logs)
 	}
 }
