@@ -14,31 +14,35 @@ import (
 // Tables are every table the queries read or write.
 var Tables = []string{"api_keys", "campaigns", "emails", "users"}
 
+// Versions are the version slots: one per table, and table#column for
+// each column an UPDATE sets.
+var Versions = []string{"api_keys", "api_keys#last_used_at", "api_keys#revoked_at", "campaigns", "campaigns#name", "campaigns#status", "campaigns#updated_at", "emails", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#replied_at", "users"}
+
 // Queries describe every query: what it reads and writes, and its cache
 // settings (zero TTL: not cached).
 var Queries = []QueryInfo{
-	{Name: "CountUsers", Kind: ":one", Reads: []string{"users"}, Writes: nil, TTL: 0, SWR: 0},
-	{Name: "CreateAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
-	{Name: "CreateCampaign", Kind: ":one", Reads: nil, Writes: []string{"campaigns"}, TTL: 0, SWR: 0},
-	{Name: "CreateUser", Kind: ":one", Reads: nil, Writes: []string{"users"}, TTL: 0, SWR: 0},
-	{Name: "DeleteCampaign", Kind: ":execrows", Reads: nil, Writes: []string{"campaigns", "emails"}, TTL: 0, SWR: 0},
-	{Name: "EnsureEmailPartitions", Kind: ":many", Reads: nil, Writes: nil, TTL: 0, SWR: 0},
-	{Name: "GetAPIKeyByHash", Kind: ":one", Reads: []string{"api_keys", "users"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
-	{Name: "GetCampaign", Kind: ":one", Reads: []string{"campaigns"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
-	{Name: "GetCampaignDailyCounts", Kind: ":many", Reads: []string{"emails"}, Writes: nil, TTL: 10 * time.Minute, SWR: 0},
-	{Name: "GetCampaignSummary", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, TTL: 10 * time.Minute, SWR: 0},
-	{Name: "GetEmail", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, TTL: 0, SWR: 0},
-	{Name: "GetUser", Kind: ":one", Reads: []string{"users"}, Writes: nil, TTL: 5 * time.Minute, SWR: 0},
-	{Name: "GetUserByEmail", Kind: ":one", Reads: []string{"users"}, Writes: nil, TTL: 0, SWR: 0},
-	{Name: "GetUserStatistics", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, TTL: 5 * time.Minute, SWR: 0},
-	{Name: "InsertEmails", Kind: ":copyfrom", Reads: nil, Writes: []string{"emails"}, TTL: 0, SWR: 0},
-	{Name: "ListCampaignEmails", Kind: ":many", Reads: []string{"emails"}, Writes: nil, TTL: 0, SWR: 0},
-	{Name: "ListCampaigns", Kind: ":many", Reads: []string{"campaigns"}, Writes: nil, TTL: 0, SWR: 0},
-	{Name: "MarkEmailOpened", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, TTL: 0, SWR: 0},
-	{Name: "MarkEmailReplied", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, TTL: 0, SWR: 0},
-	{Name: "RevokeAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
-	{Name: "TouchAPIKey", Kind: ":execrows", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
-	{Name: "UpdateCampaign", Kind: ":one", Reads: nil, Writes: []string{"campaigns"}, TTL: 0, SWR: 0},
+	{Name: "CountUsers", Kind: ":one", Reads: []string{"users"}, Writes: nil, ReadVersions: []string{"users"}, WriteVersions: nil, TTL: 0, SWR: 0},
+	{Name: "CreateAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, ReadVersions: nil, WriteVersions: []string{"api_keys"}, TTL: 0, SWR: 0},
+	{Name: "CreateCampaign", Kind: ":one", Reads: nil, Writes: []string{"campaigns"}, ReadVersions: nil, WriteVersions: []string{"campaigns"}, TTL: 0, SWR: 0},
+	{Name: "CreateUser", Kind: ":one", Reads: nil, Writes: []string{"users"}, ReadVersions: nil, WriteVersions: []string{"users"}, TTL: 0, SWR: 0},
+	{Name: "DeleteCampaign", Kind: ":execrows", Reads: nil, Writes: []string{"campaigns", "emails"}, ReadVersions: nil, WriteVersions: []string{"campaigns", "emails"}, TTL: 0, SWR: 0},
+	{Name: "EnsureEmailPartitions", Kind: ":many", Reads: nil, Writes: nil, ReadVersions: nil, WriteVersions: nil, TTL: 0, SWR: 0},
+	{Name: "GetAPIKeyByHash", Kind: ":one", Reads: []string{"api_keys", "users"}, Writes: nil, ReadVersions: []string{"api_keys", "api_keys#last_used_at", "api_keys#revoked_at", "users"}, WriteVersions: nil, TTL: 1 * time.Minute, SWR: 0},
+	{Name: "GetCampaign", Kind: ":one", Reads: []string{"campaigns"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#name", "campaigns#status", "campaigns#updated_at"}, WriteVersions: nil, TTL: 1 * time.Minute, SWR: 0},
+	{Name: "GetCampaignDailyCounts", Kind: ":many", Reads: []string{"emails"}, Writes: nil, ReadVersions: []string{"emails"}, WriteVersions: nil, TTL: 10 * time.Minute, SWR: 0},
+	{Name: "GetCampaignSummary", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, ReadVersions: []string{"campaigns", "emails", "emails#is_opened", "emails#is_replied"}, WriteVersions: nil, TTL: 10 * time.Minute, SWR: 0},
+	{Name: "GetEmail", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, ReadVersions: []string{"campaigns", "emails", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#replied_at"}, WriteVersions: nil, TTL: 0, SWR: 0},
+	{Name: "GetUser", Kind: ":one", Reads: []string{"users"}, Writes: nil, ReadVersions: []string{"users"}, WriteVersions: nil, TTL: 5 * time.Minute, SWR: 0},
+	{Name: "GetUserByEmail", Kind: ":one", Reads: []string{"users"}, Writes: nil, ReadVersions: []string{"users"}, WriteVersions: nil, TTL: 0, SWR: 0},
+	{Name: "GetUserStatistics", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, ReadVersions: []string{"campaigns", "emails", "emails#is_opened", "emails#is_replied"}, WriteVersions: nil, TTL: 5 * time.Minute, SWR: 0},
+	{Name: "InsertEmails", Kind: ":copyfrom", Reads: nil, Writes: []string{"emails"}, ReadVersions: nil, WriteVersions: []string{"emails"}, TTL: 0, SWR: 0},
+	{Name: "ListCampaignEmails", Kind: ":many", Reads: []string{"emails"}, Writes: nil, ReadVersions: []string{"emails", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#replied_at"}, WriteVersions: nil, TTL: 0, SWR: 0},
+	{Name: "ListCampaigns", Kind: ":many", Reads: []string{"campaigns"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#name", "campaigns#status", "campaigns#updated_at"}, WriteVersions: nil, TTL: 0, SWR: 0},
+	{Name: "MarkEmailOpened", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, ReadVersions: nil, WriteVersions: []string{"emails#is_opened", "emails#opened_at"}, TTL: 0, SWR: 0},
+	{Name: "MarkEmailReplied", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, ReadVersions: nil, WriteVersions: []string{"emails#is_replied", "emails#replied_at"}, TTL: 0, SWR: 0},
+	{Name: "RevokeAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, ReadVersions: nil, WriteVersions: []string{"api_keys#revoked_at"}, TTL: 0, SWR: 0},
+	{Name: "TouchAPIKey", Kind: ":execrows", Reads: nil, Writes: []string{"api_keys"}, ReadVersions: nil, WriteVersions: []string{"api_keys#last_used_at"}, TTL: 0, SWR: 0},
+	{Name: "UpdateCampaign", Kind: ":one", Reads: nil, Writes: []string{"campaigns"}, ReadVersions: nil, WriteVersions: []string{"campaigns#name", "campaigns#status", "campaigns#updated_at"}, TTL: 0, SWR: 0},
 }
 
 // queries are the registered cached queries.
@@ -53,22 +57,22 @@ type queries struct {
 
 func (q *queries) register(c *cache.Cache) error {
 	var err error
-	if q.GetAPIKeyByHash, err = c.Register(cache.QuerySpec{Name: "GetAPIKeyByHash", Hash: "8806b9ada989913a", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"api_keys", "users"}}); err != nil {
+	if q.GetAPIKeyByHash, err = c.Register(cache.QuerySpec{Name: "GetAPIKeyByHash", Hash: "8806b9ada989913a", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"api_keys", "api_keys#last_used_at", "api_keys#revoked_at", "users"}}); err != nil {
 		return err
 	}
-	if q.GetCampaign, err = c.Register(cache.QuerySpec{Name: "GetCampaign", Hash: "f7c692981999ce68", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns"}}); err != nil {
+	if q.GetCampaign, err = c.Register(cache.QuerySpec{Name: "GetCampaign", Hash: "f7c692981999ce68", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns", "campaigns#name", "campaigns#status", "campaigns#updated_at"}}); err != nil {
 		return err
 	}
 	if q.GetCampaignDailyCounts, err = c.Register(cache.QuerySpec{Name: "GetCampaignDailyCounts", Hash: "4c29045af4a956ce", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"emails"}}); err != nil {
 		return err
 	}
-	if q.GetCampaignSummary, err = c.Register(cache.QuerySpec{Name: "GetCampaignSummary", Hash: "50d81ba76306a16a", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"campaigns", "emails"}}); err != nil {
+	if q.GetCampaignSummary, err = c.Register(cache.QuerySpec{Name: "GetCampaignSummary", Hash: "50d81ba76306a16a", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"campaigns", "emails", "emails#is_opened", "emails#is_replied"}}); err != nil {
 		return err
 	}
 	if q.GetUser, err = c.Register(cache.QuerySpec{Name: "GetUser", Hash: "7875c2ce86c33acb", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"users"}}); err != nil {
 		return err
 	}
-	if q.GetUserStatistics, err = c.Register(cache.QuerySpec{Name: "GetUserStatistics", Hash: "acefb5d129f55d46", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"campaigns", "emails"}}); err != nil {
+	if q.GetUserStatistics, err = c.Register(cache.QuerySpec{Name: "GetUserStatistics", Hash: "acefb5d129f55d46", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"campaigns", "emails", "emails#is_opened", "emails#is_replied"}}); err != nil {
 		return err
 	}
 	return nil
@@ -136,7 +140,7 @@ func (t *txQuerier) EnsureEmailPartitions(ctx context.Context, arg db.EnsureEmai
 	return t.inner.EnsureEmailPartitions(ctx, arg)
 }
 
-// GetAPIKeyByHash reads api_keys, users and writes no table. Cached for 1m0s.
+// GetAPIKeyByHash reads api_keys, api_keys#last_used_at, api_keys#revoked_at, users and writes no table. Cached for 1m0s.
 func (s *Store) GetAPIKeyByHash(ctx context.Context, arg []byte) (db.GetAPIKeyByHashRow, error) {
 	var buf [128]byte
 	key := keyGetAPIKeyByHash(append(buf[:0], s.q.GetAPIKeyByHash.Prefix()...), arg)
@@ -153,7 +157,7 @@ func keyGetAPIKeyByHash(b []byte, arg []byte) []byte {
 	return b
 }
 
-// GetCampaign reads campaigns and writes no table. Cached for 1m0s.
+// GetCampaign reads campaigns, campaigns#name, campaigns#status, campaigns#updated_at and writes no table. Cached for 1m0s.
 func (s *Store) GetCampaign(ctx context.Context, arg db.GetCampaignParams) (db.Campaign, error) {
 	var buf [128]byte
 	key := keyGetCampaign(append(buf[:0], s.q.GetCampaign.Prefix()...), arg)
@@ -192,7 +196,7 @@ func keyGetCampaignDailyCounts(b []byte, arg db.GetCampaignDailyCountsParams) []
 	return b
 }
 
-// GetCampaignSummary reads campaigns, emails and writes no table. Cached for 10m0s.
+// GetCampaignSummary reads campaigns, emails, emails#is_opened, emails#is_replied and writes no table. Cached for 10m0s.
 func (s *Store) GetCampaignSummary(ctx context.Context, arg db.GetCampaignSummaryParams) (db.GetCampaignSummaryRow, error) {
 	var buf [128]byte
 	key := keyGetCampaignSummary(append(buf[:0], s.q.GetCampaignSummary.Prefix()...), arg)
@@ -212,7 +216,7 @@ func keyGetCampaignSummary(b []byte, arg db.GetCampaignSummaryParams) []byte {
 	return b
 }
 
-// GetEmail reads campaigns, emails and writes no table. Not cached.
+// GetEmail reads campaigns, emails, emails#is_opened, emails#is_replied, emails#opened_at, emails#replied_at and writes no table. Not cached.
 func (s *Store) GetEmail(ctx context.Context, arg db.GetEmailParams) (db.Email, error) {
 	return s.inner.GetEmail(ctx, arg)
 }
@@ -247,7 +251,7 @@ func (t *txQuerier) GetUserByEmail(ctx context.Context, arg string) (db.User, er
 	return t.inner.GetUserByEmail(ctx, arg)
 }
 
-// GetUserStatistics reads campaigns, emails and writes no table. Cached for 5m0s.
+// GetUserStatistics reads campaigns, emails, emails#is_opened, emails#is_replied and writes no table. Cached for 5m0s.
 func (s *Store) GetUserStatistics(ctx context.Context, arg uuid.UUID) (db.GetUserStatisticsRow, error) {
 	var buf [128]byte
 	key := keyGetUserStatistics(append(buf[:0], s.q.GetUserStatistics.Prefix()...), arg)
@@ -276,7 +280,7 @@ func (t *txQuerier) InsertEmails(ctx context.Context, arg []db.InsertEmailsParam
 	return t.inner.InsertEmails(ctx, arg)
 }
 
-// ListCampaignEmails reads emails and writes no table. Not cached.
+// ListCampaignEmails reads emails, emails#is_opened, emails#is_replied, emails#opened_at, emails#replied_at and writes no table. Not cached.
 func (s *Store) ListCampaignEmails(ctx context.Context, arg db.ListCampaignEmailsParams) ([]db.ListCampaignEmailsRow, error) {
 	return s.inner.ListCampaignEmails(ctx, arg)
 }
@@ -285,7 +289,7 @@ func (t *txQuerier) ListCampaignEmails(ctx context.Context, arg db.ListCampaignE
 	return t.inner.ListCampaignEmails(ctx, arg)
 }
 
-// ListCampaigns reads campaigns and writes no table. Not cached.
+// ListCampaigns reads campaigns, campaigns#name, campaigns#status, campaigns#updated_at and writes no table. Not cached.
 func (s *Store) ListCampaigns(ctx context.Context, arg db.ListCampaignsParams) ([]db.Campaign, error) {
 	return s.inner.ListCampaigns(ctx, arg)
 }
@@ -294,63 +298,63 @@ func (t *txQuerier) ListCampaigns(ctx context.Context, arg db.ListCampaignsParam
 	return t.inner.ListCampaigns(ctx, arg)
 }
 
-// MarkEmailOpened reads campaigns and writes emails.
+// MarkEmailOpened reads no table and writes emails#is_opened, emails#opened_at.
 func (s *Store) MarkEmailOpened(ctx context.Context, arg db.MarkEmailOpenedParams) (db.Email, error) {
 	r, err := s.inner.MarkEmailOpened(ctx, arg)
-	s.afterWrite(ctx, true, err, "emails")
+	s.afterWrite(ctx, true, err, "emails#is_opened", "emails#opened_at")
 	return r, err
 }
 
 func (t *txQuerier) MarkEmailOpened(ctx context.Context, arg db.MarkEmailOpenedParams) (db.Email, error) {
-	t.wrote("emails")
+	t.wrote("emails#is_opened", "emails#opened_at")
 	return t.inner.MarkEmailOpened(ctx, arg)
 }
 
-// MarkEmailReplied reads campaigns and writes emails.
+// MarkEmailReplied reads no table and writes emails#is_replied, emails#replied_at.
 func (s *Store) MarkEmailReplied(ctx context.Context, arg db.MarkEmailRepliedParams) (db.Email, error) {
 	r, err := s.inner.MarkEmailReplied(ctx, arg)
-	s.afterWrite(ctx, true, err, "emails")
+	s.afterWrite(ctx, true, err, "emails#is_replied", "emails#replied_at")
 	return r, err
 }
 
 func (t *txQuerier) MarkEmailReplied(ctx context.Context, arg db.MarkEmailRepliedParams) (db.Email, error) {
-	t.wrote("emails")
+	t.wrote("emails#is_replied", "emails#replied_at")
 	return t.inner.MarkEmailReplied(ctx, arg)
 }
 
-// RevokeAPIKey reads no table and writes api_keys.
+// RevokeAPIKey reads no table and writes api_keys#revoked_at.
 func (s *Store) RevokeAPIKey(ctx context.Context, arg uuid.UUID) (db.RevokeAPIKeyRow, error) {
 	r, err := s.inner.RevokeAPIKey(ctx, arg)
-	s.afterWrite(ctx, true, err, "api_keys")
+	s.afterWrite(ctx, true, err, "api_keys#revoked_at")
 	return r, err
 }
 
 func (t *txQuerier) RevokeAPIKey(ctx context.Context, arg uuid.UUID) (db.RevokeAPIKeyRow, error) {
-	t.wrote("api_keys")
+	t.wrote("api_keys#revoked_at")
 	return t.inner.RevokeAPIKey(ctx, arg)
 }
 
-// TouchAPIKey reads no table and writes api_keys.
+// TouchAPIKey reads no table and writes api_keys#last_used_at.
 func (s *Store) TouchAPIKey(ctx context.Context, arg uuid.UUID) (int64, error) {
 	r, err := s.inner.TouchAPIKey(ctx, arg)
-	s.afterWrite(ctx, r > 0, err, "api_keys")
+	s.afterWrite(ctx, r > 0, err, "api_keys#last_used_at")
 	return r, err
 }
 
 func (t *txQuerier) TouchAPIKey(ctx context.Context, arg uuid.UUID) (int64, error) {
-	t.wrote("api_keys")
+	t.wrote("api_keys#last_used_at")
 	return t.inner.TouchAPIKey(ctx, arg)
 }
 
-// UpdateCampaign reads no table and writes campaigns.
+// UpdateCampaign reads no table and writes campaigns#name, campaigns#status, campaigns#updated_at.
 func (s *Store) UpdateCampaign(ctx context.Context, arg db.UpdateCampaignParams) (db.Campaign, error) {
 	r, err := s.inner.UpdateCampaign(ctx, arg)
-	s.afterWrite(ctx, true, err, "campaigns")
+	s.afterWrite(ctx, true, err, "campaigns#name", "campaigns#status", "campaigns#updated_at")
 	return r, err
 }
 
 func (t *txQuerier) UpdateCampaign(ctx context.Context, arg db.UpdateCampaignParams) (db.Campaign, error) {
-	t.wrote("campaigns")
+	t.wrote("campaigns#name", "campaigns#status", "campaigns#updated_at")
 	return t.inner.UpdateCampaign(ctx, arg)
 }
 

@@ -86,6 +86,8 @@ func TestNoStaleReads(t *testing.T) {
 		s := newCached(t, pool, redisURL, "t")
 		ctx := context.Background()
 		const writers, readers, perWriter = 4, 8, 25
+		// Fixed bounds, so the daily counts are one cache key.
+		dailyArg := db.GetCampaignDailyCountsParams{CampaignID: f.campaign.ID, Since: time.Now().Add(-48 * time.Hour), Until: time.Now().Add(48 * time.Hour)}
 		var inserted, opened atomic.Int64 // acknowledged writes
 		var stale, reads atomic.Int64
 		var wg sync.WaitGroup
@@ -124,9 +126,7 @@ func TestNoStaleReads(t *testing.T) {
 						t.Error(err)
 						return
 					}
-					days, err := s.GetCampaignDailyCounts(ctx, db.GetCampaignDailyCountsParams{
-						CampaignID: f.campaign.ID, Since: time.Now().Add(-48 * time.Hour), Until: time.Now().Add(48 * time.Hour),
-					})
+					days, err := s.GetCampaignDailyCounts(ctx, dailyArg)
 					if err != nil {
 						t.Error(err)
 						return
@@ -148,6 +148,9 @@ func TestNoStaleReads(t *testing.T) {
 		rg.Wait()
 		snap := s.Cache().Snapshot()
 		t.Logf("%d reads, %d stale; hits %d, misses %d", reads.Load(), stale.Load(), snap.Hits, snap.Misses)
+		if snap.Hits == 0 {
+			t.Error("no read was served from the cache: the test proved nothing")
+		}
 		final, err := s.GetCampaignSummary(ctx, f.summaryArg())
 		if err != nil || final.Total != writers*perWriter || final.Opened != writers*((perWriter+1)/2) {
 			t.Fatalf("final summary %+v %v", final, err)
@@ -501,5 +504,68 @@ func TestSlowRedisFailsOpen(t *testing.T) {
 	o := outcome(t, func(ctx context.Context) (err error) { r, err = s.GetCampaignSummary(ctx, f.summaryArg()); return err })
 	if o != "hit" || r.Opened != 1 {
 		t.Fatalf("after Redis resumed: %s %+v, want a hit with the write", o, r)
+	}
+}
+
+// TestUpdatesInvalidateOnlyReadsOfTheirColumns: an UPDATE cannot add or
+// remove rows, so it invalidates only the cached reads that reference a
+// column it sets.
+func TestUpdatesInvalidateOnlyReadsOfTheirColumns(t *testing.T) {
+	pool := newPool(t, nil)
+	f := seed(t, pool, 3)
+	s := newCached(t, pool, "", "t")
+	ctx := context.Background()
+	days := db.GetCampaignDailyCountsParams{CampaignID: f.campaign.ID, Since: time.Now().Add(-time.Hour), Until: time.Now().Add(time.Hour)}
+	daily := func(ctx context.Context) error {
+		d, err := s.GetCampaignDailyCounts(ctx, days)
+		if err == nil && (len(d) != 1 || d[0].Count != 3) {
+			t.Errorf("daily counts %+v", d)
+		}
+		return err
+	}
+	var sum db.GetCampaignSummaryRow
+	summary := func(ctx context.Context) (err error) {
+		sum, err = s.GetCampaignSummary(ctx, f.summaryArg())
+		return err
+	}
+	var camp db.Campaign
+	campaign := func(ctx context.Context) (err error) {
+		camp, err = s.GetCampaign(ctx, db.GetCampaignParams{ID: f.campaign.ID, UserID: f.user.ID})
+		return err
+	}
+	for _, read := range []func(context.Context) error{daily, summary, campaign} {
+		outcome(t, read)
+	}
+	if _, err := s.MarkEmailOpened(ctx, db.MarkEmailOpenedParams{ID: f.emails[0].ID, UserID: f.user.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if o := outcome(t, daily); o != "hit" {
+		t.Errorf("daily counts after an open: %s, want hit (they do not read is_opened)", o)
+	}
+	if o := outcome(t, summary); o != "miss" || sum.Opened != 1 {
+		t.Errorf("summary after an open: %s %+v, want a miss with the open", o, sum)
+	}
+	name := "Renamed"
+	if _, err := s.UpdateCampaign(ctx, db.UpdateCampaignParams{Name: &name, ID: f.campaign.ID, UserID: f.user.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if o := outcome(t, summary); o != "hit" {
+		t.Errorf("summary after a rename: %s, want hit", o)
+	}
+	if o := outcome(t, campaign); o != "miss" || camp.Name != name {
+		t.Errorf("campaign after a rename: %s %+v, want a miss with the name", o, camp)
+	}
+	insertEmails(t, s, f.campaign.ID, 1)
+	for _, read := range []func(context.Context) error{summary, campaign} {
+		outcome(t, read)
+	}
+	if o := outcome(t, func(ctx context.Context) error {
+		d, err := s.GetCampaignDailyCounts(ctx, days)
+		if err == nil && d[0].Count != 4 {
+			t.Errorf("daily counts after an insert: %+v", d)
+		}
+		return err
+	}); o != "miss" {
+		t.Errorf("daily counts after an insert: %s, want miss", o)
 	}
 }

@@ -25,8 +25,13 @@ type QueryInfo struct {
 	Kind   string
 	Reads  []string
 	Writes []string
-	TTL    time.Duration // zero: not cached
-	SWR    time.Duration
+	// ReadVersions are the version slots a cached read captures,
+	// WriteVersions those a write bumps ("table", or "table#column" for a
+	// column an UPDATE sets).
+	ReadVersions  []string
+	WriteVersions []string
+	TTL           time.Duration // zero: not cached
+	SWR           time.Duration
 }
 
 // Store is a db.Store whose annotated reads are cached.
@@ -40,7 +45,7 @@ var _ db.Store = (*Store)(nil)
 
 // NewCache builds the cache for these queries' tables.
 func NewCache(cfg cache.Config, reg prometheus.Registerer, log *slog.Logger) (*cache.Cache, error) {
-	return cache.New(cfg, cache.Options{Tables: Tables, Registerer: reg, Logger: log})
+	return cache.New(cfg, cache.Options{Versions: Versions, Registerer: reg, Logger: log})
 }
 
 // New wraps inner. c must come from NewCache (it must know every table).
@@ -66,7 +71,7 @@ func (s *Store) InvalidateTable(ctx context.Context, table string) error {
 // changed nothing: no row matched, or the statement was rejected (and so
 // rolled back). Any other error may hide a committed write (a connection
 // lost after COMMIT), so it invalidates.
-func (s *Store) afterWrite(ctx context.Context, changed bool, err error, tables ...string) {
+func (s *Store) afterWrite(ctx context.Context, changed bool, err error, versions ...string) {
 	if err == nil && !changed {
 		return
 	}
@@ -75,8 +80,8 @@ func (s *Store) afterWrite(ctx context.Context, changed bool, err error, tables 
 			return
 		}
 	}
-	// The generator only names tables the cache knows.
-	_ = s.c.InvalidateTables(ctx, tables...)
+	// The generator only names versions the cache knows.
+	_ = s.c.Invalidate(ctx, versions...)
 }
 
 // InTx runs fn in a transaction of the inner store. Inside it, reads bypass
@@ -99,8 +104,8 @@ func (s *Store) InTx(ctx context.Context, opts db.TxOptions, fn func(db.Querier)
 	// fn succeeding and InTx failing means COMMIT failed, which may have
 	// committed anyway: invalidate then too.
 	if err == nil || fnOK {
-		if tables := last.tables(); len(tables) > 0 {
-			_ = s.c.InvalidateTables(ctx, tables...)
+		if versions := last.versions(); len(versions) > 0 {
+			_ = s.c.Invalidate(ctx, versions...)
 		}
 	}
 	return err
@@ -114,18 +119,18 @@ type txQuerier struct {
 	written map[string]bool
 }
 
-func (t *txQuerier) wrote(tables ...string) {
+func (t *txQuerier) wrote(versions ...string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.written == nil {
 		t.written = map[string]bool{}
 	}
-	for _, tb := range tables {
-		t.written[tb] = true
+	for _, v := range versions {
+		t.written[v] = true
 	}
 }
 
-func (t *txQuerier) tables() []string {
+func (t *txQuerier) versions() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := make([]string, 0, len(t.written))

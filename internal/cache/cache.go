@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,9 +41,10 @@ var ErrUnknownTable = errors.New("cache: unknown table")
 
 // Options are what the cache needs besides its Config.
 type Options struct {
-	// Tables are every table the generated queries read or write
-	// (dbcache.Tables); invalidating any other is an error.
-	Tables []string
+	// Versions are the version slots of the generated queries
+	// (dbcache.Versions): one per table, plus "table#column" for columns
+	// that UPDATEs set. Invalidating any other is an error.
+	Versions []string
 	// Registerer receives the cache's Prometheus metrics; nil registers
 	// nowhere.
 	Registerer prometheus.Registerer
@@ -111,7 +113,7 @@ func New(cfg Config, opts Options) (*Cache, error) {
 		log = slog.Default()
 	}
 	c := &Cache{cfg: cfg, log: log.With("component", "cache"), index: map[string]int{}, pending: map[int]struct{}{}}
-	tables := append([]string(nil), opts.Tables...)
+	tables := append([]string(nil), opts.Versions...)
 	sort.Strings(tables)
 	for _, t := range tables {
 		if _, dup := c.index[t]; dup {
@@ -168,7 +170,18 @@ func (c *Cache) Close() error {
 }
 
 // Tables are the tables the cache knows, sorted.
-func (c *Cache) Tables() []string { return append([]string(nil), c.tables...) }
+func (c *Cache) Tables() []string {
+	var out []string
+	for _, t := range c.tables {
+		if !strings.Contains(t, slotSep) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// slotSep separates table and column in a version slot name.
+const slotSep = "#"
 
 // RedisEnabled reports whether a shared tier is configured.
 func (c *Cache) RedisEnabled() bool { return c.rdb != nil }
@@ -195,13 +208,17 @@ func (c *Cache) WaitReady(ctx context.Context) error {
 // instance at once and on the others through Redis. For writes made outside
 // the generated queries; call it after the write committed.
 func (c *Cache) InvalidateTable(ctx context.Context, table string) error {
-	return c.InvalidateTables(ctx, table)
+	if strings.Contains(table, slotSep) {
+		return fmt.Errorf("%w: %q", ErrUnknownTable, table)
+	}
+	return c.Invalidate(ctx, table)
 }
 
-// InvalidateTables is InvalidateTable for several tables at once.
-func (c *Cache) InvalidateTables(ctx context.Context, tables ...string) error {
-	idx := make([]int, 0, len(tables))
-	for _, t := range tables {
+// Invalidate bumps version slots: tables, or "table#column" after an
+// UPDATE of that column (what the generated decorator calls after writes).
+func (c *Cache) Invalidate(ctx context.Context, versions ...string) error {
+	idx := make([]int, 0, len(versions))
+	for _, t := range versions {
 		i, ok := c.index[t]
 		if !ok {
 			return fmt.Errorf("%w: %q", ErrUnknownTable, t)

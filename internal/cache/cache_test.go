@@ -33,7 +33,7 @@ func newTestCache(t *testing.T, cfg Config) *Cache {
 	if cfg.Namespace == "" {
 		cfg.Namespace = "test"
 	}
-	c, err := New(cfg, Options{Tables: []string{"emails", "users"}, Registerer: prometheus.NewRegistry()})
+	c, err := New(cfg, Options{Versions: []string{"emails", "users"}, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestRedisLosingItsCountersInvalidates(t *testing.T) {
 
 func TestMetricsExported(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	c, err := New(Config{Namespace: "m"}, Options{Tables: []string{"emails"}, Registerer: reg})
+	c, err := New(Config{Namespace: "m"}, Options{Versions: []string{"emails"}, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

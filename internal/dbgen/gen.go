@@ -29,9 +29,12 @@ type Config struct {
 type method struct {
 	Query
 	Tables
-	arg    types.Type // nil for queries without parameters
-	result types.Type // nil for :exec
-	hash   string
+	// ReadSlots and WriteSlots are the version slots (see Slots).
+	ReadSlots  []string
+	WriteSlots []string
+	arg        types.Type // nil for queries without parameters
+	result     types.Type // nil for :exec
+	hash       string
 }
 
 // Generate returns the formatted source of the decorator.
@@ -130,6 +133,9 @@ func joinMethods(queries []Query, iface *types.Interface, schema *Schema) ([]met
 			return nil, fmt.Errorf("%s (%s): parse SQL: %w", q.Name, q.File, err)
 		}
 		m.Tables = tables
+		if m.ReadSlots, m.WriteSlots, err = Slots(q.SQL, tables, schema); err != nil {
+			return nil, fmt.Errorf("%s (%s): parse SQL: %w", q.Name, q.File, err)
+		}
 		if q.Cached {
 			if err := checkCacheable(m); err != nil {
 				return nil, err
@@ -142,7 +148,28 @@ func joinMethods(queries []Query, iface *types.Interface, schema *Schema) ([]met
 		return nil, fmt.Errorf("query %s is not in db.Querier: regenerate with sqlc first", name)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	pruneReadSlots(out)
 	return out, nil
+}
+
+// pruneReadSlots drops the column slots no query writes: they never change,
+// so capturing them would only cost time on every hit.
+func pruneReadSlots(ms []method) {
+	written := map[string]bool{}
+	for _, m := range ms {
+		for _, w := range m.WriteSlots {
+			written[w] = true
+		}
+	}
+	for i := range ms {
+		kept := ms[i].ReadSlots[:0:0]
+		for _, r := range ms[i].ReadSlots {
+			if !strings.Contains(r, SlotSep) || written[r] {
+				kept = append(kept, r)
+			}
+		}
+		ms[i].ReadSlots = kept
+	}
 }
 
 func checkCacheable(m method) error {
@@ -220,21 +247,28 @@ func (g *gen) file(ms []method) ([]byte, error) {
 	g.imports["time"] = "time"
 	g.imports["github.com/replyrocket/replyrocket/db"] = "db"
 	g.imports["github.com/replyrocket/replyrocket/internal/cache"] = "cache"
-	all := map[string]bool{}
+	all, slots := map[string]bool{}, map[string]bool{}
 	for _, m := range ms {
 		for _, t := range append(append([]string{}, m.Reads...), m.Writes...) {
-			all[t] = true
+			all[t], slots[t] = true, true
+		}
+		for _, v := range append(append([]string{}, m.ReadSlots...), m.WriteSlots...) {
+			slots[v] = true
 		}
 	}
 	g.p("// Tables are every table the queries read or write.")
 	g.p("var Tables = %s", strList(sorted(all)))
 	g.p("")
+	g.p("// Versions are the version slots: one per table, and table#column for")
+	g.p("// each column an UPDATE sets.")
+	g.p("var Versions = %s", strList(sorted(slots)))
+	g.p("")
 	g.p("// Queries describe every query: what it reads and writes, and its cache")
 	g.p("// settings (zero TTL: not cached).")
 	g.p("var Queries = []QueryInfo{")
 	for _, m := range ms {
-		g.p("{Name: %q, Kind: %q, Reads: %s, Writes: %s, TTL: %s, SWR: %s},",
-			m.Name, m.Kind, strList(m.Reads), strList(m.Writes), dur(m.TTL), dur(m.SWR))
+		g.p("{Name: %q, Kind: %q, Reads: %s, Writes: %s, ReadVersions: %s, WriteVersions: %s, TTL: %s, SWR: %s},",
+			m.Name, m.Kind, strList(m.Reads), strList(m.Writes), strList(m.ReadSlots), strList(m.WriteSlots), dur(m.TTL), dur(m.SWR))
 	}
 	g.p("}")
 	g.p("")
@@ -254,7 +288,7 @@ func (g *gen) file(ms []method) ([]byte, error) {
 			continue
 		}
 		g.p("if q.%s, err = c.Register(cache.QuerySpec{Name: %q, Hash: %q, TTL: %s, SWR: %s, Reads: %s}); err != nil { return err }",
-			m.Name, m.Name, m.hash, dur(m.TTL), dur(m.SWR), strList(m.Reads))
+			m.Name, m.Name, m.hash, dur(m.TTL), dur(m.SWR), strList(m.ReadSlots))
 	}
 	g.p("return nil")
 	g.p("}")
@@ -303,7 +337,7 @@ func (g *gen) method(m method) error {
 	if m.result != nil {
 		res = "(" + g.typ(m.result) + ", error)"
 	}
-	doc := fmt.Sprintf("// %s reads %s and writes %s.", m.Name, orNone(m.Reads), orNone(m.Writes))
+	doc := fmt.Sprintf("// %s reads %s and writes %s.", m.Name, orNone(m.ReadSlots), orNone(m.WriteSlots))
 	switch {
 	case m.Cached:
 		codec, err := g.codecVar(m.result)
@@ -347,7 +381,7 @@ func (g *gen) method(m method) error {
 				changed = "r > 0"
 			}
 		}
-		g.p("s.afterWrite(ctx, %s, err, %s)", changed, strArgs(m.Writes))
+		g.p("s.afterWrite(ctx, %s, err, %s)", changed, strArgs(m.WriteSlots))
 		if m.result == nil {
 			g.p("return err")
 		} else {
@@ -356,7 +390,7 @@ func (g *gen) method(m method) error {
 		g.p("}")
 		g.p("")
 		g.p("func (t *txQuerier) %s(%s) %s {", m.Name, params, res)
-		g.p("t.wrote(%s)", strArgs(m.Writes))
+		g.p("t.wrote(%s)", strArgs(m.WriteSlots))
 		g.p("return t.inner.%s(%s)", m.Name, call)
 		g.p("}")
 	default:

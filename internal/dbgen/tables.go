@@ -28,11 +28,13 @@ type Schema struct {
 	// DEFAULT).
 	OnDelete map[string][]string
 	OnUpdate map[string][]string
+	// Columns are each table's columns, in declaration order.
+	Columns map[string][]string
 }
 
 // NewSchema returns an empty schema.
 func NewSchema() *Schema {
-	return &Schema{Partitioned: map[string]bool{}, OnDelete: map[string][]string{}, OnUpdate: map[string][]string{}}
+	return &Schema{Partitioned: map[string]bool{}, OnDelete: map[string][]string{}, OnUpdate: map[string][]string{}, Columns: map[string][]string{}}
 }
 
 var partitionName = regexp.MustCompile(`^(.+)_(p[0-9]+|default)$`)
@@ -67,6 +69,12 @@ func (s *Schema) Read(src string) error {
 			s.Partitioned[child] = true
 		}
 		walk(v, func(key string, c map[string]any) bool {
+			if key == "ColumnDef" {
+				if col, _ := c["colname"].(string); col != "" {
+					s.Columns[child] = appendNew(s.Columns[child], col)
+				}
+				return true
+			}
 			if key != "Constraint" || c["contype"] != "CONSTR_FOREIGN" {
 				return true
 			}
