@@ -75,14 +75,20 @@ func (e env) banner(port int, d seed.Demo, admin bool) {
 	base := fmt.Sprintf("http://localhost:%d", port)
 	seeded := "reusing the data in ./.data"
 	if d.Seeded {
-		seeded = "seeded 3 campaigns with 6 000 emails over 6 months"
+		o := seed.DemoOptions
+		seeded = fmt.Sprintf("seeded %d campaigns with %d emails over %d months", o.CampaignsPerUser, o.Total(), o.Months)
 	}
 	fmt.Fprintf(e.stdout, "\nReplyRocket dev server on %s (%s)\n\n", base, seeded)
 	fmt.Fprintf(e.stdout, "Demo API key: %s\n\n", d.Key)
 	fmt.Fprintln(e.stdout, "Try:")
 	fmt.Fprintf(e.stdout, "  curl -s -H 'Authorization: Bearer %s' %s/api/v1/me\n", d.Key, base)
 	fmt.Fprintf(e.stdout, "  curl -s -H 'Authorization: Bearer %s' '%s/api/v1/campaigns?limit=5'\n", d.Key, base)
-	fmt.Fprintf(e.stdout, "  curl -s -H 'Authorization: Bearer %s' %s/api/v1/campaigns/%s/summary\n\n", d.Key, base, d.CampaignID)
+	if d.CampaignID != "" {
+		fmt.Fprintf(e.stdout, "  curl -s -H 'Authorization: Bearer %s' %s/api/v1/campaigns/%s/summary\n\n", d.Key, base, d.CampaignID)
+	} else {
+		// A database seeded by other means: the demo user has no campaign.
+		fmt.Fprintf(e.stdout, "  curl -s -H 'Authorization: Bearer %s' %s/api/v1/me/statistics\n\n", d.Key, base)
+	}
 	fmt.Fprintf(e.stdout, "API docs: %s/docs   Health: %s/health/db\n", base, base)
 	if !admin {
 		fmt.Fprintln(e.stdout, "Admin routes and /db-monitor are off: set ADMIN_API_KEY to enable them.")
