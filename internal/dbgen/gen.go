@@ -140,6 +140,13 @@ func joinMethods(queries []Query, iface *types.Interface, schema *Schema) ([]met
 			if err := checkCacheable(m); err != nil {
 				return nil, err
 			}
+			for _, t := range m.Reads {
+				if schema.columns(t) == nil {
+					// A view or a table created outside the migrations: its
+					// writes would never bump it.
+					return nil, fmt.Errorf("%s: reads %s, which is not a table the migrations create", m.Name, t)
+				}
+			}
 		}
 		m.hash = schemaHash(q.SQL, m.result)
 		out = append(out, m)
