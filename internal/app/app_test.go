@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"sort"
 	"strings"
@@ -285,6 +286,47 @@ func TestIPExtractorTrustsOnlyConfiguredProxies(t *testing.T) {
 		req.Header.Set("X-Forwarded-For", "203.0.113.9")
 		if got := cfg.IPExtractor()(req); got != tc.want {
 			t.Errorf("proxies %q, peer %s: client %s, want %s", tc.proxies, tc.peer, got, tc.want)
+		}
+	}
+}
+
+// TestWiring checks through the router as the binary builds it: the cache
+// sits between handlers and store (X-Cache), and the monitor and cache
+// routes are behind the admin key.
+func TestWiring(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		adminKey  string
+		wantAdmin int
+	}{{"", http.StatusForbidden}, {"wiring-admin-key", http.StatusOK}} {
+		a := newApp(t, map[string]string{"ADMIN_API_KEY": tc.adminKey})
+		_, key, err := apikey.CreateUser(context.Background(), a.Store, "wiring@example.com", "W")
+		if err != nil {
+			t.Fatal(err)
+		}
+		get := func(path, bearer string) *httptest.ResponseRecorder {
+			req := httptest.NewRequest("GET", path, nil)
+			req.Header.Set("Authorization", "Bearer "+bearer)
+			rec := httptest.NewRecorder()
+			a.Router.ServeHTTP(rec, req)
+			return rec
+		}
+		if got := get("/api/v1/me/statistics", key.Plain).Header().Get("X-Cache"); got != "miss" {
+			t.Errorf("first statistics read: X-Cache %q, want miss", got)
+		}
+		if got := get("/api/v1/me/statistics", key.Plain).Header().Get("X-Cache"); got != "hit" {
+			t.Errorf("second statistics read: X-Cache %q, want hit", got)
+		}
+		for _, p := range []string{"/db-monitor/performance", "/db-monitor/cache", "/db-monitor/table-stats/emails"} {
+			if rec := get(p, tc.adminKey); rec.Code != tc.wantAdmin {
+				t.Errorf("admin key %q: GET %s = %d, want %d: %.200s", tc.adminKey, p, rec.Code, tc.wantAdmin, rec.Body)
+			}
+			if rec := get(p, key.Plain); rec.Code != http.StatusUnauthorized && rec.Code != http.StatusForbidden {
+				t.Errorf("user key reached %s: %d", p, rec.Code)
+			}
+		}
+		if rec := get("/db-monitor/", ""); rec.Code != http.StatusOK {
+			t.Errorf("dashboard page: %d", rec.Code)
 		}
 	}
 }
