@@ -15,8 +15,8 @@ import (
 var Tables = []string{"api_keys", "campaigns", "emails", "users"}
 
 // Versions are the version slots: one per table, and table#column for
-// each column an UPDATE sets.
-var Versions = []string{"api_keys", "api_keys#last_used_at", "api_keys#revoked_at", "campaigns", "campaigns#name", "campaigns#status", "campaigns#updated_at", "emails", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#replied_at", "users"}
+// each of its columns.
+var Versions = []string{"api_keys", "api_keys#created_at", "api_keys#id", "api_keys#key_hash", "api_keys#last_used_at", "api_keys#name", "api_keys#prefix", "api_keys#revoked_at", "api_keys#user_id", "campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id", "emails", "emails#body", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject", "users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at"}
 
 // Queries describe every query: what it reads and writes, and its cache
 // settings (zero TTL: not cached).
@@ -27,17 +27,17 @@ var Queries = []QueryInfo{
 	{Name: "CreateUser", Kind: ":one", Reads: nil, Writes: []string{"users"}, ReadVersions: nil, WriteVersions: []string{"users"}, TTL: 0, SWR: 0},
 	{Name: "DeleteCampaign", Kind: ":execrows", Reads: nil, Writes: []string{"campaigns", "emails"}, ReadVersions: nil, WriteVersions: []string{"campaigns", "emails"}, TTL: 0, SWR: 0},
 	{Name: "EnsureEmailPartitions", Kind: ":many", Reads: nil, Writes: nil, ReadVersions: nil, WriteVersions: nil, TTL: 0, SWR: 0},
-	{Name: "GetAPIKeyByHash", Kind: ":one", Reads: []string{"api_keys", "users"}, Writes: nil, ReadVersions: []string{"api_keys", "api_keys#last_used_at", "api_keys#revoked_at", "users"}, WriteVersions: nil, TTL: 1 * time.Minute, SWR: 0},
-	{Name: "GetCampaign", Kind: ":one", Reads: []string{"campaigns"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#name", "campaigns#status", "campaigns#updated_at"}, WriteVersions: nil, TTL: 1 * time.Minute, SWR: 0},
-	{Name: "GetCampaignDailyCounts", Kind: ":many", Reads: []string{"emails"}, Writes: nil, ReadVersions: []string{"emails"}, WriteVersions: nil, TTL: 10 * time.Minute, SWR: 0},
-	{Name: "GetCampaignSummary", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, ReadVersions: []string{"campaigns", "emails", "emails#is_opened", "emails#is_replied"}, WriteVersions: nil, TTL: 10 * time.Minute, SWR: 0},
-	{Name: "GetEmail", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, ReadVersions: []string{"campaigns", "emails", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#replied_at"}, WriteVersions: nil, TTL: 0, SWR: 0},
-	{Name: "GetUser", Kind: ":one", Reads: []string{"users"}, Writes: nil, ReadVersions: []string{"users"}, WriteVersions: nil, TTL: 5 * time.Minute, SWR: 0},
-	{Name: "GetUserByEmail", Kind: ":one", Reads: []string{"users"}, Writes: nil, ReadVersions: []string{"users"}, WriteVersions: nil, TTL: 0, SWR: 0},
-	{Name: "GetUserStatistics", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, ReadVersions: []string{"campaigns", "emails", "emails#is_opened", "emails#is_replied"}, WriteVersions: nil, TTL: 5 * time.Minute, SWR: 0},
+	{Name: "GetAPIKeyByHash", Kind: ":one", Reads: []string{"api_keys", "users"}, Writes: nil, ReadVersions: []string{"api_keys", "api_keys#id", "api_keys#key_hash", "api_keys#last_used_at", "api_keys#revoked_at", "api_keys#user_id", "users", "users#id", "users#is_active"}, WriteVersions: nil, TTL: 1 * time.Minute, SWR: 0},
+	{Name: "GetCampaign", Kind: ":one", Reads: []string{"campaigns"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id"}, WriteVersions: nil, TTL: 1 * time.Minute, SWR: 0},
+	{Name: "GetCampaignDailyCounts", Kind: ":many", Reads: []string{"emails"}, Writes: nil, ReadVersions: []string{"emails", "emails#campaign_id", "emails#created_at"}, WriteVersions: nil, TTL: 10 * time.Minute, SWR: 0},
+	{Name: "GetCampaignSummary", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#campaign_id", "emails#id", "emails#is_opened", "emails#is_replied"}, WriteVersions: nil, TTL: 10 * time.Minute, SWR: 0},
+	{Name: "GetEmail", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#body", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject"}, WriteVersions: nil, TTL: 0, SWR: 0},
+	{Name: "GetUser", Kind: ":one", Reads: []string{"users"}, Writes: nil, ReadVersions: []string{"users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at"}, WriteVersions: nil, TTL: 5 * time.Minute, SWR: 0},
+	{Name: "GetUserByEmail", Kind: ":one", Reads: []string{"users"}, Writes: nil, ReadVersions: []string{"users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at"}, WriteVersions: nil, TTL: 0, SWR: 0},
+	{Name: "GetUserStatistics", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#campaign_id", "emails#id", "emails#is_opened", "emails#is_replied"}, WriteVersions: nil, TTL: 5 * time.Minute, SWR: 0},
 	{Name: "InsertEmails", Kind: ":copyfrom", Reads: nil, Writes: []string{"emails"}, ReadVersions: nil, WriteVersions: []string{"emails"}, TTL: 0, SWR: 0},
-	{Name: "ListCampaignEmails", Kind: ":many", Reads: []string{"emails"}, Writes: nil, ReadVersions: []string{"emails", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#replied_at"}, WriteVersions: nil, TTL: 0, SWR: 0},
-	{Name: "ListCampaigns", Kind: ":many", Reads: []string{"campaigns"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#name", "campaigns#status", "campaigns#updated_at"}, WriteVersions: nil, TTL: 0, SWR: 0},
+	{Name: "ListCampaignEmails", Kind: ":many", Reads: []string{"emails"}, Writes: nil, ReadVersions: []string{"emails", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject"}, WriteVersions: nil, TTL: 0, SWR: 0},
+	{Name: "ListCampaigns", Kind: ":many", Reads: []string{"campaigns"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id"}, WriteVersions: nil, TTL: 0, SWR: 0},
 	{Name: "MarkEmailOpened", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, ReadVersions: nil, WriteVersions: []string{"emails#is_opened", "emails#opened_at"}, TTL: 0, SWR: 0},
 	{Name: "MarkEmailReplied", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, ReadVersions: nil, WriteVersions: []string{"emails#is_replied", "emails#replied_at"}, TTL: 0, SWR: 0},
 	{Name: "RevokeAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, ReadVersions: nil, WriteVersions: []string{"api_keys#revoked_at"}, TTL: 0, SWR: 0},
@@ -57,22 +57,22 @@ type queries struct {
 
 func (q *queries) register(c *cache.Cache) error {
 	var err error
-	if q.GetAPIKeyByHash, err = c.Register(cache.QuerySpec{Name: "GetAPIKeyByHash", Hash: "8806b9ada989913a", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"api_keys", "api_keys#last_used_at", "api_keys#revoked_at", "users"}}); err != nil {
+	if q.GetAPIKeyByHash, err = c.Register(cache.QuerySpec{Name: "GetAPIKeyByHash", Hash: "8806b9ada989913a", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"api_keys", "api_keys#id", "api_keys#key_hash", "api_keys#last_used_at", "api_keys#revoked_at", "api_keys#user_id", "users", "users#id", "users#is_active"}}); err != nil {
 		return err
 	}
-	if q.GetCampaign, err = c.Register(cache.QuerySpec{Name: "GetCampaign", Hash: "f7c692981999ce68", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns", "campaigns#name", "campaigns#status", "campaigns#updated_at"}}); err != nil {
+	if q.GetCampaign, err = c.Register(cache.QuerySpec{Name: "GetCampaign", Hash: "f7c692981999ce68", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id"}}); err != nil {
 		return err
 	}
-	if q.GetCampaignDailyCounts, err = c.Register(cache.QuerySpec{Name: "GetCampaignDailyCounts", Hash: "4c29045af4a956ce", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"emails"}}); err != nil {
+	if q.GetCampaignDailyCounts, err = c.Register(cache.QuerySpec{Name: "GetCampaignDailyCounts", Hash: "4c29045af4a956ce", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"emails", "emails#campaign_id", "emails#created_at"}}); err != nil {
 		return err
 	}
-	if q.GetCampaignSummary, err = c.Register(cache.QuerySpec{Name: "GetCampaignSummary", Hash: "50d81ba76306a16a", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"campaigns", "emails", "emails#is_opened", "emails#is_replied"}}); err != nil {
+	if q.GetCampaignSummary, err = c.Register(cache.QuerySpec{Name: "GetCampaignSummary", Hash: "50d81ba76306a16a", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#campaign_id", "emails#id", "emails#is_opened", "emails#is_replied"}}); err != nil {
 		return err
 	}
-	if q.GetUser, err = c.Register(cache.QuerySpec{Name: "GetUser", Hash: "7875c2ce86c33acb", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"users"}}); err != nil {
+	if q.GetUser, err = c.Register(cache.QuerySpec{Name: "GetUser", Hash: "7875c2ce86c33acb", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at"}}); err != nil {
 		return err
 	}
-	if q.GetUserStatistics, err = c.Register(cache.QuerySpec{Name: "GetUserStatistics", Hash: "acefb5d129f55d46", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"campaigns", "emails", "emails#is_opened", "emails#is_replied"}}); err != nil {
+	if q.GetUserStatistics, err = c.Register(cache.QuerySpec{Name: "GetUserStatistics", Hash: "acefb5d129f55d46", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#campaign_id", "emails#id", "emails#is_opened", "emails#is_replied"}}); err != nil {
 		return err
 	}
 	return nil
@@ -140,7 +140,7 @@ func (t *txQuerier) EnsureEmailPartitions(ctx context.Context, arg db.EnsureEmai
 	return t.inner.EnsureEmailPartitions(ctx, arg)
 }
 
-// GetAPIKeyByHash reads api_keys, api_keys#last_used_at, api_keys#revoked_at, users and writes no table. Cached for 1m0s.
+// GetAPIKeyByHash reads api_keys, api_keys#id, api_keys#key_hash, api_keys#last_used_at, api_keys#revoked_at, api_keys#user_id, users, users#id, users#is_active and writes no table. Cached for 1m0s.
 func (s *Store) GetAPIKeyByHash(ctx context.Context, arg []byte) (db.GetAPIKeyByHashRow, error) {
 	var buf [128]byte
 	key := keyGetAPIKeyByHash(append(buf[:0], s.q.GetAPIKeyByHash.Prefix()...), arg)
@@ -157,7 +157,7 @@ func keyGetAPIKeyByHash(b []byte, arg []byte) []byte {
 	return b
 }
 
-// GetCampaign reads campaigns, campaigns#name, campaigns#status, campaigns#updated_at and writes no table. Cached for 1m0s.
+// GetCampaign reads campaigns, campaigns#created_at, campaigns#id, campaigns#name, campaigns#status, campaigns#updated_at, campaigns#user_id and writes no table. Cached for 1m0s.
 func (s *Store) GetCampaign(ctx context.Context, arg db.GetCampaignParams) (db.Campaign, error) {
 	var buf [128]byte
 	key := keyGetCampaign(append(buf[:0], s.q.GetCampaign.Prefix()...), arg)
@@ -175,7 +175,7 @@ func keyGetCampaign(b []byte, arg db.GetCampaignParams) []byte {
 	return b
 }
 
-// GetCampaignDailyCounts reads emails and writes no table. Cached for 10m0s.
+// GetCampaignDailyCounts reads emails, emails#campaign_id, emails#created_at and writes no table. Cached for 10m0s.
 func (s *Store) GetCampaignDailyCounts(ctx context.Context, arg db.GetCampaignDailyCountsParams) ([]db.GetCampaignDailyCountsRow, error) {
 	var buf [128]byte
 	key := keyGetCampaignDailyCounts(append(buf[:0], s.q.GetCampaignDailyCounts.Prefix()...), arg)
@@ -196,7 +196,7 @@ func keyGetCampaignDailyCounts(b []byte, arg db.GetCampaignDailyCountsParams) []
 	return b
 }
 
-// GetCampaignSummary reads campaigns, emails, emails#is_opened, emails#is_replied and writes no table. Cached for 10m0s.
+// GetCampaignSummary reads campaigns, campaigns#id, campaigns#user_id, emails, emails#campaign_id, emails#id, emails#is_opened, emails#is_replied and writes no table. Cached for 10m0s.
 func (s *Store) GetCampaignSummary(ctx context.Context, arg db.GetCampaignSummaryParams) (db.GetCampaignSummaryRow, error) {
 	var buf [128]byte
 	key := keyGetCampaignSummary(append(buf[:0], s.q.GetCampaignSummary.Prefix()...), arg)
@@ -216,7 +216,7 @@ func keyGetCampaignSummary(b []byte, arg db.GetCampaignSummaryParams) []byte {
 	return b
 }
 
-// GetEmail reads campaigns, emails, emails#is_opened, emails#is_replied, emails#opened_at, emails#replied_at and writes no table. Not cached.
+// GetEmail reads campaigns, campaigns#id, campaigns#user_id, emails, emails#body, emails#campaign_id, emails#created_at, emails#id, emails#is_opened, emails#is_replied, emails#opened_at, emails#recipient, emails#replied_at, emails#sent_at, emails#status, emails#subject and writes no table. Not cached.
 func (s *Store) GetEmail(ctx context.Context, arg db.GetEmailParams) (db.Email, error) {
 	return s.inner.GetEmail(ctx, arg)
 }
@@ -225,7 +225,7 @@ func (t *txQuerier) GetEmail(ctx context.Context, arg db.GetEmailParams) (db.Ema
 	return t.inner.GetEmail(ctx, arg)
 }
 
-// GetUser reads users and writes no table. Cached for 5m0s.
+// GetUser reads users, users#created_at, users#email, users#id, users#is_active, users#name, users#updated_at and writes no table. Cached for 5m0s.
 func (s *Store) GetUser(ctx context.Context, arg uuid.UUID) (db.User, error) {
 	var buf [128]byte
 	key := keyGetUser(append(buf[:0], s.q.GetUser.Prefix()...), arg)
@@ -242,7 +242,7 @@ func keyGetUser(b []byte, arg uuid.UUID) []byte {
 	return b
 }
 
-// GetUserByEmail reads users and writes no table. Not cached.
+// GetUserByEmail reads users, users#created_at, users#email, users#id, users#is_active, users#name, users#updated_at and writes no table. Not cached.
 func (s *Store) GetUserByEmail(ctx context.Context, arg string) (db.User, error) {
 	return s.inner.GetUserByEmail(ctx, arg)
 }
@@ -251,7 +251,7 @@ func (t *txQuerier) GetUserByEmail(ctx context.Context, arg string) (db.User, er
 	return t.inner.GetUserByEmail(ctx, arg)
 }
 
-// GetUserStatistics reads campaigns, emails, emails#is_opened, emails#is_replied and writes no table. Cached for 5m0s.
+// GetUserStatistics reads campaigns, campaigns#id, campaigns#user_id, emails, emails#campaign_id, emails#id, emails#is_opened, emails#is_replied and writes no table. Cached for 5m0s.
 func (s *Store) GetUserStatistics(ctx context.Context, arg uuid.UUID) (db.GetUserStatisticsRow, error) {
 	var buf [128]byte
 	key := keyGetUserStatistics(append(buf[:0], s.q.GetUserStatistics.Prefix()...), arg)
@@ -280,7 +280,7 @@ func (t *txQuerier) InsertEmails(ctx context.Context, arg []db.InsertEmailsParam
 	return t.inner.InsertEmails(ctx, arg)
 }
 
-// ListCampaignEmails reads emails, emails#is_opened, emails#is_replied, emails#opened_at, emails#replied_at and writes no table. Not cached.
+// ListCampaignEmails reads emails, emails#campaign_id, emails#created_at, emails#id, emails#is_opened, emails#is_replied, emails#opened_at, emails#recipient, emails#replied_at, emails#sent_at, emails#status, emails#subject and writes no table. Not cached.
 func (s *Store) ListCampaignEmails(ctx context.Context, arg db.ListCampaignEmailsParams) ([]db.ListCampaignEmailsRow, error) {
 	return s.inner.ListCampaignEmails(ctx, arg)
 }
@@ -289,7 +289,7 @@ func (t *txQuerier) ListCampaignEmails(ctx context.Context, arg db.ListCampaignE
 	return t.inner.ListCampaignEmails(ctx, arg)
 }
 
-// ListCampaigns reads campaigns, campaigns#name, campaigns#status, campaigns#updated_at and writes no table. Not cached.
+// ListCampaigns reads campaigns, campaigns#created_at, campaigns#id, campaigns#name, campaigns#status, campaigns#updated_at, campaigns#user_id and writes no table. Not cached.
 func (s *Store) ListCampaigns(ctx context.Context, arg db.ListCampaignsParams) ([]db.Campaign, error) {
 	return s.inner.ListCampaigns(ctx, arg)
 }

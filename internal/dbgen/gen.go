@@ -67,6 +67,15 @@ func Generate(cfg Config) ([]byte, error) {
 		return nil, err
 	}
 	g := newGen(cfg.OutPackage)
+	// Every column of every table the queries touch gets a slot, read or
+	// not: another deploy's queries may bump or read slots this one does
+	// not, and each instance must mirror all of them.
+	for _, t := range sortedKeys(schema.Columns) {
+		g.slots = append(g.slots, t)
+		for _, c := range schema.Columns[t] {
+			g.slots = append(g.slots, t+SlotSep+c)
+		}
+	}
 	src, err := g.file(methods)
 	if err != nil {
 		return nil, err
@@ -155,28 +164,9 @@ func joinMethods(queries []Query, iface *types.Interface, schema *Schema) ([]met
 		return nil, fmt.Errorf("query %s is not in db.Querier: regenerate with sqlc first", name)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	pruneReadSlots(out)
+	// Column slots no query writes are kept: another deploy's writes may
+	// bump them, and an instance must know every slot to mirror it.
 	return out, nil
-}
-
-// pruneReadSlots drops the column slots no query writes: they never change,
-// so capturing them would only cost time on every hit.
-func pruneReadSlots(ms []method) {
-	written := map[string]bool{}
-	for _, m := range ms {
-		for _, w := range m.WriteSlots {
-			written[w] = true
-		}
-	}
-	for i := range ms {
-		kept := ms[i].ReadSlots[:0:0]
-		for _, r := range ms[i].ReadSlots {
-			if !strings.Contains(r, SlotSep) || written[r] {
-				kept = append(kept, r)
-			}
-		}
-		ms[i].ReadSlots = kept
-	}
 }
 
 func checkCacheable(m method) error {
@@ -232,6 +222,7 @@ type gen struct {
 	imports map[string]string
 	body    bytes.Buffer
 	tmp     int
+	slots   []string
 	codecs  map[string]string // type string -> codec variable
 	order   []types.Type
 }
@@ -263,11 +254,16 @@ func (g *gen) file(ms []method) ([]byte, error) {
 			slots[v] = true
 		}
 	}
+	for _, v := range g.slots {
+		if all[TableOf(v)] {
+			slots[v] = true
+		}
+	}
 	g.p("// Tables are every table the queries read or write.")
 	g.p("var Tables = %s", strList(sorted(all)))
 	g.p("")
 	g.p("// Versions are the version slots: one per table, and table#column for")
-	g.p("// each column an UPDATE sets.")
+	g.p("// each of its columns.")
 	g.p("var Versions = %s", strList(sorted(slots)))
 	g.p("")
 	g.p("// Queries describe every query: what it reads and writes, and its cache")
@@ -719,4 +715,13 @@ func paramIf(arg types.Type, g *gen) string {
 		return ""
 	}
 	return ", arg " + g.typ(arg)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
