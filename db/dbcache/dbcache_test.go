@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replyrocket/replyrocket/db"
@@ -567,5 +568,39 @@ func TestUpdatesInvalidateOnlyReadsOfTheirColumns(t *testing.T) {
 		return err
 	}); o != "miss" {
 		t.Errorf("daily counts after an insert: %s, want miss", o)
+	}
+}
+
+// TestRetriedTransactionInvalidatesWhatItsLastAttemptWrote: a retry runs fn
+// again from the start; what a rolled back attempt wrote never happened.
+func TestRetriedTransactionInvalidatesWhatItsLastAttemptWrote(t *testing.T) {
+	pool := newPool(t, nil)
+	f := seed(t, pool, 1)
+	s := newCached(t, pool, "", "t")
+	ctx := context.Background()
+	inv := func() map[string]int64 { return s.Cache().Snapshot().Invalidations }
+	before := inv()
+	attempts := 0
+	err := s.InTx(ctx, db.TxOptions{MaxAttempts: 3}, func(q db.Querier) error {
+		attempts++
+		if attempts == 1 {
+			name := "lost"
+			if _, err := q.UpdateCampaign(ctx, db.UpdateCampaignParams{Name: &name, ID: f.campaign.ID, UserID: f.user.ID}); err != nil {
+				return err
+			}
+			return &pgconn.PgError{Code: "40001", Message: "could not serialize access"}
+		}
+		insertEmails(t, q, f.campaign.ID, 1)
+		return nil
+	})
+	if err != nil || attempts != 2 {
+		t.Fatalf("InTx: %v after %d attempts", err, attempts)
+	}
+	after := inv()
+	if after["campaigns#name"] != before["campaigns#name"] {
+		t.Error("the rolled back first attempt's update was invalidated")
+	}
+	if after["emails"] != before["emails"]+1 {
+		t.Errorf("emails invalidated %d times, want once", after["emails"]-before["emails"])
 	}
 }
