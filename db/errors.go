@@ -3,7 +3,6 @@ package db
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"strings"
 
@@ -23,9 +22,9 @@ var (
 	ErrTimeout          = errors.New("timed out")
 )
 
-// ErrPoolExhausted is the ErrUnavailable a caller gets when no connection
-// freed up within the pool timeout.
-var ErrPoolExhausted = fmt.Errorf("%w: connection pool exhausted", ErrUnavailable)
+// ErrPoolExhausted is the cause of the ErrUnavailable a caller gets when no
+// connection freed up within the pool timeout.
+var ErrPoolExhausted = errors.New("connection pool exhausted")
 
 // Error is a classified data-layer error. Its Error() text is safe to log;
 // clients should be told only its Kind (and Constraint for conflicts),

@@ -19,7 +19,10 @@ type Querier interface {
 	DeleteCampaign(ctx context.Context, arg DeleteCampaignParams) (int64, error)
 	EnsureEmailPartitions(ctx context.Context, arg EnsureEmailPartitionsParams) ([]string, error)
 	// Authenticates a request: one indexed lookup on the unique key_hash, joined
-	// to the owner so a deactivated user's keys stop working too.
+	// to the owner so a deactivated user's keys stop working too. It leaves out
+	// last_used_at on purpose: the cache invalidates a read when a column it
+	// references is written, and TouchAPIKey writes that column for some key
+	// every minute, which would empty the cache of every key's lookup.
 	// cache: ttl=1m
 	GetAPIKeyByHash(ctx context.Context, keyHash []byte) (GetAPIKeyByHashRow, error)
 	// cache: ttl=1m
@@ -34,6 +37,7 @@ type Querier interface {
 	GetCampaignSummary(ctx context.Context, arg GetCampaignSummaryParams) (GetCampaignSummaryRow, error)
 	// The created_at = uuid7_time(id) predicate prunes the scan to the one
 	// partition of the id's month; the join scopes the row to its owner.
+	// cache: ttl=1m
 	GetEmail(ctx context.Context, arg GetEmailParams) (Email, error)
 	// cache: ttl=5m
 	GetUser(ctx context.Context, id uuid.UUID) (User, error)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,8 +19,44 @@ import (
 const userIDKey = "replyrocket.user_id"
 
 // touchEvery matches TouchAPIKey's own rate limit: skipping the statement
-// when the key was used recently saves a round trip per request.
+// when this process touched the key recently saves a round trip per request
+// (the key lookup itself is usually a cache hit).
 const touchEvery = time.Minute
+
+// maxTrackedKeys bounds the limiter's memory; past it, entries older than
+// touchEvery are dropped, and if all are recent the map starts over (the
+// SQL's own guard still keeps writes to one a minute per key).
+const maxTrackedKeys = 10_000
+
+// touchLimiter remembers when this process last touched each key.
+type touchLimiter struct {
+	mu   sync.Mutex
+	last map[uuid.UUID]time.Time
+}
+
+// due reports whether key should be touched now, and if so records it.
+func (l *touchLimiter) due(key uuid.UUID, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t, ok := l.last[key]; ok && now.Sub(t) < touchEvery {
+		return false
+	}
+	if len(l.last) >= maxTrackedKeys {
+		for k, t := range l.last {
+			if now.Sub(t) >= touchEvery {
+				delete(l.last, k)
+			}
+		}
+		if len(l.last) >= maxTrackedKeys {
+			clear(l.last)
+		}
+	}
+	if l.last == nil {
+		l.last = make(map[uuid.UUID]time.Time)
+	}
+	l.last[key] = now
+	return true
+}
 
 // bearer extracts the token of an "Authorization: Bearer <token>" header.
 func bearer(c echo.Context) (string, bool) {
@@ -52,7 +89,7 @@ func (a *API) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if key.LastUsedAt == nil || a.now().Sub(*key.LastUsedAt) > touchEvery {
+		if a.touched.due(key.ID, a.now()) {
 			// Bookkeeping only: a failure here must not fail the request.
 			if _, err := a.store.TouchAPIKey(ctx, key.ID); err != nil {
 				a.log.WarnContext(ctx, "touch api key", "key_id", key.ID, "error", err)

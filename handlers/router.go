@@ -58,6 +58,7 @@ type API struct {
 	store    db.Store
 	log      *slog.Logger
 	now      func() time.Time
+	touched  touchLimiter
 	adminKey adminKey
 }
 

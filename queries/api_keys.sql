@@ -4,10 +4,13 @@ VALUES (@user_id, @name, @prefix, @key_hash)
 RETURNING id, user_id, name, prefix, created_at, last_used_at, revoked_at;
 
 -- Authenticates a request: one indexed lookup on the unique key_hash, joined
--- to the owner so a deactivated user's keys stop working too.
+-- to the owner so a deactivated user's keys stop working too. It leaves out
+-- last_used_at on purpose: the cache invalidates a read when a column it
+-- references is written, and TouchAPIKey writes that column for some key
+-- every minute, which would empty the cache of every key's lookup.
 -- name: GetAPIKeyByHash :one
 -- cache: ttl=1m
-SELECT k.id, k.user_id, k.last_used_at
+SELECT k.id, k.user_id
 FROM api_keys k
 JOIN users u ON u.id = k.user_id
 WHERE k.key_hash = @key_hash

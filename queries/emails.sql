@@ -5,6 +5,7 @@ VALUES (@id, @campaign_id, @recipient, @subject, @body, @status, @created_at);
 -- The created_at = uuid7_time(id) predicate prunes the scan to the one
 -- partition of the id's month; the join scopes the row to its owner.
 -- name: GetEmail :one
+-- cache: ttl=1m
 SELECT e.id, e.campaign_id, e.recipient, e.subject, e.body, e.status, e.sent_at,
        e.is_opened, e.opened_at, e.is_replied, e.replied_at, e.created_at
 FROM emails e

@@ -37,8 +37,8 @@ func TestGeneratedCodecsRoundTrip(t *testing.T) {
 	utc := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
 	local := time.Unix(1_790_000_000, 123).Local()
 	t.Run("pointer set and nil", func(t *testing.T) {
-		roundTrip(t, &codecGetAPIKeyByHashRow, db.GetAPIKeyByHashRow{ID: uuid.New(), UserID: uuid.New(), LastUsedAt: &used})
-		roundTrip(t, &codecGetAPIKeyByHashRow, db.GetAPIKeyByHashRow{ID: uuid.New()})
+		roundTrip(t, &codecEmail, db.Email{ID: uuid.New(), CampaignID: uuid.New(), Recipient: "r@x.io", OpenedAt: &used, CreatedAt: utc})
+		roundTrip(t, &codecEmail, db.Email{ID: uuid.New()})
 	})
 	t.Run("struct with times", func(t *testing.T) {
 		roundTrip(t, &codecCampaign, db.Campaign{ID: uuid.New(), UserID: uuid.New(), Name: "Ünïcode ✓", Status: "active", CreatedAt: utc, UpdatedAt: local})
@@ -57,10 +57,10 @@ func TestGeneratedCodecsRoundTrip(t *testing.T) {
 
 func TestGeneratedCloneSharesNothing(t *testing.T) {
 	used := time.Now()
-	orig := db.GetAPIKeyByHashRow{LastUsedAt: &used}
-	c := codecGetAPIKeyByHashRow.Clone(orig)
-	*c.LastUsedAt = c.LastUsedAt.Add(time.Hour)
-	if !orig.LastUsedAt.Equal(used) {
+	orig := db.Email{OpenedAt: &used}
+	c := codecEmail.Clone(orig)
+	*c.OpenedAt = c.OpenedAt.Add(time.Hour)
+	if !orig.OpenedAt.Equal(used) {
 		t.Fatal("clone shares the pointer")
 	}
 	days := []db.GetCampaignDailyCountsRow{{Count: 1}}

@@ -27,11 +27,11 @@ var Queries = []QueryInfo{
 	{Name: "CreateUser", Kind: ":one", Reads: nil, Writes: []string{"users"}, ReadVersions: nil, WriteVersions: []string{"users"}, TTL: 0, SWR: 0},
 	{Name: "DeleteCampaign", Kind: ":execrows", Reads: nil, Writes: []string{"campaigns", "emails"}, ReadVersions: nil, WriteVersions: []string{"campaigns", "emails"}, TTL: 0, SWR: 0},
 	{Name: "EnsureEmailPartitions", Kind: ":many", Reads: nil, Writes: nil, ReadVersions: nil, WriteVersions: nil, TTL: 0, SWR: 0},
-	{Name: "GetAPIKeyByHash", Kind: ":one", Reads: []string{"api_keys", "users"}, Writes: nil, ReadVersions: []string{"api_keys", "api_keys#id", "api_keys#key_hash", "api_keys#last_used_at", "api_keys#revoked_at", "api_keys#user_id", "users", "users#id", "users#is_active"}, WriteVersions: nil, TTL: 1 * time.Minute, SWR: 0},
+	{Name: "GetAPIKeyByHash", Kind: ":one", Reads: []string{"api_keys", "users"}, Writes: nil, ReadVersions: []string{"api_keys", "api_keys#id", "api_keys#key_hash", "api_keys#revoked_at", "api_keys#user_id", "users", "users#id", "users#is_active"}, WriteVersions: nil, TTL: 1 * time.Minute, SWR: 0},
 	{Name: "GetCampaign", Kind: ":one", Reads: []string{"campaigns"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id"}, WriteVersions: nil, TTL: 1 * time.Minute, SWR: 0},
 	{Name: "GetCampaignDailyCounts", Kind: ":many", Reads: []string{"emails"}, Writes: nil, ReadVersions: []string{"emails", "emails#campaign_id", "emails#created_at"}, WriteVersions: nil, TTL: 10 * time.Minute, SWR: 0},
 	{Name: "GetCampaignSummary", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#campaign_id", "emails#id", "emails#is_opened", "emails#is_replied"}, WriteVersions: nil, TTL: 10 * time.Minute, SWR: 0},
-	{Name: "GetEmail", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#body", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject"}, WriteVersions: nil, TTL: 0, SWR: 0},
+	{Name: "GetEmail", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#body", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject"}, WriteVersions: nil, TTL: 1 * time.Minute, SWR: 0},
 	{Name: "GetUser", Kind: ":one", Reads: []string{"users"}, Writes: nil, ReadVersions: []string{"users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at"}, WriteVersions: nil, TTL: 5 * time.Minute, SWR: 0},
 	{Name: "GetUserByEmail", Kind: ":one", Reads: []string{"users"}, Writes: nil, ReadVersions: []string{"users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at"}, WriteVersions: nil, TTL: 0, SWR: 0},
 	{Name: "GetUserStatistics", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#campaign_id", "emails#id", "emails#is_opened", "emails#is_replied"}, WriteVersions: nil, TTL: 5 * time.Minute, SWR: 0},
@@ -51,13 +51,14 @@ type queries struct {
 	GetCampaign            *cache.Query
 	GetCampaignDailyCounts *cache.Query
 	GetCampaignSummary     *cache.Query
+	GetEmail               *cache.Query
 	GetUser                *cache.Query
 	GetUserStatistics      *cache.Query
 }
 
 func (q *queries) register(c *cache.Cache) error {
 	var err error
-	if q.GetAPIKeyByHash, err = c.Register(cache.QuerySpec{Name: "GetAPIKeyByHash", Hash: "8806b9ada989913a", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"api_keys", "api_keys#id", "api_keys#key_hash", "api_keys#last_used_at", "api_keys#revoked_at", "api_keys#user_id", "users", "users#id", "users#is_active"}}); err != nil {
+	if q.GetAPIKeyByHash, err = c.Register(cache.QuerySpec{Name: "GetAPIKeyByHash", Hash: "382fb9aec6ac586a", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"api_keys", "api_keys#id", "api_keys#key_hash", "api_keys#revoked_at", "api_keys#user_id", "users", "users#id", "users#is_active"}}); err != nil {
 		return err
 	}
 	if q.GetCampaign, err = c.Register(cache.QuerySpec{Name: "GetCampaign", Hash: "f7c692981999ce68", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id"}}); err != nil {
@@ -67,6 +68,9 @@ func (q *queries) register(c *cache.Cache) error {
 		return err
 	}
 	if q.GetCampaignSummary, err = c.Register(cache.QuerySpec{Name: "GetCampaignSummary", Hash: "50d81ba76306a16a", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#campaign_id", "emails#id", "emails#is_opened", "emails#is_replied"}}); err != nil {
+		return err
+	}
+	if q.GetEmail, err = c.Register(cache.QuerySpec{Name: "GetEmail", Hash: "bb1f2053d81bf6f3", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#body", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject"}}); err != nil {
 		return err
 	}
 	if q.GetUser, err = c.Register(cache.QuerySpec{Name: "GetUser", Hash: "7875c2ce86c33acb", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at"}}); err != nil {
@@ -140,7 +144,7 @@ func (t *txQuerier) EnsureEmailPartitions(ctx context.Context, arg db.EnsureEmai
 	return t.inner.EnsureEmailPartitions(ctx, arg)
 }
 
-// GetAPIKeyByHash reads api_keys, api_keys#id, api_keys#key_hash, api_keys#last_used_at, api_keys#revoked_at, api_keys#user_id, users, users#id, users#is_active and writes no table. Cached for 1m0s.
+// GetAPIKeyByHash reads api_keys, api_keys#id, api_keys#key_hash, api_keys#revoked_at, api_keys#user_id, users, users#id, users#is_active and writes no table. Cached for 1m0s.
 func (s *Store) GetAPIKeyByHash(ctx context.Context, arg []byte) (db.GetAPIKeyByHashRow, error) {
 	var buf [128]byte
 	key := keyGetAPIKeyByHash(append(buf[:0], s.q.GetAPIKeyByHash.Prefix()...), arg)
@@ -216,13 +220,22 @@ func keyGetCampaignSummary(b []byte, arg db.GetCampaignSummaryParams) []byte {
 	return b
 }
 
-// GetEmail reads campaigns, campaigns#id, campaigns#user_id, emails, emails#body, emails#campaign_id, emails#created_at, emails#id, emails#is_opened, emails#is_replied, emails#opened_at, emails#recipient, emails#replied_at, emails#sent_at, emails#status, emails#subject and writes no table. Not cached.
+// GetEmail reads campaigns, campaigns#id, campaigns#user_id, emails, emails#body, emails#campaign_id, emails#created_at, emails#id, emails#is_opened, emails#is_replied, emails#opened_at, emails#recipient, emails#replied_at, emails#sent_at, emails#status, emails#subject and writes no table. Cached for 1m0s.
 func (s *Store) GetEmail(ctx context.Context, arg db.GetEmailParams) (db.Email, error) {
-	return s.inner.GetEmail(ctx, arg)
+	var buf [128]byte
+	key := keyGetEmail(append(buf[:0], s.q.GetEmail.Prefix()...), arg)
+	return cache.Read(ctx, s.q.GetEmail, key, &codecEmail, func(ctx context.Context) (db.Email, error) { return s.inner.GetEmail(ctx, arg) })
 }
 
 func (t *txQuerier) GetEmail(ctx context.Context, arg db.GetEmailParams) (db.Email, error) {
+	t.q.GetEmail.Bypass(ctx)
 	return t.inner.GetEmail(ctx, arg)
+}
+
+func keyGetEmail(b []byte, arg db.GetEmailParams) []byte {
+	b = append(b, arg.ID[:]...)
+	b = append(b, arg.UserID[:]...)
+	return b
 }
 
 // GetUser reads users, users#created_at, users#email, users#id, users#is_active, users#name, users#updated_at and writes no table. Cached for 5m0s.
@@ -358,36 +371,17 @@ func (t *txQuerier) UpdateCampaign(ctx context.Context, arg db.UpdateCampaignPar
 	return t.inner.UpdateCampaign(ctx, arg)
 }
 
-var codecGetAPIKeyByHashRow = cache.Codec[db.GetAPIKeyByHashRow]{Encode: encGetAPIKeyByHashRow, Decode: decGetAPIKeyByHashRow, Clone: cloneGetAPIKeyByHashRow}
+var codecGetAPIKeyByHashRow = cache.Codec[db.GetAPIKeyByHashRow]{Encode: encGetAPIKeyByHashRow, Decode: decGetAPIKeyByHashRow, Clone: nil}
 
 func encGetAPIKeyByHashRow(b []byte, v db.GetAPIKeyByHashRow) []byte {
 	b = append(b, v.ID[:]...)
 	b = append(b, v.UserID[:]...)
-	if v.LastUsedAt == nil {
-		b = append(b, 0)
-	} else {
-		b = append(b, 1)
-		b = cache.AppendTime(b, (*v.LastUsedAt))
-	}
 	return b
 }
 
 func decGetAPIKeyByHashRow(d *cache.Decoder) (v db.GetAPIKeyByHashRow) {
 	d.Fixed(v.ID[:])
 	d.Fixed(v.UserID[:])
-	if d.Bool() {
-		p1 := new(time.Time)
-		(*p1) = d.Time()
-		v.LastUsedAt = p1
-	}
-	return v
-}
-
-func cloneGetAPIKeyByHashRow(v db.GetAPIKeyByHashRow) db.GetAPIKeyByHashRow {
-	if v.LastUsedAt != nil {
-		p2 := *v.LastUsedAt
-		v.LastUsedAt = &p2
-	}
 	return v
 }
 
@@ -417,19 +411,19 @@ var codecGetCampaignDailyCountsRowSlice = cache.Codec[[]db.GetCampaignDailyCount
 
 func encGetCampaignDailyCountsRowSlice(b []byte, v []db.GetCampaignDailyCountsRow) []byte {
 	b = cache.AppendLen(b, len(v), v == nil)
-	for _, e3 := range v {
-		b = cache.AppendTime(b, e3.Day)
-		b = cache.AppendInt64(b, int64(e3.Count))
+	for _, e1 := range v {
+		b = cache.AppendTime(b, e1.Day)
+		b = cache.AppendInt64(b, int64(e1.Count))
 	}
 	return b
 }
 
 func decGetCampaignDailyCountsRowSlice(d *cache.Decoder) (v []db.GetCampaignDailyCountsRow) {
-	if n4 := d.Len(); n4 >= 0 {
-		v = make([]db.GetCampaignDailyCountsRow, n4)
-		for i5 := range v {
-			v[i5].Day = d.Time()
-			v[i5].Count = int64(d.Int64())
+	if n2 := d.Len(); n2 >= 0 {
+		v = make([]db.GetCampaignDailyCountsRow, n2)
+		for i3 := range v {
+			v[i3].Day = d.Time()
+			v[i3].Count = int64(d.Int64())
 		}
 	}
 	return v
@@ -437,9 +431,9 @@ func decGetCampaignDailyCountsRowSlice(d *cache.Decoder) (v []db.GetCampaignDail
 
 func cloneGetCampaignDailyCountsRowSlice(v []db.GetCampaignDailyCountsRow) []db.GetCampaignDailyCountsRow {
 	if v != nil {
-		s6 := make([]db.GetCampaignDailyCountsRow, len(v))
-		copy(s6, v)
-		v = s6
+		s4 := make([]db.GetCampaignDailyCountsRow, len(v))
+		copy(s4, v)
+		v = s4
 	}
 	return v
 }
@@ -457,6 +451,83 @@ func decGetCampaignSummaryRow(d *cache.Decoder) (v db.GetCampaignSummaryRow) {
 	v.Total = int64(d.Int64())
 	v.Opened = int64(d.Int64())
 	v.Replied = int64(d.Int64())
+	return v
+}
+
+var codecEmail = cache.Codec[db.Email]{Encode: encEmail, Decode: decEmail, Clone: cloneEmail}
+
+func encEmail(b []byte, v db.Email) []byte {
+	b = append(b, v.ID[:]...)
+	b = append(b, v.CampaignID[:]...)
+	b = cache.AppendString(b, string(v.Recipient))
+	b = cache.AppendString(b, string(v.Subject))
+	b = cache.AppendString(b, string(v.Body))
+	b = cache.AppendString(b, string(v.Status))
+	if v.SentAt == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = cache.AppendTime(b, (*v.SentAt))
+	}
+	b = cache.AppendBool(b, bool(v.IsOpened))
+	if v.OpenedAt == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = cache.AppendTime(b, (*v.OpenedAt))
+	}
+	b = cache.AppendBool(b, bool(v.IsReplied))
+	if v.RepliedAt == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = cache.AppendTime(b, (*v.RepliedAt))
+	}
+	b = cache.AppendTime(b, v.CreatedAt)
+	return b
+}
+
+func decEmail(d *cache.Decoder) (v db.Email) {
+	d.Fixed(v.ID[:])
+	d.Fixed(v.CampaignID[:])
+	v.Recipient = string(d.String())
+	v.Subject = string(d.String())
+	v.Body = string(d.String())
+	v.Status = string(d.String())
+	if d.Bool() {
+		p6 := new(time.Time)
+		(*p6) = d.Time()
+		v.SentAt = p6
+	}
+	v.IsOpened = bool(d.Bool())
+	if d.Bool() {
+		p7 := new(time.Time)
+		(*p7) = d.Time()
+		v.OpenedAt = p7
+	}
+	v.IsReplied = bool(d.Bool())
+	if d.Bool() {
+		p8 := new(time.Time)
+		(*p8) = d.Time()
+		v.RepliedAt = p8
+	}
+	v.CreatedAt = d.Time()
+	return v
+}
+
+func cloneEmail(v db.Email) db.Email {
+	if v.SentAt != nil {
+		p9 := *v.SentAt
+		v.SentAt = &p9
+	}
+	if v.OpenedAt != nil {
+		p10 := *v.OpenedAt
+		v.OpenedAt = &p10
+	}
+	if v.RepliedAt != nil {
+		p11 := *v.RepliedAt
+		v.RepliedAt = &p11
+	}
 	return v
 }
 
