@@ -109,7 +109,8 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(browser),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(browserProfileDir(t)),
+		chromedp.Flag("disable-breakpad", true),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),
@@ -245,4 +246,26 @@ func isColored(img image.Image, x, y int) bool {
 	hi := max(r, g, b) >> 8
 	lo := min(r, g, b) >> 8
 	return hi-lo > 60
+}
+
+// browserProfileDir is a fresh Chromium profile. t.TempDir would fail the
+// test when Chromium's helper processes, which outlive the browser by a
+// moment, are still writing into it at cleanup; this removes it with a few
+// bounded retries instead.
+func browserProfileDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "dashboard-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for range 20 {
+			if err = os.RemoveAll(dir); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("leaving Chromium profile %s behind: %v", dir, err)
+	})
+	return dir
 }
