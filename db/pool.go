@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/replyrocket/replyrocket/internal/pgxtypes"
 )
 
 // PoolConfig is the connection pool's configuration, read once at start.
@@ -115,6 +117,7 @@ func NewPool(ctx context.Context, cfg PoolConfig, tracer pgx.QueryTracer) (*pgxp
 	pc.MaxConns = int32(cfg.Size + cfg.MaxOverflow)
 	pc.MaxConnLifetime = cfg.Recycle
 	pc.MaxConnIdleTime = cfg.OverflowIdle
+	pc.AfterConnect = pgxtypes.AfterConnect
 	if tracer != nil {
 		pc.ConnConfig.Tracer = tracer
 	}

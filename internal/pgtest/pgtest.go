@@ -26,6 +26,7 @@ import (
 
 	"github.com/replyrocket/replyrocket/internal/migrate"
 	"github.com/replyrocket/replyrocket/internal/pglocal"
+	"github.com/replyrocket/replyrocket/internal/pgxtypes"
 )
 
 // DefaultImage is the container image used when REPLYROCKET_PG_IMAGE is unset.
@@ -232,7 +233,14 @@ func NewEmptyDatabase(t testing.TB) string {
 // ends.
 func NewPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), NewDatabase(t))
+	cfg, err := pgxpool.ParseConfig(NewDatabase(t))
+	if err != nil {
+		t.Fatalf("pgtest: parse database url: %v", err)
+	}
+	// The same types as the app's pools (db.NewPool), so tests exercise the
+	// encodings production uses.
+	cfg.AfterConnect = pgxtypes.AfterConnect
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("pgtest: open pool: %v", err)
 	}
