@@ -340,11 +340,7 @@ ORDER BY query_start LIMIT 20`, m.cfg.LongQuery.Seconds())
 		if err != nil {
 			return err
 		}
-		var r q
-		_, err = pgx.ForEachRow(rows, []any{&r.PID, &r.Seconds, &r.State, &r.Query}, func() error {
-			list = append(list, r)
-			return nil
-		})
+		list, err = pgx.CollectRows(rows, pgx.RowToStructByPos[q])
 		return err
 	})
 	if err != nil {
@@ -375,11 +371,7 @@ FROM pg_database WHERE datallowconn ORDER BY 2 DESC LIMIT 10`)
 		if err != nil {
 			return err
 		}
-		var r db
-		_, err = pgx.ForEachRow(rows, []any{&r.Database, &r.Age, &r.Left}, func() error {
-			list = append(list, r)
-			return nil
-		})
+		list, err = pgx.CollectRows(rows, pgx.RowToStructByPos[db])
 		return err
 	})
 	if err != nil {
@@ -410,11 +402,7 @@ ORDER BY 1`)
 		if err != nil {
 			return err
 		}
-		var r idx
-		_, err = pgx.ForEachRow(rows, []any{&r.Index, &r.Table}, func() error {
-			list = append(list, r)
-			return nil
-		})
+		list, err = pgx.CollectRows(rows, pgx.RowToStructByPos[idx])
 		return err
 	})
 	if err != nil {
@@ -451,11 +439,7 @@ LIMIT 100`)
 		if err != nil {
 			return err
 		}
-		var u UnusedIndex
-		_, err = pgx.ForEachRow(rows, []any{&u.Index, &u.Table, &u.SizeBytes}, func() error {
-			list = append(list, u)
-			return nil
-		})
+		list, err = pgx.CollectRows(rows, pgx.RowToStructByPos[UnusedIndex])
 		return err
 	})
 	if err != nil {
@@ -505,11 +489,7 @@ WHERE i.indisvalid AND NOT c.relispartition
 		if err != nil {
 			return err
 		}
-		var x indexInfo
-		_, err = pgx.ForEachRow(rows, []any{&x.Name, &x.Table, &x.Keys, &x.Classes, &x.Unique, &x.Primary, &x.Expr, &x.Pred, &x.Method, &x.Def}, func() error {
-			all = append(all, x)
-			return nil
-		})
+		all, err = pgx.CollectRows(rows, pgx.RowToStructByPos[indexInfo])
 		return err
 	})
 	if err != nil {
@@ -646,11 +626,7 @@ ORDER BY 2 DESC, 1 LIMIT 50`)
 		if err != nil {
 			return err
 		}
-		var t TableSize
-		_, err = pgx.ForEachRow(rows, []any{&t.Name, &t.TotalBytes, &t.EstimatedRows, &t.Partitions}, func() error {
-			list = append(list, t)
-			return nil
-		})
+		list, err = pgx.CollectRows(rows, pgx.RowToStructByPos[TableSize])
 		return err
 	})
 	if err != nil {
