@@ -329,20 +329,12 @@ func (m *Monitor) checkLongRunning(ctx context.Context) (Check, error) {
 		State   string  `json:"state"`
 		Query   string  `json:"query"`
 	}
-	list := []q{}
-	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `
+	list, err := catalogRows[q](ctx, m, `
 SELECT pid, extract(epoch FROM now() - query_start)::float8, coalesce(state, ''), left(query, 300)
 FROM pg_stat_activity
 WHERE state IN ('active', 'fastpath function call') AND backend_type = 'client backend'
   AND datname = current_database() AND pid <> pg_backend_pid() AND query_start < now() - make_interval(secs => $1)
 ORDER BY query_start LIMIT 20`, m.cfg.LongQuery.Seconds())
-		if err != nil {
-			return err
-		}
-		list, err = pgx.CollectRows(rows, pgx.RowToStructByPos[q])
-		return err
-	})
 	if err != nil {
 		return Check{}, classify(err)
 	}
@@ -363,17 +355,9 @@ func (m *Monitor) checkWraparound(ctx context.Context) (Check, error) {
 		Age      int64  `json:"age"`
 		Left     int64  `json:"transactions_left"`
 	}
-	list := []db{}
-	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `
+	list, err := catalogRows[db](ctx, m, `
 SELECT datname, age(datfrozenxid)::int8, (2147483647 - age(datfrozenxid))::int8
 FROM pg_database WHERE datallowconn ORDER BY 2 DESC LIMIT 10`)
-		if err != nil {
-			return err
-		}
-		list, err = pgx.CollectRows(rows, pgx.RowToStructByPos[db])
-		return err
-	})
 	if err != nil {
 		return Check{}, classify(err)
 	}
@@ -392,19 +376,11 @@ func (m *Monitor) checkInvalidIndexes(ctx context.Context) (Check, error) {
 		Index string `json:"index"`
 		Table string `json:"table"`
 	}
-	list := []idx{}
-	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `
+	list, err := catalogRows[idx](ctx, m, `
 SELECT i.indexrelid::regclass::text, i.indrelid::regclass::text
 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE NOT i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 ORDER BY 1`)
-		if err != nil {
-			return err
-		}
-		list, err = pgx.CollectRows(rows, pgx.RowToStructByPos[idx])
-		return err
-	})
 	if err != nil {
 		return Check{}, classify(err)
 	}
@@ -422,11 +398,9 @@ type UnusedIndex struct {
 }
 
 func (m *Monitor) checkUnusedIndexes(ctx context.Context) (Check, error) {
-	list := []UnusedIndex{}
 	// Partitions' indexes are rolled up to the partitioned index they belong
 	// to: the question is whether the index as a whole is used.
-	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `
+	list, err := catalogRows[UnusedIndex](ctx, m, `
 SELECT r.root::regclass::text, i.indrelid::regclass::text, sum(pg_relation_size(s.indexrelid))::int8
 FROM pg_stat_user_indexes s
 CROSS JOIN LATERAL (SELECT coalesce(pg_partition_root(s.indexrelid), s.indexrelid) AS root) r
@@ -436,12 +410,6 @@ GROUP BY r.root, i.indrelid
 HAVING sum(s.idx_scan) = 0
 ORDER BY 3 DESC, 1
 LIMIT 100`)
-		if err != nil {
-			return err
-		}
-		list, err = pgx.CollectRows(rows, pgx.RowToStructByPos[UnusedIndex])
-		return err
-	})
 	if err != nil {
 		return Check{}, classify(err)
 	}
@@ -473,9 +441,7 @@ type DuplicateIndex struct {
 }
 
 func (m *Monitor) checkDuplicateIndexes(ctx context.Context) (Check, error) {
-	var all []indexInfo
-	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `
+	all, err := catalogRows[indexInfo](ctx, m, `
 SELECT i.indexrelid::regclass::text, i.indrelid::regclass::text, i.indkey::int2[], i.indclass::oid[],
        i.indisunique, i.indisprimary,
        coalesce(pg_get_expr(i.indexprs, i.indrelid), ''), coalesce(pg_get_expr(i.indpred, i.indrelid), ''),
@@ -486,12 +452,6 @@ JOIN pg_am am ON am.oid = c.relam
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE i.indisvalid AND NOT c.relispartition
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'`)
-		if err != nil {
-			return err
-		}
-		all, err = pgx.CollectRows(rows, pgx.RowToStructByPos[indexInfo])
-		return err
-	})
 	if err != nil {
 		return Check{}, classify(err)
 	}
@@ -611,9 +571,7 @@ type TableSize struct {
 }
 
 func (m *Monitor) tableSizes(ctx context.Context) ([]TableSize, error) {
-	list := []TableSize{}
-	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `
+	list, err := catalogRows[TableSize](ctx, m, `
 SELECT c.oid::regclass::text,
        (SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)::int8 FROM pg_partition_tree(c.oid) t),
        (SELECT coalesce(sum(greatest(x.reltuples, 0)), 0)::int8 FROM pg_partition_tree(c.oid) t
@@ -623,12 +581,6 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
 ORDER BY 2 DESC, 1 LIMIT 50`)
-		if err != nil {
-			return err
-		}
-		list, err = pgx.CollectRows(rows, pgx.RowToStructByPos[TableSize])
-		return err
-	})
 	if err != nil {
 		return nil, fmt.Errorf("read table sizes: %w", classify(err))
 	}
@@ -641,4 +593,19 @@ func (m *Monitor) checkSnapshots(context.Context) (Check, error) {
 		return warn("the last counter snapshot failed ("+msg+"): slow-query windows and charts have a gap until the next one succeeds", n), nil
 	}
 	return ok(fmt.Sprintf("%d counter snapshots kept, one every %s, for windows of up to %s", n, m.cfg.SnapshotInterval, m.cfg.Retention), n), nil
+}
+
+// catalogRows runs one catalog query under the monitor's catalog timeout and
+// collects its rows into T by column position.
+func catalogRows[T any](ctx context.Context, m *Monitor, sql string, args ...any) ([]T, error) {
+	var out []T
+	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, sql, args...)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, pgx.RowToStructByPos[T])
+		return err
+	})
+	return out, err
 }
