@@ -14,6 +14,11 @@ type Config struct {
 	Namespace string
 	// Disabled turns every annotated read into a bypass (CACHE_DISABLED=1).
 	Disabled bool
+	// ScopesDisabled makes every write invalidate as if it knew none of
+	// its rows' scope values (CACHE_SCOPES_DISABLED=1): the table-and-column
+	// invalidation of before scopes, kept as the control of what scoping
+	// saves (tests, benchmarks).
+	ScopesDisabled bool
 	// L1MaxBytes bounds the in-process tier by the encoded size of its
 	// values (CACHE_L1_MAX_BYTES).
 	L1MaxBytes int64
@@ -59,6 +64,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("CACHE_DISABLED: %q is not a boolean", v)
 		}
 		cfg.Disabled = b
+	}
+	if v := getenv("CACHE_SCOPES_DISABLED"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("CACHE_SCOPES_DISABLED: %q is not a boolean", v)
+		}
+		cfg.ScopesDisabled = b
 	}
 	if v := getenv("CACHE_L1_DISABLED"); v != "" {
 		b, err := strconv.ParseBool(v)
