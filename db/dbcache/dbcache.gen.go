@@ -14,35 +14,49 @@ import (
 // Tables are every table the queries read or write.
 var Tables = []string{"api_keys", "campaigns", "emails", "users"}
 
-// Versions are the version slots: one per table, and table#column for
-// each of its columns.
-var Versions = []string{"api_keys", "api_keys#created_at", "api_keys#id", "api_keys#key_hash", "api_keys#last_used_at", "api_keys#name", "api_keys#prefix", "api_keys#revoked_at", "api_keys#user_id", "campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id", "emails", "emails#body", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject", "users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at"}
+// Versions are the named version slots: one per table and table#column,
+// and one per scope and scope#column (the scope-wide versions).
+var Versions = []string{"api_keys", "api_keys#created_at", "api_keys#id", "api_keys#key_hash", "api_keys#last_used_at", "api_keys#name", "api_keys#prefix", "api_keys#revoked_at", "api_keys#user_id", "api_keys.id", "api_keys.id#created_at", "api_keys.id#id", "api_keys.id#key_hash", "api_keys.id#last_used_at", "api_keys.id#name", "api_keys.id#prefix", "api_keys.id#revoked_at", "api_keys.id#user_id", "api_keys.key_hash", "api_keys.key_hash#created_at", "api_keys.key_hash#id", "api_keys.key_hash#key_hash", "api_keys.key_hash#last_used_at", "api_keys.key_hash#name", "api_keys.key_hash#prefix", "api_keys.key_hash#revoked_at", "api_keys.key_hash#user_id", "api_keys.user_id", "api_keys.user_id#created_at", "api_keys.user_id#id", "api_keys.user_id#key_hash", "api_keys.user_id#last_used_at", "api_keys.user_id#name", "api_keys.user_id#prefix", "api_keys.user_id#revoked_at", "api_keys.user_id#user_id", "campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id", "campaigns.id", "campaigns.id#created_at", "campaigns.id#id", "campaigns.id#name", "campaigns.id#status", "campaigns.id#updated_at", "campaigns.id#user_id", "campaigns.user_id", "campaigns.user_id#created_at", "campaigns.user_id#id", "campaigns.user_id#name", "campaigns.user_id#status", "campaigns.user_id#updated_at", "campaigns.user_id#user_id", "emails", "emails#body", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject", "emails.campaign_id", "emails.campaign_id#body", "emails.campaign_id#campaign_id", "emails.campaign_id#created_at", "emails.campaign_id#id", "emails.campaign_id#is_opened", "emails.campaign_id#is_replied", "emails.campaign_id#opened_at", "emails.campaign_id#recipient", "emails.campaign_id#replied_at", "emails.campaign_id#sent_at", "emails.campaign_id#status", "emails.campaign_id#subject", "emails.campaign_id>campaigns.user_id", "emails.campaign_id>campaigns.user_id#body", "emails.campaign_id>campaigns.user_id#campaign_id", "emails.campaign_id>campaigns.user_id#created_at", "emails.campaign_id>campaigns.user_id#id", "emails.campaign_id>campaigns.user_id#is_opened", "emails.campaign_id>campaigns.user_id#is_replied", "emails.campaign_id>campaigns.user_id#opened_at", "emails.campaign_id>campaigns.user_id#recipient", "emails.campaign_id>campaigns.user_id#replied_at", "emails.campaign_id>campaigns.user_id#sent_at", "emails.campaign_id>campaigns.user_id#status", "emails.campaign_id>campaigns.user_id#subject", "emails.id", "emails.id#body", "emails.id#campaign_id", "emails.id#created_at", "emails.id#id", "emails.id#is_opened", "emails.id#is_replied", "emails.id#opened_at", "emails.id#recipient", "emails.id#replied_at", "emails.id#sent_at", "emails.id#status", "emails.id#subject", "users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at", "users.id", "users.id#created_at", "users.id#email", "users.id#id", "users.id#is_active", "users.id#name", "users.id#updated_at"}
+
+// Scopes are the scopes with hashed version slots, from the schema's keys
+// and foreign keys.
+var Scopes = []cache.Scope{
+	{Name: "api_keys.id", Table: "api_keys"},
+	{Name: "api_keys.user_id", Table: "api_keys"},
+	{Name: "api_keys.key_hash", Table: "api_keys"},
+	{Name: "campaigns.id", Table: "campaigns"},
+	{Name: "campaigns.user_id", Table: "campaigns"},
+	{Name: "emails.id", Table: "emails"},
+	{Name: "emails.campaign_id", Table: "emails"},
+	{Name: "emails.campaign_id>campaigns.user_id", Table: "emails"},
+	{Name: "users.id", Table: "users"},
+}
 
 // Queries describe every query: what it reads and writes, and its cache
 // settings (zero TTL: not cached).
 var Queries = []QueryInfo{
-	{Name: "CountUsers", Kind: ":one", Reads: []string{"users"}, Writes: nil, ReadVersions: []string{"users"}, WriteVersions: nil, TTL: 0, SWR: 0},
-	{Name: "CreateAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, ReadVersions: nil, WriteVersions: []string{"api_keys"}, TTL: 0, SWR: 0},
-	{Name: "CreateCampaign", Kind: ":one", Reads: nil, Writes: []string{"campaigns"}, ReadVersions: nil, WriteVersions: []string{"campaigns"}, TTL: 0, SWR: 0},
-	{Name: "CreateUser", Kind: ":one", Reads: nil, Writes: []string{"users"}, ReadVersions: nil, WriteVersions: []string{"users"}, TTL: 0, SWR: 0},
-	{Name: "DeleteCampaign", Kind: ":execrows", Reads: nil, Writes: []string{"campaigns", "emails"}, ReadVersions: nil, WriteVersions: []string{"campaigns", "emails"}, TTL: 0, SWR: 0},
-	{Name: "EnsureEmailPartitions", Kind: ":many", Reads: nil, Writes: nil, ReadVersions: nil, WriteVersions: nil, TTL: 0, SWR: 0},
-	{Name: "GetAPIKeyByHash", Kind: ":one", Reads: []string{"api_keys", "users"}, Writes: nil, ReadVersions: []string{"api_keys", "api_keys#id", "api_keys#key_hash", "api_keys#revoked_at", "api_keys#user_id", "users", "users#id", "users#is_active"}, WriteVersions: nil, TTL: 1 * time.Minute, SWR: 0},
-	{Name: "GetCampaign", Kind: ":one", Reads: []string{"campaigns"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id"}, WriteVersions: nil, TTL: 1 * time.Minute, SWR: 0},
-	{Name: "GetCampaignDailyCounts", Kind: ":many", Reads: []string{"emails"}, Writes: nil, ReadVersions: []string{"emails", "emails#campaign_id", "emails#created_at"}, WriteVersions: nil, TTL: 10 * time.Minute, SWR: 0},
-	{Name: "GetCampaignSummary", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#campaign_id", "emails#id", "emails#is_opened", "emails#is_replied"}, WriteVersions: nil, TTL: 10 * time.Minute, SWR: 0},
-	{Name: "GetEmail", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#body", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject"}, WriteVersions: nil, TTL: 1 * time.Minute, SWR: 0},
-	{Name: "GetUser", Kind: ":one", Reads: []string{"users"}, Writes: nil, ReadVersions: []string{"users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at"}, WriteVersions: nil, TTL: 5 * time.Minute, SWR: 0},
-	{Name: "GetUserByEmail", Kind: ":one", Reads: []string{"users"}, Writes: nil, ReadVersions: []string{"users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at"}, WriteVersions: nil, TTL: 0, SWR: 0},
-	{Name: "GetUserStatistics", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#campaign_id", "emails#id", "emails#is_opened", "emails#is_replied"}, WriteVersions: nil, TTL: 5 * time.Minute, SWR: 0},
-	{Name: "InsertEmails", Kind: ":copyfrom", Reads: nil, Writes: []string{"emails"}, ReadVersions: nil, WriteVersions: []string{"emails"}, TTL: 0, SWR: 0},
-	{Name: "ListCampaignEmails", Kind: ":many", Reads: []string{"emails"}, Writes: nil, ReadVersions: []string{"emails", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject"}, WriteVersions: nil, TTL: 0, SWR: 0},
-	{Name: "ListCampaigns", Kind: ":many", Reads: []string{"campaigns"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id"}, WriteVersions: nil, TTL: 0, SWR: 0},
-	{Name: "MarkEmailOpened", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, ReadVersions: nil, WriteVersions: []string{"emails#is_opened", "emails#opened_at"}, TTL: 0, SWR: 0},
-	{Name: "MarkEmailReplied", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, ReadVersions: nil, WriteVersions: []string{"emails#is_replied", "emails#replied_at"}, TTL: 0, SWR: 0},
-	{Name: "RevokeAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, ReadVersions: nil, WriteVersions: []string{"api_keys#revoked_at"}, TTL: 0, SWR: 0},
-	{Name: "TouchAPIKey", Kind: ":execrows", Reads: nil, Writes: []string{"api_keys"}, ReadVersions: nil, WriteVersions: []string{"api_keys#last_used_at"}, TTL: 0, SWR: 0},
-	{Name: "UpdateCampaign", Kind: ":one", Reads: nil, Writes: []string{"campaigns"}, ReadVersions: nil, WriteVersions: []string{"campaigns#name", "campaigns#status", "campaigns#updated_at"}, TTL: 0, SWR: 0},
+	{Name: "CountUsers", Kind: ":one", Reads: []string{"users"}, Writes: nil, TTL: 0, SWR: 0},
+	{Name: "CreateAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
+	{Name: "CreateCampaign", Kind: ":one", Reads: nil, Writes: []string{"campaigns"}, TTL: 0, SWR: 0},
+	{Name: "CreateUser", Kind: ":one", Reads: nil, Writes: []string{"users"}, TTL: 0, SWR: 0},
+	{Name: "DeleteCampaign", Kind: ":execrows", Reads: nil, Writes: []string{"campaigns", "emails"}, TTL: 0, SWR: 0},
+	{Name: "EnsureEmailPartitions", Kind: ":many", Reads: nil, Writes: nil, TTL: 0, SWR: 0},
+	{Name: "GetAPIKeyByHash", Kind: ":one", Reads: []string{"api_keys", "users"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
+	{Name: "GetCampaign", Kind: ":one", Reads: []string{"campaigns"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
+	{Name: "GetCampaignDailyCounts", Kind: ":many", Reads: []string{"emails"}, Writes: nil, TTL: 10 * time.Minute, SWR: 0},
+	{Name: "GetCampaignSummary", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, TTL: 10 * time.Minute, SWR: 0},
+	{Name: "GetEmail", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
+	{Name: "GetUser", Kind: ":one", Reads: []string{"users"}, Writes: nil, TTL: 5 * time.Minute, SWR: 0},
+	{Name: "GetUserByEmail", Kind: ":one", Reads: []string{"users"}, Writes: nil, TTL: 0, SWR: 0},
+	{Name: "GetUserStatistics", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, TTL: 5 * time.Minute, SWR: 0},
+	{Name: "InsertEmails", Kind: ":copyfrom", Reads: nil, Writes: []string{"emails"}, TTL: 0, SWR: 0},
+	{Name: "ListCampaignEmails", Kind: ":many", Reads: []string{"emails"}, Writes: nil, TTL: 0, SWR: 0},
+	{Name: "ListCampaigns", Kind: ":many", Reads: []string{"campaigns"}, Writes: nil, TTL: 0, SWR: 0},
+	{Name: "MarkEmailOpened", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, TTL: 0, SWR: 0},
+	{Name: "MarkEmailReplied", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, TTL: 0, SWR: 0},
+	{Name: "RevokeAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
+	{Name: "TouchAPIKey", Kind: ":execrows", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
+	{Name: "UpdateCampaign", Kind: ":one", Reads: nil, Writes: []string{"campaigns"}, TTL: 0, SWR: 0},
 }
 
 // queries are the registered cached queries.
@@ -58,25 +72,25 @@ type queries struct {
 
 func (q *queries) register(c *cache.Cache) error {
 	var err error
-	if q.GetAPIKeyByHash, err = c.Register(cache.QuerySpec{Name: "GetAPIKeyByHash", Hash: "382fb9aec6ac586a", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"api_keys", "api_keys#id", "api_keys#key_hash", "api_keys#revoked_at", "api_keys#user_id", "users", "users#id", "users#is_active"}}); err != nil {
+	if q.GetAPIKeyByHash, err = c.Register(cache.QuerySpec{Name: "GetAPIKeyByHash", Hash: "e180a42ffe81ded2", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"api_keys.key_hash", "api_keys.key_hash#id", "api_keys.key_hash#key_hash", "api_keys.key_hash#revoked_at", "api_keys.key_hash#user_id", "users", "users#id", "users#is_active"}, Scoped: []cache.ScopeDep{{Scope: "api_keys.key_hash", Columns: []string{"id", "key_hash", "revoked_at", "user_id"}}}}); err != nil {
 		return err
 	}
-	if q.GetCampaign, err = c.Register(cache.QuerySpec{Name: "GetCampaign", Hash: "f7c692981999ce68", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id"}}); err != nil {
+	if q.GetCampaign, err = c.Register(cache.QuerySpec{Name: "GetCampaign", Hash: "b0d343cc85d238ce", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns.id", "campaigns.id#created_at", "campaigns.id#id", "campaigns.id#name", "campaigns.id#status", "campaigns.id#updated_at", "campaigns.id#user_id"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.id", Columns: []string{"created_at", "id", "name", "status", "updated_at", "user_id"}}}}); err != nil {
 		return err
 	}
-	if q.GetCampaignDailyCounts, err = c.Register(cache.QuerySpec{Name: "GetCampaignDailyCounts", Hash: "4c29045af4a956ce", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"emails", "emails#campaign_id", "emails#created_at"}}); err != nil {
+	if q.GetCampaignDailyCounts, err = c.Register(cache.QuerySpec{Name: "GetCampaignDailyCounts", Hash: "91820ebaf6137b34", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"emails.campaign_id", "emails.campaign_id#campaign_id", "emails.campaign_id#created_at"}, Scoped: []cache.ScopeDep{{Scope: "emails.campaign_id", Columns: []string{"campaign_id", "created_at"}}}}); err != nil {
 		return err
 	}
-	if q.GetCampaignSummary, err = c.Register(cache.QuerySpec{Name: "GetCampaignSummary", Hash: "50d81ba76306a16a", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#campaign_id", "emails#id", "emails#is_opened", "emails#is_replied"}}); err != nil {
+	if q.GetCampaignSummary, err = c.Register(cache.QuerySpec{Name: "GetCampaignSummary", Hash: "d1eddbffc9a9c6a2", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"campaigns.id", "campaigns.id#id", "campaigns.id#user_id", "emails.campaign_id", "emails.campaign_id#campaign_id", "emails.campaign_id#id", "emails.campaign_id#is_opened", "emails.campaign_id#is_replied"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.id", Columns: []string{"id", "user_id"}}, {Scope: "emails.campaign_id", Columns: []string{"campaign_id", "id", "is_opened", "is_replied"}}}}); err != nil {
 		return err
 	}
-	if q.GetEmail, err = c.Register(cache.QuerySpec{Name: "GetEmail", Hash: "bb1f2053d81bf6f3", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#body", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject"}}); err != nil {
+	if q.GetEmail, err = c.Register(cache.QuerySpec{Name: "GetEmail", Hash: "f1807dfe571df7d8", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns.user_id", "campaigns.user_id#id", "campaigns.user_id#user_id", "emails.id", "emails.id#body", "emails.id#campaign_id", "emails.id#created_at", "emails.id#id", "emails.id#is_opened", "emails.id#is_replied", "emails.id#opened_at", "emails.id#recipient", "emails.id#replied_at", "emails.id#sent_at", "emails.id#status", "emails.id#subject"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.user_id", Columns: []string{"id", "user_id"}}, {Scope: "emails.id", Columns: []string{"body", "campaign_id", "created_at", "id", "is_opened", "is_replied", "opened_at", "recipient", "replied_at", "sent_at", "status", "subject"}}}}); err != nil {
 		return err
 	}
-	if q.GetUser, err = c.Register(cache.QuerySpec{Name: "GetUser", Hash: "7875c2ce86c33acb", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at"}}); err != nil {
+	if q.GetUser, err = c.Register(cache.QuerySpec{Name: "GetUser", Hash: "5f61d16ed722af55", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"users.id", "users.id#created_at", "users.id#email", "users.id#id", "users.id#is_active", "users.id#name", "users.id#updated_at"}, Scoped: []cache.ScopeDep{{Scope: "users.id", Columns: []string{"created_at", "email", "id", "is_active", "name", "updated_at"}}}}); err != nil {
 		return err
 	}
-	if q.GetUserStatistics, err = c.Register(cache.QuerySpec{Name: "GetUserStatistics", Hash: "acefb5d129f55d46", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#campaign_id", "emails#id", "emails#is_opened", "emails#is_replied"}}); err != nil {
+	if q.GetUserStatistics, err = c.Register(cache.QuerySpec{Name: "GetUserStatistics", Hash: "85e8bb0767c06293", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"campaigns.user_id", "campaigns.user_id#id", "campaigns.user_id#user_id", "emails.campaign_id>campaigns.user_id", "emails.campaign_id>campaigns.user_id#campaign_id", "emails.campaign_id>campaigns.user_id#id", "emails.campaign_id>campaigns.user_id#is_opened", "emails.campaign_id>campaigns.user_id#is_replied"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.user_id", Columns: []string{"id", "user_id"}}, {Scope: "emails.campaign_id>campaigns.user_id", Columns: []string{"campaign_id", "id", "is_opened", "is_replied"}}}}); err != nil {
 		return err
 	}
 	return nil
@@ -87,52 +101,116 @@ func (s *Store) CountUsers(ctx context.Context) (int64, error) { return s.inner.
 
 func (t *txQuerier) CountUsers(ctx context.Context) (int64, error) { return t.inner.CountUsers(ctx) }
 
-// CreateAPIKey reads no table and writes api_keys.
+// CreateAPIKey writes api_keys; see bumpCreateAPIKey.
 func (s *Store) CreateAPIKey(ctx context.Context, arg db.CreateAPIKeyParams) (db.CreateAPIKeyRow, error) {
 	r, err := s.inner.CreateAPIKey(ctx, arg)
-	s.afterWrite(ctx, true, err, "api_keys")
+	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpCreateAPIKey(b, arg, r, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) CreateAPIKey(ctx context.Context, arg db.CreateAPIKeyParams) (db.CreateAPIKeyRow, error) {
-	t.wrote("api_keys")
-	return t.inner.CreateAPIKey(ctx, arg)
+	r, err := t.inner.CreateAPIKey(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpCreateAPIKey(b, arg, r, err == nil) })
+	return r, err
 }
 
-// CreateCampaign reads no table and writes campaigns.
+// bumpCreateAPIKey collects what CreateAPIKey invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - api_keys.id: RETURNING id (RETURNING)
+//   - api_keys.key_hash: @key_hash (VALUES)
+//   - api_keys.user_id: @user_id (VALUES)
+func bumpCreateAPIKey(b *cache.Bumps, arg db.CreateAPIKeyParams, r db.CreateAPIKeyRow, ok bool) {
+	b.Table("api_keys")
+	if ok {
+		b.Value("api_keys.id", r.ID[:], "")
+	} else {
+		b.Wide("api_keys.id", "")
+	}
+	b.Value("api_keys.key_hash", arg.KeyHash, "")
+	b.Value("api_keys.user_id", arg.UserID[:], "")
+}
+
+// CreateCampaign writes campaigns; see bumpCreateCampaign.
 func (s *Store) CreateCampaign(ctx context.Context, arg db.CreateCampaignParams) (db.Campaign, error) {
 	r, err := s.inner.CreateCampaign(ctx, arg)
-	s.afterWrite(ctx, true, err, "campaigns")
+	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpCreateCampaign(b, arg, r, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) CreateCampaign(ctx context.Context, arg db.CreateCampaignParams) (db.Campaign, error) {
-	t.wrote("campaigns")
-	return t.inner.CreateCampaign(ctx, arg)
+	r, err := t.inner.CreateCampaign(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpCreateCampaign(b, arg, r, err == nil) })
+	return r, err
 }
 
-// CreateUser reads no table and writes users.
+// bumpCreateCampaign collects what CreateCampaign invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - campaigns.id: RETURNING id (RETURNING)
+//   - campaigns.user_id: @user_id (VALUES)
+//   - emails.campaign_id>campaigns.user_id: @user_id (campaigns rows added or removed)
+func bumpCreateCampaign(b *cache.Bumps, arg db.CreateCampaignParams, r db.Campaign, ok bool) {
+	b.Table("campaigns")
+	if ok {
+		b.Value("campaigns.id", r.ID[:], "")
+	} else {
+		b.Wide("campaigns.id", "")
+	}
+	b.Value("campaigns.user_id", arg.UserID[:], "")
+	b.Value("emails.campaign_id>campaigns.user_id", arg.UserID[:], "")
+}
+
+// CreateUser writes users; see bumpCreateUser.
 func (s *Store) CreateUser(ctx context.Context, arg db.CreateUserParams) (db.User, error) {
 	r, err := s.inner.CreateUser(ctx, arg)
-	s.afterWrite(ctx, true, err, "users")
+	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpCreateUser(b, arg, r, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) CreateUser(ctx context.Context, arg db.CreateUserParams) (db.User, error) {
-	t.wrote("users")
-	return t.inner.CreateUser(ctx, arg)
+	r, err := t.inner.CreateUser(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpCreateUser(b, arg, r, err == nil) })
+	return r, err
 }
 
-// DeleteCampaign reads no table and writes campaigns, emails.
+// bumpCreateUser collects what CreateUser invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - users.id: RETURNING id (RETURNING)
+func bumpCreateUser(b *cache.Bumps, arg db.CreateUserParams, r db.User, ok bool) {
+	b.Table("users")
+	if ok {
+		b.Value("users.id", r.ID[:], "")
+	} else {
+		b.Wide("users.id", "")
+	}
+}
+
+// DeleteCampaign writes campaigns, emails; see bumpDeleteCampaign.
 func (s *Store) DeleteCampaign(ctx context.Context, arg db.DeleteCampaignParams) (int64, error) {
 	r, err := s.inner.DeleteCampaign(ctx, arg)
-	s.afterWrite(ctx, r > 0, err, "campaigns", "emails")
+	s.afterWrite(ctx, r > 0, err, func(b *cache.Bumps) { bumpDeleteCampaign(b, arg, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) DeleteCampaign(ctx context.Context, arg db.DeleteCampaignParams) (int64, error) {
-	t.wrote("campaigns", "emails")
-	return t.inner.DeleteCampaign(ctx, arg)
+	r, err := t.inner.DeleteCampaign(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpDeleteCampaign(b, arg, err == nil) })
+	return r, err
+}
+
+// bumpDeleteCampaign collects what DeleteCampaign invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - campaigns.id: @id (WHERE)
+//   - campaigns.user_id: @user_id (WHERE)
+//   - emails.campaign_id: @id (cascade from campaigns.id)
+//   - emails.campaign_id>campaigns.user_id: @user_id (cascade from campaigns.user_id; campaigns rows added or removed)
+//   - emails.id: table-wide (its rows' id is not known)
+func bumpDeleteCampaign(b *cache.Bumps, arg db.DeleteCampaignParams, ok bool) {
+	b.Table("campaigns", "emails")
+	b.Value("campaigns.id", arg.ID[:], "")
+	b.Value("campaigns.user_id", arg.UserID[:], "")
+	b.Value("emails.campaign_id", arg.ID[:], "")
+	b.Value("emails.campaign_id>campaigns.user_id", arg.UserID[:], "")
+	b.Wide("emails.id", "")
 }
 
 // EnsureEmailPartitions reads no table and writes no table. Not cached.
@@ -144,11 +222,13 @@ func (t *txQuerier) EnsureEmailPartitions(ctx context.Context, arg db.EnsureEmai
 	return t.inner.EnsureEmailPartitions(ctx, arg)
 }
 
-// GetAPIKeyByHash reads api_keys, api_keys#id, api_keys#key_hash, api_keys#revoked_at, api_keys#user_id, users, users#id, users#is_active and writes no table. Cached for 1m0s.
+// GetAPIKeyByHash is cached for 1m0s; it depends on api_keys.key_hash = @key_hash; users table-wide.
 func (s *Store) GetAPIKeyByHash(ctx context.Context, arg []byte) (db.GetAPIKeyByHashRow, error) {
 	var buf [128]byte
 	key := keyGetAPIKeyByHash(append(buf[:0], s.q.GetAPIKeyByHash.Prefix()...), arg)
-	return cache.Read(ctx, s.q.GetAPIKeyByHash, key, &codecGetAPIKeyByHashRow, func(ctx context.Context) (db.GetAPIKeyByHashRow, error) { return s.inner.GetAPIKeyByHash(ctx, arg) })
+	return cache.Read(ctx, s.q.GetAPIKeyByHash, key, &codecGetAPIKeyByHashRow, func(ctx context.Context) (db.GetAPIKeyByHashRow, error) { return s.inner.GetAPIKeyByHash(ctx, arg) }, func(d *cache.Deps) {
+		d.Add(0, arg)
+	})
 }
 
 func (t *txQuerier) GetAPIKeyByHash(ctx context.Context, arg []byte) (db.GetAPIKeyByHashRow, error) {
@@ -161,11 +241,13 @@ func keyGetAPIKeyByHash(b []byte, arg []byte) []byte {
 	return b
 }
 
-// GetCampaign reads campaigns, campaigns#created_at, campaigns#id, campaigns#name, campaigns#status, campaigns#updated_at, campaigns#user_id and writes no table. Cached for 1m0s.
+// GetCampaign is cached for 1m0s; it depends on campaigns.id = @id.
 func (s *Store) GetCampaign(ctx context.Context, arg db.GetCampaignParams) (db.Campaign, error) {
 	var buf [128]byte
 	key := keyGetCampaign(append(buf[:0], s.q.GetCampaign.Prefix()...), arg)
-	return cache.Read(ctx, s.q.GetCampaign, key, &codecCampaign, func(ctx context.Context) (db.Campaign, error) { return s.inner.GetCampaign(ctx, arg) })
+	return cache.Read(ctx, s.q.GetCampaign, key, &codecCampaign, func(ctx context.Context) (db.Campaign, error) { return s.inner.GetCampaign(ctx, arg) }, func(d *cache.Deps) {
+		d.Add(0, arg.ID[:])
+	})
 }
 
 func (t *txQuerier) GetCampaign(ctx context.Context, arg db.GetCampaignParams) (db.Campaign, error) {
@@ -179,12 +261,14 @@ func keyGetCampaign(b []byte, arg db.GetCampaignParams) []byte {
 	return b
 }
 
-// GetCampaignDailyCounts reads emails, emails#campaign_id, emails#created_at and writes no table. Cached for 10m0s.
+// GetCampaignDailyCounts is cached for 10m0s; it depends on emails.campaign_id = @campaign_id.
 func (s *Store) GetCampaignDailyCounts(ctx context.Context, arg db.GetCampaignDailyCountsParams) ([]db.GetCampaignDailyCountsRow, error) {
 	var buf [128]byte
 	key := keyGetCampaignDailyCounts(append(buf[:0], s.q.GetCampaignDailyCounts.Prefix()...), arg)
 	return cache.Read(ctx, s.q.GetCampaignDailyCounts, key, &codecGetCampaignDailyCountsRowSlice, func(ctx context.Context) ([]db.GetCampaignDailyCountsRow, error) {
 		return s.inner.GetCampaignDailyCounts(ctx, arg)
+	}, func(d *cache.Deps) {
+		d.Add(0, arg.CampaignID[:])
 	})
 }
 
@@ -200,12 +284,15 @@ func keyGetCampaignDailyCounts(b []byte, arg db.GetCampaignDailyCountsParams) []
 	return b
 }
 
-// GetCampaignSummary reads campaigns, campaigns#id, campaigns#user_id, emails, emails#campaign_id, emails#id, emails#is_opened, emails#is_replied and writes no table. Cached for 10m0s.
+// GetCampaignSummary is cached for 10m0s; it depends on campaigns.id = @campaign_id; emails.campaign_id = @campaign_id.
 func (s *Store) GetCampaignSummary(ctx context.Context, arg db.GetCampaignSummaryParams) (db.GetCampaignSummaryRow, error) {
 	var buf [128]byte
 	key := keyGetCampaignSummary(append(buf[:0], s.q.GetCampaignSummary.Prefix()...), arg)
 	return cache.Read(ctx, s.q.GetCampaignSummary, key, &codecGetCampaignSummaryRow, func(ctx context.Context) (db.GetCampaignSummaryRow, error) {
 		return s.inner.GetCampaignSummary(ctx, arg)
+	}, func(d *cache.Deps) {
+		d.Add(0, arg.CampaignID[:])
+		d.Add(1, arg.CampaignID[:])
 	})
 }
 
@@ -220,11 +307,14 @@ func keyGetCampaignSummary(b []byte, arg db.GetCampaignSummaryParams) []byte {
 	return b
 }
 
-// GetEmail reads campaigns, campaigns#id, campaigns#user_id, emails, emails#body, emails#campaign_id, emails#created_at, emails#id, emails#is_opened, emails#is_replied, emails#opened_at, emails#recipient, emails#replied_at, emails#sent_at, emails#status, emails#subject and writes no table. Cached for 1m0s.
+// GetEmail is cached for 1m0s; it depends on campaigns.user_id = @user_id; emails.id = @id.
 func (s *Store) GetEmail(ctx context.Context, arg db.GetEmailParams) (db.Email, error) {
 	var buf [128]byte
 	key := keyGetEmail(append(buf[:0], s.q.GetEmail.Prefix()...), arg)
-	return cache.Read(ctx, s.q.GetEmail, key, &codecEmail, func(ctx context.Context) (db.Email, error) { return s.inner.GetEmail(ctx, arg) })
+	return cache.Read(ctx, s.q.GetEmail, key, &codecEmail, func(ctx context.Context) (db.Email, error) { return s.inner.GetEmail(ctx, arg) }, func(d *cache.Deps) {
+		d.Add(0, arg.UserID[:])
+		d.Add(1, arg.ID[:])
+	})
 }
 
 func (t *txQuerier) GetEmail(ctx context.Context, arg db.GetEmailParams) (db.Email, error) {
@@ -238,11 +328,13 @@ func keyGetEmail(b []byte, arg db.GetEmailParams) []byte {
 	return b
 }
 
-// GetUser reads users, users#created_at, users#email, users#id, users#is_active, users#name, users#updated_at and writes no table. Cached for 5m0s.
+// GetUser is cached for 5m0s; it depends on users.id = @id.
 func (s *Store) GetUser(ctx context.Context, arg uuid.UUID) (db.User, error) {
 	var buf [128]byte
 	key := keyGetUser(append(buf[:0], s.q.GetUser.Prefix()...), arg)
-	return cache.Read(ctx, s.q.GetUser, key, &codecUser, func(ctx context.Context) (db.User, error) { return s.inner.GetUser(ctx, arg) })
+	return cache.Read(ctx, s.q.GetUser, key, &codecUser, func(ctx context.Context) (db.User, error) { return s.inner.GetUser(ctx, arg) }, func(d *cache.Deps) {
+		d.Add(0, arg[:])
+	})
 }
 
 func (t *txQuerier) GetUser(ctx context.Context, arg uuid.UUID) (db.User, error) {
@@ -255,7 +347,7 @@ func keyGetUser(b []byte, arg uuid.UUID) []byte {
 	return b
 }
 
-// GetUserByEmail reads users, users#created_at, users#email, users#id, users#is_active, users#name, users#updated_at and writes no table. Not cached.
+// GetUserByEmail reads users and writes no table. Not cached.
 func (s *Store) GetUserByEmail(ctx context.Context, arg string) (db.User, error) {
 	return s.inner.GetUserByEmail(ctx, arg)
 }
@@ -264,11 +356,14 @@ func (t *txQuerier) GetUserByEmail(ctx context.Context, arg string) (db.User, er
 	return t.inner.GetUserByEmail(ctx, arg)
 }
 
-// GetUserStatistics reads campaigns, campaigns#id, campaigns#user_id, emails, emails#campaign_id, emails#id, emails#is_opened, emails#is_replied and writes no table. Cached for 5m0s.
+// GetUserStatistics is cached for 5m0s; it depends on campaigns.user_id = @user_id; emails.campaign_id>campaigns.user_id = @user_id.
 func (s *Store) GetUserStatistics(ctx context.Context, arg uuid.UUID) (db.GetUserStatisticsRow, error) {
 	var buf [128]byte
 	key := keyGetUserStatistics(append(buf[:0], s.q.GetUserStatistics.Prefix()...), arg)
-	return cache.Read(ctx, s.q.GetUserStatistics, key, &codecGetUserStatisticsRow, func(ctx context.Context) (db.GetUserStatisticsRow, error) { return s.inner.GetUserStatistics(ctx, arg) })
+	return cache.Read(ctx, s.q.GetUserStatistics, key, &codecGetUserStatisticsRow, func(ctx context.Context) (db.GetUserStatisticsRow, error) { return s.inner.GetUserStatistics(ctx, arg) }, func(d *cache.Deps) {
+		d.Add(0, arg[:])
+		d.Add(1, arg[:])
+	})
 }
 
 func (t *txQuerier) GetUserStatistics(ctx context.Context, arg uuid.UUID) (db.GetUserStatisticsRow, error) {
@@ -281,19 +376,36 @@ func keyGetUserStatistics(b []byte, arg uuid.UUID) []byte {
 	return b
 }
 
-// InsertEmails reads no table and writes emails.
+// InsertEmails writes emails; see bumpInsertEmails.
 func (s *Store) InsertEmails(ctx context.Context, arg []db.InsertEmailsParams) (int64, error) {
 	r, err := s.inner.InsertEmails(ctx, arg)
-	s.afterWrite(ctx, r > 0, err, "emails")
+	s.afterWrite(ctx, r > 0, err, func(b *cache.Bumps) { bumpInsertEmails(b, arg, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) InsertEmails(ctx context.Context, arg []db.InsertEmailsParams) (int64, error) {
-	t.wrote("emails")
-	return t.inner.InsertEmails(ctx, arg)
+	r, err := t.inner.InsertEmails(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpInsertEmails(b, arg, err == nil) })
+	return r, err
 }
 
-// ListCampaignEmails reads emails, emails#campaign_id, emails#created_at, emails#id, emails#is_opened, emails#is_replied, emails#opened_at, emails#recipient, emails#replied_at, emails#sent_at, emails#status, emails#subject and writes no table. Not cached.
+// bumpInsertEmails collects what InsertEmails invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - emails.campaign_id: each row's @campaign_id (VALUES)
+//   - emails.campaign_id>campaigns.user_id: table-wide (its rows' campaigns.user_id is not known)
+//   - emails.id: each row's @id (VALUES)
+func bumpInsertEmails(b *cache.Bumps, arg []db.InsertEmailsParams, ok bool) {
+	b.Table("emails")
+	for _, v := range arg {
+		b.Value("emails.campaign_id", v.CampaignID[:], "")
+	}
+	b.Wide("emails.campaign_id>campaigns.user_id", "")
+	for _, v := range arg {
+		b.Value("emails.id", v.ID[:], "")
+	}
+}
+
+// ListCampaignEmails reads emails and writes no table. Not cached.
 func (s *Store) ListCampaignEmails(ctx context.Context, arg db.ListCampaignEmailsParams) ([]db.ListCampaignEmailsRow, error) {
 	return s.inner.ListCampaignEmails(ctx, arg)
 }
@@ -302,7 +414,7 @@ func (t *txQuerier) ListCampaignEmails(ctx context.Context, arg db.ListCampaignE
 	return t.inner.ListCampaignEmails(ctx, arg)
 }
 
-// ListCampaigns reads campaigns, campaigns#created_at, campaigns#id, campaigns#name, campaigns#status, campaigns#updated_at, campaigns#user_id and writes no table. Not cached.
+// ListCampaigns reads campaigns and writes no table. Not cached.
 func (s *Store) ListCampaigns(ctx context.Context, arg db.ListCampaignsParams) ([]db.Campaign, error) {
 	return s.inner.ListCampaigns(ctx, arg)
 }
@@ -311,64 +423,139 @@ func (t *txQuerier) ListCampaigns(ctx context.Context, arg db.ListCampaignsParam
 	return t.inner.ListCampaigns(ctx, arg)
 }
 
-// MarkEmailOpened reads no table and writes emails#is_opened, emails#opened_at.
+// MarkEmailOpened writes emails; see bumpMarkEmailOpened.
 func (s *Store) MarkEmailOpened(ctx context.Context, arg db.MarkEmailOpenedParams) (db.Email, error) {
 	r, err := s.inner.MarkEmailOpened(ctx, arg)
-	s.afterWrite(ctx, true, err, "emails#is_opened", "emails#opened_at")
+	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpMarkEmailOpened(b, arg, r, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) MarkEmailOpened(ctx context.Context, arg db.MarkEmailOpenedParams) (db.Email, error) {
-	t.wrote("emails#is_opened", "emails#opened_at")
-	return t.inner.MarkEmailOpened(ctx, arg)
+	r, err := t.inner.MarkEmailOpened(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpMarkEmailOpened(b, arg, r, err == nil) })
+	return r, err
 }
 
-// MarkEmailReplied reads no table and writes emails#is_replied, emails#replied_at.
+// bumpMarkEmailOpened collects what MarkEmailOpened invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - emails.campaign_id: RETURNING campaign_id (RETURNING)
+//   - emails.campaign_id>campaigns.user_id: @user_id (WHERE)
+//   - emails.id: @id (WHERE)
+func bumpMarkEmailOpened(b *cache.Bumps, arg db.MarkEmailOpenedParams, r db.Email, ok bool) {
+	b.Table("emails#is_opened", "emails#opened_at")
+	if ok {
+		b.Value("emails.campaign_id", r.CampaignID[:], "is_opened", "opened_at")
+	} else {
+		b.Wide("emails.campaign_id", "is_opened", "opened_at")
+	}
+	b.Value("emails.campaign_id>campaigns.user_id", arg.UserID[:], "is_opened", "opened_at")
+	b.Value("emails.id", arg.ID[:], "is_opened", "opened_at")
+}
+
+// MarkEmailReplied writes emails; see bumpMarkEmailReplied.
 func (s *Store) MarkEmailReplied(ctx context.Context, arg db.MarkEmailRepliedParams) (db.Email, error) {
 	r, err := s.inner.MarkEmailReplied(ctx, arg)
-	s.afterWrite(ctx, true, err, "emails#is_replied", "emails#replied_at")
+	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpMarkEmailReplied(b, arg, r, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) MarkEmailReplied(ctx context.Context, arg db.MarkEmailRepliedParams) (db.Email, error) {
-	t.wrote("emails#is_replied", "emails#replied_at")
-	return t.inner.MarkEmailReplied(ctx, arg)
+	r, err := t.inner.MarkEmailReplied(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpMarkEmailReplied(b, arg, r, err == nil) })
+	return r, err
 }
 
-// RevokeAPIKey reads no table and writes api_keys#revoked_at.
+// bumpMarkEmailReplied collects what MarkEmailReplied invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - emails.campaign_id: RETURNING campaign_id (RETURNING)
+//   - emails.campaign_id>campaigns.user_id: @user_id (WHERE)
+//   - emails.id: @id (WHERE)
+func bumpMarkEmailReplied(b *cache.Bumps, arg db.MarkEmailRepliedParams, r db.Email, ok bool) {
+	b.Table("emails#is_replied", "emails#replied_at")
+	if ok {
+		b.Value("emails.campaign_id", r.CampaignID[:], "is_replied", "replied_at")
+	} else {
+		b.Wide("emails.campaign_id", "is_replied", "replied_at")
+	}
+	b.Value("emails.campaign_id>campaigns.user_id", arg.UserID[:], "is_replied", "replied_at")
+	b.Value("emails.id", arg.ID[:], "is_replied", "replied_at")
+}
+
+// RevokeAPIKey writes api_keys; see bumpRevokeAPIKey.
 func (s *Store) RevokeAPIKey(ctx context.Context, arg uuid.UUID) (db.RevokeAPIKeyRow, error) {
 	r, err := s.inner.RevokeAPIKey(ctx, arg)
-	s.afterWrite(ctx, true, err, "api_keys#revoked_at")
+	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpRevokeAPIKey(b, arg, r, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) RevokeAPIKey(ctx context.Context, arg uuid.UUID) (db.RevokeAPIKeyRow, error) {
-	t.wrote("api_keys#revoked_at")
-	return t.inner.RevokeAPIKey(ctx, arg)
+	r, err := t.inner.RevokeAPIKey(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpRevokeAPIKey(b, arg, r, err == nil) })
+	return r, err
 }
 
-// TouchAPIKey reads no table and writes api_keys#last_used_at.
+// bumpRevokeAPIKey collects what RevokeAPIKey invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - api_keys.id: @id (WHERE)
+//   - api_keys.key_hash: table-wide (its rows' key_hash is not known)
+//   - api_keys.user_id: RETURNING user_id (RETURNING)
+func bumpRevokeAPIKey(b *cache.Bumps, arg uuid.UUID, r db.RevokeAPIKeyRow, ok bool) {
+	b.Table("api_keys#revoked_at")
+	b.Value("api_keys.id", arg[:], "revoked_at")
+	b.Wide("api_keys.key_hash", "revoked_at")
+	if ok {
+		b.Value("api_keys.user_id", r.UserID[:], "revoked_at")
+	} else {
+		b.Wide("api_keys.user_id", "revoked_at")
+	}
+}
+
+// TouchAPIKey writes api_keys; see bumpTouchAPIKey.
 func (s *Store) TouchAPIKey(ctx context.Context, arg uuid.UUID) (int64, error) {
 	r, err := s.inner.TouchAPIKey(ctx, arg)
-	s.afterWrite(ctx, r > 0, err, "api_keys#last_used_at")
+	s.afterWrite(ctx, r > 0, err, func(b *cache.Bumps) { bumpTouchAPIKey(b, arg, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) TouchAPIKey(ctx context.Context, arg uuid.UUID) (int64, error) {
-	t.wrote("api_keys#last_used_at")
-	return t.inner.TouchAPIKey(ctx, arg)
+	r, err := t.inner.TouchAPIKey(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpTouchAPIKey(b, arg, err == nil) })
+	return r, err
 }
 
-// UpdateCampaign reads no table and writes campaigns#name, campaigns#status, campaigns#updated_at.
+// bumpTouchAPIKey collects what TouchAPIKey invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - api_keys.id: @id (WHERE)
+//   - api_keys.key_hash: table-wide (its rows' key_hash is not known)
+//   - api_keys.user_id: table-wide (its rows' user_id is not known)
+func bumpTouchAPIKey(b *cache.Bumps, arg uuid.UUID, ok bool) {
+	b.Table("api_keys#last_used_at")
+	b.Value("api_keys.id", arg[:], "last_used_at")
+	b.Wide("api_keys.key_hash", "last_used_at")
+	b.Wide("api_keys.user_id", "last_used_at")
+}
+
+// UpdateCampaign writes campaigns; see bumpUpdateCampaign.
 func (s *Store) UpdateCampaign(ctx context.Context, arg db.UpdateCampaignParams) (db.Campaign, error) {
 	r, err := s.inner.UpdateCampaign(ctx, arg)
-	s.afterWrite(ctx, true, err, "campaigns#name", "campaigns#status", "campaigns#updated_at")
+	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpUpdateCampaign(b, arg, r, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) UpdateCampaign(ctx context.Context, arg db.UpdateCampaignParams) (db.Campaign, error) {
-	t.wrote("campaigns#name", "campaigns#status", "campaigns#updated_at")
-	return t.inner.UpdateCampaign(ctx, arg)
+	r, err := t.inner.UpdateCampaign(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpUpdateCampaign(b, arg, r, err == nil) })
+	return r, err
+}
+
+// bumpUpdateCampaign collects what UpdateCampaign invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - campaigns.id: @id (WHERE)
+//   - campaigns.user_id: @user_id (WHERE)
+func bumpUpdateCampaign(b *cache.Bumps, arg db.UpdateCampaignParams, r db.Campaign, ok bool) {
+	b.Table("campaigns#name", "campaigns#status", "campaigns#updated_at")
+	b.Value("campaigns.id", arg.ID[:], "name", "status", "updated_at")
+	b.Value("campaigns.user_id", arg.UserID[:], "name", "status", "updated_at")
 }
 
 var codecGetAPIKeyByHashRow = cache.Codec[db.GetAPIKeyByHashRow]{Encode: encGetAPIKeyByHashRow, Decode: decGetAPIKeyByHashRow, Clone: nil}

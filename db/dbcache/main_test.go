@@ -155,3 +155,13 @@ func init() {
 	// decorators built without one.
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 }
+
+// invalidationsOf counts every invalidation of table, scoped or not.
+func invalidationsOf(s *Store, table string) int64 {
+	ti := s.Cache().Snapshot().Invalidation(table)
+	n := ti.TableWide
+	for _, v := range ti.Scoped {
+		n += v
+	}
+	return n
+}

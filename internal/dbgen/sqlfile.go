@@ -20,12 +20,16 @@ type Query struct {
 	Kind string // :one, :many, :exec, :execrows, :copyfrom, ...
 	SQL  string // the statement, comment lines removed
 	File string
+	Line int // of the "-- name:" line
 	// Cached is set by a "-- cache: ttl=5m [swr=1m]" line among the comment
 	// lines right after the name line.
 	Cached bool
 	TTL    time.Duration
 	SWR    time.Duration
 }
+
+// Pos is "file:line" of the query, for errors.
+func (q Query) Pos() string { return fmt.Sprintf("%s:%d", q.File, q.Line) }
 
 // ReadQueryDir parses every .sql file of dir, in name order.
 func ReadQueryDir(dir string) ([]Query, error) {
@@ -40,7 +44,7 @@ func ReadQueryDir(dir string) ([]Query, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read queries: %w", err)
 		}
-		qs, err := ParseQueries(filepath.Base(f), string(src))
+		qs, err := ParseQueries(filepath.Join(filepath.Base(dir), filepath.Base(f)), string(src))
 		if err != nil {
 			return nil, err
 		}
@@ -77,7 +81,7 @@ func ParseQueries(file, src string) ([]Query, error) {
 			if len(f) != 2 || !strings.HasPrefix(f[1], ":") {
 				return nil, fmt.Errorf("%s:%d: want \"-- name: Name :kind\", got %q", file, line, trimmed)
 			}
-			cur = &Query{Name: f[0], Kind: f[1], File: file}
+			cur = &Query{Name: f[0], Kind: f[1], File: file, Line: line}
 			continue
 		}
 		if cur == nil || done {
