@@ -167,18 +167,18 @@ func (c *Cache) l1Bytes() int64 {
 
 // Snapshot is the JSON shape of GET /db-monitor/cache.
 type Snapshot struct {
-	Enabled       bool             `json:"enabled"`
-	Ready         bool             `json:"ready"`
-	Namespace     string           `json:"namespace"`
-	HitRate       float64          `json:"hit_rate"`
-	Hits          int64            `json:"hits"`
-	Misses        int64            `json:"misses"`
-	Stale         int64            `json:"stale"`
-	Bypasses      int64            `json:"bypasses"`
-	L1            TierSnapshot          `json:"l1"`
-	Redis         RedisSnapshot         `json:"redis"`
-	Invalidations []TableInvalidations  `json:"invalidations"`
-	Queries       []QuerySnapshot       `json:"queries"`
+	Enabled       bool                 `json:"enabled"`
+	Ready         bool                 `json:"ready"`
+	Namespace     string               `json:"namespace"`
+	HitRate       float64              `json:"hit_rate"`
+	Hits          int64                `json:"hits"`
+	Misses        int64                `json:"misses"`
+	Stale         int64                `json:"stale"`
+	Bypasses      int64                `json:"bypasses"`
+	L1            TierSnapshot         `json:"l1"`
+	Redis         RedisSnapshot        `json:"redis"`
+	Invalidations []TableInvalidations `json:"invalidations"`
+	Queries       []QuerySnapshot      `json:"queries"`
 }
 
 // TableInvalidations are one table's invalidations by this instance: per
@@ -241,17 +241,17 @@ type QuerySnapshot struct {
 	// Scopes those its arguments pin, with the columns it reads.
 	Reads        []string   `json:"reads"`
 	Scopes       []ScopeDep `json:"scopes"`
-	HitRate      float64  `json:"hit_rate"`
-	HitsL1       int64    `json:"hits_l1"`
-	HitsL2       int64    `json:"hits_l2"`
-	Stale        int64    `json:"stale"`
-	Misses       int64    `json:"misses"`
-	Bypasses     int64    `json:"bypasses"`
-	L2Entries    int64    `json:"l2_entries"`
-	L2Bytes      int64    `json:"l2_bytes"`
-	Loads        int64    `json:"loads"`
-	AvgLoadMS    float64  `json:"avg_load_ms"`
-	DecodeErrors int64    `json:"decode_errors"`
+	HitRate      float64    `json:"hit_rate"`
+	HitsL1       int64      `json:"hits_l1"`
+	HitsL2       int64      `json:"hits_l2"`
+	Stale        int64      `json:"stale"`
+	Misses       int64      `json:"misses"`
+	Bypasses     int64      `json:"bypasses"`
+	L2Entries    int64      `json:"l2_entries"`
+	L2Bytes      int64      `json:"l2_bytes"`
+	Loads        int64      `json:"loads"`
+	AvgLoadMS    float64    `json:"avg_load_ms"`
+	DecodeErrors int64      `json:"decode_errors"`
 }
 
 func (q *Query) snapshot() QuerySnapshot {
@@ -299,8 +299,8 @@ func (c *Cache) Snapshot() Snapshot {
 func (c *Cache) SnapshotContext(ctx context.Context) Snapshot {
 	s := Snapshot{
 		Enabled: !c.cfg.Disabled, Ready: c.Ready(), Namespace: c.cfg.Namespace,
-		L1:            TierSnapshot{Entries: c.l1Entries(), Bytes: c.l1Bytes(), MaxBytes: c.cfg.L1MaxBytes},
-		Redis:         RedisSnapshot{Configured: c.rdb != nil, Up: c.rdb != nil && c.healthy.Load(), Errors: c.m.redisErrors.Load(), Resyncs: c.resyncs.Load()},
+		L1:    TierSnapshot{Entries: c.l1Entries(), Bytes: c.l1Bytes(), MaxBytes: c.cfg.L1MaxBytes},
+		Redis: RedisSnapshot{Configured: c.rdb != nil, Up: c.rdb != nil && c.healthy.Load(), Errors: c.m.redisErrors.Load(), Resyncs: c.resyncs.Load()},
 	}
 	for _, t := range c.tables {
 		ti := TableInvalidations{Table: t, TableWide: c.m.invalidations[[2]string{t, tableWide}].Load(), Scoped: map[string]int64{}}

@@ -18,9 +18,9 @@ type QuerySpec struct {
 	Name string
 	// Hash covers the SQL text and the result type's shape, so a deploy
 	// that changes either never reads entries of the old shape.
-	Hash  string
-	TTL time.Duration
-	SWR time.Duration
+	Hash string
+	TTL  time.Duration
+	SWR  time.Duration
 	// Reads are the named version slots the query depends on whatever its
 	// arguments: tables and columns no scope pins, scope-wide versions.
 	Reads []string
