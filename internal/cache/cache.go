@@ -81,7 +81,11 @@ type Cache struct {
 	healthy atomic.Bool
 
 	rist *ristretto.Cache[string, any]
-	l1   *libcache.Cache[any]
+	// l1 is gocache's ristretto store itself, not wrapped in a
+	// libcache.Cache: the wrapper's codec takes a mutex on every Get to
+	// count hits, which serialised L1 hits across cores (the cache keeps
+	// its own striped counts).
+	l1 *riststore.RistrettoStore[string, any]
 
 	rdb       *redis.Client
 	l2        *libcache.Cache[any]
@@ -146,7 +150,7 @@ func New(cfg Config, opts Options) (*Cache, error) {
 		return nil, fmt.Errorf("create L1 cache: %w", err)
 	}
 	c.rist = rist
-	c.l1 = libcache.New[any](riststore.NewRistretto(rist))
+	c.l1 = riststore.NewRistretto(rist)
 	c.m = newMetrics(c)
 	if opts.Registerer != nil {
 		if err := c.m.register(opts.Registerer); err != nil {
