@@ -100,13 +100,19 @@ func numberParams(sql string) (string, map[int]string) {
 
 // sel is one SELECT (or the FROM and WHERE of an UPDATE or DELETE): its
 // table occurrences and the equalities among their columns and parameters.
+// A subquery's sel has its enclosing one as outer: a correlated equality
+// (e.campaign_id = c.id, c of the enclosing query) pins the subquery's
+// rows the way an outer join's ON does, never the enclosing query's.
 type sel struct {
 	schema *Schema
 	params map[int]string
+	id     int
+	all    *[]*sel // every sel of the statement, by id
+	outerQ *sel
 	occs   []occurrence
 	refs   map[string][]int
 	parent map[string]string   // union-find over terms, from strong equalities
-	weak   map[string][]string // a nullable side's column term -> terms an outer join's ON equates it with
+	weak   map[string][]string // a column term -> terms an outer join's ON or a correlation equates it with
 	lists  map[string][]valueRef
 	// outer are the ON conditions of outer joins, with the occurrences on
 	// their nullable side, applied once every occurrence is known.
@@ -122,8 +128,24 @@ type outerQual struct {
 	nullable map[int]bool
 }
 
-func newSel(schema *Schema, params map[int]string) *sel {
-	return &sel{schema: schema, params: params, refs: map[string][]int{}, parent: map[string]string{}, weak: map[string][]string{}, lists: map[string][]valueRef{}}
+func newSel(schema *Schema, params map[int]string, outer *sel) *sel {
+	s := &sel{schema: schema, params: params, outerQ: outer, refs: map[string][]int{}, parent: map[string]string{}, weak: map[string][]string{}, lists: map[string][]valueRef{}}
+	if outer != nil {
+		s.all = outer.all
+	} else {
+		s.all = &[]*sel{}
+	}
+	s.id = len(*s.all)
+	*s.all = append(*s.all, s)
+	return s
+}
+
+// owner is the sel a term belongs to: parameters belong to every sel.
+func (s *sel) owner(t string) *sel {
+	if sid, _, ok := splitTerm(t); ok {
+		return (*s.all)[sid]
+	}
+	return s
 }
 
 // addFrom adds the occurrences of a FROM item and queues its join
@@ -233,8 +255,18 @@ func (s *sel) addEquality(c map[string]any, nullable map[int]bool) {
 		if !lok || !rok {
 			return
 		}
-		if nullable == nil {
+		lLocal, rLocal := s.local(l), s.local(r)
+		if nullable == nil && lLocal && rLocal {
 			s.union(l, r)
+			return
+		}
+		if nullable == nil {
+			// A correlation: pins the local column, never the outer one.
+			for _, pair := range [][2]string{{l, r}, {r, l}} {
+				if _, ok := s.occOf(pair[0]); ok && !s.local(pair[1]) {
+					s.weak[pair[0]] = append(s.weak[pair[0]], pair[1])
+				}
+			}
 			return
 		}
 		for _, pair := range [][2]string{{l, r}, {r, l}} {
@@ -299,6 +331,9 @@ func (s *sel) term(expr any) (string, bool) {
 	var cands []int
 	if len(parts) == 2 {
 		cands = s.refs[parts[0]]
+		if len(cands) == 0 {
+			return s.outerTerm(parts[0], col)
+		}
 	} else {
 		for i, o := range s.occs {
 			if s.schema.hasColumn(o.table, col) {
@@ -309,21 +344,55 @@ func (s *sel) term(expr any) (string, bool) {
 	if len(cands) != 1 || !s.schema.hasColumn(s.occs[cands[0]].table, col) {
 		return "", false // ambiguous or unknown: no pin
 	}
-	return colTerm(cands[0], col), true
+	return s.colTerm(cands[0], col), true
 }
 
-func colTerm(occ int, col string) string { return "c" + strconv.Itoa(occ) + "." + col }
+// outerTerm resolves a qualified column of an enclosing query.
+func (s *sel) outerTerm(ref, col string) (string, bool) {
+	for o := s.outerQ; o != nil; o = o.outerQ {
+		if cands := o.refs[ref]; len(cands) > 0 {
+			if len(cands) != 1 || !o.schema.hasColumn(o.occs[cands[0]].table, col) {
+				return "", false
+			}
+			return o.colTerm(cands[0], col), true
+		}
+	}
+	return "", false
+}
 
-func (s *sel) occOf(t string) (int, bool) {
+// colTerm names a column of an occurrence of this sel.
+func (s *sel) colTerm(occ int, col string) string {
+	return "c" + strconv.Itoa(s.id) + "_" + strconv.Itoa(occ) + "." + col
+}
+
+// splitTerm parses a column term into its sel and occurrence.
+func splitTerm(t string) (sid, occ int, ok bool) {
 	if !strings.HasPrefix(t, "c") {
-		return 0, false
+		return 0, 0, false
 	}
-	n, _, ok := strings.Cut(t[1:], ".")
+	head, _, ok := strings.Cut(t[1:], ".")
 	if !ok {
-		return 0, false
+		return 0, 0, false
 	}
-	i, err := strconv.Atoi(n)
-	return i, err == nil
+	a, b, ok := strings.Cut(head, "_")
+	if !ok {
+		return 0, 0, false
+	}
+	sid, err1 := strconv.Atoi(a)
+	occ, err2 := strconv.Atoi(b)
+	return sid, occ, err1 == nil && err2 == nil
+}
+
+// occOf is the occurrence of a column term of this sel.
+func (s *sel) occOf(t string) (int, bool) {
+	sid, occ, ok := splitTerm(t)
+	return occ, ok && sid == s.id
+}
+
+// local reports whether t is a parameter or a column of this sel.
+func (s *sel) local(t string) bool {
+	sid, _, ok := splitTerm(t)
+	return !ok || sid == s.id
 }
 
 // param is the sqlc parameter an expression is: $n, a cast of one, or
@@ -398,11 +467,11 @@ func (s *sel) class(t string) []string {
 // pins are the values a column of an occurrence is pinned to, through
 // strong equalities, lists, and (withWeak) an outer join's ON.
 func (s *sel) pins(occ int, col string, withWeak bool) []valueRef {
-	t := colTerm(occ, col)
+	t := s.colTerm(occ, col)
 	terms := s.class(t)
 	if withWeak {
 		for _, w := range s.weak[t] {
-			terms = append(terms, s.class(w)...)
+			terms = append(terms, s.owner(w).class(w)...)
 		}
 	}
 	for _, x := range terms {
@@ -422,17 +491,18 @@ func (s *sel) pins(occ int, col string, withWeak bool) []valueRef {
 // column equals the parent key of a parent occurrence whose scope column
 // is pinned.
 func (s *sel) pathPins(occ int, sc ScopeDef) []valueRef {
-	t := colTerm(occ, sc.Column)
+	t := s.colTerm(occ, sc.Column)
 	terms := s.class(t)
 	for _, w := range s.weak[t] {
-		terms = append(terms, s.class(w)...)
+		terms = append(terms, s.owner(w).class(w)...)
 	}
 	for _, x := range terms {
-		o2, ok := s.occOf(x)
-		if !ok || o2 == occ || s.occs[o2].table != sc.Parent || x != colTerm(o2, sc.ParentKey) {
+		o := s.owner(x)
+		o2, ok := o.occOf(x)
+		if !ok || (o == s && o2 == occ) || o.occs[o2].table != sc.Parent || x != o.colTerm(o2, sc.ParentKey) {
 			continue
 		}
-		if v := s.pins(o2, sc.ParentColumn, false); len(v) > 0 {
+		if v := o.pins(o2, sc.ParentColumn, false); len(v) > 0 {
 			return v
 		}
 	}
@@ -507,17 +577,24 @@ func ReadScopes(sql string, tables Tables, schema *Schema, usable usableFunc) (R
 	seen := map[string]int{}
 	pins := map[string][]pinned{}
 	unpinned := map[string]bool{}
-	walk(tree, func(key string, v map[string]any) bool {
-		if key != "SelectStmt" {
-			return true
-		}
-		s := newSel(schema, params)
+	// Each SELECT is analysed inside the ones enclosing it, outermost
+	// first, so that a subquery can follow a correlation outwards.
+	var visit func(v map[string]any, outer *sel)
+	visit = func(v map[string]any, outer *sel) {
+		s := newSel(schema, params, outer)
 		from, _ := v["fromClause"].([]any)
 		for _, f := range from {
 			s.addFrom(f, ctes)
 		}
 		s.addConjuncts(v["whereClause"])
 		s.finish()
+		walk(v, func(key string, c map[string]any) bool {
+			if key == "SelectStmt" {
+				visit(c, s)
+				return false
+			}
+			return true
+		})
 		for i, o := range s.occs {
 			seen[o.table]++
 			p, ok := choosePin(s, i, o.table, usable)
@@ -526,6 +603,12 @@ func ReadScopes(sql string, tables Tables, schema *Schema, usable usableFunc) (R
 				continue
 			}
 			pins[o.table] = append(pins[o.table], p)
+		}
+	}
+	walk(tree, func(key string, v map[string]any) bool {
+		if key == "SelectStmt" {
+			visit(v, nil)
+			return false
 		}
 		return true
 	})

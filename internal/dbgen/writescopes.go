@@ -97,7 +97,7 @@ func directChange(top map[string]any, kind string, schema *Schema, params map[in
 		case "InsertStmt":
 			insertValues(c, node, kind, schema, params)
 		case "UpdateStmt", "DeleteStmt":
-			s = newSel(schema, params)
+			s = newSel(schema, params, nil)
 			s.addRangeVar(rel, ctes)
 			extra := "fromClause"
 			if key == "DeleteStmt" {
@@ -170,7 +170,7 @@ func insertValues(c *rowChange, node map[string]any, kind string, schema *Schema
 	if len(cols) == 0 {
 		cols = schema.Columns[c.table]
 	}
-	s := newSel(schema, params)
+	s := newSel(schema, params, nil)
 	for i, col := range cols {
 		var vals []valueRef
 		for _, l := range lists {
