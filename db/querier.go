@@ -49,11 +49,25 @@ type Querier interface {
 	// seen; rows inserted during a walk never shift the pages already served.
 	// The body is left out: a list shows envelopes, GetEmail the message.
 	ListCampaignEmails(ctx context.Context, arg ListCampaignEmailsParams) ([]ListCampaignEmailsRow, error)
+	// The owners of some campaigns. The cache decorator calls it after a COPY
+	// of emails, whose rows carry their campaign but not its user, to
+	// invalidate only those users' cached statistics and campaign pages
+	// (the scope emails.campaign_id>campaigns.user_id); dbgen finds it by its
+	// shape: the parent's key and one column, for keys = ANY(an array).
+	ListCampaignOwners(ctx context.Context, ids []uuid.UUID) ([]ListCampaignOwnersRow, error)
 	// Keyset pagination, newest first: the caller passes the (created_at, id) of
 	// the last row it saw, or (far future, max uuid) for the first page. The row
 	// comparison matches campaigns_user_created_idx, so each page is one index
 	// range scan however deep the walk goes.
 	ListCampaigns(ctx context.Context, arg ListCampaignsParams) ([]Campaign, error)
+	// A page of ListCampaigns with each campaign's figures, in one statement:
+	// the LATERAL aggregate runs once per campaign of the page (an index range
+	// scan of emails_campaign_created_idx each), so the LIMIT bounds the work.
+	// Its cache scope: campaigns pinned by user_id, and their emails through
+	// the foreign-key path emails.campaign_id>campaigns.user_id — an open, a
+	// bulk insert or a delete of another user's leaves the page cached.
+	// cache: ttl=1m
+	ListCampaignsWithStats(ctx context.Context, arg ListCampaignsWithStatsParams) ([]ListCampaignsWithStatsRow, error)
 	// First open wins: a repeated event matches no row and changes nothing.
 	MarkEmailOpened(ctx context.Context, arg MarkEmailOpenedParams) (Email, error)
 	// First reply wins, as for opens.

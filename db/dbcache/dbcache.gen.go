@@ -51,7 +51,9 @@ var Queries = []QueryInfo{
 	{Name: "GetUserStatistics", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, TTL: 5 * time.Minute, SWR: 0},
 	{Name: "InsertEmails", Kind: ":copyfrom", Reads: nil, Writes: []string{"emails"}, TTL: 0, SWR: 0},
 	{Name: "ListCampaignEmails", Kind: ":many", Reads: []string{"emails"}, Writes: nil, TTL: 0, SWR: 0},
+	{Name: "ListCampaignOwners", Kind: ":many", Reads: []string{"campaigns"}, Writes: nil, TTL: 0, SWR: 0},
 	{Name: "ListCampaigns", Kind: ":many", Reads: []string{"campaigns"}, Writes: nil, TTL: 0, SWR: 0},
+	{Name: "ListCampaignsWithStats", Kind: ":many", Reads: []string{"campaigns", "emails"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
 	{Name: "MarkEmailOpened", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, TTL: 0, SWR: 0},
 	{Name: "MarkEmailReplied", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, TTL: 0, SWR: 0},
 	{Name: "RevokeAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
@@ -68,6 +70,7 @@ type queries struct {
 	GetEmail               *cache.Query
 	GetUser                *cache.Query
 	GetUserStatistics      *cache.Query
+	ListCampaignsWithStats *cache.Query
 }
 
 func (q *queries) register(c *cache.Cache) error {
@@ -93,6 +96,9 @@ func (q *queries) register(c *cache.Cache) error {
 	if q.GetUserStatistics, err = c.Register(cache.QuerySpec{Name: "GetUserStatistics", Hash: "85e8bb0767c06293", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"campaigns.user_id", "campaigns.user_id#id", "campaigns.user_id#user_id", "emails.campaign_id>campaigns.user_id", "emails.campaign_id>campaigns.user_id#campaign_id", "emails.campaign_id>campaigns.user_id#id", "emails.campaign_id>campaigns.user_id#is_opened", "emails.campaign_id>campaigns.user_id#is_replied"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.user_id", Columns: []string{"id", "user_id"}}, {Scope: "emails.campaign_id>campaigns.user_id", Columns: []string{"campaign_id", "id", "is_opened", "is_replied"}}}}); err != nil {
 		return err
 	}
+	if q.ListCampaignsWithStats, err = c.Register(cache.QuerySpec{Name: "ListCampaignsWithStats", Hash: "e95f612ee0e4d3a9", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns.user_id", "campaigns.user_id#created_at", "campaigns.user_id#id", "campaigns.user_id#name", "campaigns.user_id#status", "campaigns.user_id#updated_at", "campaigns.user_id#user_id", "emails.campaign_id>campaigns.user_id", "emails.campaign_id>campaigns.user_id#campaign_id", "emails.campaign_id>campaigns.user_id#is_opened", "emails.campaign_id>campaigns.user_id#is_replied"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.user_id", Columns: []string{"created_at", "id", "name", "status", "updated_at", "user_id"}}, {Scope: "emails.campaign_id>campaigns.user_id", Columns: []string{"campaign_id", "is_opened", "is_replied"}}}}); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -104,13 +110,13 @@ func (t *txQuerier) CountUsers(ctx context.Context) (int64, error) { return t.in
 // CreateAPIKey writes api_keys; see bumpCreateAPIKey.
 func (s *Store) CreateAPIKey(ctx context.Context, arg db.CreateAPIKeyParams) (db.CreateAPIKeyRow, error) {
 	r, err := s.inner.CreateAPIKey(ctx, arg)
-	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpCreateAPIKey(b, arg, r, err == nil) })
+	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpCreateAPIKey(ctx, s.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) CreateAPIKey(ctx context.Context, arg db.CreateAPIKeyParams) (db.CreateAPIKeyRow, error) {
 	r, err := t.inner.CreateAPIKey(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpCreateAPIKey(b, arg, r, err == nil) })
+	t.collect(func(b *cache.Bumps) { bumpCreateAPIKey(ctx, t.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
@@ -119,7 +125,7 @@ func (t *txQuerier) CreateAPIKey(ctx context.Context, arg db.CreateAPIKeyParams)
 //   - api_keys.id: RETURNING id (RETURNING)
 //   - api_keys.key_hash: @key_hash (VALUES)
 //   - api_keys.user_id: @user_id (VALUES)
-func bumpCreateAPIKey(b *cache.Bumps, arg db.CreateAPIKeyParams, r db.CreateAPIKeyRow, ok bool) {
+func bumpCreateAPIKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.CreateAPIKeyParams, r db.CreateAPIKeyRow, ok bool) {
 	b.Table("api_keys")
 	if ok {
 		b.Value("api_keys.id", r.ID[:], "")
@@ -133,13 +139,13 @@ func bumpCreateAPIKey(b *cache.Bumps, arg db.CreateAPIKeyParams, r db.CreateAPIK
 // CreateCampaign writes campaigns; see bumpCreateCampaign.
 func (s *Store) CreateCampaign(ctx context.Context, arg db.CreateCampaignParams) (db.Campaign, error) {
 	r, err := s.inner.CreateCampaign(ctx, arg)
-	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpCreateCampaign(b, arg, r, err == nil) })
+	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpCreateCampaign(ctx, s.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) CreateCampaign(ctx context.Context, arg db.CreateCampaignParams) (db.Campaign, error) {
 	r, err := t.inner.CreateCampaign(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpCreateCampaign(b, arg, r, err == nil) })
+	t.collect(func(b *cache.Bumps) { bumpCreateCampaign(ctx, t.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
@@ -148,7 +154,7 @@ func (t *txQuerier) CreateCampaign(ctx context.Context, arg db.CreateCampaignPar
 //   - campaigns.id: RETURNING id (RETURNING)
 //   - campaigns.user_id: @user_id (VALUES)
 //   - emails.campaign_id>campaigns.user_id: @user_id (campaigns rows added or removed)
-func bumpCreateCampaign(b *cache.Bumps, arg db.CreateCampaignParams, r db.Campaign, ok bool) {
+func bumpCreateCampaign(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.CreateCampaignParams, r db.Campaign, ok bool) {
 	b.Table("campaigns")
 	if ok {
 		b.Value("campaigns.id", r.ID[:], "")
@@ -162,20 +168,20 @@ func bumpCreateCampaign(b *cache.Bumps, arg db.CreateCampaignParams, r db.Campai
 // CreateUser writes users; see bumpCreateUser.
 func (s *Store) CreateUser(ctx context.Context, arg db.CreateUserParams) (db.User, error) {
 	r, err := s.inner.CreateUser(ctx, arg)
-	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpCreateUser(b, arg, r, err == nil) })
+	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpCreateUser(ctx, s.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) CreateUser(ctx context.Context, arg db.CreateUserParams) (db.User, error) {
 	r, err := t.inner.CreateUser(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpCreateUser(b, arg, r, err == nil) })
+	t.collect(func(b *cache.Bumps) { bumpCreateUser(ctx, t.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
 // bumpCreateUser collects what CreateUser invalidates; ok is false when the
 // statement failed with an unknown outcome, so RETURNING values are missing.
 //   - users.id: RETURNING id (RETURNING)
-func bumpCreateUser(b *cache.Bumps, arg db.CreateUserParams, r db.User, ok bool) {
+func bumpCreateUser(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.CreateUserParams, r db.User, ok bool) {
 	b.Table("users")
 	if ok {
 		b.Value("users.id", r.ID[:], "")
@@ -187,13 +193,13 @@ func bumpCreateUser(b *cache.Bumps, arg db.CreateUserParams, r db.User, ok bool)
 // DeleteCampaign writes campaigns, emails; see bumpDeleteCampaign.
 func (s *Store) DeleteCampaign(ctx context.Context, arg db.DeleteCampaignParams) (int64, error) {
 	r, err := s.inner.DeleteCampaign(ctx, arg)
-	s.afterWrite(ctx, r > 0, err, func(b *cache.Bumps) { bumpDeleteCampaign(b, arg, err == nil) })
+	s.afterWrite(ctx, r > 0, err, func(b *cache.Bumps) { bumpDeleteCampaign(ctx, s.inner, b, arg, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) DeleteCampaign(ctx context.Context, arg db.DeleteCampaignParams) (int64, error) {
 	r, err := t.inner.DeleteCampaign(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpDeleteCampaign(b, arg, err == nil) })
+	t.collect(func(b *cache.Bumps) { bumpDeleteCampaign(ctx, t.inner, b, arg, err == nil) })
 	return r, err
 }
 
@@ -204,7 +210,7 @@ func (t *txQuerier) DeleteCampaign(ctx context.Context, arg db.DeleteCampaignPar
 //   - emails.campaign_id: @id (cascade from campaigns.id)
 //   - emails.campaign_id>campaigns.user_id: @user_id (cascade from campaigns.user_id; campaigns rows added or removed)
 //   - emails.id: table-wide (its rows' id is not known)
-func bumpDeleteCampaign(b *cache.Bumps, arg db.DeleteCampaignParams, ok bool) {
+func bumpDeleteCampaign(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.DeleteCampaignParams, ok bool) {
 	b.Table("campaigns", "emails")
 	b.Value("campaigns.id", arg.ID[:], "")
 	b.Value("campaigns.user_id", arg.UserID[:], "")
@@ -379,27 +385,31 @@ func keyGetUserStatistics(b []byte, arg uuid.UUID) []byte {
 // InsertEmails writes emails; see bumpInsertEmails.
 func (s *Store) InsertEmails(ctx context.Context, arg []db.InsertEmailsParams) (int64, error) {
 	r, err := s.inner.InsertEmails(ctx, arg)
-	s.afterWrite(ctx, r > 0, err, func(b *cache.Bumps) { bumpInsertEmails(b, arg, err == nil) })
+	s.afterWrite(ctx, r > 0, err, func(b *cache.Bumps) { bumpInsertEmails(ctx, s.inner, b, arg, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) InsertEmails(ctx context.Context, arg []db.InsertEmailsParams) (int64, error) {
 	r, err := t.inner.InsertEmails(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpInsertEmails(b, arg, err == nil) })
+	t.collect(func(b *cache.Bumps) { bumpInsertEmails(ctx, t.inner, b, arg, err == nil) })
 	return r, err
 }
 
 // bumpInsertEmails collects what InsertEmails invalidates; ok is false when the
 // statement failed with an unknown outcome, so RETURNING values are missing.
 //   - emails.campaign_id: each row's @campaign_id (VALUES)
-//   - emails.campaign_id>campaigns.user_id: table-wide (its rows' campaigns.user_id is not known)
+//   - emails.campaign_id>campaigns.user_id: each row's @campaign_id (user_id looked up from campaign_id through ListCampaignOwners)
 //   - emails.id: each row's @id (VALUES)
-func bumpInsertEmails(b *cache.Bumps, arg []db.InsertEmailsParams, ok bool) {
+func bumpInsertEmails(ctx context.Context, q db.Querier, b *cache.Bumps, arg []db.InsertEmailsParams, ok bool) {
 	b.Table("emails")
 	for _, v := range arg {
 		b.Value("emails.campaign_id", v.CampaignID[:], "")
 	}
-	b.Wide("emails.campaign_id>campaigns.user_id", "")
+	var keys1 []uuid.UUID
+	for _, v := range arg {
+		keys1 = append(keys1, v.CampaignID)
+	}
+	resolveListCampaignOwners(ctx, q, b, "emails.campaign_id>campaigns.user_id", keys1, "")
 	for _, v := range arg {
 		b.Value("emails.id", v.ID[:], "")
 	}
@@ -414,6 +424,15 @@ func (t *txQuerier) ListCampaignEmails(ctx context.Context, arg db.ListCampaignE
 	return t.inner.ListCampaignEmails(ctx, arg)
 }
 
+// ListCampaignOwners reads campaigns and writes no table. Not cached.
+func (s *Store) ListCampaignOwners(ctx context.Context, arg []uuid.UUID) ([]db.ListCampaignOwnersRow, error) {
+	return s.inner.ListCampaignOwners(ctx, arg)
+}
+
+func (t *txQuerier) ListCampaignOwners(ctx context.Context, arg []uuid.UUID) ([]db.ListCampaignOwnersRow, error) {
+	return t.inner.ListCampaignOwners(ctx, arg)
+}
+
 // ListCampaigns reads campaigns and writes no table. Not cached.
 func (s *Store) ListCampaigns(ctx context.Context, arg db.ListCampaignsParams) ([]db.Campaign, error) {
 	return s.inner.ListCampaigns(ctx, arg)
@@ -423,16 +442,41 @@ func (t *txQuerier) ListCampaigns(ctx context.Context, arg db.ListCampaignsParam
 	return t.inner.ListCampaigns(ctx, arg)
 }
 
+// ListCampaignsWithStats is cached for 1m0s; it depends on campaigns.user_id = @user_id; emails.campaign_id>campaigns.user_id = @user_id.
+func (s *Store) ListCampaignsWithStats(ctx context.Context, arg db.ListCampaignsWithStatsParams) ([]db.ListCampaignsWithStatsRow, error) {
+	var buf [128]byte
+	key := keyListCampaignsWithStats(append(buf[:0], s.q.ListCampaignsWithStats.Prefix()...), arg)
+	return cache.Read(ctx, s.q.ListCampaignsWithStats, key, &codecListCampaignsWithStatsRowSlice, func(ctx context.Context) ([]db.ListCampaignsWithStatsRow, error) {
+		return s.inner.ListCampaignsWithStats(ctx, arg)
+	}, func(d *cache.Deps) {
+		d.Add(0, arg.UserID[:])
+		d.Add(1, arg.UserID[:])
+	})
+}
+
+func (t *txQuerier) ListCampaignsWithStats(ctx context.Context, arg db.ListCampaignsWithStatsParams) ([]db.ListCampaignsWithStatsRow, error) {
+	t.q.ListCampaignsWithStats.Bypass(ctx)
+	return t.inner.ListCampaignsWithStats(ctx, arg)
+}
+
+func keyListCampaignsWithStats(b []byte, arg db.ListCampaignsWithStatsParams) []byte {
+	b = append(b, arg.UserID[:]...)
+	b = cache.AppendTimeKey(b, arg.BeforeCreatedAt)
+	b = append(b, arg.BeforeID[:]...)
+	b = cache.AppendInt64(b, int64(arg.PageSize))
+	return b
+}
+
 // MarkEmailOpened writes emails; see bumpMarkEmailOpened.
 func (s *Store) MarkEmailOpened(ctx context.Context, arg db.MarkEmailOpenedParams) (db.Email, error) {
 	r, err := s.inner.MarkEmailOpened(ctx, arg)
-	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpMarkEmailOpened(b, arg, r, err == nil) })
+	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpMarkEmailOpened(ctx, s.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) MarkEmailOpened(ctx context.Context, arg db.MarkEmailOpenedParams) (db.Email, error) {
 	r, err := t.inner.MarkEmailOpened(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpMarkEmailOpened(b, arg, r, err == nil) })
+	t.collect(func(b *cache.Bumps) { bumpMarkEmailOpened(ctx, t.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
@@ -441,7 +485,7 @@ func (t *txQuerier) MarkEmailOpened(ctx context.Context, arg db.MarkEmailOpenedP
 //   - emails.campaign_id: RETURNING campaign_id (RETURNING)
 //   - emails.campaign_id>campaigns.user_id: @user_id (WHERE)
 //   - emails.id: @id (WHERE)
-func bumpMarkEmailOpened(b *cache.Bumps, arg db.MarkEmailOpenedParams, r db.Email, ok bool) {
+func bumpMarkEmailOpened(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.MarkEmailOpenedParams, r db.Email, ok bool) {
 	b.Table("emails#is_opened", "emails#opened_at")
 	if ok {
 		b.Value("emails.campaign_id", r.CampaignID[:], "is_opened", "opened_at")
@@ -455,13 +499,13 @@ func bumpMarkEmailOpened(b *cache.Bumps, arg db.MarkEmailOpenedParams, r db.Emai
 // MarkEmailReplied writes emails; see bumpMarkEmailReplied.
 func (s *Store) MarkEmailReplied(ctx context.Context, arg db.MarkEmailRepliedParams) (db.Email, error) {
 	r, err := s.inner.MarkEmailReplied(ctx, arg)
-	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpMarkEmailReplied(b, arg, r, err == nil) })
+	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpMarkEmailReplied(ctx, s.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) MarkEmailReplied(ctx context.Context, arg db.MarkEmailRepliedParams) (db.Email, error) {
 	r, err := t.inner.MarkEmailReplied(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpMarkEmailReplied(b, arg, r, err == nil) })
+	t.collect(func(b *cache.Bumps) { bumpMarkEmailReplied(ctx, t.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
@@ -470,7 +514,7 @@ func (t *txQuerier) MarkEmailReplied(ctx context.Context, arg db.MarkEmailReplie
 //   - emails.campaign_id: RETURNING campaign_id (RETURNING)
 //   - emails.campaign_id>campaigns.user_id: @user_id (WHERE)
 //   - emails.id: @id (WHERE)
-func bumpMarkEmailReplied(b *cache.Bumps, arg db.MarkEmailRepliedParams, r db.Email, ok bool) {
+func bumpMarkEmailReplied(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.MarkEmailRepliedParams, r db.Email, ok bool) {
 	b.Table("emails#is_replied", "emails#replied_at")
 	if ok {
 		b.Value("emails.campaign_id", r.CampaignID[:], "is_replied", "replied_at")
@@ -484,13 +528,13 @@ func bumpMarkEmailReplied(b *cache.Bumps, arg db.MarkEmailRepliedParams, r db.Em
 // RevokeAPIKey writes api_keys; see bumpRevokeAPIKey.
 func (s *Store) RevokeAPIKey(ctx context.Context, arg uuid.UUID) (db.RevokeAPIKeyRow, error) {
 	r, err := s.inner.RevokeAPIKey(ctx, arg)
-	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpRevokeAPIKey(b, arg, r, err == nil) })
+	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpRevokeAPIKey(ctx, s.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) RevokeAPIKey(ctx context.Context, arg uuid.UUID) (db.RevokeAPIKeyRow, error) {
 	r, err := t.inner.RevokeAPIKey(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpRevokeAPIKey(b, arg, r, err == nil) })
+	t.collect(func(b *cache.Bumps) { bumpRevokeAPIKey(ctx, t.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
@@ -499,7 +543,7 @@ func (t *txQuerier) RevokeAPIKey(ctx context.Context, arg uuid.UUID) (db.RevokeA
 //   - api_keys.id: @id (WHERE)
 //   - api_keys.key_hash: table-wide (its rows' key_hash is not known)
 //   - api_keys.user_id: RETURNING user_id (RETURNING)
-func bumpRevokeAPIKey(b *cache.Bumps, arg uuid.UUID, r db.RevokeAPIKeyRow, ok bool) {
+func bumpRevokeAPIKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg uuid.UUID, r db.RevokeAPIKeyRow, ok bool) {
 	b.Table("api_keys#revoked_at")
 	b.Value("api_keys.id", arg[:], "revoked_at")
 	b.Wide("api_keys.key_hash", "revoked_at")
@@ -513,13 +557,13 @@ func bumpRevokeAPIKey(b *cache.Bumps, arg uuid.UUID, r db.RevokeAPIKeyRow, ok bo
 // TouchAPIKey writes api_keys; see bumpTouchAPIKey.
 func (s *Store) TouchAPIKey(ctx context.Context, arg uuid.UUID) (int64, error) {
 	r, err := s.inner.TouchAPIKey(ctx, arg)
-	s.afterWrite(ctx, r > 0, err, func(b *cache.Bumps) { bumpTouchAPIKey(b, arg, err == nil) })
+	s.afterWrite(ctx, r > 0, err, func(b *cache.Bumps) { bumpTouchAPIKey(ctx, s.inner, b, arg, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) TouchAPIKey(ctx context.Context, arg uuid.UUID) (int64, error) {
 	r, err := t.inner.TouchAPIKey(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpTouchAPIKey(b, arg, err == nil) })
+	t.collect(func(b *cache.Bumps) { bumpTouchAPIKey(ctx, t.inner, b, arg, err == nil) })
 	return r, err
 }
 
@@ -528,7 +572,7 @@ func (t *txQuerier) TouchAPIKey(ctx context.Context, arg uuid.UUID) (int64, erro
 //   - api_keys.id: @id (WHERE)
 //   - api_keys.key_hash: table-wide (its rows' key_hash is not known)
 //   - api_keys.user_id: table-wide (its rows' user_id is not known)
-func bumpTouchAPIKey(b *cache.Bumps, arg uuid.UUID, ok bool) {
+func bumpTouchAPIKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg uuid.UUID, ok bool) {
 	b.Table("api_keys#last_used_at")
 	b.Value("api_keys.id", arg[:], "last_used_at")
 	b.Wide("api_keys.key_hash", "last_used_at")
@@ -538,13 +582,13 @@ func bumpTouchAPIKey(b *cache.Bumps, arg uuid.UUID, ok bool) {
 // UpdateCampaign writes campaigns; see bumpUpdateCampaign.
 func (s *Store) UpdateCampaign(ctx context.Context, arg db.UpdateCampaignParams) (db.Campaign, error) {
 	r, err := s.inner.UpdateCampaign(ctx, arg)
-	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpUpdateCampaign(b, arg, r, err == nil) })
+	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpUpdateCampaign(ctx, s.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) UpdateCampaign(ctx context.Context, arg db.UpdateCampaignParams) (db.Campaign, error) {
 	r, err := t.inner.UpdateCampaign(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpUpdateCampaign(b, arg, r, err == nil) })
+	t.collect(func(b *cache.Bumps) { bumpUpdateCampaign(ctx, t.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
@@ -552,10 +596,38 @@ func (t *txQuerier) UpdateCampaign(ctx context.Context, arg db.UpdateCampaignPar
 // statement failed with an unknown outcome, so RETURNING values are missing.
 //   - campaigns.id: @id (WHERE)
 //   - campaigns.user_id: @user_id (WHERE)
-func bumpUpdateCampaign(b *cache.Bumps, arg db.UpdateCampaignParams, r db.Campaign, ok bool) {
+func bumpUpdateCampaign(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.UpdateCampaignParams, r db.Campaign, ok bool) {
 	b.Table("campaigns#name", "campaigns#status", "campaigns#updated_at")
 	b.Value("campaigns.id", arg.ID[:], "name", "status", "updated_at")
 	b.Value("campaigns.user_id", arg.UserID[:], "name", "status", "updated_at")
+}
+
+// resolveListCampaignOwners bumps scope for the user_id of the campaigns rows whose id are keys,
+// looked up through ListCampaignOwners; wide when the lookup fails or misses a key.
+func resolveListCampaignOwners(ctx context.Context, q db.Querier, b *cache.Bumps, scope string, keys []uuid.UUID, cols ...string) {
+	seen := make(map[uuid.UUID]struct{}, len(keys))
+	uniq := make([]uuid.UUID, 0, len(keys))
+	for _, k := range keys {
+		if _, dup := seen[k]; !dup {
+			seen[k] = struct{}{}
+			uniq = append(uniq, k)
+		}
+	}
+	if len(uniq) == 0 {
+		return
+	}
+	if len(uniq) > cache.MaxScopeValues {
+		b.Wide(scope, cols...)
+		return
+	}
+	rows, err := q.ListCampaignOwners(ctx, uniq)
+	if err != nil || len(rows) != len(uniq) {
+		b.Wide(scope, cols...)
+		return
+	}
+	for _, row := range rows {
+		b.Value(scope, row.UserID[:], cols...)
+	}
 }
 
 var codecGetAPIKeyByHashRow = cache.Codec[db.GetAPIKeyByHashRow]{Encode: encGetAPIKeyByHashRow, Decode: decGetAPIKeyByHashRow, Clone: nil}
@@ -598,19 +670,19 @@ var codecGetCampaignDailyCountsRowSlice = cache.Codec[[]db.GetCampaignDailyCount
 
 func encGetCampaignDailyCountsRowSlice(b []byte, v []db.GetCampaignDailyCountsRow) []byte {
 	b = cache.AppendLen(b, len(v), v == nil)
-	for _, e1 := range v {
-		b = cache.AppendTime(b, e1.Day)
-		b = cache.AppendInt64(b, int64(e1.Count))
+	for _, e2 := range v {
+		b = cache.AppendTime(b, e2.Day)
+		b = cache.AppendInt64(b, int64(e2.Count))
 	}
 	return b
 }
 
 func decGetCampaignDailyCountsRowSlice(d *cache.Decoder) (v []db.GetCampaignDailyCountsRow) {
-	if n2 := d.Len(); n2 >= 0 {
-		v = make([]db.GetCampaignDailyCountsRow, n2)
-		for i3 := range v {
-			v[i3].Day = d.Time()
-			v[i3].Count = int64(d.Int64())
+	if n3 := d.Len(); n3 >= 0 {
+		v = make([]db.GetCampaignDailyCountsRow, n3)
+		for i4 := range v {
+			v[i4].Day = d.Time()
+			v[i4].Count = int64(d.Int64())
 		}
 	}
 	return v
@@ -618,9 +690,9 @@ func decGetCampaignDailyCountsRowSlice(d *cache.Decoder) (v []db.GetCampaignDail
 
 func cloneGetCampaignDailyCountsRowSlice(v []db.GetCampaignDailyCountsRow) []db.GetCampaignDailyCountsRow {
 	if v != nil {
-		s4 := make([]db.GetCampaignDailyCountsRow, len(v))
-		copy(s4, v)
-		v = s4
+		s5 := make([]db.GetCampaignDailyCountsRow, len(v))
+		copy(s5, v)
+		v = s5
 	}
 	return v
 }
@@ -682,21 +754,21 @@ func decEmail(d *cache.Decoder) (v db.Email) {
 	v.Body = string(d.String())
 	v.Status = string(d.String())
 	if d.Bool() {
-		p6 := new(time.Time)
-		(*p6) = d.Time()
-		v.SentAt = p6
+		p7 := new(time.Time)
+		(*p7) = d.Time()
+		v.SentAt = p7
 	}
 	v.IsOpened = bool(d.Bool())
 	if d.Bool() {
-		p7 := new(time.Time)
-		(*p7) = d.Time()
-		v.OpenedAt = p7
+		p8 := new(time.Time)
+		(*p8) = d.Time()
+		v.OpenedAt = p8
 	}
 	v.IsReplied = bool(d.Bool())
 	if d.Bool() {
-		p8 := new(time.Time)
-		(*p8) = d.Time()
-		v.RepliedAt = p8
+		p9 := new(time.Time)
+		(*p9) = d.Time()
+		v.RepliedAt = p9
 	}
 	v.CreatedAt = d.Time()
 	return v
@@ -704,16 +776,16 @@ func decEmail(d *cache.Decoder) (v db.Email) {
 
 func cloneEmail(v db.Email) db.Email {
 	if v.SentAt != nil {
-		p9 := *v.SentAt
-		v.SentAt = &p9
+		p10 := *v.SentAt
+		v.SentAt = &p10
 	}
 	if v.OpenedAt != nil {
-		p10 := *v.OpenedAt
-		v.OpenedAt = &p10
+		p11 := *v.OpenedAt
+		v.OpenedAt = &p11
 	}
 	if v.RepliedAt != nil {
-		p11 := *v.RepliedAt
-		v.RepliedAt = &p11
+		p12 := *v.RepliedAt
+		v.RepliedAt = &p12
 	}
 	return v
 }
@@ -755,5 +827,50 @@ func decGetUserStatisticsRow(d *cache.Decoder) (v db.GetUserStatisticsRow) {
 	v.Emails = int64(d.Int64())
 	v.Opened = int64(d.Int64())
 	v.Replied = int64(d.Int64())
+	return v
+}
+
+var codecListCampaignsWithStatsRowSlice = cache.Codec[[]db.ListCampaignsWithStatsRow]{Encode: encListCampaignsWithStatsRowSlice, Decode: decListCampaignsWithStatsRowSlice, Clone: cloneListCampaignsWithStatsRowSlice}
+
+func encListCampaignsWithStatsRowSlice(b []byte, v []db.ListCampaignsWithStatsRow) []byte {
+	b = cache.AppendLen(b, len(v), v == nil)
+	for _, e13 := range v {
+		b = append(b, e13.ID[:]...)
+		b = append(b, e13.UserID[:]...)
+		b = cache.AppendString(b, string(e13.Name))
+		b = cache.AppendString(b, string(e13.Status))
+		b = cache.AppendTime(b, e13.CreatedAt)
+		b = cache.AppendTime(b, e13.UpdatedAt)
+		b = cache.AppendInt64(b, int64(e13.Total))
+		b = cache.AppendInt64(b, int64(e13.Opened))
+		b = cache.AppendInt64(b, int64(e13.Replied))
+	}
+	return b
+}
+
+func decListCampaignsWithStatsRowSlice(d *cache.Decoder) (v []db.ListCampaignsWithStatsRow) {
+	if n14 := d.Len(); n14 >= 0 {
+		v = make([]db.ListCampaignsWithStatsRow, n14)
+		for i15 := range v {
+			d.Fixed(v[i15].ID[:])
+			d.Fixed(v[i15].UserID[:])
+			v[i15].Name = string(d.String())
+			v[i15].Status = string(d.String())
+			v[i15].CreatedAt = d.Time()
+			v[i15].UpdatedAt = d.Time()
+			v[i15].Total = int64(d.Int64())
+			v[i15].Opened = int64(d.Int64())
+			v[i15].Replied = int64(d.Int64())
+		}
+	}
+	return v
+}
+
+func cloneListCampaignsWithStatsRowSlice(v []db.ListCampaignsWithStatsRow) []db.ListCampaignsWithStatsRow {
+	if v != nil {
+		s16 := make([]db.ListCampaignsWithStatsRow, len(v))
+		copy(s16, v)
+		v = s16
+	}
 	return v
 }

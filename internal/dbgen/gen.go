@@ -183,6 +183,7 @@ func joinMethods(queries []Query, iface *types.Interface, schema *Schema) ([]met
 		return nil, fmt.Errorf("query %s is not in db.Querier: regenerate with sqlc first", name)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	applyResolvers(out, schema)
 	// Column slots no query writes are kept: another deploy's writes may
 	// bump them, and an instance must know every slot to mirror it.
 	return out, nil
@@ -243,12 +244,14 @@ type gen struct {
 	tmp     int
 	slots   []string
 	scopes  []ScopeDef
+	// needResolvers are the resolvers the writes use, by query name.
+	needResolvers map[string]resolver
 	codecs  map[string]string // type string -> codec variable
 	order   []types.Type
 }
 
 func newGen(pkg string) *gen {
-	return &gen{pkg: pkg, imports: map[string]string{}, codecs: map[string]string{}}
+	return &gen{pkg: pkg, imports: map[string]string{}, codecs: map[string]string{}, needResolvers: map[string]resolver{}}
 }
 
 func (g *gen) qual(p *types.Package) string {
@@ -329,6 +332,9 @@ func (g *gen) file(ms []method) ([]byte, error) {
 		if err := g.method(m); err != nil {
 			return nil, err
 		}
+	}
+	if err := g.resolverFuncs(); err != nil {
+		return nil, err
 	}
 	for i := 0; i < len(g.order); i++ {
 		if err := g.codec(g.order[i]); err != nil {
@@ -425,7 +431,7 @@ func (g *gen) method(m method) error {
 				changed = "r > 0"
 			}
 		}
-		g.p("s.afterWrite(ctx, %s, err, func(b *cache.Bumps) { bump%s(%s) })", changed, m.Name, bumpArgs)
+		g.p("s.afterWrite(ctx, %s, err, func(b *cache.Bumps) { bump%s(ctx, s.inner, %s) })", changed, m.Name, bumpArgs)
 		if m.result == nil {
 			g.p("return err")
 		} else {
@@ -439,7 +445,7 @@ func (g *gen) method(m method) error {
 		} else {
 			g.p("r, err := t.inner.%s(%s)", m.Name, call)
 		}
-		g.p("t.collect(func(b *cache.Bumps) { bump%s(%s) })", m.Name, bumpArgs)
+		g.p("t.collect(func(b *cache.Bumps) { bump%s(ctx, t.inner, %s) })", m.Name, bumpArgs)
 		if m.result == nil {
 			g.p("return err")
 		} else {
@@ -490,7 +496,9 @@ func (g *gen) depsFunc(m method) (string, error) {
 
 // bumpFunc emits the function that collects what a write invalidates.
 func (g *gen) bumpFunc(m method) error {
-	params := "b *cache.Bumps"
+	// q runs the resolvers: the store after an autocommitted write, the
+	// transaction inside one.
+	params := "ctx context.Context, q db.Querier, b *cache.Bumps"
 	if m.arg != nil {
 		params += ", arg " + g.typ(m.arg)
 	}
@@ -510,6 +518,12 @@ func (g *gen) bumpFunc(m method) error {
 		cols := strArgs(w.Columns)
 		if w.Wide {
 			g.p("b.Wide(%q, %s)", w.Scope.Name(), cols)
+			continue
+		}
+		if w.Through.method != "" {
+			if err := g.resolveCall(m, w); err != nil {
+				return err
+			}
 			continue
 		}
 		var fromResult []string
@@ -864,6 +878,63 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// resolveCall emits the collection of a write's keys and the lookup of
+// their path values through a resolver.
+func (g *gen) resolveCall(m method, w ScopeWrite) error {
+	r := w.Through
+	g.needResolvers[r.method] = r
+	cols := strArgs(w.Columns)
+	keys := g.next("keys")
+	g.p("var %s []%s", keys, g.typ(r.keyType))
+	var fromResult bool
+	for _, v := range w.Values {
+		gv, ok := m.resolve(v)
+		if !ok {
+			return fmt.Errorf("%s: %s: key %s of scope %s has no Go expression", m.Pos(), m.Name, v, w.Scope.Name())
+		}
+		line := fmt.Sprintf("%s = append(%s, %s)", keys, keys, gv.expr)
+		if gv.rangeOver != "" {
+			line = fmt.Sprintf("for _, v := range %s { %s }", gv.rangeOver, line)
+		}
+		fromResult = fromResult || gv.result
+		g.p("%s", line)
+	}
+	if fromResult {
+		g.p("if !ok { b.Wide(%q, %s) } else {", w.Scope.Name(), cols)
+	}
+	g.p("resolve%s(ctx, q, b, %q, %s, %s)", r.method, w.Scope.Name(), keys, cols)
+	if fromResult {
+		g.p("}")
+	}
+	return nil
+}
+
+// resolverFuncs emits one lookup function per resolver used.
+func (g *gen) resolverFuncs() error {
+	for _, name := range sortedKeys(g.needResolvers) {
+		r := g.needResolvers[name]
+		kt := g.typ(r.keyType)
+		fn, arg, err := hashCall(goValue{expr: "row." + r.columnField, typ: r.columnType}, "Value", "String", "Int")
+		if err != nil {
+			return fmt.Errorf("resolver %s: %w", name, err)
+		}
+		g.p("")
+		g.p("// resolve%s bumps scope for the %s of the %s rows whose %s are keys,", name, r.column, r.parent, r.key)
+		g.p("// looked up through %s; wide when the lookup fails or misses a key.", name)
+		g.p("func resolve%s(ctx context.Context, q db.Querier, b *cache.Bumps, scope string, keys []%s, cols ...string) {", name, kt)
+		g.p("seen := make(map[%s]struct{}, len(keys))", kt)
+		g.p("uniq := make([]%s, 0, len(keys))", kt)
+		g.p("for _, k := range keys { if _, dup := seen[k]; !dup { seen[k] = struct{}{}; uniq = append(uniq, k) } }")
+		g.p("if len(uniq) == 0 { return }")
+		g.p("if len(uniq) > cache.MaxScopeValues { b.Wide(scope, cols...); return }")
+		g.p("rows, err := q.%s(ctx, uniq)", name)
+		g.p("if err != nil || len(rows) != len(uniq) { b.Wide(scope, cols...); return }")
+		g.p("for _, row := range rows { b.%s(scope, %s, cols...) }", fn, arg)
+		g.p("}")
+	}
+	return nil
 }
 
 // scopeDeps is the Go literal of a read's scope dependencies.

@@ -75,6 +75,9 @@ type ScopeWrite struct {
 	Wide    bool
 	Columns []string
 	Why     string
+	// Through, when set, looks the path's values up from Values, the rows'
+	// keys (resolve.go).
+	Through resolver
 }
 
 var sqlcParamName = regexp.MustCompile(`@([A-Za-z_][A-Za-z0-9_]*)`)
