@@ -29,6 +29,8 @@ type campaignJSON struct {
 	Status    string    `json:"status"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Stats are present in list pages asked for with include=stats.
+	Stats *summaryJSON `json:"stats,omitempty"`
 }
 
 func toCampaign(c db.Campaign) campaignJSON {
@@ -91,6 +93,16 @@ type summaryJSON struct {
 	Replied   int64   `json:"replied"`
 	OpenRate  float64 `json:"open_rate"`
 	ReplyRate float64 `json:"reply_rate"`
+}
+
+// newSummary computes the rates of a campaign's counts.
+func newSummary(total, opened, replied int64) summaryJSON {
+	out := summaryJSON{Total: total, Opened: opened, Replied: replied}
+	if total > 0 {
+		out.OpenRate = float64(opened) / float64(total)
+		out.ReplyRate = float64(replied) / float64(total)
+	}
+	return out
 }
 
 type dayCountJSON struct {

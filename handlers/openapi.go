@@ -36,11 +36,12 @@ type oaParam struct {
 }
 
 var (
-	pID     = oaParam{name: "id", in: "path", desc: "A UUID.", schema: map[string]any{"type": "string", "format": "uuid"}, required: true}
-	pLimit  = oaParam{name: "limit", in: "query", desc: "Page size.", schema: map[string]any{"type": "integer", "minimum": 1, "maximum": 100, "default": 20}}
-	pCursor = oaParam{name: "cursor", in: "query", desc: "Opaque cursor: the next_cursor of the previous page.", schema: map[string]any{"type": "string"}}
-	pDays   = oaParam{name: "days", in: "query", desc: "How many UTC days, today included.", schema: map[string]any{"type": "integer", "minimum": 1, "maximum": 366, "default": 30}}
-	pTable  = oaParam{name: "table_name", in: "path", desc: "A table in the current schema.", schema: map[string]any{"type": "string"}, required: true}
+	pID      = oaParam{name: "id", in: "path", desc: "A UUID.", schema: map[string]any{"type": "string", "format": "uuid"}, required: true}
+	pInclude = oaParam{name: "include", in: "query", desc: "stats: each campaign gains its figures (one statement per page, cached).", schema: map[string]any{"type": "string", "enum": []string{"stats"}}}
+	pLimit   = oaParam{name: "limit", in: "query", desc: "Page size.", schema: map[string]any{"type": "integer", "minimum": 1, "maximum": 100, "default": 20}}
+	pCursor  = oaParam{name: "cursor", in: "query", desc: "Opaque cursor: the next_cursor of the previous page.", schema: map[string]any{"type": "string"}}
+	pDays    = oaParam{name: "days", in: "query", desc: "How many UTC days, today included.", schema: map[string]any{"type": "integer", "minimum": 1, "maximum": 366, "default": 30}}
+	pTable   = oaParam{name: "table_name", in: "path", desc: "A table in the current schema.", schema: map[string]any{"type": "string"}, required: true}
 )
 
 // Errors every authenticated route can answer besides its own.
@@ -53,7 +54,7 @@ func routesDoc() []oaRoute {
 	return []oaRoute{
 		{method: "GET", path: "/api/v1/me", summary: "The caller's user", tag: "users", auth: "user", ok: 200, okSchema: "User"},
 		{method: "GET", path: "/api/v1/me/statistics", summary: "The caller's totals across campaigns", tag: "statistics", auth: "user", ok: 200, okSchema: "Statistics"},
-		{method: "GET", path: "/api/v1/campaigns", summary: "List campaigns, newest first (keyset pages)", tag: "campaigns", auth: "user", params: []oaParam{pLimit, pCursor}, ok: 200, okSchema: "CampaignPage", errors: []int{400}},
+		{method: "GET", path: "/api/v1/campaigns", summary: "List campaigns, newest first (keyset pages); include=stats adds each one's figures", tag: "campaigns", auth: "user", params: []oaParam{pLimit, pCursor, pInclude}, ok: 200, okSchema: "CampaignPage", errors: []int{400}},
 		{method: "POST", path: "/api/v1/campaigns", summary: "Create a campaign, optionally with its first emails, in one transaction", tag: "campaigns", auth: "user", body: "CreateCampaign", bodyNote: "At most 1 MiB and 10 000 emails.", ok: 201, okSchema: "Campaign", errors: []int{400, 413, 415}},
 		{method: "GET", path: "/api/v1/campaigns/{id}", summary: "Get a campaign", tag: "campaigns", auth: "user", params: []oaParam{pID}, ok: 200, okSchema: "Campaign", errors: []int{400, 404}},
 		{method: "PATCH", path: "/api/v1/campaigns/{id}", summary: "Rename a campaign and/or change its status", tag: "campaigns", auth: "user", params: []oaParam{pID}, body: "UpdateCampaign", ok: 200, okSchema: "Campaign", errors: []int{400, 404, 413, 415}},
@@ -138,6 +139,7 @@ func schemas() map[string]any {
 		"User": obj([]string{"id", "email", "name", "is_active", "created_at"}, map[string]any{"id": tUUID, "email": map[string]any{"type": "string"}, "name": map[string]any{"type": "string"}, "is_active": map[string]any{"type": "boolean"}, "created_at": tTime}),
 		"Campaign": obj([]string{"id", "name", "status", "created_at", "updated_at"}, map[string]any{
 			"id": tUUID, "name": map[string]any{"type": "string"}, "status": tStatus, "created_at": tTime, "updated_at": tTime,
+			"stats": ref("Summary"),
 		}),
 		"CampaignPage":   pageOf("Campaign"),
 		"CreateCampaign": obj([]string{"name"}, map[string]any{"name": str(1, 200), "status": tStatus, "emails": map[string]any{"type": "array", "maxItems": MaxBulkEmails, "items": ref("NewEmail")}}),
