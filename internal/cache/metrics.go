@@ -336,6 +336,20 @@ func (c *Cache) QueryHitRates() map[string]float64 {
 	return out
 }
 
+// Lookups are the running totals of annotated reads served from the cache
+// (hits and stale serves, on either tier) and of all annotated reads.
+// Cheap: no Redis scan.
+func (c *Cache) Lookups() (served, total int64) {
+	for _, q := range c.registered() {
+		s := &q.stats
+		for t := range tierNames {
+			served += s.hit[t].Load() + s.stale[t].Load()
+		}
+		total += s.bypass.Load() + s.misses.Load()
+	}
+	return served, served + total
+}
+
 // maxScanKeys bounds the monitor's walk over Redis keys.
 const maxScanKeys = 100_000
 

@@ -38,9 +38,12 @@ var (
 )
 
 // CacheStats is the caching layer's view the monitor joins with its own
-// figures: query name → hit rate between 0 and 1.
+// figures: query name → hit rate between 0 and 1, and the running totals
+// of served and all annotated reads, which the history turns into a hit
+// rate per interval.
 type CacheStats interface {
 	QueryHitRates() map[string]float64
+	Lookups() (served, total int64)
 }
 
 // Config holds the monitor's settings. Zero fields take the defaults.
