@@ -42,32 +42,39 @@ type method struct {
 
 // Generate returns the formatted source of the decorator.
 func Generate(cfg Config) ([]byte, error) {
+	src, _, err := GenerateWithReport(cfg)
+	return src, err
+}
+
+// GenerateWithReport returns the decorator's source and the scope report
+// (report.go).
+func GenerateWithReport(cfg Config) ([]byte, string, error) {
 	schema := NewSchema()
 	schemas, err := filepath.Glob(filepath.Join(cfg.Dir, cfg.SchemaDir, "*.sql"))
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	sort.Strings(schemas)
 	for _, f := range schemas {
 		src, err := os.ReadFile(f)
 		if err != nil {
-			return nil, fmt.Errorf("read schema: %w", err)
+			return nil, "", fmt.Errorf("read schema: %w", err)
 		}
 		if err := schema.Read(string(src)); err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
+			return nil, "", fmt.Errorf("%s: %w", f, err)
 		}
 	}
 	queries, err := ReadQueryDir(filepath.Join(cfg.Dir, cfg.QueriesDir))
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	iface, err := loadQuerier(cfg.Dir, cfg.DBPackage)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	methods, err := joinMethods(queries, iface, schema)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	g := newGen(cfg.OutPackage)
 	// Every column of every table the queries touch gets a slot, read or
@@ -89,13 +96,13 @@ func Generate(cfg Config) ([]byte, error) {
 	g.scopes = schema.AllScopes()
 	src, err := g.file(methods)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	out, err := format.Source(src)
 	if err != nil {
-		return nil, fmt.Errorf("format generated code: %w\n%s", err, src)
+		return nil, "", fmt.Errorf("format generated code: %w\n%s", err, src)
 	}
-	return out, nil
+	return out, report(methods), nil
 }
 
 func loadQuerier(dir, pattern string) (*types.Interface, error) {
@@ -246,8 +253,8 @@ type gen struct {
 	scopes  []ScopeDef
 	// needResolvers are the resolvers the writes use, by query name.
 	needResolvers map[string]resolver
-	codecs  map[string]string // type string -> codec variable
-	order   []types.Type
+	codecs        map[string]string // type string -> codec variable
+	order         []types.Type
 }
 
 func newGen(pkg string) *gen {
