@@ -639,8 +639,8 @@ func encGetAPIKeyByHashRow(b []byte, v db.GetAPIKeyByHashRow) []byte {
 }
 
 func decGetAPIKeyByHashRow(d *cache.Decoder) (v db.GetAPIKeyByHashRow) {
-	d.Fixed(v.ID[:])
-	d.Fixed(v.UserID[:])
+	d.ReadFixed(v.ID[:])
+	d.ReadFixed(v.UserID[:])
 	return v
 }
 
@@ -657,12 +657,12 @@ func encCampaign(b []byte, v db.Campaign) []byte {
 }
 
 func decCampaign(d *cache.Decoder) (v db.Campaign) {
-	d.Fixed(v.ID[:])
-	d.Fixed(v.UserID[:])
-	v.Name = string(d.String())
-	v.Status = string(d.String())
-	v.CreatedAt = d.Time()
-	v.UpdatedAt = d.Time()
+	d.ReadFixed(v.ID[:])
+	d.ReadFixed(v.UserID[:])
+	v.Name = string(d.ReadString())
+	v.Status = string(d.ReadString())
+	v.CreatedAt = d.ReadTime()
+	v.UpdatedAt = d.ReadTime()
 	return v
 }
 
@@ -678,11 +678,11 @@ func encGetCampaignDailyCountsRowSlice(b []byte, v []db.GetCampaignDailyCountsRo
 }
 
 func decGetCampaignDailyCountsRowSlice(d *cache.Decoder) (v []db.GetCampaignDailyCountsRow) {
-	if n3 := d.Len(); n3 >= 0 {
+	if n3 := d.ReadLen(); n3 >= 0 {
 		v = make([]db.GetCampaignDailyCountsRow, n3)
 		for i4 := range v {
-			v[i4].Day = d.Time()
-			v[i4].Count = int64(d.Int64())
+			v[i4].Day = d.ReadTime()
+			v[i4].Count = int64(d.ReadInt64())
 		}
 	}
 	return v
@@ -707,9 +707,9 @@ func encGetCampaignSummaryRow(b []byte, v db.GetCampaignSummaryRow) []byte {
 }
 
 func decGetCampaignSummaryRow(d *cache.Decoder) (v db.GetCampaignSummaryRow) {
-	v.Total = int64(d.Int64())
-	v.Opened = int64(d.Int64())
-	v.Replied = int64(d.Int64())
+	v.Total = int64(d.ReadInt64())
+	v.Opened = int64(d.ReadInt64())
+	v.Replied = int64(d.ReadInt64())
 	return v
 }
 
@@ -747,30 +747,30 @@ func encEmail(b []byte, v db.Email) []byte {
 }
 
 func decEmail(d *cache.Decoder) (v db.Email) {
-	d.Fixed(v.ID[:])
-	d.Fixed(v.CampaignID[:])
-	v.Recipient = string(d.String())
-	v.Subject = string(d.String())
-	v.Body = string(d.String())
-	v.Status = string(d.String())
-	if d.Bool() {
+	d.ReadFixed(v.ID[:])
+	d.ReadFixed(v.CampaignID[:])
+	v.Recipient = string(d.ReadString())
+	v.Subject = string(d.ReadString())
+	v.Body = string(d.ReadString())
+	v.Status = string(d.ReadString())
+	if d.ReadBool() {
 		p7 := new(time.Time)
-		(*p7) = d.Time()
+		(*p7) = d.ReadTime()
 		v.SentAt = p7
 	}
-	v.IsOpened = bool(d.Bool())
-	if d.Bool() {
+	v.IsOpened = bool(d.ReadBool())
+	if d.ReadBool() {
 		p8 := new(time.Time)
-		(*p8) = d.Time()
+		(*p8) = d.ReadTime()
 		v.OpenedAt = p8
 	}
-	v.IsReplied = bool(d.Bool())
-	if d.Bool() {
+	v.IsReplied = bool(d.ReadBool())
+	if d.ReadBool() {
 		p9 := new(time.Time)
-		(*p9) = d.Time()
+		(*p9) = d.ReadTime()
 		v.RepliedAt = p9
 	}
-	v.CreatedAt = d.Time()
+	v.CreatedAt = d.ReadTime()
 	return v
 }
 
@@ -803,12 +803,12 @@ func encUser(b []byte, v db.User) []byte {
 }
 
 func decUser(d *cache.Decoder) (v db.User) {
-	d.Fixed(v.ID[:])
-	v.Email = string(d.String())
-	v.Name = string(d.String())
-	v.IsActive = bool(d.Bool())
-	v.CreatedAt = d.Time()
-	v.UpdatedAt = d.Time()
+	d.ReadFixed(v.ID[:])
+	v.Email = string(d.ReadString())
+	v.Name = string(d.ReadString())
+	v.IsActive = bool(d.ReadBool())
+	v.CreatedAt = d.ReadTime()
+	v.UpdatedAt = d.ReadTime()
 	return v
 }
 
@@ -823,10 +823,10 @@ func encGetUserStatisticsRow(b []byte, v db.GetUserStatisticsRow) []byte {
 }
 
 func decGetUserStatisticsRow(d *cache.Decoder) (v db.GetUserStatisticsRow) {
-	v.Campaigns = int64(d.Int64())
-	v.Emails = int64(d.Int64())
-	v.Opened = int64(d.Int64())
-	v.Replied = int64(d.Int64())
+	v.Campaigns = int64(d.ReadInt64())
+	v.Emails = int64(d.ReadInt64())
+	v.Opened = int64(d.ReadInt64())
+	v.Replied = int64(d.ReadInt64())
 	return v
 }
 
@@ -849,18 +849,18 @@ func encListCampaignsWithStatsRowSlice(b []byte, v []db.ListCampaignsWithStatsRo
 }
 
 func decListCampaignsWithStatsRowSlice(d *cache.Decoder) (v []db.ListCampaignsWithStatsRow) {
-	if n14 := d.Len(); n14 >= 0 {
+	if n14 := d.ReadLen(); n14 >= 0 {
 		v = make([]db.ListCampaignsWithStatsRow, n14)
 		for i15 := range v {
-			d.Fixed(v[i15].ID[:])
-			d.Fixed(v[i15].UserID[:])
-			v[i15].Name = string(d.String())
-			v[i15].Status = string(d.String())
-			v[i15].CreatedAt = d.Time()
-			v[i15].UpdatedAt = d.Time()
-			v[i15].Total = int64(d.Int64())
-			v[i15].Opened = int64(d.Int64())
-			v[i15].Replied = int64(d.Int64())
+			d.ReadFixed(v[i15].ID[:])
+			d.ReadFixed(v[i15].UserID[:])
+			v[i15].Name = string(d.ReadString())
+			v[i15].Status = string(d.ReadString())
+			v[i15].CreatedAt = d.ReadTime()
+			v[i15].UpdatedAt = d.ReadTime()
+			v[i15].Total = int64(d.ReadInt64())
+			v[i15].Opened = int64(d.ReadInt64())
+			v[i15].Replied = int64(d.ReadInt64())
 		}
 	}
 	return v

@@ -19,7 +19,7 @@ import (
 
 var int64Codec = Codec[int64]{
 	Encode: func(b []byte, v int64) []byte { return AppendInt64(b, v) },
-	Decode: func(d *Decoder) int64 { return d.Int64() },
+	Decode: func(d *Decoder) int64 { return d.ReadInt64() },
 }
 
 type counter struct{ n atomic.Int64 }
@@ -226,15 +226,15 @@ func TestDecoderRejectsCorruption(t *testing.T) {
 	good := AppendString(AppendInt64(nil, 7), "hello")
 	for n := 0; n < len(good); n++ {
 		d := NewDecoder(good[:n])
-		d.Int64()
-		_ = d.String()
+		d.ReadInt64()
+		_ = d.ReadString()
 		if d.Err() == nil {
 			t.Errorf("%d of %d bytes decoded without error", n, len(good))
 		}
 	}
 	d := NewDecoder(append(good, 0))
-	d.Int64()
-	_ = d.String()
+	d.ReadInt64()
+	_ = d.ReadString()
 	if d.Err() == nil {
 		t.Error("trailing byte accepted")
 	}
@@ -269,7 +269,7 @@ func TestL1IsBoundedInBytes(t *testing.T) {
 	q := register(t, c, QuerySpec{Name: "Q", Hash: "h", TTL: time.Minute, Reads: []string{"users"}})
 	strCodec := Codec[string]{
 		Encode: func(b []byte, v string) []byte { return AppendString(b, v) },
-		Decode: func(d *Decoder) string { return d.String() },
+		Decode: func(d *Decoder) string { return d.ReadString() },
 	}
 	value := strings.Repeat("x", 1000)
 	ctx := context.Background()

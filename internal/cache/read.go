@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/eko/gocache/lib/v4/store"
-
-	"github.com/replyrocket/replyrocket/db"
 )
 
 // QuerySpec describes one annotated query; the generator emits them.
@@ -254,7 +252,10 @@ func loadShared[T any](ctx context.Context, q *Query, k string, slots []int32, c
 		}
 		return val, nil
 	case <-ctx.Done():
-		return zero, db.Classify(q.spec.Name, ctx.Err())
+		// The caller's own deadline or cancellation, as the context says
+		// it: callers map context errors (the cache knows nothing of the
+		// data layer's error kinds).
+		return zero, fmt.Errorf("%s: wait for the shared load: %w", q.spec.Name, ctx.Err())
 	}
 }
 
@@ -344,14 +345,14 @@ func decodeEnvelope(b []byte) (*entry, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: unknown envelope format", ErrCorrupt)
 	}
 	d := NewDecoder(b[1:])
-	e := &entry{version: version{epoch: d.Uint64()}, soft: d.Int64(), hard: d.Int64()}
+	e := &entry{version: version{epoch: d.ReadUint64()}, soft: d.ReadInt64(), hard: d.ReadInt64()}
 	n := d.uvarint("stamp count")
 	if n > uint64(len(d.b))/8 {
 		return nil, nil, fmt.Errorf("%w: %d stamps", ErrCorrupt, n)
 	}
 	e.stamps = make([]uint64, n)
 	for i := range e.stamps {
-		e.stamps[i] = d.Uint64()
+		e.stamps[i] = d.ReadUint64()
 	}
 	if d.err != nil {
 		return nil, nil, d.err

@@ -699,7 +699,7 @@ func (g *gen) enc(x string, t types.Type, key bool) error {
 // dec emits statements decoding into the addressable x.
 func (g *gen) dec(x string, t types.Type) error {
 	if isTime(t) {
-		g.p("%s = d.Time()", x)
+		g.p("%s = d.ReadTime()", x)
 		return nil
 	}
 	ts := g.typ(t)
@@ -707,15 +707,15 @@ func (g *gen) dec(x string, t types.Type) error {
 	case *types.Basic:
 		switch {
 		case u.Kind() == types.Bool:
-			g.p("%s = %s(d.Bool())", x, ts)
+			g.p("%s = %s(d.ReadBool())", x, ts)
 		case u.Info()&types.IsInteger != 0 && u.Info()&types.IsUnsigned != 0:
-			g.p("%s = %s(d.Uint64())", x, ts)
+			g.p("%s = %s(d.ReadUint64())", x, ts)
 		case u.Info()&types.IsInteger != 0:
-			g.p("%s = %s(d.Int64())", x, ts)
+			g.p("%s = %s(d.ReadInt64())", x, ts)
 		case u.Info()&types.IsFloat != 0:
-			g.p("%s = %s(d.Float64())", x, ts)
+			g.p("%s = %s(d.ReadFloat64())", x, ts)
 		case u.Kind() == types.String:
-			g.p("%s = %s(d.String())", x, ts)
+			g.p("%s = %s(d.ReadString())", x, ts)
 		default:
 			return fmt.Errorf("unsupported type %s", t)
 		}
@@ -723,10 +723,10 @@ func (g *gen) dec(x string, t types.Type) error {
 		if !isByte(u.Elem()) {
 			return fmt.Errorf("unsupported type %s (only byte arrays)", t)
 		}
-		g.p("d.Fixed(%s[:])", x)
+		g.p("d.ReadFixed(%s[:])", x)
 	case *types.Pointer:
 		v := g.next("p")
-		g.p("if d.Bool() {")
+		g.p("if d.ReadBool() {")
 		g.p("%s := new(%s)", v, g.typ(u.Elem()))
 		if err := g.dec("(*"+v+")", u.Elem()); err != nil {
 			return err
@@ -735,11 +735,11 @@ func (g *gen) dec(x string, t types.Type) error {
 		g.p("}")
 	case *types.Slice:
 		if isByte(u.Elem()) {
-			g.p("%s = %s(d.Bytes())", x, ts)
+			g.p("%s = %s(d.ReadBytes())", x, ts)
 			return nil
 		}
 		n, i := g.next("n"), g.next("i")
-		g.p("if %s := d.Len(); %s >= 0 {", n, n)
+		g.p("if %s := d.ReadLen(); %s >= 0 {", n, n)
 		g.p("%s = make(%s, %s)", x, ts, n)
 		g.p("for %s := range %s {", i, x)
 		if err := g.dec(x+"["+i+"]", u.Elem()); err != nil {
