@@ -260,7 +260,7 @@ func TestConcurrentMissesRunOneQuery(t *testing.T) {
 			t.Fatalf("concurrent reader: %v", err)
 		}
 	}
-	if err := <-firstErr; !errors.Is(err, db.ErrTimeout) && !errors.Is(err, db.ErrCanceled) {
+	if err := <-firstErr; !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, db.ErrTimeout) {
 		t.Fatalf("first caller: %v, want its own timeout", err)
 	}
 	if got := tracer.n.Load(); got != 1 {
