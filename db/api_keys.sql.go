@@ -74,7 +74,6 @@ type GetAPIKeyByHashRow struct {
 // last_used_at on purpose: the cache invalidates a read when a column it
 // references is written, and TouchAPIKey writes that column for some key
 // every minute, which would empty the cache of every key's lookup.
-// cache: ttl=1m
 func (q *Queries) GetAPIKeyByHash(ctx context.Context, keyHash []byte) (GetAPIKeyByHashRow, error) {
 	row := q.db.QueryRow(ctx, getAPIKeyByHash, keyHash)
 	var i GetAPIKeyByHashRow

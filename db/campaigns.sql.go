@@ -68,7 +68,6 @@ type GetCampaignParams struct {
 	UserID uuid.UUID
 }
 
-// cache: ttl=1m
 func (q *Queries) GetCampaign(ctx context.Context, arg GetCampaignParams) (Campaign, error) {
 	row := q.db.QueryRow(ctx, getCampaign, arg.ID, arg.UserID)
 	var i Campaign
@@ -213,7 +212,6 @@ type ListCampaignsWithStatsRow struct {
 // Its cache scope: campaigns pinned by user_id, and their emails through
 // the foreign-key path emails.campaign_id>campaigns.user_id — an open, a
 // bulk insert or a delete of another user's leaves the page cached.
-// cache: ttl=1m
 func (q *Queries) ListCampaignsWithStats(ctx context.Context, arg ListCampaignsWithStatsParams) ([]ListCampaignsWithStatsRow, error) {
 	rows, err := q.db.Query(ctx, listCampaignsWithStats,
 		arg.UserID,

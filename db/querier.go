@@ -23,26 +23,19 @@ type Querier interface {
 	// last_used_at on purpose: the cache invalidates a read when a column it
 	// references is written, and TouchAPIKey writes that column for some key
 	// every minute, which would empty the cache of every key's lookup.
-	// cache: ttl=1m
 	GetAPIKeyByHash(ctx context.Context, keyHash []byte) (GetAPIKeyByHashRow, error)
-	// cache: ttl=1m
 	GetCampaign(ctx context.Context, arg GetCampaignParams) (Campaign, error)
 	// Days are UTC days. The time range prunes the scan to the partitions of the
 	// months it spans. Days without emails are absent; callers fill them in.
-	// cache: ttl=10m
 	GetCampaignDailyCounts(ctx context.Context, arg GetCampaignDailyCountsParams) ([]GetCampaignDailyCountsRow, error)
 	// One row even for a campaign without emails; no row when the campaign is not
 	// the user's, so callers get not-found rather than zeros.
-	// cache: ttl=10m
 	GetCampaignSummary(ctx context.Context, arg GetCampaignSummaryParams) (GetCampaignSummaryRow, error)
 	// The created_at = uuid7_time(id) predicate prunes the scan to the one
 	// partition of the id's month; the join scopes the row to its owner.
-	// cache: ttl=1m
 	GetEmail(ctx context.Context, arg GetEmailParams) (Email, error)
-	// cache: ttl=5m
 	GetUser(ctx context.Context, id uuid.UUID) (User, error)
 	GetUserByEmail(ctx context.Context, email string) (User, error)
-	// cache: ttl=5m
 	GetUserStatistics(ctx context.Context, userID uuid.UUID) (GetUserStatisticsRow, error)
 	InsertEmails(ctx context.Context, arg []InsertEmailsParams) (int64, error)
 	// Keyset pagination, oldest first, by (created_at, id) after the last row
@@ -66,7 +59,6 @@ type Querier interface {
 	// Its cache scope: campaigns pinned by user_id, and their emails through
 	// the foreign-key path emails.campaign_id>campaigns.user_id — an open, a
 	// bulk insert or a delete of another user's leaves the page cached.
-	// cache: ttl=1m
 	ListCampaignsWithStats(ctx context.Context, arg ListCampaignsWithStatsParams) ([]ListCampaignsWithStatsRow, error)
 	// First open wins: a repeated event matches no row and changes nothing.
 	MarkEmailOpened(ctx context.Context, arg MarkEmailOpenedParams) (Email, error)

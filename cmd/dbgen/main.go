@@ -31,6 +31,9 @@ func main() {
 }
 
 func run(cfg dbgen.Config, out, readme string, check, quiet bool) error {
+	if err := dbgen.StripAnnotationDocs(filepath.Join(cfg.Dir, cfg.DBPackage), check); err != nil {
+		return err
+	}
 	src, report, err := dbgen.GenerateWithReport(cfg)
 	if err != nil {
 		return err
