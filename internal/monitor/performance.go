@@ -46,7 +46,11 @@ type PoolPoint struct {
 }
 
 func (m *Monitor) poolPoint(at time.Time) PoolPoint {
-	s := m.pool.Stat()
+	pool := m.pool
+	if m.src.Pool != nil {
+		pool = m.src.Pool
+	}
+	s := pool.Stat()
 	return PoolPoint{
 		At: at, TotalConns: s.TotalConns(), AcquiredConns: s.AcquiredConns(), IdleConns: s.IdleConns(),
 		ConstructingConns: s.ConstructingConns(), MaxConns: s.MaxConns(),
