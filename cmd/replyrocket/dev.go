@@ -59,7 +59,7 @@ func (e env) dev(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintln(e.stderr, "Preparing demo data…")
-	demo, err := seed.EnsureDemo(ctx, a.Store, a.Pool, filepath.Join(devDataDir, "demo-key"))
+	demo, err := seed.EnsureDemo(ctx, a.Store, a.Background, filepath.Join(devDataDir, "demo-key"))
 	if err != nil {
 		return err
 	}

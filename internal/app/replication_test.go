@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/replyrocket/replyrocket/internal/apikey"
 	"github.com/replyrocket/replyrocket/internal/pgtest"
@@ -269,4 +270,52 @@ func TestReplicaStoppedMidLoad(t *testing.T) {
 		t.Fatalf("only %d requests ran: the load proved nothing", requests.Load())
 	}
 	t.Logf("%d requests, none failed", requests.Load())
+}
+
+// TestBackgroundPoolIsolatesLongRunningWork holds every background
+// connection: the monitor and partition maintenance are the ones waiting
+// (they run there), API requests are unaffected.
+func TestBackgroundPoolIsolatesLongRunningWork(t *testing.T) {
+	t.Parallel()
+	const admin = "admin-key-for-background-test"
+	a := newApp(t, map[string]string{
+		"DB_BACKGROUND_POOL_SIZE": "2", "DB_BACKGROUND_POOL_TIMEOUT": "1", "DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "1",
+		"ADMIN_API_KEY": admin, "CACHE_DISABLED": "true",
+	})
+	key := newUser(t, a, "bg@example.com")
+
+	before := a.Background.Stat().AcquireCount()
+	mustCall(t, a, "GET", "/db-monitor/performance", admin, "", http.StatusOK, nil)
+	if a.Background.Stat().AcquireCount() == before {
+		t.Fatal("the monitor did not use the background pool")
+	}
+
+	ctx := t.Context()
+	var held []*pgxpool.Conn
+	for range int(a.Background.Config().MaxConns) {
+		c, err := a.Background.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	defer func() {
+		for _, c := range held {
+			c.Release()
+		}
+	}()
+	if err := a.EnsurePartitions(ctx); err == nil || !strings.Contains(err.Error(), "pool exhausted") {
+		t.Fatalf("partition maintenance with the background pool full: %v (want it waiting there, then pool exhausted)", err)
+	}
+	apiBefore := a.Pool.Stat().AcquireCount()
+	for i := range 30 {
+		if i%3 == 0 {
+			mustCall(t, a, "POST", "/api/v1/campaigns", key, `{"name":"During maintenance"}`, http.StatusCreated, nil)
+			continue
+		}
+		mustCall(t, a, "GET", "/api/v1/campaigns", key, "", http.StatusOK, nil)
+	}
+	if a.Pool.Stat().AcquireCount() == apiBefore {
+		t.Fatal("the API did not use its own pool")
+	}
 }
