@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -317,5 +318,48 @@ func TestBackgroundPoolIsolatesLongRunningWork(t *testing.T) {
 	}
 	if a.Pool.Stat().AcquireCount() == apiBefore {
 		t.Fatal("the API did not use its own pool")
+	}
+}
+
+// TestAPIThroughPgBouncer runs the API's reads, writes, transactions and
+// COPY through a real pgbouncer in transaction pooling mode, with
+// DB_PGBOUNCER=true (no prepared statement outlives its transaction).
+func TestAPIThroughPgBouncer(t *testing.T) {
+	t.Parallel()
+	bouncer := pgtest.StartPgBouncer(t, pgtest.NewDatabase(t))
+	a := newAppOn(t, bouncer.URL, map[string]string{"DB_PGBOUNCER": "true", "CACHE_DISABLED": "true", "DB_POOL_SIZE": "4"})
+	key := newUser(t, a, "bouncer@example.com")
+	// Several rounds on a pool of several connections, so statements land on
+	// server connections other than the ones they were first sent on.
+	for round := range 5 {
+		var c struct{ ID string }
+		mustCall(t, a, "POST", "/api/v1/campaigns", key,
+			`{"name":"Bounced","emails":[{"recipient":"a@b.io","subject":"s","body":"b"}]}`, http.StatusCreated, &c)
+		mustCall(t, a, "GET", "/api/v1/campaigns/"+c.ID, key, "", http.StatusOK, nil)
+		mustCall(t, a, "POST", "/api/v1/campaigns/"+c.ID+"/emails", key,
+			`{"emails":[{"recipient":"c@d.io","subject":"s","body":"b"},{"recipient":"e@f.io","subject":"s","body":"b"}]}`, http.StatusCreated, nil)
+		var emails struct{ Items []struct{ ID string } }
+		mustCall(t, a, "GET", "/api/v1/campaigns/"+c.ID+"/emails", key, "", http.StatusOK, &emails)
+		if len(emails.Items) != 3 {
+			t.Fatalf("round %d: %d emails", round, len(emails.Items))
+		}
+		mustCall(t, a, "POST", "/api/v1/emails/"+emails.Items[0].ID+"/opened", key, "", http.StatusOK, nil)
+		var sum struct{ Total, Opened int64 }
+		mustCall(t, a, "GET", "/api/v1/campaigns/"+c.ID+"/summary", key, "", http.StatusOK, &sum)
+		if sum.Total != 3 || sum.Opened != 1 {
+			t.Fatalf("round %d: summary %+v", round, sum)
+		}
+		mustCall(t, a, "GET", "/api/v1/campaigns/"+c.ID+"/daily-stats?days=3", key, "", http.StatusOK, nil)
+		mustCall(t, a, "PATCH", "/api/v1/campaigns/"+c.ID, key, `{"status":"paused"}`, http.StatusOK, nil)
+		mustCall(t, a, "GET", "/api/v1/me/statistics", key, "", http.StatusOK, nil)
+	}
+	mustCall(t, a, "GET", "/api/v1/campaigns?limit=100", key, "", http.StatusOK, nil)
+	mustCall(t, a, "GET", "/api/v1/campaigns/01890000-0000-7000-8000-000000000000", key, "", http.StatusNotFound, nil)
+	log, err := os.ReadFile(bouncer.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), "login attempt") {
+		t.Fatalf("pgbouncer logged no client login: %s", log)
 	}
 }
