@@ -117,7 +117,7 @@ func newUser(t *testing.T, a *App, email string) string {
 // writes on the primary.
 func TestReadsLandOnReplicasWritesOnPrimary(t *testing.T) {
 	rep := pgtest.StartReplication(t, pgtest.ReplicationOptions{Replicas: 2})
-	a := newAppOn(t, rep.PrimaryURL, map[string]string{"DATABASE_REPLICA_URLS": replicaURLs(rep), "CACHE_DISABLED": "true"})
+	a := newAppOn(t, rep.PrimaryURL, map[string]string{"DATABASE_REPLICA_URLS": replicaURLs(rep), "CACHE_DISABLED": "true", "ADMIN_API_KEY": testAdminKey})
 	key := newUser(t, a, "reader@example.com")
 	if err := rep.WaitReplayed(t.Context()); err != nil {
 		t.Fatal(err)
@@ -148,7 +148,65 @@ func TestReadsLandOnReplicasWritesOnPrimary(t *testing.T) {
 	if n := calls(t, rep.PrimaryURL, "CreateCampaign"); n != 1 {
 		t.Errorf("the primary ran CreateCampaign %d times, want 1", n)
 	}
+
+	// /metrics counts the reads per database.
+	_, metrics := call(t, a, "GET", "/metrics", "", "")
+	for _, want := range []string{`replyrocket_db_reads_total{database="replica-1"}`, `replyrocket_db_reads_total{database="replica-2"}`,
+		`replyrocket_db_replica_lag_seconds{replica="replica-1"}`, `replyrocket_db_replica_in_rotation{replica="replica-2"} 1`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	var health struct {
+		Status   string
+		Replicas []struct {
+			Name, State string
+			InRotation  bool `json:"in_rotation"`
+		}
+	}
+	mustCall(t, a, "GET", "/health/db", "", "", http.StatusOK, &health)
+	if health.Status != "ok" || len(health.Replicas) != 2 || !health.Replicas[0].InRotation || health.Replicas[1].State != "in_rotation" {
+		t.Errorf("/health/db: %+v", health)
+	}
+
+	// The monitor sees both standbys streaming, and flags a slot nobody
+	// uses (it keeps WAL on the primary's disk).
+	admin, err := pgx.Connect(t.Context(), rep.PrimaryURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(t.Context())
+	if _, err := admin.Exec(t.Context(), "SELECT pg_create_physical_replication_slot('forgotten', true)"); err != nil {
+		t.Fatal(err)
+	}
+	var perf struct {
+		Checks []struct {
+			Name, Status, Message string
+			Details              json.RawMessage
+		}
+	}
+	mustCall(t, a, "GET", "/db-monitor/performance", testAdminKey, "", http.StatusOK, &perf)
+	found := 0
+	for _, c := range perf.Checks {
+		switch c.Name {
+		case "replication":
+			found++
+			if c.Status != "ok" || strings.Count(string(c.Details), `"state":"streaming"`) != 2 {
+				t.Errorf("replication check: %s %s %s", c.Status, c.Message, c.Details)
+			}
+		case "replication_slots":
+			found++
+			if c.Status != "warning" || !strings.Contains(c.Message, "forgotten") {
+				t.Errorf("slots check: %s %s", c.Status, c.Message)
+			}
+		}
+	}
+	if found != 2 {
+		t.Errorf("performance has %d of the 2 replication checks", found)
+	}
 }
+
+const testAdminKey = "replication-test-admin-key"
 
 // TestReadYourWritesWithDelayedReplica: the only replica replays commits 2 s
 // late. A user who just wrote reads the write back at once — through this
@@ -258,6 +316,15 @@ func TestReplicaStoppedMidLoad(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	rep.Replicas[0].Stop(t)
 	waitFor(t, func() bool { return !r1.State().InRotation })
+	var health struct {
+		Status   string
+		Replicas []struct{ Name, State string }
+	}
+	waitFor(t, func() bool { return r1.State().Label() == "down" })
+	mustCall(t, a, "GET", "/health/db", "", "", http.StatusOK, &health)
+	if health.Status != "degraded" || health.Replicas[0].State != "down" || health.Replicas[1].State != "in_rotation" {
+		t.Errorf("/health/db with a replica down: %+v", health)
+	}
 	time.Sleep(500 * time.Millisecond) // load on the survivor and the primary
 	rep.Replicas[0].Start(t)
 	waitFor(t, func() bool { return r1.State().InRotation })
@@ -271,6 +338,14 @@ func TestReplicaStoppedMidLoad(t *testing.T) {
 		t.Fatalf("only %d requests ran: the load proved nothing", requests.Load())
 	}
 	t.Logf("%d requests, none failed", requests.Load())
+	_, metrics := call(t, a, "GET", "/metrics", "", "")
+	// In at start, out when stopped, in again when back.
+	for _, want := range []string{`replyrocket_db_replica_rotation_changes_total{direction="out",replica="replica-1"} 1`,
+		`replyrocket_db_replica_rotation_changes_total{direction="in",replica="replica-1"} 2`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 // TestBackgroundPoolIsolatesLongRunningWork holds every background

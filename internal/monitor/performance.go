@@ -154,6 +154,8 @@ func (m *Monitor) Performance(ctx context.Context) (*Performance, error) {
 		{"duplicate_indexes", m.checkDuplicateIndexes},
 		{"sequences", m.checkSequences},
 		{"snapshots", m.checkSnapshots},
+		{"replication", m.checkReplication},
+		{"replication_slots", m.checkReplicationSlots},
 	}
 	for _, c := range checks {
 		res, err := c.run(ctx)
