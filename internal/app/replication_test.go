@@ -182,7 +182,7 @@ func TestReadsLandOnReplicasWritesOnPrimary(t *testing.T) {
 	var perf struct {
 		Checks []struct {
 			Name, Status, Message string
-			Details              json.RawMessage
+			Details               json.RawMessage
 		}
 	}
 	mustCall(t, a, "GET", "/db-monitor/performance", testAdminKey, "", http.StatusOK, &perf)
