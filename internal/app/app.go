@@ -157,6 +157,13 @@ func (a *App) openReplicas(ctx context.Context, tracer pgx.QueryTracer, reg prom
 	return nil
 }
 
+// primaryReads are reads kept on the primary on purpose. The API-key
+// lookup authorises every request: a key revoked by an admin (who is not
+// the key's user, so no read-your-writes marker applies) must stop working
+// at once, not after a replica's lag; and the cache, which serves nearly
+// every lookup, then reloads a revoked key from the primary too.
+var primaryReads = map[string]bool{"GetAPIKeyByHash": true}
+
 // markerRedisTimeout bounds a read-your-writes marker's Redis round trip;
 // past it the read goes to the primary.
 const markerRedisTimeout = 200 * time.Millisecond
@@ -168,6 +175,9 @@ const markerRedisTimeout = 200 * time.Millisecond
 func ReadOnlyQueries() []string {
 	var out []string
 	for _, q := range dbcache.Queries {
+		if primaryReads[q.Name] {
+			continue
+		}
 		if (q.Kind == ":one" || q.Kind == ":many") && len(q.Writes) == 0 && len(q.Reads) > 0 {
 			out = append(out, q.Name)
 		}

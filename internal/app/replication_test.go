@@ -438,3 +438,23 @@ func TestAPIThroughPgBouncer(t *testing.T) {
 		t.Fatalf("pgbouncer logged no client login: %s", log)
 	}
 }
+
+// The routing set comes from the generator's analysis: reads of tables
+// that write nothing, minus the API-key lookup, which stays on the primary.
+func TestReadOnlyQueries(t *testing.T) {
+	t.Parallel()
+	got := map[string]bool{}
+	for _, n := range ReadOnlyQueries() {
+		got[n] = true
+	}
+	for _, n := range []string{"GetCampaign", "ListCampaigns", "GetCampaignSummary", "GetUserStatistics", "ListCampaignEmails", "GetEmail"} {
+		if !got[n] {
+			t.Errorf("%s should be served by replicas", n)
+		}
+	}
+	for _, n := range []string{"CreateCampaign", "MarkEmailOpened", "InsertEmails", "EnsureEmailPartitions", "TouchAPIKey", "DeleteCampaign", "GetAPIKeyByHash"} {
+		if got[n] {
+			t.Errorf("%s must run on the primary", n)
+		}
+	}
+}
