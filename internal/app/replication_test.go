@@ -25,7 +25,7 @@ import (
 
 // newAppOn builds an App on the given primary and environment (the
 // replicas come through DATABASE_REPLICA_URLS in env).
-func newAppOn(t *testing.T, primaryURL string, env map[string]string) *App {
+func newAppOn(t testing.TB, primaryURL string, env map[string]string) *App {
 	t.Helper()
 	cfg, err := ConfigFromEnv(func(k string) string {
 		if k == "DATABASE_URL" {
@@ -56,7 +56,7 @@ func replicaURLs(rep *pgtest.Replication) string {
 }
 
 // call sends one API request through the app's router.
-func call(t *testing.T, a *App, method, path, key, body string) (int, []byte) {
+func call(t testing.TB, a *App, method, path, key, body string) (int, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -72,7 +72,7 @@ func call(t *testing.T, a *App, method, path, key, body string) (int, []byte) {
 	return rec.Code, rec.Body.Bytes()
 }
 
-func mustCall(t *testing.T, a *App, method, path, key, body string, want int, out any) {
+func mustCall(t testing.TB, a *App, method, path, key, body string, want int, out any) {
 	t.Helper()
 	code, b := call(t, a, method, path, key, body)
 	if code != want {
@@ -87,7 +87,7 @@ func mustCall(t *testing.T, a *App, method, path, key, body string, want int, ou
 
 // calls is how many times a database ran the sqlc query name, from its own
 // pg_stat_statements: proof of where a statement ran.
-func calls(t *testing.T, url, name string) int64 {
+func calls(t testing.TB, url, name string) int64 {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
@@ -103,7 +103,7 @@ func calls(t *testing.T, url, name string) int64 {
 	return n
 }
 
-func newUser(t *testing.T, a *App, email string) string {
+func newUser(t testing.TB, a *App, email string) string {
 	t.Helper()
 	_, key, err := apikey.CreateUser(context.Background(), a.Store, email, "U")
 	if err != nil {
