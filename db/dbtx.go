@@ -63,16 +63,23 @@ type pooled struct {
 }
 
 func (p pooled) acquire(ctx context.Context) (*pgxpool.Conn, error) {
-	actx, cancel := context.WithTimeout(ctx, p.timeout)
+	return Acquire(ctx, p.pool, p.timeout)
+}
+
+// Acquire takes a connection from pool, waiting at most timeout for a free
+// one; past it the error is ErrPoolExhausted (an ErrUnavailable once
+// classified).
+func Acquire(ctx context.Context, pool *pgxpool.Pool, timeout time.Duration) (*pgxpool.Conn, error) {
+	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn, err := p.pool.Acquire(actx)
+	conn, err := pool.Acquire(actx)
 	if err == nil {
 		return conn, nil
 	}
 	if ctx.Err() == nil && actx.Err() != nil {
-		st := p.pool.Stat()
+		st := pool.Stat()
 		return nil, fmt.Errorf("%w: no connection within %s (%d of %d in use)",
-			ErrPoolExhausted, p.timeout, st.AcquiredConns(), st.MaxConns())
+			ErrPoolExhausted, timeout, st.AcquiredConns(), st.MaxConns())
 	}
 	return nil, err
 }

@@ -35,12 +35,28 @@ type PoolConfig struct {
 	Timeout      time.Duration
 	Recycle      time.Duration
 	OverflowIdle time.Duration
+
+	// Scaling out (issue 9): a pooler in front, and a separate pool for
+	// long-running background work.
+	//
+	// PgBouncer (DB_PGBOUNCER) says the URL points at PgBouncer in
+	// transaction pooling mode, which keeps no prepared statement between
+	// transactions: statements then run with pgx's QueryExecModeExec (one
+	// round trip, unnamed statement, no statement cache).
+	PgBouncer bool
+	// BackgroundSize (DB_BACKGROUND_POOL_SIZE) is the most connections the
+	// background pool opens (the monitor, partition maintenance, seeding),
+	// so slow admin or bulk work never holds the connections requests
+	// need. BackgroundTimeout (DB_BACKGROUND_POOL_TIMEOUT) is its own, longer
+	// wait for a free connection.
+	BackgroundSize    int
+	BackgroundTimeout time.Duration
 }
 
 // The defaults per APP_ENV: production keeps more connections warm.
 var poolDefaults = map[string]PoolConfig{
-	"prod": {Size: 5, MaxOverflow: 10, Timeout: 30 * time.Second, Recycle: 1800 * time.Second, OverflowIdle: time.Minute},
-	"dev":  {Size: 2, MaxOverflow: 5, Timeout: 30 * time.Second, Recycle: 1800 * time.Second, OverflowIdle: time.Minute},
+	"prod": {Size: 5, MaxOverflow: 10, Timeout: 30 * time.Second, Recycle: 1800 * time.Second, OverflowIdle: time.Minute, BackgroundSize: 3, BackgroundTimeout: 120 * time.Second},
+	"dev":  {Size: 2, MaxOverflow: 5, Timeout: 30 * time.Second, Recycle: 1800 * time.Second, OverflowIdle: time.Minute, BackgroundSize: 2, BackgroundTimeout: 120 * time.Second},
 }
 
 // PoolConfigFromEnv reads DATABASE_URL, APP_ENV and the DB_POOL_* variables
@@ -64,6 +80,7 @@ func PoolConfigFromEnv(getenv func(string) string) (PoolConfig, error) {
 	}{
 		{"DB_POOL_SIZE", &cfg.Size, 0},
 		{"DB_MAX_OVERFLOW", &cfg.MaxOverflow, 0},
+		{"DB_BACKGROUND_POOL_SIZE", &cfg.BackgroundSize, 1},
 	}
 	for _, v := range ints {
 		if err := parseInt(getenv, v.name, v.min, v.dst); err != nil {
@@ -76,6 +93,7 @@ func PoolConfigFromEnv(getenv func(string) string) (PoolConfig, error) {
 	}{
 		{"DB_POOL_TIMEOUT", &cfg.Timeout},
 		{"DB_POOL_RECYCLE", &cfg.Recycle},
+		{"DB_BACKGROUND_POOL_TIMEOUT", &cfg.BackgroundTimeout},
 	}
 	for _, v := range secs {
 		n := int(*v.dst / time.Second)
@@ -83,6 +101,13 @@ func PoolConfigFromEnv(getenv func(string) string) (PoolConfig, error) {
 			return PoolConfig{}, err
 		}
 		*v.dst = time.Duration(n) * time.Second
+	}
+	if v := getenv("DB_PGBOUNCER"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return PoolConfig{}, fmt.Errorf("DB_PGBOUNCER: want true or false, got %q", v)
+		}
+		cfg.PgBouncer = b
 	}
 	if cfg.Size+cfg.MaxOverflow < 1 {
 		return PoolConfig{}, fmt.Errorf("DB_POOL_SIZE + DB_MAX_OVERFLOW: must allow at least one connection, got %d + %d", cfg.Size, cfg.MaxOverflow)
@@ -106,6 +131,16 @@ func parseInt(getenv func(string) string, name string, min int, dst *int) error 
 	return nil
 }
 
+// Background is the configuration of the background pool: the same
+// database, at most BackgroundSize connections, none kept open when idle,
+// and BackgroundTimeout to wait for one.
+func (cfg PoolConfig) Background() PoolConfig {
+	b := cfg
+	b.Size, b.MaxOverflow = 0, cfg.BackgroundSize
+	b.Timeout = cfg.BackgroundTimeout
+	return b
+}
+
 // NewPool opens a pool for cfg. tracer (may be nil) sees every query, which
 // is how the monitor measures latency per sqlc query name.
 func NewPool(ctx context.Context, cfg PoolConfig, tracer pgx.QueryTracer) (*pgxpool.Pool, error) {
@@ -118,6 +153,13 @@ func NewPool(ctx context.Context, cfg PoolConfig, tracer pgx.QueryTracer) (*pgxp
 	pc.MaxConnLifetime = cfg.Recycle
 	pc.MaxConnIdleTime = cfg.OverflowIdle
 	pc.AfterConnect = pgxtypes.AfterConnect
+	if cfg.PgBouncer {
+		// Transaction pooling hands each transaction any server
+		// connection: a statement prepared on one is unknown on the next.
+		pc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+		pc.ConnConfig.StatementCacheCapacity = 0
+		pc.ConnConfig.DescriptionCacheCapacity = 0
+	}
 	if tracer != nil {
 		pc.ConnConfig.Tracer = tracer
 	}

@@ -96,6 +96,9 @@ func (a *API) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}
 		c.Set(userIDKey, key.UserID)
+		// The data layer keeps this user's reads consistent with this
+		// user's writes (read replicas); it learns who acts from here.
+		c.SetRequest(c.Request().WithContext(db.WithActor(ctx, key.UserID)))
 		return next(c)
 	}
 }

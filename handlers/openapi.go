@@ -159,8 +159,17 @@ func schemas() map[string]any {
 		"APIKey":      apiKey,
 		"CreatedUser": obj([]string{"user", "api_key"}, map[string]any{"user": ref("User"), "api_key": ref("APIKey")}),
 		"Health": obj([]string{"status", "latency_ms", "pool"}, map[string]any{
-			"status": map[string]any{"type": "string", "enum": []string{"ok", "unavailable"}}, "latency_ms": map[string]any{"type": "number"},
-			"error": map[string]any{"type": "string"}, "pool": map[string]any{"type": "object", "description": "pgxpool statistics"},
+			"status":     map[string]any{"type": "string", "enum": []string{"ok", "degraded", "unavailable"}, "description": "degraded: the primary answers but a read replica is out of rotation (reads fall back; still 200)"},
+			"latency_ms": map[string]any{"type": "number"},
+			"error":      map[string]any{"type": "string"}, "pool": map[string]any{"type": "object", "description": "pgxpool statistics of the primary's request pool"},
+			"replicas": map[string]any{"type": "array", "description": "present when DATABASE_REPLICA_URLS is set", "items": obj(
+				[]string{"name", "state", "in_rotation", "lag_bytes", "lag_seconds", "pool"}, map[string]any{
+					"name":        map[string]any{"type": "string"},
+					"state":       map[string]any{"type": "string", "enum": []string{"in_rotation", "lagging", "not_standby", "down", "unchecked"}},
+					"in_rotation": map[string]any{"type": "boolean"},
+					"lag_bytes":   map[string]any{"type": "integer"}, "lag_seconds": map[string]any{"type": "number"},
+					"pool": map[string]any{"type": "object", "description": "pgxpool statistics"},
+				})},
 		}),
 		"AnalyzeQuery":    obj([]string{"sql"}, map[string]any{"sql": map[string]any{"type": "string"}, "params": map[string]any{"type": "array"}, "analyze": map[string]any{"type": "boolean"}}),
 		"OptimizeQuery":   obj([]string{"sql"}, map[string]any{"sql": map[string]any{"type": "string"}}),

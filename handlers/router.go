@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/db/dbroute"
 )
 
 // Body limits. Bulk email import is the one route that takes large bodies:
@@ -30,7 +31,9 @@ type Deps struct {
 	Store db.Store
 	// Pool is read for /health/db and the pool metrics.
 	Pool *pgxpool.Pool
-	Log  *slog.Logger
+	// Router reports the read replicas in /health/db (nil: none).
+	Router *dbroute.Router
+	Log    *slog.Logger
 	// AdminKey authorises admin routes; empty disables them (403).
 	AdminKey string
 	// RequestTimeout bounds each request; its deadline reaches pgx through
@@ -128,7 +131,7 @@ func New(d Deps) *echo.Echo {
 	e.POST("/api/v1/users/:id/keys", a.createKey, admin...)
 	e.DELETE("/api/v1/keys/:id", a.revokeKey, admin...)
 
-	e.GET("/health/db", healthDB(d.Pool))
+	e.GET("/health/db", healthDB(d.Pool, d.Router))
 	e.GET("/metrics", echo.WrapHandler(metricsHandler(d.Registry)))
 	e.GET("/openapi.json", serveOpenAPI)
 	e.GET("/docs", serveDocs)

@@ -18,7 +18,7 @@ const usage = `replyrocket — cold-outreach API
 
 Usage:
   replyrocket serve [--migrate]            run the API (DATABASE_URL required)
-  replyrocket dev                          embedded PostgreSQL + demo data + API on :8080
+  replyrocket dev [--replicas N]           embedded PostgreSQL (+ N streaming replicas) + demo data + API on :8080
   replyrocket migrate up|down|status|redo  manage the schema
   replyrocket partitions ensure [--ahead N] | list | retain --older-than N [--drop]
   replyrocket users create --email E --name N
@@ -26,7 +26,9 @@ Usage:
 
 Environment: DATABASE_URL, APP_ENV (dev|prod), PORT, ADMIN_API_KEY,
 REQUEST_TIMEOUT, SHUTDOWN_TIMEOUT, TRUSTED_PROXIES, PARTITIONS_AHEAD, LOG_LEVEL,
-DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT, DB_POOL_RECYCLE, MONITOR_*.
+DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT, DB_POOL_RECYCLE, MONITOR_*,
+DATABASE_REPLICA_URLS, DB_REPLICA_POOL_SIZE, DB_REPLICA_MAX_LAG, DB_PGBOUNCER,
+DB_BACKGROUND_POOL_SIZE, DB_BACKGROUND_POOL_TIMEOUT.
 `
 
 // errUsage marks a command line mistake: usage is printed, exit code 2.

@@ -9,13 +9,16 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/replyrocket/replyrocket/db"
 	"github.com/replyrocket/replyrocket/db/dbcache"
+	"github.com/replyrocket/replyrocket/db/dbroute"
 	"github.com/replyrocket/replyrocket/handlers"
 	"github.com/replyrocket/replyrocket/internal/cache"
 	"github.com/replyrocket/replyrocket/internal/monitor"
@@ -25,14 +28,22 @@ import (
 
 // App is a wired server. Close releases what New opened, in reverse order.
 type App struct {
-	Config  Config
-	Log     *slog.Logger
-	Pool    *pgxpool.Pool
-	Store   db.Store
-	Cache   *cache.Cache
-	Router  *echo.Echo
-	monitor *monitor.Monitor
-	closers []func()
+	Config Config
+	Log    *slog.Logger
+	// Pool is the primary's pool, which requests use.
+	Pool *pgxpool.Pool
+	// Background is the primary's small pool for long-running work: the
+	// monitor, partition maintenance, seeding.
+	Background *pgxpool.Pool
+	// Replicas are the read replicas' pools (none without
+	// DATABASE_REPLICA_URLS); Router sends reads to them.
+	Replicas []*pgxpool.Pool
+	DBRouter *dbroute.Router
+	Store    db.Store
+	Cache    *cache.Cache
+	Router   *echo.Echo
+	monitor  *monitor.Monitor
+	closers  []func()
 }
 
 // New opens the pool and builds everything on it. The data flows one way:
@@ -49,9 +60,18 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	a.Pool = pool
 	a.closers = append(a.closers, pool.Close)
+	if a.Background, err = db.NewPool(ctx, cfg.Pool.Background(), nil); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("background pool: %w", err)
+	}
+	a.closers = append(a.closers, a.Background.Close)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := a.openReplicas(ctx, tracer, reg); err != nil {
+		a.Close()
+		return nil, err
+	}
 
 	c, err := dbcache.NewCache(cfg.Cache, reg, log)
 	if err != nil {
@@ -60,17 +80,23 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	a.Cache = c
 	a.closers = append(a.closers, func() { _ = c.Close() })
-	store, err := dbcache.New(db.NewStore(pool, cfg.Pool.Timeout), c)
+	var routing []db.StoreOption
+	if a.DBRouter.HasReplicas() {
+		routing = []db.StoreOption{db.RouteWith(a.DBRouter), db.AfterCommit(a.DBRouter.AfterCommit)}
+	}
+	store, err := dbcache.New(db.NewStore(pool, cfg.Pool.Timeout, routing...), c)
 	if err != nil {
 		a.Close()
 		return nil, err
 	}
 	a.Store = store
-	a.monitor = monitor.New(pool, cfg.Monitor, monitor.Sources{Tracer: tracer, Cache: c})
+	// The monitor's catalog queries and EXPLAINs are long-running work: they
+	// run on the background pool, and report the request pool's figures.
+	a.monitor = monitor.New(a.Background, cfg.Monitor, monitor.Sources{Tracer: tracer, Cache: c, Pool: pool})
 	a.closers = append(a.closers, a.monitor.Close)
 
 	a.Router = handlers.New(handlers.Deps{
-		Store: a.Store, Pool: pool, Log: log, AdminKey: cfg.AdminKey,
+		Store: a.Store, Pool: pool, Router: a.DBRouter, Log: log, AdminKey: cfg.AdminKey,
 		RequestTimeout: cfg.RequestTimeout, IPExtractor: cfg.IPExtractor(), Registry: reg,
 		APIMiddleware: []echo.MiddlewareFunc{handlers.CacheHeader()},
 		PublicRoutes:  []func(*echo.Echo){handlers.RegisterMonitorDashboard},
@@ -90,10 +116,81 @@ func (a *App) Close() {
 	a.closers = nil
 }
 
+// openReplicas opens a pool per replica (sized like the primary's unless
+// DB_REPLICA_POOL_SIZE says otherwise) and the router over them, and runs
+// the first health check: a replica that cannot be reached is logged and
+// kept out of rotation, never fatal.
+func (a *App) openReplicas(ctx context.Context, tracer pgx.QueryTracer, reg prometheus.Registerer) error {
+	for i, u := range a.Config.Replicas.ReplicaURLs {
+		rc := a.Config.Pool
+		rc.URL = u
+		if n := a.Config.Replicas.ReplicaPoolSize; n > 0 {
+			rc.Size = n
+		}
+		p, err := db.NewPool(ctx, rc, tracer)
+		if err != nil {
+			return fmt.Errorf("DATABASE_REPLICA_URLS entry %d: %w", i+1, err)
+		}
+		a.Replicas = append(a.Replicas, p)
+		a.closers = append(a.closers, p.Close)
+	}
+	opts := dbroute.Options{
+		Config: a.Config.Replicas, PoolTimeout: a.Config.Pool.Timeout, ReadOnly: ReadOnlyQueries(),
+		Log: a.Log, Registerer: reg,
+	}
+	if len(a.Replicas) > 0 {
+		var rdb *redis.Client
+		if u := a.Config.Cache.RedisURL; u != "" {
+			ro, err := redis.ParseURL(u)
+			if err != nil {
+				return errors.New("REDIS_URL: not a redis:// URL")
+			}
+			ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = markerRedisTimeout, markerRedisTimeout, markerRedisTimeout
+			rdb = redis.NewClient(ro)
+			a.closers = append(a.closers, func() { _ = rdb.Close() })
+		}
+		opts.Markers = dbroute.NewMarkers(dbroute.MarkerTTL(opts.MaxLag), rdb, a.Config.Cache.Namespace)
+	}
+	a.DBRouter = dbroute.New(a.Pool, a.Replicas, opts)
+	a.DBRouter.Start(ctx)
+	a.closers = append(a.closers, a.DBRouter.Close)
+	return nil
+}
+
+// primaryReads are reads kept on the primary on purpose. The API-key
+// lookup authorises every request: a key revoked by an admin (who is not
+// the key's user, so no read-your-writes marker applies) must stop working
+// at once, not after a replica's lag; and the cache, which serves nearly
+// every lookup, then reloads a revoked key from the primary too.
+var primaryReads = map[string]bool{"GetAPIKeyByHash": true}
+
+// markerRedisTimeout bounds a read-your-writes marker's Redis round trip;
+// past it the read goes to the primary.
+const markerRedisTimeout = 200 * time.Millisecond
+
+// ReadOnlyQueries are the sqlc queries a replica may serve: :one and :many
+// queries that read tables and write none, as the generator derived from
+// their SQL. A query that reads no table (a function call such as
+// ensure_email_partitions) stays on the primary: what it does is unknown.
+func ReadOnlyQueries() []string {
+	var out []string
+	for _, q := range dbcache.Queries {
+		if primaryReads[q.Name] {
+			continue
+		}
+		if (q.Kind == ":one" || q.Kind == ":many") && len(q.Writes) == 0 && len(q.Reads) > 0 {
+			out = append(out, q.Name)
+		}
+	}
+	return out
+}
+
 // EnsurePartitions creates this month's email partition and the configured
-// months ahead, so inserts never land in the DEFAULT partition.
+// months ahead, so inserts never land in the DEFAULT partition. It runs on
+// the background pool: maintenance never takes a request's connection.
 func (a *App) EnsurePartitions(ctx context.Context) error {
-	created, err := partitions.Ensure(ctx, a.Store, time.Now(), a.Config.PartitionsAhead)
+	bg := db.NewStore(a.Background, a.Config.Pool.BackgroundTimeout)
+	created, err := partitions.Ensure(ctx, bg, time.Now(), a.Config.PartitionsAhead)
 	if err != nil {
 		return fmt.Errorf("ensure email partitions: %w", err)
 	}

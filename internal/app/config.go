@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/db/dbroute"
 	"github.com/replyrocket/replyrocket/internal/cache"
 	"github.com/replyrocket/replyrocket/internal/monitor"
 )
@@ -35,14 +36,20 @@ type Config struct {
 	PartitionsAhead int
 	LogLevel        slog.Level
 	Pool            db.PoolConfig
-	Monitor         monitor.Config
-	Cache           cache.Config
+	// Replicas are the read replicas (DATABASE_REPLICA_URLS and friends).
+	Replicas dbroute.Config
+	Monitor  monitor.Config
+	Cache    cache.Config
 }
 
 // ConfigFromEnv reads the configuration through getenv (os.Getenv in
 // production). An invalid value is an error naming its variable.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	pool, err := db.PoolConfigFromEnv(getenv)
+	if err != nil {
+		return Config{}, err
+	}
+	replicas, err := dbroute.ConfigFromEnv(getenv)
 	if err != nil {
 		return Config{}, err
 	}
@@ -57,7 +64,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
 		Env: pool.Env, Port: 8080, AdminKey: getenv("ADMIN_API_KEY"),
 		RequestTimeout: 10 * time.Second, ShutdownTimeout: 20 * time.Second,
-		PartitionsAhead: 3, Pool: pool, Monitor: mon, Cache: cc,
+		PartitionsAhead: 3, Pool: pool, Replicas: replicas, Monitor: mon, Cache: cc,
 	}
 	if err := intVar(getenv, "PORT", 0, 65535, &c.Port); err != nil {
 		return Config{}, err

@@ -160,6 +160,10 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 type Sources struct {
 	Tracer *querystats.Tracer
 	Cache  CacheStats
+	// Pool is the application's request pool, whose figures the monitor
+	// reports; nil reports the monitor's own pool. The monitor's catalog
+	// queries run on its own (background) pool either way.
+	Pool *pgxpool.Pool
 }
 
 // Monitor answers the /db-monitor endpoints. Close stops its snapshot loop.

@@ -46,7 +46,11 @@ type PoolPoint struct {
 }
 
 func (m *Monitor) poolPoint(at time.Time) PoolPoint {
-	s := m.pool.Stat()
+	pool := m.pool
+	if m.src.Pool != nil {
+		pool = m.src.Pool
+	}
+	s := pool.Stat()
 	return PoolPoint{
 		At: at, TotalConns: s.TotalConns(), AcquiredConns: s.AcquiredConns(), IdleConns: s.IdleConns(),
 		ConstructingConns: s.ConstructingConns(), MaxConns: s.MaxConns(),
@@ -158,6 +162,8 @@ func (m *Monitor) Performance(ctx context.Context) (*Performance, error) {
 		{"duplicate_indexes", m.checkDuplicateIndexes},
 		{"sequences", m.checkSequences},
 		{"snapshots", m.checkSnapshots},
+		{"replication", m.checkReplication},
+		{"replication_slots", m.checkReplicationSlots},
 	}
 	for _, c := range checks {
 		res, err := c.run(ctx)
