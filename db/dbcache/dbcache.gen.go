@@ -109,8 +109,9 @@ func (t *txQuerier) CountUsers(ctx context.Context) (int64, error) { return t.in
 
 // CreateAPIKey writes api_keys; see bumpCreateAPIKey.
 func (s *Store) CreateAPIKey(ctx context.Context, arg db.CreateAPIKeyParams) (db.CreateAPIKeyRow, error) {
-	r, err := s.inner.CreateAPIKey(ctx, arg)
-	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpCreateAPIKey(ctx, s.inner, b, arg, r, err == nil) })
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.CreateAPIKey(wctx, arg)
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpCreateAPIKey(ctx, s.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
@@ -138,8 +139,9 @@ func bumpCreateAPIKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.
 
 // CreateCampaign writes campaigns; see bumpCreateCampaign.
 func (s *Store) CreateCampaign(ctx context.Context, arg db.CreateCampaignParams) (db.Campaign, error) {
-	r, err := s.inner.CreateCampaign(ctx, arg)
-	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpCreateCampaign(ctx, s.inner, b, arg, r, err == nil) })
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.CreateCampaign(wctx, arg)
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpCreateCampaign(ctx, s.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
@@ -167,8 +169,9 @@ func bumpCreateCampaign(ctx context.Context, q db.Querier, b *cache.Bumps, arg d
 
 // CreateUser writes users; see bumpCreateUser.
 func (s *Store) CreateUser(ctx context.Context, arg db.CreateUserParams) (db.User, error) {
-	r, err := s.inner.CreateUser(ctx, arg)
-	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpCreateUser(ctx, s.inner, b, arg, r, err == nil) })
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.CreateUser(wctx, arg)
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpCreateUser(ctx, s.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
@@ -192,8 +195,9 @@ func bumpCreateUser(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.Cr
 
 // DeleteCampaign writes campaigns, emails; see bumpDeleteCampaign.
 func (s *Store) DeleteCampaign(ctx context.Context, arg db.DeleteCampaignParams) (int64, error) {
-	r, err := s.inner.DeleteCampaign(ctx, arg)
-	s.afterWrite(ctx, r > 0, err, func(b *cache.Bumps) { bumpDeleteCampaign(ctx, s.inner, b, arg, err == nil) })
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.DeleteCampaign(wctx, arg)
+	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) { bumpDeleteCampaign(ctx, s.inner, b, arg, err == nil) })
 	return r, err
 }
 
@@ -384,8 +388,9 @@ func keyGetUserStatistics(b []byte, arg uuid.UUID) []byte {
 
 // InsertEmails writes emails; see bumpInsertEmails.
 func (s *Store) InsertEmails(ctx context.Context, arg []db.InsertEmailsParams) (int64, error) {
-	r, err := s.inner.InsertEmails(ctx, arg)
-	s.afterWrite(ctx, r > 0, err, func(b *cache.Bumps) { bumpInsertEmails(ctx, s.inner, b, arg, err == nil) })
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.InsertEmails(wctx, arg)
+	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) { bumpInsertEmails(ctx, s.inner, b, arg, err == nil) })
 	return r, err
 }
 
@@ -469,8 +474,9 @@ func keyListCampaignsWithStats(b []byte, arg db.ListCampaignsWithStatsParams) []
 
 // MarkEmailOpened writes emails; see bumpMarkEmailOpened.
 func (s *Store) MarkEmailOpened(ctx context.Context, arg db.MarkEmailOpenedParams) (db.Email, error) {
-	r, err := s.inner.MarkEmailOpened(ctx, arg)
-	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpMarkEmailOpened(ctx, s.inner, b, arg, r, err == nil) })
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.MarkEmailOpened(wctx, arg)
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpMarkEmailOpened(ctx, s.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
@@ -498,8 +504,9 @@ func bumpMarkEmailOpened(ctx context.Context, q db.Querier, b *cache.Bumps, arg 
 
 // MarkEmailReplied writes emails; see bumpMarkEmailReplied.
 func (s *Store) MarkEmailReplied(ctx context.Context, arg db.MarkEmailRepliedParams) (db.Email, error) {
-	r, err := s.inner.MarkEmailReplied(ctx, arg)
-	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpMarkEmailReplied(ctx, s.inner, b, arg, r, err == nil) })
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.MarkEmailReplied(wctx, arg)
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpMarkEmailReplied(ctx, s.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
@@ -527,8 +534,9 @@ func bumpMarkEmailReplied(ctx context.Context, q db.Querier, b *cache.Bumps, arg
 
 // RevokeAPIKey writes api_keys; see bumpRevokeAPIKey.
 func (s *Store) RevokeAPIKey(ctx context.Context, arg uuid.UUID) (db.RevokeAPIKeyRow, error) {
-	r, err := s.inner.RevokeAPIKey(ctx, arg)
-	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpRevokeAPIKey(ctx, s.inner, b, arg, r, err == nil) })
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.RevokeAPIKey(wctx, arg)
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpRevokeAPIKey(ctx, s.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
@@ -556,8 +564,9 @@ func bumpRevokeAPIKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg uui
 
 // TouchAPIKey writes api_keys; see bumpTouchAPIKey.
 func (s *Store) TouchAPIKey(ctx context.Context, arg uuid.UUID) (int64, error) {
-	r, err := s.inner.TouchAPIKey(ctx, arg)
-	s.afterWrite(ctx, r > 0, err, func(b *cache.Bumps) { bumpTouchAPIKey(ctx, s.inner, b, arg, err == nil) })
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.TouchAPIKey(wctx, arg)
+	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) { bumpTouchAPIKey(ctx, s.inner, b, arg, err == nil) })
 	return r, err
 }
 
@@ -581,8 +590,9 @@ func bumpTouchAPIKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg uuid
 
 // UpdateCampaign writes campaigns; see bumpUpdateCampaign.
 func (s *Store) UpdateCampaign(ctx context.Context, arg db.UpdateCampaignParams) (db.Campaign, error) {
-	r, err := s.inner.UpdateCampaign(ctx, arg)
-	s.afterWrite(ctx, true, err, func(b *cache.Bumps) { bumpUpdateCampaign(ctx, s.inner, b, arg, r, err == nil) })
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.UpdateCampaign(wctx, arg)
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpUpdateCampaign(ctx, s.inner, b, arg, r, err == nil) })
 	return r, err
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/db/dbroute"
 	"github.com/replyrocket/replyrocket/internal/cache"
 )
 
@@ -39,9 +40,23 @@ type Store struct {
 
 var _ db.Store = (*Store)(nil)
 
-// NewCache builds the cache for these queries' tables.
+// NewCache builds the cache for these queries' tables. Its loads after an
+// invalidation read a database that has replayed the invalidating write
+// (dbroute.WithMinLSN): with read replicas, an entry is never older than
+// the write that emptied its slot.
 func NewCache(cfg cache.Config, reg prometheus.Registerer, log *slog.Logger) (*cache.Cache, error) {
-	return cache.New(cfg, cache.Options{Tables: Tables, Versions: Versions, Scopes: Scopes, Registerer: reg, Logger: log})
+	return cache.New(cfg, cache.Options{
+		Tables: Tables, Versions: Versions, Scopes: Scopes, Registerer: reg, Logger: log,
+		LoadFloor: func(ctx context.Context, lsn uint64) context.Context {
+			return dbroute.WithMinLSN(ctx, dbroute.LSN(lsn))
+		},
+	})
+}
+
+// trackWrites gives a write a context through which the routed store
+// reports its commit position (zero without replicas).
+func trackWrites(ctx context.Context) (context.Context, *dbroute.Writes) {
+	return dbroute.TrackWrites(ctx)
 }
 
 // New wraps inner. c must come from NewCache (it must know every table).
@@ -68,7 +83,7 @@ func (s *Store) InvalidateTable(ctx context.Context, table string) error {
 // statement was rejected (and so rolled back). Any other error may hide a
 // committed write (a connection lost after COMMIT), so it invalidates —
 // with the values RETURNING would have given replaced by scope-wide bumps.
-func (s *Store) afterWrite(ctx context.Context, changed bool, err error, bump func(*cache.Bumps)) {
+func (s *Store) afterWrite(ctx context.Context, w *dbroute.Writes, changed bool, err error, bump func(*cache.Bumps)) {
 	if err == nil && !changed {
 		return
 	}
@@ -79,6 +94,7 @@ func (s *Store) afterWrite(ctx context.Context, changed bool, err error, bump fu
 	}
 	b := s.c.NewBumps()
 	bump(b)
+	b.SetLSN(uint64(w.LSN()))
 	s.c.Apply(ctx, b)
 }
 
@@ -89,7 +105,8 @@ func (s *Store) afterWrite(ctx context.Context, changed bool, err error, bump fu
 func (s *Store) InTx(ctx context.Context, opts db.TxOptions, fn func(db.Querier) error) error {
 	var last *txQuerier
 	var fnOK bool
-	err := s.inner.InTx(ctx, opts, func(q db.Querier) error {
+	tctx, w := trackWrites(ctx)
+	err := s.inner.InTx(tctx, opts, func(q db.Querier) error {
 		t := &txQuerier{inner: q, q: &s.q, bumps: s.c.NewBumps()}
 		last = t
 		ferr := fn(t)
@@ -104,6 +121,7 @@ func (s *Store) InTx(ctx context.Context, opts db.TxOptions, fn func(db.Querier)
 	if err == nil || fnOK {
 		last.mu.Lock()
 		defer last.mu.Unlock()
+		last.bumps.SetLSN(uint64(w.LSN()))
 		s.c.Apply(ctx, last.bumps)
 	}
 	return err

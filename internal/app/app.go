@@ -73,7 +73,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 
-	c, err := dbcache.NewCache(cfg.Cache, reg, log)
+	cacheCfg := cfg.Cache
+	if len(cfg.Replicas.ReplicaURLs) > 0 {
+		// After a resync with Redis, loads read the primary until any
+		// replica in rotation has replayed the writes whose positions this
+		// instance missed.
+		cacheCfg.ResyncFloor = cfg.Replicas.MaxLag
+	}
+	c, err := dbcache.NewCache(cacheCfg, reg, log)
 	if err != nil {
 		a.Close()
 		return nil, fmt.Errorf("cache: %w", err)

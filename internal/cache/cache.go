@@ -54,6 +54,10 @@ type Options struct {
 	Versions []string
 	// Scopes are the scopes with hashed slots (dbcache.Scopes).
 	Scopes []Scope
+	// LoadFloor, when set, returns the context a load runs with so that it
+	// reads a database that has replayed WAL position lsn (read replicas:
+	// dbroute.WithMinLSN); the maximum uint64 means the primary.
+	LoadFloor func(ctx context.Context, lsn uint64) context.Context
 	// Registerer receives the cache's Prometheus metrics; nil registers
 	// nowhere.
 	Registerer prometheus.Registerer
@@ -74,6 +78,15 @@ type Cache struct {
 	scopeList   []*scopeInfo
 	tableScopes map[string][]*scopeInfo
 	vers        []atomic.Uint64
+	// slotLSN is, per slot, the highest WAL position of the writes that
+	// bumped it: a load of a read depending on the slot runs on a database
+	// that has replayed it (Options.LoadFloor), so an entry stored after an
+	// invalidation is never older than the write that caused it, whatever
+	// replica served the load. floorUntil (unix nanos) sends every load to
+	// the primary for a while after a resync, when positions were missed.
+	slotLSN    []atomic.Uint64
+	floorUntil atomic.Int64
+	loadFloor  func(ctx context.Context, lsn uint64) context.Context
 	// epoch names the life of the version counters: it changes when Redis
 	// lost them (restart) or this instance lost track of them (Redis
 	// unreachable), which invalidates every entry at once.
@@ -138,6 +151,7 @@ func New(cfg Config, opts Options) (*Cache, error) {
 	if err := c.layout(opts); err != nil {
 		return nil, err
 	}
+	c.loadFloor = opts.LoadFloor
 	rist, err := ristretto.NewCache(&ristretto.Config[string, any]{
 		// Ristretto wants ten counters per expected entry; entries are
 		// rarely below 100 bytes.
@@ -214,6 +228,7 @@ func (c *Cache) layout(opts Options) error {
 		c.tableScopes[s.Table] = append(c.tableScopes[s.Table], si)
 	}
 	c.vers = make([]atomic.Uint64, next)
+	c.slotLSN = make([]atomic.Uint64, next)
 	return nil
 }
 
@@ -304,7 +319,7 @@ func (c *Cache) Apply(ctx context.Context, b *Bumps) {
 	if b == nil || b.Empty() {
 		return
 	}
-	c.bump(ctx, b.slots())
+	c.bump(ctx, b.slots(), b.lsn)
 }
 
 // Clear removes this application's cached entries: L1 entirely, and in
@@ -349,9 +364,16 @@ func (c *Cache) Clear(ctx context.Context) (removed int64, err error) {
 }
 
 // bump invalidates the tables at idx.
-func (c *Cache) bump(ctx context.Context, idx []int) {
+func (c *Cache) bump(ctx context.Context, idx []int, lsn uint64) {
 	if len(idx) == 0 {
 		return
+	}
+	// The floors first: a load that captures a bumped version must also
+	// see the position of the write that bumped it.
+	if lsn > 0 {
+		for _, i := range idx {
+			storeMax(&c.slotLSN[i], lsn)
+		}
 	}
 	if c.rdb == nil {
 		for _, i := range idx {
@@ -359,7 +381,7 @@ func (c *Cache) bump(ctx context.Context, idx []int) {
 		}
 		return
 	}
-	c.bumpRedis(ctx, idx)
+	c.bumpRedis(ctx, idx, lsn)
 }
 
 // localEpoch is an epoch no Redis epoch can equal (top bit set), used while

@@ -31,6 +31,12 @@ type Config struct {
 	// slow or dead Redis costs a request at most this long before the cache
 	// fails open (CACHE_REDIS_TIMEOUT, milliseconds).
 	RedisTimeout time.Duration
+	// ResyncFloor is how long after a resync with Redis every load reads
+	// the primary: bumps missed meanwhile carried write positions this
+	// instance never learnt. Set to the replicas' maximum lag when there
+	// are replicas (a replica further behind is out of rotation); zero
+	// without replicas. Not read from the environment.
+	ResyncFloor time.Duration
 	// LoadTimeout bounds a database load shared by concurrent callers: it
 	// runs detached from the first caller's context so that caller leaving
 	// does not fail the others (CACHE_LOAD_TIMEOUT, seconds).

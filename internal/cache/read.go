@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -98,6 +99,7 @@ type version struct {
 	epoch  uint64
 	slots  []int32
 	stamps []uint64
+	floor  uint64 // WAL position the load must see (not stored with entries)
 }
 
 // slots lists the version slots a read with these arguments depends on.
@@ -116,6 +118,16 @@ func (c *Cache) capture(slots []int32) version {
 	v := version{epoch: c.epoch.Load(), slots: slots, stamps: make([]uint64, len(slots))}
 	for k, i := range slots {
 		v.stamps[k] = c.vers[i].Load()
+	}
+	// After the stamps: a bump raises its slots' floors before their
+	// versions.
+	if c.loadFloor != nil {
+		for _, i := range slots {
+			v.floor = max(v.floor, c.slotLSN[i].Load())
+		}
+		if time.Now().UnixNano() < c.floorUntil.Load() {
+			v.floor = math.MaxUint64
+		}
 	}
 	return v
 }
@@ -277,6 +289,9 @@ func loader[T any](ctx context.Context, q *Query, k string, ver version, codec *
 	return func() (any, error) {
 		lctx, cancel := context.WithTimeout(ctx, q.c.cfg.LoadTimeout)
 		defer cancel()
+		if ver.floor > 0 {
+			lctx = q.c.loadFloor(lctx, ver.floor)
+		}
 		start := time.Now()
 		val, err := load(lctx)
 		d := time.Since(start)

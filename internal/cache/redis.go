@@ -22,7 +22,10 @@ import (
 // atomically with reading the epoch: a caller whose epoch differs learns
 // that Redis lost the counters and must resynchronise. The epoch is created
 // on first use (KEYS[1]); KEYS[2] is the versions hash; ARGV are the
-// candidate epoch, the channel and the slot names.
+// candidate epoch, the channel, the write's WAL position and the slot
+// names. The message is "epoch @lsn <position> <slot> <version> …": the
+// position travels first, so a receiver raises the slots' load floors
+// before their versions.
 var bumpScript = redis.NewScript(`
 local e = redis.call('GET', KEYS[1])
 if not e then
@@ -30,10 +33,10 @@ if not e then
   redis.call('SET', KEYS[1], e)
 end
 local out = {e}
-local msg = {e}
-for i = 3, #ARGV do
+local msg = {e, '@lsn', ARGV[3]}
+for i = 4, #ARGV do
   local n = redis.call('HINCRBY', KEYS[2], ARGV[i], 1)
-  out[i-1] = n
+  out[i-2] = n
   msg[#msg+1] = ARGV[i]
   msg[#msg+1] = n
 end
@@ -88,7 +91,7 @@ func (c *Cache) startRedis() error {
 // bumpRedis increments the tables' Redis versions and mirrors the results
 // locally before returning, so this instance never serves an entry older
 // than a write it acknowledged. When Redis fails the cache fails open.
-func (c *Cache) bumpRedis(ctx context.Context, idx []int) {
+func (c *Cache) bumpRedis(ctx context.Context, idx []int, lsn uint64) {
 	// Checking health under the lock matters: a resync in progress has
 	// already bumped the pending tables and is about to declare the cache
 	// healthy, so a table added to pending now would miss that resync
@@ -103,7 +106,7 @@ func (c *Cache) bumpRedis(ctx context.Context, idx []int) {
 	// The caller leaving must not skip the bump: its write committed.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.RedisTimeout)
 	defer cancel()
-	epoch, vals, err := c.runBump(ctx, idx)
+	epoch, vals, err := c.runBump(ctx, idx, lsn)
 	if err != nil {
 		c.failOpen(idx, fmt.Errorf("bump versions: %w", err))
 		return
@@ -119,10 +122,10 @@ func (c *Cache) bumpRedis(ctx context.Context, idx []int) {
 	}
 }
 
-func (c *Cache) runBump(ctx context.Context, idx []int) (uint64, []uint64, error) {
+func (c *Cache) runBump(ctx context.Context, idx []int, lsn uint64) (uint64, []uint64, error) {
 	keys := []string{c.keys.epoch, c.keys.vers}
-	args := make([]any, 0, len(idx)+2)
-	args = append(args, strconv.FormatUint(redisEpochCandidate(), 10), c.keys.channel)
+	args := make([]any, 0, len(idx)+3)
+	args = append(args, strconv.FormatUint(redisEpochCandidate(), 10), c.keys.channel, strconv.FormatUint(lsn, 10))
 	for _, i := range idx {
 		args = append(args, c.slotName(i))
 	}
@@ -325,7 +328,9 @@ func (c *Cache) sync(ctx context.Context) error {
 	}
 	c.pendingMu.Unlock()
 	if len(idx) > 0 {
-		if _, _, err := c.runBump(ctx, idx); err != nil {
+		// Their writes' positions are lost: the floor after the resync
+		// (resyncFloor) covers them.
+		if _, _, err := c.runBump(ctx, idx, 0); err != nil {
 			return fmt.Errorf("bump pending tables: %w", err)
 		}
 		c.pendingMu.Lock()
@@ -343,6 +348,10 @@ func (c *Cache) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Bumps missed while out of touch carried WAL positions this instance
+	// never saw: until the replicas have certainly replayed them, loads
+	// read the primary.
+	c.floorUntil.Store(time.Now().Add(c.cfg.ResyncFloor).UnixNano())
 	c.epoch.Store(epoch)
 	for i := range c.vers {
 		c.vers[i].Store(vals[i])
@@ -376,6 +385,18 @@ func (c *Cache) apply(payload string) bool {
 		return !c.healthy.Load()
 	}
 	for k := 1; k+1 < len(f); k += 2 {
+		if f[k] == "@lsn" {
+			if lsn, err := strconv.ParseUint(f[k+1], 10, 64); err == nil {
+				// Raised before any version of the message: a load that
+				// sees a new version also sees its floor.
+				for j := k + 2; j+1 < len(f); j += 2 {
+					if i, ok := c.slotIndex(f[j]); ok {
+						storeMax(&c.slotLSN[i], lsn)
+					}
+				}
+			}
+			continue
+		}
 		i, ok := c.slotIndex(f[k])
 		if !ok {
 			// Another deploy may know tables this one does not.

@@ -126,7 +126,12 @@ type Bumps struct {
 	c      *Cache
 	named  map[int]struct{}
 	scopes map[*scopeInfo]*scopeBumps
+	lsn    uint64
 }
+
+// SetLSN records the WAL position of the write (0: unknown or no
+// replicas); the highest of several is kept.
+func (b *Bumps) SetLSN(lsn uint64) { b.lsn = max(b.lsn, lsn) }
 
 type scopeBumps struct {
 	wide   bool
@@ -212,6 +217,7 @@ func (b *Bumps) scope(name string) *scopeBumps {
 // Merge adds other's invalidations to b (a transaction collects each
 // statement's).
 func (b *Bumps) Merge(other *Bumps) {
+	b.SetLSN(other.lsn)
 	for i := range other.named {
 		b.named[i] = struct{}{}
 	}

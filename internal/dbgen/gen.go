@@ -429,16 +429,18 @@ func (g *gen) method(m method) error {
 		g.p("// %s writes %s; see bump%s.", m.Name, strings.Join(m.Writes, ", "), m.Name)
 		g.p("func (s *Store) %s(%s) %s {", m.Name, params, res)
 		changed := "true"
+		wcall := strings.Replace(call, "ctx", "wctx", 1)
+		g.p("wctx, w := trackWrites(ctx)")
 		switch {
 		case m.result == nil:
-			g.p("err := s.inner.%s(%s)", m.Name, call)
+			g.p("err := s.inner.%s(%s)", m.Name, wcall)
 		default:
-			g.p("r, err := s.inner.%s(%s)", m.Name, call)
+			g.p("r, err := s.inner.%s(%s)", m.Name, wcall)
 			if m.Kind == ":execrows" || m.Kind == ":copyfrom" {
 				changed = "r > 0"
 			}
 		}
-		g.p("s.afterWrite(ctx, %s, err, func(b *cache.Bumps) { bump%s(ctx, s.inner, %s) })", changed, m.Name, bumpArgs)
+		g.p("s.afterWrite(ctx, w, %s, err, func(b *cache.Bumps) { bump%s(ctx, s.inner, %s) })", changed, m.Name, bumpArgs)
 		if m.result == nil {
 			g.p("return err")
 		} else {
