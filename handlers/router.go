@@ -51,15 +51,36 @@ type Deps struct {
 	PublicRoutes []func(e *echo.Echo)
 	// Now is the clock (tests pin it); nil is time.Now.
 	Now func() time.Time
+	// BodyDrainBytes is how much of a body over the limit is read before the
+	// 413 goes out (see drainRejectedBody); zero is DefaultBodyDrainBytes,
+	// negative drains nothing.
+	BodyDrainBytes int64
+	// UnknownKeyTTL is how long an unknown key's hash is remembered (zero:
+	// DefaultUnknownKeyTTL; negative: not at all).
+	UnknownKeyTTL time.Duration
+	// AuthFailuresPerMinute is each client address's budget of failed
+	// authentications (zero: DefaultAuthFailuresPerMinute; negative: none).
+	AuthFailuresPerMinute int
 }
+
+// Defaults of the bad-key defences.
+const (
+	DefaultUnknownKeyTTL         = 30 * time.Second
+	DefaultAuthFailuresPerMinute = 30
+	// maxUnknownKeys and maxAuthAddrs bound the memory of both.
+	maxUnknownKeys = 100_000
+	maxAuthAddrs   = 100_000
+)
 
 // API holds the handlers' dependencies.
 type API struct {
-	store    db.Store
-	log      *slog.Logger
-	now      func() time.Time
-	touched  touchLimiter
-	adminKey adminKey
+	store       db.Store
+	log         *slog.Logger
+	now         func() time.Time
+	touched     touchLimiter
+	adminKey    adminKey
+	unknownKeys *unknownKeys
+	authFails   *failedAuth
 }
 
 // New builds the router.
@@ -79,7 +100,17 @@ func New(d Deps) *echo.Echo {
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
-	a := &API{store: d.Store, log: d.Log, now: d.Now, adminKey: newAdminKey(d.AdminKey)}
+	if d.UnknownKeyTTL == 0 {
+		d.UnknownKeyTTL = DefaultUnknownKeyTTL
+	}
+	if d.AuthFailuresPerMinute == 0 {
+		d.AuthFailuresPerMinute = DefaultAuthFailuresPerMinute
+	}
+	a := &API{
+		store: d.Store, log: d.Log, now: d.Now, adminKey: newAdminKey(d.AdminKey),
+		unknownKeys: newUnknownKeys(d.UnknownKeyTTL, maxUnknownKeys),
+		authFails:   newFailedAuth(d.AuthFailuresPerMinute, maxAuthAddrs),
+	}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -95,6 +126,10 @@ func New(d Deps) *echo.Echo {
 	// Pre runs before routing, so even a 404 for an unknown path gets an id.
 	e.Pre(requestID())
 	e.Use(accessLog(d.Log, metrics), recoverPanics(d.Log))
+	if d.BodyDrainBytes == 0 {
+		d.BodyDrainBytes = DefaultBodyDrainBytes
+	}
+	e.Use(drainRejectedBody(d.BodyDrainBytes))
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
 		Limit:   DefaultBodyLimit,
 		Skipper: func(c echo.Context) bool { return c.Path() == bulkEmailsPath && c.Request().Method == http.MethodPost },

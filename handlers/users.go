@@ -48,6 +48,7 @@ func (a *API) createUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	a.unknownKeys.forget(apikey.Hash(k.Plain))
 	return c.JSON(http.StatusCreated, createdUserJSON{User: toUser(u), APIKey: toIssued(k)})
 }
 
@@ -75,6 +76,7 @@ func (a *API) createKey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	a.unknownKeys.forget(apikey.Hash(k.Plain))
 	return c.JSON(http.StatusCreated, toIssued(k))
 }
 

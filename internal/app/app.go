@@ -72,14 +72,24 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	a.Router = handlers.New(handlers.Deps{
 		Store: a.Store, Pool: pool, Log: log, AdminKey: cfg.AdminKey,
 		RequestTimeout: cfg.RequestTimeout, IPExtractor: cfg.IPExtractor(), Registry: reg,
-		APIMiddleware: []echo.MiddlewareFunc{handlers.CacheHeader()},
-		PublicRoutes:  []func(*echo.Echo){handlers.RegisterMonitorDashboard},
+		BodyDrainBytes: drainBytes(cfg.HTTP.BodyDrainBytes),
+		APIMiddleware:  []echo.MiddlewareFunc{handlers.CacheHeader()},
+		PublicRoutes:   []func(*echo.Echo){handlers.RegisterMonitorDashboard},
 		AdminRoutes: []func(*echo.Group){
 			func(g *echo.Group) { handlers.RegisterMonitorRoutes(g, a.monitor) },
 			func(g *echo.Group) { handlers.RegisterCacheRoutes(g, c) },
 		},
 	})
 	return a, nil
+}
+
+// drainBytes maps HTTP_BODY_DRAIN_BYTES=0 (drain nothing) onto the router's
+// "negative: none", its zero being the default.
+func drainBytes(n int64) int64 {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // Close releases the monitor and the pool.
@@ -128,9 +138,11 @@ func (a *App) maintainPartitions(ctx context.Context, every time.Duration) {
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           a.Router,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    a.Config.HTTP.MaxHeaderBytes,
+		ReadHeaderTimeout: a.Config.HTTP.ReadHeaderTimeout,
+		ReadTimeout:       a.Config.HTTP.ReadTimeout,
+		WriteTimeout:      a.Config.HTTP.WriteTimeout,
+		IdleTimeout:       a.Config.HTTP.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
