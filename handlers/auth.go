@@ -107,6 +107,7 @@ func (a *API) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		c.Set(userIDKey, key.UserID)
 		c.Set(apiKeyIDKey, key.ID)
+		c.Set(keyLimitKey, key.RateLimitPerMinute)
 		return next(c)
 	}
 }

@@ -6,6 +6,7 @@ package handlers
 import (
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/internal/ratelimit"
 )
 
 // Body limits. Bulk email import is the one route that takes large bodies:
@@ -61,6 +63,12 @@ type Deps struct {
 	// AuthFailuresPerMinute is each client address's budget of failed
 	// authentications (zero: DefaultAuthFailuresPerMinute; negative: none).
 	AuthFailuresPerMinute int
+	// RateLimiter enforces the per-key and admin budgets; nil: no limits.
+	RateLimiter *ratelimit.Limiter
+	// KeyRateLimit is a key's default budget (a key's own
+	// rate_limit_per_minute overrides its rate); AdminRateLimit is the
+	// admin routes' budget.
+	KeyRateLimit, AdminRateLimit ratelimit.Limit
 }
 
 // Defaults of the bad-key defences.
@@ -81,6 +89,7 @@ type API struct {
 	adminKey    adminKey
 	unknownKeys *unknownKeys
 	authFails   *failedAuth
+	limits      *rateLimits
 }
 
 // New builds the router.
@@ -110,6 +119,9 @@ func New(d Deps) *echo.Echo {
 		store: d.Store, log: d.Log, now: d.Now, adminKey: newAdminKey(d.AdminKey),
 		unknownKeys: newUnknownKeys(d.UnknownKeyTTL, maxUnknownKeys),
 		authFails:   newFailedAuth(d.AuthFailuresPerMinute, maxAuthAddrs),
+	}
+	if d.RateLimiter != nil {
+		a.limits = &rateLimits{lim: d.RateLimiter, key: d.KeyRateLimit, admin: d.AdminRateLimit}
 	}
 
 	e := echo.New()
@@ -141,26 +153,31 @@ func New(d Deps) *echo.Echo {
 		ErrorHandler: func(err error, _ echo.Context) error { return err },
 	}))
 
-	user := append([]echo.MiddlewareFunc{a.requireUser}, d.APIMiddleware...)
-	admin := append([]echo.MiddlewareFunc{a.requireAdmin}, d.APIMiddleware...)
+	user := append([]echo.MiddlewareFunc{a.requireUser, a.limitKey}, d.APIMiddleware...)
+	admin := append([]echo.MiddlewareFunc{a.requireAdmin, a.limitAdmin}, d.APIMiddleware...)
+	// POSTs take an Idempotency-Key; its transaction wraps the handler, so
+	// it runs after authentication, limits and cache reporting.
+	userPost := slices.Concat(user, []echo.MiddlewareFunc{a.idempotent(func(c echo.Context) string { return "user:" + userID(c).String() })})
+	adminPost := slices.Concat(admin, []echo.MiddlewareFunc{a.idempotent(func(echo.Context) string { return "admin" })})
 
 	e.GET("/api/v1/me", a.getMe, user...)
 	e.GET("/api/v1/me/statistics", a.getMyStatistics, user...)
 	e.GET("/api/v1/campaigns", a.listCampaigns, user...)
-	e.POST("/api/v1/campaigns", a.createCampaign, user...)
+	e.POST("/api/v1/campaigns", a.createCampaign, userPost...)
 	e.GET("/api/v1/campaigns/:id", a.getCampaign, user...)
 	e.PATCH("/api/v1/campaigns/:id", a.updateCampaign, user...)
 	e.DELETE("/api/v1/campaigns/:id", a.deleteCampaign, user...)
 	e.GET("/api/v1/campaigns/:id/summary", a.getCampaignSummary, user...)
 	e.GET("/api/v1/campaigns/:id/daily-stats", a.getCampaignDailyStats, user...)
 	e.GET("/api/v1/campaigns/:id/emails", a.listCampaignEmails, user...)
-	e.POST(bulkEmailsPath, a.bulkInsertEmails, append([]echo.MiddlewareFunc{middleware.BodyLimit(BulkBodyLimit)}, user...)...)
+	e.POST(bulkEmailsPath, a.bulkInsertEmails, append([]echo.MiddlewareFunc{middleware.BodyLimit(BulkBodyLimit)}, userPost...)...)
 	e.GET("/api/v1/emails/:id", a.getEmail, user...)
-	e.POST("/api/v1/emails/:id/opened", a.markOpened, user...)
-	e.POST("/api/v1/emails/:id/replied", a.markReplied, user...)
+	e.POST("/api/v1/emails/:id/opened", a.markOpened, userPost...)
+	e.POST("/api/v1/emails/:id/replied", a.markReplied, userPost...)
 
-	e.POST("/api/v1/users", a.createUser, admin...)
-	e.POST("/api/v1/users/:id/keys", a.createKey, admin...)
+	e.POST("/api/v1/users", a.createUser, adminPost...)
+	e.POST("/api/v1/users/:id/keys", a.createKey, adminPost...)
+	e.PATCH("/api/v1/keys/:id", a.updateKey, admin...)
 	e.DELETE("/api/v1/keys/:id", a.revokeKey, admin...)
 
 	e.GET("/health/db", healthDB(d.Pool))
@@ -172,7 +189,7 @@ func New(d Deps) *echo.Echo {
 		register(e)
 	}
 	if len(d.AdminRoutes) > 0 {
-		g := e.Group("/db-monitor", a.requireAdmin)
+		g := e.Group("/db-monitor", a.requireAdmin, a.limitAdmin)
 		for _, register := range d.AdminRoutes {
 			register(g)
 		}

@@ -12,26 +12,28 @@ import (
 )
 
 // Tables are every table the queries read or write.
-var Tables = []string{"api_keys", "campaigns", "emails", "users"}
+var Tables = []string{"api_keys", "campaigns", "emails", "idempotency_keys", "users"}
 
 // Versions are the version slots: one per table, and table#column for
 // each of its columns.
-var Versions = []string{"api_keys", "api_keys#created_at", "api_keys#id", "api_keys#key_hash", "api_keys#last_used_at", "api_keys#name", "api_keys#prefix", "api_keys#revoked_at", "api_keys#user_id", "campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id", "emails", "emails#body", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject", "users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at"}
+var Versions = []string{"api_keys", "api_keys#created_at", "api_keys#id", "api_keys#key_hash", "api_keys#last_used_at", "api_keys#name", "api_keys#prefix", "api_keys#rate_limit_per_minute", "api_keys#revoked_at", "api_keys#user_id", "campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id", "emails", "emails#body", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject", "idempotency_keys", "idempotency_keys#content_type", "idempotency_keys#created_at", "idempotency_keys#key", "idempotency_keys#location", "idempotency_keys#method", "idempotency_keys#owner", "idempotency_keys#path", "idempotency_keys#request_hash", "idempotency_keys#response", "idempotency_keys#status", "users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at"}
 
 // Queries describe every query: what it reads and writes, and its cache
 // settings (zero TTL: not cached).
 var Queries = []QueryInfo{
+	{Name: "ClaimIdempotencyKey", Kind: ":execrows", Reads: nil, Writes: []string{"idempotency_keys"}, ReadVersions: nil, WriteVersions: []string{"idempotency_keys"}, TTL: 0, SWR: 0},
 	{Name: "CountUsers", Kind: ":one", Reads: []string{"users"}, Writes: nil, ReadVersions: []string{"users"}, WriteVersions: nil, TTL: 0, SWR: 0},
 	{Name: "CreateAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, ReadVersions: nil, WriteVersions: []string{"api_keys"}, TTL: 0, SWR: 0},
 	{Name: "CreateCampaign", Kind: ":one", Reads: nil, Writes: []string{"campaigns"}, ReadVersions: nil, WriteVersions: []string{"campaigns"}, TTL: 0, SWR: 0},
 	{Name: "CreateUser", Kind: ":one", Reads: nil, Writes: []string{"users"}, ReadVersions: nil, WriteVersions: []string{"users"}, TTL: 0, SWR: 0},
 	{Name: "DeleteCampaign", Kind: ":execrows", Reads: nil, Writes: []string{"campaigns", "emails"}, ReadVersions: nil, WriteVersions: []string{"campaigns", "emails"}, TTL: 0, SWR: 0},
 	{Name: "EnsureEmailPartitions", Kind: ":many", Reads: nil, Writes: nil, ReadVersions: nil, WriteVersions: nil, TTL: 0, SWR: 0},
-	{Name: "GetAPIKeyByHash", Kind: ":one", Reads: []string{"api_keys", "users"}, Writes: nil, ReadVersions: []string{"api_keys", "api_keys#id", "api_keys#key_hash", "api_keys#revoked_at", "api_keys#user_id", "users", "users#id", "users#is_active"}, WriteVersions: nil, TTL: 1 * time.Minute, SWR: 0},
+	{Name: "GetAPIKeyByHash", Kind: ":one", Reads: []string{"api_keys", "users"}, Writes: nil, ReadVersions: []string{"api_keys", "api_keys#id", "api_keys#key_hash", "api_keys#rate_limit_per_minute", "api_keys#revoked_at", "api_keys#user_id", "users", "users#id", "users#is_active"}, WriteVersions: nil, TTL: 1 * time.Minute, SWR: 0},
 	{Name: "GetCampaign", Kind: ":one", Reads: []string{"campaigns"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id"}, WriteVersions: nil, TTL: 1 * time.Minute, SWR: 0},
 	{Name: "GetCampaignDailyCounts", Kind: ":many", Reads: []string{"emails"}, Writes: nil, ReadVersions: []string{"emails", "emails#campaign_id", "emails#created_at"}, WriteVersions: nil, TTL: 10 * time.Minute, SWR: 0},
 	{Name: "GetCampaignSummary", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#campaign_id", "emails#id", "emails#is_opened", "emails#is_replied"}, WriteVersions: nil, TTL: 10 * time.Minute, SWR: 0},
 	{Name: "GetEmail", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#body", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject"}, WriteVersions: nil, TTL: 1 * time.Minute, SWR: 0},
+	{Name: "GetIdempotencyKey", Kind: ":one", Reads: []string{"idempotency_keys"}, Writes: nil, ReadVersions: []string{"idempotency_keys", "idempotency_keys#content_type", "idempotency_keys#created_at", "idempotency_keys#key", "idempotency_keys#location", "idempotency_keys#method", "idempotency_keys#owner", "idempotency_keys#path", "idempotency_keys#request_hash", "idempotency_keys#response", "idempotency_keys#status"}, WriteVersions: nil, TTL: 0, SWR: 0},
 	{Name: "GetUser", Kind: ":one", Reads: []string{"users"}, Writes: nil, ReadVersions: []string{"users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at"}, WriteVersions: nil, TTL: 5 * time.Minute, SWR: 0},
 	{Name: "GetUserByEmail", Kind: ":one", Reads: []string{"users"}, Writes: nil, ReadVersions: []string{"users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at"}, WriteVersions: nil, TTL: 0, SWR: 0},
 	{Name: "GetUserStatistics", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#campaign_id", "emails#id", "emails#is_opened", "emails#is_replied"}, WriteVersions: nil, TTL: 5 * time.Minute, SWR: 0},
@@ -40,7 +42,10 @@ var Queries = []QueryInfo{
 	{Name: "ListCampaigns", Kind: ":many", Reads: []string{"campaigns"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id"}, WriteVersions: nil, TTL: 0, SWR: 0},
 	{Name: "MarkEmailOpened", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, ReadVersions: nil, WriteVersions: []string{"emails#is_opened", "emails#opened_at"}, TTL: 0, SWR: 0},
 	{Name: "MarkEmailReplied", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, ReadVersions: nil, WriteVersions: []string{"emails#is_replied", "emails#replied_at"}, TTL: 0, SWR: 0},
+	{Name: "PurgeIdempotencyKeys", Kind: ":execrows", Reads: nil, Writes: []string{"idempotency_keys"}, ReadVersions: nil, WriteVersions: []string{"idempotency_keys"}, TTL: 0, SWR: 0},
 	{Name: "RevokeAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, ReadVersions: nil, WriteVersions: []string{"api_keys#revoked_at"}, TTL: 0, SWR: 0},
+	{Name: "SaveIdempotentResponse", Kind: ":exec", Reads: nil, Writes: []string{"idempotency_keys"}, ReadVersions: nil, WriteVersions: []string{"idempotency_keys#content_type", "idempotency_keys#location", "idempotency_keys#response", "idempotency_keys#status"}, TTL: 0, SWR: 0},
+	{Name: "SetAPIKeyRateLimit", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, ReadVersions: nil, WriteVersions: []string{"api_keys#rate_limit_per_minute"}, TTL: 0, SWR: 0},
 	{Name: "TouchAPIKey", Kind: ":execrows", Reads: nil, Writes: []string{"api_keys"}, ReadVersions: nil, WriteVersions: []string{"api_keys#last_used_at"}, TTL: 0, SWR: 0},
 	{Name: "UpdateCampaign", Kind: ":one", Reads: nil, Writes: []string{"campaigns"}, ReadVersions: nil, WriteVersions: []string{"campaigns#name", "campaigns#status", "campaigns#updated_at"}, TTL: 0, SWR: 0},
 }
@@ -58,7 +63,7 @@ type queries struct {
 
 func (q *queries) register(c *cache.Cache) error {
 	var err error
-	if q.GetAPIKeyByHash, err = c.Register(cache.QuerySpec{Name: "GetAPIKeyByHash", Hash: "382fb9aec6ac586a", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"api_keys", "api_keys#id", "api_keys#key_hash", "api_keys#revoked_at", "api_keys#user_id", "users", "users#id", "users#is_active"}}); err != nil {
+	if q.GetAPIKeyByHash, err = c.Register(cache.QuerySpec{Name: "GetAPIKeyByHash", Hash: "230af7b8b0444c86", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"api_keys", "api_keys#id", "api_keys#key_hash", "api_keys#rate_limit_per_minute", "api_keys#revoked_at", "api_keys#user_id", "users", "users#id", "users#is_active"}}); err != nil {
 		return err
 	}
 	if q.GetCampaign, err = c.Register(cache.QuerySpec{Name: "GetCampaign", Hash: "f7c692981999ce68", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id"}}); err != nil {
@@ -80,6 +85,18 @@ func (q *queries) register(c *cache.Cache) error {
 		return err
 	}
 	return nil
+}
+
+// ClaimIdempotencyKey reads no table and writes idempotency_keys.
+func (s *Store) ClaimIdempotencyKey(ctx context.Context, arg db.ClaimIdempotencyKeyParams) (int64, error) {
+	r, err := s.inner.ClaimIdempotencyKey(ctx, arg)
+	s.afterWrite(ctx, r > 0, err, "idempotency_keys")
+	return r, err
+}
+
+func (t *txQuerier) ClaimIdempotencyKey(ctx context.Context, arg db.ClaimIdempotencyKeyParams) (int64, error) {
+	t.wrote("idempotency_keys")
+	return t.inner.ClaimIdempotencyKey(ctx, arg)
 }
 
 // CountUsers reads users and writes no table. Not cached.
@@ -144,7 +161,7 @@ func (t *txQuerier) EnsureEmailPartitions(ctx context.Context, arg db.EnsureEmai
 	return t.inner.EnsureEmailPartitions(ctx, arg)
 }
 
-// GetAPIKeyByHash reads api_keys, api_keys#id, api_keys#key_hash, api_keys#revoked_at, api_keys#user_id, users, users#id, users#is_active and writes no table. Cached for 1m0s.
+// GetAPIKeyByHash reads api_keys, api_keys#id, api_keys#key_hash, api_keys#rate_limit_per_minute, api_keys#revoked_at, api_keys#user_id, users, users#id, users#is_active and writes no table. Cached for 1m0s.
 func (s *Store) GetAPIKeyByHash(ctx context.Context, arg []byte) (db.GetAPIKeyByHashRow, error) {
 	var buf [128]byte
 	key := keyGetAPIKeyByHash(append(buf[:0], s.q.GetAPIKeyByHash.Prefix()...), arg)
@@ -236,6 +253,15 @@ func keyGetEmail(b []byte, arg db.GetEmailParams) []byte {
 	b = append(b, arg.ID[:]...)
 	b = append(b, arg.UserID[:]...)
 	return b
+}
+
+// GetIdempotencyKey reads idempotency_keys, idempotency_keys#content_type, idempotency_keys#created_at, idempotency_keys#key, idempotency_keys#location, idempotency_keys#method, idempotency_keys#owner, idempotency_keys#path, idempotency_keys#request_hash, idempotency_keys#response, idempotency_keys#status and writes no table. Not cached.
+func (s *Store) GetIdempotencyKey(ctx context.Context, arg db.GetIdempotencyKeyParams) (db.IdempotencyKey, error) {
+	return s.inner.GetIdempotencyKey(ctx, arg)
+}
+
+func (t *txQuerier) GetIdempotencyKey(ctx context.Context, arg db.GetIdempotencyKeyParams) (db.IdempotencyKey, error) {
+	return t.inner.GetIdempotencyKey(ctx, arg)
 }
 
 // GetUser reads users, users#created_at, users#email, users#id, users#is_active, users#name, users#updated_at and writes no table. Cached for 5m0s.
@@ -335,6 +361,18 @@ func (t *txQuerier) MarkEmailReplied(ctx context.Context, arg db.MarkEmailReplie
 	return t.inner.MarkEmailReplied(ctx, arg)
 }
 
+// PurgeIdempotencyKeys reads no table and writes idempotency_keys.
+func (s *Store) PurgeIdempotencyKeys(ctx context.Context, arg time.Time) (int64, error) {
+	r, err := s.inner.PurgeIdempotencyKeys(ctx, arg)
+	s.afterWrite(ctx, r > 0, err, "idempotency_keys")
+	return r, err
+}
+
+func (t *txQuerier) PurgeIdempotencyKeys(ctx context.Context, arg time.Time) (int64, error) {
+	t.wrote("idempotency_keys")
+	return t.inner.PurgeIdempotencyKeys(ctx, arg)
+}
+
 // RevokeAPIKey reads no table and writes api_keys#revoked_at.
 func (s *Store) RevokeAPIKey(ctx context.Context, arg uuid.UUID) (db.RevokeAPIKeyRow, error) {
 	r, err := s.inner.RevokeAPIKey(ctx, arg)
@@ -345,6 +383,30 @@ func (s *Store) RevokeAPIKey(ctx context.Context, arg uuid.UUID) (db.RevokeAPIKe
 func (t *txQuerier) RevokeAPIKey(ctx context.Context, arg uuid.UUID) (db.RevokeAPIKeyRow, error) {
 	t.wrote("api_keys#revoked_at")
 	return t.inner.RevokeAPIKey(ctx, arg)
+}
+
+// SaveIdempotentResponse reads no table and writes idempotency_keys#content_type, idempotency_keys#location, idempotency_keys#response, idempotency_keys#status.
+func (s *Store) SaveIdempotentResponse(ctx context.Context, arg db.SaveIdempotentResponseParams) error {
+	err := s.inner.SaveIdempotentResponse(ctx, arg)
+	s.afterWrite(ctx, true, err, "idempotency_keys#content_type", "idempotency_keys#location", "idempotency_keys#response", "idempotency_keys#status")
+	return err
+}
+
+func (t *txQuerier) SaveIdempotentResponse(ctx context.Context, arg db.SaveIdempotentResponseParams) error {
+	t.wrote("idempotency_keys#content_type", "idempotency_keys#location", "idempotency_keys#response", "idempotency_keys#status")
+	return t.inner.SaveIdempotentResponse(ctx, arg)
+}
+
+// SetAPIKeyRateLimit reads no table and writes api_keys#rate_limit_per_minute.
+func (s *Store) SetAPIKeyRateLimit(ctx context.Context, arg db.SetAPIKeyRateLimitParams) (db.SetAPIKeyRateLimitRow, error) {
+	r, err := s.inner.SetAPIKeyRateLimit(ctx, arg)
+	s.afterWrite(ctx, true, err, "api_keys#rate_limit_per_minute")
+	return r, err
+}
+
+func (t *txQuerier) SetAPIKeyRateLimit(ctx context.Context, arg db.SetAPIKeyRateLimitParams) (db.SetAPIKeyRateLimitRow, error) {
+	t.wrote("api_keys#rate_limit_per_minute")
+	return t.inner.SetAPIKeyRateLimit(ctx, arg)
 }
 
 // TouchAPIKey reads no table and writes api_keys#last_used_at.
@@ -371,17 +433,36 @@ func (t *txQuerier) UpdateCampaign(ctx context.Context, arg db.UpdateCampaignPar
 	return t.inner.UpdateCampaign(ctx, arg)
 }
 
-var codecGetAPIKeyByHashRow = cache.Codec[db.GetAPIKeyByHashRow]{Encode: encGetAPIKeyByHashRow, Decode: decGetAPIKeyByHashRow, Clone: nil}
+var codecGetAPIKeyByHashRow = cache.Codec[db.GetAPIKeyByHashRow]{Encode: encGetAPIKeyByHashRow, Decode: decGetAPIKeyByHashRow, Clone: cloneGetAPIKeyByHashRow}
 
 func encGetAPIKeyByHashRow(b []byte, v db.GetAPIKeyByHashRow) []byte {
 	b = append(b, v.ID[:]...)
 	b = append(b, v.UserID[:]...)
+	if v.RateLimitPerMinute == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = cache.AppendInt64(b, int64((*v.RateLimitPerMinute)))
+	}
 	return b
 }
 
 func decGetAPIKeyByHashRow(d *cache.Decoder) (v db.GetAPIKeyByHashRow) {
 	d.Fixed(v.ID[:])
 	d.Fixed(v.UserID[:])
+	if d.Bool() {
+		p1 := new(int32)
+		(*p1) = int32(d.Int64())
+		v.RateLimitPerMinute = p1
+	}
+	return v
+}
+
+func cloneGetAPIKeyByHashRow(v db.GetAPIKeyByHashRow) db.GetAPIKeyByHashRow {
+	if v.RateLimitPerMinute != nil {
+		p2 := *v.RateLimitPerMinute
+		v.RateLimitPerMinute = &p2
+	}
 	return v
 }
 
@@ -411,19 +492,19 @@ var codecGetCampaignDailyCountsRowSlice = cache.Codec[[]db.GetCampaignDailyCount
 
 func encGetCampaignDailyCountsRowSlice(b []byte, v []db.GetCampaignDailyCountsRow) []byte {
 	b = cache.AppendLen(b, len(v), v == nil)
-	for _, e1 := range v {
-		b = cache.AppendTime(b, e1.Day)
-		b = cache.AppendInt64(b, int64(e1.Count))
+	for _, e3 := range v {
+		b = cache.AppendTime(b, e3.Day)
+		b = cache.AppendInt64(b, int64(e3.Count))
 	}
 	return b
 }
 
 func decGetCampaignDailyCountsRowSlice(d *cache.Decoder) (v []db.GetCampaignDailyCountsRow) {
-	if n2 := d.Len(); n2 >= 0 {
-		v = make([]db.GetCampaignDailyCountsRow, n2)
-		for i3 := range v {
-			v[i3].Day = d.Time()
-			v[i3].Count = int64(d.Int64())
+	if n4 := d.Len(); n4 >= 0 {
+		v = make([]db.GetCampaignDailyCountsRow, n4)
+		for i5 := range v {
+			v[i5].Day = d.Time()
+			v[i5].Count = int64(d.Int64())
 		}
 	}
 	return v
@@ -431,9 +512,9 @@ func decGetCampaignDailyCountsRowSlice(d *cache.Decoder) (v []db.GetCampaignDail
 
 func cloneGetCampaignDailyCountsRowSlice(v []db.GetCampaignDailyCountsRow) []db.GetCampaignDailyCountsRow {
 	if v != nil {
-		s4 := make([]db.GetCampaignDailyCountsRow, len(v))
-		copy(s4, v)
-		v = s4
+		s6 := make([]db.GetCampaignDailyCountsRow, len(v))
+		copy(s6, v)
+		v = s6
 	}
 	return v
 }
@@ -495,21 +576,21 @@ func decEmail(d *cache.Decoder) (v db.Email) {
 	v.Body = string(d.String())
 	v.Status = string(d.String())
 	if d.Bool() {
-		p6 := new(time.Time)
-		(*p6) = d.Time()
-		v.SentAt = p6
+		p8 := new(time.Time)
+		(*p8) = d.Time()
+		v.SentAt = p8
 	}
 	v.IsOpened = bool(d.Bool())
 	if d.Bool() {
-		p7 := new(time.Time)
-		(*p7) = d.Time()
-		v.OpenedAt = p7
+		p9 := new(time.Time)
+		(*p9) = d.Time()
+		v.OpenedAt = p9
 	}
 	v.IsReplied = bool(d.Bool())
 	if d.Bool() {
-		p8 := new(time.Time)
-		(*p8) = d.Time()
-		v.RepliedAt = p8
+		p10 := new(time.Time)
+		(*p10) = d.Time()
+		v.RepliedAt = p10
 	}
 	v.CreatedAt = d.Time()
 	return v
@@ -517,16 +598,16 @@ func decEmail(d *cache.Decoder) (v db.Email) {
 
 func cloneEmail(v db.Email) db.Email {
 	if v.SentAt != nil {
-		p9 := *v.SentAt
-		v.SentAt = &p9
+		p11 := *v.SentAt
+		v.SentAt = &p11
 	}
 	if v.OpenedAt != nil {
-		p10 := *v.OpenedAt
-		v.OpenedAt = &p10
+		p12 := *v.OpenedAt
+		v.OpenedAt = &p12
 	}
 	if v.RepliedAt != nil {
-		p11 := *v.RepliedAt
-		v.RepliedAt = &p11
+		p13 := *v.RepliedAt
+		v.RepliedAt = &p13
 	}
 	return v
 }
