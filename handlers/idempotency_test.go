@@ -177,7 +177,9 @@ func TestIdempotencyClientGoneThenRetry(t *testing.T) {
 	release := holdCampaigns(t, e)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	go func() { done <- e.idemCtx(ctx, "POST", "/api/v1/campaigns", key, "gone", map[string]any{"name": "Gone"}).Code }()
+	go func() {
+		done <- e.idemCtx(ctx, "POST", "/api/v1/campaigns", key, "gone", map[string]any{"name": "Gone"}).Code
+	}()
 	e.waitForLockWaiters(1)
 	cancel()
 	if code := <-done; code != statusClientClosed {
