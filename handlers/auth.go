@@ -81,20 +81,20 @@ func (a *API) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		token, ok := bearer(c)
 		if !ok {
-			return a.authFailed(c, now, "Send your API key as Authorization: Bearer <key>.")
+			return a.authFailed(c, now, "missing", "Send your API key as Authorization: Bearer <key>.")
 		}
 		if !apikey.Plausible(token) {
-			return a.authFailed(c, now, "The API key is not valid.")
+			return a.authFailed(c, now, "malformed", "The API key is not valid.")
 		}
 		hash := apikey.Hash(token)
 		if a.unknownKeys.known(hash, now) {
-			return a.authFailed(c, now, "The API key is unknown or revoked.")
+			return a.authFailed(c, now, "unknown_cached", "The API key is unknown or revoked.")
 		}
 		ctx := c.Request().Context()
 		key, err := a.store.GetAPIKeyByHash(ctx, hash[:])
 		if errors.Is(err, db.ErrNotFound) {
 			a.unknownKeys.remember(hash, now)
-			return a.authFailed(c, now, "The API key is unknown or revoked.")
+			return a.authFailed(c, now, "unknown", "The API key is unknown or revoked.")
 		}
 		if err != nil {
 			return err
@@ -121,6 +121,7 @@ func (a *API) authBudget(c echo.Context, now time.Time) error {
 	if !blocked {
 		return nil
 	}
+	a.authFailures.WithLabelValues("blocked").Inc()
 	p := newProblem(http.StatusTooManyRequests, "too-many-auth-failures", "Too many failed authentications",
 		"This address sent too many invalid keys; wait for Retry-After seconds before trying again.")
 	p.retryAfter = ceilSeconds(wait)
@@ -128,7 +129,10 @@ func (a *API) authBudget(c echo.Context, now time.Time) error {
 }
 
 // authFailed charges a failure to the client's address and answers 401.
-func (a *API) authFailed(c echo.Context, now time.Time, detail string) error {
+// reason labels the metric: missing, malformed, unknown (a database
+// lookup), unknown_cached (answered by the negative cache), admin.
+func (a *API) authFailed(c echo.Context, now time.Time, reason, detail string) error {
+	a.authFailures.WithLabelValues(reason).Inc()
 	a.authFails.failed(c.RealIP(), now)
 	return unauthorized(detail)
 }
@@ -169,11 +173,11 @@ func (a *API) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		token, ok := bearer(c)
 		if !ok {
-			return a.authFailed(c, now, "Send the admin key as Authorization: Bearer <ADMIN_API_KEY>.")
+			return a.authFailed(c, now, "missing", "Send the admin key as Authorization: Bearer <ADMIN_API_KEY>.")
 		}
 		got := sha256.Sum256([]byte(token))
 		if subtle.ConstantTimeCompare(got[:], a.adminKey.hash[:]) != 1 {
-			return a.authFailed(c, now, "The admin key is not valid.")
+			return a.authFailed(c, now, "admin", "The admin key is not valid.")
 		}
 		return next(c)
 	}

@@ -90,6 +90,9 @@ type API struct {
 	unknownKeys *unknownKeys
 	authFails   *failedAuth
 	limits      *rateLimits
+	// authFailures counts refused authentications by reason ("blocked":
+	// the address spent its budget).
+	authFailures *prometheus.CounterVec
 }
 
 // New builds the router.
@@ -120,6 +123,11 @@ func New(d Deps) *echo.Echo {
 		unknownKeys: newUnknownKeys(d.UnknownKeyTTL, maxUnknownKeys),
 		authFails:   newFailedAuth(d.AuthFailuresPerMinute, maxAuthAddrs),
 	}
+	a.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "replyrocket_auth_failures_total",
+		Help: "Refused authentications by reason: missing, malformed, unknown, unknown_cached (no database lookup), admin, blocked (429: the address spent its budget).",
+	}, []string{"reason"})
+	d.Registry.MustRegister(a.authFailures)
 	if d.RateLimiter != nil {
 		a.limits = &rateLimits{lim: d.RateLimiter, key: d.KeyRateLimit, admin: d.AdminRateLimit}
 	}

@@ -110,3 +110,25 @@ func TestHardeningConfig(t *testing.T) {
 		}
 	}
 }
+
+// Stored Idempotency-Key responses older than IDEMPOTENCY_TTL are purged;
+// younger ones stay.
+func TestPurgeIdempotencyKeys(t *testing.T) {
+	t.Parallel()
+	a := newApp(t, map[string]string{"IDEMPOTENCY_TTL": "1h"})
+	ctx := context.Background()
+	_, err := a.Pool.Exec(ctx, `INSERT INTO idempotency_keys (owner, key, method, path, request_hash, status, created_at) VALUES
+		('admin', 'old', 'POST', '/x', decode(repeat('00', 32), 'hex'), 201, now() - interval '2 hours'),
+		('admin', 'new', 'POST', '/x', decode(repeat('00', 32), 'hex'), 201, now() - interval '30 minutes')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := a.PurgeIdempotencyKeys(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("purged %d, %v; want 1", n, err)
+	}
+	var left string
+	if err := a.Pool.QueryRow(ctx, "SELECT string_agg(key, ',') FROM idempotency_keys").Scan(&left); err != nil || left != "new" {
+		t.Fatalf("left %q, %v", left, err)
+	}
+}
