@@ -6,11 +6,16 @@ package db
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
 
 type Querier interface {
+	// Claims an Idempotency-Key for a request: 1 row when this request is the
+	// first, 0 when the key exists. A concurrent claim of the same key waits
+	// here until the first transaction ends.
+	ClaimIdempotencyKey(ctx context.Context, arg ClaimIdempotencyKeyParams) (int64, error)
 	CountUsers(ctx context.Context) (int64, error)
 	CreateAPIKey(ctx context.Context, arg CreateAPIKeyParams) (CreateAPIKeyRow, error)
 	CreateCampaign(ctx context.Context, arg CreateCampaignParams) (Campaign, error)
@@ -23,6 +28,8 @@ type Querier interface {
 	// last_used_at on purpose: the cache invalidates a read when a column it
 	// references is written, and TouchAPIKey writes that column for some key
 	// every minute, which would empty the cache of every key's lookup.
+	// rate_limit_per_minute rides along: the key's own budget, whose change
+	// invalidates this read.
 	GetAPIKeyByHash(ctx context.Context, keyHash []byte) (GetAPIKeyByHashRow, error)
 	GetCampaign(ctx context.Context, arg GetCampaignParams) (Campaign, error)
 	// Days are UTC days. The time range prunes the scan to the partitions of the
@@ -34,6 +41,7 @@ type Querier interface {
 	// The created_at = uuid7_time(id) predicate prunes the scan to the one
 	// partition of the id's month; the join scopes the row to its owner.
 	GetEmail(ctx context.Context, arg GetEmailParams) (Email, error)
+	GetIdempotencyKey(ctx context.Context, arg GetIdempotencyKeyParams) (IdempotencyKey, error)
 	GetUser(ctx context.Context, id uuid.UUID) (User, error)
 	GetUserByEmail(ctx context.Context, email string) (User, error)
 	GetUserStatistics(ctx context.Context, userID uuid.UUID) (GetUserStatisticsRow, error)
@@ -64,8 +72,12 @@ type Querier interface {
 	MarkEmailOpened(ctx context.Context, arg MarkEmailOpenedParams) (Email, error)
 	// First reply wins, as for opens.
 	MarkEmailReplied(ctx context.Context, arg MarkEmailRepliedParams) (Email, error)
+	PurgeIdempotencyKeys(ctx context.Context, before time.Time) (int64, error)
 	// Revoking twice keeps the first revocation time.
 	RevokeAPIKey(ctx context.Context, id uuid.UUID) (RevokeAPIKeyRow, error)
+	SaveIdempotentResponse(ctx context.Context, arg SaveIdempotentResponseParams) error
+	// NULL restores the server's default budget.
+	SetAPIKeyRateLimit(ctx context.Context, arg SetAPIKeyRateLimitParams) (SetAPIKeyRateLimitRow, error)
 	// Writes at most once a minute per key, so authenticating a busy client
 	// does not turn every request into a write.
 	TouchAPIKey(ctx context.Context, id uuid.UUID) (int64, error)

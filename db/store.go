@@ -103,7 +103,7 @@ func (s *PgStore) runTx(ctx context.Context, opts TxOptions, fn func(Querier) er
 	}
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: opts.Isolation, AccessMode: access})
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return fmt.Errorf("begin: %w", lostIfClosed(ctx, conn, err))
 	}
 	// The rollback must run even when ctx is what failed the work.
 	rollback := func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }
@@ -115,10 +115,13 @@ func (s *PgStore) runTx(ctx context.Context, opts TxOptions, fn func(Querier) er
 	}()
 	if err := fn(New(classified{inner: tx})); err != nil {
 		rollback()
-		return err
+		return lostIfClosed(ctx, conn, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		// The outcome of a COMMIT whose connection died is unknown: the
+		// caller gets ErrUnavailable and retries (safely, with an
+		// Idempotency-Key).
+		return fmt.Errorf("commit: %w", lostIfClosed(ctx, conn, err))
 	}
 	if s.afterCommit != nil && !opts.ReadOnly {
 		s.afterCommit(ctx, conn.Conn())

@@ -87,7 +87,7 @@ func (a *API) createCampaign(c echo.Context) error {
 	if in.Status != nil {
 		status = *in.Status
 	}
-	camp, err := db.CreateCampaignWithEmails(c.Request().Context(), a.store, db.CreateCampaignWithEmailsParams{
+	camp, err := db.CreateCampaignWithEmails(c.Request().Context(), a.db(c), db.CreateCampaignWithEmailsParams{
 		Campaign: db.CreateCampaignParams{UserID: userID(c), Name: in.Name, Status: status},
 		Emails:   emails,
 	})
@@ -105,7 +105,7 @@ func (a *API) ownCampaign(c echo.Context) (db.Campaign, error) {
 	if err != nil {
 		return db.Campaign{}, err
 	}
-	camp, err := a.store.GetCampaign(c.Request().Context(), db.GetCampaignParams{ID: id, UserID: userID(c)})
+	camp, err := a.db(c).GetCampaign(c.Request().Context(), db.GetCampaignParams{ID: id, UserID: userID(c)})
 	if errors.Is(err, db.ErrNotFound) {
 		return db.Campaign{}, notFound("campaign")
 	}
@@ -139,7 +139,7 @@ func (a *API) listCampaigns(c echo.Context) error {
 	default:
 		return validationFailed([]FieldError{{Field: "include", Message: "must be stats or absent"}})
 	}
-	rows, err := a.store.ListCampaigns(c.Request().Context(), db.ListCampaignsParams{
+	rows, err := a.db(c).ListCampaigns(c.Request().Context(), db.ListCampaignsParams{
 		UserID: userID(c), BeforeCreatedAt: cur.At, BeforeID: cur.ID, PageSize: int32(limit + 1),
 	})
 	if err != nil {
@@ -189,7 +189,7 @@ func (a *API) updateCampaign(c echo.Context) error {
 	if len(errs) > 0 {
 		return validationFailed(errs)
 	}
-	camp, err := a.store.UpdateCampaign(c.Request().Context(), db.UpdateCampaignParams{
+	camp, err := a.db(c).UpdateCampaign(c.Request().Context(), db.UpdateCampaignParams{
 		Name: in.Name, Status: in.Status, ID: id, UserID: userID(c),
 	})
 	if errors.Is(err, db.ErrNotFound) {
@@ -206,7 +206,7 @@ func (a *API) deleteCampaign(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	n, err := a.store.DeleteCampaign(c.Request().Context(), db.DeleteCampaignParams{ID: id, UserID: userID(c)})
+	n, err := a.db(c).DeleteCampaign(c.Request().Context(), db.DeleteCampaignParams{ID: id, UserID: userID(c)})
 	if err != nil {
 		return err
 	}
@@ -221,7 +221,7 @@ func (a *API) getCampaignSummary(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s, err := a.store.GetCampaignSummary(c.Request().Context(), db.GetCampaignSummaryParams{CampaignID: id, UserID: userID(c)})
+	s, err := a.db(c).GetCampaignSummary(c.Request().Context(), db.GetCampaignSummaryParams{CampaignID: id, UserID: userID(c)})
 	if errors.Is(err, db.ErrNotFound) {
 		return notFound("campaign")
 	}
@@ -246,7 +246,7 @@ func (a *API) getCampaignDailyStats(c echo.Context) error {
 	now := a.now().UTC()
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	since, until := today.AddDate(0, 0, -(days-1)), today.AddDate(0, 0, 1)
-	rows, err := a.store.GetCampaignDailyCounts(c.Request().Context(), db.GetCampaignDailyCountsParams{
+	rows, err := a.db(c).GetCampaignDailyCounts(c.Request().Context(), db.GetCampaignDailyCountsParams{
 		CampaignID: camp.ID, Since: since, Until: until,
 	})
 	if err != nil {
@@ -265,7 +265,7 @@ func (a *API) getCampaignDailyStats(c echo.Context) error {
 }
 
 func (a *API) getMyStatistics(c echo.Context) error {
-	s, err := a.store.GetUserStatistics(c.Request().Context(), userID(c))
+	s, err := a.db(c).GetUserStatistics(c.Request().Context(), userID(c))
 	if err != nil {
 		return err
 	}
@@ -273,7 +273,7 @@ func (a *API) getMyStatistics(c echo.Context) error {
 }
 
 func (a *API) getMe(c echo.Context) error {
-	u, err := a.store.GetUser(c.Request().Context(), userID(c))
+	u, err := a.db(c).GetUser(c.Request().Context(), userID(c))
 	if err != nil {
 		return err
 	}

@@ -85,6 +85,8 @@ type apiKeyJSON struct {
 	Key       string     `json:"key,omitempty"`
 	CreatedAt time.Time  `json:"created_at"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	// RateLimitPerMinute is the key's own budget; absent: the default.
+	RateLimitPerMinute *int32 `json:"rate_limit_per_minute,omitempty"`
 }
 
 type summaryJSON struct {

@@ -41,13 +41,14 @@ var (
 	pLimit   = oaParam{name: "limit", in: "query", desc: "Page size.", schema: map[string]any{"type": "integer", "minimum": 1, "maximum": 100, "default": 20}}
 	pCursor  = oaParam{name: "cursor", in: "query", desc: "Opaque cursor: the next_cursor of the previous page.", schema: map[string]any{"type": "string"}}
 	pDays    = oaParam{name: "days", in: "query", desc: "How many UTC days, today included.", schema: map[string]any{"type": "integer", "minimum": 1, "maximum": 366, "default": 30}}
+	pIdem    = oaParam{name: "Idempotency-Key", in: "header", desc: "Makes retries safe: a retry with the same key and request gets the stored response (Idempotent-Replayed: true) and writes nothing; the same key with another request gets 422. Kept 24 h (IDEMPOTENCY_TTL).", schema: map[string]any{"type": "string", "minLength": 1, "maxLength": 255}}
 	pTable   = oaParam{name: "table_name", in: "path", desc: "A table in the current schema.", schema: map[string]any{"type": "string"}, required: true}
 )
 
 // Errors every authenticated route can answer besides its own.
 var (
-	userErrors  = []int{401, 503, 504}
-	adminErrors = []int{401, 403, 503, 504}
+	userErrors  = []int{401, 429, 503, 504}
+	adminErrors = []int{401, 403, 429, 503, 504}
 )
 
 func routesDoc() []oaRoute {
@@ -55,19 +56,20 @@ func routesDoc() []oaRoute {
 		{method: "GET", path: "/api/v1/me", summary: "The caller's user", tag: "users", auth: "user", ok: 200, okSchema: "User"},
 		{method: "GET", path: "/api/v1/me/statistics", summary: "The caller's totals across campaigns", tag: "statistics", auth: "user", ok: 200, okSchema: "Statistics"},
 		{method: "GET", path: "/api/v1/campaigns", summary: "List campaigns, newest first (keyset pages); include=stats adds each one's figures", tag: "campaigns", auth: "user", params: []oaParam{pLimit, pCursor, pInclude}, ok: 200, okSchema: "CampaignPage", errors: []int{400}},
-		{method: "POST", path: "/api/v1/campaigns", summary: "Create a campaign, optionally with its first emails, in one transaction", tag: "campaigns", auth: "user", body: "CreateCampaign", bodyNote: "At most 1 MiB and 10 000 emails.", ok: 201, okSchema: "Campaign", errors: []int{400, 413, 415}},
+		{method: "POST", path: "/api/v1/campaigns", summary: "Create a campaign, optionally with its first emails, in one transaction", tag: "campaigns", auth: "user", params: []oaParam{pIdem}, body: "CreateCampaign", bodyNote: "At most 1 MiB and 10 000 emails.", ok: 201, okSchema: "Campaign", errors: []int{422, 400, 413, 415}},
 		{method: "GET", path: "/api/v1/campaigns/{id}", summary: "Get a campaign", tag: "campaigns", auth: "user", params: []oaParam{pID}, ok: 200, okSchema: "Campaign", errors: []int{400, 404}},
 		{method: "PATCH", path: "/api/v1/campaigns/{id}", summary: "Rename a campaign and/or change its status", tag: "campaigns", auth: "user", params: []oaParam{pID}, body: "UpdateCampaign", ok: 200, okSchema: "Campaign", errors: []int{400, 404, 413, 415}},
 		{method: "DELETE", path: "/api/v1/campaigns/{id}", summary: "Delete a campaign and its emails", tag: "campaigns", auth: "user", params: []oaParam{pID}, ok: 204, errors: []int{400, 404}},
 		{method: "GET", path: "/api/v1/campaigns/{id}/summary", summary: "Totals and rates of a campaign", tag: "statistics", auth: "user", params: []oaParam{pID}, ok: 200, okSchema: "Summary", errors: []int{400, 404}},
 		{method: "GET", path: "/api/v1/campaigns/{id}/daily-stats", summary: "Emails created per UTC day; days without emails count 0", tag: "statistics", auth: "user", params: []oaParam{pID, pDays}, ok: 200, okSchema: "DailyStats", errors: []int{400, 404}},
 		{method: "GET", path: "/api/v1/campaigns/{id}/emails", summary: "List a campaign's emails, oldest first (keyset pages; bodies left out)", tag: "emails", auth: "user", params: []oaParam{pID, pLimit, pCursor}, ok: 200, okSchema: "EmailPage", errors: []int{400, 404}},
-		{method: "POST", path: "/api/v1/campaigns/{id}/emails", summary: "Add emails to a campaign in bulk (COPY)", tag: "emails", auth: "user", params: []oaParam{pID}, body: "BulkEmails", bodyNote: "This route accepts bodies up to 16 MiB (others: 1 MiB) and 1 to 10 000 emails.", ok: 201, okSchema: "Inserted", errors: []int{400, 404, 413, 415}},
+		{method: "POST", path: "/api/v1/campaigns/{id}/emails", summary: "Add emails to a campaign in bulk (COPY)", tag: "emails", auth: "user", params: []oaParam{pID, pIdem}, body: "BulkEmails", bodyNote: "This route accepts bodies up to 16 MiB (others: 1 MiB) and 1 to 10 000 emails.", ok: 201, okSchema: "Inserted", errors: []int{422, 400, 404, 413, 415}},
 		{method: "GET", path: "/api/v1/emails/{id}", summary: "Get an email with its body", tag: "emails", auth: "user", params: []oaParam{pID}, ok: 200, okSchema: "Email", errors: []int{400, 404}},
-		{method: "POST", path: "/api/v1/emails/{id}/opened", summary: "Record an open (idempotent: the first stamps opened_at)", tag: "emails", auth: "user", params: []oaParam{pID}, ok: 200, okSchema: "Email", errors: []int{400, 404}},
-		{method: "POST", path: "/api/v1/emails/{id}/replied", summary: "Record a reply (idempotent: the first stamps replied_at)", tag: "emails", auth: "user", params: []oaParam{pID}, ok: 200, okSchema: "Email", errors: []int{400, 404}},
-		{method: "POST", path: "/api/v1/users", summary: "Create a user and its first API key (shown once)", tag: "admin", auth: "admin", body: "CreateUser", ok: 201, okSchema: "CreatedUser", errors: []int{400, 409, 413, 415}},
-		{method: "POST", path: "/api/v1/users/{id}/keys", summary: "Mint another API key for a user (shown once)", tag: "admin", auth: "admin", params: []oaParam{pID}, body: "CreateKey", bodyNote: "Optional; the name defaults to \"default\".", ok: 201, okSchema: "APIKey", errors: []int{400, 404, 413, 415}},
+		{method: "POST", path: "/api/v1/emails/{id}/opened", summary: "Record an open (idempotent: the first stamps opened_at)", tag: "emails", auth: "user", params: []oaParam{pID, pIdem}, ok: 200, okSchema: "Email", errors: []int{422, 400, 404}},
+		{method: "POST", path: "/api/v1/emails/{id}/replied", summary: "Record a reply (idempotent: the first stamps replied_at)", tag: "emails", auth: "user", params: []oaParam{pID, pIdem}, ok: 200, okSchema: "Email", errors: []int{422, 400, 404}},
+		{method: "POST", path: "/api/v1/users", summary: "Create a user and its first API key (shown once)", tag: "admin", auth: "admin", params: []oaParam{pIdem}, body: "CreateUser", ok: 201, okSchema: "CreatedUser", errors: []int{422, 400, 409, 413, 415}},
+		{method: "POST", path: "/api/v1/users/{id}/keys", summary: "Mint another API key for a user (shown once)", tag: "admin", auth: "admin", params: []oaParam{pID, pIdem}, body: "CreateKey", bodyNote: "Optional; the name defaults to \"default\".", ok: 201, okSchema: "APIKey", errors: []int{422, 400, 404, 413, 415}},
+		{method: "PATCH", path: "/api/v1/keys/{id}", summary: "Set a key's own rate limit (cost units per minute), or null for the server default", tag: "admin", auth: "admin", params: []oaParam{pID}, body: "UpdateKey", ok: 200, okSchema: "APIKeyInfo", errors: []int{400, 404, 413, 415}},
 		{method: "DELETE", path: "/api/v1/keys/{id}", summary: "Revoke an API key (idempotent)", tag: "admin", auth: "admin", params: []oaParam{pID}, ok: 204, errors: []int{400, 404}},
 		{method: "GET", path: "/health/db", summary: "Database health: 200, or 503 with the same shape when it does not answer within 1 s", tag: "operations", ok: 200, okSchema: "Health", errorsAs: map[int]string{503: "Health"}},
 		{method: "GET", path: "/metrics", summary: "Prometheus metrics", tag: "operations", ok: 200, okType: "text/plain"},
@@ -80,6 +82,7 @@ func routesDoc() []oaRoute {
 		{method: "POST", path: "/db-monitor/analyze-query", summary: "EXPLAIN one read-only SELECT with plain-words recommendations", tag: "monitor", auth: "admin", body: "AnalyzeQuery", ok: 200, okSchema: "Any", errors: []int{400, 413, 415}},
 		{method: "POST", path: "/db-monitor/optimize-query", summary: "Index suggestions verified with hypopg (or a labelled heuristic)", tag: "monitor", auth: "admin", body: "OptimizeQuery", ok: 200, okSchema: "Any", errors: []int{400, 413, 415}},
 		{method: "GET", path: "/db-monitor/table-stats/{table_name}", summary: "Sizes, scans, vacuum state and indexes of a table (and its partitions)", tag: "monitor", auth: "admin", params: []oaParam{pTable}, ok: 200, okSchema: "Any", errors: []int{400, 404}},
+		{method: "GET", path: "/db-monitor/rate-limits", summary: "Rate limiter backend, Redis errors, and refused requests in total and for the most limited keys", tag: "monitor", auth: "admin", ok: 200, okSchema: "Any"},
 		{method: "GET", path: "/db-monitor/cache", summary: "Cache hit rates, entries, bytes, invalidations and Redis state", tag: "cache", auth: "admin", ok: 200, okSchema: "Any"},
 		{method: "DELETE", path: "/db-monitor/cache", summary: "Clear this application's cache entries", tag: "cache", auth: "admin", ok: 200, okSchema: "Any"},
 		{method: "POST", path: "/db-monitor/cache/invalidate", summary: "Invalidate every cached query that read a table", tag: "cache", auth: "admin", body: "InvalidateTable", ok: 200, okSchema: "Any", errors: []int{400, 413, 415}},
@@ -130,11 +133,20 @@ func schemas() map[string]any {
 	}
 	apiKey := obj([]string{"id", "user_id", "name", "prefix", "key", "created_at"}, map[string]any{
 		"id": tUUID, "user_id": tUUID, "name": map[string]any{"type": "string"},
-		"prefix":     map[string]any{"type": "string", "description": "The key's first characters, to recognise it later."},
-		"key":        map[string]any{"type": "string", "description": "The key itself. Shown once; only its SHA-256 is stored."},
-		"created_at": tTime,
+		"prefix":                map[string]any{"type": "string", "description": "The key's first characters, to recognise it later."},
+		"key":                   map[string]any{"type": "string", "description": "The key itself. Shown once; only its SHA-256 is stored."},
+		"created_at":            tTime,
+		"rate_limit_per_minute": map[string]any{"type": "integer", "minimum": 1, "description": "The key's own budget; absent: the server default."},
 	})
 	return map[string]any{
+		"APIKeyInfo": obj([]string{"id", "user_id", "name", "prefix", "created_at"}, map[string]any{
+			"id": tUUID, "user_id": tUUID, "name": map[string]any{"type": "string"}, "prefix": map[string]any{"type": "string"},
+			"created_at": tTime, "revoked_at": tNullTime,
+			"rate_limit_per_minute": map[string]any{"type": "integer", "minimum": 1},
+		}),
+		"UpdateKey": obj([]string{"rate_limit_per_minute"}, map[string]any{
+			"rate_limit_per_minute": map[string]any{"type": []string{"integer", "null"}, "minimum": 1, "maximum": 1000000},
+		}),
 		"Any":  map[string]any{"type": "object", "description": "Described in the monitor and cache documentation."},
 		"User": obj([]string{"id", "email", "name", "is_active", "created_at"}, map[string]any{"id": tUUID, "email": map[string]any{"type": "string"}, "name": map[string]any{"type": "string"}, "is_active": map[string]any{"type": "boolean"}, "created_at": tTime}),
 		"Campaign": obj([]string{"id", "name", "status", "created_at", "updated_at"}, map[string]any{
@@ -192,6 +204,8 @@ var errorText = map[int]string{
 	404: "Not found, or not yours.",
 	409: "Conflicts with an existing resource.",
 	413: "Body too large.",
+	422: "Idempotency-Key already used for a different request.",
+	429: "Rate limited (Retry-After; RateLimit-Policy and RateLimit headers say the budget), or too many failed authentications from this address.",
 	415: "The body must be application/json.",
 	503: "Database unavailable or pool exhausted (Retry-After), or the request timed out.",
 	504: "The request timed out.",
@@ -212,7 +226,7 @@ func buildOpenAPI() map[string]any {
 		"info": map[string]any{
 			"title":       "ReplyRocket API",
 			"version":     "1.0.0",
-			"description": "Campaigns, emails and statistics. Every /api/v1 route needs Authorization: Bearer <key>. Errors are RFC 9457 application/problem+json. Every response carries X-Request-ID.",
+			"description": "Campaigns, emails and statistics. Every /api/v1 route needs Authorization: Bearer <key>. Errors are RFC 9457 application/problem+json. Every response carries X-Request-ID; authenticated ones carry RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers). POSTs take an Idempotency-Key header.",
 		},
 		"paths": paths,
 		"components": map[string]any{

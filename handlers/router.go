@@ -6,6 +6,7 @@ package handlers
 import (
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/replyrocket/replyrocket/db"
 	"github.com/replyrocket/replyrocket/db/dbroute"
+	"github.com/replyrocket/replyrocket/internal/ratelimit"
 )
 
 // Body limits. Bulk email import is the one route that takes large bodies:
@@ -54,15 +56,46 @@ type Deps struct {
 	PublicRoutes []func(e *echo.Echo)
 	// Now is the clock (tests pin it); nil is time.Now.
 	Now func() time.Time
+	// BodyDrainBytes is how much of a body over the limit is read before the
+	// 413 goes out (see drainRejectedBody); zero is DefaultBodyDrainBytes,
+	// negative drains nothing.
+	BodyDrainBytes int64
+	// UnknownKeyTTL is how long an unknown key's hash is remembered (zero:
+	// DefaultUnknownKeyTTL; negative: not at all).
+	UnknownKeyTTL time.Duration
+	// AuthFailuresPerMinute is each client address's budget of failed
+	// authentications (zero: DefaultAuthFailuresPerMinute; negative: none).
+	AuthFailuresPerMinute int
+	// RateLimiter enforces the per-key and admin budgets; nil: no limits.
+	RateLimiter *ratelimit.Limiter
+	// KeyRateLimit is a key's default budget (a key's own
+	// rate_limit_per_minute overrides its rate); AdminRateLimit is the
+	// admin routes' budget.
+	KeyRateLimit, AdminRateLimit ratelimit.Limit
 }
+
+// Defaults of the bad-key defences.
+const (
+	DefaultUnknownKeyTTL         = 30 * time.Second
+	DefaultAuthFailuresPerMinute = 30
+	// maxUnknownKeys and maxAuthAddrs bound the memory of both.
+	maxUnknownKeys = 100_000
+	maxAuthAddrs   = 100_000
+)
 
 // API holds the handlers' dependencies.
 type API struct {
-	store    db.Store
-	log      *slog.Logger
-	now      func() time.Time
-	touched  touchLimiter
-	adminKey adminKey
+	store       db.Store
+	log         *slog.Logger
+	now         func() time.Time
+	touched     touchLimiter
+	adminKey    adminKey
+	unknownKeys *unknownKeys
+	authFails   *failedAuth
+	limits      *rateLimits
+	// authFailures counts refused authentications by reason ("blocked":
+	// the address spent its budget).
+	authFailures *prometheus.CounterVec
 }
 
 // New builds the router.
@@ -82,7 +115,25 @@ func New(d Deps) *echo.Echo {
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
-	a := &API{store: d.Store, log: d.Log, now: d.Now, adminKey: newAdminKey(d.AdminKey)}
+	if d.UnknownKeyTTL == 0 {
+		d.UnknownKeyTTL = DefaultUnknownKeyTTL
+	}
+	if d.AuthFailuresPerMinute == 0 {
+		d.AuthFailuresPerMinute = DefaultAuthFailuresPerMinute
+	}
+	a := &API{
+		store: d.Store, log: d.Log, now: d.Now, adminKey: newAdminKey(d.AdminKey),
+		unknownKeys: newUnknownKeys(d.UnknownKeyTTL, maxUnknownKeys),
+		authFails:   newFailedAuth(d.AuthFailuresPerMinute, maxAuthAddrs),
+	}
+	a.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "replyrocket_auth_failures_total",
+		Help: "Refused authentications by reason: missing, malformed, unknown, unknown_cached (no database lookup), admin, blocked (429: the address spent its budget).",
+	}, []string{"reason"})
+	d.Registry.MustRegister(a.authFailures)
+	if d.RateLimiter != nil {
+		a.limits = &rateLimits{lim: d.RateLimiter, key: d.KeyRateLimit, admin: d.AdminRateLimit}
+	}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -98,6 +149,10 @@ func New(d Deps) *echo.Echo {
 	// Pre runs before routing, so even a 404 for an unknown path gets an id.
 	e.Pre(requestID())
 	e.Use(accessLog(d.Log, metrics), recoverPanics(d.Log))
+	if d.BodyDrainBytes == 0 {
+		d.BodyDrainBytes = DefaultBodyDrainBytes
+	}
+	e.Use(drainRejectedBody(d.BodyDrainBytes))
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
 		Limit:   DefaultBodyLimit,
 		Skipper: func(c echo.Context) bool { return c.Path() == bulkEmailsPath && c.Request().Method == http.MethodPost },
@@ -109,26 +164,31 @@ func New(d Deps) *echo.Echo {
 		ErrorHandler: func(err error, _ echo.Context) error { return err },
 	}))
 
-	user := append([]echo.MiddlewareFunc{a.requireUser}, d.APIMiddleware...)
-	admin := append([]echo.MiddlewareFunc{a.requireAdmin}, d.APIMiddleware...)
+	user := append([]echo.MiddlewareFunc{a.requireUser, a.limitKey}, d.APIMiddleware...)
+	admin := append([]echo.MiddlewareFunc{a.requireAdmin, a.limitAdmin}, d.APIMiddleware...)
+	// POSTs take an Idempotency-Key; its transaction wraps the handler, so
+	// it runs after authentication, limits and cache reporting.
+	userPost := slices.Concat(user, []echo.MiddlewareFunc{a.idempotent(func(c echo.Context) string { return "user:" + userID(c).String() })})
+	adminPost := slices.Concat(admin, []echo.MiddlewareFunc{a.idempotent(func(echo.Context) string { return "admin" })})
 
 	e.GET("/api/v1/me", a.getMe, user...)
 	e.GET("/api/v1/me/statistics", a.getMyStatistics, user...)
 	e.GET("/api/v1/campaigns", a.listCampaigns, user...)
-	e.POST("/api/v1/campaigns", a.createCampaign, user...)
+	e.POST("/api/v1/campaigns", a.createCampaign, userPost...)
 	e.GET("/api/v1/campaigns/:id", a.getCampaign, user...)
 	e.PATCH("/api/v1/campaigns/:id", a.updateCampaign, user...)
 	e.DELETE("/api/v1/campaigns/:id", a.deleteCampaign, user...)
 	e.GET("/api/v1/campaigns/:id/summary", a.getCampaignSummary, user...)
 	e.GET("/api/v1/campaigns/:id/daily-stats", a.getCampaignDailyStats, user...)
 	e.GET("/api/v1/campaigns/:id/emails", a.listCampaignEmails, user...)
-	e.POST(bulkEmailsPath, a.bulkInsertEmails, append([]echo.MiddlewareFunc{middleware.BodyLimit(BulkBodyLimit)}, user...)...)
+	e.POST(bulkEmailsPath, a.bulkInsertEmails, append([]echo.MiddlewareFunc{middleware.BodyLimit(BulkBodyLimit)}, userPost...)...)
 	e.GET("/api/v1/emails/:id", a.getEmail, user...)
-	e.POST("/api/v1/emails/:id/opened", a.markOpened, user...)
-	e.POST("/api/v1/emails/:id/replied", a.markReplied, user...)
+	e.POST("/api/v1/emails/:id/opened", a.markOpened, userPost...)
+	e.POST("/api/v1/emails/:id/replied", a.markReplied, userPost...)
 
-	e.POST("/api/v1/users", a.createUser, admin...)
-	e.POST("/api/v1/users/:id/keys", a.createKey, admin...)
+	e.POST("/api/v1/users", a.createUser, adminPost...)
+	e.POST("/api/v1/users/:id/keys", a.createKey, adminPost...)
+	e.PATCH("/api/v1/keys/:id", a.updateKey, admin...)
 	e.DELETE("/api/v1/keys/:id", a.revokeKey, admin...)
 
 	e.GET("/health/db", healthDB(d.Pool, d.Router))
@@ -140,7 +200,7 @@ func New(d Deps) *echo.Echo {
 		register(e)
 	}
 	if len(d.AdminRoutes) > 0 {
-		g := e.Group("/db-monitor", a.requireAdmin)
+		g := e.Group("/db-monitor", a.requireAdmin, a.limitAdmin)
 		for _, register := range d.AdminRoutes {
 			register(g)
 		}

@@ -12,11 +12,11 @@ import (
 )
 
 // Tables are every table the queries read or write.
-var Tables = []string{"api_keys", "campaigns", "emails", "users"}
+var Tables = []string{"api_keys", "campaigns", "emails", "idempotency_keys", "users"}
 
 // Versions are the named version slots: one per table and table#column,
 // and one per scope and scope#column (the scope-wide versions).
-var Versions = []string{"api_keys", "api_keys#created_at", "api_keys#id", "api_keys#key_hash", "api_keys#last_used_at", "api_keys#name", "api_keys#prefix", "api_keys#revoked_at", "api_keys#user_id", "api_keys.id", "api_keys.id#created_at", "api_keys.id#id", "api_keys.id#key_hash", "api_keys.id#last_used_at", "api_keys.id#name", "api_keys.id#prefix", "api_keys.id#revoked_at", "api_keys.id#user_id", "api_keys.key_hash", "api_keys.key_hash#created_at", "api_keys.key_hash#id", "api_keys.key_hash#key_hash", "api_keys.key_hash#last_used_at", "api_keys.key_hash#name", "api_keys.key_hash#prefix", "api_keys.key_hash#revoked_at", "api_keys.key_hash#user_id", "api_keys.user_id", "api_keys.user_id#created_at", "api_keys.user_id#id", "api_keys.user_id#key_hash", "api_keys.user_id#last_used_at", "api_keys.user_id#name", "api_keys.user_id#prefix", "api_keys.user_id#revoked_at", "api_keys.user_id#user_id", "campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id", "campaigns.id", "campaigns.id#created_at", "campaigns.id#id", "campaigns.id#name", "campaigns.id#status", "campaigns.id#updated_at", "campaigns.id#user_id", "campaigns.user_id", "campaigns.user_id#created_at", "campaigns.user_id#id", "campaigns.user_id#name", "campaigns.user_id#status", "campaigns.user_id#updated_at", "campaigns.user_id#user_id", "emails", "emails#body", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject", "emails.campaign_id", "emails.campaign_id#body", "emails.campaign_id#campaign_id", "emails.campaign_id#created_at", "emails.campaign_id#id", "emails.campaign_id#is_opened", "emails.campaign_id#is_replied", "emails.campaign_id#opened_at", "emails.campaign_id#recipient", "emails.campaign_id#replied_at", "emails.campaign_id#sent_at", "emails.campaign_id#status", "emails.campaign_id#subject", "emails.campaign_id>campaigns.user_id", "emails.campaign_id>campaigns.user_id#body", "emails.campaign_id>campaigns.user_id#campaign_id", "emails.campaign_id>campaigns.user_id#created_at", "emails.campaign_id>campaigns.user_id#id", "emails.campaign_id>campaigns.user_id#is_opened", "emails.campaign_id>campaigns.user_id#is_replied", "emails.campaign_id>campaigns.user_id#opened_at", "emails.campaign_id>campaigns.user_id#recipient", "emails.campaign_id>campaigns.user_id#replied_at", "emails.campaign_id>campaigns.user_id#sent_at", "emails.campaign_id>campaigns.user_id#status", "emails.campaign_id>campaigns.user_id#subject", "emails.id", "emails.id#body", "emails.id#campaign_id", "emails.id#created_at", "emails.id#id", "emails.id#is_opened", "emails.id#is_replied", "emails.id#opened_at", "emails.id#recipient", "emails.id#replied_at", "emails.id#sent_at", "emails.id#status", "emails.id#subject", "users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at", "users.id", "users.id#created_at", "users.id#email", "users.id#id", "users.id#is_active", "users.id#name", "users.id#updated_at"}
+var Versions = []string{"api_keys", "api_keys#created_at", "api_keys#id", "api_keys#key_hash", "api_keys#last_used_at", "api_keys#name", "api_keys#prefix", "api_keys#rate_limit_per_minute", "api_keys#revoked_at", "api_keys#user_id", "api_keys.id", "api_keys.id#created_at", "api_keys.id#id", "api_keys.id#key_hash", "api_keys.id#last_used_at", "api_keys.id#name", "api_keys.id#prefix", "api_keys.id#rate_limit_per_minute", "api_keys.id#revoked_at", "api_keys.id#user_id", "api_keys.key_hash", "api_keys.key_hash#created_at", "api_keys.key_hash#id", "api_keys.key_hash#key_hash", "api_keys.key_hash#last_used_at", "api_keys.key_hash#name", "api_keys.key_hash#prefix", "api_keys.key_hash#rate_limit_per_minute", "api_keys.key_hash#revoked_at", "api_keys.key_hash#user_id", "api_keys.user_id", "api_keys.user_id#created_at", "api_keys.user_id#id", "api_keys.user_id#key_hash", "api_keys.user_id#last_used_at", "api_keys.user_id#name", "api_keys.user_id#prefix", "api_keys.user_id#rate_limit_per_minute", "api_keys.user_id#revoked_at", "api_keys.user_id#user_id", "campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id", "campaigns.id", "campaigns.id#created_at", "campaigns.id#id", "campaigns.id#name", "campaigns.id#status", "campaigns.id#updated_at", "campaigns.id#user_id", "campaigns.user_id", "campaigns.user_id#created_at", "campaigns.user_id#id", "campaigns.user_id#name", "campaigns.user_id#status", "campaigns.user_id#updated_at", "campaigns.user_id#user_id", "emails", "emails#body", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject", "emails.campaign_id", "emails.campaign_id#body", "emails.campaign_id#campaign_id", "emails.campaign_id#created_at", "emails.campaign_id#id", "emails.campaign_id#is_opened", "emails.campaign_id#is_replied", "emails.campaign_id#opened_at", "emails.campaign_id#recipient", "emails.campaign_id#replied_at", "emails.campaign_id#sent_at", "emails.campaign_id#status", "emails.campaign_id#subject", "emails.campaign_id>campaigns.user_id", "emails.campaign_id>campaigns.user_id#body", "emails.campaign_id>campaigns.user_id#campaign_id", "emails.campaign_id>campaigns.user_id#created_at", "emails.campaign_id>campaigns.user_id#id", "emails.campaign_id>campaigns.user_id#is_opened", "emails.campaign_id>campaigns.user_id#is_replied", "emails.campaign_id>campaigns.user_id#opened_at", "emails.campaign_id>campaigns.user_id#recipient", "emails.campaign_id>campaigns.user_id#replied_at", "emails.campaign_id>campaigns.user_id#sent_at", "emails.campaign_id>campaigns.user_id#status", "emails.campaign_id>campaigns.user_id#subject", "emails.id", "emails.id#body", "emails.id#campaign_id", "emails.id#created_at", "emails.id#id", "emails.id#is_opened", "emails.id#is_replied", "emails.id#opened_at", "emails.id#recipient", "emails.id#replied_at", "emails.id#sent_at", "emails.id#status", "emails.id#subject", "idempotency_keys", "idempotency_keys#content_type", "idempotency_keys#created_at", "idempotency_keys#key", "idempotency_keys#location", "idempotency_keys#method", "idempotency_keys#owner", "idempotency_keys#path", "idempotency_keys#request_hash", "idempotency_keys#response", "idempotency_keys#status", "idempotency_keys.owner", "idempotency_keys.owner#content_type", "idempotency_keys.owner#created_at", "idempotency_keys.owner#key", "idempotency_keys.owner#location", "idempotency_keys.owner#method", "idempotency_keys.owner#owner", "idempotency_keys.owner#path", "idempotency_keys.owner#request_hash", "idempotency_keys.owner#response", "idempotency_keys.owner#status", "users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at", "users.id", "users.id#created_at", "users.id#email", "users.id#id", "users.id#is_active", "users.id#name", "users.id#updated_at"}
 
 // Scopes are the scopes with hashed version slots, from the schema's keys
 // and foreign keys.
@@ -29,12 +29,14 @@ var Scopes = []cache.Scope{
 	{Name: "emails.id", Table: "emails"},
 	{Name: "emails.campaign_id", Table: "emails"},
 	{Name: "emails.campaign_id>campaigns.user_id", Table: "emails"},
+	{Name: "idempotency_keys.owner", Table: "idempotency_keys"},
 	{Name: "users.id", Table: "users"},
 }
 
 // Queries describe every query: what it reads and writes, and its cache
 // settings (zero TTL: not cached).
 var Queries = []QueryInfo{
+	{Name: "ClaimIdempotencyKey", Kind: ":execrows", Reads: nil, Writes: []string{"idempotency_keys"}, TTL: 0, SWR: 0},
 	{Name: "CountUsers", Kind: ":one", Reads: []string{"users"}, Writes: nil, TTL: 0, SWR: 0},
 	{Name: "CreateAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
 	{Name: "CreateCampaign", Kind: ":one", Reads: nil, Writes: []string{"campaigns"}, TTL: 0, SWR: 0},
@@ -46,6 +48,7 @@ var Queries = []QueryInfo{
 	{Name: "GetCampaignDailyCounts", Kind: ":many", Reads: []string{"emails"}, Writes: nil, TTL: 10 * time.Minute, SWR: 0},
 	{Name: "GetCampaignSummary", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, TTL: 10 * time.Minute, SWR: 0},
 	{Name: "GetEmail", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
+	{Name: "GetIdempotencyKey", Kind: ":one", Reads: []string{"idempotency_keys"}, Writes: nil, TTL: 0, SWR: 0},
 	{Name: "GetUser", Kind: ":one", Reads: []string{"users"}, Writes: nil, TTL: 5 * time.Minute, SWR: 0},
 	{Name: "GetUserByEmail", Kind: ":one", Reads: []string{"users"}, Writes: nil, TTL: 0, SWR: 0},
 	{Name: "GetUserStatistics", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, TTL: 5 * time.Minute, SWR: 0},
@@ -56,7 +59,10 @@ var Queries = []QueryInfo{
 	{Name: "ListCampaignsWithStats", Kind: ":many", Reads: []string{"campaigns", "emails"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
 	{Name: "MarkEmailOpened", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, TTL: 0, SWR: 0},
 	{Name: "MarkEmailReplied", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, TTL: 0, SWR: 0},
+	{Name: "PurgeIdempotencyKeys", Kind: ":execrows", Reads: nil, Writes: []string{"idempotency_keys"}, TTL: 0, SWR: 0},
 	{Name: "RevokeAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
+	{Name: "SaveIdempotentResponse", Kind: ":exec", Reads: nil, Writes: []string{"idempotency_keys"}, TTL: 0, SWR: 0},
+	{Name: "SetAPIKeyRateLimit", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
 	{Name: "TouchAPIKey", Kind: ":execrows", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
 	{Name: "UpdateCampaign", Kind: ":one", Reads: nil, Writes: []string{"campaigns"}, TTL: 0, SWR: 0},
 }
@@ -75,7 +81,7 @@ type queries struct {
 
 func (q *queries) register(c *cache.Cache) error {
 	var err error
-	if q.GetAPIKeyByHash, err = c.Register(cache.QuerySpec{Name: "GetAPIKeyByHash", Hash: "e180a42ffe81ded2", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"api_keys.key_hash", "api_keys.key_hash#id", "api_keys.key_hash#key_hash", "api_keys.key_hash#revoked_at", "api_keys.key_hash#user_id", "users", "users#id", "users#is_active"}, Scoped: []cache.ScopeDep{{Scope: "api_keys.key_hash", Columns: []string{"id", "key_hash", "revoked_at", "user_id"}}}}); err != nil {
+	if q.GetAPIKeyByHash, err = c.Register(cache.QuerySpec{Name: "GetAPIKeyByHash", Hash: "26b98aa53cd15769", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"api_keys.key_hash", "api_keys.key_hash#id", "api_keys.key_hash#key_hash", "api_keys.key_hash#rate_limit_per_minute", "api_keys.key_hash#revoked_at", "api_keys.key_hash#user_id", "users", "users#id", "users#is_active"}, Scoped: []cache.ScopeDep{{Scope: "api_keys.key_hash", Columns: []string{"id", "key_hash", "rate_limit_per_minute", "revoked_at", "user_id"}}}}); err != nil {
 		return err
 	}
 	if q.GetCampaign, err = c.Register(cache.QuerySpec{Name: "GetCampaign", Hash: "b0d343cc85d238ce", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns.id", "campaigns.id#created_at", "campaigns.id#id", "campaigns.id#name", "campaigns.id#status", "campaigns.id#updated_at", "campaigns.id#user_id"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.id", Columns: []string{"created_at", "id", "name", "status", "updated_at", "user_id"}}}}); err != nil {
@@ -100,6 +106,28 @@ func (q *queries) register(c *cache.Cache) error {
 		return err
 	}
 	return nil
+}
+
+// ClaimIdempotencyKey writes idempotency_keys; see bumpClaimIdempotencyKey.
+func (s *Store) ClaimIdempotencyKey(ctx context.Context, arg db.ClaimIdempotencyKeyParams) (int64, error) {
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.ClaimIdempotencyKey(wctx, arg)
+	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) { bumpClaimIdempotencyKey(ctx, s.inner, b, arg, err == nil) })
+	return r, err
+}
+
+func (t *txQuerier) ClaimIdempotencyKey(ctx context.Context, arg db.ClaimIdempotencyKeyParams) (int64, error) {
+	r, err := t.inner.ClaimIdempotencyKey(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpClaimIdempotencyKey(ctx, t.inner, b, arg, err == nil) })
+	return r, err
+}
+
+// bumpClaimIdempotencyKey collects what ClaimIdempotencyKey invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - idempotency_keys.owner: @owner (VALUES)
+func bumpClaimIdempotencyKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.ClaimIdempotencyKeyParams, ok bool) {
+	b.Table("idempotency_keys")
+	b.String("idempotency_keys.owner", string(arg.Owner), "")
 }
 
 // CountUsers reads users and writes no table. Not cached.
@@ -338,6 +366,15 @@ func keyGetEmail(b []byte, arg db.GetEmailParams) []byte {
 	return b
 }
 
+// GetIdempotencyKey reads idempotency_keys and writes no table. Not cached.
+func (s *Store) GetIdempotencyKey(ctx context.Context, arg db.GetIdempotencyKeyParams) (db.IdempotencyKey, error) {
+	return s.inner.GetIdempotencyKey(ctx, arg)
+}
+
+func (t *txQuerier) GetIdempotencyKey(ctx context.Context, arg db.GetIdempotencyKeyParams) (db.IdempotencyKey, error) {
+	return t.inner.GetIdempotencyKey(ctx, arg)
+}
+
 // GetUser is cached for 5m0s; it depends on users.id = @id.
 func (s *Store) GetUser(ctx context.Context, arg uuid.UUID) (db.User, error) {
 	var buf [128]byte
@@ -532,6 +569,28 @@ func bumpMarkEmailReplied(ctx context.Context, q db.Querier, b *cache.Bumps, arg
 	b.Value("emails.id", arg.ID[:], "is_replied", "replied_at")
 }
 
+// PurgeIdempotencyKeys writes idempotency_keys; see bumpPurgeIdempotencyKeys.
+func (s *Store) PurgeIdempotencyKeys(ctx context.Context, arg time.Time) (int64, error) {
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.PurgeIdempotencyKeys(wctx, arg)
+	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) { bumpPurgeIdempotencyKeys(ctx, s.inner, b, arg, err == nil) })
+	return r, err
+}
+
+func (t *txQuerier) PurgeIdempotencyKeys(ctx context.Context, arg time.Time) (int64, error) {
+	r, err := t.inner.PurgeIdempotencyKeys(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpPurgeIdempotencyKeys(ctx, t.inner, b, arg, err == nil) })
+	return r, err
+}
+
+// bumpPurgeIdempotencyKeys collects what PurgeIdempotencyKeys invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - idempotency_keys.owner: table-wide (its rows' owner is not known)
+func bumpPurgeIdempotencyKeys(ctx context.Context, q db.Querier, b *cache.Bumps, arg time.Time, ok bool) {
+	b.Table("idempotency_keys")
+	b.Wide("idempotency_keys.owner", "")
+}
+
 // RevokeAPIKey writes api_keys; see bumpRevokeAPIKey.
 func (s *Store) RevokeAPIKey(ctx context.Context, arg uuid.UUID) (db.RevokeAPIKeyRow, error) {
 	wctx, w := trackWrites(ctx)
@@ -559,6 +618,58 @@ func bumpRevokeAPIKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg uui
 		b.Value("api_keys.user_id", r.UserID[:], "revoked_at")
 	} else {
 		b.Wide("api_keys.user_id", "revoked_at")
+	}
+}
+
+// SaveIdempotentResponse writes idempotency_keys; see bumpSaveIdempotentResponse.
+func (s *Store) SaveIdempotentResponse(ctx context.Context, arg db.SaveIdempotentResponseParams) error {
+	wctx, w := trackWrites(ctx)
+	err := s.inner.SaveIdempotentResponse(wctx, arg)
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpSaveIdempotentResponse(ctx, s.inner, b, arg, err == nil) })
+	return err
+}
+
+func (t *txQuerier) SaveIdempotentResponse(ctx context.Context, arg db.SaveIdempotentResponseParams) error {
+	err := t.inner.SaveIdempotentResponse(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpSaveIdempotentResponse(ctx, t.inner, b, arg, err == nil) })
+	return err
+}
+
+// bumpSaveIdempotentResponse collects what SaveIdempotentResponse invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - idempotency_keys.owner: @owner (WHERE)
+func bumpSaveIdempotentResponse(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.SaveIdempotentResponseParams, ok bool) {
+	b.Table("idempotency_keys#content_type", "idempotency_keys#location", "idempotency_keys#response", "idempotency_keys#status")
+	b.String("idempotency_keys.owner", string(arg.Owner), "content_type", "location", "response", "status")
+}
+
+// SetAPIKeyRateLimit writes api_keys; see bumpSetAPIKeyRateLimit.
+func (s *Store) SetAPIKeyRateLimit(ctx context.Context, arg db.SetAPIKeyRateLimitParams) (db.SetAPIKeyRateLimitRow, error) {
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.SetAPIKeyRateLimit(wctx, arg)
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpSetAPIKeyRateLimit(ctx, s.inner, b, arg, r, err == nil) })
+	return r, err
+}
+
+func (t *txQuerier) SetAPIKeyRateLimit(ctx context.Context, arg db.SetAPIKeyRateLimitParams) (db.SetAPIKeyRateLimitRow, error) {
+	r, err := t.inner.SetAPIKeyRateLimit(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpSetAPIKeyRateLimit(ctx, t.inner, b, arg, r, err == nil) })
+	return r, err
+}
+
+// bumpSetAPIKeyRateLimit collects what SetAPIKeyRateLimit invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - api_keys.id: @id (WHERE)
+//   - api_keys.key_hash: table-wide (its rows' key_hash is not known)
+//   - api_keys.user_id: RETURNING user_id (RETURNING)
+func bumpSetAPIKeyRateLimit(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.SetAPIKeyRateLimitParams, r db.SetAPIKeyRateLimitRow, ok bool) {
+	b.Table("api_keys#rate_limit_per_minute")
+	b.Value("api_keys.id", arg.ID[:], "rate_limit_per_minute")
+	b.Wide("api_keys.key_hash", "rate_limit_per_minute")
+	if ok {
+		b.Value("api_keys.user_id", r.UserID[:], "rate_limit_per_minute")
+	} else {
+		b.Wide("api_keys.user_id", "rate_limit_per_minute")
 	}
 }
 
@@ -640,17 +751,36 @@ func resolveListCampaignOwners(ctx context.Context, q db.Querier, b *cache.Bumps
 	}
 }
 
-var codecGetAPIKeyByHashRow = cache.Codec[db.GetAPIKeyByHashRow]{Encode: encGetAPIKeyByHashRow, Decode: decGetAPIKeyByHashRow, Clone: nil}
+var codecGetAPIKeyByHashRow = cache.Codec[db.GetAPIKeyByHashRow]{Encode: encGetAPIKeyByHashRow, Decode: decGetAPIKeyByHashRow, Clone: cloneGetAPIKeyByHashRow}
 
 func encGetAPIKeyByHashRow(b []byte, v db.GetAPIKeyByHashRow) []byte {
 	b = append(b, v.ID[:]...)
 	b = append(b, v.UserID[:]...)
+	if v.RateLimitPerMinute == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = cache.AppendInt64(b, int64((*v.RateLimitPerMinute)))
+	}
 	return b
 }
 
 func decGetAPIKeyByHashRow(d *cache.Decoder) (v db.GetAPIKeyByHashRow) {
 	d.ReadFixed(v.ID[:])
 	d.ReadFixed(v.UserID[:])
+	if d.ReadBool() {
+		p2 := new(int32)
+		(*p2) = int32(d.ReadInt64())
+		v.RateLimitPerMinute = p2
+	}
+	return v
+}
+
+func cloneGetAPIKeyByHashRow(v db.GetAPIKeyByHashRow) db.GetAPIKeyByHashRow {
+	if v.RateLimitPerMinute != nil {
+		p3 := *v.RateLimitPerMinute
+		v.RateLimitPerMinute = &p3
+	}
 	return v
 }
 
@@ -680,19 +810,19 @@ var codecGetCampaignDailyCountsRowSlice = cache.Codec[[]db.GetCampaignDailyCount
 
 func encGetCampaignDailyCountsRowSlice(b []byte, v []db.GetCampaignDailyCountsRow) []byte {
 	b = cache.AppendLen(b, len(v), v == nil)
-	for _, e2 := range v {
-		b = cache.AppendTime(b, e2.Day)
-		b = cache.AppendInt64(b, int64(e2.Count))
+	for _, e4 := range v {
+		b = cache.AppendTime(b, e4.Day)
+		b = cache.AppendInt64(b, int64(e4.Count))
 	}
 	return b
 }
 
 func decGetCampaignDailyCountsRowSlice(d *cache.Decoder) (v []db.GetCampaignDailyCountsRow) {
-	if n3 := d.ReadLen(); n3 >= 0 {
-		v = make([]db.GetCampaignDailyCountsRow, n3)
-		for i4 := range v {
-			v[i4].Day = d.ReadTime()
-			v[i4].Count = int64(d.ReadInt64())
+	if n5 := d.ReadLen(); n5 >= 0 {
+		v = make([]db.GetCampaignDailyCountsRow, n5)
+		for i6 := range v {
+			v[i6].Day = d.ReadTime()
+			v[i6].Count = int64(d.ReadInt64())
 		}
 	}
 	return v
@@ -700,9 +830,9 @@ func decGetCampaignDailyCountsRowSlice(d *cache.Decoder) (v []db.GetCampaignDail
 
 func cloneGetCampaignDailyCountsRowSlice(v []db.GetCampaignDailyCountsRow) []db.GetCampaignDailyCountsRow {
 	if v != nil {
-		s5 := make([]db.GetCampaignDailyCountsRow, len(v))
-		copy(s5, v)
-		v = s5
+		s7 := make([]db.GetCampaignDailyCountsRow, len(v))
+		copy(s7, v)
+		v = s7
 	}
 	return v
 }
@@ -764,21 +894,21 @@ func decEmail(d *cache.Decoder) (v db.Email) {
 	v.Body = string(d.ReadString())
 	v.Status = string(d.ReadString())
 	if d.ReadBool() {
-		p7 := new(time.Time)
-		(*p7) = d.ReadTime()
-		v.SentAt = p7
+		p9 := new(time.Time)
+		(*p9) = d.ReadTime()
+		v.SentAt = p9
 	}
 	v.IsOpened = bool(d.ReadBool())
 	if d.ReadBool() {
-		p8 := new(time.Time)
-		(*p8) = d.ReadTime()
-		v.OpenedAt = p8
+		p10 := new(time.Time)
+		(*p10) = d.ReadTime()
+		v.OpenedAt = p10
 	}
 	v.IsReplied = bool(d.ReadBool())
 	if d.ReadBool() {
-		p9 := new(time.Time)
-		(*p9) = d.ReadTime()
-		v.RepliedAt = p9
+		p11 := new(time.Time)
+		(*p11) = d.ReadTime()
+		v.RepliedAt = p11
 	}
 	v.CreatedAt = d.ReadTime()
 	return v
@@ -786,16 +916,16 @@ func decEmail(d *cache.Decoder) (v db.Email) {
 
 func cloneEmail(v db.Email) db.Email {
 	if v.SentAt != nil {
-		p10 := *v.SentAt
-		v.SentAt = &p10
+		p12 := *v.SentAt
+		v.SentAt = &p12
 	}
 	if v.OpenedAt != nil {
-		p11 := *v.OpenedAt
-		v.OpenedAt = &p11
+		p13 := *v.OpenedAt
+		v.OpenedAt = &p13
 	}
 	if v.RepliedAt != nil {
-		p12 := *v.RepliedAt
-		v.RepliedAt = &p12
+		p14 := *v.RepliedAt
+		v.RepliedAt = &p14
 	}
 	return v
 }
@@ -844,33 +974,33 @@ var codecListCampaignsWithStatsRowSlice = cache.Codec[[]db.ListCampaignsWithStat
 
 func encListCampaignsWithStatsRowSlice(b []byte, v []db.ListCampaignsWithStatsRow) []byte {
 	b = cache.AppendLen(b, len(v), v == nil)
-	for _, e13 := range v {
-		b = append(b, e13.ID[:]...)
-		b = append(b, e13.UserID[:]...)
-		b = cache.AppendString(b, string(e13.Name))
-		b = cache.AppendString(b, string(e13.Status))
-		b = cache.AppendTime(b, e13.CreatedAt)
-		b = cache.AppendTime(b, e13.UpdatedAt)
-		b = cache.AppendInt64(b, int64(e13.Total))
-		b = cache.AppendInt64(b, int64(e13.Opened))
-		b = cache.AppendInt64(b, int64(e13.Replied))
+	for _, e15 := range v {
+		b = append(b, e15.ID[:]...)
+		b = append(b, e15.UserID[:]...)
+		b = cache.AppendString(b, string(e15.Name))
+		b = cache.AppendString(b, string(e15.Status))
+		b = cache.AppendTime(b, e15.CreatedAt)
+		b = cache.AppendTime(b, e15.UpdatedAt)
+		b = cache.AppendInt64(b, int64(e15.Total))
+		b = cache.AppendInt64(b, int64(e15.Opened))
+		b = cache.AppendInt64(b, int64(e15.Replied))
 	}
 	return b
 }
 
 func decListCampaignsWithStatsRowSlice(d *cache.Decoder) (v []db.ListCampaignsWithStatsRow) {
-	if n14 := d.ReadLen(); n14 >= 0 {
-		v = make([]db.ListCampaignsWithStatsRow, n14)
-		for i15 := range v {
-			d.ReadFixed(v[i15].ID[:])
-			d.ReadFixed(v[i15].UserID[:])
-			v[i15].Name = string(d.ReadString())
-			v[i15].Status = string(d.ReadString())
-			v[i15].CreatedAt = d.ReadTime()
-			v[i15].UpdatedAt = d.ReadTime()
-			v[i15].Total = int64(d.ReadInt64())
-			v[i15].Opened = int64(d.ReadInt64())
-			v[i15].Replied = int64(d.ReadInt64())
+	if n16 := d.ReadLen(); n16 >= 0 {
+		v = make([]db.ListCampaignsWithStatsRow, n16)
+		for i17 := range v {
+			d.ReadFixed(v[i17].ID[:])
+			d.ReadFixed(v[i17].UserID[:])
+			v[i17].Name = string(d.ReadString())
+			v[i17].Status = string(d.ReadString())
+			v[i17].CreatedAt = d.ReadTime()
+			v[i17].UpdatedAt = d.ReadTime()
+			v[i17].Total = int64(d.ReadInt64())
+			v[i17].Opened = int64(d.ReadInt64())
+			v[i17].Replied = int64(d.ReadInt64())
 		}
 	}
 	return v
@@ -878,9 +1008,9 @@ func decListCampaignsWithStatsRowSlice(d *cache.Decoder) (v []db.ListCampaignsWi
 
 func cloneListCampaignsWithStatsRowSlice(v []db.ListCampaignsWithStatsRow) []db.ListCampaignsWithStatsRow {
 	if v != nil {
-		s16 := make([]db.ListCampaignsWithStatsRow, len(v))
-		copy(s16, v)
-		v = s16
+		s18 := make([]db.ListCampaignsWithStatsRow, len(v))
+		copy(s18, v)
+		v = s18
 	}
 	return v
 }

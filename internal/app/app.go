@@ -24,6 +24,7 @@ import (
 	"github.com/replyrocket/replyrocket/internal/monitor"
 	"github.com/replyrocket/replyrocket/internal/partitions"
 	"github.com/replyrocket/replyrocket/internal/querystats"
+	"github.com/replyrocket/replyrocket/internal/ratelimit"
 )
 
 // App is a wired server. Close releases what New opened, in reverse order.
@@ -102,17 +103,46 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	a.monitor = monitor.New(a.Background, cfg.Monitor, monitor.Sources{Tracer: tracer, Cache: c, Pool: pool})
 	a.closers = append(a.closers, a.monitor.Close)
 
+	adminRoutes := []func(*echo.Group){
+		func(g *echo.Group) { handlers.RegisterMonitorRoutes(g, a.monitor) },
+		func(g *echo.Group) { handlers.RegisterCacheRoutes(g, c) },
+	}
+	var limiter *ratelimit.Limiter
+	if !cfg.Limits.RateLimitDisabled {
+		limiter, err = ratelimit.New(ratelimit.Config{
+			RedisURL: cfg.Cache.RedisURL, Namespace: cfg.Cache.Namespace + ":ratelimit", Timeout: cfg.Cache.RedisTimeout,
+		}, reg, log)
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("rate limiter: %w", err)
+		}
+		a.closers = append(a.closers, func() { _ = limiter.Close() })
+		adminRoutes = append(adminRoutes, func(g *echo.Group) { handlers.RegisterRateLimitRoutes(g, limiter) })
+	}
+
 	a.Router = handlers.New(handlers.Deps{
 		Store: a.Store, Pool: pool, Router: a.DBRouter, Log: log, AdminKey: cfg.AdminKey,
 		RequestTimeout: cfg.RequestTimeout, IPExtractor: cfg.IPExtractor(), Registry: reg,
-		APIMiddleware: []echo.MiddlewareFunc{handlers.CacheHeader()},
-		PublicRoutes:  []func(*echo.Echo){handlers.RegisterMonitorDashboard},
-		AdminRoutes: []func(*echo.Group){
-			func(g *echo.Group) { handlers.RegisterMonitorRoutes(g, a.monitor) },
-			func(g *echo.Group) { handlers.RegisterCacheRoutes(g, c) },
-		},
+		BodyDrainBytes:        drainBytes(cfg.HTTP.BodyDrainBytes),
+		UnknownKeyTTL:         cfg.Limits.UnknownKeyTTL,
+		AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute,
+		RateLimiter:           limiter,
+		KeyRateLimit:          ratelimit.Limit{PerMinute: cfg.Limits.RatePerMinute, Burst: cfg.Limits.RateBurst},
+		AdminRateLimit:        ratelimit.Limit{PerMinute: cfg.Limits.AdminRatePerMinute, Burst: cfg.Limits.AdminRatePerMinute},
+		APIMiddleware:         []echo.MiddlewareFunc{handlers.CacheHeader()},
+		PublicRoutes:          []func(*echo.Echo){handlers.RegisterMonitorDashboard},
+		AdminRoutes:           adminRoutes,
 	})
 	return a, nil
+}
+
+// drainBytes maps HTTP_BODY_DRAIN_BYTES=0 (drain nothing) onto the router's
+// "negative: none", its zero being the default.
+func drainBytes(n int64) int64 {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // Close releases the monitor and the pool.
@@ -211,9 +241,15 @@ func (a *App) EnsurePartitions(ctx context.Context) error {
 // so one that runs for months never reaches a month without one.
 const partitionCheckEvery = 6 * time.Hour
 
+// idempotencyPurgeEvery is how often stored Idempotency-Key responses
+// older than IDEMPOTENCY_TTL are deleted.
+const idempotencyPurgeEvery = time.Hour
+
 func (a *App) maintainPartitions(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	purge := time.NewTicker(idempotencyPurgeEvery)
+	defer purge.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -222,8 +258,26 @@ func (a *App) maintainPartitions(ctx context.Context, every time.Duration) {
 			if err := a.EnsurePartitions(ctx); err != nil && ctx.Err() == nil {
 				a.Log.Error("periodic partition check", "error", err)
 			}
+		case <-purge.C:
+			if _, err := a.PurgeIdempotencyKeys(ctx); err != nil && ctx.Err() == nil {
+				a.Log.Error("purge idempotency keys", "error", err)
+			}
 		}
 	}
+}
+
+// PurgeIdempotencyKeys deletes stored responses older than IDEMPOTENCY_TTL;
+// a retry after that runs as a new request.
+func (a *App) PurgeIdempotencyKeys(ctx context.Context) (int64, error) {
+	ttl := a.Config.Limits.IdempotencyTTL
+	if ttl <= 0 {
+		ttl = handlers.DefaultIdempotencyTTL
+	}
+	n, err := a.Store.PurgeIdempotencyKeys(ctx, time.Now().Add(-ttl))
+	if err != nil {
+		return 0, fmt.Errorf("purge idempotency keys older than %s: %w", ttl, err)
+	}
+	return n, nil
 }
 
 // Serve answers on ln until ctx is done, then shuts down gracefully: it
@@ -232,9 +286,11 @@ func (a *App) maintainPartitions(ctx context.Context, every time.Duration) {
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           a.Router,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    a.Config.HTTP.MaxHeaderBytes,
+		ReadHeaderTimeout: a.Config.HTTP.ReadHeaderTimeout,
+		ReadTimeout:       a.Config.HTTP.ReadTimeout,
+		WriteTimeout:      a.Config.HTTP.WriteTimeout,
+		IdleTimeout:       a.Config.HTTP.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}

@@ -40,6 +40,9 @@ type Config struct {
 	Replicas dbroute.Config
 	Monitor  monitor.Config
 	Cache    cache.Config
+	// HTTP and Limits are the hardening block (config_hardening.go).
+	HTTP   HTTPConfig
+	Limits Limits
 }
 
 // ConfigFromEnv reads the configuration through getenv (os.Getenv in
@@ -89,6 +92,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			}
 			c.TrustedProxies = append(c.TrustedProxies, n)
 		}
+	}
+	if c.HTTP, c.Limits, err = hardeningFromEnv(getenv, c.RequestTimeout); err != nil {
+		return Config{}, err
 	}
 	if v := getenv("LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {

@@ -112,6 +112,7 @@ type Cache struct {
 	done      chan struct{}
 
 	sf      singleflight.Group
+	loads   sharedLoads // the contexts of sf's database loads
 	m       *metrics
 	queryMu sync.Mutex
 	queries []*Query

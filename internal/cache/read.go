@@ -247,10 +247,15 @@ func getL2[T any](ctx context.Context, q *Query, k string, slots []int32, codec 
 // loadShared loads from the database once for all concurrent callers of a
 // key under the same versions. The load runs detached from the first
 // caller's context, so that caller giving up does not fail the others;
-// each caller still stops waiting when its own context ends.
+// each caller still stops waiting when its own context ends, and the load
+// is canceled when the last one does (or at their latest deadline).
 func loadShared[T any](ctx context.Context, q *Query, k string, slots []int32, codec *Codec[T], load func(context.Context) (T, error)) (T, error) {
 	ver := q.c.capture(slots)
-	ch := q.c.sf.DoChan(sfKey(k, ver), loader(ctx, q, k, ver, codec, load))
+	key := sfKey(k, ver)
+	// The load lives as long as its waiters (loadctx.go).
+	lctx, leave := q.c.loads.join(ctx, key, q.c.cfg.LoadTimeout, func() { q.c.sf.Forget(key) })
+	defer leave()
+	ch := q.c.sf.DoChan(key, loader(lctx, q, k, ver, codec, load))
 	var zero T
 	select {
 	case r := <-ch:
@@ -285,9 +290,13 @@ func sfKey(k string, ver version) string {
 }
 
 func loader[T any](ctx context.Context, q *Query, k string, ver version, codec *Codec[T], load func(context.Context) (T, error)) func() (any, error) {
-	ctx = context.WithoutCancel(ctx)
 	return func() (any, error) {
-		lctx, cancel := context.WithTimeout(ctx, q.c.cfg.LoadTimeout)
+		// A shared load's context is bounded already (loadctx.go); a
+		// background refresh's runs detached, under LoadTimeout.
+		lctx, cancel := ctx, context.CancelFunc(func() {})
+		if _, shared := ctx.(*loadContext); !shared {
+			lctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), q.c.cfg.LoadTimeout)
+		}
 		defer cancel()
 		if ver.floor > 0 {
 			lctx = q.c.loadFloor(lctx, ver.floor)

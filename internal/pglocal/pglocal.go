@@ -344,3 +344,27 @@ func StartReplica(ctx context.Context, primaryPort int, opts Options) (*Cluster,
 	opts.DataDir = dataDir
 	return Start(ctx, opts)
 }
+
+// StopImmediate stops the server the way `pg_ctl stop -m immediate` does
+// (SIGQUIT to the postmaster): every backend exits at once without a
+// shutdown checkpoint, and clients see their connections cut mid-message.
+// Tests use it to play a database that dies hard; the next Start on the same
+// DataDir runs crash recovery.
+func (c *Cluster) StopImmediate() error {
+	select {
+	case <-c.done:
+		return nil
+	default:
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGQUIT); err != nil {
+		return fmt.Errorf("signal postgres: %w", err)
+	}
+	select {
+	case <-c.done:
+		return nil
+	case <-time.After(15 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+		return fmt.Errorf("postgres did not stop within 15s of SIGQUIT; killed: %s", c.logTail())
+	}
+}
