@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/replyrocket/replyrocket/internal/apikey"
 )
 
 // serveApp runs a.Serve on a loopback port until the test ends.
@@ -130,5 +133,40 @@ func TestPurgeIdempotencyKeys(t *testing.T) {
 	var left string
 	if err := a.Pool.QueryRow(ctx, "SELECT string_agg(key, ',') FROM idempotency_keys").Scan(&left); err != nil || left != "new" {
 		t.Fatalf("left %q, %v", left, err)
+	}
+}
+
+// As the binary wires it: API responses carry the RateLimit headers, the
+// admin routes their own policy, and /db-monitor/rate-limits reports the
+// limiter; RATE_LIMIT_DISABLED turns all of it off.
+func TestRateLimitWiring(t *testing.T) {
+	t.Parallel()
+	for _, disabled := range []bool{false, true} {
+		a := newApp(t, map[string]string{"ADMIN_API_KEY": "admin-key-0123456789", "RATE_LIMIT_DISABLED": fmt.Sprint(disabled)})
+		_, key, err := apikey.CreateUser(context.Background(), a.Store, fmt.Sprintf("rl%v@example.com", disabled), "RL")
+		if err != nil {
+			t.Fatal(err)
+		}
+		do := func(path, bearer string) *httptest.ResponseRecorder {
+			req := httptest.NewRequest("GET", path, nil)
+			req.Header.Set("Authorization", "Bearer "+bearer)
+			rec := httptest.NewRecorder()
+			a.Router.ServeHTTP(rec, req)
+			return rec
+		}
+		me := do("/api/v1/me", key.Plain)
+		mon := do("/db-monitor/rate-limits", "admin-key-0123456789")
+		if disabled {
+			if me.Header().Get("RateLimit") != "" || mon.Code != http.StatusNotFound {
+				t.Fatalf("disabled: headers %v, monitor %d", me.Header(), mon.Code)
+			}
+			continue
+		}
+		if !strings.HasPrefix(me.Header().Get("RateLimit-Policy"), `"key";q=600;w=60`) || !strings.HasPrefix(mon.Header().Get("RateLimit-Policy"), `"admin";q=120`) {
+			t.Fatalf("policies %q %q", me.Header().Get("RateLimit-Policy"), mon.Header().Get("RateLimit-Policy"))
+		}
+		if mon.Code != http.StatusOK || !strings.Contains(mon.Body.String(), `"backend":"local"`) {
+			t.Fatalf("monitor %d %s", mon.Code, mon.Body)
+		}
 	}
 }
