@@ -28,8 +28,15 @@ import (
 func newAppOn(t testing.TB, primaryURL string, env map[string]string) *App {
 	t.Helper()
 	cfg, err := ConfigFromEnv(func(k string) string {
-		if k == "DATABASE_URL" {
+		switch k {
+		case "DATABASE_URL":
 			return primaryURL
+		case "RATE_LIMIT_DISABLED":
+			// These tests drive load and replicas, not the per-key
+			// budget (limits_test.go tests that).
+			if _, set := env[k]; !set {
+				return "true"
+			}
 		}
 		return env[k]
 	})
