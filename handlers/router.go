@@ -51,6 +51,9 @@ type Deps struct {
 	PublicRoutes []func(e *echo.Echo)
 	// Now is the clock (tests pin it); nil is time.Now.
 	Now func() time.Time
+	// Pprof serves net/http/pprof under /debug/pprof, behind the admin key
+	// (PPROF_ENABLED).
+	Pprof bool
 }
 
 // API holds the handlers' dependencies.
@@ -133,6 +136,9 @@ func New(d Deps) *echo.Echo {
 	e.GET("/openapi.json", serveOpenAPI)
 	e.GET("/docs", serveDocs)
 
+	if d.Pprof {
+		registerPprof(e, a.requireAdmin)
+	}
 	for _, register := range d.PublicRoutes {
 		register(e)
 	}

@@ -37,6 +37,11 @@ type Config struct {
 	Pool            db.PoolConfig
 	Monitor         monitor.Config
 	Cache           cache.Config
+
+	// Profiling (issue 11). Pprof serves net/http/pprof under /debug/pprof
+	// behind the admin key and samples mutex and block events for it
+	// (PPROF_ENABLED, off by default).
+	Pprof bool
 }
 
 // ConfigFromEnv reads the configuration through getenv (os.Getenv in
@@ -82,6 +87,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			}
 			c.TrustedProxies = append(c.TrustedProxies, n)
 		}
+	}
+	if v := getenv("PPROF_ENABLED"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("PPROF_ENABLED: want true or false, got %q", v)
+		}
+		c.Pprof = b
 	}
 	if v := getenv("LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
