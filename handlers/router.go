@@ -102,7 +102,7 @@ func New(d Deps) *echo.Echo {
 		Limit:   DefaultBodyLimit,
 		Skipper: func(c echo.Context) bool { return c.Path() == bulkEmailsPath && c.Request().Method == http.MethodPost },
 	}))
-	e.Use(middleware.GzipWithConfig(middleware.GzipConfig{MinLength: 1024}))
+	e.Use(compress())
 	e.Use(middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{
 		Timeout: d.RequestTimeout,
 		// The central error handler maps deadline errors itself.
