@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -79,8 +80,13 @@ func TestPprof(t *testing.T) {
 		{"/debug/pprof/", testAdminKey, http.StatusOK},
 		{"/debug/pprof/heap?debug=1", testAdminKey, http.StatusOK},
 		{"/debug/pprof/cmdline", testAdminKey, http.StatusOK},
+		{"/debug/pprof/block?seconds=1", testAdminKey, http.StatusOK},
 		{"/debug/pprof/nosuch", testAdminKey, http.StatusNotFound},
 	} {
 		on.serve(newRequest("GET", tc.path, tc.key, nil, "")).want(tc.status)
+	}
+	// Contention sampling is on only while a block or mutex profile runs.
+	if r := runtime.SetMutexProfileFraction(-1); r != 0 {
+		t.Fatalf("mutex profile fraction %d after the profile ended, want 0", r)
 	}
 }

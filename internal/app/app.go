@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -70,9 +69,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	a.monitor = monitor.New(pool, cfg.Monitor, monitor.Sources{Tracer: tracer, Cache: c})
 	a.closers = append(a.closers, a.monitor.Close)
 
-	if cfg.Pprof {
-		enableContentionProfiles()
-	}
 	a.Router = handlers.New(handlers.Deps{
 		Pprof: cfg.Pprof,
 		Store: a.Store, Pool: pool, Log: log, AdminKey: cfg.AdminKey,
@@ -85,19 +81,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		},
 	})
 	return a, nil
-}
-
-// Sampling rates of the mutex and block profiles while PPROF_ENABLED: one
-// contention event in mutexFraction, and blocking events of at least
-// blockRateNanos (shorter ones proportionally), cheap enough to leave on.
-const (
-	mutexFraction  = 100
-	blockRateNanos = 10_000
-)
-
-func enableContentionProfiles() {
-	runtime.SetMutexProfileFraction(mutexFraction)
-	runtime.SetBlockProfileRate(blockRateNanos)
 }
 
 // Close releases the monitor and the pool.

@@ -39,8 +39,7 @@ type Config struct {
 	Cache           cache.Config
 
 	// Profiling (issue 11). Pprof serves net/http/pprof under /debug/pprof
-	// behind the admin key and samples mutex and block events for it
-	// (PPROF_ENABLED, off by default).
+	// behind the admin key (PPROF_ENABLED, off by default).
 	Pprof bool
 }
 

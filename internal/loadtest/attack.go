@@ -13,20 +13,27 @@ import (
 
 // Row is one line of the result table.
 type Row struct {
-	Name    string
-	RPS     float64
-	P50     time.Duration
-	P99     time.Duration
-	Errors  string // "" when every response had the expected status
-	Limit   string // what the row is compared with
-	Ratio   float64
-	Comment string
+	Name   string
+	RPS    float64
+	P50    time.Duration
+	P99    time.Duration
+	Errors string // "" when every response had the expected status
+	// Requests is how many were made (transactions, for pgbench).
+	Requests uint64
+	// ClientCPU is the CPU the serving process (the app, the reference;
+	// pgbench for its rows) used per request, DBCPU PostgreSQL's: unlike
+	// rps, these hold still on a machine shared with other work.
+	ClientCPU, DBCPU time.Duration
+	Limit            string // what the row is compared with
+	Ratio            float64
+	Comment          string
 }
 
 // target is one request the attack sends; next is called per request, so a
 // write can cycle through many ids.
 type target struct {
 	name   string
+	srv    *server
 	method string
 	url    func(i uint64) string
 	key    string
@@ -64,7 +71,7 @@ func attack(tg target, concurrency int, d time.Duration) Row {
 		}
 	}
 	m.Close()
-	return Row{Name: tg.name, RPS: m.Rate, P50: m.Latencies.P50, P99: m.Latencies.P99, Errors: describeErrors(bad)}
+	return Row{Name: tg.name, RPS: m.Rate, P50: m.Latencies.P50, P99: m.Latencies.P99, Errors: describeErrors(bad), Requests: m.Requests}
 }
 
 func describeErrors(bad map[string]int) string {

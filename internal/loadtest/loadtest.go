@@ -87,6 +87,10 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		return err
 	}
 
+	pgPID, err := postmasterPID(cluster.DataDir)
+	if err != nil {
+		return err
+	}
 	ds, err := seedDataset(ctx, url, o, logf)
 	if err != nil {
 		return err
@@ -161,13 +165,13 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	summaryPath := campaignPath + "/summary"
 	listPath := "/api/v1/campaigns?limit=20"
 	scenarios := []target{
-		{name: "bare net/http, same bytes", method: "GET", url: get(ref, campaignPath)},
-		{name: "campaign by id, cached", method: "GET", url: get(cached, campaignPath)},
-		{name: "campaign by id, uncached", method: "GET", url: get(uncached, campaignPath)},
-		{name: "summary, cached", method: "GET", url: get(cached, summaryPath)},
-		{name: "summary, uncached", method: "GET", url: get(uncached, summaryPath)},
-		{name: "list page, uncached", method: "GET", url: get(uncached, listPath)},
-		{name: "open (write), cached instance", method: "POST", url: openURL(cached)},
+		{name: "bare net/http, same bytes", srv: ref, method: "GET", url: get(ref, campaignPath)},
+		{name: "campaign by id, cached", srv: cached, method: "GET", url: get(cached, campaignPath)},
+		{name: "campaign by id, uncached", srv: uncached, method: "GET", url: get(uncached, campaignPath)},
+		{name: "summary, cached", srv: cached, method: "GET", url: get(cached, summaryPath)},
+		{name: "summary, uncached", srv: uncached, method: "GET", url: get(uncached, summaryPath)},
+		{name: "list page, uncached", srv: uncached, method: "GET", url: get(uncached, listPath)},
+		{name: "open (write), cached instance", srv: cached, method: "POST", url: openURL(cached)},
 	}
 	rows := map[string]Row{}
 	var order []string
@@ -185,7 +189,16 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		if o.ProfileDir != "" && sc.name == "campaign by id, uncached" {
 			stopProfile = profile(ctx, uncached, ds.adminKey, o.ProfileDir, o.Duration)
 		}
+		cpu0, err := cpuOf(sc.srv, pgPID)
+		if err != nil {
+			return err
+		}
 		r := attack(sc, o.Concurrency, o.Duration)
+		cpu1, err := cpuOf(sc.srv, pgPID)
+		if err != nil {
+			return err
+		}
+		r.ClientCPU, r.DBCPU = perRequest(cpu1[0]-cpu0[0], r.Requests), perRequest(cpu1[1]-cpu0[1], r.Requests)
 		if stopProfile != nil {
 			if err := stopProfile(); err != nil {
 				return err
@@ -207,10 +220,19 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 				continue
 			}
 			logf("pgbench %s: %d clients (the API pool's size) for %s", s.name, poolMax, o.Duration)
+			db0, err := postgresCPU(pgPID)
+			if err != nil {
+				return err
+			}
 			r, err := runPgbench(ctx, bin, url, dir, s, poolMax, o.Duration)
 			if err != nil {
 				return err
 			}
+			db1, err := postgresCPU(pgPID)
+			if err != nil {
+				return err
+			}
+			r.ClientCPU, r.DBCPU = perRequest(r.ClientCPU, r.Requests), perRequest(db1-db0, r.Requests)
 			rows[r.Name] = r
 			order = append(order, r.Name)
 		}
@@ -244,6 +266,23 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	ratio(rows, "summary, uncached", "pgbench: "+pgbenchSummary)
 	printReport(out, o, ds, poolMax, order, rows, mem)
 	return nil
+}
+
+// cpuOf is the CPU used so far by s and by PostgreSQL.
+func cpuOf(s *server, pgPID int) ([2]time.Duration, error) {
+	app, err := cpuTime(s.cmd.Process.Pid)
+	if err != nil {
+		return [2]time.Duration{}, err
+	}
+	pg, err := postgresCPU(pgPID)
+	return [2]time.Duration{app, pg}, err
+}
+
+func perRequest(d time.Duration, n uint64) time.Duration {
+	if n == 0 {
+		return 0
+	}
+	return d / time.Duration(n)
 }
 
 func selected(only, name string) bool {

@@ -60,7 +60,9 @@ func runPgbench(ctx context.Context, bin, url, dir string, s pgbenchScript, clie
 	if err != nil {
 		return Row{}, err
 	}
-	return Row{Name: "pgbench: " + s.name, RPS: tps, P50: quantile(lat, 0.50), P99: quantile(lat, 0.99)}, nil
+	// ClientCPU is pgbench's total here; the caller divides.
+	return Row{Name: "pgbench: " + s.name, RPS: tps, P50: quantile(lat, 0.50), P99: quantile(lat, 0.99),
+		Requests: uint64(len(lat)), ClientCPU: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}, nil
 }
 
 // pgbenchLatencies reads every per-transaction log file (one per thread):

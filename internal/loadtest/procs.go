@@ -206,3 +206,86 @@ func fileTail(path string) string {
 	}
 	return tail(b)
 }
+
+// clockTick is the unit of utime and stime in /proc/<pid>/stat (USER_HZ,
+// 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// cpuTime is the user+system CPU a process has used, from /proc/<pid>/stat.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("read CPU time of process %d: %w", pid, err)
+	}
+	// The command name (field 2) may hold spaces; the fields after its
+	// closing parenthesis are space-separated: state is field 3, utime 14,
+	// stime 15.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	return time.Duration(ut+st) * clockTick, nil
+}
+
+// postgresCPU is the CPU used so far by the postmaster and every process
+// it forked (backends, walwriter, checkpointer…): the database's share of
+// a scenario. Live children are read one by one; exited ones (pgbench's
+// backends once it disconnects) are in the postmaster's cutime and cstime,
+// since it waits for them.
+func postgresCPU(postmaster int) (time.Duration, error) {
+	total, err := cpuTime(postmaster)
+	if err != nil {
+		return 0, err
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(postmaster) + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("read CPU time of the postmaster: %w", err)
+	}
+	pm := strings.Fields(string(b)[strings.LastIndexByte(string(b), ')')+1:])
+	if len(pm) < 15 {
+		return 0, fmt.Errorf("short /proc/%d/stat", postmaster)
+	}
+	cut, _ := strconv.ParseInt(pm[13], 10, 64)
+	cst, _ := strconv.ParseInt(pm[14], 10, 64)
+	total += time.Duration(cut+cst) * clockTick
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == postmaster {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // exited meanwhile
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 13 || f[1] != strconv.Itoa(postmaster) {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(ut+st) * clockTick
+	}
+	return total, nil
+}
+
+// postmasterPID reads the server's pid from the first line of
+// postmaster.pid in its data directory.
+func postmasterPID(dataDir string) (int, error) {
+	b, err := os.ReadFile(dataDir + "/postmaster.pid")
+	if err != nil {
+		return 0, fmt.Errorf("read postmaster.pid: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strconv.Atoi(strings.TrimSpace(line))
+}

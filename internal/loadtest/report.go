@@ -118,7 +118,7 @@ func printReport(out io.Writer, o Options, ds dataset, poolMax int, order []stri
 	fmt.Fprintf(out, "\nReplyRocket loadtest: %d emails (seeded in %s), %d concurrent requests, %s per scenario, app pool %d connections, pgbench -M prepared -c %d\n\n",
 		ds.emails, ds.seedTime.Round(time.Millisecond), o.Concurrency, o.Duration, poolMax, poolMax)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\trps\tp50 ms\tp99 ms\tratio\tof\terrors\t")
+	fmt.Fprintln(tw, "scenario\trps\tp50 ms\tp99 ms\tserver CPU µs/req\tdb CPU µs/req\tratio\tof\terrors\t")
 	for _, name := range order {
 		r := rows[name]
 		rt := ""
@@ -129,9 +129,11 @@ func printReport(out io.Writer, o Options, ds dataset, poolMax int, order []stri
 		if errs == "" {
 			errs = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t\n", r.Name, r.RPS, ms(r.P50), ms(r.P99), rt, r.Limit, errs)
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t\n", r.Name, r.RPS, ms(r.P50), ms(r.P99),
+			r.ClientCPU.Microseconds(), r.DBCPU.Microseconds(), rt, r.Limit, errs)
 	}
 	_ = tw.Flush()
+	fmt.Fprintln(out, "\nserver CPU: of the process that answered (the app, the bare server; pgbench itself on pgbench rows); db CPU: of all PostgreSQL processes.")
 	fmt.Fprintln(out)
 	fmt.Fprintf(out, "memory (RSS from /proc):\n")
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
