@@ -39,7 +39,9 @@ func (e env) loadtest(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		return loadtest.ServeApp(ctx, cfg, cfg.Logger(e.stderr), e.stdout)
+		log, closeLog := e.serverLogger(cfg)
+		defer closeLog()
+		return loadtest.ServeApp(ctx, cfg, log, e.stdout)
 	case "reference":
 		return loadtest.ServeReference(ctx, e.getenv(loadtest.EnvReferenceKey), []byte(e.getenv(loadtest.EnvReferenceBody)), e.stdout)
 	default:
