@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,7 +17,9 @@ import (
 // environment, or the bare reference server.
 func (e env) loadtest(ctx context.Context, args []string) error {
 	o := loadtest.Options{Getenv: e.getenv, Log: e.stderr}
-	var role, envList string
+	var role, envList, scaleSizes string
+	var scale bool
+	var scaleReps int
 	if err := e.flags("loadtest", args, func(fs *flag.FlagSet) {
 		fs.IntVar(&o.Concurrency, "c", 32, "requests in flight")
 		fs.DurationVar(&o.Duration, "d", 8*time.Second, "measured duration of each scenario")
@@ -28,6 +31,9 @@ func (e env) loadtest(ctx context.Context, args []string) error {
 		fs.StringVar(&envList, "env", "", "extra environment of the app instances, NAME=VALUE,… (e.g. DB_POOL_SIZE=8)")
 		fs.StringVar(&o.ProfileDir, "profile", "", "write pprof profiles of the uncached instance's campaign-by-id run into this directory")
 		fs.StringVar(&o.Only, "only", "", "run only the scenarios whose names contain one of these comma-separated words")
+		fs.BoolVar(&scale, "scale", false, "run the scale benchmark instead (seeds millions of emails: minutes, gigabytes)")
+		fs.StringVar(&scaleSizes, "scale-sizes", "1000000,10000000", "with -scale: total emails after each step")
+		fs.IntVar(&scaleReps, "scale-reps", 200, "with -scale: sequential requests per read")
 		fs.StringVar(&role, "role", "", "internal: run as the benchmark's app or reference child")
 	}); err != nil {
 		return err
@@ -63,6 +69,20 @@ func (e env) loadtest(ctx context.Context, args []string) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find this binary to start the servers: %w", err)
+	}
+	if scale {
+		so := loadtest.ScaleOptions{Exe: exe, Reps: scaleReps, Getenv: e.getenv, Log: e.stderr}
+		for _, f := range strings.Split(scaleSizes, ",") {
+			n, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64)
+			if err != nil || n < 100_000 || (len(so.Sizes) > 0 && n <= so.Sizes[len(so.Sizes)-1]) {
+				return fmt.Errorf("%w: -scale-sizes wants ascending counts of at least 100000, got %q", errUsage, scaleSizes)
+			}
+			so.Sizes = append(so.Sizes, n)
+		}
+		if scaleReps < 1 {
+			return fmt.Errorf("%w: -scale-reps must be positive", errUsage)
+		}
+		return loadtest.RunScale(ctx, so, e.stdout)
 	}
 	o.Exe = exe
 	return loadtest.Run(ctx, o, e.stdout)

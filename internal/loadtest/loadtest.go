@@ -65,11 +65,11 @@ type Options struct {
 
 // Run does the whole benchmark and writes the report to out.
 func Run(ctx context.Context, o Options, out io.Writer) error {
-	dir, err := os.MkdirTemp("", "replyrocket-loadtest-")
+	dir, err := mkTemp()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer removeAll(dir)
 	logf := func(format string, args ...any) { fmt.Fprintf(o.Log, "loadtest: "+format+"\n", args...) }
 
 	logf("starting PostgreSQL in %s", dir)
@@ -285,6 +285,10 @@ func perRequest(d time.Duration, n uint64) time.Duration {
 	return d / time.Duration(n)
 }
 
+func mkTemp() (string, error) { return os.MkdirTemp("", "replyrocket-loadtest-") }
+
+func removeAll(dir string) { _ = os.RemoveAll(dir) }
+
 func selected(only, name string) bool {
 	if only == "" {
 		return true
@@ -392,9 +396,9 @@ func fetch(ctx context.Context, url, key string) ([]byte, error) {
 	return b, nil
 }
 
-// bulkInsert posts n generated emails to the first campaign in one request
-// and returns how long it took.
-func bulkInsert(ctx context.Context, s *server, ds dataset, n int) (time.Duration, error) {
+// bulkBody is a bulk-insert request of n generated emails of a few
+// hundred bytes each.
+func bulkBody(n int) ([]byte, error) {
 	type email struct {
 		Recipient string `json:"recipient"`
 		Subject   string `json:"subject"`
@@ -408,27 +412,19 @@ func bulkInsert(ctx context.Context, s *server, ds dataset, n int) (time.Duratio
 			Body:      strings.Repeat("Hi there, I noticed your team is growing. ", 8),
 		}
 	}
-	b, err := json.Marshal(map[string]any{"emails": emails})
+	return json.Marshal(map[string]any{"emails": emails})
+}
+
+// bulkInsert posts n generated emails to the first campaign in one request
+// and returns how long it took.
+func bulkInsert(ctx context.Context, s *server, ds dataset, n int) (time.Duration, error) {
+	b, err := bulkBody(n)
 	if err != nil {
 		return 0, err
 	}
-	url := s.url("/api/v1/campaigns/" + ds.campaignID.String() + "/emails")
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(string(b)))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+ds.key)
-	req.Header.Set("Content-Type", "application/json")
-	start := time.Now()
-	resp, err := http.DefaultClient.Do(req)
+	d, _, err := timed(ctx, http.DefaultClient, "POST", s.url("/api/v1/campaigns/"+ds.campaignID.String()+"/emails"), ds.key, b, http.StatusCreated)
 	if err != nil {
 		return 0, fmt.Errorf("bulk insert: %w", err)
-	}
-	defer resp.Body.Close()
-	rb, _ := io.ReadAll(resp.Body)
-	d := time.Since(start)
-	if resp.StatusCode != http.StatusCreated {
-		return 0, fmt.Errorf("bulk insert: %s: %s", resp.Status, tail(rb))
 	}
 	return d, nil
 }
