@@ -59,6 +59,9 @@ type Options struct {
 	// Only, when set, runs only the scenarios whose names contain it
 	// (comma-separated), for quick iterations.
 	Only string
+	// Settle is how long to wait after the bulk insert before reading the
+	// memory again (5 s when zero; negative for none).
+	Settle time.Duration
 	// Log receives progress lines.
 	Log io.Writer
 }
@@ -248,7 +251,11 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		if mem.afterBulk, err = cached.rss(); err != nil {
 			return err
 		}
-		time.Sleep(5 * time.Second)
+		settle := o.Settle
+		if settle == 0 {
+			settle = 5 * time.Second
+		}
+		time.Sleep(max(settle, 0))
 		if mem.afterBulkSettled, err = cached.rss(); err != nil {
 			return err
 		}
