@@ -116,7 +116,14 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 
 	cachedEnv := clone(appEnv)
 	uncachedEnv := clone(appEnv)
+	// The uncached instance needs no in-process tier either: its memory is
+	// the app's without L1, the figure the memory target is about. The
+	// cache builds its ristretto even when disabled, with fixed structures
+	// sized from CACHE_L1_MAX_BYTES (24 MiB at the 64 MiB default), so the
+	// bound is set to 1 MiB as well.
 	uncachedEnv["CACHE_DISABLED"] = "true"
+	uncachedEnv["CACHE_L1_DISABLED"] = "true"
+	uncachedEnv["CACHE_L1_MAX_BYTES"] = "1048576"
 	if o.ProfileDir != "" {
 		uncachedEnv["PPROF_ENABLED"] = "true"
 	}
@@ -214,6 +221,12 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	if mem.steadyCached, err = cached.rss(); err != nil {
 		return err
 	}
+	if mem.steadyUncached, err = uncached.rss(); err != nil {
+		return err
+	}
+	if mem.goUncached, err = metrics(ctx, uncached, goMemory...); err != nil {
+		return err
+	}
 
 	if bin, err := exec.LookPath("pgbench"); err != nil {
 		logf("pgbench is not on PATH: no database limit in the table")
@@ -242,13 +255,13 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	}
 
 	if selected(o.Only, "bulk") {
-		logf("bulk insert of 10 000 emails into the cached instance")
-		d, err := bulkInsert(ctx, cached, ds, 10000)
+		logf("bulk insert of 10 000 emails into the uncached instance")
+		d, err := bulkInsert(ctx, uncached, ds, 10000)
 		if err != nil {
 			return err
 		}
 		mem.bulk = d
-		if mem.afterBulk, err = cached.rss(); err != nil {
+		if mem.afterBulk, err = uncached.rss(); err != nil {
 			return err
 		}
 		settle := o.Settle
@@ -256,7 +269,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 			settle = 5 * time.Second
 		}
 		time.Sleep(max(settle, 0))
-		if mem.afterBulkSettled, err = cached.rss(); err != nil {
+		if mem.afterBulkSettled, err = uncached.rss(); err != nil {
 			return err
 		}
 	}
@@ -438,18 +451,38 @@ func bulkInsert(ctx context.Context, s *server, ds dataset, n int) (time.Duratio
 
 // l1Bytes reads the cache's L1 size from the instance's /metrics.
 func l1Bytes(ctx context.Context, s *server) (int64, error) {
-	b, err := fetch(ctx, s.url("/metrics"), "")
+	m, err := metrics(ctx, s, `replyrocket_cache_bytes{tier="l1"}`)
 	if err != nil {
 		return 0, err
 	}
+	return m[`replyrocket_cache_bytes{tier="l1"}`], nil
+}
+
+// goMemory is where the Go runtime's memory is, from /metrics.
+var goMemory = []string{"go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes", "go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes"}
+
+// metrics reads the named samples of the instance's /metrics.
+func metrics(ctx context.Context, s *server, names ...string) (map[string]int64, error) {
+	b, err := fetch(ctx, s.url("/metrics"), "")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, `replyrocket_cache_bytes{tier="l1"} `); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			if err != nil {
-				return 0, fmt.Errorf("parse replyrocket_cache_bytes: %w", err)
+		for _, n := range names {
+			if rest, ok := strings.CutPrefix(line, n+" "); ok {
+				f, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+				if err != nil {
+					return nil, fmt.Errorf("parse %s: %w", n, err)
+				}
+				out[n] = int64(f)
 			}
-			return int64(f), nil
 		}
 	}
-	return 0, fmt.Errorf("no replyrocket_cache_bytes in /metrics")
+	for _, n := range names {
+		if _, ok := out[n]; !ok {
+			return nil, fmt.Errorf("no %s in /metrics", n)
+		}
+	}
+	return out, nil
 }

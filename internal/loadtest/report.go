@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -103,6 +104,8 @@ type memReport struct {
 	restCached, restUncached int64 // after start, before any load
 	loadCached, loadUncached int64 // highest while the scenarios ran
 	steadyCached             int64 // right after the scenarios
+	steadyUncached           int64
+	goUncached               map[string]int64 // the Go runtime's view after the load
 	bulk                     time.Duration
 	afterBulk                int64 // right after a 10 000-email bulk insert
 	afterBulkSettled         int64 // after Settle
@@ -135,18 +138,28 @@ func printReport(out io.Writer, o Options, ds dataset, poolMax int, order []stri
 	_ = tw.Flush()
 	fmt.Fprintln(out, "\nserver CPU: of the process that answered (the app, the bare server; pgbench itself on pgbench rows); db CPU: of all PostgreSQL processes.")
 	fmt.Fprintln(out)
-	fmt.Fprintf(out, "memory (RSS from /proc):\n")
+	fmt.Fprintf(out, "memory (RSS from /proc; the uncached instance runs without L1, CACHE_L1_DISABLED=true):\n")
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "  at rest\tcached %s\tuncached %s\n", mib(m.restCached), mib(m.restUncached))
-	fmt.Fprintf(tw, "  under load (peak)\tcached %s\tuncached %s\n", mib(m.loadCached), mib(m.loadUncached))
-	fmt.Fprintf(tw, "  after the load\tcached %s\t\n", mib(m.steadyCached))
+	fmt.Fprintf(tw, "  \tcached\tuncached, no L1\t\n")
+	fmt.Fprintf(tw, "  at rest\t%s\t%s\t\n", mib(m.restCached), mib(m.restUncached))
+	fmt.Fprintf(tw, "  under load (peak)\t%s\t%s\t\n", mib(m.loadCached), mib(m.loadUncached))
+	fmt.Fprintf(tw, "  after the load\t%s\t%s\t\n", mib(m.steadyCached), mib(m.steadyUncached))
 	if m.afterBulk > 0 {
-		fmt.Fprintf(tw, "  after a 10 000-email bulk insert (%s)\tcached %s\tsettled %s\n", m.bulk.Round(time.Millisecond), mib(m.afterBulk), mib(m.afterBulkSettled))
+		fmt.Fprintf(tw, "  right after a 10 000-email bulk insert (%s)\t\t%s\t\n", m.bulk.Round(time.Millisecond), mib(m.afterBulk))
+		fmt.Fprintf(tw, "  settled after it\t\t%s\t\n", mib(m.afterBulkSettled))
+	}
+	_ = tw.Flush()
+	if m.goUncached != nil {
+		fmt.Fprintf(out, "  Go runtime of the uncached instance after the load:")
+		for _, n := range goMemory {
+			fmt.Fprintf(out, " %s %s", strings.TrimSuffix(strings.TrimPrefix(n, "go_memstats_"), "_bytes"), mib(m.goUncached[n]))
+		}
+		fmt.Fprintln(out)
 	}
 	max := m.l1Max
 	if max == "" {
-		max = "67108864 (default)"
+		max = "67108864 (the default)"
 	}
-	fmt.Fprintf(tw, "  L1 cache share\t%s held\tCACHE_L1_MAX_BYTES %s\n", mib(m.l1Bytes), max)
-	_ = tw.Flush()
+	fmt.Fprintf(out, "  L1 share under load: %s (cached minus uncached peak: the tier's fixed structures, its entries and the GC headroom they add), %s of entries held at the end; CACHE_L1_MAX_BYTES %s\n",
+		mib(m.loadCached-m.loadUncached), mib(m.l1Bytes), max)
 }
