@@ -2,7 +2,10 @@ package logbuf
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -85,5 +88,51 @@ func TestWriterFlushesEveryInterval(t *testing.T) {
 			t.Fatal("the line was not flushed by the interval")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// BenchmarkAccessLogLine is one access-log line (the attributes the router
+// logs) written to a pipe, as stderr is under a process supervisor, straight
+// and through a Writer.
+//
+//	go test ./internal/logbuf -run '^$' -bench AccessLogLine -benchmem
+func BenchmarkAccessLogLine(b *testing.B) {
+	for _, buffered := range []bool{false, true} {
+		name := "direct"
+		if buffered {
+			name = "buffered"
+		}
+		b.Run(name, func(b *testing.B) {
+			r, w, err := os.Pipe()
+			if err != nil {
+				b.Fatal(err)
+			}
+			drained := make(chan struct{})
+			go func() { _, _ = io.Copy(io.Discard, r); close(drained) }()
+			var out io.Writer = w
+			var lw *Writer
+			if buffered {
+				lw = New(w, 64<<10, 200*time.Millisecond)
+				out = lw
+			}
+			log := slog.New(slog.NewJSONHandler(out, nil))
+			attrs := []slog.Attr{
+				slog.String("request_id", "0b6a7a52-58a3-4a53-9d3e-2f0f6f3e9c1a"), slog.String("method", "GET"),
+				slog.String("path", "/api/v1/campaigns/0193a1b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b"), slog.String("route", "/api/v1/campaigns/:id"),
+				slog.Int("status", 200), slog.Int64("bytes", 236), slog.Float64("latency_ms", 2.31), slog.String("ip", "127.0.0.1"),
+			}
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+				}
+			})
+			b.StopTimer()
+			if lw != nil {
+				_ = lw.Close()
+			}
+			w.Close()
+			<-drained
+		})
 	}
 }
