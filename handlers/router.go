@@ -72,6 +72,9 @@ type Deps struct {
 	// rate_limit_per_minute overrides its rate); AdminRateLimit is the
 	// admin routes' budget.
 	KeyRateLimit, AdminRateLimit ratelimit.Limit
+	// Pprof serves net/http/pprof under /debug/pprof, behind the admin key
+	// (PPROF_ENABLED).
+	Pprof bool
 }
 
 // Defaults of the bad-key defences.
@@ -157,7 +160,7 @@ func New(d Deps) *echo.Echo {
 		Limit:   DefaultBodyLimit,
 		Skipper: func(c echo.Context) bool { return c.Path() == bulkEmailsPath && c.Request().Method == http.MethodPost },
 	}))
-	e.Use(middleware.GzipWithConfig(middleware.GzipConfig{MinLength: 1024}))
+	e.Use(compress())
 	e.Use(middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{
 		Timeout: d.RequestTimeout,
 		// The central error handler maps deadline errors itself.
@@ -196,6 +199,9 @@ func New(d Deps) *echo.Echo {
 	e.GET("/openapi.json", serveOpenAPI)
 	e.GET("/docs", serveDocs)
 
+	if d.Pprof {
+		registerPprof(e, a.requireAdmin)
+	}
 	for _, register := range d.PublicRoutes {
 		register(e)
 	}

@@ -23,12 +23,13 @@ Usage:
   replyrocket partitions ensure [--ahead N] | list | retain --older-than N [--drop]
   replyrocket users create --email E --name N
   replyrocket seed --users N --campaigns-per-user M --emails-per-campaign K [--months 12]
+  replyrocket loadtest [-c 32] [-d 8s] [-scale]  load benchmark on an embedded database (loopback only)
 
 Environment: DATABASE_URL, APP_ENV (dev|prod), PORT, ADMIN_API_KEY,
 REQUEST_TIMEOUT, SHUTDOWN_TIMEOUT, TRUSTED_PROXIES, PARTITIONS_AHEAD, LOG_LEVEL,
 DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT, DB_POOL_RECYCLE, MONITOR_*,
 DATABASE_REPLICA_URLS, DB_REPLICA_POOL_SIZE, DB_REPLICA_MAX_LAG, DB_PGBOUNCER,
-DB_BACKGROUND_POOL_SIZE, DB_BACKGROUND_POOL_TIMEOUT.
+DB_BACKGROUND_POOL_SIZE, DB_BACKGROUND_POOL_TIMEOUT, PPROF_ENABLED.
 `
 
 // errUsage marks a command line mistake: usage is printed, exit code 2.
@@ -75,6 +76,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return e.users(ctx, rest)
 	case "seed":
 		return e.seed(ctx, rest)
+	case "loadtest":
+		return e.loadtest(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -4,10 +4,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/replyrocket/replyrocket/internal/app"
+	"github.com/replyrocket/replyrocket/internal/logbuf"
 	"github.com/replyrocket/replyrocket/internal/migrate"
 )
 
@@ -43,7 +46,9 @@ func (e env) serve(ctx context.Context, args []string) error {
 
 // runServer starts the app on cfg.Port and serves until ctx is done.
 func (e env) runServer(ctx context.Context, cfg app.Config) error {
-	a, err := app.New(ctx, cfg, cfg.Logger(e.stderr))
+	log, closeLog := e.serverLogger(cfg)
+	defer closeLog()
+	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -56,4 +61,19 @@ func (e env) runServer(ctx context.Context, cfg app.Config) error {
 		return fmt.Errorf("listen on port %d: %w", cfg.Port, err)
 	}
 	return a.Serve(ctx, ln)
+}
+
+// Access-log batching (see internal/logbuf): lines reach stderr within
+// logFlushEvery, warnings and errors at once.
+const (
+	logBufferSize = 64 << 10
+	logFlushEvery = 200 * time.Millisecond
+)
+
+// serverLogger is a serving process's logger, on a buffered stderr; the
+// returned func writes out what is left.
+func (e env) serverLogger(cfg app.Config) (*slog.Logger, func()) {
+	w := logbuf.New(e.stderr, logBufferSize, logFlushEvery)
+	log := slog.New(logbuf.FlushAt(cfg.Logger(w).Handler(), w, slog.LevelWarn))
+	return log, func() { _ = w.Close() }
 }

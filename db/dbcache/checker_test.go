@@ -311,7 +311,6 @@ func (w *checkWorld) run(t *testing.T, d time.Duration, write db.Store, readers 
 	return res
 }
 
-
 // TestCheckerNoStaleReads runs the checker on each tier and across two
 // instances, then the two controls: without scopes (every write
 // invalidates as in the table-wide design: the hit rate falls) and

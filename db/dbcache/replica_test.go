@@ -53,7 +53,9 @@ func TestLoadsAfterAWriteSeeIt(t *testing.T) {
 		for i := 0; i < instances; i++ {
 			opts := cache.Options{Tables: Tables, Versions: Versions, Scopes: Scopes, Registerer: prometheus.NewRegistry()}
 			if withFloor {
-				opts.LoadFloor = func(ctx context.Context, lsn uint64) context.Context { return dbroute.WithMinLSN(ctx, dbroute.LSN(lsn)) }
+				opts.LoadFloor = func(ctx context.Context, lsn uint64) context.Context {
+					return dbroute.WithMinLSN(ctx, dbroute.LSN(lsn))
+				}
 			}
 			c, err := cache.New(cache.Config{Namespace: ns, RedisURL: redisURL, RedisTimeout: time.Second}, opts)
 			if err != nil {

@@ -121,6 +121,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 
 	a.Router = handlers.New(handlers.Deps{
+		Pprof: cfg.Pprof,
 		Store: a.Store, Pool: pool, Router: a.DBRouter, Log: log, AdminKey: cfg.AdminKey,
 		RequestTimeout: cfg.RequestTimeout, IPExtractor: cfg.IPExtractor(), Registry: reg,
 		BodyDrainBytes:        drainBytes(cfg.HTTP.BodyDrainBytes),

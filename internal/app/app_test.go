@@ -238,8 +238,9 @@ func TestConfigFromEnv(t *testing.T) {
 		check func(Config) bool
 	}{
 		{map[string]string{}, func(c Config) bool {
-			return c.Port == 8080 && c.Env == "dev" && c.RequestTimeout == 10*time.Second && c.AdminKey == "" && len(c.TrustedProxies) == 0
+			return c.Port == 8080 && c.Env == "dev" && c.RequestTimeout == 10*time.Second && c.AdminKey == "" && len(c.TrustedProxies) == 0 && !c.Pprof
 		}},
+		{map[string]string{"PPROF_ENABLED": "true"}, func(c Config) bool { return c.Pprof }},
 		{map[string]string{"PORT": "9000", "APP_ENV": "prod", "ADMIN_API_KEY": "k", "REQUEST_TIMEOUT": "2s", "TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.0/24", "LOG_LEVEL": "debug"}, func(c Config) bool {
 			return c.Port == 9000 && c.Env == "prod" && c.AdminKey == "k" && c.RequestTimeout == 2*time.Second && len(c.TrustedProxies) == 2 && c.LogLevel == slog.LevelDebug
 		}},
@@ -252,7 +253,7 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	for _, bad := range []map[string]string{
 		{"PORT": "http"}, {"PORT": "70000"}, {"REQUEST_TIMEOUT": "soon"}, {"TRUSTED_PROXIES": "10.0.0.1"},
-		{"LOG_LEVEL": "loud"}, {"APP_ENV": "staging"}, {"PARTITIONS_AHEAD": "-1"},
+		{"LOG_LEVEL": "loud"}, {"APP_ENV": "staging"}, {"PARTITIONS_AHEAD": "-1"}, {"PPROF_ENABLED": "sometimes"},
 	} {
 		if _, err := ConfigFromEnv(func(k string) string { return bad[k] }); err == nil {
 			t.Errorf("env %v accepted", bad)

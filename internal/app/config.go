@@ -43,6 +43,10 @@ type Config struct {
 	// HTTP and Limits are the hardening block (config_hardening.go).
 	HTTP   HTTPConfig
 	Limits Limits
+
+	// Profiling (issue 11). Pprof serves net/http/pprof under /debug/pprof
+	// behind the admin key (PPROF_ENABLED, off by default).
+	Pprof bool
 }
 
 // ConfigFromEnv reads the configuration through getenv (os.Getenv in
@@ -95,6 +99,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	if c.HTTP, c.Limits, err = hardeningFromEnv(getenv, c.RequestTimeout); err != nil {
 		return Config{}, err
+	}
+	if v := getenv("PPROF_ENABLED"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("PPROF_ENABLED: want true or false, got %q", v)
+		}
+		c.Pprof = b
 	}
 	if v := getenv("LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
