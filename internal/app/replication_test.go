@@ -458,3 +458,37 @@ func TestReadOnlyQueries(t *testing.T) {
 		}
 	}
 }
+
+// TestReadYourWritesChecksEveryReplica: with one replica caught up and one
+// 2 s behind, a user who just wrote reads from the caught-up one (or the
+// primary), never from the one that has not replayed the write — unlike a
+// scheme that unsticks the user as soon as any one replica caught up.
+func TestReadYourWritesChecksEveryReplica(t *testing.T) {
+	rep := pgtest.StartReplication(t, pgtest.ReplicationOptions{Replicas: 2, ApplyDelay: map[int]time.Duration{1: 2 * time.Second}})
+	a := newAppOn(t, rep.PrimaryURL, map[string]string{"DATABASE_REPLICA_URLS": replicaURLs(rep), "CACHE_DISABLED": "true"})
+	key := newUser(t, a, "sticky@example.com")
+	if err := rep.WaitReplayed(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		return a.DBRouter.Replicas()[0].State().InRotation && a.DBRouter.Replicas()[1].State().InRotation
+	})
+	var c struct{ ID string }
+	mustCall(t, a, "POST", "/api/v1/campaigns", key, `{"name":"Sticky"}`, http.StatusCreated, &c)
+	written := time.Now()
+	// Let the health checks see replica 1 replay the write (it streams at
+	// once); replica 2 holds it back for 2 s.
+	time.Sleep(500 * time.Millisecond)
+	for range 30 {
+		mustCall(t, a, "GET", "/api/v1/campaigns/"+c.ID, key, "", http.StatusOK, nil)
+	}
+	if time.Since(written) > 1800*time.Millisecond {
+		t.Fatal("the reads ran too late to prove anything: the delayed replica may have replayed the write")
+	}
+	if n := calls(t, rep.Replicas[1].URL, "GetCampaign"); n != 0 {
+		t.Fatalf("the delayed replica served %d of the writer's reads", n)
+	}
+	if n := calls(t, rep.Replicas[0].URL, "GetCampaign"); n == 0 {
+		t.Fatal("the caught-up replica served none of the writer's reads: they all went to the primary")
+	}
+}
