@@ -176,6 +176,9 @@ func (a *App) openReplicas(ctx context.Context, tracer pgx.QueryTracer, reg prom
 		Config: a.Config.Replicas, PoolTimeout: a.Config.Pool.Timeout, ReadOnly: ReadOnlyQueries(),
 		Log: a.Log, Registerer: reg,
 	}
+	if opts.MaxLag <= 0 {
+		opts.MaxLag = dbroute.DefaultMaxLag
+	}
 	if len(a.Replicas) > 0 {
 		var rdb *redis.Client
 		if u := a.Config.Cache.RedisURL; u != "" {
