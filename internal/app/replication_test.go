@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/replyrocket/replyrocket/db/dbroute"
 	"github.com/replyrocket/replyrocket/internal/apikey"
 	"github.com/replyrocket/replyrocket/internal/pgtest"
 	"github.com/replyrocket/replyrocket/internal/redistest"
@@ -515,8 +516,12 @@ func TestReadYourWritesChecksEveryReplica(t *testing.T) {
 		mustCall(t, a, "POST", "/api/v1/campaigns", key, `{"name":"Sticky"}`, http.StatusCreated, &c)
 		written := time.Now()
 		// Let the health checks see replica 1 replay the write (it streams
-		// at once); replica 2 holds it back for 2 s.
-		time.Sleep(400 * time.Millisecond)
+		// at once; on a busy machine a check may take a while); replica 2
+		// holds it back for 2 s.
+		primaryAt := currentLSN(t, rep.PrimaryURL)
+		for time.Since(written) < 1500*time.Millisecond && a.DBRouter.Replicas()[0].State().ReplayLSN < primaryAt {
+			time.Sleep(10 * time.Millisecond)
+		}
 		for range 10 {
 			mustCall(t, a, "GET", "/api/v1/campaigns/"+c.ID, key, "", http.StatusOK, nil)
 		}
@@ -533,4 +538,19 @@ func TestReadYourWritesChecksEveryReplica(t *testing.T) {
 			t.Fatal("three attempts ran slower than the replica's 2 s delay: nothing proven")
 		}
 	}
+}
+
+// currentLSN is the primary's WAL insert position now.
+func currentLSN(t *testing.T, url string) dbroute.LSN {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	var v int64
+	if err := conn.QueryRow(t.Context(), "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return dbroute.LSN(v)
 }
