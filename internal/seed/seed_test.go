@@ -42,7 +42,14 @@ func TestRunSpreadsEmailsOverMonthlyPartitions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if total != opts.Total() || parts < 12 || inDefault != 0 || beforeRange != 0 {
+	// Emails spread evenly over the time from 11 months back to now, so
+	// the current month holds its elapsed share: in its first day that may
+	// be none, and its partition stays empty.
+	wantParts := int64(12)
+	if now := time.Now().UTC(); now.Sub(time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)) < 24*time.Hour {
+		wantParts = 11
+	}
+	if total != opts.Total() || parts < wantParts || inDefault != 0 || beforeRange != 0 {
 		t.Fatalf("%d emails in %d partitions (%d in DEFAULT, %d before the range)", total, parts, inDefault, beforeRange)
 	}
 	// Plausible proportions: about 40% of sent mail opened, a seventh of
