@@ -24,11 +24,11 @@ func toUser(u db.User) userJSON {
 }
 
 type campaignJSON struct {
-	ID        uuid.UUID `json:"id"`
-	Name      string    `json:"name"`
-	Status    string    `json:"status"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID        uuid.UUID         `json:"id"`
+	Name      string            `json:"name"`
+	Status    db.CampaignStatus `json:"status"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
 }
 
 func toCampaign(c db.Campaign) campaignJSON {

@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/replyrocket/replyrocket/db"
 )
 
 // The OpenAPI 3.1 document is written out here, route by route, apart from
@@ -101,7 +103,7 @@ var (
 	tNullTime = map[string]any{"type": []string{"string", "null"}, "format": "date-time"}
 	tInt      = map[string]any{"type": "integer", "minimum": 0}
 	tRate     = map[string]any{"type": "number", "minimum": 0, "maximum": 1}
-	tStatus   = map[string]any{"type": "string", "enum": []string{"draft", "active", "paused", "completed"}}
+	tStatus   = map[string]any{"type": "string", "enum": db.AllCampaignStatusValues()}
 )
 
 func str(min, max int) map[string]any {

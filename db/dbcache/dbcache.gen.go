@@ -61,7 +61,7 @@ func (q *queries) register(c *cache.Cache) error {
 	if q.GetAPIKeyByHash, err = c.Register(cache.QuerySpec{Name: "GetAPIKeyByHash", Hash: "382fb9aec6ac586a", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"api_keys", "api_keys#id", "api_keys#key_hash", "api_keys#revoked_at", "api_keys#user_id", "users", "users#id", "users#is_active"}}); err != nil {
 		return err
 	}
-	if q.GetCampaign, err = c.Register(cache.QuerySpec{Name: "GetCampaign", Hash: "f7c692981999ce68", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id"}}); err != nil {
+	if q.GetCampaign, err = c.Register(cache.QuerySpec{Name: "GetCampaign", Hash: "5ef25858a36a83c8", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id"}}); err != nil {
 		return err
 	}
 	if q.GetCampaignDailyCounts, err = c.Register(cache.QuerySpec{Name: "GetCampaignDailyCounts", Hash: "4c29045af4a956ce", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"emails", "emails#campaign_id", "emails#created_at"}}); err != nil {
@@ -401,7 +401,7 @@ func decCampaign(d *cache.Decoder) (v db.Campaign) {
 	d.Fixed(v.ID[:])
 	d.Fixed(v.UserID[:])
 	v.Name = string(d.String())
-	v.Status = string(d.String())
+	v.Status = db.CampaignStatus(d.String())
 	v.CreatedAt = d.Time()
 	v.UpdatedAt = d.Time()
 	return v
