@@ -41,21 +41,21 @@ func (e env) dev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Pool.URL == "" {
+	if cfg.DB.URL == "" {
 		url, stop, err := e.devDatabase(ctx)
 		if err != nil {
 			return err
 		}
 		defer stop()
-		cfg.Pool.URL = url
+		cfg.DB.URL = url
 	}
-	if err := migrate.Up(ctx, cfg.Pool.URL); err != nil {
+	if err := migrate.Up(ctx, cfg.DB.URL); err != nil {
 		return err
 	}
-	if cfg.AdminKey == "" {
+	if cfg.Server.AdminKey == "" {
 		// The dashboard and admin routes work out of the box in dev: a key
 		// kept beside the demo key, reused on the next run.
-		if cfg.AdminKey, err = devAdminKey(filepath.Join(devDataDir, "admin-key")); err != nil {
+		if cfg.Server.AdminKey, err = devAdminKey(filepath.Join(devDataDir, "admin-key")); err != nil {
 			return err
 		}
 	}
@@ -73,11 +73,11 @@ func (e env) dev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
+	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Server.Port)))
 	if err != nil {
-		return fmt.Errorf("listen on port %d (set PORT to use another): %w", cfg.Port, err)
+		return fmt.Errorf("listen on port %d (set PORT to use another): %w", cfg.Server.Port, err)
 	}
-	e.banner(ln.Addr().(*net.TCPAddr).Port, demo, cfg.AdminKey)
+	e.banner(ln.Addr().(*net.TCPAddr).Port, demo, cfg.Server.AdminKey)
 	return a.Serve(ctx, ln)
 }
 

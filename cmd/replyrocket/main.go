@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/replyrocket/replyrocket/internal/config"
 )
 
 const usage = `replyrocket — cold-outreach API
@@ -22,11 +24,10 @@ Usage:
   replyrocket migrate up|down|status|redo  manage the schema
   replyrocket partitions ensure [--ahead N] | list | retain --older-than N [--drop]
   replyrocket users create --email E --name N
-  replyrocket seed --users N --campaigns-per-user M --emails-per-campaign K [--months 12]
+  replyrocket seed --users N --campaigns-per-user M --emails-per-campaign K [--months 12] [--workers 2]
+  replyrocket config                       every environment variable: default, current value (secrets masked)
 
-Environment: DATABASE_URL, APP_ENV (dev|prod), PORT, ADMIN_API_KEY,
-REQUEST_TIMEOUT, SHUTDOWN_TIMEOUT, TRUSTED_PROXIES, PARTITIONS_AHEAD, LOG_LEVEL,
-DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT, DB_POOL_RECYCLE, MONITOR_*.
+Environment: see below, or ` + "`replyrocket config`" + `.
 `
 
 // errUsage marks a command line mistake: usage is printed, exit code 2.
@@ -73,9 +74,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return e.users(ctx, rest)
 	case "seed":
 		return e.seed(ctx, rest)
+	case "config":
+		if err := e.flags("config", rest, func(*flag.FlagSet) {}); err != nil {
+			return err
+		}
+		return config.Print(stdout, getenv)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
-		return nil
+		fmt.Fprintln(stdout)
+		return config.Print(stdout, getenv)
 	}
 	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
 }

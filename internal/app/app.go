@@ -18,6 +18,7 @@ import (
 	"github.com/replyrocket/replyrocket/db/dbcache"
 	"github.com/replyrocket/replyrocket/handlers"
 	"github.com/replyrocket/replyrocket/internal/cache"
+	"github.com/replyrocket/replyrocket/internal/config"
 	"github.com/replyrocket/replyrocket/internal/monitor"
 	"github.com/replyrocket/replyrocket/internal/partitions"
 	"github.com/replyrocket/replyrocket/internal/querystats"
@@ -25,7 +26,7 @@ import (
 
 // App is a wired server. Close releases what New opened, in reverse order.
 type App struct {
-	Config  Config
+	Config  config.Config
 	Log     *slog.Logger
 	Pool    *pgxpool.Pool
 	Store   db.Store
@@ -37,13 +38,14 @@ type App struct {
 
 // New opens the pool and builds everything on it. The data flows one way:
 // router → cache decorator → store → pgx.
-func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
-	if cfg.Pool.URL == "" {
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+	if cfg.DB.URL == "" {
 		return nil, errors.New("DATABASE_URL is not set")
 	}
 	a := &App{Config: cfg, Log: log}
 	tracer := querystats.New()
-	pool, err := db.NewPool(ctx, cfg.Pool, tracer)
+	poolCfg := cfg.DB.Pool()
+	pool, err := db.NewPool(ctx, poolCfg, tracer)
 	if err != nil {
 		return nil, err
 	}
@@ -53,25 +55,25 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	c, err := dbcache.NewCache(cfg.Cache, reg, log)
+	c, err := dbcache.NewCache(cfg.Cache.CacheConfig(), reg, log)
 	if err != nil {
 		a.Close()
 		return nil, fmt.Errorf("cache: %w", err)
 	}
 	a.Cache = c
 	a.closers = append(a.closers, func() { _ = c.Close() })
-	store, err := dbcache.New(db.NewStore(pool, cfg.Pool.Timeout), c)
+	store, err := dbcache.New(db.NewStore(pool, poolCfg.Timeout), c)
 	if err != nil {
 		a.Close()
 		return nil, err
 	}
 	a.Store = store
-	a.monitor = monitor.New(pool, cfg.Monitor, monitor.Sources{Tracer: tracer, Cache: c})
+	a.monitor = monitor.New(pool, cfg.Monitor.MonitorConfig(), monitor.Sources{Tracer: tracer, Cache: c})
 	a.closers = append(a.closers, a.monitor.Close)
 
 	a.Router = handlers.New(handlers.Deps{
-		Store: a.Store, Pool: pool, Log: log, AdminKey: cfg.AdminKey,
-		RequestTimeout: cfg.RequestTimeout, IPExtractor: cfg.IPExtractor(), Registry: reg,
+		Store: a.Store, Pool: pool, Log: log, AdminKey: cfg.Server.AdminKey,
+		RequestTimeout: cfg.Server.RequestTimeout, IPExtractor: IPExtractor(cfg.Server.TrustedProxies), Registry: reg,
 		APIMiddleware: []echo.MiddlewareFunc{handlers.CacheHeader()},
 		PublicRoutes:  []func(*echo.Echo){handlers.RegisterMonitorDashboard},
 		AdminRoutes: []func(*echo.Group){
@@ -82,7 +84,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	return a, nil
 }
 
-// Close releases the monitor and the pool.
+// Close releases what New opened, newest first: the monitor, the cache
+// (with its Redis clients and invalidation subscriber), then the pool.
 func (a *App) Close() {
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		a.closers[i]()
@@ -93,7 +96,7 @@ func (a *App) Close() {
 // EnsurePartitions creates this month's email partition and the configured
 // months ahead, so inserts never land in the DEFAULT partition.
 func (a *App) EnsurePartitions(ctx context.Context) error {
-	created, err := partitions.Ensure(ctx, a.Store, time.Now(), a.Config.PartitionsAhead)
+	created, err := partitions.Ensure(ctx, a.Store, time.Now(), a.Config.Server.PartitionsAhead)
 	if err != nil {
 		return fmt.Errorf("ensure email partitions: %w", err)
 	}
@@ -150,8 +153,8 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	a.Log.Info("shutting down: draining in-flight requests", "timeout", a.Config.ShutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
+	a.Log.Info("shutting down: draining in-flight requests", "timeout", a.Config.Server.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), a.Config.Server.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("graceful shutdown: %w", err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/replyrocket/replyrocket/handlers"
 	"github.com/replyrocket/replyrocket/internal/apikey"
+	"github.com/replyrocket/replyrocket/internal/config"
 	"github.com/replyrocket/replyrocket/internal/pgtest"
 )
 
@@ -24,7 +25,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func newApp(t *testing.T, env map[string]string) *App {
 	t.Helper()
 	url := pgtest.NewDatabase(t)
-	cfg, err := ConfigFromEnv(func(k string) string {
+	cfg, err := config.Load(func(k string) string {
 		if k == "DATABASE_URL" {
 			return url
 		}
@@ -231,35 +232,6 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-func TestConfigFromEnv(t *testing.T) {
-	t.Parallel()
-	ok := []struct {
-		env   map[string]string
-		check func(Config) bool
-	}{
-		{map[string]string{}, func(c Config) bool {
-			return c.Port == 8080 && c.Env == "dev" && c.RequestTimeout == 10*time.Second && c.AdminKey == "" && len(c.TrustedProxies) == 0
-		}},
-		{map[string]string{"PORT": "9000", "APP_ENV": "prod", "ADMIN_API_KEY": "k", "REQUEST_TIMEOUT": "2s", "TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.0/24", "LOG_LEVEL": "debug"}, func(c Config) bool {
-			return c.Port == 9000 && c.Env == "prod" && c.AdminKey == "k" && c.RequestTimeout == 2*time.Second && len(c.TrustedProxies) == 2 && c.LogLevel == slog.LevelDebug
-		}},
-	}
-	for _, tc := range ok {
-		c, err := ConfigFromEnv(func(k string) string { return tc.env[k] })
-		if err != nil || !tc.check(c) {
-			t.Errorf("env %v: %+v, %v", tc.env, c, err)
-		}
-	}
-	for _, bad := range []map[string]string{
-		{"PORT": "http"}, {"PORT": "70000"}, {"REQUEST_TIMEOUT": "soon"}, {"TRUSTED_PROXIES": "10.0.0.1"},
-		{"LOG_LEVEL": "loud"}, {"APP_ENV": "staging"}, {"PARTITIONS_AHEAD": "-1"},
-	} {
-		if _, err := ConfigFromEnv(func(k string) string { return bad[k] }); err == nil {
-			t.Errorf("env %v accepted", bad)
-		}
-	}
-}
-
 // TestIPExtractorTrustsOnlyConfiguredProxies: X-Forwarded-For is believed
 // from a trusted proxy and ignored from anyone else.
 func TestIPExtractorTrustsOnlyConfiguredProxies(t *testing.T) {
@@ -272,7 +244,7 @@ func TestIPExtractorTrustsOnlyConfiguredProxies(t *testing.T) {
 		{"10.0.0.0/8", "198.51.100.7:5000", "198.51.100.7"},
 	}
 	for _, tc := range cases {
-		cfg, err := ConfigFromEnv(func(k string) string {
+		cfg, err := config.Load(func(k string) string {
 			if k == "TRUSTED_PROXIES" {
 				return tc.proxies
 			}
@@ -284,7 +256,7 @@ func TestIPExtractorTrustsOnlyConfiguredProxies(t *testing.T) {
 		req, _ := http.NewRequest("GET", "/", nil)
 		req.RemoteAddr = tc.peer
 		req.Header.Set("X-Forwarded-For", "203.0.113.9")
-		if got := cfg.IPExtractor()(req); got != tc.want {
+		if got := IPExtractor(cfg.Server.TrustedProxies)(req); got != tc.want {
 			t.Errorf("proxies %q, peer %s: client %s, want %s", tc.proxies, tc.peer, got, tc.want)
 		}
 	}
