@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/replyrocket/replyrocket/db/dbcache"
@@ -33,7 +32,7 @@ func withCache(t *testing.T, redisURL string) (envOpt, **cache.Cache) {
 		}
 		d.Store = s
 		d.APIMiddleware = append(d.APIMiddleware, CacheHeader())
-		d.AdminRoutes = append(d.AdminRoutes, func(g *echo.Group) { RegisterCacheRoutes(g, c) })
+		d.Cache = c
 		built = c
 	}, &built
 }

@@ -9,7 +9,9 @@ import (
 )
 
 // The JSON shapes of the API. They are separate from the sqlc models so that
-// a column added to a table never leaks into responses unannounced.
+// a column added to a table never leaks into responses unannounced. The
+// OpenAPI document is reflected from them: every field without omitempty is
+// required there, and tags add formats, ranges and enums.
 
 type userJSON struct {
 	ID        uuid.UUID `json:"id"`
@@ -40,8 +42,8 @@ type emailJSON struct {
 	CampaignID uuid.UUID  `json:"campaign_id"`
 	Recipient  string     `json:"recipient"`
 	Subject    string     `json:"subject"`
-	Body       *string    `json:"body,omitempty"`
-	Status     string     `json:"status"`
+	Body       *string    `json:"body,omitempty" description:"Present on single-email responses, absent in lists."`
+	Status     string     `json:"status" enum:"queued,sent,bounced,failed"`
 	SentAt     *time.Time `json:"sent_at"`
 	IsOpened   bool       `json:"is_opened"`
 	OpenedAt   *time.Time `json:"opened_at"`
@@ -79,28 +81,32 @@ type apiKeyJSON struct {
 	ID        uuid.UUID  `json:"id"`
 	UserID    uuid.UUID  `json:"user_id"`
 	Name      string     `json:"name"`
-	Prefix    string     `json:"prefix"`
-	Key       string     `json:"key,omitempty"`
+	Prefix    string     `json:"prefix" description:"The key's first characters, to recognise it later."`
+	Key       string     `json:"key,omitempty" description:"The key itself. Shown once; only its SHA-256 is stored."`
 	CreatedAt time.Time  `json:"created_at"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 }
 
 type summaryJSON struct {
-	Total     int64   `json:"total"`
-	Opened    int64   `json:"opened"`
-	Replied   int64   `json:"replied"`
-	OpenRate  float64 `json:"open_rate"`
-	ReplyRate float64 `json:"reply_rate"`
+	Total     int64   `json:"total" minimum:"0"`
+	Opened    int64   `json:"opened" minimum:"0"`
+	Replied   int64   `json:"replied" minimum:"0"`
+	OpenRate  float64 `json:"open_rate" minimum:"0" maximum:"1"`
+	ReplyRate float64 `json:"reply_rate" minimum:"0" maximum:"1"`
 }
 
 type dayCountJSON struct {
-	Day   string `json:"day"`
-	Count int64  `json:"count"`
+	Day   string `json:"day" format:"date"`
+	Count int64  `json:"count" minimum:"0"`
 }
 
 type statisticsJSON struct {
-	Campaigns int64 `json:"campaigns"`
-	Emails    int64 `json:"emails"`
-	Opened    int64 `json:"opened"`
-	Replied   int64 `json:"replied"`
+	Campaigns int64 `json:"campaigns" minimum:"0"`
+	Emails    int64 `json:"emails" minimum:"0"`
+	Opened    int64 `json:"opened" minimum:"0"`
+	Replied   int64 `json:"replied" minimum:"0"`
+}
+
+type insertedJSON struct {
+	Inserted int64 `json:"inserted" minimum:"0"`
 }

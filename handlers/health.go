@@ -26,10 +26,10 @@ type poolStatsJSON struct {
 }
 
 type healthJSON struct {
-	Status    string        `json:"status"`
+	Status    string        `json:"status" enum:"ok,unavailable"`
 	LatencyMS float64       `json:"latency_ms"`
 	Error     string        `json:"error,omitempty"`
-	Pool      poolStatsJSON `json:"pool"`
+	Pool      poolStatsJSON `json:"pool" description:"pgxpool statistics"`
 }
 
 func poolStats(p *pgxpool.Pool) poolStatsJSON {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -196,10 +197,10 @@ func (e *env) campaign(key string, emails int) campaignJSON {
 	return c
 }
 
-func sampleEmails(n int) []emailInput {
-	out := make([]emailInput, n)
+func sampleEmails(n int) []newEmailInput {
+	out := make([]newEmailInput, n)
 	for i := range out {
-		out[i] = emailInput{Recipient: "lead" + itoa(i) + "@example.com", Subject: "Hello <there> & welcome", Body: "Hi!"}
+		out[i] = newEmailInput{Recipient: "lead" + strconv.Itoa(i) + "@example.com", Subject: "Hello <there> & welcome", Body: "Hi!"}
 	}
 	return out
 }

@@ -8,33 +8,12 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/replyrocket/replyrocket/internal/monitor"
-	"github.com/replyrocket/replyrocket/internal/monitor/dashboard"
 	"github.com/replyrocket/replyrocket/internal/monitor/sqlguard"
 )
 
 // maxWindow bounds the slow-queries window; the monitor keeps snapshots
 // for its retention period at most anyway.
 const maxWindow = 7 * 24 * time.Hour
-
-// RegisterMonitorDashboard serves the dashboard page at GET /db-monitor/.
-// It is registered on the router itself, outside the admin group: a browser
-// navigating to the page cannot send the Authorization header, and the page
-// holds no data — its script reads the admin-only endpoints with the key
-// the user enters.
-func RegisterMonitorDashboard(e *echo.Echo) {
-	e.GET("/db-monitor/", dashboard.Handler())
-}
-
-// RegisterMonitorRoutes adds the database monitor's JSON endpoints to g,
-// which is the admin-only /db-monitor group.
-func RegisterMonitorRoutes(g *echo.Group, m *monitor.Monitor) {
-	h := monitorHandlers{m: m}
-	g.GET("/performance", h.performance)
-	g.GET("/slow-queries", h.slowQueries)
-	g.POST("/analyze-query", h.analyzeQuery)
-	g.POST("/optimize-query", h.optimizeQuery)
-	g.GET("/table-stats/:table_name", h.tableStats)
-}
 
 type monitorHandlers struct{ m *monitor.Monitor }
 

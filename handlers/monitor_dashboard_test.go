@@ -20,7 +20,6 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/labstack/echo/v4"
 
 	"github.com/replyrocket/replyrocket/db"
 	"github.com/replyrocket/replyrocket/internal/monitor"
@@ -70,10 +69,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	t.Cleanup(m.Close)
 	router := New(Deps{
 		Store: store, Pool: pool, AdminKey: testAdminKey, RequestTimeout: 10 * time.Second,
-		Log:         slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)),
-		AdminRoutes: []func(*echo.Group){func(g *echo.Group) { RegisterMonitorRoutes(g, m) }},
+		Log:     slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)),
+		Monitor: m,
 	})
-	RegisterMonitorDashboard(router)
 	e := &env{t: t, e: router, pool: pool, store: store}
 	_, key := e.user()
 	c := e.campaign(key, 300)

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/internal/cache"
+	"github.com/replyrocket/replyrocket/internal/monitor"
 )
 
 // Body limits. Bulk email import is the one route that takes large bodies:
@@ -41,14 +43,13 @@ type Deps struct {
 	// Registry receives the HTTP and pool metrics and is served at /metrics;
 	// other packages register their collectors on it too.
 	Registry *prometheus.Registry
-	// APIMiddleware wraps every /api/v1 route after authentication (the
-	// cache layer's X-Cache reporting plugs in here).
+	// APIMiddleware wraps every route that needs a key, after
+	// authentication (the cache layer's X-Cache reporting plugs in here).
 	APIMiddleware []echo.MiddlewareFunc
-	// AdminRoutes register routes on the admin-only /db-monitor group.
-	AdminRoutes []func(g *echo.Group)
-	// PublicRoutes register routes that need no key (the monitor's
-	// dashboard page, whose script then calls admin routes with one).
-	PublicRoutes []func(e *echo.Echo)
+	// Monitor, when set, serves the /db-monitor routes and dashboard.
+	Monitor *monitor.Monitor
+	// Cache, when set, serves the /db-monitor/cache routes.
+	Cache *cache.Cache
 	// Now is the clock (tests pin it); nil is time.Now.
 	Now func() time.Time
 }
@@ -106,41 +107,22 @@ func New(d Deps) *echo.Echo {
 		ErrorHandler: func(err error, _ echo.Context) error { return err },
 	}))
 
-	user := append([]echo.MiddlewareFunc{a.requireUser}, d.APIMiddleware...)
-	admin := append([]echo.MiddlewareFunc{a.requireAdmin}, d.APIMiddleware...)
-
-	e.GET("/api/v1/me", a.getMe, user...)
-	e.GET("/api/v1/me/statistics", a.getMyStatistics, user...)
-	e.GET("/api/v1/campaigns", a.listCampaigns, user...)
-	e.POST("/api/v1/campaigns", a.createCampaign, user...)
-	e.GET("/api/v1/campaigns/:id", a.getCampaign, user...)
-	e.PATCH("/api/v1/campaigns/:id", a.updateCampaign, user...)
-	e.DELETE("/api/v1/campaigns/:id", a.deleteCampaign, user...)
-	e.GET("/api/v1/campaigns/:id/summary", a.getCampaignSummary, user...)
-	e.GET("/api/v1/campaigns/:id/daily-stats", a.getCampaignDailyStats, user...)
-	e.GET("/api/v1/campaigns/:id/emails", a.listCampaignEmails, user...)
-	e.POST(bulkEmailsPath, a.bulkInsertEmails, append([]echo.MiddlewareFunc{middleware.BodyLimit(BulkBodyLimit)}, user...)...)
-	e.GET("/api/v1/emails/:id", a.getEmail, user...)
-	e.POST("/api/v1/emails/:id/opened", a.markOpened, user...)
-	e.POST("/api/v1/emails/:id/replied", a.markReplied, user...)
-
-	e.POST("/api/v1/users", a.createUser, admin...)
-	e.POST("/api/v1/users/:id/keys", a.createKey, admin...)
-	e.DELETE("/api/v1/keys/:id", a.revokeKey, admin...)
-
-	e.GET("/health/db", healthDB(d.Pool))
-	e.GET("/metrics", echo.WrapHandler(metricsHandler(d.Registry)))
-	e.GET("/openapi.json", serveOpenAPI)
-	e.GET("/docs", serveDocs)
-
-	for _, register := range d.PublicRoutes {
-		register(e)
+	auth := map[authKind][]echo.MiddlewareFunc{
+		authUser:  append([]echo.MiddlewareFunc{a.requireUser}, d.APIMiddleware...),
+		authAdmin: append([]echo.MiddlewareFunc{a.requireAdmin}, d.APIMiddleware...),
 	}
-	if len(d.AdminRoutes) > 0 {
-		g := e.Group("/db-monitor", a.requireAdmin)
-		for _, register := range d.AdminRoutes {
-			register(g)
+	ops := opsHandlers{
+		health: healthDB(d.Pool), metrics: echo.WrapHandler(metricsHandler(d.Registry)),
+		openAPI: serveOpenAPI, docs: serveDocs,
+	}
+	for _, r := range routeTable(a, monitorHandlers{m: d.Monitor}, cacheHandlers{c: d.Cache}, ops) {
+		if (isMonitorRoute(r) && d.Monitor == nil) || (isCacheRoute(r) && d.Cache == nil) {
+			continue
 		}
+		e.Add(r.method, r.echoPath(), r.handler, append(append([]echo.MiddlewareFunc{}, r.mw...), auth[r.auth]...)...)
+	}
+	if d.Monitor != nil {
+		e.GET(dashboardPath, serveDashboard)
 	}
 	return e
 }
@@ -148,7 +130,8 @@ func New(d Deps) *echo.Echo {
 const bulkEmailsPath = "/api/v1/campaigns/:id/emails"
 
 // jsonSerializer writes JSON without HTML escaping (recipients and bodies
-// hold '<' and '&'), and reads through the strict decoder path.
+// hold '<' and '&'). Requests are read by decodeJSON (decode.go), the strict
+// decoder, never through Echo's Bind.
 type jsonSerializer struct{ echo.DefaultJSONSerializer }
 
 func (jsonSerializer) Serialize(c echo.Context, i any, indent string) error {

@@ -12,12 +12,12 @@ import (
 )
 
 type createUserInput struct {
-	Email string `json:"email"`
-	Name  string `json:"name"`
+	Email string `json:"email" required:"true" minLength:"3" maxLength:"320" format:"email"`
+	Name  string `json:"name" required:"true" minLength:"1" maxLength:"200"`
 }
 
 type createKeyInput struct {
-	Name string `json:"name"`
+	Name string `json:"name" minLength:"1" maxLength:"200" description:"Defaults to \"default\"."`
 }
 
 type createdUserJSON struct {
@@ -33,11 +33,11 @@ func (a *API) createUser(c echo.Context) error {
 		return err
 	}
 	in.Email = strings.TrimSpace(in.Email)
-	errs := checkText(nil, "email", in.Email, 3, 320)
+	errs := checkRule(nil, "email", in.Email, userEmailRule)
 	if !looksLikeAddress(in.Email) {
 		errs = append(errs, FieldError{Field: "email", Message: "must be an email address"})
 	}
-	errs = checkText(errs, "name", in.Name, 1, 200)
+	errs = checkRule(errs, "name", in.Name, userNameRule)
 	if len(errs) > 0 {
 		return validationFailed(errs)
 	}
@@ -65,7 +65,7 @@ func (a *API) createKey(c echo.Context) error {
 	if in.Name == "" {
 		in.Name = "default"
 	}
-	if errs := checkText(nil, "name", in.Name, 1, 200); len(errs) > 0 {
+	if errs := checkRule(nil, "name", in.Name, keyNameRule); len(errs) > 0 {
 		return validationFailed(errs)
 	}
 	k, err := apikey.Issue(c.Request().Context(), a.store, id, in.Name)

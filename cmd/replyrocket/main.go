@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/replyrocket/replyrocket/handlers"
 	"github.com/replyrocket/replyrocket/internal/config"
 )
 
@@ -26,6 +27,7 @@ Usage:
   replyrocket users create --email E --name N
   replyrocket seed --users N --campaigns-per-user M --emails-per-campaign K [--months 12] [--workers 2]
   replyrocket config                       every environment variable: default, current value (secrets masked)
+  replyrocket openapi                      print the OpenAPI 3.1 document (as served at /openapi.json)
 
 Environment: see below, or ` + "`replyrocket config`" + `.
 `
@@ -79,6 +81,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return config.Print(stdout, getenv)
+	case "openapi":
+		if err := e.flags("openapi", rest, func(*flag.FlagSet) {}); err != nil {
+			return err
+		}
+		_, err := stdout.Write(append(handlers.OpenAPI(), '\n'))
+		return err
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		fmt.Fprintln(stdout)

@@ -75,11 +75,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Store: a.Store, Pool: pool, Log: log, AdminKey: cfg.Server.AdminKey,
 		RequestTimeout: cfg.Server.RequestTimeout, IPExtractor: IPExtractor(cfg.Server.TrustedProxies), Registry: reg,
 		APIMiddleware: []echo.MiddlewareFunc{handlers.CacheHeader()},
-		PublicRoutes:  []func(*echo.Echo){handlers.RegisterMonitorDashboard},
-		AdminRoutes: []func(*echo.Group){
-			func(g *echo.Group) { handlers.RegisterMonitorRoutes(g, a.monitor) },
-			func(g *echo.Group) { handlers.RegisterCacheRoutes(g, c) },
-		},
+		Monitor: a.monitor, Cache: c,
 	})
 	return a, nil
 }

@@ -55,6 +55,11 @@ func TestOpenAPIListsExactlyTheServedRoutes(t *testing.T) {
 		if r.Method == "echo_route_not_found" || strings.HasSuffix(r.Path, "/*") {
 			continue // Echo's own 404 handlers for groups
 		}
+		if r.Method == "GET" && r.Path == "/db-monitor/" {
+			// The dashboard page itself, behind the documented GET
+			// /db-monitor redirect: OpenAPI paths take no trailing slash.
+			continue
+		}
 		served[r.Method+" "+r.Path] = true
 	}
 	var doc struct {

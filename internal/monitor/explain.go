@@ -17,9 +17,9 @@ import (
 
 // AnalyzeRequest is the body of POST /db-monitor/analyze-query.
 type AnalyzeRequest struct {
-	SQL     string `json:"sql"`
-	Params  []any  `json:"params,omitempty"`
-	Analyze bool   `json:"analyze,omitempty"`
+	SQL     string `json:"sql" required:"true" description:"One SELECT; $1… for parameters."`
+	Params  []any  `json:"params,omitempty" description:"Values of $1…, in order."`
+	Analyze bool   `json:"analyze,omitempty" description:"EXPLAIN ANALYZE (needs MONITOR_ALLOW_ANALYZE)."`
 }
 
 // Analysis is the answer of POST /db-monitor/analyze-query.
