@@ -8,19 +8,27 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/replyrocket/replyrocket/internal/monitor"
-	"github.com/replyrocket/replyrocket/internal/monitor/sqlguard"
 )
 
 // maxWindow bounds the slow-queries window; the monitor keeps snapshots
 // for its retention period at most anyway.
 const maxWindow = 7 * 24 * time.Hour
 
-type monitorHandlers struct{ m *monitor.Monitor }
+type monitorHandlers struct {
+	m *monitor.Monitor
+	// hasCache: the cache routes are served, so the dashboard links them.
+	hasCache bool
+}
 
 func (h monitorHandlers) performance(c echo.Context) error {
 	p, err := h.m.Performance(c.Request().Context())
 	if err != nil {
 		return monitorProblem(err)
+	}
+	p.Links = map[string]string{"health": "/health/db", "slow_queries": "/db-monitor/slow-queries"}
+	if h.hasCache {
+		// Only linked when there is a cache: the route exists then.
+		p.Links["cache"] = "/db-monitor/cache"
 	}
 	return c.JSON(http.StatusOK, p)
 }
@@ -79,13 +87,6 @@ func (h monitorHandlers) tableStats(c echo.Context) error {
 	return c.JSON(http.StatusOK, t)
 }
 
-// guardReasons are sqlguard's refusals, whose fixed texts are safe to show.
-var guardReasons = []error{
-	sqlguard.ErrSyntax, sqlguard.ErrNotOneStatement, sqlguard.ErrNotSelect, sqlguard.ErrSelectInto,
-	sqlguard.ErrLocking, sqlguard.ErrModifyingCTE, sqlguard.ErrDeniedFunction, sqlguard.ErrTooLong,
-	monitor.ErrParamCount, monitor.ErrParamType,
-}
-
 // monitorProblem maps the monitor's errors to problems with fixed texts:
 // nothing the database said reaches the client, since for analyze-query it
 // could quote the data the query read.
@@ -93,11 +94,8 @@ func monitorProblem(err error) error {
 	switch {
 	case errors.Is(err, monitor.ErrInvalidQuery):
 		p := newProblem(http.StatusBadRequest, "invalid-query", "Query refused", "Only one read-only SELECT can be analyzed.")
-		for _, r := range guardReasons {
-			if errors.Is(err, r) {
-				p.Detail = r.Error()
-				break
-			}
+		if reason, ok := monitor.RefusalReason(err); ok {
+			p.Detail = reason
 		}
 		p.cause = err
 		return p

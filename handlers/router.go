@@ -115,7 +115,7 @@ func New(d Deps) *echo.Echo {
 		health: healthDB(d.Pool), metrics: echo.WrapHandler(metricsHandler(d.Registry)),
 		openAPI: serveOpenAPI, docs: serveDocs,
 	}
-	for _, r := range routeTable(a, monitorHandlers{m: d.Monitor}, cacheHandlers{c: d.Cache}, ops) {
+	for _, r := range routeTable(a, monitorHandlers{m: d.Monitor, hasCache: d.Cache != nil}, cacheHandlers{c: d.Cache}, ops) {
 		if (isMonitorRoute(r) && d.Monitor == nil) || (isCacheRoute(r) && d.Cache == nil) {
 			continue
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/replyrocket/replyrocket/db"
 	"github.com/replyrocket/replyrocket/internal/cache"
 	"github.com/replyrocket/replyrocket/internal/pgtest"
+	"github.com/replyrocket/replyrocket/internal/sqlcname"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -30,7 +31,7 @@ type queryCounter struct {
 }
 
 func (q *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
-	if db.QueryName(data.SQL) == q.name {
+	if sqlcname.Of(data.SQL) == q.name {
 		q.n.Add(1)
 		if q.delay > 0 {
 			time.Sleep(q.delay)

@@ -75,6 +75,24 @@ var (
 	ErrParamType  = errors.New("params must be strings, numbers, booleans or null")
 )
 
+// RefusalReason returns the fixed, client-safe text saying why a query
+// was refused (ErrInvalidQuery): the guard's reason or a params problem.
+// It is false for any other error, whose text must not reach a client.
+func RefusalReason(err error) (string, bool) {
+	if !errors.Is(err, ErrInvalidQuery) {
+		return "", false
+	}
+	if r, ok := sqlguard.Reason(err); ok {
+		return r, true
+	}
+	for _, r := range []error{ErrParamCount, ErrParamType} {
+		if errors.Is(err, r) {
+			return r.Error(), true
+		}
+	}
+	return "", false
+}
+
 // AnalyzeQuery explains one SELECT. See sqlguard for what is accepted; the
 // statement runs in a READ ONLY transaction that is always rolled back,
 // under the explain timeout and the lock timeout.

@@ -110,7 +110,9 @@ type Performance struct {
 	History    []HistoryPoint    `json:"history"`
 	Tables     []TableSize       `json:"tables"`
 	Extensions map[string]any    `json:"extensions"`
-	Links      map[string]string `json:"links"`
+	// Links name related pages by role ("health", "slow_queries",
+	// "cache"). The HTTP layer fills them in: the monitor knows no routes.
+	Links map[string]string `json:"links"`
 }
 
 // Performance runs every check. A check whose query fails is reported with
@@ -119,14 +121,6 @@ func (m *Monitor) Performance(ctx context.Context) (*Performance, error) {
 	p := &Performance{
 		Pool:    m.poolPoint(time.Now()),
 		History: m.History(),
-		Links: map[string]string{
-			"health":       "/health/db",
-			"slow_queries": "/db-monitor/slow-queries",
-		},
-	}
-	if m.src.Cache != nil {
-		// Only linked when there is a cache: the route exists then.
-		p.Links["cache"] = "/db-monitor/cache"
 	}
 	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		return tx.QueryRow(ctx, `SELECT current_database(), pg_database_size(current_database())`).Scan(&p.Database, &p.SizeBytes)
