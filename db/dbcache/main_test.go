@@ -156,3 +156,16 @@ func init() {
 	// decorators built without one.
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 }
+
+// queryStats is the snapshot's entry for the named query: by name, since
+// the order of Queries is an implementation detail.
+func queryStats(t testing.TB, snap cache.Snapshot, name string) cache.QuerySnapshot {
+	t.Helper()
+	for _, q := range snap.Queries {
+		if q.Name == name {
+			return q
+		}
+	}
+	t.Fatalf("no query %s in the cache snapshot", name)
+	return cache.QuerySnapshot{}
+}

@@ -42,7 +42,6 @@ func Strict() bool { return os.Getenv("REPLYROCKET_TEST_STRICT") == "1" }
 var harness struct {
 	serverURL string // an admin connection URL, database "postgres"
 	template  string
-	source    string
 	skip      string // why there is no server
 	admin     *pgxpool.Pool
 }
@@ -64,7 +63,7 @@ func run(m *testing.M) int {
 		return m.Run()
 	}
 	defer stop()
-	harness.serverURL, harness.source = serverURL, source
+	harness.serverURL = serverURL
 	if err := prepareTemplate(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "pgtest: prepare template database on %s: %v\n", source, err)
 		return 1
@@ -172,9 +171,6 @@ func randomSuffix() string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
-
-// Source says where the server came from (for logs).
-func Source() string { return harness.source }
 
 // ServerURL is an admin URL of the package's server (database "postgres"),
 // for tests that create databases of their own.
