@@ -5,11 +5,6 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"testing"
-
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/replyrocket/replyrocket/db/dbcache"
-	"github.com/replyrocket/replyrocket/internal/cache"
 )
 
 // BenchmarkGetSummary is one authenticated GET of a campaign summary through
@@ -26,18 +21,8 @@ func BenchmarkGetSummary(b *testing.B) {
 			// Access logs are written, as in production, but to nowhere.
 			opts := []envOpt{func(d *Deps) { d.Log = slog.New(slog.NewJSONHandler(io.Discard, nil)) }}
 			if tc.cached {
-				opts = append(opts, func(d *Deps) {
-					c, err := dbcache.NewCache(cache.Config{Namespace: "bench"}, prometheus.NewRegistry(), d.Log)
-					if err != nil {
-						b.Fatal(err)
-					}
-					b.Cleanup(func() { _ = c.Close() })
-					s, err := dbcache.New(d.Store, c)
-					if err != nil {
-						b.Fatal(err)
-					}
-					d.Store = s
-				})
+				opt, _ := withCache(b, "")
+				opts = append(opts, opt)
 			}
 			e := newEnv(b, opts...)
 			_, key := e.user()

@@ -14,12 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 
 	"github.com/replyrocket/replyrocket/db"
-	"github.com/replyrocket/replyrocket/internal/apikey"
+	"github.com/replyrocket/replyrocket/internal/dbfixture"
 	"github.com/replyrocket/replyrocket/internal/pgtest"
 )
 
@@ -182,11 +181,7 @@ func (e *env) do(method, path, key string, body any) resp {
 // user makes a user and returns it with its API key.
 func (e *env) user() (db.User, string) {
 	e.t.Helper()
-	u, k, err := apikey.CreateUser(context.Background(), e.store, uuid.NewString()+"@example.com", "Tester")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return u, k.Plain
+	return dbfixture.UserWithKey(e.t, e.store, db.CreateUserParams{Name: "Tester"})
 }
 
 func (e *env) campaign(key string, emails int) campaignJSON {

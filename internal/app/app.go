@@ -75,7 +75,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Store: a.Store, Pool: pool, Log: log, AdminKey: cfg.Server.AdminKey,
 		RequestTimeout: cfg.Server.RequestTimeout, IPExtractor: IPExtractor(cfg.Server.TrustedProxies), Registry: reg,
 		APIMiddleware: []echo.MiddlewareFunc{handlers.CacheHeader()},
-		Monitor: a.monitor, Cache: c,
+		Monitor:       a.monitor, Cache: c,
 	})
 	return a, nil
 }

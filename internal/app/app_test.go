@@ -14,9 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replyrocket/replyrocket/db"
 	"github.com/replyrocket/replyrocket/handlers"
-	"github.com/replyrocket/replyrocket/internal/apikey"
 	"github.com/replyrocket/replyrocket/internal/config"
+	"github.com/replyrocket/replyrocket/internal/dbfixture"
 	"github.com/replyrocket/replyrocket/internal/pgtest"
 )
 
@@ -155,10 +156,7 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 	t.Parallel()
 	a := newApp(t, nil)
 	ctx := context.Background()
-	_, key, err := apikey.CreateUser(ctx, a.Store, "shutdown@example.com", "S")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, key := dbfixture.UserWithKey(t, a.Store, db.CreateUserParams{Email: "shutdown@example.com"})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -185,7 +183,7 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 	inflight := make(chan result, 1)
 	go func() {
 		req, _ := http.NewRequest("POST", base+"/api/v1/campaigns", strings.NewReader(`{"name":"In flight"}`))
-		req.Header.Set("Authorization", "Bearer "+key.Plain)
+		req.Header.Set("Authorization", "Bearer "+key)
 		req.Header.Set("Content-Type", "application/json")
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -277,10 +275,7 @@ func TestWiring(t *testing.T) {
 		wantAdmin int
 	}{{"", http.StatusForbidden}, {"wiring-admin-key", http.StatusOK}} {
 		a := newApp(t, map[string]string{"ADMIN_API_KEY": tc.adminKey})
-		_, key, err := apikey.CreateUser(context.Background(), a.Store, "wiring@example.com", "W")
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, key := dbfixture.UserWithKey(t, a.Store, db.CreateUserParams{Email: "wiring@example.com"})
 		get := func(path, bearer string) *httptest.ResponseRecorder {
 			req := httptest.NewRequest("GET", path, nil)
 			req.Header.Set("Authorization", "Bearer "+bearer)
@@ -288,17 +283,17 @@ func TestWiring(t *testing.T) {
 			a.Router.ServeHTTP(rec, req)
 			return rec
 		}
-		if got := get("/api/v1/me/statistics", key.Plain).Header().Get("X-Cache"); got != "miss" {
+		if got := get("/api/v1/me/statistics", key).Header().Get("X-Cache"); got != "miss" {
 			t.Errorf("first statistics read: X-Cache %q, want miss", got)
 		}
-		if got := get("/api/v1/me/statistics", key.Plain).Header().Get("X-Cache"); got != "hit" {
+		if got := get("/api/v1/me/statistics", key).Header().Get("X-Cache"); got != "hit" {
 			t.Errorf("second statistics read: X-Cache %q, want hit", got)
 		}
 		for _, p := range []string{"/db-monitor/performance", "/db-monitor/cache", "/db-monitor/table-stats/emails"} {
 			if rec := get(p, tc.adminKey); rec.Code != tc.wantAdmin {
 				t.Errorf("admin key %q: GET %s = %d, want %d: %.200s", tc.adminKey, p, rec.Code, tc.wantAdmin, rec.Body)
 			}
-			if rec := get(p, key.Plain); rec.Code != http.StatusUnauthorized && rec.Code != http.StatusForbidden {
+			if rec := get(p, key); rec.Code != http.StatusUnauthorized && rec.Code != http.StatusForbidden {
 				t.Errorf("user key reached %s: %d", p, rec.Code)
 			}
 		}

@@ -103,13 +103,13 @@ func hitRate(hit, read int64) *float64 {
 
 // Performance is the answer of GET /db-monitor/performance.
 type Performance struct {
-	Database   string            `json:"database"`
-	SizeBytes  int64             `json:"size_bytes"`
-	Checks     []Check           `json:"checks"`
-	Pool       PoolPoint         `json:"pool"`
-	History    []HistoryPoint    `json:"history"`
-	Tables     []TableSize       `json:"tables"`
-	Extensions map[string]any    `json:"extensions"`
+	Database   string         `json:"database"`
+	SizeBytes  int64          `json:"size_bytes"`
+	Checks     []Check        `json:"checks"`
+	Pool       PoolPoint      `json:"pool"`
+	History    []HistoryPoint `json:"history"`
+	Tables     []TableSize    `json:"tables"`
+	Extensions map[string]any `json:"extensions"`
 	// Links name related pages by role ("health", "slow_queries",
 	// "cache"). The HTTP layer fills them in: the monitor knows no routes.
 	Links map[string]string `json:"links"`
