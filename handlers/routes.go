@@ -20,8 +20,9 @@ import (
 // parameter struct (path:"…"/query:"…" tags), body type, response type and
 // the error statuses it can answer besides its auth's; validation rules go
 // on the types as tags (minLength, maxLength, minimum, maximum, enum, …),
-// which the handlers read through rules.go. Headers a route sends are
-// listed in its respHeaders.
+// which the handlers read through rules.go. A response header the
+// document should name is added in addOperation (openapi.go), the way the
+// redirect's Location is.
 
 // authKind says which key a route needs.
 type authKind int
