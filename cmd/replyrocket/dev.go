@@ -42,6 +42,7 @@ func (e env) dev(ctx context.Context, args []string) error {
 		return err
 	}
 	if cfg.DB.URL == "" {
+		fmt.Fprintln(e.stderr, "Starting PostgreSQL in ./.data/postgres (the first run creates the cluster)…")
 		url, stop, err := e.devDatabase(ctx)
 		if err != nil {
 			return err
@@ -49,6 +50,7 @@ func (e env) dev(ctx context.Context, args []string) error {
 		defer stop()
 		cfg.DB.URL = url
 	}
+	fmt.Fprintln(e.stderr, "Applying migrations…")
 	if err := migrate.Up(ctx, cfg.DB.URL); err != nil {
 		return err
 	}
