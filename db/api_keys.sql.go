@@ -56,7 +56,7 @@ func (q *Queries) CreateAPIKey(ctx context.Context, arg CreateAPIKeyParams) (Cre
 }
 
 const getAPIKeyByHash = `-- name: GetAPIKeyByHash :one
-SELECT k.id, k.user_id
+SELECT k.id, k.user_id, k.rate_limit_per_minute
 FROM api_keys k
 JOIN users u ON u.id = k.user_id
 WHERE k.key_hash = $1
@@ -65,8 +65,9 @@ WHERE k.key_hash = $1
 `
 
 type GetAPIKeyByHashRow struct {
-	ID     uuid.UUID
-	UserID uuid.UUID
+	ID                 uuid.UUID
+	UserID             uuid.UUID
+	RateLimitPerMinute *int32
 }
 
 // Authenticates a request: one indexed lookup on the unique key_hash, joined
@@ -74,11 +75,12 @@ type GetAPIKeyByHashRow struct {
 // last_used_at on purpose: the cache invalidates a read when a column it
 // references is written, and TouchAPIKey writes that column for some key
 // every minute, which would empty the cache of every key's lookup.
-// cache: ttl=1m
+// rate_limit_per_minute rides along: the key's own budget, whose change
+// invalidates this read.
 func (q *Queries) GetAPIKeyByHash(ctx context.Context, keyHash []byte) (GetAPIKeyByHashRow, error) {
 	row := q.db.QueryRow(ctx, getAPIKeyByHash, keyHash)
 	var i GetAPIKeyByHashRow
-	err := row.Scan(&i.ID, &i.UserID)
+	err := row.Scan(&i.ID, &i.UserID, &i.RateLimitPerMinute)
 	return i, err
 }
 
@@ -111,6 +113,46 @@ func (q *Queries) RevokeAPIKey(ctx context.Context, id uuid.UUID) (RevokeAPIKeyR
 		&i.CreatedAt,
 		&i.LastUsedAt,
 		&i.RevokedAt,
+	)
+	return i, err
+}
+
+const setAPIKeyRateLimit = `-- name: SetAPIKeyRateLimit :one
+UPDATE api_keys
+SET rate_limit_per_minute = $1
+WHERE id = $2
+RETURNING id, user_id, name, prefix, created_at, last_used_at, revoked_at, rate_limit_per_minute
+`
+
+type SetAPIKeyRateLimitParams struct {
+	RateLimitPerMinute *int32
+	ID                 uuid.UUID
+}
+
+type SetAPIKeyRateLimitRow struct {
+	ID                 uuid.UUID
+	UserID             uuid.UUID
+	Name               string
+	Prefix             string
+	CreatedAt          time.Time
+	LastUsedAt         *time.Time
+	RevokedAt          *time.Time
+	RateLimitPerMinute *int32
+}
+
+// NULL restores the server's default budget.
+func (q *Queries) SetAPIKeyRateLimit(ctx context.Context, arg SetAPIKeyRateLimitParams) (SetAPIKeyRateLimitRow, error) {
+	row := q.db.QueryRow(ctx, setAPIKeyRateLimit, arg.RateLimitPerMinute, arg.ID)
+	var i SetAPIKeyRateLimitRow
+	err := row.Scan(
+		&i.ID,
+		&i.UserID,
+		&i.Name,
+		&i.Prefix,
+		&i.CreatedAt,
+		&i.LastUsedAt,
+		&i.RevokedAt,
+		&i.RateLimitPerMinute,
 	)
 	return i, err
 }

@@ -68,7 +68,6 @@ type GetCampaignParams struct {
 	UserID uuid.UUID
 }
 
-// cache: ttl=1m
 func (q *Queries) GetCampaign(ctx context.Context, arg GetCampaignParams) (Campaign, error) {
 	row := q.db.QueryRow(ctx, getCampaign, arg.ID, arg.UserID)
 	var i Campaign
@@ -81,6 +80,42 @@ func (q *Queries) GetCampaign(ctx context.Context, arg GetCampaignParams) (Campa
 		&i.UpdatedAt,
 	)
 	return i, err
+}
+
+const listCampaignOwners = `-- name: ListCampaignOwners :many
+SELECT id, user_id
+FROM campaigns
+WHERE id = ANY($1::uuid[])
+`
+
+type ListCampaignOwnersRow struct {
+	ID     uuid.UUID
+	UserID uuid.UUID
+}
+
+// The owners of some campaigns. The cache decorator calls it after a COPY
+// of emails, whose rows carry their campaign but not its user, to
+// invalidate only those users' cached statistics and campaign pages
+// (the scope emails.campaign_id>campaigns.user_id); dbgen finds it by its
+// shape: the parent's key and one column, for keys = ANY(an array).
+func (q *Queries) ListCampaignOwners(ctx context.Context, ids []uuid.UUID) ([]ListCampaignOwnersRow, error) {
+	rows, err := q.db.Query(ctx, listCampaignOwners, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListCampaignOwnersRow
+	for rows.Next() {
+		var i ListCampaignOwnersRow
+		if err := rows.Scan(&i.ID, &i.UserID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const listCampaigns = `-- name: ListCampaigns :many
@@ -124,6 +159,83 @@ func (q *Queries) ListCampaigns(ctx context.Context, arg ListCampaignsParams) ([
 			&i.Status,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listCampaignsWithStats = `-- name: ListCampaignsWithStats :many
+SELECT c.id, c.user_id, c.name, c.status, c.created_at, c.updated_at,
+       s.total, s.opened, s.replied
+FROM campaigns c
+CROSS JOIN LATERAL (
+    SELECT count(*)                              AS total,
+           count(*) FILTER (WHERE e.is_opened)   AS opened,
+           count(*) FILTER (WHERE e.is_replied)  AS replied
+    FROM emails e
+    WHERE e.campaign_id = c.id
+) s
+WHERE c.user_id = $1
+  AND (c.created_at, c.id) < ($2::timestamptz, $3::uuid)
+ORDER BY c.created_at DESC, c.id DESC
+LIMIT $4
+`
+
+type ListCampaignsWithStatsParams struct {
+	UserID          uuid.UUID
+	BeforeCreatedAt time.Time
+	BeforeID        uuid.UUID
+	PageSize        int32
+}
+
+type ListCampaignsWithStatsRow struct {
+	ID        uuid.UUID
+	UserID    uuid.UUID
+	Name      string
+	Status    CampaignStatus
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	Total     int64
+	Opened    int64
+	Replied   int64
+}
+
+// A page of ListCampaigns with each campaign's figures, in one statement:
+// the LATERAL aggregate runs once per campaign of the page (an index range
+// scan of emails_campaign_created_idx each), so the LIMIT bounds the work.
+// Its cache scope: campaigns pinned by user_id, and their emails through
+// the foreign-key path emails.campaign_id>campaigns.user_id — an open, a
+// bulk insert or a delete of another user's leaves the page cached.
+func (q *Queries) ListCampaignsWithStats(ctx context.Context, arg ListCampaignsWithStatsParams) ([]ListCampaignsWithStatsRow, error) {
+	rows, err := q.db.Query(ctx, listCampaignsWithStats,
+		arg.UserID,
+		arg.BeforeCreatedAt,
+		arg.BeforeID,
+		arg.PageSize,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListCampaignsWithStatsRow
+	for rows.Next() {
+		var i ListCampaignsWithStatsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.UserID,
+			&i.Name,
+			&i.Status,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.Total,
+			&i.Opened,
+			&i.Replied,
 		); err != nil {
 			return nil, err
 		}

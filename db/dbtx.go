@@ -65,18 +65,37 @@ type pooled struct {
 }
 
 func (p pooled) acquire(ctx context.Context) (*pgxpool.Conn, error) {
-	actx, cancel := context.WithTimeout(ctx, p.timeout)
+	return Acquire(ctx, p.pool, p.timeout)
+}
+
+// Acquire takes a connection from pool, waiting at most timeout for a free
+// one; past it the error is ErrPoolExhausted (an ErrUnavailable once
+// classified).
+func Acquire(ctx context.Context, pool *pgxpool.Pool, timeout time.Duration) (*pgxpool.Conn, error) {
+	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn, err := p.pool.Acquire(actx)
+	conn, err := pool.Acquire(actx)
 	if err == nil {
 		return conn, nil
 	}
 	if ctx.Err() == nil && actx.Err() != nil {
-		st := p.pool.Stat()
+		st := pool.Stat()
 		return nil, fmt.Errorf("%w: no connection within %s (%d of %d in use)",
-			ErrPoolExhausted, p.timeout, st.AcquiredConns(), st.MaxConns())
+			ErrPoolExhausted, timeout, st.AcquiredConns(), st.MaxConns())
 	}
 	return nil, err
+}
+
+// lostIfClosed marks err as ErrConnectionLost when the connection it came
+// from is closed afterwards: whatever the driver's wording (a reset, an EOF
+// in the middle of a message, a FATAL from a terminated backend), a
+// statement whose connection died is a database that went away, never a
+// bug. Errors of a canceled or expired context stay what they are.
+func lostIfClosed(ctx context.Context, conn *pgxpool.Conn, err error) error {
+	if err == nil || ctx.Err() != nil || !conn.Conn().IsClosed() {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrConnectionLost, err)
 }
 
 func (p pooled) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
@@ -85,7 +104,8 @@ func (p pooled) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comma
 		return pgconn.CommandTag{}, err
 	}
 	defer conn.Release()
-	return conn.Exec(ctx, sql, args...)
+	tag, err := conn.Exec(ctx, sql, args...)
+	return tag, lostIfClosed(ctx, conn, err)
 }
 
 func (p pooled) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
@@ -95,10 +115,11 @@ func (p pooled) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, e
 	}
 	rows, err := conn.Query(ctx, sql, args...)
 	if err != nil {
+		err = lostIfClosed(ctx, conn, err)
 		conn.Release()
 		return nil, err
 	}
-	return &releasingRows{Rows: rows, conn: conn}, nil
+	return &releasingRows{Rows: rows, conn: conn, ctx: ctx}, nil
 }
 
 func (p pooled) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
@@ -106,7 +127,7 @@ func (p pooled) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	if err != nil {
 		return errRow{err}
 	}
-	return releasingRow{row: conn.QueryRow(ctx, sql, args...), conn: conn}
+	return releasingRow{row: conn.QueryRow(ctx, sql, args...), conn: conn, ctx: ctx}
 }
 
 func (p pooled) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
@@ -115,7 +136,8 @@ func (p pooled) CopyFrom(ctx context.Context, table pgx.Identifier, columns []st
 		return 0, err
 	}
 	defer conn.Release()
-	return conn.CopyFrom(ctx, table, columns, src)
+	n, err := conn.CopyFrom(ctx, table, columns, src)
+	return n, lostIfClosed(ctx, conn, err)
 }
 
 // releasingRows gives the connection back when the rows are done with,
@@ -123,10 +145,28 @@ func (p pooled) CopyFrom(ctx context.Context, table pgx.Identifier, columns []st
 type releasingRows struct {
 	pgx.Rows
 	conn *pgxpool.Conn
+	ctx  context.Context
 	once sync.Once
+	done bool  // released
+	err  error // Rows.Err, judged before the connection went back
 }
 
-func (r *releasingRows) release() { r.once.Do(r.conn.Release) }
+func (r *releasingRows) release() {
+	r.once.Do(func() {
+		r.err = lostIfClosed(r.ctx, r.conn, r.Rows.Err())
+		r.done = true
+		r.conn.Release()
+	})
+}
+
+// Err is the rows' error, marked ErrConnectionLost when the connection died
+// while they were read.
+func (r *releasingRows) Err() error {
+	if r.done {
+		return r.err
+	}
+	return lostIfClosed(r.ctx, r.conn, r.Rows.Err())
+}
 
 func (r *releasingRows) Next() bool {
 	if r.Rows.Next() {
@@ -144,11 +184,12 @@ func (r *releasingRows) Close() {
 type releasingRow struct {
 	row  pgx.Row
 	conn *pgxpool.Conn
+	ctx  context.Context
 }
 
 func (r releasingRow) Scan(dest ...any) error {
 	defer r.conn.Release()
-	return r.row.Scan(dest...)
+	return lostIfClosed(r.ctx, r.conn, r.row.Scan(dest...))
 }
 
 type errRow struct{ err error }

@@ -29,7 +29,6 @@ type GetEmailParams struct {
 
 // The created_at = uuid7_time(id) predicate prunes the scan to the one
 // partition of the id's month; the join scopes the row to its owner.
-// cache: ttl=1m
 func (q *Queries) GetEmail(ctx context.Context, arg GetEmailParams) (Email, error) {
 	row := q.db.QueryRow(ctx, getEmail, arg.ID, arg.UserID)
 	var i Email

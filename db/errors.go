@@ -3,11 +3,14 @@ package db
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
 )
 
 // The kinds of failure callers act on. Match them with errors.Is; the
@@ -25,6 +28,13 @@ var (
 // ErrPoolExhausted is the cause of the ErrUnavailable a caller gets when no
 // connection freed up within the pool timeout.
 var ErrPoolExhausted = errors.New("connection pool exhausted")
+
+// ErrConnectionLost is the cause of the ErrUnavailable a caller gets when
+// the connection under a statement died: the server was stopped or crashed,
+// its backend was terminated, or the network cut it. A write whose
+// connection died after COMMIT was sent has an unknown outcome; the caller
+// is told to retry (an Idempotency-Key makes that retry safe).
+var ErrConnectionLost = errors.New("connection to the database lost")
 
 // Error is a classified data-layer error. Its Error() text is safe to log;
 // clients should be told only its Kind (and Constraint for conflicts),
@@ -74,6 +84,11 @@ func Classify(op string, err error) error {
 	}
 	var already *Error
 	if errors.As(err, &already) {
+		if errors.Is(err, ErrConnectionLost) && !errors.Is(err, ErrUnavailable) {
+			// A statement of a transaction failed and then its connection
+			// died: the death is what the caller must act on.
+			return &Error{Kind: ErrUnavailable, Op: op, Err: err}
+		}
 		return err
 	}
 	kind, pgErr := kindOf(err)
@@ -104,12 +119,38 @@ func kindOf(err error) (error, *pgconn.PgError) {
 	if errors.Is(err, context.Canceled) {
 		return ErrCanceled, nil
 	}
-	var connErr *pgconn.ConnectError
-	var netErr net.Error
-	if errors.As(err, &connErr) || errors.As(err, &netErr) || pgconn.SafeToRetry(err) {
+	if connectionDied(err) {
 		return ErrUnavailable, nil
 	}
 	return nil, nil
+}
+
+// connectionDied reports whether err says the connection could not be made
+// or died under the statement, in any of the ways the driver reports it: a
+// failed connect, a network error (reset, broken pipe, refused), the
+// server's socket closing in the middle of a message (io.EOF,
+// io.ErrUnexpectedEOF), a connection pgx already closed ("conn closed"), a
+// closed pool, or one the Store found closed after the error
+// (ErrConnectionLost).
+func connectionDied(err error) bool {
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	switch {
+	case errors.Is(err, ErrConnectionLost),
+		errors.As(err, &connErr),
+		errors.As(err, &netErr),
+		errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, io.EOF),
+		errors.Is(err, net.ErrClosed),
+		errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.ECONNABORTED),
+		errors.Is(err, syscall.EPIPE),
+		errors.Is(err, pgconn.ErrConnClosed),
+		errors.Is(err, puddle.ErrClosedPool), // pgxpool's pool closed at shutdown
+		pgconn.SafeToRetry(err):
+		return true
+	}
+	return false
 }
 
 func kindOfSQLState(code string) error {

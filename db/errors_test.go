@@ -3,13 +3,19 @@ package db
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/puddle/v2"
 )
 
 func TestTypedErrors(t *testing.T) {
@@ -109,5 +115,45 @@ func TestErrorKeepsDriverError(t *testing.T) {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "23503" {
 		t.Fatalf("want the foreign-key PgError inside %v", err)
+	}
+}
+
+// Every way the driver reports a connection that died is ErrUnavailable,
+// however deeply it is wrapped; the context's own errors stay what they are.
+func TestClassifyConnectionDeaths(t *testing.T) {
+	reset := &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
+	tests := []struct {
+		name string
+		err  error
+		kind error
+	}{
+		{"unexpected EOF", fmt.Errorf("receive message: %w", io.ErrUnexpectedEOF), ErrUnavailable},
+		{"EOF", fmt.Errorf("read: %w", io.EOF), ErrUnavailable},
+		{"connection reset", reset, ErrUnavailable},
+		{"bare ECONNRESET", fmt.Errorf("x: %w", syscall.ECONNRESET), ErrUnavailable},
+		{"broken pipe", fmt.Errorf("write: %w", syscall.EPIPE), ErrUnavailable},
+		{"net.ErrClosed", fmt.Errorf("read: %w", net.ErrClosed), ErrUnavailable},
+		{"conn closed", fmt.Errorf("exec: %w", pgconn.ErrConnClosed), ErrUnavailable},
+		{"closed pool", fmt.Errorf("acquire: %w", puddle.ErrClosedPool), ErrUnavailable},
+		{"connection lost", fmt.Errorf("%w: %w", ErrConnectionLost, errors.New("whatever the driver said")), ErrUnavailable},
+		{"admin shutdown", &pgconn.PgError{Code: "57P01"}, ErrUnavailable},
+		{"crash of another backend", &pgconn.PgError{Code: "57P02"}, ErrUnavailable},
+		{"cannot connect now", &pgconn.PgError{Code: "57P03"}, ErrUnavailable},
+		{"too many connections", &pgconn.PgError{Code: "53300"}, ErrUnavailable},
+		{"deadline wins over EOF", fmt.Errorf("%w: %w", context.DeadlineExceeded, io.ErrUnexpectedEOF), ErrTimeout},
+		{"cancel wins over EOF", fmt.Errorf("%w: %w", context.Canceled, io.ErrUnexpectedEOF), ErrCanceled},
+		{"a statement of a tx that then lost its connection", fmt.Errorf("%w: %w", ErrConnectionLost,
+			&Error{Kind: ErrInvalidValue, Op: "CreateCampaign"}), ErrUnavailable},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Classify("Op", tc.err)
+			if !errors.Is(err, tc.kind) {
+				t.Fatalf("Classify(%v) = %v, want %v", tc.err, err, tc.kind)
+			}
+		})
+	}
+	if err := Classify("Op", errors.New("a bug")); errors.Is(err, ErrUnavailable) {
+		t.Fatalf("an unknown error became unavailable: %v", err)
 	}
 }

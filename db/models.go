@@ -77,14 +77,15 @@ func AllCampaignStatusValues() []CampaignStatus {
 }
 
 type ApiKey struct {
-	ID         uuid.UUID
-	UserID     uuid.UUID
-	Name       string
-	Prefix     string
-	KeyHash    []byte
-	CreatedAt  time.Time
-	LastUsedAt *time.Time
-	RevokedAt  *time.Time
+	ID                 uuid.UUID
+	UserID             uuid.UUID
+	Name               string
+	Prefix             string
+	KeyHash            []byte
+	CreatedAt          time.Time
+	LastUsedAt         *time.Time
+	RevokedAt          *time.Time
+	RateLimitPerMinute *int32
 }
 
 type Campaign struct {
@@ -109,6 +110,19 @@ type Email struct {
 	IsReplied  bool
 	RepliedAt  *time.Time
 	CreatedAt  time.Time
+}
+
+type IdempotencyKey struct {
+	Owner       string
+	Key         string
+	Method      string
+	Path        string
+	RequestHash []byte
+	Status      *int32
+	ContentType *string
+	Location    *string
+	Response    []byte
+	CreatedAt   time.Time
 }
 
 type User struct {

@@ -34,6 +34,32 @@ type PoolConfig struct {
 	Timeout      time.Duration
 	Recycle      time.Duration
 	OverflowIdle time.Duration
+
+	// Scaling out (issue 9): a pooler in front, and a separate pool for
+	// long-running background work.
+	//
+	// PgBouncer (DB_PGBOUNCER) says the URL points at PgBouncer in
+	// transaction pooling mode, which keeps no prepared statement between
+	// transactions: statements then run with pgx's QueryExecModeExec (one
+	// round trip, unnamed statement, no statement cache).
+	PgBouncer bool
+	// BackgroundSize (DB_BACKGROUND_POOL_SIZE) is the most connections the
+	// background pool opens (the monitor, partition maintenance, seeding),
+	// so slow admin or bulk work never holds the connections requests
+	// need. BackgroundTimeout (DB_BACKGROUND_POOL_TIMEOUT) is its own, longer
+	// wait for a free connection.
+	BackgroundSize    int
+	BackgroundTimeout time.Duration
+}
+
+// Background is the configuration of the background pool: the same
+// database, at most BackgroundSize connections, none kept open when idle,
+// and BackgroundTimeout to wait for one.
+func (cfg PoolConfig) Background() PoolConfig {
+	b := cfg
+	b.Size, b.MaxOverflow = 0, cfg.BackgroundSize
+	b.Timeout = cfg.BackgroundTimeout
+	return b
 }
 
 // NewPool opens a pool for cfg. tracer (may be nil) sees every query, which
@@ -48,6 +74,13 @@ func NewPool(ctx context.Context, cfg PoolConfig, tracer pgx.QueryTracer) (*pgxp
 	pc.MaxConnLifetime = cfg.Recycle
 	pc.MaxConnIdleTime = cfg.OverflowIdle
 	pc.AfterConnect = pgxtypes.AfterConnect
+	if cfg.PgBouncer {
+		// Transaction pooling hands each transaction any server
+		// connection: a statement prepared on one is unknown on the next.
+		pc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+		pc.ConnConfig.StatementCacheCapacity = 0
+		pc.ConnConfig.DescriptionCacheCapacity = 0
+	}
 	if tracer != nil {
 		pc.ConnConfig.Tracer = tracer
 	}

@@ -6,11 +6,16 @@ package db
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
 
 type Querier interface {
+	// Claims an Idempotency-Key for a request: 1 row when this request is the
+	// first, 0 when the key exists. A concurrent claim of the same key waits
+	// here until the first transaction ends.
+	ClaimIdempotencyKey(ctx context.Context, arg ClaimIdempotencyKeyParams) (int64, error)
 	CountUsers(ctx context.Context) (int64, error)
 	CreateAPIKey(ctx context.Context, arg CreateAPIKeyParams) (CreateAPIKeyRow, error)
 	CreateCampaign(ctx context.Context, arg CreateCampaignParams) (Campaign, error)
@@ -23,43 +28,56 @@ type Querier interface {
 	// last_used_at on purpose: the cache invalidates a read when a column it
 	// references is written, and TouchAPIKey writes that column for some key
 	// every minute, which would empty the cache of every key's lookup.
-	// cache: ttl=1m
+	// rate_limit_per_minute rides along: the key's own budget, whose change
+	// invalidates this read.
 	GetAPIKeyByHash(ctx context.Context, keyHash []byte) (GetAPIKeyByHashRow, error)
-	// cache: ttl=1m
 	GetCampaign(ctx context.Context, arg GetCampaignParams) (Campaign, error)
 	// Days are UTC days. The time range prunes the scan to the partitions of the
 	// months it spans. Days without emails are absent; callers fill them in.
-	// cache: ttl=10m
 	GetCampaignDailyCounts(ctx context.Context, arg GetCampaignDailyCountsParams) ([]GetCampaignDailyCountsRow, error)
 	// One row even for a campaign without emails; no row when the campaign is not
 	// the user's, so callers get not-found rather than zeros.
-	// cache: ttl=10m
 	GetCampaignSummary(ctx context.Context, arg GetCampaignSummaryParams) (GetCampaignSummaryRow, error)
 	// The created_at = uuid7_time(id) predicate prunes the scan to the one
 	// partition of the id's month; the join scopes the row to its owner.
-	// cache: ttl=1m
 	GetEmail(ctx context.Context, arg GetEmailParams) (Email, error)
-	// cache: ttl=5m
+	GetIdempotencyKey(ctx context.Context, arg GetIdempotencyKeyParams) (IdempotencyKey, error)
 	GetUser(ctx context.Context, id uuid.UUID) (User, error)
 	GetUserByEmail(ctx context.Context, email string) (User, error)
-	// cache: ttl=5m
 	GetUserStatistics(ctx context.Context, userID uuid.UUID) (GetUserStatisticsRow, error)
 	InsertEmails(ctx context.Context, arg []InsertEmailsParams) (int64, error)
 	// Keyset pagination, oldest first, by (created_at, id) after the last row
 	// seen; rows inserted during a walk never shift the pages already served.
 	// The body is left out: a list shows envelopes, GetEmail the message.
 	ListCampaignEmails(ctx context.Context, arg ListCampaignEmailsParams) ([]ListCampaignEmailsRow, error)
+	// The owners of some campaigns. The cache decorator calls it after a COPY
+	// of emails, whose rows carry their campaign but not its user, to
+	// invalidate only those users' cached statistics and campaign pages
+	// (the scope emails.campaign_id>campaigns.user_id); dbgen finds it by its
+	// shape: the parent's key and one column, for keys = ANY(an array).
+	ListCampaignOwners(ctx context.Context, ids []uuid.UUID) ([]ListCampaignOwnersRow, error)
 	// Keyset pagination, newest first: the caller passes the (created_at, id) of
 	// the last row it saw, or (far future, max uuid) for the first page. The row
 	// comparison matches campaigns_user_created_idx, so each page is one index
 	// range scan however deep the walk goes.
 	ListCampaigns(ctx context.Context, arg ListCampaignsParams) ([]Campaign, error)
+	// A page of ListCampaigns with each campaign's figures, in one statement:
+	// the LATERAL aggregate runs once per campaign of the page (an index range
+	// scan of emails_campaign_created_idx each), so the LIMIT bounds the work.
+	// Its cache scope: campaigns pinned by user_id, and their emails through
+	// the foreign-key path emails.campaign_id>campaigns.user_id — an open, a
+	// bulk insert or a delete of another user's leaves the page cached.
+	ListCampaignsWithStats(ctx context.Context, arg ListCampaignsWithStatsParams) ([]ListCampaignsWithStatsRow, error)
 	// First open wins: a repeated event matches no row and changes nothing.
 	MarkEmailOpened(ctx context.Context, arg MarkEmailOpenedParams) (Email, error)
 	// First reply wins, as for opens.
 	MarkEmailReplied(ctx context.Context, arg MarkEmailRepliedParams) (Email, error)
+	PurgeIdempotencyKeys(ctx context.Context, before time.Time) (int64, error)
 	// Revoking twice keeps the first revocation time.
 	RevokeAPIKey(ctx context.Context, id uuid.UUID) (RevokeAPIKeyRow, error)
+	SaveIdempotentResponse(ctx context.Context, arg SaveIdempotentResponseParams) error
+	// NULL restores the server's default budget.
+	SetAPIKeyRateLimit(ctx context.Context, arg SetAPIKeyRateLimitParams) (SetAPIKeyRateLimitRow, error)
 	// Writes at most once a minute per key, so authenticating a busy client
 	// does not turn every request into a write.
 	TouchAPIKey(ctx context.Context, id uuid.UUID) (int64, error)

@@ -65,7 +65,6 @@ type GetCampaignDailyCountsRow struct {
 
 // Days are UTC days. The time range prunes the scan to the partitions of the
 // months it spans. Days without emails are absent; callers fill them in.
-// cache: ttl=10m
 func (q *Queries) GetCampaignDailyCounts(ctx context.Context, arg GetCampaignDailyCountsParams) ([]GetCampaignDailyCountsRow, error) {
 	rows, err := q.db.Query(ctx, getCampaignDailyCounts, arg.CampaignID, arg.Since, arg.Until)
 	if err != nil {
@@ -109,7 +108,6 @@ type GetCampaignSummaryRow struct {
 
 // One row even for a campaign without emails; no row when the campaign is not
 // the user's, so callers get not-found rather than zeros.
-// cache: ttl=10m
 func (q *Queries) GetCampaignSummary(ctx context.Context, arg GetCampaignSummaryParams) (GetCampaignSummaryRow, error) {
 	row := q.db.QueryRow(ctx, getCampaignSummary, arg.CampaignID, arg.UserID)
 	var i GetCampaignSummaryRow
@@ -134,7 +132,6 @@ type GetUserStatisticsRow struct {
 	Replied   int64
 }
 
-// cache: ttl=5m
 func (q *Queries) GetUserStatistics(ctx context.Context, userID uuid.UUID) (GetUserStatisticsRow, error) {
 	row := q.db.QueryRow(ctx, getUserStatistics, userID)
 	var i GetUserStatisticsRow

@@ -37,15 +37,39 @@ const defaultTxAttempts = 3
 type PgStore struct {
 	*Queries
 	conn pooled
+	// afterCommit runs on a read-write transaction's connection once it
+	// committed (the read-replica router records the commit's WAL position
+	// there, for read-your-writes).
+	afterCommit func(ctx context.Context, conn *pgx.Conn)
 }
 
 var _ Store = (*PgStore)(nil)
 
+// StoreOption adjusts a Store built by NewStore.
+type StoreOption func(*PgStore)
+
+// RouteWith sends every statement outside a transaction through r instead
+// of straight to the pool: the read-replica router (db/dbroute) plugs in
+// here. Transactions always run on the store's own pool, the primary.
+func RouteWith(r DBTX) StoreOption {
+	return func(s *PgStore) { s.Queries = New(classified{inner: r}) }
+}
+
+// AfterCommit runs fn on the connection of every read-write transaction
+// right after it committed, before InTx returns.
+func AfterCommit(fn func(ctx context.Context, conn *pgx.Conn)) StoreOption {
+	return func(s *PgStore) { s.afterCommit = fn }
+}
+
 // NewStore returns a Store on pool. poolTimeout bounds how long a statement
 // waits for a free connection (DB_POOL_TIMEOUT).
-func NewStore(pool *pgxpool.Pool, poolTimeout time.Duration) *PgStore {
+func NewStore(pool *pgxpool.Pool, poolTimeout time.Duration, opts ...StoreOption) *PgStore {
 	conn := pooled{pool: pool, timeout: poolTimeout}
-	return &PgStore{Queries: New(classified{inner: conn}), conn: conn}
+	s := &PgStore{Queries: New(classified{inner: conn}), conn: conn}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Pool is the pool the store runs on, for health checks and statistics.
@@ -79,7 +103,7 @@ func (s *PgStore) runTx(ctx context.Context, opts TxOptions, fn func(Querier) er
 	}
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: opts.Isolation, AccessMode: access})
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return fmt.Errorf("begin: %w", lostIfClosed(ctx, conn, err))
 	}
 	// The rollback must run even when ctx is what failed the work.
 	rollback := func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }
@@ -91,10 +115,16 @@ func (s *PgStore) runTx(ctx context.Context, opts TxOptions, fn func(Querier) er
 	}()
 	if err := fn(New(classified{inner: tx})); err != nil {
 		rollback()
-		return err
+		return lostIfClosed(ctx, conn, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		// The outcome of a COMMIT whose connection died is unknown: the
+		// caller gets ErrUnavailable and retries (safely, with an
+		// Idempotency-Key).
+		return fmt.Errorf("commit: %w", lostIfClosed(ctx, conn, err))
+	}
+	if s.afterCommit != nil && !opts.ReadOnly {
+		s.afterCommit(ctx, conn.Conn())
 	}
 	return nil
 }

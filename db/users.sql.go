@@ -53,7 +53,6 @@ FROM users
 WHERE id = $1
 `
 
-// cache: ttl=5m
 func (q *Queries) GetUser(ctx context.Context, id uuid.UUID) (User, error) {
 	row := q.db.QueryRow(ctx, getUser, id)
 	var i User

@@ -65,6 +65,15 @@ func testEveryRouteSucceeds(t *testing.T, opts ...envOpt) {
 		t.Fatalf("inserted = %v", ins)
 	}
 
+	var withStats page[campaignJSON]
+	e.do("GET", "/api/v1/campaigns?include=stats", key, nil).want(200).json(&withStats)
+	if len(withStats.Items) != 1 || withStats.Items[0].Stats == nil || withStats.Items[0].Stats.Total != 8 || withStats.Items[0].Name != "Relaunch" {
+		t.Fatalf("list with stats = %+v", withStats)
+	}
+	if p := e.do("GET", "/api/v1/campaigns?include=everything", key, nil).want(400).problem(); len(p.Errors) != 1 || p.Errors[0].Field != "include" {
+		t.Fatalf("bad include: %+v", p)
+	}
+
 	var emails page[emailJSON]
 	e.do("GET", "/api/v1/campaigns/"+c.ID.String()+"/emails?limit=100", key, nil).want(200).json(&emails)
 	if len(emails.Items) != 8 || emails.Items[0].Body != nil {

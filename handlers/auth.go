@@ -70,34 +70,79 @@ func bearer(c echo.Context) (string, bool) {
 }
 
 // requireUser authenticates a user API key and puts its user id on the
-// context. Missing, unknown and revoked keys all get the same 401.
+// context. Missing, unknown and revoked keys all get the same 401. An
+// address past its budget of failures gets 429 before any work; a key
+// found unknown recently is refused without a query.
 func (a *API) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		now := a.now()
+		if err := a.authBudget(c, now); err != nil {
+			return err
+		}
 		token, ok := bearer(c)
 		if !ok {
-			return unauthorized("Send your API key as Authorization: Bearer <key>.")
+			return a.authFailed(c, now, "missing", "Send your API key as Authorization: Bearer <key>.")
 		}
 		if !apikey.Plausible(token) {
-			return unauthorized("The API key is not valid.")
+			return a.authFailed(c, now, "malformed", "The API key is not valid.")
 		}
 		hash := apikey.Hash(token)
+		if a.unknownKeys.known(hash, now) {
+			return a.authFailed(c, now, "unknown_cached", "The API key is unknown or revoked.")
+		}
 		ctx := c.Request().Context()
 		key, err := a.store.GetAPIKeyByHash(ctx, hash[:])
 		if errors.Is(err, db.ErrNotFound) {
-			return unauthorized("The API key is unknown or revoked.")
+			a.unknownKeys.remember(hash, now)
+			return a.authFailed(c, now, "unknown", "The API key is unknown or revoked.")
 		}
 		if err != nil {
 			return err
 		}
-		if a.touched.due(key.ID, a.now()) {
+		if a.touched.due(key.ID, now) {
 			// Bookkeeping only: a failure here must not fail the request.
 			if _, err := a.store.TouchAPIKey(ctx, key.ID); err != nil {
 				a.log.WarnContext(ctx, "touch api key", "key_id", key.ID, "error", err)
 			}
 		}
 		c.Set(userIDKey, key.UserID)
+		// The data layer keeps this user's reads consistent with this
+		// user's writes (read replicas); it learns who acts from here.
+		c.SetRequest(c.Request().WithContext(db.WithActor(ctx, key.UserID)))
+		c.Set(apiKeyIDKey, key.ID)
+		c.Set(keyLimitKey, key.RateLimitPerMinute)
 		return next(c)
 	}
+}
+
+const apiKeyIDKey = "replyrocket.api_key_id"
+
+// authBudget refuses a client address that spent its budget of failed
+// authentications.
+func (a *API) authBudget(c echo.Context, now time.Time) error {
+	blocked, wait := a.authFails.blocked(c.RealIP(), now)
+	if !blocked {
+		return nil
+	}
+	a.authFailures.WithLabelValues("blocked").Inc()
+	p := newProblem(http.StatusTooManyRequests, "too-many-auth-failures", "Too many failed authentications",
+		"This address sent too many invalid keys; wait for Retry-After seconds before trying again.")
+	p.retryAfter = ceilSeconds(wait)
+	return p
+}
+
+// authFailed charges a failure to the client's address and answers 401.
+// reason labels the metric: missing, malformed, unknown (a database
+// lookup), unknown_cached (answered by the negative cache), admin.
+func (a *API) authFailed(c echo.Context, now time.Time, reason, detail string) error {
+	a.authFailures.WithLabelValues(reason).Inc()
+	a.authFails.failed(c.RealIP(), now)
+	return unauthorized(detail)
+}
+
+func ceilSeconds(d time.Duration) int {
+	s := int((d + time.Second - 1) / time.Second)
+	return max(s, 1)
 }
 
 func userID(c echo.Context) uuid.UUID {
@@ -125,13 +170,17 @@ func (a *API) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 			return newProblem(http.StatusForbidden, "admin-disabled", "Admin routes are disabled",
 				"Set the ADMIN_API_KEY environment variable (e.g. to the output of `openssl rand -hex 32`) and restart the server, then send it as Authorization: Bearer <ADMIN_API_KEY>.")
 		}
+		now := a.now()
+		if err := a.authBudget(c, now); err != nil {
+			return err
+		}
 		token, ok := bearer(c)
 		if !ok {
-			return unauthorized("Send the admin key as Authorization: Bearer <ADMIN_API_KEY>.")
+			return a.authFailed(c, now, "missing", "Send the admin key as Authorization: Bearer <ADMIN_API_KEY>.")
 		}
 		got := sha256.Sum256([]byte(token))
 		if subtle.ConstantTimeCompare(got[:], a.adminKey.hash[:]) != 1 {
-			return unauthorized("The admin key is not valid.")
+			return a.authFailed(c, now, "admin", "The admin key is not valid.")
 		}
 		return next(c)
 	}

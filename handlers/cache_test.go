@@ -126,3 +126,66 @@ func TestCacheAdminRoutes(t *testing.T) {
 		t.Fatalf("after clearing: X-Cache %q, want miss", h)
 	}
 }
+
+// TestCampaignPageScopedToItsUser: a page of campaigns with their figures
+// stays cached through another user's writes of every kind, and reflects
+// each of its own user's writes on the next read.
+func TestCampaignPageScopedToItsUser(t *testing.T) {
+	opt, _ := withCache(t, "")
+	e := newEnv(t, opt)
+	_, keyA := e.user()
+	_, keyB := e.user()
+	a := e.campaign(keyA, 2)
+	b := e.campaign(keyB, 2)
+	const pageA = "/api/v1/campaigns?include=stats"
+	read := func() (page[campaignJSON], string) {
+		var p page[campaignJSON]
+		r := e.do("GET", pageA, keyA, nil).want(200)
+		r.json(&p)
+		return p, r.Header().Get(HeaderXCache)
+	}
+	read()
+	if _, h := read(); h != "hit" {
+		t.Fatalf("second read: X-Cache %q, want hit", h)
+	}
+	var bEmails page[emailJSON]
+	e.do("GET", "/api/v1/campaigns/"+b.ID.String()+"/emails", keyB, nil).want(200).json(&bEmails)
+	otherWrites := []func(){
+		func() { e.do("POST", "/api/v1/emails/"+bEmails.Items[0].ID.String()+"/opened", keyB, nil).want(200) },
+		func() {
+			e.do("POST", "/api/v1/campaigns/"+b.ID.String()+"/emails", keyB, map[string]any{"emails": sampleEmails(3)}).want(201)
+		},
+		func() { e.campaign(keyB, 0) },
+		func() { e.do("DELETE", "/api/v1/campaigns/"+b.ID.String(), keyB, nil).want(204) },
+	}
+	for i, w := range otherWrites {
+		w()
+		if _, h := read(); h != "hit" {
+			t.Fatalf("after another user's write %d: X-Cache %q, want hit", i, h)
+		}
+	}
+	var aEmails page[emailJSON]
+	e.do("GET", "/api/v1/campaigns/"+a.ID.String()+"/emails", keyA, nil).want(200).json(&aEmails)
+	ownWrites := []struct {
+		name  string
+		write func()
+		check func(page[campaignJSON]) bool
+	}{
+		{"open", func() { e.do("POST", "/api/v1/emails/"+aEmails.Items[0].ID.String()+"/opened", keyA, nil).want(200) },
+			func(p page[campaignJSON]) bool { return len(p.Items) == 1 && p.Items[0].Stats.Opened == 1 }},
+		{"bulk insert", func() {
+			e.do("POST", "/api/v1/campaigns/"+a.ID.String()+"/emails", keyA, map[string]any{"emails": sampleEmails(4)}).want(201)
+		}, func(p page[campaignJSON]) bool { return len(p.Items) == 1 && p.Items[0].Stats.Total == 6 }},
+		{"new campaign", func() { e.campaign(keyA, 1) },
+			func(p page[campaignJSON]) bool { return len(p.Items) == 2 && p.Items[0].Stats.Total == 1 }},
+		{"deleted campaign", func() { e.do("DELETE", "/api/v1/campaigns/"+a.ID.String(), keyA, nil).want(204) },
+			func(p page[campaignJSON]) bool { return len(p.Items) == 1 && p.Items[0].ID != a.ID }},
+	}
+	for _, w := range ownWrites {
+		w.write()
+		p, h := read()
+		if h != "miss" || !w.check(p) {
+			t.Fatalf("after the user's own %s: X-Cache %q, page %+v", w.name, h, p)
+		}
+	}
+}

@@ -31,6 +31,8 @@ type campaignJSON struct {
 	Status    db.CampaignStatus `json:"status"`
 	CreatedAt time.Time         `json:"created_at"`
 	UpdatedAt time.Time         `json:"updated_at"`
+	// Stats are present in list pages asked for with include=stats.
+	Stats *summaryJSON `json:"stats,omitempty" description:"Present when the page was asked for with include=stats."`
 }
 
 func toCampaign(c db.Campaign) campaignJSON {
@@ -85,6 +87,8 @@ type apiKeyJSON struct {
 	Key       string     `json:"key,omitempty" description:"The key itself. Shown once; only its SHA-256 is stored."`
 	CreatedAt time.Time  `json:"created_at"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	// RateLimitPerMinute is the key's own budget; absent: the default.
+	RateLimitPerMinute *int32 `json:"rate_limit_per_minute,omitempty"`
 }
 
 type summaryJSON struct {
@@ -93,6 +97,16 @@ type summaryJSON struct {
 	Replied   int64   `json:"replied" minimum:"0"`
 	OpenRate  float64 `json:"open_rate" minimum:"0" maximum:"1"`
 	ReplyRate float64 `json:"reply_rate" minimum:"0" maximum:"1"`
+}
+
+// newSummary computes the rates of a campaign's counts.
+func newSummary(total, opened, replied int64) summaryJSON {
+	out := summaryJSON{Total: total, Opened: opened, Replied: replied}
+	if total > 0 {
+		out.OpenRate = float64(opened) / float64(total)
+		out.ReplyRate = float64(replied) / float64(total)
+	}
+	return out
 }
 
 type dayCountJSON struct {

@@ -36,7 +36,7 @@ func (a *API) bulkInsertEmails(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	n, err := a.store.InsertEmails(c.Request().Context(), db.EmailRows(camp.ID, emails, a.now()))
+	n, err := a.db(c).InsertEmails(c.Request().Context(), db.EmailRows(camp.ID, emails, a.now()))
 	if errors.Is(err, db.ErrInvalidReference) {
 		// The campaign was deleted between the check and the COPY.
 		return notFound("campaign")
@@ -66,7 +66,7 @@ func (a *API) listCampaignEmails(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	rows, err := a.store.ListCampaignEmails(c.Request().Context(), db.ListCampaignEmailsParams{
+	rows, err := a.db(c).ListCampaignEmails(c.Request().Context(), db.ListCampaignEmailsParams{
 		CampaignID: camp.ID, AfterCreatedAt: cur.At, AfterID: cur.ID, PageSize: int32(limit + 1),
 	})
 	if err != nil {
@@ -82,7 +82,7 @@ func (a *API) getEmail(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	e, err := a.store.GetEmail(c.Request().Context(), db.GetEmailParams{ID: id, UserID: userID(c)})
+	e, err := a.db(c).GetEmail(c.Request().Context(), db.GetEmailParams{ID: id, UserID: userID(c)})
 	if errors.Is(err, db.ErrNotFound) {
 		return notFound("email")
 	}
@@ -94,13 +94,13 @@ func (a *API) getEmail(c echo.Context) error {
 
 func (a *API) markOpened(c echo.Context) error {
 	return a.markEmail(c, func(id, user uuid.UUID) (db.Email, error) {
-		return a.store.MarkEmailOpened(c.Request().Context(), db.MarkEmailOpenedParams{ID: id, UserID: user})
+		return a.db(c).MarkEmailOpened(c.Request().Context(), db.MarkEmailOpenedParams{ID: id, UserID: user})
 	})
 }
 
 func (a *API) markReplied(c echo.Context) error {
 	return a.markEmail(c, func(id, user uuid.UUID) (db.Email, error) {
-		return a.store.MarkEmailReplied(c.Request().Context(), db.MarkEmailRepliedParams{ID: id, UserID: user})
+		return a.db(c).MarkEmailReplied(c.Request().Context(), db.MarkEmailRepliedParams{ID: id, UserID: user})
 	})
 }
 

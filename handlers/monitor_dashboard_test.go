@@ -20,8 +20,11 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/db/dbcache"
+	"github.com/replyrocket/replyrocket/internal/cache"
 	"github.com/replyrocket/replyrocket/internal/monitor"
 	"github.com/replyrocket/replyrocket/internal/pgtest"
 	"github.com/replyrocket/replyrocket/internal/querystats"
@@ -65,14 +68,25 @@ func TestDashboardInBrowser(t *testing.T) {
 	if _, err := store.EnsureEmailPartitions(ctx, db.EnsureEmailPartitionsParams{FromMonth: time.Now().AddDate(0, -2, 0), Months: 3}); err != nil {
 		t.Fatal(err)
 	}
-	m := monitor.New(pool, monitor.Config{SnapshotInterval: time.Hour}, monitor.Sources{Tracer: tracer})
+	// Reads go through the query cache, whose hit rate the first chart
+	// plots.
+	qc, err := dbcache.NewCache(cache.Config{Namespace: "dash"}, prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = qc.Close() })
+	cached, err := dbcache.New(store, qc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := monitor.New(pool, monitor.Config{SnapshotInterval: time.Hour}, monitor.Sources{Tracer: tracer, Cache: qc})
 	t.Cleanup(m.Close)
 	router := New(Deps{
-		Store: store, Pool: pool, AdminKey: testAdminKey, RequestTimeout: 10 * time.Second,
+		Store: cached, Pool: pool, AdminKey: testAdminKey, RequestTimeout: 10 * time.Second,
 		Log:     slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)),
-		Monitor: m,
+		Monitor: m, Cache: qc,
 	})
-	e := &env{t: t, e: router, pool: pool, store: store}
+	e := &env{t: t, e: router, pool: pool, store: cached}
 	_, key := e.user()
 	c := e.campaign(key, 300)
 	for i := 0; i < 3; i++ {
@@ -151,7 +165,7 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	var checks, appQueries, slow, tables, parts int
 	var statusText string
-	var hitPNG, poolPNG, pagePNG []byte
+	var hitPNG, bufferPNG, poolPNG, pagePNG []byte
 	count := func(sel string, n *int) chromedp.Action {
 		return chromedp.Evaluate(fmt.Sprintf("document.querySelectorAll(%q).length", sel), n)
 	}
@@ -189,6 +203,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		count("#tables tbody tr", &tables),
 		count("#parts tbody tr", &parts),
 		chromedp.Screenshot("#hitchart", &hitPNG, chromedp.ByID),
+		chromedp.Screenshot("#bufferchart", &bufferPNG, chromedp.ByID),
 		chromedp.Screenshot("#poolchart", &poolPNG, chromedp.ByID),
 		chromedp.FullScreenshot(&pagePNG, 100),
 	)
@@ -212,7 +227,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if checks < 10 || appQueries < 3 || slow < 1 || tables < 3 || parts < 4 {
 		t.Errorf("rows: checks %d, app queries %d, slow %d, tables %d, partitions %d", checks, appQueries, slow, tables, parts)
 	}
-	for name, b := range map[string][]byte{"cache hit chart": hitPNG, "pool chart": poolPNG} {
+	for name, b := range map[string][]byte{"query cache hit chart": hitPNG, "buffer cache hit chart": bufferPNG, "pool chart": poolPNG} {
 		if n := coloredPixels(t, b); n < 100 {
 			t.Errorf("%s: %d coloured pixels, want a drawn series", name, n)
 		}

@@ -32,6 +32,8 @@ var errorText = map[int]string{
 	404: "Not found, or not yours.",
 	409: "Conflicts with an existing resource.",
 	413: "Body too large.",
+	422: "Idempotency-Key already used for a different request.",
+	429: "Rate limited (Retry-After; RateLimit-Policy and RateLimit headers say the budget), or too many failed authentications from this address.",
 	415: "The body must be application/json.",
 	500: "A bug: logged with its stack; the body carries the request id.",
 	503: "Database unavailable or pool exhausted (Retry-After), or the request timed out.",
@@ -40,8 +42,8 @@ var errorText = map[int]string{
 
 // Errors every authenticated route can answer besides its own.
 var authErrors = map[authKind][]int{
-	authUser:  {401, 503, 504},
-	authAdmin: {401, 403, 503, 504},
+	authUser:  {401, 429, 503, 504},
+	authAdmin: {401, 403, 429, 503, 504},
 }
 
 var securityName = map[authKind]string{authUser: "apiKey", authAdmin: "adminKey"}
@@ -188,7 +190,7 @@ func isResponseField(f reflect.StructField) bool {
 // docRoutes is the route table as the document reads it: handlers are not
 // called, so their receivers need no dependencies.
 func docRoutes() []route {
-	return routeTable(&API{}, monitorHandlers{}, cacheHandlers{}, opsHandlers{})
+	return routeTable(&API{}, monitorHandlers{}, cacheHandlers{}, rateLimitHandlers{}, opsHandlers{})
 }
 
 func buildOpenAPI() ([]byte, error) {
@@ -202,7 +204,7 @@ func buildOpenAPI() ([]byte, error) {
 	s.Info.
 		WithTitle("ReplyRocket API").
 		WithVersion("1.0.0").
-		WithDescription("Campaigns, emails and statistics. Every /api/v1 route needs Authorization: Bearer <key>. Errors are RFC 9457 application/problem+json. Every response carries X-Request-ID.").
+		WithDescription("Campaigns, emails and statistics. Every /api/v1 route needs Authorization: Bearer <key>. Errors are RFC 9457 application/problem+json. Every response carries X-Request-ID; authenticated ones carry RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers). POSTs under /api/v1 take an Idempotency-Key header.").
 		WithLicense(openapi31.License{Name: "Proprietary", Identifier: ptr("LicenseRef-Proprietary")})
 	s.WithServers(openapi31.Server{URL: "http://localhost:8080", Description: ptr("replyrocket dev")})
 	s.ComponentsEns().WithSecuritySchemes(map[string]openapi31.SecuritySchemeOrReference{
@@ -278,7 +280,11 @@ func addOperation(r *openapi31.Reflector, rt route) error {
 			cu.Description = "The database did not answer in time; the same shape as 200, with status \"unavailable\"."
 		})
 	}
-	codes := append(append([]int{}, rt.errors...), authErrors[rt.auth]...)
+	codes := append([]int{}, rt.errors...)
+	if rt.idempotent() {
+		codes = append(codes, http.StatusUnprocessableEntity)
+	}
+	codes = append(codes, authErrors[rt.auth]...)
 	codes = append(codes, 500)
 	for _, code := range codes {
 		oc.AddRespStructure(Problem{}, func(cu *openapi.ContentUnit) {
@@ -301,6 +307,13 @@ func addOperation(r *openapi31.Reflector, rt route) error {
 	}
 	if rt.body != nil && op.RequestBody != nil && op.RequestBody.RequestBody != nil {
 		op.RequestBody.RequestBody.WithRequired(!rt.bodyOptional)
+	}
+	if rt.idempotent() {
+		op.Parameters = append(op.Parameters, openapi31.ParameterOrReference{Parameter: &openapi31.Parameter{
+			Name: HeaderIdempotencyKey, In: openapi31.ParameterInHeader,
+			Description: ptr("Makes retries safe: a retry with the same key and request gets the stored response (Idempotent-Replayed: true) and writes nothing; the same key with another request gets 422. Kept 24 h (IDEMPOTENCY_TTL)."),
+			Schema:      map[string]any{"type": "string", "minLength": 1, "maxLength": maxIdempotencyKeyLen},
+		}})
 	}
 	if rt.redirects {
 		op.Responses.WithMapOfResponseOrReferenceValuesItem(strconv.Itoa(http.StatusMovedPermanently), openapi31.ResponseOrReference{

@@ -6,6 +6,7 @@ package handlers
 import (
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -14,8 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/db/dbroute"
 	"github.com/replyrocket/replyrocket/internal/cache"
 	"github.com/replyrocket/replyrocket/internal/monitor"
+	"github.com/replyrocket/replyrocket/internal/ratelimit"
 )
 
 // Body limits. Bulk email import is the one route that takes large bodies:
@@ -32,7 +35,9 @@ type Deps struct {
 	Store db.Store
 	// Pool is read for /health/db and the pool metrics.
 	Pool *pgxpool.Pool
-	Log  *slog.Logger
+	// Router reports the read replicas in /health/db (nil: none).
+	Router *dbroute.Router
+	Log    *slog.Logger
 	// AdminKey authorises admin routes; empty disables them (403).
 	AdminKey string
 	// RequestTimeout bounds each request; its deadline reaches pgx through
@@ -52,15 +57,46 @@ type Deps struct {
 	Cache *cache.Cache
 	// Now is the clock (tests pin it); nil is time.Now.
 	Now func() time.Time
+	// BodyDrainBytes is how much of a body over the limit is read before the
+	// 413 goes out (see drainRejectedBody); zero is DefaultBodyDrainBytes,
+	// negative drains nothing.
+	BodyDrainBytes int64
+	// UnknownKeyTTL is how long an unknown key's hash is remembered (zero:
+	// DefaultUnknownKeyTTL; negative: not at all).
+	UnknownKeyTTL time.Duration
+	// AuthFailuresPerMinute is each client address's budget of failed
+	// authentications (zero: DefaultAuthFailuresPerMinute; negative: none).
+	AuthFailuresPerMinute int
+	// RateLimiter enforces the per-key and admin budgets; nil: no limits.
+	RateLimiter *ratelimit.Limiter
+	// KeyRateLimit is a key's default budget (a key's own
+	// rate_limit_per_minute overrides its rate); AdminRateLimit is the
+	// admin routes' budget.
+	KeyRateLimit, AdminRateLimit ratelimit.Limit
 }
+
+// Defaults of the bad-key defences.
+const (
+	DefaultUnknownKeyTTL         = 30 * time.Second
+	DefaultAuthFailuresPerMinute = 30
+	// maxUnknownKeys and maxAuthAddrs bound the memory of both.
+	maxUnknownKeys = 100_000
+	maxAuthAddrs   = 100_000
+)
 
 // API holds the handlers' dependencies.
 type API struct {
-	store    db.Store
-	log      *slog.Logger
-	now      func() time.Time
-	touched  touchLimiter
-	adminKey adminKey
+	store       db.Store
+	log         *slog.Logger
+	now         func() time.Time
+	touched     touchLimiter
+	adminKey    adminKey
+	unknownKeys *unknownKeys
+	authFails   *failedAuth
+	limits      *rateLimits
+	// authFailures counts refused authentications by reason ("blocked":
+	// the address spent its budget).
+	authFailures *prometheus.CounterVec
 }
 
 // New builds the router.
@@ -80,7 +116,25 @@ func New(d Deps) *echo.Echo {
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
-	a := &API{store: d.Store, log: d.Log, now: d.Now, adminKey: newAdminKey(d.AdminKey)}
+	if d.UnknownKeyTTL == 0 {
+		d.UnknownKeyTTL = DefaultUnknownKeyTTL
+	}
+	if d.AuthFailuresPerMinute == 0 {
+		d.AuthFailuresPerMinute = DefaultAuthFailuresPerMinute
+	}
+	a := &API{
+		store: d.Store, log: d.Log, now: d.Now, adminKey: newAdminKey(d.AdminKey),
+		unknownKeys: newUnknownKeys(d.UnknownKeyTTL, maxUnknownKeys),
+		authFails:   newFailedAuth(d.AuthFailuresPerMinute, maxAuthAddrs),
+	}
+	a.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "replyrocket_auth_failures_total",
+		Help: "Refused authentications by reason: missing, malformed, unknown, unknown_cached (no database lookup), admin, blocked (429: the address spent its budget).",
+	}, []string{"reason"})
+	d.Registry.MustRegister(a.authFailures)
+	if d.RateLimiter != nil {
+		a.limits = &rateLimits{lim: d.RateLimiter, key: d.KeyRateLimit, admin: d.AdminRateLimit}
+	}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -96,6 +150,10 @@ func New(d Deps) *echo.Echo {
 	// Pre runs before routing, so even a 404 for an unknown path gets an id.
 	e.Pre(requestID())
 	e.Use(accessLog(d.Log, metrics), recoverPanics(d.Log))
+	if d.BodyDrainBytes == 0 {
+		d.BodyDrainBytes = DefaultBodyDrainBytes
+	}
+	e.Use(drainRejectedBody(d.BodyDrainBytes))
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
 		Limit:   DefaultBodyLimit,
 		Skipper: func(c echo.Context) bool { return c.Path() == bulkEmailsPath && c.Request().Method == http.MethodPost },
@@ -108,18 +166,28 @@ func New(d Deps) *echo.Echo {
 	}))
 
 	auth := map[authKind][]echo.MiddlewareFunc{
-		authUser:  append([]echo.MiddlewareFunc{a.requireUser}, d.APIMiddleware...),
-		authAdmin: append([]echo.MiddlewareFunc{a.requireAdmin}, d.APIMiddleware...),
+		authUser:  slices.Concat([]echo.MiddlewareFunc{a.requireUser, a.limitKey}, d.APIMiddleware),
+		authAdmin: slices.Concat([]echo.MiddlewareFunc{a.requireAdmin, a.limitAdmin}, d.APIMiddleware),
+	}
+	// POSTs take an Idempotency-Key; its transaction wraps the handler, so
+	// it runs after authentication, limits and cache reporting.
+	idempotency := map[authKind]echo.MiddlewareFunc{
+		authUser:  a.idempotent(func(c echo.Context) string { return "user:" + userID(c).String() }),
+		authAdmin: a.idempotent(func(echo.Context) string { return "admin" }),
 	}
 	ops := opsHandlers{
-		health: healthDB(d.Pool), metrics: echo.WrapHandler(metricsHandler(d.Registry)),
+		health: healthDB(d.Pool, d.Router), metrics: echo.WrapHandler(metricsHandler(d.Registry)),
 		openAPI: serveOpenAPI, docs: serveDocs,
 	}
-	for _, r := range routeTable(a, monitorHandlers{m: d.Monitor, hasCache: d.Cache != nil}, cacheHandlers{c: d.Cache}, ops) {
-		if (isMonitorRoute(r) && d.Monitor == nil) || (isCacheRoute(r) && d.Cache == nil) {
+	for _, r := range routeTable(a, monitorHandlers{m: d.Monitor, hasCache: d.Cache != nil}, cacheHandlers{c: d.Cache}, rateLimitHandlers{l: d.RateLimiter}, ops) {
+		if (isMonitorRoute(r) && d.Monitor == nil) || (isCacheRoute(r) && d.Cache == nil) || (isRateLimitRoute(r) && d.RateLimiter == nil) {
 			continue
 		}
-		e.Add(r.method, r.echoPath(), r.handler, append(append([]echo.MiddlewareFunc{}, r.mw...), auth[r.auth]...)...)
+		mw := slices.Concat(r.mw, auth[r.auth])
+		if r.idempotent() {
+			mw = append(mw, idempotency[r.auth])
+		}
+		e.Add(r.method, r.echoPath(), r.handler, mw...)
 	}
 	if d.Monitor != nil {
 		e.GET(dashboardPath, serveDashboard)

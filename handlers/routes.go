@@ -9,6 +9,7 @@ import (
 
 	"github.com/replyrocket/replyrocket/internal/monitor"
 	"github.com/replyrocket/replyrocket/internal/monitor/dashboard"
+	"github.com/replyrocket/replyrocket/internal/ratelimit"
 )
 
 // The route table is the one description of the HTTP API: New registers
@@ -68,6 +69,12 @@ type route struct {
 	errorsAs map[int]any
 }
 
+// idempotent reports whether the route takes an Idempotency-Key: every POST
+// of the API (not the monitor's, which write nothing a retry could repeat).
+func (r route) idempotent() bool {
+	return r.method == http.MethodPost && strings.HasPrefix(r.path, "/api/v1/")
+}
+
 // echoPath turns /campaigns/{id} into Echo's /campaigns/:id.
 func (r route) echoPath() string {
 	return strings.NewReplacer("{", ":", "}", "").Replace(r.path)
@@ -81,6 +88,10 @@ type (
 	pageParams struct {
 		Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"20" description:"Page size."`
 		Cursor string `query:"cursor" description:"Opaque cursor: the next_cursor of the previous page."`
+	}
+	campaignListParams struct {
+		pageParams
+		Include string `query:"include" enum:"stats" description:"stats: each campaign gains its figures (one statement per page, cached)."`
 	}
 	idPageParams struct {
 		idParam
@@ -106,7 +117,7 @@ type opsHandlers struct{ health, metrics, openAPI, docs echo.HandlerFunc }
 
 // routeTable lists every route. The handlers' receivers may hold nil
 // dependencies when the table is only read for the document.
-func routeTable(a *API, mon monitorHandlers, ch cacheHandlers, ops opsHandlers) []route {
+func routeTable(a *API, mon monitorHandlers, ch cacheHandlers, rl rateLimitHandlers, ops opsHandlers) []route {
 	user := func(r route) route { r.auth = authUser; return r }
 	admin := func(r route) route { r.auth = authAdmin; return r }
 	idErrs := []int{400, 404}
@@ -114,7 +125,7 @@ func routeTable(a *API, mon monitorHandlers, ch cacheHandlers, ops opsHandlers) 
 	return []route{
 		user(route{method: "GET", path: "/api/v1/me", summary: "The caller's user", tag: "users", handler: a.getMe, ok: 200, out: userJSON{}}),
 		user(route{method: "GET", path: "/api/v1/me/statistics", summary: "The caller's totals across campaigns", tag: "statistics", handler: a.getMyStatistics, ok: 200, out: statisticsJSON{}}),
-		user(route{method: "GET", path: "/api/v1/campaigns", summary: "List campaigns, newest first (keyset pages)", tag: "campaigns", handler: a.listCampaigns, params: pageParams{}, ok: 200, out: page[campaignJSON]{}, errors: []int{400}}),
+		user(route{method: "GET", path: "/api/v1/campaigns", summary: "List campaigns, newest first (keyset pages); include=stats adds each one's figures", tag: "campaigns", handler: a.listCampaigns, params: campaignListParams{}, ok: 200, out: page[campaignJSON]{}, errors: []int{400}}),
 		user(route{method: "POST", path: "/api/v1/campaigns", summary: "Create a campaign, optionally with its first emails, in one transaction", tag: "campaigns", handler: a.createCampaign, body: createCampaignInput{}, bodyNote: "At most 1 MiB and 10 000 emails.", ok: 201, out: campaignJSON{}, errors: bodyErrs}),
 		user(route{method: "GET", path: "/api/v1/campaigns/{id}", summary: "Get a campaign", tag: "campaigns", handler: a.getCampaign, params: idParam{}, ok: 200, out: campaignJSON{}, errors: idErrs}),
 		user(route{method: "PATCH", path: "/api/v1/campaigns/{id}", summary: "Rename a campaign and/or change its status", tag: "campaigns", handler: a.updateCampaign, params: idParam{}, body: updateCampaignInput{}, ok: 200, out: campaignJSON{}, errors: []int{400, 404, 413, 415}}),
@@ -129,9 +140,10 @@ func routeTable(a *API, mon monitorHandlers, ch cacheHandlers, ops opsHandlers) 
 
 		admin(route{method: "POST", path: "/api/v1/users", summary: "Create a user and its first API key (shown once)", tag: "admin", handler: a.createUser, body: createUserInput{}, ok: 201, out: createdUserJSON{}, errors: []int{400, 409, 413, 415}}),
 		admin(route{method: "POST", path: "/api/v1/users/{id}/keys", summary: "Mint another API key for a user (shown once)", tag: "admin", handler: a.createKey, params: idParam{}, body: createKeyInput{}, bodyOptional: true, bodyNote: "Optional; the name defaults to \"default\".", ok: 201, out: apiKeyJSON{}, errors: []int{400, 404, 413, 415}}),
+		admin(route{method: "PATCH", path: "/api/v1/keys/{id}", summary: "Set a key's own rate limit (cost units per minute), or null for the server default", tag: "admin", handler: a.updateKey, params: idParam{}, body: updateKeyInput{}, ok: 200, out: apiKeyJSON{}, errors: []int{400, 404, 413, 415}}),
 		admin(route{method: "DELETE", path: "/api/v1/keys/{id}", summary: "Revoke an API key (idempotent)", tag: "admin", handler: a.revokeKey, params: idParam{}, ok: 204, errors: idErrs}),
 
-		{method: "GET", path: "/health/db", summary: "Database health: 200, or 503 with the same shape when it does not answer within 1 s", tag: "operations", handler: ops.health, ok: 200, out: healthJSON{}, errorsAs: map[int]any{503: healthJSON{}}},
+		{method: "GET", path: "/health/db", summary: "Database health: 200 (ok, or degraded when a read replica is out of rotation), or 503 with the same shape when the primary does not answer within 1 s", tag: "operations", handler: ops.health, ok: 200, out: healthJSON{}, errorsAs: map[int]any{503: healthJSON{}}},
 		{method: "GET", path: "/metrics", summary: "Prometheus metrics", tag: "operations", handler: ops.metrics, ok: 200, outType: "text/plain"},
 		{method: "GET", path: "/openapi.json", summary: "This document", tag: "operations", handler: ops.openAPI, ok: 200, out: anyJSON{}},
 		{method: "GET", path: "/docs", summary: "This document as a browsable page", tag: "operations", handler: ops.docs, ok: 200, outType: "text/html"},
@@ -142,19 +154,22 @@ func routeTable(a *API, mon monitorHandlers, ch cacheHandlers, ops opsHandlers) 
 		admin(route{method: "POST", path: "/db-monitor/analyze-query", summary: "EXPLAIN one read-only SELECT with plain-words recommendations", tag: "monitor", handler: mon.analyzeQuery, body: monitor.AnalyzeRequest{}, ok: 200, out: anyJSON{}, errors: bodyErrs}),
 		admin(route{method: "POST", path: "/db-monitor/optimize-query", summary: "Index suggestions verified with hypopg (or a labelled heuristic)", tag: "monitor", handler: mon.optimizeQuery, body: monitor.OptimizeRequest{}, ok: 200, out: anyJSON{}, errors: bodyErrs}),
 		admin(route{method: "GET", path: "/db-monitor/table-stats/{table_name}", summary: "Sizes, scans, vacuum state and indexes of a table (and its partitions)", tag: "monitor", handler: mon.tableStats, params: tableParam{}, ok: 200, out: anyJSON{}, errors: idErrs}),
+		admin(route{method: "GET", path: "/db-monitor/rate-limits", summary: "Rate limiter backend, Redis errors, and refused requests in total and for the most limited keys", tag: "monitor", handler: rl.stats, ok: 200, out: ratelimit.Stats{}}),
 		admin(route{method: "GET", path: "/db-monitor/cache", summary: "Cache hit rates, entries, bytes, invalidations and Redis state", tag: "cache", handler: ch.stats, ok: 200, out: anyJSON{}}),
 		admin(route{method: "DELETE", path: "/db-monitor/cache", summary: "Clear this application's cache entries", tag: "cache", handler: ch.clear, ok: 200, out: clearedJSON{}}),
 		admin(route{method: "POST", path: "/db-monitor/cache/invalidate", summary: "Invalidate every cached query that read a table", tag: "cache", handler: ch.invalidate, body: invalidateJSON{}, ok: 200, out: invalidateJSON{}, errors: bodyErrs}),
 	}
 }
 
-// isMonitorRoute and isCacheRoute pick the routes served only when the
-// monitor or the cache is wired in.
+// isMonitorRoute, isCacheRoute and isRateLimitRoute pick the routes served
+// only when the monitor, the cache or the rate limiter is wired in.
 func isMonitorRoute(r route) bool {
-	return strings.HasPrefix(r.path, "/db-monitor") && !strings.HasPrefix(r.path, "/db-monitor/cache")
+	return strings.HasPrefix(r.path, "/db-monitor") && !isCacheRoute(r) && !isRateLimitRoute(r)
 }
 
 func isCacheRoute(r route) bool { return strings.HasPrefix(r.path, "/db-monitor/cache") }
+
+func isRateLimitRoute(r route) bool { return r.path == "/db-monitor/rate-limits" }
 
 // dashboardPath is where the dashboard page is served: its script finds
 // the JSON endpoints relative to it, so it needs the trailing slash. The

@@ -1,11 +1,14 @@
 package handlers
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
+	"github.com/swaggest/jsonschema-go"
 
 	"github.com/replyrocket/replyrocket/db"
 	"github.com/replyrocket/replyrocket/internal/apikey"
@@ -41,13 +44,14 @@ func (a *API) createUser(c echo.Context) error {
 	if len(errs) > 0 {
 		return validationFailed(errs)
 	}
-	u, k, err := apikey.CreateUser(c.Request().Context(), a.store, in.Email, in.Name)
+	u, k, err := apikey.CreateUser(c.Request().Context(), a.db(c), in.Email, in.Name)
 	if errors.Is(err, db.ErrConflict) {
 		return newProblem(http.StatusConflict, "conflict", "Conflict", "A user with this email already exists.")
 	}
 	if err != nil {
 		return err
 	}
+	a.unknownKeys.forget(apikey.Hash(k.Plain))
 	return c.JSON(http.StatusCreated, createdUserJSON{User: toUser(u), APIKey: toIssued(k)})
 }
 
@@ -68,13 +72,14 @@ func (a *API) createKey(c echo.Context) error {
 	if errs := checkRule(nil, "name", in.Name, keyNameRule); len(errs) > 0 {
 		return validationFailed(errs)
 	}
-	k, err := apikey.Issue(c.Request().Context(), a.store, id, in.Name)
+	k, err := apikey.Issue(c.Request().Context(), a.db(c), id, in.Name)
 	if errors.Is(err, db.ErrInvalidReference) {
 		return notFound("user")
 	}
 	if err != nil {
 		return err
 	}
+	a.unknownKeys.forget(apikey.Hash(k.Plain))
 	return c.JSON(http.StatusCreated, toIssued(k))
 }
 
@@ -83,7 +88,7 @@ func (a *API) revokeKey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = a.store.RevokeAPIKey(c.Request().Context(), id)
+	_, err = a.db(c).RevokeAPIKey(c.Request().Context(), id)
 	if errors.Is(err, db.ErrNotFound) {
 		return notFound("API key")
 	}
@@ -95,4 +100,61 @@ func (a *API) revokeKey(c echo.Context) error {
 
 func toIssued(k apikey.Issued) apiKeyJSON {
 	return apiKeyJSON{ID: k.ID, UserID: k.UserID, Name: k.Name, Prefix: k.Display, Key: k.Plain, CreatedAt: k.CreatedAt.UTC()}
+}
+
+type updateKeyInput struct {
+	// RateLimitPerMinute is required: a number sets the key's own budget,
+	// null restores the server default.
+	RateLimitPerMinute nullableLimit `json:"rate_limit_per_minute" required:"true" description:"Cost units per minute, or null for the server default (RATE_LIMIT_PER_MINUTE)."`
+}
+
+// nullableLimit is a budget as sent: kept raw so that an absent field and
+// null differ. Its schema is a whole number in range or null.
+type nullableLimit struct{ json.RawMessage }
+
+// JSONSchema describes the value for the OpenAPI document.
+func (nullableLimit) JSONSchema() (jsonschema.Schema, error) {
+	var s jsonschema.Schema
+	s.TypeEns().SliceOfSimpleTypeValues = []jsonschema.SimpleType{jsonschema.Integer, jsonschema.Null}
+	s.WithMinimum(1).WithMaximum(maxKeyRateLimit)
+	return s, nil
+}
+
+// maxKeyRateLimit bounds a key's own budget.
+const maxKeyRateLimit = 1_000_000
+
+// updateKey sets or clears a key's own request budget. The key lookup that
+// authenticates requests reads the column, so the change applies within
+// the cache's invalidation, at once on every instance.
+func (a *API) updateKey(c echo.Context) error {
+	id, err := pathUUID(c, "id")
+	if err != nil {
+		return err
+	}
+	var in updateKeyInput
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	var limit *int32
+	switch raw := strings.TrimSpace(string(in.RateLimitPerMinute.RawMessage)); raw {
+	case "":
+		return validationFailed([]FieldError{{Field: "rate_limit_per_minute", Message: "is required (a number, or null for the default)"}})
+	case "null":
+	default:
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > maxKeyRateLimit {
+			return validationFailed([]FieldError{{Field: "rate_limit_per_minute", Message: "must be a whole number from 1 to 1000000, or null"}})
+		}
+		v := int32(n)
+		limit = &v
+	}
+	k, err := a.db(c).SetAPIKeyRateLimit(c.Request().Context(), db.SetAPIKeyRateLimitParams{ID: id, RateLimitPerMinute: limit})
+	if errors.Is(err, db.ErrNotFound) {
+		return notFound("API key")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, apiKeyJSON{ID: k.ID, UserID: k.UserID, Name: k.Name, Prefix: k.Prefix,
+		CreatedAt: k.CreatedAt.UTC(), RevokedAt: k.RevokedAt, RateLimitPerMinute: k.RateLimitPerMinute})
 }

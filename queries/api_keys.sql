@@ -8,9 +8,11 @@ RETURNING id, user_id, name, prefix, created_at, last_used_at, revoked_at;
 -- last_used_at on purpose: the cache invalidates a read when a column it
 -- references is written, and TouchAPIKey writes that column for some key
 -- every minute, which would empty the cache of every key's lookup.
+-- rate_limit_per_minute rides along: the key's own budget, whose change
+-- invalidates this read.
 -- name: GetAPIKeyByHash :one
 -- cache: ttl=1m
-SELECT k.id, k.user_id
+SELECT k.id, k.user_id, k.rate_limit_per_minute
 FROM api_keys k
 JOIN users u ON u.id = k.user_id
 WHERE k.key_hash = @key_hash
@@ -31,3 +33,10 @@ UPDATE api_keys
 SET last_used_at = now()
 WHERE id = @id
   AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute');
+
+-- NULL restores the server's default budget.
+-- name: SetAPIKeyRateLimit :one
+UPDATE api_keys
+SET rate_limit_per_minute = sqlc.narg('rate_limit_per_minute')
+WHERE id = @id
+RETURNING id, user_id, name, prefix, created_at, last_used_at, revoked_at, rate_limit_per_minute;

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/replyrocket/replyrocket/internal/dbgen"
 )
@@ -19,35 +20,54 @@ func main() {
 	flag.StringVar(&cfg.SchemaDir, "schema", "schema", "migrations, relative to -dir")
 	flag.StringVar(&cfg.DBPackage, "db", "./db", "package pattern of the sqlc output")
 	out := flag.String("out", "db/dbcache/dbcache.gen.go", "output file, relative to -dir")
+	readme := flag.String("readme", "README.md", "document whose scope-report section is kept current, relative to -dir (empty: none)")
+	quiet := flag.Bool("quiet", false, "do not print the scope report")
 	check := flag.Bool("check", false, "fail if the output file is not current instead of writing it")
 	flag.Parse()
-	if err := run(cfg, *out, *check); err != nil {
+	if err := run(cfg, *out, *readme, *check, *quiet); err != nil {
 		fmt.Fprintln(os.Stderr, "dbgen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(cfg dbgen.Config, out string, check bool) error {
-	src, err := dbgen.Generate(cfg)
+func run(cfg dbgen.Config, out, readme string, check, quiet bool) error {
+	if err := dbgen.StripAnnotationDocs(filepath.Join(cfg.Dir, cfg.DBPackage), check); err != nil {
+		return err
+	}
+	src, report, err := dbgen.GenerateWithReport(cfg)
 	if err != nil {
 		return err
 	}
-	path := out
-	if cfg.Dir != "." {
-		path = cfg.Dir + "/" + out
-	}
-	if check {
-		cur, err := os.ReadFile(path)
+	files := map[string][]byte{filepath.Join(cfg.Dir, out): src}
+	if readme != "" {
+		path := filepath.Join(cfg.Dir, readme)
+		doc, err := os.ReadFile(path)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", path, err)
 		}
-		if !bytes.Equal(cur, src) {
-			return fmt.Errorf("%s is not current: run go run ./cmd/dbgen", path)
+		updated, err := dbgen.ReplaceReport(string(doc), report)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
 		}
-		return nil
+		files[path] = []byte(updated)
 	}
-	if err := os.WriteFile(path, src, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	if !quiet && !check {
+		fmt.Print(report)
+	}
+	for path, want := range files {
+		if check {
+			cur, err := os.ReadFile(path)
+			if err != nil {
+				return fmt.Errorf("read %s: %w", path, err)
+			}
+			if !bytes.Equal(cur, want) {
+				return fmt.Errorf("%s is not current: run go run ./cmd/dbgen", path)
+			}
+			continue
+		}
+		if err := os.WriteFile(path, want, 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
 	}
 	return nil
 }

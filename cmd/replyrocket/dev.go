@@ -18,6 +18,7 @@ import (
 
 	"github.com/replyrocket/replyrocket/internal/apikey"
 	"github.com/replyrocket/replyrocket/internal/app"
+	"github.com/replyrocket/replyrocket/internal/config"
 	"github.com/replyrocket/replyrocket/internal/dockercheck"
 	"github.com/replyrocket/replyrocket/internal/migrate"
 	"github.com/replyrocket/replyrocket/internal/pglocal"
@@ -34,8 +35,14 @@ const (
 // dev is the newcomer's one command: a database (embedded unless
 // DATABASE_URL is set), the schema, partitions, demo data, and the API.
 func (e env) dev(ctx context.Context, args []string) error {
-	if err := e.flags("dev", args, func(*flag.FlagSet) {}); err != nil {
+	var replicas int
+	if err := e.flags("dev", args, func(fs *flag.FlagSet) {
+		fs.IntVar(&replicas, "replicas", 0, "streaming read replicas to start beside the embedded database (0–5)")
+	}); err != nil {
 		return err
+	}
+	if replicas < 0 || replicas > maxDevReplicas {
+		return fmt.Errorf("%w: --replicas wants 0 to %d, got %d", errUsage, maxDevReplicas, replicas)
 	}
 	cfg, err := e.config()
 	if err != nil {
@@ -43,12 +50,14 @@ func (e env) dev(ctx context.Context, args []string) error {
 	}
 	if cfg.DB.URL == "" {
 		fmt.Fprintln(e.stderr, "Starting PostgreSQL in ./.data/postgres (the first run creates the cluster)…")
-		url, stop, err := e.devDatabase(ctx)
+		url, stop, err := e.devDatabase(ctx, replicas, &cfg)
 		if err != nil {
 			return err
 		}
 		defer stop()
 		cfg.DB.URL = url
+	} else if replicas > 0 {
+		return fmt.Errorf("%w: --replicas starts replicas of the embedded database; with DATABASE_URL set, list yours in DATABASE_REPLICA_URLS", errUsage)
 	}
 	fmt.Fprintln(e.stderr, "Applying migrations…")
 	if err := migrate.Up(ctx, cfg.DB.URL); err != nil {
@@ -71,7 +80,7 @@ func (e env) dev(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintln(e.stderr, "Preparing demo data…")
-	demo, err := seed.EnsureDemo(ctx, a.Store, a.Pool, filepath.Join(devDataDir, "demo-key"))
+	demo, err := seed.EnsureDemo(ctx, a.Store, a.Background, filepath.Join(devDataDir, "demo-key"))
 	if err != nil {
 		return err
 	}
@@ -135,17 +144,25 @@ func (e env) banner(port int, d seed.Demo, adminKey string) {
 	fmt.Fprintln(e.stdout, "Ctrl-C stops the server and the database.")
 }
 
+// maxDevReplicas bounds --replicas: each is a full copy of the database on
+// this machine.
+const maxDevReplicas = 5
+
 // devDatabase starts the embedded PostgreSQL from the local binaries into
 // ./.data/postgres (kept between runs), or a throwaway container where there
 // are no binaries but Docker answers, and returns the URL of the
-// application's database in it.
-func (e env) devDatabase(ctx context.Context) (string, func(), error) {
+// application's database in it. With replicas > 0 it also starts that many
+// streaming replicas of it and lists them in cfg.Replicas.
+func (e env) devDatabase(ctx context.Context, replicas int, cfg *config.Config) (string, func(), error) {
 	cluster, err := pglocal.Start(ctx, pglocal.Options{
 		DataDir:  filepath.Join(devDataDir, "postgres"),
 		Durable:  true,
 		Settings: map[string]string{"shared_preload_libraries": "pg_stat_statements"},
 	})
 	if errors.Is(err, pglocal.ErrNoBinaries) && dockercheck.Available(ctx) {
+		if replicas > 0 {
+			return "", nil, errors.New("--replicas needs the local PostgreSQL binaries (pg_basebackup)")
+		}
 		return e.devContainer(ctx)
 	}
 	if err != nil {
@@ -167,7 +184,45 @@ func (e env) devDatabase(ctx context.Context) (string, func(), error) {
 		stop()
 		return "", nil, err
 	}
-	return url, stop, nil
+	var standbys []*pglocal.Cluster
+	stopAll := func() {
+		for _, r := range standbys {
+			if err := r.Stop(); err != nil {
+				fmt.Fprintln(e.stderr, "stop replica:", err)
+			}
+		}
+		stop()
+	}
+	for i := 1; i <= replicas; i++ {
+		r, err := startDevReplica(ctx, cluster.Port, i)
+		if err != nil {
+			stopAll()
+			return "", nil, err
+		}
+		standbys = append(standbys, r)
+		cfg.Replicas.ReplicaURLs = append(cfg.Replicas.ReplicaURLs, r.URL(devDatabase))
+		fmt.Fprintf(e.stderr, "Streaming replica %d on 127.0.0.1:%d, data in %s\n", i, r.Port, r.DataDir)
+	}
+	return url, stopAll, nil
+}
+
+// startDevReplica takes a fresh base backup into ./.data/replica-N each run
+// (a replica kept from a run whose primary was since deleted would not
+// match it) and starts it streaming from the primary.
+func startDevReplica(ctx context.Context, primaryPort, n int) (*pglocal.Cluster, error) {
+	dir := filepath.Join(devDataDir, "replica-"+strconv.Itoa(n))
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("clear %s: %w", dir, err)
+	}
+	r, err := pglocal.StartReplica(ctx, primaryPort, pglocal.Options{
+		DataDir:  dir,
+		Durable:  true,
+		Settings: map[string]string{"shared_preload_libraries": "pg_stat_statements"},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start replica %d: %w", n, err)
+	}
+	return r, nil
 }
 
 func (e env) devContainer(ctx context.Context) (string, func(), error) {

@@ -38,9 +38,9 @@ type devRun struct {
 }
 
 // startDev runs `replyrocket dev` in dir and waits for its banner.
-func startDev(t *testing.T, bin, dir string) *devRun {
+func startDev(t *testing.T, bin, dir string, args ...string) *devRun {
 	t.Helper()
-	cmd := exec.Command(bin, "dev")
+	cmd := exec.Command(bin, append([]string{"dev"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(cleanEnv(), "PORT=0")
 	stdout, err := cmd.StdoutPipe()
@@ -255,4 +255,47 @@ func TestDevServesTheDemoAndStopsCleanly(t *testing.T) {
 		t.Fatalf("second run minted a new admin key: %s, was %s", admin2, admin)
 	}
 	second.interrupt(t)
+}
+
+// TestDevWithReplicas: `dev --replicas 1` starts a streaming replica beside
+// the embedded primary and wires it: /health/db shows it in rotation and the
+// demo reads work; Ctrl-C stops both servers.
+func TestDevWithReplicas(t *testing.T) {
+	if _, err := pglocal.BinDir(); err != nil {
+		if pgtest.Strict() {
+			t.Fatalf("dev needs local PostgreSQL binaries (REPLYROCKET_TEST_STRICT=1): %v", err)
+		}
+		t.Skipf("no local PostgreSQL binaries: %v", err)
+	}
+	dir := t.TempDir()
+	bin := buildBinary(t, dir)
+	work := filepath.Join(dir, "work")
+	if err := os.Mkdir(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := startDev(t, bin, work, "--replicas", "1")
+	key, curls := run.parse(t)
+	for _, c := range curls {
+		if code, body := runCurl(t, c[0], c[1]); code != 200 {
+			t.Fatalf("%s answered %d: %s", c[1], code, body)
+		}
+	}
+	health := strings.Replace(curls[0][1], "/api/v1/me", "/health/db", 1)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, body := runCurl(t, key, health)
+		if strings.Contains(body, `"name":"replica-1","state":"in_rotation"`) && strings.Contains(body, `"status":"ok"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/health/db never showed the replica in rotation: %s", body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	run.interrupt(t)
+	for _, d := range []string{"postgres", "replica-1"} {
+		if _, err := os.Stat(filepath.Join(work, ".data", d, "postmaster.pid")); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s still running after dev stopped (postmaster.pid: %v)", d, err)
+		}
+	}
 }

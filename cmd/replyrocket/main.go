@@ -21,7 +21,7 @@ const usage = `replyrocket — cold-outreach API
 
 Usage:
   replyrocket serve [--migrate]            run the API (DATABASE_URL required)
-  replyrocket dev                          embedded PostgreSQL + demo data + API on :8080
+  replyrocket dev [--replicas N]           embedded PostgreSQL (+ N streaming replicas) + demo data + API on :8080
   replyrocket migrate up|down|status|redo  manage the schema
   replyrocket partitions ensure [--ahead N] | list | retain --older-than N [--drop]
   replyrocket users create --email E --name N

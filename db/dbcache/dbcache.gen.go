@@ -12,37 +12,59 @@ import (
 )
 
 // Tables are every table the queries read or write.
-var Tables = []string{"api_keys", "campaigns", "emails", "users"}
+var Tables = []string{"api_keys", "campaigns", "emails", "idempotency_keys", "users"}
 
-// Versions are the version slots: one per table, and table#column for
-// each of its columns.
-var Versions = []string{"api_keys", "api_keys#created_at", "api_keys#id", "api_keys#key_hash", "api_keys#last_used_at", "api_keys#name", "api_keys#prefix", "api_keys#revoked_at", "api_keys#user_id", "campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id", "emails", "emails#body", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject", "users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at"}
+// Versions are the named version slots: one per table and table#column,
+// and one per scope and scope#column (the scope-wide versions).
+var Versions = []string{"api_keys", "api_keys#created_at", "api_keys#id", "api_keys#key_hash", "api_keys#last_used_at", "api_keys#name", "api_keys#prefix", "api_keys#rate_limit_per_minute", "api_keys#revoked_at", "api_keys#user_id", "api_keys.id", "api_keys.id#created_at", "api_keys.id#id", "api_keys.id#key_hash", "api_keys.id#last_used_at", "api_keys.id#name", "api_keys.id#prefix", "api_keys.id#rate_limit_per_minute", "api_keys.id#revoked_at", "api_keys.id#user_id", "api_keys.key_hash", "api_keys.key_hash#created_at", "api_keys.key_hash#id", "api_keys.key_hash#key_hash", "api_keys.key_hash#last_used_at", "api_keys.key_hash#name", "api_keys.key_hash#prefix", "api_keys.key_hash#rate_limit_per_minute", "api_keys.key_hash#revoked_at", "api_keys.key_hash#user_id", "api_keys.user_id", "api_keys.user_id#created_at", "api_keys.user_id#id", "api_keys.user_id#key_hash", "api_keys.user_id#last_used_at", "api_keys.user_id#name", "api_keys.user_id#prefix", "api_keys.user_id#rate_limit_per_minute", "api_keys.user_id#revoked_at", "api_keys.user_id#user_id", "campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id", "campaigns.id", "campaigns.id#created_at", "campaigns.id#id", "campaigns.id#name", "campaigns.id#status", "campaigns.id#updated_at", "campaigns.id#user_id", "campaigns.user_id", "campaigns.user_id#created_at", "campaigns.user_id#id", "campaigns.user_id#name", "campaigns.user_id#status", "campaigns.user_id#updated_at", "campaigns.user_id#user_id", "emails", "emails#body", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject", "emails.campaign_id", "emails.campaign_id#body", "emails.campaign_id#campaign_id", "emails.campaign_id#created_at", "emails.campaign_id#id", "emails.campaign_id#is_opened", "emails.campaign_id#is_replied", "emails.campaign_id#opened_at", "emails.campaign_id#recipient", "emails.campaign_id#replied_at", "emails.campaign_id#sent_at", "emails.campaign_id#status", "emails.campaign_id#subject", "emails.campaign_id>campaigns.user_id", "emails.campaign_id>campaigns.user_id#body", "emails.campaign_id>campaigns.user_id#campaign_id", "emails.campaign_id>campaigns.user_id#created_at", "emails.campaign_id>campaigns.user_id#id", "emails.campaign_id>campaigns.user_id#is_opened", "emails.campaign_id>campaigns.user_id#is_replied", "emails.campaign_id>campaigns.user_id#opened_at", "emails.campaign_id>campaigns.user_id#recipient", "emails.campaign_id>campaigns.user_id#replied_at", "emails.campaign_id>campaigns.user_id#sent_at", "emails.campaign_id>campaigns.user_id#status", "emails.campaign_id>campaigns.user_id#subject", "emails.id", "emails.id#body", "emails.id#campaign_id", "emails.id#created_at", "emails.id#id", "emails.id#is_opened", "emails.id#is_replied", "emails.id#opened_at", "emails.id#recipient", "emails.id#replied_at", "emails.id#sent_at", "emails.id#status", "emails.id#subject", "idempotency_keys", "idempotency_keys#content_type", "idempotency_keys#created_at", "idempotency_keys#key", "idempotency_keys#location", "idempotency_keys#method", "idempotency_keys#owner", "idempotency_keys#path", "idempotency_keys#request_hash", "idempotency_keys#response", "idempotency_keys#status", "idempotency_keys.owner", "idempotency_keys.owner#content_type", "idempotency_keys.owner#created_at", "idempotency_keys.owner#key", "idempotency_keys.owner#location", "idempotency_keys.owner#method", "idempotency_keys.owner#owner", "idempotency_keys.owner#path", "idempotency_keys.owner#request_hash", "idempotency_keys.owner#response", "idempotency_keys.owner#status", "users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at", "users.id", "users.id#created_at", "users.id#email", "users.id#id", "users.id#is_active", "users.id#name", "users.id#updated_at"}
+
+// Scopes are the scopes with hashed version slots, from the schema's keys
+// and foreign keys.
+var Scopes = []cache.Scope{
+	{Name: "api_keys.id", Table: "api_keys"},
+	{Name: "api_keys.user_id", Table: "api_keys"},
+	{Name: "api_keys.key_hash", Table: "api_keys"},
+	{Name: "campaigns.id", Table: "campaigns"},
+	{Name: "campaigns.user_id", Table: "campaigns"},
+	{Name: "emails.id", Table: "emails"},
+	{Name: "emails.campaign_id", Table: "emails"},
+	{Name: "emails.campaign_id>campaigns.user_id", Table: "emails"},
+	{Name: "idempotency_keys.owner", Table: "idempotency_keys"},
+	{Name: "users.id", Table: "users"},
+}
 
 // Queries describe every query: what it reads and writes, and its cache
 // settings (zero TTL: not cached).
 var Queries = []QueryInfo{
-	{Name: "CountUsers", Kind: ":one", Reads: []string{"users"}, Writes: nil, ReadVersions: []string{"users"}, WriteVersions: nil, TTL: 0, SWR: 0},
-	{Name: "CreateAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, ReadVersions: nil, WriteVersions: []string{"api_keys"}, TTL: 0, SWR: 0},
-	{Name: "CreateCampaign", Kind: ":one", Reads: nil, Writes: []string{"campaigns"}, ReadVersions: nil, WriteVersions: []string{"campaigns"}, TTL: 0, SWR: 0},
-	{Name: "CreateUser", Kind: ":one", Reads: nil, Writes: []string{"users"}, ReadVersions: nil, WriteVersions: []string{"users"}, TTL: 0, SWR: 0},
-	{Name: "DeleteCampaign", Kind: ":execrows", Reads: nil, Writes: []string{"campaigns", "emails"}, ReadVersions: nil, WriteVersions: []string{"campaigns", "emails"}, TTL: 0, SWR: 0},
-	{Name: "EnsureEmailPartitions", Kind: ":many", Reads: nil, Writes: nil, ReadVersions: nil, WriteVersions: nil, TTL: 0, SWR: 0},
-	{Name: "GetAPIKeyByHash", Kind: ":one", Reads: []string{"api_keys", "users"}, Writes: nil, ReadVersions: []string{"api_keys", "api_keys#id", "api_keys#key_hash", "api_keys#revoked_at", "api_keys#user_id", "users", "users#id", "users#is_active"}, WriteVersions: nil, TTL: 1 * time.Minute, SWR: 0},
-	{Name: "GetCampaign", Kind: ":one", Reads: []string{"campaigns"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id"}, WriteVersions: nil, TTL: 1 * time.Minute, SWR: 0},
-	{Name: "GetCampaignDailyCounts", Kind: ":many", Reads: []string{"emails"}, Writes: nil, ReadVersions: []string{"emails", "emails#campaign_id", "emails#created_at"}, WriteVersions: nil, TTL: 10 * time.Minute, SWR: 0},
-	{Name: "GetCampaignSummary", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#campaign_id", "emails#id", "emails#is_opened", "emails#is_replied"}, WriteVersions: nil, TTL: 10 * time.Minute, SWR: 0},
-	{Name: "GetEmail", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#body", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject"}, WriteVersions: nil, TTL: 1 * time.Minute, SWR: 0},
-	{Name: "GetUser", Kind: ":one", Reads: []string{"users"}, Writes: nil, ReadVersions: []string{"users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at"}, WriteVersions: nil, TTL: 5 * time.Minute, SWR: 0},
-	{Name: "GetUserByEmail", Kind: ":one", Reads: []string{"users"}, Writes: nil, ReadVersions: []string{"users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at"}, WriteVersions: nil, TTL: 0, SWR: 0},
-	{Name: "GetUserStatistics", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#campaign_id", "emails#id", "emails#is_opened", "emails#is_replied"}, WriteVersions: nil, TTL: 5 * time.Minute, SWR: 0},
-	{Name: "InsertEmails", Kind: ":copyfrom", Reads: nil, Writes: []string{"emails"}, ReadVersions: nil, WriteVersions: []string{"emails"}, TTL: 0, SWR: 0},
-	{Name: "ListCampaignEmails", Kind: ":many", Reads: []string{"emails"}, Writes: nil, ReadVersions: []string{"emails", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject"}, WriteVersions: nil, TTL: 0, SWR: 0},
-	{Name: "ListCampaigns", Kind: ":many", Reads: []string{"campaigns"}, Writes: nil, ReadVersions: []string{"campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id"}, WriteVersions: nil, TTL: 0, SWR: 0},
-	{Name: "MarkEmailOpened", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, ReadVersions: nil, WriteVersions: []string{"emails#is_opened", "emails#opened_at"}, TTL: 0, SWR: 0},
-	{Name: "MarkEmailReplied", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, ReadVersions: nil, WriteVersions: []string{"emails#is_replied", "emails#replied_at"}, TTL: 0, SWR: 0},
-	{Name: "RevokeAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, ReadVersions: nil, WriteVersions: []string{"api_keys#revoked_at"}, TTL: 0, SWR: 0},
-	{Name: "TouchAPIKey", Kind: ":execrows", Reads: nil, Writes: []string{"api_keys"}, ReadVersions: nil, WriteVersions: []string{"api_keys#last_used_at"}, TTL: 0, SWR: 0},
-	{Name: "UpdateCampaign", Kind: ":one", Reads: nil, Writes: []string{"campaigns"}, ReadVersions: nil, WriteVersions: []string{"campaigns#name", "campaigns#status", "campaigns#updated_at"}, TTL: 0, SWR: 0},
+	{Name: "ClaimIdempotencyKey", Kind: ":execrows", Reads: nil, Writes: []string{"idempotency_keys"}, TTL: 0, SWR: 0},
+	{Name: "CountUsers", Kind: ":one", Reads: []string{"users"}, Writes: nil, TTL: 0, SWR: 0},
+	{Name: "CreateAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
+	{Name: "CreateCampaign", Kind: ":one", Reads: nil, Writes: []string{"campaigns"}, TTL: 0, SWR: 0},
+	{Name: "CreateUser", Kind: ":one", Reads: nil, Writes: []string{"users"}, TTL: 0, SWR: 0},
+	{Name: "DeleteCampaign", Kind: ":execrows", Reads: nil, Writes: []string{"campaigns", "emails"}, TTL: 0, SWR: 0},
+	{Name: "EnsureEmailPartitions", Kind: ":many", Reads: nil, Writes: nil, TTL: 0, SWR: 0},
+	{Name: "GetAPIKeyByHash", Kind: ":one", Reads: []string{"api_keys", "users"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
+	{Name: "GetCampaign", Kind: ":one", Reads: []string{"campaigns"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
+	{Name: "GetCampaignDailyCounts", Kind: ":many", Reads: []string{"emails"}, Writes: nil, TTL: 10 * time.Minute, SWR: 0},
+	{Name: "GetCampaignSummary", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, TTL: 10 * time.Minute, SWR: 0},
+	{Name: "GetEmail", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
+	{Name: "GetIdempotencyKey", Kind: ":one", Reads: []string{"idempotency_keys"}, Writes: nil, TTL: 0, SWR: 0},
+	{Name: "GetUser", Kind: ":one", Reads: []string{"users"}, Writes: nil, TTL: 5 * time.Minute, SWR: 0},
+	{Name: "GetUserByEmail", Kind: ":one", Reads: []string{"users"}, Writes: nil, TTL: 0, SWR: 0},
+	{Name: "GetUserStatistics", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, TTL: 5 * time.Minute, SWR: 0},
+	{Name: "InsertEmails", Kind: ":copyfrom", Reads: nil, Writes: []string{"emails"}, TTL: 0, SWR: 0},
+	{Name: "ListCampaignEmails", Kind: ":many", Reads: []string{"emails"}, Writes: nil, TTL: 0, SWR: 0},
+	{Name: "ListCampaignOwners", Kind: ":many", Reads: []string{"campaigns"}, Writes: nil, TTL: 0, SWR: 0},
+	{Name: "ListCampaigns", Kind: ":many", Reads: []string{"campaigns"}, Writes: nil, TTL: 0, SWR: 0},
+	{Name: "ListCampaignsWithStats", Kind: ":many", Reads: []string{"campaigns", "emails"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
+	{Name: "MarkEmailOpened", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, TTL: 0, SWR: 0},
+	{Name: "MarkEmailReplied", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, TTL: 0, SWR: 0},
+	{Name: "PurgeIdempotencyKeys", Kind: ":execrows", Reads: nil, Writes: []string{"idempotency_keys"}, TTL: 0, SWR: 0},
+	{Name: "RevokeAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
+	{Name: "SaveIdempotentResponse", Kind: ":exec", Reads: nil, Writes: []string{"idempotency_keys"}, TTL: 0, SWR: 0},
+	{Name: "SetAPIKeyRateLimit", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
+	{Name: "TouchAPIKey", Kind: ":execrows", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
+	{Name: "UpdateCampaign", Kind: ":one", Reads: nil, Writes: []string{"campaigns"}, TTL: 0, SWR: 0},
 }
 
 // queries are the registered cached queries.
@@ -54,32 +76,58 @@ type queries struct {
 	GetEmail               *cache.Query
 	GetUser                *cache.Query
 	GetUserStatistics      *cache.Query
+	ListCampaignsWithStats *cache.Query
 }
 
 func (q *queries) register(c *cache.Cache) error {
 	var err error
-	if q.GetAPIKeyByHash, err = c.Register(cache.QuerySpec{Name: "GetAPIKeyByHash", Hash: "382fb9aec6ac586a", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"api_keys", "api_keys#id", "api_keys#key_hash", "api_keys#revoked_at", "api_keys#user_id", "users", "users#id", "users#is_active"}}); err != nil {
+	if q.GetAPIKeyByHash, err = c.Register(cache.QuerySpec{Name: "GetAPIKeyByHash", Hash: "26b98aa53cd15769", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"api_keys.key_hash", "api_keys.key_hash#id", "api_keys.key_hash#key_hash", "api_keys.key_hash#rate_limit_per_minute", "api_keys.key_hash#revoked_at", "api_keys.key_hash#user_id", "users", "users#id", "users#is_active"}, Scoped: []cache.ScopeDep{{Scope: "api_keys.key_hash", Columns: []string{"id", "key_hash", "rate_limit_per_minute", "revoked_at", "user_id"}}}}); err != nil {
 		return err
 	}
-	if q.GetCampaign, err = c.Register(cache.QuerySpec{Name: "GetCampaign", Hash: "5ef25858a36a83c8", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id"}}); err != nil {
+	if q.GetCampaign, err = c.Register(cache.QuerySpec{Name: "GetCampaign", Hash: "b142aca99c2a9c87", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns.id", "campaigns.id#created_at", "campaigns.id#id", "campaigns.id#name", "campaigns.id#status", "campaigns.id#updated_at", "campaigns.id#user_id"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.id", Columns: []string{"created_at", "id", "name", "status", "updated_at", "user_id"}}}}); err != nil {
 		return err
 	}
-	if q.GetCampaignDailyCounts, err = c.Register(cache.QuerySpec{Name: "GetCampaignDailyCounts", Hash: "4c29045af4a956ce", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"emails", "emails#campaign_id", "emails#created_at"}}); err != nil {
+	if q.GetCampaignDailyCounts, err = c.Register(cache.QuerySpec{Name: "GetCampaignDailyCounts", Hash: "91820ebaf6137b34", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"emails.campaign_id", "emails.campaign_id#campaign_id", "emails.campaign_id#created_at"}, Scoped: []cache.ScopeDep{{Scope: "emails.campaign_id", Columns: []string{"campaign_id", "created_at"}}}}); err != nil {
 		return err
 	}
-	if q.GetCampaignSummary, err = c.Register(cache.QuerySpec{Name: "GetCampaignSummary", Hash: "50d81ba76306a16a", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#campaign_id", "emails#id", "emails#is_opened", "emails#is_replied"}}); err != nil {
+	if q.GetCampaignSummary, err = c.Register(cache.QuerySpec{Name: "GetCampaignSummary", Hash: "d1eddbffc9a9c6a2", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"campaigns.id", "campaigns.id#id", "campaigns.id#user_id", "emails.campaign_id", "emails.campaign_id#campaign_id", "emails.campaign_id#id", "emails.campaign_id#is_opened", "emails.campaign_id#is_replied"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.id", Columns: []string{"id", "user_id"}}, {Scope: "emails.campaign_id", Columns: []string{"campaign_id", "id", "is_opened", "is_replied"}}}}); err != nil {
 		return err
 	}
-	if q.GetEmail, err = c.Register(cache.QuerySpec{Name: "GetEmail", Hash: "bb1f2053d81bf6f3", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#body", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject"}}); err != nil {
+	if q.GetEmail, err = c.Register(cache.QuerySpec{Name: "GetEmail", Hash: "f1807dfe571df7d8", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns.user_id", "campaigns.user_id#id", "campaigns.user_id#user_id", "emails.id", "emails.id#body", "emails.id#campaign_id", "emails.id#created_at", "emails.id#id", "emails.id#is_opened", "emails.id#is_replied", "emails.id#opened_at", "emails.id#recipient", "emails.id#replied_at", "emails.id#sent_at", "emails.id#status", "emails.id#subject"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.user_id", Columns: []string{"id", "user_id"}}, {Scope: "emails.id", Columns: []string{"body", "campaign_id", "created_at", "id", "is_opened", "is_replied", "opened_at", "recipient", "replied_at", "sent_at", "status", "subject"}}}}); err != nil {
 		return err
 	}
-	if q.GetUser, err = c.Register(cache.QuerySpec{Name: "GetUser", Hash: "7875c2ce86c33acb", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at"}}); err != nil {
+	if q.GetUser, err = c.Register(cache.QuerySpec{Name: "GetUser", Hash: "5f61d16ed722af55", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"users.id", "users.id#created_at", "users.id#email", "users.id#id", "users.id#is_active", "users.id#name", "users.id#updated_at"}, Scoped: []cache.ScopeDep{{Scope: "users.id", Columns: []string{"created_at", "email", "id", "is_active", "name", "updated_at"}}}}); err != nil {
 		return err
 	}
-	if q.GetUserStatistics, err = c.Register(cache.QuerySpec{Name: "GetUserStatistics", Hash: "acefb5d129f55d46", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"campaigns", "campaigns#id", "campaigns#user_id", "emails", "emails#campaign_id", "emails#id", "emails#is_opened", "emails#is_replied"}}); err != nil {
+	if q.GetUserStatistics, err = c.Register(cache.QuerySpec{Name: "GetUserStatistics", Hash: "85e8bb0767c06293", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"campaigns.user_id", "campaigns.user_id#id", "campaigns.user_id#user_id", "emails.campaign_id>campaigns.user_id", "emails.campaign_id>campaigns.user_id#campaign_id", "emails.campaign_id>campaigns.user_id#id", "emails.campaign_id>campaigns.user_id#is_opened", "emails.campaign_id>campaigns.user_id#is_replied"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.user_id", Columns: []string{"id", "user_id"}}, {Scope: "emails.campaign_id>campaigns.user_id", Columns: []string{"campaign_id", "id", "is_opened", "is_replied"}}}}); err != nil {
+		return err
+	}
+	if q.ListCampaignsWithStats, err = c.Register(cache.QuerySpec{Name: "ListCampaignsWithStats", Hash: "5104b55d0cbab0bb", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns.user_id", "campaigns.user_id#created_at", "campaigns.user_id#id", "campaigns.user_id#name", "campaigns.user_id#status", "campaigns.user_id#updated_at", "campaigns.user_id#user_id", "emails.campaign_id>campaigns.user_id", "emails.campaign_id>campaigns.user_id#campaign_id", "emails.campaign_id>campaigns.user_id#is_opened", "emails.campaign_id>campaigns.user_id#is_replied"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.user_id", Columns: []string{"created_at", "id", "name", "status", "updated_at", "user_id"}}, {Scope: "emails.campaign_id>campaigns.user_id", Columns: []string{"campaign_id", "is_opened", "is_replied"}}}}); err != nil {
 		return err
 	}
 	return nil
+}
+
+// ClaimIdempotencyKey writes idempotency_keys; see bumpClaimIdempotencyKey.
+func (s *Store) ClaimIdempotencyKey(ctx context.Context, arg db.ClaimIdempotencyKeyParams) (int64, error) {
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.ClaimIdempotencyKey(wctx, arg)
+	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) { bumpClaimIdempotencyKey(ctx, s.inner, b, arg, err == nil) })
+	return r, err
+}
+
+func (t *txQuerier) ClaimIdempotencyKey(ctx context.Context, arg db.ClaimIdempotencyKeyParams) (int64, error) {
+	r, err := t.inner.ClaimIdempotencyKey(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpClaimIdempotencyKey(ctx, t.inner, b, arg, err == nil) })
+	return r, err
+}
+
+// bumpClaimIdempotencyKey collects what ClaimIdempotencyKey invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - idempotency_keys.owner: @owner (VALUES)
+func bumpClaimIdempotencyKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.ClaimIdempotencyKeyParams, ok bool) {
+	b.Table("idempotency_keys")
+	b.String("idempotency_keys.owner", string(arg.Owner), "")
 }
 
 // CountUsers reads users and writes no table. Not cached.
@@ -87,52 +135,120 @@ func (s *Store) CountUsers(ctx context.Context) (int64, error) { return s.inner.
 
 func (t *txQuerier) CountUsers(ctx context.Context) (int64, error) { return t.inner.CountUsers(ctx) }
 
-// CreateAPIKey reads no table and writes api_keys.
+// CreateAPIKey writes api_keys; see bumpCreateAPIKey.
 func (s *Store) CreateAPIKey(ctx context.Context, arg db.CreateAPIKeyParams) (db.CreateAPIKeyRow, error) {
-	r, err := s.inner.CreateAPIKey(ctx, arg)
-	s.afterWrite(ctx, true, err, "api_keys")
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.CreateAPIKey(wctx, arg)
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpCreateAPIKey(ctx, s.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) CreateAPIKey(ctx context.Context, arg db.CreateAPIKeyParams) (db.CreateAPIKeyRow, error) {
-	t.wrote("api_keys")
-	return t.inner.CreateAPIKey(ctx, arg)
+	r, err := t.inner.CreateAPIKey(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpCreateAPIKey(ctx, t.inner, b, arg, r, err == nil) })
+	return r, err
 }
 
-// CreateCampaign reads no table and writes campaigns.
+// bumpCreateAPIKey collects what CreateAPIKey invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - api_keys.id: RETURNING id (RETURNING)
+//   - api_keys.key_hash: @key_hash (VALUES)
+//   - api_keys.user_id: @user_id (VALUES)
+func bumpCreateAPIKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.CreateAPIKeyParams, r db.CreateAPIKeyRow, ok bool) {
+	b.Table("api_keys")
+	if ok {
+		b.Value("api_keys.id", r.ID[:], "")
+	} else {
+		b.Wide("api_keys.id", "")
+	}
+	b.Value("api_keys.key_hash", arg.KeyHash, "")
+	b.Value("api_keys.user_id", arg.UserID[:], "")
+}
+
+// CreateCampaign writes campaigns; see bumpCreateCampaign.
 func (s *Store) CreateCampaign(ctx context.Context, arg db.CreateCampaignParams) (db.Campaign, error) {
-	r, err := s.inner.CreateCampaign(ctx, arg)
-	s.afterWrite(ctx, true, err, "campaigns")
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.CreateCampaign(wctx, arg)
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpCreateCampaign(ctx, s.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) CreateCampaign(ctx context.Context, arg db.CreateCampaignParams) (db.Campaign, error) {
-	t.wrote("campaigns")
-	return t.inner.CreateCampaign(ctx, arg)
+	r, err := t.inner.CreateCampaign(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpCreateCampaign(ctx, t.inner, b, arg, r, err == nil) })
+	return r, err
 }
 
-// CreateUser reads no table and writes users.
+// bumpCreateCampaign collects what CreateCampaign invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - campaigns.id: RETURNING id (RETURNING)
+//   - campaigns.user_id: @user_id (VALUES)
+//   - emails.campaign_id>campaigns.user_id: @user_id (campaigns rows added or removed)
+func bumpCreateCampaign(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.CreateCampaignParams, r db.Campaign, ok bool) {
+	b.Table("campaigns")
+	if ok {
+		b.Value("campaigns.id", r.ID[:], "")
+	} else {
+		b.Wide("campaigns.id", "")
+	}
+	b.Value("campaigns.user_id", arg.UserID[:], "")
+	b.Value("emails.campaign_id>campaigns.user_id", arg.UserID[:], "")
+}
+
+// CreateUser writes users; see bumpCreateUser.
 func (s *Store) CreateUser(ctx context.Context, arg db.CreateUserParams) (db.User, error) {
-	r, err := s.inner.CreateUser(ctx, arg)
-	s.afterWrite(ctx, true, err, "users")
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.CreateUser(wctx, arg)
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpCreateUser(ctx, s.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) CreateUser(ctx context.Context, arg db.CreateUserParams) (db.User, error) {
-	t.wrote("users")
-	return t.inner.CreateUser(ctx, arg)
+	r, err := t.inner.CreateUser(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpCreateUser(ctx, t.inner, b, arg, r, err == nil) })
+	return r, err
 }
 
-// DeleteCampaign reads no table and writes campaigns, emails.
+// bumpCreateUser collects what CreateUser invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - users.id: RETURNING id (RETURNING)
+func bumpCreateUser(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.CreateUserParams, r db.User, ok bool) {
+	b.Table("users")
+	if ok {
+		b.Value("users.id", r.ID[:], "")
+	} else {
+		b.Wide("users.id", "")
+	}
+}
+
+// DeleteCampaign writes campaigns, emails; see bumpDeleteCampaign.
 func (s *Store) DeleteCampaign(ctx context.Context, arg db.DeleteCampaignParams) (int64, error) {
-	r, err := s.inner.DeleteCampaign(ctx, arg)
-	s.afterWrite(ctx, r > 0, err, "campaigns", "emails")
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.DeleteCampaign(wctx, arg)
+	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) { bumpDeleteCampaign(ctx, s.inner, b, arg, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) DeleteCampaign(ctx context.Context, arg db.DeleteCampaignParams) (int64, error) {
-	t.wrote("campaigns", "emails")
-	return t.inner.DeleteCampaign(ctx, arg)
+	r, err := t.inner.DeleteCampaign(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpDeleteCampaign(ctx, t.inner, b, arg, err == nil) })
+	return r, err
+}
+
+// bumpDeleteCampaign collects what DeleteCampaign invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - campaigns.id: @id (WHERE)
+//   - campaigns.user_id: @user_id (WHERE)
+//   - emails.campaign_id: @id (cascade from campaigns.id)
+//   - emails.campaign_id>campaigns.user_id: @user_id (cascade from campaigns.user_id; campaigns rows added or removed)
+//   - emails.id: table-wide (its rows' id is not known)
+func bumpDeleteCampaign(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.DeleteCampaignParams, ok bool) {
+	b.Table("campaigns", "emails")
+	b.Value("campaigns.id", arg.ID[:], "")
+	b.Value("campaigns.user_id", arg.UserID[:], "")
+	b.Value("emails.campaign_id", arg.ID[:], "")
+	b.Value("emails.campaign_id>campaigns.user_id", arg.UserID[:], "")
+	b.Wide("emails.id", "")
 }
 
 // EnsureEmailPartitions reads no table and writes no table. Not cached.
@@ -144,11 +260,13 @@ func (t *txQuerier) EnsureEmailPartitions(ctx context.Context, arg db.EnsureEmai
 	return t.inner.EnsureEmailPartitions(ctx, arg)
 }
 
-// GetAPIKeyByHash reads api_keys, api_keys#id, api_keys#key_hash, api_keys#revoked_at, api_keys#user_id, users, users#id, users#is_active and writes no table. Cached for 1m0s.
+// GetAPIKeyByHash is cached for 1m0s; it depends on api_keys.key_hash = @key_hash; users table-wide.
 func (s *Store) GetAPIKeyByHash(ctx context.Context, arg []byte) (db.GetAPIKeyByHashRow, error) {
 	var buf [128]byte
 	key := keyGetAPIKeyByHash(append(buf[:0], s.q.GetAPIKeyByHash.Prefix()...), arg)
-	return cache.Read(ctx, s.q.GetAPIKeyByHash, key, &codecGetAPIKeyByHashRow, func(ctx context.Context) (db.GetAPIKeyByHashRow, error) { return s.inner.GetAPIKeyByHash(ctx, arg) })
+	return cache.Read(ctx, s.q.GetAPIKeyByHash, key, &codecGetAPIKeyByHashRow, func(ctx context.Context) (db.GetAPIKeyByHashRow, error) { return s.inner.GetAPIKeyByHash(ctx, arg) }, func(d *cache.Deps) {
+		d.Add(0, arg)
+	})
 }
 
 func (t *txQuerier) GetAPIKeyByHash(ctx context.Context, arg []byte) (db.GetAPIKeyByHashRow, error) {
@@ -161,11 +279,13 @@ func keyGetAPIKeyByHash(b []byte, arg []byte) []byte {
 	return b
 }
 
-// GetCampaign reads campaigns, campaigns#created_at, campaigns#id, campaigns#name, campaigns#status, campaigns#updated_at, campaigns#user_id and writes no table. Cached for 1m0s.
+// GetCampaign is cached for 1m0s; it depends on campaigns.id = @id.
 func (s *Store) GetCampaign(ctx context.Context, arg db.GetCampaignParams) (db.Campaign, error) {
 	var buf [128]byte
 	key := keyGetCampaign(append(buf[:0], s.q.GetCampaign.Prefix()...), arg)
-	return cache.Read(ctx, s.q.GetCampaign, key, &codecCampaign, func(ctx context.Context) (db.Campaign, error) { return s.inner.GetCampaign(ctx, arg) })
+	return cache.Read(ctx, s.q.GetCampaign, key, &codecCampaign, func(ctx context.Context) (db.Campaign, error) { return s.inner.GetCampaign(ctx, arg) }, func(d *cache.Deps) {
+		d.Add(0, arg.ID[:])
+	})
 }
 
 func (t *txQuerier) GetCampaign(ctx context.Context, arg db.GetCampaignParams) (db.Campaign, error) {
@@ -179,12 +299,14 @@ func keyGetCampaign(b []byte, arg db.GetCampaignParams) []byte {
 	return b
 }
 
-// GetCampaignDailyCounts reads emails, emails#campaign_id, emails#created_at and writes no table. Cached for 10m0s.
+// GetCampaignDailyCounts is cached for 10m0s; it depends on emails.campaign_id = @campaign_id.
 func (s *Store) GetCampaignDailyCounts(ctx context.Context, arg db.GetCampaignDailyCountsParams) ([]db.GetCampaignDailyCountsRow, error) {
 	var buf [128]byte
 	key := keyGetCampaignDailyCounts(append(buf[:0], s.q.GetCampaignDailyCounts.Prefix()...), arg)
 	return cache.Read(ctx, s.q.GetCampaignDailyCounts, key, &codecGetCampaignDailyCountsRowSlice, func(ctx context.Context) ([]db.GetCampaignDailyCountsRow, error) {
 		return s.inner.GetCampaignDailyCounts(ctx, arg)
+	}, func(d *cache.Deps) {
+		d.Add(0, arg.CampaignID[:])
 	})
 }
 
@@ -200,12 +322,15 @@ func keyGetCampaignDailyCounts(b []byte, arg db.GetCampaignDailyCountsParams) []
 	return b
 }
 
-// GetCampaignSummary reads campaigns, campaigns#id, campaigns#user_id, emails, emails#campaign_id, emails#id, emails#is_opened, emails#is_replied and writes no table. Cached for 10m0s.
+// GetCampaignSummary is cached for 10m0s; it depends on campaigns.id = @campaign_id; emails.campaign_id = @campaign_id.
 func (s *Store) GetCampaignSummary(ctx context.Context, arg db.GetCampaignSummaryParams) (db.GetCampaignSummaryRow, error) {
 	var buf [128]byte
 	key := keyGetCampaignSummary(append(buf[:0], s.q.GetCampaignSummary.Prefix()...), arg)
 	return cache.Read(ctx, s.q.GetCampaignSummary, key, &codecGetCampaignSummaryRow, func(ctx context.Context) (db.GetCampaignSummaryRow, error) {
 		return s.inner.GetCampaignSummary(ctx, arg)
+	}, func(d *cache.Deps) {
+		d.Add(0, arg.CampaignID[:])
+		d.Add(1, arg.CampaignID[:])
 	})
 }
 
@@ -220,11 +345,14 @@ func keyGetCampaignSummary(b []byte, arg db.GetCampaignSummaryParams) []byte {
 	return b
 }
 
-// GetEmail reads campaigns, campaigns#id, campaigns#user_id, emails, emails#body, emails#campaign_id, emails#created_at, emails#id, emails#is_opened, emails#is_replied, emails#opened_at, emails#recipient, emails#replied_at, emails#sent_at, emails#status, emails#subject and writes no table. Cached for 1m0s.
+// GetEmail is cached for 1m0s; it depends on campaigns.user_id = @user_id; emails.id = @id.
 func (s *Store) GetEmail(ctx context.Context, arg db.GetEmailParams) (db.Email, error) {
 	var buf [128]byte
 	key := keyGetEmail(append(buf[:0], s.q.GetEmail.Prefix()...), arg)
-	return cache.Read(ctx, s.q.GetEmail, key, &codecEmail, func(ctx context.Context) (db.Email, error) { return s.inner.GetEmail(ctx, arg) })
+	return cache.Read(ctx, s.q.GetEmail, key, &codecEmail, func(ctx context.Context) (db.Email, error) { return s.inner.GetEmail(ctx, arg) }, func(d *cache.Deps) {
+		d.Add(0, arg.UserID[:])
+		d.Add(1, arg.ID[:])
+	})
 }
 
 func (t *txQuerier) GetEmail(ctx context.Context, arg db.GetEmailParams) (db.Email, error) {
@@ -238,11 +366,22 @@ func keyGetEmail(b []byte, arg db.GetEmailParams) []byte {
 	return b
 }
 
-// GetUser reads users, users#created_at, users#email, users#id, users#is_active, users#name, users#updated_at and writes no table. Cached for 5m0s.
+// GetIdempotencyKey reads idempotency_keys and writes no table. Not cached.
+func (s *Store) GetIdempotencyKey(ctx context.Context, arg db.GetIdempotencyKeyParams) (db.IdempotencyKey, error) {
+	return s.inner.GetIdempotencyKey(ctx, arg)
+}
+
+func (t *txQuerier) GetIdempotencyKey(ctx context.Context, arg db.GetIdempotencyKeyParams) (db.IdempotencyKey, error) {
+	return t.inner.GetIdempotencyKey(ctx, arg)
+}
+
+// GetUser is cached for 5m0s; it depends on users.id = @id.
 func (s *Store) GetUser(ctx context.Context, arg uuid.UUID) (db.User, error) {
 	var buf [128]byte
 	key := keyGetUser(append(buf[:0], s.q.GetUser.Prefix()...), arg)
-	return cache.Read(ctx, s.q.GetUser, key, &codecUser, func(ctx context.Context) (db.User, error) { return s.inner.GetUser(ctx, arg) })
+	return cache.Read(ctx, s.q.GetUser, key, &codecUser, func(ctx context.Context) (db.User, error) { return s.inner.GetUser(ctx, arg) }, func(d *cache.Deps) {
+		d.Add(0, arg[:])
+	})
 }
 
 func (t *txQuerier) GetUser(ctx context.Context, arg uuid.UUID) (db.User, error) {
@@ -255,7 +394,7 @@ func keyGetUser(b []byte, arg uuid.UUID) []byte {
 	return b
 }
 
-// GetUserByEmail reads users, users#created_at, users#email, users#id, users#is_active, users#name, users#updated_at and writes no table. Not cached.
+// GetUserByEmail reads users and writes no table. Not cached.
 func (s *Store) GetUserByEmail(ctx context.Context, arg string) (db.User, error) {
 	return s.inner.GetUserByEmail(ctx, arg)
 }
@@ -264,11 +403,14 @@ func (t *txQuerier) GetUserByEmail(ctx context.Context, arg string) (db.User, er
 	return t.inner.GetUserByEmail(ctx, arg)
 }
 
-// GetUserStatistics reads campaigns, campaigns#id, campaigns#user_id, emails, emails#campaign_id, emails#id, emails#is_opened, emails#is_replied and writes no table. Cached for 5m0s.
+// GetUserStatistics is cached for 5m0s; it depends on campaigns.user_id = @user_id; emails.campaign_id>campaigns.user_id = @user_id.
 func (s *Store) GetUserStatistics(ctx context.Context, arg uuid.UUID) (db.GetUserStatisticsRow, error) {
 	var buf [128]byte
 	key := keyGetUserStatistics(append(buf[:0], s.q.GetUserStatistics.Prefix()...), arg)
-	return cache.Read(ctx, s.q.GetUserStatistics, key, &codecGetUserStatisticsRow, func(ctx context.Context) (db.GetUserStatisticsRow, error) { return s.inner.GetUserStatistics(ctx, arg) })
+	return cache.Read(ctx, s.q.GetUserStatistics, key, &codecGetUserStatisticsRow, func(ctx context.Context) (db.GetUserStatisticsRow, error) { return s.inner.GetUserStatistics(ctx, arg) }, func(d *cache.Deps) {
+		d.Add(0, arg[:])
+		d.Add(1, arg[:])
+	})
 }
 
 func (t *txQuerier) GetUserStatistics(ctx context.Context, arg uuid.UUID) (db.GetUserStatisticsRow, error) {
@@ -281,19 +423,41 @@ func keyGetUserStatistics(b []byte, arg uuid.UUID) []byte {
 	return b
 }
 
-// InsertEmails reads no table and writes emails.
+// InsertEmails writes emails; see bumpInsertEmails.
 func (s *Store) InsertEmails(ctx context.Context, arg []db.InsertEmailsParams) (int64, error) {
-	r, err := s.inner.InsertEmails(ctx, arg)
-	s.afterWrite(ctx, r > 0, err, "emails")
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.InsertEmails(wctx, arg)
+	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) { bumpInsertEmails(ctx, s.inner, b, arg, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) InsertEmails(ctx context.Context, arg []db.InsertEmailsParams) (int64, error) {
-	t.wrote("emails")
-	return t.inner.InsertEmails(ctx, arg)
+	r, err := t.inner.InsertEmails(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpInsertEmails(ctx, t.inner, b, arg, err == nil) })
+	return r, err
 }
 
-// ListCampaignEmails reads emails, emails#campaign_id, emails#created_at, emails#id, emails#is_opened, emails#is_replied, emails#opened_at, emails#recipient, emails#replied_at, emails#sent_at, emails#status, emails#subject and writes no table. Not cached.
+// bumpInsertEmails collects what InsertEmails invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - emails.campaign_id: each row's @campaign_id (VALUES)
+//   - emails.campaign_id>campaigns.user_id: each row's @campaign_id (user_id looked up from campaign_id through ListCampaignOwners)
+//   - emails.id: each row's @id (VALUES)
+func bumpInsertEmails(ctx context.Context, q db.Querier, b *cache.Bumps, arg []db.InsertEmailsParams, ok bool) {
+	b.Table("emails")
+	for _, v := range arg {
+		b.Value("emails.campaign_id", v.CampaignID[:], "")
+	}
+	var keys1 []uuid.UUID
+	for _, v := range arg {
+		keys1 = append(keys1, v.CampaignID)
+	}
+	resolveListCampaignOwners(ctx, q, b, "emails.campaign_id>campaigns.user_id", keys1, "")
+	for _, v := range arg {
+		b.Value("emails.id", v.ID[:], "")
+	}
+}
+
+// ListCampaignEmails reads emails and writes no table. Not cached.
 func (s *Store) ListCampaignEmails(ctx context.Context, arg db.ListCampaignEmailsParams) ([]db.ListCampaignEmailsRow, error) {
 	return s.inner.ListCampaignEmails(ctx, arg)
 }
@@ -302,7 +466,16 @@ func (t *txQuerier) ListCampaignEmails(ctx context.Context, arg db.ListCampaignE
 	return t.inner.ListCampaignEmails(ctx, arg)
 }
 
-// ListCampaigns reads campaigns, campaigns#created_at, campaigns#id, campaigns#name, campaigns#status, campaigns#updated_at, campaigns#user_id and writes no table. Not cached.
+// ListCampaignOwners reads campaigns and writes no table. Not cached.
+func (s *Store) ListCampaignOwners(ctx context.Context, arg []uuid.UUID) ([]db.ListCampaignOwnersRow, error) {
+	return s.inner.ListCampaignOwners(ctx, arg)
+}
+
+func (t *txQuerier) ListCampaignOwners(ctx context.Context, arg []uuid.UUID) ([]db.ListCampaignOwnersRow, error) {
+	return t.inner.ListCampaignOwners(ctx, arg)
+}
+
+// ListCampaigns reads campaigns and writes no table. Not cached.
 func (s *Store) ListCampaigns(ctx context.Context, arg db.ListCampaignsParams) ([]db.Campaign, error) {
 	return s.inner.ListCampaigns(ctx, arg)
 }
@@ -311,77 +484,303 @@ func (t *txQuerier) ListCampaigns(ctx context.Context, arg db.ListCampaignsParam
 	return t.inner.ListCampaigns(ctx, arg)
 }
 
-// MarkEmailOpened reads no table and writes emails#is_opened, emails#opened_at.
+// ListCampaignsWithStats is cached for 1m0s; it depends on campaigns.user_id = @user_id; emails.campaign_id>campaigns.user_id = @user_id.
+func (s *Store) ListCampaignsWithStats(ctx context.Context, arg db.ListCampaignsWithStatsParams) ([]db.ListCampaignsWithStatsRow, error) {
+	var buf [128]byte
+	key := keyListCampaignsWithStats(append(buf[:0], s.q.ListCampaignsWithStats.Prefix()...), arg)
+	return cache.Read(ctx, s.q.ListCampaignsWithStats, key, &codecListCampaignsWithStatsRowSlice, func(ctx context.Context) ([]db.ListCampaignsWithStatsRow, error) {
+		return s.inner.ListCampaignsWithStats(ctx, arg)
+	}, func(d *cache.Deps) {
+		d.Add(0, arg.UserID[:])
+		d.Add(1, arg.UserID[:])
+	})
+}
+
+func (t *txQuerier) ListCampaignsWithStats(ctx context.Context, arg db.ListCampaignsWithStatsParams) ([]db.ListCampaignsWithStatsRow, error) {
+	t.q.ListCampaignsWithStats.Bypass(ctx)
+	return t.inner.ListCampaignsWithStats(ctx, arg)
+}
+
+func keyListCampaignsWithStats(b []byte, arg db.ListCampaignsWithStatsParams) []byte {
+	b = append(b, arg.UserID[:]...)
+	b = cache.AppendTimeKey(b, arg.BeforeCreatedAt)
+	b = append(b, arg.BeforeID[:]...)
+	b = cache.AppendInt64(b, int64(arg.PageSize))
+	return b
+}
+
+// MarkEmailOpened writes emails; see bumpMarkEmailOpened.
 func (s *Store) MarkEmailOpened(ctx context.Context, arg db.MarkEmailOpenedParams) (db.Email, error) {
-	r, err := s.inner.MarkEmailOpened(ctx, arg)
-	s.afterWrite(ctx, true, err, "emails#is_opened", "emails#opened_at")
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.MarkEmailOpened(wctx, arg)
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpMarkEmailOpened(ctx, s.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) MarkEmailOpened(ctx context.Context, arg db.MarkEmailOpenedParams) (db.Email, error) {
-	t.wrote("emails#is_opened", "emails#opened_at")
-	return t.inner.MarkEmailOpened(ctx, arg)
+	r, err := t.inner.MarkEmailOpened(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpMarkEmailOpened(ctx, t.inner, b, arg, r, err == nil) })
+	return r, err
 }
 
-// MarkEmailReplied reads no table and writes emails#is_replied, emails#replied_at.
+// bumpMarkEmailOpened collects what MarkEmailOpened invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - emails.campaign_id: RETURNING campaign_id (RETURNING)
+//   - emails.campaign_id>campaigns.user_id: @user_id (WHERE)
+//   - emails.id: @id (WHERE)
+func bumpMarkEmailOpened(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.MarkEmailOpenedParams, r db.Email, ok bool) {
+	b.Table("emails#is_opened", "emails#opened_at")
+	if ok {
+		b.Value("emails.campaign_id", r.CampaignID[:], "is_opened", "opened_at")
+	} else {
+		b.Wide("emails.campaign_id", "is_opened", "opened_at")
+	}
+	b.Value("emails.campaign_id>campaigns.user_id", arg.UserID[:], "is_opened", "opened_at")
+	b.Value("emails.id", arg.ID[:], "is_opened", "opened_at")
+}
+
+// MarkEmailReplied writes emails; see bumpMarkEmailReplied.
 func (s *Store) MarkEmailReplied(ctx context.Context, arg db.MarkEmailRepliedParams) (db.Email, error) {
-	r, err := s.inner.MarkEmailReplied(ctx, arg)
-	s.afterWrite(ctx, true, err, "emails#is_replied", "emails#replied_at")
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.MarkEmailReplied(wctx, arg)
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpMarkEmailReplied(ctx, s.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) MarkEmailReplied(ctx context.Context, arg db.MarkEmailRepliedParams) (db.Email, error) {
-	t.wrote("emails#is_replied", "emails#replied_at")
-	return t.inner.MarkEmailReplied(ctx, arg)
+	r, err := t.inner.MarkEmailReplied(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpMarkEmailReplied(ctx, t.inner, b, arg, r, err == nil) })
+	return r, err
 }
 
-// RevokeAPIKey reads no table and writes api_keys#revoked_at.
+// bumpMarkEmailReplied collects what MarkEmailReplied invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - emails.campaign_id: RETURNING campaign_id (RETURNING)
+//   - emails.campaign_id>campaigns.user_id: @user_id (WHERE)
+//   - emails.id: @id (WHERE)
+func bumpMarkEmailReplied(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.MarkEmailRepliedParams, r db.Email, ok bool) {
+	b.Table("emails#is_replied", "emails#replied_at")
+	if ok {
+		b.Value("emails.campaign_id", r.CampaignID[:], "is_replied", "replied_at")
+	} else {
+		b.Wide("emails.campaign_id", "is_replied", "replied_at")
+	}
+	b.Value("emails.campaign_id>campaigns.user_id", arg.UserID[:], "is_replied", "replied_at")
+	b.Value("emails.id", arg.ID[:], "is_replied", "replied_at")
+}
+
+// PurgeIdempotencyKeys writes idempotency_keys; see bumpPurgeIdempotencyKeys.
+func (s *Store) PurgeIdempotencyKeys(ctx context.Context, arg time.Time) (int64, error) {
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.PurgeIdempotencyKeys(wctx, arg)
+	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) { bumpPurgeIdempotencyKeys(ctx, s.inner, b, arg, err == nil) })
+	return r, err
+}
+
+func (t *txQuerier) PurgeIdempotencyKeys(ctx context.Context, arg time.Time) (int64, error) {
+	r, err := t.inner.PurgeIdempotencyKeys(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpPurgeIdempotencyKeys(ctx, t.inner, b, arg, err == nil) })
+	return r, err
+}
+
+// bumpPurgeIdempotencyKeys collects what PurgeIdempotencyKeys invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - idempotency_keys.owner: table-wide (its rows' owner is not known)
+func bumpPurgeIdempotencyKeys(ctx context.Context, q db.Querier, b *cache.Bumps, arg time.Time, ok bool) {
+	b.Table("idempotency_keys")
+	b.Wide("idempotency_keys.owner", "")
+}
+
+// RevokeAPIKey writes api_keys; see bumpRevokeAPIKey.
 func (s *Store) RevokeAPIKey(ctx context.Context, arg uuid.UUID) (db.RevokeAPIKeyRow, error) {
-	r, err := s.inner.RevokeAPIKey(ctx, arg)
-	s.afterWrite(ctx, true, err, "api_keys#revoked_at")
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.RevokeAPIKey(wctx, arg)
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpRevokeAPIKey(ctx, s.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) RevokeAPIKey(ctx context.Context, arg uuid.UUID) (db.RevokeAPIKeyRow, error) {
-	t.wrote("api_keys#revoked_at")
-	return t.inner.RevokeAPIKey(ctx, arg)
+	r, err := t.inner.RevokeAPIKey(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpRevokeAPIKey(ctx, t.inner, b, arg, r, err == nil) })
+	return r, err
 }
 
-// TouchAPIKey reads no table and writes api_keys#last_used_at.
+// bumpRevokeAPIKey collects what RevokeAPIKey invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - api_keys.id: @id (WHERE)
+//   - api_keys.key_hash: table-wide (its rows' key_hash is not known)
+//   - api_keys.user_id: RETURNING user_id (RETURNING)
+func bumpRevokeAPIKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg uuid.UUID, r db.RevokeAPIKeyRow, ok bool) {
+	b.Table("api_keys#revoked_at")
+	b.Value("api_keys.id", arg[:], "revoked_at")
+	b.Wide("api_keys.key_hash", "revoked_at")
+	if ok {
+		b.Value("api_keys.user_id", r.UserID[:], "revoked_at")
+	} else {
+		b.Wide("api_keys.user_id", "revoked_at")
+	}
+}
+
+// SaveIdempotentResponse writes idempotency_keys; see bumpSaveIdempotentResponse.
+func (s *Store) SaveIdempotentResponse(ctx context.Context, arg db.SaveIdempotentResponseParams) error {
+	wctx, w := trackWrites(ctx)
+	err := s.inner.SaveIdempotentResponse(wctx, arg)
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpSaveIdempotentResponse(ctx, s.inner, b, arg, err == nil) })
+	return err
+}
+
+func (t *txQuerier) SaveIdempotentResponse(ctx context.Context, arg db.SaveIdempotentResponseParams) error {
+	err := t.inner.SaveIdempotentResponse(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpSaveIdempotentResponse(ctx, t.inner, b, arg, err == nil) })
+	return err
+}
+
+// bumpSaveIdempotentResponse collects what SaveIdempotentResponse invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - idempotency_keys.owner: @owner (WHERE)
+func bumpSaveIdempotentResponse(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.SaveIdempotentResponseParams, ok bool) {
+	b.Table("idempotency_keys#content_type", "idempotency_keys#location", "idempotency_keys#response", "idempotency_keys#status")
+	b.String("idempotency_keys.owner", string(arg.Owner), "content_type", "location", "response", "status")
+}
+
+// SetAPIKeyRateLimit writes api_keys; see bumpSetAPIKeyRateLimit.
+func (s *Store) SetAPIKeyRateLimit(ctx context.Context, arg db.SetAPIKeyRateLimitParams) (db.SetAPIKeyRateLimitRow, error) {
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.SetAPIKeyRateLimit(wctx, arg)
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpSetAPIKeyRateLimit(ctx, s.inner, b, arg, r, err == nil) })
+	return r, err
+}
+
+func (t *txQuerier) SetAPIKeyRateLimit(ctx context.Context, arg db.SetAPIKeyRateLimitParams) (db.SetAPIKeyRateLimitRow, error) {
+	r, err := t.inner.SetAPIKeyRateLimit(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpSetAPIKeyRateLimit(ctx, t.inner, b, arg, r, err == nil) })
+	return r, err
+}
+
+// bumpSetAPIKeyRateLimit collects what SetAPIKeyRateLimit invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - api_keys.id: @id (WHERE)
+//   - api_keys.key_hash: table-wide (its rows' key_hash is not known)
+//   - api_keys.user_id: RETURNING user_id (RETURNING)
+func bumpSetAPIKeyRateLimit(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.SetAPIKeyRateLimitParams, r db.SetAPIKeyRateLimitRow, ok bool) {
+	b.Table("api_keys#rate_limit_per_minute")
+	b.Value("api_keys.id", arg.ID[:], "rate_limit_per_minute")
+	b.Wide("api_keys.key_hash", "rate_limit_per_minute")
+	if ok {
+		b.Value("api_keys.user_id", r.UserID[:], "rate_limit_per_minute")
+	} else {
+		b.Wide("api_keys.user_id", "rate_limit_per_minute")
+	}
+}
+
+// TouchAPIKey writes api_keys; see bumpTouchAPIKey.
 func (s *Store) TouchAPIKey(ctx context.Context, arg uuid.UUID) (int64, error) {
-	r, err := s.inner.TouchAPIKey(ctx, arg)
-	s.afterWrite(ctx, r > 0, err, "api_keys#last_used_at")
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.TouchAPIKey(wctx, arg)
+	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) { bumpTouchAPIKey(ctx, s.inner, b, arg, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) TouchAPIKey(ctx context.Context, arg uuid.UUID) (int64, error) {
-	t.wrote("api_keys#last_used_at")
-	return t.inner.TouchAPIKey(ctx, arg)
+	r, err := t.inner.TouchAPIKey(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpTouchAPIKey(ctx, t.inner, b, arg, err == nil) })
+	return r, err
 }
 
-// UpdateCampaign reads no table and writes campaigns#name, campaigns#status, campaigns#updated_at.
+// bumpTouchAPIKey collects what TouchAPIKey invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - api_keys.id: @id (WHERE)
+//   - api_keys.key_hash: table-wide (its rows' key_hash is not known)
+//   - api_keys.user_id: table-wide (its rows' user_id is not known)
+func bumpTouchAPIKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg uuid.UUID, ok bool) {
+	b.Table("api_keys#last_used_at")
+	b.Value("api_keys.id", arg[:], "last_used_at")
+	b.Wide("api_keys.key_hash", "last_used_at")
+	b.Wide("api_keys.user_id", "last_used_at")
+}
+
+// UpdateCampaign writes campaigns; see bumpUpdateCampaign.
 func (s *Store) UpdateCampaign(ctx context.Context, arg db.UpdateCampaignParams) (db.Campaign, error) {
-	r, err := s.inner.UpdateCampaign(ctx, arg)
-	s.afterWrite(ctx, true, err, "campaigns#name", "campaigns#status", "campaigns#updated_at")
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.UpdateCampaign(wctx, arg)
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpUpdateCampaign(ctx, s.inner, b, arg, r, err == nil) })
 	return r, err
 }
 
 func (t *txQuerier) UpdateCampaign(ctx context.Context, arg db.UpdateCampaignParams) (db.Campaign, error) {
-	t.wrote("campaigns#name", "campaigns#status", "campaigns#updated_at")
-	return t.inner.UpdateCampaign(ctx, arg)
+	r, err := t.inner.UpdateCampaign(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpUpdateCampaign(ctx, t.inner, b, arg, r, err == nil) })
+	return r, err
 }
 
-var codecGetAPIKeyByHashRow = cache.Codec[db.GetAPIKeyByHashRow]{Encode: encGetAPIKeyByHashRow, Decode: decGetAPIKeyByHashRow, Clone: nil}
+// bumpUpdateCampaign collects what UpdateCampaign invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - campaigns.id: @id (WHERE)
+//   - campaigns.user_id: @user_id (WHERE)
+func bumpUpdateCampaign(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.UpdateCampaignParams, r db.Campaign, ok bool) {
+	b.Table("campaigns#name", "campaigns#status", "campaigns#updated_at")
+	b.Value("campaigns.id", arg.ID[:], "name", "status", "updated_at")
+	b.Value("campaigns.user_id", arg.UserID[:], "name", "status", "updated_at")
+}
+
+// resolveListCampaignOwners bumps scope for the user_id of the campaigns rows whose id are keys,
+// looked up through ListCampaignOwners; wide when the lookup fails or misses a key.
+func resolveListCampaignOwners(ctx context.Context, q db.Querier, b *cache.Bumps, scope string, keys []uuid.UUID, cols ...string) {
+	seen := make(map[uuid.UUID]struct{}, len(keys))
+	uniq := make([]uuid.UUID, 0, len(keys))
+	for _, k := range keys {
+		if _, dup := seen[k]; !dup {
+			seen[k] = struct{}{}
+			uniq = append(uniq, k)
+		}
+	}
+	if len(uniq) == 0 {
+		return
+	}
+	if len(uniq) > cache.MaxScopeValues {
+		b.Wide(scope, cols...)
+		return
+	}
+	rows, err := q.ListCampaignOwners(ctx, uniq)
+	if err != nil || len(rows) != len(uniq) {
+		b.Wide(scope, cols...)
+		return
+	}
+	for _, row := range rows {
+		b.Value(scope, row.UserID[:], cols...)
+	}
+}
+
+var codecGetAPIKeyByHashRow = cache.Codec[db.GetAPIKeyByHashRow]{Encode: encGetAPIKeyByHashRow, Decode: decGetAPIKeyByHashRow, Clone: cloneGetAPIKeyByHashRow}
 
 func encGetAPIKeyByHashRow(b []byte, v db.GetAPIKeyByHashRow) []byte {
 	b = append(b, v.ID[:]...)
 	b = append(b, v.UserID[:]...)
+	if v.RateLimitPerMinute == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = cache.AppendInt64(b, int64((*v.RateLimitPerMinute)))
+	}
 	return b
 }
 
 func decGetAPIKeyByHashRow(d *cache.Decoder) (v db.GetAPIKeyByHashRow) {
-	d.Fixed(v.ID[:])
-	d.Fixed(v.UserID[:])
+	d.ReadFixed(v.ID[:])
+	d.ReadFixed(v.UserID[:])
+	if d.ReadBool() {
+		p2 := new(int32)
+		(*p2) = int32(d.ReadInt64())
+		v.RateLimitPerMinute = p2
+	}
+	return v
+}
+
+func cloneGetAPIKeyByHashRow(v db.GetAPIKeyByHashRow) db.GetAPIKeyByHashRow {
+	if v.RateLimitPerMinute != nil {
+		p3 := *v.RateLimitPerMinute
+		v.RateLimitPerMinute = &p3
+	}
 	return v
 }
 
@@ -398,12 +797,12 @@ func encCampaign(b []byte, v db.Campaign) []byte {
 }
 
 func decCampaign(d *cache.Decoder) (v db.Campaign) {
-	d.Fixed(v.ID[:])
-	d.Fixed(v.UserID[:])
-	v.Name = string(d.String())
-	v.Status = db.CampaignStatus(d.String())
-	v.CreatedAt = d.Time()
-	v.UpdatedAt = d.Time()
+	d.ReadFixed(v.ID[:])
+	d.ReadFixed(v.UserID[:])
+	v.Name = string(d.ReadString())
+	v.Status = db.CampaignStatus(d.ReadString())
+	v.CreatedAt = d.ReadTime()
+	v.UpdatedAt = d.ReadTime()
 	return v
 }
 
@@ -411,19 +810,19 @@ var codecGetCampaignDailyCountsRowSlice = cache.Codec[[]db.GetCampaignDailyCount
 
 func encGetCampaignDailyCountsRowSlice(b []byte, v []db.GetCampaignDailyCountsRow) []byte {
 	b = cache.AppendLen(b, len(v), v == nil)
-	for _, e1 := range v {
-		b = cache.AppendTime(b, e1.Day)
-		b = cache.AppendInt64(b, int64(e1.Count))
+	for _, e4 := range v {
+		b = cache.AppendTime(b, e4.Day)
+		b = cache.AppendInt64(b, int64(e4.Count))
 	}
 	return b
 }
 
 func decGetCampaignDailyCountsRowSlice(d *cache.Decoder) (v []db.GetCampaignDailyCountsRow) {
-	if n2 := d.Len(); n2 >= 0 {
-		v = make([]db.GetCampaignDailyCountsRow, n2)
-		for i3 := range v {
-			v[i3].Day = d.Time()
-			v[i3].Count = int64(d.Int64())
+	if n5 := d.ReadLen(); n5 >= 0 {
+		v = make([]db.GetCampaignDailyCountsRow, n5)
+		for i6 := range v {
+			v[i6].Day = d.ReadTime()
+			v[i6].Count = int64(d.ReadInt64())
 		}
 	}
 	return v
@@ -431,9 +830,9 @@ func decGetCampaignDailyCountsRowSlice(d *cache.Decoder) (v []db.GetCampaignDail
 
 func cloneGetCampaignDailyCountsRowSlice(v []db.GetCampaignDailyCountsRow) []db.GetCampaignDailyCountsRow {
 	if v != nil {
-		s4 := make([]db.GetCampaignDailyCountsRow, len(v))
-		copy(s4, v)
-		v = s4
+		s7 := make([]db.GetCampaignDailyCountsRow, len(v))
+		copy(s7, v)
+		v = s7
 	}
 	return v
 }
@@ -448,9 +847,9 @@ func encGetCampaignSummaryRow(b []byte, v db.GetCampaignSummaryRow) []byte {
 }
 
 func decGetCampaignSummaryRow(d *cache.Decoder) (v db.GetCampaignSummaryRow) {
-	v.Total = int64(d.Int64())
-	v.Opened = int64(d.Int64())
-	v.Replied = int64(d.Int64())
+	v.Total = int64(d.ReadInt64())
+	v.Opened = int64(d.ReadInt64())
+	v.Replied = int64(d.ReadInt64())
 	return v
 }
 
@@ -488,45 +887,45 @@ func encEmail(b []byte, v db.Email) []byte {
 }
 
 func decEmail(d *cache.Decoder) (v db.Email) {
-	d.Fixed(v.ID[:])
-	d.Fixed(v.CampaignID[:])
-	v.Recipient = string(d.String())
-	v.Subject = string(d.String())
-	v.Body = string(d.String())
-	v.Status = string(d.String())
-	if d.Bool() {
-		p6 := new(time.Time)
-		(*p6) = d.Time()
-		v.SentAt = p6
+	d.ReadFixed(v.ID[:])
+	d.ReadFixed(v.CampaignID[:])
+	v.Recipient = string(d.ReadString())
+	v.Subject = string(d.ReadString())
+	v.Body = string(d.ReadString())
+	v.Status = string(d.ReadString())
+	if d.ReadBool() {
+		p9 := new(time.Time)
+		(*p9) = d.ReadTime()
+		v.SentAt = p9
 	}
-	v.IsOpened = bool(d.Bool())
-	if d.Bool() {
-		p7 := new(time.Time)
-		(*p7) = d.Time()
-		v.OpenedAt = p7
+	v.IsOpened = bool(d.ReadBool())
+	if d.ReadBool() {
+		p10 := new(time.Time)
+		(*p10) = d.ReadTime()
+		v.OpenedAt = p10
 	}
-	v.IsReplied = bool(d.Bool())
-	if d.Bool() {
-		p8 := new(time.Time)
-		(*p8) = d.Time()
-		v.RepliedAt = p8
+	v.IsReplied = bool(d.ReadBool())
+	if d.ReadBool() {
+		p11 := new(time.Time)
+		(*p11) = d.ReadTime()
+		v.RepliedAt = p11
 	}
-	v.CreatedAt = d.Time()
+	v.CreatedAt = d.ReadTime()
 	return v
 }
 
 func cloneEmail(v db.Email) db.Email {
 	if v.SentAt != nil {
-		p9 := *v.SentAt
-		v.SentAt = &p9
+		p12 := *v.SentAt
+		v.SentAt = &p12
 	}
 	if v.OpenedAt != nil {
-		p10 := *v.OpenedAt
-		v.OpenedAt = &p10
+		p13 := *v.OpenedAt
+		v.OpenedAt = &p13
 	}
 	if v.RepliedAt != nil {
-		p11 := *v.RepliedAt
-		v.RepliedAt = &p11
+		p14 := *v.RepliedAt
+		v.RepliedAt = &p14
 	}
 	return v
 }
@@ -544,12 +943,12 @@ func encUser(b []byte, v db.User) []byte {
 }
 
 func decUser(d *cache.Decoder) (v db.User) {
-	d.Fixed(v.ID[:])
-	v.Email = string(d.String())
-	v.Name = string(d.String())
-	v.IsActive = bool(d.Bool())
-	v.CreatedAt = d.Time()
-	v.UpdatedAt = d.Time()
+	d.ReadFixed(v.ID[:])
+	v.Email = string(d.ReadString())
+	v.Name = string(d.ReadString())
+	v.IsActive = bool(d.ReadBool())
+	v.CreatedAt = d.ReadTime()
+	v.UpdatedAt = d.ReadTime()
 	return v
 }
 
@@ -564,9 +963,54 @@ func encGetUserStatisticsRow(b []byte, v db.GetUserStatisticsRow) []byte {
 }
 
 func decGetUserStatisticsRow(d *cache.Decoder) (v db.GetUserStatisticsRow) {
-	v.Campaigns = int64(d.Int64())
-	v.Emails = int64(d.Int64())
-	v.Opened = int64(d.Int64())
-	v.Replied = int64(d.Int64())
+	v.Campaigns = int64(d.ReadInt64())
+	v.Emails = int64(d.ReadInt64())
+	v.Opened = int64(d.ReadInt64())
+	v.Replied = int64(d.ReadInt64())
+	return v
+}
+
+var codecListCampaignsWithStatsRowSlice = cache.Codec[[]db.ListCampaignsWithStatsRow]{Encode: encListCampaignsWithStatsRowSlice, Decode: decListCampaignsWithStatsRowSlice, Clone: cloneListCampaignsWithStatsRowSlice}
+
+func encListCampaignsWithStatsRowSlice(b []byte, v []db.ListCampaignsWithStatsRow) []byte {
+	b = cache.AppendLen(b, len(v), v == nil)
+	for _, e15 := range v {
+		b = append(b, e15.ID[:]...)
+		b = append(b, e15.UserID[:]...)
+		b = cache.AppendString(b, string(e15.Name))
+		b = cache.AppendString(b, string(e15.Status))
+		b = cache.AppendTime(b, e15.CreatedAt)
+		b = cache.AppendTime(b, e15.UpdatedAt)
+		b = cache.AppendInt64(b, int64(e15.Total))
+		b = cache.AppendInt64(b, int64(e15.Opened))
+		b = cache.AppendInt64(b, int64(e15.Replied))
+	}
+	return b
+}
+
+func decListCampaignsWithStatsRowSlice(d *cache.Decoder) (v []db.ListCampaignsWithStatsRow) {
+	if n16 := d.ReadLen(); n16 >= 0 {
+		v = make([]db.ListCampaignsWithStatsRow, n16)
+		for i17 := range v {
+			d.ReadFixed(v[i17].ID[:])
+			d.ReadFixed(v[i17].UserID[:])
+			v[i17].Name = string(d.ReadString())
+			v[i17].Status = db.CampaignStatus(d.ReadString())
+			v[i17].CreatedAt = d.ReadTime()
+			v[i17].UpdatedAt = d.ReadTime()
+			v[i17].Total = int64(d.ReadInt64())
+			v[i17].Opened = int64(d.ReadInt64())
+			v[i17].Replied = int64(d.ReadInt64())
+		}
+	}
+	return v
+}
+
+func cloneListCampaignsWithStatsRowSlice(v []db.ListCampaignsWithStatsRow) []db.ListCampaignsWithStatsRow {
+	if v != nil {
+		s18 := make([]db.ListCampaignsWithStatsRow, len(v))
+		copy(s18, v)
+		v = s18
+	}
 	return v
 }

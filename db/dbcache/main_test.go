@@ -142,15 +142,12 @@ func init() {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 }
 
-// queryStats is the snapshot's entry for the named query: by name, since
-// the order of Queries is an implementation detail.
-func queryStats(t testing.TB, snap cache.Snapshot, name string) cache.QuerySnapshot {
-	t.Helper()
-	for _, q := range snap.Queries {
-		if q.Name == name {
-			return q
-		}
+// invalidationsOf counts every invalidation of table, scoped or not.
+func invalidationsOf(s *Store, table string) int64 {
+	ti := s.Cache().Snapshot().Invalidation(table)
+	n := ti.TableWide
+	for _, v := range ti.Scoped {
+		n += v
 	}
-	t.Fatalf("no query %s in the cache snapshot", name)
-	return cache.QuerySnapshot{}
+	return n
 }

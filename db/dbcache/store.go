@@ -16,22 +16,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/db/dbroute"
 	"github.com/replyrocket/replyrocket/internal/cache"
 )
 
-// QueryInfo describes one query for monitors and documentation.
+// QueryInfo describes one query: the tables it reads and writes, derived
+// from its SQL, and its cache settings.
 type QueryInfo struct {
 	Name   string
 	Kind   string
 	Reads  []string
 	Writes []string
-	// ReadVersions are the version slots a cached read captures,
-	// WriteVersions those a write bumps ("table", or "table#column" for a
-	// column an UPDATE sets).
-	ReadVersions  []string
-	WriteVersions []string
-	TTL           time.Duration // zero: not cached
-	SWR           time.Duration
+	TTL    time.Duration // zero: not cached
+	SWR    time.Duration
 }
 
 // Store is a db.Store whose annotated reads are cached.
@@ -43,9 +40,23 @@ type Store struct {
 
 var _ db.Store = (*Store)(nil)
 
-// NewCache builds the cache for these queries' tables.
+// NewCache builds the cache for these queries' tables. Its loads after an
+// invalidation read a database that has replayed the invalidating write
+// (dbroute.WithMinLSN): with read replicas, an entry is never older than
+// the write that emptied its slot.
 func NewCache(cfg cache.Config, reg prometheus.Registerer, log *slog.Logger) (*cache.Cache, error) {
-	return cache.New(cfg, cache.Options{Versions: Versions, Registerer: reg, Logger: log})
+	return cache.New(cfg, cache.Options{
+		Tables: Tables, Versions: Versions, Scopes: Scopes, Registerer: reg, Logger: log,
+		LoadFloor: func(ctx context.Context, lsn uint64) context.Context {
+			return dbroute.WithMinLSN(ctx, dbroute.LSN(lsn))
+		},
+	})
+}
+
+// trackWrites gives a write a context through which the routed store
+// reports its commit position (zero without replicas).
+func trackWrites(ctx context.Context) (context.Context, *dbroute.Writes) {
+	return dbroute.TrackWrites(ctx)
 }
 
 // New wraps inner. c must come from NewCache (it must know every table).
@@ -66,12 +77,13 @@ func (s *Store) InvalidateTable(ctx context.Context, table string) error {
 	return s.c.InvalidateTable(ctx, table)
 }
 
-// afterWrite invalidates the written tables after a statement outside a
-// transaction, which autocommitted. It skips only outcomes that certainly
-// changed nothing: no row matched, or the statement was rejected (and so
-// rolled back). Any other error may hide a committed write (a connection
-// lost after COMMIT), so it invalidates.
-func (s *Store) afterWrite(ctx context.Context, changed bool, err error, versions ...string) {
+// afterWrite invalidates what a statement outside a transaction, which
+// autocommitted, may have changed; bump collects it. It skips only
+// outcomes that certainly changed nothing: no row matched, or the
+// statement was rejected (and so rolled back). Any other error may hide a
+// committed write (a connection lost after COMMIT), so it invalidates —
+// with the values RETURNING would have given replaced by scope-wide bumps.
+func (s *Store) afterWrite(ctx context.Context, w *dbroute.Writes, changed bool, err error, bump func(*cache.Bumps)) {
 	if err == nil && !changed {
 		return
 	}
@@ -80,19 +92,22 @@ func (s *Store) afterWrite(ctx context.Context, changed bool, err error, version
 			return
 		}
 	}
-	// The generator only names versions the cache knows.
-	_ = s.c.Invalidate(ctx, versions...)
+	b := s.c.NewBumps()
+	bump(b)
+	b.SetLSN(uint64(w.LSN()))
+	s.c.Apply(ctx, b)
 }
 
 // InTx runs fn in a transaction of the inner store. Inside it, reads bypass
-// the cache (they must see the transaction's own writes); the tables its
-// writes touch are invalidated once the transaction committed, never
-// before. A retried transaction collects afresh for each attempt.
+// the cache (they must see the transaction's own writes); what its writes
+// touch is invalidated once the transaction committed, never before. A
+// retried transaction collects afresh for each attempt.
 func (s *Store) InTx(ctx context.Context, opts db.TxOptions, fn func(db.Querier) error) error {
 	var last *txQuerier
 	var fnOK bool
-	err := s.inner.InTx(ctx, opts, func(q db.Querier) error {
-		t := &txQuerier{inner: q, q: &s.q}
+	tctx, w := trackWrites(ctx)
+	err := s.inner.InTx(tctx, opts, func(q db.Querier) error {
+		t := &txQuerier{inner: q, q: &s.q, bumps: s.c.NewBumps()}
 		last = t
 		ferr := fn(t)
 		fnOK = ferr == nil
@@ -104,38 +119,25 @@ func (s *Store) InTx(ctx context.Context, opts db.TxOptions, fn func(db.Querier)
 	// fn succeeding and InTx failing means COMMIT failed, which may have
 	// committed anyway: invalidate then too.
 	if err == nil || fnOK {
-		if versions := last.versions(); len(versions) > 0 {
-			_ = s.c.Invalidate(ctx, versions...)
-		}
+		last.mu.Lock()
+		defer last.mu.Unlock()
+		last.bumps.SetLSN(uint64(w.LSN()))
+		s.c.Apply(ctx, last.bumps)
 	}
 	return err
 }
 
 // txQuerier is the Querier inside a transaction.
 type txQuerier struct {
-	inner   db.Querier
-	q       *queries
-	mu      sync.Mutex
-	written map[string]bool
+	inner db.Querier
+	q     *queries
+	mu    sync.Mutex
+	bumps *cache.Bumps
 }
 
-func (t *txQuerier) wrote(versions ...string) {
+// collect adds a statement's invalidations to the transaction's.
+func (t *txQuerier) collect(bump func(*cache.Bumps)) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.written == nil {
-		t.written = map[string]bool{}
-	}
-	for _, v := range versions {
-		t.written[v] = true
-	}
-}
-
-func (t *txQuerier) versions() []string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make([]string, 0, len(t.written))
-	for tb := range t.written {
-		out = append(out, tb)
-	}
-	return out
+	bump(t.bumps)
 }

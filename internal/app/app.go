@@ -9,31 +9,43 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/replyrocket/replyrocket/db"
 	"github.com/replyrocket/replyrocket/db/dbcache"
+	"github.com/replyrocket/replyrocket/db/dbroute"
 	"github.com/replyrocket/replyrocket/handlers"
 	"github.com/replyrocket/replyrocket/internal/cache"
 	"github.com/replyrocket/replyrocket/internal/config"
 	"github.com/replyrocket/replyrocket/internal/monitor"
 	"github.com/replyrocket/replyrocket/internal/partitions"
 	"github.com/replyrocket/replyrocket/internal/querystats"
+	"github.com/replyrocket/replyrocket/internal/ratelimit"
 )
 
 // App is a wired server. Close releases what New opened, in reverse order.
 type App struct {
-	Config  config.Config
-	Log     *slog.Logger
-	Pool    *pgxpool.Pool
-	Store   db.Store
-	Cache   *cache.Cache
-	Router  *echo.Echo
-	monitor *monitor.Monitor
-	closers []func()
+	Config config.Config
+	Log    *slog.Logger
+	// Pool is the primary's pool, which requests use.
+	Pool *pgxpool.Pool
+	// Background is the primary's small pool for long-running work: the
+	// monitor, partition maintenance, seeding.
+	Background *pgxpool.Pool
+	// Replicas are the read replicas' pools (none without
+	// DATABASE_REPLICA_URLS); Router sends reads to them.
+	Replicas []*pgxpool.Pool
+	DBRouter *dbroute.Router
+	Store    db.Store
+	Cache    *cache.Cache
+	Router   *echo.Echo
+	monitor  *monitor.Monitor
+	closers  []func()
 }
 
 // New opens the pool and builds everything on it. The data flows one way:
@@ -51,37 +63,88 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 	a.Pool = pool
 	a.closers = append(a.closers, pool.Close)
+	if a.Background, err = db.NewPool(ctx, poolCfg.Background(), nil); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("background pool: %w", err)
+	}
+	a.closers = append(a.closers, a.Background.Close)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := a.openReplicas(ctx, tracer, reg); err != nil {
+		a.Close()
+		return nil, err
+	}
 
-	c, err := dbcache.NewCache(cfg.Cache.CacheConfig(), reg, log)
+	cacheCfg := cfg.Cache.CacheConfig()
+	if len(cfg.Replicas.ReplicaURLs) > 0 {
+		// After a resync with Redis, loads read the primary until any
+		// replica in rotation has replayed the writes whose positions this
+		// instance missed.
+		cacheCfg.ResyncFloor = cfg.Replicas.ReplicaMaxLag
+	}
+	c, err := dbcache.NewCache(cacheCfg, reg, log)
 	if err != nil {
 		a.Close()
 		return nil, fmt.Errorf("cache: %w", err)
 	}
 	a.Cache = c
 	a.closers = append(a.closers, func() { _ = c.Close() })
-	store, err := dbcache.New(db.NewStore(pool, poolCfg.Timeout), c)
+	var routing []db.StoreOption
+	if a.DBRouter.HasReplicas() {
+		routing = []db.StoreOption{db.RouteWith(a.DBRouter), db.AfterCommit(a.DBRouter.AfterCommit)}
+	}
+	store, err := dbcache.New(db.NewStore(pool, poolCfg.Timeout, routing...), c)
 	if err != nil {
 		a.Close()
 		return nil, err
 	}
 	a.Store = store
-	a.monitor = monitor.New(pool, cfg.Monitor.MonitorConfig(), monitor.Sources{Tracer: tracer, Cache: c})
+	// The monitor's catalog queries and EXPLAINs are long-running work: they
+	// run on the background pool, and report the request pool's figures.
+	a.monitor = monitor.New(a.Background, cfg.Monitor.MonitorConfig(), monitor.Sources{Tracer: tracer, Cache: c, Pool: pool})
 	a.closers = append(a.closers, a.monitor.Close)
 
+	var limiter *ratelimit.Limiter
+	if !cfg.Limits.RateLimitDisabled {
+		limiter, err = ratelimit.New(ratelimit.Config{
+			RedisURL: cfg.Cache.RedisURL, Namespace: cfg.Cache.Namespace + ":ratelimit", Timeout: time.Duration(cfg.Cache.RedisTimeout),
+		}, reg, log)
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("rate limiter: %w", err)
+		}
+		a.closers = append(a.closers, func() { _ = limiter.Close() })
+	}
+
 	a.Router = handlers.New(handlers.Deps{
-		Store: a.Store, Pool: pool, Log: log, AdminKey: cfg.Server.AdminKey,
+		Store: a.Store, Pool: pool, Router: a.DBRouter, Log: log, AdminKey: cfg.Server.AdminKey,
 		RequestTimeout: cfg.Server.RequestTimeout, IPExtractor: IPExtractor(cfg.Server.TrustedProxies), Registry: reg,
-		APIMiddleware: []echo.MiddlewareFunc{handlers.CacheHeader()},
-		Monitor:       a.monitor, Cache: c,
+		BodyDrainBytes:        drainBytes(cfg.HTTP.BodyDrainBytes),
+		UnknownKeyTTL:         cfg.Limits.UnknownKeyTTL,
+		AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute,
+		RateLimiter:           limiter,
+		KeyRateLimit:          ratelimit.Limit{PerMinute: cfg.Limits.RatePerMinute, Burst: cfg.Limits.RateBurst},
+		AdminRateLimit:        ratelimit.Limit{PerMinute: cfg.Limits.AdminRatePerMinute, Burst: cfg.Limits.AdminRatePerMinute},
+		APIMiddleware:         []echo.MiddlewareFunc{handlers.CacheHeader()},
+		Monitor:               a.monitor,
+		Cache:                 c,
 	})
 	return a, nil
 }
 
-// Close releases what New opened, newest first: the monitor, the cache
-// (with its Redis clients and invalidation subscriber), then the pool.
+// drainBytes maps HTTP_BODY_DRAIN_BYTES=0 (drain nothing) onto the router's
+// "negative: none", its zero being the default.
+func drainBytes(n int64) int64 {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// Close releases what New opened, newest first: the monitor, the rate
+// limiter, the cache (with its Redis clients and invalidation subscriber),
+// the replica router and pools, then the pools.
 func (a *App) Close() {
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		a.closers[i]()
@@ -89,10 +152,83 @@ func (a *App) Close() {
 	a.closers = nil
 }
 
+// openReplicas opens a pool per replica (sized like the primary's unless
+// DB_REPLICA_POOL_SIZE says otherwise) and the router over them, and runs
+// the first health check: a replica that cannot be reached is logged and
+// kept out of rotation, never fatal.
+func (a *App) openReplicas(ctx context.Context, tracer pgx.QueryTracer, reg prometheus.Registerer) error {
+	primary := a.Config.DB.Pool()
+	replicas := a.Config.Replicas.Config()
+	for i, u := range replicas.ReplicaURLs {
+		rc := primary
+		rc.URL = u
+		if n := replicas.ReplicaPoolSize; n > 0 {
+			rc.Size = n
+		}
+		p, err := db.NewPool(ctx, rc, tracer)
+		if err != nil {
+			return fmt.Errorf("DATABASE_REPLICA_URLS entry %d: %w", i+1, err)
+		}
+		a.Replicas = append(a.Replicas, p)
+		a.closers = append(a.closers, p.Close)
+	}
+	opts := dbroute.Options{
+		Config: replicas, PoolTimeout: primary.Timeout, ReadOnly: ReadOnlyQueries(),
+		Log: a.Log, Registerer: reg,
+	}
+	if len(a.Replicas) > 0 {
+		var rdb *redis.Client
+		if u := a.Config.Cache.RedisURL; u != "" {
+			ro, err := redis.ParseURL(u)
+			if err != nil {
+				return errors.New("REDIS_URL: not a redis:// URL")
+			}
+			ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = markerRedisTimeout, markerRedisTimeout, markerRedisTimeout
+			rdb = redis.NewClient(ro)
+			a.closers = append(a.closers, func() { _ = rdb.Close() })
+		}
+		opts.Markers = dbroute.NewMarkers(dbroute.MarkerTTL(opts.MaxLag), rdb, a.Config.Cache.Namespace)
+	}
+	a.DBRouter = dbroute.New(a.Pool, a.Replicas, opts)
+	a.DBRouter.Start(ctx)
+	a.closers = append(a.closers, a.DBRouter.Close)
+	return nil
+}
+
+// primaryReads are reads kept on the primary on purpose. The API-key
+// lookup authorises every request: a key revoked by an admin (who is not
+// the key's user, so no read-your-writes marker applies) must stop working
+// at once, not after a replica's lag; and the cache, which serves nearly
+// every lookup, then reloads a revoked key from the primary too.
+var primaryReads = map[string]bool{"GetAPIKeyByHash": true}
+
+// markerRedisTimeout bounds a read-your-writes marker's Redis round trip;
+// past it the read goes to the primary.
+const markerRedisTimeout = 200 * time.Millisecond
+
+// ReadOnlyQueries are the sqlc queries a replica may serve: :one and :many
+// queries that read tables and write none, as the generator derived from
+// their SQL. A query that reads no table (a function call such as
+// ensure_email_partitions) stays on the primary: what it does is unknown.
+func ReadOnlyQueries() []string {
+	var out []string
+	for _, q := range dbcache.Queries {
+		if primaryReads[q.Name] {
+			continue
+		}
+		if (q.Kind == ":one" || q.Kind == ":many") && len(q.Writes) == 0 && len(q.Reads) > 0 {
+			out = append(out, q.Name)
+		}
+	}
+	return out
+}
+
 // EnsurePartitions creates this month's email partition and the configured
-// months ahead, so inserts never land in the DEFAULT partition.
+// months ahead, so inserts never land in the DEFAULT partition. It runs on
+// the background pool: maintenance never takes a request's connection.
 func (a *App) EnsurePartitions(ctx context.Context) error {
-	created, err := partitions.Ensure(ctx, a.Store, time.Now(), a.Config.Server.PartitionsAhead)
+	bg := db.NewStore(a.Background, time.Duration(a.Config.DB.BackgroundPoolTimeout))
+	created, err := partitions.Ensure(ctx, bg, time.Now(), a.Config.Server.PartitionsAhead)
 	if err != nil {
 		return fmt.Errorf("ensure email partitions: %w", err)
 	}
@@ -106,9 +242,15 @@ func (a *App) EnsurePartitions(ctx context.Context) error {
 // so one that runs for months never reaches a month without one.
 const partitionCheckEvery = 6 * time.Hour
 
+// idempotencyPurgeEvery is how often stored Idempotency-Key responses
+// older than IDEMPOTENCY_TTL are deleted.
+const idempotencyPurgeEvery = time.Hour
+
 func (a *App) maintainPartitions(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	purge := time.NewTicker(idempotencyPurgeEvery)
+	defer purge.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -117,8 +259,26 @@ func (a *App) maintainPartitions(ctx context.Context, every time.Duration) {
 			if err := a.EnsurePartitions(ctx); err != nil && ctx.Err() == nil {
 				a.Log.Error("periodic partition check", "error", err)
 			}
+		case <-purge.C:
+			if _, err := a.PurgeIdempotencyKeys(ctx); err != nil && ctx.Err() == nil {
+				a.Log.Error("purge idempotency keys", "error", err)
+			}
 		}
 	}
+}
+
+// PurgeIdempotencyKeys deletes stored responses older than IDEMPOTENCY_TTL;
+// a retry after that runs as a new request.
+func (a *App) PurgeIdempotencyKeys(ctx context.Context) (int64, error) {
+	ttl := a.Config.Limits.IdempotencyTTL
+	if ttl <= 0 {
+		ttl = handlers.DefaultIdempotencyTTL
+	}
+	n, err := a.Store.PurgeIdempotencyKeys(ctx, time.Now().Add(-ttl))
+	if err != nil {
+		return 0, fmt.Errorf("purge idempotency keys older than %s: %w", ttl, err)
+	}
+	return n, nil
 }
 
 // Serve answers on ln until ctx is done, then shuts down gracefully: it
@@ -127,9 +287,11 @@ func (a *App) maintainPartitions(ctx context.Context, every time.Duration) {
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           a.Router,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    a.Config.HTTP.MaxHeaderBytes,
+		ReadHeaderTimeout: a.Config.HTTP.ReadHeaderTimeout,
+		ReadTimeout:       a.Config.HTTP.ReadTimeout,
+		WriteTimeout:      a.Config.HTTP.WriteTimeout,
+		IdleTimeout:       a.Config.HTTP.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}

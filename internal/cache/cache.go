@@ -1,17 +1,20 @@
 // Package cache is the runtime of the generated caching Querier decorator
 // (package db/dbcache): two tiers on gocache — ristretto in process (L1),
-// Redis shared between instances (L2) — validated by per-table version
-// stamps rather than tag sets.
+// Redis shared between instances (L2) — validated by version stamps rather
+// than tag sets.
 //
-// Every table has a version. A load captures the versions of the tables its
-// query reads before it runs, and the entry carries them; an entry whose
-// stamps differ from the current versions is a miss, never served. A write
-// bumps the versions of the tables it wrote after it committed and before it
-// returns, so a read that starts after a write was acknowledged cannot be
-// served an entry loaded before it, and a load racing the write stores an
-// entry that is already dead. With Redis the authoritative versions are
-// Redis counters; each instance mirrors them in memory (its own bumps
-// synchronously, others' through pub/sub), so validating costs no round trip.
+// Versions live in slots: one per table and per table column (bumped by
+// writes whose rows no scope names), and a fixed array of hashed slots per
+// scope (see scope.go), so that a write invalidates only the reads that
+// could contain the rows it changed. A load captures the versions of the
+// slots its query depends on before it runs, and the entry carries them; an
+// entry whose stamps differ from the current versions is a miss, never
+// served. A write bumps its slots after it committed and before it returns,
+// so a read that starts after a write was acknowledged cannot be served an
+// entry loaded before it, and a load racing the write stores an entry that
+// is already dead. With Redis the authoritative versions are Redis counters;
+// each instance mirrors them in memory (its own bumps synchronously,
+// others' through pub/sub), so validating costs no round trip.
 package cache
 
 import (
@@ -21,7 +24,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,10 +46,18 @@ var ErrUnknownTable = errors.New("cache: unknown table")
 
 // Options are what the cache needs besides its Config.
 type Options struct {
-	// Versions are the version slots of the generated queries
-	// (dbcache.Versions): one per table, plus "table#column" for columns
-	// that UPDATEs set. Invalidating any other is an error.
+	// Tables are the tables the queries read or write (dbcache.Tables).
+	Tables []string
+	// Versions are the named version slots of the generated queries
+	// (dbcache.Versions): one per table and table column, and one per scope
+	// and scope column ("emails.campaign_id#is_opened").
 	Versions []string
+	// Scopes are the scopes with hashed slots (dbcache.Scopes).
+	Scopes []Scope
+	// LoadFloor, when set, returns the context a load runs with so that it
+	// reads a database that has replayed WAL position lsn (read replicas:
+	// dbroute.WithMinLSN); the maximum uint64 means the primary.
+	LoadFloor func(ctx context.Context, lsn uint64) context.Context
 	// Registerer receives the cache's Prometheus metrics; nil registers
 	// nowhere.
 	Registerer prometheus.Registerer
@@ -57,8 +70,23 @@ type Cache struct {
 	cfg    Config
 	log    *slog.Logger
 	tables []string
-	index  map[string]int
-	vers   []atomic.Uint64
+	// named are the named slots' names, index maps them to their slots;
+	// the scopes' slots follow them in vers.
+	named       []string
+	index       map[string]int
+	scopes      map[string]*scopeInfo
+	scopeList   []*scopeInfo
+	tableScopes map[string][]*scopeInfo
+	vers        []atomic.Uint64
+	// slotLSN is, per slot, the highest WAL position of the writes that
+	// bumped it: a load of a read depending on the slot runs on a database
+	// that has replayed it (Options.LoadFloor), so an entry stored after an
+	// invalidation is never older than the write that caused it, whatever
+	// replica served the load. floorUntil (unix nanos) sends every load to
+	// the primary for a while after a resync, when positions were missed.
+	slotLSN    []atomic.Uint64
+	floorUntil atomic.Int64
+	loadFloor  func(ctx context.Context, lsn uint64) context.Context
 	// epoch names the life of the version counters: it changes when Redis
 	// lost them (restart) or this instance lost track of them (Redis
 	// unreachable), which invalidates every entry at once.
@@ -66,7 +94,11 @@ type Cache struct {
 	healthy atomic.Bool
 
 	rist *ristretto.Cache[string, any]
-	l1   *libcache.Cache[any]
+	// l1 is gocache's ristretto store itself, not wrapped in a
+	// libcache.Cache: the wrapper's codec takes a mutex on every Get to
+	// count hits, which serialised L1 hits across cores (the cache keeps
+	// its own striped counts).
+	l1 *riststore.RistrettoStore[string, any]
 
 	rdb       *redis.Client
 	l2        *libcache.Cache[any]
@@ -80,6 +112,7 @@ type Cache struct {
 	done      chan struct{}
 
 	sf      singleflight.Group
+	loads   sharedLoads // the contexts of sf's database loads
 	m       *metrics
 	queryMu sync.Mutex
 	queries []*Query
@@ -87,7 +120,7 @@ type Cache struct {
 
 type redisKeys struct {
 	epoch   string
-	vers    []string
+	vers    string // a hash: slot name -> version
 	channel string
 	entries string
 }
@@ -112,17 +145,14 @@ func New(cfg Config, opts Options) (*Cache, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	c := &Cache{cfg: cfg, log: log.With("component", "cache"), index: map[string]int{}, pending: map[int]struct{}{}}
-	tables := append([]string(nil), opts.Versions...)
-	sort.Strings(tables)
-	for _, t := range tables {
-		if _, dup := c.index[t]; dup {
-			continue
-		}
-		c.index[t] = len(c.tables)
-		c.tables = append(c.tables, t)
+	c := &Cache{
+		cfg: cfg, log: log.With("component", "cache"), index: map[string]int{}, pending: map[int]struct{}{},
+		scopes: map[string]*scopeInfo{}, tableScopes: map[string][]*scopeInfo{},
 	}
-	c.vers = make([]atomic.Uint64, len(c.tables))
+	if err := c.layout(opts); err != nil {
+		return nil, err
+	}
+	c.loadFloor = opts.LoadFloor
 	rist, err := ristretto.NewCache(&ristretto.Config[string, any]{
 		// Ristretto wants ten counters per expected entry; entries are
 		// rarely below 100 bytes.
@@ -135,7 +165,7 @@ func New(cfg Config, opts Options) (*Cache, error) {
 		return nil, fmt.Errorf("create L1 cache: %w", err)
 	}
 	c.rist = rist
-	c.l1 = libcache.New[any](riststore.NewRistretto(rist))
+	c.l1 = riststore.NewRistretto(rist)
 	c.m = newMetrics(c)
 	if opts.Registerer != nil {
 		if err := c.m.register(opts.Registerer); err != nil {
@@ -169,22 +199,86 @@ func (c *Cache) Close() error {
 	return err
 }
 
-// Tables are the tables the cache knows, sorted.
-func (c *Cache) Tables() []string {
-	var out []string
-	for _, t := range c.tables {
-		if !strings.Contains(t, slotSep) {
-			out = append(out, t)
+// layout numbers the slots: the named ones in name order, then each
+// scope's ScopeSlots.
+func (c *Cache) layout(opts Options) error {
+	c.tables = append([]string(nil), opts.Tables...)
+	sort.Strings(c.tables)
+	named := append([]string(nil), opts.Versions...)
+	named = append(named, c.tables...)
+	sort.Strings(named)
+	for _, n := range named {
+		if _, dup := c.index[n]; dup {
+			continue
 		}
+		c.index[n] = len(c.named)
+		c.named = append(c.named, n)
 	}
-	return out
+	next := len(c.named)
+	for _, s := range opts.Scopes {
+		if _, dup := c.scopes[s.Name]; dup {
+			return fmt.Errorf("cache: scope %q declared twice", s.Name)
+		}
+		if _, ok := c.index[s.Name]; !ok {
+			return fmt.Errorf("cache: scope %q has no scope-wide version slot", s.Name)
+		}
+		si := &scopeInfo{Scope: s, base: next, label: scopeLabel(s)}
+		next += ScopeSlots
+		c.scopes[s.Name] = si
+		c.scopeList = append(c.scopeList, si)
+		c.tableScopes[s.Table] = append(c.tableScopes[s.Table], si)
+	}
+	c.vers = make([]atomic.Uint64, next)
+	c.slotLSN = make([]atomic.Uint64, next)
+	return nil
 }
 
-// slotSep separates table and column in a version slot name.
-const slotSep = "#"
+// mustIndex is the slot of a named version; the generator emits only
+// names it declared, so another is a bug.
+func (c *Cache) mustIndex(name string) int {
+	i, ok := c.index[name]
+	if !ok {
+		panic(fmt.Sprintf("cache: unknown version slot %q", name))
+	}
+	return i
+}
 
-// RedisEnabled reports whether a shared tier is configured.
-func (c *Cache) RedisEnabled() bool { return c.rdb != nil }
+// slotName names slot i in Redis and in invalidation messages: a named
+// slot by its name, a scope's slot as "scope:n".
+func (c *Cache) slotName(i int) string {
+	if i < len(c.named) {
+		return c.named[i]
+	}
+	si := c.scopeList[(i-len(c.named))/ScopeSlots]
+	return si.Name + ":" + strconv.Itoa(i-si.base)
+}
+
+// slotIndex is the inverse of slotName; false for a name this deploy does
+// not know.
+func (c *Cache) slotIndex(name string) (int, bool) {
+	if i, ok := c.index[name]; ok {
+		return i, true
+	}
+	scope, n, ok := strings.Cut(name, ":")
+	if !ok {
+		return 0, false
+	}
+	si, ok := c.scopes[scope]
+	if !ok {
+		return 0, false
+	}
+	k, err := strconv.Atoi(n)
+	if err != nil || k < 0 || k >= ScopeSlots {
+		return 0, false
+	}
+	return si.base + k, true
+}
+
+// Tables are the tables the cache knows, sorted.
+func (c *Cache) Tables() []string { return append([]string(nil), c.tables...) }
+
+// slotSep separates table (or scope) and column in a version slot name.
+const slotSep = "#"
 
 // Ready reports whether annotated reads are currently served from the
 // cache: always without Redis; with Redis once the versions are in sync and
@@ -208,25 +302,25 @@ func (c *Cache) WaitReady(ctx context.Context) error {
 // instance at once and on the others through Redis. For writes made outside
 // the generated queries; call it after the write committed.
 func (c *Cache) InvalidateTable(ctx context.Context, table string) error {
-	if strings.Contains(table, slotSep) {
+	if !slices.Contains(c.tables, table) {
 		return fmt.Errorf("%w: %q", ErrUnknownTable, table)
 	}
-	return c.Invalidate(ctx, table)
+	b := c.NewBumps()
+	b.Table(table)
+	for _, si := range c.tableScopes[table] {
+		b.Wide(si.Name, rowColumn)
+	}
+	c.Apply(ctx, b)
+	return nil
 }
 
-// Invalidate bumps version slots: tables, or "table#column" after an
-// UPDATE of that column (what the generated decorator calls after writes).
-func (c *Cache) Invalidate(ctx context.Context, versions ...string) error {
-	idx := make([]int, 0, len(versions))
-	for _, t := range versions {
-		i, ok := c.index[t]
-		if !ok {
-			return fmt.Errorf("%w: %q", ErrUnknownTable, t)
-		}
-		idx = append(idx, i)
+// Apply makes the invalidations b collected (what the generated decorator
+// calls after a write committed).
+func (c *Cache) Apply(ctx context.Context, b *Bumps) {
+	if b == nil || b.Empty() {
+		return
 	}
-	c.bump(ctx, idx)
-	return nil
+	c.bump(ctx, b.slots(), b.lsn)
 }
 
 // Clear removes this application's cached entries: L1 entirely, and in
@@ -271,13 +365,16 @@ func (c *Cache) Clear(ctx context.Context) (removed int64, err error) {
 }
 
 // bump invalidates the tables at idx.
-func (c *Cache) bump(ctx context.Context, idx []int) {
+func (c *Cache) bump(ctx context.Context, idx []int, lsn uint64) {
 	if len(idx) == 0 {
 		return
 	}
-	for _, i := range idx {
-		c.m.invalidations[i].Add(1)
-		c.m.promInvalidations.WithLabelValues(c.tables[i]).Inc()
+	// The floors first: a load that captures a bumped version must also
+	// see the position of the write that bumped it.
+	if lsn > 0 {
+		for _, i := range idx {
+			storeMax(&c.slotLSN[i], lsn)
+		}
 	}
 	if c.rdb == nil {
 		for _, i := range idx {
@@ -285,7 +382,7 @@ func (c *Cache) bump(ctx context.Context, idx []int) {
 		}
 		return
 	}
-	c.bumpRedis(ctx, idx)
+	c.bumpRedis(ctx, idx, lsn)
 }
 
 // localEpoch is an epoch no Redis epoch can equal (top bit set), used while

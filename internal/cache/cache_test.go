@@ -19,7 +19,7 @@ import (
 
 var int64Codec = Codec[int64]{
 	Encode: func(b []byte, v int64) []byte { return AppendInt64(b, v) },
-	Decode: func(d *Decoder) int64 { return d.Int64() },
+	Decode: func(d *Decoder) int64 { return d.ReadInt64() },
 }
 
 type counter struct{ n atomic.Int64 }
@@ -33,7 +33,7 @@ func newTestCache(t *testing.T, cfg Config) *Cache {
 	if cfg.Namespace == "" {
 		cfg.Namespace = "test"
 	}
-	c, err := New(cfg, Options{Versions: []string{"emails", "users"}, Registerer: prometheus.NewRegistry()})
+	c, err := New(cfg, Options{Tables: []string{"emails", "users"}, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func register(t *testing.T, c *Cache, spec QuerySpec) *Query {
 func read(t *testing.T, q *Query, load func(context.Context) (int64, error)) (int64, Outcome) {
 	t.Helper()
 	ctx, rec := WithRecorder(context.Background())
-	v, err := Read(ctx, q, []byte(q.Prefix()+"k"), &int64Codec, load)
+	v, err := Read(ctx, q, []byte(q.Prefix()+"k"), &int64Codec, load, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestErrorsAreNotCached(t *testing.T) {
 	c := newTestCache(t, Config{})
 	q := register(t, c, QuerySpec{Name: "Q", Hash: "h", TTL: time.Minute, Reads: []string{"users"}})
 	boom := errors.New("boom")
-	_, err := Read(context.Background(), q, []byte(q.Prefix()), &int64Codec, func(context.Context) (int64, error) { return 0, boom })
+	_, err := Read(context.Background(), q, []byte(q.Prefix()), &int64Codec, func(context.Context) (int64, error) { return 0, boom }, nil)
 	if !errors.Is(err, boom) {
 		t.Fatalf("err = %v", err)
 	}
@@ -162,7 +162,7 @@ func TestRedisLosingItsCountersInvalidates(t *testing.T) {
 
 func TestMetricsExported(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	c, err := New(Config{Namespace: "m"}, Options{Versions: []string{"emails"}, Registerer: reg})
+	c, err := New(Config{Namespace: "m"}, Options{Tables: []string{"emails"}, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,9 +184,9 @@ replyrocket_cache_lookups_total{query="Q",result="miss",tier="l1"} 1
 replyrocket_cache_lookups_total{query="Q",result="miss",tier="l2"} 0
 replyrocket_cache_lookups_total{query="Q",result="stale",tier="l1"} 0
 replyrocket_cache_lookups_total{query="Q",result="stale",tier="l2"} 0
-# HELP replyrocket_cache_invalidations_total Table invalidations made by this instance, by table.
+# HELP replyrocket_cache_invalidations_total Invalidations made by this instance, by table and scope: the scope's column when the write named its rows' values, table-wide when it could not.
 # TYPE replyrocket_cache_invalidations_total counter
-replyrocket_cache_invalidations_total{table="emails"} 1
+replyrocket_cache_invalidations_total{scope="table-wide",table="emails"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "replyrocket_cache_lookups_total", "replyrocket_cache_invalidations_total"); err != nil {
 		t.Fatal(err)
@@ -203,15 +203,15 @@ func TestDecoderRejectsCorruption(t *testing.T) {
 	good := AppendString(AppendInt64(nil, 7), "hello")
 	for n := 0; n < len(good); n++ {
 		d := NewDecoder(good[:n])
-		d.Int64()
-		_ = d.String()
+		d.ReadInt64()
+		_ = d.ReadString()
 		if d.Err() == nil {
 			t.Errorf("%d of %d bytes decoded without error", n, len(good))
 		}
 	}
 	d := NewDecoder(append(good, 0))
-	d.Int64()
-	_ = d.String()
+	d.ReadInt64()
+	_ = d.ReadString()
 	if d.Err() == nil {
 		t.Error("trailing byte accepted")
 	}
@@ -246,13 +246,13 @@ func TestL1IsBoundedInBytes(t *testing.T) {
 	q := register(t, c, QuerySpec{Name: "Q", Hash: "h", TTL: time.Minute, Reads: []string{"users"}})
 	strCodec := Codec[string]{
 		Encode: func(b []byte, v string) []byte { return AppendString(b, v) },
-		Decode: func(d *Decoder) string { return d.String() },
+		Decode: func(d *Decoder) string { return d.ReadString() },
 	}
 	value := strings.Repeat("x", 1000)
 	ctx := context.Background()
 	for i := 0; i < 1000; i++ { // 1 MB of values, 16 times the limit
 		key := AppendInt64([]byte(q.Prefix()), int64(i))
-		if _, err := Read(ctx, q, key, &strCodec, func(context.Context) (string, error) { return value, nil }); err != nil {
+		if _, err := Read(ctx, q, key, &strCodec, func(context.Context) (string, error) { return value, nil }, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

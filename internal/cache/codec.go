@@ -81,7 +81,9 @@ var ErrCorrupt = errors.New("cache: corrupt value")
 
 // Decoder reads what the Append* functions wrote. The first failure sticks
 // and every later read returns zero values, so generated code checks Err
-// once at the end.
+// once at the end. Its methods consume input, so they are named Read…, as
+// in golang.org/x/crypto/cryptobyte (a String method would also make it a
+// fmt.Stringer by accident).
 type Decoder struct {
 	b   []byte
 	err error
@@ -105,7 +107,7 @@ func (d *Decoder) Err() error {
 	return d.err
 }
 
-func (d *Decoder) Bool() bool {
+func (d *Decoder) ReadBool() bool {
 	if len(d.b) < 1 || d.b[0] > 1 {
 		d.fail("bool")
 		return false
@@ -115,7 +117,7 @@ func (d *Decoder) Bool() bool {
 	return v
 }
 
-func (d *Decoder) Uint64() uint64 {
+func (d *Decoder) ReadUint64() uint64 {
 	if len(d.b) < 8 {
 		d.fail("integer")
 		return 0
@@ -125,9 +127,9 @@ func (d *Decoder) Uint64() uint64 {
 	return v
 }
 
-func (d *Decoder) Int64() int64 { return int64(d.Uint64()) }
+func (d *Decoder) ReadInt64() int64 { return int64(d.ReadUint64()) }
 
-func (d *Decoder) Float64() float64 { return math.Float64frombits(d.Uint64()) }
+func (d *Decoder) ReadFloat64() float64 { return math.Float64frombits(d.ReadUint64()) }
 
 func (d *Decoder) uvarint(what string) uint64 {
 	v, n := binary.Uvarint(d.b)
@@ -149,13 +151,13 @@ func (d *Decoder) take(n uint64, what string) []byte {
 	return v
 }
 
-func (d *Decoder) String() string {
+func (d *Decoder) ReadString() string {
 	n := d.uvarint("string length")
 	return string(d.take(n, "string"))
 }
 
-// Len reads a length written by AppendLen: -1 for nil.
-func (d *Decoder) Len() int {
+// ReadLen reads a length written by AppendLen: -1 for nil.
+func (d *Decoder) ReadLen() int {
 	n := d.uvarint("length")
 	if n > uint64(len(d.b))+1 {
 		// Every element takes at least a byte, so a length beyond the
@@ -166,8 +168,8 @@ func (d *Decoder) Len() int {
 	return int(n) - 1
 }
 
-func (d *Decoder) Bytes() []byte {
-	n := d.Len()
+func (d *Decoder) ReadBytes() []byte {
+	n := d.ReadLen()
 	if n < 0 {
 		return nil
 	}
@@ -180,12 +182,12 @@ func (d *Decoder) Bytes() []byte {
 	return out
 }
 
-// Fixed fills dst (a fixed-size array such as a UUID) from the input.
-func (d *Decoder) Fixed(dst []byte) {
+// ReadFixed fills dst (a fixed-size array such as a UUID) from the input.
+func (d *Decoder) ReadFixed(dst []byte) {
 	copy(dst, d.take(uint64(len(dst)), "fixed-size value"))
 }
 
-func (d *Decoder) Time() time.Time {
+func (d *Decoder) ReadTime() time.Time {
 	// time's binary form: version byte, 8 seconds, 4 nanoseconds, 2 offset
 	// minutes, and with version 2 one more byte of offset seconds.
 	if len(d.b) < 1 {

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -11,27 +12,33 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// metrics are the cache's Prometheus collectors and the counters the JSON
-// snapshot reads (Prometheus counters cannot be read back cheaply).
+// metrics are the cache's Prometheus collectors. Per-query lookup counts
+// live once, in each Query's striped counters, and a collector reads them
+// at scrape time.
 type metrics struct {
 	c                 *Cache
-	lookups           *prometheus.CounterVec
+	lookups           *prometheus.Desc
 	loads             *prometheus.HistogramVec
 	promInvalidations *prometheus.CounterVec
 	decodeErrors      prometheus.Counter
 	redisErrorsProm   prometheus.CounterFunc
 	gauges            []prometheus.Collector
-	invalidations     []atomic.Int64
-	redisErrors       atomic.Int64
+	// invalidations count, per table, each scope's scoped and scope-wide
+	// bumps; the key is {table, scope label or tableWide}.
+	invalidations map[[2]string]*atomic.Int64
+	redisErrors   atomic.Int64
 }
+
+// tableWide labels invalidations that named no scope value: every read of
+// the table (or of the scope) is invalidated.
+const tableWide = "table-wide"
 
 func newMetrics(c *Cache) *metrics {
 	const ns, sub = "replyrocket", "cache"
-	m := &metrics{c: c, invalidations: make([]atomic.Int64, len(c.tables))}
-	m.lookups = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: ns, Subsystem: sub, Name: "lookups_total",
-		Help: "Annotated reads by query, tier (l1, l2, none for bypass) and result (hit, miss, stale, bypass).",
-	}, []string{"query", "tier", "result"})
+	m := &metrics{c: c, invalidations: map[[2]string]*atomic.Int64{}}
+	m.lookups = prometheus.NewDesc(prometheus.BuildFQName(ns, sub, "lookups_total"),
+		"Annotated reads by query, tier (l1, l2, none for bypass) and result (hit, miss, stale, bypass).",
+		[]string{"query", "tier", "result"}, nil)
 	m.loads = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: ns, Subsystem: sub, Name: "load_duration_seconds",
 		Help:    "Database loads behind cache misses, by query.",
@@ -39,8 +46,8 @@ func newMetrics(c *Cache) *metrics {
 	}, []string{"query"})
 	m.promInvalidations = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: ns, Subsystem: sub, Name: "invalidations_total",
-		Help: "Table invalidations made by this instance, by table.",
-	}, []string{"table"})
+		Help: "Invalidations made by this instance, by table and scope: the scope's column when the write named its rows' values, table-wide when it could not.",
+	}, []string{"table", "scope"})
 	m.decodeErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: ns, Subsystem: sub, Name: "decode_errors_total",
 		Help: "Cached values that failed to decode and were loaded again.",
@@ -68,16 +75,55 @@ func newMetrics(c *Cache) *metrics {
 			return 0
 		}),
 	}
+	// Zero series for every table and scope, so a dashboard shows them
+	// before the first write; the label set is bounded by the schema.
 	for _, t := range c.tables {
-		// Zero series for every table, so a dashboard shows them before the
-		// first write.
-		m.promInvalidations.WithLabelValues(t)
+		m.addInvalidationSeries(t, tableWide)
+		for _, si := range c.tableScopes[t] {
+			m.addInvalidationSeries(t, si.label)
+		}
 	}
 	return m
 }
 
+func (m *metrics) addInvalidationSeries(table, label string) {
+	m.invalidations[[2]string{table, label}] = new(atomic.Int64)
+	m.promInvalidations.WithLabelValues(table, label)
+}
+
+// countScope counts one write's outcome for one scope.
+func (m *metrics) countScope(si *scopeInfo, wide bool) {
+	label := si.label
+	if wide {
+		label = tableWide
+	}
+	m.countTable(si.Table, label)
+}
+
+func (m *metrics) countTable(table, label string) {
+	if n := m.invalidations[[2]string{table, label}]; n != nil {
+		n.Add(1)
+	}
+	m.promInvalidations.WithLabelValues(table, label).Inc()
+}
+
+// Describe and Collect make metrics the collector of the lookup counts.
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) { ch <- m.lookups }
+
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	for _, q := range m.c.registered() {
+		s := &q.stats
+		for t, tn := range tierNames {
+			ch <- prometheus.MustNewConstMetric(m.lookups, prometheus.CounterValue, float64(s.hit[t].Load()), q.spec.Name, tn, "hit")
+			ch <- prometheus.MustNewConstMetric(m.lookups, prometheus.CounterValue, float64(s.miss[t].Load()), q.spec.Name, tn, "miss")
+			ch <- prometheus.MustNewConstMetric(m.lookups, prometheus.CounterValue, float64(s.stale[t].Load()), q.spec.Name, tn, "stale")
+		}
+		ch <- prometheus.MustNewConstMetric(m.lookups, prometheus.CounterValue, float64(s.bypass.Load()), q.spec.Name, "none", "bypass")
+	}
+}
+
 func (m *metrics) register(r prometheus.Registerer) error {
-	cs := append([]prometheus.Collector{m.lookups, m.loads, m.promInvalidations, m.decodeErrors, m.redisErrorsProm}, m.gauges...)
+	cs := append([]prometheus.Collector{m, m.loads, m.promInvalidations, m.decodeErrors, m.redisErrorsProm}, m.gauges...)
 	for _, col := range cs {
 		if err := r.Register(col); err != nil {
 			return err
@@ -86,16 +132,27 @@ func (m *metrics) register(r prometheus.Registerer) error {
 	return nil
 }
 
-func (m *metrics) forQuery(name string) queryProm {
-	var p queryProm
-	for t, tn := range tierNames {
-		p.hit[t] = m.lookups.WithLabelValues(name, tn, "hit")
-		p.miss[t] = m.lookups.WithLabelValues(name, tn, "miss")
-		p.stale[t] = m.lookups.WithLabelValues(name, tn, "stale")
+// stripes is the number of cache lines a striped counter spreads over.
+const stripes = 16
+
+// stripedCounter is a counter whose increments from different goroutines
+// rarely touch the same cache line: each picks a stripe at random (the
+// runtime's per-thread generator, a few nanoseconds), and Load sums them.
+type stripedCounter struct {
+	cells [stripes]struct {
+		n atomic.Int64
+		_ [56]byte // pad to a 64-byte line
 	}
-	p.bypass = m.lookups.WithLabelValues(name, "none", "bypass")
-	p.load = m.loads.WithLabelValues(name)
-	return p
+}
+
+func (s *stripedCounter) Add(n int64) { s.cells[rand.Uint32()%stripes].n.Add(n) }
+
+func (s *stripedCounter) Load() int64 {
+	var t int64
+	for i := range s.cells {
+		t += s.cells[i].n.Load()
+	}
+	return t
 }
 
 func (c *Cache) l1Entries() int64 {
@@ -110,18 +167,47 @@ func (c *Cache) l1Bytes() int64 {
 
 // Snapshot is the JSON shape of GET /db-monitor/cache.
 type Snapshot struct {
-	Enabled       bool             `json:"enabled"`
-	Ready         bool             `json:"ready"`
-	Namespace     string           `json:"namespace"`
-	HitRate       float64          `json:"hit_rate"`
-	Hits          int64            `json:"hits"`
-	Misses        int64            `json:"misses"`
-	Stale         int64            `json:"stale"`
-	Bypasses      int64            `json:"bypasses"`
-	L1            TierSnapshot     `json:"l1"`
-	Redis         RedisSnapshot    `json:"redis"`
-	Invalidations map[string]int64 `json:"invalidations"`
-	Queries       []QuerySnapshot  `json:"queries"`
+	Enabled       bool                 `json:"enabled"`
+	Ready         bool                 `json:"ready"`
+	Namespace     string               `json:"namespace"`
+	HitRate       float64              `json:"hit_rate"`
+	Hits          int64                `json:"hits"`
+	Misses        int64                `json:"misses"`
+	Stale         int64                `json:"stale"`
+	Bypasses      int64                `json:"bypasses"`
+	L1            TierSnapshot         `json:"l1"`
+	Redis         RedisSnapshot        `json:"redis"`
+	Invalidations []TableInvalidations `json:"invalidations"`
+	Queries       []QuerySnapshot      `json:"queries"`
+}
+
+// TableInvalidations are one table's invalidations by this instance: per
+// scope, the writes that named their rows' values in it (Scoped), and the
+// scope or table bumps that could not (TableWide).
+type TableInvalidations struct {
+	Table     string           `json:"table"`
+	TableWide int64            `json:"table_wide"`
+	Scoped    map[string]int64 `json:"scoped"`
+}
+
+// Invalidation is a table's figures by name, zero for an unknown table.
+func (s Snapshot) Invalidation(table string) TableInvalidations {
+	for _, ti := range s.Invalidations {
+		if ti.Table == table {
+			return ti
+		}
+	}
+	return TableInvalidations{Table: table}
+}
+
+// Query is a query's figures by name, zero for an unknown query.
+func (s Snapshot) Query(name string) QuerySnapshot {
+	for _, q := range s.Queries {
+		if q.Name == name {
+			return q
+		}
+	}
+	return QuerySnapshot{Name: name}
 }
 
 // TierSnapshot sizes a tier.
@@ -148,27 +234,30 @@ type RedisSnapshot struct {
 // QuerySnapshot is one annotated query's figures. A hit is counted at the
 // tier that served it; a read that missed both tiers counts one miss.
 type QuerySnapshot struct {
-	Name         string   `json:"name"`
-	TTL          string   `json:"ttl"`
-	SWR          string   `json:"swr,omitempty"`
-	Tables       []string `json:"tables"`
-	HitRate      float64  `json:"hit_rate"`
-	HitsL1       int64    `json:"hits_l1"`
-	HitsL2       int64    `json:"hits_l2"`
-	Stale        int64    `json:"stale"`
-	Misses       int64    `json:"misses"`
-	Bypasses     int64    `json:"bypasses"`
-	L2Entries    int64    `json:"l2_entries"`
-	L2Bytes      int64    `json:"l2_bytes"`
-	Loads        int64    `json:"loads"`
-	AvgLoadMS    float64  `json:"avg_load_ms"`
-	DecodeErrors int64    `json:"decode_errors"`
+	Name string `json:"name"`
+	TTL  string `json:"ttl"`
+	SWR  string `json:"swr,omitempty"`
+	// Reads are the version slots it depends on whatever its arguments;
+	// Scopes those its arguments pin, with the columns it reads.
+	Reads        []string   `json:"reads"`
+	Scopes       []ScopeDep `json:"scopes"`
+	HitRate      float64    `json:"hit_rate"`
+	HitsL1       int64      `json:"hits_l1"`
+	HitsL2       int64      `json:"hits_l2"`
+	Stale        int64      `json:"stale"`
+	Misses       int64      `json:"misses"`
+	Bypasses     int64      `json:"bypasses"`
+	L2Entries    int64      `json:"l2_entries"`
+	L2Bytes      int64      `json:"l2_bytes"`
+	Loads        int64      `json:"loads"`
+	AvgLoadMS    float64    `json:"avg_load_ms"`
+	DecodeErrors int64      `json:"decode_errors"`
 }
 
 func (q *Query) snapshot() QuerySnapshot {
 	s := &q.stats
 	qs := QuerySnapshot{
-		Name: q.spec.Name, TTL: q.spec.TTL.String(), Tables: q.spec.Reads,
+		Name: q.spec.Name, TTL: q.spec.TTL.String(), Reads: q.spec.Reads, Scopes: q.spec.Scoped,
 		HitsL1: s.hit[tierL1].Load(), HitsL2: s.hit[tierL2].Load(),
 		Stale:    s.stale[tierL1].Load() + s.stale[tierL2].Load(),
 		Misses:   s.misses.Load(),
@@ -210,12 +299,15 @@ func (c *Cache) Snapshot() Snapshot {
 func (c *Cache) SnapshotContext(ctx context.Context) Snapshot {
 	s := Snapshot{
 		Enabled: !c.cfg.Disabled, Ready: c.Ready(), Namespace: c.cfg.Namespace,
-		L1:            TierSnapshot{Entries: c.l1Entries(), Bytes: c.l1Bytes(), MaxBytes: c.cfg.L1MaxBytes},
-		Redis:         RedisSnapshot{Configured: c.rdb != nil, Up: c.rdb != nil && c.healthy.Load(), Errors: c.m.redisErrors.Load(), Resyncs: c.resyncs.Load()},
-		Invalidations: map[string]int64{},
+		L1:    TierSnapshot{Entries: c.l1Entries(), Bytes: c.l1Bytes(), MaxBytes: c.cfg.L1MaxBytes},
+		Redis: RedisSnapshot{Configured: c.rdb != nil, Up: c.rdb != nil && c.healthy.Load(), Errors: c.m.redisErrors.Load(), Resyncs: c.resyncs.Load()},
 	}
-	for i, t := range c.tables {
-		s.Invalidations[t] = c.m.invalidations[i].Load()
+	for _, t := range c.tables {
+		ti := TableInvalidations{Table: t, TableWide: c.m.invalidations[[2]string{t, tableWide}].Load(), Scoped: map[string]int64{}}
+		for _, si := range c.tableScopes[t] {
+			ti.Scoped[si.label] = c.m.invalidations[[2]string{t, si.label}].Load()
+		}
+		s.Invalidations = append(s.Invalidations, ti)
 	}
 	perQuery := map[string][2]int64{}
 	if c.rdb != nil && c.healthy.Load() {
@@ -242,6 +334,20 @@ func (c *Cache) QueryHitRates() map[string]float64 {
 		out[q.spec.Name] = q.snapshot().HitRate
 	}
 	return out
+}
+
+// Lookups are the running totals of annotated reads served from the cache
+// (hits and stale serves, on either tier) and of all annotated reads.
+// Cheap: no Redis scan.
+func (c *Cache) Lookups() (served, total int64) {
+	for _, q := range c.registered() {
+		s := &q.stats
+		for t := range tierNames {
+			served += s.hit[t].Load() + s.stale[t].Load()
+		}
+		total += s.bypass.Load() + s.misses.Load()
+	}
+	return served, served + total
 }
 
 // maxScanKeys bounds the monitor's walk over Redis keys.

@@ -5,13 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sync/atomic"
 	"time"
 
 	"github.com/eko/gocache/lib/v4/store"
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/replyrocket/replyrocket/db"
 )
 
 // QuerySpec describes one annotated query; the generator emits them.
@@ -19,10 +17,15 @@ type QuerySpec struct {
 	Name string
 	// Hash covers the SQL text and the result type's shape, so a deploy
 	// that changes either never reads entries of the old shape.
-	Hash  string
-	TTL   time.Duration
-	SWR   time.Duration
+	Hash string
+	TTL  time.Duration
+	SWR  time.Duration
+	// Reads are the named version slots the query depends on whatever its
+	// arguments: tables and columns no scope pins, scope-wide versions.
 	Reads []string
+	// Scoped are the scopes its arguments pin; the generated code passes
+	// the values to Read.
+	Scoped []ScopeDep
 }
 
 // Query is a registered QuerySpec: its key prefix, the indexes of the
@@ -32,8 +35,8 @@ type Query struct {
 	spec   QuerySpec
 	prefix string
 	reads  []int
+	scoped []scopedDep
 	stats  queryStats
-	prom   queryProm
 }
 
 // Prefix is the start of every key of the query; generated code appends
@@ -56,7 +59,17 @@ func (c *Cache) Register(spec QuerySpec) (*Query, error) {
 		}
 		q.reads = append(q.reads, i)
 	}
-	q.prom = c.m.forQuery(spec.Name)
+	for _, d := range spec.Scoped {
+		si, ok := c.scopes[d.Scope]
+		if !ok {
+			return nil, fmt.Errorf("register %s: unknown scope %q", spec.Name, d.Scope)
+		}
+		sd := scopedDep{scope: si, cols: []uint64{hashString(rowColumn)}}
+		for _, col := range d.Columns {
+			sd.cols = append(sd.cols, hashString(col))
+		}
+		q.scoped = append(q.scoped, sd)
+	}
 	c.queryMu.Lock()
 	c.queries = append(c.queries, q)
 	c.queryMu.Unlock()
@@ -67,40 +80,65 @@ func (c *Cache) Register(spec QuerySpec) (*Query, error) {
 // transaction, where it must see the transaction's own writes).
 func (q *Query) Bypass(ctx context.Context) {
 	q.stats.bypass.Add(1)
-	q.prom.bypass.Inc()
 	recorderFrom(ctx).record(OutcomeBypass)
 }
 
 // entry is what L1 holds: the value as its Go type, and the epoch and
-// table versions it was loaded under.
+// versions it was loaded under.
 type entry struct {
-	epoch  uint64
-	stamps []uint64
-	soft   int64 // unix nanos: fresh until then
-	hard   int64 // unix nanos: served stale until then, while revalidating
-	val    any
+	version
+	soft int64 // unix nanos: fresh until then
+	hard int64 // unix nanos: served stale until then, while revalidating
+	val  any
 }
 
-// version is a captured epoch and the versions of one query's tables.
+// version is a captured epoch and the versions of the slots one read
+// depends on: the query's named slots, then the slots of its arguments'
+// scope values.
 type version struct {
 	epoch  uint64
+	slots  []int32
 	stamps []uint64
+	floor  uint64 // WAL position the load must see (not stored with entries)
 }
 
-func (c *Cache) capture(q *Query) version {
-	v := version{epoch: c.epoch.Load(), stamps: make([]uint64, len(q.reads))}
-	for k, i := range q.reads {
+// slots lists the version slots a read with these arguments depends on.
+func (q *Query) slots(deps func(*Deps)) []int32 {
+	d := Deps{q: q, slots: make([]int32, 0, len(q.reads)+4*len(q.scoped))}
+	for _, i := range q.reads {
+		d.slots = append(d.slots, int32(i))
+	}
+	if deps != nil {
+		deps(&d)
+	}
+	return d.slots
+}
+
+func (c *Cache) capture(slots []int32) version {
+	v := version{epoch: c.epoch.Load(), slots: slots, stamps: make([]uint64, len(slots))}
+	for k, i := range slots {
 		v.stamps[k] = c.vers[i].Load()
+	}
+	// After the stamps: a bump raises its slots' floors before their
+	// versions.
+	if c.loadFloor != nil {
+		for _, i := range slots {
+			v.floor = max(v.floor, c.slotLSN[i].Load())
+		}
+		if time.Now().UnixNano() < c.floorUntil.Load() {
+			v.floor = math.MaxUint64
+		}
 	}
 	return v
 }
 
-func (c *Cache) current(q *Query, epoch uint64, stamps []uint64) bool {
-	if epoch != c.epoch.Load() || len(stamps) != len(q.reads) {
+// current reports whether v still holds: same epoch, no slot bumped since.
+func (c *Cache) current(v *version) bool {
+	if v.epoch != c.epoch.Load() || len(v.stamps) != len(v.slots) {
 		return false
 	}
-	for k, i := range q.reads {
-		if stamps[k] != c.vers[i].Load() {
+	for k, i := range v.slots {
+		if v.stamps[k] != c.vers[i].Load() {
 			return false
 		}
 	}
@@ -109,8 +147,10 @@ func (c *Cache) current(q *Query, epoch uint64, stamps []uint64) bool {
 
 // Read serves one annotated read: from L1, then L2, then the database
 // through load, shared by concurrent callers of the same key and versions.
-// key is the query's Prefix followed by the encoded arguments.
-func Read[T any](ctx context.Context, q *Query, key []byte, codec *Codec[T], load func(context.Context) (T, error)) (T, error) {
+// key is the query's Prefix followed by the encoded arguments; deps adds
+// the scope values the arguments pin (nil when the query has none). An L1
+// entry carries the slots it was captured with, so a hit calls neither.
+func Read[T any](ctx context.Context, q *Query, key []byte, codec *Codec[T], load func(context.Context) (T, error), deps func(*Deps)) (T, error) {
 	c := q.c
 	if c.cfg.Disabled || !c.healthy.Load() {
 		q.Bypass(ctx)
@@ -121,24 +161,23 @@ func Read[T any](ctx context.Context, q *Query, key []byte, codec *Codec[T], loa
 	now := time.Now().UnixNano()
 	if !c.cfg.L1Disabled {
 		if v, err := c.l1.Get(ctx, k); err == nil {
-			if e, ok := v.(*entry); ok && now < e.hard && c.current(q, e.epoch, e.stamps) {
+			if e, ok := v.(*entry); ok && now < e.hard && c.current(&e.version) {
 				val, _ := e.val.(T)
 				return serve(ctx, q, tierL1, rec, now, e, k, codec, load, val), nil
 			}
 		}
 		q.stats.miss[tierL1].Add(1)
-		q.prom.miss[tierL1].Inc()
 	}
+	slots := q.slots(deps)
 	if c.l2 != nil {
-		if e, val, ok := getL2(ctx, q, k, codec, now); ok {
+		if e, val, ok := getL2(ctx, q, k, slots, codec, now); ok {
 			return serve(ctx, q, tierL2, rec, now, e, k, codec, load, val), nil
 		}
 		q.stats.miss[tierL2].Add(1)
-		q.prom.miss[tierL2].Inc()
 	}
 	q.stats.misses.Add(1)
 	rec.record(OutcomeMiss)
-	return loadShared(ctx, q, k, codec, load)
+	return loadShared(ctx, q, k, slots, codec, load)
 }
 
 // serve returns a valid entry's value, fresh or stale; a stale one starts a
@@ -146,13 +185,11 @@ func Read[T any](ctx context.Context, q *Query, key []byte, codec *Codec[T], loa
 func serve[T any](ctx context.Context, q *Query, tier int, rec *Recorder, now int64, e *entry, k string, codec *Codec[T], load func(context.Context) (T, error), val T) T {
 	if now < e.soft {
 		q.stats.hit[tier].Add(1)
-		q.prom.hit[tier].Inc()
 		rec.record(OutcomeHit)
 	} else {
 		q.stats.stale[tier].Add(1)
-		q.prom.stale[tier].Inc()
 		rec.record(OutcomeStale)
-		ver := q.c.capture(q)
+		ver := q.c.capture(e.slots)
 		q.c.sf.DoChan(sfKey(k, ver), loader(ctx, q, k, ver, codec, load))
 	}
 	if codec.Clone != nil {
@@ -161,7 +198,7 @@ func serve[T any](ctx context.Context, q *Query, tier int, rec *Recorder, now in
 	return val
 }
 
-func getL2[T any](ctx context.Context, q *Query, k string, codec *Codec[T], now int64) (*entry, T, bool) {
+func getL2[T any](ctx context.Context, q *Query, k string, slots []int32, codec *Codec[T], now int64) (*entry, T, bool) {
 	c := q.c
 	var zero T
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
@@ -175,8 +212,13 @@ func getL2[T any](ctx context.Context, q *Query, k string, codec *Codec[T], now 
 	}
 	raw, _ := got.(string)
 	e, payload, err := decodeEnvelope([]byte(raw))
-	if err == nil && (now >= e.hard || !c.current(q, e.epoch, e.stamps)) {
-		return nil, zero, false
+	if err == nil {
+		// The envelope carries stamps only; the slots are this deploy's for
+		// these arguments (the key's hash covers the query's dependencies).
+		e.slots = slots
+		if now >= e.hard || !c.current(&e.version) {
+			return nil, zero, false
+		}
 	}
 	var val T
 	if err == nil {
@@ -205,10 +247,15 @@ func getL2[T any](ctx context.Context, q *Query, k string, codec *Codec[T], now 
 // loadShared loads from the database once for all concurrent callers of a
 // key under the same versions. The load runs detached from the first
 // caller's context, so that caller giving up does not fail the others;
-// each caller still stops waiting when its own context ends.
-func loadShared[T any](ctx context.Context, q *Query, k string, codec *Codec[T], load func(context.Context) (T, error)) (T, error) {
-	ver := q.c.capture(q)
-	ch := q.c.sf.DoChan(sfKey(k, ver), loader(ctx, q, k, ver, codec, load))
+// each caller still stops waiting when its own context ends, and the load
+// is canceled when the last one does (or at their latest deadline).
+func loadShared[T any](ctx context.Context, q *Query, k string, slots []int32, codec *Codec[T], load func(context.Context) (T, error)) (T, error) {
+	ver := q.c.capture(slots)
+	key := sfKey(k, ver)
+	// The load lives as long as its waiters (loadctx.go).
+	lctx, leave := q.c.loads.join(ctx, key, q.c.cfg.LoadTimeout, func() { q.c.sf.Forget(key) })
+	defer leave()
+	ch := q.c.sf.DoChan(key, loader(lctx, q, k, ver, codec, load))
 	var zero T
 	select {
 	case r := <-ch:
@@ -222,7 +269,10 @@ func loadShared[T any](ctx context.Context, q *Query, k string, codec *Codec[T],
 		}
 		return val, nil
 	case <-ctx.Done():
-		return zero, db.Classify(q.spec.Name, ctx.Err())
+		// The caller's own deadline or cancellation, as the context says
+		// it: callers map context errors (the cache knows nothing of the
+		// data layer's error kinds).
+		return zero, fmt.Errorf("%s: wait for the shared load: %w", q.spec.Name, ctx.Err())
 	}
 }
 
@@ -240,16 +290,23 @@ func sfKey(k string, ver version) string {
 }
 
 func loader[T any](ctx context.Context, q *Query, k string, ver version, codec *Codec[T], load func(context.Context) (T, error)) func() (any, error) {
-	ctx = context.WithoutCancel(ctx)
 	return func() (any, error) {
-		lctx, cancel := context.WithTimeout(ctx, q.c.cfg.LoadTimeout)
+		// A shared load's context is bounded already (loadctx.go); a
+		// background refresh's runs detached, under LoadTimeout.
+		lctx, cancel := ctx, context.CancelFunc(func() {})
+		if _, shared := ctx.(*loadContext); !shared {
+			lctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), q.c.cfg.LoadTimeout)
+		}
 		defer cancel()
+		if ver.floor > 0 {
+			lctx = q.c.loadFloor(lctx, ver.floor)
+		}
 		start := time.Now()
 		val, err := load(lctx)
 		d := time.Since(start)
 		q.stats.loads.Add(1)
 		q.stats.loadNanos.Add(int64(d))
-		q.prom.load.Observe(d.Seconds())
+		q.c.m.loads.WithLabelValues(q.spec.Name).Observe(d.Seconds())
 		if err != nil {
 			return nil, err
 		}
@@ -260,7 +317,7 @@ func loader[T any](ctx context.Context, q *Query, k string, ver version, codec *
 
 func storeEntry[T any](ctx context.Context, q *Query, k string, ver version, codec *Codec[T], val T) {
 	c := q.c
-	if !c.current(q, ver.epoch, ver.stamps) {
+	if !c.current(&ver) {
 		// A write landed during the load: the entry would be dead on
 		// arrival.
 		q.stats.discarded.Add(1)
@@ -269,7 +326,7 @@ func storeEntry[T any](ctx context.Context, q *Query, k string, ver version, cod
 	payload := codec.Encode(nil, val)
 	now := time.Now()
 	e := &entry{
-		epoch: ver.epoch, stamps: ver.stamps, val: val,
+		version: ver, val: val,
 		soft: now.Add(q.spec.TTL).UnixNano(),
 		hard: now.Add(q.spec.TTL + q.spec.SWR).UnixNano(),
 	}
@@ -293,7 +350,7 @@ func storeEntry[T any](ctx context.Context, q *Query, k string, ver version, cod
 
 // The L2 envelope: a format byte, the epoch, soft and hard expiry, the
 // stamps, then the payload.
-const envelopeFormat = 1
+const envelopeFormat = 2
 
 func appendEnvelope(b []byte, e *entry, payload []byte) []byte {
 	b = append(b, envelopeFormat)
@@ -312,14 +369,14 @@ func decodeEnvelope(b []byte) (*entry, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: unknown envelope format", ErrCorrupt)
 	}
 	d := NewDecoder(b[1:])
-	e := &entry{epoch: d.Uint64(), soft: d.Int64(), hard: d.Int64()}
+	e := &entry{version: version{epoch: d.ReadUint64()}, soft: d.ReadInt64(), hard: d.ReadInt64()}
 	n := d.uvarint("stamp count")
 	if n > uint64(len(d.b))/8 {
 		return nil, nil, fmt.Errorf("%w: %d stamps", ErrCorrupt, n)
 	}
 	e.stamps = make([]uint64, n)
 	for i := range e.stamps {
-		e.stamps[i] = d.Uint64()
+		e.stamps[i] = d.ReadUint64()
 	}
 	if d.err != nil {
 		return nil, nil, d.err
@@ -327,20 +384,17 @@ func decodeEnvelope(b []byte) (*entry, []byte, error) {
 	return e, d.b, nil
 }
 
-// queryStats are the figures of the JSON snapshot.
+// queryStats are a query's figures, for the JSON snapshot and Prometheus
+// alike (one count each: a second copy on the hit path doubled its
+// contended writes). Counters of the hit path are striped across cache
+// lines, so reads on several cores do not serialise on one line.
 type queryStats struct {
-	hit, miss, stale [2]atomic.Int64
-	bypass           atomic.Int64
+	hit, miss, stale [2]stripedCounter
+	bypass           stripedCounter
 	misses           atomic.Int64 // missed every tier
 	loads, loadNanos atomic.Int64
 	decodeErrors     atomic.Int64
 	discarded        atomic.Int64
-}
-
-type queryProm struct {
-	hit, miss, stale [2]prometheus.Counter
-	bypass           prometheus.Counter
-	load             prometheus.Observer
 }
 
 const (

@@ -14,11 +14,18 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// bumpScript increments the versions of some tables and publishes the new
-// values, atomically with reading the epoch: a caller whose epoch differs
-// learns that Redis lost the counters and must resynchronise. The epoch is
-// created on first use (KEYS[1]); ARGV are the candidate epoch, the channel
-// and the table names matching KEYS[2..].
+// The versions are one Redis hash, slot name -> counter: a slot never
+// bumped has no field, so the hashed slots of the scopes cost nothing until
+// used, and a resync reads only the bumped ones.
+
+// bumpScript increments some slots' versions and publishes the new values,
+// atomically with reading the epoch: a caller whose epoch differs learns
+// that Redis lost the counters and must resynchronise. The epoch is created
+// on first use (KEYS[1]); KEYS[2] is the versions hash; ARGV are the
+// candidate epoch, the channel, the write's WAL position and the slot
+// names. The message is "epoch @lsn <position> <slot> <version> …": the
+// position travels first, so a receiver raises the slots' load floors
+// before their versions.
 var bumpScript = redis.NewScript(`
 local e = redis.call('GET', KEYS[1])
 if not e then
@@ -26,29 +33,26 @@ if not e then
   redis.call('SET', KEYS[1], e)
 end
 local out = {e}
-local msg = e
-for i = 2, #KEYS do
-  local n = redis.call('INCR', KEYS[i])
-  out[i] = n
-  msg = msg .. ' ' .. ARGV[i+1] .. ' ' .. n
+local msg = {e, '@lsn', ARGV[3]}
+for i = 4, #ARGV do
+  local n = redis.call('HINCRBY', KEYS[2], ARGV[i], 1)
+  out[i-2] = n
+  msg[#msg+1] = ARGV[i]
+  msg[#msg+1] = n
 end
-redis.call('PUBLISH', ARGV[2], msg)
+redis.call('PUBLISH', ARGV[2], table.concat(msg, ' '))
 return out
 `)
 
-// syncScript reads the epoch (creating it if absent) and every version in
-// one atomic step, so the snapshot is consistent.
+// syncScript reads the epoch (creating it if absent) and every bumped
+// version in one atomic step, so the snapshot is consistent.
 var syncScript = redis.NewScript(`
 local e = redis.call('GET', KEYS[1])
 if not e then
   e = ARGV[1]
   redis.call('SET', KEYS[1], e)
 end
-local out = {e}
-for i = 2, #KEYS do
-  out[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
-end
-return out
+return {e, redis.call('HGETALL', KEYS[2])}
 `)
 
 func (c *Cache) startRedis() error {
@@ -67,13 +71,14 @@ func (c *Cache) startRedis() error {
 	// The braces are a Redis Cluster hash tag: the scripts touch the epoch
 	// and version keys together, so they must share a slot.
 	base := "{" + c.cfg.Namespace + "}"
+	// ":v2:" and ":invalidate2" name the scoped protocol: instances of the
+	// table-version protocol before it keep their own keys and channel
+	// rather than misreading these.
 	c.keys = redisKeys{
 		epoch:   base + ":epoch",
-		channel: c.cfg.Namespace + ":invalidate",
+		vers:    base + ":v2:versions",
+		channel: c.cfg.Namespace + ":invalidate2",
 		entries: c.cfg.Namespace + ":c:",
-	}
-	for _, t := range c.tables {
-		c.keys.vers = append(c.keys.vers, base+":v:"+t)
 	}
 	c.epoch.Store(localEpoch())
 	c.resync = make(chan struct{}, 1)
@@ -86,7 +91,7 @@ func (c *Cache) startRedis() error {
 // bumpRedis increments the tables' Redis versions and mirrors the results
 // locally before returning, so this instance never serves an entry older
 // than a write it acknowledged. When Redis fails the cache fails open.
-func (c *Cache) bumpRedis(ctx context.Context, idx []int) {
+func (c *Cache) bumpRedis(ctx context.Context, idx []int, lsn uint64) {
 	// Checking health under the lock matters: a resync in progress has
 	// already bumped the pending tables and is about to declare the cache
 	// healthy, so a table added to pending now would miss that resync
@@ -101,7 +106,7 @@ func (c *Cache) bumpRedis(ctx context.Context, idx []int) {
 	// The caller leaving must not skip the bump: its write committed.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.RedisTimeout)
 	defer cancel()
-	epoch, vals, err := c.runBump(ctx, idx)
+	epoch, vals, err := c.runBump(ctx, idx, lsn)
 	if err != nil {
 		c.failOpen(idx, fmt.Errorf("bump versions: %w", err))
 		return
@@ -117,14 +122,12 @@ func (c *Cache) bumpRedis(ctx context.Context, idx []int) {
 	}
 }
 
-func (c *Cache) runBump(ctx context.Context, idx []int) (uint64, []uint64, error) {
-	keys := make([]string, 0, len(idx)+1)
-	args := make([]any, 0, len(idx)+2)
-	keys = append(keys, c.keys.epoch)
-	args = append(args, strconv.FormatUint(redisEpochCandidate(), 10), c.keys.channel)
+func (c *Cache) runBump(ctx context.Context, idx []int, lsn uint64) (uint64, []uint64, error) {
+	keys := []string{c.keys.epoch, c.keys.vers}
+	args := make([]any, 0, len(idx)+3)
+	args = append(args, strconv.FormatUint(redisEpochCandidate(), 10), c.keys.channel, strconv.FormatUint(lsn, 10))
 	for _, i := range idx {
-		keys = append(keys, c.keys.vers[i])
-		args = append(args, c.tables[i])
+		args = append(args, c.slotName(i))
 	}
 	res, err := bumpScript.Run(ctx, c.rdb, keys, args...).Slice()
 	if err != nil {
@@ -133,17 +136,55 @@ func (c *Cache) runBump(ctx context.Context, idx []int) (uint64, []uint64, error
 	return parseEpochAndInts(res, len(idx))
 }
 
+// parseSync turns syncScript's answer into the epoch and a version per
+// slot (zero for slots never bumped; fields of slots this deploy does not
+// know are skipped).
+func (c *Cache) parseSync(res []any) (uint64, []uint64, error) {
+	if len(res) != 2 {
+		return 0, nil, fmt.Errorf("sync script returned %d values, want 2", len(res))
+	}
+	epoch, err := parseEpoch(res[0])
+	if err != nil {
+		return 0, nil, err
+	}
+	kv, ok := res[1].([]any)
+	if !ok || len(kv)%2 != 0 {
+		return 0, nil, fmt.Errorf("sync script returned versions %T", res[1])
+	}
+	vals := make([]uint64, len(c.vers))
+	for k := 0; k < len(kv); k += 2 {
+		name, _ := kv[k].(string)
+		raw, _ := kv[k+1].(string)
+		n, err := strconv.ParseUint(raw, 10, 64)
+		if err != nil {
+			return 0, nil, fmt.Errorf("version of %q: %q is not a counter", name, raw)
+		}
+		if i, ok := c.slotIndex(name); ok {
+			vals[i] = n
+		}
+	}
+	return epoch, vals, nil
+}
+
+func parseEpoch(v any) (uint64, error) {
+	es, ok := v.(string)
+	if !ok {
+		return 0, fmt.Errorf("script returned epoch %T", v)
+	}
+	epoch, err := strconv.ParseUint(es, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("parse epoch %q: %w", es, err)
+	}
+	return epoch, nil
+}
+
 func parseEpochAndInts(res []any, n int) (uint64, []uint64, error) {
 	if len(res) != n+1 {
 		return 0, nil, fmt.Errorf("script returned %d values, want %d", len(res), n+1)
 	}
-	es, ok := res[0].(string)
-	if !ok {
-		return 0, nil, fmt.Errorf("script returned epoch %T", res[0])
-	}
-	epoch, err := strconv.ParseUint(es, 10, 64)
+	epoch, err := parseEpoch(res[0])
 	if err != nil {
-		return 0, nil, fmt.Errorf("parse epoch %q: %w", es, err)
+		return 0, nil, err
 	}
 	vals := make([]uint64, n)
 	for k := range vals {
@@ -287,7 +328,9 @@ func (c *Cache) sync(ctx context.Context) error {
 	}
 	c.pendingMu.Unlock()
 	if len(idx) > 0 {
-		if _, _, err := c.runBump(ctx, idx); err != nil {
+		// Their writes' positions are lost: the floor after the resync
+		// (resyncFloor) covers them.
+		if _, _, err := c.runBump(ctx, idx, 0); err != nil {
 			return fmt.Errorf("bump pending tables: %w", err)
 		}
 		c.pendingMu.Lock()
@@ -296,18 +339,22 @@ func (c *Cache) sync(ctx context.Context) error {
 		}
 		c.pendingMu.Unlock()
 	}
-	keys := append([]string{c.keys.epoch}, c.keys.vers...)
+	keys := []string{c.keys.epoch, c.keys.vers}
 	res, err := syncScript.Run(ctx, c.rdb, keys, strconv.FormatUint(redisEpochCandidate(), 10)).Slice()
 	if err != nil {
 		return fmt.Errorf("read versions: %w", err)
 	}
-	epoch, vals, err := parseEpochAndInts(res, len(c.tables))
+	epoch, vals, err := c.parseSync(res)
 	if err != nil {
 		return err
 	}
+	// Bumps missed while out of touch carried WAL positions this instance
+	// never saw: until the replicas have certainly replayed them, loads
+	// read the primary.
+	c.floorUntil.Store(time.Now().Add(c.cfg.ResyncFloor).UnixNano())
 	c.epoch.Store(epoch)
-	for i, v := range vals {
-		c.vers[i].Store(v)
+	for i := range c.vers {
+		c.vers[i].Store(vals[i])
 	}
 	if err := c.l1.Clear(ctx); err != nil {
 		return fmt.Errorf("flush L1: %w", err)
@@ -338,7 +385,19 @@ func (c *Cache) apply(payload string) bool {
 		return !c.healthy.Load()
 	}
 	for k := 1; k+1 < len(f); k += 2 {
-		i, ok := c.index[f[k]]
+		if f[k] == "@lsn" {
+			if lsn, err := strconv.ParseUint(f[k+1], 10, 64); err == nil {
+				// Raised before any version of the message: a load that
+				// sees a new version also sees its floor.
+				for j := k + 2; j+1 < len(f); j += 2 {
+					if i, ok := c.slotIndex(f[j]); ok {
+						storeMax(&c.slotLSN[i], lsn)
+					}
+				}
+			}
+			continue
+		}
+		i, ok := c.slotIndex(f[k])
 		if !ok {
 			// Another deploy may know tables this one does not.
 			continue

@@ -32,8 +32,10 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/db/dbroute"
 	"github.com/replyrocket/replyrocket/internal/cache"
 	"github.com/replyrocket/replyrocket/internal/monitor"
 )
@@ -43,11 +45,14 @@ var Envs = []string{"dev", "prod"}
 
 // Config is every setting of the binary.
 type Config struct {
-	Env     string `env:"APP_ENV" envDefault:"dev" help:"dev or prod: picks the defaults of its column; prod logs JSON, dev logs text" section:"server"`
-	Server  Server
-	DB      DB
-	Cache   Cache
-	Monitor Monitor
+	Env      string `env:"APP_ENV" envDefault:"dev" help:"dev or prod: picks the defaults of its column; prod logs JSON, dev logs text" section:"server"`
+	Server   Server
+	HTTP     HTTP
+	Limits   Limits
+	DB       DB
+	Replicas Replicas
+	Cache    Cache
+	Monitor  Monitor
 }
 
 // Server is the HTTP server's part (internal/app, handlers).
@@ -61,6 +66,31 @@ type Server struct {
 	LogLevel        slog.Level    `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error" section:"server"`
 }
 
+// HTTP bounds what one connection may cost the server (internal/app's
+// http.Server and the body limit): header size, how long each phase of a
+// request may take, and how much of a rejected body is read so the client
+// can read the 413.
+type HTTP struct {
+	MaxHeaderBytes    int           `env:"HTTP_MAX_HEADER_BYTES" envDefault:"65536" help:"request line + headers; past it net/http answers 431 before any handler (4096–16777216)" section:"hardening"`
+	ReadHeaderTimeout time.Duration `env:"HTTP_READ_HEADER_TIMEOUT" envDefault:"10s" help:"time to read the headers: a slowloris client is cut off after it" section:"hardening"`
+	ReadTimeout       time.Duration `env:"HTTP_READ_TIMEOUT" envDefault:"1m" help:"time to read the whole request, body included" section:"hardening"`
+	WriteTimeout      time.Duration `env:"HTTP_WRITE_TIMEOUT" envDefault:"90s" help:"time for everything after the headers (body, handler, response); must exceed REQUEST_TIMEOUT so a slow request can still say 504" section:"hardening"`
+	IdleTimeout       time.Duration `env:"HTTP_IDLE_TIMEOUT" envDefault:"2m" help:"a kept-alive connection idle this long is closed" section:"hardening"`
+	BodyDrainBytes    int64         `env:"HTTP_BODY_DRAIN_BYTES" envDefault:"33554432" help:"bytes of an over-limit body read and dropped before the 413, so the client reads it rather than a reset; larger bodies close the connection (0–1073741824, 0 = drain nothing)" section:"hardening"`
+}
+
+// Limits are the per-key and per-address limits and the idempotency store
+// (handlers, internal/ratelimit).
+type Limits struct {
+	RatePerMinute         int           `env:"RATE_LIMIT_PER_MINUTE" envDefault:"600" help:"a key's default budget in cost units per minute (a key's own rate_limit_per_minute overrides it), 1–1000000" section:"hardening"`
+	RateBurst             int           `env:"RATE_LIMIT_BURST" envDefault:"100" help:"how many cost units a key may spend at once, 1–1000000" section:"hardening"`
+	AdminRatePerMinute    int           `env:"ADMIN_RATE_LIMIT_PER_MINUTE" envDefault:"120" help:"the admin routes' own budget per minute (also their burst), 1–1000000" section:"hardening"`
+	RateLimitDisabled     bool          `env:"RATE_LIMIT_DISABLED" envDefault:"false" help:"no rate limits at all" section:"hardening"`
+	AuthFailuresPerMinute int           `env:"AUTH_FAIL_LIMIT_PER_MINUTE" envDefault:"30" help:"failed authentications per client address per minute before 429 (also the burst), 1–1000000" section:"hardening"`
+	UnknownKeyTTL         time.Duration `env:"AUTH_UNKNOWN_KEY_TTL" envDefault:"30s" help:"how long an unknown key's hash is remembered, so a repeat does not reach the database" section:"hardening"`
+	IdempotencyTTL        time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h" help:"how long a stored Idempotency-Key response answers retries (purged hourly)" section:"hardening"`
+}
+
 // DB is the connection pool's part (db.PoolConfig).
 type DB struct {
 	URL         string  `env:"DATABASE_URL" secret:"password" help:"the connection string; required by serve, dev starts an embedded PostgreSQL when unset" section:"pool"`
@@ -68,6 +98,18 @@ type DB struct {
 	MaxOverflow int     `env:"DB_MAX_OVERFLOW" envDefault:"5" prod:"10" help:"MaxConns = DB_POOL_SIZE + DB_MAX_OVERFLOW; connections above the size close after one idle minute" section:"pool"`
 	PoolTimeout Seconds `env:"DB_POOL_TIMEOUT" envDefault:"30" help:"seconds a statement waits for a free connection before a pool exhausted error (HTTP 503)" section:"pool"`
 	PoolRecycle Seconds `env:"DB_POOL_RECYCLE" envDefault:"1800" help:"seconds: pgxpool MaxConnLifetime, a connection is replaced after that long (with jitter)" section:"pool"`
+	// The background pool keeps slow admin or bulk work (the monitor,
+	// partition maintenance, seeding) off the connections requests need.
+	BackgroundPoolSize    int     `env:"DB_BACKGROUND_POOL_SIZE" envDefault:"2" prod:"3" help:"most connections of the background pool, a second pool on the primary for long-running work (the monitor, partition maintenance, the dev seed); none kept open when idle, at least 1" section:"pool"`
+	BackgroundPoolTimeout Seconds `env:"DB_BACKGROUND_POOL_TIMEOUT" envDefault:"120" help:"seconds background work waits for a free background connection" section:"pool"`
+	PgBouncer             bool    `env:"DB_PGBOUNCER" envDefault:"false" help:"the URLs point at PgBouncer in transaction pooling mode: statements run unprepared (pgx QueryExecModeExec)" section:"pool"`
+}
+
+// Replicas are the read replicas' part (dbroute.Config).
+type Replicas struct {
+	ReplicaURLs     URLList       `env:"DATABASE_REPLICA_URLS" secret:"passwords" help:"comma-separated connection strings of streaming read replicas; unset = everything uses DATABASE_URL" section:"replicas"`
+	ReplicaPoolSize int           `env:"DB_REPLICA_POOL_SIZE" envDefault:"0" help:"MinConns of each replica's pool (its MaxConns adds DB_MAX_OVERFLOW); 0 = DB_POOL_SIZE" section:"replicas"`
+	ReplicaMaxLag   time.Duration `env:"DB_REPLICA_MAX_LAG" envDefault:"10s" help:"a replica further behind the primary leaves rotation; also how long after a cache resync loads read the primary" section:"replicas"`
 }
 
 // Cache is the query cache's part (cache.Config).
@@ -79,6 +121,7 @@ type Cache struct {
 	CacheOff     bool         `env:"CACHE_DISABLED" envDefault:"false" help:"every read bypasses the cache" section:"cache"`
 	RedisTimeout Milliseconds `env:"CACHE_REDIS_TIMEOUT" envDefault:"100" help:"milliseconds, per Redis dial/read/write/pool wait" section:"cache"`
 	LoadTimeout  Seconds      `env:"CACHE_LOAD_TIMEOUT" envDefault:"30" help:"seconds, per shared database load" section:"cache"`
+	ScopesOff    bool         `env:"CACHE_SCOPES_DISABLED" envDefault:"false" help:"every write invalidates as if it knew none of its rows' scope values (table-and-column invalidation): the control of what scoping saves" section:"cache"`
 }
 
 // Monitor is the database monitor's part (monitor.Config).
@@ -101,7 +144,16 @@ func (d DB) Pool() db.PoolConfig {
 	return db.PoolConfig{
 		URL: d.URL, Size: d.PoolSize, MaxOverflow: d.MaxOverflow,
 		Timeout: time.Duration(d.PoolTimeout), Recycle: time.Duration(d.PoolRecycle),
-		OverflowIdle: time.Minute,
+		OverflowIdle: time.Minute, PgBouncer: d.PgBouncer,
+		BackgroundSize: d.BackgroundPoolSize, BackgroundTimeout: time.Duration(d.BackgroundPoolTimeout),
+	}
+}
+
+// Config is dbroute's part.
+func (r Replicas) Config() dbroute.Config {
+	return dbroute.Config{
+		ReplicaURLs: []string(r.ReplicaURLs), ReplicaPoolSize: r.ReplicaPoolSize,
+		MaxLag: r.ReplicaMaxLag, CheckEvery: dbroute.DefaultCheckEvery,
 	}
 }
 
@@ -110,6 +162,7 @@ func (c Cache) CacheConfig() cache.Config {
 	return cache.Config{
 		Namespace: c.Namespace, Disabled: c.CacheOff, L1MaxBytes: c.L1MaxBytes, L1Disabled: c.L1Disabled,
 		RedisURL: c.RedisURL, RedisTimeout: time.Duration(c.RedisTimeout), LoadTimeout: time.Duration(c.LoadTimeout),
+		ScopesDisabled: c.ScopesOff,
 	}
 }
 
@@ -189,7 +242,12 @@ func nameVariables(err error, byField map[string]Variable, environ map[string]st
 		var pe env.ParseError
 		if errors.As(e, &pe) {
 			if v, ok := byField[pe.Name]; ok {
-				out = append(out, fmt.Errorf("%s: %q: %w", v.Name, environ[v.Name], unwrapAll(pe.Err)))
+				shown := strconv.Quote(environ[v.Name])
+				if v.Secret != "" {
+					// A secret's value is never repeated in an error.
+					shown = Mask(v, environ[v.Name])
+				}
+				out = append(out, fmt.Errorf("%s: %s: %w", v.Name, shown, unwrapAll(pe.Err)))
 				continue
 			}
 		}
@@ -220,10 +278,42 @@ func (c Config) validate() error {
 	check(s.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "want a positive duration such as 20s, got %s", s.ShutdownTimeout)
 	check(s.PartitionsAhead >= 0 && s.PartitionsAhead <= 120, "PARTITIONS_AHEAD", "want 0 to 120, got %d", s.PartitionsAhead)
 
+	h := c.HTTP
+	check(h.MaxHeaderBytes >= 4<<10 && h.MaxHeaderBytes <= 16<<20, "HTTP_MAX_HEADER_BYTES", "want 4096 to 16777216, got %d", h.MaxHeaderBytes)
+	check(h.BodyDrainBytes >= 0 && h.BodyDrainBytes <= 1<<30, "HTTP_BODY_DRAIN_BYTES", "want 0 to 1073741824, got %d", h.BodyDrainBytes)
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"HTTP_READ_HEADER_TIMEOUT", h.ReadHeaderTimeout}, {"HTTP_READ_TIMEOUT", h.ReadTimeout},
+		{"HTTP_WRITE_TIMEOUT", h.WriteTimeout}, {"HTTP_IDLE_TIMEOUT", h.IdleTimeout},
+		{"AUTH_UNKNOWN_KEY_TTL", c.Limits.UnknownKeyTTL}, {"IDEMPOTENCY_TTL", c.Limits.IdempotencyTTL},
+	} {
+		check(d.v > 0, d.name, "want a positive duration such as 10s, got %s", d.v)
+	}
+	if h.WriteTimeout > 0 && s.RequestTimeout > 0 {
+		check(h.WriteTimeout > s.RequestTimeout, "HTTP_WRITE_TIMEOUT", "%s must exceed REQUEST_TIMEOUT (%s), or slow requests are cut before their 504", h.WriteTimeout, s.RequestTimeout)
+	}
+	l := c.Limits
+	for _, v := range []struct {
+		name string
+		n    int
+	}{
+		{"RATE_LIMIT_PER_MINUTE", l.RatePerMinute}, {"RATE_LIMIT_BURST", l.RateBurst},
+		{"ADMIN_RATE_LIMIT_PER_MINUTE", l.AdminRatePerMinute}, {"AUTH_FAIL_LIMIT_PER_MINUTE", l.AuthFailuresPerMinute},
+	} {
+		check(v.n >= 1 && v.n <= 1_000_000, v.name, "want 1 to 1000000, got %d", v.n)
+	}
+
 	d := c.DB
 	check(d.PoolSize >= 0, "DB_POOL_SIZE", "%d is below the minimum of 0", d.PoolSize)
 	check(d.MaxOverflow >= 0, "DB_MAX_OVERFLOW", "%d is below the minimum of 0", d.MaxOverflow)
 	check(d.PoolSize+d.MaxOverflow >= 1, "DB_POOL_SIZE + DB_MAX_OVERFLOW", "must allow at least one connection, got %d + %d", d.PoolSize, d.MaxOverflow)
+	check(d.BackgroundPoolSize >= 1, "DB_BACKGROUND_POOL_SIZE", "%d is below the minimum of 1", d.BackgroundPoolSize)
+
+	r := c.Replicas
+	check(r.ReplicaPoolSize >= 0, "DB_REPLICA_POOL_SIZE", "%d is below the minimum of 0", r.ReplicaPoolSize)
+	check(r.ReplicaMaxLag > 0, "DB_REPLICA_MAX_LAG", "want a positive duration such as 10s, got %s", r.ReplicaMaxLag)
 
 	k := c.Cache
 	check(k.Namespace != "", "CACHE_NAMESPACE", "must not be empty")
@@ -271,6 +361,29 @@ func positiveInt(s string) (int64, error) {
 	return n, nil
 }
 
+// URLList is a comma-separated list of PostgreSQL connection strings.
+type URLList []string
+
+// UnmarshalText implements encoding.TextUnmarshaler for the library. An
+// error says which entry, never its text: it may hold a password.
+func (l *URLList) UnmarshalText(b []byte) error {
+	*l = nil
+	if strings.TrimSpace(string(b)) == "" {
+		return nil
+	}
+	for i, u := range strings.Split(string(b), ",") {
+		u = strings.TrimSpace(u)
+		if u == "" {
+			return fmt.Errorf("entry %d is empty", i+1)
+		}
+		if _, err := pgconn.ParseConfig(u); err != nil {
+			return fmt.Errorf("entry %d is not a PostgreSQL connection string", i+1)
+		}
+		*l = append(*l, u)
+	}
+	return nil
+}
+
 // Networks is a comma-separated list of CIDRs.
 type Networks []*net.IPNet
 
@@ -291,8 +404,8 @@ func (n *Networks) UnmarshalText(b []byte) error {
 type Variable struct {
 	Name, Field, Section, Help string
 	DevDefault, ProdDefault    string
-	// Secret is "true" (mask the whole value) or "password" (a URL: mask
-	// its password).
+	// Secret is "true" (mask the whole value), "password" (a URL: mask
+	// its password) or "passwords" (comma-separated URLs: mask each one's).
 	Secret string
 }
 

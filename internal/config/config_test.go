@@ -181,3 +181,100 @@ func TestREADMETablesAreCurrent(t *testing.T) {
 	}
 	t.Fatal("README's environment tables are stale: run go test ./internal/config -update")
 }
+
+// The read-replica variables (issue 9) reach dbroute.Config; a bad
+// connection string is named by its position, never quoted (it may hold a
+// password).
+func TestReplicas(t *testing.T) {
+	tests := []struct {
+		name     string
+		env      map[string]string
+		wantURLs string
+		wantSize int
+		wantLag  time.Duration
+		wantErr  string
+	}{
+		{name: "defaults", env: map[string]string{}, wantLag: 10 * time.Second},
+		{name: "replicas", env: map[string]string{
+			"DATABASE_REPLICA_URLS": "postgres://a@h1/x, postgres://a@h2/x", "DB_REPLICA_POOL_SIZE": "4", "DB_REPLICA_MAX_LAG": "3s",
+		}, wantURLs: "postgres://a@h1/x|postgres://a@h2/x", wantSize: 4, wantLag: 3 * time.Second},
+		{name: "empty entry", env: map[string]string{"DATABASE_REPLICA_URLS": "postgres://a:secret@h1/x,,"}, wantErr: "DATABASE_REPLICA_URLS: postgres://a:xxxxx@h1/x,,: entry 2 is empty"},
+		{name: "bad url hides the password", env: map[string]string{"DATABASE_REPLICA_URLS": "postgres://u:secret@h:notaport/x"}, wantErr: "entry 1 is not a PostgreSQL connection string"},
+		{name: "bad pool size", env: map[string]string{"DB_REPLICA_POOL_SIZE": "-1"}, wantErr: "DB_REPLICA_POOL_SIZE"},
+		{name: "bad lag", env: map[string]string{"DB_REPLICA_MAX_LAG": "10"}, wantErr: "DB_REPLICA_MAX_LAG"},
+		{name: "negative lag", env: map[string]string{"DB_REPLICA_MAX_LAG": "-1s"}, wantErr: "DB_REPLICA_MAX_LAG"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(getenv(tc.env))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || strings.Contains(err.Error(), "secret") {
+					t.Fatalf("error %v, want one containing %q (and no password)", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := c.Replicas.Config()
+			if strings.Join(got.ReplicaURLs, "|") != tc.wantURLs || got.ReplicaPoolSize != tc.wantSize ||
+				got.MaxLag != tc.wantLag || got.CheckEvery <= 0 {
+				t.Fatalf("got %+v", got)
+			}
+		})
+	}
+}
+
+// The hardening variables (issue 10): defaults, and errors that name the
+// variable.
+func TestHardening(t *testing.T) {
+	c, err := Load(getenv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP.MaxHeaderBytes != 64<<10 || c.HTTP.ReadHeaderTimeout != 10*time.Second || c.HTTP.ReadTimeout != time.Minute ||
+		c.HTTP.WriteTimeout != 90*time.Second || c.HTTP.IdleTimeout != 2*time.Minute || c.HTTP.BodyDrainBytes != 32<<20 {
+		t.Errorf("HTTP defaults: %+v", c.HTTP)
+	}
+	l := c.Limits
+	if l.RatePerMinute != 600 || l.RateBurst != 100 || l.AdminRatePerMinute != 120 || l.RateLimitDisabled ||
+		l.AuthFailuresPerMinute != 30 || l.UnknownKeyTTL != 30*time.Second || l.IdempotencyTTL != 24*time.Hour {
+		t.Errorf("limit defaults: %+v", l)
+	}
+	c, err = Load(getenv(map[string]string{"RATE_LIMIT_DISABLED": "true", "HTTP_BODY_DRAIN_BYTES": "0", "RATE_LIMIT_PER_MINUTE": "60"}))
+	if err != nil || !c.Limits.RateLimitDisabled || c.HTTP.BodyDrainBytes != 0 || c.Limits.RatePerMinute != 60 {
+		t.Errorf("set: %+v %+v %v", c.HTTP, c.Limits, err)
+	}
+	for _, tc := range []struct {
+		env     map[string]string
+		wantErr string
+	}{
+		{map[string]string{"HTTP_MAX_HEADER_BYTES": "100"}, "HTTP_MAX_HEADER_BYTES: want 4096 to 16777216"},
+		{map[string]string{"HTTP_BODY_DRAIN_BYTES": "-1"}, "HTTP_BODY_DRAIN_BYTES"},
+		{map[string]string{"HTTP_READ_TIMEOUT": "soon"}, `HTTP_READ_TIMEOUT: "soon"`},
+		{map[string]string{"HTTP_IDLE_TIMEOUT": "0s"}, "HTTP_IDLE_TIMEOUT: want a positive duration"},
+		{map[string]string{"HTTP_WRITE_TIMEOUT": "5s"}, "HTTP_WRITE_TIMEOUT: 5s must exceed REQUEST_TIMEOUT (10s)"},
+		{map[string]string{"RATE_LIMIT_BURST": "0"}, "RATE_LIMIT_BURST: want 1 to 1000000"},
+		{map[string]string{"ADMIN_RATE_LIMIT_PER_MINUTE": "x"}, "ADMIN_RATE_LIMIT_PER_MINUTE"},
+		{map[string]string{"RATE_LIMIT_DISABLED": "maybe"}, "RATE_LIMIT_DISABLED"},
+		{map[string]string{"AUTH_UNKNOWN_KEY_TTL": "-1s"}, "AUTH_UNKNOWN_KEY_TTL"},
+		{map[string]string{"IDEMPOTENCY_TTL": "1"}, "IDEMPOTENCY_TTL"},
+		{map[string]string{"DB_BACKGROUND_POOL_SIZE": "0"}, "DB_BACKGROUND_POOL_SIZE: 0 is below the minimum of 1"},
+		{map[string]string{"DB_BACKGROUND_POOL_TIMEOUT": "0"}, "DB_BACKGROUND_POOL_TIMEOUT"},
+		{map[string]string{"DB_PGBOUNCER": "perhaps"}, "DB_PGBOUNCER"},
+		{map[string]string{"CACHE_SCOPES_DISABLED": "perhaps"}, "CACHE_SCOPES_DISABLED"},
+	} {
+		if _, err := Load(getenv(tc.env)); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("%v: error %v, want one containing %q", tc.env, err, tc.wantErr)
+		}
+	}
+	// The pool's scaling-out fields reach db.PoolConfig, per APP_ENV.
+	c, _ = Load(getenv(map[string]string{"APP_ENV": "prod", "DB_PGBOUNCER": "true"}))
+	if p := c.DB.Pool(); !p.PgBouncer || p.BackgroundSize != 3 || p.BackgroundTimeout != 120*time.Second {
+		t.Errorf("prod pool: %+v", p)
+	}
+	c, _ = Load(getenv(map[string]string{"CACHE_SCOPES_DISABLED": "1"}))
+	if !c.Cache.CacheConfig().ScopesDisabled {
+		t.Error("CACHE_SCOPES_DISABLED=1 did not reach cache.Config")
+	}
+}

@@ -34,6 +34,12 @@ func Print(w io.Writer, getenv func(string) string) error {
 // Mask hides a secret's value: a key entirely, a URL's password only.
 func Mask(v Variable, s string) string {
 	switch v.Secret {
+	case "passwords":
+		parts := strings.Split(s, ",")
+		for i, p := range parts {
+			parts[i] = Mask(Variable{Secret: "password"}, strings.TrimSpace(p))
+		}
+		return strings.Join(parts, ",")
 	case "true":
 		return "****** (set)"
 	case "password":

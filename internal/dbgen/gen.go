@@ -29,62 +29,80 @@ type Config struct {
 type method struct {
 	Query
 	Tables
-	// ReadSlots and WriteSlots are the version slots (see Slots).
-	ReadSlots  []string
-	WriteSlots []string
-	arg        types.Type // nil for queries without parameters
-	result     types.Type // nil for :exec
-	hash       string
+	// Deps are a cached read's version slots (see ReadScopes); WriteSlots
+	// the table-wide slots a write bumps (see Slots) and ScopeWrites what it
+	// does to each scope (see WriteScopes).
+	Deps        ReadDeps
+	WriteSlots  []string
+	ScopeWrites []ScopeWrite
+	arg         types.Type // nil for queries without parameters
+	result      types.Type // nil for :exec
+	hash        string
 }
 
 // Generate returns the formatted source of the decorator.
 func Generate(cfg Config) ([]byte, error) {
+	src, _, err := GenerateWithReport(cfg)
+	return src, err
+}
+
+// GenerateWithReport returns the decorator's source and the scope report
+// (report.go).
+func GenerateWithReport(cfg Config) ([]byte, string, error) {
 	schema := NewSchema()
 	schemas, err := filepath.Glob(filepath.Join(cfg.Dir, cfg.SchemaDir, "*.sql"))
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	sort.Strings(schemas)
 	for _, f := range schemas {
 		src, err := os.ReadFile(f)
 		if err != nil {
-			return nil, fmt.Errorf("read schema: %w", err)
+			return nil, "", fmt.Errorf("read schema: %w", err)
 		}
 		if err := schema.Read(string(src)); err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
+			return nil, "", fmt.Errorf("%s: %w", f, err)
 		}
 	}
 	queries, err := ReadQueryDir(filepath.Join(cfg.Dir, cfg.QueriesDir))
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	iface, err := loadQuerier(cfg.Dir, cfg.DBPackage)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	methods, err := joinMethods(queries, iface, schema)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	g := newGen(cfg.OutPackage)
 	// Every column of every table the queries touch gets a slot, read or
-	// not: another deploy's queries may bump or read slots this one does
-	// not, and each instance must mirror all of them.
+	// not, and so does every scope of the schema and each of its columns:
+	// another deploy's queries may bump or read slots this one does not,
+	// and each instance must mirror all of them.
 	for _, t := range sortedKeys(schema.Columns) {
 		g.slots = append(g.slots, t)
 		for _, c := range schema.Columns[t] {
 			g.slots = append(g.slots, t+SlotSep+c)
 		}
+		for _, sc := range schema.Scopes(t) {
+			g.slots = append(g.slots, sc.Name())
+			for _, c := range schema.Columns[t] {
+				g.slots = append(g.slots, sc.Name()+SlotSep+c)
+			}
+		}
 	}
+	g.scopes = schema.AllScopes()
 	src, err := g.file(methods)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	out, err := format.Source(src)
 	if err != nil {
-		return nil, fmt.Errorf("format generated code: %w\n%s", err, src)
+		return nil, "", fmt.Errorf("format generated code: %w\n%s", err, src)
 	}
-	return out, nil
+	return out, report(methods), nil
 }
 
 func loadQuerier(dir, pattern string) (*types.Interface, error) {
@@ -142,28 +160,37 @@ func joinMethods(queries []Query, iface *types.Interface, schema *Schema) ([]met
 			return nil, fmt.Errorf("%s (%s): parse SQL: %w", q.Name, q.File, err)
 		}
 		m.Tables = tables
-		if m.ReadSlots, m.WriteSlots, err = Slots(q.SQL, tables, schema); err != nil {
-			return nil, fmt.Errorf("%s (%s): parse SQL: %w", q.Name, q.File, err)
+		if _, m.WriteSlots, err = Slots(q.SQL, tables, schema); err != nil {
+			return nil, fmt.Errorf("%s: %s: parse SQL: %w", q.Pos(), q.Name, err)
+		}
+		if len(m.Writes) > 0 {
+			if m.ScopeWrites, err = WriteScopes(q.SQL, q.Kind, tables, schema, m.usable); err != nil {
+				return nil, fmt.Errorf("%s: %s: parse SQL: %w", q.Pos(), q.Name, err)
+			}
 		}
 		if q.Cached {
 			if err := checkCacheable(m); err != nil {
-				return nil, err
+				return nil, fmt.Errorf("%s: %w", q.Pos(), err)
 			}
 			for _, t := range m.Reads {
 				if schema.columns(t) == nil {
 					// A view or a table created outside the migrations: its
 					// writes would never bump it.
-					return nil, fmt.Errorf("%s: reads %s, which is not a table the migrations create", m.Name, t)
+					return nil, fmt.Errorf("%s: %s: reads %s, which is not a table the migrations create", q.Pos(), m.Name, t)
 				}
 			}
+			if m.Deps, err = ReadScopes(q.SQL, tables, schema, m.usable); err != nil {
+				return nil, fmt.Errorf("%s: %s: parse SQL: %w", q.Pos(), q.Name, err)
+			}
 		}
-		m.hash = schemaHash(q.SQL, m.result)
+		m.hash = schemaHash(q.SQL+depsSignature(m.Deps), m.result)
 		out = append(out, m)
 	}
 	for name := range byName {
 		return nil, fmt.Errorf("query %s is not in db.Querier: regenerate with sqlc first", name)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	applyResolvers(out, schema)
 	// Column slots no query writes are kept: another deploy's writes may
 	// bump them, and an instance must know every slot to mirror it.
 	return out, nil
@@ -223,12 +250,15 @@ type gen struct {
 	body    bytes.Buffer
 	tmp     int
 	slots   []string
-	codecs  map[string]string // type string -> codec variable
-	order   []types.Type
+	scopes  []ScopeDef
+	// needResolvers are the resolvers the writes use, by query name.
+	needResolvers map[string]resolver
+	codecs        map[string]string // type string -> codec variable
+	order         []types.Type
 }
 
 func newGen(pkg string) *gen {
-	return &gen{pkg: pkg, imports: map[string]string{}, codecs: map[string]string{}}
+	return &gen{pkg: pkg, imports: map[string]string{}, codecs: map[string]string{}, needResolvers: map[string]resolver{}}
 }
 
 func (g *gen) qual(p *types.Package) string {
@@ -250,28 +280,38 @@ func (g *gen) file(ms []method) ([]byte, error) {
 		for _, t := range append(append([]string{}, m.Reads...), m.Writes...) {
 			all[t], slots[t] = true, true
 		}
-		for _, v := range append(append([]string{}, m.ReadSlots...), m.WriteSlots...) {
+		for _, v := range append(append([]string{}, m.Deps.Named...), m.WriteSlots...) {
 			slots[v] = true
 		}
 	}
 	for _, v := range g.slots {
-		if all[TableOf(v)] {
+		if all[tableOfSlot(v)] {
 			slots[v] = true
 		}
 	}
 	g.p("// Tables are every table the queries read or write.")
 	g.p("var Tables = %s", strList(sorted(all)))
 	g.p("")
-	g.p("// Versions are the version slots: one per table, and table#column for")
-	g.p("// each of its columns.")
+	g.p("// Versions are the named version slots: one per table and table#column,")
+	g.p("// and one per scope and scope#column (the scope-wide versions).")
 	g.p("var Versions = %s", strList(sorted(slots)))
+	g.p("")
+	g.p("// Scopes are the scopes with hashed version slots, from the schema's keys")
+	g.p("// and foreign keys.")
+	g.p("var Scopes = []cache.Scope{")
+	for _, sc := range g.scopes {
+		if all[sc.Table] {
+			g.p("{Name: %q, Table: %q},", sc.Name(), sc.Table)
+		}
+	}
+	g.p("}")
 	g.p("")
 	g.p("// Queries describe every query: what it reads and writes, and its cache")
 	g.p("// settings (zero TTL: not cached).")
 	g.p("var Queries = []QueryInfo{")
 	for _, m := range ms {
-		g.p("{Name: %q, Kind: %q, Reads: %s, Writes: %s, ReadVersions: %s, WriteVersions: %s, TTL: %s, SWR: %s},",
-			m.Name, m.Kind, strList(m.Reads), strList(m.Writes), strList(m.ReadSlots), strList(m.WriteSlots), dur(m.TTL), dur(m.SWR))
+		g.p("{Name: %q, Kind: %q, Reads: %s, Writes: %s, TTL: %s, SWR: %s},",
+			m.Name, m.Kind, strList(m.Reads), strList(m.Writes), dur(m.TTL), dur(m.SWR))
 	}
 	g.p("}")
 	g.p("")
@@ -290,8 +330,8 @@ func (g *gen) file(ms []method) ([]byte, error) {
 		if !m.Cached {
 			continue
 		}
-		g.p("if q.%s, err = c.Register(cache.QuerySpec{Name: %q, Hash: %q, TTL: %s, SWR: %s, Reads: %s}); err != nil { return err }",
-			m.Name, m.Name, m.hash, dur(m.TTL), dur(m.SWR), strList(m.ReadSlots))
+		g.p("if q.%s, err = c.Register(cache.QuerySpec{Name: %q, Hash: %q, TTL: %s, SWR: %s, Reads: %s, Scoped: %s}); err != nil { return err }",
+			m.Name, m.Name, m.hash, dur(m.TTL), dur(m.SWR), strList(m.Deps.Named), scopeDeps(m.Deps.Scoped))
 	}
 	g.p("return nil")
 	g.p("}")
@@ -299,6 +339,9 @@ func (g *gen) file(ms []method) ([]byte, error) {
 		if err := g.method(m); err != nil {
 			return nil, err
 		}
+	}
+	if err := g.resolverFuncs(); err != nil {
+		return nil, err
 	}
 	for i := 0; i < len(g.order); i++ {
 		if err := g.codec(g.order[i]); err != nil {
@@ -340,7 +383,6 @@ func (g *gen) method(m method) error {
 	if m.result != nil {
 		res = "(" + g.typ(m.result) + ", error)"
 	}
-	doc := fmt.Sprintf("// %s reads %s and writes %s.", m.Name, orNone(m.ReadSlots), orNone(m.WriteSlots))
 	switch {
 	case m.Cached:
 		codec, err := g.codecVar(m.result)
@@ -348,13 +390,17 @@ func (g *gen) method(m method) error {
 			return fmt.Errorf("%s result: %w", m.Name, err)
 		}
 		keyFn := "key" + m.Name
+		deps, err := g.depsFunc(m)
+		if err != nil {
+			return err
+		}
 		g.p("")
-		g.p("%s Cached for %s.", doc, m.TTL)
+		g.p("// %s is cached for %s; it depends on %s.", m.Name, m.TTL, describeDeps(m.Deps))
 		g.p("func (s *Store) %s(%s) %s {", m.Name, params, res)
 		g.p("var buf [128]byte")
 		g.p("key := %s(append(buf[:0], s.q.%s.Prefix()...)%s)", keyFn, m.Name, argIf(m.arg))
-		g.p("return cache.Read(ctx, s.q.%s, key, &%s, func(ctx context.Context) %s { return s.inner.%s(%s) })",
-			m.Name, codec, res, m.Name, call)
+		g.p("return cache.Read(ctx, s.q.%s, key, &%s, func(ctx context.Context) %s { return s.inner.%s(%s) }, %s)",
+			m.Name, codec, res, m.Name, call, deps)
 		g.p("}")
 		g.p("")
 		g.p("func (t *txQuerier) %s(%s) %s {", m.Name, params, res)
@@ -371,20 +417,30 @@ func (g *gen) method(m method) error {
 		g.p("return b")
 		g.p("}")
 	case len(m.Writes) > 0:
+		bumpArgs := "b"
+		if m.arg != nil {
+			bumpArgs += ", arg"
+		}
+		if m.result != nil && (m.Kind == ":one" || m.Kind == ":many") {
+			bumpArgs += ", r"
+		}
+		bumpArgs += ", err == nil"
 		g.p("")
-		g.p("%s", doc)
+		g.p("// %s writes %s; see bump%s.", m.Name, strings.Join(m.Writes, ", "), m.Name)
 		g.p("func (s *Store) %s(%s) %s {", m.Name, params, res)
 		changed := "true"
+		wcall := strings.Replace(call, "ctx", "wctx", 1)
+		g.p("wctx, w := trackWrites(ctx)")
 		switch {
 		case m.result == nil:
-			g.p("err := s.inner.%s(%s)", m.Name, call)
+			g.p("err := s.inner.%s(%s)", m.Name, wcall)
 		default:
-			g.p("r, err := s.inner.%s(%s)", m.Name, call)
+			g.p("r, err := s.inner.%s(%s)", m.Name, wcall)
 			if m.Kind == ":execrows" || m.Kind == ":copyfrom" {
 				changed = "r > 0"
 			}
 		}
-		g.p("s.afterWrite(ctx, %s, err, %s)", changed, strArgs(m.WriteSlots))
+		g.p("s.afterWrite(ctx, w, %s, err, func(b *cache.Bumps) { bump%s(ctx, s.inner, %s) })", changed, m.Name, bumpArgs)
 		if m.result == nil {
 			g.p("return err")
 		} else {
@@ -393,16 +449,123 @@ func (g *gen) method(m method) error {
 		g.p("}")
 		g.p("")
 		g.p("func (t *txQuerier) %s(%s) %s {", m.Name, params, res)
-		g.p("t.wrote(%s)", strArgs(m.WriteSlots))
-		g.p("return t.inner.%s(%s)", m.Name, call)
+		if m.result == nil {
+			g.p("err := t.inner.%s(%s)", m.Name, call)
+		} else {
+			g.p("r, err := t.inner.%s(%s)", m.Name, call)
+		}
+		g.p("t.collect(func(b *cache.Bumps) { bump%s(ctx, t.inner, %s) })", m.Name, bumpArgs)
+		if m.result == nil {
+			g.p("return err")
+		} else {
+			g.p("return r, err")
+		}
 		g.p("}")
+		if err := g.bumpFunc(m); err != nil {
+			return err
+		}
 	default:
 		g.p("")
-		g.p("%s Not cached.", doc)
+		g.p("// %s reads %s and writes no table. Not cached.", m.Name, orNone(m.Reads))
 		g.p("func (s *Store) %s(%s) %s { return s.inner.%s(%s) }", m.Name, params, res, m.Name, call)
 		g.p("")
 		g.p("func (t *txQuerier) %s(%s) %s { return t.inner.%s(%s) }", m.Name, params, res, m.Name, call)
 	}
+	return nil
+}
+
+// depsFunc is the Go source of the function adding a read's scope values,
+// or nil.
+func (g *gen) depsFunc(m method) (string, error) {
+	if len(m.Deps.Scoped) == 0 {
+		return "nil", nil
+	}
+	var b strings.Builder
+	b.WriteString("func(d *cache.Deps) {\n")
+	for i, sr := range m.Deps.Scoped {
+		for _, v := range sr.Values {
+			gv, ok := m.resolve(v)
+			if !ok {
+				return "", fmt.Errorf("%s: %s: value %s of scope %s has no Go expression", m.Pos(), m.Name, v, sr.Scope.Name())
+			}
+			fn, arg, err := hashCall(gv, "Add", "AddString", "AddInt")
+			if err != nil {
+				return "", fmt.Errorf("%s: %s: %w", m.Pos(), m.Name, err)
+			}
+			line := fmt.Sprintf("d.%s(%d, %s)", fn, i, arg)
+			if gv.rangeOver != "" {
+				line = fmt.Sprintf("for _, v := range %s { %s }", gv.rangeOver, line)
+			}
+			b.WriteString(line + "\n")
+		}
+	}
+	b.WriteString("}")
+	return b.String(), nil
+}
+
+// bumpFunc emits the function that collects what a write invalidates.
+func (g *gen) bumpFunc(m method) error {
+	// q runs the resolvers: the store after an autocommitted write, the
+	// transaction inside one.
+	params := "ctx context.Context, q db.Querier, b *cache.Bumps"
+	if m.arg != nil {
+		params += ", arg " + g.typ(m.arg)
+	}
+	if m.result != nil && (m.Kind == ":one" || m.Kind == ":many") {
+		params += ", r " + g.typ(m.result)
+	}
+	params += ", ok bool"
+	g.p("")
+	g.p("// bump%s collects what %s invalidates; ok is false when the", m.Name, m.Name)
+	g.p("// statement failed with an unknown outcome, so RETURNING values are missing.")
+	for _, w := range m.ScopeWrites {
+		g.p("//   - %s", describeWrite(w))
+	}
+	g.p("func bump%s(%s) {", m.Name, params)
+	g.p("b.Table(%s)", strArgs(m.WriteSlots))
+	for _, w := range m.ScopeWrites {
+		cols := strArgs(w.Columns)
+		if w.Wide {
+			g.p("b.Wide(%q, %s)", w.Scope.Name(), cols)
+			continue
+		}
+		if w.Through.method != "" {
+			if err := g.resolveCall(m, w); err != nil {
+				return err
+			}
+			continue
+		}
+		var fromResult []string
+		for _, v := range w.Values {
+			gv, ok := m.resolve(v)
+			if !ok {
+				return fmt.Errorf("%s: %s: value %s of scope %s has no Go expression", m.Pos(), m.Name, v, w.Scope.Name())
+			}
+			fn, arg, err := hashCall(gv, "Value", "String", "Int")
+			if err != nil {
+				return fmt.Errorf("%s: %s: %w", m.Pos(), m.Name, err)
+			}
+			line := fmt.Sprintf("b.%s(%q, %s, %s)", fn, w.Scope.Name(), arg, cols)
+			if gv.rangeOver != "" {
+				line = fmt.Sprintf("for _, v := range %s { %s }", gv.rangeOver, line)
+			}
+			if gv.result {
+				fromResult = append(fromResult, line)
+			} else {
+				g.p("%s", line)
+			}
+		}
+		if len(fromResult) > 0 {
+			g.p("if ok {")
+			for _, l := range fromResult {
+				g.p("%s", l)
+			}
+			g.p("} else {")
+			g.p("b.Wide(%q, %s)", w.Scope.Name(), cols)
+			g.p("}")
+		}
+	}
+	g.p("}")
 	return nil
 }
 
@@ -538,7 +701,7 @@ func (g *gen) enc(x string, t types.Type, key bool) error {
 // dec emits statements decoding into the addressable x.
 func (g *gen) dec(x string, t types.Type) error {
 	if isTime(t) {
-		g.p("%s = d.Time()", x)
+		g.p("%s = d.ReadTime()", x)
 		return nil
 	}
 	ts := g.typ(t)
@@ -546,15 +709,15 @@ func (g *gen) dec(x string, t types.Type) error {
 	case *types.Basic:
 		switch {
 		case u.Kind() == types.Bool:
-			g.p("%s = %s(d.Bool())", x, ts)
+			g.p("%s = %s(d.ReadBool())", x, ts)
 		case u.Info()&types.IsInteger != 0 && u.Info()&types.IsUnsigned != 0:
-			g.p("%s = %s(d.Uint64())", x, ts)
+			g.p("%s = %s(d.ReadUint64())", x, ts)
 		case u.Info()&types.IsInteger != 0:
-			g.p("%s = %s(d.Int64())", x, ts)
+			g.p("%s = %s(d.ReadInt64())", x, ts)
 		case u.Info()&types.IsFloat != 0:
-			g.p("%s = %s(d.Float64())", x, ts)
+			g.p("%s = %s(d.ReadFloat64())", x, ts)
 		case u.Kind() == types.String:
-			g.p("%s = %s(d.String())", x, ts)
+			g.p("%s = %s(d.ReadString())", x, ts)
 		default:
 			return fmt.Errorf("unsupported type %s", t)
 		}
@@ -562,10 +725,10 @@ func (g *gen) dec(x string, t types.Type) error {
 		if !isByte(u.Elem()) {
 			return fmt.Errorf("unsupported type %s (only byte arrays)", t)
 		}
-		g.p("d.Fixed(%s[:])", x)
+		g.p("d.ReadFixed(%s[:])", x)
 	case *types.Pointer:
 		v := g.next("p")
-		g.p("if d.Bool() {")
+		g.p("if d.ReadBool() {")
 		g.p("%s := new(%s)", v, g.typ(u.Elem()))
 		if err := g.dec("(*"+v+")", u.Elem()); err != nil {
 			return err
@@ -574,11 +737,11 @@ func (g *gen) dec(x string, t types.Type) error {
 		g.p("}")
 	case *types.Slice:
 		if isByte(u.Elem()) {
-			g.p("%s = %s(d.Bytes())", x, ts)
+			g.p("%s = %s(d.ReadBytes())", x, ts)
 			return nil
 		}
 		n, i := g.next("n"), g.next("i")
-		g.p("if %s := d.Len(); %s >= 0 {", n, n)
+		g.p("if %s := d.ReadLen(); %s >= 0 {", n, n)
 		g.p("%s = make(%s, %s)", x, ts, n)
 		g.p("for %s := range %s {", i, x)
 		if err := g.dec(x+"["+i+"]", u.Elem()); err != nil {
@@ -724,4 +887,123 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// resolveCall emits the collection of a write's keys and the lookup of
+// their path values through a resolver.
+func (g *gen) resolveCall(m method, w ScopeWrite) error {
+	r := w.Through
+	g.needResolvers[r.method] = r
+	cols := strArgs(w.Columns)
+	keys := g.next("keys")
+	g.p("var %s []%s", keys, g.typ(r.keyType))
+	var fromResult bool
+	for _, v := range w.Values {
+		gv, ok := m.resolve(v)
+		if !ok {
+			return fmt.Errorf("%s: %s: key %s of scope %s has no Go expression", m.Pos(), m.Name, v, w.Scope.Name())
+		}
+		line := fmt.Sprintf("%s = append(%s, %s)", keys, keys, gv.expr)
+		if gv.rangeOver != "" {
+			line = fmt.Sprintf("for _, v := range %s { %s }", gv.rangeOver, line)
+		}
+		fromResult = fromResult || gv.result
+		g.p("%s", line)
+	}
+	if fromResult {
+		g.p("if !ok { b.Wide(%q, %s) } else {", w.Scope.Name(), cols)
+	}
+	g.p("resolve%s(ctx, q, b, %q, %s, %s)", r.method, w.Scope.Name(), keys, cols)
+	if fromResult {
+		g.p("}")
+	}
+	return nil
+}
+
+// resolverFuncs emits one lookup function per resolver used.
+func (g *gen) resolverFuncs() error {
+	for _, name := range sortedKeys(g.needResolvers) {
+		r := g.needResolvers[name]
+		kt := g.typ(r.keyType)
+		fn, arg, err := hashCall(goValue{expr: "row." + r.columnField, typ: r.columnType}, "Value", "String", "Int")
+		if err != nil {
+			return fmt.Errorf("resolver %s: %w", name, err)
+		}
+		g.p("")
+		g.p("// resolve%s bumps scope for the %s of the %s rows whose %s are keys,", name, r.column, r.parent, r.key)
+		g.p("// looked up through %s; wide when the lookup fails or misses a key.", name)
+		g.p("func resolve%s(ctx context.Context, q db.Querier, b *cache.Bumps, scope string, keys []%s, cols ...string) {", name, kt)
+		g.p("seen := make(map[%s]struct{}, len(keys))", kt)
+		g.p("uniq := make([]%s, 0, len(keys))", kt)
+		g.p("for _, k := range keys { if _, dup := seen[k]; !dup { seen[k] = struct{}{}; uniq = append(uniq, k) } }")
+		g.p("if len(uniq) == 0 { return }")
+		g.p("if len(uniq) > cache.MaxScopeValues { b.Wide(scope, cols...); return }")
+		g.p("rows, err := q.%s(ctx, uniq)", name)
+		g.p("if err != nil || len(rows) != len(uniq) { b.Wide(scope, cols...); return }")
+		g.p("for _, row := range rows { b.%s(scope, %s, cols...) }", fn, arg)
+		g.p("}")
+	}
+	return nil
+}
+
+// scopeDeps is the Go literal of a read's scope dependencies.
+func scopeDeps(srs []ScopedRead) string {
+	if len(srs) == 0 {
+		return "nil"
+	}
+	parts := make([]string, len(srs))
+	for i, sr := range srs {
+		parts[i] = fmt.Sprintf("{Scope: %q, Columns: %s}", sr.Scope.Name(), strList(sr.Columns))
+	}
+	return "[]cache.ScopeDep{" + strings.Join(parts, ", ") + "}"
+}
+
+// depsSignature describes a read's dependencies for its hash: entries
+// stamped under another set of dependencies must never validate.
+func depsSignature(d ReadDeps) string {
+	var b strings.Builder
+	b.WriteString(strings.Join(d.Named, ","))
+	for _, sr := range d.Scoped {
+		fmt.Fprintf(&b, ";%s=%v%v", sr.Scope.Name(), sr.Values, sr.Columns)
+	}
+	return b.String()
+}
+
+// describeDeps says in words what a read depends on.
+func describeDeps(d ReadDeps) string {
+	var parts []string
+	for _, sr := range d.Scoped {
+		vals := make([]string, len(sr.Values))
+		for i, v := range sr.Values {
+			vals[i] = v.String()
+		}
+		parts = append(parts, fmt.Sprintf("%s = %s", sr.Scope.Name(), strings.Join(vals, ", ")))
+	}
+	for _, t := range d.Unpinned {
+		parts = append(parts, t+" table-wide")
+	}
+	if len(parts) == 0 {
+		return "nothing"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// describeWrite says in words what a write does to one scope.
+func describeWrite(w ScopeWrite) string {
+	if w.Wide {
+		return fmt.Sprintf("%s: table-wide (%s)", w.Scope.Name(), w.Why)
+	}
+	vals := make([]string, len(w.Values))
+	for i, v := range w.Values {
+		vals[i] = v.String()
+	}
+	return fmt.Sprintf("%s: %s (%s)", w.Scope.Name(), strings.Join(vals, ", "), w.Why)
+}
+
+// tableOfSlot is the table of a named slot: "emails", "emails#is_opened",
+// "emails.campaign_id#is_opened" all belong to emails.
+func tableOfSlot(slot string) string {
+	t, _, _ := strings.Cut(slot, SlotSep)
+	t, _, _ = strings.Cut(t, ".")
+	return t
 }

@@ -16,9 +16,16 @@ func TestGeneratedFileIsCurrent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads the db package with the go command")
 	}
-	got, err := Generate(Config{Dir: "../..", QueriesDir: "queries", SchemaDir: "schema", DBPackage: "./db", OutPackage: "dbcache"})
+	got, report, err := GenerateWithReport(Config{Dir: "../..", QueriesDir: "queries", SchemaDir: "schema", DBPackage: "./db", OutPackage: "dbcache"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if updated, err := ReplaceReport(string(readme), report); err != nil || updated != string(readme) {
+		t.Fatalf("README.md's scope report is not what dbgen generates (%v): run go run ./cmd/dbgen", err)
 	}
 	want, err := os.ReadFile("../../db/dbcache/dbcache.gen.go")
 	if err != nil {

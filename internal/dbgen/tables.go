@@ -30,11 +30,22 @@ type Schema struct {
 	OnUpdate map[string][]string
 	// Columns are each table's columns, in declaration order.
 	Columns map[string][]string
+	// Types are each column's SQL type name ("uuid", "text", "int8").
+	Types map[string]map[string]string
+	// FKs are the single-column foreign keys (keys.go).
+	FKs []ForeignKey
+	// keyCols are the columns that lead a key, an index or a foreign key;
+	// primary the primary key's first column.
+	keyCols map[string][]string
+	primary map[string]string
 }
 
 // NewSchema returns an empty schema.
 func NewSchema() *Schema {
-	return &Schema{Partitioned: map[string]bool{}, OnDelete: map[string][]string{}, OnUpdate: map[string][]string{}, Columns: map[string][]string{}}
+	return &Schema{
+		Partitioned: map[string]bool{}, OnDelete: map[string][]string{}, OnUpdate: map[string][]string{}, Columns: map[string][]string{},
+		Types: map[string]map[string]string{}, keyCols: map[string][]string{}, primary: map[string]string{},
+	}
 }
 
 var partitionName = regexp.MustCompile(`^(.+)_(p[0-9]+|default)$`)
@@ -93,6 +104,8 @@ func (s *Schema) Read(src string) error {
 		})
 		return true
 	})
+	s.readKeys(tree)
+	s.resolveFKs()
 	return nil
 }
 

@@ -37,9 +37,12 @@ var (
 )
 
 // CacheStats is the caching layer's view the monitor joins with its own
-// figures: query name → hit rate between 0 and 1.
+// figures: query name → hit rate between 0 and 1, and the running totals
+// of served and all annotated reads, which the history turns into a hit
+// rate per interval.
 type CacheStats interface {
 	QueryHitRates() map[string]float64
+	Lookups() (served, total int64)
 }
 
 // Config holds the monitor's settings. Zero fields take the defaults.
@@ -101,6 +104,10 @@ func (c Config) withDefaults() Config {
 type Sources struct {
 	Tracer *querystats.Tracer
 	Cache  CacheStats
+	// Pool is the application's request pool, whose figures the monitor
+	// reports; nil reports the monitor's own pool. The monitor's catalog
+	// queries run on its own (background) pool either way.
+	Pool *pgxpool.Pool
 }
 
 // Monitor answers the /db-monitor endpoints. Close stops its snapshot loop.

@@ -261,6 +261,8 @@ type fakeCache map[string]float64
 
 func (f fakeCache) QueryHitRates() map[string]float64 { return f }
 
+func (f fakeCache) Lookups() (int64, int64) { return 0, 0 }
+
 // tracedPool is a pool on a fresh database whose queries the tracer sees,
 // as cmd/replyrocket wires it.
 func tracedPool(t *testing.T, tr *querystats.Tracer) *pgxpool.Pool {

@@ -46,7 +46,11 @@ type PoolPoint struct {
 }
 
 func (m *Monitor) poolPoint(at time.Time) PoolPoint {
-	s := m.pool.Stat()
+	pool := m.pool
+	if m.src.Pool != nil {
+		pool = m.src.Pool
+	}
+	s := pool.Stat()
 	return PoolPoint{
 		At: at, TotalConns: s.TotalConns(), AcquiredConns: s.AcquiredConns(), IdleConns: s.IdleConns(),
 		ConstructingConns: s.ConstructingConns(), MaxConns: s.MaxConns(),
@@ -61,13 +65,16 @@ func (m *Monitor) poolPoint(at time.Time) PoolPoint {
 // rates cover the interval since the previous snapshot, so a chart shows
 // change rather than a since-startup average that barely moves.
 type HistoryPoint struct {
-	At            time.Time `json:"at"`
-	TableHitRate  *float64  `json:"table_hit_rate"`
-	IndexHitRate  *float64  `json:"index_hit_rate"`
-	AcquiredConns int32     `json:"acquired_conns"`
-	IdleConns     int32     `json:"idle_conns"`
-	TotalConns    int32     `json:"total_conns"`
-	MaxConns      int32     `json:"max_conns"`
+	At time.Time `json:"at"`
+	// QueryCacheHitRate is the share of annotated reads the query cache
+	// served; TableHitRate and IndexHitRate are PostgreSQL's buffer cache.
+	QueryCacheHitRate *float64 `json:"query_cache_hit_rate"`
+	TableHitRate      *float64 `json:"table_hit_rate"`
+	IndexHitRate      *float64 `json:"index_hit_rate"`
+	AcquiredConns     int32    `json:"acquired_conns"`
+	IdleConns         int32    `json:"idle_conns"`
+	TotalConns        int32    `json:"total_conns"`
+	MaxConns          int32    `json:"max_conns"`
 }
 
 // History returns one point per snapshot, oldest first.
@@ -85,6 +92,11 @@ func (m *Monitor) History() []HistoryPoint {
 			}
 			p.TableHitRate = hitRate(cur.heapHit-prev.heapHit, cur.heapRead-prev.heapRead)
 			p.IndexHitRate = hitRate(cur.idxHit-prev.idxHit, cur.idxRead-prev.idxRead)
+		}
+		if sn.cacheOK && i > 0 && snaps[i-1].cacheOK {
+			served := sn.cacheServed - snaps[i-1].cacheServed
+			lookups := sn.cacheLookups - snaps[i-1].cacheLookups
+			p.QueryCacheHitRate = hitRate(served, lookups-served)
 		}
 		out = append(out, p)
 	}
@@ -144,6 +156,8 @@ func (m *Monitor) Performance(ctx context.Context) (*Performance, error) {
 		{"duplicate_indexes", m.checkDuplicateIndexes},
 		{"sequences", m.checkSequences},
 		{"snapshots", m.checkSnapshots},
+		{"replication", m.checkReplication},
+		{"replication_slots", m.checkReplicationSlots},
 	}
 	for _, c := range checks {
 		res, err := c.run(ctx)

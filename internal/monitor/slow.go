@@ -36,6 +36,10 @@ type snapshot struct {
 	io         ioCounters
 	ioOK       bool
 	pool       PoolPoint
+	// cacheServed and cacheLookups are the query cache's running totals
+	// (cacheOK false without a cache).
+	cacheServed, cacheLookups int64
+	cacheOK                   bool
 }
 
 type ioCounters struct {
@@ -86,6 +90,10 @@ func (s *snapshots) all() []snapshot {
 // it is exported so tests and operators can take one on demand.
 func (m *Monitor) Snapshot(ctx context.Context) error {
 	sn := snapshot{at: time.Now(), pool: m.poolPoint(time.Now())}
+	if m.src.Cache != nil {
+		sn.cacheServed, sn.cacheLookups = m.src.Cache.Lookups()
+		sn.cacheOK = true
+	}
 	var errs []error
 	if st := m.statementsStatus(ctx); st.Available {
 		stmts, err := m.readStatements(ctx, false)

@@ -65,6 +65,24 @@ func BinDir() (string, error) {
 	return "", ErrNoBinaries
 }
 
+// binary is a server tool beside initdb, or else the one of the same
+// version among the packaged binaries (a PATH may hold only initdb and
+// postgres).
+func binary(binDir, name string) string {
+	if p := filepath.Join(binDir, name); isExecutable(p) {
+		return p
+	}
+	if real, err := filepath.EvalSymlinks(filepath.Join(binDir, "postgres")); err == nil {
+		if p := filepath.Join(filepath.Dir(real), name); isExecutable(p) {
+			return p
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	return filepath.Join(binDir, name)
+}
+
 func versionOf(binDir string) int {
 	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
 	return v
@@ -289,3 +307,64 @@ func (c *Cluster) Stop() error {
 
 // Done is closed when the server process has exited.
 func (c *Cluster) Done() <-chan struct{} { return c.done }
+
+// StartReplica makes opts.DataDir a streaming replica of the server at
+// 127.0.0.1:primaryPort (pg_basebackup -R: it writes standby.signal and
+// primary_conninfo) unless it already holds one, then starts it like Start.
+// The primary needs wal_level replica (the default), free WAL senders (10
+// by default) and a pg_hba line allowing replication from 127.0.0.1 (initdb
+// writes one). opts.Settings may set recovery_min_apply_delay, to make a
+// replica lag on purpose.
+func StartReplica(ctx context.Context, primaryPort int, opts Options) (*Cluster, error) {
+	bin, err := BinDir()
+	if err != nil {
+		return nil, err
+	}
+	cred, err := serverCredential()
+	if err != nil {
+		return nil, err
+	}
+	dataDir, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", opts.DataDir, err)
+	}
+	if err := prepareDataDir(dataDir, cred); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
+		cmd := exec.CommandContext(ctx, binary(bin, "pg_basebackup"),
+			"-h", "127.0.0.1", "-p", strconv.Itoa(primaryPort), "-U", "postgres",
+			"-D", dataDir, "-R", "-X", "stream", "--checkpoint=fast", "--no-sync")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		cmd.Dir = "/"
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("pg_basebackup from port %d into %s: %w\n%s", primaryPort, dataDir, err, out)
+		}
+	}
+	opts.DataDir = dataDir
+	return Start(ctx, opts)
+}
+
+// StopImmediate stops the server the way `pg_ctl stop -m immediate` does
+// (SIGQUIT to the postmaster): every backend exits at once without a
+// shutdown checkpoint, and clients see their connections cut mid-message.
+// Tests use it to play a database that dies hard; the next Start on the same
+// DataDir runs crash recovery.
+func (c *Cluster) StopImmediate() error {
+	select {
+	case <-c.done:
+		return nil
+	default:
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGQUIT); err != nil {
+		return fmt.Errorf("signal postgres: %w", err)
+	}
+	select {
+	case <-c.done:
+		return nil
+	case <-time.After(15 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+		return fmt.Errorf("postgres did not stop within 15s of SIGQUIT; killed: %s", c.logTail())
+	}
+}

@@ -144,12 +144,19 @@
     }
     const times = p.history.map((h) => h.at);
     const pct = (v) => (v === null || v === undefined ? null : 100 * v);
-    const hit = [
+    const floor = (series) => {
+      const vals = series.flatMap((s) => s.values).filter((v) => v !== null);
+      return vals.length ? Math.min(90, ...vals) : 90;
+    };
+    const queryCache = [
+      { label: "query cache", color: "#1a7f37", values: p.history.map((h) => pct(h.query_cache_hit_rate)) },
+    ];
+    drawChart($("hitchart"), times, queryCache, floor(queryCache), 100);
+    const buffers = [
       { label: "tables", color: "#0969da", values: p.history.map((h) => pct(h.table_hit_rate)) },
       { label: "indexes", color: "#8250df", values: p.history.map((h) => pct(h.index_hit_rate)) },
     ];
-    const hitVals = hit.flatMap((s) => s.values).filter((v) => v !== null);
-    drawChart($("hitchart"), times, hit, hitVals.length ? Math.min(90, ...hitVals) : 90, 100);
+    drawChart($("bufferchart"), times, buffers, floor(buffers), 100);
     drawChart($("poolchart"), times, [
       { label: "busy", color: "#cf222e", values: p.history.map((h) => h.acquired_conns) },
       { label: "idle", color: "#1a7f37", values: p.history.map((h) => h.idle_conns) },

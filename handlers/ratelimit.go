@@ -1,0 +1,143 @@
+package handlers
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/replyrocket/replyrocket/internal/ratelimit"
+)
+
+// Request costs, in units of a key's budget (RATE_LIMIT_PER_MINUTE). A
+// cached read is the unit; what costs the database more costs more.
+const (
+	CostRead = 1
+	// CostWrite: PATCH, DELETE, opened/replied.
+	CostWrite = 2
+	// CostCreateCampaign: a campaign may come with up to 10 000 emails.
+	CostCreateCampaign = 5
+	// CostBulkEmails: up to 10 000 emails through COPY.
+	CostBulkEmails = 10
+	// CostUncachedStats is added after a statistics read (summary,
+	// daily-stats, me/statistics) that the cache did not answer: those
+	// aggregate over every email of a campaign or user.
+	CostUncachedStats = 4
+)
+
+var statsRoutes = map[string]bool{
+	"/api/v1/campaigns/:id/summary":     true,
+	"/api/v1/campaigns/:id/daily-stats": true,
+	"/api/v1/me/statistics":             true,
+}
+
+// routeCost is what a request costs before it runs.
+func routeCost(method, route string) int {
+	switch {
+	case method == http.MethodPost && route == bulkEmailsPath:
+		return CostBulkEmails
+	case method == http.MethodPost && route == "/api/v1/campaigns":
+		return CostCreateCampaign
+	case method == http.MethodGet || method == http.MethodHead:
+		return CostRead
+	}
+	return CostWrite
+}
+
+const keyLimitKey = "replyrocket.rate_limit"
+
+// rateLimits holds the limiter and the budgets.
+type rateLimits struct {
+	lim   *ratelimit.Limiter
+	key   ratelimit.Limit // default per key
+	admin ratelimit.Limit // shared by the admin routes
+}
+
+// keyBudget is a key's limit: its own rate when set, with a burst never
+// above that rate nor below the dearest request.
+func (r *rateLimits) keyBudget(override *int32) ratelimit.Limit {
+	if override == nil {
+		return r.key
+	}
+	rate := int(*override)
+	return ratelimit.Limit{PerMinute: rate, Burst: max(min(r.key.Burst, rate), CostBulkEmails)}
+}
+
+// limitKey charges the request to its API key (set by requireUser) and
+// answers 429 when the budget cannot cover it. Every response carries the
+// IETF RateLimit-Policy and RateLimit headers.
+func (a *API) limitKey(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if a.limits == nil {
+			return next(c)
+		}
+		ctx := c.Request().Context()
+		override, _ := c.Get(keyLimitKey).(*int32)
+		budget := a.limits.keyBudget(override)
+		keyID, _ := c.Get(apiKeyIDKey).(uuid.UUID)
+		bucket := "key:" + keyID.String()
+		d := a.limits.lim.Allow(ctx, "key", bucket, budget, routeCost(c.Request().Method, c.Path()))
+		setRateLimitHeaders(c, "key", d)
+		if !d.Allowed {
+			return tooManyRequests(d)
+		}
+		err := next(c)
+		if statsRoutes[c.Path()] && err == nil {
+			if xc := c.Response().Header().Get(HeaderXCache); xc != "hit" && xc != "stale" {
+				a.limits.lim.Charge(ctx, bucket, budget, CostUncachedStats)
+			}
+		}
+		return err
+	}
+}
+
+// limitAdmin charges the admin routes' own budget, shared by whoever holds
+// the admin key.
+func (a *API) limitAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if a.limits == nil {
+			return next(c)
+		}
+		d := a.limits.lim.Allow(c.Request().Context(), "admin", "admin", a.limits.admin, 1)
+		setRateLimitHeaders(c, "admin", d)
+		if !d.Allowed {
+			return tooManyRequests(d)
+		}
+		return next(c)
+	}
+}
+
+// setRateLimitHeaders writes the headers of draft-ietf-httpapi-ratelimit-headers:
+// the policy (q units per w seconds) and what is left of it (r units, full
+// again in t seconds).
+func setRateLimitHeaders(c echo.Context, policy string, d ratelimit.Decision) {
+	h := c.Response().Header()
+	h.Set("RateLimit-Policy", `"`+policy+`";q=`+strconv.Itoa(d.Limit.PerMinute)+`;w=60;burst=`+strconv.Itoa(d.Limit.Burst))
+	h.Set("RateLimit", `"`+policy+`";r=`+strconv.Itoa(d.Remaining)+`;t=`+strconv.Itoa(ceilSecondsOrZero(d.ResetAfter.Seconds())))
+}
+
+func ceilSecondsOrZero(s float64) int {
+	if s <= 0 {
+		return 0
+	}
+	n := int(s)
+	if float64(n) < s {
+		n++
+	}
+	return n
+}
+
+func tooManyRequests(d ratelimit.Decision) *Problem {
+	p := newProblem(http.StatusTooManyRequests, "rate-limited", "Too many requests",
+		"This API key spent its request budget; retry after Retry-After seconds. RateLimit-Policy gives the budget.")
+	p.retryAfter = ceilSeconds(d.RetryAfter)
+	return p
+}
+
+// rateLimitHandlers serve GET /db-monitor/rate-limits (routes.go): the
+// limiter's backend, Redis errors, and refused requests in total and for
+// the most limited keys.
+type rateLimitHandlers struct{ l *ratelimit.Limiter }
+
+func (h rateLimitHandlers) stats(c echo.Context) error { return c.JSON(http.StatusOK, h.l.Stats()) }

@@ -1,0 +1,468 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/replyrocket/replyrocket/internal/apikey"
+	"github.com/replyrocket/replyrocket/internal/config"
+	"github.com/replyrocket/replyrocket/internal/pgtest"
+	"github.com/replyrocket/replyrocket/internal/redistest"
+)
+
+// newAppOn builds an App on the given primary and environment (the
+// replicas come through DATABASE_REPLICA_URLS in env).
+func newAppOn(t testing.TB, primaryURL string, env map[string]string) *App {
+	t.Helper()
+	cfg, err := config.Load(func(k string) string {
+		switch k {
+		case "DATABASE_URL":
+			return primaryURL
+		case "RATE_LIMIT_DISABLED":
+			// These tests drive load and replicas, not the per-key
+			// budget (limits_test.go tests that).
+			if _, set := env[k]; !set {
+				return "true"
+			}
+		}
+		return env[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	if err := a.EnsurePartitions(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func replicaURLs(rep *pgtest.Replication) string {
+	var urls []string
+	for _, r := range rep.Replicas {
+		urls = append(urls, r.URL)
+	}
+	return strings.Join(urls, ",")
+}
+
+// call sends one API request through the app's router.
+func call(t testing.TB, a *App, method, path, key, body string) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	req.Header.Set("Authorization", "Bearer "+key)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	rec := httptest.NewRecorder()
+	a.Router.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.Bytes()
+}
+
+func mustCall(t testing.TB, a *App, method, path, key, body string, want int, out any) {
+	t.Helper()
+	code, b := call(t, a, method, path, key, body)
+	if code != want {
+		t.Fatalf("%s %s: %d, want %d: %s", method, path, code, want, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: decode %s: %v", method, path, b, err)
+		}
+	}
+}
+
+// calls is how many times a database ran the sqlc query name, from its own
+// pg_stat_statements: proof of where a statement ran.
+func calls(t testing.TB, url, name string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int64
+	if err := conn.QueryRow(ctx, "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements WHERE query LIKE $1",
+		"-- name: "+name+" %").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func newUser(t testing.TB, a *App, email string) string {
+	t.Helper()
+	_, key, err := apikey.CreateUser(context.Background(), a.Store, email, "U")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key.Plain
+}
+
+// TestReadsLandOnReplicasWritesOnPrimary proves from each server's own
+// pg_stat_statements that reads ran on the replicas, spread over both, and
+// writes on the primary.
+func TestReadsLandOnReplicasWritesOnPrimary(t *testing.T) {
+	rep := pgtest.StartReplication(t, pgtest.ReplicationOptions{Replicas: 2})
+	a := newAppOn(t, rep.PrimaryURL, map[string]string{"DATABASE_REPLICA_URLS": replicaURLs(rep), "CACHE_DISABLED": "true", "ADMIN_API_KEY": testAdminKey})
+	key := newUser(t, a, "reader@example.com")
+	if err := rep.WaitReplayed(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	const reads = 20
+	for range reads {
+		mustCall(t, a, "GET", "/api/v1/campaigns", key, "", http.StatusOK, nil)
+	}
+	mustCall(t, a, "POST", "/api/v1/campaigns", key, `{"name":"Written"}`, http.StatusCreated, nil)
+
+	if n := calls(t, rep.PrimaryURL, "ListCampaigns"); n != 0 {
+		t.Errorf("the primary ran ListCampaigns %d times; reads belong on replicas", n)
+	}
+	var onReplicas int64
+	for i, r := range rep.Replicas {
+		n := calls(t, r.URL, "ListCampaigns")
+		if n == 0 {
+			t.Errorf("replica %d ran no read: reads are not spread", i+1)
+		}
+		onReplicas += n
+		if w := calls(t, r.URL, "CreateCampaign"); w != 0 {
+			t.Errorf("replica %d ran CreateCampaign", i+1)
+		}
+	}
+	if onReplicas != reads {
+		t.Errorf("replicas ran ListCampaigns %d times, want %d", onReplicas, reads)
+	}
+	if n := calls(t, rep.PrimaryURL, "CreateCampaign"); n != 1 {
+		t.Errorf("the primary ran CreateCampaign %d times, want 1", n)
+	}
+
+	// /metrics counts the reads per database.
+	_, metrics := call(t, a, "GET", "/metrics", "", "")
+	for _, want := range []string{`replyrocket_db_reads_total{database="replica-1"}`, `replyrocket_db_reads_total{database="replica-2"}`,
+		`replyrocket_db_replica_lag_seconds{replica="replica-1"}`, `replyrocket_db_replica_in_rotation{replica="replica-2"} 1`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	var health struct {
+		Status   string
+		Replicas []struct {
+			Name, State string
+			InRotation  bool `json:"in_rotation"`
+		}
+	}
+	mustCall(t, a, "GET", "/health/db", "", "", http.StatusOK, &health)
+	if health.Status != "ok" || len(health.Replicas) != 2 || !health.Replicas[0].InRotation || health.Replicas[1].State != "in_rotation" {
+		t.Errorf("/health/db: %+v", health)
+	}
+
+	// The monitor sees both standbys streaming, and flags a slot nobody
+	// uses (it keeps WAL on the primary's disk).
+	admin, err := pgx.Connect(t.Context(), rep.PrimaryURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(t.Context())
+	if _, err := admin.Exec(t.Context(), "SELECT pg_create_physical_replication_slot('forgotten', true)"); err != nil {
+		t.Fatal(err)
+	}
+	var perf struct {
+		Checks []struct {
+			Name, Status, Message string
+			Details               json.RawMessage
+		}
+	}
+	mustCall(t, a, "GET", "/db-monitor/performance", testAdminKey, "", http.StatusOK, &perf)
+	found := 0
+	for _, c := range perf.Checks {
+		switch c.Name {
+		case "replication":
+			found++
+			if c.Status != "ok" || strings.Count(string(c.Details), `"state":"streaming"`) != 2 {
+				t.Errorf("replication check: %s %s %s", c.Status, c.Message, c.Details)
+			}
+		case "replication_slots":
+			found++
+			if c.Status != "warning" || !strings.Contains(c.Message, "forgotten") {
+				t.Errorf("slots check: %s %s", c.Status, c.Message)
+			}
+		}
+	}
+	if found != 2 {
+		t.Errorf("performance has %d of the 2 replication checks", found)
+	}
+}
+
+const testAdminKey = "replication-test-admin-key"
+
+// TestReadYourWritesWithDelayedReplica: the only replica replays commits 2 s
+// late. A user who just wrote reads the write back at once — through this
+// instance and through a second one sharing Redis — while another user's
+// reads still go to the replica.
+func TestReadYourWritesWithDelayedReplica(t *testing.T) {
+	rep := pgtest.StartReplication(t, pgtest.ReplicationOptions{Replicas: 1, ApplyDelay: map[int]time.Duration{0: 2 * time.Second}})
+	rds := redistest.Start(t)
+	env := map[string]string{"DATABASE_REPLICA_URLS": replicaURLs(rep), "REDIS_URL": rds.URL()}
+	a1 := newAppOn(t, rep.PrimaryURL, env)
+	a2 := newAppOn(t, rep.PrimaryURL, env)
+	writer := newUser(t, a1, "writer@example.com")
+	other := newUser(t, a1, "other@example.com")
+	if err := rep.WaitReplayed(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return a1.DBRouter.Replicas()[0].State().InRotation })
+	replica := rep.Replicas[0].URL
+	replicaLists := calls(t, replica, "ListCampaigns")
+
+	var c struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	}
+	mustCall(t, a1, "POST", "/api/v1/campaigns", writer,
+		`{"name":"Fresh","status":"active","emails":[{"recipient":"ada@acme.io","subject":"Hi","body":"Hello"}]}`, http.StatusCreated, &c)
+	for _, a := range []*App{a1, a2} {
+		var got struct{ Name string }
+		mustCall(t, a, "GET", "/api/v1/campaigns/"+c.ID, writer, "", http.StatusOK, &got)
+		if got.Name != "Fresh" {
+			t.Fatalf("GET campaign: name %q", got.Name)
+		}
+		var list struct{ Items []struct{ ID string } }
+		mustCall(t, a, "GET", "/api/v1/campaigns", writer, "", http.StatusOK, &list)
+		if len(list.Items) != 1 || list.Items[0].ID != c.ID {
+			t.Fatalf("list after create: %+v", list.Items)
+		}
+	}
+	var emails struct{ Items []struct{ ID string } }
+	mustCall(t, a2, "GET", "/api/v1/campaigns/"+c.ID+"/emails", writer, "", http.StatusOK, &emails)
+	if len(emails.Items) != 1 {
+		t.Fatalf("emails after create: %+v", emails.Items)
+	}
+	mustCall(t, a1, "POST", "/api/v1/emails/"+emails.Items[0].ID+"/opened", writer, "", http.StatusOK, nil)
+	for _, a := range []*App{a2, a1} {
+		var sum struct{ Total, Opened int64 }
+		mustCall(t, a, "GET", "/api/v1/campaigns/"+c.ID+"/summary", writer, "", http.StatusOK, &sum)
+		if sum.Total != 1 || sum.Opened != 1 {
+			t.Fatalf("summary after open: %+v", sum)
+		}
+	}
+	// Meanwhile another user's reads go to the replica.
+	mustCall(t, a2, "GET", "/api/v1/campaigns", other, "", http.StatusOK, nil)
+
+	// All of that ran before the replica replayed the campaign: the
+	// writer's reads cannot have come from it.
+	conn, err := pgx.Connect(t.Context(), replica)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	var seen int
+	if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM campaigns WHERE id = $1", c.ID).Scan(&seen); err != nil {
+		t.Fatal(err)
+	}
+	if seen != 0 {
+		t.Fatal("the replica had already replayed the campaign: the test ran too slowly to prove anything")
+	}
+	if got := calls(t, replica, "ListCampaigns") - replicaLists; got != 1 {
+		t.Fatalf("the replica ran %d campaign lists, want exactly the other user's one", got)
+	}
+}
+
+// TestReplicaStoppedMidLoad: a replica dies under a read load and comes
+// back; clients see no error, the replica leaves rotation and returns.
+func TestReplicaStoppedMidLoad(t *testing.T) {
+	rep := pgtest.StartReplication(t, pgtest.ReplicationOptions{Replicas: 2})
+	a := newAppOn(t, rep.PrimaryURL, map[string]string{"DATABASE_REPLICA_URLS": replicaURLs(rep), "CACHE_DISABLED": "true"})
+	key := newUser(t, a, "load@example.com")
+	var c struct{ ID string }
+	mustCall(t, a, "POST", "/api/v1/campaigns", key, `{"name":"Loaded"}`, http.StatusCreated, &c)
+	if err := rep.WaitReplayed(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	r1 := a.DBRouter.Replicas()[0]
+	waitFor(t, func() bool { return r1.State().InRotation && a.DBRouter.Replicas()[1].State().InRotation })
+
+	var stop atomic.Bool
+	var requests, failures atomic.Int64
+	var firstFailure atomic.Value
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Go(func() {
+			paths := []string{"/api/v1/campaigns", "/api/v1/campaigns/" + c.ID, "/api/v1/me/statistics"}
+			// Bounded: at most 20 000 requests per worker, and the test
+			// stops the load as soon as the replica is back.
+			for i := 0; i < 20000 && !stop.Load(); i++ {
+				code, body := call(t, a, "GET", paths[(i+w)%len(paths)], key, "")
+				requests.Add(1)
+				if code != http.StatusOK {
+					failures.Add(1)
+					firstFailure.CompareAndSwap(nil, fmt.Sprintf("%d %s", code, body))
+				}
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	rep.Replicas[0].Stop(t)
+	waitFor(t, func() bool { return !r1.State().InRotation })
+	var health struct {
+		Status   string
+		Replicas []struct{ Name, State string }
+	}
+	waitFor(t, func() bool { return r1.State().Label() == "down" })
+	mustCall(t, a, "GET", "/health/db", "", "", http.StatusOK, &health)
+	if health.Status != "degraded" || health.Replicas[0].State != "down" || health.Replicas[1].State != "in_rotation" {
+		t.Errorf("/health/db with a replica down: %+v", health)
+	}
+	time.Sleep(500 * time.Millisecond) // load on the survivor and the primary
+	rep.Replicas[0].Start(t)
+	waitFor(t, func() bool { return r1.State().InRotation })
+	time.Sleep(200 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+	if n := failures.Load(); n > 0 {
+		t.Fatalf("%d of %d requests failed while a replica died; first: %v", n, requests.Load(), firstFailure.Load())
+	}
+	if requests.Load() < 50 {
+		t.Fatalf("only %d requests ran: the load proved nothing", requests.Load())
+	}
+	t.Logf("%d requests, none failed", requests.Load())
+	_, metrics := call(t, a, "GET", "/metrics", "", "")
+	// In at start, out when stopped, in again when back.
+	for _, want := range []string{`replyrocket_db_replica_rotation_changes_total{direction="out",replica="replica-1"} 1`,
+		`replyrocket_db_replica_rotation_changes_total{direction="in",replica="replica-1"} 2`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// TestBackgroundPoolIsolatesLongRunningWork holds every background
+// connection: the monitor and partition maintenance are the ones waiting
+// (they run there), API requests are unaffected.
+func TestBackgroundPoolIsolatesLongRunningWork(t *testing.T) {
+	t.Parallel()
+	const admin = "admin-key-for-background-test"
+	a := newApp(t, map[string]string{
+		"DB_BACKGROUND_POOL_SIZE": "2", "DB_BACKGROUND_POOL_TIMEOUT": "1", "DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "1",
+		"ADMIN_API_KEY": admin, "CACHE_DISABLED": "true",
+	})
+	key := newUser(t, a, "bg@example.com")
+
+	before := a.Background.Stat().AcquireCount()
+	mustCall(t, a, "GET", "/db-monitor/performance", admin, "", http.StatusOK, nil)
+	if a.Background.Stat().AcquireCount() == before {
+		t.Fatal("the monitor did not use the background pool")
+	}
+
+	ctx := t.Context()
+	var held []*pgxpool.Conn
+	for range int(a.Background.Config().MaxConns) {
+		c, err := a.Background.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	defer func() {
+		for _, c := range held {
+			c.Release()
+		}
+	}()
+	if err := a.EnsurePartitions(ctx); err == nil || !strings.Contains(err.Error(), "pool exhausted") {
+		t.Fatalf("partition maintenance with the background pool full: %v (want it waiting there, then pool exhausted)", err)
+	}
+	apiBefore := a.Pool.Stat().AcquireCount()
+	for i := range 30 {
+		if i%3 == 0 {
+			mustCall(t, a, "POST", "/api/v1/campaigns", key, `{"name":"During maintenance"}`, http.StatusCreated, nil)
+			continue
+		}
+		mustCall(t, a, "GET", "/api/v1/campaigns", key, "", http.StatusOK, nil)
+	}
+	if a.Pool.Stat().AcquireCount() == apiBefore {
+		t.Fatal("the API did not use its own pool")
+	}
+}
+
+// TestAPIThroughPgBouncer runs the API's reads, writes, transactions and
+// COPY through a real pgbouncer in transaction pooling mode, with
+// DB_PGBOUNCER=true (no prepared statement outlives its transaction).
+func TestAPIThroughPgBouncer(t *testing.T) {
+	t.Parallel()
+	bouncer := pgtest.StartPgBouncer(t, pgtest.NewDatabase(t))
+	a := newAppOn(t, bouncer.URL, map[string]string{"DB_PGBOUNCER": "true", "CACHE_DISABLED": "true", "DB_POOL_SIZE": "4"})
+	key := newUser(t, a, "bouncer@example.com")
+	// Several rounds on a pool of several connections, so statements land on
+	// server connections other than the ones they were first sent on.
+	for round := range 5 {
+		var c struct{ ID string }
+		mustCall(t, a, "POST", "/api/v1/campaigns", key,
+			`{"name":"Bounced","emails":[{"recipient":"a@b.io","subject":"s","body":"b"}]}`, http.StatusCreated, &c)
+		mustCall(t, a, "GET", "/api/v1/campaigns/"+c.ID, key, "", http.StatusOK, nil)
+		mustCall(t, a, "POST", "/api/v1/campaigns/"+c.ID+"/emails", key,
+			`{"emails":[{"recipient":"c@d.io","subject":"s","body":"b"},{"recipient":"e@f.io","subject":"s","body":"b"}]}`, http.StatusCreated, nil)
+		var emails struct{ Items []struct{ ID string } }
+		mustCall(t, a, "GET", "/api/v1/campaigns/"+c.ID+"/emails", key, "", http.StatusOK, &emails)
+		if len(emails.Items) != 3 {
+			t.Fatalf("round %d: %d emails", round, len(emails.Items))
+		}
+		mustCall(t, a, "POST", "/api/v1/emails/"+emails.Items[0].ID+"/opened", key, "", http.StatusOK, nil)
+		var sum struct{ Total, Opened int64 }
+		mustCall(t, a, "GET", "/api/v1/campaigns/"+c.ID+"/summary", key, "", http.StatusOK, &sum)
+		if sum.Total != 3 || sum.Opened != 1 {
+			t.Fatalf("round %d: summary %+v", round, sum)
+		}
+		mustCall(t, a, "GET", "/api/v1/campaigns/"+c.ID+"/daily-stats?days=3", key, "", http.StatusOK, nil)
+		mustCall(t, a, "PATCH", "/api/v1/campaigns/"+c.ID, key, `{"status":"paused"}`, http.StatusOK, nil)
+		mustCall(t, a, "GET", "/api/v1/me/statistics", key, "", http.StatusOK, nil)
+	}
+	mustCall(t, a, "GET", "/api/v1/campaigns?limit=100", key, "", http.StatusOK, nil)
+	mustCall(t, a, "GET", "/api/v1/campaigns/01890000-0000-7000-8000-000000000000", key, "", http.StatusNotFound, nil)
+	log, err := os.ReadFile(bouncer.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), "login attempt") {
+		t.Fatalf("pgbouncer logged no client login: %s", log)
+	}
+}
+
+// The routing set comes from the generator's analysis: reads of tables
+// that write nothing, minus the API-key lookup, which stays on the primary.
+func TestReadOnlyQueries(t *testing.T) {
+	t.Parallel()
+	got := map[string]bool{}
+	for _, n := range ReadOnlyQueries() {
+		got[n] = true
+	}
+	for _, n := range []string{"GetCampaign", "ListCampaigns", "GetCampaignSummary", "GetUserStatistics", "ListCampaignEmails", "GetEmail"} {
+		if !got[n] {
+			t.Errorf("%s should be served by replicas", n)
+		}
+	}
+	for _, n := range []string{"CreateCampaign", "MarkEmailOpened", "InsertEmails", "EnsureEmailPartitions", "TouchAPIKey", "DeleteCampaign", "GetAPIKeyByHash"} {
+		if got[n] {
+			t.Errorf("%s must run on the primary", n)
+		}
+	}
+}

@@ -1,0 +1,297 @@
+package cache
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+)
+
+// Scoped versions. A scope names the rows of one table by the value of one
+// column ("emails.campaign_id"), or through a join to a parent table
+// ("emails.campaign_id>campaigns.user_id": the emails of the campaigns whose
+// user_id is the value). The generator derives which scope pins each cached
+// read and which scope values each write's rows carry, from the SQL.
+//
+// Each scope has ScopeSlots version slots; a (value, column) pair hashes to
+// one of them, where column "" is the row slot that inserts and deletes
+// bump and a column is the slot that an UPDATE of that column bumps. A read
+// pinned to value v captures v's row slot and one slot per column it
+// references; a write that knows v bumps v's slots, and one that does not
+// bumps the scope-wide versions (named slots "scope" and "scope#column"),
+// which every pinned read captures too. Memory is fixed whatever the number
+// of values: two values sharing a slot only invalidate each other's entries
+// more often, never less.
+
+// ScopeSlots is the number of hashed version slots of each scope. It is part
+// of the protocol between instances sharing Redis: every instance must map
+// a value to the same slot.
+const ScopeSlots = 4096
+
+// MaxScopeValues bounds the distinct values one write bumps in one scope; a
+// write with more (a bulk insert across many ids) bumps the scope-wide
+// version instead, so a write's cost stays bounded.
+const MaxScopeValues = 64
+
+// Scope declares a scope to the cache.
+type Scope struct {
+	Name  string // e.g. "emails.campaign_id"
+	Table string // the table whose rows it names
+}
+
+// ScopeDep is how a cached read depends on a scope: the values it is pinned
+// to are given per call (Deps.Add), the columns it references here.
+type ScopeDep struct {
+	Scope   string   `json:"scope"`
+	Columns []string `json:"columns"`
+}
+
+type scopeInfo struct {
+	Scope
+	base int // index of the first of its ScopeSlots in Cache.vers
+	// label is the value of the scope label of the invalidation metric: the
+	// part of the name after the table.
+	label string
+}
+
+// rowColumn is the column name of a scope's row slot.
+const rowColumn = ""
+
+// hashValue is FNV-1a over v: stable across processes and deploys.
+func hashValue(v []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, b := range v {
+		h ^= uint64(b)
+		h *= 1099511628211
+	}
+	return h
+}
+
+func hashString(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// slotOf is the slot of (value hash, column hash) within a scope.
+func slotOf(vh, ch uint64) int {
+	// splitmix64's finaliser spreads the combined bits over the low ones
+	// the modulo keeps.
+	z := vh ^ (ch * 0x9e3779b97f4a7c15)
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	z ^= z >> 31
+	return int(z % ScopeSlots)
+}
+
+// scopedDep is a registered ScopeDep.
+type scopedDep struct {
+	scope *scopeInfo
+	cols  []uint64 // hashes of rowColumn and of the referenced columns
+}
+
+// Deps collects the slots a read depends on for its arguments' values; the
+// generated code calls Add once per pinned value.
+type Deps struct {
+	q     *Query
+	slots []int32
+}
+
+// Add records that the read's dep-th scope is pinned to the value v.
+func (d *Deps) Add(dep int, v []byte) { d.addHash(dep, hashValue(v)) }
+
+// AddString is Add for a text value, without converting it.
+func (d *Deps) AddString(dep int, s string) { d.addHash(dep, hashString(s)) }
+
+// AddInt is Add for an integer value of any width.
+func (d *Deps) AddInt(dep int, n int64) {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(n))
+	d.addHash(dep, hashValue(b[:]))
+}
+
+func (d *Deps) addHash(dep int, vh uint64) {
+	sd := d.q.scoped[dep]
+	for _, ch := range sd.cols {
+		d.slots = append(d.slots, int32(sd.scope.base+slotOf(vh, ch)))
+	}
+}
+
+// Bumps collects what one write invalidates: table-wide versions, and per
+// scope either the values its rows carry or, when they are unknown or too
+// many, the scope-wide versions. Not safe for concurrent use.
+type Bumps struct {
+	c      *Cache
+	named  map[int]struct{}
+	scopes map[*scopeInfo]*scopeBumps
+	lsn    uint64
+}
+
+// SetLSN records the WAL position of the write (0: unknown or no
+// replicas); the highest of several is kept.
+func (b *Bumps) SetLSN(lsn uint64) { b.lsn = max(b.lsn, lsn) }
+
+type scopeBumps struct {
+	wide   bool
+	cols   map[string]struct{}
+	values map[uint64]struct{}
+}
+
+// NewBumps starts an empty set of invalidations.
+func (c *Cache) NewBumps() *Bumps {
+	return &Bumps{c: c, named: map[int]struct{}{}, scopes: map[*scopeInfo]*scopeBumps{}}
+}
+
+// Table bumps named version slots: a table ("emails", for rows added or
+// removed) or a table's column ("emails#is_opened", for an UPDATE of it).
+// These are what reads that no scope pins depend on. Unknown names are
+// programming errors of the generator and panic.
+func (b *Bumps) Table(names ...string) {
+	for _, n := range names {
+		b.named[b.c.mustIndex(n)] = struct{}{}
+	}
+}
+
+// Wide bumps the scope-wide versions of scope for the columns cols (""
+// for rows added or removed): every read pinned by that scope is
+// invalidated, whatever its value.
+func (b *Bumps) Wide(scope string, cols ...string) {
+	sb := b.scope(scope)
+	sb.wide = true
+	sb.values = nil
+	for _, c := range cols {
+		sb.cols[c] = struct{}{}
+	}
+}
+
+// Value bumps the slots of value v of scope for the columns cols.
+func (b *Bumps) Value(scope string, v []byte, cols ...string) {
+	b.valueHash(scope, hashValue(v), cols)
+}
+
+// String is Value for a text value.
+func (b *Bumps) String(scope, s string, cols ...string) {
+	b.valueHash(scope, hashString(s), cols)
+}
+
+// Int is Value for an integer value of any width.
+func (b *Bumps) Int(scope string, n int64, cols ...string) {
+	var buf [8]byte
+	binary.BigEndian.PutUint64(buf[:], uint64(n))
+	b.valueHash(scope, hashValue(buf[:]), cols)
+}
+
+func (b *Bumps) valueHash(scope string, vh uint64, cols []string) {
+	sb := b.scope(scope)
+	for _, c := range cols {
+		sb.cols[c] = struct{}{}
+	}
+	if sb.wide {
+		return
+	}
+	if b.c.cfg.ScopesDisabled {
+		sb.wide, sb.values = true, nil
+		return
+	}
+	sb.values[vh] = struct{}{}
+	if len(sb.values) > MaxScopeValues {
+		sb.wide, sb.values = true, nil
+	}
+}
+
+func (b *Bumps) scope(name string) *scopeBumps {
+	si, ok := b.c.scopes[name]
+	if !ok {
+		panic(fmt.Sprintf("cache: unknown scope %q", name))
+	}
+	sb := b.scopes[si]
+	if sb == nil {
+		sb = &scopeBumps{cols: map[string]struct{}{}, values: map[uint64]struct{}{}}
+		b.scopes[si] = sb
+	}
+	return sb
+}
+
+// Merge adds other's invalidations to b (a transaction collects each
+// statement's).
+func (b *Bumps) Merge(other *Bumps) {
+	b.SetLSN(other.lsn)
+	for i := range other.named {
+		b.named[i] = struct{}{}
+	}
+	for si, o := range other.scopes {
+		sb := b.scopes[si]
+		if sb == nil {
+			sb = &scopeBumps{cols: map[string]struct{}{}, values: map[uint64]struct{}{}}
+			b.scopes[si] = sb
+		}
+		for c := range o.cols {
+			sb.cols[c] = struct{}{}
+		}
+		if o.wide || sb.wide {
+			sb.wide, sb.values = true, nil
+			continue
+		}
+		for v := range o.values {
+			sb.values[v] = struct{}{}
+		}
+		if len(sb.values) > MaxScopeValues {
+			sb.wide, sb.values = true, nil
+		}
+	}
+}
+
+// Empty reports whether b invalidates nothing.
+func (b *Bumps) Empty() bool { return len(b.named) == 0 && len(b.scopes) == 0 }
+
+// slots resolves b to version slot indexes, counting each scope's outcome
+// for the metrics.
+func (b *Bumps) slots() []int {
+	out := make([]int, 0, len(b.named)+8*len(b.scopes))
+	unscoped := map[string]bool{}
+	for i := range b.named {
+		out = append(out, i)
+		if t, _, _ := strings.Cut(b.c.named[i], slotSep); len(b.c.tableScopes[t]) == 0 {
+			unscoped[t] = true
+		}
+	}
+	for t := range unscoped {
+		b.c.m.countTable(t, tableWide)
+	}
+	for si, sb := range b.scopes {
+		if sb.wide {
+			b.c.m.countScope(si, true)
+			for col := range sb.cols {
+				out = append(out, b.c.mustIndex(wideName(si.Name, col)))
+			}
+			continue
+		}
+		b.c.m.countScope(si, false)
+		seen := map[int]struct{}{}
+		for vh := range sb.values {
+			for col := range sb.cols {
+				i := si.base + slotOf(vh, hashString(col))
+				if _, dup := seen[i]; !dup {
+					seen[i] = struct{}{}
+					out = append(out, i)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// wideName is the named slot of a scope's wide version for a column.
+func wideName(scope, col string) string {
+	if col == rowColumn {
+		return scope
+	}
+	return scope + slotSep + col
+}
+
+// scopeLabel is the part of a scope's name after its table.
+func scopeLabel(s Scope) string {
+	return strings.TrimPrefix(s.Name, s.Table+".")
+}

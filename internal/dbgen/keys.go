@@ -1,0 +1,236 @@
+package dbgen
+
+import (
+	"sort"
+	"strings"
+)
+
+// What the scopes are made of, read from the migrations: each column's
+// SQL type, the single-column foreign keys, and the columns that lead a
+// key or an index.
+
+// ForeignKey is a single-column foreign key: Child.ChildCol references
+// Parent.ParentCol.
+type ForeignKey struct {
+	Child, ChildCol   string
+	Parent, ParentCol string
+	// OnDelete and OnUpdate are pg_query's action letters: a (no action),
+	// r (restrict), c (cascade), n (set null), d (set default).
+	OnDelete, OnUpdate string
+}
+
+// ScopeDef names rows of Table: those whose Column equals a value, or, for
+// a path (Parent set), those whose Column equals Parent.ParentKey of a
+// Parent row whose ParentColumn equals the value.
+type ScopeDef struct {
+	Table, Column                   string
+	Parent, ParentKey, ParentColumn string
+}
+
+// Name is the scope's name in generated code, the cache and Redis:
+// "emails.campaign_id", or "emails.campaign_id>campaigns.user_id" for a
+// path (the join is on the foreign key).
+func (s ScopeDef) Name() string {
+	if s.Parent == "" {
+		return s.Table + "." + s.Column
+	}
+	return s.Table + "." + s.Column + ">" + s.Parent + "." + s.ParentColumn
+}
+
+// IsPath reports whether the scope goes through a parent table.
+func (s ScopeDef) IsPath() bool { return s.Parent != "" }
+
+// readKeys records column types, foreign keys and key columns from one
+// migration's parse tree.
+func (s *Schema) readKeys(tree any) {
+	walk(tree, func(key string, v map[string]any) bool {
+		switch key {
+		case "CreateStmt", "AlterTableStmt":
+			rel, ok := v["relation"].(map[string]any)
+			if !ok {
+				return true
+			}
+			s.readTableElts(relName(rel), v)
+		case "IndexStmt":
+			rel, ok := v["relation"].(map[string]any)
+			if !ok {
+				return true
+			}
+			params, _ := v["indexParams"].([]any)
+			if len(params) > 0 {
+				if el, ok := params[0].(map[string]any)["IndexElem"].(map[string]any); ok {
+					if name, _ := el["name"].(string); name != "" {
+						s.addKey(relName(rel), name)
+					}
+				}
+			}
+		}
+		return true
+	})
+}
+
+func (s *Schema) readTableElts(table string, v map[string]any) {
+	walk(v, func(key string, n map[string]any) bool {
+		switch key {
+		case "ColumnDef":
+			col, _ := n["colname"].(string)
+			if col == "" {
+				return true
+			}
+			if tn, ok := n["typeName"].(map[string]any); ok {
+				names := stringList(tn["names"])
+				if len(names) > 0 {
+					if s.Types[table] == nil {
+						s.Types[table] = map[string]string{}
+					}
+					s.Types[table][col] = names[len(names)-1]
+				}
+			}
+			cons, _ := n["constraints"].([]any)
+			for _, c := range cons {
+				if cm, ok := c.(map[string]any)["Constraint"].(map[string]any); ok {
+					s.readConstraint(table, []string{col}, cm)
+				}
+			}
+			return false
+		case "Constraint":
+			s.readConstraint(table, nil, n)
+			return false
+		}
+		return true
+	})
+}
+
+// readConstraint records a key or foreign key; cols are the column of a
+// column constraint, nil for a table constraint (which names its own).
+func (s *Schema) readConstraint(table string, cols []string, c map[string]any) {
+	switch c["contype"] {
+	case "CONSTR_PRIMARY", "CONSTR_UNIQUE":
+		keys := cols
+		if keys == nil {
+			keys = stringList(c["keys"])
+		}
+		if len(keys) > 0 {
+			s.addKey(table, keys[0])
+			if c["contype"] == "CONSTR_PRIMARY" {
+				s.primary[table] = keys[0]
+			}
+		}
+	case "CONSTR_FOREIGN":
+		child := cols
+		if child == nil {
+			child = stringList(c["fk_attrs"])
+		}
+		parent := stringList(c["pk_attrs"])
+		pk, ok := c["pktable"].(map[string]any)
+		if !ok || len(child) != 1 || len(parent) > 1 {
+			return // composite keys name no single scope
+		}
+		fk := ForeignKey{Child: table, ChildCol: child[0], Parent: relName(pk)}
+		fk.OnDelete, _ = c["fk_del_action"].(string)
+		fk.OnUpdate, _ = c["fk_upd_action"].(string)
+		if len(parent) == 1 {
+			fk.ParentCol = parent[0]
+		}
+		s.FKs = append(s.FKs, fk)
+		s.addKey(table, child[0])
+	}
+}
+
+func (s *Schema) addKey(table, col string) { s.keyCols[table] = appendNew(s.keyCols[table], col) }
+
+// resolveFKs fills in the parent column of foreign keys that reference a
+// primary key implicitly, once every table is known.
+func (s *Schema) resolveFKs() {
+	for i, fk := range s.FKs {
+		if fk.ParentCol == "" {
+			s.FKs[i].ParentCol = s.primary[fk.Parent]
+		}
+	}
+}
+
+// Scopes are the scopes of table, in order of preference for pinning a
+// read: the primary key, the other key, index-leading and foreign-key
+// columns in declaration order, then the paths through its foreign keys
+// to each scope column of the parent. They come from the schema alone, so
+// every deploy of the same schema names the same scopes.
+func (s *Schema) Scopes(table string) []ScopeDef {
+	if s == nil {
+		return nil
+	}
+	var out []ScopeDef
+	for _, col := range s.directScopeCols(table) {
+		out = append(out, ScopeDef{Table: table, Column: col})
+	}
+	for _, fk := range s.FKs {
+		if fk.Child != table || fk.ParentCol == "" {
+			continue
+		}
+		for _, pc := range s.directScopeCols(fk.Parent) {
+			if pc != fk.ParentCol {
+				out = append(out, ScopeDef{Table: table, Column: fk.ChildCol, Parent: fk.Parent, ParentKey: fk.ParentCol, ParentColumn: pc})
+			}
+		}
+	}
+	return out
+}
+
+func (s *Schema) directScopeCols(table string) []string {
+	cols := append([]string(nil), s.keyCols[table]...)
+	pk := s.primary[table]
+	sort.SliceStable(cols, func(i, j int) bool { return cols[i] == pk && cols[j] != pk })
+	var out []string
+	for _, c := range cols {
+		if scopeType(s.Types[table][c]) != "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// AllScopes are the scopes of every table, by table name.
+func (s *Schema) AllScopes() []ScopeDef {
+	var out []ScopeDef
+	for _, t := range sortedKeys(s.Columns) {
+		out = append(out, s.Scopes(t)...)
+	}
+	return out
+}
+
+// valueType is the SQL type of the values a scope is pinned to.
+func (s *Schema) valueType(sc ScopeDef) string {
+	if sc.IsPath() {
+		return s.Types[sc.Parent][sc.ParentColumn]
+	}
+	return s.Types[sc.Table][sc.Column]
+}
+
+// scopeType classifies a SQL type by how its values hash: "bytes16"
+// (uuid), "text", "bytes" (bytea), "int"; "" for types no scope is made of
+// (times and floats have more than one spelling of equal values).
+func scopeType(sqlType string) string {
+	switch strings.ToLower(sqlType) {
+	case "uuid":
+		return "bytes16"
+	case "text", "varchar", "citext", "bpchar":
+		return "text"
+	case "bytea":
+		return "bytes"
+	case "int2", "int4", "int8", "smallint", "integer", "bigint", "serial", "bigserial":
+		return "int"
+	}
+	return ""
+}
+
+func stringList(v any) []string {
+	items, _ := v.([]any)
+	var out []string
+	for _, it := range items {
+		m, _ := it.(map[string]any)
+		s, _ := m["String"].(map[string]any)
+		if sv, ok := s["sval"].(string); ok {
+			out = append(out, sv)
+		}
+	}
+	return out
+}

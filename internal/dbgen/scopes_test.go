@@ -1,0 +1,224 @@
+package dbgen
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+const scopeSchema = `
+CREATE TABLE users (id uuid PRIMARY KEY, email text NOT NULL, name text);
+CREATE UNIQUE INDEX users_email_key ON users (lower(email));
+CREATE TABLE campaigns (id uuid PRIMARY KEY, user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE, name text, status text);
+CREATE INDEX campaigns_user_idx ON campaigns (user_id, id);
+CREATE TABLE emails (id uuid NOT NULL, campaign_id uuid NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    is_opened bool, created_at timestamptz NOT NULL, PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at);
+CREATE TABLE notes (id uuid PRIMARY KEY, campaign_id uuid REFERENCES campaigns (id) ON DELETE SET NULL, body text);
+`
+
+func readScopeSchema(t *testing.T) *Schema {
+	t.Helper()
+	s := NewSchema()
+	if err := s.Read(scopeSchema); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// anyValue accepts every value: these tests are about the SQL, the Go
+// types are checked where methods exist (gen.go).
+func anyValue(valueRef, string) bool { return true }
+
+func TestSchemaScopes(t *testing.T) {
+	s := readScopeSchema(t)
+	var got []string
+	for _, sc := range s.AllScopes() {
+		got = append(got, sc.Name())
+	}
+	want := []string{
+		"campaigns.id", "campaigns.user_id",
+		"emails.id", "emails.campaign_id", "emails.campaign_id>campaigns.user_id",
+		"notes.id", "notes.campaign_id", "notes.campaign_id>campaigns.user_id",
+		"users.id", // lower(email) is an expression, not a column: no scope
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("scopes\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestReadScopes(t *testing.T) {
+	schema := readScopeSchema(t)
+	tests := []struct {
+		name, sql, want string
+	}{
+		{"direct", `SELECT count(*) FROM emails WHERE campaign_id = @campaign_id AND created_at > @since`,
+			"emails.campaign_id = @campaign_id"},
+		{"join transitivity", `SELECT count(e.id) FROM emails e JOIN campaigns c ON e.campaign_id = c.id WHERE c.id = @cid`,
+			"campaigns.id = @cid; emails.campaign_id = @cid"},
+		{"path through the foreign key", `SELECT count(*) FROM campaigns c JOIN emails e ON e.campaign_id = c.id WHERE c.user_id = @uid`,
+			"campaigns.user_id = @uid; emails.campaign_id>campaigns.user_id = @uid"},
+		{"left join pins only its nullable side", `SELECT count(e.id) FROM campaigns c LEFT JOIN emails e ON e.campaign_id = c.id AND e.campaign_id = @cid`,
+			"emails.campaign_id = @cid; campaigns table-wide"},
+		{"left join with the preserved side pinned", `SELECT count(e.id) FROM campaigns c LEFT JOIN emails e ON e.campaign_id = c.id WHERE c.id = @cid AND c.user_id = @uid`,
+			"campaigns.id = @cid; emails.campaign_id = @cid"},
+		{"OR falls back", `SELECT id FROM campaigns WHERE id = @a OR user_id = @b`, "campaigns table-wide"},
+		{"NOT falls back", `SELECT id FROM campaigns WHERE NOT (id = @a)`, "campaigns table-wide"},
+		{"IN list", `SELECT id FROM campaigns WHERE id IN (@a, @b)`, "campaigns.id = @a, @b"},
+		{"IN list with an expression falls back", `SELECT id FROM campaigns WHERE id IN (@a, gen_random_uuid())`, "campaigns table-wide"},
+		{"= ANY(array)", `SELECT id FROM campaigns WHERE id = ANY(@ids::uuid[])`, "campaigns.id = each of @ids"},
+		{"lower(email) is an expression", `SELECT id FROM users WHERE lower(email) = lower(@email)`, "users table-wide"},
+		{"cast column falls back", `SELECT id FROM users WHERE id::text = @id`, "users table-wide"},
+		{"range falls back", `SELECT id FROM campaigns WHERE user_id > @u`, "campaigns table-wide"},
+		{"sqlc.arg", `SELECT id FROM campaigns WHERE user_id = sqlc.arg(owner)`, "campaigns.user_id = @owner"},
+		{"partition rolled up", `SELECT count(*) FROM emails_p202611 WHERE campaign_id = @c`, "emails.campaign_id = @c"},
+		{"one unpinned occurrence unpins the table", `SELECT (SELECT count(*) FROM emails), count(*) FROM emails WHERE campaign_id = @c`,
+			"emails table-wide"},
+		{"subquery pinned on its own", `SELECT (SELECT count(*) FROM campaigns WHERE user_id = @u) AS n, count(*) FROM emails WHERE campaign_id = @c`,
+			"campaigns.user_id = @u; emails.campaign_id = @c"},
+		{"correlated subquery pinned through the enclosing query", `SELECT id FROM campaigns c WHERE c.user_id = @u AND EXISTS (SELECT 1 FROM emails e WHERE e.campaign_id = c.id)`,
+			"campaigns.user_id = @u; emails.campaign_id>campaigns.user_id = @u"},
+		{"lateral aggregate per row", `SELECT c.id, s.n FROM campaigns c CROSS JOIN LATERAL (SELECT count(*) AS n FROM emails e WHERE e.campaign_id = c.id) s WHERE c.user_id = @u`,
+			"campaigns.user_id = @u; emails.campaign_id>campaigns.user_id = @u"},
+		{"a correlation never pins the enclosing query", `SELECT c.id FROM campaigns c WHERE EXISTS (SELECT 1 FROM emails e WHERE e.campaign_id = c.id AND e.campaign_id = @x)`,
+			"emails.campaign_id = @x; campaigns table-wide"},
+		{"bare column of one table", `SELECT 1 FROM campaigns c JOIN notes n ON true WHERE campaign_id = @c AND c.id = @c2`,
+			"campaigns.id = @c2; notes.campaign_id = @c"},
+		{"ambiguous bare column", `SELECT 1 FROM campaigns c JOIN notes n ON true WHERE id = @x AND c.user_id = @u`,
+			"campaigns.user_id = @u; notes table-wide"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tables, err := Analyze(sqlcParamName.ReplaceAllString(tt.sql, "$$1"), schema)
+			if err != nil {
+				t.Fatal(err)
+			}
+			deps, err := ReadScopes(tt.sql, tables, schema, anyValue)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := describeDeps(deps); got != tt.want {
+				t.Fatalf("\n got %s\nwant %s", got, tt.want)
+			}
+			// A pinned table depends on its scope-wide versions, an
+			// unpinned one on its table-wide versions.
+			for _, sr := range deps.Scoped {
+				if !slices.Contains(deps.Named, sr.Scope.Name()) {
+					t.Errorf("pinned by %s without its scope-wide version in %v", sr.Scope.Name(), deps.Named)
+				}
+			}
+			for _, tb := range deps.Unpinned {
+				if !slices.Contains(deps.Named, tb) {
+					t.Errorf("%s unpinned without its table version in %v", tb, deps.Named)
+				}
+			}
+		})
+	}
+}
+
+func TestReadScopesNeedUsableValues(t *testing.T) {
+	schema := readScopeSchema(t)
+	sql := `SELECT id FROM campaigns WHERE id = @id`
+	tables, _ := Analyze(`SELECT id FROM campaigns WHERE id = $1`, schema)
+	deps, err := ReadScopes(sql, tables, schema, func(valueRef, string) bool { return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := describeDeps(deps); got != "campaigns table-wide" {
+		t.Fatalf("a value the Go code cannot hash pinned the read: %s", got)
+	}
+}
+
+func TestWriteScopes(t *testing.T) {
+	schema := readScopeSchema(t)
+	tests := []struct {
+		name, kind, sql string
+		want            []string
+	}{
+		{"insert with VALUES and RETURNING", ":one", `INSERT INTO campaigns (user_id, name) VALUES (@user_id, @name) RETURNING id, user_id`, []string{
+			"campaigns.id: RETURNING id (RETURNING)",
+			"campaigns.user_id: @user_id (VALUES)",
+			"emails.campaign_id>campaigns.user_id: @user_id (campaigns rows added or removed)",
+			"notes.campaign_id>campaigns.user_id: @user_id (campaigns rows added or removed)",
+		}},
+		{"write without RETURNING", ":exec", `UPDATE campaigns SET name = @name WHERE id = @id`, []string{
+			"campaigns.id: @id (WHERE)",
+			"campaigns.user_id: table-wide (its rows' user_id is not known)",
+		}},
+		{"update of a scope column moves rows", ":exec", `UPDATE emails SET campaign_id = @c WHERE id = @id AND created_at = @at`, []string{
+			"emails.campaign_id: table-wide (updates campaign_id, moving rows between values)",
+			"emails.campaign_id>campaigns.user_id: table-wide (updates campaign_id, moving rows between values)",
+			"emails.id: @id (WHERE)",
+		}},
+		{"update through a join", ":one", `UPDATE emails e SET is_opened = true FROM campaigns c
+			WHERE e.id = @id AND c.id = e.campaign_id AND c.user_id = @user_id RETURNING e.campaign_id`, []string{
+			"emails.campaign_id: RETURNING campaign_id (RETURNING)",
+			"emails.campaign_id>campaigns.user_id: @user_id (WHERE)",
+			"emails.id: @id (WHERE)",
+		}},
+		{"delete cascades with the parent's values", ":execrows", `DELETE FROM campaigns WHERE id = @id AND user_id = @uid`, []string{
+			"campaigns.id: @id (WHERE)",
+			"campaigns.user_id: @uid (WHERE)",
+			"emails.campaign_id: @id (cascade from campaigns.id)",
+			"emails.campaign_id>campaigns.user_id: @uid (cascade from campaigns.user_id; campaigns rows added or removed)",
+			"emails.id: table-wide (its rows' id is not known)",
+			// SET NULL updates the notes: not followed, so wide.
+			"notes.campaign_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+			"notes.campaign_id>campaigns.user_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+			"notes.id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+		}},
+		{"transitive cascade", ":exec", `DELETE FROM users WHERE id = @id`, []string{
+			"campaigns.id: table-wide (its rows' id is not known)",
+			"campaigns.user_id: @id (cascade from users.id)",
+			"emails.campaign_id: table-wide (its rows' campaign_id is not known)",
+			// Two hops: the emails of the deleted user's campaigns.
+			"emails.campaign_id>campaigns.user_id: @id (cascade from campaigns.user_id; campaigns rows added or removed)",
+			"emails.id: table-wide (its rows' id is not known)",
+			"notes.campaign_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+			"notes.campaign_id>campaigns.user_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+			"notes.id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+			"users.id: @id (WHERE)",
+		}},
+		{"copy rows", ":copyfrom", `INSERT INTO emails (id, campaign_id, created_at) VALUES (@id, @campaign_id, @created_at)`, []string{
+			"emails.campaign_id: each row's @campaign_id (VALUES)",
+			"emails.campaign_id>campaigns.user_id: table-wide (its rows' campaigns.user_id is not known)",
+			"emails.id: each row's @id (VALUES)",
+		}},
+		{"two writes are not attributed", ":exec", `WITH d AS (DELETE FROM notes WHERE id = @id RETURNING campaign_id) UPDATE campaigns SET name = 'x' WHERE id IN (SELECT campaign_id FROM d)`, []string{
+			"campaigns.id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+			"campaigns.user_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+			"emails.campaign_id>campaigns.user_id: table-wide (rows of campaigns not attributed)",
+			"notes.campaign_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+			"notes.campaign_id>campaigns.user_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+			"notes.id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+		}},
+		{"upsert counts only RETURNING", ":one", `INSERT INTO notes (id, campaign_id, body) VALUES (@id, @c, @b) ON CONFLICT (id) DO UPDATE SET body = excluded.body RETURNING id`, []string{
+			"notes.campaign_id: table-wide (its rows' campaign_id is not known)",
+			"notes.campaign_id>campaigns.user_id: table-wide (its rows' campaigns.user_id is not known)",
+			"notes.id: RETURNING id (RETURNING)",
+		}},
+		{"partition rolled up", ":exec", `DELETE FROM emails_p202611 WHERE campaign_id = @c`, []string{
+			"emails.campaign_id: @c (WHERE)",
+			"emails.campaign_id>campaigns.user_id: table-wide (its rows' campaigns.user_id is not known)",
+			"emails.id: table-wide (its rows' id is not known)",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tables, err := Analyze(sqlcParamName.ReplaceAllString(tt.sql, "$$1"), schema)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ws, err := WriteScopes(tt.sql, tt.kind, tables, schema, anyValue)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, w := range ws {
+				got = append(got, describeWrite(w))
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(tt.want, "\n     "))
+			}
+		})
+	}
+}

@@ -1,0 +1,154 @@
+package dbgen
+
+import (
+	"fmt"
+	"go/types"
+	"strings"
+)
+
+// goValue is a scope value as Go code of a generated method: an
+// expression, inside a loop when the value is one of many.
+type goValue struct {
+	rangeOver string // a slice to range over with v, or ""
+	expr      string
+	typ       types.Type
+	result    bool // from the result: valid only when the statement succeeded
+}
+
+// resolve finds the Go expression of v in method m, whose parameter is
+// named arg and result r.
+func (m *method) resolve(v valueRef) (goValue, bool) {
+	switch {
+	case v.Field != "":
+		return m.resolveResult(v.Field)
+	case v.PerRow:
+		s, ok := m.arg.(*types.Slice)
+		if !ok {
+			return goValue{}, false
+		}
+		f, ok := fieldOf(s.Elem(), v.Param)
+		if !ok {
+			return goValue{}, false
+		}
+		return goValue{rangeOver: "arg", expr: "v." + f.Name(), typ: f.Type()}, true
+	}
+	expr, typ, ok := m.param(v.Param)
+	if !ok {
+		return goValue{}, false
+	}
+	if v.Many {
+		s, ok := typ.Underlying().(*types.Slice)
+		if !ok {
+			return goValue{}, false
+		}
+		return goValue{rangeOver: expr, expr: "v", typ: s.Elem()}, true
+	}
+	return goValue{expr: expr, typ: typ}, true
+}
+
+// param is the expression and type of a sqlc parameter: a field of the
+// params struct, or the one argument of a query with one parameter.
+func (m *method) param(name string) (string, types.Type, bool) {
+	if m.arg == nil {
+		return "", nil, false
+	}
+	if _, ok := m.arg.Underlying().(*types.Struct); ok {
+		f, ok := fieldOf(m.arg, name)
+		if !ok {
+			return "", nil, false
+		}
+		return "arg." + f.Name(), f.Type(), true
+	}
+	if _, names := numberParams(m.SQL); len(names) == 1 && names[1] == name {
+		return "arg", m.arg, true
+	}
+	return "", nil, false
+}
+
+func (m *method) resolveResult(field string) (goValue, bool) {
+	if m.result == nil {
+		return goValue{}, false
+	}
+	t, rangeOver := m.result, ""
+	if m.Kind == ":many" {
+		s, ok := t.(*types.Slice)
+		if !ok {
+			return goValue{}, false
+		}
+		t, rangeOver = s.Elem(), "r"
+	}
+	base := "r"
+	if rangeOver != "" {
+		base = "v"
+	}
+	if _, ok := t.Underlying().(*types.Struct); !ok || isTime(t) {
+		// A single RETURNING column is the result itself.
+		return goValue{rangeOver: rangeOver, expr: base, typ: t, result: true}, true
+	}
+	f, ok := fieldOf(t, field)
+	if !ok {
+		return goValue{}, false
+	}
+	return goValue{rangeOver: rangeOver, expr: base + "." + f.Name(), typ: f.Type(), result: true}, true
+}
+
+// fieldOf finds the struct field sqlc named after a column or parameter
+// (campaign_id -> CampaignID).
+func fieldOf(t types.Type, name string) (*types.Var, bool) {
+	st, ok := t.Underlying().(*types.Struct)
+	if !ok {
+		return nil, false
+	}
+	want := strings.ToLower(strings.ReplaceAll(name, "_", ""))
+	for i := 0; i < st.NumFields(); i++ {
+		if f := st.Field(i); strings.ToLower(f.Name()) == want {
+			return f, true
+		}
+	}
+	return nil, false
+}
+
+// hashClass is how a Go value hashes, matching scopeType's classes: the
+// same value must hash alike on the read and the write side.
+func hashClass(t types.Type) string {
+	switch u := t.Underlying().(type) {
+	case *types.Array:
+		if u.Len() == 16 && isByte(u.Elem()) {
+			return "bytes16"
+		}
+	case *types.Slice:
+		if isByte(u.Elem()) {
+			return "bytes"
+		}
+	case *types.Basic:
+		switch {
+		case u.Kind() == types.String:
+			return "text"
+		case u.Info()&types.IsInteger != 0:
+			return "int"
+		}
+	}
+	return ""
+}
+
+// usable reports whether v can be hashed as a value of sqlType in m.
+func (m *method) usable(v valueRef, sqlType string) bool {
+	gv, ok := m.resolve(v)
+	return ok && hashClass(gv.typ) != "" && hashClass(gv.typ) == scopeType(sqlType)
+}
+
+// hashCall is the Deps or Bumps call that adds gv: method names differ by
+// class (Add/Value, AddString/String, AddInt/Int).
+func hashCall(gv goValue, bytesFn, stringFn, intFn string) (fn, arg string, err error) {
+	switch hashClass(gv.typ) {
+	case "bytes16":
+		return bytesFn, gv.expr + "[:]", nil
+	case "bytes":
+		return bytesFn, gv.expr, nil
+	case "text":
+		return stringFn, "string(" + gv.expr + ")", nil
+	case "int":
+		return intFn, "int64(" + gv.expr + ")", nil
+	}
+	return "", "", fmt.Errorf("no hash for %s", gv.typ)
+}
