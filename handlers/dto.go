@@ -88,7 +88,7 @@ type apiKeyJSON struct {
 	CreatedAt time.Time  `json:"created_at"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 	// RateLimitPerMinute is the key's own budget; absent: the default.
-	RateLimitPerMinute *int32 `json:"rate_limit_per_minute,omitempty"`
+	RateLimitPerMinute *int32 `json:"rate_limit_per_minute,omitempty" minimum:"1" description:"The key's own budget; absent: the server default."`
 }
 
 type summaryJSON struct {

@@ -61,6 +61,10 @@ func schemaName(t reflect.Type, def string) string {
 	if name == "" {
 		name = def
 	}
+	if strings.HasSuffix(t.PkgPath(), "/internal/ratelimit") {
+		// Stats and KeyCount say little outside their package.
+		name = "RateLimit" + name
+	}
 	for _, suffix := range []string{"JSON", "Input"} {
 		name = strings.TrimSuffix(name, suffix)
 	}
