@@ -17,6 +17,9 @@ type Actor struct {
 	mu     sync.Mutex
 	loaded bool
 	floor  uint64
+	// seq is the cache's: see CacheSeq.
+	seqLoaded bool
+	seq       uint64
 }
 
 type actorKey struct{}
@@ -52,4 +55,17 @@ func (a *Actor) Raise(lsn uint64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.floor = max(a.floor, lsn)
+}
+
+// CacheSeq is the sequence number of this actor's last cache invalidation,
+// loaded by the first call of a request (from where instances share it)
+// and reused after, like Floor.
+func (a *Actor) CacheSeq(load func() uint64) uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.seqLoaded {
+		a.seq = load()
+		a.seqLoaded = true
+	}
+	return a.seq
 }

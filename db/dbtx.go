@@ -72,6 +72,14 @@ func (p pooled) acquire(ctx context.Context) (*pgxpool.Conn, error) {
 // one; past it the error is ErrPoolExhausted (an ErrUnavailable once
 // classified).
 func Acquire(ctx context.Context, pool *pgxpool.Pool, timeout time.Duration) (*pgxpool.Conn, error) {
+	// A caller whose own deadline comes first (every HTTP request: its
+	// REQUEST_TIMEOUT is shorter than DB_POOL_TIMEOUT) needs no second
+	// timer: the wait ends at that deadline either way, with the same
+	// error. Skipping it saves a context, a timer and their cancellation
+	// on every statement.
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= timeout {
+		return pool.Acquire(ctx)
+	}
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	conn, err := pool.Acquire(actx)

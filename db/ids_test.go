@@ -65,3 +65,16 @@ func TestGeneratedStatementsAreNamed(t *testing.T) {
 		t.Errorf("sqlcname.Of(getCampaign) = %q", got)
 	}
 }
+
+// BenchmarkQueryName is the cost of naming a statement, which the error
+// wrapper and the tracer each do once per statement.
+//
+//	go test ./db -run '^$' -bench QueryName -benchmem
+func BenchmarkQueryName(b *testing.B) {
+	sql := getCampaign
+	for b.Loop() {
+		if sqlcname.Of(sql) != "GetCampaign" {
+			b.Fatal("wrong name")
+		}
+	}
+}

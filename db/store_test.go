@@ -229,6 +229,59 @@ func TestPoolExhaustionFailsWithinTimeout(t *testing.T) {
 	}
 }
 
+// TestPoolWaitDeadlines: whichever comes first, the caller's deadline or
+// the pool timeout, ends the wait for a connection, with the error that
+// names it.
+func TestPoolWaitDeadlines(t *testing.T) {
+	pool, err := NewPool(context.Background(), PoolConfig{
+		URL: pgtest.NewDatabase(t), Size: 1, MaxOverflow: 0, Timeout: 300 * time.Millisecond,
+		Recycle: time.Hour, OverflowIdle: time.Minute,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	s := NewStore(pool, 300*time.Millisecond)
+	held, release, done := make(chan struct{}), make(chan struct{}), make(chan error)
+	go func() {
+		done <- s.InTx(context.Background(), TxOptions{}, func(Querier) error {
+			close(held)
+			<-release
+			return nil
+		})
+	}()
+	<-held
+	defer func() {
+		close(release)
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	for _, tc := range []struct {
+		name     string
+		deadline time.Duration
+		want     error
+		waitMin  time.Duration
+	}{
+		{"caller's deadline first", 100 * time.Millisecond, ErrTimeout, 100 * time.Millisecond},
+		{"pool timeout first", 5 * time.Second, ErrPoolExhausted, 300 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), tc.deadline)
+			defer cancel()
+			start := time.Now()
+			_, err := s.CountUsers(ctx)
+			waited := time.Since(start)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("want %v, got %v", tc.want, err)
+			}
+			if waited < tc.waitMin || waited > tc.waitMin+2*time.Second {
+				t.Fatalf("waited %v, want about %v", waited, tc.waitMin)
+			}
+		})
+	}
+}
+
 func TestCopy100000Emails(t *testing.T) {
 	s, pool := newStore(t)
 	ctx := context.Background()

@@ -1,10 +1,21 @@
 package handlers
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http/httptest"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/db/dbcache"
+	"github.com/replyrocket/replyrocket/internal/cache"
+	"github.com/replyrocket/replyrocket/internal/config"
+	"github.com/replyrocket/replyrocket/internal/pgtest"
+	"github.com/replyrocket/replyrocket/internal/querystats"
 )
 
 // BenchmarkGetSummary is one authenticated GET of a campaign summary through
@@ -38,5 +49,88 @@ func BenchmarkGetSummary(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkGetCampaign is an authenticated GET of a campaign by id through
+// the whole router, uncached (key lookup and campaign from PostgreSQL, as
+// under CACHE_DISABLED) and from the in-process tier, with 32 requests in
+// flight as in the loadtest. Its CPU profile is the app's side of the
+// loadtest's uncached row without the network and the load generator:
+//
+//	go test ./handlers -run '^$' -bench BenchmarkGetCampaign -benchmem -cpuprofile cpu.out
+func BenchmarkGetCampaign(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		cached bool
+	}{{"uncached", false}, {"cached", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			opts := []envOpt{func(d *Deps) { d.Log = slog.New(slog.NewJSONHandler(io.Discard, nil)) }, prodPool(b)}
+			if tc.cached {
+				opts = append(opts, cachedStore(b))
+			}
+			e := newEnv(b, opts...)
+			_, key := e.user()
+			c := e.campaign(key, 1)
+			path := "/api/v1/campaigns/" + c.ID.String()
+			b.ReportAllocs()
+			b.SetParallelism(16) // 32 goroutines on 2 cores
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req := newRequest("GET", path, key, nil, "")
+					req.Header.Set("Accept-Encoding", "gzip")
+					rec := httptest.NewRecorder()
+					e.e.ServeHTTP(rec, req)
+					if rec.Code != 200 {
+						b.Errorf("status %d: %s", rec.Code, rec.Body)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+func cachedStore(b *testing.B) envOpt {
+	return func(d *Deps) {
+		c, err := dbcache.NewCache(cache.Config{Namespace: "bench"}, prometheus.NewRegistry(), d.Log)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = c.Close() })
+		s, err := dbcache.New(d.Store, c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		d.Store = s
+	}
+}
+
+// prodPool puts the store on a pool configured as the app configures it in
+// production (APP_ENV=prod sizes, the per-query tracer).
+func prodPool(b *testing.B) envOpt {
+	return func(d *Deps) {
+		c, err := config.Load(func(k string) string {
+			if k == "APP_ENV" {
+				return "prod"
+			}
+			return ""
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg := c.DB.Pool()
+		cfg.URL = pgtest.NewDatabase(b)
+		pool, err := db.NewPool(context.Background(), cfg, querystats.New())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(pool.Close)
+		store := db.NewStore(pool, cfg.Timeout)
+		if _, err := store.EnsureEmailPartitions(context.Background(), db.EnsureEmailPartitionsParams{FromMonth: time.Now().AddDate(0, -1, 0), Months: 3}); err != nil {
+			b.Fatal(err)
+		}
+		d.Store, d.Pool = store, pool
 	}
 }

@@ -73,6 +73,9 @@ type Deps struct {
 	// rate_limit_per_minute overrides its rate); AdminRateLimit is the
 	// admin routes' budget.
 	KeyRateLimit, AdminRateLimit ratelimit.Limit
+	// Pprof serves net/http/pprof under /debug/pprof, behind the admin key
+	// (PPROF_ENABLED).
+	Pprof bool
 }
 
 // Defaults of the bad-key defences.
@@ -158,7 +161,7 @@ func New(d Deps) *echo.Echo {
 		Limit:   DefaultBodyLimit,
 		Skipper: func(c echo.Context) bool { return c.Path() == bulkEmailsPath && c.Request().Method == http.MethodPost },
 	}))
-	e.Use(middleware.GzipWithConfig(middleware.GzipConfig{MinLength: 1024}))
+	e.Use(compress())
 	e.Use(middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{
 		Timeout: d.RequestTimeout,
 		// The central error handler maps deadline errors itself.
@@ -191,6 +194,11 @@ func New(d Deps) *echo.Echo {
 	}
 	if d.Monitor != nil {
 		e.GET(dashboardPath, serveDashboard)
+	}
+	// Profiling is a debugging aid behind the admin key, not part of the
+	// API: it stays out of the route table and the document.
+	if d.Pprof {
+		registerPprof(e, a.requireAdmin)
 	}
 	return e
 }

@@ -26,6 +26,7 @@ Usage:
   replyrocket partitions ensure [--ahead N] | list | retain --older-than N [--drop]
   replyrocket users create --email E --name N
   replyrocket seed --users N --campaigns-per-user M --emails-per-campaign K [--months 12] [--workers 2]
+  replyrocket loadtest [-c 32] [-d 8s] [-scale]  load benchmark on an embedded database (loopback only)
   replyrocket config                       every environment variable: default, current value (secrets masked)
   replyrocket openapi                      print the OpenAPI 3.1 document (as served at /openapi.json)
 
@@ -87,6 +88,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		_, err := stdout.Write(append(handlers.OpenAPI(), '\n'))
 		return err
+	case "loadtest":
+		return e.loadtest(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		fmt.Fprintln(stdout)

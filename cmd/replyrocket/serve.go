@@ -4,11 +4,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/replyrocket/replyrocket/internal/app"
 	"github.com/replyrocket/replyrocket/internal/config"
+	"github.com/replyrocket/replyrocket/internal/logbuf"
 	"github.com/replyrocket/replyrocket/internal/migrate"
 )
 
@@ -44,7 +47,9 @@ func (e env) serve(ctx context.Context, args []string) error {
 
 // runServer starts the app on cfg.Server.Port and serves until ctx is done.
 func (e env) runServer(ctx context.Context, cfg config.Config) error {
-	a, err := app.New(ctx, cfg, cfg.Logger(e.stderr))
+	log, closeLog := e.serverLogger(cfg)
+	defer closeLog()
+	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -57,4 +62,19 @@ func (e env) runServer(ctx context.Context, cfg config.Config) error {
 		return fmt.Errorf("listen on port %d: %w", cfg.Server.Port, err)
 	}
 	return a.Serve(ctx, ln)
+}
+
+// Access-log batching (see internal/logbuf): lines reach stderr within
+// logFlushEvery, warnings and errors at once.
+const (
+	logBufferSize = 64 << 10
+	logFlushEvery = 200 * time.Millisecond
+)
+
+// serverLogger is a serving process's logger, on a buffered stderr; the
+// returned func writes out what is left.
+func (e env) serverLogger(cfg config.Config) (*slog.Logger, func()) {
+	w := logbuf.New(e.stderr, logBufferSize, logFlushEvery)
+	log := slog.New(logbuf.FlushAt(cfg.Logger(w).Handler(), w, slog.LevelWarn))
+	return log, func() { _ = w.Close() }
 }

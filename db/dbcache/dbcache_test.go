@@ -605,3 +605,34 @@ func TestRetriedTransactionInvalidatesWhatItsLastAttemptWrote(t *testing.T) {
 		t.Error("the last attempt's insert was not invalidated")
 	}
 }
+
+// TestWritersReadTheirWritesAcrossInstances: a user's open on instance A
+// followed at once by that user's summary read on instance B (a new
+// request) reflects the open, every time, although B learns of the
+// invalidation through pub/sub a few milliseconds later: the user's
+// marker names the invalidation, and B waits for it (or reads the
+// database). Each round first caches the summary on B.
+func TestWritersReadTheirWritesAcrossInstances(t *testing.T) {
+	srv := redistest.Start(t)
+	pool := newPool(t, nil)
+	const rounds = 60
+	f := seed(t, pool, rounds)
+	a := newCached(t, pool, srv.URL(), "ryw")
+	b := newCached(t, pool, srv.URL(), "ryw")
+	request := func() context.Context { return db.WithActor(context.Background(), f.user.ID) }
+	for i := 0; i < rounds; i++ {
+		if _, err := b.GetCampaignSummary(request(), f.summaryArg()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.MarkEmailOpened(request(), db.MarkEmailOpenedParams{ID: f.emails[i].ID, UserID: f.user.ID}); err != nil {
+			t.Fatal(err)
+		}
+		sum, err := b.GetCampaignSummary(request(), f.summaryArg())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum.Opened != int64(i+1) {
+			t.Fatalf("round %d: B served %d opened right after the user's open on A, want %d", i, sum.Opened, i+1)
+		}
+	}
+}

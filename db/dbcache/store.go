@@ -50,7 +50,28 @@ func NewCache(cfg cache.Config, reg prometheus.Registerer, log *slog.Logger) (*c
 		LoadFloor: func(ctx context.Context, lsn uint64) context.Context {
 			return dbroute.WithMinLSN(ctx, dbroute.LSN(lsn))
 		},
+		Actor: actorSeq,
 	})
+}
+
+// actorSeq gives the cache the request's user (set by the auth middleware)
+// and memoises that user's last invalidation on it, so a request asks
+// Redis once.
+func actorSeq(ctx context.Context, load func(ctx context.Context, user string) uint64) (uint64, bool) {
+	a := db.ActorFrom(ctx)
+	if a == nil {
+		return 0, false
+	}
+	return a.CacheSeq(func() uint64 { return load(ctx, a.ID.String()) }), true
+}
+
+// writer names the user of a write for its invalidation, or "" when the
+// write is not done for a user.
+func writer(ctx context.Context) string {
+	if a := db.ActorFrom(ctx); a != nil {
+		return a.ID.String()
+	}
+	return ""
 }
 
 // trackWrites gives a write a context through which the routed store
@@ -95,6 +116,7 @@ func (s *Store) afterWrite(ctx context.Context, w *dbroute.Writes, changed bool,
 	b := s.c.NewBumps()
 	bump(b)
 	b.SetLSN(uint64(w.LSN()))
+	b.SetWriter(writer(ctx))
 	s.c.Apply(ctx, b)
 }
 
@@ -122,6 +144,7 @@ func (s *Store) InTx(ctx context.Context, opts db.TxOptions, fn func(db.Querier)
 		last.mu.Lock()
 		defer last.mu.Unlock()
 		last.bumps.SetLSN(uint64(w.LSN()))
+		last.bumps.SetWriter(writer(ctx))
 		s.c.Apply(ctx, last.bumps)
 	}
 	return err

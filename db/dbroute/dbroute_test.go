@@ -237,3 +237,34 @@ func waitUntil(t *testing.T, cond func() bool) {
 func firstPage(user uuid.UUID) db.ListCampaignsParams {
 	return db.ListCampaignsParams{UserID: user, BeforeCreatedAt: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), BeforeID: uuid.Max, PageSize: 10}
 }
+
+// With Redis down a user's last write position is unknown: that user's
+// reads go to the primary (correct, not faster), other work keeps the
+// replicas.
+func TestMarkerOutageSendsTheUserToThePrimary(t *testing.T) {
+	rep := pgtest.StartReplication(t, pgtest.ReplicationOptions{Replicas: 1})
+	srv := redistest.Start(t)
+	o, err := redis.ParseURL(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(o)
+	t.Cleanup(func() { _ = rdb.Close() })
+	primary, replica := openPool(t, rep.PrimaryURL), openPool(t, rep.Replicas[0].URL)
+	r := New(primary, []*pgxpool.Pool{replica}, Options{PoolTimeout: time.Second, ReadOnly: readOnlyNames, Log: quietLog(),
+		Markers: NewMarkers(time.Minute, rdb, "t")})
+	r.Start(t.Context())
+	t.Cleanup(r.Close)
+	waitUntil(t, func() bool { return r.Target(t.Context()) == "replica-1" })
+	user := uuid.New()
+	if got := r.Target(db.WithActor(t.Context(), user)); got != "replica-1" {
+		t.Fatalf("a user with no recent write reads from %s", got)
+	}
+	srv.Stop()
+	if got := r.Target(db.WithActor(t.Context(), user)); got != "primary" {
+		t.Fatalf("with the marker unreadable the user reads from %s", got)
+	}
+	if got := r.Target(t.Context()); got != "replica-1" {
+		t.Fatalf("work without a user reads from %s", got)
+	}
+}

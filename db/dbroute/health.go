@@ -145,7 +145,9 @@ func (r *Router) checkLoop(ctx context.Context) {
 }
 
 func (r *Router) checkOnce(ctx context.Context) {
-	timeout := max(time.Second, 2*r.cfg.CheckEvery)
+	// Generous against a busy machine: a replica that is merely slow to
+	// answer a trivial query should not flap out of rotation.
+	timeout := max(2*time.Second, 4*r.cfg.CheckEvery)
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	var plsn int64
 	if err := r.primary.Pool.QueryRow(pctx, primaryLSNSQL).Scan(&plsn); err == nil {

@@ -11,6 +11,9 @@ type metrics struct {
 	lagSecs   *prometheus.GaugeVec
 	inRot     *prometheus.GaugeVec
 	rotations *prometheus.CounterVec
+	// markerErrors are reads sent to the primary because the user's
+	// read-your-writes marker could not be read (Redis down).
+	markerErrors prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -39,9 +42,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "replyrocket_db_replica_rotation_changes_total",
 			Help: "Replicas entering (direction=in) and leaving (direction=out) rotation.",
 		}, []string{"replica", "direction"}),
+		markerErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "replyrocket_db_ryw_marker_errors_total",
+			Help: "Requests whose read-your-writes marker could not be read (their reads went to the primary).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.reads, m.retries, m.lagBytes, m.lagSecs, m.inRot, m.rotations)
+		reg.MustRegister(m.reads, m.retries, m.lagBytes, m.lagSecs, m.inRot, m.rotations, m.markerErrors)
 	}
 	return m
 }

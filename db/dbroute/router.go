@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -49,6 +50,9 @@ type Router struct {
 	log      *slog.Logger
 	metrics  *metrics
 	samples  walSamples
+	// lastWarn (unix nanoseconds) keeps a Redis outage from logging once
+	// per request.
+	lastWarn atomic.Int64
 
 	startOnce sync.Once
 	stopOnce  sync.Once
@@ -145,7 +149,10 @@ func (r *Router) floor(ctx context.Context) LSN {
 		af := a.Floor(func() uint64 {
 			l, err := r.markers.Get(ctx, a.ID)
 			if err != nil {
-				r.log.WarnContext(ctx, "read-your-writes marker unavailable: reading from the primary", "error", err)
+				r.metrics.markerErrors.Inc()
+				if r.warnDue() {
+					r.log.WarnContext(ctx, "read-your-writes marker unavailable: this user's reads go to the primary", "error", err)
+				}
 				return math.MaxUint64
 			}
 			return uint64(l)
@@ -153,6 +160,13 @@ func (r *Router) floor(ctx context.Context) LSN {
 		f = max(f, LSN(af))
 	}
 	return f
+}
+
+// warnDue allows one marker warning every 10 seconds.
+func (r *Router) warnDue() bool {
+	now := time.Now().UnixNano()
+	last := r.lastWarn.Load()
+	return now-last >= int64(10*time.Second) && r.lastWarn.CompareAndSwap(last, now)
 }
 
 // pick chooses a replica in rotation that has replayed floor, at random

@@ -118,6 +118,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 
 	a.Router = handlers.New(handlers.Deps{
+		Pprof: cfg.Server.Pprof,
 		Store: a.Store, Pool: pool, Router: a.DBRouter, Log: log, AdminKey: cfg.Server.AdminKey,
 		RequestTimeout: cfg.Server.RequestTimeout, IPExtractor: IPExtractor(cfg.Server.TrustedProxies), Registry: reg,
 		BodyDrainBytes:        drainBytes(cfg.HTTP.BodyDrainBytes),
@@ -175,6 +176,9 @@ func (a *App) openReplicas(ctx context.Context, tracer pgx.QueryTracer, reg prom
 	opts := dbroute.Options{
 		Config: replicas, PoolTimeout: primary.Timeout, ReadOnly: ReadOnlyQueries(),
 		Log: a.Log, Registerer: reg,
+	}
+	if opts.MaxLag <= 0 {
+		opts.MaxLag = dbroute.DefaultMaxLag
 	}
 	if len(a.Replicas) > 0 {
 		var rdb *redis.Client

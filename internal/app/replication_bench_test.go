@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/replyrocket/replyrocket/internal/pgtest"
@@ -51,6 +52,15 @@ func BenchmarkReadsWithReplicas(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
+			// Where the reads went (the first moments after set-up go to the
+			// primary until a health check sees the replicas replay the
+			// set-up's writes).
+			_, m := call(b, a, "GET", "/metrics", "", "")
+			for _, l := range strings.Split(string(m), "\n") {
+				if strings.HasPrefix(l, "replyrocket_db_reads_total") {
+					b.Log(l)
+				}
+			}
 		})
 	}
 }

@@ -58,6 +58,12 @@ type Options struct {
 	// reads a database that has replayed WAL position lsn (read replicas:
 	// dbroute.WithMinLSN); the maximum uint64 means the primary.
 	LoadFloor func(ctx context.Context, lsn uint64) context.Context
+	// Actor, when set, names the user a read acts for and memoises per
+	// request the sequence number of that user's last invalidation, which
+	// it gets by calling load once: with several instances, a user's read
+	// that reaches an instance before that user's own invalidation did
+	// bypasses the tiers instead of being served the old entry.
+	Actor func(ctx context.Context, load func(ctx context.Context, user string) uint64) (uint64, bool)
 	// Registerer receives the cache's Prometheus metrics; nil registers
 	// nowhere.
 	Registerer prometheus.Registerer
@@ -87,6 +93,11 @@ type Cache struct {
 	slotLSN    []atomic.Uint64
 	floorUntil atomic.Int64
 	loadFloor  func(ctx context.Context, lsn uint64) context.Context
+	// appliedSeq is the sequence number of the last invalidation this
+	// instance applied from Redis; actor finds the acting user's last one
+	// (Options.Actor).
+	appliedSeq atomic.Uint64
+	actor      func(ctx context.Context, load func(ctx context.Context, user string) uint64) (uint64, bool)
 	// epoch names the life of the version counters: it changes when Redis
 	// lost them (restart) or this instance lost track of them (Redis
 	// unreachable), which invalidates every entry at once.
@@ -121,6 +132,8 @@ type Cache struct {
 type redisKeys struct {
 	epoch   string
 	vers    string // a hash: slot name -> version
+	seq     string // the invalidation sequence
+	writer  string // prefix of the per-user last-invalidation markers
 	channel string
 	entries string
 }
@@ -153,6 +166,7 @@ func New(cfg Config, opts Options) (*Cache, error) {
 		return nil, err
 	}
 	c.loadFloor = opts.LoadFloor
+	c.actor = opts.Actor
 	rist, err := ristretto.NewCache(&ristretto.Config[string, any]{
 		// Ristretto wants ten counters per expected entry; entries are
 		// rarely below 100 bytes.
@@ -320,7 +334,7 @@ func (c *Cache) Apply(ctx context.Context, b *Bumps) {
 	if b == nil || b.Empty() {
 		return
 	}
-	c.bump(ctx, b.slots(), b.lsn)
+	c.bump(ctx, b.slots(), b.lsn, b.writer)
 }
 
 // Clear removes this application's cached entries: L1 entirely, and in
@@ -365,7 +379,7 @@ func (c *Cache) Clear(ctx context.Context) (removed int64, err error) {
 }
 
 // bump invalidates the tables at idx.
-func (c *Cache) bump(ctx context.Context, idx []int, lsn uint64) {
+func (c *Cache) bump(ctx context.Context, idx []int, lsn uint64, writer string) {
 	if len(idx) == 0 {
 		return
 	}
@@ -382,7 +396,7 @@ func (c *Cache) bump(ctx context.Context, idx []int, lsn uint64) {
 		}
 		return
 	}
-	c.bumpRedis(ctx, idx, lsn)
+	c.bumpRedis(ctx, idx, lsn, writer)
 }
 
 // localEpoch is an epoch no Redis epoch can equal (top bit set), used while

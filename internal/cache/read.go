@@ -152,7 +152,7 @@ func (c *Cache) current(v *version) bool {
 // entry carries the slots it was captured with, so a hit calls neither.
 func Read[T any](ctx context.Context, q *Query, key []byte, codec *Codec[T], load func(context.Context) (T, error), deps func(*Deps)) (T, error) {
 	c := q.c
-	if c.cfg.Disabled || !c.healthy.Load() {
+	if c.cfg.Disabled || !c.healthy.Load() || c.readerMustBypass(ctx) {
 		q.Bypass(ctx)
 		return load(ctx)
 	}

@@ -21,22 +21,29 @@ import (
 // bumpScript increments some slots' versions and publishes the new values,
 // atomically with reading the epoch: a caller whose epoch differs learns
 // that Redis lost the counters and must resynchronise. The epoch is created
-// on first use (KEYS[1]); KEYS[2] is the versions hash; ARGV are the
-// candidate epoch, the channel, the write's WAL position and the slot
-// names. The message is "epoch @lsn <position> <slot> <version> …": the
-// position travels first, so a receiver raises the slots' load floors
-// before their versions.
+// on first use (KEYS[1]); KEYS[2] is the versions hash, KEYS[3] the
+// invalidation sequence, KEYS[4] the writing user's marker; ARGV are the
+// candidate epoch, the channel, the write's WAL position, whether to set
+// the marker and its lifetime in ms, then the slot names. The message is
+// "epoch @seq <n> @lsn <position> <slot> <version> …": the position travels
+// before the versions, so a receiver raises the slots' load floors first,
+// and the sequence number lets a receiver tell whether it has applied a
+// given user's last invalidation (readerMustWait).
 var bumpScript = redis.NewScript(`
 local e = redis.call('GET', KEYS[1])
 if not e then
   e = ARGV[1]
   redis.call('SET', KEYS[1], e)
 end
+local seq = redis.call('INCR', KEYS[3])
+if ARGV[4] == '1' then
+  redis.call('SET', KEYS[4], seq, 'PX', ARGV[5])
+end
 local out = {e}
-local msg = {e, '@lsn', ARGV[3]}
-for i = 4, #ARGV do
+local msg = {e, '@seq', seq, '@lsn', ARGV[3]}
+for i = 6, #ARGV do
   local n = redis.call('HINCRBY', KEYS[2], ARGV[i], 1)
-  out[i-2] = n
+  out[i-4] = n
   msg[#msg+1] = ARGV[i]
   msg[#msg+1] = n
 end
@@ -52,7 +59,7 @@ if not e then
   e = ARGV[1]
   redis.call('SET', KEYS[1], e)
 end
-return {e, redis.call('HGETALL', KEYS[2])}
+return {e, redis.call('HGETALL', KEYS[2]), tonumber(redis.call('GET', KEYS[3]) or '0')}
 `)
 
 func (c *Cache) startRedis() error {
@@ -77,6 +84,8 @@ func (c *Cache) startRedis() error {
 	c.keys = redisKeys{
 		epoch:   base + ":epoch",
 		vers:    base + ":v2:versions",
+		seq:     base + ":v2:seq",
+		writer:  base + ":v2:writer:",
 		channel: c.cfg.Namespace + ":invalidate2",
 		entries: c.cfg.Namespace + ":c:",
 	}
@@ -91,7 +100,7 @@ func (c *Cache) startRedis() error {
 // bumpRedis increments the tables' Redis versions and mirrors the results
 // locally before returning, so this instance never serves an entry older
 // than a write it acknowledged. When Redis fails the cache fails open.
-func (c *Cache) bumpRedis(ctx context.Context, idx []int, lsn uint64) {
+func (c *Cache) bumpRedis(ctx context.Context, idx []int, lsn uint64, writer string) {
 	// Checking health under the lock matters: a resync in progress has
 	// already bumped the pending tables and is about to declare the cache
 	// healthy, so a table added to pending now would miss that resync
@@ -106,7 +115,7 @@ func (c *Cache) bumpRedis(ctx context.Context, idx []int, lsn uint64) {
 	// The caller leaving must not skip the bump: its write committed.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.RedisTimeout)
 	defer cancel()
-	epoch, vals, err := c.runBump(ctx, idx, lsn)
+	epoch, vals, err := c.runBump(ctx, idx, lsn, writer)
 	if err != nil {
 		c.failOpen(idx, fmt.Errorf("bump versions: %w", err))
 		return
@@ -122,10 +131,15 @@ func (c *Cache) bumpRedis(ctx context.Context, idx []int, lsn uint64) {
 	}
 }
 
-func (c *Cache) runBump(ctx context.Context, idx []int, lsn uint64) (uint64, []uint64, error) {
-	keys := []string{c.keys.epoch, c.keys.vers}
-	args := make([]any, 0, len(idx)+3)
-	args = append(args, strconv.FormatUint(redisEpochCandidate(), 10), c.keys.channel, strconv.FormatUint(lsn, 10))
+func (c *Cache) runBump(ctx context.Context, idx []int, lsn uint64, writer string) (uint64, []uint64, error) {
+	setMarker := "0"
+	if writer != "" {
+		setMarker = "1"
+	}
+	keys := []string{c.keys.epoch, c.keys.vers, c.keys.seq, c.keys.writer + writer}
+	args := make([]any, 0, len(idx)+5)
+	args = append(args, strconv.FormatUint(redisEpochCandidate(), 10), c.keys.channel, strconv.FormatUint(lsn, 10),
+		setMarker, strconv.FormatInt(writerMarkerTTL.Milliseconds(), 10))
 	for _, i := range idx {
 		args = append(args, c.slotName(i))
 	}
@@ -140,8 +154,8 @@ func (c *Cache) runBump(ctx context.Context, idx []int, lsn uint64) (uint64, []u
 // slot (zero for slots never bumped; fields of slots this deploy does not
 // know are skipped).
 func (c *Cache) parseSync(res []any) (uint64, []uint64, error) {
-	if len(res) != 2 {
-		return 0, nil, fmt.Errorf("sync script returned %d values, want 2", len(res))
+	if len(res) != 3 {
+		return 0, nil, fmt.Errorf("sync script returned %d values, want 3", len(res))
 	}
 	epoch, err := parseEpoch(res[0])
 	if err != nil {
@@ -330,7 +344,7 @@ func (c *Cache) sync(ctx context.Context) error {
 	if len(idx) > 0 {
 		// Their writes' positions are lost: the floor after the resync
 		// (resyncFloor) covers them.
-		if _, _, err := c.runBump(ctx, idx, 0); err != nil {
+		if _, _, err := c.runBump(ctx, idx, 0, ""); err != nil {
 			return fmt.Errorf("bump pending tables: %w", err)
 		}
 		c.pendingMu.Lock()
@@ -339,7 +353,7 @@ func (c *Cache) sync(ctx context.Context) error {
 		}
 		c.pendingMu.Unlock()
 	}
-	keys := []string{c.keys.epoch, c.keys.vers}
+	keys := []string{c.keys.epoch, c.keys.vers, c.keys.seq}
 	res, err := syncScript.Run(ctx, c.rdb, keys, strconv.FormatUint(redisEpochCandidate(), 10)).Slice()
 	if err != nil {
 		return fmt.Errorf("read versions: %w", err)
@@ -347,6 +361,10 @@ func (c *Cache) sync(ctx context.Context) error {
 	epoch, vals, err := c.parseSync(res)
 	if err != nil {
 		return err
+	}
+	// Every invalidation up to now is in the versions just read.
+	if seq, ok := res[2].(int64); ok && seq >= 0 {
+		storeMax(&c.appliedSeq, uint64(seq))
 	}
 	// Bumps missed while out of touch carried WAL positions this instance
 	// never saw: until the replicas have certainly replayed them, loads
@@ -384,7 +402,12 @@ func (c *Cache) apply(payload string) bool {
 		// under way will read the versions anyway.
 		return !c.healthy.Load()
 	}
+	var seq uint64
 	for k := 1; k+1 < len(f); k += 2 {
+		if f[k] == "@seq" {
+			seq, _ = strconv.ParseUint(f[k+1], 10, 64)
+			continue
+		}
 		if f[k] == "@lsn" {
 			if lsn, err := strconv.ParseUint(f[k+1], 10, 64); err == nil {
 				// Raised before any version of the message: a load that
@@ -409,5 +432,56 @@ func (c *Cache) apply(payload string) bool {
 		}
 		storeMax(&c.vers[i], n)
 	}
+	// After the versions: a reader that sees the sequence number sees
+	// the invalidation it numbers. Messages arrive in publish order, so
+	// every earlier one is applied too.
+	if seq > 0 {
+		storeMax(&c.appliedSeq, seq)
+	}
 	return true
+}
+
+// writerMarkerTTL is how long a user's last invalidation is remembered for
+// readers on other instances; pub/sub delivers within milliseconds, so
+// this only has to outlast a slow subscriber.
+const writerMarkerTTL = 30 * time.Second
+
+// readerMustBypass reports whether a read acting for a user must skip the
+// tiers: that user's last write produced an invalidation this instance
+// has not applied yet (it was made on another instance, a few
+// milliseconds ago). It waits for the invalidation briefly first, bounded
+// by the Redis timeout. The marker is read once per request (the Actor
+// hook memoises it); without Redis or an actor there is nothing to check.
+func (c *Cache) readerMustBypass(ctx context.Context) bool {
+	if c.rdb == nil || c.actor == nil {
+		return false
+	}
+	need, ok := c.actor(ctx, c.readWriterMarker)
+	if !ok || need <= c.appliedSeq.Load() {
+		return false
+	}
+	deadline := time.Now().Add(c.cfg.RedisTimeout)
+	for time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+		if need <= c.appliedSeq.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+// readWriterMarker is the sequence number of user's last invalidation, 0
+// when there is none (or Redis cannot say: the cache is then failing open
+// anyway).
+func (c *Cache) readWriterMarker(ctx context.Context, user string) uint64 {
+	rctx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
+	defer cancel()
+	n, err := c.rdb.Get(rctx, c.keys.writer+user).Uint64()
+	if err != nil {
+		if !errors.Is(err, redis.Nil) {
+			c.redisFailed(ctx, "get writer marker", err)
+		}
+		return 0
+	}
+	return n
 }

@@ -127,7 +127,13 @@ type Bumps struct {
 	named  map[int]struct{}
 	scopes map[*scopeInfo]*scopeBumps
 	lsn    uint64
+	writer string
 }
+
+// SetWriter names the user whose write this is: readers acting for that
+// user on other instances wait for (or bypass) the cache until they
+// applied it.
+func (b *Bumps) SetWriter(user string) { b.writer = user }
 
 // SetLSN records the WAL position of the write (0: unknown or no
 // replicas); the highest of several is kept.

@@ -64,6 +64,7 @@ type Server struct {
 	TrustedProxies  Networks      `env:"TRUSTED_PROXIES" help:"comma-separated CIDRs whose X-Forwarded-For is trusted; unset = the TCP peer is the client" section:"server"`
 	PartitionsAhead int           `env:"PARTITIONS_AHEAD" envDefault:"3" help:"months of email partitions kept ready past this one (checked at start and every 6 h), 0–120" section:"server"`
 	LogLevel        slog.Level    `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error" section:"server"`
+	Pprof           bool          `env:"PPROF_ENABLED" envDefault:"false" help:"serves net/http/pprof under /debug/pprof, behind the admin key" section:"server"`
 }
 
 // HTTP bounds what one connection may cost the server (internal/app's

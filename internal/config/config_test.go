@@ -273,6 +273,13 @@ func TestHardening(t *testing.T) {
 	if p := c.DB.Pool(); !p.PgBouncer || p.BackgroundSize != 3 || p.BackgroundTimeout != 120*time.Second {
 		t.Errorf("prod pool: %+v", p)
 	}
+	c, _ = Load(getenv(map[string]string{"PPROF_ENABLED": "true"}))
+	if !c.Server.Pprof {
+		t.Error("PPROF_ENABLED=true did not reach Server.Pprof")
+	}
+	if _, err := Load(getenv(map[string]string{"PPROF_ENABLED": "sometimes"})); err == nil || !strings.Contains(err.Error(), "PPROF_ENABLED") {
+		t.Errorf("PPROF_ENABLED=sometimes: %v", err)
+	}
 	c, _ = Load(getenv(map[string]string{"CACHE_SCOPES_DISABLED": "1"}))
 	if !c.Cache.CacheConfig().ScopesDisabled {
 		t.Error("CACHE_SCOPES_DISABLED=1 did not reach cache.Config")

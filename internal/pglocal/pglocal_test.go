@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -79,5 +80,52 @@ func mustExec(t *testing.T, c *Cluster, sql string) {
 	t.Helper()
 	if _, err := connect(t, c).Exec(context.Background(), sql); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A replica taken with StartReplica is a standby that streams the primary's
+// writes.
+func TestStartReplicaStreams(t *testing.T) {
+	requireBinaries(t)
+	ctx := t.Context()
+	dir := t.TempDir()
+	primary, err := Start(ctx, Options{DataDir: dir + "/primary"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer primary.Stop()
+	replica, err := StartReplica(ctx, primary.Port, Options{DataDir: dir + "/replica"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replica.Stop()
+	pc, err := pgx.Connect(ctx, primary.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close(ctx)
+	if _, err := pc.Exec(ctx, "CREATE TABLE streamed AS SELECT 42 AS v"); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := pgx.Connect(ctx, replica.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close(ctx)
+	var standby bool
+	if err := rc.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&standby); err != nil || !standby {
+		t.Fatalf("replica in recovery: %v, %v", standby, err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var v int
+		err := rc.QueryRow(ctx, "SELECT v FROM streamed").Scan(&v)
+		if err == nil && v == 42 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the primary's table never reached the replica: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

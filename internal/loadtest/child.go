@@ -1,0 +1,77 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/replyrocket/replyrocket/internal/app"
+	"github.com/replyrocket/replyrocket/internal/config"
+)
+
+// ServeApp is the child side of an app instance: the server wired exactly
+// as `replyrocket serve` wires it, from cfg, listening on a free loopback
+// port whose address is the first line written to stdout.
+func ServeApp(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.EnsurePartitions(ctx); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("listen on loopback: %w", err)
+	}
+	fmt.Fprintln(stdout, ln.Addr().String())
+	return a.Serve(ctx, ln)
+}
+
+// ReferenceHandler is the "bare net/http" limit: it checks one bearer key
+// held in memory and writes the given bytes, nothing else. No database, no
+// router, no middleware: what the app costs on top of Go's HTTP server.
+func ReferenceHandler(key string, body []byte) http.Handler {
+	want := "Bearer " + key
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != want {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	})
+}
+
+// ServeReference is the child side of the reference server; like ServeApp
+// it prints its address first.
+func ServeReference(ctx context.Context, key string, body []byte, stdout io.Writer) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("listen on loopback: %w", err)
+	}
+	srv := &http.Server{Handler: ReferenceHandler(key, body), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintln(stdout, ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
