@@ -143,9 +143,9 @@ func drainBytes(n int64) int64 {
 	return n
 }
 
-// Close releases what New opened, newest first: the monitor, the rate
-// limiter, the cache (with its Redis clients and invalidation subscriber),
-// the replica router and pools, then the pools.
+// Close releases what New opened, newest first: the rate limiter, the
+// monitor, the cache (with its Redis clients and invalidation subscriber),
+// the replica router and pools, then the background and request pools.
 func (a *App) Close() {
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		a.closers[i]()
