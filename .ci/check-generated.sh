@@ -9,7 +9,7 @@
 set -euo pipefail
 
 root="$(git rev-parse --show-toplevel)"
-task_exe="${TASK_EXE:-go tool task}"
+task_exe="${TASK_EXE:-go tool -modfile=task.mod task}"
 copy="$(mktemp -d /tmp/check-generated.XXXXXX)"
 trap 'rm -rf "$copy"' EXIT
 
@@ -41,7 +41,7 @@ while IFS= read -r f; do
 done < <(sort -u <(generated "$root") <(generated "$copy"))
 
 if [[ $status -ne 0 ]]; then
-	echo "check-generated: run 'go tool task generate' and commit the result" >&2
+	echo "check-generated: run 'go tool -modfile=task.mod task generate' and commit the result" >&2
 	exit 1
 fi
 echo "check-generated: generated code is up to date"

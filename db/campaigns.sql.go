@@ -21,7 +21,7 @@ RETURNING id, user_id, name, status, created_at, updated_at
 type CreateCampaignParams struct {
 	UserID uuid.UUID
 	Name   string
-	Status string
+	Status CampaignStatus
 }
 
 func (q *Queries) CreateCampaign(ctx context.Context, arg CreateCampaignParams) (Campaign, error) {
@@ -198,7 +198,7 @@ type ListCampaignsWithStatsRow struct {
 	ID        uuid.UUID
 	UserID    uuid.UUID
 	Name      string
-	Status    string
+	Status    CampaignStatus
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	Total     int64
@@ -258,7 +258,7 @@ RETURNING id, user_id, name, status, created_at, updated_at
 
 type UpdateCampaignParams struct {
 	Name   *string
-	Status *string
+	Status *CampaignStatus
 	ID     uuid.UUID
 	UserID uuid.UUID
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/replyrocket/replyrocket/internal/sqlcname"
 )
 
 // classified wraps a DBTX so that every error leaving it is an *Error named
@@ -17,19 +19,19 @@ type classified struct{ inner DBTX }
 
 func (c classified) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	tag, err := c.inner.Exec(ctx, sql, args...)
-	return tag, Classify(QueryName(sql), err)
+	return tag, Classify(sqlcname.Of(sql), err)
 }
 
 func (c classified) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	rows, err := c.inner.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, Classify(QueryName(sql), err)
+		return nil, Classify(sqlcname.Of(sql), err)
 	}
-	return classifiedRows{Rows: rows, op: QueryName(sql)}, nil
+	return classifiedRows{Rows: rows, op: sqlcname.Of(sql)}, nil
 }
 
 func (c classified) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	return classifiedRow{row: c.inner.QueryRow(ctx, sql, args...), op: QueryName(sql)}
+	return classifiedRow{row: c.inner.QueryRow(ctx, sql, args...), op: sqlcname.Of(sql)}
 }
 
 func (c classified) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {

@@ -66,9 +66,14 @@ func TestTypedErrors(t *testing.T) {
 			return err
 		}, ErrInvalidReference, "CreateCampaign", "campaigns_user_id_fkey"},
 		{"invalid value", func() error {
+			_, err := s.CreateCampaign(ctx, CreateCampaignParams{UserID: u.ID, Name: "", Status: CampaignStatusDraft})
+			return err
+		}, ErrInvalidValue, "CreateCampaign", "campaigns_name_check"},
+		{"status outside the enum", func() error {
+			// The enum refuses it before any constraint runs (22P02).
 			_, err := s.CreateCampaign(ctx, CreateCampaignParams{UserID: u.ID, Name: "x", Status: "shouting"})
 			return err
-		}, ErrInvalidValue, "CreateCampaign", "campaigns_status_check"},
+		}, ErrInvalidValue, "CreateCampaign", ""},
 		{"invalid value in copy", func() error {
 			_, err := s.InsertEmails(ctx, EmailRows(c.ID, []NewEmail{{Recipient: "x", Subject: "s", Body: "b"}}, time.Now()))
 			return err

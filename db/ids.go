@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,20 +34,4 @@ func EmailTime(id uuid.UUID) time.Time {
 	var ts [8]byte
 	copy(ts[2:], id[:6])
 	return time.UnixMilli(int64(binary.BigEndian.Uint64(ts[:]))).UTC()
-}
-
-// QueryName returns the sqlc query name from the "-- name: X :kind" comment
-// that sqlc puts at the start of every statement it generates, or "" for
-// SQL that did not come from sqlc.
-func QueryName(sql string) string {
-	const prefix = "-- name: "
-	if !strings.HasPrefix(sql, prefix) {
-		return ""
-	}
-	rest := sql[len(prefix):]
-	end := strings.IndexAny(rest, " \n")
-	if end < 0 {
-		return rest
-	}
-	return rest[:end]
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/replyrocket/replyrocket/internal/sqlcname"
 )
 
 func TestNewEmailIDEncodesItsTime(t *testing.T) {
@@ -56,15 +58,11 @@ func TestEmailTimeMatchesSQL(t *testing.T) {
 	}
 }
 
-func TestQueryName(t *testing.T) {
-	for _, tc := range []struct{ sql, want string }{
-		{getCampaign, "GetCampaign"},
-		{"SELECT 1", ""},
-		{"-- name: X :one", "X"},
-	} {
-		if got := QueryName(tc.sql); got != tc.want {
-			t.Errorf("QueryName(%q) = %q, want %q", tc.sql, got, tc.want)
-		}
+// Every statement sqlc generated here is named by sqlcname, which is how
+// errors carry their operation.
+func TestGeneratedStatementsAreNamed(t *testing.T) {
+	if got := sqlcname.Of(getCampaign); got != "GetCampaign" {
+		t.Errorf("sqlcname.Of(getCampaign) = %q", got)
 	}
 }
 
@@ -75,7 +73,7 @@ func TestQueryName(t *testing.T) {
 func BenchmarkQueryName(b *testing.B) {
 	sql := getCampaign
 	for b.Loop() {
-		if QueryName(sql) != "GetCampaign" {
+		if sqlcname.Of(sql) != "GetCampaign" {
 			b.Fatal("wrong name")
 		}
 	}

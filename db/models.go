@@ -5,10 +5,76 @@
 package db
 
 import (
+	"database/sql/driver"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 )
+
+type CampaignStatus string
+
+const (
+	CampaignStatusDraft     CampaignStatus = "draft"
+	CampaignStatusActive    CampaignStatus = "active"
+	CampaignStatusPaused    CampaignStatus = "paused"
+	CampaignStatusCompleted CampaignStatus = "completed"
+)
+
+func (e *CampaignStatus) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = CampaignStatus(s)
+	case string:
+		*e = CampaignStatus(s)
+	default:
+		return fmt.Errorf("unsupported scan type for CampaignStatus: %T", src)
+	}
+	return nil
+}
+
+type NullCampaignStatus struct {
+	CampaignStatus CampaignStatus
+	Valid          bool // Valid is true if CampaignStatus is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullCampaignStatus) Scan(value interface{}) error {
+	if value == nil {
+		ns.CampaignStatus, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.CampaignStatus.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullCampaignStatus) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.CampaignStatus), nil
+}
+
+func (e CampaignStatus) Valid() bool {
+	switch e {
+	case CampaignStatusDraft,
+		CampaignStatusActive,
+		CampaignStatusPaused,
+		CampaignStatusCompleted:
+		return true
+	}
+	return false
+}
+
+func AllCampaignStatusValues() []CampaignStatus {
+	return []CampaignStatus{
+		CampaignStatusDraft,
+		CampaignStatusActive,
+		CampaignStatusPaused,
+		CampaignStatusCompleted,
+	}
+}
 
 type ApiKey struct {
 	ID                 uuid.UUID
@@ -26,7 +92,7 @@ type Campaign struct {
 	ID        uuid.UUID
 	UserID    uuid.UUID
 	Name      string
-	Status    string
+	Status    CampaignStatus
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }

@@ -3,7 +3,6 @@ package db
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -12,7 +11,8 @@ import (
 	"github.com/replyrocket/replyrocket/internal/pgxtypes"
 )
 
-// PoolConfig is the connection pool's configuration, read once at start.
+// PoolConfig is the connection pool's configuration, read once at start
+// (internal/config declares the variables and their defaults per APP_ENV).
 //
 // How the knobs map onto pgxpool:
 //   - Size (DB_POOL_SIZE) is MinConns: connections kept open even when idle.
@@ -29,7 +29,6 @@ import (
 //     DNS change take effect.
 type PoolConfig struct {
 	URL          string
-	Env          string
 	Size         int
 	MaxOverflow  int
 	Timeout      time.Duration
@@ -51,84 +50,6 @@ type PoolConfig struct {
 	// wait for a free connection.
 	BackgroundSize    int
 	BackgroundTimeout time.Duration
-}
-
-// The defaults per APP_ENV: production keeps more connections warm.
-var poolDefaults = map[string]PoolConfig{
-	"prod": {Size: 5, MaxOverflow: 10, Timeout: 30 * time.Second, Recycle: 1800 * time.Second, OverflowIdle: time.Minute, BackgroundSize: 3, BackgroundTimeout: 120 * time.Second},
-	"dev":  {Size: 2, MaxOverflow: 5, Timeout: 30 * time.Second, Recycle: 1800 * time.Second, OverflowIdle: time.Minute, BackgroundSize: 2, BackgroundTimeout: 120 * time.Second},
-}
-
-// PoolConfigFromEnv reads DATABASE_URL, APP_ENV and the DB_POOL_* variables
-// through getenv (os.Getenv in production). A bad value is an error that
-// names the variable; an unset one takes the APP_ENV default.
-func PoolConfigFromEnv(getenv func(string) string) (PoolConfig, error) {
-	env := getenv("APP_ENV")
-	if env == "" {
-		env = "dev"
-	}
-	cfg, ok := poolDefaults[env]
-	if !ok {
-		return PoolConfig{}, fmt.Errorf("APP_ENV: %q is neither prod nor dev", env)
-	}
-	cfg.Env = env
-	cfg.URL = getenv("DATABASE_URL")
-	ints := []struct {
-		name string
-		dst  *int
-		min  int
-	}{
-		{"DB_POOL_SIZE", &cfg.Size, 0},
-		{"DB_MAX_OVERFLOW", &cfg.MaxOverflow, 0},
-		{"DB_BACKGROUND_POOL_SIZE", &cfg.BackgroundSize, 1},
-	}
-	for _, v := range ints {
-		if err := parseInt(getenv, v.name, v.min, v.dst); err != nil {
-			return PoolConfig{}, err
-		}
-	}
-	secs := []struct {
-		name string
-		dst  *time.Duration
-	}{
-		{"DB_POOL_TIMEOUT", &cfg.Timeout},
-		{"DB_POOL_RECYCLE", &cfg.Recycle},
-		{"DB_BACKGROUND_POOL_TIMEOUT", &cfg.BackgroundTimeout},
-	}
-	for _, v := range secs {
-		n := int(*v.dst / time.Second)
-		if err := parseInt(getenv, v.name, 1, &n); err != nil {
-			return PoolConfig{}, err
-		}
-		*v.dst = time.Duration(n) * time.Second
-	}
-	if v := getenv("DB_PGBOUNCER"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return PoolConfig{}, fmt.Errorf("DB_PGBOUNCER: want true or false, got %q", v)
-		}
-		cfg.PgBouncer = b
-	}
-	if cfg.Size+cfg.MaxOverflow < 1 {
-		return PoolConfig{}, fmt.Errorf("DB_POOL_SIZE + DB_MAX_OVERFLOW: must allow at least one connection, got %d + %d", cfg.Size, cfg.MaxOverflow)
-	}
-	return cfg, nil
-}
-
-func parseInt(getenv func(string) string, name string, min int, dst *int) error {
-	raw := getenv(name)
-	if raw == "" {
-		return nil
-	}
-	n, err := strconv.Atoi(raw)
-	if err != nil {
-		return fmt.Errorf("%s: %q is not a whole number", name, raw)
-	}
-	if n < min {
-		return fmt.Errorf("%s: %d is below the minimum of %d", name, n, min)
-	}
-	*dst = n
-	return nil
 }
 
 // Background is the configuration of the background pool: the same

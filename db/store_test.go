@@ -166,7 +166,7 @@ func TestNoConnectionLeaks(t *testing.T) {
 			return err
 		},
 		func(ctx context.Context) error {
-			_, err := s.UpdateCampaign(ctx, UpdateCampaignParams{ID: c.ID, UserID: u.ID, Status: ptr("bogus")})
+			_, err := s.UpdateCampaign(ctx, UpdateCampaignParams{ID: c.ID, UserID: u.ID, Status: ptr(CampaignStatus("bogus"))})
 			return err
 		},
 	}

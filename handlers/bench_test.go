@@ -13,6 +13,7 @@ import (
 	"github.com/replyrocket/replyrocket/db"
 	"github.com/replyrocket/replyrocket/db/dbcache"
 	"github.com/replyrocket/replyrocket/internal/cache"
+	"github.com/replyrocket/replyrocket/internal/config"
 	"github.com/replyrocket/replyrocket/internal/pgtest"
 	"github.com/replyrocket/replyrocket/internal/querystats"
 )
@@ -31,18 +32,8 @@ func BenchmarkGetSummary(b *testing.B) {
 			// Access logs are written, as in production, but to nowhere.
 			opts := []envOpt{func(d *Deps) { d.Log = slog.New(slog.NewJSONHandler(io.Discard, nil)) }}
 			if tc.cached {
-				opts = append(opts, func(d *Deps) {
-					c, err := dbcache.NewCache(cache.Config{Namespace: "bench"}, prometheus.NewRegistry(), d.Log)
-					if err != nil {
-						b.Fatal(err)
-					}
-					b.Cleanup(func() { _ = c.Close() })
-					s, err := dbcache.New(d.Store, c)
-					if err != nil {
-						b.Fatal(err)
-					}
-					d.Store = s
-				})
+				opt, _ := withCache(b, "")
+				opts = append(opts, opt)
 			}
 			e := newEnv(b, opts...)
 			_, key := e.user()
@@ -120,7 +111,7 @@ func cachedStore(b *testing.B) envOpt {
 // production (APP_ENV=prod sizes, the per-query tracer).
 func prodPool(b *testing.B) envOpt {
 	return func(d *Deps) {
-		cfg, err := db.PoolConfigFromEnv(func(k string) string {
+		c, err := config.Load(func(k string) string {
 			if k == "APP_ENV" {
 				return "prod"
 			}
@@ -129,6 +120,7 @@ func prodPool(b *testing.B) envOpt {
 		if err != nil {
 			b.Fatal(err)
 		}
+		cfg := c.DB.Pool()
 		cfg.URL = pgtest.NewDatabase(b)
 		pool, err := db.NewPool(context.Background(), cfg, querystats.New())
 		if err != nil {

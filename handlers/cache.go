@@ -32,16 +32,6 @@ func CacheHeader() echo.MiddlewareFunc {
 	}
 }
 
-// RegisterCacheRoutes adds the cache's admin endpoints to g, the admin-only
-// /db-monitor group: GET /cache (figures), DELETE /cache (clear this
-// application's entries), POST /cache/invalidate {"table": "emails"}.
-func RegisterCacheRoutes(g *echo.Group, c *cache.Cache) {
-	h := cacheHandlers{c: c}
-	g.GET("/cache", h.stats)
-	g.DELETE("/cache", h.clear)
-	g.POST("/cache/invalidate", h.invalidate)
-}
-
 type cacheHandlers struct{ c *cache.Cache }
 
 func (h cacheHandlers) stats(c echo.Context) error {
@@ -66,7 +56,7 @@ func (h cacheHandlers) clear(c echo.Context) error {
 }
 
 type invalidateJSON struct {
-	Table string `json:"table"`
+	Table string `json:"table" required:"true" description:"A table the cache knows (users, api_keys, campaigns, emails)."`
 }
 
 func (h cacheHandlers) invalidate(c echo.Context) error {

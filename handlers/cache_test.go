@@ -1,40 +1,21 @@
 package handlers
 
 import (
-	"context"
 	"testing"
-	"time"
 
-	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/replyrocket/replyrocket/db/dbcache"
 	"github.com/replyrocket/replyrocket/internal/cache"
+	"github.com/replyrocket/replyrocket/internal/cachetest"
 	"github.com/replyrocket/replyrocket/internal/redistest"
 )
 
-// withCache wires the caching decorator as internal/app does.
-func withCache(t *testing.T, redisURL string) (envOpt, **cache.Cache) {
+// withCache wires the caching decorator as internal/app does (through
+// cachetest, the one wiring of it in tests).
+func withCache(t testing.TB, redisURL string) (envOpt, **cache.Cache) {
 	var built *cache.Cache
 	return func(d *Deps) {
-		c, err := dbcache.NewCache(cache.Config{Namespace: "h", RedisURL: redisURL}, prometheus.NewRegistry(), d.Log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Close() })
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := c.WaitReady(ctx); err != nil {
-			t.Fatal(err)
-		}
-		s, err := dbcache.New(d.Store, c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.Store = s
+		d.Store, built = cachetest.Wrap(t, d.Store, cache.Config{Namespace: "h", RedisURL: redisURL}, d.Log)
 		d.APIMiddleware = append(d.APIMiddleware, CacheHeader())
-		d.AdminRoutes = append(d.AdminRoutes, func(g *echo.Group) { RegisterCacheRoutes(g, c) })
-		built = c
+		d.Cache = built
 	}, &built
 }
 

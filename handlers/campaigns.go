@@ -3,6 +3,8 @@ package handlers
 import (
 	"errors"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -11,8 +13,6 @@ import (
 	"github.com/replyrocket/replyrocket/db"
 )
 
-var campaignStatuses = map[string]bool{"draft": true, "active": true, "paused": true, "completed": true}
-
 // firstPageBefore is the position before every campaign in a newest-first
 // walk: a far-future time and the largest uuid.
 var (
@@ -20,49 +20,63 @@ var (
 	firstPageBeforeID = uuid.Max
 )
 
-type emailInput struct {
-	Recipient string `json:"recipient"`
-	Subject   string `json:"subject"`
-	Body      string `json:"body"`
+// Request bodies. Their validation rules are tags, read by the handlers
+// (rules.go) and by the OpenAPI document alike.
+
+type newEmailInput struct {
+	Recipient string `json:"recipient" required:"true" minLength:"3" maxLength:"320" format:"email"`
+	Subject   string `json:"subject" required:"true" minLength:"0" maxLength:"998"`
+	Body      string `json:"body" required:"true" minLength:"0" maxLength:"1048576"`
 }
 
 type createCampaignInput struct {
-	Name   string       `json:"name"`
-	Status *string      `json:"status"`
-	Emails []emailInput `json:"emails"`
+	Name   string             `json:"name" required:"true" minLength:"1" maxLength:"200"`
+	Status *db.CampaignStatus `json:"status" description:"Defaults to draft."`
+	Emails []newEmailInput    `json:"emails" maxItems:"10000"`
 }
 
 type updateCampaignInput struct {
-	Name   *string `json:"name"`
-	Status *string `json:"status"`
+	_      struct{}           `minProperties:"1"`
+	Name   *string            `json:"name" minLength:"1" maxLength:"200"`
+	Status *db.CampaignStatus `json:"status"`
 }
 
 type bulkEmailsInput struct {
-	Emails []emailInput `json:"emails"`
+	Emails []newEmailInput `json:"emails" required:"true" minItems:"1" maxItems:"10000"`
 }
 
-func checkStatus(errs []FieldError, s *string) []FieldError {
-	if s != nil && !campaignStatuses[*s] {
-		errs = append(errs, FieldError{Field: "status", Message: "must be one of draft, active, paused, completed"})
+// statusMessage lists the statuses of the schema's campaign_status enum, as
+// sqlc generated them: a status added by a migration shows up here by itself.
+var statusMessage = func() string {
+	names := make([]string, 0, len(db.AllCampaignStatusValues()))
+	for _, s := range db.AllCampaignStatusValues() {
+		names = append(names, string(s))
+	}
+	return "must be one of " + strings.Join(names, ", ")
+}()
+
+func checkStatus(errs []FieldError, s *db.CampaignStatus) []FieldError {
+	if s != nil && !s.Valid() {
+		errs = append(errs, FieldError{Field: "status", Message: statusMessage})
 	}
 	return errs
 }
 
 // checkEmails validates emails and converts them; field names point into the
 // array ("emails[3].recipient") so a client can find the bad one.
-func checkEmails(errs []FieldError, in []emailInput) ([]FieldError, []db.NewEmail) {
+func checkEmails(errs []FieldError, in []newEmailInput) ([]FieldError, []db.NewEmail) {
 	if len(in) > MaxBulkEmails {
 		return append(errs, FieldError{Field: "emails", Message: "at most 10000 emails per request"}), nil
 	}
 	out := make([]db.NewEmail, len(in))
 	for i, e := range in {
-		p := "emails[" + itoa(i) + "]."
-		errs = checkText(errs, p+"recipient", e.Recipient, 3, 320)
+		p := "emails[" + strconv.Itoa(i) + "]."
+		errs = checkRule(errs, p+"recipient", e.Recipient, recipientRule)
 		if !looksLikeAddress(e.Recipient) {
 			errs = append(errs, FieldError{Field: p + "recipient", Message: "must be an email address"})
 		}
-		errs = checkText(errs, p+"subject", e.Subject, 0, 998)
-		errs = checkText(errs, p+"body", e.Body, 0, 1<<20)
+		errs = checkRule(errs, p+"subject", e.Subject, subjectRule)
+		errs = checkRule(errs, p+"body", e.Body, bodyRule)
 		out[i] = db.NewEmail{Recipient: e.Recipient, Subject: e.Subject, Body: e.Body}
 		if len(errs) >= 20 {
 			// Enough to act on; listing all of 10 000 bad rows helps nobody.
@@ -77,13 +91,13 @@ func (a *API) createCampaign(c echo.Context) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	errs := checkText(nil, "name", in.Name, 1, 200)
+	errs := checkRule(nil, "name", in.Name, campaignNameRule)
 	errs = checkStatus(errs, in.Status)
 	errs, emails := checkEmails(errs, in.Emails)
 	if len(errs) > 0 {
 		return validationFailed(errs)
 	}
-	status := "draft"
+	status := db.CampaignStatusDraft
 	if in.Status != nil {
 		status = *in.Status
 	}
@@ -121,7 +135,7 @@ func (a *API) getCampaign(c echo.Context) error {
 }
 
 func (a *API) listCampaigns(c echo.Context) error {
-	limit, err := queryInt(c, "limit", 20, 1, 100)
+	limit, err := queryRule(c, limitRule)
 	if err != nil {
 		return err
 	}
@@ -183,7 +197,7 @@ func (a *API) updateCampaign(c echo.Context) error {
 		errs = append(errs, FieldError{Field: "name", Message: "name or status is required"})
 	}
 	if in.Name != nil {
-		errs = checkText(errs, "name", *in.Name, 1, 200)
+		errs = checkRule(errs, "name", *in.Name, campaignNameRule)
 	}
 	errs = checkStatus(errs, in.Status)
 	if len(errs) > 0 {
@@ -235,7 +249,7 @@ func (a *API) getCampaignSummary(c echo.Context) error {
 // today included. The range is whole UTC days so that every request of one
 // day asks the same question, which is what lets the cache answer it.
 func (a *API) getCampaignDailyStats(c echo.Context) error {
-	days, err := queryInt(c, "days", 30, 1, 366)
+	days, err := queryRule(c, daysRule)
 	if err != nil {
 		return err
 	}

@@ -44,7 +44,7 @@ func parseCursor(s string) (cursor, bool, error) {
 // page is the shape of every list response.
 type page[T any] struct {
 	Items      []T     `json:"items"`
-	NextCursor *string `json:"next_cursor"`
+	NextCursor *string `json:"next_cursor" description:"null on the last page"`
 }
 
 // newPage builds a page from rows fetched with limit+1: the extra row only

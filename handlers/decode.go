@@ -7,9 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -99,33 +97,4 @@ func pathUUID(c echo.Context, name string) (uuid.UUID, error) {
 		return uuid.Nil, validationFailed([]FieldError{{Field: name, Message: "must be a UUID like 0190f0a2-7c1e-7b3a-9d2e-1f2a3b4c5d6e"}})
 	}
 	return id, nil
-}
-
-// queryInt reads an optional integer query parameter within [min, max].
-func queryInt(c echo.Context, name string, def, min, max int) (int, error) {
-	raw := c.QueryParam(name)
-	if raw == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(raw)
-	if err != nil || n < min || n > max {
-		return 0, validationFailed([]FieldError{{Field: name, Message: fmt.Sprintf("must be a whole number from %d to %d", min, max)}})
-	}
-	return n, nil
-}
-
-// checkText validates a text field against the database's rules before the
-// database sees it: a length in characters, and no NUL, which PostgreSQL text
-// cannot hold.
-func checkText(errs []FieldError, field, v string, min, max int) []FieldError {
-	n := utf8.RuneCountInString(v)
-	switch {
-	case strings.ContainsRune(v, 0):
-		return append(errs, FieldError{Field: field, Message: "must not contain NUL characters"})
-	case n < min && min == 1:
-		return append(errs, FieldError{Field: field, Message: "is required"})
-	case n < min || n > max:
-		return append(errs, FieldError{Field: field, Message: fmt.Sprintf("must be %d to %d characters", min, max)})
-	}
-	return errs
 }

@@ -63,37 +63,51 @@ pre{background:#f1f3f6;padding:8px;overflow:auto;font-size:13px} code{font-famil
 `))
 
 var docsHTML = sync.OnceValue(func() []byte {
+	// The page is rendered from the document itself, in route-table order.
+	var doc struct {
+		Info  struct{ Description string } `json:"info"`
+		Paths map[string]map[string]struct {
+			Parameters []struct{ Name, In, Description string } `json:"parameters"`
+			Responses  map[string]struct {
+				Description string                     `json:"description"`
+				Content     map[string]json.RawMessage `json:"content"`
+			} `json:"responses"`
+			RequestBody *struct {
+				Content map[string]json.RawMessage `json:"content"`
+			} `json:"requestBody"`
+		} `json:"paths"`
+		Components struct {
+			Schemas map[string]json.RawMessage `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(OpenAPI(), &doc); err != nil {
+		panic(err) // static data: tests render it
+	}
 	tagOrder := []string{}
 	byTag := map[string][]docOp{}
-	for _, r := range routesDoc() {
-		op := operation(r)
-		d := docOp{Method: r.method, Path: r.path, Summary: r.summary, Body: r.body, BodyNote: r.bodyNote}
-		for _, p := range r.params {
-			d.Params = append(d.Params, docParam{Name: p.name, In: p.in, Desc: p.desc})
+	for _, r := range docRoutes() {
+		op := doc.Paths[r.path][strings.ToLower(r.method)]
+		d := docOp{Method: r.method, Path: r.path, Summary: r.summary, BodyNote: r.bodyNote}
+		for _, p := range op.Parameters {
+			d.Params = append(d.Params, docParam{Name: p.Name, In: p.In, Desc: p.Description})
+		}
+		if op.RequestBody != nil {
+			d.Body = schemaRef(op.RequestBody.Content)
 		}
 		switch r.auth {
-		case "user":
+		case authUser:
 			d.Auth = "API key"
-		case "admin":
+		case authAdmin:
 			d.Auth = "admin key"
 		}
-		resps := op["responses"].(map[string]any)
-		codes := make([]string, 0, len(resps))
-		for code := range resps {
+		codes := make([]string, 0, len(op.Responses))
+		for code := range op.Responses {
 			codes = append(codes, code)
 		}
 		sort.Strings(codes)
 		for _, code := range codes {
-			rm := resps[code].(map[string]any)
-			dr := docResp{Code: code, Desc: rm["description"].(string)}
-			if content, ok := rm["content"].(map[string]any); ok {
-				for _, media := range content {
-					if s, ok := media.(map[string]any)["schema"].(map[string]any)["$ref"].(string); ok {
-						dr.Schema = strings.TrimPrefix(s, "#/components/schemas/")
-					}
-				}
-			}
-			d.Responses = append(d.Responses, dr)
+			rm := op.Responses[code]
+			d.Responses = append(d.Responses, docResp{Code: code, Desc: rm.Description, Schema: schemaRef(rm.Content)})
 		}
 		if _, seen := byTag[r.tag]; !seen {
 			tagOrder = append(tagOrder, r.tag)
@@ -104,19 +118,19 @@ var docsHTML = sync.OnceValue(func() []byte {
 		Description string
 		Tags        []docTag
 		Schemas     []docSchema
-	}{Description: buildOpenAPI()["info"].(map[string]any)["description"].(string)}
+	}{Description: doc.Info.Description}
 	for _, t := range tagOrder {
 		data.Tags = append(data.Tags, docTag{Name: t, Ops: byTag[t]})
 	}
-	sc := schemas()
-	names := make([]string, 0, len(sc))
-	for n := range sc {
+	names := make([]string, 0, len(doc.Components.Schemas))
+	for n := range doc.Components.Schemas {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		b, _ := json.MarshalIndent(sc[n], "", "  ")
-		data.Schemas = append(data.Schemas, docSchema{Name: n, JSON: string(b)})
+		var buf bytes.Buffer
+		_ = json.Indent(&buf, doc.Components.Schemas[n], "", "  ")
+		data.Schemas = append(data.Schemas, docSchema{Name: n, JSON: buf.String()})
 	}
 	var buf bytes.Buffer
 	if err := docsTmpl.Execute(&buf, data); err != nil {
@@ -124,6 +138,21 @@ var docsHTML = sync.OnceValue(func() []byte {
 	}
 	return buf.Bytes()
 })
+
+// schemaRef is the component a media map refers to, if any.
+func schemaRef(content map[string]json.RawMessage) string {
+	for _, media := range content {
+		var m struct {
+			Schema struct {
+				Ref string `json:"$ref"`
+			} `json:"schema"`
+		}
+		if json.Unmarshal(media, &m) == nil && m.Schema.Ref != "" {
+			return strings.TrimPrefix(m.Schema.Ref, "#/components/schemas/")
+		}
+	}
+	return ""
+}
 
 func serveDocs(c echo.Context) error {
 	return c.HTMLBlob(http.StatusOK, docsHTML())

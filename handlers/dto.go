@@ -9,7 +9,9 @@ import (
 )
 
 // The JSON shapes of the API. They are separate from the sqlc models so that
-// a column added to a table never leaks into responses unannounced.
+// a column added to a table never leaks into responses unannounced. The
+// OpenAPI document is reflected from them: every field without omitempty is
+// required there, and tags add formats, ranges and enums.
 
 type userJSON struct {
 	ID        uuid.UUID `json:"id"`
@@ -24,13 +26,13 @@ func toUser(u db.User) userJSON {
 }
 
 type campaignJSON struct {
-	ID        uuid.UUID `json:"id"`
-	Name      string    `json:"name"`
-	Status    string    `json:"status"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID        uuid.UUID         `json:"id"`
+	Name      string            `json:"name"`
+	Status    db.CampaignStatus `json:"status"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
 	// Stats are present in list pages asked for with include=stats.
-	Stats *summaryJSON `json:"stats,omitempty"`
+	Stats *summaryJSON `json:"stats,omitempty" description:"Present when the page was asked for with include=stats."`
 }
 
 func toCampaign(c db.Campaign) campaignJSON {
@@ -42,8 +44,8 @@ type emailJSON struct {
 	CampaignID uuid.UUID  `json:"campaign_id"`
 	Recipient  string     `json:"recipient"`
 	Subject    string     `json:"subject"`
-	Body       *string    `json:"body,omitempty"`
-	Status     string     `json:"status"`
+	Body       *string    `json:"body,omitempty" description:"Present on single-email responses, absent in lists."`
+	Status     string     `json:"status" enum:"queued,sent,bounced,failed"`
 	SentAt     *time.Time `json:"sent_at"`
 	IsOpened   bool       `json:"is_opened"`
 	OpenedAt   *time.Time `json:"opened_at"`
@@ -81,20 +83,20 @@ type apiKeyJSON struct {
 	ID        uuid.UUID  `json:"id"`
 	UserID    uuid.UUID  `json:"user_id"`
 	Name      string     `json:"name"`
-	Prefix    string     `json:"prefix"`
-	Key       string     `json:"key,omitempty"`
+	Prefix    string     `json:"prefix" description:"The key's first characters, to recognise it later."`
+	Key       string     `json:"key,omitempty" description:"The key itself. Shown once; only its SHA-256 is stored."`
 	CreatedAt time.Time  `json:"created_at"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 	// RateLimitPerMinute is the key's own budget; absent: the default.
-	RateLimitPerMinute *int32 `json:"rate_limit_per_minute,omitempty"`
+	RateLimitPerMinute *int32 `json:"rate_limit_per_minute,omitempty" minimum:"1" description:"The key's own budget; absent: the server default."`
 }
 
 type summaryJSON struct {
-	Total     int64   `json:"total"`
-	Opened    int64   `json:"opened"`
-	Replied   int64   `json:"replied"`
-	OpenRate  float64 `json:"open_rate"`
-	ReplyRate float64 `json:"reply_rate"`
+	Total     int64   `json:"total" minimum:"0"`
+	Opened    int64   `json:"opened" minimum:"0"`
+	Replied   int64   `json:"replied" minimum:"0"`
+	OpenRate  float64 `json:"open_rate" minimum:"0" maximum:"1"`
+	ReplyRate float64 `json:"reply_rate" minimum:"0" maximum:"1"`
 }
 
 // newSummary computes the rates of a campaign's counts.
@@ -108,13 +110,17 @@ func newSummary(total, opened, replied int64) summaryJSON {
 }
 
 type dayCountJSON struct {
-	Day   string `json:"day"`
-	Count int64  `json:"count"`
+	Day   string `json:"day" format:"date"`
+	Count int64  `json:"count" minimum:"0"`
 }
 
 type statisticsJSON struct {
-	Campaigns int64 `json:"campaigns"`
-	Emails    int64 `json:"emails"`
-	Opened    int64 `json:"opened"`
-	Replied   int64 `json:"replied"`
+	Campaigns int64 `json:"campaigns" minimum:"0"`
+	Emails    int64 `json:"emails" minimum:"0"`
+	Opened    int64 `json:"opened" minimum:"0"`
+	Replied   int64 `json:"replied" minimum:"0"`
+}
+
+type insertedJSON struct {
+	Inserted int64 `json:"inserted" minimum:"0"`
 }

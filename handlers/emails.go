@@ -3,7 +3,6 @@ package handlers
 import (
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -12,8 +11,6 @@ import (
 
 	"github.com/replyrocket/replyrocket/db"
 )
-
-func itoa(i int) string { return strconv.Itoa(i) }
 
 // looksLikeAddress is a deliberately loose check (something@something.tld):
 // the mail server is the real judge; this only catches obvious mistakes.
@@ -47,14 +44,14 @@ func (a *API) bulkInsertEmails(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, map[string]int64{"inserted": n})
+	return c.JSON(http.StatusCreated, insertedJSON{Inserted: n})
 }
 
 // firstEmailAfter is the position before every email in an oldest-first walk.
 var firstEmailAfter = time.Unix(0, 0).UTC()
 
 func (a *API) listCampaignEmails(c echo.Context) error {
-	limit, err := queryInt(c, "limit", 20, 1, 100)
+	limit, err := queryRule(c, limitRule)
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,7 @@ func TestRequestErrors(t *testing.T) {
 	c := e.campaign(key, 1)
 	cid := c.ID.String()
 	big := `{"name":"` + strings.Repeat("x", 1<<20+10) + `"}`
-	bulkOver1MiB := map[string]any{"emails": func() []emailInput {
+	bulkOver1MiB := map[string]any{"emails": func() []newEmailInput {
 		out := sampleEmails(2000)
 		for i := range out {
 			out[i].Body = strings.Repeat("b", 600)

@@ -30,21 +30,21 @@ type poolStatsJSON struct {
 type healthJSON struct {
 	// Status is ok, degraded (the primary answers but a replica is out of
 	// rotation: reads still work) or unavailable (503).
-	Status    string        `json:"status"`
+	Status    string        `json:"status" enum:"ok,degraded,unavailable" description:"degraded: the primary answers but a read replica is out of rotation (reads fall back; still 200)"`
 	LatencyMS float64       `json:"latency_ms"`
 	Error     string        `json:"error,omitempty"`
-	Pool      poolStatsJSON `json:"pool"`
+	Pool      poolStatsJSON `json:"pool" description:"pgxpool statistics of the primary's request pool"`
 	// Replicas are present when read replicas are configured.
-	Replicas []replicaJSON `json:"replicas,omitempty"`
+	Replicas []replicaJSON `json:"replicas,omitempty" description:"present when DATABASE_REPLICA_URLS is set"`
 }
 
 type replicaJSON struct {
 	Name       string        `json:"name"`
-	State      string        `json:"state"`
+	State      string        `json:"state" enum:"in_rotation,lagging,not_standby,down,unchecked"`
 	InRotation bool          `json:"in_rotation"`
 	LagBytes   int64         `json:"lag_bytes"`
 	LagSeconds float64       `json:"lag_seconds"`
-	Pool       poolStatsJSON `json:"pool"`
+	Pool       poolStatsJSON `json:"pool" description:"pgxpool statistics"`
 }
 
 func replicasHealth(r *dbroute.Router) (out []replicaJSON, allIn bool) {

@@ -17,6 +17,10 @@ import (
 // HeaderIdempotencyKey names a POST so that its retries never repeat it.
 const HeaderIdempotencyKey = "Idempotency-Key"
 
+// maxIdempotencyKeyLen bounds a key (the handler checks it, the OpenAPI
+// document states it).
+const maxIdempotencyKeyLen = 255
+
 // HeaderIdempotentReplayed marks a response replayed from storage.
 const HeaderIdempotentReplayed = "Idempotent-Replayed"
 
@@ -47,7 +51,7 @@ func (a *API) idempotent(owner func(echo.Context) string) echo.MiddlewareFunc {
 			if key == "" {
 				return next(c)
 			}
-			if len(key) > 255 || !printableASCII(key) {
+			if len(key) > maxIdempotencyKeyLen || !printableASCII(key) {
 				return validationFailed([]FieldError{{Field: HeaderIdempotencyKey, Message: "must be 1 to 255 printable ASCII characters"}})
 			}
 			return a.runIdempotent(c, next, owner(c), key)

@@ -8,17 +8,17 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 
 	"github.com/replyrocket/replyrocket/db"
-	"github.com/replyrocket/replyrocket/internal/apikey"
+	"github.com/replyrocket/replyrocket/internal/dbfixture"
 	"github.com/replyrocket/replyrocket/internal/pgtest"
 )
 
@@ -181,11 +181,7 @@ func (e *env) do(method, path, key string, body any) resp {
 // user makes a user and returns it with its API key.
 func (e *env) user() (db.User, string) {
 	e.t.Helper()
-	u, k, err := apikey.CreateUser(context.Background(), e.store, uuid.NewString()+"@example.com", "Tester")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return u, k.Plain
+	return dbfixture.UserWithKey(e.t, e.store, db.CreateUserParams{Name: "Tester"})
 }
 
 func (e *env) campaign(key string, emails int) campaignJSON {
@@ -196,10 +192,10 @@ func (e *env) campaign(key string, emails int) campaignJSON {
 	return c
 }
 
-func sampleEmails(n int) []emailInput {
-	out := make([]emailInput, n)
+func sampleEmails(n int) []newEmailInput {
+	out := make([]newEmailInput, n)
 	for i := range out {
-		out[i] = emailInput{Recipient: "lead" + itoa(i) + "@example.com", Subject: "Hello <there> & welcome", Body: "Hi!"}
+		out[i] = newEmailInput{Recipient: "lead" + strconv.Itoa(i) + "@example.com", Subject: "Hello <there> & welcome", Body: "Hi!"}
 	}
 	return out
 }

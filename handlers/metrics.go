@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -43,7 +44,7 @@ func (m *httpMetrics) observe(method, route string, status int, d time.Duration)
 	if !knownMethods[method] {
 		method = "OTHER"
 	}
-	s := statusLabel(status)
+	s := strconv.Itoa(status)
 	m.requests.WithLabelValues(method, route, s).Inc()
 	m.latency.WithLabelValues(method, route, s).Observe(d.Seconds())
 }

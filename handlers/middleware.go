@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -106,5 +105,3 @@ func recoverPanics(log *slog.Logger) echo.MiddlewareFunc {
 		}
 	}
 }
-
-func statusLabel(code int) string { return strconv.Itoa(code) }

@@ -8,40 +8,27 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/replyrocket/replyrocket/internal/monitor"
-	"github.com/replyrocket/replyrocket/internal/monitor/dashboard"
-	"github.com/replyrocket/replyrocket/internal/monitor/sqlguard"
 )
 
 // maxWindow bounds the slow-queries window; the monitor keeps snapshots
 // for its retention period at most anyway.
 const maxWindow = 7 * 24 * time.Hour
 
-// RegisterMonitorDashboard serves the dashboard page at GET /db-monitor/.
-// It is registered on the router itself, outside the admin group: a browser
-// navigating to the page cannot send the Authorization header, and the page
-// holds no data — its script reads the admin-only endpoints with the key
-// the user enters.
-func RegisterMonitorDashboard(e *echo.Echo) {
-	e.GET("/db-monitor/", dashboard.Handler())
+type monitorHandlers struct {
+	m *monitor.Monitor
+	// hasCache: the cache routes are served, so the dashboard links them.
+	hasCache bool
 }
-
-// RegisterMonitorRoutes adds the database monitor's JSON endpoints to g,
-// which is the admin-only /db-monitor group.
-func RegisterMonitorRoutes(g *echo.Group, m *monitor.Monitor) {
-	h := monitorHandlers{m: m}
-	g.GET("/performance", h.performance)
-	g.GET("/slow-queries", h.slowQueries)
-	g.POST("/analyze-query", h.analyzeQuery)
-	g.POST("/optimize-query", h.optimizeQuery)
-	g.GET("/table-stats/:table_name", h.tableStats)
-}
-
-type monitorHandlers struct{ m *monitor.Monitor }
 
 func (h monitorHandlers) performance(c echo.Context) error {
 	p, err := h.m.Performance(c.Request().Context())
 	if err != nil {
 		return monitorProblem(err)
+	}
+	p.Links = map[string]string{"health": "/health/db", "slow_queries": "/db-monitor/slow-queries"}
+	if h.hasCache {
+		// Only linked when there is a cache: the route exists then.
+		p.Links["cache"] = "/db-monitor/cache"
 	}
 	return c.JSON(http.StatusOK, p)
 }
@@ -100,13 +87,6 @@ func (h monitorHandlers) tableStats(c echo.Context) error {
 	return c.JSON(http.StatusOK, t)
 }
 
-// guardReasons are sqlguard's refusals, whose fixed texts are safe to show.
-var guardReasons = []error{
-	sqlguard.ErrSyntax, sqlguard.ErrNotOneStatement, sqlguard.ErrNotSelect, sqlguard.ErrSelectInto,
-	sqlguard.ErrLocking, sqlguard.ErrModifyingCTE, sqlguard.ErrDeniedFunction, sqlguard.ErrTooLong,
-	monitor.ErrParamCount, monitor.ErrParamType,
-}
-
 // monitorProblem maps the monitor's errors to problems with fixed texts:
 // nothing the database said reaches the client, since for analyze-query it
 // could quote the data the query read.
@@ -114,11 +94,8 @@ func monitorProblem(err error) error {
 	switch {
 	case errors.Is(err, monitor.ErrInvalidQuery):
 		p := newProblem(http.StatusBadRequest, "invalid-query", "Query refused", "Only one read-only SELECT can be analyzed.")
-		for _, r := range guardReasons {
-			if errors.Is(err, r) {
-				p.Detail = r.Error()
-				break
-			}
+		if reason, ok := monitor.RefusalReason(err); ok {
+			p.Detail = reason
 		}
 		p.cause = err
 		return p

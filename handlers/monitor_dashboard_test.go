@@ -20,7 +20,6 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/replyrocket/replyrocket/db"
@@ -84,10 +83,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	t.Cleanup(m.Close)
 	router := New(Deps{
 		Store: cached, Pool: pool, AdminKey: testAdminKey, RequestTimeout: 10 * time.Second,
-		Log:         slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)),
-		AdminRoutes: []func(*echo.Group){func(g *echo.Group) { RegisterMonitorRoutes(g, m) }, func(g *echo.Group) { RegisterCacheRoutes(g, qc) }},
+		Log:     slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)),
+		Monitor: m, Cache: qc,
 	})
-	RegisterMonitorDashboard(router)
 	e := &env{t: t, e: router, pool: pool, store: cached}
 	_, key := e.user()
 	c := e.campaign(key, 300)

@@ -20,7 +20,7 @@ func withMonitor(t *testing.T, cfg monitor.Config, out **monitor.Monitor) envOpt
 		}
 		m := monitor.New(d.Pool, cfg, monitor.Sources{})
 		t.Cleanup(m.Close)
-		d.AdminRoutes = append(d.AdminRoutes, func(g *echo.Group) { RegisterMonitorRoutes(g, m) })
+		d.Monitor = m
 		if out != nil {
 			*out = m
 		}
@@ -31,7 +31,6 @@ func TestMonitorRoutes(t *testing.T) {
 	t.Parallel()
 	var m *monitor.Monitor
 	e := newEnv(t, withMonitor(t, monitor.Config{}, &m))
-	RegisterMonitorDashboard(e.e)
 	_, userKey := e.user()
 	key := userKey
 	e.campaign(key, 20)

@@ -2,200 +2,28 @@ package handlers
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
+	"unicode"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	"github.com/swaggest/jsonschema-go"
+	"github.com/swaggest/openapi-go"
+	"github.com/swaggest/openapi-go/openapi31"
+
+	"github.com/replyrocket/replyrocket/db"
 )
 
-// The OpenAPI 3.1 document is written out here, route by route, apart from
-// the router: a test compares the two, so a route added to one and not the
-// other fails the build rather than going undocumented.
-
-type oaRoute struct {
-	method, path, summary, tag string
-	auth                       string // "user", "admin" or ""
-	params                     []oaParam
-	body                       string // request schema name
-	bodyNote                   string
-	ok                         int
-	okSchema                   string // response schema name; "" for none
-	okType                     string // response media type when not JSON
-	errors                     []int
-	// errorsAs are error statuses answered with a JSON schema instead of
-	// a problem (the health check keeps one shape for up and down).
-	errorsAs map[int]string
-}
-
-type oaParam struct {
-	name, in, desc string
-	schema         map[string]any
-	required       bool
-}
-
-var (
-	pID      = oaParam{name: "id", in: "path", desc: "A UUID.", schema: map[string]any{"type": "string", "format": "uuid"}, required: true}
-	pInclude = oaParam{name: "include", in: "query", desc: "stats: each campaign gains its figures (one statement per page, cached).", schema: map[string]any{"type": "string", "enum": []string{"stats"}}}
-	pLimit   = oaParam{name: "limit", in: "query", desc: "Page size.", schema: map[string]any{"type": "integer", "minimum": 1, "maximum": 100, "default": 20}}
-	pCursor  = oaParam{name: "cursor", in: "query", desc: "Opaque cursor: the next_cursor of the previous page.", schema: map[string]any{"type": "string"}}
-	pDays    = oaParam{name: "days", in: "query", desc: "How many UTC days, today included.", schema: map[string]any{"type": "integer", "minimum": 1, "maximum": 366, "default": 30}}
-	pIdem    = oaParam{name: "Idempotency-Key", in: "header", desc: "Makes retries safe: a retry with the same key and request gets the stored response (Idempotent-Replayed: true) and writes nothing; the same key with another request gets 422. Kept 24 h (IDEMPOTENCY_TTL).", schema: map[string]any{"type": "string", "minLength": 1, "maxLength": 255}}
-	pTable   = oaParam{name: "table_name", in: "path", desc: "A table in the current schema.", schema: map[string]any{"type": "string"}, required: true}
-)
-
-// Errors every authenticated route can answer besides its own.
-var (
-	userErrors  = []int{401, 429, 503, 504}
-	adminErrors = []int{401, 403, 429, 503, 504}
-)
-
-func routesDoc() []oaRoute {
-	return []oaRoute{
-		{method: "GET", path: "/api/v1/me", summary: "The caller's user", tag: "users", auth: "user", ok: 200, okSchema: "User"},
-		{method: "GET", path: "/api/v1/me/statistics", summary: "The caller's totals across campaigns", tag: "statistics", auth: "user", ok: 200, okSchema: "Statistics"},
-		{method: "GET", path: "/api/v1/campaigns", summary: "List campaigns, newest first (keyset pages); include=stats adds each one's figures", tag: "campaigns", auth: "user", params: []oaParam{pLimit, pCursor, pInclude}, ok: 200, okSchema: "CampaignPage", errors: []int{400}},
-		{method: "POST", path: "/api/v1/campaigns", summary: "Create a campaign, optionally with its first emails, in one transaction", tag: "campaigns", auth: "user", params: []oaParam{pIdem}, body: "CreateCampaign", bodyNote: "At most 1 MiB and 10 000 emails.", ok: 201, okSchema: "Campaign", errors: []int{422, 400, 413, 415}},
-		{method: "GET", path: "/api/v1/campaigns/{id}", summary: "Get a campaign", tag: "campaigns", auth: "user", params: []oaParam{pID}, ok: 200, okSchema: "Campaign", errors: []int{400, 404}},
-		{method: "PATCH", path: "/api/v1/campaigns/{id}", summary: "Rename a campaign and/or change its status", tag: "campaigns", auth: "user", params: []oaParam{pID}, body: "UpdateCampaign", ok: 200, okSchema: "Campaign", errors: []int{400, 404, 413, 415}},
-		{method: "DELETE", path: "/api/v1/campaigns/{id}", summary: "Delete a campaign and its emails", tag: "campaigns", auth: "user", params: []oaParam{pID}, ok: 204, errors: []int{400, 404}},
-		{method: "GET", path: "/api/v1/campaigns/{id}/summary", summary: "Totals and rates of a campaign", tag: "statistics", auth: "user", params: []oaParam{pID}, ok: 200, okSchema: "Summary", errors: []int{400, 404}},
-		{method: "GET", path: "/api/v1/campaigns/{id}/daily-stats", summary: "Emails created per UTC day; days without emails count 0", tag: "statistics", auth: "user", params: []oaParam{pID, pDays}, ok: 200, okSchema: "DailyStats", errors: []int{400, 404}},
-		{method: "GET", path: "/api/v1/campaigns/{id}/emails", summary: "List a campaign's emails, oldest first (keyset pages; bodies left out)", tag: "emails", auth: "user", params: []oaParam{pID, pLimit, pCursor}, ok: 200, okSchema: "EmailPage", errors: []int{400, 404}},
-		{method: "POST", path: "/api/v1/campaigns/{id}/emails", summary: "Add emails to a campaign in bulk (COPY)", tag: "emails", auth: "user", params: []oaParam{pID, pIdem}, body: "BulkEmails", bodyNote: "This route accepts bodies up to 16 MiB (others: 1 MiB) and 1 to 10 000 emails.", ok: 201, okSchema: "Inserted", errors: []int{422, 400, 404, 413, 415}},
-		{method: "GET", path: "/api/v1/emails/{id}", summary: "Get an email with its body", tag: "emails", auth: "user", params: []oaParam{pID}, ok: 200, okSchema: "Email", errors: []int{400, 404}},
-		{method: "POST", path: "/api/v1/emails/{id}/opened", summary: "Record an open (idempotent: the first stamps opened_at)", tag: "emails", auth: "user", params: []oaParam{pID, pIdem}, ok: 200, okSchema: "Email", errors: []int{422, 400, 404}},
-		{method: "POST", path: "/api/v1/emails/{id}/replied", summary: "Record a reply (idempotent: the first stamps replied_at)", tag: "emails", auth: "user", params: []oaParam{pID, pIdem}, ok: 200, okSchema: "Email", errors: []int{422, 400, 404}},
-		{method: "POST", path: "/api/v1/users", summary: "Create a user and its first API key (shown once)", tag: "admin", auth: "admin", params: []oaParam{pIdem}, body: "CreateUser", ok: 201, okSchema: "CreatedUser", errors: []int{422, 400, 409, 413, 415}},
-		{method: "POST", path: "/api/v1/users/{id}/keys", summary: "Mint another API key for a user (shown once)", tag: "admin", auth: "admin", params: []oaParam{pID, pIdem}, body: "CreateKey", bodyNote: "Optional; the name defaults to \"default\".", ok: 201, okSchema: "APIKey", errors: []int{422, 400, 404, 413, 415}},
-		{method: "PATCH", path: "/api/v1/keys/{id}", summary: "Set a key's own rate limit (cost units per minute), or null for the server default", tag: "admin", auth: "admin", params: []oaParam{pID}, body: "UpdateKey", ok: 200, okSchema: "APIKeyInfo", errors: []int{400, 404, 413, 415}},
-		{method: "DELETE", path: "/api/v1/keys/{id}", summary: "Revoke an API key (idempotent)", tag: "admin", auth: "admin", params: []oaParam{pID}, ok: 204, errors: []int{400, 404}},
-		{method: "GET", path: "/health/db", summary: "Database health: 200, or 503 with the same shape when it does not answer within 1 s", tag: "operations", ok: 200, okSchema: "Health", errorsAs: map[int]string{503: "Health"}},
-		{method: "GET", path: "/metrics", summary: "Prometheus metrics", tag: "operations", ok: 200, okType: "text/plain"},
-		{method: "GET", path: "/openapi.json", summary: "This document", tag: "operations", ok: 200, okSchema: "Any"},
-		{method: "GET", path: "/docs", summary: "This document as a browsable page", tag: "operations", ok: 200, okType: "text/html"},
-
-		{method: "GET", path: "/db-monitor/", summary: "Database monitor dashboard (HTML; no key needed for the page, which asks for the admin key and calls the routes below with it)", tag: "monitor", ok: 200, okType: "text/html"},
-		{method: "GET", path: "/db-monitor/performance", summary: "Health checks of the database, each ok or warning with advice", tag: "monitor", auth: "admin", ok: 200, okSchema: "Any"},
-		{method: "GET", path: "/db-monitor/slow-queries", summary: "Top statements (pg_stat_statements) and per-sqlc-query latency", tag: "monitor", auth: "admin", ok: 200, okSchema: "Any", errors: []int{400}},
-		{method: "POST", path: "/db-monitor/analyze-query", summary: "EXPLAIN one read-only SELECT with plain-words recommendations", tag: "monitor", auth: "admin", body: "AnalyzeQuery", ok: 200, okSchema: "Any", errors: []int{400, 413, 415}},
-		{method: "POST", path: "/db-monitor/optimize-query", summary: "Index suggestions verified with hypopg (or a labelled heuristic)", tag: "monitor", auth: "admin", body: "OptimizeQuery", ok: 200, okSchema: "Any", errors: []int{400, 413, 415}},
-		{method: "GET", path: "/db-monitor/table-stats/{table_name}", summary: "Sizes, scans, vacuum state and indexes of a table (and its partitions)", tag: "monitor", auth: "admin", params: []oaParam{pTable}, ok: 200, okSchema: "Any", errors: []int{400, 404}},
-		{method: "GET", path: "/db-monitor/rate-limits", summary: "Rate limiter backend, Redis errors, and refused requests in total and for the most limited keys", tag: "monitor", auth: "admin", ok: 200, okSchema: "Any"},
-		{method: "GET", path: "/db-monitor/cache", summary: "Cache hit rates, entries, bytes, invalidations and Redis state", tag: "cache", auth: "admin", ok: 200, okSchema: "Any"},
-		{method: "DELETE", path: "/db-monitor/cache", summary: "Clear this application's cache entries", tag: "cache", auth: "admin", ok: 200, okSchema: "Any"},
-		{method: "POST", path: "/db-monitor/cache/invalidate", summary: "Invalidate every cached query that read a table", tag: "cache", auth: "admin", body: "InvalidateTable", ok: 200, okSchema: "Any", errors: []int{400, 413, 415}},
-	}
-}
-
-func obj(required []string, props map[string]any) map[string]any {
-	o := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
-	if len(required) > 0 {
-		o["required"] = required
-	}
-	return o
-}
-
-func ref(name string) map[string]any { return map[string]any{"$ref": "#/components/schemas/" + name} }
-
-var (
-	tUUID     = map[string]any{"type": "string", "format": "uuid"}
-	tTime     = map[string]any{"type": "string", "format": "date-time", "description": "RFC 3339, UTC"}
-	tNullTime = map[string]any{"type": []string{"string", "null"}, "format": "date-time"}
-	tInt      = map[string]any{"type": "integer", "minimum": 0}
-	tRate     = map[string]any{"type": "number", "minimum": 0, "maximum": 1}
-	tStatus   = map[string]any{"type": "string", "enum": []string{"draft", "active", "paused", "completed"}}
-)
-
-func str(min, max int) map[string]any {
-	return map[string]any{"type": "string", "minLength": min, "maxLength": max}
-}
-
-func schemas() map[string]any {
-	emailIn := obj([]string{"recipient", "subject", "body"}, map[string]any{
-		"recipient": map[string]any{"type": "string", "minLength": 3, "maxLength": 320, "format": "email"},
-		"subject":   str(0, 998),
-		"body":      map[string]any{"type": "string"},
-	})
-	email := obj([]string{"id", "campaign_id", "recipient", "subject", "status", "sent_at", "is_opened", "opened_at", "is_replied", "replied_at", "created_at"}, map[string]any{
-		"id": tUUID, "campaign_id": tUUID, "recipient": map[string]any{"type": "string"}, "subject": map[string]any{"type": "string"},
-		"body":    map[string]any{"type": "string", "description": "Present on single-email responses, absent in lists."},
-		"status":  map[string]any{"type": "string", "enum": []string{"queued", "sent", "bounced", "failed"}},
-		"sent_at": tNullTime, "is_opened": map[string]any{"type": "boolean"}, "opened_at": tNullTime,
-		"is_replied": map[string]any{"type": "boolean"}, "replied_at": tNullTime, "created_at": tTime,
-	})
-	pageOf := func(item string) map[string]any {
-		return obj([]string{"items", "next_cursor"}, map[string]any{
-			"items":       map[string]any{"type": "array", "items": ref(item)},
-			"next_cursor": map[string]any{"type": []string{"string", "null"}, "description": "null on the last page"},
-		})
-	}
-	apiKey := obj([]string{"id", "user_id", "name", "prefix", "key", "created_at"}, map[string]any{
-		"id": tUUID, "user_id": tUUID, "name": map[string]any{"type": "string"},
-		"prefix":                map[string]any{"type": "string", "description": "The key's first characters, to recognise it later."},
-		"key":                   map[string]any{"type": "string", "description": "The key itself. Shown once; only its SHA-256 is stored."},
-		"created_at":            tTime,
-		"rate_limit_per_minute": map[string]any{"type": "integer", "minimum": 1, "description": "The key's own budget; absent: the server default."},
-	})
-	return map[string]any{
-		"APIKeyInfo": obj([]string{"id", "user_id", "name", "prefix", "created_at"}, map[string]any{
-			"id": tUUID, "user_id": tUUID, "name": map[string]any{"type": "string"}, "prefix": map[string]any{"type": "string"},
-			"created_at": tTime, "revoked_at": tNullTime,
-			"rate_limit_per_minute": map[string]any{"type": "integer", "minimum": 1},
-		}),
-		"UpdateKey": obj([]string{"rate_limit_per_minute"}, map[string]any{
-			"rate_limit_per_minute": map[string]any{"type": []string{"integer", "null"}, "minimum": 1, "maximum": 1000000},
-		}),
-		"Any":  map[string]any{"type": "object", "description": "Described in the monitor and cache documentation."},
-		"User": obj([]string{"id", "email", "name", "is_active", "created_at"}, map[string]any{"id": tUUID, "email": map[string]any{"type": "string"}, "name": map[string]any{"type": "string"}, "is_active": map[string]any{"type": "boolean"}, "created_at": tTime}),
-		"Campaign": obj([]string{"id", "name", "status", "created_at", "updated_at"}, map[string]any{
-			"id": tUUID, "name": map[string]any{"type": "string"}, "status": tStatus, "created_at": tTime, "updated_at": tTime,
-			"stats": ref("Summary"),
-		}),
-		"CampaignPage":   pageOf("Campaign"),
-		"CreateCampaign": obj([]string{"name"}, map[string]any{"name": str(1, 200), "status": tStatus, "emails": map[string]any{"type": "array", "maxItems": MaxBulkEmails, "items": ref("NewEmail")}}),
-		"UpdateCampaign": map[string]any{"type": "object", "additionalProperties": false, "minProperties": 1, "properties": map[string]any{"name": str(1, 200), "status": tStatus}},
-		"NewEmail":       emailIn,
-		"BulkEmails":     obj([]string{"emails"}, map[string]any{"emails": map[string]any{"type": "array", "minItems": 1, "maxItems": MaxBulkEmails, "items": ref("NewEmail")}}),
-		"Inserted":       obj([]string{"inserted"}, map[string]any{"inserted": tInt}),
-		"Email":          email,
-		"EmailPage":      pageOf("Email"),
-		"Summary":        obj([]string{"total", "opened", "replied", "open_rate", "reply_rate"}, map[string]any{"total": tInt, "opened": tInt, "replied": tInt, "open_rate": tRate, "reply_rate": tRate}),
-		"DailyStats": map[string]any{"type": "array", "items": obj([]string{"day", "count"}, map[string]any{
-			"day": map[string]any{"type": "string", "format": "date"}, "count": tInt,
-		})},
-		"Statistics":  obj([]string{"campaigns", "emails", "opened", "replied"}, map[string]any{"campaigns": tInt, "emails": tInt, "opened": tInt, "replied": tInt}),
-		"CreateUser":  obj([]string{"email", "name"}, map[string]any{"email": map[string]any{"type": "string", "format": "email", "minLength": 3, "maxLength": 320}, "name": str(1, 200)}),
-		"CreateKey":   obj(nil, map[string]any{"name": str(1, 200)}),
-		"APIKey":      apiKey,
-		"CreatedUser": obj([]string{"user", "api_key"}, map[string]any{"user": ref("User"), "api_key": ref("APIKey")}),
-		"Health": obj([]string{"status", "latency_ms", "pool"}, map[string]any{
-			"status":     map[string]any{"type": "string", "enum": []string{"ok", "degraded", "unavailable"}, "description": "degraded: the primary answers but a read replica is out of rotation (reads fall back; still 200)"},
-			"latency_ms": map[string]any{"type": "number"},
-			"error":      map[string]any{"type": "string"}, "pool": map[string]any{"type": "object", "description": "pgxpool statistics of the primary's request pool"},
-			"replicas": map[string]any{"type": "array", "description": "present when DATABASE_REPLICA_URLS is set", "items": obj(
-				[]string{"name", "state", "in_rotation", "lag_bytes", "lag_seconds", "pool"}, map[string]any{
-					"name":        map[string]any{"type": "string"},
-					"state":       map[string]any{"type": "string", "enum": []string{"in_rotation", "lagging", "not_standby", "down", "unchecked"}},
-					"in_rotation": map[string]any{"type": "boolean"},
-					"lag_bytes":   map[string]any{"type": "integer"}, "lag_seconds": map[string]any{"type": "number"},
-					"pool": map[string]any{"type": "object", "description": "pgxpool statistics"},
-				})},
-		}),
-		"AnalyzeQuery":    obj([]string{"sql"}, map[string]any{"sql": map[string]any{"type": "string"}, "params": map[string]any{"type": "array"}, "analyze": map[string]any{"type": "boolean"}}),
-		"OptimizeQuery":   obj([]string{"sql"}, map[string]any{"sql": map[string]any{"type": "string"}}),
-		"InvalidateTable": obj([]string{"table"}, map[string]any{"table": map[string]any{"type": "string"}}),
-		"Problem": map[string]any{
-			"type": "object", "description": "RFC 9457 problem details.", "required": []string{"type", "title", "status"},
-			"properties": map[string]any{
-				"type": map[string]any{"type": "string"}, "title": map[string]any{"type": "string"}, "status": map[string]any{"type": "integer"},
-				"detail": map[string]any{"type": "string"}, "instance": map[string]any{"type": "string"}, "request_id": map[string]any{"type": "string"},
-				"errors": map[string]any{"type": "array", "items": obj([]string{"field", "message"}, map[string]any{"field": map[string]any{"type": "string"}, "message": map[string]any{"type": "string"}})},
-			},
-		},
-	}
-}
+// The OpenAPI 3.1 document is reflected by swaggest/openapi-go from the
+// route table (routes.go) and the request and response types: what Echo
+// serves and what the document says come from the same entries, and a
+// field added to a type is in the document with its tags (lengths, ranges,
+// formats, enums).
 
 var errorText = map[int]string{
 	400: "Invalid request: malformed JSON, unknown fields, a bad UUID or cursor, or values out of range (the errors array lists the fields).",
@@ -207,106 +35,339 @@ var errorText = map[int]string{
 	422: "Idempotency-Key already used for a different request.",
 	429: "Rate limited (Retry-After; RateLimit-Policy and RateLimit headers say the budget), or too many failed authentications from this address.",
 	415: "The body must be application/json.",
+	500: "A bug: logged with its stack; the body carries the request id.",
 	503: "Database unavailable or pool exhausted (Retry-After), or the request timed out.",
 	504: "The request timed out.",
 }
 
-func buildOpenAPI() map[string]any {
-	paths := map[string]any{}
-	for _, r := range routesDoc() {
-		item, _ := paths[r.path].(map[string]any)
-		if item == nil {
-			item = map[string]any{}
-			paths[r.path] = item
-		}
-		item[strings.ToLower(r.method)] = operation(r)
-	}
-	return map[string]any{
-		"openapi": "3.1.0",
-		"info": map[string]any{
-			"title":       "ReplyRocket API",
-			"version":     "1.0.0",
-			"description": "Campaigns, emails and statistics. Every /api/v1 route needs Authorization: Bearer <key>. Errors are RFC 9457 application/problem+json. Every response carries X-Request-ID; authenticated ones carry RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers). POSTs take an Idempotency-Key header.",
-		},
-		"paths": paths,
-		"components": map[string]any{
-			"schemas": schemas(),
-			"securitySchemes": map[string]any{
-				"apiKey":   map[string]any{"type": "http", "scheme": "bearer", "description": "A user's API key (rr_...)."},
-				"adminKey": map[string]any{"type": "http", "scheme": "bearer", "description": "The server's ADMIN_API_KEY."},
-			},
-		},
-	}
+// Errors every authenticated route can answer besides its own.
+var authErrors = map[authKind][]int{
+	authUser:  {401, 429, 503, 504},
+	authAdmin: {401, 403, 429, 503, 504},
 }
 
-func operation(r oaRoute) map[string]any {
-	op := map[string]any{"summary": r.summary, "tags": []string{r.tag}, "operationId": operationID(r)}
-	if len(r.params) > 0 {
-		ps := make([]any, 0, len(r.params))
-		for _, p := range r.params {
-			ps = append(ps, map[string]any{"name": p.name, "in": p.in, "description": p.desc, "required": p.required, "schema": p.schema})
-		}
-		op["parameters"] = ps
+var securityName = map[authKind]string{authUser: "apiKey", authAdmin: "adminKey"}
+
+// schemaName names a component after its Go type: userJSON → User,
+// createCampaignInput → CreateCampaign, page[…campaignJSON] → CampaignPage.
+func schemaName(t reflect.Type, def string) string {
+	name := t.Name()
+	if i := strings.Index(name, "["); i >= 0 {
+		// A generic instance: page[path/to.campaignJSON].
+		arg := name[i+1 : len(name)-1]
+		arg = arg[strings.LastIndex(arg, ".")+1:]
+		return schemaName(reflect.TypeOf(struct{}{}), arg) + upperFirst(name[:i])
 	}
-	if r.body != "" {
-		op["requestBody"] = map[string]any{
-			"required": r.bodyNote == "" || !strings.HasPrefix(r.bodyNote, "Optional"), "description": r.bodyNote,
-			"content": map[string]any{"application/json": map[string]any{"schema": ref(r.body)}},
-		}
+	if name == "" {
+		name = def
 	}
-	resp := map[string]any{}
-	okResp := map[string]any{"description": http.StatusText(r.ok)}
+	if strings.HasSuffix(t.PkgPath(), "/internal/ratelimit") {
+		// Stats and KeyCount say little outside their package.
+		name = "RateLimit" + name
+	}
+	for _, suffix := range []string{"JSON", "Input"} {
+		name = strings.TrimSuffix(name, suffix)
+	}
+	switch name {
+	case "apiKey":
+		return "APIKey"
+	case "any":
+		return "Any"
+	}
+	return upperFirst(name)
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	r := []rune(s)
+	r[0] = unicode.ToUpper(r[0])
+	return string(r)
+}
+
+var (
+	uuidType   = reflect.TypeFor[uuid.UUID]()
+	statusType = reflect.TypeFor[db.CampaignStatus]()
+	anyType    = reflect.TypeFor[anyJSON]()
+)
+
+// intercept adjusts what reflection cannot know: uuid.UUID is a string
+// with a format, the campaign status lists the schema's enum values as
+// sqlc generated them, and objects refuse unknown properties (the strict
+// decoder does) except the free-form figures.
+func intercept(p jsonschema.InterceptSchemaParams) (bool, error) {
+	if !p.Processed {
+		return false, nil
+	}
+	t := p.Value.Type()
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
 	switch {
-	case r.okType != "":
-		okResp["content"] = map[string]any{r.okType: map[string]any{"schema": map[string]any{"type": "string"}}}
-	case r.okSchema != "":
-		okResp["content"] = map[string]any{"application/json": map[string]any{"schema": ref(r.okSchema)}}
-	}
-	resp[strconv.Itoa(r.ok)] = okResp
-	errs := append([]int{}, r.errors...)
-	switch r.auth {
-	case "user":
-		errs = append(errs, userErrors...)
-		op["security"] = []any{map[string]any{"apiKey": []string{}}}
-	case "admin":
-		errs = append(errs, adminErrors...)
-		op["security"] = []any{map[string]any{"adminKey": []string{}}}
-	}
-	for code, schema := range r.errorsAs {
-		resp[strconv.Itoa(code)] = map[string]any{
-			"description": "The database did not answer in time; the same shape as 200, with status \"unavailable\".",
-			"content":     map[string]any{"application/json": map[string]any{"schema": ref(schema)}},
+	case t == uuidType:
+		p.Schema.TypeEns().SimpleTypes = nil
+		p.Schema.WithType(jsonschema.String.Type()).WithFormat("uuid")
+		p.Schema.Items = nil
+		p.Schema.MinItems = 0
+		p.Schema.MaxItems = nil
+	case t == statusType:
+		// Never null in a response; a request's null status means absent.
+		p.Schema.Type = nil
+		p.Schema.WithType(jsonschema.String.Type())
+		values := db.AllCampaignStatusValues()
+		enum := make([]any, len(values))
+		for i, v := range values {
+			enum[i] = string(v)
 		}
+		p.Schema.WithEnum(enum...)
+	case t.Kind() == reflect.Struct && t != anyType && p.Schema.HasType(jsonschema.Object):
+		p.Schema.WithAdditionalProperties(jsonschema.SchemaOrBool{TypeBoolean: new(bool)})
 	}
-	errs = append(errs, 500)
-	for _, code := range errs {
-		desc := errorText[code]
-		if desc == "" {
-			desc = http.StatusText(code)
-		}
-		resp[strconv.Itoa(code)] = map[string]any{
-			"description": desc,
-			"content":     map[string]any{ProblemContentType: map[string]any{"schema": ref("Problem")}},
-		}
-	}
-	op["responses"] = resp
-	return op
+	return false, nil
 }
 
-func operationID(r oaRoute) string {
+// requireResponseFields marks every response field without omitempty as
+// required: the API always sends it. Request types say required:"true"
+// themselves, since an absent request field often has a meaning.
+func requireResponseFields(p jsonschema.InterceptPropParams) error {
+	if !p.Processed || p.ParentSchema == nil {
+		return nil
+	}
+	tag := p.Field.Tag.Get("json")
+	if tag == "" || tag == "-" || strings.Contains(tag, "omitempty") {
+		return nil
+	}
+	if !isResponseField(p.Field) {
+		return nil
+	}
+	for _, r := range p.ParentSchema.Required {
+		if r == p.Name {
+			return nil
+		}
+	}
+	p.ParentSchema.Required = append(p.ParentSchema.Required, p.Name)
+	return nil
+}
+
+// responseFields are the fields of the types the API writes, collected
+// from the route table.
+var responseFields = sync.OnceValue(func() map[reflect.Type]bool {
+	out := map[reflect.Type]bool{}
+	var visit func(t reflect.Type)
+	visit = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || out[t] || t.PkgPath() != reflect.TypeFor[API]().PkgPath() {
+			return
+		}
+		out[t] = true
+		for i := range t.NumField() {
+			visit(t.Field(i).Type)
+		}
+	}
+	for _, r := range docRoutes() {
+		if r.out != nil {
+			visit(reflect.TypeOf(r.out))
+		}
+		for _, v := range r.errorsAs {
+			visit(reflect.TypeOf(v))
+		}
+	}
+	visit(reflect.TypeFor[Problem]())
+	return out
+})
+
+// isResponseField reports whether f belongs to a response type. The
+// reflector does not say which struct a property came from, so the field
+// is looked up among the response types' fields.
+func isResponseField(f reflect.StructField) bool {
+	for t := range responseFields() {
+		if g, ok := t.FieldByName(f.Name); ok && g.Type == f.Type && g.Tag == f.Tag && reflect.DeepEqual(g.Index, f.Index) {
+			return true
+		}
+	}
+	return false
+}
+
+// docRoutes is the route table as the document reads it: handlers are not
+// called, so their receivers need no dependencies.
+func docRoutes() []route {
+	return routeTable(&API{}, monitorHandlers{}, cacheHandlers{}, rateLimitHandlers{}, opsHandlers{})
+}
+
+func buildOpenAPI() ([]byte, error) {
+	r := openapi31.NewReflector()
+	r.JSONSchemaReflector().DefaultOptions = append(r.JSONSchemaReflector().DefaultOptions,
+		jsonschema.InterceptDefName(schemaName),
+		jsonschema.InterceptSchema(intercept),
+		jsonschema.InterceptProp(requireResponseFields),
+	)
+	s := r.SpecEns()
+	s.Info.
+		WithTitle("ReplyRocket API").
+		WithVersion("1.0.0").
+		WithDescription("Campaigns, emails and statistics. Every /api/v1 route needs Authorization: Bearer <key>. Errors are RFC 9457 application/problem+json. Every response carries X-Request-ID; authenticated ones carry RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers). POSTs under /api/v1 take an Idempotency-Key header.").
+		WithLicense(openapi31.License{Name: "Proprietary", Identifier: ptr("LicenseRef-Proprietary")})
+	s.WithServers(openapi31.Server{URL: "http://localhost:8080", Description: ptr("replyrocket dev")})
+	s.ComponentsEns().WithSecuritySchemes(map[string]openapi31.SecuritySchemeOrReference{
+		"apiKey": {SecurityScheme: &openapi31.SecurityScheme{HTTPBearer: &openapi31.SecuritySchemeHTTPBearer{Scheme: "bearer"},
+			Description: ptr("A user's API key (rr_...).")}},
+		"adminKey": {SecurityScheme: &openapi31.SecurityScheme{HTTPBearer: &openapi31.SecuritySchemeHTTPBearer{Scheme: "bearer"},
+			Description: ptr("The server's ADMIN_API_KEY.")}},
+	})
+	for _, rt := range docRoutes() {
+		if err := addOperation(r, rt); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", rt.method, rt.path, err)
+		}
+	}
+	return markPublic(s)
+}
+
+// markPublic writes the document with `security: []` on the public
+// operations, which say so explicitly (the reflector's types drop an empty
+// list).
+func markPublic(s *openapi31.Spec) ([]byte, error) {
+	raw, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, err
+	}
+	paths, _ := doc["paths"].(map[string]any)
+	for _, rt := range docRoutes() {
+		if rt.auth != authNone {
+			continue
+		}
+		item, _ := paths[rt.path].(map[string]any)
+		op, _ := item[strings.ToLower(rt.method)].(map[string]any)
+		if op == nil {
+			return nil, fmt.Errorf("%s %s not in the document", rt.method, rt.path)
+		}
+		op["security"] = []any{}
+	}
+	return json.MarshalIndent(doc, "", "  ")
+}
+
+func addOperation(r *openapi31.Reflector, rt route) error {
+	oc, err := r.NewOperationContext(rt.method, rt.path)
+	if err != nil {
+		return err
+	}
+	oc.SetSummary(rt.summary)
+	oc.SetTags(rt.tag)
+	oc.SetID(operationID(rt))
+	if rt.params != nil {
+		oc.AddReqStructure(rt.params)
+	}
+	if rt.body != nil {
+		oc.AddReqStructure(rt.body, func(cu *openapi.ContentUnit) {
+			cu.Description = rt.bodyNote
+			cu.ContentType = "application/json"
+		})
+	}
+	ok := func(cu *openapi.ContentUnit) { cu.HTTPStatus = rt.ok }
+	switch {
+	case rt.outType != "":
+		oc.AddRespStructure(nil, ok, func(cu *openapi.ContentUnit) { cu.ContentType = rt.outType })
+	case rt.out != nil:
+		oc.AddRespStructure(rt.out, ok)
+	default:
+		oc.AddRespStructure(nil, ok)
+	}
+	for code, v := range rt.errorsAs {
+		oc.AddRespStructure(v, func(cu *openapi.ContentUnit) {
+			cu.HTTPStatus = code
+			cu.Description = "The database did not answer in time; the same shape as 200, with status \"unavailable\"."
+		})
+	}
+	codes := append([]int{}, rt.errors...)
+	if rt.idempotent() {
+		codes = append(codes, http.StatusUnprocessableEntity)
+	}
+	codes = append(codes, authErrors[rt.auth]...)
+	codes = append(codes, 500)
+	for _, code := range codes {
+		oc.AddRespStructure(Problem{}, func(cu *openapi.ContentUnit) {
+			cu.HTTPStatus = code
+			cu.ContentType = ProblemContentType
+			cu.Description = errorText[code]
+		})
+	}
+	if err := r.AddOperation(oc); err != nil {
+		return err
+	}
+	op, err := operation(r, rt)
+	if err != nil {
+		return err
+	}
+	// What the reflector does not model: who may call, and whether the body
+	// may be left out.
+	if name, ok := securityName[rt.auth]; ok {
+		op.Security = []map[string][]string{{name: {}}}
+	}
+	if rt.body != nil && op.RequestBody != nil && op.RequestBody.RequestBody != nil {
+		op.RequestBody.RequestBody.WithRequired(!rt.bodyOptional)
+	}
+	if rt.idempotent() {
+		op.Parameters = append(op.Parameters, openapi31.ParameterOrReference{Parameter: &openapi31.Parameter{
+			Name: HeaderIdempotencyKey, In: openapi31.ParameterInHeader,
+			Description: ptr("Makes retries safe: a retry with the same key and request gets the stored response (Idempotent-Replayed: true) and writes nothing; the same key with another request gets 422. Kept 24 h (IDEMPOTENCY_TTL)."),
+			Schema:      map[string]any{"type": "string", "minLength": 1, "maxLength": maxIdempotencyKeyLen},
+		}})
+	}
+	if rt.redirects {
+		op.Responses.WithMapOfResponseOrReferenceValuesItem(strconv.Itoa(http.StatusMovedPermanently), openapi31.ResponseOrReference{
+			Response: (&openapi31.Response{Description: "The same path with a trailing slash, where the 200 is served."}).
+				WithHeadersItem("Location", openapi31.HeaderOrReference{Header: &openapi31.Header{
+					Description: ptr("The path with its trailing slash."), Schema: map[string]any{"type": "string"},
+				}}),
+		})
+	}
+	return nil
+}
+
+// operation returns the document's operation for rt, as added.
+func operation(r *openapi31.Reflector, rt route) (*openapi31.Operation, error) {
+	item := r.Spec.Paths.MapOfPathItemValues[rt.path]
+	var op *openapi31.Operation
+	switch rt.method {
+	case http.MethodGet:
+		op = item.Get
+	case http.MethodPost:
+		op = item.Post
+	case http.MethodPatch:
+		op = item.Patch
+	case http.MethodDelete:
+		op = item.Delete
+	case http.MethodPut:
+		op = item.Put
+	}
+	if op == nil {
+		return nil, fmt.Errorf("operation %s %s not in the document", rt.method, rt.path)
+	}
+	return op, nil
+}
+
+func operationID(r route) string {
 	var b strings.Builder
 	b.WriteString(strings.ToLower(r.method))
 	for _, part := range strings.FieldsFunc(r.path, func(c rune) bool { return c == '/' || c == '-' || c == '_' || c == '.' || c == '{' || c == '}' }) {
 		if part == "api" || part == "v1" {
 			continue
 		}
-		b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+		b.WriteString(upperFirst(part))
 	}
 	return b.String()
 }
 
+func ptr[T any](v T) *T { return &v }
+
 var openAPIJSON = sync.OnceValue(func() []byte {
-	b, err := json.MarshalIndent(buildOpenAPI(), "", "  ")
+	b, err := buildOpenAPI()
 	if err != nil {
 		panic(err) // static data: a failure is a programming error caught by tests
 	}

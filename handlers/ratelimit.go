@@ -135,9 +135,9 @@ func tooManyRequests(d ratelimit.Decision) *Problem {
 	return p
 }
 
-// RegisterRateLimitRoutes adds GET /rate-limits to the admin /db-monitor
-// group: the limiter's backend, Redis errors, and refused requests in
-// total and for the most limited keys.
-func RegisterRateLimitRoutes(g *echo.Group, l *ratelimit.Limiter) {
-	g.GET("/rate-limits", func(c echo.Context) error { return c.JSON(http.StatusOK, l.Stats()) })
-}
+// rateLimitHandlers serve GET /db-monitor/rate-limits (routes.go): the
+// limiter's backend, Redis errors, and refused requests in total and for
+// the most limited keys.
+type rateLimitHandlers struct{ l *ratelimit.Limiter }
+
+func (h rateLimitHandlers) stats(c echo.Context) error { return c.JSON(http.StatusOK, h.l.Stats()) }

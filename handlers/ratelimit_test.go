@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/replyrocket/replyrocket/internal/ratelimit"
@@ -22,7 +21,6 @@ func withLimiter(t *testing.T, redisURL string, key, admin ratelimit.Limit) envO
 	t.Cleanup(func() { _ = l.Close() })
 	return func(d *Deps) {
 		d.RateLimiter, d.KeyRateLimit, d.AdminRateLimit = l, key, admin
-		d.AdminRoutes = append(d.AdminRoutes, func(g *echo.Group) { RegisterRateLimitRoutes(g, l) })
 	}
 }
 

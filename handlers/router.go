@@ -16,6 +16,8 @@ import (
 
 	"github.com/replyrocket/replyrocket/db"
 	"github.com/replyrocket/replyrocket/db/dbroute"
+	"github.com/replyrocket/replyrocket/internal/cache"
+	"github.com/replyrocket/replyrocket/internal/monitor"
 	"github.com/replyrocket/replyrocket/internal/ratelimit"
 )
 
@@ -46,14 +48,13 @@ type Deps struct {
 	// Registry receives the HTTP and pool metrics and is served at /metrics;
 	// other packages register their collectors on it too.
 	Registry *prometheus.Registry
-	// APIMiddleware wraps every /api/v1 route after authentication (the
-	// cache layer's X-Cache reporting plugs in here).
+	// APIMiddleware wraps every route that needs a key, after
+	// authentication (the cache layer's X-Cache reporting plugs in here).
 	APIMiddleware []echo.MiddlewareFunc
-	// AdminRoutes register routes on the admin-only /db-monitor group.
-	AdminRoutes []func(g *echo.Group)
-	// PublicRoutes register routes that need no key (the monitor's
-	// dashboard page, whose script then calls admin routes with one).
-	PublicRoutes []func(e *echo.Echo)
+	// Monitor, when set, serves the /db-monitor routes and dashboard.
+	Monitor *monitor.Monitor
+	// Cache, when set, serves the /db-monitor/cache routes.
+	Cache *cache.Cache
 	// Now is the clock (tests pin it); nil is time.Now.
 	Now func() time.Time
 	// BodyDrainBytes is how much of a body over the limit is read before the
@@ -167,49 +168,37 @@ func New(d Deps) *echo.Echo {
 		ErrorHandler: func(err error, _ echo.Context) error { return err },
 	}))
 
-	user := append([]echo.MiddlewareFunc{a.requireUser, a.limitKey}, d.APIMiddleware...)
-	admin := append([]echo.MiddlewareFunc{a.requireAdmin, a.limitAdmin}, d.APIMiddleware...)
+	auth := map[authKind][]echo.MiddlewareFunc{
+		authUser:  slices.Concat([]echo.MiddlewareFunc{a.requireUser, a.limitKey}, d.APIMiddleware),
+		authAdmin: slices.Concat([]echo.MiddlewareFunc{a.requireAdmin, a.limitAdmin}, d.APIMiddleware),
+	}
 	// POSTs take an Idempotency-Key; its transaction wraps the handler, so
 	// it runs after authentication, limits and cache reporting.
-	userPost := slices.Concat(user, []echo.MiddlewareFunc{a.idempotent(func(c echo.Context) string { return "user:" + userID(c).String() })})
-	adminPost := slices.Concat(admin, []echo.MiddlewareFunc{a.idempotent(func(echo.Context) string { return "admin" })})
-
-	e.GET("/api/v1/me", a.getMe, user...)
-	e.GET("/api/v1/me/statistics", a.getMyStatistics, user...)
-	e.GET("/api/v1/campaigns", a.listCampaigns, user...)
-	e.POST("/api/v1/campaigns", a.createCampaign, userPost...)
-	e.GET("/api/v1/campaigns/:id", a.getCampaign, user...)
-	e.PATCH("/api/v1/campaigns/:id", a.updateCampaign, user...)
-	e.DELETE("/api/v1/campaigns/:id", a.deleteCampaign, user...)
-	e.GET("/api/v1/campaigns/:id/summary", a.getCampaignSummary, user...)
-	e.GET("/api/v1/campaigns/:id/daily-stats", a.getCampaignDailyStats, user...)
-	e.GET("/api/v1/campaigns/:id/emails", a.listCampaignEmails, user...)
-	e.POST(bulkEmailsPath, a.bulkInsertEmails, append([]echo.MiddlewareFunc{middleware.BodyLimit(BulkBodyLimit)}, userPost...)...)
-	e.GET("/api/v1/emails/:id", a.getEmail, user...)
-	e.POST("/api/v1/emails/:id/opened", a.markOpened, userPost...)
-	e.POST("/api/v1/emails/:id/replied", a.markReplied, userPost...)
-
-	e.POST("/api/v1/users", a.createUser, adminPost...)
-	e.POST("/api/v1/users/:id/keys", a.createKey, adminPost...)
-	e.PATCH("/api/v1/keys/:id", a.updateKey, admin...)
-	e.DELETE("/api/v1/keys/:id", a.revokeKey, admin...)
-
-	e.GET("/health/db", healthDB(d.Pool, d.Router))
-	e.GET("/metrics", echo.WrapHandler(metricsHandler(d.Registry)))
-	e.GET("/openapi.json", serveOpenAPI)
-	e.GET("/docs", serveDocs)
-
+	idempotency := map[authKind]echo.MiddlewareFunc{
+		authUser:  a.idempotent(func(c echo.Context) string { return "user:" + userID(c).String() }),
+		authAdmin: a.idempotent(func(echo.Context) string { return "admin" }),
+	}
+	ops := opsHandlers{
+		health: healthDB(d.Pool, d.Router), metrics: echo.WrapHandler(metricsHandler(d.Registry)),
+		openAPI: serveOpenAPI, docs: serveDocs,
+	}
+	for _, r := range routeTable(a, monitorHandlers{m: d.Monitor, hasCache: d.Cache != nil}, cacheHandlers{c: d.Cache}, rateLimitHandlers{l: d.RateLimiter}, ops) {
+		if (isMonitorRoute(r) && d.Monitor == nil) || (isCacheRoute(r) && d.Cache == nil) || (isRateLimitRoute(r) && d.RateLimiter == nil) {
+			continue
+		}
+		mw := slices.Concat(r.mw, auth[r.auth])
+		if r.idempotent() {
+			mw = append(mw, idempotency[r.auth])
+		}
+		e.Add(r.method, r.echoPath(), r.handler, mw...)
+	}
+	if d.Monitor != nil {
+		e.GET(dashboardPath, serveDashboard)
+	}
+	// Profiling is a debugging aid behind the admin key, not part of the
+	// API: it stays out of the route table and the document.
 	if d.Pprof {
 		registerPprof(e, a.requireAdmin)
-	}
-	for _, register := range d.PublicRoutes {
-		register(e)
-	}
-	if len(d.AdminRoutes) > 0 {
-		g := e.Group("/db-monitor", a.requireAdmin, a.limitAdmin)
-		for _, register := range d.AdminRoutes {
-			register(g)
-		}
 	}
 	return e
 }
@@ -217,7 +206,8 @@ func New(d Deps) *echo.Echo {
 const bulkEmailsPath = "/api/v1/campaigns/:id/emails"
 
 // jsonSerializer writes JSON without HTML escaping (recipients and bodies
-// hold '<' and '&'), and reads through the strict decoder path.
+// hold '<' and '&'). Requests are read by decodeJSON (decode.go), the strict
+// decoder, never through Echo's Bind.
 type jsonSerializer struct{ echo.DefaultJSONSerializer }
 
 func (jsonSerializer) Serialize(c echo.Context, i any, indent string) error {

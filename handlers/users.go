@@ -8,18 +8,19 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+	"github.com/swaggest/jsonschema-go"
 
 	"github.com/replyrocket/replyrocket/db"
 	"github.com/replyrocket/replyrocket/internal/apikey"
 )
 
 type createUserInput struct {
-	Email string `json:"email"`
-	Name  string `json:"name"`
+	Email string `json:"email" required:"true" minLength:"3" maxLength:"320" format:"email"`
+	Name  string `json:"name" required:"true" minLength:"1" maxLength:"200"`
 }
 
 type createKeyInput struct {
-	Name string `json:"name"`
+	Name string `json:"name" minLength:"1" maxLength:"200" description:"Defaults to \"default\"."`
 }
 
 type createdUserJSON struct {
@@ -35,11 +36,11 @@ func (a *API) createUser(c echo.Context) error {
 		return err
 	}
 	in.Email = strings.TrimSpace(in.Email)
-	errs := checkText(nil, "email", in.Email, 3, 320)
+	errs := checkRule(nil, "email", in.Email, userEmailRule)
 	if !looksLikeAddress(in.Email) {
 		errs = append(errs, FieldError{Field: "email", Message: "must be an email address"})
 	}
-	errs = checkText(errs, "name", in.Name, 1, 200)
+	errs = checkRule(errs, "name", in.Name, userNameRule)
 	if len(errs) > 0 {
 		return validationFailed(errs)
 	}
@@ -68,7 +69,7 @@ func (a *API) createKey(c echo.Context) error {
 	if in.Name == "" {
 		in.Name = "default"
 	}
-	if errs := checkText(nil, "name", in.Name, 1, 200); len(errs) > 0 {
+	if errs := checkRule(nil, "name", in.Name, keyNameRule); len(errs) > 0 {
 		return validationFailed(errs)
 	}
 	k, err := apikey.Issue(c.Request().Context(), a.db(c), id, in.Name)
@@ -104,8 +105,23 @@ func toIssued(k apikey.Issued) apiKeyJSON {
 type updateKeyInput struct {
 	// RateLimitPerMinute is required: a number sets the key's own budget,
 	// null restores the server default.
-	RateLimitPerMinute json.RawMessage `json:"rate_limit_per_minute"`
+	RateLimitPerMinute nullableLimit `json:"rate_limit_per_minute" required:"true" description:"Cost units per minute, or null for the server default (RATE_LIMIT_PER_MINUTE)."`
 }
+
+// nullableLimit is a budget as sent: kept raw so that an absent field and
+// null differ. Its schema is a whole number in range or null.
+type nullableLimit struct{ json.RawMessage }
+
+// JSONSchema describes the value for the OpenAPI document.
+func (nullableLimit) JSONSchema() (jsonschema.Schema, error) {
+	var s jsonschema.Schema
+	s.TypeEns().SliceOfSimpleTypeValues = []jsonschema.SimpleType{jsonschema.Integer, jsonschema.Null}
+	s.WithMinimum(1).WithMaximum(maxKeyRateLimit)
+	return s, nil
+}
+
+// maxKeyRateLimit bounds a key's own budget.
+const maxKeyRateLimit = 1_000_000
 
 // updateKey sets or clears a key's own request budget. The key lookup that
 // authenticates requests reads the column, so the change applies within
@@ -120,13 +136,13 @@ func (a *API) updateKey(c echo.Context) error {
 		return err
 	}
 	var limit *int32
-	switch raw := strings.TrimSpace(string(in.RateLimitPerMinute)); raw {
+	switch raw := strings.TrimSpace(string(in.RateLimitPerMinute.RawMessage)); raw {
 	case "":
 		return validationFailed([]FieldError{{Field: "rate_limit_per_minute", Message: "is required (a number, or null for the default)"}})
 	case "null":
 	default:
 		n, err := strconv.Atoi(raw)
-		if err != nil || n < 1 || n > 1_000_000 {
+		if err != nil || n < 1 || n > maxKeyRateLimit {
 			return validationFailed([]FieldError{{Field: "rate_limit_per_minute", Message: "must be a whole number from 1 to 1000000, or null"}})
 		}
 		v := int32(n)

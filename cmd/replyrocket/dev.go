@@ -9,13 +9,16 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/modules/postgres"
 
+	"github.com/replyrocket/replyrocket/internal/apikey"
 	"github.com/replyrocket/replyrocket/internal/app"
+	"github.com/replyrocket/replyrocket/internal/config"
 	"github.com/replyrocket/replyrocket/internal/dockercheck"
 	"github.com/replyrocket/replyrocket/internal/migrate"
 	"github.com/replyrocket/replyrocket/internal/pglocal"
@@ -45,18 +48,27 @@ func (e env) dev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Pool.URL == "" {
+	if cfg.DB.URL == "" {
+		fmt.Fprintln(e.stderr, "Starting PostgreSQL in ./.data/postgres (the first run creates the cluster)…")
 		url, stop, err := e.devDatabase(ctx, replicas, &cfg)
 		if err != nil {
 			return err
 		}
 		defer stop()
-		cfg.Pool.URL = url
+		cfg.DB.URL = url
 	} else if replicas > 0 {
 		return fmt.Errorf("%w: --replicas starts replicas of the embedded database; with DATABASE_URL set, list yours in DATABASE_REPLICA_URLS", errUsage)
 	}
-	if err := migrate.Up(ctx, cfg.Pool.URL); err != nil {
+	fmt.Fprintln(e.stderr, "Applying migrations…")
+	if err := migrate.Up(ctx, cfg.DB.URL); err != nil {
 		return err
+	}
+	if cfg.Server.AdminKey == "" {
+		// The dashboard and admin routes work out of the box in dev: a key
+		// kept beside the demo key, reused on the next run.
+		if cfg.Server.AdminKey, err = devAdminKey(filepath.Join(devDataDir, "admin-key")); err != nil {
+			return err
+		}
 	}
 	log := cfg.Logger(e.stderr)
 	a, err := app.New(ctx, cfg, log)
@@ -72,15 +84,39 @@ func (e env) dev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
+	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Server.Port)))
 	if err != nil {
-		return fmt.Errorf("listen on port %d (set PORT to use another): %w", cfg.Port, err)
+		return fmt.Errorf("listen on port %d (set PORT to use another): %w", cfg.Server.Port, err)
 	}
-	e.banner(ln.Addr().(*net.TCPAddr).Port, demo, cfg.AdminKey != "")
+	e.banner(ln.Addr().(*net.TCPAddr).Port, demo, cfg.Server.AdminKey)
 	return a.Serve(ctx, ln)
 }
 
-func (e env) banner(port int, d seed.Demo, admin bool) {
+// devAdminKey returns the admin key kept in path, minting and saving one
+// (0600) when there is none.
+func devAdminKey(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if k := strings.TrimSpace(string(b)); apikey.Plausible(k) {
+			return k, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read the dev admin key: %w", err)
+	}
+	k, err := apikey.New()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("create %s: %w", filepath.Dir(path), err)
+	}
+	if err := os.WriteFile(path, []byte(k.Plain+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save the dev admin key: %w", err)
+	}
+	return k.Plain, nil
+}
+
+func (e env) banner(port int, d seed.Demo, adminKey string) {
 	base := fmt.Sprintf("http://localhost:%d", port)
 	seeded := "reusing the data in ./.data"
 	if d.Seeded {
@@ -99,8 +135,11 @@ func (e env) banner(port int, d seed.Demo, admin bool) {
 		fmt.Fprintf(e.stdout, "  curl -s -H 'Authorization: Bearer %s' %s/api/v1/me/statistics\n\n", d.Key, base)
 	}
 	fmt.Fprintf(e.stdout, "API docs: %s/docs   Health: %s/health/db\n", base, base)
-	if !admin {
-		fmt.Fprintln(e.stdout, "Admin routes and /db-monitor are off: set ADMIN_API_KEY to enable them.")
+	if adminKey != "" {
+		// The key travels in the fragment, which the browser never sends;
+		// the dashboard keeps it in localStorage and drops it from the URL.
+		fmt.Fprintf(e.stdout, "Admin key (ADMIN_API_KEY, kept in %s): %s\n", filepath.Join(devDataDir, "admin-key"), adminKey)
+		fmt.Fprintf(e.stdout, "Database monitor: %s/db-monitor/#key=%s\n", base, adminKey)
 	}
 	fmt.Fprintln(e.stdout, "Ctrl-C stops the server and the database.")
 }
@@ -114,7 +153,7 @@ const maxDevReplicas = 5
 // are no binaries but Docker answers, and returns the URL of the
 // application's database in it. With replicas > 0 it also starts that many
 // streaming replicas of it and lists them in cfg.Replicas.
-func (e env) devDatabase(ctx context.Context, replicas int, cfg *app.Config) (string, func(), error) {
+func (e env) devDatabase(ctx context.Context, replicas int, cfg *config.Config) (string, func(), error) {
 	cluster, err := pglocal.Start(ctx, pglocal.Options{
 		DataDir:  filepath.Join(devDataDir, "postgres"),
 		Durable:  true,

@@ -129,6 +129,7 @@ func (l *lockedBuilder) String() string {
 
 var (
 	keyRE  = regexp.MustCompile(`^Demo API key: (rr_[A-Za-z0-9_-]+)$`)
+	monRE  = regexp.MustCompile(`^Database monitor: (http://\S+/db-monitor/)#key=(rr_[A-Za-z0-9_-]+)$`)
 	curlRE = regexp.MustCompile(`^\s+curl -s -H 'Authorization: Bearer (rr_[A-Za-z0-9_-]+)' '?(http://[^' ]+)'?$`)
 )
 
@@ -175,6 +176,18 @@ func runCurl(t *testing.T, key, url string) (int, string) {
 	return res.StatusCode, string(b)
 }
 
+// adminKey returns the dashboard URL and admin key of the banner.
+func (r *devRun) adminKey(t *testing.T) (dashboard, key string) {
+	t.Helper()
+	for _, l := range r.banner {
+		if m := monRE.FindStringSubmatch(l); m != nil {
+			return m[1], m[2]
+		}
+	}
+	t.Fatalf("banner without the dashboard URL and admin key:\n%s", strings.Join(r.banner, "\n"))
+	return "", ""
+}
+
 func (r *devRun) interrupt(t *testing.T) {
 	t.Helper()
 	if err := r.cmd.Process.Signal(syscall.SIGINT); err != nil {
@@ -216,6 +229,14 @@ func TestDevServesTheDemoAndStopsCleanly(t *testing.T) {
 	if !strings.Contains(summary, `"total":2000`) {
 		t.Fatalf("demo campaign summary: %s", summary)
 	}
+	// The admin key dev minted opens the monitor out of the box.
+	dashboard, admin := first.adminKey(t)
+	if code, body := runCurl(t, admin, dashboard+"performance"); code != 200 || !strings.Contains(body, `"checks"`) {
+		t.Fatalf("monitor with the printed admin key answered %d: %.300s", code, body)
+	}
+	if code, body := runCurl(t, "", dashboard); code != 200 || !strings.Contains(body, "<html") {
+		t.Fatalf("dashboard page answered %d: %.300s", code, body)
+	}
 	first.interrupt(t)
 	if _, err := os.Stat(filepath.Join(work, ".data", "postgres", "postmaster.pid")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("PostgreSQL still running after dev stopped (postmaster.pid: %v)", err)
@@ -229,6 +250,9 @@ func TestDevServesTheDemoAndStopsCleanly(t *testing.T) {
 	}
 	if code, body := runCurl(t, key2, curls2[0][1]); code != 200 {
 		t.Fatalf("second run: %d %s", code, body)
+	}
+	if _, admin2 := second.adminKey(t); admin2 != admin {
+		t.Fatalf("second run minted a new admin key: %s, was %s", admin2, admin)
 	}
 	second.interrupt(t)
 }

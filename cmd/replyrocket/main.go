@@ -12,6 +12,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/replyrocket/replyrocket/handlers"
+	"github.com/replyrocket/replyrocket/internal/config"
 )
 
 const usage = `replyrocket — cold-outreach API
@@ -22,14 +25,12 @@ Usage:
   replyrocket migrate up|down|status|redo  manage the schema
   replyrocket partitions ensure [--ahead N] | list | retain --older-than N [--drop]
   replyrocket users create --email E --name N
-  replyrocket seed --users N --campaigns-per-user M --emails-per-campaign K [--months 12]
+  replyrocket seed --users N --campaigns-per-user M --emails-per-campaign K [--months 12] [--workers 2]
   replyrocket loadtest [-c 32] [-d 8s] [-scale]  load benchmark on an embedded database (loopback only)
+  replyrocket config                       every environment variable: default, current value (secrets masked)
+  replyrocket openapi                      print the OpenAPI 3.1 document (as served at /openapi.json)
 
-Environment: DATABASE_URL, APP_ENV (dev|prod), PORT, ADMIN_API_KEY,
-REQUEST_TIMEOUT, SHUTDOWN_TIMEOUT, TRUSTED_PROXIES, PARTITIONS_AHEAD, LOG_LEVEL,
-DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT, DB_POOL_RECYCLE, MONITOR_*,
-DATABASE_REPLICA_URLS, DB_REPLICA_POOL_SIZE, DB_REPLICA_MAX_LAG, DB_PGBOUNCER,
-DB_BACKGROUND_POOL_SIZE, DB_BACKGROUND_POOL_TIMEOUT, PPROF_ENABLED.
+Environment: see below, or ` + "`replyrocket config`" + `.
 `
 
 // errUsage marks a command line mistake: usage is printed, exit code 2.
@@ -76,11 +77,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return e.users(ctx, rest)
 	case "seed":
 		return e.seed(ctx, rest)
+	case "config":
+		if err := e.flags("config", rest, func(*flag.FlagSet) {}); err != nil {
+			return err
+		}
+		return config.Print(stdout, getenv)
+	case "openapi":
+		if err := e.flags("openapi", rest, func(*flag.FlagSet) {}); err != nil {
+			return err
+		}
+		_, err := stdout.Write(append(handlers.OpenAPI(), '\n'))
+		return err
 	case "loadtest":
 		return e.loadtest(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
-		return nil
+		fmt.Fprintln(stdout)
+		return config.Print(stdout, getenv)
 	}
 	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
 }

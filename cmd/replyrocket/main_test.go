@@ -186,3 +186,25 @@ func TestServeMigratesAndStops(t *testing.T) {
 		t.Fatalf("logs lack partition creation or a clean stop:\n%s", logs)
 	}
 }
+
+// `config` and `--help` list every variable, with the URL's password masked;
+// the usage names every subcommand flag the README documents.
+func TestConfigAndHelpListEveryVariable(t *testing.T) {
+	for _, args := range [][]string{{"config"}, {"--help"}} {
+		out, err := cli(t, "postgres://app:hunter2@db:5432/rr", args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(out, "hunter2") {
+			t.Errorf("%v printed the database password:\n%s", args, out)
+		}
+		for _, want := range []string{"postgres://app:xxxxx@db:5432/rr", "REDIS_URL", "CACHE_REDIS_TIMEOUT", "MONITOR_RETENTION", "DB_POOL_SIZE"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%v output lacks %s:\n%s", args, want, out)
+			}
+		}
+	}
+	if !strings.Contains(usage, "--workers") || !strings.Contains(usage, "replyrocket config") {
+		t.Errorf("usage omits --workers or config:\n%s", usage)
+	}
+}

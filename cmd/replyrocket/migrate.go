@@ -15,10 +15,10 @@ func (e env) migrate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Pool.URL == "" {
+	if cfg.DB.URL == "" {
 		return fmt.Errorf("DATABASE_URL is not set")
 	}
-	m, err := migrate.Open(cfg.Pool.URL)
+	m, err := migrate.Open(cfg.DB.URL)
 	if err != nil {
 		return err
 	}

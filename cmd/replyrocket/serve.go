@@ -10,14 +10,15 @@ import (
 	"time"
 
 	"github.com/replyrocket/replyrocket/internal/app"
+	"github.com/replyrocket/replyrocket/internal/config"
 	"github.com/replyrocket/replyrocket/internal/logbuf"
 	"github.com/replyrocket/replyrocket/internal/migrate"
 )
 
-func (e env) config() (app.Config, error) {
-	cfg, err := app.ConfigFromEnv(e.getenv)
+func (e env) config() (config.Config, error) {
+	cfg, err := config.Load(e.getenv)
 	if err != nil {
-		return app.Config{}, fmt.Errorf("configuration: %w", err)
+		return config.Config{}, fmt.Errorf("configuration: %w", err)
 	}
 	return cfg, nil
 }
@@ -33,19 +34,19 @@ func (e env) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Pool.URL == "" {
+	if cfg.DB.URL == "" {
 		return fmt.Errorf("DATABASE_URL is not set (use `replyrocket dev` for a local database)")
 	}
 	if doMigrate {
-		if err := migrate.Up(ctx, cfg.Pool.URL); err != nil {
+		if err := migrate.Up(ctx, cfg.DB.URL); err != nil {
 			return err
 		}
 	}
 	return e.runServer(ctx, cfg)
 }
 
-// runServer starts the app on cfg.Port and serves until ctx is done.
-func (e env) runServer(ctx context.Context, cfg app.Config) error {
+// runServer starts the app on cfg.Server.Port and serves until ctx is done.
+func (e env) runServer(ctx context.Context, cfg config.Config) error {
 	log, closeLog := e.serverLogger(cfg)
 	defer closeLog()
 	a, err := app.New(ctx, cfg, log)
@@ -56,9 +57,9 @@ func (e env) runServer(ctx context.Context, cfg app.Config) error {
 	if err := a.EnsurePartitions(ctx); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
+	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Server.Port)))
 	if err != nil {
-		return fmt.Errorf("listen on port %d: %w", cfg.Port, err)
+		return fmt.Errorf("listen on port %d: %w", cfg.Server.Port, err)
 	}
 	return a.Serve(ctx, ln)
 }
@@ -72,7 +73,7 @@ const (
 
 // serverLogger is a serving process's logger, on a buffered stderr; the
 // returned func writes out what is left.
-func (e env) serverLogger(cfg app.Config) (*slog.Logger, func()) {
+func (e env) serverLogger(cfg config.Config) (*slog.Logger, func()) {
 	w := logbuf.New(e.stderr, logBufferSize, logFlushEvery)
 	log := slog.New(logbuf.FlushAt(cfg.Logger(w).Handler(), w, slog.LevelWarn))
 	return log, func() { _ = w.Close() }

@@ -84,7 +84,7 @@ func (q *queries) register(c *cache.Cache) error {
 	if q.GetAPIKeyByHash, err = c.Register(cache.QuerySpec{Name: "GetAPIKeyByHash", Hash: "26b98aa53cd15769", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"api_keys.key_hash", "api_keys.key_hash#id", "api_keys.key_hash#key_hash", "api_keys.key_hash#rate_limit_per_minute", "api_keys.key_hash#revoked_at", "api_keys.key_hash#user_id", "users", "users#id", "users#is_active"}, Scoped: []cache.ScopeDep{{Scope: "api_keys.key_hash", Columns: []string{"id", "key_hash", "rate_limit_per_minute", "revoked_at", "user_id"}}}}); err != nil {
 		return err
 	}
-	if q.GetCampaign, err = c.Register(cache.QuerySpec{Name: "GetCampaign", Hash: "b0d343cc85d238ce", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns.id", "campaigns.id#created_at", "campaigns.id#id", "campaigns.id#name", "campaigns.id#status", "campaigns.id#updated_at", "campaigns.id#user_id"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.id", Columns: []string{"created_at", "id", "name", "status", "updated_at", "user_id"}}}}); err != nil {
+	if q.GetCampaign, err = c.Register(cache.QuerySpec{Name: "GetCampaign", Hash: "b142aca99c2a9c87", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns.id", "campaigns.id#created_at", "campaigns.id#id", "campaigns.id#name", "campaigns.id#status", "campaigns.id#updated_at", "campaigns.id#user_id"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.id", Columns: []string{"created_at", "id", "name", "status", "updated_at", "user_id"}}}}); err != nil {
 		return err
 	}
 	if q.GetCampaignDailyCounts, err = c.Register(cache.QuerySpec{Name: "GetCampaignDailyCounts", Hash: "91820ebaf6137b34", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"emails.campaign_id", "emails.campaign_id#campaign_id", "emails.campaign_id#created_at"}, Scoped: []cache.ScopeDep{{Scope: "emails.campaign_id", Columns: []string{"campaign_id", "created_at"}}}}); err != nil {
@@ -102,7 +102,7 @@ func (q *queries) register(c *cache.Cache) error {
 	if q.GetUserStatistics, err = c.Register(cache.QuerySpec{Name: "GetUserStatistics", Hash: "85e8bb0767c06293", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"campaigns.user_id", "campaigns.user_id#id", "campaigns.user_id#user_id", "emails.campaign_id>campaigns.user_id", "emails.campaign_id>campaigns.user_id#campaign_id", "emails.campaign_id>campaigns.user_id#id", "emails.campaign_id>campaigns.user_id#is_opened", "emails.campaign_id>campaigns.user_id#is_replied"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.user_id", Columns: []string{"id", "user_id"}}, {Scope: "emails.campaign_id>campaigns.user_id", Columns: []string{"campaign_id", "id", "is_opened", "is_replied"}}}}); err != nil {
 		return err
 	}
-	if q.ListCampaignsWithStats, err = c.Register(cache.QuerySpec{Name: "ListCampaignsWithStats", Hash: "e95f612ee0e4d3a9", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns.user_id", "campaigns.user_id#created_at", "campaigns.user_id#id", "campaigns.user_id#name", "campaigns.user_id#status", "campaigns.user_id#updated_at", "campaigns.user_id#user_id", "emails.campaign_id>campaigns.user_id", "emails.campaign_id>campaigns.user_id#campaign_id", "emails.campaign_id>campaigns.user_id#is_opened", "emails.campaign_id>campaigns.user_id#is_replied"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.user_id", Columns: []string{"created_at", "id", "name", "status", "updated_at", "user_id"}}, {Scope: "emails.campaign_id>campaigns.user_id", Columns: []string{"campaign_id", "is_opened", "is_replied"}}}}); err != nil {
+	if q.ListCampaignsWithStats, err = c.Register(cache.QuerySpec{Name: "ListCampaignsWithStats", Hash: "5104b55d0cbab0bb", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns.user_id", "campaigns.user_id#created_at", "campaigns.user_id#id", "campaigns.user_id#name", "campaigns.user_id#status", "campaigns.user_id#updated_at", "campaigns.user_id#user_id", "emails.campaign_id>campaigns.user_id", "emails.campaign_id>campaigns.user_id#campaign_id", "emails.campaign_id>campaigns.user_id#is_opened", "emails.campaign_id>campaigns.user_id#is_replied"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.user_id", Columns: []string{"created_at", "id", "name", "status", "updated_at", "user_id"}}, {Scope: "emails.campaign_id>campaigns.user_id", Columns: []string{"campaign_id", "is_opened", "is_replied"}}}}); err != nil {
 		return err
 	}
 	return nil
@@ -800,7 +800,7 @@ func decCampaign(d *cache.Decoder) (v db.Campaign) {
 	d.ReadFixed(v.ID[:])
 	d.ReadFixed(v.UserID[:])
 	v.Name = string(d.ReadString())
-	v.Status = string(d.ReadString())
+	v.Status = db.CampaignStatus(d.ReadString())
 	v.CreatedAt = d.ReadTime()
 	v.UpdatedAt = d.ReadTime()
 	return v
@@ -995,7 +995,7 @@ func decListCampaignsWithStatsRowSlice(d *cache.Decoder) (v []db.ListCampaignsWi
 			d.ReadFixed(v[i17].ID[:])
 			d.ReadFixed(v[i17].UserID[:])
 			v[i17].Name = string(d.ReadString())
-			v[i17].Status = string(d.ReadString())
+			v[i17].Status = db.CampaignStatus(d.ReadString())
 			v[i17].CreatedAt = d.ReadTime()
 			v[i17].UpdatedAt = d.ReadTime()
 			v[i17].Total = int64(d.ReadInt64())

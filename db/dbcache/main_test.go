@@ -2,7 +2,6 @@ package dbcache
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"sync/atomic"
@@ -16,7 +15,9 @@ import (
 
 	"github.com/replyrocket/replyrocket/db"
 	"github.com/replyrocket/replyrocket/internal/cache"
+	"github.com/replyrocket/replyrocket/internal/dbfixture"
 	"github.com/replyrocket/replyrocket/internal/pgtest"
+	"github.com/replyrocket/replyrocket/internal/sqlcname"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -30,7 +31,7 @@ type queryCounter struct {
 }
 
 func (q *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
-	if db.QueryName(data.SQL) == q.name {
+	if sqlcname.Of(data.SQL) == q.name {
 		q.n.Add(1)
 		if q.delay > 0 {
 			time.Sleep(q.delay)
@@ -106,16 +107,9 @@ type fixture struct {
 // pgx store so that the cache under test sees none of it.
 func seed(t testing.TB, pool *pgxpool.Pool, n int) fixture {
 	t.Helper()
-	ctx := context.Background()
 	s := db.NewStore(pool, 5*time.Second)
-	u, err := s.CreateUser(ctx, db.CreateUserParams{Email: fmt.Sprintf("u%d@example.com", time.Now().UnixNano()), Name: "U"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.CreateCampaign(ctx, db.CreateCampaignParams{UserID: u.ID, Name: "C", Status: "active"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := dbfixture.User(t, s, db.CreateUserParams{})
+	c := dbfixture.Campaign(t, s, db.CreateCampaignParams{UserID: u.ID})
 	f := fixture{user: u, campaign: c}
 	if n > 0 {
 		f.emails = insertEmails(t, s, c.ID, n)
@@ -125,15 +119,7 @@ func seed(t testing.TB, pool *pgxpool.Pool, n int) fixture {
 
 func insertEmails(t testing.TB, q db.Querier, campaign uuid.UUID, n int) []db.InsertEmailsParams {
 	t.Helper()
-	news := make([]db.NewEmail, n)
-	for i := range news {
-		news[i] = db.NewEmail{Recipient: fmt.Sprintf("r%d@example.com", i), Subject: "s", Body: "b"}
-	}
-	rows := db.EmailRows(campaign, news, time.Now())
-	if _, err := q.InsertEmails(context.Background(), rows); err != nil {
-		t.Fatalf("insert emails: %v", err)
-	}
-	return rows
+	return dbfixture.Emails(t, q, campaign, n, time.Time{})
 }
 
 func (f fixture) summaryArg() db.GetCampaignSummaryParams {

@@ -5,16 +5,10 @@
 // a transaction, go to the primary. No handler chooses a database.
 package dbroute
 
-import (
-	"fmt"
-	"strconv"
-	"strings"
-	"time"
+import "time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-)
-
-// Config is the read-replica configuration, read once at start.
+// Config is the read-replica configuration, read once at start by
+// internal/config, which declares the variables named below.
 type Config struct {
 	// ReplicaURLs (DATABASE_REPLICA_URLS, comma-separated) are the
 	// replicas' connection strings. None: everything uses DATABASE_URL.
@@ -35,37 +29,3 @@ const DefaultMaxLag = 10 * time.Second
 // DefaultCheckEvery is a few checks a second: a dead replica leaves
 // rotation within about that long (a failed read also takes it out at once).
 const DefaultCheckEvery = 250 * time.Millisecond
-
-// ConfigFromEnv reads the replica variables through getenv. A bad value is
-// an error naming the variable.
-func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{MaxLag: DefaultMaxLag, CheckEvery: DefaultCheckEvery}
-	if v := strings.TrimSpace(getenv("DATABASE_REPLICA_URLS")); v != "" {
-		for i, u := range strings.Split(v, ",") {
-			u = strings.TrimSpace(u)
-			if u == "" {
-				return Config{}, fmt.Errorf("DATABASE_REPLICA_URLS: entry %d is empty", i+1)
-			}
-			if _, err := pgconn.ParseConfig(u); err != nil {
-				// The parser's message may quote the password: say only where.
-				return Config{}, fmt.Errorf("DATABASE_REPLICA_URLS: entry %d is not a PostgreSQL connection string", i+1)
-			}
-			c.ReplicaURLs = append(c.ReplicaURLs, u)
-		}
-	}
-	if v := getenv("DB_REPLICA_POOL_SIZE"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return Config{}, fmt.Errorf("DB_REPLICA_POOL_SIZE: want a whole number of at least 1, got %q", v)
-		}
-		c.ReplicaPoolSize = n
-	}
-	if v := getenv("DB_REPLICA_MAX_LAG"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return Config{}, fmt.Errorf("DB_REPLICA_MAX_LAG: want a positive duration such as 10s, got %q", v)
-		}
-		c.MaxLag = d
-	}
-	return c, nil
-}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,43 +16,6 @@ import (
 	"github.com/replyrocket/replyrocket/internal/pgxtypes"
 	"github.com/replyrocket/replyrocket/internal/redistest"
 )
-
-func TestConfigFromEnv(t *testing.T) {
-	tests := []struct {
-		name    string
-		env     map[string]string
-		want    Config
-		wantErr string
-	}{
-		{name: "defaults", env: map[string]string{}, want: Config{MaxLag: 10 * time.Second, CheckEvery: DefaultCheckEvery}},
-		{name: "replicas", env: map[string]string{
-			"DATABASE_REPLICA_URLS": "postgres://a@h1/x, postgres://a@h2/x", "DB_REPLICA_POOL_SIZE": "4", "DB_REPLICA_MAX_LAG": "3s",
-		}, want: Config{ReplicaURLs: []string{"postgres://a@h1/x", "postgres://a@h2/x"}, ReplicaPoolSize: 4, MaxLag: 3 * time.Second, CheckEvery: DefaultCheckEvery}},
-		{name: "empty entry", env: map[string]string{"DATABASE_REPLICA_URLS": "postgres://a@h1/x,,"}, wantErr: "DATABASE_REPLICA_URLS: entry 2 is empty"},
-		{name: "bad url hides the password", env: map[string]string{"DATABASE_REPLICA_URLS": "postgres://u:secret@h:notaport/x"}, wantErr: "DATABASE_REPLICA_URLS: entry 1 is not a PostgreSQL connection string"},
-		{name: "bad pool size", env: map[string]string{"DB_REPLICA_POOL_SIZE": "0"}, wantErr: "DB_REPLICA_POOL_SIZE"},
-		{name: "bad lag", env: map[string]string{"DB_REPLICA_MAX_LAG": "10"}, wantErr: "DB_REPLICA_MAX_LAG"},
-		{name: "negative lag", env: map[string]string{"DB_REPLICA_MAX_LAG": "-1s"}, wantErr: "DB_REPLICA_MAX_LAG"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := ConfigFromEnv(func(k string) string { return tc.env[k] })
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || strings.Contains(err.Error(), "secret") {
-					t.Fatalf("error %v, want one containing %q (and no password)", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if strings.Join(got.ReplicaURLs, "|") != strings.Join(tc.want.ReplicaURLs, "|") || got.ReplicaPoolSize != tc.want.ReplicaPoolSize ||
-				got.MaxLag != tc.want.MaxLag || got.CheckEvery != tc.want.CheckEvery {
-				t.Fatalf("got %+v, want %+v", got, tc.want)
-			}
-		})
-	}
-}
 
 // Lag in seconds is the time since the primary first passed the replica's
 // position, so an idle, caught-up replica is never behind however old its

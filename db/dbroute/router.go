@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/internal/sqlcname"
 )
 
 // Options shape a Router.
@@ -136,7 +137,7 @@ func (r *Router) Close() {
 // HasReplicas reports whether any replica is configured.
 func (r *Router) HasReplicas() bool { return len(r.replicas) > 0 }
 
-func (r *Router) isRead(sql string) bool { return r.readOnly[db.QueryName(sql)] }
+func (r *Router) isRead(sql string) bool { return r.readOnly[sqlcname.Of(sql)] }
 
 // floor is the WAL position a read must see: the context's WithMinLSN, and
 // the acting user's last write (read once per request from the markers).

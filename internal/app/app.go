@@ -21,6 +21,7 @@ import (
 	"github.com/replyrocket/replyrocket/db/dbroute"
 	"github.com/replyrocket/replyrocket/handlers"
 	"github.com/replyrocket/replyrocket/internal/cache"
+	"github.com/replyrocket/replyrocket/internal/config"
 	"github.com/replyrocket/replyrocket/internal/monitor"
 	"github.com/replyrocket/replyrocket/internal/partitions"
 	"github.com/replyrocket/replyrocket/internal/querystats"
@@ -29,7 +30,7 @@ import (
 
 // App is a wired server. Close releases what New opened, in reverse order.
 type App struct {
-	Config Config
+	Config config.Config
 	Log    *slog.Logger
 	// Pool is the primary's pool, which requests use.
 	Pool *pgxpool.Pool
@@ -49,19 +50,20 @@ type App struct {
 
 // New opens the pool and builds everything on it. The data flows one way:
 // router → cache decorator → store → pgx.
-func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
-	if cfg.Pool.URL == "" {
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+	if cfg.DB.URL == "" {
 		return nil, errors.New("DATABASE_URL is not set")
 	}
 	a := &App{Config: cfg, Log: log}
 	tracer := querystats.New()
-	pool, err := db.NewPool(ctx, cfg.Pool, tracer)
+	poolCfg := cfg.DB.Pool()
+	pool, err := db.NewPool(ctx, poolCfg, tracer)
 	if err != nil {
 		return nil, err
 	}
 	a.Pool = pool
 	a.closers = append(a.closers, pool.Close)
-	if a.Background, err = db.NewPool(ctx, cfg.Pool.Background(), nil); err != nil {
+	if a.Background, err = db.NewPool(ctx, poolCfg.Background(), nil); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("background pool: %w", err)
 	}
@@ -74,12 +76,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 
-	cacheCfg := cfg.Cache
+	cacheCfg := cfg.Cache.CacheConfig()
 	if len(cfg.Replicas.ReplicaURLs) > 0 {
 		// After a resync with Redis, loads read the primary until any
 		// replica in rotation has replayed the writes whose positions this
 		// instance missed.
-		cacheCfg.ResyncFloor = cfg.Replicas.MaxLag
+		cacheCfg.ResyncFloor = cfg.Replicas.ReplicaMaxLag
 	}
 	c, err := dbcache.NewCache(cacheCfg, reg, log)
 	if err != nil {
@@ -92,7 +94,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if a.DBRouter.HasReplicas() {
 		routing = []db.StoreOption{db.RouteWith(a.DBRouter), db.AfterCommit(a.DBRouter.AfterCommit)}
 	}
-	store, err := dbcache.New(db.NewStore(pool, cfg.Pool.Timeout, routing...), c)
+	store, err := dbcache.New(db.NewStore(pool, poolCfg.Timeout, routing...), c)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -100,30 +102,25 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	a.Store = store
 	// The monitor's catalog queries and EXPLAINs are long-running work: they
 	// run on the background pool, and report the request pool's figures.
-	a.monitor = monitor.New(a.Background, cfg.Monitor, monitor.Sources{Tracer: tracer, Cache: c, Pool: pool})
+	a.monitor = monitor.New(a.Background, cfg.Monitor.MonitorConfig(), monitor.Sources{Tracer: tracer, Cache: c, Pool: pool})
 	a.closers = append(a.closers, a.monitor.Close)
 
-	adminRoutes := []func(*echo.Group){
-		func(g *echo.Group) { handlers.RegisterMonitorRoutes(g, a.monitor) },
-		func(g *echo.Group) { handlers.RegisterCacheRoutes(g, c) },
-	}
 	var limiter *ratelimit.Limiter
 	if !cfg.Limits.RateLimitDisabled {
 		limiter, err = ratelimit.New(ratelimit.Config{
-			RedisURL: cfg.Cache.RedisURL, Namespace: cfg.Cache.Namespace + ":ratelimit", Timeout: cfg.Cache.RedisTimeout,
+			RedisURL: cfg.Cache.RedisURL, Namespace: cfg.Cache.Namespace + ":ratelimit", Timeout: time.Duration(cfg.Cache.RedisTimeout),
 		}, reg, log)
 		if err != nil {
 			a.Close()
 			return nil, fmt.Errorf("rate limiter: %w", err)
 		}
 		a.closers = append(a.closers, func() { _ = limiter.Close() })
-		adminRoutes = append(adminRoutes, func(g *echo.Group) { handlers.RegisterRateLimitRoutes(g, limiter) })
 	}
 
 	a.Router = handlers.New(handlers.Deps{
-		Pprof: cfg.Pprof,
-		Store: a.Store, Pool: pool, Router: a.DBRouter, Log: log, AdminKey: cfg.AdminKey,
-		RequestTimeout: cfg.RequestTimeout, IPExtractor: cfg.IPExtractor(), Registry: reg,
+		Pprof: cfg.Server.Pprof,
+		Store: a.Store, Pool: pool, Router: a.DBRouter, Log: log, AdminKey: cfg.Server.AdminKey,
+		RequestTimeout: cfg.Server.RequestTimeout, IPExtractor: IPExtractor(cfg.Server.TrustedProxies), Registry: reg,
 		BodyDrainBytes:        drainBytes(cfg.HTTP.BodyDrainBytes),
 		UnknownKeyTTL:         cfg.Limits.UnknownKeyTTL,
 		AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute,
@@ -131,8 +128,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		KeyRateLimit:          ratelimit.Limit{PerMinute: cfg.Limits.RatePerMinute, Burst: cfg.Limits.RateBurst},
 		AdminRateLimit:        ratelimit.Limit{PerMinute: cfg.Limits.AdminRatePerMinute, Burst: cfg.Limits.AdminRatePerMinute},
 		APIMiddleware:         []echo.MiddlewareFunc{handlers.CacheHeader()},
-		PublicRoutes:          []func(*echo.Echo){handlers.RegisterMonitorDashboard},
-		AdminRoutes:           adminRoutes,
+		Monitor:               a.monitor,
+		Cache:                 c,
 	})
 	return a, nil
 }
@@ -146,7 +143,9 @@ func drainBytes(n int64) int64 {
 	return n
 }
 
-// Close releases the monitor and the pool.
+// Close releases what New opened, newest first: the rate limiter, the
+// monitor, the cache (with its Redis clients and invalidation subscriber),
+// the replica router and pools, then the background and request pools.
 func (a *App) Close() {
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		a.closers[i]()
@@ -159,10 +158,12 @@ func (a *App) Close() {
 // the first health check: a replica that cannot be reached is logged and
 // kept out of rotation, never fatal.
 func (a *App) openReplicas(ctx context.Context, tracer pgx.QueryTracer, reg prometheus.Registerer) error {
-	for i, u := range a.Config.Replicas.ReplicaURLs {
-		rc := a.Config.Pool
+	primary := a.Config.DB.Pool()
+	replicas := a.Config.Replicas.Config()
+	for i, u := range replicas.ReplicaURLs {
+		rc := primary
 		rc.URL = u
-		if n := a.Config.Replicas.ReplicaPoolSize; n > 0 {
+		if n := replicas.ReplicaPoolSize; n > 0 {
 			rc.Size = n
 		}
 		p, err := db.NewPool(ctx, rc, tracer)
@@ -173,7 +174,7 @@ func (a *App) openReplicas(ctx context.Context, tracer pgx.QueryTracer, reg prom
 		a.closers = append(a.closers, p.Close)
 	}
 	opts := dbroute.Options{
-		Config: a.Config.Replicas, PoolTimeout: a.Config.Pool.Timeout, ReadOnly: ReadOnlyQueries(),
+		Config: replicas, PoolTimeout: primary.Timeout, ReadOnly: ReadOnlyQueries(),
 		Log: a.Log, Registerer: reg,
 	}
 	if opts.MaxLag <= 0 {
@@ -230,8 +231,8 @@ func ReadOnlyQueries() []string {
 // months ahead, so inserts never land in the DEFAULT partition. It runs on
 // the background pool: maintenance never takes a request's connection.
 func (a *App) EnsurePartitions(ctx context.Context) error {
-	bg := db.NewStore(a.Background, a.Config.Pool.BackgroundTimeout)
-	created, err := partitions.Ensure(ctx, bg, time.Now(), a.Config.PartitionsAhead)
+	bg := db.NewStore(a.Background, time.Duration(a.Config.DB.BackgroundPoolTimeout))
+	created, err := partitions.Ensure(ctx, bg, time.Now(), a.Config.Server.PartitionsAhead)
 	if err != nil {
 		return fmt.Errorf("ensure email partitions: %w", err)
 	}
@@ -314,8 +315,8 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	a.Log.Info("shutting down: draining in-flight requests", "timeout", a.Config.ShutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
+	a.Log.Info("shutting down: draining in-flight requests", "timeout", a.Config.Server.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), a.Config.Server.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("graceful shutdown: %w", err)

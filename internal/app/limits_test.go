@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/replyrocket/replyrocket/internal/apikey"
+	"github.com/replyrocket/replyrocket/internal/config"
 )
 
 // serveApp runs a.Serve on a loopback port until the test ends.
@@ -85,7 +86,7 @@ func TestOversizedHeadersGet431(t *testing.T) {
 
 func TestHardeningConfig(t *testing.T) {
 	t.Parallel()
-	c, err := ConfigFromEnv(func(k string) string {
+	c, err := config.Load(func(k string) string {
 		return map[string]string{
 			"HTTP_MAX_HEADER_BYTES": "32768", "HTTP_READ_HEADER_TIMEOUT": "3s", "HTTP_READ_TIMEOUT": "20s",
 			"HTTP_WRITE_TIMEOUT": "40s", "HTTP_IDLE_TIMEOUT": "1m", "HTTP_BODY_DRAIN_BYTES": "0",
@@ -97,9 +98,9 @@ func TestHardeningConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := HTTPConfig{MaxHeaderBytes: 32768, ReadHeaderTimeout: 3 * time.Second, ReadTimeout: 20 * time.Second,
+	want := config.HTTP{MaxHeaderBytes: 32768, ReadHeaderTimeout: 3 * time.Second, ReadTimeout: 20 * time.Second,
 		WriteTimeout: 40 * time.Second, IdleTimeout: time.Minute, BodyDrainBytes: 0}
-	wantL := Limits{RatePerMinute: 60, RateBurst: 5, AdminRatePerMinute: 10, AuthFailuresPerMinute: 3,
+	wantL := config.Limits{RatePerMinute: 60, RateBurst: 5, AdminRatePerMinute: 10, AuthFailuresPerMinute: 3,
 		UnknownKeyTTL: 5 * time.Second, IdempotencyTTL: time.Hour, RateLimitDisabled: true}
 	if c.HTTP != want || c.Limits != wantL {
 		t.Fatalf("got %+v %+v", c.HTTP, c.Limits)
@@ -108,7 +109,7 @@ func TestHardeningConfig(t *testing.T) {
 		{"HTTP_MAX_HEADER_BYTES": "10"}, {"HTTP_READ_TIMEOUT": "-1s"}, {"HTTP_WRITE_TIMEOUT": "5s"},
 		{"RATE_LIMIT_PER_MINUTE": "0"}, {"RATE_LIMIT_DISABLED": "maybe"}, {"IDEMPOTENCY_TTL": "forever"},
 	} {
-		if _, err := ConfigFromEnv(func(k string) string { return bad[k] }); err == nil {
+		if _, err := config.Load(func(k string) string { return bad[k] }); err == nil {
 			t.Errorf("env %v accepted", bad)
 		}
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/replyrocket/replyrocket/db/dbroute"
 	"github.com/replyrocket/replyrocket/internal/apikey"
+	"github.com/replyrocket/replyrocket/internal/config"
 	"github.com/replyrocket/replyrocket/internal/pgtest"
 	"github.com/replyrocket/replyrocket/internal/redistest"
 )
@@ -30,7 +31,7 @@ import (
 // replicas come through DATABASE_REPLICA_URLS in env).
 func newAppOn(t testing.TB, primaryURL string, env map[string]string) *App {
 	t.Helper()
-	cfg, err := ConfigFromEnv(func(k string) string {
+	cfg, err := config.Load(func(k string) string {
 		switch k {
 		case "DATABASE_URL":
 			return primaryURL

@@ -199,29 +199,6 @@ replyrocket_cache_invalidations_total{scope="table-wide",table="emails"} 1
 	}
 }
 
-func TestConfigFromEnv(t *testing.T) {
-	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
-	cfg, err := ConfigFromEnv(env(nil))
-	if err != nil || cfg.Namespace != DefaultNamespace || cfg.L1MaxBytes != DefaultL1MaxBytes || cfg.RedisTimeout != DefaultRedisTimeout || cfg.RedisURL != "" {
-		t.Fatalf("defaults: %+v %v", cfg, err)
-	}
-	cfg, err = ConfigFromEnv(env(map[string]string{
-		"REDIS_URL": "redis://127.0.0.1:6379/0", "CACHE_NAMESPACE": "rr", "CACHE_L1_MAX_BYTES": "1048576",
-		"CACHE_REDIS_TIMEOUT": "20", "CACHE_LOAD_TIMEOUT": "5", "CACHE_DISABLED": "false", "CACHE_L1_DISABLED": "true",
-	}))
-	if err != nil || cfg.Namespace != "rr" || cfg.L1MaxBytes != 1<<20 || cfg.RedisTimeout != 20*time.Millisecond ||
-		cfg.LoadTimeout != 5*time.Second || cfg.Disabled || !cfg.L1Disabled || cfg.RedisURL == "" {
-		t.Fatalf("set: %+v %v", cfg, err)
-	}
-	for _, bad := range []map[string]string{
-		{"CACHE_L1_MAX_BYTES": "-1"}, {"CACHE_REDIS_TIMEOUT": "fast"}, {"CACHE_DISABLED": "maybe"}, {"CACHE_LOAD_TIMEOUT": "0"},
-	} {
-		if _, err := ConfigFromEnv(env(bad)); err == nil {
-			t.Errorf("%v accepted", bad)
-		}
-	}
-}
-
 func TestDecoderRejectsCorruption(t *testing.T) {
 	good := AppendString(AppendInt64(nil, 7), "hello")
 	for n := 0; n < len(good); n++ {

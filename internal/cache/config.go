@@ -1,12 +1,11 @@
 package cache
 
 import (
-	"fmt"
-	"strconv"
 	"time"
 )
 
-// Config is the cache's configuration, read once at start.
+// Config is the cache's configuration, read once at start by
+// internal/config, which declares the variables named below.
 type Config struct {
 	// Namespace prefixes every Redis key and the invalidation channel, so
 	// several applications (or test runs) can share one Redis and Clear
@@ -43,73 +42,10 @@ type Config struct {
 	LoadTimeout time.Duration
 }
 
-// Defaults for unset variables.
+// Defaults for zero fields (internal/config declares the variables).
 const (
 	DefaultNamespace    = "replyrocket"
 	DefaultL1MaxBytes   = 64 << 20
 	DefaultRedisTimeout = 100 * time.Millisecond
 	DefaultLoadTimeout  = 30 * time.Second
 )
-
-// ConfigFromEnv reads the CACHE_* variables and REDIS_URL through getenv
-// (os.Getenv in production). A bad value is an error naming the variable.
-func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	cfg := Config{
-		Namespace:    DefaultNamespace,
-		L1MaxBytes:   DefaultL1MaxBytes,
-		RedisURL:     getenv("REDIS_URL"),
-		RedisTimeout: DefaultRedisTimeout,
-		LoadTimeout:  DefaultLoadTimeout,
-	}
-	if ns := getenv("CACHE_NAMESPACE"); ns != "" {
-		cfg.Namespace = ns
-	}
-	if v := getenv("CACHE_DISABLED"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return Config{}, fmt.Errorf("CACHE_DISABLED: %q is not a boolean", v)
-		}
-		cfg.Disabled = b
-	}
-	if v := getenv("CACHE_SCOPES_DISABLED"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return Config{}, fmt.Errorf("CACHE_SCOPES_DISABLED: %q is not a boolean", v)
-		}
-		cfg.ScopesDisabled = b
-	}
-	if v := getenv("CACHE_L1_DISABLED"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return Config{}, fmt.Errorf("CACHE_L1_DISABLED: %q is not a boolean", v)
-		}
-		cfg.L1Disabled = b
-	}
-	if err := parsePositive(getenv, "CACHE_L1_MAX_BYTES", &cfg.L1MaxBytes); err != nil {
-		return Config{}, err
-	}
-	ms := int64(cfg.RedisTimeout / time.Millisecond)
-	if err := parsePositive(getenv, "CACHE_REDIS_TIMEOUT", &ms); err != nil {
-		return Config{}, err
-	}
-	cfg.RedisTimeout = time.Duration(ms) * time.Millisecond
-	secs := int64(cfg.LoadTimeout / time.Second)
-	if err := parsePositive(getenv, "CACHE_LOAD_TIMEOUT", &secs); err != nil {
-		return Config{}, err
-	}
-	cfg.LoadTimeout = time.Duration(secs) * time.Second
-	return cfg, nil
-}
-
-func parsePositive(getenv func(string) string, name string, dst *int64) error {
-	raw := getenv(name)
-	if raw == "" {
-		return nil
-	}
-	n, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil || n < 1 {
-		return fmt.Errorf("%s: %q is not a positive whole number", name, raw)
-	}
-	*dst = n
-	return nil
-}

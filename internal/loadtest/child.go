@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"github.com/replyrocket/replyrocket/internal/app"
+	"github.com/replyrocket/replyrocket/internal/config"
 )
 
 // ServeApp is the child side of an app instance: the server wired exactly
 // as `replyrocket serve` wires it, from cfg, listening on a free loopback
 // port whose address is the first line written to stdout.
-func ServeApp(ctx context.Context, cfg app.Config, log *slog.Logger, stdout io.Writer) error {
+func ServeApp(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		return err

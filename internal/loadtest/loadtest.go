@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/internal/config"
 	"github.com/replyrocket/replyrocket/internal/migrate"
 	"github.com/replyrocket/replyrocket/internal/pglocal"
 	"github.com/replyrocket/replyrocket/internal/seed"
@@ -106,7 +107,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	for k, v := range o.Env {
 		appEnv[k] = v
 	}
-	poolCfg, err := db.PoolConfigFromEnv(func(k string) string {
+	cfg, err := config.Load(func(k string) string {
 		if v, ok := appEnv[k]; ok {
 			return v
 		}
@@ -115,7 +116,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	poolMax := poolCfg.Size + poolCfg.MaxOverflow
+	poolMax := cfg.DB.PoolSize + cfg.DB.MaxOverflow
 
 	cachedEnv := clone(appEnv)
 	uncachedEnv := clone(appEnv)

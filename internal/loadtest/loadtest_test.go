@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replyrocket/replyrocket/internal/app"
+	"github.com/replyrocket/replyrocket/internal/config"
 	"github.com/replyrocket/replyrocket/internal/pglocal"
 	"github.com/replyrocket/replyrocket/internal/pgtest"
 )
@@ -35,8 +35,8 @@ func child(role string) int {
 	var err error
 	switch role {
 	case "app":
-		var cfg app.Config
-		if cfg, err = app.ConfigFromEnv(os.Getenv); err == nil {
+		var cfg config.Config
+		if cfg, err = config.Load(os.Getenv); err == nil {
 			err = ServeApp(ctx, cfg, cfg.Logger(os.Stderr), os.Stdout)
 		}
 	case "reference":

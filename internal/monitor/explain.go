@@ -17,9 +17,9 @@ import (
 
 // AnalyzeRequest is the body of POST /db-monitor/analyze-query.
 type AnalyzeRequest struct {
-	SQL     string `json:"sql"`
-	Params  []any  `json:"params,omitempty"`
-	Analyze bool   `json:"analyze,omitempty"`
+	SQL     string `json:"sql" required:"true" description:"One SELECT; $1… for parameters."`
+	Params  []any  `json:"params,omitempty" description:"Values of $1…, in order."`
+	Analyze bool   `json:"analyze,omitempty" description:"EXPLAIN ANALYZE (needs MONITOR_ALLOW_ANALYZE)."`
 }
 
 // Analysis is the answer of POST /db-monitor/analyze-query.
@@ -74,6 +74,24 @@ var (
 	ErrParamCount = errors.New("the number of params does not match the query's $n placeholders")
 	ErrParamType  = errors.New("params must be strings, numbers, booleans or null")
 )
+
+// RefusalReason returns the fixed, client-safe text saying why a query
+// was refused (ErrInvalidQuery): the guard's reason or a params problem.
+// It is false for any other error, whose text must not reach a client.
+func RefusalReason(err error) (string, bool) {
+	if !errors.Is(err, ErrInvalidQuery) {
+		return "", false
+	}
+	if r, ok := sqlguard.Reason(err); ok {
+		return r, true
+	}
+	for _, r := range []error{ErrParamCount, ErrParamType} {
+		if errors.Is(err, r) {
+			return r.Error(), true
+		}
+	}
+	return "", false
+}
 
 // AnalyzeQuery explains one SELECT. See sqlguard for what is accepted; the
 // statement runs in a READ ONLY transaction that is always rolled back,

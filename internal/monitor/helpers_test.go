@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/internal/dbfixture"
 	"github.com/replyrocket/replyrocket/internal/pgtest"
 )
 
@@ -47,14 +48,7 @@ func seedEmails(t *testing.T, pool *pgxpool.Pool, n int) (campaignID string) {
 	if _, err := q.EnsureEmailPartitions(ctx, db.EnsureEmailPartitionsParams{FromMonth: now.AddDate(0, -2, 0), Months: 3}); err != nil {
 		t.Fatalf("ensure partitions: %v", err)
 	}
-	u, err := q.CreateUser(ctx, db.CreateUserParams{Email: fmt.Sprintf("u%d@example.com", now.UnixNano()), Name: "Seed"})
-	if err != nil {
-		t.Fatalf("create user: %v", err)
-	}
-	c, err := q.CreateCampaign(ctx, db.CreateCampaignParams{UserID: u.ID, Name: "Seed", Status: "active"})
-	if err != nil {
-		t.Fatalf("create campaign: %v", err)
-	}
+	c := dbfixture.Campaign(t, q, db.CreateCampaignParams{Name: "Seed"})
 	rows := make([][]any, n)
 	for i := range rows {
 		at := now.Add(-time.Duration(i%80) * 24 * time.Hour)

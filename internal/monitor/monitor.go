@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,61 +97,6 @@ func (c Config) withDefaults() Config {
 		c.TopN = 20
 	}
 	return c
-}
-
-// ConfigFromEnv reads the MONITOR_* variables; unset ones keep defaults.
-func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	var c Config
-	durations := []struct {
-		name string
-		dst  *time.Duration
-	}{
-		{"MONITOR_CATALOG_TIMEOUT", &c.CatalogTimeout},
-		{"MONITOR_EXPLAIN_TIMEOUT", &c.ExplainTimeout},
-		{"MONITOR_LOCK_TIMEOUT", &c.LockTimeout},
-		{"MONITOR_LONG_QUERY", &c.LongQuery},
-		{"MONITOR_IDLE_IN_TRANSACTION", &c.IdleInTransaction},
-		{"MONITOR_SLOW_MEAN", &c.SlowMean},
-		{"MONITOR_SNAPSHOT_INTERVAL", &c.SnapshotInterval},
-		{"MONITOR_RETENTION", &c.Retention},
-	}
-	for _, d := range durations {
-		v := getenv(d.name)
-		if v == "" {
-			continue
-		}
-		parsed, err := time.ParseDuration(v)
-		if err != nil || parsed <= 0 {
-			return Config{}, fmt.Errorf("%s: want a positive duration such as 5s, got %q", d.name, v)
-		}
-		*d.dst = parsed
-	}
-	bools := []struct {
-		name string
-		dst  *bool
-	}{
-		{"MONITOR_ALLOW_ANALYZE", &c.AllowAnalyze},
-		{"MONITOR_DISABLE_HYPOPG", &c.DisableHypoPG},
-	}
-	for _, b := range bools {
-		v := getenv(b.name)
-		if v == "" {
-			continue
-		}
-		parsed, err := strconv.ParseBool(v)
-		if err != nil {
-			return Config{}, fmt.Errorf("%s: want true or false, got %q", b.name, v)
-		}
-		*b.dst = parsed
-	}
-	if v := getenv("MONITOR_SLOW_CALLS"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 {
-			return Config{}, fmt.Errorf("MONITOR_SLOW_CALLS: want a positive integer, got %q", v)
-		}
-		c.SlowCalls = n
-	}
-	return c.withDefaults(), nil
 }
 
 // Sources are the application's own figures the monitor reports beside the

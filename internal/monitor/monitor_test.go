@@ -416,27 +416,6 @@ func TestHistoryRates(t *testing.T) {
 	}
 }
 
-func TestConfigFromEnv(t *testing.T) {
-	env := map[string]string{"MONITOR_ALLOW_ANALYZE": "true", "MONITOR_EXPLAIN_TIMEOUT": "3s", "MONITOR_SLOW_CALLS": "50"}
-	c, err := ConfigFromEnv(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !c.AllowAnalyze || c.ExplainTimeout != 3*time.Second || c.SlowCalls != 50 || c.CatalogTimeout != 2*time.Second {
-		t.Errorf("config %+v", c)
-	}
-	for k, v := range map[string]string{"MONITOR_ALLOW_ANALYZE": "maybe", "MONITOR_LONG_QUERY": "-1s", "MONITOR_SLOW_CALLS": "0"} {
-		if _, err := ConfigFromEnv(func(key string) string {
-			if key == k {
-				return v
-			}
-			return ""
-		}); err == nil {
-			t.Errorf("%s=%s accepted", k, v)
-		}
-	}
-}
-
 // BenchmarkPerformance is what one /db-monitor/performance costs against a
 // real database: every check, each its own read-only transaction.
 func BenchmarkPerformance(b *testing.B) {

@@ -29,7 +29,7 @@ const (
 
 // OptimizeRequest is the body of POST /db-monitor/optimize-query.
 type OptimizeRequest struct {
-	SQL string `json:"sql"`
+	SQL string `json:"sql" required:"true" description:"One SELECT; $1… for parameters."`
 }
 
 // IndexAdvice is one candidate index and what was found about it.

@@ -115,14 +115,16 @@ func hitRate(hit, read int64) *float64 {
 
 // Performance is the answer of GET /db-monitor/performance.
 type Performance struct {
-	Database   string            `json:"database"`
-	SizeBytes  int64             `json:"size_bytes"`
-	Checks     []Check           `json:"checks"`
-	Pool       PoolPoint         `json:"pool"`
-	History    []HistoryPoint    `json:"history"`
-	Tables     []TableSize       `json:"tables"`
-	Extensions map[string]any    `json:"extensions"`
-	Links      map[string]string `json:"links"`
+	Database   string         `json:"database"`
+	SizeBytes  int64          `json:"size_bytes"`
+	Checks     []Check        `json:"checks"`
+	Pool       PoolPoint      `json:"pool"`
+	History    []HistoryPoint `json:"history"`
+	Tables     []TableSize    `json:"tables"`
+	Extensions map[string]any `json:"extensions"`
+	// Links name related pages by role ("health", "slow_queries",
+	// "cache"). The HTTP layer fills them in: the monitor knows no routes.
+	Links map[string]string `json:"links"`
 }
 
 // Performance runs every check. A check whose query fails is reported with
@@ -131,14 +133,6 @@ func (m *Monitor) Performance(ctx context.Context) (*Performance, error) {
 	p := &Performance{
 		Pool:    m.poolPoint(time.Now()),
 		History: m.History(),
-		Links: map[string]string{
-			"health":       "/health/db",
-			"slow_queries": "/db-monitor/slow-queries",
-		},
-	}
-	if m.src.Cache != nil {
-		// Only linked when there is a cache: the route exists then.
-		p.Links["cache"] = "/db-monitor/cache"
 	}
 	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		return tx.QueryRow(ctx, `SELECT current_database(), pg_database_size(current_database())`).Scan(&p.Database, &p.SizeBytes)

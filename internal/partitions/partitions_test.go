@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/internal/dbfixture"
 	"github.com/replyrocket/replyrocket/internal/pgtest"
 )
 
@@ -20,29 +21,14 @@ func setup(t *testing.T) (*db.PgStore, *pgxpool.Pool, db.Campaign) {
 	t.Helper()
 	pool := pgtest.NewPool(t)
 	s := db.NewStore(pool, 5*time.Second)
-	ctx := context.Background()
-	u, err := s.CreateUser(ctx, db.CreateUserParams{Email: "p@example.com", Name: "P"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.CreateCampaign(ctx, db.CreateCampaignParams{UserID: u.ID, Name: "C", Status: "active"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, pool, c
+	return s, pool, dbfixture.Campaign(t, s, db.CreateCampaignParams{})
 }
 
 func month(y int, m time.Month) time.Time { return time.Date(y, m, 1, 0, 0, 0, 0, time.UTC) }
 
 func insertAt(t *testing.T, s db.Store, campaign uuid.UUID, n int, at time.Time) {
 	t.Helper()
-	emails := make([]db.NewEmail, n)
-	for i := range emails {
-		emails[i] = db.NewEmail{Recipient: "r@example.com", Subject: "s", Body: "b"}
-	}
-	if _, err := s.InsertEmails(context.Background(), db.EmailRows(campaign, emails, at)); err != nil {
-		t.Fatal(err)
-	}
+	dbfixture.Emails(t, s, campaign, n, at)
 }
 
 func names(rep Report) []string {

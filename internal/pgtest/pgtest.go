@@ -14,11 +14,15 @@ package pgtest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/url"
 	"os"
+	"sort"
 	"testing"
 	"time"
 
@@ -28,6 +32,7 @@ import (
 	"github.com/replyrocket/replyrocket/internal/migrate"
 	"github.com/replyrocket/replyrocket/internal/pglocal"
 	"github.com/replyrocket/replyrocket/internal/pgxtypes"
+	"github.com/replyrocket/replyrocket/schema"
 )
 
 // DefaultImage is the container image used when REPLYROCKET_PG_IMAGE is unset.
@@ -42,7 +47,6 @@ func Strict() bool { return os.Getenv("REPLYROCKET_TEST_STRICT") == "1" }
 var harness struct {
 	serverURL string // an admin connection URL, database "postgres"
 	template  string
-	source    string
 	skip      string // why there is no server
 	admin     *pgxpool.Pool
 }
@@ -64,12 +68,12 @@ func run(m *testing.M) int {
 		return m.Run()
 	}
 	defer stop()
-	harness.serverURL, harness.source = serverURL, source
+	harness.serverURL = serverURL
 	if err := prepareTemplate(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "pgtest: prepare template database on %s: %v\n", source, err)
 		return 1
 	}
-	defer dropTemplate(ctx)
+	defer closeAdmin()
 	return m.Run()
 }
 
@@ -119,17 +123,83 @@ func startLocal(ctx context.Context) (serverURL, source string, stop func(), err
 	}, nil
 }
 
+// templateSetup versions what prepareTemplate does besides the migrations
+// (the extensions): changing it must change the template's name too.
+const templateSetup = "extensions: pg_stat_statements, hypopg (optional); v1"
+
+// TemplateName names the migrated template after a hash of the migrations
+// (names and contents) and of templateSetup: a server that keeps its
+// databases (TEST_DATABASE_URL) reuses a template as long as the schema is
+// the same, and a changed migration gets a new one, never a stale one.
+func TemplateName(migrations fs.FS) (string, error) {
+	files, err := fs.Glob(migrations, "*.sql")
+	if err != nil {
+		return "", err
+	}
+	sort.Strings(files)
+	h := sha256.New()
+	io.WriteString(h, templateSetup)
+	for _, f := range files {
+		b, err := fs.ReadFile(migrations, f)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "\x00%s\x00%d\x00", f, len(b))
+		h.Write(b)
+	}
+	return "replyrocket_tmpl_" + hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
 func prepareTemplate(ctx context.Context) error {
 	admin, err := pgxpool.New(ctx, harness.serverURL)
 	if err != nil {
 		return err
 	}
 	harness.admin = admin
-	harness.template = "replyrocket_tmpl_" + randomSuffix()
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{harness.template}.Sanitize()); err != nil {
+	name, err := TemplateName(schema.FS)
+	if err != nil {
+		return fmt.Errorf("hash the migrations: %w", err)
+	}
+	harness.template = name
+	// Test packages run in parallel and may share a server: one builds the
+	// template while the others wait, then all reuse it.
+	conn, err := admin.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtext($1))", name); err != nil {
+		return fmt.Errorf("lock the template: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(hashtext($1))", name) //nolint:errcheck // the session ends anyway
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return err
+	}
+	if exists {
+		return nil
+	}
+	// Built under another name and renamed when complete, so a run killed
+	// halfway never leaves a template that looks ready.
+	building := name + "_building"
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{building}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{building}.Sanitize()); err != nil {
 		return fmt.Errorf("create template: %w", err)
 	}
-	tmplURL, err := databaseURL(harness.template)
+	if err := setUpTemplate(ctx, building); err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{building}.Sanitize()+" RENAME TO "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return fmt.Errorf("publish template: %w", err)
+	}
+	return nil
+}
+
+// setUpTemplate migrates the database db and creates the extensions.
+func setUpTemplate(ctx context.Context, db string) error {
+	tmplURL, err := databaseURL(db)
 	if err != nil {
 		return err
 	}
@@ -150,12 +220,13 @@ func prepareTemplate(ctx context.Context) error {
 	return nil
 }
 
-func dropTemplate(ctx context.Context) {
-	if harness.admin == nil {
-		return
+// closeAdmin closes the admin pool. The template stays: on a throwaway
+// server it goes with the server; on a kept one (TEST_DATABASE_URL) the
+// next run with the same migrations reuses it.
+func closeAdmin() {
+	if harness.admin != nil {
+		harness.admin.Close()
 	}
-	_, _ = harness.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{harness.template}.Sanitize()+" WITH (FORCE)")
-	harness.admin.Close()
 }
 
 func databaseURL(name string) (string, error) {
@@ -172,9 +243,6 @@ func randomSuffix() string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
-
-// Source says where the server came from (for logs).
-func Source() string { return harness.source }
 
 // ServerURL is an admin URL of the package's server (database "postgres"),
 // for tests that create databases of their own.
@@ -213,7 +281,10 @@ func createDatabase(t testing.TB, template string) string {
 	name := "t_" + randomSuffix()
 	stmt := "CREATE DATABASE " + pgx.Identifier{name}.Sanitize()
 	if template != "" {
-		stmt += " TEMPLATE " + pgx.Identifier{template}.Sanitize()
+		// FILE_COPY copies the template's files and checkpoints instead of
+		// writing every page to the WAL (15's default, WAL_LOG): far
+		// cheaper for a small template cloned once per test.
+		stmt += " TEMPLATE " + pgx.Identifier{template}.Sanitize() + " STRATEGY FILE_COPY"
 	}
 	if _, err := harness.admin.Exec(ctx, stmt); err != nil {
 		t.Fatalf("pgtest: create database from template: %v", err)

@@ -13,7 +13,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/internal/sqlcname"
 )
 
 // Unnamed is the name under which SQL that did not come from sqlc is counted,
@@ -136,7 +136,7 @@ func (t *Tracer) entry(name string) *entry {
 }
 
 func nameOf(sql string) string {
-	if n := db.QueryName(sql); n != "" {
+	if n := sqlcname.Of(sql); n != "" {
 		return n
 	}
 	return Unnamed

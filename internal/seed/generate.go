@@ -26,7 +26,8 @@ var (
 		"Can I send you a 2-minute video, %s?", "Saw your post about %s", "Worth a chat, %s?",
 	}
 	campaignThemes = []string{"Q%d founders outreach", "Agency partners wave %d", "Webinar follow-up %d", "Churned customers win-back %d", "Series A SaaS leads %d", "Conference attendees %d"}
-	statuses       = []string{"active", "completed", "paused", "draft"}
+	// Every status of the schema's enum, as sqlc generated it.
+	statuses = db.AllCampaignStatusValues()
 )
 
 func personName(r *rand.Rand) string {
@@ -38,7 +39,7 @@ func campaignName(i int) string {
 	return fmt.Sprintf(campaignThemes[i%len(campaignThemes)], i/len(campaignThemes)+1)
 }
 
-func campaignStatus(i int) string { return statuses[i%len(statuses)] }
+func campaignStatus(i int) db.CampaignStatus { return statuses[i%len(statuses)] }
 
 // generator is a pgx.CopyFromSource that makes one campaign's emails as COPY
 // asks for them: no batch is ever held in memory.

@@ -28,6 +28,23 @@ var (
 	ErrTooLong         = errors.New("the SQL is too long")
 )
 
+var reasons = []error{
+	ErrSyntax, ErrNotOneStatement, ErrNotSelect, ErrSelectInto,
+	ErrLocking, ErrModifyingCTE, ErrDeniedFunction, ErrTooLong,
+}
+
+// Reason returns the fixed, client-safe text of the refusal err carries,
+// and false when err is not one of the guard's refusals. Callers show it
+// without knowing the list of reasons.
+func Reason(err error) (string, bool) {
+	for _, r := range reasons {
+		if errors.Is(err, r) {
+			return r.Error(), true
+		}
+	}
+	return "", false
+}
+
 // MaxLength bounds the SQL text accepted, so parsing stays cheap.
 const MaxLength = 100_000
 

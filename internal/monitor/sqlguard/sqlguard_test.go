@@ -2,6 +2,7 @@ package sqlguard
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -104,5 +105,22 @@ func BenchmarkCheck(b *testing.B) {
 		if _, err := Check(sql); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestReason(t *testing.T) {
+	for _, r := range reasons {
+		got, ok := Reason(fmt.Errorf("check: %w", r))
+		if !ok || got != r.Error() {
+			t.Errorf("Reason(wrapped %v) = %q, %v", r, got, ok)
+		}
+	}
+	if got, ok := Reason(errors.New("pg: relation \"secret\" does not exist")); ok {
+		t.Errorf("a foreign error is a reason: %q", got)
+	}
+	// A refused query names its reason through Reason, end to end.
+	_, err := Check("DELETE FROM users")
+	if got, ok := Reason(err); !ok || got != ErrNotSelect.Error() {
+		t.Errorf("Check(DELETE): Reason = %q, %v (err %v)", got, ok, err)
 	}
 }

@@ -7,6 +7,15 @@
   const base = new URL(".", location.href);
   let selectedTable = "";
 
+  // `replyrocket dev` prints the dashboard URL as /db-monitor/#key=<admin
+  // key>: a fragment never reaches the server or its logs. Keep the key and
+  // drop the fragment from the address bar and history.
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get("key");
+  if (fromHash) {
+    localStorage.setItem(KEY, fromHash);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+
   function status(text, cls) {
     const s = $("status");
     s.textContent = text;

@@ -25,14 +25,14 @@ func (e env) openDB(ctx context.Context) (*pgxpool.Pool, db.Store, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if cfg.Pool.URL == "" {
+	if cfg.DB.URL == "" {
 		return nil, nil, fmt.Errorf("DATABASE_URL is not set")
 	}
-	pool, err := db.NewPool(ctx, cfg.Pool, nil)
+	pool, err := db.NewPool(ctx, cfg.DB.Pool(), nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	return pool, db.NewStore(pool, cfg.Pool.Timeout), nil
+	return pool, db.NewStore(pool, cfg.DB.Pool().Timeout), nil
 }
 
 func (e env) partitions(ctx context.Context, args []string) error {

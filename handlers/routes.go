@@ -1,0 +1,193 @@
+package handlers
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/replyrocket/replyrocket/internal/monitor"
+	"github.com/replyrocket/replyrocket/internal/monitor/dashboard"
+	"github.com/replyrocket/replyrocket/internal/ratelimit"
+)
+
+// The route table is the one description of the HTTP API: New registers
+// every route of it on Echo, and the OpenAPI document is reflected from the
+// same entries (their parameter, body and response types), so a route or a
+// field cannot reach one without the other.
+//
+// Adding a route: append a route to routeTable with its handler, auth,
+// parameter struct (path:"…"/query:"…" tags), body type, response type and
+// the error statuses it can answer besides its auth's; validation rules go
+// on the types as tags (minLength, maxLength, minimum, maximum, enum, …),
+// which the handlers read through rules.go. A response header the
+// document should name is added in addOperation (openapi.go), the way the
+// redirect's Location is.
+
+// authKind says which key a route needs.
+type authKind int
+
+const (
+	authNone  authKind = iota
+	authUser           // a user's API key
+	authAdmin          // ADMIN_API_KEY
+)
+
+// route is one operation: how Echo serves it and how the document says so.
+type route struct {
+	method string
+	// path is in OpenAPI form (/campaigns/{id}); Echo's form is derived.
+	path    string
+	summary string
+	tag     string
+	auth    authKind
+	handler echo.HandlerFunc
+	// mw runs before authentication (the bulk route's larger body limit).
+	mw []echo.MiddlewareFunc
+	// params is a struct whose path:"…" and query:"…" fields are the
+	// operation's parameters; nil for none.
+	params any
+	// body is the JSON request body's type; nil for none.
+	body         any
+	bodyNote     string
+	bodyOptional bool
+	ok           int
+	// out is the response body's type; nil for none. outType is its media
+	// type when it is not JSON (then out is ignored and the body a string).
+	out     any
+	outType string
+	// errors are the statuses, besides those of auth and 500, answered
+	// with a problem.
+	errors []int
+	// redirects: the path without its trailing slash answers 301 to the
+	// path with it, where the 200 is served (OpenAPI paths take no
+	// trailing slash; the page needs one for its relative links).
+	redirects bool
+	// errorsAs are error statuses answered with a JSON type instead of a
+	// problem (the health check keeps one shape for up and down).
+	errorsAs map[int]any
+}
+
+// idempotent reports whether the route takes an Idempotency-Key: every POST
+// of the API (not the monitor's, which write nothing a retry could repeat).
+func (r route) idempotent() bool {
+	return r.method == http.MethodPost && strings.HasPrefix(r.path, "/api/v1/")
+}
+
+// echoPath turns /campaigns/{id} into Echo's /campaigns/:id.
+func (r route) echoPath() string {
+	return strings.NewReplacer("{", ":", "}", "").Replace(r.path)
+}
+
+// Parameter structs, shared by the routes that take them.
+type (
+	idParam struct {
+		ID string `path:"id" format:"uuid" description:"A UUID."`
+	}
+	pageParams struct {
+		Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"20" description:"Page size."`
+		Cursor string `query:"cursor" description:"Opaque cursor: the next_cursor of the previous page."`
+	}
+	campaignListParams struct {
+		pageParams
+		Include string `query:"include" enum:"stats" description:"stats: each campaign gains its figures (one statement per page, cached)."`
+	}
+	idPageParams struct {
+		idParam
+		pageParams
+	}
+	dailyStatsParams struct {
+		idParam
+		Days int `query:"days" minimum:"1" maximum:"366" default:"30" description:"How many UTC days, today included."`
+	}
+	tableParam struct {
+		Table string `path:"table_name" description:"A table in the current schema."`
+	}
+	windowParam struct {
+		Window string `query:"window" description:"A duration such as 15m or 1h, at most 168h; unset: since the counters were last reset."`
+	}
+)
+
+// opsHandlers are the operational routes' handlers. They are passed in
+// rather than named in routeTable because the document and its HTML page
+// are built from the table: naming them there would be an initialisation
+// cycle.
+type opsHandlers struct{ health, metrics, openAPI, docs echo.HandlerFunc }
+
+// routeTable lists every route. The handlers' receivers may hold nil
+// dependencies when the table is only read for the document.
+func routeTable(a *API, mon monitorHandlers, ch cacheHandlers, rl rateLimitHandlers, ops opsHandlers) []route {
+	user := func(r route) route { r.auth = authUser; return r }
+	admin := func(r route) route { r.auth = authAdmin; return r }
+	idErrs := []int{400, 404}
+	bodyErrs := []int{400, 413, 415}
+	return []route{
+		user(route{method: "GET", path: "/api/v1/me", summary: "The caller's user", tag: "users", handler: a.getMe, ok: 200, out: userJSON{}}),
+		user(route{method: "GET", path: "/api/v1/me/statistics", summary: "The caller's totals across campaigns", tag: "statistics", handler: a.getMyStatistics, ok: 200, out: statisticsJSON{}}),
+		user(route{method: "GET", path: "/api/v1/campaigns", summary: "List campaigns, newest first (keyset pages); include=stats adds each one's figures", tag: "campaigns", handler: a.listCampaigns, params: campaignListParams{}, ok: 200, out: page[campaignJSON]{}, errors: []int{400}}),
+		user(route{method: "POST", path: "/api/v1/campaigns", summary: "Create a campaign, optionally with its first emails, in one transaction", tag: "campaigns", handler: a.createCampaign, body: createCampaignInput{}, bodyNote: "At most 1 MiB and 10 000 emails.", ok: 201, out: campaignJSON{}, errors: bodyErrs}),
+		user(route{method: "GET", path: "/api/v1/campaigns/{id}", summary: "Get a campaign", tag: "campaigns", handler: a.getCampaign, params: idParam{}, ok: 200, out: campaignJSON{}, errors: idErrs}),
+		user(route{method: "PATCH", path: "/api/v1/campaigns/{id}", summary: "Rename a campaign and/or change its status", tag: "campaigns", handler: a.updateCampaign, params: idParam{}, body: updateCampaignInput{}, ok: 200, out: campaignJSON{}, errors: []int{400, 404, 413, 415}}),
+		user(route{method: "DELETE", path: "/api/v1/campaigns/{id}", summary: "Delete a campaign and its emails", tag: "campaigns", handler: a.deleteCampaign, params: idParam{}, ok: 204, errors: idErrs}),
+		user(route{method: "GET", path: "/api/v1/campaigns/{id}/summary", summary: "Totals and rates of a campaign", tag: "statistics", handler: a.getCampaignSummary, params: idParam{}, ok: 200, out: summaryJSON{}, errors: idErrs}),
+		user(route{method: "GET", path: "/api/v1/campaigns/{id}/daily-stats", summary: "Emails created per UTC day; days without emails count 0", tag: "statistics", handler: a.getCampaignDailyStats, params: dailyStatsParams{}, ok: 200, out: []dayCountJSON{}, errors: idErrs}),
+		user(route{method: "GET", path: "/api/v1/campaigns/{id}/emails", summary: "List a campaign's emails, oldest first (keyset pages; bodies left out)", tag: "emails", handler: a.listCampaignEmails, params: idPageParams{}, ok: 200, out: page[emailJSON]{}, errors: idErrs}),
+		user(route{method: "POST", path: "/api/v1/campaigns/{id}/emails", summary: "Add emails to a campaign in bulk (COPY)", tag: "emails", handler: a.bulkInsertEmails, mw: []echo.MiddlewareFunc{middleware.BodyLimit(BulkBodyLimit)}, params: idParam{}, body: bulkEmailsInput{}, bodyNote: "This route accepts bodies up to 16 MiB (others: 1 MiB) and 1 to 10 000 emails.", ok: 201, out: insertedJSON{}, errors: []int{400, 404, 413, 415}}),
+		user(route{method: "GET", path: "/api/v1/emails/{id}", summary: "Get an email with its body", tag: "emails", handler: a.getEmail, params: idParam{}, ok: 200, out: emailJSON{}, errors: idErrs}),
+		user(route{method: "POST", path: "/api/v1/emails/{id}/opened", summary: "Record an open (idempotent: the first stamps opened_at)", tag: "emails", handler: a.markOpened, params: idParam{}, ok: 200, out: emailJSON{}, errors: idErrs}),
+		user(route{method: "POST", path: "/api/v1/emails/{id}/replied", summary: "Record a reply (idempotent: the first stamps replied_at)", tag: "emails", handler: a.markReplied, params: idParam{}, ok: 200, out: emailJSON{}, errors: idErrs}),
+
+		admin(route{method: "POST", path: "/api/v1/users", summary: "Create a user and its first API key (shown once)", tag: "admin", handler: a.createUser, body: createUserInput{}, ok: 201, out: createdUserJSON{}, errors: []int{400, 409, 413, 415}}),
+		admin(route{method: "POST", path: "/api/v1/users/{id}/keys", summary: "Mint another API key for a user (shown once)", tag: "admin", handler: a.createKey, params: idParam{}, body: createKeyInput{}, bodyOptional: true, bodyNote: "Optional; the name defaults to \"default\".", ok: 201, out: apiKeyJSON{}, errors: []int{400, 404, 413, 415}}),
+		admin(route{method: "PATCH", path: "/api/v1/keys/{id}", summary: "Set a key's own rate limit (cost units per minute), or null for the server default", tag: "admin", handler: a.updateKey, params: idParam{}, body: updateKeyInput{}, ok: 200, out: apiKeyJSON{}, errors: []int{400, 404, 413, 415}}),
+		admin(route{method: "DELETE", path: "/api/v1/keys/{id}", summary: "Revoke an API key (idempotent)", tag: "admin", handler: a.revokeKey, params: idParam{}, ok: 204, errors: idErrs}),
+
+		{method: "GET", path: "/health/db", summary: "Database health: 200 (ok, or degraded when a read replica is out of rotation), or 503 with the same shape when the primary does not answer within 1 s", tag: "operations", handler: ops.health, ok: 200, out: healthJSON{}, errorsAs: map[int]any{503: healthJSON{}}},
+		{method: "GET", path: "/metrics", summary: "Prometheus metrics", tag: "operations", handler: ops.metrics, ok: 200, outType: "text/plain"},
+		{method: "GET", path: "/openapi.json", summary: "This document", tag: "operations", handler: ops.openAPI, ok: 200, out: anyJSON{}},
+		{method: "GET", path: "/docs", summary: "This document as a browsable page", tag: "operations", handler: ops.docs, ok: 200, outType: "text/html"},
+
+		{method: "GET", path: "/db-monitor", summary: "Database monitor dashboard (HTML; no key needed for the page, which asks for the admin key and calls the routes below with it). Served at /db-monitor/; /db-monitor redirects there", tag: "monitor", handler: redirectToDashboard, ok: 200, outType: "text/html", redirects: true, errors: []int{404}},
+		admin(route{method: "GET", path: "/db-monitor/performance", summary: "Health checks of the database, each ok or warning with advice", tag: "monitor", handler: mon.performance, ok: 200, out: anyJSON{}}),
+		admin(route{method: "GET", path: "/db-monitor/slow-queries", summary: "Top statements (pg_stat_statements) and per-sqlc-query latency", tag: "monitor", handler: mon.slowQueries, params: windowParam{}, ok: 200, out: anyJSON{}, errors: []int{400}}),
+		admin(route{method: "POST", path: "/db-monitor/analyze-query", summary: "EXPLAIN one read-only SELECT with plain-words recommendations", tag: "monitor", handler: mon.analyzeQuery, body: monitor.AnalyzeRequest{}, ok: 200, out: anyJSON{}, errors: bodyErrs}),
+		admin(route{method: "POST", path: "/db-monitor/optimize-query", summary: "Index suggestions verified with hypopg (or a labelled heuristic)", tag: "monitor", handler: mon.optimizeQuery, body: monitor.OptimizeRequest{}, ok: 200, out: anyJSON{}, errors: bodyErrs}),
+		admin(route{method: "GET", path: "/db-monitor/table-stats/{table_name}", summary: "Sizes, scans, vacuum state and indexes of a table (and its partitions)", tag: "monitor", handler: mon.tableStats, params: tableParam{}, ok: 200, out: anyJSON{}, errors: idErrs}),
+		admin(route{method: "GET", path: "/db-monitor/rate-limits", summary: "Rate limiter backend, Redis errors, and refused requests in total and for the most limited keys", tag: "monitor", handler: rl.stats, ok: 200, out: ratelimit.Stats{}}),
+		admin(route{method: "GET", path: "/db-monitor/cache", summary: "Cache hit rates, entries, bytes, invalidations and Redis state", tag: "cache", handler: ch.stats, ok: 200, out: anyJSON{}}),
+		admin(route{method: "DELETE", path: "/db-monitor/cache", summary: "Clear this application's cache entries", tag: "cache", handler: ch.clear, ok: 200, out: clearedJSON{}}),
+		admin(route{method: "POST", path: "/db-monitor/cache/invalidate", summary: "Invalidate every cached query that read a table", tag: "cache", handler: ch.invalidate, body: invalidateJSON{}, ok: 200, out: invalidateJSON{}, errors: bodyErrs}),
+	}
+}
+
+// isMonitorRoute, isCacheRoute and isRateLimitRoute pick the routes served
+// only when the monitor, the cache or the rate limiter is wired in.
+func isMonitorRoute(r route) bool {
+	return strings.HasPrefix(r.path, "/db-monitor") && !isCacheRoute(r) && !isRateLimitRoute(r)
+}
+
+func isCacheRoute(r route) bool { return strings.HasPrefix(r.path, "/db-monitor/cache") }
+
+func isRateLimitRoute(r route) bool { return r.path == "/db-monitor/rate-limits" }
+
+// dashboardPath is where the dashboard page is served: its script finds
+// the JSON endpoints relative to it, so it needs the trailing slash. The
+// documented /db-monitor redirects here.
+const dashboardPath = "/db-monitor/"
+
+func redirectToDashboard(c echo.Context) error {
+	return c.Redirect(http.StatusMovedPermanently, dashboardPath)
+}
+
+// serveDashboard is the page at dashboardPath, outside the admin check: a
+// browser navigating to it cannot send the Authorization header, and the
+// page holds no data — its script reads the admin-only endpoints with the
+// key the user enters.
+var serveDashboard = dashboard.Handler()
+
+// anyJSON stands for the monitor's and the cache's figures, described in
+// the README rather than field by field.
+type anyJSON struct {
+	_ struct{} `additionalProperties:"true" description:"Described in the monitor and cache documentation."`
+}
