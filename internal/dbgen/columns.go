@@ -118,15 +118,7 @@ func cascadesTo(t string, written []string, schema *Schema) bool {
 }
 
 func readSlots(tree any, tables Tables, schema *Schema) []string {
-	ctes := map[string]bool{}
-	walk(tree, func(key string, v map[string]any) bool {
-		if key == "CommonTableExpr" {
-			if n, ok := v["ctename"].(string); ok {
-				ctes[n] = true
-			}
-		}
-		return true
-	})
+	ctes := cteNames(tree)
 	// How queries refer to each read table: its alias, or its name.
 	refs := map[string]map[string]bool{}
 	addRef := func(ref, t string) {

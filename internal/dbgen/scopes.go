@@ -532,6 +532,8 @@ func allUsable(vals []valueRef, sqlType string, usable usableFunc) bool {
 	return true
 }
 
+// cteNames are the names the statement's CTEs define: a relation of that
+// name (unqualified) is the CTE, not a table.
 func cteNames(tree any) map[string]bool {
 	ctes := map[string]bool{}
 	walk(tree, func(key string, v map[string]any) bool {

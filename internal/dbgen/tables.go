@@ -146,15 +146,7 @@ func Analyze(sql string, schema *Schema) (Tables, error) {
 	if err != nil {
 		return Tables{}, err
 	}
-	ctes := map[string]bool{}
-	walk(tree, func(key string, v map[string]any) bool {
-		if key == "CommonTableExpr" {
-			if n, ok := v["ctename"].(string); ok {
-				ctes[n] = true
-			}
-		}
-		return true
-	})
+	ctes := cteNames(tree)
 	reads, writes := map[string]bool{}, map[string]bool{}
 	name := func(rel map[string]any) (string, bool) {
 		ns, _ := rel["schemaname"].(string)
