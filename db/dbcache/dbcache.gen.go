@@ -264,9 +264,16 @@ func (t *txQuerier) EnsureEmailPartitions(ctx context.Context, arg db.EnsureEmai
 func (s *Store) GetAPIKeyByHash(ctx context.Context, arg []byte) (db.GetAPIKeyByHashRow, error) {
 	var buf [128]byte
 	key := keyGetAPIKeyByHash(append(buf[:0], s.q.GetAPIKeyByHash.Prefix()...), arg)
-	return cache.Read(ctx, s.q.GetAPIKeyByHash, key, &codecGetAPIKeyByHashRow, func(ctx context.Context) (db.GetAPIKeyByHashRow, error) { return s.inner.GetAPIKeyByHash(ctx, arg) }, func(d *cache.Deps) {
-		d.Add(0, arg)
-	})
+	return cache.ReadWith(ctx, s.q.GetAPIKeyByHash, key, &codecGetAPIKeyByHashRow, call[[]byte]{q: s.inner, arg: arg}, loadGetAPIKeyByHash, depsGetAPIKeyByHash)
+}
+
+func loadGetAPIKeyByHash(ctx context.Context, c call[[]byte]) (db.GetAPIKeyByHashRow, error) {
+	return c.q.GetAPIKeyByHash(ctx, c.arg)
+}
+
+func depsGetAPIKeyByHash(d *cache.Deps, c call[[]byte]) {
+	arg := c.arg
+	d.Add(0, arg)
 }
 
 func (t *txQuerier) GetAPIKeyByHash(ctx context.Context, arg []byte) (db.GetAPIKeyByHashRow, error) {
@@ -283,9 +290,16 @@ func keyGetAPIKeyByHash(b []byte, arg []byte) []byte {
 func (s *Store) GetCampaign(ctx context.Context, arg db.GetCampaignParams) (db.Campaign, error) {
 	var buf [128]byte
 	key := keyGetCampaign(append(buf[:0], s.q.GetCampaign.Prefix()...), arg)
-	return cache.Read(ctx, s.q.GetCampaign, key, &codecCampaign, func(ctx context.Context) (db.Campaign, error) { return s.inner.GetCampaign(ctx, arg) }, func(d *cache.Deps) {
-		d.Add(0, arg.ID[:])
-	})
+	return cache.ReadWith(ctx, s.q.GetCampaign, key, &codecCampaign, call[db.GetCampaignParams]{q: s.inner, arg: arg}, loadGetCampaign, depsGetCampaign)
+}
+
+func loadGetCampaign(ctx context.Context, c call[db.GetCampaignParams]) (db.Campaign, error) {
+	return c.q.GetCampaign(ctx, c.arg)
+}
+
+func depsGetCampaign(d *cache.Deps, c call[db.GetCampaignParams]) {
+	arg := c.arg
+	d.Add(0, arg.ID[:])
 }
 
 func (t *txQuerier) GetCampaign(ctx context.Context, arg db.GetCampaignParams) (db.Campaign, error) {
@@ -303,11 +317,16 @@ func keyGetCampaign(b []byte, arg db.GetCampaignParams) []byte {
 func (s *Store) GetCampaignDailyCounts(ctx context.Context, arg db.GetCampaignDailyCountsParams) ([]db.GetCampaignDailyCountsRow, error) {
 	var buf [128]byte
 	key := keyGetCampaignDailyCounts(append(buf[:0], s.q.GetCampaignDailyCounts.Prefix()...), arg)
-	return cache.Read(ctx, s.q.GetCampaignDailyCounts, key, &codecGetCampaignDailyCountsRowSlice, func(ctx context.Context) ([]db.GetCampaignDailyCountsRow, error) {
-		return s.inner.GetCampaignDailyCounts(ctx, arg)
-	}, func(d *cache.Deps) {
-		d.Add(0, arg.CampaignID[:])
-	})
+	return cache.ReadWith(ctx, s.q.GetCampaignDailyCounts, key, &codecGetCampaignDailyCountsRowSlice, call[db.GetCampaignDailyCountsParams]{q: s.inner, arg: arg}, loadGetCampaignDailyCounts, depsGetCampaignDailyCounts)
+}
+
+func loadGetCampaignDailyCounts(ctx context.Context, c call[db.GetCampaignDailyCountsParams]) ([]db.GetCampaignDailyCountsRow, error) {
+	return c.q.GetCampaignDailyCounts(ctx, c.arg)
+}
+
+func depsGetCampaignDailyCounts(d *cache.Deps, c call[db.GetCampaignDailyCountsParams]) {
+	arg := c.arg
+	d.Add(0, arg.CampaignID[:])
 }
 
 func (t *txQuerier) GetCampaignDailyCounts(ctx context.Context, arg db.GetCampaignDailyCountsParams) ([]db.GetCampaignDailyCountsRow, error) {
@@ -326,12 +345,17 @@ func keyGetCampaignDailyCounts(b []byte, arg db.GetCampaignDailyCountsParams) []
 func (s *Store) GetCampaignSummary(ctx context.Context, arg db.GetCampaignSummaryParams) (db.GetCampaignSummaryRow, error) {
 	var buf [128]byte
 	key := keyGetCampaignSummary(append(buf[:0], s.q.GetCampaignSummary.Prefix()...), arg)
-	return cache.Read(ctx, s.q.GetCampaignSummary, key, &codecGetCampaignSummaryRow, func(ctx context.Context) (db.GetCampaignSummaryRow, error) {
-		return s.inner.GetCampaignSummary(ctx, arg)
-	}, func(d *cache.Deps) {
-		d.Add(0, arg.CampaignID[:])
-		d.Add(1, arg.CampaignID[:])
-	})
+	return cache.ReadWith(ctx, s.q.GetCampaignSummary, key, &codecGetCampaignSummaryRow, call[db.GetCampaignSummaryParams]{q: s.inner, arg: arg}, loadGetCampaignSummary, depsGetCampaignSummary)
+}
+
+func loadGetCampaignSummary(ctx context.Context, c call[db.GetCampaignSummaryParams]) (db.GetCampaignSummaryRow, error) {
+	return c.q.GetCampaignSummary(ctx, c.arg)
+}
+
+func depsGetCampaignSummary(d *cache.Deps, c call[db.GetCampaignSummaryParams]) {
+	arg := c.arg
+	d.Add(0, arg.CampaignID[:])
+	d.Add(1, arg.CampaignID[:])
 }
 
 func (t *txQuerier) GetCampaignSummary(ctx context.Context, arg db.GetCampaignSummaryParams) (db.GetCampaignSummaryRow, error) {
@@ -349,10 +373,17 @@ func keyGetCampaignSummary(b []byte, arg db.GetCampaignSummaryParams) []byte {
 func (s *Store) GetEmail(ctx context.Context, arg db.GetEmailParams) (db.Email, error) {
 	var buf [128]byte
 	key := keyGetEmail(append(buf[:0], s.q.GetEmail.Prefix()...), arg)
-	return cache.Read(ctx, s.q.GetEmail, key, &codecEmail, func(ctx context.Context) (db.Email, error) { return s.inner.GetEmail(ctx, arg) }, func(d *cache.Deps) {
-		d.Add(0, arg.UserID[:])
-		d.Add(1, arg.ID[:])
-	})
+	return cache.ReadWith(ctx, s.q.GetEmail, key, &codecEmail, call[db.GetEmailParams]{q: s.inner, arg: arg}, loadGetEmail, depsGetEmail)
+}
+
+func loadGetEmail(ctx context.Context, c call[db.GetEmailParams]) (db.Email, error) {
+	return c.q.GetEmail(ctx, c.arg)
+}
+
+func depsGetEmail(d *cache.Deps, c call[db.GetEmailParams]) {
+	arg := c.arg
+	d.Add(0, arg.UserID[:])
+	d.Add(1, arg.ID[:])
 }
 
 func (t *txQuerier) GetEmail(ctx context.Context, arg db.GetEmailParams) (db.Email, error) {
@@ -379,9 +410,16 @@ func (t *txQuerier) GetIdempotencyKey(ctx context.Context, arg db.GetIdempotency
 func (s *Store) GetUser(ctx context.Context, arg uuid.UUID) (db.User, error) {
 	var buf [128]byte
 	key := keyGetUser(append(buf[:0], s.q.GetUser.Prefix()...), arg)
-	return cache.Read(ctx, s.q.GetUser, key, &codecUser, func(ctx context.Context) (db.User, error) { return s.inner.GetUser(ctx, arg) }, func(d *cache.Deps) {
-		d.Add(0, arg[:])
-	})
+	return cache.ReadWith(ctx, s.q.GetUser, key, &codecUser, call[uuid.UUID]{q: s.inner, arg: arg}, loadGetUser, depsGetUser)
+}
+
+func loadGetUser(ctx context.Context, c call[uuid.UUID]) (db.User, error) {
+	return c.q.GetUser(ctx, c.arg)
+}
+
+func depsGetUser(d *cache.Deps, c call[uuid.UUID]) {
+	arg := c.arg
+	d.Add(0, arg[:])
 }
 
 func (t *txQuerier) GetUser(ctx context.Context, arg uuid.UUID) (db.User, error) {
@@ -407,10 +445,17 @@ func (t *txQuerier) GetUserByEmail(ctx context.Context, arg string) (db.User, er
 func (s *Store) GetUserStatistics(ctx context.Context, arg uuid.UUID) (db.GetUserStatisticsRow, error) {
 	var buf [128]byte
 	key := keyGetUserStatistics(append(buf[:0], s.q.GetUserStatistics.Prefix()...), arg)
-	return cache.Read(ctx, s.q.GetUserStatistics, key, &codecGetUserStatisticsRow, func(ctx context.Context) (db.GetUserStatisticsRow, error) { return s.inner.GetUserStatistics(ctx, arg) }, func(d *cache.Deps) {
-		d.Add(0, arg[:])
-		d.Add(1, arg[:])
-	})
+	return cache.ReadWith(ctx, s.q.GetUserStatistics, key, &codecGetUserStatisticsRow, call[uuid.UUID]{q: s.inner, arg: arg}, loadGetUserStatistics, depsGetUserStatistics)
+}
+
+func loadGetUserStatistics(ctx context.Context, c call[uuid.UUID]) (db.GetUserStatisticsRow, error) {
+	return c.q.GetUserStatistics(ctx, c.arg)
+}
+
+func depsGetUserStatistics(d *cache.Deps, c call[uuid.UUID]) {
+	arg := c.arg
+	d.Add(0, arg[:])
+	d.Add(1, arg[:])
 }
 
 func (t *txQuerier) GetUserStatistics(ctx context.Context, arg uuid.UUID) (db.GetUserStatisticsRow, error) {
@@ -488,12 +533,17 @@ func (t *txQuerier) ListCampaigns(ctx context.Context, arg db.ListCampaignsParam
 func (s *Store) ListCampaignsWithStats(ctx context.Context, arg db.ListCampaignsWithStatsParams) ([]db.ListCampaignsWithStatsRow, error) {
 	var buf [128]byte
 	key := keyListCampaignsWithStats(append(buf[:0], s.q.ListCampaignsWithStats.Prefix()...), arg)
-	return cache.Read(ctx, s.q.ListCampaignsWithStats, key, &codecListCampaignsWithStatsRowSlice, func(ctx context.Context) ([]db.ListCampaignsWithStatsRow, error) {
-		return s.inner.ListCampaignsWithStats(ctx, arg)
-	}, func(d *cache.Deps) {
-		d.Add(0, arg.UserID[:])
-		d.Add(1, arg.UserID[:])
-	})
+	return cache.ReadWith(ctx, s.q.ListCampaignsWithStats, key, &codecListCampaignsWithStatsRowSlice, call[db.ListCampaignsWithStatsParams]{q: s.inner, arg: arg}, loadListCampaignsWithStats, depsListCampaignsWithStats)
+}
+
+func loadListCampaignsWithStats(ctx context.Context, c call[db.ListCampaignsWithStatsParams]) ([]db.ListCampaignsWithStatsRow, error) {
+	return c.q.ListCampaignsWithStats(ctx, c.arg)
+}
+
+func depsListCampaignsWithStats(d *cache.Deps, c call[db.ListCampaignsWithStatsParams]) {
+	arg := c.arg
+	d.Add(0, arg.UserID[:])
+	d.Add(1, arg.UserID[:])
 }
 
 func (t *txQuerier) ListCampaignsWithStats(ctx context.Context, arg db.ListCampaignsWithStatsParams) ([]db.ListCampaignsWithStatsRow, error) {

@@ -74,6 +74,15 @@ func writer(ctx context.Context) string {
 	return ""
 }
 
+// call is a cached read's arguments as the generated code hands them to
+// cache.ReadWith: the querier a miss loads from and the query's
+// parameters. Passing them as a value rather than capturing them in a
+// closure keeps a hit from allocating.
+type call[P any] struct {
+	q   db.Querier
+	arg P
+}
+
 // trackWrites gives a write a context through which the routed store
 // reports its commit position (zero without replicas).
 func trackWrites(ctx context.Context) (context.Context, *dbroute.Writes) {

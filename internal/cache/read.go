@@ -151,47 +151,94 @@ func (c *Cache) current(v *version) bool {
 // the scope values the arguments pin (nil when the query has none). An L1
 // entry carries the slots it was captured with, so a hit calls neither.
 func Read[T any](ctx context.Context, q *Query, key []byte, codec *Codec[T], load func(context.Context) (T, error), deps func(*Deps)) (T, error) {
+	return ReadWith(ctx, q, key, codec, closures[T]{load, deps}, callLoad[T], callDeps[T])
+}
+
+// closures adapt Read's function values to ReadWith.
+type closures[T any] struct {
+	load func(context.Context) (T, error)
+	deps func(*Deps)
+}
+
+func callLoad[T any](ctx context.Context, c closures[T]) (T, error) { return c.load(ctx) }
+
+func callDeps[T any](d *Deps, c closures[T]) {
+	if c.deps != nil {
+		c.deps(d)
+	}
+}
+
+// ReadWith is Read for generated code: load and deps are plain functions of
+// arg rather than closures over it, so a hit allocates no closure and arg
+// stays on the caller's stack (only a miss, or a stale serve that starts a
+// refresh, builds the closure the shared load needs). deps may be nil.
+func ReadWith[T, A any](ctx context.Context, q *Query, key []byte, codec *Codec[T], arg A, load func(context.Context, A) (T, error), deps func(*Deps, A)) (T, error) {
 	c := q.c
 	if c.cfg.Disabled || !c.healthy.Load() || c.readerMustBypass(ctx) {
 		q.Bypass(ctx)
-		return load(ctx)
+		return load(ctx, arg)
 	}
 	k := string(key)
 	rec := recorderFrom(ctx)
 	now := time.Now().UnixNano()
 	if !c.cfg.L1Disabled {
-		if v, err := c.l1.Get(ctx, k); err == nil {
+		// ristretto itself, not gocache's store: its Get takes the key as an
+		// interface, which costs an allocation per hit.
+		if v, ok := c.rist.Get(k); ok {
 			if e, ok := v.(*entry); ok && now < e.hard && c.current(&e.version) {
 				val, _ := e.val.(T)
-				return serve(ctx, q, tierL1, rec, now, e, k, codec, load, val), nil
+				if now < e.soft {
+					return hit(q, tierL1, rec, codec, val), nil
+				}
+				return serveStale(ctx, q, tierL1, rec, e, k, codec, arg, load, val), nil
 			}
 		}
 		q.stats.miss[tierL1].Add(1)
 	}
-	slots := q.slots(deps)
+	return readMiss(ctx, q, k, codec, arg, load, deps, now, rec)
+}
+
+// readMiss goes on past L1: L2, then the database.
+func readMiss[T, A any](ctx context.Context, q *Query, k string, codec *Codec[T], arg A, load func(context.Context, A) (T, error), deps func(*Deps, A), now int64, rec *Recorder) (T, error) {
+	c := q.c
+	var slots []int32
+	if deps == nil {
+		slots = q.slots(nil)
+	} else {
+		slots = q.slots(func(d *Deps) { deps(d, arg) })
+	}
 	if c.l2 != nil {
 		if e, val, ok := getL2(ctx, q, k, slots, codec, now); ok {
-			return serve(ctx, q, tierL2, rec, now, e, k, codec, load, val), nil
+			if now < e.soft {
+				return hit(q, tierL2, rec, codec, val), nil
+			}
+			return serveStale(ctx, q, tierL2, rec, e, k, codec, arg, load, val), nil
 		}
 		q.stats.miss[tierL2].Add(1)
 	}
 	q.stats.misses.Add(1)
 	rec.record(OutcomeMiss)
-	return loadShared(ctx, q, k, slots, codec, load)
+	return loadShared(ctx, q, k, slots, codec, func(ctx context.Context) (T, error) { return load(ctx, arg) })
 }
 
-// serve returns a valid entry's value, fresh or stale; a stale one starts a
-// background refresh (stale-while-revalidate).
-func serve[T any](ctx context.Context, q *Query, tier int, rec *Recorder, now int64, e *entry, k string, codec *Codec[T], load func(context.Context) (T, error), val T) T {
-	if now < e.soft {
-		q.stats.hit[tier].Add(1)
-		rec.record(OutcomeHit)
-	} else {
-		q.stats.stale[tier].Add(1)
-		rec.record(OutcomeStale)
-		ver := q.c.capture(e.slots)
-		q.c.sf.DoChan(sfKey(k, ver), loader(ctx, q, k, ver, codec, load))
+// hit counts a fresh serve and returns the value (a copy when it shares
+// memory with the cache).
+func hit[T any](q *Query, tier int, rec *Recorder, codec *Codec[T], val T) T {
+	q.stats.hit[tier].Add(1)
+	rec.record(OutcomeHit)
+	if codec.Clone != nil {
+		return codec.Clone(val)
 	}
+	return val
+}
+
+// serveStale serves a valid but stale entry and starts a background
+// refresh (stale-while-revalidate).
+func serveStale[T, A any](ctx context.Context, q *Query, tier int, rec *Recorder, e *entry, k string, codec *Codec[T], arg A, load func(context.Context, A) (T, error), val T) T {
+	q.stats.stale[tier].Add(1)
+	rec.record(OutcomeStale)
+	ver := q.c.capture(e.slots)
+	q.c.sf.DoChan(sfKey(k, ver), loader(ctx, q, k, ver, codec, func(ctx context.Context) (T, error) { return load(ctx, arg) }))
 	if codec.Clone != nil {
 		return codec.Clone(val)
 	}

@@ -390,18 +390,26 @@ func (g *gen) method(m method) error {
 			return fmt.Errorf("%s result: %w", m.Name, err)
 		}
 		keyFn := "key" + m.Name
-		deps, err := g.depsFunc(m)
-		if err != nil {
-			return err
+		argType, callArg, loadCall := "struct{}", "call[struct{}]{q: s.inner}", "c.q."+m.Name+"(ctx)"
+		if m.arg != nil {
+			argType, callArg, loadCall = g.typ(m.arg), "call["+g.typ(m.arg)+"]{q: s.inner, arg: arg}", "c.q."+m.Name+"(ctx, c.arg)"
+		}
+		depsFn := "nil"
+		if len(m.Deps.Scoped) > 0 {
+			depsFn = "deps" + m.Name
 		}
 		g.p("")
 		g.p("// %s is cached for %s; it depends on %s.", m.Name, m.TTL, describeDeps(m.Deps))
 		g.p("func (s *Store) %s(%s) %s {", m.Name, params, res)
 		g.p("var buf [128]byte")
 		g.p("key := %s(append(buf[:0], s.q.%s.Prefix()...)%s)", keyFn, m.Name, argIf(m.arg))
-		g.p("return cache.Read(ctx, s.q.%s, key, &%s, func(ctx context.Context) %s { return s.inner.%s(%s) }, %s)",
-			m.Name, codec, res, m.Name, call, deps)
+		g.p("return cache.ReadWith(ctx, s.q.%s, key, &%s, %s, load%s, %s)", m.Name, codec, callArg, m.Name, depsFn)
 		g.p("}")
+		g.p("")
+		g.p("func load%s(ctx context.Context, c call[%s]) %s { return %s }", m.Name, argType, res, loadCall)
+		if err := g.depsFunc(m, argType); err != nil {
+			return err
+		}
 		g.p("")
 		g.p("func (t *txQuerier) %s(%s) %s {", m.Name, params, res)
 		g.p("t.q.%s.Bypass(ctx)", m.Name)
@@ -474,33 +482,34 @@ func (g *gen) method(m method) error {
 	return nil
 }
 
-// depsFunc is the Go source of the function adding a read's scope values,
-// or nil.
-func (g *gen) depsFunc(m method) (string, error) {
+// depsFunc emits the function adding a read's scope values, when it has
+// any.
+func (g *gen) depsFunc(m method, argType string) error {
 	if len(m.Deps.Scoped) == 0 {
-		return "nil", nil
+		return nil
 	}
-	var b strings.Builder
-	b.WriteString("func(d *cache.Deps) {\n")
+	g.p("")
+	g.p("func deps%s(d *cache.Deps, c call[%s]) {", m.Name, argType)
+	g.p("arg := c.arg")
 	for i, sr := range m.Deps.Scoped {
 		for _, v := range sr.Values {
 			gv, ok := m.resolve(v)
 			if !ok {
-				return "", fmt.Errorf("%s: %s: value %s of scope %s has no Go expression", m.Pos(), m.Name, v, sr.Scope.Name())
+				return fmt.Errorf("%s: %s: value %s of scope %s has no Go expression", m.Pos(), m.Name, v, sr.Scope.Name())
 			}
 			fn, arg, err := hashCall(gv, "Add", "AddString", "AddInt")
 			if err != nil {
-				return "", fmt.Errorf("%s: %s: %w", m.Pos(), m.Name, err)
+				return fmt.Errorf("%s: %s: %w", m.Pos(), m.Name, err)
 			}
 			line := fmt.Sprintf("d.%s(%d, %s)", fn, i, arg)
 			if gv.rangeOver != "" {
 				line = fmt.Sprintf("for _, v := range %s { %s }", gv.rangeOver, line)
 			}
-			b.WriteString(line + "\n")
+			g.p("%s", line)
 		}
 	}
-	b.WriteString("}")
-	return b.String(), nil
+	g.p("}")
+	return nil
 }
 
 // bumpFunc emits the function that collects what a write invalidates.
