@@ -286,8 +286,11 @@ func getL2[T any](ctx context.Context, q *Query, k string, slots []int32, codec 
 	if c.cfg.L1Disabled {
 		return e, val, true
 	}
-	ttl := time.Duration(e.hard - now)
-	_ = c.l1.Set(ctx, k, e, store.WithCost(int64(len(raw))), store.WithExpiration(ttl), store.WithSynchronousSet())
+	// No ristretto TTL here or below: the entry's own soft and hard times
+	// decide, and a TTL made ristretto read the clock on every Get (a
+	// third of a hit's time on this VM). A dead entry stays until the
+	// byte bound evicts it, like any cold one.
+	_ = c.l1.Set(ctx, k, e, store.WithCost(int64(len(raw))), store.WithSynchronousSet())
 	return e, val, true
 }
 
@@ -382,7 +385,7 @@ func storeEntry[T any](ctx context.Context, q *Query, k string, ver version, cod
 	// in the same bytes Redis does. The synchronous set makes a read right
 	// after a miss a hit, instead of racing ristretto's buffers.
 	if !c.cfg.L1Disabled {
-		_ = c.l1.Set(ctx, k, e, store.WithCost(int64(len(payload)+len(k))), store.WithExpiration(life), store.WithSynchronousSet())
+		_ = c.l1.Set(ctx, k, e, store.WithCost(int64(len(payload)+len(k))), store.WithSynchronousSet())
 	}
 	if c.l2 == nil || !c.healthy.Load() {
 		return
