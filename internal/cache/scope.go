@@ -220,35 +220,6 @@ func (b *Bumps) scope(name string) *scopeBumps {
 	return sb
 }
 
-// Merge adds other's invalidations to b (a transaction collects each
-// statement's).
-func (b *Bumps) Merge(other *Bumps) {
-	b.SetLSN(other.lsn)
-	for i := range other.named {
-		b.named[i] = struct{}{}
-	}
-	for si, o := range other.scopes {
-		sb := b.scopes[si]
-		if sb == nil {
-			sb = &scopeBumps{cols: map[string]struct{}{}, values: map[uint64]struct{}{}}
-			b.scopes[si] = sb
-		}
-		for c := range o.cols {
-			sb.cols[c] = struct{}{}
-		}
-		if o.wide || sb.wide {
-			sb.wide, sb.values = true, nil
-			continue
-		}
-		for v := range o.values {
-			sb.values[v] = struct{}{}
-		}
-		if len(sb.values) > MaxScopeValues {
-			sb.wide, sb.values = true, nil
-		}
-	}
-}
-
 // Empty reports whether b invalidates nothing.
 func (b *Bumps) Empty() bool { return len(b.named) == 0 && len(b.scopes) == 0 }
 
