@@ -93,22 +93,29 @@ func isExecutable(p string) bool {
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
+// setUp finds the binaries and the user the server runs as, and prepares
+// the data directory (Start and StartReplica alike).
+func setUp(opts Options) (bin string, cred *syscall.Credential, dataDir string, err error) {
+	if bin, err = BinDir(); err != nil {
+		return "", nil, "", err
+	}
+	if cred, err = serverCredential(); err != nil {
+		return "", nil, "", err
+	}
+	if dataDir, err = filepath.Abs(opts.DataDir); err != nil {
+		return "", nil, "", fmt.Errorf("data dir %s: %w", opts.DataDir, err)
+	}
+	if err := prepareDataDir(dataDir, cred); err != nil {
+		return "", nil, "", err
+	}
+	return bin, cred, dataDir, nil
+}
+
 // Start initialises DataDir when needed, starts the server and waits until
 // it accepts connections. The server dies with this process.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
-	bin, err := BinDir()
+	bin, cred, dataDir, err := setUp(opts)
 	if err != nil {
-		return nil, err
-	}
-	cred, err := serverCredential()
-	if err != nil {
-		return nil, err
-	}
-	dataDir, err := filepath.Abs(opts.DataDir)
-	if err != nil {
-		return nil, fmt.Errorf("data dir %s: %w", opts.DataDir, err)
-	}
-	if err := prepareDataDir(dataDir, cred); err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
@@ -316,19 +323,8 @@ func (c *Cluster) Done() <-chan struct{} { return c.done }
 // writes one). opts.Settings may set recovery_min_apply_delay, to make a
 // replica lag on purpose.
 func StartReplica(ctx context.Context, primaryPort int, opts Options) (*Cluster, error) {
-	bin, err := BinDir()
+	bin, cred, dataDir, err := setUp(opts)
 	if err != nil {
-		return nil, err
-	}
-	cred, err := serverCredential()
-	if err != nil {
-		return nil, err
-	}
-	dataDir, err := filepath.Abs(opts.DataDir)
-	if err != nil {
-		return nil, fmt.Errorf("data dir %s: %w", opts.DataDir, err)
-	}
-	if err := prepareDataDir(dataDir, cred); err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
