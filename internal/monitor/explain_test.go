@@ -82,13 +82,15 @@ func TestAnalyzeQueryCannotChangeData(t *testing.T) {
 		t.Fatal("data changed")
 	}
 	// Nothing is still running on the server: the timeout ended it there,
-	// not only in the client. The backend reports the cancel a moment
-	// after the client saw it, so allow a second for that, far less than
-	// the 60 s the statement would otherwise run.
+	// not only in the client. Only this test's database counts: other
+	// tests of the package run pg_sleep sessions on purpose, in theirs.
+	// The backend reports the cancel a moment after the client saw it, so
+	// allow a second for that, far less than the statement would run.
 	var running int
 	for deadline := time.Now().Add(time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE (query LIKE '%slow_fn%' OR query LIKE '%pg_sleep%') AND pid <> pg_backend_pid() AND state <> 'idle'`).Scan(&running); err != nil {
+			WHERE (query LIKE '%slow_fn%' OR query LIKE '%pg_sleep%') AND pid <> pg_backend_pid() AND state <> 'idle'
+			  AND datname = current_database()`).Scan(&running); err != nil {
 			t.Fatal(err)
 		}
 		if running == 0 || time.Now().After(deadline) {
