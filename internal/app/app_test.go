@@ -26,12 +26,19 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func newApp(t *testing.T, env map[string]string) *App {
 	t.Helper()
 	url := pgtest.NewDatabase(t)
-	cfg, err := config.Load(func(k string) string {
+	return startApp(t, func(k string) string {
 		if k == "DATABASE_URL" {
 			return url
 		}
 		return env[k]
 	})
+}
+
+// startApp builds an App from the environment getenv gives, with its
+// partitions ensured, closed when the test ends.
+func startApp(t testing.TB, getenv func(string) string) *App {
+	t.Helper()
+	cfg, err := config.Load(getenv)
 	if err != nil {
 		t.Fatal(err)
 	}

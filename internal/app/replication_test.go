@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,7 +21,6 @@ import (
 
 	"github.com/replyrocket/replyrocket/db/dbroute"
 	"github.com/replyrocket/replyrocket/internal/apikey"
-	"github.com/replyrocket/replyrocket/internal/config"
 	"github.com/replyrocket/replyrocket/internal/pgtest"
 	"github.com/replyrocket/replyrocket/internal/redistest"
 )
@@ -31,7 +29,7 @@ import (
 // replicas come through DATABASE_REPLICA_URLS in env).
 func newAppOn(t testing.TB, primaryURL string, env map[string]string) *App {
 	t.Helper()
-	cfg, err := config.Load(func(k string) string {
+	return startApp(t, func(k string) string {
 		switch k {
 		case "DATABASE_URL":
 			return primaryURL
@@ -44,18 +42,6 @@ func newAppOn(t testing.TB, primaryURL string, env map[string]string) *App {
 		}
 		return env[k]
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Close)
-	if err := a.EnsurePartitions(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return a
 }
 
 func replicaURLs(rep *pgtest.Replication) string {
