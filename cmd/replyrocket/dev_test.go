@@ -203,7 +203,11 @@ func (r *devRun) interrupt(t *testing.T) {
 	}
 }
 
-func TestDevServesTheDemoAndStopsCleanly(t *testing.T) {
+// devSetup builds the binary and makes an empty working directory for
+// dev, which needs the local PostgreSQL binaries (strict mode fails
+// without them, otherwise the test skips).
+func devSetup(t *testing.T) (bin, work string) {
+	t.Helper()
 	if _, err := pglocal.BinDir(); err != nil {
 		if pgtest.Strict() {
 			t.Fatalf("dev needs local PostgreSQL binaries (REPLYROCKET_TEST_STRICT=1): %v", err)
@@ -211,11 +215,16 @@ func TestDevServesTheDemoAndStopsCleanly(t *testing.T) {
 		t.Skipf("no local PostgreSQL binaries: %v", err)
 	}
 	dir := t.TempDir()
-	bin := buildBinary(t, dir)
-	work := filepath.Join(dir, "work")
+	bin = buildBinary(t, dir)
+	work = filepath.Join(dir, "work")
 	if err := os.Mkdir(work, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return bin, work
+}
+
+func TestDevServesTheDemoAndStopsCleanly(t *testing.T) {
+	bin, work := devSetup(t)
 
 	first := startDev(t, bin, work)
 	key, curls := first.parse(t)
@@ -261,18 +270,7 @@ func TestDevServesTheDemoAndStopsCleanly(t *testing.T) {
 // the embedded primary and wires it: /health/db shows it in rotation and the
 // demo reads work; Ctrl-C stops both servers.
 func TestDevWithReplicas(t *testing.T) {
-	if _, err := pglocal.BinDir(); err != nil {
-		if pgtest.Strict() {
-			t.Fatalf("dev needs local PostgreSQL binaries (REPLYROCKET_TEST_STRICT=1): %v", err)
-		}
-		t.Skipf("no local PostgreSQL binaries: %v", err)
-	}
-	dir := t.TempDir()
-	bin := buildBinary(t, dir)
-	work := filepath.Join(dir, "work")
-	if err := os.Mkdir(work, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin, work := devSetup(t)
 	run := startDev(t, bin, work, "--replicas", "1")
 	key, curls := run.parse(t)
 	for _, c := range curls {
