@@ -26,11 +26,12 @@ var (
 	ErrModifyingCTE    = errors.New("data-modifying statements are not allowed, including inside WITH")
 	ErrDeniedFunction  = errors.New("the query calls a function that is not allowed")
 	ErrTooLong         = errors.New("the SQL is too long")
+	ErrNotCanonical    = errors.New("the SQL does not survive a round trip through the parser; write it more plainly")
 )
 
 var reasons = []error{
 	ErrSyntax, ErrNotOneStatement, ErrNotSelect, ErrSelectInto,
-	ErrLocking, ErrModifyingCTE, ErrDeniedFunction, ErrTooLong,
+	ErrLocking, ErrModifyingCTE, ErrDeniedFunction, ErrTooLong, ErrNotCanonical,
 }
 
 // Reason returns the fixed, client-safe text of the refusal err carries,
@@ -91,10 +92,29 @@ type Checked struct {
 }
 
 // Check parses sql and returns it when it is exactly one plain SELECT.
+//
+// The text returned is the deparsed tree, and it is checked again: the
+// deparser does not always print what the parser reads back (it prints
+// "SELECT(A(0!0)$1)" as "SELECT $1::a()", which does not parse), so the
+// statement that runs is accepted only when it is itself a checked SELECT
+// that deparses to the same text.
 func Check(sql string) (*Checked, error) {
 	if len(sql) > MaxLength {
 		return nil, ErrTooLong
 	}
+	first, err := check(sql)
+	if err != nil {
+		return nil, err
+	}
+	again, err := check(first.SQL)
+	if err != nil || again.SQL != first.SQL || again.Params != first.Params {
+		return nil, ErrNotCanonical
+	}
+	return again, nil
+}
+
+// check parses, walks and deparses sql once.
+func check(sql string) (*Checked, error) {
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
 		return nil, ErrSyntax
