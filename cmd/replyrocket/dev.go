@@ -10,17 +10,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/testcontainers/testcontainers-go"
-	"github.com/testcontainers/testcontainers-go/modules/postgres"
 
 	"github.com/replyrocket/replyrocket/internal/apikey"
 	"github.com/replyrocket/replyrocket/internal/app"
+	"github.com/replyrocket/replyrocket/internal/cli"
 	"github.com/replyrocket/replyrocket/internal/config"
-	"github.com/replyrocket/replyrocket/internal/dockercheck"
 	"github.com/replyrocket/replyrocket/internal/migrate"
+	"github.com/replyrocket/replyrocket/internal/pgdocker"
 	"github.com/replyrocket/replyrocket/internal/pglocal"
 	"github.com/replyrocket/replyrocket/internal/seed"
 )
@@ -29,7 +27,6 @@ import (
 const (
 	devDataDir  = ".data"
 	devDatabase = "replyrocket"
-	devImage    = "postgres:16-alpine"
 )
 
 // dev is the newcomer's one command: a database (embedded unless
@@ -42,7 +39,7 @@ func (e env) dev(ctx context.Context, args []string) error {
 		return err
 	}
 	if replicas < 0 || replicas > maxDevReplicas {
-		return fmt.Errorf("%w: --replicas wants 0 to %d, got %d", errUsage, maxDevReplicas, replicas)
+		return fmt.Errorf("%w: --replicas wants 0 to %d, got %d", cli.ErrUsage, maxDevReplicas, replicas)
 	}
 	cfg, err := e.config()
 	if err != nil {
@@ -57,7 +54,7 @@ func (e env) dev(ctx context.Context, args []string) error {
 		defer stop()
 		cfg.DB.URL = url
 	} else if replicas > 0 {
-		return fmt.Errorf("%w: --replicas starts replicas of the embedded database; with DATABASE_URL set, list yours in DATABASE_REPLICA_URLS", errUsage)
+		return fmt.Errorf("%w: --replicas starts replicas of the embedded database; with DATABASE_URL set, list yours in DATABASE_REPLICA_URLS", cli.ErrUsage)
 	}
 	fmt.Fprintln(e.stderr, "Applying migrations…")
 	if err := migrate.Up(ctx, cfg.DB.URL); err != nil {
@@ -159,11 +156,11 @@ func (e env) devDatabase(ctx context.Context, replicas int, cfg *config.Config) 
 		Durable:  true,
 		Settings: map[string]string{"shared_preload_libraries": "pg_stat_statements"},
 	})
-	if errors.Is(err, pglocal.ErrNoBinaries) && dockercheck.Available(ctx) {
+	if errors.Is(err, pglocal.ErrNoBinaries) && pgdocker.Available(ctx) {
 		if replicas > 0 {
 			return "", nil, errors.New("--replicas needs the local PostgreSQL binaries (pg_basebackup)")
 		}
-		return e.devContainer(ctx)
+		return e.devContainer(ctx, cfg.Server.DevImage)
 	}
 	if err != nil {
 		return "", nil, fmt.Errorf("start the embedded PostgreSQL (or set DATABASE_URL): %w", err)
@@ -225,29 +222,30 @@ func startDevReplica(ctx context.Context, primaryPort, n int) (*pglocal.Cluster,
 	return r, nil
 }
 
-func (e env) devContainer(ctx context.Context) (string, func(), error) {
-	dockercheck.Configure()
-	fmt.Fprintln(e.stderr, "No local PostgreSQL binaries; starting a container (data is not kept between runs)…")
-	ctr, err := postgres.Run(ctx, devImage,
-		postgres.WithDatabase(devDatabase), postgres.WithUsername("postgres"), postgres.WithPassword("postgres"),
-		testcontainers.WithCmdArgs("-c", "shared_preload_libraries=pg_stat_statements"),
-		postgres.BasicWaitStrategies(), dockercheck.BindLoopback("", "5432/tcp"))
+// devContainer runs PostgreSQL from image through the docker CLI, for
+// machines with Docker but without the PostgreSQL binaries.
+func (e env) devContainer(ctx context.Context, image string) (string, func(), error) {
+	fmt.Fprintf(e.stderr, "No local PostgreSQL binaries; starting a container from %s (data is not kept between runs)…\n", image)
+	srv, err := pgdocker.Start(ctx, pgdocker.Options{
+		Image:    image,
+		Database: devDatabase,
+		Args:     []string{"-c", "shared_preload_libraries=pg_stat_statements"},
+	})
 	if err != nil {
-		if ctr != nil {
-			_ = testcontainers.TerminateContainer(ctr)
+		return "", nil, err
+	}
+	stop := func() {
+		fmt.Fprintln(e.stderr, "Removing the PostgreSQL container…")
+		if err := srv.Stop(); err != nil {
+			fmt.Fprintln(e.stderr, "remove the container:", err)
 		}
-		return "", nil, fmt.Errorf("start a PostgreSQL container: %w", err)
 	}
-	stop := func() { _ = testcontainers.TerminateContainer(ctr, testcontainers.StopTimeout(10*time.Second)) }
-	url, err := ctr.ConnectionString(ctx, "sslmode=disable")
-	if err == nil {
-		err = createExtensions(ctx, url)
-	}
-	if err != nil {
+	fmt.Fprintf(e.stderr, "PostgreSQL running in container %.12s on %s\n", srv.ID, srv.Addr)
+	if err := createExtensions(ctx, srv.URL()); err != nil {
 		stop()
 		return "", nil, err
 	}
-	return url, stop, nil
+	return srv.URL(), stop, nil
 }
 
 func createDatabase(ctx context.Context, serverURL, name string) error {

@@ -5,15 +5,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/replyrocket/replyrocket/handlers"
+	"github.com/replyrocket/replyrocket/internal/cli"
 	"github.com/replyrocket/replyrocket/internal/config"
 )
 
@@ -26,30 +23,13 @@ Usage:
   replyrocket partitions ensure [--ahead N] | list | retain --older-than N [--drop]
   replyrocket users create --email E --name N
   replyrocket seed --users N --campaigns-per-user M --emails-per-campaign K [--months 12] [--workers 2]
-  replyrocket loadtest [-c 32] [-d 8s] [-scale]  load benchmark on an embedded database (loopback only)
   replyrocket config                       every environment variable: default, current value (secrets masked)
   replyrocket openapi                      print the OpenAPI 3.1 document (as served at /openapi.json)
 
 Environment: see below, or ` + "`replyrocket config`" + `.
 `
 
-// errUsage marks a command line mistake: usage is printed, exit code 2.
-var errUsage = errors.New("usage")
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	switch {
-	case err == nil:
-	case errors.Is(err, errUsage):
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "replyrocket:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("replyrocket", usage, run) }
 
 // env is what every command gets: the signal-bound context, the
 // environment (read once, through getenv) and the output streams.
@@ -60,7 +40,7 @@ type env struct {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errUsage
+		return cli.ErrUsage
 	}
 	e := env{getenv: getenv, stdout: stdout, stderr: stderr}
 	cmd, rest := args[0], args[1:]
@@ -88,29 +68,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		_, err := stdout.Write(append(handlers.OpenAPI(), '\n'))
 		return err
-	case "loadtest":
-		return e.loadtest(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		fmt.Fprintln(stdout)
 		return config.Print(stdout, getenv)
 	}
-	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+	return fmt.Errorf("%w: unknown command %q", cli.ErrUsage, cmd)
 }
 
-// flags parses a subcommand's flags; errors come back as usage errors.
+// flags parses a subcommand's flags (see cli.Parse).
 func (e env) flags(name string, args []string, define func(fs *flag.FlagSet)) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
 	define(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected arguments %v", errUsage, fs.Args())
-	}
-	return nil
+	return cli.Parse(fs, args, e.stderr)
 }

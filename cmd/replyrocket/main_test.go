@@ -16,13 +16,14 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/replyrocket/replyrocket/internal/cli"
 	"github.com/replyrocket/replyrocket/internal/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// cli runs the command in-process against url and returns its stdout.
-func cli(t *testing.T, url string, args ...string) (string, error) {
+// runCLI runs the command in-process against url and returns its stdout.
+func runCLI(t *testing.T, url string, args ...string) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	getenv := func(k string) string {
@@ -37,7 +38,7 @@ func cli(t *testing.T, url string, args ...string) (string, error) {
 
 func mustCLI(t *testing.T, url string, args ...string) string {
 	t.Helper()
-	out, err := cli(t, url, args...)
+	out, err := runCLI(t, url, args...)
 	if err != nil {
 		t.Fatalf("replyrocket %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
@@ -67,7 +68,7 @@ func TestMaintenanceCommands(t *testing.T) {
 	if !regexp.MustCompile(`\n  rr_[A-Za-z0-9_-]{43}\n`).MatchString(out) {
 		t.Fatalf("users create printed no key:\n%s", out)
 	}
-	if _, err := cli(t, url, "users", "create", "--email", "GRACE@example.com", "--name", "Again"); err == nil {
+	if _, err := runCLI(t, url, "users", "create", "--email", "GRACE@example.com", "--name", "Again"); err == nil {
 		t.Fatal("a second user with the same email was created")
 	}
 
@@ -91,12 +92,12 @@ func TestUsageErrors(t *testing.T) {
 		{}, {"nope"}, {"migrate"}, {"migrate", "sideways"}, {"partitions", "shuffle"},
 		{"users", "create", "--email", "a@b.co"}, {"seed", "--users", "x"}, {"serve", "extra"},
 	} {
-		_, err := cli(t, "postgres://unused", args...)
-		if !errors.Is(err, errUsage) {
+		_, err := runCLI(t, "postgres://unused", args...)
+		if !errors.Is(err, cli.ErrUsage) {
 			t.Errorf("replyrocket %v: %v, want a usage error", args, err)
 		}
 	}
-	if _, err := cli(t, "", "serve"); err == nil || !strings.Contains(err.Error(), "DATABASE_URL") {
+	if _, err := runCLI(t, "", "serve"); err == nil || !strings.Contains(err.Error(), "DATABASE_URL") {
 		t.Fatalf("serve without DATABASE_URL: %v", err)
 	}
 }
@@ -191,7 +192,7 @@ func TestServeMigratesAndStops(t *testing.T) {
 // the usage names every subcommand flag the README documents.
 func TestConfigAndHelpListEveryVariable(t *testing.T) {
 	for _, args := range [][]string{{"config"}, {"--help"}} {
-		out, err := cli(t, "postgres://app:hunter2@db:5432/rr", args...)
+		out, err := runCLI(t, "postgres://app:hunter2@db:5432/rr", args...)
 		if err != nil {
 			t.Fatal(err)
 		}

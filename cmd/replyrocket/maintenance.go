@@ -15,6 +15,7 @@ import (
 
 	"github.com/replyrocket/replyrocket/db"
 	"github.com/replyrocket/replyrocket/internal/apikey"
+	"github.com/replyrocket/replyrocket/internal/cli"
 	"github.com/replyrocket/replyrocket/internal/partitions"
 	"github.com/replyrocket/replyrocket/internal/seed"
 )
@@ -37,7 +38,7 @@ func (e env) openDB(ctx context.Context) (*pgxpool.Pool, db.Store, error) {
 
 func (e env) partitions(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: partitions needs one of ensure, list, retain", errUsage)
+		return fmt.Errorf("%w: partitions needs one of ensure, list, retain", cli.ErrUsage)
 	}
 	sub, rest := args[0], args[1:]
 	var ahead, olderThan int
@@ -54,7 +55,7 @@ func (e env) partitions(ctx context.Context, args []string) error {
 			fs.BoolVar(&drop, "drop", false, "drop the detached partitions (their rows are gone for good)")
 		}
 	default:
-		return fmt.Errorf("%w: unknown partitions command %q", errUsage, sub)
+		return fmt.Errorf("%w: unknown partitions command %q", cli.ErrUsage, sub)
 	}
 	if err := e.flags("partitions "+sub, rest, define); err != nil {
 		return err
@@ -129,7 +130,7 @@ func bytesText(n int64) string {
 
 func (e env) users(ctx context.Context, args []string) error {
 	if len(args) == 0 || args[0] != "create" {
-		return fmt.Errorf("%w: users needs the create command", errUsage)
+		return fmt.Errorf("%w: users needs the create command", cli.ErrUsage)
 	}
 	var email, name string
 	var asJSON bool
@@ -141,7 +142,7 @@ func (e env) users(ctx context.Context, args []string) error {
 		return err
 	}
 	if email == "" || name == "" {
-		return fmt.Errorf("%w: users create needs --email and --name", errUsage)
+		return fmt.Errorf("%w: users create needs --email and --name", cli.ErrUsage)
 	}
 	pool, store, err := e.openDB(ctx)
 	if err != nil {

@@ -4,12 +4,13 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/replyrocket/replyrocket/internal/cli"
 	"github.com/replyrocket/replyrocket/internal/migrate"
 )
 
 func (e env) migrate(ctx context.Context, args []string) error {
 	if len(args) != 1 {
-		return fmt.Errorf("%w: migrate needs one of up, down, status, redo", errUsage)
+		return fmt.Errorf("%w: migrate needs one of up, down, status, redo", cli.ErrUsage)
 	}
 	cfg, err := e.config()
 	if err != nil {
@@ -59,5 +60,5 @@ func (e env) migrate(ctx context.Context, args []string) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("%w: unknown migrate command %q", errUsage, args[0])
+	return fmt.Errorf("%w: unknown migrate command %q", cli.ErrUsage, args[0])
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
-	"time"
 
 	"github.com/replyrocket/replyrocket/internal/app"
 	"github.com/replyrocket/replyrocket/internal/config"
@@ -64,17 +63,8 @@ func (e env) runServer(ctx context.Context, cfg config.Config) error {
 	return a.Serve(ctx, ln)
 }
 
-// Access-log batching (see internal/logbuf): lines reach stderr within
-// logFlushEvery, warnings and errors at once.
-const (
-	logBufferSize = 64 << 10
-	logFlushEvery = 200 * time.Millisecond
-)
-
 // serverLogger is a serving process's logger, on a buffered stderr; the
 // returned func writes out what is left.
 func (e env) serverLogger(cfg config.Config) (*slog.Logger, func()) {
-	w := logbuf.New(e.stderr, logBufferSize, logFlushEvery)
-	log := slog.New(logbuf.FlushAt(cfg.Logger(w).Handler(), w, slog.LevelWarn))
-	return log, func() { _ = w.Close() }
+	return logbuf.ServerLogger(e.stderr, cfg.Logger)
 }

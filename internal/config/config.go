@@ -65,6 +65,7 @@ type Server struct {
 	PartitionsAhead int           `env:"PARTITIONS_AHEAD" envDefault:"3" help:"months of email partitions kept ready past this one (checked at start and every 6 h), 0–120" section:"server"`
 	LogLevel        slog.Level    `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error" section:"server"`
 	Pprof           bool          `env:"PPROF_ENABLED" envDefault:"false" help:"serves net/http/pprof under /debug/pprof, behind the admin key" section:"server"`
+	DevImage        string        `env:"DEV_PG_IMAGE" envDefault:"postgres:16-alpine" help:"dev only: the PostgreSQL image run through the docker CLI when there are no local PostgreSQL binaries" section:"server"`
 }
 
 // HTTP bounds what one connection may cost the server (internal/app's

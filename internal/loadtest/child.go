@@ -12,7 +12,37 @@ import (
 
 	"github.com/replyrocket/replyrocket/internal/app"
 	"github.com/replyrocket/replyrocket/internal/config"
+	"github.com/replyrocket/replyrocket/internal/logbuf"
 )
+
+// Child roles: the benchmark starts its own binary again, with
+// ChildArgs(role), for each server it measures.
+const (
+	RoleApp       = "app"
+	RoleReference = "reference"
+)
+
+// ChildArgs are the arguments that make the benchmark's binary one of its
+// children (see RunChild).
+func ChildArgs(role string) []string { return []string{"-role", role} }
+
+// RunChild is the whole of a child process: an app instance configured from
+// getenv (logging as a served process does), or the bare reference server.
+func RunChild(ctx context.Context, role string, getenv func(string) string, stdout, stderr io.Writer) error {
+	switch role {
+	case RoleApp:
+		cfg, err := config.Load(getenv)
+		if err != nil {
+			return fmt.Errorf("configuration: %w", err)
+		}
+		log, closeLog := logbuf.ServerLogger(stderr, cfg.Logger)
+		defer closeLog()
+		return ServeApp(ctx, cfg, log, stdout)
+	case RoleReference:
+		return ServeReference(ctx, getenv(EnvReferenceKey), []byte(getenv(EnvReferenceBody)), stdout)
+	}
+	return fmt.Errorf("unknown loadtest role %q", role)
+}
 
 // ServeApp is the child side of an app instance: the server wired exactly
 // as `replyrocket serve` wires it, from cfg, listening on a free loopback

@@ -1,4 +1,4 @@
-// Package loadtest is `replyrocket loadtest`: it starts the server on an
+// Package loadtest is the load benchmark of cmd/loadtest: it starts the server on an
 // embedded PostgreSQL with a generated dataset, drives it at a fixed
 // concurrency with vegeta (as a library), runs pgbench on the same SQL and
 // a bare net/http server writing the same bytes beside it, and prints
@@ -39,7 +39,7 @@ const (
 
 // Options shape a run.
 type Options struct {
-	// Exe is this binary; children are started as Exe loadtest -role ….
+	// Exe is this binary; children are started as Exe with ChildArgs.
 	Exe string
 	// Concurrency is the number of requests in flight (vegeta workers, one
 	// keep-alive connection each).
@@ -131,12 +131,12 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	if o.ProfileDir != "" {
 		uncachedEnv["PPROF_ENABLED"] = "true"
 	}
-	cached, err := startServer(ctx, "app (cached)", o.Exe, []string{"loadtest", "-role", "app"}, cachedEnv, filepath.Join(dir, "cached.log"))
+	cached, err := startServer(ctx, "app (cached)", o.Exe, ChildArgs(RoleApp), cachedEnv, filepath.Join(dir, "cached.log"))
 	if err != nil {
 		return err
 	}
 	defer cached.stop()
-	uncached, err := startServer(ctx, "app (CACHE_DISABLED)", o.Exe, []string{"loadtest", "-role", "app"}, uncachedEnv, filepath.Join(dir, "uncached.log"))
+	uncached, err := startServer(ctx, "app (CACHE_DISABLED)", o.Exe, ChildArgs(RoleApp), uncachedEnv, filepath.Join(dir, "uncached.log"))
 	if err != nil {
 		return err
 	}
@@ -152,7 +152,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ref, err := startServer(ctx, "bare net/http", o.Exe, []string{"loadtest", "-role", "reference"},
+	ref, err := startServer(ctx, "bare net/http", o.Exe, ChildArgs(RoleReference),
 		map[string]string{EnvReferenceKey: ds.key, EnvReferenceBody: string(body)}, filepath.Join(dir, "reference.log"))
 	if err != nil {
 		return err

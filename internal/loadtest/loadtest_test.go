@@ -2,7 +2,6 @@ package loadtest
 
 import (
 	"context"
-	"errors"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -14,41 +13,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replyrocket/replyrocket/internal/config"
 	"github.com/replyrocket/replyrocket/internal/pglocal"
 	"github.com/replyrocket/replyrocket/internal/pgtest"
 )
 
 // TestMain lets this test binary be the benchmark's own children: Run
-// starts Options.Exe with "loadtest -role app|reference", as the real
-// binary does.
+// starts Options.Exe with ChildArgs(role), as the real binary does.
 func TestMain(m *testing.M) {
-	if len(os.Args) >= 4 && os.Args[1] == "loadtest" && os.Args[2] == "-role" {
-		os.Exit(child(os.Args[3]))
+	if len(os.Args) == 3 && os.Args[1] == ChildArgs("")[0] {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		err := RunChild(ctx, os.Args[2], os.Getenv, os.Stdout, os.Stderr)
+		stop()
+		if err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
-}
-
-func child(role string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	var err error
-	switch role {
-	case "app":
-		var cfg config.Config
-		if cfg, err = config.Load(os.Getenv); err == nil {
-			err = ServeApp(ctx, cfg, cfg.Logger(os.Stderr), os.Stdout)
-		}
-	case "reference":
-		err = ServeReference(ctx, os.Getenv(EnvReferenceKey), []byte(os.Getenv(EnvReferenceBody)), os.Stdout)
-	default:
-		err = errors.New("unknown role " + role)
-	}
-	if err != nil {
-		os.Stderr.WriteString(err.Error() + "\n")
-		return 1
-	}
-	return 0
 }
 
 // The SQL pgbench runs is the SQL the app runs: each constant is its sqlc

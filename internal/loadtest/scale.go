@@ -120,7 +120,7 @@ func RunScale(ctx context.Context, o ScaleOptions, out io.Writer) error {
 				return err
 			}
 			env := map[string]string{"APP_ENV": "prod", "DATABASE_URL": url, "CACHE_DISABLED": "true", "RATE_LIMIT_DISABLED": "true"}
-			if app, err = startServer(ctx, "app (CACHE_DISABLED)", o.Exe, []string{"loadtest", "-role", "app"}, env, filepath.Join(dir, "app.log")); err != nil {
+			if app, err = startServer(ctx, "app (CACHE_DISABLED)", o.Exe, ChildArgs(RoleApp), env, filepath.Join(dir, "app.log")); err != nil {
 				return err
 			}
 			if err := waitHealthy(ctx, app.url("/health/db"), 30*time.Second); err != nil {

@@ -1,7 +1,7 @@
 // Package logbuf batches log output into fewer write system calls. The
 // server writes one access-log line per request; written straight to
 // stderr that is one write(2) per request, about a tenth of the CPU of an
-// uncached API request (measured with `replyrocket loadtest`, README
+// uncached API request (measured with cmd/loadtest, README
 // Performance). Lines are buffered and written together every interval or
 // when the buffer fills; warnings and errors are written at once, so a
 // problem is never held back, and Close writes what is left.
@@ -98,4 +98,20 @@ func (h flushHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h flushHandler) WithGroup(name string) slog.Handler {
 	return flushHandler{Handler: h.Handler.WithGroup(name), w: h.w, level: h.level}
+}
+
+// Buffering of a serving process's log: lines reach the output within
+// serverFlushEvery, warnings and errors at once.
+const (
+	serverBufferSize = 64 << 10
+	serverFlushEvery = 200 * time.Millisecond
+)
+
+// ServerLogger is a serving process's logger: the logger newLogger builds
+// (config.Config.Logger) on a buffered w. The returned func writes out what
+// is left; call it before the process exits.
+func ServerLogger(w io.Writer, newLogger func(io.Writer) *slog.Logger) (*slog.Logger, func()) {
+	bw := New(w, serverBufferSize, serverFlushEvery)
+	log := slog.New(FlushAt(newLogger(bw).Handler(), bw, slog.LevelWarn))
+	return log, func() { _ = bw.Close() }
 }
