@@ -186,7 +186,7 @@ func ReadWith[T, A any](ctx context.Context, q *Query, key []byte, codec *Codec[
 		// The lookup copies no key (l1.get); only a miss or a stale serve
 		// makes the key a string of its own.
 		if e, ok := c.l1.get(key); ok {
-			now := c.l1.now()
+			now := c.l1.now(e)
 			if now < e.hard && c.current(&e.version) {
 				val, _ := e.val.(T)
 				if now < e.soft {
