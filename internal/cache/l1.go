@@ -2,6 +2,7 @@ package cache
 
 import (
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -85,9 +86,10 @@ func (t *l1) bytes() int64 { return int64(t.c.WeightedSize()) }
 type coarseClock struct {
 	_    [64]byte // its own cache line: every hit reads it, only the ticker writes it
 	unix atomic.Int64
-	_    [56]byte
-	quit chan struct{}
-	done chan struct{}
+	_        [56]byte
+	quit     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
 }
 
 func newCoarseClock(resolution time.Duration) *coarseClock {
@@ -112,7 +114,9 @@ func newCoarseClock(resolution time.Duration) *coarseClock {
 
 func (c *coarseClock) now() int64 { return c.unix.Load() }
 
+// stop ends the goroutine; the clock then stays where it was. Like Close,
+// it may be called more than once.
 func (c *coarseClock) stop() {
-	close(c.quit)
+	c.stopOnce.Do(func() { close(c.quit) })
 	<-c.done
 }

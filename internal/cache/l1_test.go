@@ -60,6 +60,7 @@ func TestCoarseClockTicks(t *testing.T) {
 		t.Fatalf("coarse clock %v behind the wall clock", time.Duration(lag))
 	}
 	c.stop()
+	c.stop() // as Close, stop may be called twice
 	stopped := c.now()
 	time.Sleep(4 * res)
 	if c.now() != stopped {
