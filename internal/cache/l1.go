@@ -84,8 +84,8 @@ func (t *l1) bytes() int64 { return int64(t.c.WeightedSize()) }
 // entries carry (L2 shares them between instances) after a clock step: a
 // step back longer than a TTL would make every L1 entry look dead.
 type coarseClock struct {
-	_    [64]byte // its own cache line: every hit reads it, only the ticker writes it
-	unix atomic.Int64
+	_        [64]byte // its own cache line: every hit reads it, only the ticker writes it
+	unix     atomic.Int64
 	_        [56]byte
 	quit     chan struct{}
 	done     chan struct{}
