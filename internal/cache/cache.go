@@ -185,11 +185,15 @@ func New(cfg Config, opts Options) (*Cache, error) {
 	return c, nil
 }
 
-// Close stops the Redis subscriber and releases the tiers.
+// Close stops the Redis subscriber and releases the tiers. A read after
+// Close bypasses the cache: no invalidation reaches this instance any more.
 func (c *Cache) Close() error {
+	c.healthy.Store(false)
 	if c.stop != nil {
 		c.stop()
 		<-c.done
+		// Again: a resync may have finished meanwhile.
+		c.healthy.Store(false)
 	}
 	var err error
 	if c.rdb != nil {
@@ -199,9 +203,11 @@ func (c *Cache) Close() error {
 	return err
 }
 
+// closeL1 stops the L1 clock and drops the entries.
 func (c *Cache) closeL1() {
 	if c.l1 != nil {
 		c.l1.close()
+		c.l1.clear()
 	}
 }
 

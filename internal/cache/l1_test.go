@@ -67,3 +67,24 @@ func TestCoarseClockTicks(t *testing.T) {
 		t.Fatal("the coarse clock moved after stop")
 	}
 }
+
+// TestReadAfterCloseBypasses: a closed cache hears no invalidation, so it
+// serves nothing, not even from L1, whose clock has stopped too.
+func TestReadAfterCloseBypasses(t *testing.T) {
+	c := newTestCache(t, Config{})
+	q := register(t, c, QuerySpec{Name: "Q", Hash: "h", TTL: time.Hour, Reads: []string{"users"}})
+	var db counter
+	read(t, q, db.load)
+	if v, o := read(t, q, db.load); v != 1 || o != OutcomeHit {
+		t.Fatalf("second read: %d %s, want a hit", v, o)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if v, o := read(t, q, db.load); v != 2 || o != OutcomeBypass {
+		t.Fatalf("read after Close: %d %s, want a bypass", v, o)
+	}
+	if n := c.l1Entries(); n != 0 {
+		t.Fatalf("L1 holds %d entries after Close", n)
+	}
+}
