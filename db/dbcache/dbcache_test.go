@@ -97,7 +97,16 @@ func TestNoStaleReads(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				seen := reads.Load()
 				for i := 0; i < perWriter; i++ {
+					// Let a read finish between two writes of a writer, so
+					// the readers run during the writes even on a loaded
+					// machine (else the writes could all land before the
+					// readers' first hit, and the test prove nothing).
+					for deadline := time.Now().Add(time.Second); reads.Load() == seen && time.Now().Before(deadline); {
+						time.Sleep(100 * time.Microsecond)
+					}
+					seen = reads.Load()
 					rows := insertEmails(t, s, f.campaign.ID, 1)
 					inserted.Add(1)
 					if i%2 == 0 {

@@ -1,7 +1,7 @@
 // Package cache is the runtime of the generated caching Querier decorator
-// (package db/dbcache): two tiers on gocache — ristretto in process (L1),
-// Redis shared between instances (L2) — validated by version stamps rather
-// than tag sets.
+// (package db/dbcache): two tiers — otter in process (L1, l1.go), Redis
+// through gocache shared between instances (L2) — validated by version
+// stamps rather than tag sets.
 //
 // Versions live in slots: one per table and per table column (bumped by
 // writes whose rows no scope names), and a fixed array of hashed slots per
@@ -32,9 +32,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dgraph-io/ristretto/v2"
 	libcache "github.com/eko/gocache/lib/v4/cache"
-	riststore "github.com/eko/gocache/store/ristretto/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/singleflight"
@@ -104,12 +102,10 @@ type Cache struct {
 	epoch   atomic.Uint64
 	healthy atomic.Bool
 
-	rist *ristretto.Cache[string, any]
-	// l1 is gocache's ristretto store itself, not wrapped in a
-	// libcache.Cache: the wrapper's codec takes a mutex on every Get to
-	// count hits, which serialised L1 hits across cores (the cache keeps
-	// its own striped counts).
-	l1 *riststore.RistrettoStore[string, any]
+	// l1 is nil with L1Disabled. It is not behind gocache: gocache's
+	// wrapper takes a mutex on every Get to count hits, and its store
+	// interface takes keys as interfaces (an allocation per hit).
+	l1 *l1
 
 	rdb       *redis.Client
 	l2        *libcache.Cache[any]
@@ -167,23 +163,13 @@ func New(cfg Config, opts Options) (*Cache, error) {
 	}
 	c.loadFloor = opts.LoadFloor
 	c.actor = opts.Actor
-	rist, err := ristretto.NewCache(&ristretto.Config[string, any]{
-		// Ristretto wants ten counters per expected entry; entries are
-		// rarely below 100 bytes.
-		NumCounters: max(cfg.L1MaxBytes/10, 10_000),
-		MaxCost:     cfg.L1MaxBytes,
-		BufferItems: 64,
-		Metrics:     true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("create L1 cache: %w", err)
+	if !cfg.L1Disabled {
+		c.l1 = newL1(cfg.L1MaxBytes)
 	}
-	c.rist = rist
-	c.l1 = riststore.NewRistretto(rist)
 	c.m = newMetrics(c)
 	if opts.Registerer != nil {
 		if err := c.m.register(opts.Registerer); err != nil {
-			rist.Close()
+			c.closeL1()
 			return nil, fmt.Errorf("register cache metrics: %w", err)
 		}
 	}
@@ -193,24 +179,43 @@ func New(cfg Config, opts Options) (*Cache, error) {
 		return c, nil
 	}
 	if err := c.startRedis(); err != nil {
-		rist.Close()
+		c.closeL1()
 		return nil, err
 	}
 	return c, nil
 }
 
-// Close stops the Redis subscriber and releases the tiers.
+// Close stops the Redis subscriber and releases the tiers. A read after
+// Close bypasses the cache: no invalidation reaches this instance any more.
 func (c *Cache) Close() error {
+	c.healthy.Store(false)
 	if c.stop != nil {
 		c.stop()
 		<-c.done
+		// Again: a resync may have finished meanwhile.
+		c.healthy.Store(false)
 	}
 	var err error
 	if c.rdb != nil {
 		err = c.rdb.Close()
 	}
-	c.rist.Close()
+	c.closeL1()
 	return err
+}
+
+// closeL1 stops the L1 clock and drops the entries.
+func (c *Cache) closeL1() {
+	if c.l1 != nil {
+		c.l1.close()
+		c.l1.clear()
+	}
+}
+
+// clearL1 empties the in-process tier.
+func (c *Cache) clearL1() {
+	if c.l1 != nil {
+		c.l1.clear()
+	}
 }
 
 // layout numbers the slots: the named ones in name order, then each
@@ -342,9 +347,7 @@ func (c *Cache) Apply(ctx context.Context, b *Bumps) {
 // batches; never FLUSHDB, and never the version counters, whose reset would
 // let old entries validate again).
 func (c *Cache) Clear(ctx context.Context) (removed int64, err error) {
-	if err := c.l1.Clear(ctx); err != nil {
-		return 0, fmt.Errorf("clear L1: %w", err)
-	}
+	c.clearL1()
 	if c.rdb == nil {
 		return 0, nil
 	}

@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -240,9 +241,17 @@ func TestRecorderKeepsLeastCached(t *testing.T) {
 	}
 }
 
+// TestL1IsBoundedInBytes fills L1 with 16 times CACHE_L1_MAX_BYTES of
+// values: what it keeps stays within the bound, and the gauges and the
+// monitor's snapshot report what it keeps.
 func TestL1IsBoundedInBytes(t *testing.T) {
 	const limit = 64 << 10
-	c := newTestCache(t, Config{L1MaxBytes: limit})
+	reg := prometheus.NewRegistry()
+	c, err := New(Config{Namespace: "test", L1MaxBytes: limit}, Options{Tables: []string{"users"}, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
 	q := register(t, c, QuerySpec{Name: "Q", Hash: "h", TTL: time.Minute, Reads: []string{"users"}})
 	strCodec := Codec[string]{
 		Encode: func(b []byte, v string) []byte { return AppendString(b, v) },
@@ -250,17 +259,61 @@ func TestL1IsBoundedInBytes(t *testing.T) {
 	}
 	value := strings.Repeat("x", 1000)
 	ctx := context.Background()
-	for i := 0; i < 1000; i++ { // 1 MB of values, 16 times the limit
-		key := AppendInt64([]byte(q.Prefix()), int64(i))
-		if _, err := Read(ctx, q, key, &strCodec, func(context.Context) (string, error) { return value, nil }, nil); err != nil {
+	const n = 1000 // 1 MB of values
+	var last []byte
+	for i := range n {
+		last = AppendInt64([]byte(q.Prefix()), int64(i))
+		if _, err := Read(ctx, q, last, &strCodec, func(context.Context) (string, error) { return value, nil }, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c.rist.Wait()
-	if b := c.l1Bytes(); b > limit || b <= 0 {
-		t.Fatalf("L1 holds %d bytes, limit %d", b, limit)
+	// Eviction runs in otter's maintenance, after the writes; finish it.
+	c.l1.c.CleanUp()
+	// Each entry weighs its encoded value and its key.
+	entryBytes := int64(len(AppendString(nil, value)) + len(last))
+	held, entries := c.l1Bytes(), c.l1Entries()
+	if held > limit || held < limit/2 {
+		t.Fatalf("L1 holds %d bytes, limit %d", held, limit)
 	}
-	if n := c.l1Entries(); n >= 1000 || n <= 0 {
-		t.Fatalf("L1 holds %d entries", n)
+	if entries <= 0 || entries >= n || held != entries*entryBytes {
+		t.Fatalf("L1 holds %d entries in %d bytes, %d bytes each", entries, held, entryBytes)
+	}
+	want := fmt.Sprintf(`
+# HELP replyrocket_cache_bytes Encoded bytes held (the cost L1 is bounded by).
+# TYPE replyrocket_cache_bytes gauge
+replyrocket_cache_bytes{tier="l1"} %d
+# HELP replyrocket_cache_entries Entries held.
+# TYPE replyrocket_cache_entries gauge
+replyrocket_cache_entries{tier="l1"} %d
+`, held, entries)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "replyrocket_cache_bytes", "replyrocket_cache_entries"); err != nil {
+		t.Fatal(err)
+	}
+	if l1 := c.Snapshot().L1; l1.Bytes != held || l1.Entries != entries || l1.MaxBytes != limit {
+		t.Fatalf("snapshot %+v, want %d entries in %d bytes of %d", l1, entries, held, limit)
+	}
+	// Clear empties it, and the gauges say so.
+	if _, err := c.Clear(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.l1.c.CleanUp()
+	if b, e := testutil.ToFloat64(c.m.gauges[1]), testutil.ToFloat64(c.m.gauges[0]); b != 0 || e != 0 {
+		t.Fatalf("after Clear the gauges say %v bytes, %v entries", b, e)
+	}
+}
+
+// TestL1Disabled keeps nothing in process: every read loads, and the
+// gauges stay at zero.
+func TestL1Disabled(t *testing.T) {
+	c := newTestCache(t, Config{L1Disabled: true})
+	q := register(t, c, QuerySpec{Name: "Q", Hash: "h", TTL: time.Minute, Reads: []string{"users"}})
+	var db counter
+	for want := int64(1); want <= 3; want++ {
+		if v, o := read(t, q, db.load); v != want || o != OutcomeMiss {
+			t.Fatalf("read %d: %d %s, want a miss", want, v, o)
+		}
+	}
+	if l1 := c.Snapshot().L1; l1.Entries != 0 || l1.Bytes != 0 {
+		t.Fatalf("L1 off holds %+v", l1)
 	}
 }

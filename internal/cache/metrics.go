@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -114,11 +113,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, q := range m.c.registered() {
 		s := &q.stats
 		for t, tn := range tierNames {
-			ch <- prometheus.MustNewConstMetric(m.lookups, prometheus.CounterValue, float64(s.hit[t].Load()), q.spec.Name, tn, "hit")
-			ch <- prometheus.MustNewConstMetric(m.lookups, prometheus.CounterValue, float64(s.miss[t].Load()), q.spec.Name, tn, "miss")
-			ch <- prometheus.MustNewConstMetric(m.lookups, prometheus.CounterValue, float64(s.stale[t].Load()), q.spec.Name, tn, "stale")
+			ch <- prometheus.MustNewConstMetric(m.lookups, prometheus.CounterValue, float64(s.hit[t].Value()), q.spec.Name, tn, "hit")
+			ch <- prometheus.MustNewConstMetric(m.lookups, prometheus.CounterValue, float64(s.miss[t].Value()), q.spec.Name, tn, "miss")
+			ch <- prometheus.MustNewConstMetric(m.lookups, prometheus.CounterValue, float64(s.stale[t].Value()), q.spec.Name, tn, "stale")
 		}
-		ch <- prometheus.MustNewConstMetric(m.lookups, prometheus.CounterValue, float64(s.bypass.Load()), q.spec.Name, "none", "bypass")
+		ch <- prometheus.MustNewConstMetric(m.lookups, prometheus.CounterValue, float64(s.bypass.Value()), q.spec.Name, "none", "bypass")
 	}
 }
 
@@ -132,37 +131,18 @@ func (m *metrics) register(r prometheus.Registerer) error {
 	return nil
 }
 
-// stripes is the number of cache lines a striped counter spreads over.
-const stripes = 16
-
-// stripedCounter is a counter whose increments from different goroutines
-// rarely touch the same cache line: each picks a stripe at random (the
-// runtime's per-thread generator, a few nanoseconds), and Load sums them.
-type stripedCounter struct {
-	cells [stripes]struct {
-		n atomic.Int64
-		_ [56]byte // pad to a 64-byte line
-	}
-}
-
-func (s *stripedCounter) Add(n int64) { s.cells[rand.Uint32()%stripes].n.Add(n) }
-
-func (s *stripedCounter) Load() int64 {
-	var t int64
-	for i := range s.cells {
-		t += s.cells[i].n.Load()
-	}
-	return t
-}
-
 func (c *Cache) l1Entries() int64 {
-	mt := c.rist.Metrics
-	return int64(mt.KeysAdded()) - int64(mt.KeysEvicted())
+	if c.l1 == nil {
+		return 0
+	}
+	return c.l1.entries()
 }
 
 func (c *Cache) l1Bytes() int64 {
-	mt := c.rist.Metrics
-	return int64(mt.CostAdded()) - int64(mt.CostEvicted())
+	if c.l1 == nil {
+		return 0
+	}
+	return c.l1.bytes()
 }
 
 // Snapshot is the JSON shape of GET /db-monitor/cache.
@@ -258,10 +238,10 @@ func (q *Query) snapshot() QuerySnapshot {
 	s := &q.stats
 	qs := QuerySnapshot{
 		Name: q.spec.Name, TTL: q.spec.TTL.String(), Reads: q.spec.Reads, Scopes: q.spec.Scoped,
-		HitsL1: s.hit[tierL1].Load(), HitsL2: s.hit[tierL2].Load(),
-		Stale:    s.stale[tierL1].Load() + s.stale[tierL2].Load(),
+		HitsL1: s.hit[tierL1].Value(), HitsL2: s.hit[tierL2].Value(),
+		Stale:    s.stale[tierL1].Value() + s.stale[tierL2].Value(),
 		Misses:   s.misses.Load(),
-		Bypasses: s.bypass.Load(), Loads: s.loads.Load(), DecodeErrors: s.decodeErrors.Load(),
+		Bypasses: s.bypass.Value(), Loads: s.loads.Load(), DecodeErrors: s.decodeErrors.Load(),
 	}
 	if q.spec.SWR > 0 {
 		qs.SWR = q.spec.SWR.String()
@@ -343,9 +323,9 @@ func (c *Cache) Lookups() (served, total int64) {
 	for _, q := range c.registered() {
 		s := &q.stats
 		for t := range tierNames {
-			served += s.hit[t].Load() + s.stale[t].Load()
+			served += s.hit[t].Value() + s.stale[t].Value()
 		}
-		total += s.bypass.Load() + s.misses.Load()
+		total += s.bypass.Value() + s.misses.Load()
 	}
 	return served, served + total
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eko/gocache/lib/v4/store"
+	"github.com/puzpuzpuz/xsync/v4"
 )
 
 // QuerySpec describes one annotated query; the generator emits them.
@@ -52,6 +53,7 @@ func (c *Cache) Register(spec QuerySpec) (*Query, error) {
 		return nil, fmt.Errorf("register %s: ttl must be positive", spec.Name)
 	}
 	q := &Query{c: c, spec: spec, prefix: c.cfg.Namespace + ":c:" + spec.Name + ":" + spec.Hash + ":"}
+	q.stats.init()
 	for _, t := range spec.Reads {
 		i, ok := c.index[t]
 		if !ok {
@@ -90,6 +92,7 @@ type entry struct {
 	soft int64 // unix nanos: fresh until then
 	hard int64 // unix nanos: served stale until then, while revalidating
 	val  any
+	cost uint32 // its weight in L1: encoded bytes
 }
 
 // version is a captured epoch and the versions of the slots one read
@@ -178,24 +181,23 @@ func ReadWith[T, A any](ctx context.Context, q *Query, key []byte, codec *Codec[
 		q.Bypass(ctx)
 		return load(ctx, arg)
 	}
-	k := string(key)
 	rec := recorderFrom(ctx)
-	now := time.Now().UnixNano()
-	if !c.cfg.L1Disabled {
-		// ristretto itself, not gocache's store: its Get takes the key as an
-		// interface, which costs an allocation per hit.
-		if v, ok := c.rist.Get(k); ok {
-			if e, ok := v.(*entry); ok && now < e.hard && c.current(&e.version) {
+	if c.l1 != nil {
+		// The lookup copies no key (l1.get); only a miss or a stale serve
+		// makes the key a string of its own.
+		if e, ok := c.l1.get(key); ok {
+			now := c.l1.now(e)
+			if now < e.hard && c.current(&e.version) {
 				val, _ := e.val.(T)
 				if now < e.soft {
 					return hit(q, tierL1, rec, codec, val), nil
 				}
-				return serveStale(ctx, q, tierL1, rec, e, k, codec, arg, load, val), nil
+				return serveStale(ctx, q, tierL1, rec, e, string(key), codec, arg, load, val), nil
 			}
 		}
 		q.stats.miss[tierL1].Add(1)
 	}
-	return readMiss(ctx, q, k, codec, arg, load, deps, now, rec)
+	return readMiss(ctx, q, string(key), codec, arg, load, deps, time.Now().UnixNano(), rec)
 }
 
 // readMiss goes on past L1: L2, then the database.
@@ -283,14 +285,9 @@ func getL2[T any](ctx context.Context, q *Query, k string, slots []int32, codec 
 	e.val = val
 	// Refill L1 so the next read on this instance costs no round trip; the
 	// entry keeps its stamps, so it stays exactly as valid as in Redis.
-	if c.cfg.L1Disabled {
-		return e, val, true
+	if c.l1 != nil {
+		c.l1.set(k, e, len(raw))
 	}
-	// No ristretto TTL here or below: the entry's own soft and hard times
-	// decide, and a TTL made ristretto read the clock on every Get (a
-	// third of a hit's time on this VM). A dead entry stays until the
-	// byte bound evicts it, like any cold one.
-	_ = c.l1.Set(ctx, k, e, store.WithCost(int64(len(raw))), store.WithSynchronousSet())
 	return e, val, true
 }
 
@@ -382,10 +379,10 @@ func storeEntry[T any](ctx context.Context, q *Query, k string, ver version, cod
 	}
 	life := q.spec.TTL + q.spec.SWR
 	// Cost is the encoded size, so CACHE_L1_MAX_BYTES bounds what L1 holds
-	// in the same bytes Redis does. The synchronous set makes a read right
-	// after a miss a hit, instead of racing ristretto's buffers.
-	if !c.cfg.L1Disabled {
-		_ = c.l1.Set(ctx, k, e, store.WithCost(int64(len(payload)+len(k))), store.WithSynchronousSet())
+	// in the same bytes Redis does. The entry is in L1 when Set returns, so
+	// a read right after a miss is a hit.
+	if c.l1 != nil {
+		c.l1.set(k, e, len(payload)+len(k))
 	}
 	if c.l2 == nil || !c.healthy.Load() {
 		return
@@ -436,15 +433,24 @@ func decodeEnvelope(b []byte) (*entry, []byte, error) {
 
 // queryStats are a query's figures, for the JSON snapshot and Prometheus
 // alike (one count each: a second copy on the hit path doubled its
-// contended writes). Counters of the hit path are striped across cache
-// lines, so reads on several cores do not serialise on one line.
+// contended writes). Counters of the hit path are xsync's striped
+// counters: a goroutine adds to the stripe of the P it runs on, so reads on
+// several cores write no common cache line. (Picking a stripe at random
+// per add, as before, moved each line between the cores half the time.)
 type queryStats struct {
-	hit, miss, stale [2]stripedCounter
-	bypass           stripedCounter
+	hit, miss, stale [2]*xsync.Counter
+	bypass           *xsync.Counter
 	misses           atomic.Int64 // missed every tier
 	loads, loadNanos atomic.Int64
 	decodeErrors     atomic.Int64
 	discarded        atomic.Int64
+}
+
+func (s *queryStats) init() {
+	s.bypass = xsync.NewCounter()
+	for t := range s.hit {
+		s.hit[t], s.miss[t], s.stale[t] = xsync.NewCounter(), xsync.NewCounter(), xsync.NewCounter()
+	}
 }
 
 const (

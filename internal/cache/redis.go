@@ -374,9 +374,7 @@ func (c *Cache) sync(ctx context.Context) error {
 	for i := range c.vers {
 		c.vers[i].Store(vals[i])
 	}
-	if err := c.l1.Clear(ctx); err != nil {
-		return fmt.Errorf("flush L1: %w", err)
-	}
+	c.clearL1()
 	if n := c.resyncs.Add(1); n > 1 {
 		c.log.Info("redis reachable, versions resynchronised and L1 flushed", "resyncs", n)
 	}
