@@ -121,13 +121,10 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	cachedEnv := clone(appEnv)
 	uncachedEnv := clone(appEnv)
 	// The uncached instance needs no in-process tier either: its memory is
-	// the app's without L1, the figure the memory target is about. The
-	// cache builds its ristretto even when disabled, with fixed structures
-	// sized from CACHE_L1_MAX_BYTES (24 MiB at the 64 MiB default), so the
-	// bound is set to 1 MiB as well.
+	// the app's without L1, the figure the memory target is about (with
+	// CACHE_L1_DISABLED no L1 is built at all).
 	uncachedEnv["CACHE_DISABLED"] = "true"
 	uncachedEnv["CACHE_L1_DISABLED"] = "true"
-	uncachedEnv["CACHE_L1_MAX_BYTES"] = "1048576"
 	if o.ProfileDir != "" {
 		uncachedEnv["PPROF_ENABLED"] = "true"
 	}
