@@ -41,7 +41,7 @@ var Queries = []QueryInfo{
 	{Name: "ClaimIdempotencyKey", Kind: ":execrows", Reads: nil, Writes: []string{"idempotency_keys"}, TTL: 0, SWR: 0},
 	{Name: "CountUsers", Kind: ":one", Reads: []string{"users"}, Writes: nil, TTL: 0, SWR: 0},
 	{Name: "CreateAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
-	{Name: "CreateCampaign", Kind: ":one", Reads: nil, Writes: []string{"campaigns"}, TTL: 0, SWR: 0},
+	{Name: "CreateCampaign", Kind: ":one", Reads: nil, Writes: []string{"campaign_email_counts", "campaigns"}, TTL: 0, SWR: 0},
 	{Name: "CreateUser", Kind: ":one", Reads: nil, Writes: []string{"users"}, TTL: 0, SWR: 0},
 	{Name: "DeleteCampaign", Kind: ":execrows", Reads: nil, Writes: []string{"campaign_email_counts", "campaigns", "emails"}, TTL: 0, SWR: 0},
 	{Name: "EnsureEmailPartitions", Kind: ":many", Reads: nil, Writes: nil, TTL: 0, SWR: 0},
@@ -54,13 +54,13 @@ var Queries = []QueryInfo{
 	{Name: "GetUser", Kind: ":one", Reads: []string{"users"}, Writes: nil, TTL: 5 * time.Minute, SWR: 0},
 	{Name: "GetUserByEmail", Kind: ":one", Reads: []string{"users"}, Writes: nil, TTL: 0, SWR: 0},
 	{Name: "GetUserStatistics", Kind: ":one", Reads: []string{"campaign_email_counts", "campaigns"}, Writes: nil, TTL: 5 * time.Minute, SWR: 0},
-	{Name: "InsertEmails", Kind: ":copyfrom", Reads: nil, Writes: []string{"emails"}, TTL: 0, SWR: 0},
+	{Name: "InsertEmails", Kind: ":copyfrom", Reads: nil, Writes: []string{"campaign_email_counts", "emails"}, TTL: 0, SWR: 0},
 	{Name: "ListCampaignEmails", Kind: ":many", Reads: []string{"emails"}, Writes: nil, TTL: 0, SWR: 0},
 	{Name: "ListCampaignOwners", Kind: ":many", Reads: []string{"campaigns"}, Writes: nil, TTL: 0, SWR: 0},
 	{Name: "ListCampaigns", Kind: ":many", Reads: []string{"campaigns"}, Writes: nil, TTL: 0, SWR: 0},
 	{Name: "ListCampaignsWithStats", Kind: ":many", Reads: []string{"campaign_email_counts", "campaigns"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
-	{Name: "MarkEmailOpened", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, TTL: 0, SWR: 0},
-	{Name: "MarkEmailReplied", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, TTL: 0, SWR: 0},
+	{Name: "MarkEmailOpened", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"campaign_email_counts", "emails"}, TTL: 0, SWR: 0},
+	{Name: "MarkEmailReplied", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"campaign_email_counts", "emails"}, TTL: 0, SWR: 0},
 	{Name: "PurgeIdempotencyKeys", Kind: ":execrows", Reads: nil, Writes: []string{"idempotency_keys"}, TTL: 0, SWR: 0},
 	{Name: "RevokeAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
 	{Name: "SaveIdempotentResponse", Kind: ":exec", Reads: nil, Writes: []string{"idempotency_keys"}, TTL: 0, SWR: 0},
@@ -167,7 +167,7 @@ func bumpCreateAPIKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.
 	b.Value("api_keys.user_id", arg.UserID[:], "")
 }
 
-// CreateCampaign writes campaigns; see bumpCreateCampaign.
+// CreateCampaign writes campaign_email_counts, campaigns; see bumpCreateCampaign.
 func (s *Store) CreateCampaign(ctx context.Context, arg db.CreateCampaignParams) (db.Campaign, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.CreateCampaign(wctx, arg)
@@ -183,12 +183,18 @@ func (t *txQuerier) CreateCampaign(ctx context.Context, arg db.CreateCampaignPar
 
 // bumpCreateCampaign collects what CreateCampaign invalidates; ok is false when the
 // statement failed with an unknown outcome, so RETURNING values are missing.
-//   - campaign_email_counts.campaign_id>campaigns.user_id: @user_id (campaigns rows added or removed)
+//   - campaign_email_counts.campaign_id: RETURNING id (trigger campaigns_email_counts_create: campaign_id from campaigns.id (RETURNING))
+//   - campaign_email_counts.campaign_id>campaigns.user_id: @user_id (campaigns rows added or removed; trigger campaigns_email_counts_create: campaign_id from campaigns.user_id (VALUES))
 //   - campaigns.id: RETURNING id (RETURNING)
 //   - campaigns.user_id: @user_id (VALUES)
 //   - emails.campaign_id>campaigns.user_id: @user_id (campaigns rows added or removed)
 func bumpCreateCampaign(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.CreateCampaignParams, r db.Campaign, ok bool) {
-	b.Table("campaigns")
+	b.Table("campaign_email_counts", "campaigns")
+	if ok {
+		b.Value("campaign_email_counts.campaign_id", r.ID[:], "")
+	} else {
+		b.Wide("campaign_email_counts.campaign_id", "")
+	}
 	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "")
 	if ok {
 		b.Value("campaigns.id", r.ID[:], "")
@@ -241,8 +247,8 @@ func (t *txQuerier) DeleteCampaign(ctx context.Context, arg db.DeleteCampaignPar
 
 // bumpDeleteCampaign collects what DeleteCampaign invalidates; ok is false when the
 // statement failed with an unknown outcome, so RETURNING values are missing.
-//   - campaign_email_counts.campaign_id: @id (cascade from campaigns.id)
-//   - campaign_email_counts.campaign_id>campaigns.user_id: @user_id (cascade from campaigns.user_id; campaigns rows added or removed)
+//   - campaign_email_counts.campaign_id: @id (cascade from campaigns.id; trigger emails_counts_delete: campaign_id from emails.campaign_id (cascade from campaigns.id))
+//   - campaign_email_counts.campaign_id>campaigns.user_id: @user_id (cascade from campaigns.user_id; campaigns rows added or removed; trigger emails_counts_delete: campaign_id from emails.campaign_id>campaigns.user_id (cascade from campaigns.user_id; campaigns rows added or removed))
 //   - campaigns.id: @id (WHERE)
 //   - campaigns.user_id: @user_id (WHERE)
 //   - emails.campaign_id: @id (cascade from campaigns.id)
@@ -250,8 +256,8 @@ func (t *txQuerier) DeleteCampaign(ctx context.Context, arg db.DeleteCampaignPar
 //   - emails.id: table-wide (its rows' id is not known)
 func bumpDeleteCampaign(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.DeleteCampaignParams, ok bool) {
 	b.Table("campaign_email_counts", "campaigns", "emails")
-	b.Value("campaign_email_counts.campaign_id", arg.ID[:], "")
-	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "")
+	b.Value("campaign_email_counts.campaign_id", arg.ID[:], "", "opened", "replied", "total")
+	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "", "opened", "replied", "total")
 	b.Value("campaigns.id", arg.ID[:], "")
 	b.Value("campaigns.user_id", arg.UserID[:], "")
 	b.Value("emails.campaign_id", arg.ID[:], "")
@@ -476,7 +482,7 @@ func keyGetUserStatistics(b []byte, arg uuid.UUID) []byte {
 	return b
 }
 
-// InsertEmails writes emails; see bumpInsertEmails.
+// InsertEmails writes campaign_email_counts, emails; see bumpInsertEmails.
 func (s *Store) InsertEmails(ctx context.Context, arg []db.InsertEmailsParams) (int64, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.InsertEmails(wctx, arg)
@@ -492,19 +498,32 @@ func (t *txQuerier) InsertEmails(ctx context.Context, arg []db.InsertEmailsParam
 
 // bumpInsertEmails collects what InsertEmails invalidates; ok is false when the
 // statement failed with an unknown outcome, so RETURNING values are missing.
+//   - campaign_email_counts.campaign_id: each row's @campaign_id (trigger emails_counts_insert: campaign_id from emails.campaign_id (VALUES))
+//   - campaign_email_counts.campaign_id>campaigns.user_id: each row's @campaign_id (user_id looked up from campaign_id through ListCampaignOwners)
 //   - emails.campaign_id: each row's @campaign_id (VALUES)
 //   - emails.campaign_id>campaigns.user_id: each row's @campaign_id (user_id looked up from campaign_id through ListCampaignOwners)
 //   - emails.id: each row's @id (VALUES)
 func bumpInsertEmails(ctx context.Context, q db.Querier, b *cache.Bumps, arg []db.InsertEmailsParams, ok bool) {
-	b.Table("emails")
+	b.Table("campaign_email_counts#opened", "campaign_email_counts#replied", "campaign_email_counts#total", "emails")
 	for _, v := range arg {
-		b.Value("emails.campaign_id", v.CampaignID[:], "")
+		b.Value("campaign_email_counts.campaign_id", v.CampaignID[:], "opened", "replied", "total")
 	}
 	var keys1 []uuid.UUID
 	for _, v := range arg {
 		keys1 = append(keys1, v.CampaignID)
 	}
-	resolveListCampaignOwners(ctx, q, b, "emails.campaign_id>campaigns.user_id", keys1, "")
+	if vals2, found3 := resolveListCampaignOwners(ctx, q, keys1); found3 {
+		for _, v := range vals2 {
+			b.Value("campaign_email_counts.campaign_id>campaigns.user_id", v[:], "opened", "replied", "total")
+			b.Value("emails.campaign_id>campaigns.user_id", v[:], "")
+		}
+	} else {
+		b.Wide("campaign_email_counts.campaign_id>campaigns.user_id", "opened", "replied", "total")
+		b.Wide("emails.campaign_id>campaigns.user_id", "")
+	}
+	for _, v := range arg {
+		b.Value("emails.campaign_id", v.CampaignID[:], "")
+	}
 	for _, v := range arg {
 		b.Value("emails.id", v.ID[:], "")
 	}
@@ -567,7 +586,7 @@ func keyListCampaignsWithStats(b []byte, arg db.ListCampaignsWithStatsParams) []
 	return b
 }
 
-// MarkEmailOpened writes emails; see bumpMarkEmailOpened.
+// MarkEmailOpened writes campaign_email_counts, emails; see bumpMarkEmailOpened.
 func (s *Store) MarkEmailOpened(ctx context.Context, arg db.MarkEmailOpenedParams) (db.Email, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.MarkEmailOpened(wctx, arg)
@@ -583,11 +602,19 @@ func (t *txQuerier) MarkEmailOpened(ctx context.Context, arg db.MarkEmailOpenedP
 
 // bumpMarkEmailOpened collects what MarkEmailOpened invalidates; ok is false when the
 // statement failed with an unknown outcome, so RETURNING values are missing.
+//   - campaign_email_counts.campaign_id: RETURNING campaign_id (trigger emails_counts_update: campaign_id from emails.campaign_id (RETURNING))
+//   - campaign_email_counts.campaign_id>campaigns.user_id: @user_id (trigger emails_counts_update: campaign_id from emails.campaign_id>campaigns.user_id (WHERE))
 //   - emails.campaign_id: RETURNING campaign_id (RETURNING)
 //   - emails.campaign_id>campaigns.user_id: @user_id (WHERE)
 //   - emails.id: @id (WHERE)
 func bumpMarkEmailOpened(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.MarkEmailOpenedParams, r db.Email, ok bool) {
-	b.Table("emails#is_opened", "emails#opened_at")
+	b.Table("campaign_email_counts#opened", "campaign_email_counts#replied", "campaign_email_counts#total", "emails#is_opened", "emails#opened_at")
+	if ok {
+		b.Value("campaign_email_counts.campaign_id", r.CampaignID[:], "opened", "replied", "total")
+	} else {
+		b.Wide("campaign_email_counts.campaign_id", "opened", "replied", "total")
+	}
+	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "opened", "replied", "total")
 	if ok {
 		b.Value("emails.campaign_id", r.CampaignID[:], "is_opened", "opened_at")
 	} else {
@@ -597,7 +624,7 @@ func bumpMarkEmailOpened(ctx context.Context, q db.Querier, b *cache.Bumps, arg 
 	b.Value("emails.id", arg.ID[:], "is_opened", "opened_at")
 }
 
-// MarkEmailReplied writes emails; see bumpMarkEmailReplied.
+// MarkEmailReplied writes campaign_email_counts, emails; see bumpMarkEmailReplied.
 func (s *Store) MarkEmailReplied(ctx context.Context, arg db.MarkEmailRepliedParams) (db.Email, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.MarkEmailReplied(wctx, arg)
@@ -613,11 +640,19 @@ func (t *txQuerier) MarkEmailReplied(ctx context.Context, arg db.MarkEmailReplie
 
 // bumpMarkEmailReplied collects what MarkEmailReplied invalidates; ok is false when the
 // statement failed with an unknown outcome, so RETURNING values are missing.
+//   - campaign_email_counts.campaign_id: RETURNING campaign_id (trigger emails_counts_update: campaign_id from emails.campaign_id (RETURNING))
+//   - campaign_email_counts.campaign_id>campaigns.user_id: @user_id (trigger emails_counts_update: campaign_id from emails.campaign_id>campaigns.user_id (WHERE))
 //   - emails.campaign_id: RETURNING campaign_id (RETURNING)
 //   - emails.campaign_id>campaigns.user_id: @user_id (WHERE)
 //   - emails.id: @id (WHERE)
 func bumpMarkEmailReplied(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.MarkEmailRepliedParams, r db.Email, ok bool) {
-	b.Table("emails#is_replied", "emails#replied_at")
+	b.Table("campaign_email_counts#opened", "campaign_email_counts#replied", "campaign_email_counts#total", "emails#is_replied", "emails#replied_at")
+	if ok {
+		b.Value("campaign_email_counts.campaign_id", r.CampaignID[:], "opened", "replied", "total")
+	} else {
+		b.Wide("campaign_email_counts.campaign_id", "opened", "replied", "total")
+	}
+	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "opened", "replied", "total")
 	if ok {
 		b.Value("emails.campaign_id", r.CampaignID[:], "is_replied", "replied_at")
 	} else {
@@ -781,9 +816,10 @@ func bumpUpdateCampaign(ctx context.Context, q db.Querier, b *cache.Bumps, arg d
 	b.Value("campaigns.user_id", arg.UserID[:], "name", "status", "updated_at")
 }
 
-// resolveListCampaignOwners bumps scope for the user_id of the campaigns rows whose id are keys,
-// looked up through ListCampaignOwners; wide when the lookup fails or misses a key.
-func resolveListCampaignOwners(ctx context.Context, q db.Querier, b *cache.Bumps, scope string, keys []uuid.UUID, cols ...string) {
+// resolveListCampaignOwners returns the user_id of the campaigns rows whose id are keys, looked
+// up through ListCampaignOwners; false when the lookup fails or misses a key, or there
+// are too many keys: the caller bumps wide then.
+func resolveListCampaignOwners(ctx context.Context, q db.Querier, keys []uuid.UUID) ([]uuid.UUID, bool) {
 	seen := make(map[uuid.UUID]struct{}, len(keys))
 	uniq := make([]uuid.UUID, 0, len(keys))
 	for _, k := range keys {
@@ -793,20 +829,20 @@ func resolveListCampaignOwners(ctx context.Context, q db.Querier, b *cache.Bumps
 		}
 	}
 	if len(uniq) == 0 {
-		return
+		return nil, true
 	}
 	if len(uniq) > cache.MaxScopeValues {
-		b.Wide(scope, cols...)
-		return
+		return nil, false
 	}
 	rows, err := q.ListCampaignOwners(ctx, uniq)
 	if err != nil || len(rows) != len(uniq) {
-		b.Wide(scope, cols...)
-		return
+		return nil, false
 	}
-	for _, row := range rows {
-		b.Value(scope, row.UserID[:], cols...)
+	out := make([]uuid.UUID, len(rows))
+	for i, row := range rows {
+		out[i] = row.UserID
 	}
+	return out, true
 }
 
 var codecGetAPIKeyByHashRow = cache.Codec[db.GetAPIKeyByHashRow]{Encode: encGetAPIKeyByHashRow, Decode: decGetAPIKeyByHashRow, Clone: cloneGetAPIKeyByHashRow}
@@ -827,17 +863,17 @@ func decGetAPIKeyByHashRow(d *cache.Decoder) (v db.GetAPIKeyByHashRow) {
 	d.ReadFixed(v.ID[:])
 	d.ReadFixed(v.UserID[:])
 	if d.ReadBool() {
-		p2 := new(int32)
-		(*p2) = int32(d.ReadInt64())
-		v.RateLimitPerMinute = p2
+		p4 := new(int32)
+		(*p4) = int32(d.ReadInt64())
+		v.RateLimitPerMinute = p4
 	}
 	return v
 }
 
 func cloneGetAPIKeyByHashRow(v db.GetAPIKeyByHashRow) db.GetAPIKeyByHashRow {
 	if v.RateLimitPerMinute != nil {
-		p3 := *v.RateLimitPerMinute
-		v.RateLimitPerMinute = &p3
+		p5 := *v.RateLimitPerMinute
+		v.RateLimitPerMinute = &p5
 	}
 	return v
 }
@@ -868,19 +904,19 @@ var codecGetCampaignDailyCountsRowSlice = cache.Codec[[]db.GetCampaignDailyCount
 
 func encGetCampaignDailyCountsRowSlice(b []byte, v []db.GetCampaignDailyCountsRow) []byte {
 	b = cache.AppendLen(b, len(v), v == nil)
-	for _, e4 := range v {
-		b = cache.AppendTime(b, e4.Day)
-		b = cache.AppendInt64(b, int64(e4.Count))
+	for _, e6 := range v {
+		b = cache.AppendTime(b, e6.Day)
+		b = cache.AppendInt64(b, int64(e6.Count))
 	}
 	return b
 }
 
 func decGetCampaignDailyCountsRowSlice(d *cache.Decoder) (v []db.GetCampaignDailyCountsRow) {
-	if n5 := d.ReadLen(); n5 >= 0 {
-		v = make([]db.GetCampaignDailyCountsRow, n5)
-		for i6 := range v {
-			v[i6].Day = d.ReadTime()
-			v[i6].Count = int64(d.ReadInt64())
+	if n7 := d.ReadLen(); n7 >= 0 {
+		v = make([]db.GetCampaignDailyCountsRow, n7)
+		for i8 := range v {
+			v[i8].Day = d.ReadTime()
+			v[i8].Count = int64(d.ReadInt64())
 		}
 	}
 	return v
@@ -888,9 +924,9 @@ func decGetCampaignDailyCountsRowSlice(d *cache.Decoder) (v []db.GetCampaignDail
 
 func cloneGetCampaignDailyCountsRowSlice(v []db.GetCampaignDailyCountsRow) []db.GetCampaignDailyCountsRow {
 	if v != nil {
-		s7 := make([]db.GetCampaignDailyCountsRow, len(v))
-		copy(s7, v)
-		v = s7
+		s9 := make([]db.GetCampaignDailyCountsRow, len(v))
+		copy(s9, v)
+		v = s9
 	}
 	return v
 }
@@ -952,21 +988,21 @@ func decEmail(d *cache.Decoder) (v db.Email) {
 	v.Body = string(d.ReadString())
 	v.Status = string(d.ReadString())
 	if d.ReadBool() {
-		p9 := new(time.Time)
-		(*p9) = d.ReadTime()
-		v.SentAt = p9
+		p11 := new(time.Time)
+		(*p11) = d.ReadTime()
+		v.SentAt = p11
 	}
 	v.IsOpened = bool(d.ReadBool())
 	if d.ReadBool() {
-		p10 := new(time.Time)
-		(*p10) = d.ReadTime()
-		v.OpenedAt = p10
+		p12 := new(time.Time)
+		(*p12) = d.ReadTime()
+		v.OpenedAt = p12
 	}
 	v.IsReplied = bool(d.ReadBool())
 	if d.ReadBool() {
-		p11 := new(time.Time)
-		(*p11) = d.ReadTime()
-		v.RepliedAt = p11
+		p13 := new(time.Time)
+		(*p13) = d.ReadTime()
+		v.RepliedAt = p13
 	}
 	v.CreatedAt = d.ReadTime()
 	return v
@@ -974,16 +1010,16 @@ func decEmail(d *cache.Decoder) (v db.Email) {
 
 func cloneEmail(v db.Email) db.Email {
 	if v.SentAt != nil {
-		p12 := *v.SentAt
-		v.SentAt = &p12
+		p14 := *v.SentAt
+		v.SentAt = &p14
 	}
 	if v.OpenedAt != nil {
-		p13 := *v.OpenedAt
-		v.OpenedAt = &p13
+		p15 := *v.OpenedAt
+		v.OpenedAt = &p15
 	}
 	if v.RepliedAt != nil {
-		p14 := *v.RepliedAt
-		v.RepliedAt = &p14
+		p16 := *v.RepliedAt
+		v.RepliedAt = &p16
 	}
 	return v
 }
@@ -1032,33 +1068,33 @@ var codecListCampaignsWithStatsRowSlice = cache.Codec[[]db.ListCampaignsWithStat
 
 func encListCampaignsWithStatsRowSlice(b []byte, v []db.ListCampaignsWithStatsRow) []byte {
 	b = cache.AppendLen(b, len(v), v == nil)
-	for _, e15 := range v {
-		b = append(b, e15.ID[:]...)
-		b = append(b, e15.UserID[:]...)
-		b = cache.AppendString(b, string(e15.Name))
-		b = cache.AppendString(b, string(e15.Status))
-		b = cache.AppendTime(b, e15.CreatedAt)
-		b = cache.AppendTime(b, e15.UpdatedAt)
-		b = cache.AppendInt64(b, int64(e15.Total))
-		b = cache.AppendInt64(b, int64(e15.Opened))
-		b = cache.AppendInt64(b, int64(e15.Replied))
+	for _, e17 := range v {
+		b = append(b, e17.ID[:]...)
+		b = append(b, e17.UserID[:]...)
+		b = cache.AppendString(b, string(e17.Name))
+		b = cache.AppendString(b, string(e17.Status))
+		b = cache.AppendTime(b, e17.CreatedAt)
+		b = cache.AppendTime(b, e17.UpdatedAt)
+		b = cache.AppendInt64(b, int64(e17.Total))
+		b = cache.AppendInt64(b, int64(e17.Opened))
+		b = cache.AppendInt64(b, int64(e17.Replied))
 	}
 	return b
 }
 
 func decListCampaignsWithStatsRowSlice(d *cache.Decoder) (v []db.ListCampaignsWithStatsRow) {
-	if n16 := d.ReadLen(); n16 >= 0 {
-		v = make([]db.ListCampaignsWithStatsRow, n16)
-		for i17 := range v {
-			d.ReadFixed(v[i17].ID[:])
-			d.ReadFixed(v[i17].UserID[:])
-			v[i17].Name = string(d.ReadString())
-			v[i17].Status = db.CampaignStatus(d.ReadString())
-			v[i17].CreatedAt = d.ReadTime()
-			v[i17].UpdatedAt = d.ReadTime()
-			v[i17].Total = int64(d.ReadInt64())
-			v[i17].Opened = int64(d.ReadInt64())
-			v[i17].Replied = int64(d.ReadInt64())
+	if n18 := d.ReadLen(); n18 >= 0 {
+		v = make([]db.ListCampaignsWithStatsRow, n18)
+		for i19 := range v {
+			d.ReadFixed(v[i19].ID[:])
+			d.ReadFixed(v[i19].UserID[:])
+			v[i19].Name = string(d.ReadString())
+			v[i19].Status = db.CampaignStatus(d.ReadString())
+			v[i19].CreatedAt = d.ReadTime()
+			v[i19].UpdatedAt = d.ReadTime()
+			v[i19].Total = int64(d.ReadInt64())
+			v[i19].Opened = int64(d.ReadInt64())
+			v[i19].Replied = int64(d.ReadInt64())
 		}
 	}
 	return v
@@ -1066,9 +1102,9 @@ func decListCampaignsWithStatsRowSlice(d *cache.Decoder) (v []db.ListCampaignsWi
 
 func cloneListCampaignsWithStatsRowSlice(v []db.ListCampaignsWithStatsRow) []db.ListCampaignsWithStatsRow {
 	if v != nil {
-		s18 := make([]db.ListCampaignsWithStatsRow, len(v))
-		copy(s18, v)
-		v = s18
+		s20 := make([]db.ListCampaignsWithStatsRow, len(v))
+		copy(s20, v)
+		v = s20
 	}
 	return v
 }
