@@ -426,7 +426,7 @@ func (s *Schema) traceWrite(t Trigger, key string, v map[string]any, w *TriggerW
 			if !contains(s.scopeColumns(w.Table), col) {
 				continue
 			}
-			if src, ok := tr.output(sel, "", i, ctes); ok {
+			if src, ok := tr.insertValue(sel, i, ctes); ok {
 				w.From[col] = src
 			}
 		}
@@ -453,6 +453,28 @@ func (s *Schema) traceWrite(t Trigger, key string, v map[string]any, w *TriggerW
 			}
 		}
 	}
+}
+
+// insertValue traces the i-th column of an INSERT's rows: of every VALUES
+// row (NEW.col of a row trigger), or of its SELECT.
+func (tr *tracer) insertValue(sel map[string]any, i int, ctes map[string]cteDef) (string, bool) {
+	lists, ok := sel["valuesLists"].([]any)
+	if !ok {
+		return tr.output(sel, "", i, ctes)
+	}
+	src := ""
+	for _, l := range lists {
+		items, _ := l.(map[string]any)["List"].(map[string]any)["items"].([]any)
+		if i >= len(items) {
+			return "", false
+		}
+		c, ok := tr.value(&traceScope{ctes: ctes}, items[i])
+		if !ok || (src != "" && c != src) {
+			return "", false
+		}
+		src = c
+	}
+	return src, src != ""
 }
 
 // tracer follows a value back to a column of the trigger's table.
