@@ -94,6 +94,7 @@ func GenerateWithReport(cfg Config) ([]byte, string, error) {
 		}
 	}
 	g.scopes = schema.AllScopes()
+	g.schema = schema
 	src, err := g.file(methods)
 	if err != nil {
 		return nil, "", err
@@ -251,6 +252,7 @@ type gen struct {
 	tmp     int
 	slots   []string
 	scopes  []ScopeDef
+	schema  *Schema
 	// needResolvers are the resolvers the writes use, by query name.
 	needResolvers map[string]resolver
 	codecs        map[string]string // type string -> codec variable
@@ -295,6 +297,17 @@ func (g *gen) file(ms []method) ([]byte, error) {
 	g.p("// Versions are the named version slots: one per table and table#column,")
 	g.p("// and one per scope and scope#column (the scope-wide versions).")
 	g.p("var Versions = %s", strList(sorted(slots)))
+	g.p("")
+	g.p("// TriggerWrites are, for each table whose triggers write other tables,")
+	g.p("// the tables a write of any kind to it may change through them (and")
+	g.p("// through their triggers in turn): InvalidateTable follows them.")
+	g.p("var TriggerWrites = map[string][]string{")
+	for _, t := range sorted(all) {
+		if ws := g.schema.triggerTables(t); len(ws) > 0 {
+			g.p("%q: %s,", t, strList(ws))
+		}
+	}
+	g.p("}")
 	g.p("")
 	g.p("// Scopes are the scopes with hashed version slots, from the schema's keys")
 	g.p("// and foreign keys.")

@@ -1058,3 +1058,19 @@ func (s *Schema) fkOf(table, col string) ForeignKey {
 	}
 	return ForeignKey{}
 }
+
+// triggerTables are the tables a write of any kind to table may change
+// through triggers, transitively, other than table itself.
+func (s *Schema) triggerTables(table string) []string {
+	var evs []tableEvent
+	for _, k := range []string{"INSERT", "UPDATE", "DELETE", "TRUNCATE"} {
+		evs = append(evs, tableEvent{table: table, kind: k})
+	}
+	set := map[string]bool{}
+	for _, ev := range s.triggerEvents(evs) {
+		if ev.table != table {
+			set[ev.table] = true
+		}
+	}
+	return sorted(set)
+}
