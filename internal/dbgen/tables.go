@@ -115,9 +115,7 @@ func (s *Schema) Read(src string) error {
 	})
 	s.readKeys(tree)
 	s.resolveFKs()
-	if err := s.readTriggers(src, tree); err != nil {
-		return err
-	}
+	s.readTriggers(src, tree)
 	return s.analyzeTriggers()
 }
 

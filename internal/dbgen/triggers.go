@@ -84,7 +84,7 @@ const (
 
 // readTriggers records the functions and triggers of one migration, and
 // forgets the triggers it drops.
-func (s *Schema) readTriggers(src string, tree any) error {
+func (s *Schema) readTriggers(src string, tree any) {
 	m, _ := tree.(map[string]any)
 	stmts, _ := m["stmts"].([]any)
 	for _, st := range stmts {
@@ -113,14 +113,15 @@ func (s *Schema) readTriggers(src string, tree any) error {
 			}
 			objs, _ := d["objects"].([]any)
 			for _, o := range objs {
-				parts := stringList(o.(map[string]any)["List"].(map[string]any)["items"])
+				om, _ := o.(map[string]any)
+				list, _ := om["List"].(map[string]any)
+				parts := stringList(list["items"])
 				if len(parts) >= 2 {
 					s.dropTrigger(s.parent(parts[len(parts)-2]), parts[len(parts)-1])
 				}
 			}
 		}
 	}
-	return nil
 }
 
 func (s *Schema) addTrigger(v map[string]any) {

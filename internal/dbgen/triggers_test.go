@@ -197,4 +197,11 @@ CREATE TABLE gone (id uuid PRIMARY KEY);
 	if len(s.Triggers) != 1 || s.Columns["gone"] != nil {
 		t.Fatalf("triggers %v, tables %v: the Down section was read", s.Triggers, sortedKeys(s.Columns))
 	}
+	// A later migration's Up that drops it.
+	if err := s.Read("-- +goose Up\nDROP TRIGGER tr ON t;\n"); err != nil {
+		t.Fatal(err)
+	}
+	if tables, err := Analyze(`INSERT INTO t (id) VALUES ($1)`, s); err != nil || len(s.Triggers) != 0 || !slices.Equal(tables.Writes, []string{"t"}) {
+		t.Fatalf("after DROP TRIGGER: triggers %v, writes %v, %v", s.Triggers, tables.Writes, err)
+	}
 }
