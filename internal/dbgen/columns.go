@@ -89,13 +89,16 @@ func writeSlots(tree any, tables Tables, schema *Schema) []string {
 	}
 	// Tables only triggers write: column slots when every write of them is
 	// an UPDATE of known columns.
-	evs := statementEvents(tree, schema, cteNames(tree))
+	var evs []tableEvent
+	if schema != nil {
+		evs = statementEvents(tree, schema, cteNames(tree))
+	}
 	direct := map[string]bool{}
 	for _, ev := range evs {
 		direct[ev.table] = true
 	}
 	byTrigger := map[string]map[string]bool{}
-	for _, ev := range schema.triggerEvents(evs) {
+	for _, ev := range schema.triggerEvents(evs) { // nil schema: no events
 		if direct[ev.table] {
 			continue
 		}
