@@ -97,6 +97,13 @@ type Campaign struct {
 	UpdatedAt time.Time
 }
 
+type CampaignEmailCount struct {
+	CampaignID uuid.UUID
+	Total      int64
+	Opened     int64
+	Replied    int64
+}
+
 type Email struct {
 	ID         uuid.UUID
 	CampaignID uuid.UUID

@@ -35,8 +35,11 @@ type Querier interface {
 	// Days are UTC days. The time range prunes the scan to the partitions of the
 	// months it spans. Days without emails are absent; callers fill them in.
 	GetCampaignDailyCounts(ctx context.Context, arg GetCampaignDailyCountsParams) ([]GetCampaignDailyCountsRow, error)
-	// One row even for a campaign without emails; no row when the campaign is not
-	// the user's, so callers get not-found rather than zeros.
+	// One row even for a campaign without emails (every campaign has its
+	// counter row, created with it); no row when the campaign is not the
+	// user's, so callers get not-found rather than zeros. The counters are kept
+	// by triggers on emails (schema/00005), so this reads one row however many
+	// emails the campaign has.
 	GetCampaignSummary(ctx context.Context, arg GetCampaignSummaryParams) (GetCampaignSummaryRow, error)
 	// The created_at = uuid7_time(id) predicate prunes the scan to the one
 	// partition of the id's month; the join scopes the row to its owner.
@@ -44,6 +47,8 @@ type Querier interface {
 	GetIdempotencyKey(ctx context.Context, arg GetIdempotencyKeyParams) (IdempotencyKey, error)
 	GetUser(ctx context.Context, id uuid.UUID) (User, error)
 	GetUserByEmail(ctx context.Context, email string) (User, error)
+	// One counter row per campaign of the user: the sum reads as many rows as
+	// the user has campaigns, not emails.
 	GetUserStatistics(ctx context.Context, userID uuid.UUID) (GetUserStatisticsRow, error)
 	InsertEmails(ctx context.Context, arg []InsertEmailsParams) (int64, error)
 	// Keyset pagination, oldest first, by (created_at, id) after the last row
@@ -62,11 +67,12 @@ type Querier interface {
 	// range scan however deep the walk goes.
 	ListCampaigns(ctx context.Context, arg ListCampaignsParams) ([]Campaign, error)
 	// A page of ListCampaigns with each campaign's figures, in one statement:
-	// the LATERAL aggregate runs once per campaign of the page (an index range
-	// scan of emails_campaign_created_idx each), so the LIMIT bounds the work.
-	// Its cache scope: campaigns pinned by user_id, and their emails through
-	// the foreign-key path emails.campaign_id>campaigns.user_id — an open, a
-	// bulk insert or a delete of another user's leaves the page cached.
+	// each campaign's counter row (kept by triggers on emails, schema/00005)
+	// is one primary-key lookup, so a page costs the same however many emails
+	// its campaigns have. Its cache scope: campaigns pinned by user_id, and
+	// their counters through the foreign-key path
+	// campaign_email_counts.campaign_id>campaigns.user_id — an open, a bulk
+	// insert or a delete of another user's leaves the page cached.
 	ListCampaignsWithStats(ctx context.Context, arg ListCampaignsWithStatsParams) ([]ListCampaignsWithStatsRow, error)
 	// First open wins: a repeated event matches no row and changes nothing.
 	MarkEmailOpened(ctx context.Context, arg MarkEmailOpenedParams) (Email, error)

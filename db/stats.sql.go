@@ -86,13 +86,10 @@ func (q *Queries) GetCampaignDailyCounts(ctx context.Context, arg GetCampaignDai
 }
 
 const getCampaignSummary = `-- name: GetCampaignSummary :one
-SELECT count(e.id)                                AS total,
-       count(e.id) FILTER (WHERE e.is_opened)     AS opened,
-       count(e.id) FILTER (WHERE e.is_replied)    AS replied
+SELECT n.total, n.opened, n.replied
 FROM campaigns c
-LEFT JOIN emails e ON e.campaign_id = c.id
+JOIN campaign_email_counts n ON n.campaign_id = c.id
 WHERE c.id = $1 AND c.user_id = $2
-GROUP BY c.id
 `
 
 type GetCampaignSummaryParams struct {
@@ -106,8 +103,11 @@ type GetCampaignSummaryRow struct {
 	Replied int64
 }
 
-// One row even for a campaign without emails; no row when the campaign is not
-// the user's, so callers get not-found rather than zeros.
+// One row even for a campaign without emails (every campaign has its
+// counter row, created with it); no row when the campaign is not the
+// user's, so callers get not-found rather than zeros. The counters are kept
+// by triggers on emails (schema/00005), so this reads one row however many
+// emails the campaign has.
 func (q *Queries) GetCampaignSummary(ctx context.Context, arg GetCampaignSummaryParams) (GetCampaignSummaryRow, error) {
 	row := q.db.QueryRow(ctx, getCampaignSummary, arg.CampaignID, arg.UserID)
 	var i GetCampaignSummaryRow
@@ -116,12 +116,12 @@ func (q *Queries) GetCampaignSummary(ctx context.Context, arg GetCampaignSummary
 }
 
 const getUserStatistics = `-- name: GetUserStatistics :one
-SELECT (SELECT count(*) FROM campaigns WHERE campaigns.user_id = $1) AS campaigns,
-       count(e.id)                                                     AS emails,
-       count(e.id) FILTER (WHERE e.is_opened)                          AS opened,
-       count(e.id) FILTER (WHERE e.is_replied)                         AS replied
+SELECT count(*)                             AS campaigns,
+       coalesce(sum(n.total), 0)::bigint    AS emails,
+       coalesce(sum(n.opened), 0)::bigint   AS opened,
+       coalesce(sum(n.replied), 0)::bigint  AS replied
 FROM campaigns c
-JOIN emails e ON e.campaign_id = c.id
+JOIN campaign_email_counts n ON n.campaign_id = c.id
 WHERE c.user_id = $1
 `
 
@@ -132,6 +132,8 @@ type GetUserStatisticsRow struct {
 	Replied   int64
 }
 
+// One counter row per campaign of the user: the sum reads as many rows as
+// the user has campaigns, not emails.
 func (q *Queries) GetUserStatistics(ctx context.Context, userID uuid.UUID) (GetUserStatisticsRow, error) {
 	row := q.db.QueryRow(ctx, getUserStatistics, userID)
 	var i GetUserStatisticsRow

@@ -107,9 +107,10 @@ func TestCacheAdminRoutes(t *testing.T) {
 		t.Fatalf("hit rates = %v, want GetCampaignSummary 0.5", rates)
 	}
 
-	e.do("POST", "/db-monitor/cache/invalidate", testAdminKey, map[string]any{"table": "emails"}).want(200)
+	// The summary reads the counters the triggers on emails keep.
+	e.do("POST", "/db-monitor/cache/invalidate", testAdminKey, map[string]any{"table": "campaign_email_counts"}).want(200)
 	if h := e.do("GET", summary, key, nil).want(200).Header().Get(HeaderXCache); h != "miss" {
-		t.Fatalf("after invalidating emails: X-Cache %q, want miss", h)
+		t.Fatalf("after invalidating campaign_email_counts: X-Cache %q, want miss", h)
 	}
 	p := e.do("POST", "/db-monitor/cache/invalidate", testAdminKey, map[string]any{"table": "nope"}).want(400).problem()
 	if len(p.Errors) != 1 || p.Errors[0].Field != "table" {
@@ -187,5 +188,73 @@ func TestCampaignPageScopedToItsUser(t *testing.T) {
 		if h != "miss" || !w.check(p) {
 			t.Fatalf("after the user's own %s: X-Cache %q, page %+v", w.name, h, p)
 		}
+	}
+}
+
+// TestSummaryInvalidatedThroughTheCounters: the summary and statistics read
+// campaign_email_counts, which only the triggers on emails write. An open
+// and a bulk insert in the campaign reach them (dbgen follows the
+// triggers); an open, a bulk insert or a new campaign of another user, and
+// an open in another campaign of the same user, leave the summary cached.
+func TestSummaryInvalidatedThroughTheCounters(t *testing.T) {
+	opt, _ := withCache(t, "")
+	e := newEnv(t, opt)
+	_, keyA := e.user()
+	_, keyB := e.user()
+	a := e.campaign(keyA, 3)
+	a2 := e.campaign(keyA, 2)
+	b := e.campaign(keyB, 2)
+	summary := "/api/v1/campaigns/" + a.ID.String() + "/summary"
+	read := func(path string) (string, func(any)) {
+		r := e.do("GET", path, keyA, nil).want(200)
+		return r.Header().Get(HeaderXCache), func(v any) { r.json(v) }
+	}
+	firstEmail := func(c campaignJSON, key string) string {
+		var p page[emailJSON]
+		e.do("GET", "/api/v1/campaigns/"+c.ID.String()+"/emails", key, nil).want(200).json(&p)
+		return p.Items[0].ID.String()
+	}
+	read(summary)
+	read("/api/v1/me/statistics")
+	for i, w := range []func(){
+		func() { e.do("POST", "/api/v1/emails/"+firstEmail(b, keyB)+"/opened", keyB, nil).want(200) },
+		func() {
+			e.do("POST", "/api/v1/campaigns/"+b.ID.String()+"/emails", keyB, map[string]any{"emails": sampleEmails(3)}).want(201)
+		},
+		func() { e.campaign(keyB, 1) },
+	} {
+		w()
+		if h, _ := read(summary); h != "hit" {
+			t.Fatalf("summary after another user's write %d: X-Cache %q, want hit", i, h)
+		}
+		if h, _ := read("/api/v1/me/statistics"); h != "hit" {
+			t.Fatalf("statistics after another user's write %d: X-Cache %q, want hit", i, h)
+		}
+	}
+	e.do("POST", "/api/v1/emails/"+firstEmail(a2, keyA)+"/opened", keyA, nil).want(200)
+	if h, _ := read(summary); h != "hit" {
+		t.Fatalf("summary after an open in the user's other campaign: X-Cache %q, want hit", h)
+	}
+	var st statisticsJSON
+	if h, decode := read("/api/v1/me/statistics"); h != "miss" {
+		t.Fatalf("statistics after the user's own open: X-Cache %q, want miss", h)
+	} else if decode(&st); st.Opened != 1 || st.Emails != 5 {
+		t.Fatalf("statistics after the user's own open: %+v", st)
+	}
+	var sum summaryJSON
+	e.do("POST", "/api/v1/emails/"+firstEmail(a, keyA)+"/opened", keyA, nil).want(200)
+	if h, decode := read(summary); h != "miss" {
+		t.Fatalf("summary after an open in its campaign: X-Cache %q, want miss", h)
+	} else if decode(&sum); sum.Opened != 1 || sum.Total != 3 {
+		t.Fatalf("summary after an open in its campaign: %+v", sum)
+	}
+	e.do("POST", "/api/v1/campaigns/"+a.ID.String()+"/emails", keyA, map[string]any{"emails": sampleEmails(4)}).want(201)
+	if h, decode := read(summary); h != "miss" {
+		t.Fatalf("summary after a bulk insert in its campaign: X-Cache %q, want miss", h)
+	} else if decode(&sum); sum.Total != 7 || sum.Opened != 1 {
+		t.Fatalf("summary after a bulk insert in its campaign: %+v", sum)
+	}
+	if h, _ := read(summary); h != "hit" {
+		t.Fatalf("summary read again: X-Cache %q, want hit", h)
 	}
 }

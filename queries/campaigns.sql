@@ -36,23 +36,18 @@ ORDER BY created_at DESC, id DESC
 LIMIT @page_size;
 
 -- A page of ListCampaigns with each campaign's figures, in one statement:
--- the LATERAL aggregate runs once per campaign of the page (an index range
--- scan of emails_campaign_created_idx each), so the LIMIT bounds the work.
--- Its cache scope: campaigns pinned by user_id, and their emails through
--- the foreign-key path emails.campaign_id>campaigns.user_id — an open, a
--- bulk insert or a delete of another user's leaves the page cached.
+-- each campaign's counter row (kept by triggers on emails, schema/00005)
+-- is one primary-key lookup, so a page costs the same however many emails
+-- its campaigns have. Its cache scope: campaigns pinned by user_id, and
+-- their counters through the foreign-key path
+-- campaign_email_counts.campaign_id>campaigns.user_id — an open, a bulk
+-- insert or a delete of another user's leaves the page cached.
 -- name: ListCampaignsWithStats :many
 -- cache: ttl=1m
 SELECT c.id, c.user_id, c.name, c.status, c.created_at, c.updated_at,
-       s.total, s.opened, s.replied
+       n.total, n.opened, n.replied
 FROM campaigns c
-CROSS JOIN LATERAL (
-    SELECT count(*)                              AS total,
-           count(*) FILTER (WHERE e.is_opened)   AS opened,
-           count(*) FILTER (WHERE e.is_replied)  AS replied
-    FROM emails e
-    WHERE e.campaign_id = c.id
-) s
+JOIN campaign_email_counts n ON n.campaign_id = c.id
 WHERE c.user_id = @user_id
   AND (c.created_at, c.id) < (@before_created_at::timestamptz, @before_id::uuid)
 ORDER BY c.created_at DESC, c.id DESC

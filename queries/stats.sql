@@ -1,14 +1,14 @@
--- One row even for a campaign without emails; no row when the campaign is not
--- the user's, so callers get not-found rather than zeros.
+-- One row even for a campaign without emails (every campaign has its
+-- counter row, created with it); no row when the campaign is not the
+-- user's, so callers get not-found rather than zeros. The counters are kept
+-- by triggers on emails (schema/00005), so this reads one row however many
+-- emails the campaign has.
 -- name: GetCampaignSummary :one
 -- cache: ttl=10m
-SELECT count(e.id)                                AS total,
-       count(e.id) FILTER (WHERE e.is_opened)     AS opened,
-       count(e.id) FILTER (WHERE e.is_replied)    AS replied
+SELECT n.total, n.opened, n.replied
 FROM campaigns c
-LEFT JOIN emails e ON e.campaign_id = c.id
-WHERE c.id = @campaign_id AND c.user_id = @user_id
-GROUP BY c.id;
+JOIN campaign_email_counts n ON n.campaign_id = c.id
+WHERE c.id = @campaign_id AND c.user_id = @user_id;
 
 -- Days are UTC days. The time range prunes the scan to the partitions of the
 -- months it spans. Days without emails are absent; callers fill them in.
@@ -23,14 +23,16 @@ WHERE campaign_id = @campaign_id
 GROUP BY 1
 ORDER BY 1;
 
+-- One counter row per campaign of the user: the sum reads as many rows as
+-- the user has campaigns, not emails.
 -- name: GetUserStatistics :one
 -- cache: ttl=5m
-SELECT (SELECT count(*) FROM campaigns WHERE campaigns.user_id = @user_id) AS campaigns,
-       count(e.id)                                                     AS emails,
-       count(e.id) FILTER (WHERE e.is_opened)                          AS opened,
-       count(e.id) FILTER (WHERE e.is_replied)                         AS replied
+SELECT count(*)                             AS campaigns,
+       coalesce(sum(n.total), 0)::bigint    AS emails,
+       coalesce(sum(n.opened), 0)::bigint   AS opened,
+       coalesce(sum(n.replied), 0)::bigint  AS replied
 FROM campaigns c
-JOIN emails e ON e.campaign_id = c.id
+JOIN campaign_email_counts n ON n.campaign_id = c.id
 WHERE c.user_id = @user_id;
 
 -- name: EnsureEmailPartitions :many

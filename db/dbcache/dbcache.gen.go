@@ -12,11 +12,19 @@ import (
 )
 
 // Tables are every table the queries read or write.
-var Tables = []string{"api_keys", "campaigns", "emails", "idempotency_keys", "users"}
+var Tables = []string{"api_keys", "campaign_email_counts", "campaigns", "emails", "idempotency_keys", "users"}
 
 // Versions are the named version slots: one per table and table#column,
 // and one per scope and scope#column (the scope-wide versions).
-var Versions = []string{"api_keys", "api_keys#created_at", "api_keys#id", "api_keys#key_hash", "api_keys#last_used_at", "api_keys#name", "api_keys#prefix", "api_keys#rate_limit_per_minute", "api_keys#revoked_at", "api_keys#user_id", "api_keys.id", "api_keys.id#created_at", "api_keys.id#id", "api_keys.id#key_hash", "api_keys.id#last_used_at", "api_keys.id#name", "api_keys.id#prefix", "api_keys.id#rate_limit_per_minute", "api_keys.id#revoked_at", "api_keys.id#user_id", "api_keys.key_hash", "api_keys.key_hash#created_at", "api_keys.key_hash#id", "api_keys.key_hash#key_hash", "api_keys.key_hash#last_used_at", "api_keys.key_hash#name", "api_keys.key_hash#prefix", "api_keys.key_hash#rate_limit_per_minute", "api_keys.key_hash#revoked_at", "api_keys.key_hash#user_id", "api_keys.user_id", "api_keys.user_id#created_at", "api_keys.user_id#id", "api_keys.user_id#key_hash", "api_keys.user_id#last_used_at", "api_keys.user_id#name", "api_keys.user_id#prefix", "api_keys.user_id#rate_limit_per_minute", "api_keys.user_id#revoked_at", "api_keys.user_id#user_id", "campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id", "campaigns.id", "campaigns.id#created_at", "campaigns.id#id", "campaigns.id#name", "campaigns.id#status", "campaigns.id#updated_at", "campaigns.id#user_id", "campaigns.user_id", "campaigns.user_id#created_at", "campaigns.user_id#id", "campaigns.user_id#name", "campaigns.user_id#status", "campaigns.user_id#updated_at", "campaigns.user_id#user_id", "emails", "emails#body", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject", "emails.campaign_id", "emails.campaign_id#body", "emails.campaign_id#campaign_id", "emails.campaign_id#created_at", "emails.campaign_id#id", "emails.campaign_id#is_opened", "emails.campaign_id#is_replied", "emails.campaign_id#opened_at", "emails.campaign_id#recipient", "emails.campaign_id#replied_at", "emails.campaign_id#sent_at", "emails.campaign_id#status", "emails.campaign_id#subject", "emails.campaign_id>campaigns.user_id", "emails.campaign_id>campaigns.user_id#body", "emails.campaign_id>campaigns.user_id#campaign_id", "emails.campaign_id>campaigns.user_id#created_at", "emails.campaign_id>campaigns.user_id#id", "emails.campaign_id>campaigns.user_id#is_opened", "emails.campaign_id>campaigns.user_id#is_replied", "emails.campaign_id>campaigns.user_id#opened_at", "emails.campaign_id>campaigns.user_id#recipient", "emails.campaign_id>campaigns.user_id#replied_at", "emails.campaign_id>campaigns.user_id#sent_at", "emails.campaign_id>campaigns.user_id#status", "emails.campaign_id>campaigns.user_id#subject", "emails.id", "emails.id#body", "emails.id#campaign_id", "emails.id#created_at", "emails.id#id", "emails.id#is_opened", "emails.id#is_replied", "emails.id#opened_at", "emails.id#recipient", "emails.id#replied_at", "emails.id#sent_at", "emails.id#status", "emails.id#subject", "idempotency_keys", "idempotency_keys#content_type", "idempotency_keys#created_at", "idempotency_keys#key", "idempotency_keys#location", "idempotency_keys#method", "idempotency_keys#owner", "idempotency_keys#path", "idempotency_keys#request_hash", "idempotency_keys#response", "idempotency_keys#status", "idempotency_keys.owner", "idempotency_keys.owner#content_type", "idempotency_keys.owner#created_at", "idempotency_keys.owner#key", "idempotency_keys.owner#location", "idempotency_keys.owner#method", "idempotency_keys.owner#owner", "idempotency_keys.owner#path", "idempotency_keys.owner#request_hash", "idempotency_keys.owner#response", "idempotency_keys.owner#status", "users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at", "users.id", "users.id#created_at", "users.id#email", "users.id#id", "users.id#is_active", "users.id#name", "users.id#updated_at"}
+var Versions = []string{"api_keys", "api_keys#created_at", "api_keys#id", "api_keys#key_hash", "api_keys#last_used_at", "api_keys#name", "api_keys#prefix", "api_keys#rate_limit_per_minute", "api_keys#revoked_at", "api_keys#user_id", "api_keys.id", "api_keys.id#created_at", "api_keys.id#id", "api_keys.id#key_hash", "api_keys.id#last_used_at", "api_keys.id#name", "api_keys.id#prefix", "api_keys.id#rate_limit_per_minute", "api_keys.id#revoked_at", "api_keys.id#user_id", "api_keys.key_hash", "api_keys.key_hash#created_at", "api_keys.key_hash#id", "api_keys.key_hash#key_hash", "api_keys.key_hash#last_used_at", "api_keys.key_hash#name", "api_keys.key_hash#prefix", "api_keys.key_hash#rate_limit_per_minute", "api_keys.key_hash#revoked_at", "api_keys.key_hash#user_id", "api_keys.user_id", "api_keys.user_id#created_at", "api_keys.user_id#id", "api_keys.user_id#key_hash", "api_keys.user_id#last_used_at", "api_keys.user_id#name", "api_keys.user_id#prefix", "api_keys.user_id#rate_limit_per_minute", "api_keys.user_id#revoked_at", "api_keys.user_id#user_id", "campaign_email_counts", "campaign_email_counts#campaign_id", "campaign_email_counts#opened", "campaign_email_counts#replied", "campaign_email_counts#total", "campaign_email_counts.campaign_id", "campaign_email_counts.campaign_id#campaign_id", "campaign_email_counts.campaign_id#opened", "campaign_email_counts.campaign_id#replied", "campaign_email_counts.campaign_id#total", "campaign_email_counts.campaign_id>campaigns.user_id", "campaign_email_counts.campaign_id>campaigns.user_id#campaign_id", "campaign_email_counts.campaign_id>campaigns.user_id#opened", "campaign_email_counts.campaign_id>campaigns.user_id#replied", "campaign_email_counts.campaign_id>campaigns.user_id#total", "campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id", "campaigns.id", "campaigns.id#created_at", "campaigns.id#id", "campaigns.id#name", "campaigns.id#status", "campaigns.id#updated_at", "campaigns.id#user_id", "campaigns.user_id", "campaigns.user_id#created_at", "campaigns.user_id#id", "campaigns.user_id#name", "campaigns.user_id#status", "campaigns.user_id#updated_at", "campaigns.user_id#user_id", "emails", "emails#body", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject", "emails.campaign_id", "emails.campaign_id#body", "emails.campaign_id#campaign_id", "emails.campaign_id#created_at", "emails.campaign_id#id", "emails.campaign_id#is_opened", "emails.campaign_id#is_replied", "emails.campaign_id#opened_at", "emails.campaign_id#recipient", "emails.campaign_id#replied_at", "emails.campaign_id#sent_at", "emails.campaign_id#status", "emails.campaign_id#subject", "emails.campaign_id>campaigns.user_id", "emails.campaign_id>campaigns.user_id#body", "emails.campaign_id>campaigns.user_id#campaign_id", "emails.campaign_id>campaigns.user_id#created_at", "emails.campaign_id>campaigns.user_id#id", "emails.campaign_id>campaigns.user_id#is_opened", "emails.campaign_id>campaigns.user_id#is_replied", "emails.campaign_id>campaigns.user_id#opened_at", "emails.campaign_id>campaigns.user_id#recipient", "emails.campaign_id>campaigns.user_id#replied_at", "emails.campaign_id>campaigns.user_id#sent_at", "emails.campaign_id>campaigns.user_id#status", "emails.campaign_id>campaigns.user_id#subject", "emails.id", "emails.id#body", "emails.id#campaign_id", "emails.id#created_at", "emails.id#id", "emails.id#is_opened", "emails.id#is_replied", "emails.id#opened_at", "emails.id#recipient", "emails.id#replied_at", "emails.id#sent_at", "emails.id#status", "emails.id#subject", "idempotency_keys", "idempotency_keys#content_type", "idempotency_keys#created_at", "idempotency_keys#key", "idempotency_keys#location", "idempotency_keys#method", "idempotency_keys#owner", "idempotency_keys#path", "idempotency_keys#request_hash", "idempotency_keys#response", "idempotency_keys#status", "idempotency_keys.owner", "idempotency_keys.owner#content_type", "idempotency_keys.owner#created_at", "idempotency_keys.owner#key", "idempotency_keys.owner#location", "idempotency_keys.owner#method", "idempotency_keys.owner#owner", "idempotency_keys.owner#path", "idempotency_keys.owner#request_hash", "idempotency_keys.owner#response", "idempotency_keys.owner#status", "users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at", "users.id", "users.id#created_at", "users.id#email", "users.id#id", "users.id#is_active", "users.id#name", "users.id#updated_at"}
+
+// TriggerWrites are, for each table whose triggers write other tables,
+// the tables a write of any kind to it may change through them (and
+// through their triggers in turn): InvalidateTable follows them.
+var TriggerWrites = map[string][]string{
+	"campaigns": []string{"campaign_email_counts"},
+	"emails":    []string{"campaign_email_counts"},
+}
 
 // Scopes are the scopes with hashed version slots, from the schema's keys
 // and foreign keys.
@@ -24,6 +32,8 @@ var Scopes = []cache.Scope{
 	{Name: "api_keys.id", Table: "api_keys"},
 	{Name: "api_keys.user_id", Table: "api_keys"},
 	{Name: "api_keys.key_hash", Table: "api_keys"},
+	{Name: "campaign_email_counts.campaign_id", Table: "campaign_email_counts"},
+	{Name: "campaign_email_counts.campaign_id>campaigns.user_id", Table: "campaign_email_counts"},
 	{Name: "campaigns.id", Table: "campaigns"},
 	{Name: "campaigns.user_id", Table: "campaigns"},
 	{Name: "emails.id", Table: "emails"},
@@ -39,26 +49,26 @@ var Queries = []QueryInfo{
 	{Name: "ClaimIdempotencyKey", Kind: ":execrows", Reads: nil, Writes: []string{"idempotency_keys"}, TTL: 0, SWR: 0},
 	{Name: "CountUsers", Kind: ":one", Reads: []string{"users"}, Writes: nil, TTL: 0, SWR: 0},
 	{Name: "CreateAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
-	{Name: "CreateCampaign", Kind: ":one", Reads: nil, Writes: []string{"campaigns"}, TTL: 0, SWR: 0},
+	{Name: "CreateCampaign", Kind: ":one", Reads: nil, Writes: []string{"campaign_email_counts", "campaigns"}, TTL: 0, SWR: 0},
 	{Name: "CreateUser", Kind: ":one", Reads: nil, Writes: []string{"users"}, TTL: 0, SWR: 0},
-	{Name: "DeleteCampaign", Kind: ":execrows", Reads: nil, Writes: []string{"campaigns", "emails"}, TTL: 0, SWR: 0},
+	{Name: "DeleteCampaign", Kind: ":execrows", Reads: nil, Writes: []string{"campaign_email_counts", "campaigns", "emails"}, TTL: 0, SWR: 0},
 	{Name: "EnsureEmailPartitions", Kind: ":many", Reads: nil, Writes: nil, TTL: 0, SWR: 0},
 	{Name: "GetAPIKeyByHash", Kind: ":one", Reads: []string{"api_keys", "users"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
 	{Name: "GetCampaign", Kind: ":one", Reads: []string{"campaigns"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
 	{Name: "GetCampaignDailyCounts", Kind: ":many", Reads: []string{"emails"}, Writes: nil, TTL: 10 * time.Minute, SWR: 0},
-	{Name: "GetCampaignSummary", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, TTL: 10 * time.Minute, SWR: 0},
+	{Name: "GetCampaignSummary", Kind: ":one", Reads: []string{"campaign_email_counts", "campaigns"}, Writes: nil, TTL: 10 * time.Minute, SWR: 0},
 	{Name: "GetEmail", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
 	{Name: "GetIdempotencyKey", Kind: ":one", Reads: []string{"idempotency_keys"}, Writes: nil, TTL: 0, SWR: 0},
 	{Name: "GetUser", Kind: ":one", Reads: []string{"users"}, Writes: nil, TTL: 5 * time.Minute, SWR: 0},
 	{Name: "GetUserByEmail", Kind: ":one", Reads: []string{"users"}, Writes: nil, TTL: 0, SWR: 0},
-	{Name: "GetUserStatistics", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, TTL: 5 * time.Minute, SWR: 0},
-	{Name: "InsertEmails", Kind: ":copyfrom", Reads: nil, Writes: []string{"emails"}, TTL: 0, SWR: 0},
+	{Name: "GetUserStatistics", Kind: ":one", Reads: []string{"campaign_email_counts", "campaigns"}, Writes: nil, TTL: 5 * time.Minute, SWR: 0},
+	{Name: "InsertEmails", Kind: ":copyfrom", Reads: nil, Writes: []string{"campaign_email_counts", "emails"}, TTL: 0, SWR: 0},
 	{Name: "ListCampaignEmails", Kind: ":many", Reads: []string{"emails"}, Writes: nil, TTL: 0, SWR: 0},
 	{Name: "ListCampaignOwners", Kind: ":many", Reads: []string{"campaigns"}, Writes: nil, TTL: 0, SWR: 0},
 	{Name: "ListCampaigns", Kind: ":many", Reads: []string{"campaigns"}, Writes: nil, TTL: 0, SWR: 0},
-	{Name: "ListCampaignsWithStats", Kind: ":many", Reads: []string{"campaigns", "emails"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
-	{Name: "MarkEmailOpened", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, TTL: 0, SWR: 0},
-	{Name: "MarkEmailReplied", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"emails"}, TTL: 0, SWR: 0},
+	{Name: "ListCampaignsWithStats", Kind: ":many", Reads: []string{"campaign_email_counts", "campaigns"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
+	{Name: "MarkEmailOpened", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"campaign_email_counts", "emails"}, TTL: 0, SWR: 0},
+	{Name: "MarkEmailReplied", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"campaign_email_counts", "emails"}, TTL: 0, SWR: 0},
 	{Name: "PurgeIdempotencyKeys", Kind: ":execrows", Reads: nil, Writes: []string{"idempotency_keys"}, TTL: 0, SWR: 0},
 	{Name: "RevokeAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
 	{Name: "SaveIdempotentResponse", Kind: ":exec", Reads: nil, Writes: []string{"idempotency_keys"}, TTL: 0, SWR: 0},
@@ -90,7 +100,7 @@ func (q *queries) register(c *cache.Cache) error {
 	if q.GetCampaignDailyCounts, err = c.Register(cache.QuerySpec{Name: "GetCampaignDailyCounts", Hash: "91820ebaf6137b34", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"emails.campaign_id", "emails.campaign_id#campaign_id", "emails.campaign_id#created_at"}, Scoped: []cache.ScopeDep{{Scope: "emails.campaign_id", Columns: []string{"campaign_id", "created_at"}}}}); err != nil {
 		return err
 	}
-	if q.GetCampaignSummary, err = c.Register(cache.QuerySpec{Name: "GetCampaignSummary", Hash: "d1eddbffc9a9c6a2", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"campaigns.id", "campaigns.id#id", "campaigns.id#user_id", "emails.campaign_id", "emails.campaign_id#campaign_id", "emails.campaign_id#id", "emails.campaign_id#is_opened", "emails.campaign_id#is_replied"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.id", Columns: []string{"id", "user_id"}}, {Scope: "emails.campaign_id", Columns: []string{"campaign_id", "id", "is_opened", "is_replied"}}}}); err != nil {
+	if q.GetCampaignSummary, err = c.Register(cache.QuerySpec{Name: "GetCampaignSummary", Hash: "ab17a78d96c6251f", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"campaign_email_counts.campaign_id", "campaign_email_counts.campaign_id#campaign_id", "campaign_email_counts.campaign_id#opened", "campaign_email_counts.campaign_id#replied", "campaign_email_counts.campaign_id#total", "campaigns.id", "campaigns.id#id", "campaigns.id#user_id"}, Scoped: []cache.ScopeDep{{Scope: "campaign_email_counts.campaign_id", Columns: []string{"campaign_id", "opened", "replied", "total"}}, {Scope: "campaigns.id", Columns: []string{"id", "user_id"}}}}); err != nil {
 		return err
 	}
 	if q.GetEmail, err = c.Register(cache.QuerySpec{Name: "GetEmail", Hash: "f1807dfe571df7d8", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns.user_id", "campaigns.user_id#id", "campaigns.user_id#user_id", "emails.id", "emails.id#body", "emails.id#campaign_id", "emails.id#created_at", "emails.id#id", "emails.id#is_opened", "emails.id#is_replied", "emails.id#opened_at", "emails.id#recipient", "emails.id#replied_at", "emails.id#sent_at", "emails.id#status", "emails.id#subject"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.user_id", Columns: []string{"id", "user_id"}}, {Scope: "emails.id", Columns: []string{"body", "campaign_id", "created_at", "id", "is_opened", "is_replied", "opened_at", "recipient", "replied_at", "sent_at", "status", "subject"}}}}); err != nil {
@@ -99,10 +109,10 @@ func (q *queries) register(c *cache.Cache) error {
 	if q.GetUser, err = c.Register(cache.QuerySpec{Name: "GetUser", Hash: "5f61d16ed722af55", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"users.id", "users.id#created_at", "users.id#email", "users.id#id", "users.id#is_active", "users.id#name", "users.id#updated_at"}, Scoped: []cache.ScopeDep{{Scope: "users.id", Columns: []string{"created_at", "email", "id", "is_active", "name", "updated_at"}}}}); err != nil {
 		return err
 	}
-	if q.GetUserStatistics, err = c.Register(cache.QuerySpec{Name: "GetUserStatistics", Hash: "85e8bb0767c06293", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"campaigns.user_id", "campaigns.user_id#id", "campaigns.user_id#user_id", "emails.campaign_id>campaigns.user_id", "emails.campaign_id>campaigns.user_id#campaign_id", "emails.campaign_id>campaigns.user_id#id", "emails.campaign_id>campaigns.user_id#is_opened", "emails.campaign_id>campaigns.user_id#is_replied"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.user_id", Columns: []string{"id", "user_id"}}, {Scope: "emails.campaign_id>campaigns.user_id", Columns: []string{"campaign_id", "id", "is_opened", "is_replied"}}}}); err != nil {
+	if q.GetUserStatistics, err = c.Register(cache.QuerySpec{Name: "GetUserStatistics", Hash: "5d027c65c67acd47", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"campaign_email_counts.campaign_id>campaigns.user_id", "campaign_email_counts.campaign_id>campaigns.user_id#campaign_id", "campaign_email_counts.campaign_id>campaigns.user_id#opened", "campaign_email_counts.campaign_id>campaigns.user_id#replied", "campaign_email_counts.campaign_id>campaigns.user_id#total", "campaigns.user_id", "campaigns.user_id#id", "campaigns.user_id#user_id"}, Scoped: []cache.ScopeDep{{Scope: "campaign_email_counts.campaign_id>campaigns.user_id", Columns: []string{"campaign_id", "opened", "replied", "total"}}, {Scope: "campaigns.user_id", Columns: []string{"id", "user_id"}}}}); err != nil {
 		return err
 	}
-	if q.ListCampaignsWithStats, err = c.Register(cache.QuerySpec{Name: "ListCampaignsWithStats", Hash: "5104b55d0cbab0bb", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns.user_id", "campaigns.user_id#created_at", "campaigns.user_id#id", "campaigns.user_id#name", "campaigns.user_id#status", "campaigns.user_id#updated_at", "campaigns.user_id#user_id", "emails.campaign_id>campaigns.user_id", "emails.campaign_id>campaigns.user_id#campaign_id", "emails.campaign_id>campaigns.user_id#is_opened", "emails.campaign_id>campaigns.user_id#is_replied"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.user_id", Columns: []string{"created_at", "id", "name", "status", "updated_at", "user_id"}}, {Scope: "emails.campaign_id>campaigns.user_id", Columns: []string{"campaign_id", "is_opened", "is_replied"}}}}); err != nil {
+	if q.ListCampaignsWithStats, err = c.Register(cache.QuerySpec{Name: "ListCampaignsWithStats", Hash: "2fa2e414a1512f13", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaign_email_counts.campaign_id>campaigns.user_id", "campaign_email_counts.campaign_id>campaigns.user_id#campaign_id", "campaign_email_counts.campaign_id>campaigns.user_id#opened", "campaign_email_counts.campaign_id>campaigns.user_id#replied", "campaign_email_counts.campaign_id>campaigns.user_id#total", "campaigns.user_id", "campaigns.user_id#created_at", "campaigns.user_id#id", "campaigns.user_id#name", "campaigns.user_id#status", "campaigns.user_id#updated_at", "campaigns.user_id#user_id"}, Scoped: []cache.ScopeDep{{Scope: "campaign_email_counts.campaign_id>campaigns.user_id", Columns: []string{"campaign_id", "opened", "replied", "total"}}, {Scope: "campaigns.user_id", Columns: []string{"created_at", "id", "name", "status", "updated_at", "user_id"}}}}); err != nil {
 		return err
 	}
 	return nil
@@ -165,7 +175,7 @@ func bumpCreateAPIKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.
 	b.Value("api_keys.user_id", arg.UserID[:], "")
 }
 
-// CreateCampaign writes campaigns; see bumpCreateCampaign.
+// CreateCampaign writes campaign_email_counts, campaigns; see bumpCreateCampaign.
 func (s *Store) CreateCampaign(ctx context.Context, arg db.CreateCampaignParams) (db.Campaign, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.CreateCampaign(wctx, arg)
@@ -181,11 +191,19 @@ func (t *txQuerier) CreateCampaign(ctx context.Context, arg db.CreateCampaignPar
 
 // bumpCreateCampaign collects what CreateCampaign invalidates; ok is false when the
 // statement failed with an unknown outcome, so RETURNING values are missing.
+//   - campaign_email_counts.campaign_id: RETURNING id (trigger campaigns_email_counts_create: campaign_id from campaigns.id (RETURNING))
+//   - campaign_email_counts.campaign_id>campaigns.user_id: @user_id (campaigns rows added or removed; trigger campaigns_email_counts_create: campaign_id from campaigns.user_id (VALUES))
 //   - campaigns.id: RETURNING id (RETURNING)
 //   - campaigns.user_id: @user_id (VALUES)
 //   - emails.campaign_id>campaigns.user_id: @user_id (campaigns rows added or removed)
 func bumpCreateCampaign(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.CreateCampaignParams, r db.Campaign, ok bool) {
-	b.Table("campaigns")
+	b.Table("campaign_email_counts", "campaigns")
+	if ok {
+		b.Value("campaign_email_counts.campaign_id", r.ID[:], "")
+	} else {
+		b.Wide("campaign_email_counts.campaign_id", "")
+	}
+	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "")
 	if ok {
 		b.Value("campaigns.id", r.ID[:], "")
 	} else {
@@ -221,7 +239,7 @@ func bumpCreateUser(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.Cr
 	}
 }
 
-// DeleteCampaign writes campaigns, emails; see bumpDeleteCampaign.
+// DeleteCampaign writes campaign_email_counts, campaigns, emails; see bumpDeleteCampaign.
 func (s *Store) DeleteCampaign(ctx context.Context, arg db.DeleteCampaignParams) (int64, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.DeleteCampaign(wctx, arg)
@@ -237,13 +255,17 @@ func (t *txQuerier) DeleteCampaign(ctx context.Context, arg db.DeleteCampaignPar
 
 // bumpDeleteCampaign collects what DeleteCampaign invalidates; ok is false when the
 // statement failed with an unknown outcome, so RETURNING values are missing.
+//   - campaign_email_counts.campaign_id: @id (cascade from campaigns.id; trigger emails_counts_delete: campaign_id from emails.campaign_id (cascade from campaigns.id))
+//   - campaign_email_counts.campaign_id>campaigns.user_id: @user_id (cascade from campaigns.user_id; campaigns rows added or removed; trigger emails_counts_delete: campaign_id from emails.campaign_id>campaigns.user_id (cascade from campaigns.user_id; campaigns rows added or removed))
 //   - campaigns.id: @id (WHERE)
 //   - campaigns.user_id: @user_id (WHERE)
 //   - emails.campaign_id: @id (cascade from campaigns.id)
 //   - emails.campaign_id>campaigns.user_id: @user_id (cascade from campaigns.user_id; campaigns rows added or removed)
 //   - emails.id: table-wide (its rows' id is not known)
 func bumpDeleteCampaign(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.DeleteCampaignParams, ok bool) {
-	b.Table("campaigns", "emails")
+	b.Table("campaign_email_counts", "campaigns", "emails")
+	b.Value("campaign_email_counts.campaign_id", arg.ID[:], "", "opened", "replied", "total")
+	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "", "opened", "replied", "total")
 	b.Value("campaigns.id", arg.ID[:], "")
 	b.Value("campaigns.user_id", arg.UserID[:], "")
 	b.Value("emails.campaign_id", arg.ID[:], "")
@@ -341,7 +363,7 @@ func keyGetCampaignDailyCounts(b []byte, arg db.GetCampaignDailyCountsParams) []
 	return b
 }
 
-// GetCampaignSummary is cached for 10m0s; it depends on campaigns.id = @campaign_id; emails.campaign_id = @campaign_id.
+// GetCampaignSummary is cached for 10m0s; it depends on campaign_email_counts.campaign_id = @campaign_id; campaigns.id = @campaign_id.
 func (s *Store) GetCampaignSummary(ctx context.Context, arg db.GetCampaignSummaryParams) (db.GetCampaignSummaryRow, error) {
 	var buf [128]byte
 	key := keyGetCampaignSummary(append(buf[:0], s.q.GetCampaignSummary.Prefix()...), arg)
@@ -441,7 +463,7 @@ func (t *txQuerier) GetUserByEmail(ctx context.Context, arg string) (db.User, er
 	return t.inner.GetUserByEmail(ctx, arg)
 }
 
-// GetUserStatistics is cached for 5m0s; it depends on campaigns.user_id = @user_id; emails.campaign_id>campaigns.user_id = @user_id.
+// GetUserStatistics is cached for 5m0s; it depends on campaign_email_counts.campaign_id>campaigns.user_id = @user_id; campaigns.user_id = @user_id.
 func (s *Store) GetUserStatistics(ctx context.Context, arg uuid.UUID) (db.GetUserStatisticsRow, error) {
 	var buf [128]byte
 	key := keyGetUserStatistics(append(buf[:0], s.q.GetUserStatistics.Prefix()...), arg)
@@ -468,7 +490,7 @@ func keyGetUserStatistics(b []byte, arg uuid.UUID) []byte {
 	return b
 }
 
-// InsertEmails writes emails; see bumpInsertEmails.
+// InsertEmails writes campaign_email_counts, emails; see bumpInsertEmails.
 func (s *Store) InsertEmails(ctx context.Context, arg []db.InsertEmailsParams) (int64, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.InsertEmails(wctx, arg)
@@ -484,19 +506,32 @@ func (t *txQuerier) InsertEmails(ctx context.Context, arg []db.InsertEmailsParam
 
 // bumpInsertEmails collects what InsertEmails invalidates; ok is false when the
 // statement failed with an unknown outcome, so RETURNING values are missing.
+//   - campaign_email_counts.campaign_id: each row's @campaign_id (trigger emails_counts_insert: campaign_id from emails.campaign_id (VALUES))
+//   - campaign_email_counts.campaign_id>campaigns.user_id: each row's @campaign_id (user_id looked up from campaign_id through ListCampaignOwners)
 //   - emails.campaign_id: each row's @campaign_id (VALUES)
 //   - emails.campaign_id>campaigns.user_id: each row's @campaign_id (user_id looked up from campaign_id through ListCampaignOwners)
 //   - emails.id: each row's @id (VALUES)
 func bumpInsertEmails(ctx context.Context, q db.Querier, b *cache.Bumps, arg []db.InsertEmailsParams, ok bool) {
-	b.Table("emails")
+	b.Table("campaign_email_counts#opened", "campaign_email_counts#replied", "campaign_email_counts#total", "emails")
 	for _, v := range arg {
-		b.Value("emails.campaign_id", v.CampaignID[:], "")
+		b.Value("campaign_email_counts.campaign_id", v.CampaignID[:], "opened", "replied", "total")
 	}
 	var keys1 []uuid.UUID
 	for _, v := range arg {
 		keys1 = append(keys1, v.CampaignID)
 	}
-	resolveListCampaignOwners(ctx, q, b, "emails.campaign_id>campaigns.user_id", keys1, "")
+	if vals2, found3 := resolveListCampaignOwners(ctx, q, keys1); found3 {
+		for _, v := range vals2 {
+			b.Value("campaign_email_counts.campaign_id>campaigns.user_id", v[:], "opened", "replied", "total")
+			b.Value("emails.campaign_id>campaigns.user_id", v[:], "")
+		}
+	} else {
+		b.Wide("campaign_email_counts.campaign_id>campaigns.user_id", "opened", "replied", "total")
+		b.Wide("emails.campaign_id>campaigns.user_id", "")
+	}
+	for _, v := range arg {
+		b.Value("emails.campaign_id", v.CampaignID[:], "")
+	}
 	for _, v := range arg {
 		b.Value("emails.id", v.ID[:], "")
 	}
@@ -529,7 +564,7 @@ func (t *txQuerier) ListCampaigns(ctx context.Context, arg db.ListCampaignsParam
 	return t.inner.ListCampaigns(ctx, arg)
 }
 
-// ListCampaignsWithStats is cached for 1m0s; it depends on campaigns.user_id = @user_id; emails.campaign_id>campaigns.user_id = @user_id.
+// ListCampaignsWithStats is cached for 1m0s; it depends on campaign_email_counts.campaign_id>campaigns.user_id = @user_id; campaigns.user_id = @user_id.
 func (s *Store) ListCampaignsWithStats(ctx context.Context, arg db.ListCampaignsWithStatsParams) ([]db.ListCampaignsWithStatsRow, error) {
 	var buf [128]byte
 	key := keyListCampaignsWithStats(append(buf[:0], s.q.ListCampaignsWithStats.Prefix()...), arg)
@@ -559,7 +594,7 @@ func keyListCampaignsWithStats(b []byte, arg db.ListCampaignsWithStatsParams) []
 	return b
 }
 
-// MarkEmailOpened writes emails; see bumpMarkEmailOpened.
+// MarkEmailOpened writes campaign_email_counts, emails; see bumpMarkEmailOpened.
 func (s *Store) MarkEmailOpened(ctx context.Context, arg db.MarkEmailOpenedParams) (db.Email, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.MarkEmailOpened(wctx, arg)
@@ -575,11 +610,19 @@ func (t *txQuerier) MarkEmailOpened(ctx context.Context, arg db.MarkEmailOpenedP
 
 // bumpMarkEmailOpened collects what MarkEmailOpened invalidates; ok is false when the
 // statement failed with an unknown outcome, so RETURNING values are missing.
+//   - campaign_email_counts.campaign_id: RETURNING campaign_id (trigger emails_counts_update: campaign_id from emails.campaign_id (RETURNING))
+//   - campaign_email_counts.campaign_id>campaigns.user_id: @user_id (trigger emails_counts_update: campaign_id from emails.campaign_id>campaigns.user_id (WHERE))
 //   - emails.campaign_id: RETURNING campaign_id (RETURNING)
 //   - emails.campaign_id>campaigns.user_id: @user_id (WHERE)
 //   - emails.id: @id (WHERE)
 func bumpMarkEmailOpened(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.MarkEmailOpenedParams, r db.Email, ok bool) {
-	b.Table("emails#is_opened", "emails#opened_at")
+	b.Table("campaign_email_counts#opened", "campaign_email_counts#replied", "campaign_email_counts#total", "emails#is_opened", "emails#opened_at")
+	if ok {
+		b.Value("campaign_email_counts.campaign_id", r.CampaignID[:], "opened", "replied", "total")
+	} else {
+		b.Wide("campaign_email_counts.campaign_id", "opened", "replied", "total")
+	}
+	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "opened", "replied", "total")
 	if ok {
 		b.Value("emails.campaign_id", r.CampaignID[:], "is_opened", "opened_at")
 	} else {
@@ -589,7 +632,7 @@ func bumpMarkEmailOpened(ctx context.Context, q db.Querier, b *cache.Bumps, arg 
 	b.Value("emails.id", arg.ID[:], "is_opened", "opened_at")
 }
 
-// MarkEmailReplied writes emails; see bumpMarkEmailReplied.
+// MarkEmailReplied writes campaign_email_counts, emails; see bumpMarkEmailReplied.
 func (s *Store) MarkEmailReplied(ctx context.Context, arg db.MarkEmailRepliedParams) (db.Email, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.MarkEmailReplied(wctx, arg)
@@ -605,11 +648,19 @@ func (t *txQuerier) MarkEmailReplied(ctx context.Context, arg db.MarkEmailReplie
 
 // bumpMarkEmailReplied collects what MarkEmailReplied invalidates; ok is false when the
 // statement failed with an unknown outcome, so RETURNING values are missing.
+//   - campaign_email_counts.campaign_id: RETURNING campaign_id (trigger emails_counts_update: campaign_id from emails.campaign_id (RETURNING))
+//   - campaign_email_counts.campaign_id>campaigns.user_id: @user_id (trigger emails_counts_update: campaign_id from emails.campaign_id>campaigns.user_id (WHERE))
 //   - emails.campaign_id: RETURNING campaign_id (RETURNING)
 //   - emails.campaign_id>campaigns.user_id: @user_id (WHERE)
 //   - emails.id: @id (WHERE)
 func bumpMarkEmailReplied(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.MarkEmailRepliedParams, r db.Email, ok bool) {
-	b.Table("emails#is_replied", "emails#replied_at")
+	b.Table("campaign_email_counts#opened", "campaign_email_counts#replied", "campaign_email_counts#total", "emails#is_replied", "emails#replied_at")
+	if ok {
+		b.Value("campaign_email_counts.campaign_id", r.CampaignID[:], "opened", "replied", "total")
+	} else {
+		b.Wide("campaign_email_counts.campaign_id", "opened", "replied", "total")
+	}
+	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "opened", "replied", "total")
 	if ok {
 		b.Value("emails.campaign_id", r.CampaignID[:], "is_replied", "replied_at")
 	} else {
@@ -773,9 +824,10 @@ func bumpUpdateCampaign(ctx context.Context, q db.Querier, b *cache.Bumps, arg d
 	b.Value("campaigns.user_id", arg.UserID[:], "name", "status", "updated_at")
 }
 
-// resolveListCampaignOwners bumps scope for the user_id of the campaigns rows whose id are keys,
-// looked up through ListCampaignOwners; wide when the lookup fails or misses a key.
-func resolveListCampaignOwners(ctx context.Context, q db.Querier, b *cache.Bumps, scope string, keys []uuid.UUID, cols ...string) {
+// resolveListCampaignOwners returns the user_id of the campaigns rows whose id are keys, looked
+// up through ListCampaignOwners; false when the lookup fails or misses a key, or there
+// are too many keys: the caller bumps wide then.
+func resolveListCampaignOwners(ctx context.Context, q db.Querier, keys []uuid.UUID) ([]uuid.UUID, bool) {
 	seen := make(map[uuid.UUID]struct{}, len(keys))
 	uniq := make([]uuid.UUID, 0, len(keys))
 	for _, k := range keys {
@@ -785,20 +837,20 @@ func resolveListCampaignOwners(ctx context.Context, q db.Querier, b *cache.Bumps
 		}
 	}
 	if len(uniq) == 0 {
-		return
+		return nil, true
 	}
 	if len(uniq) > cache.MaxScopeValues {
-		b.Wide(scope, cols...)
-		return
+		return nil, false
 	}
 	rows, err := q.ListCampaignOwners(ctx, uniq)
 	if err != nil || len(rows) != len(uniq) {
-		b.Wide(scope, cols...)
-		return
+		return nil, false
 	}
-	for _, row := range rows {
-		b.Value(scope, row.UserID[:], cols...)
+	out := make([]uuid.UUID, len(rows))
+	for i, row := range rows {
+		out[i] = row.UserID
 	}
+	return out, true
 }
 
 var codecGetAPIKeyByHashRow = cache.Codec[db.GetAPIKeyByHashRow]{Encode: encGetAPIKeyByHashRow, Decode: decGetAPIKeyByHashRow, Clone: cloneGetAPIKeyByHashRow}
@@ -819,17 +871,17 @@ func decGetAPIKeyByHashRow(d *cache.Decoder) (v db.GetAPIKeyByHashRow) {
 	d.ReadFixed(v.ID[:])
 	d.ReadFixed(v.UserID[:])
 	if d.ReadBool() {
-		p2 := new(int32)
-		(*p2) = int32(d.ReadInt64())
-		v.RateLimitPerMinute = p2
+		p4 := new(int32)
+		(*p4) = int32(d.ReadInt64())
+		v.RateLimitPerMinute = p4
 	}
 	return v
 }
 
 func cloneGetAPIKeyByHashRow(v db.GetAPIKeyByHashRow) db.GetAPIKeyByHashRow {
 	if v.RateLimitPerMinute != nil {
-		p3 := *v.RateLimitPerMinute
-		v.RateLimitPerMinute = &p3
+		p5 := *v.RateLimitPerMinute
+		v.RateLimitPerMinute = &p5
 	}
 	return v
 }
@@ -860,19 +912,19 @@ var codecGetCampaignDailyCountsRowSlice = cache.Codec[[]db.GetCampaignDailyCount
 
 func encGetCampaignDailyCountsRowSlice(b []byte, v []db.GetCampaignDailyCountsRow) []byte {
 	b = cache.AppendLen(b, len(v), v == nil)
-	for _, e4 := range v {
-		b = cache.AppendTime(b, e4.Day)
-		b = cache.AppendInt64(b, int64(e4.Count))
+	for _, e6 := range v {
+		b = cache.AppendTime(b, e6.Day)
+		b = cache.AppendInt64(b, int64(e6.Count))
 	}
 	return b
 }
 
 func decGetCampaignDailyCountsRowSlice(d *cache.Decoder) (v []db.GetCampaignDailyCountsRow) {
-	if n5 := d.ReadLen(); n5 >= 0 {
-		v = make([]db.GetCampaignDailyCountsRow, n5)
-		for i6 := range v {
-			v[i6].Day = d.ReadTime()
-			v[i6].Count = int64(d.ReadInt64())
+	if n7 := d.ReadLen(); n7 >= 0 {
+		v = make([]db.GetCampaignDailyCountsRow, n7)
+		for i8 := range v {
+			v[i8].Day = d.ReadTime()
+			v[i8].Count = int64(d.ReadInt64())
 		}
 	}
 	return v
@@ -880,9 +932,9 @@ func decGetCampaignDailyCountsRowSlice(d *cache.Decoder) (v []db.GetCampaignDail
 
 func cloneGetCampaignDailyCountsRowSlice(v []db.GetCampaignDailyCountsRow) []db.GetCampaignDailyCountsRow {
 	if v != nil {
-		s7 := make([]db.GetCampaignDailyCountsRow, len(v))
-		copy(s7, v)
-		v = s7
+		s9 := make([]db.GetCampaignDailyCountsRow, len(v))
+		copy(s9, v)
+		v = s9
 	}
 	return v
 }
@@ -944,21 +996,21 @@ func decEmail(d *cache.Decoder) (v db.Email) {
 	v.Body = string(d.ReadString())
 	v.Status = string(d.ReadString())
 	if d.ReadBool() {
-		p9 := new(time.Time)
-		(*p9) = d.ReadTime()
-		v.SentAt = p9
+		p11 := new(time.Time)
+		(*p11) = d.ReadTime()
+		v.SentAt = p11
 	}
 	v.IsOpened = bool(d.ReadBool())
 	if d.ReadBool() {
-		p10 := new(time.Time)
-		(*p10) = d.ReadTime()
-		v.OpenedAt = p10
+		p12 := new(time.Time)
+		(*p12) = d.ReadTime()
+		v.OpenedAt = p12
 	}
 	v.IsReplied = bool(d.ReadBool())
 	if d.ReadBool() {
-		p11 := new(time.Time)
-		(*p11) = d.ReadTime()
-		v.RepliedAt = p11
+		p13 := new(time.Time)
+		(*p13) = d.ReadTime()
+		v.RepliedAt = p13
 	}
 	v.CreatedAt = d.ReadTime()
 	return v
@@ -966,16 +1018,16 @@ func decEmail(d *cache.Decoder) (v db.Email) {
 
 func cloneEmail(v db.Email) db.Email {
 	if v.SentAt != nil {
-		p12 := *v.SentAt
-		v.SentAt = &p12
+		p14 := *v.SentAt
+		v.SentAt = &p14
 	}
 	if v.OpenedAt != nil {
-		p13 := *v.OpenedAt
-		v.OpenedAt = &p13
+		p15 := *v.OpenedAt
+		v.OpenedAt = &p15
 	}
 	if v.RepliedAt != nil {
-		p14 := *v.RepliedAt
-		v.RepliedAt = &p14
+		p16 := *v.RepliedAt
+		v.RepliedAt = &p16
 	}
 	return v
 }
@@ -1024,33 +1076,33 @@ var codecListCampaignsWithStatsRowSlice = cache.Codec[[]db.ListCampaignsWithStat
 
 func encListCampaignsWithStatsRowSlice(b []byte, v []db.ListCampaignsWithStatsRow) []byte {
 	b = cache.AppendLen(b, len(v), v == nil)
-	for _, e15 := range v {
-		b = append(b, e15.ID[:]...)
-		b = append(b, e15.UserID[:]...)
-		b = cache.AppendString(b, string(e15.Name))
-		b = cache.AppendString(b, string(e15.Status))
-		b = cache.AppendTime(b, e15.CreatedAt)
-		b = cache.AppendTime(b, e15.UpdatedAt)
-		b = cache.AppendInt64(b, int64(e15.Total))
-		b = cache.AppendInt64(b, int64(e15.Opened))
-		b = cache.AppendInt64(b, int64(e15.Replied))
+	for _, e17 := range v {
+		b = append(b, e17.ID[:]...)
+		b = append(b, e17.UserID[:]...)
+		b = cache.AppendString(b, string(e17.Name))
+		b = cache.AppendString(b, string(e17.Status))
+		b = cache.AppendTime(b, e17.CreatedAt)
+		b = cache.AppendTime(b, e17.UpdatedAt)
+		b = cache.AppendInt64(b, int64(e17.Total))
+		b = cache.AppendInt64(b, int64(e17.Opened))
+		b = cache.AppendInt64(b, int64(e17.Replied))
 	}
 	return b
 }
 
 func decListCampaignsWithStatsRowSlice(d *cache.Decoder) (v []db.ListCampaignsWithStatsRow) {
-	if n16 := d.ReadLen(); n16 >= 0 {
-		v = make([]db.ListCampaignsWithStatsRow, n16)
-		for i17 := range v {
-			d.ReadFixed(v[i17].ID[:])
-			d.ReadFixed(v[i17].UserID[:])
-			v[i17].Name = string(d.ReadString())
-			v[i17].Status = db.CampaignStatus(d.ReadString())
-			v[i17].CreatedAt = d.ReadTime()
-			v[i17].UpdatedAt = d.ReadTime()
-			v[i17].Total = int64(d.ReadInt64())
-			v[i17].Opened = int64(d.ReadInt64())
-			v[i17].Replied = int64(d.ReadInt64())
+	if n18 := d.ReadLen(); n18 >= 0 {
+		v = make([]db.ListCampaignsWithStatsRow, n18)
+		for i19 := range v {
+			d.ReadFixed(v[i19].ID[:])
+			d.ReadFixed(v[i19].UserID[:])
+			v[i19].Name = string(d.ReadString())
+			v[i19].Status = db.CampaignStatus(d.ReadString())
+			v[i19].CreatedAt = d.ReadTime()
+			v[i19].UpdatedAt = d.ReadTime()
+			v[i19].Total = int64(d.ReadInt64())
+			v[i19].Opened = int64(d.ReadInt64())
+			v[i19].Replied = int64(d.ReadInt64())
 		}
 	}
 	return v
@@ -1058,9 +1110,9 @@ func decListCampaignsWithStatsRowSlice(d *cache.Decoder) (v []db.ListCampaignsWi
 
 func cloneListCampaignsWithStatsRowSlice(v []db.ListCampaignsWithStatsRow) []db.ListCampaignsWithStatsRow {
 	if v != nil {
-		s18 := make([]db.ListCampaignsWithStatsRow, len(v))
-		copy(s18, v)
-		v = s18
+		s20 := make([]db.ListCampaignsWithStatsRow, len(v))
+		copy(s20, v)
+		v = s20
 	}
 	return v
 }

@@ -102,9 +102,19 @@ func New(inner db.Store, c *cache.Cache) (*Store, error) {
 func (s *Store) Cache() *cache.Cache { return s.c }
 
 // InvalidateTable is for writes made outside the generated queries; call it
-// after they committed.
+// after they committed. Such a write fires the table's triggers all the
+// same, so the tables they write (TriggerWrites: emails changes
+// campaign_email_counts) are invalidated with it.
 func (s *Store) InvalidateTable(ctx context.Context, table string) error {
-	return s.c.InvalidateTable(ctx, table)
+	if err := s.c.InvalidateTable(ctx, table); err != nil {
+		return err
+	}
+	for _, t := range TriggerWrites[table] {
+		if err := s.c.InvalidateTable(ctx, t); err != nil {
+			return fmt.Errorf("invalidate %s, which triggers on %s write: %w", t, table, err)
+		}
+	}
+	return nil
 }
 
 // afterWrite invalidates what a statement outside a transaction, which

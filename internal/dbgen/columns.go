@@ -87,6 +87,41 @@ func writeSlots(tree any, tables Tables, schema *Schema) []string {
 			onlyUpdated[t] = true
 		}
 	}
+	// Tables only triggers write: column slots when every write of them is
+	// an UPDATE of known columns.
+	var evs []tableEvent
+	if schema != nil {
+		evs = statementEvents(tree, schema, cteNames(tree))
+	}
+	direct := map[string]bool{}
+	for _, ev := range evs {
+		direct[ev.table] = true
+	}
+	byTrigger := map[string]map[string]bool{}
+	for _, ev := range schema.triggerEvents(evs) { // nil schema: no events
+		if direct[ev.table] {
+			continue
+		}
+		cols, seen := byTrigger[ev.table]
+		switch {
+		case seen && cols == nil:
+		case ev.kind != "UPDATE" || ev.columns == nil:
+			byTrigger[ev.table] = nil
+		default:
+			if cols == nil {
+				cols = map[string]bool{}
+				byTrigger[ev.table] = cols
+			}
+			for _, c := range ev.columns {
+				cols[c] = true
+			}
+		}
+	}
+	for t, cols := range byTrigger {
+		if cols != nil {
+			updated[t], onlyUpdated[t] = cols, true
+		}
+	}
 	var out []string
 	for _, t := range tables.Writes {
 		if onlyUpdated[t] {

@@ -94,6 +94,7 @@ func GenerateWithReport(cfg Config) ([]byte, string, error) {
 		}
 	}
 	g.scopes = schema.AllScopes()
+	g.schema = schema
 	src, err := g.file(methods)
 	if err != nil {
 		return nil, "", err
@@ -251,6 +252,7 @@ type gen struct {
 	tmp     int
 	slots   []string
 	scopes  []ScopeDef
+	schema  *Schema
 	// needResolvers are the resolvers the writes use, by query name.
 	needResolvers map[string]resolver
 	codecs        map[string]string // type string -> codec variable
@@ -295,6 +297,17 @@ func (g *gen) file(ms []method) ([]byte, error) {
 	g.p("// Versions are the named version slots: one per table and table#column,")
 	g.p("// and one per scope and scope#column (the scope-wide versions).")
 	g.p("var Versions = %s", strList(sorted(slots)))
+	g.p("")
+	g.p("// TriggerWrites are, for each table whose triggers write other tables,")
+	g.p("// the tables a write of any kind to it may change through them (and")
+	g.p("// through their triggers in turn): InvalidateTable follows them.")
+	g.p("var TriggerWrites = map[string][]string{")
+	for _, t := range sorted(all) {
+		if ws := g.schema.triggerTables(t); len(ws) > 0 {
+			g.p("%q: %s,", t, strList(ws))
+		}
+	}
+	g.p("}")
 	g.p("")
 	g.p("// Scopes are the scopes with hashed version slots, from the schema's keys")
 	g.p("// and foreign keys.")
@@ -532,6 +545,15 @@ func (g *gen) bumpFunc(m method) error {
 	}
 	g.p("func bump%s(%s) {", m.Name, params)
 	g.p("b.Table(%s)", strArgs(m.WriteSlots))
+	// Path scopes looked up through the same resolver from the same keys
+	// (a table's and, through a trigger, another's) share one lookup.
+	lookups := map[string][]ScopeWrite{}
+	for _, w := range m.ScopeWrites {
+		if !w.Wide && w.Through.method != "" {
+			k := lookupKey(w)
+			lookups[k] = append(lookups[k], w)
+		}
+	}
 	for _, w := range m.ScopeWrites {
 		cols := strArgs(w.Columns)
 		if w.Wide {
@@ -539,7 +561,12 @@ func (g *gen) bumpFunc(m method) error {
 			continue
 		}
 		if w.Through.method != "" {
-			if err := g.resolveCall(m, w); err != nil {
+			group := lookups[lookupKey(w)]
+			if group == nil {
+				continue // emitted with the first of its group
+			}
+			delete(lookups, lookupKey(w))
+			if err := g.resolveCall(m, group); err != nil {
 				return err
 			}
 			continue
@@ -898,12 +925,17 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// resolveCall emits the collection of a write's keys and the lookup of
-// their path values through a resolver.
-func (g *gen) resolveCall(m method, w ScopeWrite) error {
+// lookupKey groups path writes that look up the same keys through the
+// same resolver.
+func lookupKey(w ScopeWrite) string { return w.Through.method + fmt.Sprint(w.Values) }
+
+// resolveCall emits the collection of a group of writes' keys (the same
+// for each) and one lookup of their path values through a resolver, which
+// bumps every scope of the group.
+func (g *gen) resolveCall(m method, group []ScopeWrite) error {
+	w := group[0]
 	r := w.Through
 	g.needResolvers[r.method] = r
-	cols := strArgs(w.Columns)
 	keys := g.next("keys")
 	g.p("var %s []%s", keys, g.typ(r.keyType))
 	var fromResult bool
@@ -919,13 +951,26 @@ func (g *gen) resolveCall(m method, w ScopeWrite) error {
 		fromResult = fromResult || gv.result
 		g.p("%s", line)
 	}
-	if fromResult {
-		g.p("if !ok { b.Wide(%q, %s) } else {", w.Scope.Name(), cols)
+	fn, arg, err := hashCall(goValue{expr: "v", typ: r.columnType}, "Value", "String", "Int")
+	if err != nil {
+		return fmt.Errorf("resolver %s: %w", r.method, err)
 	}
-	g.p("resolve%s(ctx, q, b, %q, %s, %s)", r.method, w.Scope.Name(), keys, cols)
+	vals, found := g.next("vals"), g.next("found")
+	cond := found
 	if fromResult {
-		g.p("}")
+		cond = "ok && " + found
 	}
+	g.p("if %s, %s := resolve%s(ctx, q, %s); %s {", vals, found, r.method, keys, cond)
+	g.p("for _, v := range %s {", vals)
+	for _, gw := range group {
+		g.p("b.%s(%q, %s, %s)", fn, gw.Scope.Name(), arg, strArgs(gw.Columns))
+	}
+	g.p("}")
+	g.p("} else {")
+	for _, gw := range group {
+		g.p("b.Wide(%q, %s)", gw.Scope.Name(), strArgs(gw.Columns))
+	}
+	g.p("}")
 	return nil
 }
 
@@ -934,22 +979,21 @@ func (g *gen) resolverFuncs() error {
 	for _, name := range sortedKeys(g.needResolvers) {
 		r := g.needResolvers[name]
 		kt := g.typ(r.keyType)
-		fn, arg, err := hashCall(goValue{expr: "row." + r.columnField, typ: r.columnType}, "Value", "String", "Int")
-		if err != nil {
-			return fmt.Errorf("resolver %s: %w", name, err)
-		}
 		g.p("")
-		g.p("// resolve%s bumps scope for the %s of the %s rows whose %s are keys,", name, r.column, r.parent, r.key)
-		g.p("// looked up through %s; wide when the lookup fails or misses a key.", name)
-		g.p("func resolve%s(ctx context.Context, q db.Querier, b *cache.Bumps, scope string, keys []%s, cols ...string) {", name, kt)
+		g.p("// resolve%s returns the %s of the %s rows whose %s are keys, looked", name, r.column, r.parent, r.key)
+		g.p("// up through %s; false when the lookup fails or misses a key, or there", name)
+		g.p("// are too many keys: the caller bumps wide then.")
+		g.p("func resolve%s(ctx context.Context, q db.Querier, keys []%s) ([]%s, bool) {", name, kt, g.typ(r.columnType))
 		g.p("seen := make(map[%s]struct{}, len(keys))", kt)
 		g.p("uniq := make([]%s, 0, len(keys))", kt)
 		g.p("for _, k := range keys { if _, dup := seen[k]; !dup { seen[k] = struct{}{}; uniq = append(uniq, k) } }")
-		g.p("if len(uniq) == 0 { return }")
-		g.p("if len(uniq) > cache.MaxScopeValues { b.Wide(scope, cols...); return }")
+		g.p("if len(uniq) == 0 { return nil, true }")
+		g.p("if len(uniq) > cache.MaxScopeValues { return nil, false }")
 		g.p("rows, err := q.%s(ctx, uniq)", name)
-		g.p("if err != nil || len(rows) != len(uniq) { b.Wide(scope, cols...); return }")
-		g.p("for _, row := range rows { b.%s(scope, %s, cols...) }", fn, arg)
+		g.p("if err != nil || len(rows) != len(uniq) { return nil, false }")
+		g.p("out := make([]%s, len(rows))", g.typ(r.columnType))
+		g.p("for i, row := range rows { out[i] = row.%s }", r.columnField)
+		g.p("return out, true")
 		g.p("}")
 	}
 	return nil

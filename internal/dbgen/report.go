@@ -46,8 +46,15 @@ func report(ms []method) string {
 				vals = strings.Join(vs, ", ")
 			}
 			scope := "`" + w.Scope.Name() + "`"
-			if cols := strings.Join(w.Columns, ", "); cols != "" {
-				scope += " (" + cols + ")"
+			if len(w.Columns) > 1 || len(w.Columns) == 1 && w.Columns[0] != "" {
+				cols := make([]string, len(w.Columns))
+				for i, c := range w.Columns {
+					cols[i] = c
+					if c == "" {
+						cols[i] = "rows" // the row slot: rows added or removed
+					}
+				}
+				scope += " (" + strings.Join(cols, ", ") + ")"
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", m.Name, scope, vals, w.Why)
 		}

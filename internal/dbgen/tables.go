@@ -38,6 +38,12 @@ type Schema struct {
 	// primary the primary key's first column.
 	keyCols map[string][]string
 	primary map[string]string
+	// Triggers are the triggers of the migrations (triggers.go), functions
+	// the text of each CREATE FUNCTION by name, and triggerWrites what each
+	// trigger's function writes, by "table.trigger".
+	Triggers      []Trigger
+	functions     map[string]string
+	triggerWrites map[string][]TriggerWrite
 }
 
 // NewSchema returns an empty schema.
@@ -45,6 +51,7 @@ func NewSchema() *Schema {
 	return &Schema{
 		Partitioned: map[string]bool{}, OnDelete: map[string][]string{}, OnUpdate: map[string][]string{}, Columns: map[string][]string{},
 		Types: map[string]map[string]string{}, keyCols: map[string][]string{}, primary: map[string]string{},
+		functions: map[string]string{}, triggerWrites: map[string][]TriggerWrite{},
 	}
 }
 
@@ -61,8 +68,10 @@ func (s *Schema) parent(name string) string {
 }
 
 // Read adds the partitioned tables and foreign keys created by the
-// statements in src (the goose migrations).
+// statements in src (the goose migrations), and its triggers. A goose
+// migration's Down section is left out: it undoes the Up.
 func (s *Schema) Read(src string) error {
+	src = gooseUp(src)
 	tree, err := parseTree(src)
 	if err != nil {
 		return fmt.Errorf("parse schema: %w", err)
@@ -106,7 +115,18 @@ func (s *Schema) Read(src string) error {
 	})
 	s.readKeys(tree)
 	s.resolveFKs()
-	return nil
+	s.readTriggers(src, tree)
+	return s.analyzeTriggers()
+}
+
+var gooseDown = regexp.MustCompile(`(?m)^--\s*\+goose\s+Down\b`)
+
+// gooseUp is a migration without its Down section.
+func gooseUp(src string) string {
+	if loc := gooseDown.FindStringIndex(src); loc != nil {
+		return src[:loc[0]]
+	}
+	return src
 }
 
 // changesRows reports whether a foreign key action modifies the
@@ -203,6 +223,11 @@ func Analyze(sql string, schema *Schema) (Tables, error) {
 		}
 		return true
 	})
+	if schema != nil {
+		for _, ev := range schema.triggerEvents(statementEvents(tree, schema, ctes)) {
+			writes[ev.table] = true
+		}
+	}
 	return Tables{Reads: sorted(reads), Writes: sorted(writes)}, nil
 }
 

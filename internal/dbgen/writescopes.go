@@ -36,8 +36,18 @@ func WriteScopes(sql, kind string, tables Tables, schema *Schema, usable usableF
 			cascade(c, schema, changes, tables)
 		}
 	}
+	// Tables the statement writes itself (or through foreign-key actions);
+	// the others in tables.Writes are written by triggers.
+	evs := statementEvents(tree, schema, cteNames(tree))
+	direct := map[string]bool{}
+	for _, ev := range evs {
+		direct[ev.table] = true
+	}
 	var out []ScopeWrite
 	for _, t := range tables.Writes {
+		if !direct[t] {
+			continue
+		}
 		c := changes[t]
 		for _, sc := range schema.Scopes(t) {
 			out = append(out, scopeWrite(sc, c, schema, usable))
@@ -47,12 +57,35 @@ func WriteScopes(sql, kind string, tables Tables, schema *Schema, usable usableF
 	// path scopes hold; so does an UPDATE of the parent's key or of the
 	// scope column.
 	for _, t := range tables.Writes {
+		if !direct[t] {
+			continue
+		}
 		c := changes[t]
 		for _, sc := range schema.AllScopes() {
 			if sc.Parent != t {
 				continue
 			}
 			out = append(out, parentWrite(sc, c, schema, usable))
+		}
+	}
+	// What the triggers those writes fire write, traced back to the scope
+	// values of the rows the statement changed (triggers.go).
+	own := map[string]ScopeWrite{}
+	for _, w := range mergeScopeWrites(out) {
+		own[w.Scope.Name()] = w
+	}
+	for _, ev := range evs {
+		out = append(out, schema.triggerScopeWrites(ev, own, map[string]bool{})...)
+	}
+	named := map[string]bool{}
+	for _, w := range out {
+		named[w.Scope.Name()] = true
+	}
+	for _, t := range tables.Writes {
+		for _, sc := range schema.Scopes(t) {
+			if !direct[t] && !named[sc.Name()] {
+				out = append(out, ScopeWrite{Scope: sc, Wide: true, Columns: []string{""}, Why: "written by a trigger, rows not attributed"})
+			}
 		}
 	}
 	return mergeScopeWrites(out), nil

@@ -34,13 +34,10 @@ JOIN users u ON u.id = k.user_id
 WHERE k.key_hash = :key_hash
   AND k.revoked_at IS NULL
   AND u.is_active;`
-	sqlGetCampaignSummary = `SELECT count(e.id)                                AS total,
-       count(e.id) FILTER (WHERE e.is_opened)     AS opened,
-       count(e.id) FILTER (WHERE e.is_replied)    AS replied
+	sqlGetCampaignSummary = `SELECT n.total, n.opened, n.replied
 FROM campaigns c
-LEFT JOIN emails e ON e.campaign_id = c.id
-WHERE c.id = :campaign_id AND c.user_id = :user_id
-GROUP BY c.id;`
+JOIN campaign_email_counts n ON n.campaign_id = c.id
+WHERE c.id = :campaign_id AND c.user_id = :user_id;`
 )
 
 func pgbenchScripts(ds dataset) []pgbenchScript {

@@ -3,11 +3,14 @@ package migrate_test
 import (
 	"context"
 	"io/fs"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/replyrocket/replyrocket/db"
 	"github.com/replyrocket/replyrocket/internal/migrate"
 	"github.com/replyrocket/replyrocket/internal/pgtest"
 	"github.com/replyrocket/replyrocket/schema"
@@ -113,4 +116,70 @@ func migrationCount(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(files)
+}
+
+// TestCountersBackfilledFromExistingEmails: migrating a database that
+// already has campaigns and emails to the counters fills them from a full
+// count, a campaign without emails included; down removes them again.
+func TestCountersBackfilledFromExistingEmails(t *testing.T) {
+	url := pgtest.NewEmptyDatabase(t)
+	ctx := context.Background()
+	m, err := migrate.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := m.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.DownTo(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var user string
+	if err := conn.QueryRow(ctx, `INSERT INTO users (email, name) VALUES ('a@example.com', 'A') RETURNING id`).Scan(&user); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range []int{3, 0, 5} {
+		var campaign string
+		if err := conn.QueryRow(ctx, `INSERT INTO campaigns (user_id, name) VALUES ($1, 'C') RETURNING id`, user).Scan(&campaign); err != nil {
+			t.Fatal(err)
+		}
+		for j := range n {
+			id, at := db.NewEmailID(time.Now())
+			if _, err := conn.Exec(ctx, `INSERT INTO emails (id, campaign_id, recipient, subject, body, is_opened, is_replied, created_at)
+				VALUES ($1, $2, 'r@example.com', 's', 'b', $3, $4, $5)`, id, campaign, j%2 == 0, i == 2 && j == 0, at); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := m.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	rows, err := conn.Query(ctx, `SELECT n.total || '/' || n.opened || '/' || n.replied FROM campaign_email_counts n
+		JOIN campaigns c ON c.id = n.campaign_id ORDER BY n.total`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"0/0/0", "3/2/0", "5/3/1"}; !slices.Equal(got, want) {
+		t.Fatalf("backfilled counters %v, want %v", got, want)
+	}
+	if _, err := m.DownTo(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	var left bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('campaign_email_counts') IS NOT NULL
+		OR EXISTS (SELECT 1 FROM pg_trigger WHERE tgname LIKE '%counts%' OR tgname = 'emails_refuse_truncate')
+		OR EXISTS (SELECT 1 FROM pg_proc WHERE proname LIKE 'campaign_email_counts%' OR proname = 'emails_refuse_truncate')`).Scan(&left); err != nil || left {
+		t.Fatalf("down left counters, triggers or functions behind (%v, %v)", left, err)
+	}
 }

@@ -180,22 +180,59 @@ func Retain(ctx context.Context, pool *pgxpool.Pool, now time.Time, olderThan in
 	return done, nil
 }
 
+// retire detaches (and with drop, drops) one partition in one
+// transaction, taking its rows out of the campaigns' counters
+// (campaign_email_counts, kept by statement triggers on emails, which a
+// DETACH or DROP does not fire). The detach locks the partition, so the
+// count after it is exactly what leaves emails; a failure at any step
+// rolls the whole partition back: still attached, counters untouched.
 func retire(ctx context.Context, pool *pgxpool.Pool, p Partition, drop bool) (Retired, error) {
 	r := Retired{Name: p.Name, From: *p.From, To: *p.To, Dropped: drop}
 	ident := pgx.Identifier{p.Name}.Sanitize()
-	if err := pool.QueryRow(ctx, "SELECT count(*) FROM "+ident).Scan(&r.Rows); err != nil {
-		return r, fmt.Errorf("count rows of %s: %w", p.Name, err)
-	}
-	// Not CONCURRENTLY: PostgreSQL refuses a concurrent detach while a
-	// DEFAULT partition exists, and emails always has one.
-	if _, err := pool.Exec(ctx, "ALTER TABLE emails DETACH PARTITION "+ident); err != nil {
-		return r, fmt.Errorf("detach %s: %w", p.Name, err)
-	}
-	if !drop {
-		return r, nil
-	}
-	if _, err := pool.Exec(ctx, "DROP TABLE "+ident); err != nil {
-		return r, fmt.Errorf("drop detached %s (%d rows): %w", p.Name, r.Rows, err)
-	}
-	return r, nil
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		// Not CONCURRENTLY: PostgreSQL refuses a concurrent detach while a
+		// DEFAULT partition exists, and emails always has one (and a
+		// concurrent detach cannot run in a transaction).
+		if _, err := tx.Exec(ctx, "ALTER TABLE emails DETACH PARTITION "+ident); err != nil {
+			return fmt.Errorf("detach %s: %w", p.Name, err)
+		}
+		if err := tx.QueryRow(ctx, fmt.Sprintf(subtractCounts, ident)).Scan(&r.Rows); err != nil {
+			return fmt.Errorf("subtract the rows of %s from the campaign counters: %w", p.Name, err)
+		}
+		if !drop {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, "DROP TABLE "+ident); err != nil {
+			return fmt.Errorf("drop detached %s (%d rows): %w", p.Name, r.Rows, err)
+		}
+		return nil
+	})
+	return r, err
 }
+
+// subtractCounts takes a detached partition's rows (%s, a quoted name) out
+// of the campaign counters, locking the counter rows in campaign_id order
+// as the triggers do, and returns how many rows the partition held.
+const subtractCounts = `
+WITH d AS (
+    SELECT campaign_id,
+           count(*)                           AS total,
+           count(*) FILTER (WHERE is_opened)  AS opened,
+           count(*) FILTER (WHERE is_replied) AS replied
+    FROM %s
+    GROUP BY campaign_id
+), locked AS (
+    SELECT k.campaign_id FROM campaign_email_counts k
+    WHERE k.campaign_id IN (SELECT campaign_id FROM d)
+    ORDER BY k.campaign_id
+    FOR UPDATE
+), updated AS (
+    UPDATE campaign_email_counts c
+    SET total   = c.total - d.total,
+        opened  = c.opened - d.opened,
+        replied = c.replied - d.replied
+    FROM d
+    WHERE c.campaign_id = d.campaign_id
+      AND c.campaign_id IN (SELECT campaign_id FROM locked)
+)
+SELECT coalesce(sum(total), 0)::bigint FROM d`

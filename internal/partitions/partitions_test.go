@@ -109,6 +109,10 @@ func TestRowsOutsidePartitionsLandInDefaultAndMoveOut(t *testing.T) {
 	if err := pool.QueryRow(ctx, "SELECT count(*) FROM emails WHERE campaign_id = $1", c.ID).Scan(&total); err != nil || total != 10 {
 		t.Fatalf("emails holds %d rows of the campaign, %v", total, err)
 	}
+	// The move deletes from emails_default and inserts into a table not yet
+	// attached: neither fires the parent's counter triggers, and the count
+	// of the campaign is unchanged, as it should be.
+	wantCounts(t, s, c, 10)
 	var idx int
 	if err := pool.QueryRow(ctx, "SELECT count(*) FROM pg_indexes WHERE tablename = 'emails_p202501'").Scan(&idx); err != nil || idx != 2 {
 		t.Fatalf("emails_p202501 has %d indexes, %v; want the primary key and the campaign index", idx, err)
@@ -153,7 +157,12 @@ func TestRetainDetachesAndDropsOnlyWhenAsked(t *testing.T) {
 		t.Fatal(err)
 	}
 	insertAt(t, s, c.ID, 4, time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC))
-	insertAt(t, s, c.ID, 2, time.Date(2026, 2, 5, 0, 0, 0, 0, time.UTC))
+	feb := dbfixture.Emails(t, s, c.ID, 2, time.Date(2026, 2, 5, 0, 0, 0, 0, time.UTC))
+	insertAt(t, s, c.ID, 3, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
+	if _, err := s.MarkEmailOpened(ctx, db.MarkEmailOpenedParams{ID: feb[0].ID, UserID: c.UserID}); err != nil {
+		t.Fatal(err)
+	}
+	wantCounts(t, s, c, 4+2+3)
 
 	if _, err := Retain(ctx, pool, now, 0, false); err == nil {
 		t.Fatal("older-than 0 accepted")
@@ -166,6 +175,7 @@ func TestRetainDetachesAndDropsOnlyWhenAsked(t *testing.T) {
 	if len(got) != 1 || got[0].Name != "emails_p202601" || got[0].Rows != 4 || got[0].Dropped {
 		t.Fatalf("retained %+v", got)
 	}
+	wantCounts(t, s, c, 2+3)
 	var n int
 	if err := pool.QueryRow(ctx, "SELECT count(*) FROM emails_p202601").Scan(&n); err != nil || n != 4 {
 		t.Fatalf("detached table holds %d rows, %v: detach must keep them", n, err)
@@ -177,8 +187,53 @@ func TestRetainDetachesAndDropsOnlyWhenAsked(t *testing.T) {
 	if len(got) != 1 || got[0].Name != "emails_p202602" || got[0].Rows != 2 || !got[0].Dropped {
 		t.Fatalf("dropped %+v", got)
 	}
+	wantCounts(t, s, c, 3)
 	var exists bool
 	if err := pool.QueryRow(ctx, "SELECT to_regclass('emails_p202602') IS NOT NULL").Scan(&exists); err != nil || exists {
 		t.Fatalf("emails_p202602 still exists (%v, %v)", exists, err)
+	}
+}
+
+// wantCounts checks the campaign's counters against a full count of the
+// emails still in the table, and its total against want.
+func wantCounts(t *testing.T, s *db.PgStore, c db.Campaign, want int64) {
+	t.Helper()
+	ctx := context.Background()
+	got, err := s.GetCampaignSummary(ctx, db.GetCampaignSummaryParams{CampaignID: c.ID, UserID: c.UserID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var full db.GetCampaignSummaryRow
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE is_opened), count(*) FILTER (WHERE is_replied)
+		FROM emails WHERE campaign_id = $1`, c.ID).Scan(&full.Total, &full.Opened, &full.Replied); err != nil {
+		t.Fatal(err)
+	}
+	if got != full || got.Total != want {
+		t.Fatalf("counters %+v, full count %+v, want a total of %d", got, full, want)
+	}
+}
+
+// TestRetainFailureLeavesCountersAndPartition: a retire that fails after
+// the detach rolls back both the detach and the subtraction.
+func TestRetainFailureLeavesCountersAndPartition(t *testing.T) {
+	s, pool, c := setup(t)
+	ctx := context.Background()
+	now := time.Date(2026, 6, 15, 0, 0, 0, 0, time.UTC)
+	if _, err := EnsureRange(ctx, s, month(2026, 1), now); err != nil {
+		t.Fatal(err)
+	}
+	insertAt(t, s, c.ID, 4, time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC))
+	// A view on the partition makes its DROP fail, after the detach and the
+	// subtraction ran.
+	if _, err := pool.Exec(ctx, "CREATE VIEW keeps_january AS SELECT * FROM emails_p202601"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Retain(ctx, pool, now, 4, true); err == nil {
+		t.Fatal("drop of a partition a view depends on succeeded")
+	}
+	wantCounts(t, s, c, 4)
+	rep, err := List(ctx, pool)
+	if err != nil || !slices.Contains(names(rep), "emails_p202601") {
+		t.Fatalf("partitions after the failed retire: %v, %v", names(rep), err)
 	}
 }
