@@ -56,7 +56,7 @@ func (h cacheHandlers) clear(c echo.Context) error {
 }
 
 type invalidateJSON struct {
-	Table string `json:"table" required:"true" description:"A table the cache knows (users, api_keys, campaigns, emails)."`
+	Table string `json:"table" required:"true" description:"A table the cache knows (GET /db-monitor/cache lists them). The tables its triggers write are invalidated with it: emails also invalidates campaign_email_counts."`
 }
 
 func (h cacheHandlers) invalidate(c echo.Context) error {

@@ -107,7 +107,14 @@ func TestCacheAdminRoutes(t *testing.T) {
 		t.Fatalf("hit rates = %v, want GetCampaignSummary 0.5", rates)
 	}
 
-	// The summary reads the counters the triggers on emails keep.
+	// The summary reads campaigns and the counters, not emails; but a write
+	// to emails fires the triggers that keep the counters, so invalidating
+	// emails invalidates them too.
+	e.do("GET", summary, key, nil).want(200)
+	e.do("POST", "/db-monitor/cache/invalidate", testAdminKey, map[string]any{"table": "emails"}).want(200)
+	if h := e.do("GET", summary, key, nil).want(200).Header().Get(HeaderXCache); h != "miss" {
+		t.Fatalf("after invalidating emails: X-Cache %q, want miss (the counters its triggers write)", h)
+	}
 	e.do("POST", "/db-monitor/cache/invalidate", testAdminKey, map[string]any{"table": "campaign_email_counts"}).want(200)
 	if h := e.do("GET", summary, key, nil).want(200).Header().Get(HeaderXCache); h != "miss" {
 		t.Fatalf("after invalidating campaign_email_counts: X-Cache %q, want miss", h)

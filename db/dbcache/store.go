@@ -46,7 +46,7 @@ var _ db.Store = (*Store)(nil)
 // the write that emptied its slot.
 func NewCache(cfg cache.Config, reg prometheus.Registerer, log *slog.Logger) (*cache.Cache, error) {
 	return cache.New(cfg, cache.Options{
-		Tables: Tables, Versions: Versions, Scopes: Scopes, Registerer: reg, Logger: log,
+		Tables: Tables, Versions: Versions, Scopes: Scopes, TriggerWrites: TriggerWrites, Registerer: reg, Logger: log,
 		LoadFloor: func(ctx context.Context, lsn uint64) context.Context {
 			return dbroute.WithMinLSN(ctx, dbroute.LSN(lsn))
 		},
@@ -102,19 +102,10 @@ func New(inner db.Store, c *cache.Cache) (*Store, error) {
 func (s *Store) Cache() *cache.Cache { return s.c }
 
 // InvalidateTable is for writes made outside the generated queries; call it
-// after they committed. Such a write fires the table's triggers all the
-// same, so the tables they write (TriggerWrites: emails changes
-// campaign_email_counts) are invalidated with it.
+// after they committed. The tables the table's triggers write are
+// invalidated with it (cache.Options.TriggerWrites).
 func (s *Store) InvalidateTable(ctx context.Context, table string) error {
-	if err := s.c.InvalidateTable(ctx, table); err != nil {
-		return err
-	}
-	for _, t := range TriggerWrites[table] {
-		if err := s.c.InvalidateTable(ctx, t); err != nil {
-			return fmt.Errorf("invalidate %s, which triggers on %s write: %w", t, table, err)
-		}
-	}
-	return nil
+	return s.c.InvalidateTable(ctx, table)
 }
 
 // afterWrite invalidates what a statement outside a transaction, which

@@ -52,6 +52,9 @@ type Options struct {
 	Versions []string
 	// Scopes are the scopes with hashed slots (dbcache.Scopes).
 	Scopes []Scope
+	// TriggerWrites are, per table, the tables its triggers write
+	// (dbcache.TriggerWrites): InvalidateTable invalidates them with it.
+	TriggerWrites map[string][]string
 	// LoadFloor, when set, returns the context a load runs with so that it
 	// reads a database that has replayed WAL position lsn (read replicas:
 	// dbroute.WithMinLSN); the maximum uint64 means the primary.
@@ -74,6 +77,8 @@ type Cache struct {
 	cfg    Config
 	log    *slog.Logger
 	tables []string
+	// triggerWrites are Options.TriggerWrites.
+	triggerWrites map[string][]string
 	// named are the named slots' names, index maps them to their slots;
 	// the scopes' slots follow them in vers.
 	named       []string
@@ -223,6 +228,7 @@ func (c *Cache) clearL1() {
 func (c *Cache) layout(opts Options) error {
 	c.tables = append([]string(nil), opts.Tables...)
 	sort.Strings(c.tables)
+	c.triggerWrites = opts.TriggerWrites
 	named := append([]string(nil), opts.Versions...)
 	named = append(named, c.tables...)
 	sort.Strings(named)
@@ -319,15 +325,20 @@ func (c *Cache) WaitReady(ctx context.Context) error {
 
 // InvalidateTable makes every cached result that read table a miss, on this
 // instance at once and on the others through Redis. For writes made outside
-// the generated queries; call it after the write committed.
+// the generated queries; call it after the write committed. Such a write
+// fires the table's triggers all the same, so the tables they write
+// (Options.TriggerWrites: emails changes campaign_email_counts) are
+// invalidated with it, in the same bump.
 func (c *Cache) InvalidateTable(ctx context.Context, table string) error {
 	if !slices.Contains(c.tables, table) {
 		return fmt.Errorf("%w: %q", ErrUnknownTable, table)
 	}
 	b := c.NewBumps()
-	b.Table(table)
-	for _, si := range c.tableScopes[table] {
-		b.Wide(si.Name, rowColumn)
+	for _, t := range append([]string{table}, c.triggerWrites[table]...) {
+		b.Table(t)
+		for _, si := range c.tableScopes[t] {
+			b.Wide(si.Name, rowColumn)
+		}
 	}
 	c.Apply(ctx, b)
 	return nil
