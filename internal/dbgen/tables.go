@@ -168,14 +168,7 @@ func Analyze(sql string, schema *Schema) (Tables, error) {
 	}
 	ctes := cteNames(tree)
 	reads, writes := map[string]bool{}, map[string]bool{}
-	name := func(rel map[string]any) (string, bool) {
-		ns, _ := rel["schemaname"].(string)
-		n := relName(rel)
-		if ns == "" && ctes[n] {
-			return "", false
-		}
-		return schema.parent(n), true
-	}
+	name := func(rel map[string]any) (string, bool) { return schema.relTable(rel, ctes) }
 	walk(tree, func(key string, v map[string]any) bool {
 		switch key {
 		case "InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt":
@@ -283,4 +276,16 @@ func sorted(set map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// relTable is the table a RangeVar names — a partition's parent for a
+// partition — and false when it names one of the statement's CTEs instead
+// (an unqualified name that ctes holds).
+func (s *Schema) relTable(rel map[string]any, ctes map[string]bool) (string, bool) {
+	ns, _ := rel["schemaname"].(string)
+	n := relName(rel)
+	if ns == "" && ctes[n] {
+		return "", false
+	}
+	return s.parent(n), true
 }

@@ -847,14 +847,7 @@ func (w TriggerWrite) event() tableEvent {
 func statementEvents(tree any, schema *Schema, ctes map[string]bool) []tableEvent {
 	var out []tableEvent
 	add := func(ev tableEvent) { out = append(out, schema.cascadeEvents(ev, map[string]bool{})...) }
-	name := func(rel map[string]any) (string, bool) {
-		ns, _ := rel["schemaname"].(string)
-		n := relName(rel)
-		if ns == "" && ctes[n] {
-			return "", false
-		}
-		return schema.parent(n), true
-	}
+	name := func(rel map[string]any) (string, bool) { return schema.relTable(rel, ctes) }
 	walk(tree, func(key string, v map[string]any) bool {
 		rel, _ := v["relation"].(map[string]any)
 		switch key {
