@@ -35,17 +35,25 @@ func tables(t *testing.T, url string) int {
 	return n
 }
 
-func TestDownThenUpRoundTrips(t *testing.T) {
+// migratedUp is a fresh database with every migration applied, and its
+// migrator (closed with the test).
+func migratedUp(t *testing.T) (string, *migrate.Migrator) {
+	t.Helper()
 	url := pgtest.NewEmptyDatabase(t)
-	ctx := context.Background()
 	m, err := migrate.Open(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
-	if _, err := m.Up(ctx); err != nil {
+	t.Cleanup(func() { m.Close() })
+	if _, err := m.Up(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	return url, m
+}
+
+func TestDownThenUpRoundTrips(t *testing.T) {
+	url, m := migratedUp(t)
+	ctx := context.Background()
 	if n := tables(t, url); n != 5 {
 		t.Fatalf("%d tables after up", n)
 	}
@@ -122,16 +130,8 @@ func migrationCount(t *testing.T) int {
 // already has campaigns and emails to the counters fills them from a full
 // count, a campaign without emails included; down removes them again.
 func TestCountersBackfilledFromExistingEmails(t *testing.T) {
-	url := pgtest.NewEmptyDatabase(t)
+	url, m := migratedUp(t)
 	ctx := context.Background()
-	m, err := migrate.Open(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	if _, err := m.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := m.DownTo(ctx, 4); err != nil {
 		t.Fatal(err)
 	}
