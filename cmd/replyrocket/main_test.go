@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"io"
 	"net/http"
 	"net/url"
@@ -83,6 +84,17 @@ func TestMaintenanceCommands(t *testing.T) {
 	out = mustCLI(t, url, "partitions", "retain", "--older-than", "2")
 	if !strings.Contains(out, "detached (kept as a table)") {
 		t.Fatalf("partitions retain:\n%s", out)
+	}
+}
+
+// -h prints a command's flags and runs nothing: no server, no database
+// (the URL here points nowhere), not even dev's embedded PostgreSQL.
+func TestHelpFlagRunsNothing(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"serve", "-h"}, {"dev", "-h"}, {"seed", "-h"}, {"config", "-h"}} {
+		if _, err := runCLI(t, "postgres://nowhere.invalid/x", args...); !errors.Is(err, flag.ErrHelp) {
+			t.Errorf("replyrocket %v: %v, want flag.ErrHelp", args, err)
+		}
 	}
 }
 
