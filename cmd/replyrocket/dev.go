@@ -68,14 +68,11 @@ func (e env) dev(ctx context.Context, args []string) error {
 		}
 	}
 	log := cfg.Logger(e.stderr)
-	a, err := app.New(ctx, cfg, log)
+	a, err := app.Open(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	if err := a.EnsurePartitions(ctx); err != nil {
-		return err
-	}
 	fmt.Fprintln(e.stderr, "Preparing demo data…")
 	demo, err := seed.EnsureDemo(ctx, a.Store, a.Background, filepath.Join(devDataDir, "demo-key"))
 	if err != nil {

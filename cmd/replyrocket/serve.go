@@ -48,14 +48,11 @@ func (e env) serve(ctx context.Context, args []string) error {
 func (e env) runServer(ctx context.Context, cfg config.Config) error {
 	log, closeLog := e.serverLogger(cfg)
 	defer closeLog()
-	a, err := app.New(ctx, cfg, log)
+	a, err := app.Open(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	if err := a.EnsurePartitions(ctx); err != nil {
-		return err
-	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Server.Port)))
 	if err != nil {
 		return fmt.Errorf("listen on port %d: %w", cfg.Server.Port, err)

@@ -227,6 +227,20 @@ func ReadOnlyQueries() []string {
 	return out
 }
 
+// Open is New followed by EnsurePartitions: the app every serving command
+// starts (serve, dev, the load benchmark's instances), ready for inserts.
+func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+	a, err := New(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.EnsurePartitions(ctx); err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
 // EnsurePartitions creates this month's email partition and the configured
 // months ahead, so inserts never land in the DEFAULT partition. It runs on
 // the background pool: maintenance never takes a request's connection.

@@ -48,14 +48,11 @@ func RunChild(ctx context.Context, role string, getenv func(string) string, stdo
 // as `replyrocket serve` wires it, from cfg, listening on a free loopback
 // port whose address is the first line written to stdout.
 func ServeApp(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
-	a, err := app.New(ctx, cfg, log)
+	a, err := app.Open(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	if err := a.EnsurePartitions(ctx); err != nil {
-		return err
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("listen on loopback: %w", err)
