@@ -166,18 +166,17 @@ func readSlots(tree any, tables Tables, schema *Schema) []string {
 		if key != "RangeVar" {
 			return true
 		}
-		ns, _ := v["schemaname"].(string)
-		n, _ := v["relname"].(string)
-		if ns == "" && ctes[n] {
+		t, ok := schema.relTable(v, ctes)
+		if !ok {
 			return true
 		}
-		t := schema.parent(relName(v))
 		if alias, ok := v["alias"].(map[string]any); ok {
 			if a, _ := alias["aliasname"].(string); a != "" {
 				addRef(a, t)
 				return true
 			}
 		}
+		n, _ := v["relname"].(string)
 		addRef(n, t)
 		addRef(relName(v), t)
 		return true

@@ -554,12 +554,9 @@ func rangeVarCounts(tree any, schema *Schema, ctes map[string]bool) map[string]i
 		if key != "RangeVar" {
 			return true
 		}
-		ns, _ := v["schemaname"].(string)
-		n, _ := v["relname"].(string)
-		if ns == "" && ctes[n] {
-			return true
+		if t, ok := schema.relTable(v, ctes); ok {
+			out[t]++
 		}
-		out[schema.parent(relName(v))]++
 		return true
 	})
 	return out
