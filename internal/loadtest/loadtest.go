@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -77,19 +78,12 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	logf := func(format string, args ...any) { fmt.Fprintf(o.Log, "loadtest: "+format+"\n", args...) }
 
 	logf("starting PostgreSQL in %s", dir)
-	cluster, err := pglocal.Start(ctx, pglocal.Options{DataDir: filepath.Join(dir, "pg"), Durable: true,
+	cluster, url, err := startDatabase(ctx, pglocal.Options{DataDir: filepath.Join(dir, "pg"), Durable: true,
 		Settings: map[string]string{"max_connections": "200"}})
 	if err != nil {
-		return fmt.Errorf("start the embedded PostgreSQL: %w", err)
+		return err
 	}
 	defer cluster.Stop()
-	url, err := createDatabase(ctx, cluster, "replyrocket")
-	if err != nil {
-		return err
-	}
-	if err := migrate.Up(ctx, url); err != nil {
-		return err
-	}
 
 	pgPID, err := postmasterPID(cluster.DataDir)
 	if err != nil {
@@ -118,8 +112,8 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	}
 	poolMax := cfg.DB.PoolSize + cfg.DB.MaxOverflow
 
-	cachedEnv := clone(appEnv)
-	uncachedEnv := clone(appEnv)
+	cachedEnv := maps.Clone(appEnv)
+	uncachedEnv := maps.Clone(appEnv)
 	// The uncached instance needs no in-process tier either: its memory is
 	// the app's without L1, the figure the memory target is about (with
 	// CACHE_L1_DISABLED no L1 is built at all).
@@ -332,12 +326,23 @@ func ratio(rows map[string]Row, name, limit string) {
 	rows[name] = r
 }
 
-func clone(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
+// startDatabase starts an embedded PostgreSQL with o and returns it with the
+// URL of its migrated "replyrocket" database; on failure nothing is left
+// running.
+func startDatabase(ctx context.Context, o pglocal.Options) (*pglocal.Cluster, string, error) {
+	cluster, err := pglocal.Start(ctx, o)
+	if err != nil {
+		return nil, "", fmt.Errorf("start the embedded PostgreSQL: %w", err)
 	}
-	return out
+	url, err := createDatabase(ctx, cluster, "replyrocket")
+	if err == nil {
+		err = migrate.Up(ctx, url)
+	}
+	if err != nil {
+		_ = cluster.Stop()
+		return nil, "", err
+	}
+	return cluster, url, nil
 }
 
 func createDatabase(ctx context.Context, c *pglocal.Cluster, name string) (string, error) {

@@ -18,7 +18,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/replyrocket/replyrocket/db"
-	"github.com/replyrocket/replyrocket/internal/migrate"
 	"github.com/replyrocket/replyrocket/internal/partitions"
 	"github.com/replyrocket/replyrocket/internal/pglocal"
 	"github.com/replyrocket/replyrocket/internal/seed"
@@ -68,19 +67,12 @@ func RunScale(ctx context.Context, o ScaleOptions, out io.Writer) error {
 	logf := func(format string, args ...any) { fmt.Fprintf(o.Log, "scale: "+format+"\n", args...) }
 	// fsync off, as in the test harness: the figures are the database's
 	// work, not this machine's disk.
-	cluster, err := pglocal.Start(ctx, pglocal.Options{DataDir: filepath.Join(dir, "pg"),
+	cluster, url, err := startDatabase(ctx, pglocal.Options{DataDir: filepath.Join(dir, "pg"),
 		Settings: map[string]string{"max_wal_size": "4GB"}})
 	if err != nil {
-		return fmt.Errorf("start the embedded PostgreSQL: %w", err)
+		return err
 	}
 	defer cluster.Stop()
-	url, err := createDatabase(ctx, cluster, "replyrocket")
-	if err != nil {
-		return err
-	}
-	if err := migrate.Up(ctx, url); err != nil {
-		return err
-	}
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
 		return err
