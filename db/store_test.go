@@ -186,7 +186,10 @@ func TestNoConnectionLeaks(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
-func TestPoolExhaustionFailsWithinTimeout(t *testing.T) {
+// oneConnStore is a store on a pool of exactly one connection whose waits
+// give up after 300 ms (closed with the test).
+func oneConnStore(t *testing.T) *PgStore {
+	t.Helper()
 	pool, err := NewPool(context.Background(), PoolConfig{
 		URL: pgtest.NewDatabase(t), Size: 1, MaxOverflow: 0, Timeout: 300 * time.Millisecond,
 		Recycle: time.Hour, OverflowIdle: time.Minute,
@@ -194,8 +197,12 @@ func TestPoolExhaustionFailsWithinTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
-	s := NewStore(pool, 300*time.Millisecond)
+	t.Cleanup(pool.Close)
+	return NewStore(pool, 300*time.Millisecond)
+}
+
+func TestPoolExhaustionFailsWithinTimeout(t *testing.T) {
+	s := oneConnStore(t)
 	ctx := context.Background()
 
 	held := make(chan struct{})
@@ -210,7 +217,7 @@ func TestPoolExhaustionFailsWithinTimeout(t *testing.T) {
 	}()
 	<-held
 	start := time.Now()
-	_, err = s.CountUsers(ctx)
+	_, err := s.CountUsers(ctx)
 	waited := time.Since(start)
 	close(release)
 	if txErr := <-done; txErr != nil {
@@ -233,15 +240,7 @@ func TestPoolExhaustionFailsWithinTimeout(t *testing.T) {
 // the pool timeout, ends the wait for a connection, with the error that
 // names it.
 func TestPoolWaitDeadlines(t *testing.T) {
-	pool, err := NewPool(context.Background(), PoolConfig{
-		URL: pgtest.NewDatabase(t), Size: 1, MaxOverflow: 0, Timeout: 300 * time.Millisecond,
-		Recycle: time.Hour, OverflowIdle: time.Minute,
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	s := NewStore(pool, 300*time.Millisecond)
+	s := oneConnStore(t)
 	held, release, done := make(chan struct{}), make(chan struct{}), make(chan error)
 	go func() {
 		done <- s.InTx(context.Background(), TxOptions{}, func(Querier) error {
