@@ -11,10 +11,18 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	segjson "github.com/segmentio/encoding/json"
 )
 
+// jsonEncode writes every response body, with segmentio/encoding's
+// encoder: the same bytes as encoding/json (TestJSONEncodeMatchesEncodingJSON
+// and its fuzz target hold it to that) in under half the time, 0.5 µs
+// against 1.2 µs and one allocation fewer for a campaign
+// (BenchmarkEncodeCampaign). encoding/json was a tenth of a cached read's
+// CPU. Requests are still read by encoding/json (decodeJSON), whose error
+// messages the 400s quote.
 func jsonEncode(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	enc := segjson.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }

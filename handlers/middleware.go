@@ -44,7 +44,13 @@ func plainID(s string) bool {
 // accessLog writes one structured line per request and records its
 // metrics. It hands errors to the error handler itself so that the status
 // it logs is the one the client got.
+//
+// The line goes to the handler as a record with no caller: Logger.LogAttrs
+// would walk the stack for a source location on every request (runtime.Callers,
+// ≈ 0.35 µs of a cached request's ≈ 30 in the loadtest's profile) that no
+// handler here prints.
 func accessLog(log *slog.Logger, m *httpMetrics) echo.MiddlewareFunc {
+	h := log.Handler()
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
@@ -63,7 +69,12 @@ func accessLog(log *slog.Logger, m *httpMetrics) echo.MiddlewareFunc {
 			if res.Status >= 500 {
 				level = slog.LevelError
 			}
-			attrs := []slog.Attr{
+			ctx := req.Context()
+			if !h.Enabled(ctx, level) {
+				return nil
+			}
+			r := slog.NewRecord(start.Add(elapsed), level, "request", 0)
+			r.AddAttrs(
 				slog.String("request_id", res.Header().Get(echo.HeaderXRequestID)),
 				slog.String("method", req.Method),
 				slog.String("path", req.URL.Path),
@@ -72,11 +83,11 @@ func accessLog(log *slog.Logger, m *httpMetrics) echo.MiddlewareFunc {
 				slog.Int64("bytes", res.Size),
 				slog.Float64("latency_ms", float64(elapsed.Microseconds())/1000),
 				slog.String("ip", c.RealIP()),
-			}
+			)
 			if err != nil {
-				attrs = append(attrs, slog.String("error", err.Error()))
+				r.AddAttrs(slog.String("error", err.Error()))
 			}
-			log.LogAttrs(req.Context(), level, "request", attrs...)
+			_ = h.Handle(ctx, r) // as Logger.Log does: a log line has no one to fail to
 			return nil
 		}
 	}

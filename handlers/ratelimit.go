@@ -1,10 +1,10 @@
 package handlers
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 
-	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/replyrocket/replyrocket/internal/ratelimit"
@@ -45,8 +45,6 @@ func routeCost(method, route string) int {
 	return CostWrite
 }
 
-const keyLimitKey = "replyrocket.rate_limit"
-
 // rateLimits holds the limiter and the budgets.
 type rateLimits struct {
 	lim   *ratelimit.Limiter
@@ -73,10 +71,12 @@ func (a *API) limitKey(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		ctx := c.Request().Context()
-		override, _ := c.Get(keyLimitKey).(*int32)
-		budget := a.limits.keyBudget(override)
-		keyID, _ := c.Get(apiKeyIDKey).(uuid.UUID)
-		bucket := "key:" + keyID.String()
+		p := authenticated(c)
+		if p == nil {
+			return errors.New("limitKey: no authenticated key; it must run after requireUser")
+		}
+		budget := a.limits.keyBudget(p.rateLimit)
+		bucket := "key:" + p.keyID.String()
 		d := a.limits.lim.Allow(ctx, "key", bucket, budget, routeCost(c.Request().Method, c.Path()))
 		setRateLimitHeaders(c, "key", d)
 		if !d.Allowed {

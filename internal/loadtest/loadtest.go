@@ -56,7 +56,8 @@ type Options struct {
 	// Getenv reads this process's environment (os.Getenv).
 	Getenv func(string) string
 	// ProfileDir, when set, receives CPU, heap, allocs, mutex and block
-	// profiles of the uncached instance during its campaign-by-id run.
+	// profiles of each app instance during its campaign-by-id run, in
+	// ProfileDir/cached and ProfileDir/uncached.
 	ProfileDir string
 	// Only, when set, runs only the scenarios whose names contain it
 	// (comma-separated), for quick iterations.
@@ -120,6 +121,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	uncachedEnv["CACHE_DISABLED"] = "true"
 	uncachedEnv["CACHE_L1_DISABLED"] = "true"
 	if o.ProfileDir != "" {
+		cachedEnv["PPROF_ENABLED"] = "true"
 		uncachedEnv["PPROF_ENABLED"] = "true"
 	}
 	cached, err := startServer(ctx, "app (cached)", o.Exe, ChildArgs(RoleApp), cachedEnv, filepath.Join(dir, "cached.log"))
@@ -178,6 +180,9 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		{name: "list page, uncached", srv: uncached, method: "GET", url: get(uncached, listPath)},
 		{name: "open (write), cached instance", srv: cached, method: "POST", url: openURL(cached)},
 	}
+	// The scenarios whose instance is profiled under -profile, and the
+	// sub-directory each one's profiles go to.
+	profiled := map[string]string{"campaign by id, cached": "cached", "campaign by id, uncached": "uncached"}
 	rows := map[string]Row{}
 	var order []string
 	peakCached, peakUncached := sampleRSS(cached, 50*time.Millisecond), sampleRSS(uncached, 50*time.Millisecond)
@@ -191,8 +196,8 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		}
 		logf("%s: %d concurrent for %s", sc.name, o.Concurrency, o.Duration)
 		var stopProfile func() error
-		if o.ProfileDir != "" && sc.name == "campaign by id, uncached" {
-			stopProfile = profile(ctx, uncached, ds.adminKey, o.ProfileDir, o.Duration)
+		if sub, ok := profiled[sc.name]; ok && o.ProfileDir != "" {
+			stopProfile = profile(ctx, sc.srv, ds.adminKey, filepath.Join(o.ProfileDir, sub), o.Duration)
 		}
 		cpu0, err := cpuOf(sc.srv, pgPID)
 		if err != nil {

@@ -53,7 +53,7 @@ func pgbenchScripts(ds dataset) []pgbenchScript {
 	}
 }
 
-// profile collects the uncached instance's profiles while a scenario of
+// profile collects an app instance's profiles while a scenario of
 // length d runs: CPU, mutex and block over the run, then heap and allocs.
 // The returned function waits for them and writes them into dir.
 func profile(ctx context.Context, s *server, adminKey, dir string, d time.Duration) func() error {
