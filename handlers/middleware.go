@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+
+	"github.com/replyrocket/replyrocket/internal/deadline"
 )
 
 // requestID gives every request an id, echoed in X-Request-ID. A caller's
@@ -81,7 +83,9 @@ func accessLog(log *slog.Logger, m *httpMetrics) echo.MiddlewareFunc {
 				slog.String("route", route),
 				slog.Int("status", res.Status),
 				slog.Int64("bytes", res.Size),
-				slog.Float64("latency_ms", float64(elapsed.Microseconds())/1000),
+				// An integer: slog's JSON handler writes a float through
+				// json.Marshal, a quarter of the line's cost.
+				slog.Int64("latency_us", elapsed.Microseconds()),
 				slog.String("ip", c.RealIP()),
 			)
 			if err != nil {
@@ -89,6 +93,27 @@ func accessLog(log *slog.Logger, m *httpMetrics) echo.MiddlewareFunc {
 			}
 			_ = h.Handle(ctx, r) // as Logger.Log does: a log line has no one to fail to
 			return nil
+		}
+	}
+}
+
+// requestTimeout bounds each request's work by timeout (REQUEST_TIMEOUT):
+// the deadline reaches pgx, pool waits, Redis and shared cache loads
+// through the request context. The central error handler maps deadline
+// errors itself.
+//
+// In place of Echo's ContextTimeout, which makes a context.WithTimeout per
+// request: a deadline.Context makes its timer only when something waits on
+// it, which a read served from L1 never does (BenchmarkUnwaited: 0.2 µs and
+// one allocation against 0.55 µs and four).
+func requestTimeout(timeout time.Duration) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			req := c.Request()
+			ctx := deadline.With(req.Context(), timeout)
+			defer ctx.Release()
+			c.SetRequest(req.WithContext(ctx))
+			return next(c)
 		}
 	}
 }

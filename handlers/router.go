@@ -162,11 +162,7 @@ func New(d Deps) *echo.Echo {
 		Skipper: func(c echo.Context) bool { return c.Path() == bulkEmailsPath && c.Request().Method == http.MethodPost },
 	}))
 	e.Use(compress())
-	e.Use(middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{
-		Timeout: d.RequestTimeout,
-		// The central error handler maps deadline errors itself.
-		ErrorHandler: func(err error, _ echo.Context) error { return err },
-	}))
+	e.Use(requestTimeout(d.RequestTimeout))
 
 	auth := map[authKind][]echo.MiddlewareFunc{
 		authUser:  slices.Concat([]echo.MiddlewareFunc{a.requireUser, a.limitKey}, d.APIMiddleware),

@@ -119,7 +119,7 @@ func BenchmarkAccessLogLine(b *testing.B) {
 			attrs := []slog.Attr{
 				slog.String("request_id", "0b6a7a52-58a3-4a53-9d3e-2f0f6f3e9c1a"), slog.String("method", "GET"),
 				slog.String("path", "/api/v1/campaigns/0193a1b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b"), slog.String("route", "/api/v1/campaigns/:id"),
-				slog.Int("status", 200), slog.Int64("bytes", 236), slog.Float64("latency_ms", 2.31), slog.String("ip", "127.0.0.1"),
+				slog.Int("status", 200), slog.Int64("bytes", 236), slog.Int64("latency_us", 2310), slog.String("ip", "127.0.0.1"),
 			}
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
