@@ -81,8 +81,10 @@ func (c *Context) Err() error {
 	return c.arm().Err()
 }
 
-// Value answers from the armed context once there is one (it holds the
-// cancellation state context.Cause looks up), from the parent before.
+// Value answers from the armed context once there is one, from the parent
+// before. (context.Cause needs nothing more: where the cancellation state
+// it finds holds no cause, it returns Err, which reports the deadline
+// whether or not the timer was made.)
 func (c *Context) Value(key any) any {
 	if a := c.peek(); a != nil {
 		return a.Value(key)

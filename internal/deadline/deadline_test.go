@@ -51,8 +51,12 @@ func TestMatchesWithTimeout(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			makeParent := tc.parent
 			if makeParent == nil {
+				// Cancelable, as net/http's request context is: Cause then
+				// finds a cancellation state above the Context.
 				makeParent = func() (context.Context, func()) {
-					return context.WithValue(context.Background(), ctxKey{}, "v"), nil
+					ctx, cancel := context.WithCancel(context.WithValue(context.Background(), ctxKey{}, "v"))
+					t.Cleanup(cancel)
+					return ctx, nil
 				}
 			}
 			run := func(lazy bool) (err, cause error, done bool, dl time.Time, val any) {
@@ -72,6 +76,8 @@ func TestMatchesWithTimeout(t *testing.T) {
 				if tc.before != nil {
 					tc.before(ctx, release)
 				}
+				// Cause first: it must not depend on Err having armed the timer.
+				cause = context.Cause(ctx)
 				err = ctx.Err()
 				select {
 				case <-ctx.Done():
@@ -79,7 +85,7 @@ func TestMatchesWithTimeout(t *testing.T) {
 				default:
 				}
 				dl, _ = ctx.Deadline()
-				return err, context.Cause(ctx), done, dl, ctx.Value(ctxKey{})
+				return err, cause, done, dl, ctx.Value(ctxKey{})
 			}
 			wantErr, wantCause, wantDone, wantDL, wantVal := run(false)
 			err, cause, done, dl, val := run(true)
