@@ -26,7 +26,7 @@ type Context struct {
 	at     time.Time // the earlier of the parent's deadline and the timeout
 
 	once     sync.Once
-	isArmed  atomic.Bool        // set after armed and cancel are
+	isArmed  atomic.Bool        // set once armed and cancelFn are
 	armed    context.Context    // context.WithDeadline(parent, at), once made
 	cancelFn context.CancelFunc // armed's
 }
