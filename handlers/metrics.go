@@ -62,6 +62,7 @@ func (m *httpMetrics) observe(method, route string, status int, d time.Duration)
 		method = "OTHER"
 	}
 	k := seriesKey{method: method, route: route, status: status}
+	// Load first: LoadOrCompute's closures would be made on every call.
 	rs, ok := m.series.Load(k)
 	if !ok {
 		rs, _ = m.series.LoadOrCompute(k, func() (routeSeries, bool) {
