@@ -5,17 +5,22 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
 	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/db/dbcache"
 	"github.com/replyrocket/replyrocket/internal/apikey"
+	"github.com/replyrocket/replyrocket/internal/cache"
 	"github.com/replyrocket/replyrocket/internal/cli"
+	"github.com/replyrocket/replyrocket/internal/config"
 	"github.com/replyrocket/replyrocket/internal/partitions"
 	"github.com/replyrocket/replyrocket/internal/seed"
 )
@@ -26,6 +31,10 @@ func (e env) openDB(ctx context.Context) (*pgxpool.Pool, db.Store, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	return openDB(ctx, cfg)
+}
+
+func openDB(ctx context.Context, cfg config.Config) (*pgxpool.Pool, db.Store, error) {
 	if cfg.DB.URL == "" {
 		return nil, nil, fmt.Errorf("DATABASE_URL is not set")
 	}
@@ -60,7 +69,11 @@ func (e env) partitions(ctx context.Context, args []string) error {
 	if err := e.flags("partitions "+sub, rest, define); err != nil {
 		return err
 	}
-	pool, store, err := e.openDB(ctx)
+	cfg, err := e.config()
+	if err != nil {
+		return err
+	}
+	pool, store, err := openDB(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -101,7 +114,12 @@ func (e env) partitions(ctx context.Context, args []string) error {
 		}
 		return nil
 	}
-	retired, err := partitions.Retain(ctx, pool, time.Now(), olderThan, drop)
+	inv, closeCache, err := e.serversCache(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeCache()
+	retired, err := partitions.Retain(ctx, pool, inv, time.Now(), olderThan, drop)
 	for _, r := range retired {
 		verb := "detached (kept as a table)"
 		if r.Dropped {
@@ -113,6 +131,52 @@ func (e env) partitions(ctx context.Context, args []string) error {
 		fmt.Fprintln(e.stdout, "no partition is old enough")
 	}
 	return err
+}
+
+// serversCache is the cache the running servers share, for a command that
+// writes outside the generated queries: with REDIS_URL set, a bump there
+// reaches every instance. Without it each server's cache is in its own
+// process, out of this one's reach: the command says so, and returns a nil
+// Invalidator.
+func (e env) serversCache(ctx context.Context, cfg config.Config) (partitions.Invalidator, func(), error) {
+	ccfg := cfg.Cache.CacheConfig()
+	if ccfg.Disabled {
+		return nil, func() {}, nil
+	}
+	if ccfg.RedisURL == "" {
+		fmt.Fprintln(e.stderr, "note: REDIS_URL is not set, so running servers cache in process, out of this command's reach;"+
+			" their cached reads of emails and campaign figures keep the old values for their TTL"+
+			" unless invalidated: POST /db-monitor/cache/invalidate/emails on each instance")
+		return nil, func() {}, nil
+	}
+	// Nothing is read through this cache: no in-process tier.
+	ccfg.L1Disabled = true
+	c, err := dbcache.NewCache(ccfg, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, nil, fmt.Errorf("cache: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, max(10*ccfg.RedisTimeout, 5*time.Second))
+	defer cancel()
+	if err := c.WaitReady(wctx); err != nil {
+		_ = c.Close()
+		return nil, nil, fmt.Errorf("cache: Redis at REDIS_URL is not ready, so nothing would invalidate the servers' cached figures: %w", err)
+	}
+	return sharedInvalidator{c}, func() { _ = c.Close() }, nil
+}
+
+// sharedInvalidator fails when a bump did not reach Redis. A server keeps
+// such a bump pending and applies it when Redis is back; this process exits
+// next, and its pending bumps with it.
+type sharedInvalidator struct{ c *cache.Cache }
+
+func (s sharedInvalidator) InvalidateTable(ctx context.Context, table string) error {
+	if err := s.c.InvalidateTable(ctx, table); err != nil {
+		return err
+	}
+	if !s.c.Ready() {
+		return fmt.Errorf("invalidate %s: Redis did not take the bump; POST /db-monitor/cache/invalidate/%s on an instance", table, table)
+	}
+	return nil
 }
 
 func bytesText(n int64) string {

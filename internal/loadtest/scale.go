@@ -129,7 +129,8 @@ func RunScale(ctx context.Context, o ScaleOptions, out io.Writer) error {
 		if i == len(o.Sizes)-1 {
 			logf("partitions retain --older-than 6 at %d emails", have)
 			start := time.Now()
-			retired, err := partitions.Retain(ctx, pool, time.Now(), 6, false)
+			// The app runs with CACHE_DISABLED: no cache to invalidate.
+			retired, err := partitions.Retain(ctx, pool, nil, time.Now(), 6, false)
 			if err != nil {
 				return fmt.Errorf("retain: %w", err)
 			}

@@ -153,11 +153,24 @@ type Retired struct {
 	Dropped bool      `json:"dropped"`
 }
 
+// Invalidator is the cache that running servers read through. A retire
+// takes rows out of emails and out of the campaign counters without the
+// generated queries (and so without the invalidations they derive), so each
+// retire that committed tells it: cached summaries, statistics and emails
+// would otherwise keep the old figures for their TTL.
+// *dbcache.Store and *cache.Cache implement it.
+type Invalidator interface {
+	InvalidateTable(ctx context.Context, table string) error
+}
+
 // Retain detaches every monthly partition that ends on or before the start
 // of the month olderThan months before now's. Detached tables keep their
 // rows as ordinary tables; only with drop are they dropped, and the exact
 // row count of each is returned either way, so nothing goes silently.
-func Retain(ctx context.Context, pool *pgxpool.Pool, now time.Time, olderThan int, drop bool) ([]Retired, error) {
+// After each partition's transaction committed, inv invalidates what the
+// cache holds of emails (and, through the counter triggers, of
+// campaign_email_counts); nil means no cache reads this database.
+func Retain(ctx context.Context, pool *pgxpool.Pool, inv Invalidator, now time.Time, olderThan int, drop bool) ([]Retired, error) {
 	if olderThan < 1 {
 		return nil, fmt.Errorf("retain partitions: older-than must be at least 1 month, got %d", olderThan)
 	}
@@ -176,6 +189,12 @@ func Retain(ctx context.Context, pool *pgxpool.Pool, now time.Time, olderThan in
 			return done, err
 		}
 		done = append(done, r)
+		if inv == nil {
+			continue
+		}
+		if err := inv.InvalidateTable(ctx, "emails"); err != nil {
+			return done, fmt.Errorf("%s retired, but the cache was not invalidated (cached figures may be stale for their TTL): %w", p.Name, err)
+		}
 	}
 	return done, nil
 }

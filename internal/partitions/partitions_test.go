@@ -164,11 +164,11 @@ func TestRetainDetachesAndDropsOnlyWhenAsked(t *testing.T) {
 	}
 	wantCounts(t, s, c, 4+2+3)
 
-	if _, err := Retain(ctx, pool, now, 0, false); err == nil {
+	if _, err := Retain(ctx, pool, nil, now, 0, false); err == nil {
 		t.Fatal("older-than 0 accepted")
 	}
 	// Keep 4 months before June: January ends on February 1st, the cutoff.
-	got, err := Retain(ctx, pool, now, 4, false)
+	got, err := Retain(ctx, pool, nil, now, 4, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestRetainDetachesAndDropsOnlyWhenAsked(t *testing.T) {
 	if err := pool.QueryRow(ctx, "SELECT count(*) FROM emails_p202601").Scan(&n); err != nil || n != 4 {
 		t.Fatalf("detached table holds %d rows, %v: detach must keep them", n, err)
 	}
-	got, err = Retain(ctx, pool, now, 3, true)
+	got, err = Retain(ctx, pool, nil, now, 3, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestRetainFailureLeavesCountersAndPartition(t *testing.T) {
 	if _, err := pool.Exec(ctx, "CREATE VIEW keeps_january AS SELECT * FROM emails_p202601"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Retain(ctx, pool, now, 4, true); err == nil {
+	if _, err := Retain(ctx, pool, nil, now, 4, true); err == nil {
 		t.Fatal("drop of a partition a view depends on succeeded")
 	}
 	wantCounts(t, s, c, 4)
