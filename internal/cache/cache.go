@@ -32,7 +32,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	libcache "github.com/eko/gocache/lib/v4/cache"
+	"github.com/eko/gocache/lib/v4/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/singleflight"
@@ -112,8 +112,11 @@ type Cache struct {
 	// interface takes keys as interfaces (an allocation per hit).
 	l1 *l1
 
-	rdb       *redis.Client
-	l2        *libcache.Cache[any]
+	rdb *redis.Client
+	// l2 is gocache's Redis store, through its store interface: its
+	// generic Cache[T] turns a value of another type into T's zero value
+	// with no error, where getL2 reports it (docs/decisions).
+	l2        store.StoreInterface
 	keys      redisKeys
 	syncMu    sync.RWMutex // bumps hold it shared, a resync exclusively
 	pendingMu sync.Mutex

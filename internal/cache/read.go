@@ -259,8 +259,16 @@ func getL2[T any](ctx context.Context, q *Query, k string, slots []int32, codec 
 		}
 		return nil, zero, false
 	}
-	raw, _ := got.(string)
-	e, payload, err := decodeEnvelope([]byte(raw))
+	// The Redis store answers GET with the reply's string; anything else is
+	// reported as a value that does not decode, not read as an empty one.
+	raw, ok := got.(string)
+	var e *entry
+	var payload []byte
+	if ok {
+		e, payload, err = decodeEnvelope([]byte(raw))
+	} else {
+		err = fmt.Errorf("the Redis store returned a %T, not the string it stores", got)
+	}
 	if err == nil {
 		// The envelope carries stamps only; the slots are this deploy's for
 		// these arguments (the key's hash covers the query's dependencies).

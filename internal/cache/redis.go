@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	libcache "github.com/eko/gocache/lib/v4/cache"
 	redisstore "github.com/eko/gocache/store/redis/v4"
 	"github.com/redis/go-redis/v9"
 )
@@ -74,7 +73,7 @@ func (c *Cache) startRedis() error {
 	opt.MaxRetries = -1
 	opt.ContextTimeoutEnabled = true
 	c.rdb = redis.NewClient(opt)
-	c.l2 = libcache.New[any](redisstore.NewRedis(c.rdb))
+	c.l2 = redisstore.NewRedis(c.rdb)
 	// The braces are a Redis Cluster hash tag: the scripts touch the epoch
 	// and version keys together, so they must share a slot.
 	base := "{" + c.cfg.Namespace + "}"
