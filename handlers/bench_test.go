@@ -16,6 +16,7 @@ import (
 	"github.com/replyrocket/replyrocket/internal/config"
 	"github.com/replyrocket/replyrocket/internal/pgtest"
 	"github.com/replyrocket/replyrocket/internal/querystats"
+	"github.com/replyrocket/replyrocket/internal/wire"
 )
 
 // BenchmarkGetSummary is one authenticated GET of a campaign summary through
@@ -124,7 +125,7 @@ func prodPool(b *testing.B) envOpt {
 		if err != nil {
 			b.Fatal(err)
 		}
-		cfg := c.DB.Pool()
+		cfg := wire.Pool(c.DB)
 		cfg.URL = pgtest.NewDatabase(b)
 		pool, err := db.NewPool(context.Background(), cfg, querystats.New())
 		if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/replyrocket/replyrocket/internal/config"
 	"github.com/replyrocket/replyrocket/internal/partitions"
 	"github.com/replyrocket/replyrocket/internal/seed"
+	"github.com/replyrocket/replyrocket/internal/wire"
 )
 
 // openDB opens a pool and store for a maintenance command.
@@ -38,11 +39,11 @@ func openDB(ctx context.Context, cfg config.Config) (*pgxpool.Pool, db.Store, er
 	if cfg.DB.URL == "" {
 		return nil, nil, fmt.Errorf("DATABASE_URL is not set")
 	}
-	pool, err := db.NewPool(ctx, cfg.DB.Pool(), nil)
+	pool, err := db.NewPool(ctx, wire.Pool(cfg.DB), nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	return pool, db.NewStore(pool, cfg.DB.Pool().Timeout), nil
+	return pool, db.NewStore(pool, wire.Pool(cfg.DB).Timeout), nil
 }
 
 func (e env) partitions(ctx context.Context, args []string) error {
@@ -139,7 +140,7 @@ func (e env) partitions(ctx context.Context, args []string) error {
 // process, out of this one's reach: the command says so, and returns a nil
 // Invalidator.
 func (e env) serversCache(ctx context.Context, cfg config.Config) (partitions.Invalidator, func(), error) {
-	ccfg := cfg.Cache.CacheConfig()
+	ccfg := wire.Cache(cfg.Cache)
 	if ccfg.Disabled {
 		return nil, func() {}, nil
 	}

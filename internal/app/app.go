@@ -26,6 +26,7 @@ import (
 	"github.com/replyrocket/replyrocket/internal/partitions"
 	"github.com/replyrocket/replyrocket/internal/querystats"
 	"github.com/replyrocket/replyrocket/internal/ratelimit"
+	"github.com/replyrocket/replyrocket/internal/wire"
 )
 
 // App is a wired server. Close releases what New opened, in reverse order.
@@ -56,7 +57,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 	a := &App{Config: cfg, Log: log}
 	tracer := querystats.New()
-	poolCfg := cfg.DB.Pool()
+	poolCfg := wire.Pool(cfg.DB)
 	pool, err := db.NewPool(ctx, poolCfg, tracer)
 	if err != nil {
 		return nil, err
@@ -76,7 +77,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		return nil, err
 	}
 
-	cacheCfg := cfg.Cache.CacheConfig()
+	cacheCfg := wire.Cache(cfg.Cache)
 	if len(cfg.Replicas.ReplicaURLs) > 0 {
 		// After a resync with Redis, loads read the primary until any
 		// replica in rotation has replayed the writes whose positions this
@@ -102,7 +103,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.Store = store
 	// The monitor's catalog queries and EXPLAINs are long-running work: they
 	// run on the background pool, and report the request pool's figures.
-	a.monitor = monitor.New(a.Background, cfg.Monitor.MonitorConfig(), monitor.Sources{Tracer: tracer, Cache: c, Pool: pool})
+	a.monitor = monitor.New(a.Background, wire.Monitor(cfg.Monitor), monitor.Sources{Tracer: tracer, Cache: c, Pool: pool})
 	a.closers = append(a.closers, a.monitor.Close)
 
 	var limiter *ratelimit.Limiter
@@ -158,8 +159,8 @@ func (a *App) Close() {
 // the first health check: a replica that cannot be reached is logged and
 // kept out of rotation, never fatal.
 func (a *App) openReplicas(ctx context.Context, tracer pgx.QueryTracer, reg prometheus.Registerer) error {
-	primary := a.Config.DB.Pool()
-	replicas := a.Config.Replicas.Config()
+	primary := wire.Pool(a.Config.DB)
+	replicas := wire.Replicas(a.Config.Replicas)
 	for i, u := range replicas.ReplicaURLs {
 		rc := primary
 		rc.URL = u

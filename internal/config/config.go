@@ -2,7 +2,9 @@
 // variable, its default per APP_ENV, its meaning and its validation, in one
 // struct loaded once at start by github.com/caarlos0/env. Each package gets
 // its part as its own type (db.PoolConfig, cache.Config, monitor.Config)
-// through the section methods below; nothing else reads the environment.
+// through internal/wire; nothing else reads the environment. This package
+// imports none of the packages it configures, so loading the configuration
+// builds none of them.
 //
 // Adding a variable:
 //  1. add a field to the section of the package that uses it (or a new
@@ -15,7 +17,7 @@
 //     Field names are unique across sections: errors are reported by
 //     variable, and the library names fields, not variables.
 //  2. check its range in validate, naming the variable;
-//  3. pass it on in the section's method (Pool, CacheConfig, …);
+//  3. pass it on in internal/wire's function for its section (Pool, Cache, …);
 //  4. run `go test ./internal/config -update` to regenerate the README
 //     tables (a test fails while they are stale).
 package config
@@ -33,12 +35,15 @@ import (
 
 	"github.com/caarlos0/env/v11"
 	"github.com/jackc/pgx/v5/pgconn"
-
-	"github.com/replyrocket/replyrocket/db"
-	"github.com/replyrocket/replyrocket/db/dbroute"
-	"github.com/replyrocket/replyrocket/internal/cache"
-	"github.com/replyrocket/replyrocket/internal/monitor"
 )
+
+// renamed maps variables that were renamed to their new names. Setting an
+// old name is an error that names the new one: a deploy that still sets it
+// must not lose the setting silently.
+var renamed = map[string]string{
+	// Every off switch is spelled …_DISABLED.
+	"MONITOR_DISABLE_HYPOPG": "MONITOR_HYPOPG_DISABLED",
+}
 
 // Envs are the values of APP_ENV; each picks the defaults of its column.
 var Envs = []string{"dev", "prod"}
@@ -116,14 +121,14 @@ type Replicas struct {
 
 // Cache is the query cache's part (cache.Config).
 type Cache struct {
-	RedisURL     string       `env:"REDIS_URL" secret:"password" help:"enables the Redis tier (L2); unset = in-process only" section:"cache"`
-	Namespace    string       `env:"CACHE_NAMESPACE" envDefault:"replyrocket" help:"prefix of every Redis key and channel" section:"cache"`
-	L1MaxBytes   int64        `env:"CACHE_L1_MAX_BYTES" envDefault:"67108864" help:"in-process tier bound, in encoded bytes" section:"cache"`
-	L1Disabled   bool         `env:"CACHE_L1_DISABLED" envDefault:"false" help:"no in-process tier" section:"cache"`
-	CacheOff     bool         `env:"CACHE_DISABLED" envDefault:"false" help:"every read bypasses the cache" section:"cache"`
-	RedisTimeout Milliseconds `env:"CACHE_REDIS_TIMEOUT" envDefault:"100" help:"milliseconds, per Redis dial/read/write/pool wait" section:"cache"`
-	LoadTimeout  Seconds      `env:"CACHE_LOAD_TIMEOUT" envDefault:"30" help:"seconds, per shared database load" section:"cache"`
-	ScopesOff    bool         `env:"CACHE_SCOPES_DISABLED" envDefault:"false" help:"every write invalidates as if it knew none of its rows' scope values (table-and-column invalidation): the control of what scoping saves" section:"cache"`
+	RedisURL       string       `env:"REDIS_URL" secret:"password" help:"enables the Redis tier (L2); unset = in-process only" section:"cache"`
+	Namespace      string       `env:"CACHE_NAMESPACE" envDefault:"replyrocket" help:"prefix of every Redis key and channel" section:"cache"`
+	L1MaxBytes     int64        `env:"CACHE_L1_MAX_BYTES" envDefault:"67108864" help:"in-process tier bound, in encoded bytes" section:"cache"`
+	L1Disabled     bool         `env:"CACHE_L1_DISABLED" envDefault:"false" help:"no in-process tier" section:"cache"`
+	CacheDisabled  bool         `env:"CACHE_DISABLED" envDefault:"false" help:"every read bypasses the cache" section:"cache"`
+	RedisTimeout   Milliseconds `env:"CACHE_REDIS_TIMEOUT" envDefault:"100" help:"milliseconds, per Redis dial/read/write/pool wait" section:"cache"`
+	LoadTimeout    Seconds      `env:"CACHE_LOAD_TIMEOUT" envDefault:"30" help:"seconds, per shared database load" section:"cache"`
+	ScopesDisabled bool         `env:"CACHE_SCOPES_DISABLED" envDefault:"false" help:"every write invalidates as if it knew none of its rows' scope values (table-and-column invalidation): the control of what scoping saves" section:"cache"`
 }
 
 // Monitor is the database monitor's part (monitor.Config).
@@ -138,44 +143,7 @@ type Monitor struct {
 	SlowCalls         int64         `env:"MONITOR_SLOW_CALLS" envDefault:"100" help:"…over at least this many calls" section:"monitor"`
 	SnapshotInterval  time.Duration `env:"MONITOR_SNAPSHOT_INTERVAL" envDefault:"1m" help:"how often statement counters are snapshotted, for time windows" section:"monitor"`
 	Retention         time.Duration `env:"MONITOR_RETENTION" envDefault:"1h" help:"how long snapshots are kept (the longest window)" section:"monitor"`
-	DisableHypoPG     bool          `env:"MONITOR_DISABLE_HYPOPG" envDefault:"false" help:"force the unverified pg_stats heuristic for index advice" section:"monitor"`
-}
-
-// Pool is db's part.
-func (d DB) Pool() db.PoolConfig {
-	return db.PoolConfig{
-		URL: d.URL, Size: d.PoolSize, MaxOverflow: d.MaxOverflow,
-		Timeout: time.Duration(d.PoolTimeout), Recycle: time.Duration(d.PoolRecycle),
-		OverflowIdle: time.Minute, PgBouncer: d.PgBouncer,
-		BackgroundSize: d.BackgroundPoolSize, BackgroundTimeout: time.Duration(d.BackgroundPoolTimeout),
-	}
-}
-
-// Config is dbroute's part.
-func (r Replicas) Config() dbroute.Config {
-	return dbroute.Config{
-		ReplicaURLs: []string(r.ReplicaURLs), ReplicaPoolSize: r.ReplicaPoolSize,
-		MaxLag: r.ReplicaMaxLag, CheckEvery: dbroute.DefaultCheckEvery,
-	}
-}
-
-// CacheConfig is the cache runtime's part.
-func (c Cache) CacheConfig() cache.Config {
-	return cache.Config{
-		Namespace: c.Namespace, Disabled: c.CacheOff, L1MaxBytes: c.L1MaxBytes, L1Disabled: c.L1Disabled,
-		RedisURL: c.RedisURL, RedisTimeout: time.Duration(c.RedisTimeout), LoadTimeout: time.Duration(c.LoadTimeout),
-		ScopesDisabled: c.ScopesOff,
-	}
-}
-
-// MonitorConfig is the monitor's part.
-func (m Monitor) MonitorConfig() monitor.Config {
-	return monitor.Config{
-		CatalogTimeout: m.CatalogTimeout, ExplainTimeout: m.ExplainTimeout, LockTimeout: m.LockTimeout,
-		AllowAnalyze: m.AllowAnalyze, LongQuery: m.LongQuery, IdleInTransaction: m.IdleInTransaction,
-		SlowMean: m.SlowMean, SlowCalls: m.SlowCalls, SnapshotInterval: m.SnapshotInterval,
-		Retention: m.Retention, DisableHypoPG: m.DisableHypoPG,
-	}
+	HypoPGDisabled    bool          `env:"MONITOR_HYPOPG_DISABLED" envDefault:"false" help:"force the unverified pg_stats heuristic for index advice" section:"monitor"`
 }
 
 // Logger logs JSON in production, for log pipelines, and text in
@@ -198,6 +166,11 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if !validEnv(appEnv) {
 		return Config{}, fmt.Errorf("APP_ENV: %q is neither prod nor dev", appEnv)
+	}
+	for old, now := range renamed {
+		if getenv(old) != "" {
+			return Config{}, fmt.Errorf("%s was renamed %s: set that instead", old, now)
+		}
 	}
 	vars := Variables()
 	// The library sees only the declared variables, each either as set or

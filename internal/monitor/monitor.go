@@ -69,14 +69,16 @@ type Config struct {
 	// how long snapshots are kept (the longest window that can be asked).
 	SnapshotInterval time.Duration
 	Retention        time.Duration
-	// DisableHypoPG forces the pg_stats heuristic for index advice even
+	// HypoPGDisabled forces the pg_stats heuristic for index advice even
 	// where hypopg is installed.
-	DisableHypoPG bool
+	HypoPGDisabled bool
 	// TopN is how many statements each slow-query ranking lists.
 	TopN int
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults fills zero fields with the defaults of the MONITOR_* variables
+// (internal/config declares them; a test there ties the two).
+func (c Config) WithDefaults() Config {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
@@ -126,7 +128,7 @@ type Monitor struct {
 // New starts a monitor of pool. It takes a first snapshot at once and then
 // one every cfg.SnapshotInterval until Close.
 func New(pool *pgxpool.Pool, cfg Config, src Sources) *Monitor {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Monitor{pool: pool, cfg: cfg, src: src, cancel: cancel, done: make(chan struct{})}
 	m.snaps.max = int(cfg.Retention/cfg.SnapshotInterval) + 2

@@ -113,7 +113,7 @@ func (m *Monitor) OptimizeQuery(ctx context.Context, req OptimizeRequest) (*Opti
 	sort.SliceStable(cands, func(i, j int) bool { return cands[i].Table < cands[j].Table })
 
 	hypo := m.hypoStatus(ctx)
-	if hypo.Available && !m.cfg.DisableHypoPG {
+	if hypo.Available && !m.cfg.HypoPGDisabled {
 		out.Method, out.Verified = MethodHypoPG, true
 		out.Note = "each candidate was tested alone as a hypothetical index (hypopg); suggested only when the plan cost drops by at least 50 % from at least 100"
 		if err := m.verify(ctx, checked, tables, cands, out); err != nil {
@@ -122,8 +122,8 @@ func (m *Monitor) OptimizeQuery(ctx context.Context, req OptimizeRequest) (*Opti
 	} else {
 		out.Method = MethodHeuristic
 		reason := hypo.Reason
-		if m.cfg.DisableHypoPG {
-			reason = "hypopg is disabled by MONITOR_DISABLE_HYPOPG"
+		if m.cfg.HypoPGDisabled {
+			reason = "hypopg is disabled by MONITOR_HYPOPG_DISABLED"
 		}
 		out.Note = "UNVERIFIED: " + reason + "; candidates were estimated from pg_stats selectivity (PgHero's method) and no plan was checked. " + hypo.Enable
 		if err := m.estimate(ctx, tables, cands, out); err != nil {

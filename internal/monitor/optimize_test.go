@@ -125,7 +125,7 @@ func TestOptimizeHeuristicWithoutHypoPG(t *testing.T) {
 		reason string
 	}{
 		{"extension absent", Config{}, true, "not created"},
-		{"disabled", Config{DisableHypoPG: true}, false, "MONITOR_DISABLE_HYPOPG"},
+		{"disabled", Config{HypoPGDisabled: true}, false, "MONITOR_HYPOPG_DISABLED"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
