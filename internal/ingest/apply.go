@@ -117,7 +117,7 @@ func applyRecorded(ctx context.Context, q db.Querier, events []Event, apply db.A
 			// transaction: its row is locked and cannot have gone.
 			return fmt.Errorf("email %s of a recorded event was not updated", e.EmailID)
 		}
-		results[i] = Result{Outcome: outcome(e.Kind, row), Email: row}
+		results[i] = Result{Outcome: outcome(e, row), Email: row}
 	}
 	return nil
 }
@@ -153,20 +153,21 @@ func classifyUnrecorded(ctx context.Context, q db.Querier, events []Event, idx [
 
 // outcome tells an applied event from a refused one by the email's state
 // after the batch (ApplyEmailEvents' transitions): bounced and failed are
-// terminal and exclude each other; sent changes nothing on a failed email
-// that was never sent.
-func outcome(kind db.EmailEventKind, e *db.Email) Outcome {
-	switch kind {
+// terminal and exclude each other; a send changes nothing on a failed
+// email unless it is the send that stamped sent_at (one that came with
+// the failure, in the same batch).
+func outcome(e Event, row *db.Email) Outcome {
+	switch e.Kind {
 	case db.EmailEventKindBounced:
-		if e.Status != db.DeliveryStatusBounced {
+		if row.Status != db.DeliveryStatusBounced {
 			return Refused
 		}
 	case db.EmailEventKindFailed:
-		if e.Status != db.DeliveryStatusFailed {
+		if row.Status != db.DeliveryStatusFailed {
 			return Refused
 		}
 	case db.EmailEventKindSent:
-		if e.Status == db.DeliveryStatusFailed && e.SentAt == nil {
+		if row.Status == db.DeliveryStatusFailed && (row.SentAt == nil || !row.SentAt.Equal(e.At)) {
 			return Refused
 		}
 	}
