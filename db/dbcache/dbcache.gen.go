@@ -12,11 +12,11 @@ import (
 )
 
 // Tables are every table the queries read or write.
-var Tables = []string{"api_keys", "campaign_email_counts", "campaigns", "emails", "idempotency_keys", "users"}
+var Tables = []string{"api_keys", "campaign_email_counts", "campaigns", "email_events", "emails", "idempotency_keys", "l", "users"}
 
 // Versions are the named version slots: one per table and table#column,
 // and one per scope and scope#column (the scope-wide versions).
-var Versions = []string{"api_keys", "api_keys#created_at", "api_keys#id", "api_keys#key_hash", "api_keys#last_used_at", "api_keys#name", "api_keys#prefix", "api_keys#rate_limit_per_minute", "api_keys#revoked_at", "api_keys#user_id", "api_keys.id", "api_keys.id#created_at", "api_keys.id#id", "api_keys.id#key_hash", "api_keys.id#last_used_at", "api_keys.id#name", "api_keys.id#prefix", "api_keys.id#rate_limit_per_minute", "api_keys.id#revoked_at", "api_keys.id#user_id", "api_keys.key_hash", "api_keys.key_hash#created_at", "api_keys.key_hash#id", "api_keys.key_hash#key_hash", "api_keys.key_hash#last_used_at", "api_keys.key_hash#name", "api_keys.key_hash#prefix", "api_keys.key_hash#rate_limit_per_minute", "api_keys.key_hash#revoked_at", "api_keys.key_hash#user_id", "api_keys.user_id", "api_keys.user_id#created_at", "api_keys.user_id#id", "api_keys.user_id#key_hash", "api_keys.user_id#last_used_at", "api_keys.user_id#name", "api_keys.user_id#prefix", "api_keys.user_id#rate_limit_per_minute", "api_keys.user_id#revoked_at", "api_keys.user_id#user_id", "campaign_email_counts", "campaign_email_counts#campaign_id", "campaign_email_counts#opened", "campaign_email_counts#replied", "campaign_email_counts#total", "campaign_email_counts.campaign_id", "campaign_email_counts.campaign_id#campaign_id", "campaign_email_counts.campaign_id#opened", "campaign_email_counts.campaign_id#replied", "campaign_email_counts.campaign_id#total", "campaign_email_counts.campaign_id>campaigns.user_id", "campaign_email_counts.campaign_id>campaigns.user_id#campaign_id", "campaign_email_counts.campaign_id>campaigns.user_id#opened", "campaign_email_counts.campaign_id>campaigns.user_id#replied", "campaign_email_counts.campaign_id>campaigns.user_id#total", "campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id", "campaigns.id", "campaigns.id#created_at", "campaigns.id#id", "campaigns.id#name", "campaigns.id#status", "campaigns.id#updated_at", "campaigns.id#user_id", "campaigns.user_id", "campaigns.user_id#created_at", "campaigns.user_id#id", "campaigns.user_id#name", "campaigns.user_id#status", "campaigns.user_id#updated_at", "campaigns.user_id#user_id", "emails", "emails#body", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject", "emails.campaign_id", "emails.campaign_id#body", "emails.campaign_id#campaign_id", "emails.campaign_id#created_at", "emails.campaign_id#id", "emails.campaign_id#is_opened", "emails.campaign_id#is_replied", "emails.campaign_id#opened_at", "emails.campaign_id#recipient", "emails.campaign_id#replied_at", "emails.campaign_id#sent_at", "emails.campaign_id#status", "emails.campaign_id#subject", "emails.campaign_id>campaigns.user_id", "emails.campaign_id>campaigns.user_id#body", "emails.campaign_id>campaigns.user_id#campaign_id", "emails.campaign_id>campaigns.user_id#created_at", "emails.campaign_id>campaigns.user_id#id", "emails.campaign_id>campaigns.user_id#is_opened", "emails.campaign_id>campaigns.user_id#is_replied", "emails.campaign_id>campaigns.user_id#opened_at", "emails.campaign_id>campaigns.user_id#recipient", "emails.campaign_id>campaigns.user_id#replied_at", "emails.campaign_id>campaigns.user_id#sent_at", "emails.campaign_id>campaigns.user_id#status", "emails.campaign_id>campaigns.user_id#subject", "emails.id", "emails.id#body", "emails.id#campaign_id", "emails.id#created_at", "emails.id#id", "emails.id#is_opened", "emails.id#is_replied", "emails.id#opened_at", "emails.id#recipient", "emails.id#replied_at", "emails.id#sent_at", "emails.id#status", "emails.id#subject", "idempotency_keys", "idempotency_keys#content_type", "idempotency_keys#created_at", "idempotency_keys#key", "idempotency_keys#location", "idempotency_keys#method", "idempotency_keys#owner", "idempotency_keys#path", "idempotency_keys#request_hash", "idempotency_keys#response", "idempotency_keys#status", "idempotency_keys.owner", "idempotency_keys.owner#content_type", "idempotency_keys.owner#created_at", "idempotency_keys.owner#key", "idempotency_keys.owner#location", "idempotency_keys.owner#method", "idempotency_keys.owner#owner", "idempotency_keys.owner#path", "idempotency_keys.owner#request_hash", "idempotency_keys.owner#response", "idempotency_keys.owner#status", "users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at", "users.id", "users.id#created_at", "users.id#email", "users.id#id", "users.id#is_active", "users.id#name", "users.id#updated_at"}
+var Versions = []string{"api_keys", "api_keys#created_at", "api_keys#id", "api_keys#key_hash", "api_keys#last_used_at", "api_keys#name", "api_keys#prefix", "api_keys#rate_limit_per_minute", "api_keys#revoked_at", "api_keys#user_id", "api_keys.id", "api_keys.id#created_at", "api_keys.id#id", "api_keys.id#key_hash", "api_keys.id#last_used_at", "api_keys.id#name", "api_keys.id#prefix", "api_keys.id#rate_limit_per_minute", "api_keys.id#revoked_at", "api_keys.id#user_id", "api_keys.key_hash", "api_keys.key_hash#created_at", "api_keys.key_hash#id", "api_keys.key_hash#key_hash", "api_keys.key_hash#last_used_at", "api_keys.key_hash#name", "api_keys.key_hash#prefix", "api_keys.key_hash#rate_limit_per_minute", "api_keys.key_hash#revoked_at", "api_keys.key_hash#user_id", "api_keys.user_id", "api_keys.user_id#created_at", "api_keys.user_id#id", "api_keys.user_id#key_hash", "api_keys.user_id#last_used_at", "api_keys.user_id#name", "api_keys.user_id#prefix", "api_keys.user_id#rate_limit_per_minute", "api_keys.user_id#revoked_at", "api_keys.user_id#user_id", "campaign_email_counts", "campaign_email_counts#bounced", "campaign_email_counts#campaign_id", "campaign_email_counts#failed", "campaign_email_counts#opened", "campaign_email_counts#replied", "campaign_email_counts#sent", "campaign_email_counts#total", "campaign_email_counts.campaign_id", "campaign_email_counts.campaign_id#bounced", "campaign_email_counts.campaign_id#campaign_id", "campaign_email_counts.campaign_id#failed", "campaign_email_counts.campaign_id#opened", "campaign_email_counts.campaign_id#replied", "campaign_email_counts.campaign_id#sent", "campaign_email_counts.campaign_id#total", "campaign_email_counts.campaign_id>campaigns.user_id", "campaign_email_counts.campaign_id>campaigns.user_id#bounced", "campaign_email_counts.campaign_id>campaigns.user_id#campaign_id", "campaign_email_counts.campaign_id>campaigns.user_id#failed", "campaign_email_counts.campaign_id>campaigns.user_id#opened", "campaign_email_counts.campaign_id>campaigns.user_id#replied", "campaign_email_counts.campaign_id>campaigns.user_id#sent", "campaign_email_counts.campaign_id>campaigns.user_id#total", "campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id", "campaigns.id", "campaigns.id#created_at", "campaigns.id#id", "campaigns.id#name", "campaigns.id#status", "campaigns.id#updated_at", "campaigns.id#user_id", "campaigns.user_id", "campaigns.user_id#created_at", "campaigns.user_id#id", "campaigns.user_id#name", "campaigns.user_id#status", "campaigns.user_id#updated_at", "campaigns.user_id#user_id", "email_events", "email_events#at", "email_events#email_id", "email_events#event_id", "email_events#kind", "email_events#received_at", "email_events#user_id", "email_events.user_id", "email_events.user_id#at", "email_events.user_id#email_id", "email_events.user_id#event_id", "email_events.user_id#kind", "email_events.user_id#received_at", "email_events.user_id#user_id", "emails", "emails#body", "emails#bounce_reason", "emails#bounced_at", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject", "emails.campaign_id", "emails.campaign_id#body", "emails.campaign_id#bounce_reason", "emails.campaign_id#bounced_at", "emails.campaign_id#campaign_id", "emails.campaign_id#created_at", "emails.campaign_id#id", "emails.campaign_id#is_opened", "emails.campaign_id#is_replied", "emails.campaign_id#opened_at", "emails.campaign_id#recipient", "emails.campaign_id#replied_at", "emails.campaign_id#sent_at", "emails.campaign_id#status", "emails.campaign_id#subject", "emails.campaign_id>campaigns.user_id", "emails.campaign_id>campaigns.user_id#body", "emails.campaign_id>campaigns.user_id#bounce_reason", "emails.campaign_id>campaigns.user_id#bounced_at", "emails.campaign_id>campaigns.user_id#campaign_id", "emails.campaign_id>campaigns.user_id#created_at", "emails.campaign_id>campaigns.user_id#id", "emails.campaign_id>campaigns.user_id#is_opened", "emails.campaign_id>campaigns.user_id#is_replied", "emails.campaign_id>campaigns.user_id#opened_at", "emails.campaign_id>campaigns.user_id#recipient", "emails.campaign_id>campaigns.user_id#replied_at", "emails.campaign_id>campaigns.user_id#sent_at", "emails.campaign_id>campaigns.user_id#status", "emails.campaign_id>campaigns.user_id#subject", "emails.id", "emails.id#body", "emails.id#bounce_reason", "emails.id#bounced_at", "emails.id#campaign_id", "emails.id#created_at", "emails.id#id", "emails.id#is_opened", "emails.id#is_replied", "emails.id#opened_at", "emails.id#recipient", "emails.id#replied_at", "emails.id#sent_at", "emails.id#status", "emails.id#subject", "idempotency_keys", "idempotency_keys#content_type", "idempotency_keys#created_at", "idempotency_keys#key", "idempotency_keys#location", "idempotency_keys#method", "idempotency_keys#owner", "idempotency_keys#path", "idempotency_keys#request_hash", "idempotency_keys#response", "idempotency_keys#status", "idempotency_keys.owner", "idempotency_keys.owner#content_type", "idempotency_keys.owner#created_at", "idempotency_keys.owner#key", "idempotency_keys.owner#location", "idempotency_keys.owner#method", "idempotency_keys.owner#owner", "idempotency_keys.owner#path", "idempotency_keys.owner#request_hash", "idempotency_keys.owner#response", "idempotency_keys.owner#status", "l", "users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at", "users.id", "users.id#created_at", "users.id#email", "users.id#id", "users.id#is_active", "users.id#name", "users.id#updated_at"}
 
 // TriggerWrites are, for each table whose triggers write other tables,
 // the tables a write of any kind to it may change through them (and
@@ -36,6 +36,7 @@ var Scopes = []cache.Scope{
 	{Name: "campaign_email_counts.campaign_id>campaigns.user_id", Table: "campaign_email_counts"},
 	{Name: "campaigns.id", Table: "campaigns"},
 	{Name: "campaigns.user_id", Table: "campaigns"},
+	{Name: "email_events.user_id", Table: "email_events"},
 	{Name: "emails.id", Table: "emails"},
 	{Name: "emails.campaign_id", Table: "emails"},
 	{Name: "emails.campaign_id>campaigns.user_id", Table: "emails"},
@@ -46,6 +47,7 @@ var Scopes = []cache.Scope{
 // Queries describe every query: what it reads and writes, and its cache
 // settings (zero TTL: not cached).
 var Queries = []QueryInfo{
+	{Name: "ApplyEmailEvents", Kind: ":many", Reads: []string{"emails", "l"}, Writes: []string{"campaign_email_counts", "emails"}, TTL: 0, SWR: 0},
 	{Name: "ClaimIdempotencyKey", Kind: ":execrows", Reads: nil, Writes: []string{"idempotency_keys"}, TTL: 0, SWR: 0},
 	{Name: "CountUsers", Kind: ":one", Reads: []string{"users"}, Writes: nil, TTL: 0, SWR: 0},
 	{Name: "CreateAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
@@ -53,6 +55,7 @@ var Queries = []QueryInfo{
 	{Name: "CreateUser", Kind: ":one", Reads: nil, Writes: []string{"users"}, TTL: 0, SWR: 0},
 	{Name: "DeleteCampaign", Kind: ":execrows", Reads: nil, Writes: []string{"campaign_email_counts", "campaigns", "emails"}, TTL: 0, SWR: 0},
 	{Name: "EnsureEmailPartitions", Kind: ":many", Reads: nil, Writes: nil, TTL: 0, SWR: 0},
+	{Name: "FindOwnedEmails", Kind: ":many", Reads: []string{"campaigns", "emails"}, Writes: nil, TTL: 0, SWR: 0},
 	{Name: "GetAPIKeyByHash", Kind: ":one", Reads: []string{"api_keys", "users"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
 	{Name: "GetCampaign", Kind: ":one", Reads: []string{"campaigns"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
 	{Name: "GetCampaignDailyCounts", Kind: ":many", Reads: []string{"emails"}, Writes: nil, TTL: 10 * time.Minute, SWR: 0},
@@ -69,7 +72,9 @@ var Queries = []QueryInfo{
 	{Name: "ListCampaignsWithStats", Kind: ":many", Reads: []string{"campaign_email_counts", "campaigns"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
 	{Name: "MarkEmailOpened", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"campaign_email_counts", "emails"}, TTL: 0, SWR: 0},
 	{Name: "MarkEmailReplied", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"campaign_email_counts", "emails"}, TTL: 0, SWR: 0},
+	{Name: "PurgeEmailEvents", Kind: ":execrows", Reads: nil, Writes: []string{"email_events"}, TTL: 0, SWR: 0},
 	{Name: "PurgeIdempotencyKeys", Kind: ":execrows", Reads: nil, Writes: []string{"idempotency_keys"}, TTL: 0, SWR: 0},
+	{Name: "RecordEmailEvents", Kind: ":many", Reads: []string{"campaigns", "emails"}, Writes: []string{"email_events"}, TTL: 0, SWR: 0},
 	{Name: "RevokeAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
 	{Name: "SaveIdempotentResponse", Kind: ":exec", Reads: nil, Writes: []string{"idempotency_keys"}, TTL: 0, SWR: 0},
 	{Name: "SetAPIKeyRateLimit", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
@@ -97,13 +102,13 @@ func (q *queries) register(c *cache.Cache) error {
 	if q.GetCampaign, err = c.Register(cache.QuerySpec{Name: "GetCampaign", Hash: "b142aca99c2a9c87", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns.id", "campaigns.id#created_at", "campaigns.id#id", "campaigns.id#name", "campaigns.id#status", "campaigns.id#updated_at", "campaigns.id#user_id"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.id", Columns: []string{"created_at", "id", "name", "status", "updated_at", "user_id"}}}}); err != nil {
 		return err
 	}
-	if q.GetCampaignDailyCounts, err = c.Register(cache.QuerySpec{Name: "GetCampaignDailyCounts", Hash: "91820ebaf6137b34", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"emails.campaign_id", "emails.campaign_id#campaign_id", "emails.campaign_id#created_at"}, Scoped: []cache.ScopeDep{{Scope: "emails.campaign_id", Columns: []string{"campaign_id", "created_at"}}}}); err != nil {
+	if q.GetCampaignDailyCounts, err = c.Register(cache.QuerySpec{Name: "GetCampaignDailyCounts", Hash: "439caaf73b5ff458", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"emails.campaign_id", "emails.campaign_id#campaign_id", "emails.campaign_id#created_at", "emails.campaign_id#opened_at", "emails.campaign_id#replied_at", "emails.campaign_id#sent_at"}, Scoped: []cache.ScopeDep{{Scope: "emails.campaign_id", Columns: []string{"campaign_id", "created_at", "opened_at", "replied_at", "sent_at"}}}}); err != nil {
 		return err
 	}
-	if q.GetCampaignSummary, err = c.Register(cache.QuerySpec{Name: "GetCampaignSummary", Hash: "ab17a78d96c6251f", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"campaign_email_counts.campaign_id", "campaign_email_counts.campaign_id#campaign_id", "campaign_email_counts.campaign_id#opened", "campaign_email_counts.campaign_id#replied", "campaign_email_counts.campaign_id#total", "campaigns.id", "campaigns.id#id", "campaigns.id#user_id"}, Scoped: []cache.ScopeDep{{Scope: "campaign_email_counts.campaign_id", Columns: []string{"campaign_id", "opened", "replied", "total"}}, {Scope: "campaigns.id", Columns: []string{"id", "user_id"}}}}); err != nil {
+	if q.GetCampaignSummary, err = c.Register(cache.QuerySpec{Name: "GetCampaignSummary", Hash: "3f7fbb9003992227", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"campaign_email_counts.campaign_id", "campaign_email_counts.campaign_id#bounced", "campaign_email_counts.campaign_id#campaign_id", "campaign_email_counts.campaign_id#failed", "campaign_email_counts.campaign_id#opened", "campaign_email_counts.campaign_id#replied", "campaign_email_counts.campaign_id#sent", "campaign_email_counts.campaign_id#total", "campaigns.id", "campaigns.id#id", "campaigns.id#user_id"}, Scoped: []cache.ScopeDep{{Scope: "campaign_email_counts.campaign_id", Columns: []string{"bounced", "campaign_id", "failed", "opened", "replied", "sent", "total"}}, {Scope: "campaigns.id", Columns: []string{"id", "user_id"}}}}); err != nil {
 		return err
 	}
-	if q.GetEmail, err = c.Register(cache.QuerySpec{Name: "GetEmail", Hash: "f1807dfe571df7d8", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns.user_id", "campaigns.user_id#id", "campaigns.user_id#user_id", "emails.id", "emails.id#body", "emails.id#campaign_id", "emails.id#created_at", "emails.id#id", "emails.id#is_opened", "emails.id#is_replied", "emails.id#opened_at", "emails.id#recipient", "emails.id#replied_at", "emails.id#sent_at", "emails.id#status", "emails.id#subject"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.user_id", Columns: []string{"id", "user_id"}}, {Scope: "emails.id", Columns: []string{"body", "campaign_id", "created_at", "id", "is_opened", "is_replied", "opened_at", "recipient", "replied_at", "sent_at", "status", "subject"}}}}); err != nil {
+	if q.GetEmail, err = c.Register(cache.QuerySpec{Name: "GetEmail", Hash: "23354242e448ec93", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns.user_id", "campaigns.user_id#id", "campaigns.user_id#user_id", "emails.id", "emails.id#body", "emails.id#bounce_reason", "emails.id#bounced_at", "emails.id#campaign_id", "emails.id#created_at", "emails.id#id", "emails.id#is_opened", "emails.id#is_replied", "emails.id#opened_at", "emails.id#recipient", "emails.id#replied_at", "emails.id#sent_at", "emails.id#status", "emails.id#subject"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.user_id", Columns: []string{"id", "user_id"}}, {Scope: "emails.id", Columns: []string{"body", "bounce_reason", "bounced_at", "campaign_id", "created_at", "id", "is_opened", "is_replied", "opened_at", "recipient", "replied_at", "sent_at", "status", "subject"}}}}); err != nil {
 		return err
 	}
 	if q.GetUser, err = c.Register(cache.QuerySpec{Name: "GetUser", Hash: "5f61d16ed722af55", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"users.id", "users.id#created_at", "users.id#email", "users.id#id", "users.id#is_active", "users.id#name", "users.id#updated_at"}, Scoped: []cache.ScopeDep{{Scope: "users.id", Columns: []string{"created_at", "email", "id", "is_active", "name", "updated_at"}}}}); err != nil {
@@ -112,10 +117,69 @@ func (q *queries) register(c *cache.Cache) error {
 	if q.GetUserStatistics, err = c.Register(cache.QuerySpec{Name: "GetUserStatistics", Hash: "5d027c65c67acd47", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"campaign_email_counts.campaign_id>campaigns.user_id", "campaign_email_counts.campaign_id>campaigns.user_id#campaign_id", "campaign_email_counts.campaign_id>campaigns.user_id#opened", "campaign_email_counts.campaign_id>campaigns.user_id#replied", "campaign_email_counts.campaign_id>campaigns.user_id#total", "campaigns.user_id", "campaigns.user_id#id", "campaigns.user_id#user_id"}, Scoped: []cache.ScopeDep{{Scope: "campaign_email_counts.campaign_id>campaigns.user_id", Columns: []string{"campaign_id", "opened", "replied", "total"}}, {Scope: "campaigns.user_id", Columns: []string{"id", "user_id"}}}}); err != nil {
 		return err
 	}
-	if q.ListCampaignsWithStats, err = c.Register(cache.QuerySpec{Name: "ListCampaignsWithStats", Hash: "2fa2e414a1512f13", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaign_email_counts.campaign_id>campaigns.user_id", "campaign_email_counts.campaign_id>campaigns.user_id#campaign_id", "campaign_email_counts.campaign_id>campaigns.user_id#opened", "campaign_email_counts.campaign_id>campaigns.user_id#replied", "campaign_email_counts.campaign_id>campaigns.user_id#total", "campaigns.user_id", "campaigns.user_id#created_at", "campaigns.user_id#id", "campaigns.user_id#name", "campaigns.user_id#status", "campaigns.user_id#updated_at", "campaigns.user_id#user_id"}, Scoped: []cache.ScopeDep{{Scope: "campaign_email_counts.campaign_id>campaigns.user_id", Columns: []string{"campaign_id", "opened", "replied", "total"}}, {Scope: "campaigns.user_id", Columns: []string{"created_at", "id", "name", "status", "updated_at", "user_id"}}}}); err != nil {
+	if q.ListCampaignsWithStats, err = c.Register(cache.QuerySpec{Name: "ListCampaignsWithStats", Hash: "a78d302253638669", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaign_email_counts.campaign_id>campaigns.user_id", "campaign_email_counts.campaign_id>campaigns.user_id#bounced", "campaign_email_counts.campaign_id>campaigns.user_id#campaign_id", "campaign_email_counts.campaign_id>campaigns.user_id#failed", "campaign_email_counts.campaign_id>campaigns.user_id#opened", "campaign_email_counts.campaign_id>campaigns.user_id#replied", "campaign_email_counts.campaign_id>campaigns.user_id#sent", "campaign_email_counts.campaign_id>campaigns.user_id#total", "campaigns.user_id", "campaigns.user_id#created_at", "campaigns.user_id#id", "campaigns.user_id#name", "campaigns.user_id#status", "campaigns.user_id#updated_at", "campaigns.user_id#user_id"}, Scoped: []cache.ScopeDep{{Scope: "campaign_email_counts.campaign_id>campaigns.user_id", Columns: []string{"bounced", "campaign_id", "failed", "opened", "replied", "sent", "total"}}, {Scope: "campaigns.user_id", Columns: []string{"created_at", "id", "name", "status", "updated_at", "user_id"}}}}); err != nil {
 		return err
 	}
 	return nil
+}
+
+// ApplyEmailEvents writes campaign_email_counts, emails; see bumpApplyEmailEvents.
+func (s *Store) ApplyEmailEvents(ctx context.Context, arg db.ApplyEmailEventsParams) ([]db.Email, error) {
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.ApplyEmailEvents(wctx, arg)
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpApplyEmailEvents(ctx, s.inner, b, arg, r, err == nil) })
+	return r, err
+}
+
+func (t *txQuerier) ApplyEmailEvents(ctx context.Context, arg db.ApplyEmailEventsParams) ([]db.Email, error) {
+	r, err := t.inner.ApplyEmailEvents(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpApplyEmailEvents(ctx, t.inner, b, arg, r, err == nil) })
+	return r, err
+}
+
+// bumpApplyEmailEvents collects what ApplyEmailEvents invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - campaign_email_counts.campaign_id: RETURNING campaign_id (trigger emails_counts_update: campaign_id from emails.campaign_id (RETURNING))
+//   - campaign_email_counts.campaign_id>campaigns.user_id: RETURNING campaign_id (user_id looked up from campaign_id through ListCampaignOwners)
+//   - emails.campaign_id: RETURNING campaign_id (RETURNING)
+//   - emails.campaign_id>campaigns.user_id: RETURNING campaign_id (user_id looked up from campaign_id through ListCampaignOwners)
+//   - emails.id: RETURNING id (RETURNING)
+func bumpApplyEmailEvents(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.ApplyEmailEventsParams, r []db.Email, ok bool) {
+	b.Table("campaign_email_counts#bounced", "campaign_email_counts#failed", "campaign_email_counts#opened", "campaign_email_counts#replied", "campaign_email_counts#sent", "campaign_email_counts#total", "emails#bounce_reason", "emails#bounced_at", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#replied_at", "emails#sent_at", "emails#status")
+	if ok {
+		for _, v := range r {
+			b.Value("campaign_email_counts.campaign_id", v.CampaignID[:], "bounced", "failed", "opened", "replied", "sent", "total")
+		}
+	} else {
+		b.Wide("campaign_email_counts.campaign_id", "bounced", "failed", "opened", "replied", "sent", "total")
+	}
+	var keys1 []uuid.UUID
+	for _, v := range r {
+		keys1 = append(keys1, v.CampaignID)
+	}
+	if vals2, found3 := resolveListCampaignOwners(ctx, q, keys1); ok && found3 {
+		for _, v := range vals2 {
+			b.Value("campaign_email_counts.campaign_id>campaigns.user_id", v[:], "bounced", "failed", "opened", "replied", "sent", "total")
+			b.Value("emails.campaign_id>campaigns.user_id", v[:], "bounce_reason", "bounced_at", "is_opened", "is_replied", "opened_at", "replied_at", "sent_at", "status")
+		}
+	} else {
+		b.Wide("campaign_email_counts.campaign_id>campaigns.user_id", "bounced", "failed", "opened", "replied", "sent", "total")
+		b.Wide("emails.campaign_id>campaigns.user_id", "bounce_reason", "bounced_at", "is_opened", "is_replied", "opened_at", "replied_at", "sent_at", "status")
+	}
+	if ok {
+		for _, v := range r {
+			b.Value("emails.campaign_id", v.CampaignID[:], "bounce_reason", "bounced_at", "is_opened", "is_replied", "opened_at", "replied_at", "sent_at", "status")
+		}
+	} else {
+		b.Wide("emails.campaign_id", "bounce_reason", "bounced_at", "is_opened", "is_replied", "opened_at", "replied_at", "sent_at", "status")
+	}
+	if ok {
+		for _, v := range r {
+			b.Value("emails.id", v.ID[:], "bounce_reason", "bounced_at", "is_opened", "is_replied", "opened_at", "replied_at", "sent_at", "status")
+		}
+	} else {
+		b.Wide("emails.id", "bounce_reason", "bounced_at", "is_opened", "is_replied", "opened_at", "replied_at", "sent_at", "status")
+	}
 }
 
 // ClaimIdempotencyKey writes idempotency_keys; see bumpClaimIdempotencyKey.
@@ -264,8 +328,8 @@ func (t *txQuerier) DeleteCampaign(ctx context.Context, arg db.DeleteCampaignPar
 //   - emails.id: table-wide (its rows' id is not known)
 func bumpDeleteCampaign(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.DeleteCampaignParams, ok bool) {
 	b.Table("campaign_email_counts", "campaigns", "emails")
-	b.Value("campaign_email_counts.campaign_id", arg.ID[:], "", "opened", "replied", "total")
-	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "", "opened", "replied", "total")
+	b.Value("campaign_email_counts.campaign_id", arg.ID[:], "", "bounced", "failed", "opened", "replied", "sent", "total")
+	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "", "bounced", "failed", "opened", "replied", "sent", "total")
 	b.Value("campaigns.id", arg.ID[:], "")
 	b.Value("campaigns.user_id", arg.UserID[:], "")
 	b.Value("emails.campaign_id", arg.ID[:], "")
@@ -280,6 +344,15 @@ func (s *Store) EnsureEmailPartitions(ctx context.Context, arg db.EnsureEmailPar
 
 func (t *txQuerier) EnsureEmailPartitions(ctx context.Context, arg db.EnsureEmailPartitionsParams) ([]string, error) {
 	return t.inner.EnsureEmailPartitions(ctx, arg)
+}
+
+// FindOwnedEmails reads campaigns, emails and writes no table. Not cached.
+func (s *Store) FindOwnedEmails(ctx context.Context, arg db.FindOwnedEmailsParams) ([]db.FindOwnedEmailsRow, error) {
+	return s.inner.FindOwnedEmails(ctx, arg)
+}
+
+func (t *txQuerier) FindOwnedEmails(ctx context.Context, arg db.FindOwnedEmailsParams) ([]db.FindOwnedEmailsRow, error) {
+	return t.inner.FindOwnedEmails(ctx, arg)
 }
 
 // GetAPIKeyByHash is cached for 1m0s; it depends on api_keys.key_hash = @key_hash; users table-wide.
@@ -512,21 +585,21 @@ func (t *txQuerier) InsertEmails(ctx context.Context, arg []db.InsertEmailsParam
 //   - emails.campaign_id>campaigns.user_id: each row's @campaign_id (user_id looked up from campaign_id through ListCampaignOwners)
 //   - emails.id: each row's @id (VALUES)
 func bumpInsertEmails(ctx context.Context, q db.Querier, b *cache.Bumps, arg []db.InsertEmailsParams, ok bool) {
-	b.Table("campaign_email_counts#opened", "campaign_email_counts#replied", "campaign_email_counts#total", "emails")
+	b.Table("campaign_email_counts#bounced", "campaign_email_counts#failed", "campaign_email_counts#opened", "campaign_email_counts#replied", "campaign_email_counts#sent", "campaign_email_counts#total", "emails")
 	for _, v := range arg {
-		b.Value("campaign_email_counts.campaign_id", v.CampaignID[:], "opened", "replied", "total")
+		b.Value("campaign_email_counts.campaign_id", v.CampaignID[:], "bounced", "failed", "opened", "replied", "sent", "total")
 	}
-	var keys1 []uuid.UUID
+	var keys4 []uuid.UUID
 	for _, v := range arg {
-		keys1 = append(keys1, v.CampaignID)
+		keys4 = append(keys4, v.CampaignID)
 	}
-	if vals2, found3 := resolveListCampaignOwners(ctx, q, keys1); found3 {
-		for _, v := range vals2 {
-			b.Value("campaign_email_counts.campaign_id>campaigns.user_id", v[:], "opened", "replied", "total")
+	if vals5, found6 := resolveListCampaignOwners(ctx, q, keys4); found6 {
+		for _, v := range vals5 {
+			b.Value("campaign_email_counts.campaign_id>campaigns.user_id", v[:], "bounced", "failed", "opened", "replied", "sent", "total")
 			b.Value("emails.campaign_id>campaigns.user_id", v[:], "")
 		}
 	} else {
-		b.Wide("campaign_email_counts.campaign_id>campaigns.user_id", "opened", "replied", "total")
+		b.Wide("campaign_email_counts.campaign_id>campaigns.user_id", "bounced", "failed", "opened", "replied", "sent", "total")
 		b.Wide("emails.campaign_id>campaigns.user_id", "")
 	}
 	for _, v := range arg {
@@ -616,13 +689,13 @@ func (t *txQuerier) MarkEmailOpened(ctx context.Context, arg db.MarkEmailOpenedP
 //   - emails.campaign_id>campaigns.user_id: @user_id (WHERE)
 //   - emails.id: @id (WHERE)
 func bumpMarkEmailOpened(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.MarkEmailOpenedParams, r db.Email, ok bool) {
-	b.Table("campaign_email_counts#opened", "campaign_email_counts#replied", "campaign_email_counts#total", "emails#is_opened", "emails#opened_at")
+	b.Table("campaign_email_counts#bounced", "campaign_email_counts#failed", "campaign_email_counts#opened", "campaign_email_counts#replied", "campaign_email_counts#sent", "campaign_email_counts#total", "emails#is_opened", "emails#opened_at")
 	if ok {
-		b.Value("campaign_email_counts.campaign_id", r.CampaignID[:], "opened", "replied", "total")
+		b.Value("campaign_email_counts.campaign_id", r.CampaignID[:], "bounced", "failed", "opened", "replied", "sent", "total")
 	} else {
-		b.Wide("campaign_email_counts.campaign_id", "opened", "replied", "total")
+		b.Wide("campaign_email_counts.campaign_id", "bounced", "failed", "opened", "replied", "sent", "total")
 	}
-	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "opened", "replied", "total")
+	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "bounced", "failed", "opened", "replied", "sent", "total")
 	if ok {
 		b.Value("emails.campaign_id", r.CampaignID[:], "is_opened", "opened_at")
 	} else {
@@ -654,13 +727,13 @@ func (t *txQuerier) MarkEmailReplied(ctx context.Context, arg db.MarkEmailReplie
 //   - emails.campaign_id>campaigns.user_id: @user_id (WHERE)
 //   - emails.id: @id (WHERE)
 func bumpMarkEmailReplied(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.MarkEmailRepliedParams, r db.Email, ok bool) {
-	b.Table("campaign_email_counts#opened", "campaign_email_counts#replied", "campaign_email_counts#total", "emails#is_replied", "emails#replied_at")
+	b.Table("campaign_email_counts#bounced", "campaign_email_counts#failed", "campaign_email_counts#opened", "campaign_email_counts#replied", "campaign_email_counts#sent", "campaign_email_counts#total", "emails#is_replied", "emails#replied_at")
 	if ok {
-		b.Value("campaign_email_counts.campaign_id", r.CampaignID[:], "opened", "replied", "total")
+		b.Value("campaign_email_counts.campaign_id", r.CampaignID[:], "bounced", "failed", "opened", "replied", "sent", "total")
 	} else {
-		b.Wide("campaign_email_counts.campaign_id", "opened", "replied", "total")
+		b.Wide("campaign_email_counts.campaign_id", "bounced", "failed", "opened", "replied", "sent", "total")
 	}
-	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "opened", "replied", "total")
+	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "bounced", "failed", "opened", "replied", "sent", "total")
 	if ok {
 		b.Value("emails.campaign_id", r.CampaignID[:], "is_replied", "replied_at")
 	} else {
@@ -668,6 +741,28 @@ func bumpMarkEmailReplied(ctx context.Context, q db.Querier, b *cache.Bumps, arg
 	}
 	b.Value("emails.campaign_id>campaigns.user_id", arg.UserID[:], "is_replied", "replied_at")
 	b.Value("emails.id", arg.ID[:], "is_replied", "replied_at")
+}
+
+// PurgeEmailEvents writes email_events; see bumpPurgeEmailEvents.
+func (s *Store) PurgeEmailEvents(ctx context.Context, arg time.Time) (int64, error) {
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.PurgeEmailEvents(wctx, arg)
+	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) { bumpPurgeEmailEvents(ctx, s.inner, b, arg, err == nil) })
+	return r, err
+}
+
+func (t *txQuerier) PurgeEmailEvents(ctx context.Context, arg time.Time) (int64, error) {
+	r, err := t.inner.PurgeEmailEvents(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpPurgeEmailEvents(ctx, t.inner, b, arg, err == nil) })
+	return r, err
+}
+
+// bumpPurgeEmailEvents collects what PurgeEmailEvents invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - email_events.user_id: table-wide (its rows' user_id is not known)
+func bumpPurgeEmailEvents(ctx context.Context, q db.Querier, b *cache.Bumps, arg time.Time, ok bool) {
+	b.Table("email_events")
+	b.Wide("email_events.user_id", "")
 }
 
 // PurgeIdempotencyKeys writes idempotency_keys; see bumpPurgeIdempotencyKeys.
@@ -690,6 +785,34 @@ func (t *txQuerier) PurgeIdempotencyKeys(ctx context.Context, arg time.Time) (in
 func bumpPurgeIdempotencyKeys(ctx context.Context, q db.Querier, b *cache.Bumps, arg time.Time, ok bool) {
 	b.Table("idempotency_keys")
 	b.Wide("idempotency_keys.owner", "")
+}
+
+// RecordEmailEvents writes email_events; see bumpRecordEmailEvents.
+func (s *Store) RecordEmailEvents(ctx context.Context, arg db.RecordEmailEventsParams) ([]db.RecordEmailEventsRow, error) {
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.RecordEmailEvents(wctx, arg)
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpRecordEmailEvents(ctx, s.inner, b, arg, r, err == nil) })
+	return r, err
+}
+
+func (t *txQuerier) RecordEmailEvents(ctx context.Context, arg db.RecordEmailEventsParams) ([]db.RecordEmailEventsRow, error) {
+	r, err := t.inner.RecordEmailEvents(ctx, arg)
+	t.collect(func(b *cache.Bumps) { bumpRecordEmailEvents(ctx, t.inner, b, arg, r, err == nil) })
+	return r, err
+}
+
+// bumpRecordEmailEvents collects what RecordEmailEvents invalidates; ok is false when the
+// statement failed with an unknown outcome, so RETURNING values are missing.
+//   - email_events.user_id: RETURNING user_id (RETURNING)
+func bumpRecordEmailEvents(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.RecordEmailEventsParams, r []db.RecordEmailEventsRow, ok bool) {
+	b.Table("email_events")
+	if ok {
+		for _, v := range r {
+			b.Value("email_events.user_id", v.UserID[:], "")
+		}
+	} else {
+		b.Wide("email_events.user_id", "")
+	}
 }
 
 // RevokeAPIKey writes api_keys; see bumpRevokeAPIKey.
@@ -839,7 +962,7 @@ func resolveListCampaignOwners(ctx context.Context, q db.Querier, keys []uuid.UU
 	if len(uniq) == 0 {
 		return nil, true
 	}
-	if len(uniq) > cache.MaxScopeValues {
+	if len(uniq) > cache.MaxResolveKeys {
 		return nil, false
 	}
 	rows, err := q.ListCampaignOwners(ctx, uniq)
@@ -871,17 +994,17 @@ func decGetAPIKeyByHashRow(d *cache.Decoder) (v db.GetAPIKeyByHashRow) {
 	d.ReadFixed(v.ID[:])
 	d.ReadFixed(v.UserID[:])
 	if d.ReadBool() {
-		p4 := new(int32)
-		(*p4) = int32(d.ReadInt64())
-		v.RateLimitPerMinute = p4
+		p7 := new(int32)
+		(*p7) = int32(d.ReadInt64())
+		v.RateLimitPerMinute = p7
 	}
 	return v
 }
 
 func cloneGetAPIKeyByHashRow(v db.GetAPIKeyByHashRow) db.GetAPIKeyByHashRow {
 	if v.RateLimitPerMinute != nil {
-		p5 := *v.RateLimitPerMinute
-		v.RateLimitPerMinute = &p5
+		p8 := *v.RateLimitPerMinute
+		v.RateLimitPerMinute = &p8
 	}
 	return v
 }
@@ -912,19 +1035,25 @@ var codecGetCampaignDailyCountsRowSlice = cache.Codec[[]db.GetCampaignDailyCount
 
 func encGetCampaignDailyCountsRowSlice(b []byte, v []db.GetCampaignDailyCountsRow) []byte {
 	b = cache.AppendLen(b, len(v), v == nil)
-	for _, e6 := range v {
-		b = cache.AppendTime(b, e6.Day)
-		b = cache.AppendInt64(b, int64(e6.Count))
+	for _, e9 := range v {
+		b = cache.AppendTime(b, e9.Day)
+		b = cache.AppendInt64(b, int64(e9.Count))
+		b = cache.AppendInt64(b, int64(e9.Sent))
+		b = cache.AppendInt64(b, int64(e9.Opened))
+		b = cache.AppendInt64(b, int64(e9.Replied))
 	}
 	return b
 }
 
 func decGetCampaignDailyCountsRowSlice(d *cache.Decoder) (v []db.GetCampaignDailyCountsRow) {
-	if n7 := d.ReadLen(); n7 >= 0 {
-		v = make([]db.GetCampaignDailyCountsRow, n7)
-		for i8 := range v {
-			v[i8].Day = d.ReadTime()
-			v[i8].Count = int64(d.ReadInt64())
+	if n10 := d.ReadLen(); n10 >= 0 {
+		v = make([]db.GetCampaignDailyCountsRow, n10)
+		for i11 := range v {
+			v[i11].Day = d.ReadTime()
+			v[i11].Count = int64(d.ReadInt64())
+			v[i11].Sent = int64(d.ReadInt64())
+			v[i11].Opened = int64(d.ReadInt64())
+			v[i11].Replied = int64(d.ReadInt64())
 		}
 	}
 	return v
@@ -932,9 +1061,9 @@ func decGetCampaignDailyCountsRowSlice(d *cache.Decoder) (v []db.GetCampaignDail
 
 func cloneGetCampaignDailyCountsRowSlice(v []db.GetCampaignDailyCountsRow) []db.GetCampaignDailyCountsRow {
 	if v != nil {
-		s9 := make([]db.GetCampaignDailyCountsRow, len(v))
-		copy(s9, v)
-		v = s9
+		s12 := make([]db.GetCampaignDailyCountsRow, len(v))
+		copy(s12, v)
+		v = s12
 	}
 	return v
 }
@@ -945,6 +1074,9 @@ func encGetCampaignSummaryRow(b []byte, v db.GetCampaignSummaryRow) []byte {
 	b = cache.AppendInt64(b, int64(v.Total))
 	b = cache.AppendInt64(b, int64(v.Opened))
 	b = cache.AppendInt64(b, int64(v.Replied))
+	b = cache.AppendInt64(b, int64(v.Sent))
+	b = cache.AppendInt64(b, int64(v.Bounced))
+	b = cache.AppendInt64(b, int64(v.Failed))
 	return b
 }
 
@@ -952,6 +1084,9 @@ func decGetCampaignSummaryRow(d *cache.Decoder) (v db.GetCampaignSummaryRow) {
 	v.Total = int64(d.ReadInt64())
 	v.Opened = int64(d.ReadInt64())
 	v.Replied = int64(d.ReadInt64())
+	v.Sent = int64(d.ReadInt64())
+	v.Bounced = int64(d.ReadInt64())
+	v.Failed = int64(d.ReadInt64())
 	return v
 }
 
@@ -985,6 +1120,18 @@ func encEmail(b []byte, v db.Email) []byte {
 		b = cache.AppendTime(b, (*v.RepliedAt))
 	}
 	b = cache.AppendTime(b, v.CreatedAt)
+	if v.BouncedAt == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = cache.AppendTime(b, (*v.BouncedAt))
+	}
+	if v.BounceReason == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = cache.AppendString(b, string((*v.BounceReason)))
+	}
 	return b
 }
 
@@ -994,40 +1141,58 @@ func decEmail(d *cache.Decoder) (v db.Email) {
 	v.Recipient = string(d.ReadString())
 	v.Subject = string(d.ReadString())
 	v.Body = string(d.ReadString())
-	v.Status = string(d.ReadString())
+	v.Status = db.DeliveryStatus(d.ReadString())
 	if d.ReadBool() {
-		p11 := new(time.Time)
-		(*p11) = d.ReadTime()
-		v.SentAt = p11
+		p14 := new(time.Time)
+		(*p14) = d.ReadTime()
+		v.SentAt = p14
 	}
 	v.IsOpened = bool(d.ReadBool())
 	if d.ReadBool() {
-		p12 := new(time.Time)
-		(*p12) = d.ReadTime()
-		v.OpenedAt = p12
+		p15 := new(time.Time)
+		(*p15) = d.ReadTime()
+		v.OpenedAt = p15
 	}
 	v.IsReplied = bool(d.ReadBool())
 	if d.ReadBool() {
-		p13 := new(time.Time)
-		(*p13) = d.ReadTime()
-		v.RepliedAt = p13
+		p16 := new(time.Time)
+		(*p16) = d.ReadTime()
+		v.RepliedAt = p16
 	}
 	v.CreatedAt = d.ReadTime()
+	if d.ReadBool() {
+		p17 := new(time.Time)
+		(*p17) = d.ReadTime()
+		v.BouncedAt = p17
+	}
+	if d.ReadBool() {
+		p18 := new(string)
+		(*p18) = string(d.ReadString())
+		v.BounceReason = p18
+	}
 	return v
 }
 
 func cloneEmail(v db.Email) db.Email {
 	if v.SentAt != nil {
-		p14 := *v.SentAt
-		v.SentAt = &p14
+		p19 := *v.SentAt
+		v.SentAt = &p19
 	}
 	if v.OpenedAt != nil {
-		p15 := *v.OpenedAt
-		v.OpenedAt = &p15
+		p20 := *v.OpenedAt
+		v.OpenedAt = &p20
 	}
 	if v.RepliedAt != nil {
-		p16 := *v.RepliedAt
-		v.RepliedAt = &p16
+		p21 := *v.RepliedAt
+		v.RepliedAt = &p21
+	}
+	if v.BouncedAt != nil {
+		p22 := *v.BouncedAt
+		v.BouncedAt = &p22
+	}
+	if v.BounceReason != nil {
+		p23 := *v.BounceReason
+		v.BounceReason = &p23
 	}
 	return v
 }
@@ -1076,33 +1241,39 @@ var codecListCampaignsWithStatsRowSlice = cache.Codec[[]db.ListCampaignsWithStat
 
 func encListCampaignsWithStatsRowSlice(b []byte, v []db.ListCampaignsWithStatsRow) []byte {
 	b = cache.AppendLen(b, len(v), v == nil)
-	for _, e17 := range v {
-		b = append(b, e17.ID[:]...)
-		b = append(b, e17.UserID[:]...)
-		b = cache.AppendString(b, string(e17.Name))
-		b = cache.AppendString(b, string(e17.Status))
-		b = cache.AppendTime(b, e17.CreatedAt)
-		b = cache.AppendTime(b, e17.UpdatedAt)
-		b = cache.AppendInt64(b, int64(e17.Total))
-		b = cache.AppendInt64(b, int64(e17.Opened))
-		b = cache.AppendInt64(b, int64(e17.Replied))
+	for _, e24 := range v {
+		b = append(b, e24.ID[:]...)
+		b = append(b, e24.UserID[:]...)
+		b = cache.AppendString(b, string(e24.Name))
+		b = cache.AppendString(b, string(e24.Status))
+		b = cache.AppendTime(b, e24.CreatedAt)
+		b = cache.AppendTime(b, e24.UpdatedAt)
+		b = cache.AppendInt64(b, int64(e24.Total))
+		b = cache.AppendInt64(b, int64(e24.Opened))
+		b = cache.AppendInt64(b, int64(e24.Replied))
+		b = cache.AppendInt64(b, int64(e24.Sent))
+		b = cache.AppendInt64(b, int64(e24.Bounced))
+		b = cache.AppendInt64(b, int64(e24.Failed))
 	}
 	return b
 }
 
 func decListCampaignsWithStatsRowSlice(d *cache.Decoder) (v []db.ListCampaignsWithStatsRow) {
-	if n18 := d.ReadLen(); n18 >= 0 {
-		v = make([]db.ListCampaignsWithStatsRow, n18)
-		for i19 := range v {
-			d.ReadFixed(v[i19].ID[:])
-			d.ReadFixed(v[i19].UserID[:])
-			v[i19].Name = string(d.ReadString())
-			v[i19].Status = db.CampaignStatus(d.ReadString())
-			v[i19].CreatedAt = d.ReadTime()
-			v[i19].UpdatedAt = d.ReadTime()
-			v[i19].Total = int64(d.ReadInt64())
-			v[i19].Opened = int64(d.ReadInt64())
-			v[i19].Replied = int64(d.ReadInt64())
+	if n25 := d.ReadLen(); n25 >= 0 {
+		v = make([]db.ListCampaignsWithStatsRow, n25)
+		for i26 := range v {
+			d.ReadFixed(v[i26].ID[:])
+			d.ReadFixed(v[i26].UserID[:])
+			v[i26].Name = string(d.ReadString())
+			v[i26].Status = db.CampaignStatus(d.ReadString())
+			v[i26].CreatedAt = d.ReadTime()
+			v[i26].UpdatedAt = d.ReadTime()
+			v[i26].Total = int64(d.ReadInt64())
+			v[i26].Opened = int64(d.ReadInt64())
+			v[i26].Replied = int64(d.ReadInt64())
+			v[i26].Sent = int64(d.ReadInt64())
+			v[i26].Bounced = int64(d.ReadInt64())
+			v[i26].Failed = int64(d.ReadInt64())
 		}
 	}
 	return v
@@ -1110,9 +1281,9 @@ func decListCampaignsWithStatsRowSlice(d *cache.Decoder) (v []db.ListCampaignsWi
 
 func cloneListCampaignsWithStatsRowSlice(v []db.ListCampaignsWithStatsRow) []db.ListCampaignsWithStatsRow {
 	if v != nil {
-		s20 := make([]db.ListCampaignsWithStatsRow, len(v))
-		copy(s20, v)
-		v = s20
+		s27 := make([]db.ListCampaignsWithStatsRow, len(v))
+		copy(s27, v)
+		v = s27
 	}
 	return v
 }

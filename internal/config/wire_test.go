@@ -13,6 +13,7 @@ import (
 	"github.com/replyrocket/replyrocket/handlers"
 	"github.com/replyrocket/replyrocket/internal/cache"
 	"github.com/replyrocket/replyrocket/internal/config"
+	"github.com/replyrocket/replyrocket/internal/ingest"
 	"github.com/replyrocket/replyrocket/internal/monitor"
 	"github.com/replyrocket/replyrocket/internal/wire"
 )
@@ -227,6 +228,9 @@ func TestPackageDefaultsAreTheVariables(t *testing.T) {
 		{"HTTP_BODY_DRAIN_BYTES", int64(handlers.DefaultBodyDrainBytes), c.HTTP.BodyDrainBytes},
 		{"AUTH_UNKNOWN_KEY_TTL", handlers.DefaultUnknownKeyTTL, c.Limits.UnknownKeyTTL},
 		{"AUTH_FAIL_LIMIT_PER_MINUTE", handlers.DefaultAuthFailuresPerMinute, c.Limits.AuthFailuresPerMinute},
+		{"EVENT_BATCH_MAX", ingest.DefaultMaxEvents, c.Events.BatchMax},
+		{"EVENT_BATCH_WAIT", ingest.DefaultMaxWait, c.Events.BatchWait},
+		{"EVENT_BATCH_IN_FLIGHT", ingest.DefaultInFlight, c.Events.BatchInFlight},
 	} {
 		if tc.pkgDefault != tc.varDefault {
 			t.Errorf("%s: the package's default is %v, the variable's %v", tc.variable, tc.pkgDefault, tc.varDefault)

@@ -988,7 +988,7 @@ func (g *gen) resolverFuncs() error {
 		g.p("uniq := make([]%s, 0, len(keys))", kt)
 		g.p("for _, k := range keys { if _, dup := seen[k]; !dup { seen[k] = struct{}{}; uniq = append(uniq, k) } }")
 		g.p("if len(uniq) == 0 { return nil, true }")
-		g.p("if len(uniq) > cache.MaxScopeValues { return nil, false }")
+		g.p("if len(uniq) > cache.MaxResolveKeys { return nil, false }")
 		g.p("rows, err := q.%s(ctx, uniq)", name)
 		g.p("if err != nil || len(rows) != len(uniq) { return nil, false }")
 		g.p("out := make([]%s, len(rows))", g.typ(r.columnType))

@@ -12,6 +12,7 @@ import (
 	"github.com/replyrocket/replyrocket/db/dbroute"
 	"github.com/replyrocket/replyrocket/internal/cache"
 	"github.com/replyrocket/replyrocket/internal/config"
+	"github.com/replyrocket/replyrocket/internal/ingest"
 	"github.com/replyrocket/replyrocket/internal/monitor"
 )
 
@@ -51,4 +52,10 @@ func Monitor(m config.Monitor) monitor.Config {
 		SlowMean: m.SlowMean, SlowCalls: m.SlowCalls, SnapshotInterval: m.SnapshotInterval,
 		Retention: m.Retention, HypoPGDisabled: m.HypoPGDisabled,
 	}
+}
+
+// Ingest is the event batcher's part; a batch's transaction gets the
+// request deadline, since requests wait for it.
+func Ingest(e config.Events, requestTimeout time.Duration) ingest.Config {
+	return ingest.Config{MaxEvents: e.BatchMax, MaxWait: e.BatchWait, InFlight: e.BatchInFlight, Timeout: requestTimeout}
 }
