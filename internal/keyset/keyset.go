@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -61,14 +62,15 @@ type Set struct {
 	// base is the last full load, never written after: lookups of keys
 	// that exist (every authenticated request) take no lock.
 	base atomic.Pointer[map[uint64]struct{}]
-	// recent are keys added since, with when; each reload folds those of
-	// the last addGrace into its result (the reload may have read the table
-	// before their insert committed) and starts recent afresh.
-	mu      sync.Mutex
-	recent  map[uint64]time.Time
-	nRecent atomic.Int32
-	loaded  atomic.Bool
-	now     func() time.Time
+	// recent are keys added since, with when, copied on each add (adds are
+	// rare: a key created, or learnt from a lookup), so reading takes no
+	// lock either; each reload folds those of the last addGrace into its
+	// result (the reload may have read the table before their insert
+	// committed) and starts recent afresh.
+	mu     sync.Mutex // serialises writers of recent and base
+	recent atomic.Pointer[map[uint64]time.Time]
+	loaded atomic.Bool
+	now    func() time.Time
 
 	reloadMu sync.Mutex // one reload at a time
 	cancel   context.CancelFunc
@@ -89,8 +91,9 @@ func New(cfg Config, src Source, log *slog.Logger) (*Set, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Set{cfg: cfg, src: src, log: log, recent: make(map[uint64]time.Time), now: time.Now}
+	s := &Set{cfg: cfg, src: src, log: log, now: time.Now}
 	s.base.Store(&map[uint64]struct{}{})
+	s.recent.Store(&map[uint64]time.Time{})
 	if cfg.RedisURL != "" {
 		opt, err := redis.ParseURL(cfg.RedisURL)
 		if err != nil {
@@ -114,19 +117,14 @@ func (s *Set) Contains(hash [32]byte) bool {
 	if _, ok := (*s.base.Load())[p]; ok {
 		return true
 	}
-	if s.nRecent.Load() == 0 {
-		return false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.recent[p]
+	_, ok := (*s.recent.Load())[p]
 	return ok
 }
 
 // Len is how many keys the set holds (a key both loaded and added since
 // counts twice).
 func (s *Set) Len() int {
-	return len(*s.base.Load()) + int(s.nRecent.Load())
+	return len(*s.base.Load()) + len(*s.recent.Load())
 }
 
 // Loaded reports whether a full load has completed.
@@ -158,10 +156,9 @@ func (s *Set) add(p uint64) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.recent[p]; !ok {
-		s.nRecent.Add(1)
-	}
-	s.recent[p] = s.now()
+	next := maps.Clone(*s.recent.Load())
+	next[p] = s.now()
+	s.recent.Store(&next)
 }
 
 // addGrace is how long before a reload's start an added key is still
@@ -180,14 +177,13 @@ func (s *Set) Reload(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for p, at := range s.recent {
+	for p, at := range *s.recent.Load() {
 		if at.After(start.Add(-addGrace)) {
 			next[p] = struct{}{}
 		}
 	}
 	s.base.Store(&next)
-	clear(s.recent)
-	s.nRecent.Store(0)
+	s.recent.Store(&map[uint64]time.Time{})
 	s.loaded.Store(true)
 	return nil
 }
