@@ -84,6 +84,43 @@ func (q *Queries) GetAPIKeyByHash(ctx context.Context, keyHash []byte) (GetAPIKe
 	return i, err
 }
 
+const listAPIKeyHashesAfter = `-- name: ListAPIKeyHashesAfter :many
+SELECT key_hash
+FROM api_keys
+WHERE key_hash > $1
+  AND revoked_at IS NULL
+ORDER BY key_hash
+LIMIT $2
+`
+
+type ListAPIKeyHashesAfterParams struct {
+	After    []byte
+	PageSize int32
+}
+
+// Pages through the hashes of keys not revoked, in key_hash order (the
+// unique index), for the in-process set of existing keys that lets the
+// per-address failure limit refuse unknown keys without refusing good ones.
+func (q *Queries) ListAPIKeyHashesAfter(ctx context.Context, arg ListAPIKeyHashesAfterParams) ([][]byte, error) {
+	rows, err := q.db.Query(ctx, listAPIKeyHashesAfter, arg.After, arg.PageSize)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items [][]byte
+	for rows.Next() {
+		var key_hash []byte
+		if err := rows.Scan(&key_hash); err != nil {
+			return nil, err
+		}
+		items = append(items, key_hash)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const revokeAPIKey = `-- name: RevokeAPIKey :one
 UPDATE api_keys
 SET revoked_at = coalesce(revoked_at, now())

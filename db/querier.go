@@ -74,6 +74,10 @@ type Querier interface {
 	// the user has campaigns, not emails.
 	GetUserStatistics(ctx context.Context, userID uuid.UUID) (GetUserStatisticsRow, error)
 	InsertEmails(ctx context.Context, arg []InsertEmailsParams) (int64, error)
+	// Pages through the hashes of keys not revoked, in key_hash order (the
+	// unique index), for the in-process set of existing keys that lets the
+	// per-address failure limit refuse unknown keys without refusing good ones.
+	ListAPIKeyHashesAfter(ctx context.Context, arg ListAPIKeyHashesAfterParams) ([][]byte, error)
 	// Keyset pagination, oldest first, by (created_at, id) after the last row
 	// seen; rows inserted during a walk never shift the pages already served.
 	// The body is left out: a list shows envelopes, GetEmail the message.

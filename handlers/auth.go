@@ -83,36 +83,24 @@ func bearer(c echo.Context) (string, bool) {
 }
 
 // requireUser authenticates a user API key and puts its user id on the
-// context. Missing, unknown and revoked keys all get the same 401. An
-// address past its budget of failures gets 429 before any work; a key
-// found unknown recently is refused without a query.
+// context. Missing, unknown and revoked keys all get the same 401, and
+// 429 once their address has spent its budget of failures; a good key
+// never meets that budget (authenticate).
 func (a *API) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		now := a.now()
-		if err := a.authBudget(c, now); err != nil {
-			return err
-		}
 		token, ok := bearer(c)
 		if !ok {
-			return a.authFailed(c, now, "missing", "Send your API key as Authorization: Bearer <key>.")
+			return a.authFailed(c, "missing", "Send your API key as Authorization: Bearer <key>.")
 		}
 		if !apikey.Plausible(token) {
-			return a.authFailed(c, now, "malformed", "The API key is not valid.")
+			return a.authFailed(c, "malformed", "The API key is not valid.")
 		}
-		hash := apikey.Hash(token)
-		if a.unknownKeys.known(hash, now) {
-			return a.authFailed(c, now, "unknown_cached", "The API key is unknown or revoked.")
-		}
-		ctx := c.Request().Context()
-		key, err := a.store.GetAPIKeyByHash(ctx, hash[:])
-		if errors.Is(err, db.ErrNotFound) {
-			a.unknownKeys.remember(hash, now)
-			return a.authFailed(c, now, "unknown", "The API key is unknown or revoked.")
-		}
+		key, err := a.authenticate(c, apikey.Hash(token))
 		if err != nil {
 			return err
 		}
-		if a.touched.due(key.ID, now) {
+		ctx := c.Request().Context()
+		if a.touched.due(key.ID, a.now()) {
 			// Bookkeeping only: a failure here must not fail the request.
 			if _, err := a.store.TouchAPIKey(ctx, key.ID); err != nil {
 				a.log.WarnContext(ctx, "touch api key", "key_id", key.ID, "error", err)
@@ -127,11 +115,76 @@ func (a *API) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// authBudget refuses a client address that spent its budget of failed
-// authentications.
-func (a *API) authBudget(c echo.Context, now time.Time) error {
-	blocked, wait := a.authFails.blocked(c.RealIP(), now)
-	if !blocked {
+const unknownKeyDetail = "The API key is unknown or revoked."
+
+// keyCache answers a key lookup from the cache alone (dbcache.Store).
+type keyCache interface {
+	CachedAPIKeyByHash(ctx context.Context, hash []byte) (db.GetAPIKeyByHashRow, bool)
+}
+
+// authenticate finds the key whose hash this is. Only a key that cannot be
+// good meets its address's failure budget, so a flood of bad keys from an
+// address (a NAT, a proxy) never locks out the good keys sent from it:
+//   - a key remembered unknown is a failure, answered without a lookup;
+//   - a key in the set of existing keys is looked up (a cache hit, mostly),
+//     whatever its address's failures; revoked, it is a failure after;
+//   - any other key passes if the cache holds its lookup (a key created
+//     on another instance an instant ago); else its address pays one
+//     failure before the database is asked, and once the budget is spent
+//     is refused with no lookup: the flood's database cost.
+func (a *API) authenticate(c echo.Context, hash [32]byte) (db.GetAPIKeyByHashRow, error) {
+	var none db.GetAPIKeyByHashRow
+	now := a.now()
+	if a.unknownKeys.known(hash, now) {
+		return none, a.authFailed(c, "unknown_cached", unknownKeyDetail)
+	}
+	ctx := c.Request().Context()
+	existing := a.keys.Contains(hash)
+	if !existing {
+		if a.keyCache != nil {
+			if key, ok := a.keyCache.CachedAPIKeyByHash(ctx, hash[:]); ok {
+				return key, nil
+			}
+		}
+		if err := a.spendFailure(c); err != nil {
+			return none, err
+		}
+	}
+	key, err := a.store.GetAPIKeyByHash(ctx, hash[:])
+	switch {
+	case err == nil:
+		if !existing {
+			a.keys.Learn(hash)
+		}
+		return key, nil
+	case errors.Is(err, db.ErrNotFound):
+		a.unknownKeys.remember(hash, now)
+		if existing {
+			return none, a.authFailed(c, "unknown", unknownKeyDetail)
+		}
+		a.authFailures.WithLabelValues("unknown").Inc() // paid before the lookup
+		return none, unauthorized(unknownKeyDetail)
+	}
+	return none, err
+}
+
+// authFailed charges a failure to the client's address and answers 401,
+// or 429 once the address has spent its budget. reason labels the metric:
+// missing, malformed, unknown (a database lookup), unknown_cached
+// (answered by the negative cache), admin.
+func (a *API) authFailed(c echo.Context, reason, detail string) error {
+	if err := a.spendFailure(c); err != nil {
+		return err
+	}
+	a.authFailures.WithLabelValues(reason).Inc()
+	return unauthorized(detail)
+}
+
+// spendFailure charges one failure to the client's address; past its
+// budget it returns the 429 to answer.
+func (a *API) spendFailure(c echo.Context) error {
+	refused, wait := a.authFails.spend(c.Request().Context(), c.RealIP())
+	if !refused {
 		return nil
 	}
 	a.authFailures.WithLabelValues("blocked").Inc()
@@ -139,15 +192,6 @@ func (a *API) authBudget(c echo.Context, now time.Time) error {
 		"This address sent too many invalid keys; wait for Retry-After seconds before trying again.")
 	p.retryAfter = ceilSeconds(wait)
 	return p
-}
-
-// authFailed charges a failure to the client's address and answers 401.
-// reason labels the metric: missing, malformed, unknown (a database
-// lookup), unknown_cached (answered by the negative cache), admin.
-func (a *API) authFailed(c echo.Context, now time.Time, reason, detail string) error {
-	a.authFailures.WithLabelValues(reason).Inc()
-	a.authFails.failed(c.RealIP(), now)
-	return unauthorized(detail)
 }
 
 func ceilSeconds(d time.Duration) int {
@@ -189,17 +233,15 @@ func (a *API) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 			return newProblem(http.StatusForbidden, "admin-disabled", "Admin routes are disabled",
 				"Set the ADMIN_API_KEY environment variable (e.g. to the output of `openssl rand -hex 32`) and restart the server, then send it as Authorization: Bearer <ADMIN_API_KEY>.")
 		}
-		now := a.now()
-		if err := a.authBudget(c, now); err != nil {
-			return err
-		}
+		// The key is checked first: a failure budget spent by others never
+		// refuses the good admin key.
 		token, ok := bearer(c)
 		if !ok {
-			return a.authFailed(c, now, "missing", "Send the admin key as Authorization: Bearer <ADMIN_API_KEY>.")
+			return a.authFailed(c, "missing", "Send the admin key as Authorization: Bearer <ADMIN_API_KEY>.")
 		}
 		got := sha256.Sum256([]byte(token))
 		if subtle.ConstantTimeCompare(got[:], a.adminKey.hash[:]) != 1 {
-			return a.authFailed(c, now, "admin", "The admin key is not valid.")
+			return a.authFailed(c, "admin", "The admin key is not valid.")
 		}
 		return next(c)
 	}

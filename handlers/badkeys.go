@@ -1,10 +1,11 @@
 package handlers
 
 import (
+	"context"
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
+	"github.com/replyrocket/replyrocket/internal/ratelimit"
 )
 
 // unknownKeys remembers, for a short while, hashes of keys the database
@@ -74,75 +75,23 @@ func (u *unknownKeys) forget(hash [32]byte) {
 	delete(u.expires, hash)
 }
 
-// failedAuth limits failed authentications per client address: past the
-// budget, a client gets 429 before its key is even hashed, so guessing
-// keys costs the database nothing. Addresses come from echo's RealIP,
-// which believes X-Forwarded-For only from TRUSTED_PROXIES. The budget is
-// per instance; it is a brake on guessing, not an accounting.
+// failedAuth is each client address's budget of failed authentications,
+// spent only by requests whose key cannot be good (requireUser). It is a
+// budget of the rate limiter: shared by every instance through Redis, in
+// process when Redis is down or not configured. Addresses come from
+// echo's RealIP, which believes X-Forwarded-For (or Forwarded) only from
+// TRUSTED_PROXIES. nil: no budget.
 type failedAuth struct {
-	perMinute int
-	max       int
-
-	mu       sync.Mutex
-	limiters map[string]*addrLimiter
+	lim    *ratelimit.Limiter
+	budget ratelimit.Limit
 }
 
-type addrLimiter struct {
-	lim  *rate.Limiter
-	seen time.Time
-}
-
-func newFailedAuth(perMinute, max int) *failedAuth {
-	return &failedAuth{perMinute: perMinute, max: max, limiters: make(map[string]*addrLimiter)}
-}
-
-// blocked reports whether addr has spent its budget of failures, and if so
-// how long until the next attempt is allowed.
-func (f *failedAuth) blocked(addr string, now time.Time) (bool, time.Duration) {
-	if f.perMinute <= 0 {
+// spend charges one failure to addr; refused means the address had spent
+// its budget already, and wait is how long until it may fail again.
+func (f *failedAuth) spend(ctx context.Context, addr string) (refused bool, wait time.Duration) {
+	if f == nil {
 		return false, 0
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	l, ok := f.limiters[addr]
-	if !ok {
-		return false, 0
-	}
-	if t := l.lim.TokensAt(now); t < 1 {
-		wait := time.Duration((1 - t) / float64(l.lim.Limit()) * float64(time.Second))
-		return true, wait
-	}
-	return false, 0
-}
-
-// failed charges one failure to addr.
-func (f *failedAuth) failed(addr string, now time.Time) {
-	if f.perMinute <= 0 {
-		return
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	l, ok := f.limiters[addr]
-	if !ok {
-		if len(f.limiters) >= f.max {
-			f.prune(now)
-		}
-		l = &addrLimiter{lim: rate.NewLimiter(rate.Limit(float64(f.perMinute)/60), f.perMinute)}
-		f.limiters[addr] = l
-	}
-	l.seen = now
-	l.lim.AllowN(now, 1)
-}
-
-// prune drops addresses idle for a minute (their budget is full again);
-// if all are recent, the map starts over.
-func (f *failedAuth) prune(now time.Time) {
-	for a, l := range f.limiters {
-		if now.Sub(l.seen) > time.Minute {
-			delete(f.limiters, a)
-		}
-	}
-	if len(f.limiters) >= f.max {
-		clear(f.limiters)
-	}
+	d := f.lim.Allow(ctx, "auth", "auth:"+addr, f.budget, 1)
+	return !d.Allowed, d.RetryAfter
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/replyrocket/replyrocket/db/dbroute"
 	"github.com/replyrocket/replyrocket/internal/cache"
 	"github.com/replyrocket/replyrocket/internal/ingest"
+	"github.com/replyrocket/replyrocket/internal/keyset"
 	"github.com/replyrocket/replyrocket/internal/monitor"
 	"github.com/replyrocket/replyrocket/internal/ratelimit"
 )
@@ -68,6 +69,13 @@ type Deps struct {
 	// AuthFailuresPerMinute is each client address's budget of failed
 	// authentications (zero: DefaultAuthFailuresPerMinute; negative: none).
 	AuthFailuresPerMinute int
+	// AuthLimiter holds that budget: the rate limiter, shared through
+	// Redis; nil: an in-process limiter of this router's own.
+	AuthLimiter *ratelimit.Limiter
+	// Keys is the set of existing API keys (internal/keyset), started by
+	// the caller; nil: an empty set, so every key not cached meets the
+	// failure budget as before the set existed.
+	Keys *keyset.Set
 	// RateLimiter enforces the per-key and admin budgets; nil: no limits.
 	RateLimiter *ratelimit.Limiter
 	// KeyRateLimit is a key's default budget (a key's own
@@ -86,9 +94,8 @@ type Deps struct {
 const (
 	DefaultUnknownKeyTTL         = 30 * time.Second
 	DefaultAuthFailuresPerMinute = 30
-	// maxUnknownKeys and maxAuthAddrs bound the memory of both.
+	// maxUnknownKeys bounds the negative cache's memory.
 	maxUnknownKeys = 100_000
-	maxAuthAddrs   = 100_000
 )
 
 // API holds the handlers' dependencies.
@@ -100,6 +107,8 @@ type API struct {
 	adminKey    adminKey
 	unknownKeys *unknownKeys
 	authFails   *failedAuth
+	keys        *keyset.Set
+	keyCache    keyCache // nil: the store has no cache
 	limits      *rateLimits
 	events      *ingest.Batcher
 	// authFailures counts refused authentications by reason ("blocked":
@@ -136,7 +145,12 @@ func New(d Deps) *echo.Echo {
 	a := &API{
 		store: d.Store, log: d.Log, now: d.Now, adminKey: newAdminKey(d.AdminKey), events: d.Events,
 		unknownKeys: newUnknownKeys(d.UnknownKeyTTL, maxUnknownKeys),
-		authFails:   newFailedAuth(d.AuthFailuresPerMinute, maxAuthAddrs),
+		authFails:   newFailedAuth(d),
+		keys:        d.Keys,
+	}
+	a.keyCache, _ = d.Store.(keyCache)
+	if a.keys == nil {
+		a.keys, _ = keyset.New(keyset.Config{}, nil, d.Log) // no Redis: cannot fail
 	}
 	a.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "replyrocket_auth_failures_total",
@@ -205,6 +219,20 @@ func New(d Deps) *echo.Echo {
 		registerPprof(e, a.requireAdmin)
 	}
 	return e
+}
+
+// newFailedAuth is the failure budget Deps asks for, on its limiter or on
+// an in-process one (which, without Redis, cannot fail to build).
+func newFailedAuth(d Deps) *failedAuth {
+	if d.AuthFailuresPerMinute < 0 {
+		return nil
+	}
+	lim := d.AuthLimiter
+	if lim == nil {
+		lim, _ = ratelimit.New(ratelimit.Config{Now: d.Now}, nil, d.Log)
+	}
+	n := d.AuthFailuresPerMinute
+	return &failedAuth{lim: lim, budget: ratelimit.Limit{PerMinute: n, Burst: n}}
 }
 
 const bulkEmailsPath = "/api/v1/campaigns/:id/emails"

@@ -51,7 +51,7 @@ func (a *API) createUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	a.unknownKeys.forget(apikey.Hash(k.Plain))
+	a.keyCreated(c, k.Plain)
 	return c.JSON(http.StatusCreated, createdUserJSON{User: toUser(u), APIKey: toIssued(k)})
 }
 
@@ -79,7 +79,7 @@ func (a *API) createKey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	a.unknownKeys.forget(apikey.Hash(k.Plain))
+	a.keyCreated(c, k.Plain)
 	return c.JSON(http.StatusCreated, toIssued(k))
 }
 
@@ -157,4 +157,13 @@ func (a *API) updateKey(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, apiKeyJSON{ID: k.ID, UserID: k.UserID, Name: k.Name, Prefix: k.Prefix,
 		CreatedAt: k.CreatedAt.UTC(), RevokedAt: k.RevokedAt, RateLimitPerMinute: k.RateLimitPerMinute})
+}
+
+// keyCreated makes a new key good at once: known to the set of existing
+// keys here and, through it, on the other instances, and forgotten by
+// the negative cache.
+func (a *API) keyCreated(c echo.Context, plain string) {
+	h := apikey.Hash(plain)
+	a.unknownKeys.forget(h)
+	a.keys.Add(c.Request().Context(), h)
 }

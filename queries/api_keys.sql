@@ -40,3 +40,14 @@ UPDATE api_keys
 SET rate_limit_per_minute = sqlc.narg('rate_limit_per_minute')
 WHERE id = @id
 RETURNING id, user_id, name, prefix, created_at, last_used_at, revoked_at, rate_limit_per_minute;
+
+-- Pages through the hashes of keys not revoked, in key_hash order (the
+-- unique index), for the in-process set of existing keys that lets the
+-- per-address failure limit refuse unknown keys without refusing good ones.
+-- name: ListAPIKeyHashesAfter :many
+SELECT key_hash
+FROM api_keys
+WHERE key_hash > @after
+  AND revoked_at IS NULL
+ORDER BY key_hash
+LIMIT @page_size;

@@ -66,6 +66,7 @@ var Queries = []QueryInfo{
 	{Name: "GetUserByEmail", Kind: ":one", Reads: []string{"users"}, Writes: nil, TTL: 0, SWR: 0},
 	{Name: "GetUserStatistics", Kind: ":one", Reads: []string{"campaign_email_counts", "campaigns"}, Writes: nil, TTL: 5 * time.Minute, SWR: 0},
 	{Name: "InsertEmails", Kind: ":copyfrom", Reads: nil, Writes: []string{"campaign_email_counts", "emails"}, TTL: 0, SWR: 0},
+	{Name: "ListAPIKeyHashesAfter", Kind: ":many", Reads: []string{"api_keys"}, Writes: nil, TTL: 0, SWR: 0},
 	{Name: "ListCampaignEmails", Kind: ":many", Reads: []string{"emails"}, Writes: nil, TTL: 0, SWR: 0},
 	{Name: "ListCampaignOwners", Kind: ":many", Reads: []string{"campaigns"}, Writes: nil, TTL: 0, SWR: 0},
 	{Name: "ListCampaigns", Kind: ":many", Reads: []string{"campaigns"}, Writes: nil, TTL: 0, SWR: 0},
@@ -608,6 +609,15 @@ func bumpInsertEmails(ctx context.Context, q db.Querier, b *cache.Bumps, arg []d
 	for _, v := range arg {
 		b.Value("emails.id", v.ID[:], "")
 	}
+}
+
+// ListAPIKeyHashesAfter reads api_keys and writes no table. Not cached.
+func (s *Store) ListAPIKeyHashesAfter(ctx context.Context, arg db.ListAPIKeyHashesAfterParams) ([][]byte, error) {
+	return s.inner.ListAPIKeyHashesAfter(ctx, arg)
+}
+
+func (t *txQuerier) ListAPIKeyHashesAfter(ctx context.Context, arg db.ListAPIKeyHashesAfterParams) ([][]byte, error) {
+	return t.inner.ListAPIKeyHashesAfter(ctx, arg)
 }
 
 // ListCampaignEmails reads emails and writes no table. Not cached.

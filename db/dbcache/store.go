@@ -174,3 +174,13 @@ func (t *txQuerier) collect(bump func(*cache.Bumps)) {
 	defer t.mu.Unlock()
 	bump(t.bumps)
 }
+
+// CachedAPIKeyByHash is GetAPIKeyByHash answered by the cache alone (L1,
+// then Redis): ok is false when neither holds the lookup, and the database
+// is not asked. A revocation invalidates the entry like any write, so a
+// hit is as current as GetAPIKeyByHash's.
+func (s *Store) CachedAPIKeyByHash(ctx context.Context, hash []byte) (db.GetAPIKeyByHashRow, bool) {
+	var buf [128]byte
+	key := keyGetAPIKeyByHash(append(buf[:0], s.q.GetAPIKeyByHash.Prefix()...), hash)
+	return cache.Peek(ctx, s.q.GetAPIKeyByHash, key, &codecGetAPIKeyByHashRow, call[[]byte]{q: s.inner, arg: hash}, depsGetAPIKeyByHash)
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/replyrocket/replyrocket/internal/cache"
 	"github.com/replyrocket/replyrocket/internal/config"
 	"github.com/replyrocket/replyrocket/internal/ingest"
+	"github.com/replyrocket/replyrocket/internal/keyset"
 	"github.com/replyrocket/replyrocket/internal/monitor"
 	"github.com/replyrocket/replyrocket/internal/partitions"
 	"github.com/replyrocket/replyrocket/internal/querystats"
@@ -107,16 +108,25 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.monitor = monitor.New(a.Background, wire.Monitor(cfg.Monitor), monitor.Sources{Tracer: tracer, Cache: c, Pool: pool})
 	a.closers = append(a.closers, a.monitor.Close)
 
-	var limiter *ratelimit.Limiter
-	if !cfg.Limits.RateLimitDisabled {
-		limiter, err = ratelimit.New(ratelimit.Config{
-			RedisURL: cfg.Cache.RedisURL, Namespace: cfg.Cache.Namespace + ":ratelimit", Timeout: time.Duration(cfg.Cache.RedisTimeout),
-		}, reg, log)
-		if err != nil {
-			a.Close()
-			return nil, fmt.Errorf("rate limiter: %w", err)
-		}
-		a.closers = append(a.closers, func() { _ = limiter.Close() })
+	// One limiter: the per-key budgets (unless RATE_LIMIT_DISABLED) and
+	// the per-address budget of failed authentications, which holds
+	// whatever RATE_LIMIT_DISABLED says, as it always has.
+	limiter, err := ratelimit.New(ratelimit.Config{
+		RedisURL: cfg.Cache.RedisURL, Namespace: cfg.Cache.Namespace + ":ratelimit", Timeout: time.Duration(cfg.Cache.RedisTimeout),
+	}, reg, log)
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("rate limiter: %w", err)
+	}
+	a.closers = append(a.closers, func() { _ = limiter.Close() })
+	keyLimiter := limiter
+	if cfg.Limits.RateLimitDisabled {
+		keyLimiter = nil
+	}
+	keys, err := a.startKeySet(ctx)
+	if err != nil {
+		a.Close()
+		return nil, err
 	}
 
 	a.Router = handlers.New(handlers.Deps{
@@ -126,7 +136,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		BodyDrainBytes:        drainBytes(cfg.HTTP.BodyDrainBytes),
 		UnknownKeyTTL:         cfg.Limits.UnknownKeyTTL,
 		AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute,
-		RateLimiter:           limiter,
+		AuthLimiter:           limiter,
+		Keys:                  keys,
+		RateLimiter:           keyLimiter,
 		KeyRateLimit:          ratelimit.Limit{PerMinute: cfg.Limits.RatePerMinute, Burst: cfg.Limits.RateBurst},
 		AdminRateLimit:        ratelimit.Limit{PerMinute: cfg.Limits.AdminRatePerMinute, Burst: cfg.Limits.AdminRatePerMinute},
 		APIMiddleware:         []echo.MiddlewareFunc{handlers.CacheHeader()},
@@ -135,6 +147,24 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Events:                ingest.New(a.Store, wire.Ingest(cfg.Events, cfg.Server.RequestTimeout)),
 	})
 	return a, nil
+}
+
+// startKeySet loads the set of existing API keys from the primary (on the
+// background pool: a replica's lag could drop a key just created) and keeps
+// it current through Redis announcements and periodic reloads.
+func (a *App) startKeySet(ctx context.Context) (*keyset.Set, error) {
+	bg := db.NewStore(a.Background, time.Duration(a.Config.DB.BackgroundPoolTimeout))
+	src := func(ctx context.Context, after []byte, limit int32) ([][]byte, error) {
+		return bg.ListAPIKeyHashesAfter(ctx, db.ListAPIKeyHashesAfterParams{After: after, PageSize: limit})
+	}
+	c := a.Config.Cache
+	keys, err := keyset.New(keyset.Config{RedisURL: c.RedisURL, Channel: c.Namespace + ":keyset", Timeout: time.Duration(c.RedisTimeout)}, src, a.Log)
+	if err != nil {
+		return nil, err
+	}
+	keys.Start(ctx)
+	a.closers = append(a.closers, func() { _ = keys.Close() })
+	return keys, nil
 }
 
 // drainBytes maps HTTP_BODY_DRAIN_BYTES=0 (drain nothing) onto the router's

@@ -242,16 +242,27 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-// TestIPExtractorTrustsOnlyConfiguredProxies: X-Forwarded-For is believed
-// from a trusted proxy and ignored from anyone else.
+// TestIPExtractorTrustsOnlyConfiguredProxies: X-Forwarded-For, else
+// Forwarded, is believed from a trusted proxy and ignored from anyone else;
+// the client is the nearest address that is not a trusted proxy, and an
+// unreadable chain falls back to the TCP peer.
 func TestIPExtractorTrustsOnlyConfiguredProxies(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
-		proxies, peer, want string
+		proxies, peer, xff, forwarded, want string
 	}{
-		{"", "10.1.2.3:5000", "10.1.2.3"},
-		{"10.0.0.0/8", "10.1.2.3:5000", "203.0.113.9"},
-		{"10.0.0.0/8", "198.51.100.7:5000", "198.51.100.7"},
+		{"", "10.1.2.3:5000", "203.0.113.9", "", "10.1.2.3"},
+		{"10.0.0.0/8", "10.1.2.3:5000", "203.0.113.9", "", "203.0.113.9"},
+		{"10.0.0.0/8", "198.51.100.7:5000", "203.0.113.9", "", "198.51.100.7"},
+		{"10.0.0.0/8", "10.1.2.3:5000", "198.51.100.1, 203.0.113.9, 10.9.9.9", "", "203.0.113.9"},
+		{"", "10.1.2.3:5000", "", "for=203.0.113.9", "10.1.2.3"},
+		{"10.0.0.0/8", "10.1.2.3:5000", "", `for=198.51.100.1, for="203.0.113.9:4711";proto=https, for=10.9.9.9`, "203.0.113.9"},
+		{"10.0.0.0/8", "10.1.2.3:5000", "", `for="[2001:db8:cafe::17]:4711"`, "2001:db8:cafe::17"},
+		{"10.0.0.0/8", "198.51.100.7:5000", "", "for=203.0.113.9", "198.51.100.7"},
+		{"10.0.0.0/8", "10.1.2.3:5000", "", "for=unknown", "10.1.2.3"},
+		{"10.0.0.0/8", "10.1.2.3:5000", "", "for=_hidden, for=10.9.9.9", "10.1.2.3"},
+		// Both: X-Forwarded-For, the header proxies append to, wins.
+		{"10.0.0.0/8", "10.1.2.3:5000", "203.0.113.9", "for=198.51.100.1", "203.0.113.9"},
 	}
 	for _, tc := range cases {
 		cfg, err := config.Load(func(k string) string {
@@ -265,9 +276,14 @@ func TestIPExtractorTrustsOnlyConfiguredProxies(t *testing.T) {
 		}
 		req, _ := http.NewRequest("GET", "/", nil)
 		req.RemoteAddr = tc.peer
-		req.Header.Set("X-Forwarded-For", "203.0.113.9")
+		if tc.xff != "" {
+			req.Header.Set("X-Forwarded-For", tc.xff)
+		}
+		if tc.forwarded != "" {
+			req.Header.Set("Forwarded", tc.forwarded)
+		}
 		if got := IPExtractor(cfg.Server.TrustedProxies)(req); got != tc.want {
-			t.Errorf("proxies %q, peer %s: client %s, want %s", tc.proxies, tc.peer, got, tc.want)
+			t.Errorf("proxies %q, peer %s, X-Forwarded-For %q, Forwarded %q: client %s, want %s", tc.proxies, tc.peer, tc.xff, tc.forwarded, got, tc.want)
 		}
 	}
 }

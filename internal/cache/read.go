@@ -200,6 +200,35 @@ func ReadWith[T, A any](ctx context.Context, q *Query, key []byte, codec *Codec[
 	return readMiss(ctx, q, string(key), codec, arg, load, deps, time.Now().UnixNano(), rec)
 }
 
+// Peek answers a read from the cache alone, L1 then L2: ok is false when
+// neither holds a fresh entry, and nothing is loaded. Authentication uses
+// it to let a key the cache knows good pass without the failure limit
+// while its address is limited, at no database cost. A miss is not
+// counted: the caller decides what a miss costs.
+func Peek[T, A any](ctx context.Context, q *Query, key []byte, codec *Codec[T], arg A, deps func(*Deps, A)) (T, bool) {
+	c := q.c
+	var zero T
+	if c.cfg.Disabled || !c.healthy.Load() || c.readerMustBypass(ctx) {
+		return zero, false
+	}
+	rec := recorderFrom(ctx)
+	if c.l1 != nil {
+		if e, ok := c.l1.get(key); ok && c.l1.now(e) < e.soft && c.current(&e.version) {
+			val, _ := e.val.(T)
+			return hit(q, tierL1, rec, codec, val), true
+		}
+	}
+	if c.l2 == nil {
+		return zero, false
+	}
+	slots := q.slots(func(d *Deps) { deps(d, arg) })
+	now := time.Now().UnixNano()
+	if e, val, ok := getL2(ctx, q, string(key), slots, codec, now); ok && now < e.soft {
+		return hit(q, tierL2, rec, codec, val), true
+	}
+	return zero, false
+}
+
 // readMiss goes on past L1: L2, then the database.
 func readMiss[T, A any](ctx context.Context, q *Query, k string, codec *Codec[T], arg A, load func(context.Context, A) (T, error), deps func(*Deps, A), now int64, rec *Recorder) (T, error) {
 	c := q.c

@@ -65,6 +65,10 @@ type Options struct {
 	// Settle is how long to wait after the bulk insert before reading the
 	// memory again (5 s when zero; negative for none).
 	Settle time.Duration
+	// Generator drives the GET scenarios: GeneratorVegeta (in process, the
+	// default) or GeneratorWrk (a light generator in its own process; the
+	// write scenario stays on vegeta).
+	Generator string
 	// Log receives progress lines.
 	Log io.Writer
 }
@@ -185,6 +189,10 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	profiled := map[string]string{"campaign by id, cached": "cached", "campaign by id, uncached": "uncached"}
 	rows := map[string]Row{}
 	var order []string
+	drive, err := generator(ctx, o.Generator)
+	if err != nil {
+		return err
+	}
 	peakCached, peakUncached := sampleRSS(cached, 50*time.Millisecond), sampleRSS(uncached, 50*time.Millisecond)
 	for _, sc := range scenarios {
 		if !selected(o.Only, sc.name) {
@@ -192,7 +200,9 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		}
 		sc.key, sc.status = ds.key, http.StatusOK
 		if o.Warmup > 0 {
-			attack(sc, o.Concurrency, o.Warmup)
+			if _, err := drive(sc, o.Concurrency, o.Warmup); err != nil {
+				return err
+			}
 		}
 		logf("%s: %d concurrent for %s", sc.name, o.Concurrency, o.Duration)
 		var stopProfile func() error
@@ -203,7 +213,10 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		r := attack(sc, o.Concurrency, o.Duration)
+		r, err := drive(sc, o.Concurrency, o.Duration)
+		if err != nil {
+			return err
+		}
 		cpu1, err := cpuOf(sc.srv, pgPID)
 		if err != nil {
 			return err
@@ -286,6 +299,27 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	ratio(rows, "summary, uncached", "pgbench: "+pgbenchSummary)
 	printReport(out, o, ds, poolMax, order, rows, mem)
 	return nil
+}
+
+// generator returns what drives a scenario under -generator name.
+func generator(ctx context.Context, name string) (func(target, int, time.Duration) (Row, error), error) {
+	vegeta := func(tg target, c int, d time.Duration) (Row, error) { return attack(tg, c, d), nil }
+	switch name {
+	case "", GeneratorVegeta:
+		return vegeta, nil
+	case GeneratorWrk:
+		bin, err := exec.LookPath("wrk")
+		if err != nil {
+			return nil, fmt.Errorf("-generator wrk: %w (apt-get install wrk)", err)
+		}
+		return func(tg target, c int, d time.Duration) (Row, error) {
+			if tg.method != "GET" {
+				return vegeta(tg, c, d)
+			}
+			return attackWrk(ctx, bin, tg, c, d)
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown generator %q: want %s or %s", name, GeneratorVegeta, GeneratorWrk)
 }
 
 // cpuOf is the CPU used so far by s and by PostgreSQL.

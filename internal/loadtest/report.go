@@ -115,8 +115,12 @@ func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
 
 func printReport(out io.Writer, o Options, ds dataset, poolMax int, order []string, rows map[string]Row, m memReport) {
-	fmt.Fprintf(out, "\nReplyRocket loadtest: %d emails (seeded in %s), %d concurrent requests, %s per scenario, app pool %d connections, pgbench -M prepared -c %d\n\n",
-		ds.emails, ds.seedTime.Round(time.Millisecond), o.Concurrency, o.Duration, poolMax, poolMax)
+	gen := o.Generator
+	if gen == "" {
+		gen = GeneratorVegeta
+	}
+	fmt.Fprintf(out, "\nReplyRocket loadtest: %d emails (seeded in %s), %d concurrent requests, %s per scenario, app pool %d connections, pgbench -M prepared -c %d, GETs driven by %s\n\n",
+		ds.emails, ds.seedTime.Round(time.Millisecond), o.Concurrency, o.Duration, poolMax, poolMax, gen)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\trps\tp50 ms\tp99 ms\tserver CPU µs/req\tdb CPU µs/req\tratio\tof\terrors\t")
 	for _, name := range order {

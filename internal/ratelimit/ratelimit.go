@@ -49,6 +49,9 @@ type Config struct {
 	Namespace string
 	// Timeout bounds each Redis call; past it the local limit decides.
 	Timeout time.Duration
+	// Now is the in-process limit's clock (tests pin it); nil: time.Now.
+	// Redis keeps its own time.
+	Now func() time.Time
 }
 
 // maxLocalKeys bounds the in-process limiters and the per-key counts.
@@ -86,6 +89,9 @@ type localBucket struct {
 func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Limiter, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 100 * time.Millisecond
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if log == nil {
 		log = slog.Default()
@@ -198,7 +204,7 @@ func (l *Limiter) allowShared(ctx context.Context, key string, lim Limit, cost i
 }
 
 func (l *Limiter) allowLocal(key string, lim Limit, cost int, debt bool) Decision {
-	now := time.Now()
+	now := l.cfg.Now()
 	perSec := rate.Limit(float64(lim.PerMinute) / 60)
 	l.mu.Lock()
 	defer l.mu.Unlock()
