@@ -191,7 +191,9 @@ func joinMethods(queries []Query, iface *types.Interface, schema *Schema) ([]met
 		return nil, fmt.Errorf("query %s is not in db.Querier: regenerate with sqlc first", name)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	applyResolvers(out, schema)
+	if err := applyResolvers(out, schema); err != nil {
+		return nil, err
+	}
 	// Column slots no query writes are kept: another deploy's writes may
 	// bump them, and an instance must know every slot to mirror it.
 	return out, nil
@@ -914,15 +916,6 @@ func paramIf(arg types.Type, g *gen) string {
 		return ""
 	}
 	return ", arg " + g.typ(arg)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // lookupKey groups path writes that look up the same keys through the
