@@ -161,21 +161,18 @@ func (s *Schema) analyzeTriggers() error {
 	return nil
 }
 
-// plJSON is a node of pg_query's PL/pgSQL parse tree, which it offers as
-// JSON only (there is no protobuf for PL/pgSQL): an object with one key,
-// the node's kind.
-type plJSON = map[string]any
-
-// plExpr and plIf are the PL/pgSQL nodes the analysis reads.
+// pg_query offers PL/pgSQL's parse tree as JSON only (there is no
+// protobuf for it): objects of one key, the node's kind. plExpr and plIf
+// are the nodes the analysis reads.
 type plExpr struct {
 	Query     string `json:"query"`
 	ParseMode int    `json:"parseMode"`
 }
 
 type plIf struct {
-	Cond     json.RawMessage `json:"cond"`
-	Then     json.RawMessage `json:"then_body"`
-	Elsif    []struct {
+	Cond  json.RawMessage `json:"cond"`
+	Then  json.RawMessage `json:"then_body"`
+	Elsif []struct {
 		Branch struct {
 			Cond  json.RawMessage `json:"cond"`
 			Stmts json.RawMessage `json:"stmts"`
@@ -203,7 +200,7 @@ func (s *Schema) analyzeTrigger(t Trigger) ([]TriggerWrite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse the PL/pgSQL of %s(): %w", t.Function, err)
 	}
-	v := &plVisitor{s: s, t: t}
+	v := &plVisitor{s: s, t: t, assigns: strings.Contains(js, `"PLpgSQL_stmt_assign":`)}
 	v.visit(json.RawMessage(js), nil)
 	if v.err != nil {
 		return nil, fmt.Errorf("%s(): %w", t.Function, v.err)
@@ -237,9 +234,6 @@ func (v *plVisitor) visit(raw json.RawMessage, when []string) {
 		switch k {
 		case "PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_dynfors":
 			v.err = fmt.Errorf("runs dynamic SQL (EXECUTE): what it writes cannot be known")
-		case "PLpgSQL_stmt_assign":
-			v.assigns = true
-			v.visit(obj[k], when)
 		case "PLpgSQL_stmt_if":
 			var n plIf
 			if err := json.Unmarshal(obj[k], &n); err != nil {
