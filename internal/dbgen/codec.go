@@ -253,4 +253,3 @@ func typeIdent(t types.Type) string {
 	}
 	return "T"
 }
-
