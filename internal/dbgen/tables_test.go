@@ -133,13 +133,20 @@ DELETE FROM users;
 	if b.SQL != "SELECT id\nFROM users;" {
 		t.Errorf("B.SQL = %q", b.SQL)
 	}
-	if qs[0].Cached || qs[2].Cached || qs[2].SQL != "DELETE FROM users;" {
+	if qs[0].Cached || qs[2].Cached || qs[2].SQL != "DELETE FROM users;" || b.Resolver {
 		t.Errorf("A, C = %+v, %+v", qs[0], qs[2])
 	}
 }
 
+func TestParseResolverAnnotation(t *testing.T) {
+	qs, err := ParseQueries("x.sql", "-- name: Owners :many\n-- cache: resolver\nSELECT id, user_id FROM campaigns WHERE id = ANY(@ids::uuid[]);\n")
+	if err != nil || len(qs) != 1 || !qs[0].Resolver || qs[0].Cached {
+		t.Fatalf("got %+v, %v: want an uncached resolver", qs, err)
+	}
+}
+
 func TestParseQueriesRejectsBadAnnotations(t *testing.T) {
-	for _, ann := range []string{"ttl=soon", "ttl=5m bogus=1", "swr=1m", "ttl", "ttl=0s"} {
+	for _, ann := range []string{"ttl=soon", "ttl=5m bogus=1", "swr=1m", "ttl", "ttl=0s", "resolver ttl=5m", "resolver lookup"} {
 		src := "-- name: A :one\n-- cache: " + ann + "\nSELECT 1;\n"
 		if _, err := ParseQueries("x.sql", src); err == nil {
 			t.Errorf("annotation %q accepted", ann)
