@@ -58,6 +58,25 @@ func isByte(t types.Type) bool {
 	return ok && b.Kind() == types.Byte
 }
 
+// basicCodec is the suffix of the cache package's Append and Read
+// functions for a basic type, which is also the Go type (lower-cased)
+// the value converts through.
+func basicCodec(u *types.Basic) (string, bool) {
+	switch info := u.Info(); {
+	case u.Kind() == types.Bool:
+		return "Bool", true
+	case info&types.IsInteger != 0 && info&types.IsUnsigned != 0:
+		return "Uint64", true
+	case info&types.IsInteger != 0:
+		return "Int64", true
+	case info&types.IsFloat != 0:
+		return "Float64", true
+	case u.Kind() == types.String:
+		return "String", true
+	}
+	return "", false
+}
+
 // enc emits statements appending the canonical encoding of x (of type t)
 // to b. key selects the key form of times (the instant only).
 func (g *gen) enc(x string, t types.Type, key bool) error {
@@ -71,20 +90,11 @@ func (g *gen) enc(x string, t types.Type, key bool) error {
 	}
 	switch u := t.Underlying().(type) {
 	case *types.Basic:
-		switch {
-		case u.Kind() == types.Bool:
-			g.p("b = cache.AppendBool(b, bool(%s))", x)
-		case u.Info()&types.IsInteger != 0 && u.Info()&types.IsUnsigned != 0:
-			g.p("b = cache.AppendUint64(b, uint64(%s))", x)
-		case u.Info()&types.IsInteger != 0:
-			g.p("b = cache.AppendInt64(b, int64(%s))", x)
-		case u.Info()&types.IsFloat != 0:
-			g.p("b = cache.AppendFloat64(b, float64(%s))", x)
-		case u.Kind() == types.String:
-			g.p("b = cache.AppendString(b, string(%s))", x)
-		default:
+		name, ok := basicCodec(u)
+		if !ok {
 			return fmt.Errorf("unsupported type %s", t)
 		}
+		g.p("b = cache.Append%s(b, %s(%s))", name, strings.ToLower(name), x)
 	case *types.Array:
 		if !isByte(u.Elem()) {
 			return fmt.Errorf("unsupported type %s (only byte arrays)", t)
@@ -131,20 +141,11 @@ func (g *gen) dec(x string, t types.Type) error {
 	ts := g.typ(t)
 	switch u := t.Underlying().(type) {
 	case *types.Basic:
-		switch {
-		case u.Kind() == types.Bool:
-			g.p("%s = %s(d.ReadBool())", x, ts)
-		case u.Info()&types.IsInteger != 0 && u.Info()&types.IsUnsigned != 0:
-			g.p("%s = %s(d.ReadUint64())", x, ts)
-		case u.Info()&types.IsInteger != 0:
-			g.p("%s = %s(d.ReadInt64())", x, ts)
-		case u.Info()&types.IsFloat != 0:
-			g.p("%s = %s(d.ReadFloat64())", x, ts)
-		case u.Kind() == types.String:
-			g.p("%s = %s(d.ReadString())", x, ts)
-		default:
+		name, ok := basicCodec(u)
+		if !ok {
 			return fmt.Errorf("unsupported type %s", t)
 		}
+		g.p("%s = %s(d.Read%s())", x, ts, name)
 	case *types.Array:
 		if !isByte(u.Elem()) {
 			return fmt.Errorf("unsupported type %s (only byte arrays)", t)
