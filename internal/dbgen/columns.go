@@ -238,9 +238,3 @@ func (s *Schema) columns(t string) []string {
 }
 
 func (s *Schema) hasColumn(t, c string) bool { return contains(s.columns(t), c) }
-
-// TableOf is the table of a slot name.
-func TableOf(slot string) string {
-	t, _, _ := strings.Cut(slot, SlotSep)
-	return t
-}

@@ -715,11 +715,3 @@ func describeWrite(w ScopeWrite) string {
 	}
 	return fmt.Sprintf("%s: %s (%s)", w.Scope.Name(), strings.Join(vals, ", "), w.Why)
 }
-
-// tableOfSlot is the table of a named slot: "emails", "emails#is_opened",
-// "emails.campaign_id#is_opened" all belong to emails.
-func tableOfSlot(slot string) string {
-	t, _, _ := strings.Cut(slot, SlotSep)
-	t, _, _ = strings.Cut(t, ".")
-	return t
-}
