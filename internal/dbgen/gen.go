@@ -488,18 +488,29 @@ func (g *gen) bumpSignature(d *methodData) {
 func (g *gen) depsBody(m method) error {
 	for i, sr := range m.Deps.Scoped {
 		for _, v := range sr.Values {
-			gv, ok := m.resolve(v)
-			if !ok {
-				return fmt.Errorf("%s: %s: value %s of scope %s has no Go expression", m.Pos(), m.Name, v, sr.Scope.Name())
-			}
-			fn, arg, err := hashCall(gv, "Add", "AddString", "AddInt")
+			gv, fn, arg, err := m.hashArg(v, sr.Scope, "Add", "AddString", "AddInt")
 			if err != nil {
-				return fmt.Errorf("%s: %s: %w", m.Pos(), m.Name, err)
+				return err
 			}
 			g.p("%s", inLoop(gv, fmt.Sprintf("d.%s(%d, %s)", fn, i, arg)))
 		}
 	}
 	return nil
+}
+
+// hashArg resolves value v of scope sc in m: its Go value, and the Deps
+// or Bumps method (named for bytes, strings and ints) and argument that
+// hash it.
+func (m method) hashArg(v valueRef, sc ScopeDef, bytesFn, stringFn, intFn string) (goValue, string, string, error) {
+	gv, ok := m.resolve(v)
+	if !ok {
+		return gv, "", "", fmt.Errorf("%s: %s: value %s of scope %s has no Go expression", m.Pos(), m.Name, v, sc.Name())
+	}
+	fn, arg, err := hashCall(gv, bytesFn, stringFn, intFn)
+	if err != nil {
+		return gv, "", "", fmt.Errorf("%s: %s: %w", m.Pos(), m.Name, err)
+	}
+	return gv, fn, arg, nil
 }
 
 // inLoop wraps a statement in the loop over gv's values, if any.
@@ -547,13 +558,9 @@ func (g *gen) bumpValues(m method, w ScopeWrite) error {
 	cols := goArgs(w.Columns)
 	var fromResult []string
 	for _, v := range w.Values {
-		gv, ok := m.resolve(v)
-		if !ok {
-			return fmt.Errorf("%s: %s: value %s of scope %s has no Go expression", m.Pos(), m.Name, v, w.Scope.Name())
-		}
-		fn, arg, err := hashCall(gv, "Value", "String", "Int")
+		gv, fn, arg, err := m.hashArg(v, w.Scope, "Value", "String", "Int")
 		if err != nil {
-			return fmt.Errorf("%s: %s: %w", m.Pos(), m.Name, err)
+			return err
 		}
 		line := inLoop(gv, fmt.Sprintf("b.%s(%q, %s, %s)", fn, w.Scope.Name(), arg, cols))
 		if gv.result {
