@@ -27,7 +27,7 @@ func resolverMethods(t *testing.T, schema *Schema, annotate bool, sql string) []
 	ms := []method{insert, owners}
 	for i := range ms {
 		var err error
-		if ms[i].Tables, err = Analyze(sqlcParamName.ReplaceAllString(ms[i].SQL, "$$1"), schema); err != nil {
+		if ms[i].Tables, err = Analyze(sqlcParam.ReplaceAllString(ms[i].SQL, "$$1"), schema); err != nil {
 			t.Fatal(err)
 		}
 		if len(ms[i].Writes) > 0 {

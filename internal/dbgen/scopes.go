@@ -2,7 +2,6 @@ package dbgen
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -83,15 +82,13 @@ type ScopeWrite struct {
 	Through resolver
 }
 
-var sqlcParamName = regexp.MustCompile(`@([A-Za-z_][A-Za-z0-9_]*)`)
-
 // numberParams replaces sqlc's @name parameters with $1, $2… (one number
 // per distinct name), which PostgreSQL's parser takes, and returns the
 // names by number.
 func numberParams(sql string) (string, map[int]string) {
 	names := map[int]string{}
 	nums := map[string]int{}
-	out := sqlcParamName.ReplaceAllStringFunc(sql, func(m string) string {
+	out := sqlcParam.ReplaceAllStringFunc(sql, func(m string) string {
 		name := m[1:]
 		n, ok := nums[name]
 		if !ok {

@@ -88,7 +88,7 @@ func TestReadScopes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tables, err := Analyze(sqlcParamName.ReplaceAllString(tt.sql, "$$1"), schema)
+			tables, err := Analyze(sqlcParam.ReplaceAllString(tt.sql, "$$1"), schema)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -219,7 +219,7 @@ func TestWriteScopes(t *testing.T) {
 // describes each scope it bumps that keep accepts, in order.
 func describedWrites(t *testing.T, schema *Schema, sql, kind string, keep func(ScopeWrite) bool) []string {
 	t.Helper()
-	tables, err := Analyze(sqlcParamName.ReplaceAllString(sql, "$$1"), schema)
+	tables, err := Analyze(sqlcParam.ReplaceAllString(sql, "$$1"), schema)
 	if err != nil {
 		t.Fatal(err)
 	}
