@@ -173,7 +173,7 @@ func (q *Queries) ListCampaigns(ctx context.Context, arg ListCampaignsParams) ([
 
 const listCampaignsWithStats = `-- name: ListCampaignsWithStats :many
 SELECT c.id, c.user_id, c.name, c.status, c.created_at, c.updated_at,
-       n.total, n.opened, n.replied
+       n.total, n.opened, n.replied, n.sent, n.bounced, n.failed
 FROM campaigns c
 JOIN campaign_email_counts n ON n.campaign_id = c.id
 WHERE c.user_id = $1
@@ -199,6 +199,9 @@ type ListCampaignsWithStatsRow struct {
 	Total     int64
 	Opened    int64
 	Replied   int64
+	Sent      int64
+	Bounced   int64
+	Failed    int64
 }
 
 // A page of ListCampaigns with each campaign's figures, in one statement:
@@ -232,6 +235,9 @@ func (q *Queries) ListCampaignsWithStats(ctx context.Context, arg ListCampaignsW
 			&i.Total,
 			&i.Opened,
 			&i.Replied,
+			&i.Sent,
+			&i.Bounced,
+			&i.Failed,
 		); err != nil {
 			return nil, err
 		}

@@ -14,7 +14,8 @@ import (
 
 const getEmail = `-- name: GetEmail :one
 SELECT e.id, e.campaign_id, e.recipient, e.subject, e.body, e.status, e.sent_at,
-       e.is_opened, e.opened_at, e.is_replied, e.replied_at, e.created_at
+       e.is_opened, e.opened_at, e.is_replied, e.replied_at, e.created_at,
+       e.bounced_at, e.bounce_reason
 FROM emails e
 JOIN campaigns c ON c.id = e.campaign_id
 WHERE e.id = $1
@@ -45,6 +46,8 @@ func (q *Queries) GetEmail(ctx context.Context, arg GetEmailParams) (Email, erro
 		&i.IsReplied,
 		&i.RepliedAt,
 		&i.CreatedAt,
+		&i.BouncedAt,
+		&i.BounceReason,
 	)
 	return i, err
 }
@@ -55,13 +58,14 @@ type InsertEmailsParams struct {
 	Recipient  string
 	Subject    string
 	Body       string
-	Status     string
+	Status     DeliveryStatus
 	CreatedAt  time.Time
 }
 
 const listCampaignEmails = `-- name: ListCampaignEmails :many
 SELECT id, campaign_id, recipient, subject, status, sent_at,
-       is_opened, opened_at, is_replied, replied_at, created_at
+       is_opened, opened_at, is_replied, replied_at, created_at,
+       bounced_at, bounce_reason
 FROM emails
 WHERE campaign_id = $1
   AND (created_at, id) > ($2::timestamptz, $3::uuid)
@@ -77,17 +81,19 @@ type ListCampaignEmailsParams struct {
 }
 
 type ListCampaignEmailsRow struct {
-	ID         uuid.UUID
-	CampaignID uuid.UUID
-	Recipient  string
-	Subject    string
-	Status     string
-	SentAt     *time.Time
-	IsOpened   bool
-	OpenedAt   *time.Time
-	IsReplied  bool
-	RepliedAt  *time.Time
-	CreatedAt  time.Time
+	ID           uuid.UUID
+	CampaignID   uuid.UUID
+	Recipient    string
+	Subject      string
+	Status       DeliveryStatus
+	SentAt       *time.Time
+	IsOpened     bool
+	OpenedAt     *time.Time
+	IsReplied    bool
+	RepliedAt    *time.Time
+	CreatedAt    time.Time
+	BouncedAt    *time.Time
+	BounceReason *string
 }
 
 // Keyset pagination, oldest first, by (created_at, id) after the last row
@@ -119,6 +125,8 @@ func (q *Queries) ListCampaignEmails(ctx context.Context, arg ListCampaignEmails
 			&i.IsReplied,
 			&i.RepliedAt,
 			&i.CreatedAt,
+			&i.BouncedAt,
+			&i.BounceReason,
 		); err != nil {
 			return nil, err
 		}
@@ -140,7 +148,8 @@ WHERE e.id = $1
   AND c.user_id = $2
   AND NOT e.is_opened
 RETURNING e.id, e.campaign_id, e.recipient, e.subject, e.body, e.status, e.sent_at,
-          e.is_opened, e.opened_at, e.is_replied, e.replied_at, e.created_at
+          e.is_opened, e.opened_at, e.is_replied, e.replied_at, e.created_at,
+          e.bounced_at, e.bounce_reason
 `
 
 type MarkEmailOpenedParams struct {
@@ -165,6 +174,8 @@ func (q *Queries) MarkEmailOpened(ctx context.Context, arg MarkEmailOpenedParams
 		&i.IsReplied,
 		&i.RepliedAt,
 		&i.CreatedAt,
+		&i.BouncedAt,
+		&i.BounceReason,
 	)
 	return i, err
 }
@@ -179,7 +190,8 @@ WHERE e.id = $1
   AND c.user_id = $2
   AND NOT e.is_replied
 RETURNING e.id, e.campaign_id, e.recipient, e.subject, e.body, e.status, e.sent_at,
-          e.is_opened, e.opened_at, e.is_replied, e.replied_at, e.created_at
+          e.is_opened, e.opened_at, e.is_replied, e.replied_at, e.created_at,
+          e.bounced_at, e.bounce_reason
 `
 
 type MarkEmailRepliedParams struct {
@@ -204,6 +216,8 @@ func (q *Queries) MarkEmailReplied(ctx context.Context, arg MarkEmailRepliedPara
 		&i.IsReplied,
 		&i.RepliedAt,
 		&i.CreatedAt,
+		&i.BouncedAt,
+		&i.BounceReason,
 	)
 	return i, err
 }

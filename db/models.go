@@ -76,6 +76,137 @@ func AllCampaignStatusValues() []CampaignStatus {
 	}
 }
 
+type DeliveryStatus string
+
+const (
+	DeliveryStatusQueued  DeliveryStatus = "queued"
+	DeliveryStatusSent    DeliveryStatus = "sent"
+	DeliveryStatusBounced DeliveryStatus = "bounced"
+	DeliveryStatusFailed  DeliveryStatus = "failed"
+)
+
+func (e *DeliveryStatus) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = DeliveryStatus(s)
+	case string:
+		*e = DeliveryStatus(s)
+	default:
+		return fmt.Errorf("unsupported scan type for DeliveryStatus: %T", src)
+	}
+	return nil
+}
+
+type NullDeliveryStatus struct {
+	DeliveryStatus DeliveryStatus
+	Valid          bool // Valid is true if DeliveryStatus is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullDeliveryStatus) Scan(value interface{}) error {
+	if value == nil {
+		ns.DeliveryStatus, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.DeliveryStatus.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullDeliveryStatus) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.DeliveryStatus), nil
+}
+
+func (e DeliveryStatus) Valid() bool {
+	switch e {
+	case DeliveryStatusQueued,
+		DeliveryStatusSent,
+		DeliveryStatusBounced,
+		DeliveryStatusFailed:
+		return true
+	}
+	return false
+}
+
+func AllDeliveryStatusValues() []DeliveryStatus {
+	return []DeliveryStatus{
+		DeliveryStatusQueued,
+		DeliveryStatusSent,
+		DeliveryStatusBounced,
+		DeliveryStatusFailed,
+	}
+}
+
+type EmailEventKind string
+
+const (
+	EmailEventKindSent    EmailEventKind = "sent"
+	EmailEventKindOpened  EmailEventKind = "opened"
+	EmailEventKindReplied EmailEventKind = "replied"
+	EmailEventKindBounced EmailEventKind = "bounced"
+	EmailEventKindFailed  EmailEventKind = "failed"
+)
+
+func (e *EmailEventKind) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = EmailEventKind(s)
+	case string:
+		*e = EmailEventKind(s)
+	default:
+		return fmt.Errorf("unsupported scan type for EmailEventKind: %T", src)
+	}
+	return nil
+}
+
+type NullEmailEventKind struct {
+	EmailEventKind EmailEventKind
+	Valid          bool // Valid is true if EmailEventKind is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullEmailEventKind) Scan(value interface{}) error {
+	if value == nil {
+		ns.EmailEventKind, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.EmailEventKind.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullEmailEventKind) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.EmailEventKind), nil
+}
+
+func (e EmailEventKind) Valid() bool {
+	switch e {
+	case EmailEventKindSent,
+		EmailEventKindOpened,
+		EmailEventKindReplied,
+		EmailEventKindBounced,
+		EmailEventKindFailed:
+		return true
+	}
+	return false
+}
+
+func AllEmailEventKindValues() []EmailEventKind {
+	return []EmailEventKind{
+		EmailEventKindSent,
+		EmailEventKindOpened,
+		EmailEventKindReplied,
+		EmailEventKindBounced,
+		EmailEventKindFailed,
+	}
+}
+
 type ApiKey struct {
 	ID                 uuid.UUID
 	UserID             uuid.UUID
@@ -102,21 +233,35 @@ type CampaignEmailCount struct {
 	Total      int64
 	Opened     int64
 	Replied    int64
+	Sent       int64
+	Bounced    int64
+	Failed     int64
 }
 
 type Email struct {
-	ID         uuid.UUID
-	CampaignID uuid.UUID
-	Recipient  string
-	Subject    string
-	Body       string
-	Status     string
-	SentAt     *time.Time
-	IsOpened   bool
-	OpenedAt   *time.Time
-	IsReplied  bool
-	RepliedAt  *time.Time
-	CreatedAt  time.Time
+	ID           uuid.UUID
+	CampaignID   uuid.UUID
+	Recipient    string
+	Subject      string
+	Body         string
+	Status       DeliveryStatus
+	SentAt       *time.Time
+	IsOpened     bool
+	OpenedAt     *time.Time
+	IsReplied    bool
+	RepliedAt    *time.Time
+	CreatedAt    time.Time
+	BouncedAt    *time.Time
+	BounceReason *string
+}
+
+type EmailEvent struct {
+	UserID     uuid.UUID
+	EventID    uuid.UUID
+	EmailID    uuid.UUID
+	Kind       EmailEventKind
+	At         time.Time
+	ReceivedAt time.Time
 }
 
 type IdempotencyKey struct {

@@ -12,6 +12,19 @@ import (
 )
 
 type Querier interface {
+	// Applies recorded events to their emails in one statement. The events
+	// are folded per email first (an UPDATE … FROM applies one source row per
+	// target row): the earliest time of each kind, and of bounced/failed the
+	// earliest one. The rows are locked in id order before the update, so two
+	// batches touching the same emails wait instead of deadlocking; the
+	// counters' trigger then locks campaign rows in campaign_id order.
+	// Transitions: opened and replied stamp their time once (the first
+	// recorded wins) whatever the status; sent moves queued to sent and stamps
+	// sent_at once, except on a failed email; bounced and failed are terminal
+	// and the first recorded wins (a bounce also stamps sent_at if no sent
+	// event came: a bounce reports a send). Every email of the batch is
+	// returned as it is after the update.
+	ApplyEmailEvents(ctx context.Context, arg ApplyEmailEventsParams) ([]Email, error)
 	// Claims an Idempotency-Key for a request: 1 row when this request is the
 	// first, 0 when the key exists. A concurrent claim of the same key waits
 	// here until the first transaction ends.
@@ -23,6 +36,9 @@ type Querier interface {
 	// Its emails go with it (ON DELETE CASCADE).
 	DeleteCampaign(ctx context.Context, arg DeleteCampaignParams) (int64, error)
 	EnsureEmailPartitions(ctx context.Context, arg EnsureEmailPartitionsParams) ([]string, error)
+	// Which (user, email) pairs exist: an event RecordEmailEvents skipped is a
+	// duplicate when its email is its user's, not found otherwise.
+	FindOwnedEmails(ctx context.Context, arg FindOwnedEmailsParams) ([]FindOwnedEmailsRow, error)
 	// Authenticates a request: one indexed lookup on the unique key_hash, joined
 	// to the owner so a deactivated user's keys stop working too. It leaves out
 	// last_used_at on purpose: the cache invalidates a read when a column it
@@ -32,8 +48,14 @@ type Querier interface {
 	// invalidates this read.
 	GetAPIKeyByHash(ctx context.Context, keyHash []byte) (GetAPIKeyByHashRow, error)
 	GetCampaign(ctx context.Context, arg GetCampaignParams) (Campaign, error)
-	// Days are UTC days. The time range prunes the scan to the partitions of the
-	// months it spans. Days without emails are absent; callers fill them in.
+	// Days are UTC days. Each email counts on the day it was created, the day
+	// it was sent (sent_at), opened and replied (their own times), as the seed's
+	// example counts sends by sent_at. An email is created before it is sent,
+	// opened or replied, so only the emails created before the window's end
+	// are read: the time range prunes the scan to the partitions up to it, and
+	// the campaign's index range up to it. Days without any count are absent;
+	// callers fill them in. Cached: an event batch invalidates only the
+	// campaigns it touched.
 	GetCampaignDailyCounts(ctx context.Context, arg GetCampaignDailyCountsParams) ([]GetCampaignDailyCountsRow, error)
 	// One row even for a campaign without emails (every campaign has its
 	// counter row, created with it); no row when the campaign is not the
@@ -79,7 +101,23 @@ type Querier interface {
 	MarkEmailOpened(ctx context.Context, arg MarkEmailOpenedParams) (Email, error)
 	// First reply wins, as for opens.
 	MarkEmailReplied(ctx context.Context, arg MarkEmailRepliedParams) (Email, error)
+	// Event ids are remembered for EVENT_DEDUP_TTL: a retry after that is a
+	// new event (opened and replied stay stamped once; a status event finds
+	// its email already moved).
+	PurgeEmailEvents(ctx context.Context, before time.Time) (int64, error)
 	PurgeIdempotencyKeys(ctx context.Context, before time.Time) (int64, error)
+	// Tracking events, applied in batches by internal/ingest: each batch is one
+	// transaction of RecordEmailEvents, then FindOwnedEmails for the events it
+	// did not record (if any), then ApplyEmailEvents for those it did. The
+	// arrays are the batch's events, at most EVENT_BATCH_MAX of them, which
+	// bounds these :many queries (sqlc.yaml many-is-bounded). docs/writes.md
+	// describes the transitions.
+	// Records the events whose email exists and belongs to the event's user,
+	// once per (user_id, event_id): a retried event conflicts and is skipped.
+	// Returns the events recorded now. Rows are inserted in key order, so two
+	// batches waiting on each other's uncommitted keys always wait in the same
+	// direction (no deadlock).
+	RecordEmailEvents(ctx context.Context, arg RecordEmailEventsParams) ([]RecordEmailEventsRow, error)
 	// Revoking twice keeps the first revocation time.
 	RevokeAPIKey(ctx context.Context, id uuid.UUID) (RevokeAPIKeyRow, error)
 	SaveIdempotentResponse(ctx context.Context, arg SaveIdempotentResponseParams) error

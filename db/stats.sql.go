@@ -42,12 +42,18 @@ func (q *Queries) EnsureEmailPartitions(ctx context.Context, arg EnsureEmailPart
 }
 
 const getCampaignDailyCounts = `-- name: GetCampaignDailyCounts :many
-SELECT date_trunc('day', created_at AT TIME ZONE 'UTC')::date AS day,
-       count(*)                                              AS count
-FROM emails
-WHERE campaign_id = $1
-  AND created_at >= $2::timestamptz
-  AND created_at < $3::timestamptz
+SELECT date_trunc('day', x.at AT TIME ZONE 'UTC')::date AS day,
+       count(*) FILTER (WHERE x.what = 'created')      AS count,
+       count(*) FILTER (WHERE x.what = 'sent')         AS sent,
+       count(*) FILTER (WHERE x.what = 'opened')       AS opened,
+       count(*) FILTER (WHERE x.what = 'replied')      AS replied
+FROM emails e
+CROSS JOIN LATERAL (VALUES ('created', e.created_at), ('sent', e.sent_at),
+                           ('opened', e.opened_at), ('replied', e.replied_at)) AS x(what, at)
+WHERE e.campaign_id = $1
+  AND x.at >= $2::timestamptz
+  AND x.at < $3::timestamptz
+  AND e.created_at < $3::timestamptz
 GROUP BY 1
 ORDER BY 1
 `
@@ -59,12 +65,21 @@ type GetCampaignDailyCountsParams struct {
 }
 
 type GetCampaignDailyCountsRow struct {
-	Day   time.Time
-	Count int64
+	Day     time.Time
+	Count   int64
+	Sent    int64
+	Opened  int64
+	Replied int64
 }
 
-// Days are UTC days. The time range prunes the scan to the partitions of the
-// months it spans. Days without emails are absent; callers fill them in.
+// Days are UTC days. Each email counts on the day it was created, the day
+// it was sent (sent_at), opened and replied (their own times), as the seed's
+// example counts sends by sent_at. An email is created before it is sent,
+// opened or replied, so only the emails created before the window's end
+// are read: the time range prunes the scan to the partitions up to it, and
+// the campaign's index range up to it. Days without any count are absent;
+// callers fill them in. Cached: an event batch invalidates only the
+// campaigns it touched.
 func (q *Queries) GetCampaignDailyCounts(ctx context.Context, arg GetCampaignDailyCountsParams) ([]GetCampaignDailyCountsRow, error) {
 	rows, err := q.db.Query(ctx, getCampaignDailyCounts, arg.CampaignID, arg.Since, arg.Until)
 	if err != nil {
@@ -74,7 +89,13 @@ func (q *Queries) GetCampaignDailyCounts(ctx context.Context, arg GetCampaignDai
 	var items []GetCampaignDailyCountsRow
 	for rows.Next() {
 		var i GetCampaignDailyCountsRow
-		if err := rows.Scan(&i.Day, &i.Count); err != nil {
+		if err := rows.Scan(
+			&i.Day,
+			&i.Count,
+			&i.Sent,
+			&i.Opened,
+			&i.Replied,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -86,7 +107,7 @@ func (q *Queries) GetCampaignDailyCounts(ctx context.Context, arg GetCampaignDai
 }
 
 const getCampaignSummary = `-- name: GetCampaignSummary :one
-SELECT n.total, n.opened, n.replied
+SELECT n.total, n.opened, n.replied, n.sent, n.bounced, n.failed
 FROM campaigns c
 JOIN campaign_email_counts n ON n.campaign_id = c.id
 WHERE c.id = $1 AND c.user_id = $2
@@ -101,6 +122,9 @@ type GetCampaignSummaryRow struct {
 	Total   int64
 	Opened  int64
 	Replied int64
+	Sent    int64
+	Bounced int64
+	Failed  int64
 }
 
 // One row even for a campaign without emails (every campaign has its
@@ -111,7 +135,14 @@ type GetCampaignSummaryRow struct {
 func (q *Queries) GetCampaignSummary(ctx context.Context, arg GetCampaignSummaryParams) (GetCampaignSummaryRow, error) {
 	row := q.db.QueryRow(ctx, getCampaignSummary, arg.CampaignID, arg.UserID)
 	var i GetCampaignSummaryRow
-	err := row.Scan(&i.Total, &i.Opened, &i.Replied)
+	err := row.Scan(
+		&i.Total,
+		&i.Opened,
+		&i.Replied,
+		&i.Sent,
+		&i.Bounced,
+		&i.Failed,
+	)
 	return i, err
 }
 

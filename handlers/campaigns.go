@@ -175,7 +175,7 @@ func (a *API) listCampaignsWithStats(c echo.Context, limit int, cur cursor) erro
 	}
 	return c.JSON(http.StatusOK, newPage(rows, limit, func(r db.ListCampaignsWithStatsRow) campaignJSON {
 		out := toCampaign(db.Campaign{ID: r.ID, UserID: r.UserID, Name: r.Name, Status: r.Status, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt})
-		stats := newSummary(r.Total, r.Opened, r.Replied)
+		stats := newSummary(counts{r.Total, r.Opened, r.Replied, r.Sent, r.Bounced, r.Failed})
 		out.Stats = &stats
 		return out
 	}, func(r db.ListCampaignsWithStatsRow) cursor {
@@ -242,10 +242,10 @@ func (a *API) getCampaignSummary(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, newSummary(s.Total, s.Opened, s.Replied))
+	return c.JSON(http.StatusOK, newSummary(counts{s.Total, s.Opened, s.Replied, s.Sent, s.Bounced, s.Failed}))
 }
 
-// getCampaignDailyStats counts emails per UTC day over the last days days,
+// getCampaignDailyStats counts emails created, sent, opened and replied per UTC day over the last days days,
 // today included. The range is whole UTC days so that every request of one
 // day asks the same question, which is what lets the cache answer it.
 func (a *API) getCampaignDailyStats(c echo.Context) error {
@@ -266,14 +266,19 @@ func (a *API) getCampaignDailyStats(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	counts := make(map[string]int64, len(rows))
+	byDay := make(map[string]dayCountJSON, len(rows))
 	for _, r := range rows {
-		counts[r.Day.UTC().Format(time.DateOnly)] = r.Count
+		day := r.Day.UTC().Format(time.DateOnly)
+		byDay[day] = dayCountJSON{Day: day, Count: r.Count, Sent: r.Sent, Opened: r.Opened, Replied: r.Replied}
 	}
 	out := make([]dayCountJSON, 0, days)
 	for d := since; d.Before(until); d = d.AddDate(0, 0, 1) {
 		day := d.Format(time.DateOnly)
-		out = append(out, dayCountJSON{Day: day, Count: counts[day]})
+		row, ok := byDay[day]
+		if !ok {
+			row = dayCountJSON{Day: day}
+		}
+		out = append(out, row)
 	}
 	return c.JSON(http.StatusOK, out)
 }

@@ -52,6 +52,9 @@ type emailJSON struct {
 	IsReplied  bool       `json:"is_replied"`
 	RepliedAt  *time.Time `json:"replied_at"`
 	CreatedAt  time.Time  `json:"created_at"`
+	BouncedAt  *time.Time `json:"bounced_at"`
+	// BounceReason is the provider's reason of a bounce, when it gave one.
+	BounceReason *string `json:"bounce_reason,omitempty" description:"The reason a bounced event gave, if any."`
 }
 
 func utcPtr(t *time.Time) *time.Time {
@@ -66,16 +69,18 @@ func toEmail(e db.Email) emailJSON {
 	body := e.Body
 	return emailJSON{
 		ID: e.ID, CampaignID: e.CampaignID, Recipient: e.Recipient, Subject: e.Subject, Body: &body,
-		Status: e.Status, SentAt: utcPtr(e.SentAt), IsOpened: e.IsOpened, OpenedAt: utcPtr(e.OpenedAt),
+		Status: string(e.Status), SentAt: utcPtr(e.SentAt), IsOpened: e.IsOpened, OpenedAt: utcPtr(e.OpenedAt),
 		IsReplied: e.IsReplied, RepliedAt: utcPtr(e.RepliedAt), CreatedAt: e.CreatedAt.UTC(),
+		BouncedAt: utcPtr(e.BouncedAt), BounceReason: e.BounceReason,
 	}
 }
 
 func toEmailEnvelope(e db.ListCampaignEmailsRow) emailJSON {
 	return emailJSON{
 		ID: e.ID, CampaignID: e.CampaignID, Recipient: e.Recipient, Subject: e.Subject,
-		Status: e.Status, SentAt: utcPtr(e.SentAt), IsOpened: e.IsOpened, OpenedAt: utcPtr(e.OpenedAt),
+		Status: string(e.Status), SentAt: utcPtr(e.SentAt), IsOpened: e.IsOpened, OpenedAt: utcPtr(e.OpenedAt),
 		IsReplied: e.IsReplied, RepliedAt: utcPtr(e.RepliedAt), CreatedAt: e.CreatedAt.UTC(),
+		BouncedAt: utcPtr(e.BouncedAt), BounceReason: e.BounceReason,
 	}
 }
 
@@ -97,21 +102,38 @@ type summaryJSON struct {
 	Replied   int64   `json:"replied" minimum:"0"`
 	OpenRate  float64 `json:"open_rate" minimum:"0" maximum:"1"`
 	ReplyRate float64 `json:"reply_rate" minimum:"0" maximum:"1"`
+	// The send lifecycle: emails with a sent_at, and in status bounced or
+	// failed. BounceRate is bounced over sent (a bounce stamps sent_at).
+	Sent       int64   `json:"sent" minimum:"0"`
+	Bounced    int64   `json:"bounced" minimum:"0"`
+	Failed     int64   `json:"failed" minimum:"0"`
+	BounceRate float64 `json:"bounce_rate" minimum:"0" maximum:"1" description:"bounced / sent; 0 before the first send."`
 }
 
+// counts are a campaign's counters as the queries return them.
+type counts struct{ total, opened, replied, sent, bounced, failed int64 }
+
 // newSummary computes the rates of a campaign's counts.
-func newSummary(total, opened, replied int64) summaryJSON {
-	out := summaryJSON{Total: total, Opened: opened, Replied: replied}
-	if total > 0 {
-		out.OpenRate = float64(opened) / float64(total)
-		out.ReplyRate = float64(replied) / float64(total)
+func newSummary(n counts) summaryJSON {
+	out := summaryJSON{Total: n.total, Opened: n.opened, Replied: n.replied, Sent: n.sent, Bounced: n.bounced, Failed: n.failed}
+	if n.total > 0 {
+		out.OpenRate = float64(n.opened) / float64(n.total)
+		out.ReplyRate = float64(n.replied) / float64(n.total)
+	}
+	if n.sent > 0 {
+		out.BounceRate = min(1, float64(n.bounced)/float64(n.sent))
 	}
 	return out
 }
 
 type dayCountJSON struct {
-	Day   string `json:"day" format:"date"`
-	Count int64  `json:"count" minimum:"0"`
+	Day string `json:"day" format:"date"`
+	// Count is the emails created that day (the field clients had before
+	// the send lifecycle); the others count by their own times.
+	Count   int64 `json:"count" minimum:"0" description:"Emails created that day."`
+	Sent    int64 `json:"sent" minimum:"0" description:"Emails sent that day (by sent_at)."`
+	Opened  int64 `json:"opened" minimum:"0" description:"Emails first opened that day (by opened_at)."`
+	Replied int64 `json:"replied" minimum:"0" description:"Emails first replied to that day (by replied_at)."`
 }
 
 type statisticsJSON struct {

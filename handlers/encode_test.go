@@ -56,7 +56,7 @@ func TestJSONEncodeMatchesEncodingJSON(t *testing.T) {
 		{"nil page", []campaignJSON(nil)},
 		{"api key", apiKeyJSON{ID: uuid.New(), Name: tricky, Prefix: "rr_", Key: "rr_secret", CreatedAt: at, RateLimitPerMinute: &limit}},
 		{"summaries", []summaryJSON{
-			newSummary(0, 0, 0), newSummary(3, 1, 2), newSummary(7, 7, 0),
+			newSummary(counts{}), newSummary(counts{total: 3, opened: 1, replied: 2}), newSummary(counts{7, 7, 0, 7, 2, 1}),
 			{OpenRate: 1e-7, ReplyRate: 1e21}, {OpenRate: 1e20, ReplyRate: 123456789.125}, {OpenRate: 5e-324, ReplyRate: math.MaxFloat64},
 			{OpenRate: -0.0, ReplyRate: 0.000001}, {Total: math.MaxInt64, Opened: math.MinInt64},
 		}},

@@ -45,7 +45,7 @@ LIMIT @page_size;
 -- name: ListCampaignsWithStats :many
 -- cache: ttl=1m
 SELECT c.id, c.user_id, c.name, c.status, c.created_at, c.updated_at,
-       n.total, n.opened, n.replied
+       n.total, n.opened, n.replied, n.sent, n.bounced, n.failed
 FROM campaigns c
 JOIN campaign_email_counts n ON n.campaign_id = c.id
 WHERE c.user_id = @user_id

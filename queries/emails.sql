@@ -7,7 +7,8 @@ VALUES (@id, @campaign_id, @recipient, @subject, @body, @status, @created_at);
 -- name: GetEmail :one
 -- cache: ttl=1m
 SELECT e.id, e.campaign_id, e.recipient, e.subject, e.body, e.status, e.sent_at,
-       e.is_opened, e.opened_at, e.is_replied, e.replied_at, e.created_at
+       e.is_opened, e.opened_at, e.is_replied, e.replied_at, e.created_at,
+       e.bounced_at, e.bounce_reason
 FROM emails e
 JOIN campaigns c ON c.id = e.campaign_id
 WHERE e.id = @id
@@ -19,7 +20,8 @@ WHERE e.id = @id
 -- The body is left out: a list shows envelopes, GetEmail the message.
 -- name: ListCampaignEmails :many
 SELECT id, campaign_id, recipient, subject, status, sent_at,
-       is_opened, opened_at, is_replied, replied_at, created_at
+       is_opened, opened_at, is_replied, replied_at, created_at,
+       bounced_at, bounce_reason
 FROM emails
 WHERE campaign_id = @campaign_id
   AND (created_at, id) > (@after_created_at::timestamptz, @after_id::uuid)
@@ -37,7 +39,8 @@ WHERE e.id = @id
   AND c.user_id = @user_id
   AND NOT e.is_opened
 RETURNING e.id, e.campaign_id, e.recipient, e.subject, e.body, e.status, e.sent_at,
-          e.is_opened, e.opened_at, e.is_replied, e.replied_at, e.created_at;
+          e.is_opened, e.opened_at, e.is_replied, e.replied_at, e.created_at,
+          e.bounced_at, e.bounce_reason;
 
 -- First reply wins, as for opens.
 -- name: MarkEmailReplied :one
@@ -50,4 +53,5 @@ WHERE e.id = @id
   AND c.user_id = @user_id
   AND NOT e.is_replied
 RETURNING e.id, e.campaign_id, e.recipient, e.subject, e.body, e.status, e.sent_at,
-          e.is_opened, e.opened_at, e.is_replied, e.replied_at, e.created_at;
+          e.is_opened, e.opened_at, e.is_replied, e.replied_at, e.created_at,
+          e.bounced_at, e.bounce_reason;

@@ -16,8 +16,10 @@ var Tables = []string{
 	"api_keys",
 	"campaign_email_counts",
 	"campaigns",
+	"email_events",
 	"emails",
 	"idempotency_keys",
+	"l",
 	"users",
 }
 
@@ -65,19 +67,28 @@ var Versions = []string{
 	"api_keys.user_id#revoked_at",
 	"api_keys.user_id#user_id",
 	"campaign_email_counts",
+	"campaign_email_counts#bounced",
 	"campaign_email_counts#campaign_id",
+	"campaign_email_counts#failed",
 	"campaign_email_counts#opened",
 	"campaign_email_counts#replied",
+	"campaign_email_counts#sent",
 	"campaign_email_counts#total",
 	"campaign_email_counts.campaign_id",
+	"campaign_email_counts.campaign_id#bounced",
 	"campaign_email_counts.campaign_id#campaign_id",
+	"campaign_email_counts.campaign_id#failed",
 	"campaign_email_counts.campaign_id#opened",
 	"campaign_email_counts.campaign_id#replied",
+	"campaign_email_counts.campaign_id#sent",
 	"campaign_email_counts.campaign_id#total",
 	"campaign_email_counts.campaign_id>campaigns.user_id",
+	"campaign_email_counts.campaign_id>campaigns.user_id#bounced",
 	"campaign_email_counts.campaign_id>campaigns.user_id#campaign_id",
+	"campaign_email_counts.campaign_id>campaigns.user_id#failed",
 	"campaign_email_counts.campaign_id>campaigns.user_id#opened",
 	"campaign_email_counts.campaign_id>campaigns.user_id#replied",
+	"campaign_email_counts.campaign_id>campaigns.user_id#sent",
 	"campaign_email_counts.campaign_id>campaigns.user_id#total",
 	"campaigns",
 	"campaigns#created_at",
@@ -100,8 +111,24 @@ var Versions = []string{
 	"campaigns.user_id#status",
 	"campaigns.user_id#updated_at",
 	"campaigns.user_id#user_id",
+	"email_events",
+	"email_events#at",
+	"email_events#email_id",
+	"email_events#event_id",
+	"email_events#kind",
+	"email_events#received_at",
+	"email_events#user_id",
+	"email_events.user_id",
+	"email_events.user_id#at",
+	"email_events.user_id#email_id",
+	"email_events.user_id#event_id",
+	"email_events.user_id#kind",
+	"email_events.user_id#received_at",
+	"email_events.user_id#user_id",
 	"emails",
 	"emails#body",
+	"emails#bounce_reason",
+	"emails#bounced_at",
 	"emails#campaign_id",
 	"emails#created_at",
 	"emails#id",
@@ -115,6 +142,8 @@ var Versions = []string{
 	"emails#subject",
 	"emails.campaign_id",
 	"emails.campaign_id#body",
+	"emails.campaign_id#bounce_reason",
+	"emails.campaign_id#bounced_at",
 	"emails.campaign_id#campaign_id",
 	"emails.campaign_id#created_at",
 	"emails.campaign_id#id",
@@ -128,6 +157,8 @@ var Versions = []string{
 	"emails.campaign_id#subject",
 	"emails.campaign_id>campaigns.user_id",
 	"emails.campaign_id>campaigns.user_id#body",
+	"emails.campaign_id>campaigns.user_id#bounce_reason",
+	"emails.campaign_id>campaigns.user_id#bounced_at",
 	"emails.campaign_id>campaigns.user_id#campaign_id",
 	"emails.campaign_id>campaigns.user_id#created_at",
 	"emails.campaign_id>campaigns.user_id#id",
@@ -141,6 +172,8 @@ var Versions = []string{
 	"emails.campaign_id>campaigns.user_id#subject",
 	"emails.id",
 	"emails.id#body",
+	"emails.id#bounce_reason",
+	"emails.id#bounced_at",
 	"emails.id#campaign_id",
 	"emails.id#created_at",
 	"emails.id#id",
@@ -174,6 +207,7 @@ var Versions = []string{
 	"idempotency_keys.owner#request_hash",
 	"idempotency_keys.owner#response",
 	"idempotency_keys.owner#status",
+	"l",
 	"users",
 	"users#created_at",
 	"users#email",
@@ -208,6 +242,7 @@ var Scopes = []cache.Scope{
 	{Name: "campaign_email_counts.campaign_id>campaigns.user_id", Table: "campaign_email_counts"},
 	{Name: "campaigns.id", Table: "campaigns"},
 	{Name: "campaigns.user_id", Table: "campaigns"},
+	{Name: "email_events.user_id", Table: "email_events"},
 	{Name: "emails.id", Table: "emails"},
 	{Name: "emails.campaign_id", Table: "emails"},
 	{Name: "emails.campaign_id>campaigns.user_id", Table: "emails"},
@@ -218,6 +253,12 @@ var Scopes = []cache.Scope{
 // Queries describe every query: what it reads and writes, and its cache
 // settings (zero TTL: not cached).
 var Queries = []QueryInfo{
+	{
+		Name: "ApplyEmailEvents", Kind: ":many",
+		Reads:  []string{"emails", "l"},
+		Writes: []string{"campaign_email_counts", "emails"},
+		TTL:    0, SWR: 0,
+	},
 	{
 		Name: "ClaimIdempotencyKey", Kind: ":execrows",
 		Reads:  nil,
@@ -257,6 +298,12 @@ var Queries = []QueryInfo{
 	{
 		Name: "EnsureEmailPartitions", Kind: ":many",
 		Reads:  nil,
+		Writes: nil,
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "FindOwnedEmails", Kind: ":many",
+		Reads:  []string{"campaigns", "emails"},
 		Writes: nil,
 		TTL:    0, SWR: 0,
 	},
@@ -357,9 +404,21 @@ var Queries = []QueryInfo{
 		TTL:    0, SWR: 0,
 	},
 	{
+		Name: "PurgeEmailEvents", Kind: ":execrows",
+		Reads:  nil,
+		Writes: []string{"email_events"},
+		TTL:    0, SWR: 0,
+	},
+	{
 		Name: "PurgeIdempotencyKeys", Kind: ":execrows",
 		Reads:  nil,
 		Writes: []string{"idempotency_keys"},
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "RecordEmailEvents", Kind: ":many",
+		Reads:  []string{"campaigns", "emails"},
+		Writes: []string{"email_events"},
 		TTL:    0, SWR: 0,
 	},
 	{
@@ -460,41 +519,61 @@ func (q *queries) register(c *cache.Cache) error {
 		return err
 	}
 	if q.GetCampaignDailyCounts, err = c.Register(cache.QuerySpec{
-		Name: "GetCampaignDailyCounts", Hash: "91820ebaf6137b34",
+		Name: "GetCampaignDailyCounts", Hash: "439caaf73b5ff458",
 		TTL: 10 * time.Minute, SWR: 0,
 		Reads: []string{
 			"emails.campaign_id",
 			"emails.campaign_id#campaign_id",
 			"emails.campaign_id#created_at",
+			"emails.campaign_id#opened_at",
+			"emails.campaign_id#replied_at",
+			"emails.campaign_id#sent_at",
 		},
 		Scoped: []cache.ScopeDep{
-			{Scope: "emails.campaign_id", Columns: []string{"campaign_id", "created_at"}},
+			{Scope: "emails.campaign_id", Columns: []string{
+				"campaign_id",
+				"created_at",
+				"opened_at",
+				"replied_at",
+				"sent_at",
+			}},
 		},
 	}); err != nil {
 		return err
 	}
 	if q.GetCampaignSummary, err = c.Register(cache.QuerySpec{
-		Name: "GetCampaignSummary", Hash: "ab17a78d96c6251f",
+		Name: "GetCampaignSummary", Hash: "3f7fbb9003992227",
 		TTL: 10 * time.Minute, SWR: 0,
 		Reads: []string{
 			"campaign_email_counts.campaign_id",
+			"campaign_email_counts.campaign_id#bounced",
 			"campaign_email_counts.campaign_id#campaign_id",
+			"campaign_email_counts.campaign_id#failed",
 			"campaign_email_counts.campaign_id#opened",
 			"campaign_email_counts.campaign_id#replied",
+			"campaign_email_counts.campaign_id#sent",
 			"campaign_email_counts.campaign_id#total",
 			"campaigns.id",
 			"campaigns.id#id",
 			"campaigns.id#user_id",
 		},
 		Scoped: []cache.ScopeDep{
-			{Scope: "campaign_email_counts.campaign_id", Columns: []string{"campaign_id", "opened", "replied", "total"}},
+			{Scope: "campaign_email_counts.campaign_id", Columns: []string{
+				"bounced",
+				"campaign_id",
+				"failed",
+				"opened",
+				"replied",
+				"sent",
+				"total",
+			}},
 			{Scope: "campaigns.id", Columns: []string{"id", "user_id"}},
 		},
 	}); err != nil {
 		return err
 	}
 	if q.GetEmail, err = c.Register(cache.QuerySpec{
-		Name: "GetEmail", Hash: "f1807dfe571df7d8",
+		Name: "GetEmail", Hash: "23354242e448ec93",
 		TTL: 1 * time.Minute, SWR: 0,
 		Reads: []string{
 			"campaigns.user_id",
@@ -502,6 +581,8 @@ func (q *queries) register(c *cache.Cache) error {
 			"campaigns.user_id#user_id",
 			"emails.id",
 			"emails.id#body",
+			"emails.id#bounce_reason",
+			"emails.id#bounced_at",
 			"emails.id#campaign_id",
 			"emails.id#created_at",
 			"emails.id#id",
@@ -518,6 +599,8 @@ func (q *queries) register(c *cache.Cache) error {
 			{Scope: "campaigns.user_id", Columns: []string{"id", "user_id"}},
 			{Scope: "emails.id", Columns: []string{
 				"body",
+				"bounce_reason",
+				"bounced_at",
 				"campaign_id",
 				"created_at",
 				"id",
@@ -580,13 +663,16 @@ func (q *queries) register(c *cache.Cache) error {
 		return err
 	}
 	if q.ListCampaignsWithStats, err = c.Register(cache.QuerySpec{
-		Name: "ListCampaignsWithStats", Hash: "2fa2e414a1512f13",
+		Name: "ListCampaignsWithStats", Hash: "a78d302253638669",
 		TTL: 1 * time.Minute, SWR: 0,
 		Reads: []string{
 			"campaign_email_counts.campaign_id>campaigns.user_id",
+			"campaign_email_counts.campaign_id>campaigns.user_id#bounced",
 			"campaign_email_counts.campaign_id>campaigns.user_id#campaign_id",
+			"campaign_email_counts.campaign_id>campaigns.user_id#failed",
 			"campaign_email_counts.campaign_id>campaigns.user_id#opened",
 			"campaign_email_counts.campaign_id>campaigns.user_id#replied",
+			"campaign_email_counts.campaign_id>campaigns.user_id#sent",
 			"campaign_email_counts.campaign_id>campaigns.user_id#total",
 			"campaigns.user_id",
 			"campaigns.user_id#created_at",
@@ -597,7 +683,15 @@ func (q *queries) register(c *cache.Cache) error {
 			"campaigns.user_id#user_id",
 		},
 		Scoped: []cache.ScopeDep{
-			{Scope: "campaign_email_counts.campaign_id>campaigns.user_id", Columns: []string{"campaign_id", "opened", "replied", "total"}},
+			{Scope: "campaign_email_counts.campaign_id>campaigns.user_id", Columns: []string{
+				"bounced",
+				"campaign_id",
+				"failed",
+				"opened",
+				"replied",
+				"sent",
+				"total",
+			}},
 			{Scope: "campaigns.user_id", Columns: []string{
 				"created_at",
 				"id",
@@ -611,6 +705,145 @@ func (q *queries) register(c *cache.Cache) error {
 		return err
 	}
 	return nil
+}
+
+// ApplyEmailEvents writes campaign_email_counts, emails; see
+// bumpApplyEmailEvents.
+func (s *Store) ApplyEmailEvents(ctx context.Context, arg db.ApplyEmailEventsParams) ([]db.Email, error) {
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.ApplyEmailEvents(wctx, arg)
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) {
+		bumpApplyEmailEvents(ctx, s.inner, b, arg, r, err == nil)
+	})
+	return r, err
+}
+
+func (t *txQuerier) ApplyEmailEvents(ctx context.Context, arg db.ApplyEmailEventsParams) ([]db.Email, error) {
+	r, err := t.inner.ApplyEmailEvents(ctx, arg)
+	t.collect(func(b *cache.Bumps) {
+		bumpApplyEmailEvents(ctx, t.inner, b, arg, r, err == nil)
+	})
+	return r, err
+}
+
+// bumpApplyEmailEvents collects what ApplyEmailEvents invalidates; ok is
+// false when the statement failed with an unknown outcome, so RETURNING
+// values are missing.
+//   - campaign_email_counts.campaign_id: RETURNING campaign_id (trigger
+//     emails_counts_update: campaign_id from emails.campaign_id
+//     (RETURNING))
+//   - campaign_email_counts.campaign_id>campaigns.user_id: RETURNING
+//     campaign_id (user_id looked up from campaign_id through
+//     ListCampaignOwners)
+//   - emails.campaign_id: RETURNING campaign_id (RETURNING)
+//   - emails.campaign_id>campaigns.user_id: RETURNING campaign_id (user_id
+//     looked up from campaign_id through ListCampaignOwners)
+//   - emails.id: RETURNING id (RETURNING)
+func bumpApplyEmailEvents(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.ApplyEmailEventsParams, r []db.Email, ok bool) {
+	b.Table(
+		"campaign_email_counts#bounced",
+		"campaign_email_counts#failed",
+		"campaign_email_counts#opened",
+		"campaign_email_counts#replied",
+		"campaign_email_counts#sent",
+		"campaign_email_counts#total",
+		"emails#bounce_reason",
+		"emails#bounced_at",
+		"emails#is_opened",
+		"emails#is_replied",
+		"emails#opened_at",
+		"emails#replied_at",
+		"emails#sent_at",
+		"emails#status",
+	)
+	if ok {
+		for _, v := range r {
+			b.Value("campaign_email_counts.campaign_id", v.CampaignID[:], "bounced", "failed", "opened", "replied", "sent", "total")
+		}
+	} else {
+		b.Wide("campaign_email_counts.campaign_id", "bounced", "failed", "opened", "replied", "sent", "total")
+	}
+	var keys1 []uuid.UUID
+	for _, v := range r {
+		keys1 = append(keys1, v.CampaignID)
+	}
+	if vals2, found3 := resolveListCampaignOwners(ctx, q, keys1); ok && found3 {
+		for _, v := range vals2 {
+			b.Value("campaign_email_counts.campaign_id>campaigns.user_id", v[:], "bounced", "failed", "opened", "replied", "sent", "total")
+			b.Value("emails.campaign_id>campaigns.user_id", v[:],
+				"bounce_reason",
+				"bounced_at",
+				"is_opened",
+				"is_replied",
+				"opened_at",
+				"replied_at",
+				"sent_at",
+				"status",
+			)
+		}
+	} else {
+		b.Wide("campaign_email_counts.campaign_id>campaigns.user_id", "bounced", "failed", "opened", "replied", "sent", "total")
+		b.Wide("emails.campaign_id>campaigns.user_id",
+			"bounce_reason",
+			"bounced_at",
+			"is_opened",
+			"is_replied",
+			"opened_at",
+			"replied_at",
+			"sent_at",
+			"status",
+		)
+	}
+	if ok {
+		for _, v := range r {
+			b.Value("emails.campaign_id", v.CampaignID[:],
+				"bounce_reason",
+				"bounced_at",
+				"is_opened",
+				"is_replied",
+				"opened_at",
+				"replied_at",
+				"sent_at",
+				"status",
+			)
+		}
+	} else {
+		b.Wide("emails.campaign_id",
+			"bounce_reason",
+			"bounced_at",
+			"is_opened",
+			"is_replied",
+			"opened_at",
+			"replied_at",
+			"sent_at",
+			"status",
+		)
+	}
+	if ok {
+		for _, v := range r {
+			b.Value("emails.id", v.ID[:],
+				"bounce_reason",
+				"bounced_at",
+				"is_opened",
+				"is_replied",
+				"opened_at",
+				"replied_at",
+				"sent_at",
+				"status",
+			)
+		}
+	} else {
+		b.Wide("emails.id",
+			"bounce_reason",
+			"bounced_at",
+			"is_opened",
+			"is_replied",
+			"opened_at",
+			"replied_at",
+			"sent_at",
+			"status",
+		)
+	}
 }
 
 // ClaimIdempotencyKey writes idempotency_keys; see bumpClaimIdempotencyKey.
@@ -803,8 +1036,24 @@ func (t *txQuerier) DeleteCampaign(ctx context.Context, arg db.DeleteCampaignPar
 //   - emails.id: table-wide (its rows' id is not known)
 func bumpDeleteCampaign(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.DeleteCampaignParams, ok bool) {
 	b.Table("campaign_email_counts", "campaigns", "emails")
-	b.Value("campaign_email_counts.campaign_id", arg.ID[:], "", "opened", "replied", "total")
-	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "", "opened", "replied", "total")
+	b.Value("campaign_email_counts.campaign_id", arg.ID[:],
+		"",
+		"bounced",
+		"failed",
+		"opened",
+		"replied",
+		"sent",
+		"total",
+	)
+	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:],
+		"",
+		"bounced",
+		"failed",
+		"opened",
+		"replied",
+		"sent",
+		"total",
+	)
 	b.Value("campaigns.id", arg.ID[:], "")
 	b.Value("campaigns.user_id", arg.UserID[:], "")
 	b.Value("emails.campaign_id", arg.ID[:], "")
@@ -819,6 +1068,15 @@ func (s *Store) EnsureEmailPartitions(ctx context.Context, arg db.EnsureEmailPar
 
 func (t *txQuerier) EnsureEmailPartitions(ctx context.Context, arg db.EnsureEmailPartitionsParams) ([]string, error) {
 	return t.inner.EnsureEmailPartitions(ctx, arg)
+}
+
+// FindOwnedEmails reads campaigns, emails and writes no table. Not cached.
+func (s *Store) FindOwnedEmails(ctx context.Context, arg db.FindOwnedEmailsParams) ([]db.FindOwnedEmailsRow, error) {
+	return s.inner.FindOwnedEmails(ctx, arg)
+}
+
+func (t *txQuerier) FindOwnedEmails(ctx context.Context, arg db.FindOwnedEmailsParams) ([]db.FindOwnedEmailsRow, error) {
+	return t.inner.FindOwnedEmails(ctx, arg)
 }
 
 // GetAPIKeyByHash is cached for 1m0s; it depends on api_keys.key_hash =
@@ -1096,25 +1354,28 @@ func (t *txQuerier) InsertEmails(ctx context.Context, arg []db.InsertEmailsParam
 //   - emails.id: each row's @id (VALUES)
 func bumpInsertEmails(ctx context.Context, q db.Querier, b *cache.Bumps, arg []db.InsertEmailsParams, ok bool) {
 	b.Table(
+		"campaign_email_counts#bounced",
+		"campaign_email_counts#failed",
 		"campaign_email_counts#opened",
 		"campaign_email_counts#replied",
+		"campaign_email_counts#sent",
 		"campaign_email_counts#total",
 		"emails",
 	)
 	for _, v := range arg {
-		b.Value("campaign_email_counts.campaign_id", v.CampaignID[:], "opened", "replied", "total")
+		b.Value("campaign_email_counts.campaign_id", v.CampaignID[:], "bounced", "failed", "opened", "replied", "sent", "total")
 	}
-	var keys1 []uuid.UUID
+	var keys4 []uuid.UUID
 	for _, v := range arg {
-		keys1 = append(keys1, v.CampaignID)
+		keys4 = append(keys4, v.CampaignID)
 	}
-	if vals2, found3 := resolveListCampaignOwners(ctx, q, keys1); found3 {
-		for _, v := range vals2 {
-			b.Value("campaign_email_counts.campaign_id>campaigns.user_id", v[:], "opened", "replied", "total")
+	if vals5, found6 := resolveListCampaignOwners(ctx, q, keys4); found6 {
+		for _, v := range vals5 {
+			b.Value("campaign_email_counts.campaign_id>campaigns.user_id", v[:], "bounced", "failed", "opened", "replied", "sent", "total")
 			b.Value("emails.campaign_id>campaigns.user_id", v[:], "")
 		}
 	} else {
-		b.Wide("campaign_email_counts.campaign_id>campaigns.user_id", "opened", "replied", "total")
+		b.Wide("campaign_email_counts.campaign_id>campaigns.user_id", "bounced", "failed", "opened", "replied", "sent", "total")
 		b.Wide("emails.campaign_id>campaigns.user_id", "")
 	}
 	for _, v := range arg {
@@ -1221,18 +1482,21 @@ func (t *txQuerier) MarkEmailOpened(ctx context.Context, arg db.MarkEmailOpenedP
 //   - emails.id: @id (WHERE)
 func bumpMarkEmailOpened(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.MarkEmailOpenedParams, r db.Email, ok bool) {
 	b.Table(
+		"campaign_email_counts#bounced",
+		"campaign_email_counts#failed",
 		"campaign_email_counts#opened",
 		"campaign_email_counts#replied",
+		"campaign_email_counts#sent",
 		"campaign_email_counts#total",
 		"emails#is_opened",
 		"emails#opened_at",
 	)
 	if ok {
-		b.Value("campaign_email_counts.campaign_id", r.CampaignID[:], "opened", "replied", "total")
+		b.Value("campaign_email_counts.campaign_id", r.CampaignID[:], "bounced", "failed", "opened", "replied", "sent", "total")
 	} else {
-		b.Wide("campaign_email_counts.campaign_id", "opened", "replied", "total")
+		b.Wide("campaign_email_counts.campaign_id", "bounced", "failed", "opened", "replied", "sent", "total")
 	}
-	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "opened", "replied", "total")
+	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "bounced", "failed", "opened", "replied", "sent", "total")
 	if ok {
 		b.Value("emails.campaign_id", r.CampaignID[:], "is_opened", "opened_at")
 	} else {
@@ -1275,18 +1539,21 @@ func (t *txQuerier) MarkEmailReplied(ctx context.Context, arg db.MarkEmailReplie
 //   - emails.id: @id (WHERE)
 func bumpMarkEmailReplied(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.MarkEmailRepliedParams, r db.Email, ok bool) {
 	b.Table(
+		"campaign_email_counts#bounced",
+		"campaign_email_counts#failed",
 		"campaign_email_counts#opened",
 		"campaign_email_counts#replied",
+		"campaign_email_counts#sent",
 		"campaign_email_counts#total",
 		"emails#is_replied",
 		"emails#replied_at",
 	)
 	if ok {
-		b.Value("campaign_email_counts.campaign_id", r.CampaignID[:], "opened", "replied", "total")
+		b.Value("campaign_email_counts.campaign_id", r.CampaignID[:], "bounced", "failed", "opened", "replied", "sent", "total")
 	} else {
-		b.Wide("campaign_email_counts.campaign_id", "opened", "replied", "total")
+		b.Wide("campaign_email_counts.campaign_id", "bounced", "failed", "opened", "replied", "sent", "total")
 	}
-	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "opened", "replied", "total")
+	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "bounced", "failed", "opened", "replied", "sent", "total")
 	if ok {
 		b.Value("emails.campaign_id", r.CampaignID[:], "is_replied", "replied_at")
 	} else {
@@ -1294,6 +1561,33 @@ func bumpMarkEmailReplied(ctx context.Context, q db.Querier, b *cache.Bumps, arg
 	}
 	b.Value("emails.campaign_id>campaigns.user_id", arg.UserID[:], "is_replied", "replied_at")
 	b.Value("emails.id", arg.ID[:], "is_replied", "replied_at")
+}
+
+// PurgeEmailEvents writes email_events; see bumpPurgeEmailEvents.
+func (s *Store) PurgeEmailEvents(ctx context.Context, arg time.Time) (int64, error) {
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.PurgeEmailEvents(wctx, arg)
+	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) {
+		bumpPurgeEmailEvents(ctx, s.inner, b, arg, err == nil)
+	})
+	return r, err
+}
+
+func (t *txQuerier) PurgeEmailEvents(ctx context.Context, arg time.Time) (int64, error) {
+	r, err := t.inner.PurgeEmailEvents(ctx, arg)
+	t.collect(func(b *cache.Bumps) {
+		bumpPurgeEmailEvents(ctx, t.inner, b, arg, err == nil)
+	})
+	return r, err
+}
+
+// bumpPurgeEmailEvents collects what PurgeEmailEvents invalidates; ok is
+// false when the statement failed with an unknown outcome, so RETURNING
+// values are missing.
+//   - email_events.user_id: table-wide (its rows' user_id is not known)
+func bumpPurgeEmailEvents(ctx context.Context, q db.Querier, b *cache.Bumps, arg time.Time, ok bool) {
+	b.Table("email_events")
+	b.Wide("email_events.user_id", "")
 }
 
 // PurgeIdempotencyKeys writes idempotency_keys; see
@@ -1322,6 +1616,39 @@ func (t *txQuerier) PurgeIdempotencyKeys(ctx context.Context, arg time.Time) (in
 func bumpPurgeIdempotencyKeys(ctx context.Context, q db.Querier, b *cache.Bumps, arg time.Time, ok bool) {
 	b.Table("idempotency_keys")
 	b.Wide("idempotency_keys.owner", "")
+}
+
+// RecordEmailEvents writes email_events; see bumpRecordEmailEvents.
+func (s *Store) RecordEmailEvents(ctx context.Context, arg db.RecordEmailEventsParams) ([]db.RecordEmailEventsRow, error) {
+	wctx, w := trackWrites(ctx)
+	r, err := s.inner.RecordEmailEvents(wctx, arg)
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) {
+		bumpRecordEmailEvents(ctx, s.inner, b, arg, r, err == nil)
+	})
+	return r, err
+}
+
+func (t *txQuerier) RecordEmailEvents(ctx context.Context, arg db.RecordEmailEventsParams) ([]db.RecordEmailEventsRow, error) {
+	r, err := t.inner.RecordEmailEvents(ctx, arg)
+	t.collect(func(b *cache.Bumps) {
+		bumpRecordEmailEvents(ctx, t.inner, b, arg, r, err == nil)
+	})
+	return r, err
+}
+
+// bumpRecordEmailEvents collects what RecordEmailEvents invalidates; ok is
+// false when the statement failed with an unknown outcome, so RETURNING
+// values are missing.
+//   - email_events.user_id: RETURNING user_id (RETURNING)
+func bumpRecordEmailEvents(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.RecordEmailEventsParams, r []db.RecordEmailEventsRow, ok bool) {
+	b.Table("email_events")
+	if ok {
+		for _, v := range r {
+			b.Value("email_events.user_id", v.UserID[:], "")
+		}
+	} else {
+		b.Wide("email_events.user_id", "")
+	}
 }
 
 // RevokeAPIKey writes api_keys; see bumpRevokeAPIKey.
@@ -1507,7 +1834,7 @@ func resolveListCampaignOwners(ctx context.Context, q db.Querier, keys []uuid.UU
 	if len(uniq) == 0 {
 		return nil, true
 	}
-	if len(uniq) > cache.MaxScopeValues {
+	if len(uniq) > cache.MaxResolveKeys {
 		return nil, false
 	}
 	rows, err := q.ListCampaignOwners(ctx, uniq)
@@ -1543,17 +1870,17 @@ func decGetAPIKeyByHashRow(d *cache.Decoder) (v db.GetAPIKeyByHashRow) {
 	d.ReadFixed(v.ID[:])
 	d.ReadFixed(v.UserID[:])
 	if d.ReadBool() {
-		p4 := new(int32)
-		(*p4) = int32(d.ReadInt64())
-		v.RateLimitPerMinute = p4
+		p7 := new(int32)
+		(*p7) = int32(d.ReadInt64())
+		v.RateLimitPerMinute = p7
 	}
 	return v
 }
 
 func cloneGetAPIKeyByHashRow(v db.GetAPIKeyByHashRow) db.GetAPIKeyByHashRow {
 	if v.RateLimitPerMinute != nil {
-		p5 := *v.RateLimitPerMinute
-		v.RateLimitPerMinute = &p5
+		p8 := *v.RateLimitPerMinute
+		v.RateLimitPerMinute = &p8
 	}
 	return v
 }
@@ -1592,19 +1919,25 @@ var codecGetCampaignDailyCountsRowSlice = cache.Codec[[]db.GetCampaignDailyCount
 
 func encGetCampaignDailyCountsRowSlice(b []byte, v []db.GetCampaignDailyCountsRow) []byte {
 	b = cache.AppendLen(b, len(v), v == nil)
-	for _, e6 := range v {
-		b = cache.AppendTime(b, e6.Day)
-		b = cache.AppendInt64(b, int64(e6.Count))
+	for _, e9 := range v {
+		b = cache.AppendTime(b, e9.Day)
+		b = cache.AppendInt64(b, int64(e9.Count))
+		b = cache.AppendInt64(b, int64(e9.Sent))
+		b = cache.AppendInt64(b, int64(e9.Opened))
+		b = cache.AppendInt64(b, int64(e9.Replied))
 	}
 	return b
 }
 
 func decGetCampaignDailyCountsRowSlice(d *cache.Decoder) (v []db.GetCampaignDailyCountsRow) {
-	if n7 := d.ReadLen(); n7 >= 0 {
-		v = make([]db.GetCampaignDailyCountsRow, n7)
-		for i8 := range v {
-			v[i8].Day = d.ReadTime()
-			v[i8].Count = int64(d.ReadInt64())
+	if n10 := d.ReadLen(); n10 >= 0 {
+		v = make([]db.GetCampaignDailyCountsRow, n10)
+		for i11 := range v {
+			v[i11].Day = d.ReadTime()
+			v[i11].Count = int64(d.ReadInt64())
+			v[i11].Sent = int64(d.ReadInt64())
+			v[i11].Opened = int64(d.ReadInt64())
+			v[i11].Replied = int64(d.ReadInt64())
 		}
 	}
 	return v
@@ -1612,9 +1945,9 @@ func decGetCampaignDailyCountsRowSlice(d *cache.Decoder) (v []db.GetCampaignDail
 
 func cloneGetCampaignDailyCountsRowSlice(v []db.GetCampaignDailyCountsRow) []db.GetCampaignDailyCountsRow {
 	if v != nil {
-		s9 := make([]db.GetCampaignDailyCountsRow, len(v))
-		copy(s9, v)
-		v = s9
+		s12 := make([]db.GetCampaignDailyCountsRow, len(v))
+		copy(s12, v)
+		v = s12
 	}
 	return v
 }
@@ -1629,6 +1962,9 @@ func encGetCampaignSummaryRow(b []byte, v db.GetCampaignSummaryRow) []byte {
 	b = cache.AppendInt64(b, int64(v.Total))
 	b = cache.AppendInt64(b, int64(v.Opened))
 	b = cache.AppendInt64(b, int64(v.Replied))
+	b = cache.AppendInt64(b, int64(v.Sent))
+	b = cache.AppendInt64(b, int64(v.Bounced))
+	b = cache.AppendInt64(b, int64(v.Failed))
 	return b
 }
 
@@ -1636,6 +1972,9 @@ func decGetCampaignSummaryRow(d *cache.Decoder) (v db.GetCampaignSummaryRow) {
 	v.Total = int64(d.ReadInt64())
 	v.Opened = int64(d.ReadInt64())
 	v.Replied = int64(d.ReadInt64())
+	v.Sent = int64(d.ReadInt64())
+	v.Bounced = int64(d.ReadInt64())
+	v.Failed = int64(d.ReadInt64())
 	return v
 }
 
@@ -1673,6 +2012,18 @@ func encEmail(b []byte, v db.Email) []byte {
 		b = cache.AppendTime(b, (*v.RepliedAt))
 	}
 	b = cache.AppendTime(b, v.CreatedAt)
+	if v.BouncedAt == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = cache.AppendTime(b, (*v.BouncedAt))
+	}
+	if v.BounceReason == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = cache.AppendString(b, string((*v.BounceReason)))
+	}
 	return b
 }
 
@@ -1682,40 +2033,58 @@ func decEmail(d *cache.Decoder) (v db.Email) {
 	v.Recipient = string(d.ReadString())
 	v.Subject = string(d.ReadString())
 	v.Body = string(d.ReadString())
-	v.Status = string(d.ReadString())
+	v.Status = db.DeliveryStatus(d.ReadString())
 	if d.ReadBool() {
-		p11 := new(time.Time)
-		(*p11) = d.ReadTime()
-		v.SentAt = p11
+		p14 := new(time.Time)
+		(*p14) = d.ReadTime()
+		v.SentAt = p14
 	}
 	v.IsOpened = bool(d.ReadBool())
 	if d.ReadBool() {
-		p12 := new(time.Time)
-		(*p12) = d.ReadTime()
-		v.OpenedAt = p12
+		p15 := new(time.Time)
+		(*p15) = d.ReadTime()
+		v.OpenedAt = p15
 	}
 	v.IsReplied = bool(d.ReadBool())
 	if d.ReadBool() {
-		p13 := new(time.Time)
-		(*p13) = d.ReadTime()
-		v.RepliedAt = p13
+		p16 := new(time.Time)
+		(*p16) = d.ReadTime()
+		v.RepliedAt = p16
 	}
 	v.CreatedAt = d.ReadTime()
+	if d.ReadBool() {
+		p17 := new(time.Time)
+		(*p17) = d.ReadTime()
+		v.BouncedAt = p17
+	}
+	if d.ReadBool() {
+		p18 := new(string)
+		(*p18) = string(d.ReadString())
+		v.BounceReason = p18
+	}
 	return v
 }
 
 func cloneEmail(v db.Email) db.Email {
 	if v.SentAt != nil {
-		p14 := *v.SentAt
-		v.SentAt = &p14
+		p19 := *v.SentAt
+		v.SentAt = &p19
 	}
 	if v.OpenedAt != nil {
-		p15 := *v.OpenedAt
-		v.OpenedAt = &p15
+		p20 := *v.OpenedAt
+		v.OpenedAt = &p20
 	}
 	if v.RepliedAt != nil {
-		p16 := *v.RepliedAt
-		v.RepliedAt = &p16
+		p21 := *v.RepliedAt
+		v.RepliedAt = &p21
+	}
+	if v.BouncedAt != nil {
+		p22 := *v.BouncedAt
+		v.BouncedAt = &p22
+	}
+	if v.BounceReason != nil {
+		p23 := *v.BounceReason
+		v.BounceReason = &p23
 	}
 	return v
 }
@@ -1776,33 +2145,39 @@ var codecListCampaignsWithStatsRowSlice = cache.Codec[[]db.ListCampaignsWithStat
 
 func encListCampaignsWithStatsRowSlice(b []byte, v []db.ListCampaignsWithStatsRow) []byte {
 	b = cache.AppendLen(b, len(v), v == nil)
-	for _, e17 := range v {
-		b = append(b, e17.ID[:]...)
-		b = append(b, e17.UserID[:]...)
-		b = cache.AppendString(b, string(e17.Name))
-		b = cache.AppendString(b, string(e17.Status))
-		b = cache.AppendTime(b, e17.CreatedAt)
-		b = cache.AppendTime(b, e17.UpdatedAt)
-		b = cache.AppendInt64(b, int64(e17.Total))
-		b = cache.AppendInt64(b, int64(e17.Opened))
-		b = cache.AppendInt64(b, int64(e17.Replied))
+	for _, e24 := range v {
+		b = append(b, e24.ID[:]...)
+		b = append(b, e24.UserID[:]...)
+		b = cache.AppendString(b, string(e24.Name))
+		b = cache.AppendString(b, string(e24.Status))
+		b = cache.AppendTime(b, e24.CreatedAt)
+		b = cache.AppendTime(b, e24.UpdatedAt)
+		b = cache.AppendInt64(b, int64(e24.Total))
+		b = cache.AppendInt64(b, int64(e24.Opened))
+		b = cache.AppendInt64(b, int64(e24.Replied))
+		b = cache.AppendInt64(b, int64(e24.Sent))
+		b = cache.AppendInt64(b, int64(e24.Bounced))
+		b = cache.AppendInt64(b, int64(e24.Failed))
 	}
 	return b
 }
 
 func decListCampaignsWithStatsRowSlice(d *cache.Decoder) (v []db.ListCampaignsWithStatsRow) {
-	if n18 := d.ReadLen(); n18 >= 0 {
-		v = make([]db.ListCampaignsWithStatsRow, n18)
-		for i19 := range v {
-			d.ReadFixed(v[i19].ID[:])
-			d.ReadFixed(v[i19].UserID[:])
-			v[i19].Name = string(d.ReadString())
-			v[i19].Status = db.CampaignStatus(d.ReadString())
-			v[i19].CreatedAt = d.ReadTime()
-			v[i19].UpdatedAt = d.ReadTime()
-			v[i19].Total = int64(d.ReadInt64())
-			v[i19].Opened = int64(d.ReadInt64())
-			v[i19].Replied = int64(d.ReadInt64())
+	if n25 := d.ReadLen(); n25 >= 0 {
+		v = make([]db.ListCampaignsWithStatsRow, n25)
+		for i26 := range v {
+			d.ReadFixed(v[i26].ID[:])
+			d.ReadFixed(v[i26].UserID[:])
+			v[i26].Name = string(d.ReadString())
+			v[i26].Status = db.CampaignStatus(d.ReadString())
+			v[i26].CreatedAt = d.ReadTime()
+			v[i26].UpdatedAt = d.ReadTime()
+			v[i26].Total = int64(d.ReadInt64())
+			v[i26].Opened = int64(d.ReadInt64())
+			v[i26].Replied = int64(d.ReadInt64())
+			v[i26].Sent = int64(d.ReadInt64())
+			v[i26].Bounced = int64(d.ReadInt64())
+			v[i26].Failed = int64(d.ReadInt64())
 		}
 	}
 	return v
@@ -1810,9 +2185,9 @@ func decListCampaignsWithStatsRowSlice(d *cache.Decoder) (v []db.ListCampaignsWi
 
 func cloneListCampaignsWithStatsRowSlice(v []db.ListCampaignsWithStatsRow) []db.ListCampaignsWithStatsRow {
 	if v != nil {
-		s20 := make([]db.ListCampaignsWithStatsRow, len(v))
-		copy(s20, v)
-		v = s20
+		s27 := make([]db.ListCampaignsWithStatsRow, len(v))
+		copy(s27, v)
+		v = s27
 	}
 	return v
 }

@@ -27,10 +27,24 @@ import (
 // a value to the same slot.
 const ScopeSlots = 4096
 
-// MaxScopeValues bounds the distinct values one write bumps in one scope; a
-// write with more (a bulk insert across many ids) bumps the scope-wide
-// version instead, so a write's cost stays bounded.
-const MaxScopeValues = 64
+// MaxScopeValues bounds the distinct values one write collects in one
+// scope; a write with more bumps the scope-wide version instead. It equals
+// ScopeSlots: more values than slots would bump nearly every slot anyway.
+// Below it, a write of many values (a batch of events across many emails
+// and campaigns) bumps the distinct slots its values hash to, so its cost
+// is bounded by ScopeSlots and it invalidates only those slots' entries.
+const MaxScopeValues = ScopeSlots
+
+// WideSlots is the point past which bumping a write's distinct slots of
+// one scope is not worth it: with more than three quarters of the slots
+// bumped, nearly every entry of the scope dies anyway, and one scope-wide
+// version costs one counter instead of thousands.
+const WideSlots = ScopeSlots * 3 / 4
+
+// MaxResolveKeys bounds the keys a write looks up to find the values of
+// a path scope (the owners of the campaigns a batch touched); with more,
+// the write bumps that scope wide. It bounds one extra query per write.
+const MaxResolveKeys = 1024
 
 // Scope declares a scope to the cache.
 type Scope struct {
@@ -245,16 +259,22 @@ func (b *Bumps) slots() []int {
 			}
 			continue
 		}
-		b.c.m.countScope(si, false)
 		seen := map[int]struct{}{}
 		for vh := range sb.values {
 			for col := range sb.cols {
-				i := si.base + slotOf(vh, hashString(col))
-				if _, dup := seen[i]; !dup {
-					seen[i] = struct{}{}
-					out = append(out, i)
-				}
+				seen[si.base+slotOf(vh, hashString(col))] = struct{}{}
 			}
+		}
+		if len(seen) > WideSlots {
+			b.c.m.countScope(si, true)
+			for col := range sb.cols {
+				out = append(out, b.c.mustIndex(wideName(si.Name, col)))
+			}
+			continue
+		}
+		b.c.m.countScope(si, false)
+		for i := range seen {
+			out = append(out, i)
 		}
 	}
 	return out

@@ -17,7 +17,7 @@ import (
 //
 // For a path scope that a write would bump wide while it knows its rows'
 // key values, the generated code runs the resolver (at most
-// cache.MaxScopeValues keys) and bumps the values it returns; if the
+// cache.MaxResolveKeys keys) and bumps the values it returns; if the
 // lookup fails or misses a key, the write bumps wide as before.
 
 // resolver is a query that maps Parent.Key to Parent.Column.

@@ -1,0 +1,118 @@
+-- Tracking events, applied in batches by internal/ingest: each batch is one
+-- transaction of RecordEmailEvents, then FindOwnedEmails for the events it
+-- did not record (if any), then ApplyEmailEvents for those it did. The
+-- arrays are the batch's events, at most EVENT_BATCH_MAX of them, which
+-- bounds these :many queries (sqlc.yaml many-is-bounded). docs/writes.md
+-- describes the transitions.
+
+-- Records the events whose email exists and belongs to the event's user,
+-- once per (user_id, event_id): a retried event conflicts and is skipped.
+-- Returns the events recorded now. Rows are inserted in key order, so two
+-- batches waiting on each other's uncommitted keys always wait in the same
+-- direction (no deadlock).
+-- name: RecordEmailEvents :many
+INSERT INTO email_events (user_id, event_id, email_id, kind, at)
+SELECT v.user_id, v.event_id, v.email_id, v.kind::email_event_kind, v.at
+FROM (
+    -- unnest in the select list zips the arrays (sqlc does not know the
+    -- many-argument unnest of FROM).
+    SELECT unnest(@user_ids::uuid[])      AS user_id,
+           unnest(@event_ids::uuid[])     AS event_id,
+           unnest(@email_ids::uuid[])     AS email_id,
+           unnest(@kinds::text[])         AS kind,
+           unnest(@ats::timestamptz[])    AS at
+) v
+JOIN emails e ON e.id = v.email_id AND e.created_at = uuid7_time(v.email_id)
+JOIN campaigns c ON c.id = e.campaign_id AND c.user_id = v.user_id
+ORDER BY v.user_id, v.event_id
+ON CONFLICT (user_id, event_id) DO NOTHING
+RETURNING user_id, event_id;
+
+-- Which (user, email) pairs exist: an event RecordEmailEvents skipped is a
+-- duplicate when its email is its user's, not found otherwise.
+-- name: FindOwnedEmails :many
+SELECT v.user_id, v.email_id
+FROM (
+    SELECT unnest(@user_ids::uuid[]) AS user_id, unnest(@email_ids::uuid[]) AS email_id
+) v
+WHERE EXISTS (
+    SELECT 1 FROM emails e
+    JOIN campaigns c ON c.id = e.campaign_id
+    WHERE e.id = v.email_id
+      AND e.created_at = uuid7_time(v.email_id)
+      AND c.user_id = v.user_id
+);
+
+-- Applies recorded events to their emails in one statement. The events
+-- are folded per email first (an UPDATE … FROM applies one source row per
+-- target row): the earliest time of each kind, and of bounced/failed the
+-- earliest one. The rows are locked in id order before the update, so two
+-- batches touching the same emails wait instead of deadlocking; the
+-- counters' trigger then locks campaign rows in campaign_id order.
+-- Transitions: opened and replied stamp their time once (the first
+-- recorded wins) whatever the status; sent moves queued to sent and stamps
+-- sent_at once, except on a failed email; bounced and failed are terminal
+-- and the first recorded wins (a bounce also stamps sent_at if no sent
+-- event came: a bounce reports a send). Every email of the batch is
+-- returned as it is after the update.
+-- name: ApplyEmailEvents :many
+WITH ev AS (
+    SELECT unnest(@email_ids::uuid[])   AS email_id,
+           unnest(@kinds::text[])       AS kind,
+           unnest(@ats::timestamptz[])  AS at,
+           unnest(@reasons::text[])     AS reason
+), v AS (
+    SELECT email_id,
+           min(at) FILTER (WHERE kind = 'sent')                                     AS sent_at,
+           min(at) FILTER (WHERE kind = 'opened')                                   AS opened_at,
+           min(at) FILTER (WHERE kind = 'replied')                                  AS replied_at,
+           (array_agg(kind ORDER BY at, kind) FILTER (WHERE kind IN ('bounced', 'failed')))[1]   AS terminal,
+           min(at) FILTER (WHERE kind IN ('bounced', 'failed'))                     AS terminal_at,
+           (array_agg(reason ORDER BY at, kind) FILTER (WHERE kind IN ('bounced', 'failed')))[1] AS reason
+    FROM ev
+    GROUP BY email_id
+), locked AS (
+    SELECT l.id, l.created_at
+    FROM emails l
+    JOIN v ON l.id = v.email_id AND l.created_at = uuid7_time(v.email_id)
+    ORDER BY l.id
+    FOR UPDATE OF l
+)
+UPDATE emails e
+SET status = CASE
+        WHEN e.status IN ('bounced', 'failed') THEN e.status
+        WHEN v.terminal IS NOT NULL THEN v.terminal::delivery_status
+        WHEN v.sent_at IS NOT NULL THEN 'sent'::delivery_status
+        ELSE e.status
+    END,
+    sent_at = CASE
+        WHEN e.status = 'failed' THEN e.sent_at
+        ELSE coalesce(e.sent_at, v.sent_at,
+                      CASE WHEN v.terminal = 'bounced' AND e.status <> 'bounced' THEN v.terminal_at END)
+    END,
+    bounced_at = CASE
+        WHEN e.status IN ('bounced', 'failed') OR v.terminal IS DISTINCT FROM 'bounced' THEN e.bounced_at
+        ELSE v.terminal_at
+    END,
+    bounce_reason = CASE
+        WHEN e.status IN ('bounced', 'failed') OR v.terminal IS DISTINCT FROM 'bounced' THEN e.bounce_reason
+        ELSE nullif(v.reason, '')
+    END,
+    is_opened = e.is_opened OR v.opened_at IS NOT NULL,
+    opened_at = coalesce(e.opened_at, v.opened_at),
+    is_replied = e.is_replied OR v.replied_at IS NOT NULL,
+    replied_at = coalesce(e.replied_at, v.replied_at)
+FROM v
+WHERE e.id = v.email_id
+  AND e.created_at = uuid7_time(v.email_id)
+  AND (e.id, e.created_at) IN (SELECT id, created_at FROM locked)
+RETURNING e.id, e.campaign_id, e.recipient, e.subject, e.body, e.status, e.sent_at,
+          e.is_opened, e.opened_at, e.is_replied, e.replied_at, e.created_at,
+          e.bounced_at, e.bounce_reason;
+
+-- Event ids are remembered for EVENT_DEDUP_TTL: a retry after that is a
+-- new event (opened and replied stay stamped once; a status event finds
+-- its email already moved).
+-- name: PurgeEmailEvents :execrows
+DELETE FROM email_events
+WHERE received_at < @before;
