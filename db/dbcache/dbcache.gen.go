@@ -739,7 +739,12 @@ func (t *txQuerier) ApplyEmailEvents(ctx context.Context, arg db.ApplyEmailEvent
 //   - emails.campaign_id>campaigns.user_id: RETURNING campaign_id (user_id
 //     looked up from campaign_id through ListCampaignOwners)
 //   - emails.id: RETURNING id (RETURNING)
-func bumpApplyEmailEvents(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.ApplyEmailEventsParams, r []db.Email, ok bool) {
+func bumpApplyEmailEvents(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.ApplyEmailEventsParams,
+	r []db.Email,
+	ok bool,
+) {
 	b.Table(
 		"campaign_email_counts#bounced",
 		"campaign_email_counts#failed",
@@ -868,7 +873,11 @@ func (t *txQuerier) ClaimIdempotencyKey(ctx context.Context, arg db.ClaimIdempot
 // is false when the statement failed with an unknown outcome, so RETURNING
 // values are missing.
 //   - idempotency_keys.owner: @owner (VALUES)
-func bumpClaimIdempotencyKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.ClaimIdempotencyKeyParams, ok bool) {
+func bumpClaimIdempotencyKey(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.ClaimIdempotencyKeyParams,
+	ok bool,
+) {
 	b.Table("idempotency_keys")
 	b.String("idempotency_keys.owner", string(arg.Owner), "")
 }
@@ -906,7 +915,12 @@ func (t *txQuerier) CreateAPIKey(ctx context.Context, arg db.CreateAPIKeyParams)
 //   - api_keys.id: RETURNING id (RETURNING)
 //   - api_keys.key_hash: @key_hash (VALUES)
 //   - api_keys.user_id: @user_id (VALUES)
-func bumpCreateAPIKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.CreateAPIKeyParams, r db.CreateAPIKeyRow, ok bool) {
+func bumpCreateAPIKey(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.CreateAPIKeyParams,
+	r db.CreateAPIKeyRow,
+	ok bool,
+) {
 	b.Table("api_keys")
 	if ok {
 		b.Value("api_keys.id", r.ID[:], "")
@@ -950,7 +964,12 @@ func (t *txQuerier) CreateCampaign(ctx context.Context, arg db.CreateCampaignPar
 //   - campaigns.user_id: @user_id (VALUES)
 //   - emails.campaign_id>campaigns.user_id: @user_id (campaigns rows added
 //     or removed)
-func bumpCreateCampaign(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.CreateCampaignParams, r db.Campaign, ok bool) {
+func bumpCreateCampaign(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.CreateCampaignParams,
+	r db.Campaign,
+	ok bool,
+) {
 	b.Table("campaign_email_counts", "campaigns")
 	if ok {
 		b.Value("campaign_email_counts.campaign_id", r.ID[:], "")
@@ -989,7 +1008,12 @@ func (t *txQuerier) CreateUser(ctx context.Context, arg db.CreateUserParams) (db
 // statement failed with an unknown outcome, so RETURNING values are
 // missing.
 //   - users.id: RETURNING id (RETURNING)
-func bumpCreateUser(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.CreateUserParams, r db.User, ok bool) {
+func bumpCreateUser(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.CreateUserParams,
+	r db.User,
+	ok bool,
+) {
 	b.Table("users")
 	if ok {
 		b.Value("users.id", r.ID[:], "")
@@ -1034,7 +1058,11 @@ func (t *txQuerier) DeleteCampaign(ctx context.Context, arg db.DeleteCampaignPar
 //   - emails.campaign_id>campaigns.user_id: @user_id (cascade from
 //     campaigns.user_id; campaigns rows added or removed)
 //   - emails.id: table-wide (its rows' id is not known)
-func bumpDeleteCampaign(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.DeleteCampaignParams, ok bool) {
+func bumpDeleteCampaign(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.DeleteCampaignParams,
+	ok bool,
+) {
 	b.Table("campaign_email_counts", "campaigns", "emails")
 	b.Value("campaign_email_counts.campaign_id", arg.ID[:],
 		"",
@@ -1352,7 +1380,11 @@ func (t *txQuerier) InsertEmails(ctx context.Context, arg []db.InsertEmailsParam
 //   - emails.campaign_id>campaigns.user_id: each row's @campaign_id
 //     (user_id looked up from campaign_id through ListCampaignOwners)
 //   - emails.id: each row's @id (VALUES)
-func bumpInsertEmails(ctx context.Context, q db.Querier, b *cache.Bumps, arg []db.InsertEmailsParams, ok bool) {
+func bumpInsertEmails(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg []db.InsertEmailsParams,
+	ok bool,
+) {
 	b.Table(
 		"campaign_email_counts#bounced",
 		"campaign_email_counts#failed",
@@ -1480,7 +1512,12 @@ func (t *txQuerier) MarkEmailOpened(ctx context.Context, arg db.MarkEmailOpenedP
 //   - emails.campaign_id: RETURNING campaign_id (RETURNING)
 //   - emails.campaign_id>campaigns.user_id: @user_id (WHERE)
 //   - emails.id: @id (WHERE)
-func bumpMarkEmailOpened(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.MarkEmailOpenedParams, r db.Email, ok bool) {
+func bumpMarkEmailOpened(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.MarkEmailOpenedParams,
+	r db.Email,
+	ok bool,
+) {
 	b.Table(
 		"campaign_email_counts#bounced",
 		"campaign_email_counts#failed",
@@ -1537,7 +1574,12 @@ func (t *txQuerier) MarkEmailReplied(ctx context.Context, arg db.MarkEmailReplie
 //   - emails.campaign_id: RETURNING campaign_id (RETURNING)
 //   - emails.campaign_id>campaigns.user_id: @user_id (WHERE)
 //   - emails.id: @id (WHERE)
-func bumpMarkEmailReplied(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.MarkEmailRepliedParams, r db.Email, ok bool) {
+func bumpMarkEmailReplied(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.MarkEmailRepliedParams,
+	r db.Email,
+	ok bool,
+) {
 	b.Table(
 		"campaign_email_counts#bounced",
 		"campaign_email_counts#failed",
@@ -1585,7 +1627,11 @@ func (t *txQuerier) PurgeEmailEvents(ctx context.Context, arg time.Time) (int64,
 // false when the statement failed with an unknown outcome, so RETURNING
 // values are missing.
 //   - email_events.user_id: table-wide (its rows' user_id is not known)
-func bumpPurgeEmailEvents(ctx context.Context, q db.Querier, b *cache.Bumps, arg time.Time, ok bool) {
+func bumpPurgeEmailEvents(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg time.Time,
+	ok bool,
+) {
 	b.Table("email_events")
 	b.Wide("email_events.user_id", "")
 }
@@ -1613,7 +1659,11 @@ func (t *txQuerier) PurgeIdempotencyKeys(ctx context.Context, arg time.Time) (in
 // ok is false when the statement failed with an unknown outcome, so
 // RETURNING values are missing.
 //   - idempotency_keys.owner: table-wide (its rows' owner is not known)
-func bumpPurgeIdempotencyKeys(ctx context.Context, q db.Querier, b *cache.Bumps, arg time.Time, ok bool) {
+func bumpPurgeIdempotencyKeys(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg time.Time,
+	ok bool,
+) {
 	b.Table("idempotency_keys")
 	b.Wide("idempotency_keys.owner", "")
 }
@@ -1640,7 +1690,12 @@ func (t *txQuerier) RecordEmailEvents(ctx context.Context, arg db.RecordEmailEve
 // false when the statement failed with an unknown outcome, so RETURNING
 // values are missing.
 //   - email_events.user_id: RETURNING user_id (RETURNING)
-func bumpRecordEmailEvents(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.RecordEmailEventsParams, r []db.RecordEmailEventsRow, ok bool) {
+func bumpRecordEmailEvents(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.RecordEmailEventsParams,
+	r []db.RecordEmailEventsRow,
+	ok bool,
+) {
 	b.Table("email_events")
 	if ok {
 		for _, v := range r {
@@ -1675,7 +1730,12 @@ func (t *txQuerier) RevokeAPIKey(ctx context.Context, arg uuid.UUID) (db.RevokeA
 //   - api_keys.id: @id (WHERE)
 //   - api_keys.key_hash: table-wide (its rows' key_hash is not known)
 //   - api_keys.user_id: RETURNING user_id (RETURNING)
-func bumpRevokeAPIKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg uuid.UUID, r db.RevokeAPIKeyRow, ok bool) {
+func bumpRevokeAPIKey(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg uuid.UUID,
+	r db.RevokeAPIKeyRow,
+	ok bool,
+) {
 	b.Table("api_keys#revoked_at")
 	b.Value("api_keys.id", arg[:], "revoked_at")
 	b.Wide("api_keys.key_hash", "revoked_at")
@@ -1709,7 +1769,11 @@ func (t *txQuerier) SaveIdempotentResponse(ctx context.Context, arg db.SaveIdemp
 // invalidates; ok is false when the statement failed with an unknown
 // outcome, so RETURNING values are missing.
 //   - idempotency_keys.owner: @owner (WHERE)
-func bumpSaveIdempotentResponse(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.SaveIdempotentResponseParams, ok bool) {
+func bumpSaveIdempotentResponse(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.SaveIdempotentResponseParams,
+	ok bool,
+) {
 	b.Table(
 		"idempotency_keys#content_type",
 		"idempotency_keys#location",
@@ -1743,7 +1807,12 @@ func (t *txQuerier) SetAPIKeyRateLimit(ctx context.Context, arg db.SetAPIKeyRate
 //   - api_keys.id: @id (WHERE)
 //   - api_keys.key_hash: table-wide (its rows' key_hash is not known)
 //   - api_keys.user_id: RETURNING user_id (RETURNING)
-func bumpSetAPIKeyRateLimit(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.SetAPIKeyRateLimitParams, r db.SetAPIKeyRateLimitRow, ok bool) {
+func bumpSetAPIKeyRateLimit(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.SetAPIKeyRateLimitParams,
+	r db.SetAPIKeyRateLimitRow,
+	ok bool,
+) {
 	b.Table("api_keys#rate_limit_per_minute")
 	b.Value("api_keys.id", arg.ID[:], "rate_limit_per_minute")
 	b.Wide("api_keys.key_hash", "rate_limit_per_minute")
@@ -1778,7 +1847,11 @@ func (t *txQuerier) TouchAPIKey(ctx context.Context, arg uuid.UUID) (int64, erro
 //   - api_keys.id: @id (WHERE)
 //   - api_keys.key_hash: table-wide (its rows' key_hash is not known)
 //   - api_keys.user_id: table-wide (its rows' user_id is not known)
-func bumpTouchAPIKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg uuid.UUID, ok bool) {
+func bumpTouchAPIKey(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg uuid.UUID,
+	ok bool,
+) {
 	b.Table("api_keys#last_used_at")
 	b.Value("api_keys.id", arg[:], "last_used_at")
 	b.Wide("api_keys.key_hash", "last_used_at")
@@ -1808,7 +1881,12 @@ func (t *txQuerier) UpdateCampaign(ctx context.Context, arg db.UpdateCampaignPar
 // are missing.
 //   - campaigns.id: @id (WHERE)
 //   - campaigns.user_id: @user_id (WHERE)
-func bumpUpdateCampaign(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.UpdateCampaignParams, r db.Campaign, ok bool) {
+func bumpUpdateCampaign(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.UpdateCampaignParams,
+	r db.Campaign,
+	ok bool,
+) {
 	b.Table(
 		"campaigns#name",
 		"campaigns#status",

@@ -467,16 +467,16 @@ func (g *gen) keyBody(m method) error {
 func (g *gen) bumpSignature(d *methodData) {
 	// q runs the resolvers: the store after an autocommitted write, the
 	// transaction inside one.
-	d.BumpParams, d.BumpArgs = "ctx context.Context, q db.Querier, b *cache.Bumps", "b"
+	d.BumpParams, d.BumpArgs = "\nctx context.Context, q db.Querier, b *cache.Bumps", "b"
 	if d.Arg {
-		d.BumpParams += ", arg " + d.ArgType
+		d.BumpParams += ",\narg " + d.ArgType
 		d.BumpArgs += ", arg"
 	}
 	if d.Result && (d.Kind == ":one" || d.Kind == ":many") {
-		d.BumpParams += ", r " + g.typ(d.result)
+		d.BumpParams += ",\nr " + g.typ(d.result)
 		d.BumpArgs += ", r"
 	}
-	d.BumpParams += ", ok bool"
+	d.BumpParams += ",\nok bool,\n"
 	d.BumpArgs += ", err == nil"
 	d.Changed = "true"
 	if d.Result && (d.Kind == ":execrows" || d.Kind == ":copyfrom") {
