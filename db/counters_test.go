@@ -25,13 +25,18 @@ func counterDrift(t *testing.T, pool *pgxpool.Pool) []string {
 			SELECT c.id,
 			       count(e.id)                             AS total,
 			       count(e.id) FILTER (WHERE e.is_opened)  AS opened,
-			       count(e.id) FILTER (WHERE e.is_replied) AS replied
+			       count(e.id) FILTER (WHERE e.is_replied) AS replied,
+			       count(e.id) FILTER (WHERE e.sent_at IS NOT NULL) AS sent,
+			       count(e.id) FILTER (WHERE e.status = 'bounced') AS bounced,
+			       count(e.id) FILTER (WHERE e.status = 'failed') AS failed
 			FROM campaigns c LEFT JOIN emails e ON e.campaign_id = c.id
 			GROUP BY c.id)
-		SELECT coalesce(f.id, n.campaign_id)::text, f.total, f.opened, f.replied, n.total, n.opened, n.replied
+		SELECT coalesce(f.id, n.campaign_id)::text, f.total, f.opened, f.replied, n.total, n.opened, n.replied,
+		       f.sent::text || '/' || f.bounced || '/' || f.failed, n.sent::text || '/' || n.bounced || '/' || n.failed
 		FROM full_count f FULL JOIN campaign_email_counts n ON n.campaign_id = f.id
 		WHERE f.id IS NULL OR n.campaign_id IS NULL
-		   OR (f.total, f.opened, f.replied) IS DISTINCT FROM (n.total, n.opened, n.replied)`)
+		   OR (f.total, f.opened, f.replied, f.sent, f.bounced, f.failed)
+		      IS DISTINCT FROM (n.total, n.opened, n.replied, n.sent, n.bounced, n.failed)`)
 	if err != nil {
 		t.Fatalf("compare counters: %v", err)
 	}
@@ -39,10 +44,12 @@ func counterDrift(t *testing.T, pool *pgxpool.Pool) []string {
 	for rows.Next() {
 		var id string
 		var ft, fo, fr, nt, no, nr *int64
-		if err := rows.Scan(&id, &ft, &fo, &fr, &nt, &no, &nr); err != nil {
+		var fd, nd *string // sent/bounced/failed
+		if err := rows.Scan(&id, &ft, &fo, &fr, &nt, &no, &nr, &fd, &nd); err != nil {
 			t.Fatalf("scan: %v", err)
 		}
-		out = append(out, fmt.Sprintf("campaign %s: full count %v/%v/%v, counters %v/%v/%v", id, deref(ft), deref(fo), deref(fr), deref(nt), deref(no), deref(nr)))
+		out = append(out, fmt.Sprintf("campaign %s: full count %v/%v/%v (sent/bounced/failed %v), counters %v/%v/%v (%v)",
+			id, deref(ft), deref(fo), deref(fr), derefString(fd), deref(nt), deref(no), deref(nr), derefString(nd)))
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatalf("compare counters: %v", err)
@@ -51,6 +58,13 @@ func counterDrift(t *testing.T, pool *pgxpool.Pool) []string {
 }
 
 func deref(p *int64) any {
+	if p == nil {
+		return "none"
+	}
+	return *p
+}
+
+func derefString(p *string) string {
 	if p == nil {
 		return "none"
 	}
@@ -83,7 +97,9 @@ func (p *emailPool) pick(r *rand.Rand, n int) []InsertEmailsParams {
 }
 
 // TestCountersNeverDrift runs every kind of write that changes emails at
-// once — COPY of one campaign and of several, opens, replies, deletes of
+// once — COPY of one campaign and of several, opens, replies, batches of
+// tracking events as internal/ingest applies them (sent, opened, replied,
+// bounced, failed across campaigns, in one transaction), deletes of
 // single emails and of emails across campaigns, campaign deletes (the
 // cascade), campaign creation, user deletes, updates that change no
 // counter, and transactions that roll back — then compares every counter
@@ -137,7 +153,7 @@ func TestCountersNeverDrift(t *testing.T) {
 			r := rand.New(rand.NewPCG(uint64(w), 11))
 			for range rounds {
 				var err error
-				switch op := r.IntN(11); op {
+				switch op := r.IntN(13); op {
 				case 0, 1: // COPY into one campaign
 					rows := rowsFor(r, pickCampaigns(r, 1), 1+r.IntN(300))
 					if _, err = s.InsertEmails(ctx, rows); err == nil {
@@ -213,6 +229,8 @@ func TestCountersNeverDrift(t *testing.T) {
 					if _, err = pool.Exec(ctx, "UPDATE emails SET subject = 'Re: ' || subject WHERE id = ANY($1)", ids); err == nil {
 						_, err = pool.Exec(ctx, "UPDATE emails SET is_opened = NOT is_opened, is_replied = true WHERE id = ANY($1)", ids[:len(ids)/2])
 					}
+				case 11, 12: // a batch of events, as internal/ingest applies it
+					err = applyEventBatch(ctx, s, r, known.pick(r, 40), func(c uuid.UUID) uuid.UUID { return ownerOf(ctx, pool, c) })
 				case 10: // an email moved to another campaign
 					e := known.pick(r, 1)
 					c := pickCampaigns(r, 1)[0]
@@ -258,6 +276,40 @@ func TestCountersNeverDrift(t *testing.T) {
 }
 
 var errRollback = errors.New("roll back on purpose")
+
+// applyEventBatch runs random events on emails the way a batch of
+// internal/ingest does (which db's tests cannot import): one transaction
+// of RecordEmailEvents then ApplyEmailEvents of the recorded ones.
+func applyEventBatch(ctx context.Context, s Store, r *rand.Rand, emails []InsertEmailsParams, owner func(uuid.UUID) uuid.UUID) error {
+	kinds := AllEmailEventKindValues()
+	var rec RecordEmailEventsParams
+	byEvent := map[uuid.UUID]int{}
+	for i, e := range emails {
+		ev := uuid.New()
+		byEvent[ev] = i
+		rec.UserIds = append(rec.UserIds, owner(e.CampaignID))
+		rec.EventIds = append(rec.EventIds, ev)
+		rec.EmailIds = append(rec.EmailIds, e.ID)
+		rec.Kinds = append(rec.Kinds, string(kinds[r.IntN(len(kinds))]))
+		rec.Ats = append(rec.Ats, time.Now().Add(-time.Duration(r.IntN(3600))*time.Second))
+	}
+	return s.InTx(ctx, TxOptions{}, func(q Querier) error {
+		done, err := q.RecordEmailEvents(ctx, rec)
+		if err != nil || len(done) == 0 {
+			return err
+		}
+		var apply ApplyEmailEventsParams
+		for _, d := range done {
+			i := byEvent[d.EventID]
+			apply.EmailIds = append(apply.EmailIds, rec.EmailIds[i])
+			apply.Kinds = append(apply.Kinds, rec.Kinds[i])
+			apply.Ats = append(apply.Ats, rec.Ats[i])
+			apply.Reasons = append(apply.Reasons, "")
+		}
+		_, err = q.ApplyEmailEvents(ctx, apply)
+		return err
+	})
+}
 
 // isFKViolation: a statement run on the pool directly (not through the
 // Store, which classifies it) naming a campaign deleted meanwhile.

@@ -128,7 +128,7 @@ func (q *Queries) ApplyEmailEvents(ctx context.Context, arg ApplyEmailEventsPara
 }
 
 const findOwnedEmails = `-- name: FindOwnedEmails :many
-SELECT v.user_id, v.email_id
+SELECT v.user_id::uuid AS user_id, v.email_id::uuid AS email_id
 FROM (
     SELECT unnest($1::uuid[]) AS user_id, unnest($2::uuid[]) AS email_id
 ) v
@@ -147,8 +147,8 @@ type FindOwnedEmailsParams struct {
 }
 
 type FindOwnedEmailsRow struct {
-	UserID  interface{}
-	EmailID interface{}
+	UserID  uuid.UUID
+	EmailID uuid.UUID
 }
 
 // Which (user, email) pairs exist: an event RecordEmailEvents skipped is a

@@ -93,31 +93,9 @@ func (a *API) getEmail(c echo.Context) error {
 }
 
 func (a *API) markOpened(c echo.Context) error {
-	return a.markEmail(c, func(id, user uuid.UUID) (db.Email, error) {
-		return a.db(c).MarkEmailOpened(c.Request().Context(), db.MarkEmailOpenedParams{ID: id, UserID: user})
-	})
+	return a.markEmail(c, db.EmailEventKindOpened)
 }
 
 func (a *API) markReplied(c echo.Context) error {
-	return a.markEmail(c, func(id, user uuid.UUID) (db.Email, error) {
-		return a.db(c).MarkEmailReplied(c.Request().Context(), db.MarkEmailRepliedParams{ID: id, UserID: user})
-	})
-}
-
-// markEmail stamps an event once. The update matches no row both when the
-// email is not the caller's and when it was already marked; a read tells
-// the two apart, so a repeated event answers 200 with the unchanged email.
-func (a *API) markEmail(c echo.Context, mark func(id, user uuid.UUID) (db.Email, error)) error {
-	id, err := pathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	e, err := mark(id, userID(c))
-	if errors.Is(err, db.ErrNotFound) {
-		return a.getEmail(c)
-	}
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, toEmail(e))
+	return a.markEmail(c, db.EmailEventKindReplied)
 }

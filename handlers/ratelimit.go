@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -14,8 +15,11 @@ import (
 // cached read is the unit; what costs the database more costs more.
 const (
 	CostRead = 1
-	// CostWrite: PATCH, DELETE, opened/replied.
+	// CostWrite: PATCH, DELETE.
 	CostWrite = 2
+	// CostEvent: one tracking event, on opened/replied or in a bulk
+	// POST /api/v1/events (charged per event once the body is read).
+	CostEvent = 1
 	// CostCreateCampaign: a campaign may come with up to 10 000 emails.
 	CostCreateCampaign = 5
 	// CostBulkEmails: up to 10 000 emails through COPY.
@@ -39,6 +43,10 @@ func routeCost(method, route string) int {
 		return CostBulkEmails
 	case method == http.MethodPost && route == "/api/v1/campaigns":
 		return CostCreateCampaign
+	case method == http.MethodPost && route == eventsPath:
+		return 0 // per event, by chargeEvents
+	case method == http.MethodPost && (route == "/api/v1/emails/:id/opened" || route == "/api/v1/emails/:id/replied"):
+		return CostEvent
 	case method == http.MethodGet || method == http.MethodHead:
 		return CostRead
 	}
@@ -90,6 +98,35 @@ func (a *API) limitKey(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return err
 	}
+}
+
+// chargeEvents charges a bulk request's events to its key, CostEvent
+// each, answering 429 when the budget cannot cover them. One request may
+// spend up to min(rate per minute, MaxBulkEvents) at once, past the key's
+// usual burst: a bulk request is the point of the route, and the rate
+// still bounds the events per minute. More than that is a 400.
+func (a *API) chargeEvents(c echo.Context, n int) error {
+	if a.limits == nil {
+		return nil
+	}
+	p := authenticated(c)
+	if p == nil {
+		return errors.New("chargeEvents: no authenticated key")
+	}
+	budget := a.limits.keyBudget(p.rateLimit)
+	budget.Burst = max(budget.Burst, min(budget.PerMinute, MaxBulkEvents))
+	cost := n * CostEvent
+	if cost > budget.Burst {
+		// Waiting would not help: a clear 400 rather than a 429.
+		return validationFailed([]FieldError{{Field: "events", Message: fmt.Sprintf(
+			"this API key may send at most %d events per request (its rate limit per minute), got %d", budget.Burst, n)}})
+	}
+	d := a.limits.lim.Allow(c.Request().Context(), "key", "key:"+p.keyID.String(), budget, cost)
+	setRateLimitHeaders(c, "key", d)
+	if !d.Allowed {
+		return tooManyRequests(d)
+	}
+	return nil
 }
 
 // limitAdmin charges the admin routes' own budget, shared by whoever holds

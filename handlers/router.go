@@ -17,6 +17,7 @@ import (
 	"github.com/replyrocket/replyrocket/db"
 	"github.com/replyrocket/replyrocket/db/dbroute"
 	"github.com/replyrocket/replyrocket/internal/cache"
+	"github.com/replyrocket/replyrocket/internal/ingest"
 	"github.com/replyrocket/replyrocket/internal/monitor"
 	"github.com/replyrocket/replyrocket/internal/ratelimit"
 )
@@ -76,6 +77,9 @@ type Deps struct {
 	// Pprof serves net/http/pprof under /debug/pprof, behind the admin key
 	// (PPROF_ENABLED).
 	Pprof bool
+	// Events applies tracking events in group commits (internal/ingest);
+	// nil: one with the defaults, on Store.
+	Events *ingest.Batcher
 }
 
 // Defaults of the bad-key defences.
@@ -97,6 +101,7 @@ type API struct {
 	unknownKeys *unknownKeys
 	authFails   *failedAuth
 	limits      *rateLimits
+	events      *ingest.Batcher
 	// authFailures counts refused authentications by reason ("blocked":
 	// the address spent its budget).
 	authFailures *prometheus.CounterVec
@@ -125,8 +130,11 @@ func New(d Deps) *echo.Echo {
 	if d.AuthFailuresPerMinute == 0 {
 		d.AuthFailuresPerMinute = DefaultAuthFailuresPerMinute
 	}
+	if d.Events == nil {
+		d.Events = ingest.New(d.Store, ingest.Config{Timeout: d.RequestTimeout})
+	}
 	a := &API{
-		store: d.Store, log: d.Log, now: d.Now, adminKey: newAdminKey(d.AdminKey),
+		store: d.Store, log: d.Log, now: d.Now, adminKey: newAdminKey(d.AdminKey), events: d.Events,
 		unknownKeys: newUnknownKeys(d.UnknownKeyTTL, maxUnknownKeys),
 		authFails:   newFailedAuth(d.AuthFailuresPerMinute, maxAuthAddrs),
 	}

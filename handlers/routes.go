@@ -67,12 +67,17 @@ type route struct {
 	// errorsAs are error statuses answered with a JSON type instead of a
 	// problem (the health check keeps one shape for up and down).
 	errorsAs map[int]any
+	// byEventID: the route writes through the event batcher and is
+	// idempotent by event id, so it takes no Idempotency-Key — whose
+	// transaction would hold a connection while the batch waits for one.
+	byEventID bool
 }
 
 // idempotent reports whether the route takes an Idempotency-Key: every POST
 // of the API (not the monitor's, which write nothing a retry could repeat).
+// The event routes are idempotent by event id instead (byEventID).
 func (r route) idempotent() bool {
-	return r.method == http.MethodPost && strings.HasPrefix(r.path, "/api/v1/")
+	return r.method == http.MethodPost && strings.HasPrefix(r.path, "/api/v1/") && !r.byEventID
 }
 
 // echoPath turns /campaigns/{id} into Echo's /campaigns/:id.
@@ -135,8 +140,9 @@ func routeTable(a *API, mon monitorHandlers, ch cacheHandlers, rl rateLimitHandl
 		user(route{method: "GET", path: "/api/v1/campaigns/{id}/emails", summary: "List a campaign's emails, oldest first (keyset pages; bodies left out)", tag: "emails", handler: a.listCampaignEmails, params: idPageParams{}, ok: 200, out: page[emailJSON]{}, errors: idErrs}),
 		user(route{method: "POST", path: "/api/v1/campaigns/{id}/emails", summary: "Add emails to a campaign in bulk (COPY)", tag: "emails", handler: a.bulkInsertEmails, mw: []echo.MiddlewareFunc{middleware.BodyLimit(BulkBodyLimit)}, params: idParam{}, body: bulkEmailsInput{}, bodyNote: "This route accepts bodies up to 16 MiB (others: 1 MiB) and 1 to 10 000 emails.", ok: 201, out: insertedJSON{}, errors: []int{400, 404, 413, 415}}),
 		user(route{method: "GET", path: "/api/v1/emails/{id}", summary: "Get an email with its body", tag: "emails", handler: a.getEmail, params: idParam{}, ok: 200, out: emailJSON{}, errors: idErrs}),
-		user(route{method: "POST", path: "/api/v1/emails/{id}/opened", summary: "Record an open (idempotent: the first stamps opened_at)", tag: "emails", handler: a.markOpened, params: idParam{}, ok: 200, out: emailJSON{}, errors: idErrs}),
-		user(route{method: "POST", path: "/api/v1/emails/{id}/replied", summary: "Record a reply (idempotent: the first stamps replied_at)", tag: "emails", handler: a.markReplied, params: idParam{}, ok: 200, out: emailJSON{}, errors: idErrs}),
+		user(route{method: "POST", path: "/api/v1/emails/{id}/opened", summary: "Record an open (idempotent: the first stamps opened_at); answered once its batch committed", tag: "emails", handler: a.markOpened, params: idParam{}, ok: 200, out: emailJSON{}, errors: idErrs, byEventID: true}),
+		user(route{method: "POST", path: "/api/v1/emails/{id}/replied", summary: "Record a reply (idempotent: the first stamps replied_at); answered once its batch committed", tag: "emails", handler: a.markReplied, params: idParam{}, ok: 200, out: emailJSON{}, errors: idErrs, byEventID: true}),
+		user(route{method: "POST", path: "/api/v1/events", summary: "Record up to 1 000 tracking events (sent, opened, replied, bounced, failed), idempotent by event id; 200 with one result per event once their batches committed", tag: "emails", handler: a.postEvents, body: bulkEventsInput{}, bodyNote: "1 to 1 000 events. Each event costs one unit of the key's rate limit; a request may carry at most min(rate per minute, 1 000) events.", ok: 200, out: eventResultsJSON{}, errors: []int{400, 413, 415, 429}, byEventID: true}),
 
 		admin(route{method: "POST", path: "/api/v1/users", summary: "Create a user and its first API key (shown once)", tag: "admin", handler: a.createUser, body: createUserInput{}, ok: 201, out: createdUserJSON{}, errors: []int{400, 409, 413, 415}}),
 		admin(route{method: "POST", path: "/api/v1/users/{id}/keys", summary: "Mint another API key for a user (shown once)", tag: "admin", handler: a.createKey, params: idParam{}, body: createKeyInput{}, bodyOptional: true, bodyNote: "Optional; the name defaults to \"default\".", ok: 201, out: apiKeyJSON{}, errors: []int{400, 404, 413, 415}}),

@@ -31,7 +31,7 @@ RETURNING user_id, event_id;
 -- Which (user, email) pairs exist: an event RecordEmailEvents skipped is a
 -- duplicate when its email is its user's, not found otherwise.
 -- name: FindOwnedEmails :many
-SELECT v.user_id, v.email_id
+SELECT v.user_id::uuid AS user_id, v.email_id::uuid AS email_id
 FROM (
     SELECT unnest(@user_ids::uuid[]) AS user_id, unnest(@email_ids::uuid[]) AS email_id
 ) v

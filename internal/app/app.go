@@ -22,6 +22,7 @@ import (
 	"github.com/replyrocket/replyrocket/handlers"
 	"github.com/replyrocket/replyrocket/internal/cache"
 	"github.com/replyrocket/replyrocket/internal/config"
+	"github.com/replyrocket/replyrocket/internal/ingest"
 	"github.com/replyrocket/replyrocket/internal/monitor"
 	"github.com/replyrocket/replyrocket/internal/partitions"
 	"github.com/replyrocket/replyrocket/internal/querystats"
@@ -130,6 +131,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		APIMiddleware:         []echo.MiddlewareFunc{handlers.CacheHeader()},
 		Monitor:               a.monitor,
 		Cache:                 c,
+		Events:                ingest.New(a.Store, cfg.Events.IngestConfig(cfg.Server.RequestTimeout)),
 	})
 	return a, nil
 }
@@ -261,7 +263,8 @@ func (a *App) EnsurePartitions(ctx context.Context) error {
 const partitionCheckEvery = 6 * time.Hour
 
 // idempotencyPurgeEvery is how often stored Idempotency-Key responses
-// older than IDEMPOTENCY_TTL are deleted.
+// older than IDEMPOTENCY_TTL, and event ids older than EVENT_DEDUP_TTL,
+// are deleted.
 const idempotencyPurgeEvery = time.Hour
 
 func (a *App) maintainPartitions(ctx context.Context, every time.Duration) {
@@ -281,6 +284,9 @@ func (a *App) maintainPartitions(ctx context.Context, every time.Duration) {
 			if _, err := a.PurgeIdempotencyKeys(ctx); err != nil && ctx.Err() == nil {
 				a.Log.Error("purge idempotency keys", "error", err)
 			}
+			if _, err := a.PurgeEmailEvents(ctx); err != nil && ctx.Err() == nil {
+				a.Log.Error("purge email events", "error", err)
+			}
 		}
 	}
 }
@@ -295,6 +301,21 @@ func (a *App) PurgeIdempotencyKeys(ctx context.Context) (int64, error) {
 	n, err := a.Store.PurgeIdempotencyKeys(ctx, time.Now().Add(-ttl))
 	if err != nil {
 		return 0, fmt.Errorf("purge idempotency keys older than %s: %w", ttl, err)
+	}
+	return n, nil
+}
+
+// PurgeEmailEvents forgets event ids older than EVENT_DEDUP_TTL; an event
+// sent again after that is applied as a new one (which changes nothing
+// for opens and replies: their first time stays).
+func (a *App) PurgeEmailEvents(ctx context.Context) (int64, error) {
+	ttl := a.Config.Events.DedupTTL
+	if ttl <= 0 {
+		ttl = 7 * 24 * time.Hour
+	}
+	n, err := a.Store.PurgeEmailEvents(ctx, time.Now().Add(-ttl))
+	if err != nil {
+		return 0, fmt.Errorf("purge email events older than %s: %w", ttl, err)
 	}
 	return n, nil
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/replyrocket/replyrocket/db"
 	"github.com/replyrocket/replyrocket/db/dbroute"
 	"github.com/replyrocket/replyrocket/internal/cache"
+	"github.com/replyrocket/replyrocket/internal/ingest"
 	"github.com/replyrocket/replyrocket/internal/monitor"
 )
 
@@ -53,6 +54,7 @@ type Config struct {
 	Replicas Replicas
 	Cache    Cache
 	Monitor  Monitor
+	Events   Events
 }
 
 // Server is the HTTP server's part (internal/app, handlers).
@@ -139,6 +141,21 @@ type Monitor struct {
 	SnapshotInterval  time.Duration `env:"MONITOR_SNAPSHOT_INTERVAL" envDefault:"1m" help:"how often statement counters are snapshotted, for time windows" section:"monitor"`
 	Retention         time.Duration `env:"MONITOR_RETENTION" envDefault:"1h" help:"how long snapshots are kept (the longest window)" section:"monitor"`
 	DisableHypoPG     bool          `env:"MONITOR_DISABLE_HYPOPG" envDefault:"false" help:"force the unverified pg_stats heuristic for index advice" section:"monitor"`
+}
+
+// Events is the event ingest's part (internal/ingest): how tracking events
+// are grouped into one transaction per batch, and how long their ids are
+// remembered against retries. docs/writes.md tells how to tune them.
+type Events struct {
+	BatchMax      int           `env:"EVENT_BATCH_MAX" envDefault:"500" help:"a batch of events closes once it holds this many, 1–10000" section:"server"`
+	BatchWait     time.Duration `env:"EVENT_BATCH_WAIT" envDefault:"2ms" help:"…or this long after its first event (up to 1s); it keeps filling while EVENT_BATCH_IN_FLIGHT batches run" section:"server"`
+	BatchInFlight int           `env:"EVENT_BATCH_IN_FLIGHT" envDefault:"4" help:"batches applied at once, each on a connection of the request pool, 1–64" section:"server"`
+	DedupTTL      time.Duration `env:"EVENT_DEDUP_TTL" envDefault:"168h" help:"how long an event id is remembered, so that a retry is a no-op (purged hourly)" section:"server"`
+}
+
+// IngestConfig is the event batcher's part.
+func (e Events) IngestConfig(requestTimeout time.Duration) ingest.Config {
+	return ingest.Config{MaxEvents: e.BatchMax, MaxWait: e.BatchWait, InFlight: e.BatchInFlight, Timeout: requestTimeout}
 }
 
 // Pool is db's part.
@@ -331,6 +348,12 @@ func (c Config) validate() error {
 		check(v > 0, name, "want a positive duration such as 5s, got %s", v)
 	}
 	check(m.SlowCalls >= 1, "MONITOR_SLOW_CALLS", "want a positive whole number, got %d", m.SlowCalls)
+
+	e := c.Events
+	check(e.BatchMax >= 1 && e.BatchMax <= 10_000, "EVENT_BATCH_MAX", "want 1 to 10000, got %d", e.BatchMax)
+	check(e.BatchWait > 0 && e.BatchWait <= time.Second, "EVENT_BATCH_WAIT", "want a duration above 0 and up to 1s such as 2ms, got %s", e.BatchWait)
+	check(e.BatchInFlight >= 1 && e.BatchInFlight <= 64, "EVENT_BATCH_IN_FLIGHT", "want 1 to 64, got %d", e.BatchInFlight)
+	check(e.DedupTTL > 0, "EVENT_DEDUP_TTL", "want a positive duration such as 168h, got %s", e.DedupTTL)
 	return errors.Join(errs...)
 }
 
