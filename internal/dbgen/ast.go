@@ -281,10 +281,6 @@ func indexOf(list []string, s string) int {
 	return -1
 }
 
-func sorted(set map[string]bool) []string {
-	return sortedKeys(set)
-}
-
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {

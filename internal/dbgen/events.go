@@ -100,7 +100,7 @@ func (s *Schema) onDelete(cascade bool) map[string][]string {
 func closureList(t string, edges map[string][]string) []string {
 	set := map[string]bool{}
 	closure(t, edges, set)
-	return sorted(set)
+	return sortedKeys(set)
 }
 
 // cascadeEvents is ev and what its foreign-key actions do to the
@@ -267,5 +267,5 @@ func (s *Schema) triggerTables(table string) []string {
 			set[ev.table] = true
 		}
 	}
-	return sorted(set)
+	return sortedKeys(set)
 }

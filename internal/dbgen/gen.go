@@ -408,7 +408,7 @@ func usedSlots(ms []method, schema *Schema) (tables, slots []string) {
 			}
 		}
 	}
-	return sorted(all), sorted(set)
+	return sortedKeys(all), sortedKeys(set)
 }
 
 // importList orders imports as goimports groups them: the standard

@@ -192,7 +192,7 @@ func Analyze(sql string, schema *Schema) (Tables, error) {
 			writes[ev.table] = true
 		}
 	}
-	return Tables{Reads: sorted(reads), Writes: sorted(writes)}, nil
+	return Tables{Reads: sortedKeys(reads), Writes: sortedKeys(writes)}, nil
 }
 
 // relTable is the table a RangeVar names — a partition's parent for a
