@@ -19,7 +19,6 @@ var Tables = []string{
 	"email_events",
 	"emails",
 	"idempotency_keys",
-	"l",
 	"users",
 }
 
@@ -207,7 +206,6 @@ var Versions = []string{
 	"idempotency_keys.owner#request_hash",
 	"idempotency_keys.owner#response",
 	"idempotency_keys.owner#status",
-	"l",
 	"users",
 	"users#created_at",
 	"users#email",
@@ -255,7 +253,7 @@ var Scopes = []cache.Scope{
 var Queries = []QueryInfo{
 	{
 		Name: "ApplyEmailEvents", Kind: ":many",
-		Reads:  []string{"emails", "l"},
+		Reads:  []string{"emails"},
 		Writes: []string{"campaign_email_counts", "emails"},
 		TTL:    0, SWR: 0,
 	},

@@ -20,6 +20,8 @@ func parse(sql string) (*pg_query.ParseResult, error) { return pg_query.Parse(sq
 // Messages held directly by a field (an INSERT's target RangeVar, a
 // UNION's branches) are descended into but not passed to fn: the
 // derivation rules see a table as read only where a FROM item names it.
+// A locking clause is skipped: FOR UPDATE OF x names a FROM item (often
+// an alias), not a table.
 func walk(m proto.Message, fn func(proto.Message) bool) {
 	if m == nil {
 		return
@@ -33,6 +35,9 @@ func walkFields(m protoreflect.Message, fn func(proto.Message) bool) {
 	}
 	if n, ok := m.Interface().(*pg_query.Node); ok {
 		inner := nodeMessage(n)
+		if _, locking := inner.(*pg_query.LockingClause); locking {
+			return // FOR UPDATE OF names FROM items, which are walked already
+		}
 		if inner != nil && fn(inner) {
 			walkFields(inner.ProtoReflect(), fn)
 		}

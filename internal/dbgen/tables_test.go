@@ -26,6 +26,8 @@ func TestAnalyze(t *testing.T) {
 			[]string{"api_keys", "users"}, nil},
 		{"exists in lateral", `SELECT u.id FROM users u, LATERAL (SELECT 1 FROM campaigns c WHERE c.user_id = u.id) x`,
 			[]string{"campaigns", "users"}, nil},
+		{"FOR UPDATE OF names a FROM item, not a table", `SELECT l.id FROM emails l JOIN campaigns ON true FOR UPDATE OF l, campaigns`,
+			[]string{"campaigns", "emails"}, nil},
 		{"cte name excluded", `WITH recent AS (SELECT * FROM emails WHERE created_at > now()) SELECT count(*) FROM recent JOIN campaigns c ON c.id = recent.campaign_id`,
 			[]string{"campaigns", "emails"}, nil},
 		{"recursive cte", `WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM t WHERE n < 3) SELECT n FROM t, users`,
