@@ -480,13 +480,16 @@ func (q *queries) register(c *cache.Cache) error {
 			"users#is_active",
 		},
 		Scoped: []cache.ScopeDep{
-			{Scope: "api_keys.key_hash", Columns: []string{
-				"id",
-				"key_hash",
-				"rate_limit_per_minute",
-				"revoked_at",
-				"user_id",
-			}},
+			{
+				Scope: "api_keys.key_hash",
+				Columns: []string{
+					"id",
+					"key_hash",
+					"rate_limit_per_minute",
+					"revoked_at",
+					"user_id",
+				},
+			},
 		},
 	}); err != nil {
 		return err
@@ -504,14 +507,17 @@ func (q *queries) register(c *cache.Cache) error {
 			"campaigns.id#user_id",
 		},
 		Scoped: []cache.ScopeDep{
-			{Scope: "campaigns.id", Columns: []string{
-				"created_at",
-				"id",
-				"name",
-				"status",
-				"updated_at",
-				"user_id",
-			}},
+			{
+				Scope: "campaigns.id",
+				Columns: []string{
+					"created_at",
+					"id",
+					"name",
+					"status",
+					"updated_at",
+					"user_id",
+				},
+			},
 		},
 	}); err != nil {
 		return err
@@ -528,13 +534,16 @@ func (q *queries) register(c *cache.Cache) error {
 			"emails.campaign_id#sent_at",
 		},
 		Scoped: []cache.ScopeDep{
-			{Scope: "emails.campaign_id", Columns: []string{
-				"campaign_id",
-				"created_at",
-				"opened_at",
-				"replied_at",
-				"sent_at",
-			}},
+			{
+				Scope: "emails.campaign_id",
+				Columns: []string{
+					"campaign_id",
+					"created_at",
+					"opened_at",
+					"replied_at",
+					"sent_at",
+				},
+			},
 		},
 	}); err != nil {
 		return err
@@ -556,16 +565,22 @@ func (q *queries) register(c *cache.Cache) error {
 			"campaigns.id#user_id",
 		},
 		Scoped: []cache.ScopeDep{
-			{Scope: "campaign_email_counts.campaign_id", Columns: []string{
-				"bounced",
-				"campaign_id",
-				"failed",
-				"opened",
-				"replied",
-				"sent",
-				"total",
-			}},
-			{Scope: "campaigns.id", Columns: []string{"id", "user_id"}},
+			{
+				Scope: "campaign_email_counts.campaign_id",
+				Columns: []string{
+					"bounced",
+					"campaign_id",
+					"failed",
+					"opened",
+					"replied",
+					"sent",
+					"total",
+				},
+			},
+			{
+				Scope:   "campaigns.id",
+				Columns: []string{"id", "user_id"},
+			},
 		},
 	}); err != nil {
 		return err
@@ -594,23 +609,29 @@ func (q *queries) register(c *cache.Cache) error {
 			"emails.id#subject",
 		},
 		Scoped: []cache.ScopeDep{
-			{Scope: "campaigns.user_id", Columns: []string{"id", "user_id"}},
-			{Scope: "emails.id", Columns: []string{
-				"body",
-				"bounce_reason",
-				"bounced_at",
-				"campaign_id",
-				"created_at",
-				"id",
-				"is_opened",
-				"is_replied",
-				"opened_at",
-				"recipient",
-				"replied_at",
-				"sent_at",
-				"status",
-				"subject",
-			}},
+			{
+				Scope:   "campaigns.user_id",
+				Columns: []string{"id", "user_id"},
+			},
+			{
+				Scope: "emails.id",
+				Columns: []string{
+					"body",
+					"bounce_reason",
+					"bounced_at",
+					"campaign_id",
+					"created_at",
+					"id",
+					"is_opened",
+					"is_replied",
+					"opened_at",
+					"recipient",
+					"replied_at",
+					"sent_at",
+					"status",
+					"subject",
+				},
+			},
 		},
 	}); err != nil {
 		return err
@@ -628,14 +649,17 @@ func (q *queries) register(c *cache.Cache) error {
 			"users.id#updated_at",
 		},
 		Scoped: []cache.ScopeDep{
-			{Scope: "users.id", Columns: []string{
-				"created_at",
-				"email",
-				"id",
-				"is_active",
-				"name",
-				"updated_at",
-			}},
+			{
+				Scope: "users.id",
+				Columns: []string{
+					"created_at",
+					"email",
+					"id",
+					"is_active",
+					"name",
+					"updated_at",
+				},
+			},
 		},
 	}); err != nil {
 		return err
@@ -654,8 +678,14 @@ func (q *queries) register(c *cache.Cache) error {
 			"campaigns.user_id#user_id",
 		},
 		Scoped: []cache.ScopeDep{
-			{Scope: "campaign_email_counts.campaign_id>campaigns.user_id", Columns: []string{"campaign_id", "opened", "replied", "total"}},
-			{Scope: "campaigns.user_id", Columns: []string{"id", "user_id"}},
+			{
+				Scope:   "campaign_email_counts.campaign_id>campaigns.user_id",
+				Columns: []string{"campaign_id", "opened", "replied", "total"},
+			},
+			{
+				Scope:   "campaigns.user_id",
+				Columns: []string{"id", "user_id"},
+			},
 		},
 	}); err != nil {
 		return err
@@ -681,23 +711,29 @@ func (q *queries) register(c *cache.Cache) error {
 			"campaigns.user_id#user_id",
 		},
 		Scoped: []cache.ScopeDep{
-			{Scope: "campaign_email_counts.campaign_id>campaigns.user_id", Columns: []string{
-				"bounced",
-				"campaign_id",
-				"failed",
-				"opened",
-				"replied",
-				"sent",
-				"total",
-			}},
-			{Scope: "campaigns.user_id", Columns: []string{
-				"created_at",
-				"id",
-				"name",
-				"status",
-				"updated_at",
-				"user_id",
-			}},
+			{
+				Scope: "campaign_email_counts.campaign_id>campaigns.user_id",
+				Columns: []string{
+					"bounced",
+					"campaign_id",
+					"failed",
+					"opened",
+					"replied",
+					"sent",
+					"total",
+				},
+			},
+			{
+				Scope: "campaigns.user_id",
+				Columns: []string{
+					"created_at",
+					"id",
+					"name",
+					"status",
+					"updated_at",
+					"user_id",
+				},
+			},
 		},
 	}); err != nil {
 		return err
@@ -761,10 +797,27 @@ func bumpApplyEmailEvents(
 	)
 	if ok {
 		for _, v := range r {
-			b.Value("campaign_email_counts.campaign_id", v.CampaignID[:], "bounced", "failed", "opened", "replied", "sent", "total")
+			b.Value(
+				"campaign_email_counts.campaign_id",
+				v.CampaignID[:],
+				"bounced",
+				"failed",
+				"opened",
+				"replied",
+				"sent",
+				"total",
+			)
 		}
 	} else {
-		b.Wide("campaign_email_counts.campaign_id", "bounced", "failed", "opened", "replied", "sent", "total")
+		b.Wide(
+			"campaign_email_counts.campaign_id",
+			"bounced",
+			"failed",
+			"opened",
+			"replied",
+			"sent",
+			"total",
+		)
 	}
 	var keys1 []uuid.UUID
 	for _, v := range r {
@@ -772,8 +825,19 @@ func bumpApplyEmailEvents(
 	}
 	if vals2, found3 := resolveListCampaignOwners(ctx, q, keys1); ok && found3 {
 		for _, v := range vals2 {
-			b.Value("campaign_email_counts.campaign_id>campaigns.user_id", v[:], "bounced", "failed", "opened", "replied", "sent", "total")
-			b.Value("emails.campaign_id>campaigns.user_id", v[:],
+			b.Value(
+				"campaign_email_counts.campaign_id>campaigns.user_id",
+				v[:],
+				"bounced",
+				"failed",
+				"opened",
+				"replied",
+				"sent",
+				"total",
+			)
+			b.Value(
+				"emails.campaign_id>campaigns.user_id",
+				v[:],
 				"bounce_reason",
 				"bounced_at",
 				"is_opened",
@@ -785,8 +849,17 @@ func bumpApplyEmailEvents(
 			)
 		}
 	} else {
-		b.Wide("campaign_email_counts.campaign_id>campaigns.user_id", "bounced", "failed", "opened", "replied", "sent", "total")
-		b.Wide("emails.campaign_id>campaigns.user_id",
+		b.Wide(
+			"campaign_email_counts.campaign_id>campaigns.user_id",
+			"bounced",
+			"failed",
+			"opened",
+			"replied",
+			"sent",
+			"total",
+		)
+		b.Wide(
+			"emails.campaign_id>campaigns.user_id",
 			"bounce_reason",
 			"bounced_at",
 			"is_opened",
@@ -799,7 +872,9 @@ func bumpApplyEmailEvents(
 	}
 	if ok {
 		for _, v := range r {
-			b.Value("emails.campaign_id", v.CampaignID[:],
+			b.Value(
+				"emails.campaign_id",
+				v.CampaignID[:],
 				"bounce_reason",
 				"bounced_at",
 				"is_opened",
@@ -811,7 +886,8 @@ func bumpApplyEmailEvents(
 			)
 		}
 	} else {
-		b.Wide("emails.campaign_id",
+		b.Wide(
+			"emails.campaign_id",
 			"bounce_reason",
 			"bounced_at",
 			"is_opened",
@@ -824,7 +900,9 @@ func bumpApplyEmailEvents(
 	}
 	if ok {
 		for _, v := range r {
-			b.Value("emails.id", v.ID[:],
+			b.Value(
+				"emails.id",
+				v.ID[:],
 				"bounce_reason",
 				"bounced_at",
 				"is_opened",
@@ -836,7 +914,8 @@ func bumpApplyEmailEvents(
 			)
 		}
 	} else {
-		b.Wide("emails.id",
+		b.Wide(
+			"emails.id",
 			"bounce_reason",
 			"bounced_at",
 			"is_opened",
@@ -1062,7 +1141,9 @@ func bumpDeleteCampaign(
 	ok bool,
 ) {
 	b.Table("campaign_email_counts", "campaigns", "emails")
-	b.Value("campaign_email_counts.campaign_id", arg.ID[:],
+	b.Value(
+		"campaign_email_counts.campaign_id",
+		arg.ID[:],
 		"",
 		"bounced",
 		"failed",
@@ -1071,7 +1152,9 @@ func bumpDeleteCampaign(
 		"sent",
 		"total",
 	)
-	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:],
+	b.Value(
+		"campaign_email_counts.campaign_id>campaigns.user_id",
+		arg.UserID[:],
 		"",
 		"bounced",
 		"failed",
@@ -1393,7 +1476,16 @@ func bumpInsertEmails(
 		"emails",
 	)
 	for _, v := range arg {
-		b.Value("campaign_email_counts.campaign_id", v.CampaignID[:], "bounced", "failed", "opened", "replied", "sent", "total")
+		b.Value(
+			"campaign_email_counts.campaign_id",
+			v.CampaignID[:],
+			"bounced",
+			"failed",
+			"opened",
+			"replied",
+			"sent",
+			"total",
+		)
 	}
 	var keys4 []uuid.UUID
 	for _, v := range arg {
@@ -1401,11 +1493,28 @@ func bumpInsertEmails(
 	}
 	if vals5, found6 := resolveListCampaignOwners(ctx, q, keys4); found6 {
 		for _, v := range vals5 {
-			b.Value("campaign_email_counts.campaign_id>campaigns.user_id", v[:], "bounced", "failed", "opened", "replied", "sent", "total")
+			b.Value(
+				"campaign_email_counts.campaign_id>campaigns.user_id",
+				v[:],
+				"bounced",
+				"failed",
+				"opened",
+				"replied",
+				"sent",
+				"total",
+			)
 			b.Value("emails.campaign_id>campaigns.user_id", v[:], "")
 		}
 	} else {
-		b.Wide("campaign_email_counts.campaign_id>campaigns.user_id", "bounced", "failed", "opened", "replied", "sent", "total")
+		b.Wide(
+			"campaign_email_counts.campaign_id>campaigns.user_id",
+			"bounced",
+			"failed",
+			"opened",
+			"replied",
+			"sent",
+			"total",
+		)
 		b.Wide("emails.campaign_id>campaigns.user_id", "")
 	}
 	for _, v := range arg {
@@ -1527,11 +1636,37 @@ func bumpMarkEmailOpened(
 		"emails#opened_at",
 	)
 	if ok {
-		b.Value("campaign_email_counts.campaign_id", r.CampaignID[:], "bounced", "failed", "opened", "replied", "sent", "total")
+		b.Value(
+			"campaign_email_counts.campaign_id",
+			r.CampaignID[:],
+			"bounced",
+			"failed",
+			"opened",
+			"replied",
+			"sent",
+			"total",
+		)
 	} else {
-		b.Wide("campaign_email_counts.campaign_id", "bounced", "failed", "opened", "replied", "sent", "total")
+		b.Wide(
+			"campaign_email_counts.campaign_id",
+			"bounced",
+			"failed",
+			"opened",
+			"replied",
+			"sent",
+			"total",
+		)
 	}
-	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "bounced", "failed", "opened", "replied", "sent", "total")
+	b.Value(
+		"campaign_email_counts.campaign_id>campaigns.user_id",
+		arg.UserID[:],
+		"bounced",
+		"failed",
+		"opened",
+		"replied",
+		"sent",
+		"total",
+	)
 	if ok {
 		b.Value("emails.campaign_id", r.CampaignID[:], "is_opened", "opened_at")
 	} else {
@@ -1589,11 +1724,37 @@ func bumpMarkEmailReplied(
 		"emails#replied_at",
 	)
 	if ok {
-		b.Value("campaign_email_counts.campaign_id", r.CampaignID[:], "bounced", "failed", "opened", "replied", "sent", "total")
+		b.Value(
+			"campaign_email_counts.campaign_id",
+			r.CampaignID[:],
+			"bounced",
+			"failed",
+			"opened",
+			"replied",
+			"sent",
+			"total",
+		)
 	} else {
-		b.Wide("campaign_email_counts.campaign_id", "bounced", "failed", "opened", "replied", "sent", "total")
+		b.Wide(
+			"campaign_email_counts.campaign_id",
+			"bounced",
+			"failed",
+			"opened",
+			"replied",
+			"sent",
+			"total",
+		)
 	}
-	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "bounced", "failed", "opened", "replied", "sent", "total")
+	b.Value(
+		"campaign_email_counts.campaign_id>campaigns.user_id",
+		arg.UserID[:],
+		"bounced",
+		"failed",
+		"opened",
+		"replied",
+		"sent",
+		"total",
+	)
 	if ok {
 		b.Value("emails.campaign_id", r.CampaignID[:], "is_replied", "replied_at")
 	} else {
@@ -1778,7 +1939,14 @@ func bumpSaveIdempotentResponse(
 		"idempotency_keys#response",
 		"idempotency_keys#status",
 	)
-	b.String("idempotency_keys.owner", string(arg.Owner), "content_type", "location", "response", "status")
+	b.String(
+		"idempotency_keys.owner",
+		string(arg.Owner),
+		"content_type",
+		"location",
+		"response",
+		"status",
+	)
 }
 
 // SetAPIKeyRateLimit writes api_keys; see bumpSetAPIKeyRateLimit.
@@ -1885,11 +2053,7 @@ func bumpUpdateCampaign(
 	r db.Campaign,
 	ok bool,
 ) {
-	b.Table(
-		"campaigns#name",
-		"campaigns#status",
-		"campaigns#updated_at",
-	)
+	b.Table("campaigns#name", "campaigns#status", "campaigns#updated_at")
 	b.Value("campaigns.id", arg.ID[:], "name", "status", "updated_at")
 	b.Value("campaigns.user_id", arg.UserID[:], "name", "status", "updated_at")
 }

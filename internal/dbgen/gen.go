@@ -523,7 +523,7 @@ func inLoop(gv goValue, stmt string) string {
 
 // bumpBody collects what a write invalidates.
 func (g *gen) bumpBody(m method) error {
-	g.p("b.Table(%s)", goArgs(m.WriteSlots))
+	g.p("%s", goCall("b.Table", quoted(m.WriteSlots...)...))
 	// Path scopes looked up through the same resolver from the same keys
 	// (a table's and, through a trigger, another's) share one lookup.
 	lookups := map[string][]ScopeWrite{}
@@ -536,7 +536,7 @@ func (g *gen) bumpBody(m method) error {
 		var err error
 		switch {
 		case w.Wide:
-			g.p("b.Wide(%q, %s)", w.Scope.Name(), goArgs(w.Columns))
+			g.p("%s", wideCall(w))
 		case w.Through.method != "":
 			if group := lookups[lookupKey(w)]; group != nil {
 				delete(lookups, lookupKey(w)) // emitted with the first of its group
@@ -555,14 +555,13 @@ func (g *gen) bumpBody(m method) error {
 // bumpValues bumps the values of one scope write; those from the result
 // only when the statement succeeded, else the scope wide.
 func (g *gen) bumpValues(m method, w ScopeWrite) error {
-	cols := goArgs(w.Columns)
 	var fromResult []string
 	for _, v := range w.Values {
 		gv, fn, arg, err := m.hashArg(v, w.Scope, "Value", "String", "Int")
 		if err != nil {
 			return err
 		}
-		line := inLoop(gv, fmt.Sprintf("b.%s(%q, %s, %s)", fn, w.Scope.Name(), arg, cols))
+		line := inLoop(gv, valueCall(fn, w, arg))
 		if gv.result {
 			fromResult = append(fromResult, line)
 		} else {
@@ -570,7 +569,7 @@ func (g *gen) bumpValues(m method, w ScopeWrite) error {
 		}
 	}
 	if len(fromResult) > 0 {
-		g.p("if ok {\n%s\n} else {\nb.Wide(%q, %s)\n}", strings.Join(fromResult, "\n"), w.Scope.Name(), cols)
+		g.p("if ok {\n%s\n} else {\n%s\n}", strings.Join(fromResult, "\n"), wideCall(w))
 	}
 	return nil
 }
@@ -608,8 +607,8 @@ func (g *gen) resolveCall(m method, group []ScopeWrite) error {
 	}
 	var bumps, wides []string
 	for _, gw := range group {
-		bumps = append(bumps, fmt.Sprintf("b.%s(%q, %s, %s)", fn, gw.Scope.Name(), arg, goArgs(gw.Columns)))
-		wides = append(wides, fmt.Sprintf("b.Wide(%q, %s)", gw.Scope.Name(), goArgs(gw.Columns)))
+		bumps = append(bumps, valueCall(fn, gw, arg))
+		wides = append(wides, wideCall(gw))
 	}
 	g.p("if %s, %s := resolve%s(ctx, q, %s); %s {\nfor _, v := range %s {\n%s\n}\n} else {\n%s\n}",
 		vals, found, r.method, keys, cond, vals, strings.Join(bumps, "\n"), strings.Join(wides, "\n"))
@@ -623,6 +622,32 @@ func goList(s []string) string {
 		return "nil"
 	}
 	return "[]string{" + goArgs(s) + "}"
+}
+
+// valueCall bumps value arg of w's scope; wideCall bumps the scope wide.
+func valueCall(fn string, w ScopeWrite, arg string) string {
+	return goCall("b."+fn, append(quoted(w.Scope.Name()), append([]string{arg}, quoted(w.Columns...)...)...)...)
+}
+
+func wideCall(w ScopeWrite) string {
+	return goCall("b.Wide", quoted(append([]string{w.Scope.Name()}, w.Columns...)...)...)
+}
+
+// goCall is a call of fn: on one line when short, else one argument a
+// line.
+func goCall(fn string, args ...string) string {
+	if line := fn + "(" + strings.Join(args, ", ") + ")"; len(line) <= 90 {
+		return line
+	}
+	return fn + "(\n" + strings.Join(args, ",\n") + ",\n)"
+}
+
+func quoted(s ...string) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[i] = fmt.Sprintf("%q", v)
+	}
+	return out
 }
 
 // goArgs are quoted strings separated by commas: on one line when short,
