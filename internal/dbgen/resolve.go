@@ -3,7 +3,6 @@ package dbgen
 import (
 	"fmt"
 	"go/types"
-	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
@@ -54,7 +53,7 @@ func readResolver(m *method, schema *Schema) (resolver, error) {
 		if _, isCol := s.occOf(t); !ok || !isCol || tg.GetResTarget().GetName() != "" {
 			return resolver{}, fmt.Errorf("%s: select plain, unrenamed columns", resolverShape)
 		}
-		cols = append(cols, t[strings.LastIndexByte(t, '.')+1:])
+		cols = append(cols, t.col)
 	}
 	if where := conjuncts(sel.GetWhereClause()); len(cols) == 2 && len(where) == 1 {
 		s.addEquality(where[0], nil)

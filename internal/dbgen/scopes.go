@@ -114,9 +114,9 @@ type sel struct {
 	outerQ *sel
 	occs   []occurrence
 	refs   map[string][]int
-	parent map[string]string   // union-find over terms, from strong equalities
-	weak   map[string][]string // a column term -> terms an outer join's ON or a correlation equates it with
-	lists  map[string][]valueRef
+	parent map[term]term   // union-find over terms, from strong equalities
+	weak   map[term][]term // a column term -> terms an outer join's ON or a correlation equates it with
+	lists  map[term][]valueRef
 	// outer are the ON conditions of outer joins, with the occurrences on
 	// their nullable side, applied once every occurrence is known.
 	outer []outerQual
@@ -132,7 +132,7 @@ type outerQual struct {
 }
 
 func newSel(schema *Schema, params map[int]string, outer *sel) *sel {
-	s := &sel{schema: schema, params: params, outerQ: outer, refs: map[string][]int{}, parent: map[string]string{}, weak: map[string][]string{}, lists: map[string][]valueRef{}}
+	s := &sel{schema: schema, params: params, outerQ: outer, refs: map[string][]int{}, parent: map[term]term{}, weak: map[term][]term{}, lists: map[term][]valueRef{}}
 	if outer != nil {
 		s.all = outer.all
 	} else {
@@ -143,10 +143,27 @@ func newSel(schema *Schema, params map[int]string, outer *sel) *sel {
 	return s
 }
 
+// term is an operand of an equality this code follows: a parameter, or
+// a column of an occurrence of a sel (sel is its index in the statement).
+type term struct {
+	param    string
+	sel, occ int
+	col      string
+}
+
+// String orders terms in a class: columns ("c<sel>_<occ>.<col>") before
+// parameters ("p:<name>").
+func (t term) String() string {
+	if t.param != "" {
+		return "p:" + t.param
+	}
+	return "c" + strconv.Itoa(t.sel) + "_" + strconv.Itoa(t.occ) + "." + t.col
+}
+
 // owner is the sel a term belongs to: parameters belong to every sel.
-func (s *sel) owner(t string) *sel {
-	if sid, _, ok := splitTerm(t); ok {
-		return (*s.all)[sid]
+func (s *sel) owner(t term) *sel {
+	if t.param == "" {
+		return (*s.all)[t.sel]
 	}
 	return s
 }
@@ -258,12 +275,12 @@ func (s *sel) addEquality(c *pg_query.Node, nullable map[int]bool) {
 // addPair records l = r: a strong equality between local terms, else a
 // weak one that pins only the local column (a correlation, never the
 // outer one) or the nullable side of an outer join.
-func (s *sel) addPair(l, r string, nullable map[int]bool) {
+func (s *sel) addPair(l, r term, nullable map[int]bool) {
 	if nullable == nil && s.local(l) && s.local(r) {
 		s.union(l, r)
 		return
 	}
-	for _, pair := range [][2]string{{l, r}, {r, l}} {
+	for _, pair := range [][2]term{{l, r}, {r, l}} {
 		occ, ok := s.occOf(pair[0])
 		if ok && (nullable == nil && !s.local(pair[1]) || nullable != nil && nullable[occ]) {
 			s.weak[pair[0]] = append(s.weak[pair[0]], pair[1])
@@ -272,26 +289,25 @@ func (s *sel) addPair(l, r string, nullable map[int]bool) {
 }
 
 // pinnable: a column term that a condition may pin.
-func (s *sel) pinnable(t string, nullable map[int]bool) bool {
+func (s *sel) pinnable(t term, nullable map[int]bool) bool {
 	occ, ok := s.occOf(t)
 	return ok && (nullable == nil || nullable[occ])
 }
 
-// term names an expression as a union-find term: "c<occ>.<column>" for a
-// column of an occurrence, "p:<name>" for a parameter. Casts are looked
-// through on parameters only: a cast column may compare equal to values
-// that the column itself does not hold.
-func (s *sel) term(expr *pg_query.Node) (string, bool) {
+// term is the term an expression is: a parameter, or a column of an
+// occurrence. Casts are looked through on parameters only: a cast column
+// may compare equal to values that the column itself does not hold.
+func (s *sel) term(expr *pg_query.Node) (term, bool) {
 	if p, ok := s.param(expr); ok {
-		return "p:" + p, true
+		return term{param: p}, true
 	}
 	cr := expr.GetColumnRef()
 	if cr == nil {
-		return "", false
+		return term{}, false
 	}
 	parts, star := columnRefParts(cr)
 	if star || len(parts) == 0 || len(parts) > 2 {
-		return "", false
+		return term{}, false
 	}
 	col := parts[len(parts)-1]
 	var cands []int
@@ -308,58 +324,32 @@ func (s *sel) term(expr *pg_query.Node) (string, bool) {
 		}
 	}
 	if len(cands) != 1 || !s.schema.hasColumn(s.occs[cands[0]].table, col) {
-		return "", false // ambiguous or unknown: no pin
+		return term{}, false // ambiguous or unknown: no pin
 	}
 	return s.colTerm(cands[0], col), true
 }
 
 // outerTerm resolves a qualified column of an enclosing query.
-func (s *sel) outerTerm(ref, col string) (string, bool) {
+func (s *sel) outerTerm(ref, col string) (term, bool) {
 	for o := s.outerQ; o != nil; o = o.outerQ {
 		if cands := o.refs[ref]; len(cands) > 0 {
 			if len(cands) != 1 || !o.schema.hasColumn(o.occs[cands[0]].table, col) {
-				return "", false
+				return term{}, false
 			}
 			return o.colTerm(cands[0], col), true
 		}
 	}
-	return "", false
+	return term{}, false
 }
 
-// colTerm names a column of an occurrence of this sel.
-func (s *sel) colTerm(occ int, col string) string {
-	return "c" + strconv.Itoa(s.id) + "_" + strconv.Itoa(occ) + "." + col
-}
-
-// splitTerm parses a column term into its sel and occurrence.
-func splitTerm(t string) (sid, occ int, ok bool) {
-	if !strings.HasPrefix(t, "c") {
-		return 0, 0, false
-	}
-	head, _, ok := strings.Cut(t[1:], ".")
-	if !ok {
-		return 0, 0, false
-	}
-	a, b, ok := strings.Cut(head, "_")
-	if !ok {
-		return 0, 0, false
-	}
-	sid, err1 := strconv.Atoi(a)
-	occ, err2 := strconv.Atoi(b)
-	return sid, occ, err1 == nil && err2 == nil
-}
+// colTerm is a column of an occurrence of this sel.
+func (s *sel) colTerm(occ int, col string) term { return term{sel: s.id, occ: occ, col: col} }
 
 // occOf is the occurrence of a column term of this sel.
-func (s *sel) occOf(t string) (int, bool) {
-	sid, occ, ok := splitTerm(t)
-	return occ, ok && sid == s.id
-}
+func (s *sel) occOf(t term) (int, bool) { return t.occ, t.param == "" && t.sel == s.id }
 
 // local reports whether t is a parameter or a column of this sel.
-func (s *sel) local(t string) bool {
-	sid, _, ok := splitTerm(t)
-	return !ok || sid == s.id
-}
+func (s *sel) local(t term) bool { return t.param != "" || t.sel == s.id }
 
 // param is the sqlc parameter an expression is: $n, a cast of one, or
 // sqlc.arg(name) / sqlc.narg(name).
@@ -385,7 +375,7 @@ func (s *sel) param(expr *pg_query.Node) (string, bool) {
 	return name, name != ""
 }
 
-func (s *sel) find(t string) string {
+func (s *sel) find(t term) term {
 	p, ok := s.parent[t]
 	if !ok || p == t {
 		return t
@@ -395,7 +385,7 @@ func (s *sel) find(t string) string {
 	return r
 }
 
-func (s *sel) union(a, b string) {
+func (s *sel) union(a, b term) {
 	ra, rb := s.find(a), s.find(b)
 	if ra != rb {
 		s.parent[ra] = rb
@@ -406,15 +396,15 @@ func (s *sel) union(a, b string) {
 }
 
 // class lists the terms equal to t through strong equalities.
-func (s *sel) class(t string) []string {
+func (s *sel) class(t term) []term {
 	root := s.find(t)
-	out := []string{t}
+	out := []term{t}
 	for k := range s.parent {
 		if k != t && s.find(k) == root {
 			out = append(out, k)
 		}
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
 	return out
 }
 
@@ -429,8 +419,8 @@ func (s *sel) pins(occ int, col string, withWeak bool) []valueRef {
 		}
 	}
 	for _, x := range terms {
-		if p, ok := strings.CutPrefix(x, "p:"); ok {
-			return []valueRef{{Param: p}}
+		if x.param != "" {
+			return []valueRef{{Param: x.param}}
 		}
 	}
 	for _, x := range terms {
