@@ -132,13 +132,14 @@ SELECT v.user_id::uuid AS user_id, v.email_id::uuid AS email_id
 FROM (
     SELECT unnest($1::uuid[]) AS user_id, unnest($2::uuid[]) AS email_id
 ) v
-WHERE EXISTS (
+CROSS JOIN LATERAL (
     SELECT 1 FROM emails e
     JOIN campaigns c ON c.id = e.campaign_id
     WHERE e.id = v.email_id
       AND e.created_at = uuid7_time(v.email_id)
       AND c.user_id = v.user_id
-)
+    LIMIT 1
+) owned
 `
 
 type FindOwnedEmailsParams struct {
@@ -152,7 +153,8 @@ type FindOwnedEmailsRow struct {
 }
 
 // Which (user, email) pairs exist: an event RecordEmailEvents skipped is a
-// duplicate when its email is its user's, not found otherwise.
+// duplicate when its email is its user's, not found otherwise. Looked up
+// by primary key per pair, as in RecordEmailEvents.
 func (q *Queries) FindOwnedEmails(ctx context.Context, arg FindOwnedEmailsParams) ([]FindOwnedEmailsRow, error) {
 	rows, err := q.db.Query(ctx, findOwnedEmails, arg.UserIds, arg.EmailIds)
 	if err != nil {
@@ -202,8 +204,14 @@ FROM (
            unnest($4::text[])         AS kind,
            unnest($5::timestamptz[])    AS at
 ) v
-JOIN emails e ON e.id = v.email_id AND e.created_at = uuid7_time(v.email_id)
-JOIN campaigns c ON c.id = e.campaign_id AND c.user_id = v.user_id
+CROSS JOIN LATERAL (
+    SELECT 1 FROM emails e
+    JOIN campaigns c ON c.id = e.campaign_id
+    WHERE e.id = v.email_id
+      AND e.created_at = uuid7_time(v.email_id)
+      AND c.user_id = v.user_id
+    LIMIT 1
+) owned
 ORDER BY v.user_id, v.event_id
 ON CONFLICT (user_id, event_id) DO NOTHING
 RETURNING user_id, event_id
@@ -232,7 +240,9 @@ type RecordEmailEventsRow struct {
 // once per (user_id, event_id): a retried event conflicts and is skipped.
 // Returns the events recorded now. Rows are inserted in key order, so two
 // batches waiting on each other's uncommitted keys always wait in the same
-// direction (no deadlock).
+// direction (no deadlock). The check is a LATERAL … LIMIT 1 so that each
+// event looks its email up by primary key: as a plain join, the planner
+// read every email of the user's campaigns to find a few.
 func (q *Queries) RecordEmailEvents(ctx context.Context, arg RecordEmailEventsParams) ([]RecordEmailEventsRow, error) {
 	rows, err := q.db.Query(ctx, recordEmailEvents,
 		arg.UserIds,

@@ -37,7 +37,8 @@ type Querier interface {
 	DeleteCampaign(ctx context.Context, arg DeleteCampaignParams) (int64, error)
 	EnsureEmailPartitions(ctx context.Context, arg EnsureEmailPartitionsParams) ([]string, error)
 	// Which (user, email) pairs exist: an event RecordEmailEvents skipped is a
-	// duplicate when its email is its user's, not found otherwise.
+	// duplicate when its email is its user's, not found otherwise. Looked up
+	// by primary key per pair, as in RecordEmailEvents.
 	FindOwnedEmails(ctx context.Context, arg FindOwnedEmailsParams) ([]FindOwnedEmailsRow, error)
 	// Authenticates a request: one indexed lookup on the unique key_hash, joined
 	// to the owner so a deactivated user's keys stop working too. It leaves out
@@ -116,7 +117,9 @@ type Querier interface {
 	// once per (user_id, event_id): a retried event conflicts and is skipped.
 	// Returns the events recorded now. Rows are inserted in key order, so two
 	// batches waiting on each other's uncommitted keys always wait in the same
-	// direction (no deadlock).
+	// direction (no deadlock). The check is a LATERAL … LIMIT 1 so that each
+	// event looks its email up by primary key: as a plain join, the planner
+	// read every email of the user's campaigns to find a few.
 	RecordEmailEvents(ctx context.Context, arg RecordEmailEventsParams) ([]RecordEmailEventsRow, error)
 	// Revoking twice keeps the first revocation time.
 	RevokeAPIKey(ctx context.Context, id uuid.UUID) (RevokeAPIKeyRow, error)

@@ -43,9 +43,9 @@ func routeCost(method, route string) int {
 		return CostBulkEmails
 	case method == http.MethodPost && route == "/api/v1/campaigns":
 		return CostCreateCampaign
-	case method == http.MethodPost && route == eventsPath:
-		return 0 // per event, by chargeEvents
-	case method == http.MethodPost && (route == "/api/v1/emails/:id/opened" || route == "/api/v1/emails/:id/replied"):
+	case method == http.MethodPost && (route == eventsPath || route == "/api/v1/emails/:id/opened" || route == "/api/v1/emails/:id/replied"):
+		// One event, or the request of a bulk one (its events are charged
+		// by chargeEvents).
 		return CostEvent
 	case method == http.MethodGet || method == http.MethodHead:
 		return CostRead
@@ -100,11 +100,14 @@ func (a *API) limitKey(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// chargeEvents charges a bulk request's events to its key, CostEvent
-// each, answering 429 when the budget cannot cover them. One request may
-// spend up to min(rate per minute, MaxBulkEvents) at once, past the key's
-// usual burst: a bulk request is the point of the route, and the rate
-// still bounds the events per minute. More than that is a 400.
+// chargeEvents charges a bulk request's events, CostEvent each, to its
+// key's events budget: the key's rate per minute, of which one request may
+// spend up to min(rate, MaxBulkEvents) at once. It is a bucket of its own
+// ("events:<key>") so that its burst may exceed the request budget's —
+// a bulk request is the point of the route — while the rate still bounds
+// the events per minute. It answers 429 when the budget cannot cover the
+// events, and 400 when no budget ever could (more events than one request
+// may carry for that key).
 func (a *API) chargeEvents(c echo.Context, n int) error {
 	if a.limits == nil {
 		return nil
@@ -114,15 +117,15 @@ func (a *API) chargeEvents(c echo.Context, n int) error {
 		return errors.New("chargeEvents: no authenticated key")
 	}
 	budget := a.limits.keyBudget(p.rateLimit)
-	budget.Burst = max(budget.Burst, min(budget.PerMinute, MaxBulkEvents))
+	budget.Burst = max(1, min(budget.PerMinute, MaxBulkEvents))
 	cost := n * CostEvent
 	if cost > budget.Burst {
 		// Waiting would not help: a clear 400 rather than a 429.
 		return validationFailed([]FieldError{{Field: "events", Message: fmt.Sprintf(
 			"this API key may send at most %d events per request (its rate limit per minute), got %d", budget.Burst, n)}})
 	}
-	d := a.limits.lim.Allow(c.Request().Context(), "key", "key:"+p.keyID.String(), budget, cost)
-	setRateLimitHeaders(c, "key", d)
+	d := a.limits.lim.Allow(c.Request().Context(), "events", "events:"+p.keyID.String(), budget, cost)
+	setRateLimitHeaders(c, "events", d)
 	if !d.Allowed {
 		return tooManyRequests(d)
 	}

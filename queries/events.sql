@@ -9,7 +9,9 @@
 -- once per (user_id, event_id): a retried event conflicts and is skipped.
 -- Returns the events recorded now. Rows are inserted in key order, so two
 -- batches waiting on each other's uncommitted keys always wait in the same
--- direction (no deadlock).
+-- direction (no deadlock). The check is a LATERAL … LIMIT 1 so that each
+-- event looks its email up by primary key: as a plain join, the planner
+-- read every email of the user's campaigns to find a few.
 -- name: RecordEmailEvents :many
 INSERT INTO email_events (user_id, event_id, email_id, kind, at)
 SELECT v.user_id, v.event_id, v.email_id, v.kind::email_event_kind, v.at
@@ -22,26 +24,34 @@ FROM (
            unnest(@kinds::text[])         AS kind,
            unnest(@ats::timestamptz[])    AS at
 ) v
-JOIN emails e ON e.id = v.email_id AND e.created_at = uuid7_time(v.email_id)
-JOIN campaigns c ON c.id = e.campaign_id AND c.user_id = v.user_id
-ORDER BY v.user_id, v.event_id
-ON CONFLICT (user_id, event_id) DO NOTHING
-RETURNING user_id, event_id;
-
--- Which (user, email) pairs exist: an event RecordEmailEvents skipped is a
--- duplicate when its email is its user's, not found otherwise.
--- name: FindOwnedEmails :many
-SELECT v.user_id::uuid AS user_id, v.email_id::uuid AS email_id
-FROM (
-    SELECT unnest(@user_ids::uuid[]) AS user_id, unnest(@email_ids::uuid[]) AS email_id
-) v
-WHERE EXISTS (
+CROSS JOIN LATERAL (
     SELECT 1 FROM emails e
     JOIN campaigns c ON c.id = e.campaign_id
     WHERE e.id = v.email_id
       AND e.created_at = uuid7_time(v.email_id)
       AND c.user_id = v.user_id
-);
+    LIMIT 1
+) owned
+ORDER BY v.user_id, v.event_id
+ON CONFLICT (user_id, event_id) DO NOTHING
+RETURNING user_id, event_id;
+
+-- Which (user, email) pairs exist: an event RecordEmailEvents skipped is a
+-- duplicate when its email is its user's, not found otherwise. Looked up
+-- by primary key per pair, as in RecordEmailEvents.
+-- name: FindOwnedEmails :many
+SELECT v.user_id::uuid AS user_id, v.email_id::uuid AS email_id
+FROM (
+    SELECT unnest(@user_ids::uuid[]) AS user_id, unnest(@email_ids::uuid[]) AS email_id
+) v
+CROSS JOIN LATERAL (
+    SELECT 1 FROM emails e
+    JOIN campaigns c ON c.id = e.campaign_id
+    WHERE e.id = v.email_id
+      AND e.created_at = uuid7_time(v.email_id)
+      AND c.user_id = v.user_id
+    LIMIT 1
+) owned;
 
 -- Applies recorded events to their emails in one statement. The events
 -- are folded per email first (an UPDATE … FROM applies one source row per

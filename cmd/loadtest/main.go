@@ -1,7 +1,8 @@
 // Command loadtest is ReplyRocket's load benchmark: it starts the app on an
 // embedded database with a generated dataset, drives it at fixed
 // concurrency beside pgbench and a bare net/http server, and prints the
-// table the README shows. With -scale it is the scale benchmark instead.
+// table the README shows. With -scale it is the scale benchmark instead;
+// with -events the events benchmark (docs/writes.md).
 //
 // It is a command of its own, not a replyrocket subcommand, so that the
 // server binary a newcomer builds first does not download and compile the
@@ -32,8 +33,9 @@ func main() { cli.Main("loadtest", usage, run) }
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	o := loadtest.Options{Getenv: getenv, Log: stderr}
 	var role, envList, scaleSizes string
-	var scale bool
+	var scale, events bool
 	var scaleReps int
+	eo := loadtest.EventsOptions{Getenv: getenv, Log: stderr}
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.IntVar(&o.Concurrency, "c", 32, "requests in flight")
 	fs.DurationVar(&o.Duration, "d", 8*time.Second, "measured duration of each scenario")
@@ -48,6 +50,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.BoolVar(&scale, "scale", false, "run the scale benchmark instead (seeds millions of emails: minutes, gigabytes)")
 	fs.StringVar(&scaleSizes, "scale-sizes", "1000000,10000000", "with -scale: total emails after each step")
 	fs.IntVar(&scaleReps, "scale-reps", 200, "with -scale: sequential requests per read")
+	fs.BoolVar(&events, "events", false, "run the events benchmark instead: single and bulk tracking events beside pgbench's one-row UPDATE, and the summary's hit rate while events flow")
+	fs.IntVar(&eo.Campaigns, "event-campaigns", 50, "with -events: campaigns of the one user")
+	fs.IntVar(&eo.PerCampaign, "event-emails", 2000, "with -events: emails per campaign")
+	fs.IntVar(&eo.BulkSize, "bulk-size", 100, "with -events: events per bulk request")
+	fs.IntVar(&eo.PacedRate, "paced-rate", 2000, "with -events: single events per second while the summary's hit rate is measured")
+	fs.IntVar(&eo.ReadRate, "read-rate", 200, "with -events: summary reads per second meanwhile")
 	fs.StringVar(&role, "role", "", "internal: run as the benchmark's app or reference child")
 	if err := cli.Parse(fs, args, stderr); err != nil {
 		return err
@@ -65,6 +73,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find this binary to start the servers: %w", err)
+	}
+	if events {
+		if eo.Campaigns < 1 || eo.PerCampaign < 1 || eo.BulkSize < 1 || eo.BulkSize > 1000 || eo.PacedRate < 1 || eo.ReadRate < 1 {
+			return fmt.Errorf("%w: -event-campaigns, -event-emails, -paced-rate and -read-rate must be positive, -bulk-size 1 to 1000", cli.ErrUsage)
+		}
+		eo.Exe, eo.Concurrency, eo.Duration, eo.Warmup, eo.Env = exe, o.Concurrency, o.Duration, o.Warmup, o.Env
+		return loadtest.RunEvents(ctx, eo, stdout)
 	}
 	if scale {
 		so := loadtest.ScaleOptions{Exe: exe, Reps: scaleReps, Getenv: getenv, Log: stderr}

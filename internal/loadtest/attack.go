@@ -38,7 +38,12 @@ type target struct {
 	url    func(i uint64) string
 	key    string
 	body   []byte
+	// bodyOf, when set, gives each request its own body (fresh event ids).
+	bodyOf func(i uint64) []byte
 	status int
+	// rate paces the requests (per second) instead of sending the next as
+	// soon as a worker is free; 0 is as fast as possible.
+	rate int
 }
 
 // attack drives tg at a fixed number of concurrent requests (workers that
@@ -47,12 +52,15 @@ type target struct {
 func attack(tg target, concurrency int, d time.Duration) Row {
 	var n atomic.Uint64
 	hdr := http.Header{"Authorization": {"Bearer " + tg.key}}
-	if tg.body != nil {
+	if tg.body != nil || tg.bodyOf != nil {
 		hdr.Set("Content-Type", "application/json")
 	}
 	targeter := func(t *vegeta.Target) error {
 		i := n.Add(1) - 1
 		t.Method, t.URL, t.Header, t.Body = tg.method, tg.url(i), hdr, tg.body
+		if tg.bodyOf != nil {
+			t.Body = tg.bodyOf(i)
+		}
 		return nil
 	}
 	c := uint64(concurrency)
@@ -60,7 +68,11 @@ func attack(tg target, concurrency int, d time.Duration) Row {
 		vegeta.KeepAlive(true), vegeta.MaxBody(0), vegeta.Timeout(30*time.Second))
 	var m vegeta.Metrics
 	bad := map[string]int{}
-	for res := range atk.Attack(targeter, vegeta.Rate{}, d, tg.name) {
+	rate := vegeta.Rate{}
+	if tg.rate > 0 {
+		rate = vegeta.Rate{Freq: tg.rate, Per: time.Second}
+	}
+	for res := range atk.Attack(targeter, rate, d, tg.name) {
 		m.Add(res)
 		if int(res.Code) != tg.status {
 			k := fmt.Sprint(res.Code)

@@ -1,0 +1,297 @@
+package loadtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/replyrocket/replyrocket/internal/pglocal"
+)
+
+// EventsOptions shape the events benchmark (loadtest -events): tracking
+// events posted to one app instance, one at a time and in bulk, beside
+// pgbench running the one-row UPDATE an event was before group commit.
+type EventsOptions struct {
+	Exe                    string
+	Concurrency            int
+	Duration, Warmup       time.Duration
+	Campaigns, PerCampaign int
+	// BulkSize is the events per POST /api/v1/events.
+	BulkSize int
+	// PacedRate is the events per second of the cache phase, during which
+	// a reader measures the summary's hit rate.
+	PacedRate, ReadRate int
+	Env                 map[string]string
+	Getenv              func(string) string
+	Log                 io.Writer
+}
+
+// pgbenchEventSQL is the reference: the one-row update of an open,
+// committed alone, as every open was before group commit. bench_ids maps
+// pgbench's random integer to an email id.
+const pgbenchEventSQL = `\set n random(1, :emails)
+UPDATE emails e SET is_opened = true, opened_at = coalesce(e.opened_at, now())
+FROM bench_ids b
+WHERE b.n = :n AND e.id = b.id AND e.created_at = uuid7_time(b.id);`
+
+// RunEvents runs the events benchmark and writes its table to out.
+func RunEvents(ctx context.Context, o EventsOptions, out io.Writer) error {
+	dir, err := mkTemp()
+	if err != nil {
+		return err
+	}
+	defer removeAll(dir)
+	logf := func(format string, args ...any) { fmt.Fprintf(o.Log, "loadtest: "+format+"\n", args...) }
+	cluster, url, err := startDatabase(ctx, pglocal.Options{DataDir: filepath.Join(dir, "pg"), Durable: true,
+		Settings: map[string]string{"max_connections": "200"}})
+	if err != nil {
+		return err
+	}
+	defer cluster.Stop()
+	pgPID, err := postmasterPID(cluster.DataDir)
+	if err != nil {
+		return err
+	}
+	ds, err := seedDataset(ctx, url, Options{Users: 1, CampaignsPerUser: o.Campaigns, EmailsPerCampaign: o.PerCampaign, Months: 1}, logf)
+	if err != nil {
+		return err
+	}
+	ids, campaigns, err := eventTargets(ctx, url, ds)
+	if err != nil {
+		return err
+	}
+	env := map[string]string{"APP_ENV": "prod", "DATABASE_URL": url, "PORT": "0", "ADMIN_API_KEY": ds.adminKey, "RATE_LIMIT_DISABLED": "true"}
+	for k, v := range o.Env {
+		env[k] = v
+	}
+	app, err := startServer(ctx, "app", o.Exe, ChildArgs(RoleApp), env, filepath.Join(dir, "app.log"))
+	if err != nil {
+		return err
+	}
+	defer app.stop()
+	if err := waitHealthy(ctx, app.url("/health/db"), 30*time.Second); err != nil {
+		return err
+	}
+
+	single := target{name: "single events (80 % opened, 20 % replied)", srv: app, method: "POST", key: ds.key, status: http.StatusOK,
+		url: func(i uint64) string {
+			kind := "opened"
+			if i%5 == 4 {
+				kind = "replied"
+			}
+			return app.url("/api/v1/emails/" + ids[rand.IntN(len(ids))].String() + "/" + kind)
+		}}
+	bulk := target{name: fmt.Sprintf("bulk events (%d per request)", o.BulkSize), srv: app, method: "POST", key: ds.key,
+		status: http.StatusOK, url: func(uint64) string { return app.url("/api/v1/events") }, bodyOf: bulkEvents(ids, o.BulkSize)}
+	var rows []Row
+	for _, tg := range []target{single, bulk} {
+		if o.Warmup > 0 {
+			attack(tg, o.Concurrency, o.Warmup)
+		}
+		logf("%s: %d concurrent for %s", tg.name, o.Concurrency, o.Duration)
+		cpu0, err := cpuOf(app, pgPID)
+		if err != nil {
+			return err
+		}
+		r := attack(tg, o.Concurrency, o.Duration)
+		cpu1, err := cpuOf(app, pgPID)
+		if err != nil {
+			return err
+		}
+		events := r.Requests
+		if tg.bodyOf != nil {
+			events *= uint64(o.BulkSize)
+			r.RPS *= float64(o.BulkSize)
+			r.Comment = fmt.Sprintf("%.0f requests/s", r.RPS/float64(o.BulkSize))
+		}
+		r.ClientCPU, r.DBCPU = perRequest(cpu1[0]-cpu0[0], events), perRequest(cpu1[1]-cpu0[1], events)
+		rows = append(rows, r)
+	}
+
+	bin, err := exec.LookPath("pgbench")
+	if err != nil {
+		return fmt.Errorf("pgbench is not on PATH: the events benchmark needs its reference")
+	}
+	logf("pgbench one-row UPDATE: %d clients for %s", o.Concurrency, o.Duration)
+	db0, err := postgresCPU(pgPID)
+	if err != nil {
+		return err
+	}
+	ref, err := runPgbench(ctx, bin, url, dir, pgbenchScript{name: "one-row UPDATE emails, one commit each", sql: pgbenchEventSQL,
+		vars: map[string]string{"emails": strconv.Itoa(len(ids))}}, o.Concurrency, o.Duration)
+	if err != nil {
+		return err
+	}
+	db1, err := postgresCPU(pgPID)
+	if err != nil {
+		return err
+	}
+	ref.ClientCPU, ref.DBCPU = perRequest(ref.ClientCPU, ref.Requests), perRequest(db1-db0, ref.Requests)
+	for i := range rows {
+		rows[i].Limit, rows[i].Ratio = ref.Name, rows[i].RPS/ref.RPS
+	}
+	rows = append(rows, ref)
+
+	logf("cache: %d single events/s for %s while %d summary reads/s run", o.PacedRate, o.Duration, o.ReadRate)
+	paced := single
+	paced.name, paced.rate = fmt.Sprintf("single events paced at %d/s", o.PacedRate), o.PacedRate
+	hits, reads, r := readWhile(ctx, app, ds.key, campaigns, o.ReadRate, func() Row { return attack(paced, o.Concurrency, o.Duration) })
+	r.Comment = fmt.Sprintf("summary hit rate %.1f %% of %d reads", 100*float64(hits)/float64(max(reads, 1)), reads)
+	rows = append(rows, r)
+
+	recorded, err := countRows(ctx, url, "SELECT count(*) FROM email_events")
+	if err != nil {
+		return err
+	}
+	printEvents(out, o, len(ids), recorded, rows)
+	return nil
+}
+
+// eventTargets stores the user's email ids for pgbench (bench_ids) and
+// returns them with the user's campaigns.
+func eventTargets(ctx context.Context, url string, ds dataset) ([]uuid.UUID, []uuid.UUID, error) {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer pool.Close()
+	for _, sql := range []string{`CREATE TABLE bench_ids AS
+		SELECT row_number() OVER (ORDER BY e.id)::int AS n, e.id
+		FROM emails e JOIN campaigns c ON c.id = e.campaign_id WHERE c.user_id = '` + ds.userID.String() + `'`,
+		"ALTER TABLE bench_ids ADD PRIMARY KEY (n)", "ANALYZE bench_ids, emails"} {
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			return nil, nil, fmt.Errorf("bench_ids: %w", err)
+		}
+	}
+	var ids, campaigns []uuid.UUID
+	rows, err := pool.Query(ctx, "SELECT id FROM bench_ids ORDER BY n")
+	if err != nil {
+		return nil, nil, err
+	}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows, err = pool.Query(ctx, "SELECT id FROM campaigns WHERE user_id = $1", ds.userID)
+	if err != nil {
+		return nil, nil, err
+	}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, nil, err
+		}
+		campaigns = append(campaigns, id)
+	}
+	return ids, campaigns, rows.Err()
+}
+
+// bulkEvents makes each request's body: n events of random emails, each
+// with a fresh id, 80 % opened and 20 % replied.
+func bulkEvents(ids []uuid.UUID, n int) func(uint64) []byte {
+	type ev struct {
+		ID      uuid.UUID `json:"id"`
+		EmailID uuid.UUID `json:"email_id"`
+		Kind    string    `json:"kind"`
+		At      time.Time `json:"at"`
+	}
+	return func(uint64) []byte {
+		evs := make([]ev, n)
+		now := time.Now().UTC()
+		for i := range evs {
+			kind := "opened"
+			if i%5 == 4 {
+				kind = "replied"
+			}
+			evs[i] = ev{ID: uuid.New(), EmailID: ids[rand.IntN(len(ids))], Kind: kind, At: now}
+		}
+		b, _ := json.Marshal(map[string]any{"events": evs})
+		return b
+	}
+}
+
+// readWhile reads random campaigns' summaries at rate per second while
+// load runs, and counts the cache's answers (X-Cache: hit or stale).
+func readWhile(ctx context.Context, s *server, key string, campaigns []uuid.UUID, rate int, load func() Row) (hits, reads int64, r Row) {
+	var h, n atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second / time.Duration(max(rate, 1)))
+		defer t.Stop()
+		client := &http.Client{Timeout: 5 * time.Second}
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.url("/api/v1/campaigns/"+campaigns[rand.IntN(len(campaigns))].String()+"/summary"), nil)
+			req.Header.Set("Authorization", "Bearer "+key)
+			res, err := client.Do(req)
+			if err != nil {
+				continue
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			n.Add(1)
+			if xc := res.Header.Get("X-Cache"); xc == "hit" || xc == "stale" {
+				h.Add(1)
+			}
+		}
+	}()
+	r = load()
+	close(stop)
+	wg.Wait()
+	return h.Load(), n.Load(), r
+}
+
+func countRows(ctx context.Context, url, sql string) (int64, error) {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return 0, err
+	}
+	defer pool.Close()
+	var n int64
+	err = pool.QueryRow(ctx, sql).Scan(&n)
+	return n, err
+}
+
+func printEvents(out io.Writer, o EventsOptions, emails int, recorded int64, rows []Row) {
+	fmt.Fprintf(out, "\nevents: %d emails in %d campaigns, %d connections, %s per scenario (warm-up %s); GOMAXPROCS of a 2-core machine shared with other work\n\n",
+		emails, o.Campaigns, o.Concurrency, o.Duration, o.Warmup)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario\tevents/s\tp50 ms\tp99 ms\tserver CPU/event\tdb CPU/event\tvs\tratio\terrors\tnote")
+	for _, r := range rows {
+		ratio := ""
+		if r.Limit != "" {
+			ratio = fmt.Sprintf("%.2f×", r.Ratio)
+		}
+		errs := r.Errors
+		if errs == "" {
+			errs = "none"
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.RPS, ms(r.P50), ms(r.P99),
+			r.ClientCPU.Round(time.Microsecond), r.DBCPU.Round(time.Microsecond), r.Limit, ratio, errs, r.Comment)
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(out, "\nevent ids recorded (new events, each applied to its email): %d; the single-event routes' repeats of an (email, kind) are duplicates by id\n", recorded)
+}
