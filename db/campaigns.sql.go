@@ -96,8 +96,9 @@ type ListCampaignOwnersRow struct {
 // The owners of some campaigns. The cache decorator calls it after a COPY
 // of emails, whose rows carry their campaign but not its user, to
 // invalidate only those users' cached statistics and campaign pages
-// (the scope emails.campaign_id>campaigns.user_id); dbgen finds it by its
-// shape: the parent's key and one column, for keys = ANY(an array).
+// (the scope emails.campaign_id>campaigns.user_id). Its "cache: resolver"
+// annotation names it as that lookup for dbgen, which checks its shape:
+// the parent's key and one column, for keys = ANY(an array).
 func (q *Queries) ListCampaignOwners(ctx context.Context, ids []uuid.UUID) ([]ListCampaignOwnersRow, error) {
 	rows, err := q.db.Query(ctx, listCampaignOwners, ids)
 	if err != nil {

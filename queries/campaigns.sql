@@ -56,9 +56,11 @@ LIMIT @page_size;
 -- The owners of some campaigns. The cache decorator calls it after a COPY
 -- of emails, whose rows carry their campaign but not its user, to
 -- invalidate only those users' cached statistics and campaign pages
--- (the scope emails.campaign_id>campaigns.user_id); dbgen finds it by its
--- shape: the parent's key and one column, for keys = ANY(an array).
+-- (the scope emails.campaign_id>campaigns.user_id). Its "cache: resolver"
+-- annotation names it as that lookup for dbgen, which checks its shape:
+-- the parent's key and one column, for keys = ANY(an array).
 -- name: ListCampaignOwners :many
+-- cache: resolver
 SELECT id, user_id
 FROM campaigns
 WHERE id = ANY(@ids::uuid[]);

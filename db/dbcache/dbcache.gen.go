@@ -12,11 +12,215 @@ import (
 )
 
 // Tables are every table the queries read or write.
-var Tables = []string{"api_keys", "campaign_email_counts", "campaigns", "email_events", "emails", "idempotency_keys", "l", "users"}
+var Tables = []string{
+	"api_keys",
+	"campaign_email_counts",
+	"campaigns",
+	"email_events",
+	"emails",
+	"idempotency_keys",
+	"users",
+}
 
 // Versions are the named version slots: one per table and table#column,
 // and one per scope and scope#column (the scope-wide versions).
-var Versions = []string{"api_keys", "api_keys#created_at", "api_keys#id", "api_keys#key_hash", "api_keys#last_used_at", "api_keys#name", "api_keys#prefix", "api_keys#rate_limit_per_minute", "api_keys#revoked_at", "api_keys#user_id", "api_keys.id", "api_keys.id#created_at", "api_keys.id#id", "api_keys.id#key_hash", "api_keys.id#last_used_at", "api_keys.id#name", "api_keys.id#prefix", "api_keys.id#rate_limit_per_minute", "api_keys.id#revoked_at", "api_keys.id#user_id", "api_keys.key_hash", "api_keys.key_hash#created_at", "api_keys.key_hash#id", "api_keys.key_hash#key_hash", "api_keys.key_hash#last_used_at", "api_keys.key_hash#name", "api_keys.key_hash#prefix", "api_keys.key_hash#rate_limit_per_minute", "api_keys.key_hash#revoked_at", "api_keys.key_hash#user_id", "api_keys.user_id", "api_keys.user_id#created_at", "api_keys.user_id#id", "api_keys.user_id#key_hash", "api_keys.user_id#last_used_at", "api_keys.user_id#name", "api_keys.user_id#prefix", "api_keys.user_id#rate_limit_per_minute", "api_keys.user_id#revoked_at", "api_keys.user_id#user_id", "campaign_email_counts", "campaign_email_counts#bounced", "campaign_email_counts#campaign_id", "campaign_email_counts#failed", "campaign_email_counts#opened", "campaign_email_counts#replied", "campaign_email_counts#sent", "campaign_email_counts#total", "campaign_email_counts.campaign_id", "campaign_email_counts.campaign_id#bounced", "campaign_email_counts.campaign_id#campaign_id", "campaign_email_counts.campaign_id#failed", "campaign_email_counts.campaign_id#opened", "campaign_email_counts.campaign_id#replied", "campaign_email_counts.campaign_id#sent", "campaign_email_counts.campaign_id#total", "campaign_email_counts.campaign_id>campaigns.user_id", "campaign_email_counts.campaign_id>campaigns.user_id#bounced", "campaign_email_counts.campaign_id>campaigns.user_id#campaign_id", "campaign_email_counts.campaign_id>campaigns.user_id#failed", "campaign_email_counts.campaign_id>campaigns.user_id#opened", "campaign_email_counts.campaign_id>campaigns.user_id#replied", "campaign_email_counts.campaign_id>campaigns.user_id#sent", "campaign_email_counts.campaign_id>campaigns.user_id#total", "campaigns", "campaigns#created_at", "campaigns#id", "campaigns#name", "campaigns#status", "campaigns#updated_at", "campaigns#user_id", "campaigns.id", "campaigns.id#created_at", "campaigns.id#id", "campaigns.id#name", "campaigns.id#status", "campaigns.id#updated_at", "campaigns.id#user_id", "campaigns.user_id", "campaigns.user_id#created_at", "campaigns.user_id#id", "campaigns.user_id#name", "campaigns.user_id#status", "campaigns.user_id#updated_at", "campaigns.user_id#user_id", "email_events", "email_events#at", "email_events#email_id", "email_events#event_id", "email_events#kind", "email_events#received_at", "email_events#user_id", "email_events.user_id", "email_events.user_id#at", "email_events.user_id#email_id", "email_events.user_id#event_id", "email_events.user_id#kind", "email_events.user_id#received_at", "email_events.user_id#user_id", "emails", "emails#body", "emails#bounce_reason", "emails#bounced_at", "emails#campaign_id", "emails#created_at", "emails#id", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#recipient", "emails#replied_at", "emails#sent_at", "emails#status", "emails#subject", "emails.campaign_id", "emails.campaign_id#body", "emails.campaign_id#bounce_reason", "emails.campaign_id#bounced_at", "emails.campaign_id#campaign_id", "emails.campaign_id#created_at", "emails.campaign_id#id", "emails.campaign_id#is_opened", "emails.campaign_id#is_replied", "emails.campaign_id#opened_at", "emails.campaign_id#recipient", "emails.campaign_id#replied_at", "emails.campaign_id#sent_at", "emails.campaign_id#status", "emails.campaign_id#subject", "emails.campaign_id>campaigns.user_id", "emails.campaign_id>campaigns.user_id#body", "emails.campaign_id>campaigns.user_id#bounce_reason", "emails.campaign_id>campaigns.user_id#bounced_at", "emails.campaign_id>campaigns.user_id#campaign_id", "emails.campaign_id>campaigns.user_id#created_at", "emails.campaign_id>campaigns.user_id#id", "emails.campaign_id>campaigns.user_id#is_opened", "emails.campaign_id>campaigns.user_id#is_replied", "emails.campaign_id>campaigns.user_id#opened_at", "emails.campaign_id>campaigns.user_id#recipient", "emails.campaign_id>campaigns.user_id#replied_at", "emails.campaign_id>campaigns.user_id#sent_at", "emails.campaign_id>campaigns.user_id#status", "emails.campaign_id>campaigns.user_id#subject", "emails.id", "emails.id#body", "emails.id#bounce_reason", "emails.id#bounced_at", "emails.id#campaign_id", "emails.id#created_at", "emails.id#id", "emails.id#is_opened", "emails.id#is_replied", "emails.id#opened_at", "emails.id#recipient", "emails.id#replied_at", "emails.id#sent_at", "emails.id#status", "emails.id#subject", "idempotency_keys", "idempotency_keys#content_type", "idempotency_keys#created_at", "idempotency_keys#key", "idempotency_keys#location", "idempotency_keys#method", "idempotency_keys#owner", "idempotency_keys#path", "idempotency_keys#request_hash", "idempotency_keys#response", "idempotency_keys#status", "idempotency_keys.owner", "idempotency_keys.owner#content_type", "idempotency_keys.owner#created_at", "idempotency_keys.owner#key", "idempotency_keys.owner#location", "idempotency_keys.owner#method", "idempotency_keys.owner#owner", "idempotency_keys.owner#path", "idempotency_keys.owner#request_hash", "idempotency_keys.owner#response", "idempotency_keys.owner#status", "l", "users", "users#created_at", "users#email", "users#id", "users#is_active", "users#name", "users#updated_at", "users.id", "users.id#created_at", "users.id#email", "users.id#id", "users.id#is_active", "users.id#name", "users.id#updated_at"}
+var Versions = []string{
+	"api_keys",
+	"api_keys#created_at",
+	"api_keys#id",
+	"api_keys#key_hash",
+	"api_keys#last_used_at",
+	"api_keys#name",
+	"api_keys#prefix",
+	"api_keys#rate_limit_per_minute",
+	"api_keys#revoked_at",
+	"api_keys#user_id",
+	"api_keys.id",
+	"api_keys.id#created_at",
+	"api_keys.id#id",
+	"api_keys.id#key_hash",
+	"api_keys.id#last_used_at",
+	"api_keys.id#name",
+	"api_keys.id#prefix",
+	"api_keys.id#rate_limit_per_minute",
+	"api_keys.id#revoked_at",
+	"api_keys.id#user_id",
+	"api_keys.key_hash",
+	"api_keys.key_hash#created_at",
+	"api_keys.key_hash#id",
+	"api_keys.key_hash#key_hash",
+	"api_keys.key_hash#last_used_at",
+	"api_keys.key_hash#name",
+	"api_keys.key_hash#prefix",
+	"api_keys.key_hash#rate_limit_per_minute",
+	"api_keys.key_hash#revoked_at",
+	"api_keys.key_hash#user_id",
+	"api_keys.user_id",
+	"api_keys.user_id#created_at",
+	"api_keys.user_id#id",
+	"api_keys.user_id#key_hash",
+	"api_keys.user_id#last_used_at",
+	"api_keys.user_id#name",
+	"api_keys.user_id#prefix",
+	"api_keys.user_id#rate_limit_per_minute",
+	"api_keys.user_id#revoked_at",
+	"api_keys.user_id#user_id",
+	"campaign_email_counts",
+	"campaign_email_counts#bounced",
+	"campaign_email_counts#campaign_id",
+	"campaign_email_counts#failed",
+	"campaign_email_counts#opened",
+	"campaign_email_counts#replied",
+	"campaign_email_counts#sent",
+	"campaign_email_counts#total",
+	"campaign_email_counts.campaign_id",
+	"campaign_email_counts.campaign_id#bounced",
+	"campaign_email_counts.campaign_id#campaign_id",
+	"campaign_email_counts.campaign_id#failed",
+	"campaign_email_counts.campaign_id#opened",
+	"campaign_email_counts.campaign_id#replied",
+	"campaign_email_counts.campaign_id#sent",
+	"campaign_email_counts.campaign_id#total",
+	"campaign_email_counts.campaign_id>campaigns.user_id",
+	"campaign_email_counts.campaign_id>campaigns.user_id#bounced",
+	"campaign_email_counts.campaign_id>campaigns.user_id#campaign_id",
+	"campaign_email_counts.campaign_id>campaigns.user_id#failed",
+	"campaign_email_counts.campaign_id>campaigns.user_id#opened",
+	"campaign_email_counts.campaign_id>campaigns.user_id#replied",
+	"campaign_email_counts.campaign_id>campaigns.user_id#sent",
+	"campaign_email_counts.campaign_id>campaigns.user_id#total",
+	"campaigns",
+	"campaigns#created_at",
+	"campaigns#id",
+	"campaigns#name",
+	"campaigns#status",
+	"campaigns#updated_at",
+	"campaigns#user_id",
+	"campaigns.id",
+	"campaigns.id#created_at",
+	"campaigns.id#id",
+	"campaigns.id#name",
+	"campaigns.id#status",
+	"campaigns.id#updated_at",
+	"campaigns.id#user_id",
+	"campaigns.user_id",
+	"campaigns.user_id#created_at",
+	"campaigns.user_id#id",
+	"campaigns.user_id#name",
+	"campaigns.user_id#status",
+	"campaigns.user_id#updated_at",
+	"campaigns.user_id#user_id",
+	"email_events",
+	"email_events#at",
+	"email_events#email_id",
+	"email_events#event_id",
+	"email_events#kind",
+	"email_events#received_at",
+	"email_events#user_id",
+	"email_events.user_id",
+	"email_events.user_id#at",
+	"email_events.user_id#email_id",
+	"email_events.user_id#event_id",
+	"email_events.user_id#kind",
+	"email_events.user_id#received_at",
+	"email_events.user_id#user_id",
+	"emails",
+	"emails#body",
+	"emails#bounce_reason",
+	"emails#bounced_at",
+	"emails#campaign_id",
+	"emails#created_at",
+	"emails#id",
+	"emails#is_opened",
+	"emails#is_replied",
+	"emails#opened_at",
+	"emails#recipient",
+	"emails#replied_at",
+	"emails#sent_at",
+	"emails#status",
+	"emails#subject",
+	"emails.campaign_id",
+	"emails.campaign_id#body",
+	"emails.campaign_id#bounce_reason",
+	"emails.campaign_id#bounced_at",
+	"emails.campaign_id#campaign_id",
+	"emails.campaign_id#created_at",
+	"emails.campaign_id#id",
+	"emails.campaign_id#is_opened",
+	"emails.campaign_id#is_replied",
+	"emails.campaign_id#opened_at",
+	"emails.campaign_id#recipient",
+	"emails.campaign_id#replied_at",
+	"emails.campaign_id#sent_at",
+	"emails.campaign_id#status",
+	"emails.campaign_id#subject",
+	"emails.campaign_id>campaigns.user_id",
+	"emails.campaign_id>campaigns.user_id#body",
+	"emails.campaign_id>campaigns.user_id#bounce_reason",
+	"emails.campaign_id>campaigns.user_id#bounced_at",
+	"emails.campaign_id>campaigns.user_id#campaign_id",
+	"emails.campaign_id>campaigns.user_id#created_at",
+	"emails.campaign_id>campaigns.user_id#id",
+	"emails.campaign_id>campaigns.user_id#is_opened",
+	"emails.campaign_id>campaigns.user_id#is_replied",
+	"emails.campaign_id>campaigns.user_id#opened_at",
+	"emails.campaign_id>campaigns.user_id#recipient",
+	"emails.campaign_id>campaigns.user_id#replied_at",
+	"emails.campaign_id>campaigns.user_id#sent_at",
+	"emails.campaign_id>campaigns.user_id#status",
+	"emails.campaign_id>campaigns.user_id#subject",
+	"emails.id",
+	"emails.id#body",
+	"emails.id#bounce_reason",
+	"emails.id#bounced_at",
+	"emails.id#campaign_id",
+	"emails.id#created_at",
+	"emails.id#id",
+	"emails.id#is_opened",
+	"emails.id#is_replied",
+	"emails.id#opened_at",
+	"emails.id#recipient",
+	"emails.id#replied_at",
+	"emails.id#sent_at",
+	"emails.id#status",
+	"emails.id#subject",
+	"idempotency_keys",
+	"idempotency_keys#content_type",
+	"idempotency_keys#created_at",
+	"idempotency_keys#key",
+	"idempotency_keys#location",
+	"idempotency_keys#method",
+	"idempotency_keys#owner",
+	"idempotency_keys#path",
+	"idempotency_keys#request_hash",
+	"idempotency_keys#response",
+	"idempotency_keys#status",
+	"idempotency_keys.owner",
+	"idempotency_keys.owner#content_type",
+	"idempotency_keys.owner#created_at",
+	"idempotency_keys.owner#key",
+	"idempotency_keys.owner#location",
+	"idempotency_keys.owner#method",
+	"idempotency_keys.owner#owner",
+	"idempotency_keys.owner#path",
+	"idempotency_keys.owner#request_hash",
+	"idempotency_keys.owner#response",
+	"idempotency_keys.owner#status",
+	"users",
+	"users#created_at",
+	"users#email",
+	"users#id",
+	"users#is_active",
+	"users#name",
+	"users#updated_at",
+	"users.id",
+	"users.id#created_at",
+	"users.id#email",
+	"users.id#id",
+	"users.id#is_active",
+	"users.id#name",
+	"users.id#updated_at",
+}
 
 // TriggerWrites are, for each table whose triggers write other tables,
 // the tables a write of any kind to it may change through them (and
@@ -47,40 +251,210 @@ var Scopes = []cache.Scope{
 // Queries describe every query: what it reads and writes, and its cache
 // settings (zero TTL: not cached).
 var Queries = []QueryInfo{
-	{Name: "ApplyEmailEvents", Kind: ":many", Reads: []string{"emails", "l"}, Writes: []string{"campaign_email_counts", "emails"}, TTL: 0, SWR: 0},
-	{Name: "ClaimIdempotencyKey", Kind: ":execrows", Reads: nil, Writes: []string{"idempotency_keys"}, TTL: 0, SWR: 0},
-	{Name: "CountUsers", Kind: ":one", Reads: []string{"users"}, Writes: nil, TTL: 0, SWR: 0},
-	{Name: "CreateAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
-	{Name: "CreateCampaign", Kind: ":one", Reads: nil, Writes: []string{"campaign_email_counts", "campaigns"}, TTL: 0, SWR: 0},
-	{Name: "CreateUser", Kind: ":one", Reads: nil, Writes: []string{"users"}, TTL: 0, SWR: 0},
-	{Name: "DeleteCampaign", Kind: ":execrows", Reads: nil, Writes: []string{"campaign_email_counts", "campaigns", "emails"}, TTL: 0, SWR: 0},
-	{Name: "EnsureEmailPartitions", Kind: ":many", Reads: nil, Writes: nil, TTL: 0, SWR: 0},
-	{Name: "FindOwnedEmails", Kind: ":many", Reads: []string{"campaigns", "emails"}, Writes: nil, TTL: 0, SWR: 0},
-	{Name: "GetAPIKeyByHash", Kind: ":one", Reads: []string{"api_keys", "users"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
-	{Name: "GetCampaign", Kind: ":one", Reads: []string{"campaigns"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
-	{Name: "GetCampaignDailyCounts", Kind: ":many", Reads: []string{"emails"}, Writes: nil, TTL: 10 * time.Minute, SWR: 0},
-	{Name: "GetCampaignSummary", Kind: ":one", Reads: []string{"campaign_email_counts", "campaigns"}, Writes: nil, TTL: 10 * time.Minute, SWR: 0},
-	{Name: "GetEmail", Kind: ":one", Reads: []string{"campaigns", "emails"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
-	{Name: "GetIdempotencyKey", Kind: ":one", Reads: []string{"idempotency_keys"}, Writes: nil, TTL: 0, SWR: 0},
-	{Name: "GetUser", Kind: ":one", Reads: []string{"users"}, Writes: nil, TTL: 5 * time.Minute, SWR: 0},
-	{Name: "GetUserByEmail", Kind: ":one", Reads: []string{"users"}, Writes: nil, TTL: 0, SWR: 0},
-	{Name: "GetUserStatistics", Kind: ":one", Reads: []string{"campaign_email_counts", "campaigns"}, Writes: nil, TTL: 5 * time.Minute, SWR: 0},
-	{Name: "InsertEmails", Kind: ":copyfrom", Reads: nil, Writes: []string{"campaign_email_counts", "emails"}, TTL: 0, SWR: 0},
-	{Name: "ListAPIKeyHashesAfter", Kind: ":many", Reads: []string{"api_keys"}, Writes: nil, TTL: 0, SWR: 0},
-	{Name: "ListCampaignEmails", Kind: ":many", Reads: []string{"emails"}, Writes: nil, TTL: 0, SWR: 0},
-	{Name: "ListCampaignOwners", Kind: ":many", Reads: []string{"campaigns"}, Writes: nil, TTL: 0, SWR: 0},
-	{Name: "ListCampaigns", Kind: ":many", Reads: []string{"campaigns"}, Writes: nil, TTL: 0, SWR: 0},
-	{Name: "ListCampaignsWithStats", Kind: ":many", Reads: []string{"campaign_email_counts", "campaigns"}, Writes: nil, TTL: 1 * time.Minute, SWR: 0},
-	{Name: "MarkEmailOpened", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"campaign_email_counts", "emails"}, TTL: 0, SWR: 0},
-	{Name: "MarkEmailReplied", Kind: ":one", Reads: []string{"campaigns"}, Writes: []string{"campaign_email_counts", "emails"}, TTL: 0, SWR: 0},
-	{Name: "PurgeEmailEvents", Kind: ":execrows", Reads: nil, Writes: []string{"email_events"}, TTL: 0, SWR: 0},
-	{Name: "PurgeIdempotencyKeys", Kind: ":execrows", Reads: nil, Writes: []string{"idempotency_keys"}, TTL: 0, SWR: 0},
-	{Name: "RecordEmailEvents", Kind: ":many", Reads: []string{"campaigns", "emails"}, Writes: []string{"email_events"}, TTL: 0, SWR: 0},
-	{Name: "RevokeAPIKey", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
-	{Name: "SaveIdempotentResponse", Kind: ":exec", Reads: nil, Writes: []string{"idempotency_keys"}, TTL: 0, SWR: 0},
-	{Name: "SetAPIKeyRateLimit", Kind: ":one", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
-	{Name: "TouchAPIKey", Kind: ":execrows", Reads: nil, Writes: []string{"api_keys"}, TTL: 0, SWR: 0},
-	{Name: "UpdateCampaign", Kind: ":one", Reads: nil, Writes: []string{"campaigns"}, TTL: 0, SWR: 0},
+	{
+		Name: "ApplyEmailEvents", Kind: ":many",
+		Reads:  []string{"emails"},
+		Writes: []string{"campaign_email_counts", "emails"},
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "ClaimIdempotencyKey", Kind: ":execrows",
+		Reads:  nil,
+		Writes: []string{"idempotency_keys"},
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "CountUsers", Kind: ":one",
+		Reads:  []string{"users"},
+		Writes: nil,
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "CreateAPIKey", Kind: ":one",
+		Reads:  nil,
+		Writes: []string{"api_keys"},
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "CreateCampaign", Kind: ":one",
+		Reads:  nil,
+		Writes: []string{"campaign_email_counts", "campaigns"},
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "CreateUser", Kind: ":one",
+		Reads:  nil,
+		Writes: []string{"users"},
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "DeleteCampaign", Kind: ":execrows",
+		Reads:  nil,
+		Writes: []string{"campaign_email_counts", "campaigns", "emails"},
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "EnsureEmailPartitions", Kind: ":many",
+		Reads:  nil,
+		Writes: nil,
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "FindOwnedEmails", Kind: ":many",
+		Reads:  []string{"campaigns", "emails"},
+		Writes: nil,
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "GetAPIKeyByHash", Kind: ":one",
+		Reads:  []string{"api_keys", "users"},
+		Writes: nil,
+		TTL:    1 * time.Minute, SWR: 0,
+	},
+	{
+		Name: "GetCampaign", Kind: ":one",
+		Reads:  []string{"campaigns"},
+		Writes: nil,
+		TTL:    1 * time.Minute, SWR: 0,
+	},
+	{
+		Name: "GetCampaignDailyCounts", Kind: ":many",
+		Reads:  []string{"emails"},
+		Writes: nil,
+		TTL:    10 * time.Minute, SWR: 0,
+	},
+	{
+		Name: "GetCampaignSummary", Kind: ":one",
+		Reads:  []string{"campaign_email_counts", "campaigns"},
+		Writes: nil,
+		TTL:    10 * time.Minute, SWR: 0,
+	},
+	{
+		Name: "GetEmail", Kind: ":one",
+		Reads:  []string{"campaigns", "emails"},
+		Writes: nil,
+		TTL:    1 * time.Minute, SWR: 0,
+	},
+	{
+		Name: "GetIdempotencyKey", Kind: ":one",
+		Reads:  []string{"idempotency_keys"},
+		Writes: nil,
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "GetUser", Kind: ":one",
+		Reads:  []string{"users"},
+		Writes: nil,
+		TTL:    5 * time.Minute, SWR: 0,
+	},
+	{
+		Name: "GetUserByEmail", Kind: ":one",
+		Reads:  []string{"users"},
+		Writes: nil,
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "GetUserStatistics", Kind: ":one",
+		Reads:  []string{"campaign_email_counts", "campaigns"},
+		Writes: nil,
+		TTL:    5 * time.Minute, SWR: 0,
+	},
+	{
+		Name: "InsertEmails", Kind: ":copyfrom",
+		Reads:  nil,
+		Writes: []string{"campaign_email_counts", "emails"},
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "ListAPIKeyHashesAfter", Kind: ":many",
+		Reads:  []string{"api_keys"},
+		Writes: nil,
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "ListCampaignEmails", Kind: ":many",
+		Reads:  []string{"emails"},
+		Writes: nil,
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "ListCampaignOwners", Kind: ":many",
+		Reads:  []string{"campaigns"},
+		Writes: nil,
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "ListCampaigns", Kind: ":many",
+		Reads:  []string{"campaigns"},
+		Writes: nil,
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "ListCampaignsWithStats", Kind: ":many",
+		Reads:  []string{"campaign_email_counts", "campaigns"},
+		Writes: nil,
+		TTL:    1 * time.Minute, SWR: 0,
+	},
+	{
+		Name: "MarkEmailOpened", Kind: ":one",
+		Reads:  []string{"campaigns"},
+		Writes: []string{"campaign_email_counts", "emails"},
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "MarkEmailReplied", Kind: ":one",
+		Reads:  []string{"campaigns"},
+		Writes: []string{"campaign_email_counts", "emails"},
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "PurgeEmailEvents", Kind: ":execrows",
+		Reads:  nil,
+		Writes: []string{"email_events"},
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "PurgeIdempotencyKeys", Kind: ":execrows",
+		Reads:  nil,
+		Writes: []string{"idempotency_keys"},
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "RecordEmailEvents", Kind: ":many",
+		Reads:  []string{"campaigns", "emails"},
+		Writes: []string{"email_events"},
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "RevokeAPIKey", Kind: ":one",
+		Reads:  nil,
+		Writes: []string{"api_keys"},
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "SaveIdempotentResponse", Kind: ":exec",
+		Reads:  nil,
+		Writes: []string{"idempotency_keys"},
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "SetAPIKeyRateLimit", Kind: ":one",
+		Reads:  nil,
+		Writes: []string{"api_keys"},
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "TouchAPIKey", Kind: ":execrows",
+		Reads:  nil,
+		Writes: []string{"api_keys"},
+		TTL:    0, SWR: 0,
+	},
+	{
+		Name: "UpdateCampaign", Kind: ":one",
+		Reads:  nil,
+		Writes: []string{"campaigns"},
+		TTL:    0, SWR: 0,
+	},
 }
 
 // queries are the registered cached queries.
@@ -97,62 +471,359 @@ type queries struct {
 
 func (q *queries) register(c *cache.Cache) error {
 	var err error
-	if q.GetAPIKeyByHash, err = c.Register(cache.QuerySpec{Name: "GetAPIKeyByHash", Hash: "26b98aa53cd15769", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"api_keys.key_hash", "api_keys.key_hash#id", "api_keys.key_hash#key_hash", "api_keys.key_hash#rate_limit_per_minute", "api_keys.key_hash#revoked_at", "api_keys.key_hash#user_id", "users", "users#id", "users#is_active"}, Scoped: []cache.ScopeDep{{Scope: "api_keys.key_hash", Columns: []string{"id", "key_hash", "rate_limit_per_minute", "revoked_at", "user_id"}}}}); err != nil {
+	if q.GetAPIKeyByHash, err = c.Register(cache.QuerySpec{
+		Name: "GetAPIKeyByHash", Hash: "26b98aa53cd15769",
+		TTL: 1 * time.Minute, SWR: 0,
+		Reads: []string{
+			"api_keys.key_hash",
+			"api_keys.key_hash#id",
+			"api_keys.key_hash#key_hash",
+			"api_keys.key_hash#rate_limit_per_minute",
+			"api_keys.key_hash#revoked_at",
+			"api_keys.key_hash#user_id",
+			"users",
+			"users#id",
+			"users#is_active",
+		},
+		Scoped: []cache.ScopeDep{
+			{
+				Scope: "api_keys.key_hash",
+				Columns: []string{
+					"id",
+					"key_hash",
+					"rate_limit_per_minute",
+					"revoked_at",
+					"user_id",
+				},
+			},
+		},
+	}); err != nil {
 		return err
 	}
-	if q.GetCampaign, err = c.Register(cache.QuerySpec{Name: "GetCampaign", Hash: "b142aca99c2a9c87", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns.id", "campaigns.id#created_at", "campaigns.id#id", "campaigns.id#name", "campaigns.id#status", "campaigns.id#updated_at", "campaigns.id#user_id"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.id", Columns: []string{"created_at", "id", "name", "status", "updated_at", "user_id"}}}}); err != nil {
+	if q.GetCampaign, err = c.Register(cache.QuerySpec{
+		Name: "GetCampaign", Hash: "b142aca99c2a9c87",
+		TTL: 1 * time.Minute, SWR: 0,
+		Reads: []string{
+			"campaigns.id",
+			"campaigns.id#created_at",
+			"campaigns.id#id",
+			"campaigns.id#name",
+			"campaigns.id#status",
+			"campaigns.id#updated_at",
+			"campaigns.id#user_id",
+		},
+		Scoped: []cache.ScopeDep{
+			{
+				Scope: "campaigns.id",
+				Columns: []string{
+					"created_at",
+					"id",
+					"name",
+					"status",
+					"updated_at",
+					"user_id",
+				},
+			},
+		},
+	}); err != nil {
 		return err
 	}
-	if q.GetCampaignDailyCounts, err = c.Register(cache.QuerySpec{Name: "GetCampaignDailyCounts", Hash: "439caaf73b5ff458", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"emails.campaign_id", "emails.campaign_id#campaign_id", "emails.campaign_id#created_at", "emails.campaign_id#opened_at", "emails.campaign_id#replied_at", "emails.campaign_id#sent_at"}, Scoped: []cache.ScopeDep{{Scope: "emails.campaign_id", Columns: []string{"campaign_id", "created_at", "opened_at", "replied_at", "sent_at"}}}}); err != nil {
+	if q.GetCampaignDailyCounts, err = c.Register(cache.QuerySpec{
+		Name: "GetCampaignDailyCounts", Hash: "439caaf73b5ff458",
+		TTL: 10 * time.Minute, SWR: 0,
+		Reads: []string{
+			"emails.campaign_id",
+			"emails.campaign_id#campaign_id",
+			"emails.campaign_id#created_at",
+			"emails.campaign_id#opened_at",
+			"emails.campaign_id#replied_at",
+			"emails.campaign_id#sent_at",
+		},
+		Scoped: []cache.ScopeDep{
+			{
+				Scope: "emails.campaign_id",
+				Columns: []string{
+					"campaign_id",
+					"created_at",
+					"opened_at",
+					"replied_at",
+					"sent_at",
+				},
+			},
+		},
+	}); err != nil {
 		return err
 	}
-	if q.GetCampaignSummary, err = c.Register(cache.QuerySpec{Name: "GetCampaignSummary", Hash: "3f7fbb9003992227", TTL: 10 * time.Minute, SWR: 0, Reads: []string{"campaign_email_counts.campaign_id", "campaign_email_counts.campaign_id#bounced", "campaign_email_counts.campaign_id#campaign_id", "campaign_email_counts.campaign_id#failed", "campaign_email_counts.campaign_id#opened", "campaign_email_counts.campaign_id#replied", "campaign_email_counts.campaign_id#sent", "campaign_email_counts.campaign_id#total", "campaigns.id", "campaigns.id#id", "campaigns.id#user_id"}, Scoped: []cache.ScopeDep{{Scope: "campaign_email_counts.campaign_id", Columns: []string{"bounced", "campaign_id", "failed", "opened", "replied", "sent", "total"}}, {Scope: "campaigns.id", Columns: []string{"id", "user_id"}}}}); err != nil {
+	if q.GetCampaignSummary, err = c.Register(cache.QuerySpec{
+		Name: "GetCampaignSummary", Hash: "3f7fbb9003992227",
+		TTL: 10 * time.Minute, SWR: 0,
+		Reads: []string{
+			"campaign_email_counts.campaign_id",
+			"campaign_email_counts.campaign_id#bounced",
+			"campaign_email_counts.campaign_id#campaign_id",
+			"campaign_email_counts.campaign_id#failed",
+			"campaign_email_counts.campaign_id#opened",
+			"campaign_email_counts.campaign_id#replied",
+			"campaign_email_counts.campaign_id#sent",
+			"campaign_email_counts.campaign_id#total",
+			"campaigns.id",
+			"campaigns.id#id",
+			"campaigns.id#user_id",
+		},
+		Scoped: []cache.ScopeDep{
+			{
+				Scope: "campaign_email_counts.campaign_id",
+				Columns: []string{
+					"bounced",
+					"campaign_id",
+					"failed",
+					"opened",
+					"replied",
+					"sent",
+					"total",
+				},
+			},
+			{
+				Scope:   "campaigns.id",
+				Columns: []string{"id", "user_id"},
+			},
+		},
+	}); err != nil {
 		return err
 	}
-	if q.GetEmail, err = c.Register(cache.QuerySpec{Name: "GetEmail", Hash: "23354242e448ec93", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaigns.user_id", "campaigns.user_id#id", "campaigns.user_id#user_id", "emails.id", "emails.id#body", "emails.id#bounce_reason", "emails.id#bounced_at", "emails.id#campaign_id", "emails.id#created_at", "emails.id#id", "emails.id#is_opened", "emails.id#is_replied", "emails.id#opened_at", "emails.id#recipient", "emails.id#replied_at", "emails.id#sent_at", "emails.id#status", "emails.id#subject"}, Scoped: []cache.ScopeDep{{Scope: "campaigns.user_id", Columns: []string{"id", "user_id"}}, {Scope: "emails.id", Columns: []string{"body", "bounce_reason", "bounced_at", "campaign_id", "created_at", "id", "is_opened", "is_replied", "opened_at", "recipient", "replied_at", "sent_at", "status", "subject"}}}}); err != nil {
+	if q.GetEmail, err = c.Register(cache.QuerySpec{
+		Name: "GetEmail", Hash: "23354242e448ec93",
+		TTL: 1 * time.Minute, SWR: 0,
+		Reads: []string{
+			"campaigns.user_id",
+			"campaigns.user_id#id",
+			"campaigns.user_id#user_id",
+			"emails.id",
+			"emails.id#body",
+			"emails.id#bounce_reason",
+			"emails.id#bounced_at",
+			"emails.id#campaign_id",
+			"emails.id#created_at",
+			"emails.id#id",
+			"emails.id#is_opened",
+			"emails.id#is_replied",
+			"emails.id#opened_at",
+			"emails.id#recipient",
+			"emails.id#replied_at",
+			"emails.id#sent_at",
+			"emails.id#status",
+			"emails.id#subject",
+		},
+		Scoped: []cache.ScopeDep{
+			{
+				Scope:   "campaigns.user_id",
+				Columns: []string{"id", "user_id"},
+			},
+			{
+				Scope: "emails.id",
+				Columns: []string{
+					"body",
+					"bounce_reason",
+					"bounced_at",
+					"campaign_id",
+					"created_at",
+					"id",
+					"is_opened",
+					"is_replied",
+					"opened_at",
+					"recipient",
+					"replied_at",
+					"sent_at",
+					"status",
+					"subject",
+				},
+			},
+		},
+	}); err != nil {
 		return err
 	}
-	if q.GetUser, err = c.Register(cache.QuerySpec{Name: "GetUser", Hash: "5f61d16ed722af55", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"users.id", "users.id#created_at", "users.id#email", "users.id#id", "users.id#is_active", "users.id#name", "users.id#updated_at"}, Scoped: []cache.ScopeDep{{Scope: "users.id", Columns: []string{"created_at", "email", "id", "is_active", "name", "updated_at"}}}}); err != nil {
+	if q.GetUser, err = c.Register(cache.QuerySpec{
+		Name: "GetUser", Hash: "5f61d16ed722af55",
+		TTL: 5 * time.Minute, SWR: 0,
+		Reads: []string{
+			"users.id",
+			"users.id#created_at",
+			"users.id#email",
+			"users.id#id",
+			"users.id#is_active",
+			"users.id#name",
+			"users.id#updated_at",
+		},
+		Scoped: []cache.ScopeDep{
+			{
+				Scope: "users.id",
+				Columns: []string{
+					"created_at",
+					"email",
+					"id",
+					"is_active",
+					"name",
+					"updated_at",
+				},
+			},
+		},
+	}); err != nil {
 		return err
 	}
-	if q.GetUserStatistics, err = c.Register(cache.QuerySpec{Name: "GetUserStatistics", Hash: "5d027c65c67acd47", TTL: 5 * time.Minute, SWR: 0, Reads: []string{"campaign_email_counts.campaign_id>campaigns.user_id", "campaign_email_counts.campaign_id>campaigns.user_id#campaign_id", "campaign_email_counts.campaign_id>campaigns.user_id#opened", "campaign_email_counts.campaign_id>campaigns.user_id#replied", "campaign_email_counts.campaign_id>campaigns.user_id#total", "campaigns.user_id", "campaigns.user_id#id", "campaigns.user_id#user_id"}, Scoped: []cache.ScopeDep{{Scope: "campaign_email_counts.campaign_id>campaigns.user_id", Columns: []string{"campaign_id", "opened", "replied", "total"}}, {Scope: "campaigns.user_id", Columns: []string{"id", "user_id"}}}}); err != nil {
+	if q.GetUserStatistics, err = c.Register(cache.QuerySpec{
+		Name: "GetUserStatistics", Hash: "5d027c65c67acd47",
+		TTL: 5 * time.Minute, SWR: 0,
+		Reads: []string{
+			"campaign_email_counts.campaign_id>campaigns.user_id",
+			"campaign_email_counts.campaign_id>campaigns.user_id#campaign_id",
+			"campaign_email_counts.campaign_id>campaigns.user_id#opened",
+			"campaign_email_counts.campaign_id>campaigns.user_id#replied",
+			"campaign_email_counts.campaign_id>campaigns.user_id#total",
+			"campaigns.user_id",
+			"campaigns.user_id#id",
+			"campaigns.user_id#user_id",
+		},
+		Scoped: []cache.ScopeDep{
+			{
+				Scope:   "campaign_email_counts.campaign_id>campaigns.user_id",
+				Columns: []string{"campaign_id", "opened", "replied", "total"},
+			},
+			{
+				Scope:   "campaigns.user_id",
+				Columns: []string{"id", "user_id"},
+			},
+		},
+	}); err != nil {
 		return err
 	}
-	if q.ListCampaignsWithStats, err = c.Register(cache.QuerySpec{Name: "ListCampaignsWithStats", Hash: "a78d302253638669", TTL: 1 * time.Minute, SWR: 0, Reads: []string{"campaign_email_counts.campaign_id>campaigns.user_id", "campaign_email_counts.campaign_id>campaigns.user_id#bounced", "campaign_email_counts.campaign_id>campaigns.user_id#campaign_id", "campaign_email_counts.campaign_id>campaigns.user_id#failed", "campaign_email_counts.campaign_id>campaigns.user_id#opened", "campaign_email_counts.campaign_id>campaigns.user_id#replied", "campaign_email_counts.campaign_id>campaigns.user_id#sent", "campaign_email_counts.campaign_id>campaigns.user_id#total", "campaigns.user_id", "campaigns.user_id#created_at", "campaigns.user_id#id", "campaigns.user_id#name", "campaigns.user_id#status", "campaigns.user_id#updated_at", "campaigns.user_id#user_id"}, Scoped: []cache.ScopeDep{{Scope: "campaign_email_counts.campaign_id>campaigns.user_id", Columns: []string{"bounced", "campaign_id", "failed", "opened", "replied", "sent", "total"}}, {Scope: "campaigns.user_id", Columns: []string{"created_at", "id", "name", "status", "updated_at", "user_id"}}}}); err != nil {
+	if q.ListCampaignsWithStats, err = c.Register(cache.QuerySpec{
+		Name: "ListCampaignsWithStats", Hash: "a78d302253638669",
+		TTL: 1 * time.Minute, SWR: 0,
+		Reads: []string{
+			"campaign_email_counts.campaign_id>campaigns.user_id",
+			"campaign_email_counts.campaign_id>campaigns.user_id#bounced",
+			"campaign_email_counts.campaign_id>campaigns.user_id#campaign_id",
+			"campaign_email_counts.campaign_id>campaigns.user_id#failed",
+			"campaign_email_counts.campaign_id>campaigns.user_id#opened",
+			"campaign_email_counts.campaign_id>campaigns.user_id#replied",
+			"campaign_email_counts.campaign_id>campaigns.user_id#sent",
+			"campaign_email_counts.campaign_id>campaigns.user_id#total",
+			"campaigns.user_id",
+			"campaigns.user_id#created_at",
+			"campaigns.user_id#id",
+			"campaigns.user_id#name",
+			"campaigns.user_id#status",
+			"campaigns.user_id#updated_at",
+			"campaigns.user_id#user_id",
+		},
+		Scoped: []cache.ScopeDep{
+			{
+				Scope: "campaign_email_counts.campaign_id>campaigns.user_id",
+				Columns: []string{
+					"bounced",
+					"campaign_id",
+					"failed",
+					"opened",
+					"replied",
+					"sent",
+					"total",
+				},
+			},
+			{
+				Scope: "campaigns.user_id",
+				Columns: []string{
+					"created_at",
+					"id",
+					"name",
+					"status",
+					"updated_at",
+					"user_id",
+				},
+			},
+		},
+	}); err != nil {
 		return err
 	}
 	return nil
 }
 
-// ApplyEmailEvents writes campaign_email_counts, emails; see bumpApplyEmailEvents.
+// ApplyEmailEvents writes campaign_email_counts, emails; see
+// bumpApplyEmailEvents.
 func (s *Store) ApplyEmailEvents(ctx context.Context, arg db.ApplyEmailEventsParams) ([]db.Email, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.ApplyEmailEvents(wctx, arg)
-	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpApplyEmailEvents(ctx, s.inner, b, arg, r, err == nil) })
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) {
+		bumpApplyEmailEvents(ctx, s.inner, b, arg, r, err == nil)
+	})
 	return r, err
 }
 
 func (t *txQuerier) ApplyEmailEvents(ctx context.Context, arg db.ApplyEmailEventsParams) ([]db.Email, error) {
 	r, err := t.inner.ApplyEmailEvents(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpApplyEmailEvents(ctx, t.inner, b, arg, r, err == nil) })
+	t.collect(func(b *cache.Bumps) {
+		bumpApplyEmailEvents(ctx, t.inner, b, arg, r, err == nil)
+	})
 	return r, err
 }
 
-// bumpApplyEmailEvents collects what ApplyEmailEvents invalidates; ok is false when the
-// statement failed with an unknown outcome, so RETURNING values are missing.
-//   - campaign_email_counts.campaign_id: RETURNING campaign_id (trigger emails_counts_update: campaign_id from emails.campaign_id (RETURNING))
-//   - campaign_email_counts.campaign_id>campaigns.user_id: RETURNING campaign_id (user_id looked up from campaign_id through ListCampaignOwners)
+// bumpApplyEmailEvents collects what ApplyEmailEvents invalidates; ok is
+// false when the statement failed with an unknown outcome, so RETURNING
+// values are missing.
+//   - campaign_email_counts.campaign_id: RETURNING campaign_id (trigger
+//     emails_counts_update: campaign_id from emails.campaign_id
+//     (RETURNING))
+//   - campaign_email_counts.campaign_id>campaigns.user_id: RETURNING
+//     campaign_id (user_id looked up from campaign_id through
+//     ListCampaignOwners)
 //   - emails.campaign_id: RETURNING campaign_id (RETURNING)
-//   - emails.campaign_id>campaigns.user_id: RETURNING campaign_id (user_id looked up from campaign_id through ListCampaignOwners)
+//   - emails.campaign_id>campaigns.user_id: RETURNING campaign_id (user_id
+//     looked up from campaign_id through ListCampaignOwners)
 //   - emails.id: RETURNING id (RETURNING)
-func bumpApplyEmailEvents(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.ApplyEmailEventsParams, r []db.Email, ok bool) {
-	b.Table("campaign_email_counts#bounced", "campaign_email_counts#failed", "campaign_email_counts#opened", "campaign_email_counts#replied", "campaign_email_counts#sent", "campaign_email_counts#total", "emails#bounce_reason", "emails#bounced_at", "emails#is_opened", "emails#is_replied", "emails#opened_at", "emails#replied_at", "emails#sent_at", "emails#status")
+func bumpApplyEmailEvents(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.ApplyEmailEventsParams,
+	r []db.Email,
+	ok bool,
+) {
+	b.Table(
+		"campaign_email_counts#bounced",
+		"campaign_email_counts#failed",
+		"campaign_email_counts#opened",
+		"campaign_email_counts#replied",
+		"campaign_email_counts#sent",
+		"campaign_email_counts#total",
+		"emails#bounce_reason",
+		"emails#bounced_at",
+		"emails#is_opened",
+		"emails#is_replied",
+		"emails#opened_at",
+		"emails#replied_at",
+		"emails#sent_at",
+		"emails#status",
+	)
 	if ok {
 		for _, v := range r {
-			b.Value("campaign_email_counts.campaign_id", v.CampaignID[:], "bounced", "failed", "opened", "replied", "sent", "total")
+			b.Value(
+				"campaign_email_counts.campaign_id",
+				v.CampaignID[:],
+				"bounced",
+				"failed",
+				"opened",
+				"replied",
+				"sent",
+				"total",
+			)
 		}
 	} else {
-		b.Wide("campaign_email_counts.campaign_id", "bounced", "failed", "opened", "replied", "sent", "total")
+		b.Wide(
+			"campaign_email_counts.campaign_id",
+			"bounced",
+			"failed",
+			"opened",
+			"replied",
+			"sent",
+			"total",
+		)
 	}
 	var keys1 []uuid.UUID
 	for _, v := range r {
@@ -160,26 +831,106 @@ func bumpApplyEmailEvents(ctx context.Context, q db.Querier, b *cache.Bumps, arg
 	}
 	if vals2, found3 := resolveListCampaignOwners(ctx, q, keys1); ok && found3 {
 		for _, v := range vals2 {
-			b.Value("campaign_email_counts.campaign_id>campaigns.user_id", v[:], "bounced", "failed", "opened", "replied", "sent", "total")
-			b.Value("emails.campaign_id>campaigns.user_id", v[:], "bounce_reason", "bounced_at", "is_opened", "is_replied", "opened_at", "replied_at", "sent_at", "status")
+			b.Value(
+				"campaign_email_counts.campaign_id>campaigns.user_id",
+				v[:],
+				"bounced",
+				"failed",
+				"opened",
+				"replied",
+				"sent",
+				"total",
+			)
+			b.Value(
+				"emails.campaign_id>campaigns.user_id",
+				v[:],
+				"bounce_reason",
+				"bounced_at",
+				"is_opened",
+				"is_replied",
+				"opened_at",
+				"replied_at",
+				"sent_at",
+				"status",
+			)
 		}
 	} else {
-		b.Wide("campaign_email_counts.campaign_id>campaigns.user_id", "bounced", "failed", "opened", "replied", "sent", "total")
-		b.Wide("emails.campaign_id>campaigns.user_id", "bounce_reason", "bounced_at", "is_opened", "is_replied", "opened_at", "replied_at", "sent_at", "status")
+		b.Wide(
+			"campaign_email_counts.campaign_id>campaigns.user_id",
+			"bounced",
+			"failed",
+			"opened",
+			"replied",
+			"sent",
+			"total",
+		)
+		b.Wide(
+			"emails.campaign_id>campaigns.user_id",
+			"bounce_reason",
+			"bounced_at",
+			"is_opened",
+			"is_replied",
+			"opened_at",
+			"replied_at",
+			"sent_at",
+			"status",
+		)
 	}
 	if ok {
 		for _, v := range r {
-			b.Value("emails.campaign_id", v.CampaignID[:], "bounce_reason", "bounced_at", "is_opened", "is_replied", "opened_at", "replied_at", "sent_at", "status")
+			b.Value(
+				"emails.campaign_id",
+				v.CampaignID[:],
+				"bounce_reason",
+				"bounced_at",
+				"is_opened",
+				"is_replied",
+				"opened_at",
+				"replied_at",
+				"sent_at",
+				"status",
+			)
 		}
 	} else {
-		b.Wide("emails.campaign_id", "bounce_reason", "bounced_at", "is_opened", "is_replied", "opened_at", "replied_at", "sent_at", "status")
+		b.Wide(
+			"emails.campaign_id",
+			"bounce_reason",
+			"bounced_at",
+			"is_opened",
+			"is_replied",
+			"opened_at",
+			"replied_at",
+			"sent_at",
+			"status",
+		)
 	}
 	if ok {
 		for _, v := range r {
-			b.Value("emails.id", v.ID[:], "bounce_reason", "bounced_at", "is_opened", "is_replied", "opened_at", "replied_at", "sent_at", "status")
+			b.Value(
+				"emails.id",
+				v.ID[:],
+				"bounce_reason",
+				"bounced_at",
+				"is_opened",
+				"is_replied",
+				"opened_at",
+				"replied_at",
+				"sent_at",
+				"status",
+			)
 		}
 	} else {
-		b.Wide("emails.id", "bounce_reason", "bounced_at", "is_opened", "is_replied", "opened_at", "replied_at", "sent_at", "status")
+		b.Wide(
+			"emails.id",
+			"bounce_reason",
+			"bounced_at",
+			"is_opened",
+			"is_replied",
+			"opened_at",
+			"replied_at",
+			"sent_at",
+			"status",
+		)
 	}
 }
 
@@ -187,49 +938,72 @@ func bumpApplyEmailEvents(ctx context.Context, q db.Querier, b *cache.Bumps, arg
 func (s *Store) ClaimIdempotencyKey(ctx context.Context, arg db.ClaimIdempotencyKeyParams) (int64, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.ClaimIdempotencyKey(wctx, arg)
-	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) { bumpClaimIdempotencyKey(ctx, s.inner, b, arg, err == nil) })
+	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) {
+		bumpClaimIdempotencyKey(ctx, s.inner, b, arg, err == nil)
+	})
 	return r, err
 }
 
 func (t *txQuerier) ClaimIdempotencyKey(ctx context.Context, arg db.ClaimIdempotencyKeyParams) (int64, error) {
 	r, err := t.inner.ClaimIdempotencyKey(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpClaimIdempotencyKey(ctx, t.inner, b, arg, err == nil) })
+	t.collect(func(b *cache.Bumps) {
+		bumpClaimIdempotencyKey(ctx, t.inner, b, arg, err == nil)
+	})
 	return r, err
 }
 
-// bumpClaimIdempotencyKey collects what ClaimIdempotencyKey invalidates; ok is false when the
-// statement failed with an unknown outcome, so RETURNING values are missing.
+// bumpClaimIdempotencyKey collects what ClaimIdempotencyKey invalidates; ok
+// is false when the statement failed with an unknown outcome, so RETURNING
+// values are missing.
 //   - idempotency_keys.owner: @owner (VALUES)
-func bumpClaimIdempotencyKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.ClaimIdempotencyKeyParams, ok bool) {
+func bumpClaimIdempotencyKey(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.ClaimIdempotencyKeyParams,
+	ok bool,
+) {
 	b.Table("idempotency_keys")
 	b.String("idempotency_keys.owner", string(arg.Owner), "")
 }
 
 // CountUsers reads users and writes no table. Not cached.
-func (s *Store) CountUsers(ctx context.Context) (int64, error) { return s.inner.CountUsers(ctx) }
+func (s *Store) CountUsers(ctx context.Context) (int64, error) {
+	return s.inner.CountUsers(ctx)
+}
 
-func (t *txQuerier) CountUsers(ctx context.Context) (int64, error) { return t.inner.CountUsers(ctx) }
+func (t *txQuerier) CountUsers(ctx context.Context) (int64, error) {
+	return t.inner.CountUsers(ctx)
+}
 
 // CreateAPIKey writes api_keys; see bumpCreateAPIKey.
 func (s *Store) CreateAPIKey(ctx context.Context, arg db.CreateAPIKeyParams) (db.CreateAPIKeyRow, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.CreateAPIKey(wctx, arg)
-	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpCreateAPIKey(ctx, s.inner, b, arg, r, err == nil) })
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) {
+		bumpCreateAPIKey(ctx, s.inner, b, arg, r, err == nil)
+	})
 	return r, err
 }
 
 func (t *txQuerier) CreateAPIKey(ctx context.Context, arg db.CreateAPIKeyParams) (db.CreateAPIKeyRow, error) {
 	r, err := t.inner.CreateAPIKey(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpCreateAPIKey(ctx, t.inner, b, arg, r, err == nil) })
+	t.collect(func(b *cache.Bumps) {
+		bumpCreateAPIKey(ctx, t.inner, b, arg, r, err == nil)
+	})
 	return r, err
 }
 
-// bumpCreateAPIKey collects what CreateAPIKey invalidates; ok is false when the
-// statement failed with an unknown outcome, so RETURNING values are missing.
+// bumpCreateAPIKey collects what CreateAPIKey invalidates; ok is false when
+// the statement failed with an unknown outcome, so RETURNING values are
+// missing.
 //   - api_keys.id: RETURNING id (RETURNING)
 //   - api_keys.key_hash: @key_hash (VALUES)
 //   - api_keys.user_id: @user_id (VALUES)
-func bumpCreateAPIKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.CreateAPIKeyParams, r db.CreateAPIKeyRow, ok bool) {
+func bumpCreateAPIKey(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.CreateAPIKeyParams,
+	r db.CreateAPIKeyRow,
+	ok bool,
+) {
 	b.Table("api_keys")
 	if ok {
 		b.Value("api_keys.id", r.ID[:], "")
@@ -240,28 +1014,45 @@ func bumpCreateAPIKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.
 	b.Value("api_keys.user_id", arg.UserID[:], "")
 }
 
-// CreateCampaign writes campaign_email_counts, campaigns; see bumpCreateCampaign.
+// CreateCampaign writes campaign_email_counts, campaigns; see
+// bumpCreateCampaign.
 func (s *Store) CreateCampaign(ctx context.Context, arg db.CreateCampaignParams) (db.Campaign, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.CreateCampaign(wctx, arg)
-	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpCreateCampaign(ctx, s.inner, b, arg, r, err == nil) })
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) {
+		bumpCreateCampaign(ctx, s.inner, b, arg, r, err == nil)
+	})
 	return r, err
 }
 
 func (t *txQuerier) CreateCampaign(ctx context.Context, arg db.CreateCampaignParams) (db.Campaign, error) {
 	r, err := t.inner.CreateCampaign(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpCreateCampaign(ctx, t.inner, b, arg, r, err == nil) })
+	t.collect(func(b *cache.Bumps) {
+		bumpCreateCampaign(ctx, t.inner, b, arg, r, err == nil)
+	})
 	return r, err
 }
 
-// bumpCreateCampaign collects what CreateCampaign invalidates; ok is false when the
-// statement failed with an unknown outcome, so RETURNING values are missing.
-//   - campaign_email_counts.campaign_id: RETURNING id (trigger campaigns_email_counts_create: campaign_id from campaigns.id (RETURNING))
-//   - campaign_email_counts.campaign_id>campaigns.user_id: @user_id (campaigns rows added or removed; trigger campaigns_email_counts_create: campaign_id from campaigns.user_id (VALUES))
+// bumpCreateCampaign collects what CreateCampaign invalidates; ok is false
+// when the statement failed with an unknown outcome, so RETURNING values
+// are missing.
+//   - campaign_email_counts.campaign_id: RETURNING id (trigger
+//     campaigns_email_counts_create: campaign_id from campaigns.id
+//     (RETURNING))
+//   - campaign_email_counts.campaign_id>campaigns.user_id: @user_id
+//     (campaigns rows added or removed; trigger
+//     campaigns_email_counts_create: campaign_id from campaigns.user_id
+//     (VALUES))
 //   - campaigns.id: RETURNING id (RETURNING)
 //   - campaigns.user_id: @user_id (VALUES)
-//   - emails.campaign_id>campaigns.user_id: @user_id (campaigns rows added or removed)
-func bumpCreateCampaign(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.CreateCampaignParams, r db.Campaign, ok bool) {
+//   - emails.campaign_id>campaigns.user_id: @user_id (campaigns rows added
+//     or removed)
+func bumpCreateCampaign(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.CreateCampaignParams,
+	r db.Campaign,
+	ok bool,
+) {
 	b.Table("campaign_email_counts", "campaigns")
 	if ok {
 		b.Value("campaign_email_counts.campaign_id", r.ID[:], "")
@@ -282,20 +1073,30 @@ func bumpCreateCampaign(ctx context.Context, q db.Querier, b *cache.Bumps, arg d
 func (s *Store) CreateUser(ctx context.Context, arg db.CreateUserParams) (db.User, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.CreateUser(wctx, arg)
-	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpCreateUser(ctx, s.inner, b, arg, r, err == nil) })
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) {
+		bumpCreateUser(ctx, s.inner, b, arg, r, err == nil)
+	})
 	return r, err
 }
 
 func (t *txQuerier) CreateUser(ctx context.Context, arg db.CreateUserParams) (db.User, error) {
 	r, err := t.inner.CreateUser(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpCreateUser(ctx, t.inner, b, arg, r, err == nil) })
+	t.collect(func(b *cache.Bumps) {
+		bumpCreateUser(ctx, t.inner, b, arg, r, err == nil)
+	})
 	return r, err
 }
 
 // bumpCreateUser collects what CreateUser invalidates; ok is false when the
-// statement failed with an unknown outcome, so RETURNING values are missing.
+// statement failed with an unknown outcome, so RETURNING values are
+// missing.
 //   - users.id: RETURNING id (RETURNING)
-func bumpCreateUser(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.CreateUserParams, r db.User, ok bool) {
+func bumpCreateUser(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.CreateUserParams,
+	r db.User,
+	ok bool,
+) {
 	b.Table("users")
 	if ok {
 		b.Value("users.id", r.ID[:], "")
@@ -304,33 +1105,70 @@ func bumpCreateUser(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.Cr
 	}
 }
 
-// DeleteCampaign writes campaign_email_counts, campaigns, emails; see bumpDeleteCampaign.
+// DeleteCampaign writes campaign_email_counts, campaigns, emails; see
+// bumpDeleteCampaign.
 func (s *Store) DeleteCampaign(ctx context.Context, arg db.DeleteCampaignParams) (int64, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.DeleteCampaign(wctx, arg)
-	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) { bumpDeleteCampaign(ctx, s.inner, b, arg, err == nil) })
+	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) {
+		bumpDeleteCampaign(ctx, s.inner, b, arg, err == nil)
+	})
 	return r, err
 }
 
 func (t *txQuerier) DeleteCampaign(ctx context.Context, arg db.DeleteCampaignParams) (int64, error) {
 	r, err := t.inner.DeleteCampaign(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpDeleteCampaign(ctx, t.inner, b, arg, err == nil) })
+	t.collect(func(b *cache.Bumps) {
+		bumpDeleteCampaign(ctx, t.inner, b, arg, err == nil)
+	})
 	return r, err
 }
 
-// bumpDeleteCampaign collects what DeleteCampaign invalidates; ok is false when the
-// statement failed with an unknown outcome, so RETURNING values are missing.
-//   - campaign_email_counts.campaign_id: @id (cascade from campaigns.id; trigger emails_counts_delete: campaign_id from emails.campaign_id (cascade from campaigns.id))
-//   - campaign_email_counts.campaign_id>campaigns.user_id: @user_id (cascade from campaigns.user_id; campaigns rows added or removed; trigger emails_counts_delete: campaign_id from emails.campaign_id>campaigns.user_id (cascade from campaigns.user_id; campaigns rows added or removed))
+// bumpDeleteCampaign collects what DeleteCampaign invalidates; ok is false
+// when the statement failed with an unknown outcome, so RETURNING values
+// are missing.
+//   - campaign_email_counts.campaign_id: @id (cascade from campaigns.id;
+//     trigger emails_counts_delete: campaign_id from emails.campaign_id
+//     (cascade from campaigns.id))
+//   - campaign_email_counts.campaign_id>campaigns.user_id: @user_id
+//     (cascade from campaigns.user_id; campaigns rows added or removed;
+//     trigger emails_counts_delete: campaign_id from
+//     emails.campaign_id>campaigns.user_id (cascade from campaigns.user_id;
+//     campaigns rows added or removed))
 //   - campaigns.id: @id (WHERE)
 //   - campaigns.user_id: @user_id (WHERE)
 //   - emails.campaign_id: @id (cascade from campaigns.id)
-//   - emails.campaign_id>campaigns.user_id: @user_id (cascade from campaigns.user_id; campaigns rows added or removed)
+//   - emails.campaign_id>campaigns.user_id: @user_id (cascade from
+//     campaigns.user_id; campaigns rows added or removed)
 //   - emails.id: table-wide (its rows' id is not known)
-func bumpDeleteCampaign(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.DeleteCampaignParams, ok bool) {
+func bumpDeleteCampaign(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.DeleteCampaignParams,
+	ok bool,
+) {
 	b.Table("campaign_email_counts", "campaigns", "emails")
-	b.Value("campaign_email_counts.campaign_id", arg.ID[:], "", "bounced", "failed", "opened", "replied", "sent", "total")
-	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "", "bounced", "failed", "opened", "replied", "sent", "total")
+	b.Value(
+		"campaign_email_counts.campaign_id",
+		arg.ID[:],
+		"",
+		"bounced",
+		"failed",
+		"opened",
+		"replied",
+		"sent",
+		"total",
+	)
+	b.Value(
+		"campaign_email_counts.campaign_id>campaigns.user_id",
+		arg.UserID[:],
+		"",
+		"bounced",
+		"failed",
+		"opened",
+		"replied",
+		"sent",
+		"total",
+	)
 	b.Value("campaigns.id", arg.ID[:], "")
 	b.Value("campaigns.user_id", arg.UserID[:], "")
 	b.Value("emails.campaign_id", arg.ID[:], "")
@@ -356,11 +1194,16 @@ func (t *txQuerier) FindOwnedEmails(ctx context.Context, arg db.FindOwnedEmailsP
 	return t.inner.FindOwnedEmails(ctx, arg)
 }
 
-// GetAPIKeyByHash is cached for 1m0s; it depends on api_keys.key_hash = @key_hash; users table-wide.
+// GetAPIKeyByHash is cached for 1m0s; it depends on api_keys.key_hash =
+// @key_hash; users table-wide.
 func (s *Store) GetAPIKeyByHash(ctx context.Context, arg []byte) (db.GetAPIKeyByHashRow, error) {
 	var buf [128]byte
 	key := keyGetAPIKeyByHash(append(buf[:0], s.q.GetAPIKeyByHash.Prefix()...), arg)
-	return cache.ReadWith(ctx, s.q.GetAPIKeyByHash, key, &codecGetAPIKeyByHashRow, call[[]byte]{q: s.inner, arg: arg}, loadGetAPIKeyByHash, depsGetAPIKeyByHash)
+	return cache.ReadWith(
+		ctx, s.q.GetAPIKeyByHash, key, &codecGetAPIKeyByHashRow,
+		call[[]byte]{q: s.inner, arg: arg},
+		loadGetAPIKeyByHash, depsGetAPIKeyByHash,
+	)
 }
 
 func loadGetAPIKeyByHash(ctx context.Context, c call[[]byte]) (db.GetAPIKeyByHashRow, error) {
@@ -386,7 +1229,11 @@ func keyGetAPIKeyByHash(b []byte, arg []byte) []byte {
 func (s *Store) GetCampaign(ctx context.Context, arg db.GetCampaignParams) (db.Campaign, error) {
 	var buf [128]byte
 	key := keyGetCampaign(append(buf[:0], s.q.GetCampaign.Prefix()...), arg)
-	return cache.ReadWith(ctx, s.q.GetCampaign, key, &codecCampaign, call[db.GetCampaignParams]{q: s.inner, arg: arg}, loadGetCampaign, depsGetCampaign)
+	return cache.ReadWith(
+		ctx, s.q.GetCampaign, key, &codecCampaign,
+		call[db.GetCampaignParams]{q: s.inner, arg: arg},
+		loadGetCampaign, depsGetCampaign,
+	)
 }
 
 func loadGetCampaign(ctx context.Context, c call[db.GetCampaignParams]) (db.Campaign, error) {
@@ -409,11 +1256,16 @@ func keyGetCampaign(b []byte, arg db.GetCampaignParams) []byte {
 	return b
 }
 
-// GetCampaignDailyCounts is cached for 10m0s; it depends on emails.campaign_id = @campaign_id.
+// GetCampaignDailyCounts is cached for 10m0s; it depends on
+// emails.campaign_id = @campaign_id.
 func (s *Store) GetCampaignDailyCounts(ctx context.Context, arg db.GetCampaignDailyCountsParams) ([]db.GetCampaignDailyCountsRow, error) {
 	var buf [128]byte
 	key := keyGetCampaignDailyCounts(append(buf[:0], s.q.GetCampaignDailyCounts.Prefix()...), arg)
-	return cache.ReadWith(ctx, s.q.GetCampaignDailyCounts, key, &codecGetCampaignDailyCountsRowSlice, call[db.GetCampaignDailyCountsParams]{q: s.inner, arg: arg}, loadGetCampaignDailyCounts, depsGetCampaignDailyCounts)
+	return cache.ReadWith(
+		ctx, s.q.GetCampaignDailyCounts, key, &codecGetCampaignDailyCountsRowSlice,
+		call[db.GetCampaignDailyCountsParams]{q: s.inner, arg: arg},
+		loadGetCampaignDailyCounts, depsGetCampaignDailyCounts,
+	)
 }
 
 func loadGetCampaignDailyCounts(ctx context.Context, c call[db.GetCampaignDailyCountsParams]) ([]db.GetCampaignDailyCountsRow, error) {
@@ -437,11 +1289,17 @@ func keyGetCampaignDailyCounts(b []byte, arg db.GetCampaignDailyCountsParams) []
 	return b
 }
 
-// GetCampaignSummary is cached for 10m0s; it depends on campaign_email_counts.campaign_id = @campaign_id; campaigns.id = @campaign_id.
+// GetCampaignSummary is cached for 10m0s; it depends on
+// campaign_email_counts.campaign_id = @campaign_id; campaigns.id =
+// @campaign_id.
 func (s *Store) GetCampaignSummary(ctx context.Context, arg db.GetCampaignSummaryParams) (db.GetCampaignSummaryRow, error) {
 	var buf [128]byte
 	key := keyGetCampaignSummary(append(buf[:0], s.q.GetCampaignSummary.Prefix()...), arg)
-	return cache.ReadWith(ctx, s.q.GetCampaignSummary, key, &codecGetCampaignSummaryRow, call[db.GetCampaignSummaryParams]{q: s.inner, arg: arg}, loadGetCampaignSummary, depsGetCampaignSummary)
+	return cache.ReadWith(
+		ctx, s.q.GetCampaignSummary, key, &codecGetCampaignSummaryRow,
+		call[db.GetCampaignSummaryParams]{q: s.inner, arg: arg},
+		loadGetCampaignSummary, depsGetCampaignSummary,
+	)
 }
 
 func loadGetCampaignSummary(ctx context.Context, c call[db.GetCampaignSummaryParams]) (db.GetCampaignSummaryRow, error) {
@@ -465,11 +1323,16 @@ func keyGetCampaignSummary(b []byte, arg db.GetCampaignSummaryParams) []byte {
 	return b
 }
 
-// GetEmail is cached for 1m0s; it depends on campaigns.user_id = @user_id; emails.id = @id.
+// GetEmail is cached for 1m0s; it depends on campaigns.user_id = @user_id;
+// emails.id = @id.
 func (s *Store) GetEmail(ctx context.Context, arg db.GetEmailParams) (db.Email, error) {
 	var buf [128]byte
 	key := keyGetEmail(append(buf[:0], s.q.GetEmail.Prefix()...), arg)
-	return cache.ReadWith(ctx, s.q.GetEmail, key, &codecEmail, call[db.GetEmailParams]{q: s.inner, arg: arg}, loadGetEmail, depsGetEmail)
+	return cache.ReadWith(
+		ctx, s.q.GetEmail, key, &codecEmail,
+		call[db.GetEmailParams]{q: s.inner, arg: arg},
+		loadGetEmail, depsGetEmail,
+	)
 }
 
 func loadGetEmail(ctx context.Context, c call[db.GetEmailParams]) (db.Email, error) {
@@ -506,7 +1369,11 @@ func (t *txQuerier) GetIdempotencyKey(ctx context.Context, arg db.GetIdempotency
 func (s *Store) GetUser(ctx context.Context, arg uuid.UUID) (db.User, error) {
 	var buf [128]byte
 	key := keyGetUser(append(buf[:0], s.q.GetUser.Prefix()...), arg)
-	return cache.ReadWith(ctx, s.q.GetUser, key, &codecUser, call[uuid.UUID]{q: s.inner, arg: arg}, loadGetUser, depsGetUser)
+	return cache.ReadWith(
+		ctx, s.q.GetUser, key, &codecUser,
+		call[uuid.UUID]{q: s.inner, arg: arg},
+		loadGetUser, depsGetUser,
+	)
 }
 
 func loadGetUser(ctx context.Context, c call[uuid.UUID]) (db.User, error) {
@@ -537,11 +1404,17 @@ func (t *txQuerier) GetUserByEmail(ctx context.Context, arg string) (db.User, er
 	return t.inner.GetUserByEmail(ctx, arg)
 }
 
-// GetUserStatistics is cached for 5m0s; it depends on campaign_email_counts.campaign_id>campaigns.user_id = @user_id; campaigns.user_id = @user_id.
+// GetUserStatistics is cached for 5m0s; it depends on
+// campaign_email_counts.campaign_id>campaigns.user_id = @user_id;
+// campaigns.user_id = @user_id.
 func (s *Store) GetUserStatistics(ctx context.Context, arg uuid.UUID) (db.GetUserStatisticsRow, error) {
 	var buf [128]byte
 	key := keyGetUserStatistics(append(buf[:0], s.q.GetUserStatistics.Prefix()...), arg)
-	return cache.ReadWith(ctx, s.q.GetUserStatistics, key, &codecGetUserStatisticsRow, call[uuid.UUID]{q: s.inner, arg: arg}, loadGetUserStatistics, depsGetUserStatistics)
+	return cache.ReadWith(
+		ctx, s.q.GetUserStatistics, key, &codecGetUserStatisticsRow,
+		call[uuid.UUID]{q: s.inner, arg: arg},
+		loadGetUserStatistics, depsGetUserStatistics,
+	)
 }
 
 func loadGetUserStatistics(ctx context.Context, c call[uuid.UUID]) (db.GetUserStatisticsRow, error) {
@@ -568,27 +1441,57 @@ func keyGetUserStatistics(b []byte, arg uuid.UUID) []byte {
 func (s *Store) InsertEmails(ctx context.Context, arg []db.InsertEmailsParams) (int64, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.InsertEmails(wctx, arg)
-	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) { bumpInsertEmails(ctx, s.inner, b, arg, err == nil) })
+	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) {
+		bumpInsertEmails(ctx, s.inner, b, arg, err == nil)
+	})
 	return r, err
 }
 
 func (t *txQuerier) InsertEmails(ctx context.Context, arg []db.InsertEmailsParams) (int64, error) {
 	r, err := t.inner.InsertEmails(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpInsertEmails(ctx, t.inner, b, arg, err == nil) })
+	t.collect(func(b *cache.Bumps) {
+		bumpInsertEmails(ctx, t.inner, b, arg, err == nil)
+	})
 	return r, err
 }
 
-// bumpInsertEmails collects what InsertEmails invalidates; ok is false when the
-// statement failed with an unknown outcome, so RETURNING values are missing.
-//   - campaign_email_counts.campaign_id: each row's @campaign_id (trigger emails_counts_insert: campaign_id from emails.campaign_id (VALUES))
-//   - campaign_email_counts.campaign_id>campaigns.user_id: each row's @campaign_id (user_id looked up from campaign_id through ListCampaignOwners)
+// bumpInsertEmails collects what InsertEmails invalidates; ok is false when
+// the statement failed with an unknown outcome, so RETURNING values are
+// missing.
+//   - campaign_email_counts.campaign_id: each row's @campaign_id (trigger
+//     emails_counts_insert: campaign_id from emails.campaign_id (VALUES))
+//   - campaign_email_counts.campaign_id>campaigns.user_id: each row's
+//     @campaign_id (user_id looked up from campaign_id through
+//     ListCampaignOwners)
 //   - emails.campaign_id: each row's @campaign_id (VALUES)
-//   - emails.campaign_id>campaigns.user_id: each row's @campaign_id (user_id looked up from campaign_id through ListCampaignOwners)
+//   - emails.campaign_id>campaigns.user_id: each row's @campaign_id
+//     (user_id looked up from campaign_id through ListCampaignOwners)
 //   - emails.id: each row's @id (VALUES)
-func bumpInsertEmails(ctx context.Context, q db.Querier, b *cache.Bumps, arg []db.InsertEmailsParams, ok bool) {
-	b.Table("campaign_email_counts#bounced", "campaign_email_counts#failed", "campaign_email_counts#opened", "campaign_email_counts#replied", "campaign_email_counts#sent", "campaign_email_counts#total", "emails")
+func bumpInsertEmails(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg []db.InsertEmailsParams,
+	ok bool,
+) {
+	b.Table(
+		"campaign_email_counts#bounced",
+		"campaign_email_counts#failed",
+		"campaign_email_counts#opened",
+		"campaign_email_counts#replied",
+		"campaign_email_counts#sent",
+		"campaign_email_counts#total",
+		"emails",
+	)
 	for _, v := range arg {
-		b.Value("campaign_email_counts.campaign_id", v.CampaignID[:], "bounced", "failed", "opened", "replied", "sent", "total")
+		b.Value(
+			"campaign_email_counts.campaign_id",
+			v.CampaignID[:],
+			"bounced",
+			"failed",
+			"opened",
+			"replied",
+			"sent",
+			"total",
+		)
 	}
 	var keys4 []uuid.UUID
 	for _, v := range arg {
@@ -596,11 +1499,28 @@ func bumpInsertEmails(ctx context.Context, q db.Querier, b *cache.Bumps, arg []d
 	}
 	if vals5, found6 := resolveListCampaignOwners(ctx, q, keys4); found6 {
 		for _, v := range vals5 {
-			b.Value("campaign_email_counts.campaign_id>campaigns.user_id", v[:], "bounced", "failed", "opened", "replied", "sent", "total")
+			b.Value(
+				"campaign_email_counts.campaign_id>campaigns.user_id",
+				v[:],
+				"bounced",
+				"failed",
+				"opened",
+				"replied",
+				"sent",
+				"total",
+			)
 			b.Value("emails.campaign_id>campaigns.user_id", v[:], "")
 		}
 	} else {
-		b.Wide("campaign_email_counts.campaign_id>campaigns.user_id", "bounced", "failed", "opened", "replied", "sent", "total")
+		b.Wide(
+			"campaign_email_counts.campaign_id>campaigns.user_id",
+			"bounced",
+			"failed",
+			"opened",
+			"replied",
+			"sent",
+			"total",
+		)
 		b.Wide("emails.campaign_id>campaigns.user_id", "")
 	}
 	for _, v := range arg {
@@ -647,11 +1567,17 @@ func (t *txQuerier) ListCampaigns(ctx context.Context, arg db.ListCampaignsParam
 	return t.inner.ListCampaigns(ctx, arg)
 }
 
-// ListCampaignsWithStats is cached for 1m0s; it depends on campaign_email_counts.campaign_id>campaigns.user_id = @user_id; campaigns.user_id = @user_id.
+// ListCampaignsWithStats is cached for 1m0s; it depends on
+// campaign_email_counts.campaign_id>campaigns.user_id = @user_id;
+// campaigns.user_id = @user_id.
 func (s *Store) ListCampaignsWithStats(ctx context.Context, arg db.ListCampaignsWithStatsParams) ([]db.ListCampaignsWithStatsRow, error) {
 	var buf [128]byte
 	key := keyListCampaignsWithStats(append(buf[:0], s.q.ListCampaignsWithStats.Prefix()...), arg)
-	return cache.ReadWith(ctx, s.q.ListCampaignsWithStats, key, &codecListCampaignsWithStatsRowSlice, call[db.ListCampaignsWithStatsParams]{q: s.inner, arg: arg}, loadListCampaignsWithStats, depsListCampaignsWithStats)
+	return cache.ReadWith(
+		ctx, s.q.ListCampaignsWithStats, key, &codecListCampaignsWithStatsRowSlice,
+		call[db.ListCampaignsWithStatsParams]{q: s.inner, arg: arg},
+		loadListCampaignsWithStats, depsListCampaignsWithStats,
+	)
 }
 
 func loadListCampaignsWithStats(ctx context.Context, c call[db.ListCampaignsWithStatsParams]) ([]db.ListCampaignsWithStatsRow, error) {
@@ -677,35 +1603,85 @@ func keyListCampaignsWithStats(b []byte, arg db.ListCampaignsWithStatsParams) []
 	return b
 }
 
-// MarkEmailOpened writes campaign_email_counts, emails; see bumpMarkEmailOpened.
+// MarkEmailOpened writes campaign_email_counts, emails; see
+// bumpMarkEmailOpened.
 func (s *Store) MarkEmailOpened(ctx context.Context, arg db.MarkEmailOpenedParams) (db.Email, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.MarkEmailOpened(wctx, arg)
-	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpMarkEmailOpened(ctx, s.inner, b, arg, r, err == nil) })
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) {
+		bumpMarkEmailOpened(ctx, s.inner, b, arg, r, err == nil)
+	})
 	return r, err
 }
 
 func (t *txQuerier) MarkEmailOpened(ctx context.Context, arg db.MarkEmailOpenedParams) (db.Email, error) {
 	r, err := t.inner.MarkEmailOpened(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpMarkEmailOpened(ctx, t.inner, b, arg, r, err == nil) })
+	t.collect(func(b *cache.Bumps) {
+		bumpMarkEmailOpened(ctx, t.inner, b, arg, r, err == nil)
+	})
 	return r, err
 }
 
-// bumpMarkEmailOpened collects what MarkEmailOpened invalidates; ok is false when the
-// statement failed with an unknown outcome, so RETURNING values are missing.
-//   - campaign_email_counts.campaign_id: RETURNING campaign_id (trigger emails_counts_update: campaign_id from emails.campaign_id (RETURNING))
-//   - campaign_email_counts.campaign_id>campaigns.user_id: @user_id (trigger emails_counts_update: campaign_id from emails.campaign_id>campaigns.user_id (WHERE))
+// bumpMarkEmailOpened collects what MarkEmailOpened invalidates; ok is
+// false when the statement failed with an unknown outcome, so RETURNING
+// values are missing.
+//   - campaign_email_counts.campaign_id: RETURNING campaign_id (trigger
+//     emails_counts_update: campaign_id from emails.campaign_id
+//     (RETURNING))
+//   - campaign_email_counts.campaign_id>campaigns.user_id: @user_id
+//     (trigger emails_counts_update: campaign_id from
+//     emails.campaign_id>campaigns.user_id (WHERE))
 //   - emails.campaign_id: RETURNING campaign_id (RETURNING)
 //   - emails.campaign_id>campaigns.user_id: @user_id (WHERE)
 //   - emails.id: @id (WHERE)
-func bumpMarkEmailOpened(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.MarkEmailOpenedParams, r db.Email, ok bool) {
-	b.Table("campaign_email_counts#bounced", "campaign_email_counts#failed", "campaign_email_counts#opened", "campaign_email_counts#replied", "campaign_email_counts#sent", "campaign_email_counts#total", "emails#is_opened", "emails#opened_at")
+func bumpMarkEmailOpened(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.MarkEmailOpenedParams,
+	r db.Email,
+	ok bool,
+) {
+	b.Table(
+		"campaign_email_counts#bounced",
+		"campaign_email_counts#failed",
+		"campaign_email_counts#opened",
+		"campaign_email_counts#replied",
+		"campaign_email_counts#sent",
+		"campaign_email_counts#total",
+		"emails#is_opened",
+		"emails#opened_at",
+	)
 	if ok {
-		b.Value("campaign_email_counts.campaign_id", r.CampaignID[:], "bounced", "failed", "opened", "replied", "sent", "total")
+		b.Value(
+			"campaign_email_counts.campaign_id",
+			r.CampaignID[:],
+			"bounced",
+			"failed",
+			"opened",
+			"replied",
+			"sent",
+			"total",
+		)
 	} else {
-		b.Wide("campaign_email_counts.campaign_id", "bounced", "failed", "opened", "replied", "sent", "total")
+		b.Wide(
+			"campaign_email_counts.campaign_id",
+			"bounced",
+			"failed",
+			"opened",
+			"replied",
+			"sent",
+			"total",
+		)
 	}
-	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "bounced", "failed", "opened", "replied", "sent", "total")
+	b.Value(
+		"campaign_email_counts.campaign_id>campaigns.user_id",
+		arg.UserID[:],
+		"bounced",
+		"failed",
+		"opened",
+		"replied",
+		"sent",
+		"total",
+	)
 	if ok {
 		b.Value("emails.campaign_id", r.CampaignID[:], "is_opened", "opened_at")
 	} else {
@@ -715,35 +1691,85 @@ func bumpMarkEmailOpened(ctx context.Context, q db.Querier, b *cache.Bumps, arg 
 	b.Value("emails.id", arg.ID[:], "is_opened", "opened_at")
 }
 
-// MarkEmailReplied writes campaign_email_counts, emails; see bumpMarkEmailReplied.
+// MarkEmailReplied writes campaign_email_counts, emails; see
+// bumpMarkEmailReplied.
 func (s *Store) MarkEmailReplied(ctx context.Context, arg db.MarkEmailRepliedParams) (db.Email, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.MarkEmailReplied(wctx, arg)
-	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpMarkEmailReplied(ctx, s.inner, b, arg, r, err == nil) })
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) {
+		bumpMarkEmailReplied(ctx, s.inner, b, arg, r, err == nil)
+	})
 	return r, err
 }
 
 func (t *txQuerier) MarkEmailReplied(ctx context.Context, arg db.MarkEmailRepliedParams) (db.Email, error) {
 	r, err := t.inner.MarkEmailReplied(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpMarkEmailReplied(ctx, t.inner, b, arg, r, err == nil) })
+	t.collect(func(b *cache.Bumps) {
+		bumpMarkEmailReplied(ctx, t.inner, b, arg, r, err == nil)
+	})
 	return r, err
 }
 
-// bumpMarkEmailReplied collects what MarkEmailReplied invalidates; ok is false when the
-// statement failed with an unknown outcome, so RETURNING values are missing.
-//   - campaign_email_counts.campaign_id: RETURNING campaign_id (trigger emails_counts_update: campaign_id from emails.campaign_id (RETURNING))
-//   - campaign_email_counts.campaign_id>campaigns.user_id: @user_id (trigger emails_counts_update: campaign_id from emails.campaign_id>campaigns.user_id (WHERE))
+// bumpMarkEmailReplied collects what MarkEmailReplied invalidates; ok is
+// false when the statement failed with an unknown outcome, so RETURNING
+// values are missing.
+//   - campaign_email_counts.campaign_id: RETURNING campaign_id (trigger
+//     emails_counts_update: campaign_id from emails.campaign_id
+//     (RETURNING))
+//   - campaign_email_counts.campaign_id>campaigns.user_id: @user_id
+//     (trigger emails_counts_update: campaign_id from
+//     emails.campaign_id>campaigns.user_id (WHERE))
 //   - emails.campaign_id: RETURNING campaign_id (RETURNING)
 //   - emails.campaign_id>campaigns.user_id: @user_id (WHERE)
 //   - emails.id: @id (WHERE)
-func bumpMarkEmailReplied(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.MarkEmailRepliedParams, r db.Email, ok bool) {
-	b.Table("campaign_email_counts#bounced", "campaign_email_counts#failed", "campaign_email_counts#opened", "campaign_email_counts#replied", "campaign_email_counts#sent", "campaign_email_counts#total", "emails#is_replied", "emails#replied_at")
+func bumpMarkEmailReplied(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.MarkEmailRepliedParams,
+	r db.Email,
+	ok bool,
+) {
+	b.Table(
+		"campaign_email_counts#bounced",
+		"campaign_email_counts#failed",
+		"campaign_email_counts#opened",
+		"campaign_email_counts#replied",
+		"campaign_email_counts#sent",
+		"campaign_email_counts#total",
+		"emails#is_replied",
+		"emails#replied_at",
+	)
 	if ok {
-		b.Value("campaign_email_counts.campaign_id", r.CampaignID[:], "bounced", "failed", "opened", "replied", "sent", "total")
+		b.Value(
+			"campaign_email_counts.campaign_id",
+			r.CampaignID[:],
+			"bounced",
+			"failed",
+			"opened",
+			"replied",
+			"sent",
+			"total",
+		)
 	} else {
-		b.Wide("campaign_email_counts.campaign_id", "bounced", "failed", "opened", "replied", "sent", "total")
+		b.Wide(
+			"campaign_email_counts.campaign_id",
+			"bounced",
+			"failed",
+			"opened",
+			"replied",
+			"sent",
+			"total",
+		)
 	}
-	b.Value("campaign_email_counts.campaign_id>campaigns.user_id", arg.UserID[:], "bounced", "failed", "opened", "replied", "sent", "total")
+	b.Value(
+		"campaign_email_counts.campaign_id>campaigns.user_id",
+		arg.UserID[:],
+		"bounced",
+		"failed",
+		"opened",
+		"replied",
+		"sent",
+		"total",
+	)
 	if ok {
 		b.Value("emails.campaign_id", r.CampaignID[:], "is_replied", "replied_at")
 	} else {
@@ -757,42 +1783,61 @@ func bumpMarkEmailReplied(ctx context.Context, q db.Querier, b *cache.Bumps, arg
 func (s *Store) PurgeEmailEvents(ctx context.Context, arg time.Time) (int64, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.PurgeEmailEvents(wctx, arg)
-	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) { bumpPurgeEmailEvents(ctx, s.inner, b, arg, err == nil) })
+	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) {
+		bumpPurgeEmailEvents(ctx, s.inner, b, arg, err == nil)
+	})
 	return r, err
 }
 
 func (t *txQuerier) PurgeEmailEvents(ctx context.Context, arg time.Time) (int64, error) {
 	r, err := t.inner.PurgeEmailEvents(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpPurgeEmailEvents(ctx, t.inner, b, arg, err == nil) })
+	t.collect(func(b *cache.Bumps) {
+		bumpPurgeEmailEvents(ctx, t.inner, b, arg, err == nil)
+	})
 	return r, err
 }
 
-// bumpPurgeEmailEvents collects what PurgeEmailEvents invalidates; ok is false when the
-// statement failed with an unknown outcome, so RETURNING values are missing.
+// bumpPurgeEmailEvents collects what PurgeEmailEvents invalidates; ok is
+// false when the statement failed with an unknown outcome, so RETURNING
+// values are missing.
 //   - email_events.user_id: table-wide (its rows' user_id is not known)
-func bumpPurgeEmailEvents(ctx context.Context, q db.Querier, b *cache.Bumps, arg time.Time, ok bool) {
+func bumpPurgeEmailEvents(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg time.Time,
+	ok bool,
+) {
 	b.Table("email_events")
 	b.Wide("email_events.user_id", "")
 }
 
-// PurgeIdempotencyKeys writes idempotency_keys; see bumpPurgeIdempotencyKeys.
+// PurgeIdempotencyKeys writes idempotency_keys; see
+// bumpPurgeIdempotencyKeys.
 func (s *Store) PurgeIdempotencyKeys(ctx context.Context, arg time.Time) (int64, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.PurgeIdempotencyKeys(wctx, arg)
-	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) { bumpPurgeIdempotencyKeys(ctx, s.inner, b, arg, err == nil) })
+	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) {
+		bumpPurgeIdempotencyKeys(ctx, s.inner, b, arg, err == nil)
+	})
 	return r, err
 }
 
 func (t *txQuerier) PurgeIdempotencyKeys(ctx context.Context, arg time.Time) (int64, error) {
 	r, err := t.inner.PurgeIdempotencyKeys(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpPurgeIdempotencyKeys(ctx, t.inner, b, arg, err == nil) })
+	t.collect(func(b *cache.Bumps) {
+		bumpPurgeIdempotencyKeys(ctx, t.inner, b, arg, err == nil)
+	})
 	return r, err
 }
 
-// bumpPurgeIdempotencyKeys collects what PurgeIdempotencyKeys invalidates; ok is false when the
-// statement failed with an unknown outcome, so RETURNING values are missing.
+// bumpPurgeIdempotencyKeys collects what PurgeIdempotencyKeys invalidates;
+// ok is false when the statement failed with an unknown outcome, so
+// RETURNING values are missing.
 //   - idempotency_keys.owner: table-wide (its rows' owner is not known)
-func bumpPurgeIdempotencyKeys(ctx context.Context, q db.Querier, b *cache.Bumps, arg time.Time, ok bool) {
+func bumpPurgeIdempotencyKeys(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg time.Time,
+	ok bool,
+) {
 	b.Table("idempotency_keys")
 	b.Wide("idempotency_keys.owner", "")
 }
@@ -801,20 +1846,30 @@ func bumpPurgeIdempotencyKeys(ctx context.Context, q db.Querier, b *cache.Bumps,
 func (s *Store) RecordEmailEvents(ctx context.Context, arg db.RecordEmailEventsParams) ([]db.RecordEmailEventsRow, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.RecordEmailEvents(wctx, arg)
-	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpRecordEmailEvents(ctx, s.inner, b, arg, r, err == nil) })
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) {
+		bumpRecordEmailEvents(ctx, s.inner, b, arg, r, err == nil)
+	})
 	return r, err
 }
 
 func (t *txQuerier) RecordEmailEvents(ctx context.Context, arg db.RecordEmailEventsParams) ([]db.RecordEmailEventsRow, error) {
 	r, err := t.inner.RecordEmailEvents(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpRecordEmailEvents(ctx, t.inner, b, arg, r, err == nil) })
+	t.collect(func(b *cache.Bumps) {
+		bumpRecordEmailEvents(ctx, t.inner, b, arg, r, err == nil)
+	})
 	return r, err
 }
 
-// bumpRecordEmailEvents collects what RecordEmailEvents invalidates; ok is false when the
-// statement failed with an unknown outcome, so RETURNING values are missing.
+// bumpRecordEmailEvents collects what RecordEmailEvents invalidates; ok is
+// false when the statement failed with an unknown outcome, so RETURNING
+// values are missing.
 //   - email_events.user_id: RETURNING user_id (RETURNING)
-func bumpRecordEmailEvents(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.RecordEmailEventsParams, r []db.RecordEmailEventsRow, ok bool) {
+func bumpRecordEmailEvents(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.RecordEmailEventsParams,
+	r []db.RecordEmailEventsRow,
+	ok bool,
+) {
 	b.Table("email_events")
 	if ok {
 		for _, v := range r {
@@ -829,22 +1884,32 @@ func bumpRecordEmailEvents(ctx context.Context, q db.Querier, b *cache.Bumps, ar
 func (s *Store) RevokeAPIKey(ctx context.Context, arg uuid.UUID) (db.RevokeAPIKeyRow, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.RevokeAPIKey(wctx, arg)
-	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpRevokeAPIKey(ctx, s.inner, b, arg, r, err == nil) })
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) {
+		bumpRevokeAPIKey(ctx, s.inner, b, arg, r, err == nil)
+	})
 	return r, err
 }
 
 func (t *txQuerier) RevokeAPIKey(ctx context.Context, arg uuid.UUID) (db.RevokeAPIKeyRow, error) {
 	r, err := t.inner.RevokeAPIKey(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpRevokeAPIKey(ctx, t.inner, b, arg, r, err == nil) })
+	t.collect(func(b *cache.Bumps) {
+		bumpRevokeAPIKey(ctx, t.inner, b, arg, r, err == nil)
+	})
 	return r, err
 }
 
-// bumpRevokeAPIKey collects what RevokeAPIKey invalidates; ok is false when the
-// statement failed with an unknown outcome, so RETURNING values are missing.
+// bumpRevokeAPIKey collects what RevokeAPIKey invalidates; ok is false when
+// the statement failed with an unknown outcome, so RETURNING values are
+// missing.
 //   - api_keys.id: @id (WHERE)
 //   - api_keys.key_hash: table-wide (its rows' key_hash is not known)
 //   - api_keys.user_id: RETURNING user_id (RETURNING)
-func bumpRevokeAPIKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg uuid.UUID, r db.RevokeAPIKeyRow, ok bool) {
+func bumpRevokeAPIKey(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg uuid.UUID,
+	r db.RevokeAPIKeyRow,
+	ok bool,
+) {
 	b.Table("api_keys#revoked_at")
 	b.Value("api_keys.id", arg[:], "revoked_at")
 	b.Wide("api_keys.key_hash", "revoked_at")
@@ -855,48 +1920,80 @@ func bumpRevokeAPIKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg uui
 	}
 }
 
-// SaveIdempotentResponse writes idempotency_keys; see bumpSaveIdempotentResponse.
+// SaveIdempotentResponse writes idempotency_keys; see
+// bumpSaveIdempotentResponse.
 func (s *Store) SaveIdempotentResponse(ctx context.Context, arg db.SaveIdempotentResponseParams) error {
 	wctx, w := trackWrites(ctx)
 	err := s.inner.SaveIdempotentResponse(wctx, arg)
-	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpSaveIdempotentResponse(ctx, s.inner, b, arg, err == nil) })
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) {
+		bumpSaveIdempotentResponse(ctx, s.inner, b, arg, err == nil)
+	})
 	return err
 }
 
 func (t *txQuerier) SaveIdempotentResponse(ctx context.Context, arg db.SaveIdempotentResponseParams) error {
 	err := t.inner.SaveIdempotentResponse(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpSaveIdempotentResponse(ctx, t.inner, b, arg, err == nil) })
+	t.collect(func(b *cache.Bumps) {
+		bumpSaveIdempotentResponse(ctx, t.inner, b, arg, err == nil)
+	})
 	return err
 }
 
-// bumpSaveIdempotentResponse collects what SaveIdempotentResponse invalidates; ok is false when the
-// statement failed with an unknown outcome, so RETURNING values are missing.
+// bumpSaveIdempotentResponse collects what SaveIdempotentResponse
+// invalidates; ok is false when the statement failed with an unknown
+// outcome, so RETURNING values are missing.
 //   - idempotency_keys.owner: @owner (WHERE)
-func bumpSaveIdempotentResponse(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.SaveIdempotentResponseParams, ok bool) {
-	b.Table("idempotency_keys#content_type", "idempotency_keys#location", "idempotency_keys#response", "idempotency_keys#status")
-	b.String("idempotency_keys.owner", string(arg.Owner), "content_type", "location", "response", "status")
+func bumpSaveIdempotentResponse(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.SaveIdempotentResponseParams,
+	ok bool,
+) {
+	b.Table(
+		"idempotency_keys#content_type",
+		"idempotency_keys#location",
+		"idempotency_keys#response",
+		"idempotency_keys#status",
+	)
+	b.String(
+		"idempotency_keys.owner",
+		string(arg.Owner),
+		"content_type",
+		"location",
+		"response",
+		"status",
+	)
 }
 
 // SetAPIKeyRateLimit writes api_keys; see bumpSetAPIKeyRateLimit.
 func (s *Store) SetAPIKeyRateLimit(ctx context.Context, arg db.SetAPIKeyRateLimitParams) (db.SetAPIKeyRateLimitRow, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.SetAPIKeyRateLimit(wctx, arg)
-	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpSetAPIKeyRateLimit(ctx, s.inner, b, arg, r, err == nil) })
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) {
+		bumpSetAPIKeyRateLimit(ctx, s.inner, b, arg, r, err == nil)
+	})
 	return r, err
 }
 
 func (t *txQuerier) SetAPIKeyRateLimit(ctx context.Context, arg db.SetAPIKeyRateLimitParams) (db.SetAPIKeyRateLimitRow, error) {
 	r, err := t.inner.SetAPIKeyRateLimit(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpSetAPIKeyRateLimit(ctx, t.inner, b, arg, r, err == nil) })
+	t.collect(func(b *cache.Bumps) {
+		bumpSetAPIKeyRateLimit(ctx, t.inner, b, arg, r, err == nil)
+	})
 	return r, err
 }
 
-// bumpSetAPIKeyRateLimit collects what SetAPIKeyRateLimit invalidates; ok is false when the
-// statement failed with an unknown outcome, so RETURNING values are missing.
+// bumpSetAPIKeyRateLimit collects what SetAPIKeyRateLimit invalidates; ok
+// is false when the statement failed with an unknown outcome, so RETURNING
+// values are missing.
 //   - api_keys.id: @id (WHERE)
 //   - api_keys.key_hash: table-wide (its rows' key_hash is not known)
 //   - api_keys.user_id: RETURNING user_id (RETURNING)
-func bumpSetAPIKeyRateLimit(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.SetAPIKeyRateLimitParams, r db.SetAPIKeyRateLimitRow, ok bool) {
+func bumpSetAPIKeyRateLimit(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.SetAPIKeyRateLimitParams,
+	r db.SetAPIKeyRateLimitRow,
+	ok bool,
+) {
 	b.Table("api_keys#rate_limit_per_minute")
 	b.Value("api_keys.id", arg.ID[:], "rate_limit_per_minute")
 	b.Wide("api_keys.key_hash", "rate_limit_per_minute")
@@ -911,22 +2008,31 @@ func bumpSetAPIKeyRateLimit(ctx context.Context, q db.Querier, b *cache.Bumps, a
 func (s *Store) TouchAPIKey(ctx context.Context, arg uuid.UUID) (int64, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.TouchAPIKey(wctx, arg)
-	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) { bumpTouchAPIKey(ctx, s.inner, b, arg, err == nil) })
+	s.afterWrite(ctx, w, r > 0, err, func(b *cache.Bumps) {
+		bumpTouchAPIKey(ctx, s.inner, b, arg, err == nil)
+	})
 	return r, err
 }
 
 func (t *txQuerier) TouchAPIKey(ctx context.Context, arg uuid.UUID) (int64, error) {
 	r, err := t.inner.TouchAPIKey(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpTouchAPIKey(ctx, t.inner, b, arg, err == nil) })
+	t.collect(func(b *cache.Bumps) {
+		bumpTouchAPIKey(ctx, t.inner, b, arg, err == nil)
+	})
 	return r, err
 }
 
-// bumpTouchAPIKey collects what TouchAPIKey invalidates; ok is false when the
-// statement failed with an unknown outcome, so RETURNING values are missing.
+// bumpTouchAPIKey collects what TouchAPIKey invalidates; ok is false when
+// the statement failed with an unknown outcome, so RETURNING values are
+// missing.
 //   - api_keys.id: @id (WHERE)
 //   - api_keys.key_hash: table-wide (its rows' key_hash is not known)
 //   - api_keys.user_id: table-wide (its rows' user_id is not known)
-func bumpTouchAPIKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg uuid.UUID, ok bool) {
+func bumpTouchAPIKey(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg uuid.UUID,
+	ok bool,
+) {
 	b.Table("api_keys#last_used_at")
 	b.Value("api_keys.id", arg[:], "last_used_at")
 	b.Wide("api_keys.key_hash", "last_used_at")
@@ -937,29 +2043,40 @@ func bumpTouchAPIKey(ctx context.Context, q db.Querier, b *cache.Bumps, arg uuid
 func (s *Store) UpdateCampaign(ctx context.Context, arg db.UpdateCampaignParams) (db.Campaign, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.UpdateCampaign(wctx, arg)
-	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) { bumpUpdateCampaign(ctx, s.inner, b, arg, r, err == nil) })
+	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) {
+		bumpUpdateCampaign(ctx, s.inner, b, arg, r, err == nil)
+	})
 	return r, err
 }
 
 func (t *txQuerier) UpdateCampaign(ctx context.Context, arg db.UpdateCampaignParams) (db.Campaign, error) {
 	r, err := t.inner.UpdateCampaign(ctx, arg)
-	t.collect(func(b *cache.Bumps) { bumpUpdateCampaign(ctx, t.inner, b, arg, r, err == nil) })
+	t.collect(func(b *cache.Bumps) {
+		bumpUpdateCampaign(ctx, t.inner, b, arg, r, err == nil)
+	})
 	return r, err
 }
 
-// bumpUpdateCampaign collects what UpdateCampaign invalidates; ok is false when the
-// statement failed with an unknown outcome, so RETURNING values are missing.
+// bumpUpdateCampaign collects what UpdateCampaign invalidates; ok is false
+// when the statement failed with an unknown outcome, so RETURNING values
+// are missing.
 //   - campaigns.id: @id (WHERE)
 //   - campaigns.user_id: @user_id (WHERE)
-func bumpUpdateCampaign(ctx context.Context, q db.Querier, b *cache.Bumps, arg db.UpdateCampaignParams, r db.Campaign, ok bool) {
+func bumpUpdateCampaign(
+	ctx context.Context, q db.Querier, b *cache.Bumps,
+	arg db.UpdateCampaignParams,
+	r db.Campaign,
+	ok bool,
+) {
 	b.Table("campaigns#name", "campaigns#status", "campaigns#updated_at")
 	b.Value("campaigns.id", arg.ID[:], "name", "status", "updated_at")
 	b.Value("campaigns.user_id", arg.UserID[:], "name", "status", "updated_at")
 }
 
-// resolveListCampaignOwners returns the user_id of the campaigns rows whose id are keys, looked
-// up through ListCampaignOwners; false when the lookup fails or misses a key, or there
-// are too many keys: the caller bumps wide then.
+// resolveListCampaignOwners returns the user_id of the campaigns rows whose
+// id are keys, looked up through ListCampaignOwners; false when the lookup
+// fails or misses a key, or there are too many keys: the caller bumps wide
+// then.
 func resolveListCampaignOwners(ctx context.Context, q db.Querier, keys []uuid.UUID) ([]uuid.UUID, bool) {
 	seen := make(map[uuid.UUID]struct{}, len(keys))
 	uniq := make([]uuid.UUID, 0, len(keys))
@@ -986,7 +2103,11 @@ func resolveListCampaignOwners(ctx context.Context, q db.Querier, keys []uuid.UU
 	return out, true
 }
 
-var codecGetAPIKeyByHashRow = cache.Codec[db.GetAPIKeyByHashRow]{Encode: encGetAPIKeyByHashRow, Decode: decGetAPIKeyByHashRow, Clone: cloneGetAPIKeyByHashRow}
+var codecGetAPIKeyByHashRow = cache.Codec[db.GetAPIKeyByHashRow]{
+	Encode: encGetAPIKeyByHashRow,
+	Decode: decGetAPIKeyByHashRow,
+	Clone:  cloneGetAPIKeyByHashRow,
+}
 
 func encGetAPIKeyByHashRow(b []byte, v db.GetAPIKeyByHashRow) []byte {
 	b = append(b, v.ID[:]...)
@@ -1019,7 +2140,11 @@ func cloneGetAPIKeyByHashRow(v db.GetAPIKeyByHashRow) db.GetAPIKeyByHashRow {
 	return v
 }
 
-var codecCampaign = cache.Codec[db.Campaign]{Encode: encCampaign, Decode: decCampaign, Clone: nil}
+var codecCampaign = cache.Codec[db.Campaign]{
+	Encode: encCampaign,
+	Decode: decCampaign,
+	Clone:  nil,
+}
 
 func encCampaign(b []byte, v db.Campaign) []byte {
 	b = append(b, v.ID[:]...)
@@ -1041,7 +2166,11 @@ func decCampaign(d *cache.Decoder) (v db.Campaign) {
 	return v
 }
 
-var codecGetCampaignDailyCountsRowSlice = cache.Codec[[]db.GetCampaignDailyCountsRow]{Encode: encGetCampaignDailyCountsRowSlice, Decode: decGetCampaignDailyCountsRowSlice, Clone: cloneGetCampaignDailyCountsRowSlice}
+var codecGetCampaignDailyCountsRowSlice = cache.Codec[[]db.GetCampaignDailyCountsRow]{
+	Encode: encGetCampaignDailyCountsRowSlice,
+	Decode: decGetCampaignDailyCountsRowSlice,
+	Clone:  cloneGetCampaignDailyCountsRowSlice,
+}
 
 func encGetCampaignDailyCountsRowSlice(b []byte, v []db.GetCampaignDailyCountsRow) []byte {
 	b = cache.AppendLen(b, len(v), v == nil)
@@ -1078,7 +2207,11 @@ func cloneGetCampaignDailyCountsRowSlice(v []db.GetCampaignDailyCountsRow) []db.
 	return v
 }
 
-var codecGetCampaignSummaryRow = cache.Codec[db.GetCampaignSummaryRow]{Encode: encGetCampaignSummaryRow, Decode: decGetCampaignSummaryRow, Clone: nil}
+var codecGetCampaignSummaryRow = cache.Codec[db.GetCampaignSummaryRow]{
+	Encode: encGetCampaignSummaryRow,
+	Decode: decGetCampaignSummaryRow,
+	Clone:  nil,
+}
 
 func encGetCampaignSummaryRow(b []byte, v db.GetCampaignSummaryRow) []byte {
 	b = cache.AppendInt64(b, int64(v.Total))
@@ -1100,7 +2233,11 @@ func decGetCampaignSummaryRow(d *cache.Decoder) (v db.GetCampaignSummaryRow) {
 	return v
 }
 
-var codecEmail = cache.Codec[db.Email]{Encode: encEmail, Decode: decEmail, Clone: cloneEmail}
+var codecEmail = cache.Codec[db.Email]{
+	Encode: encEmail,
+	Decode: decEmail,
+	Clone:  cloneEmail,
+}
 
 func encEmail(b []byte, v db.Email) []byte {
 	b = append(b, v.ID[:]...)
@@ -1207,7 +2344,11 @@ func cloneEmail(v db.Email) db.Email {
 	return v
 }
 
-var codecUser = cache.Codec[db.User]{Encode: encUser, Decode: decUser, Clone: nil}
+var codecUser = cache.Codec[db.User]{
+	Encode: encUser,
+	Decode: decUser,
+	Clone:  nil,
+}
 
 func encUser(b []byte, v db.User) []byte {
 	b = append(b, v.ID[:]...)
@@ -1229,7 +2370,11 @@ func decUser(d *cache.Decoder) (v db.User) {
 	return v
 }
 
-var codecGetUserStatisticsRow = cache.Codec[db.GetUserStatisticsRow]{Encode: encGetUserStatisticsRow, Decode: decGetUserStatisticsRow, Clone: nil}
+var codecGetUserStatisticsRow = cache.Codec[db.GetUserStatisticsRow]{
+	Encode: encGetUserStatisticsRow,
+	Decode: decGetUserStatisticsRow,
+	Clone:  nil,
+}
 
 func encGetUserStatisticsRow(b []byte, v db.GetUserStatisticsRow) []byte {
 	b = cache.AppendInt64(b, int64(v.Campaigns))
@@ -1247,7 +2392,11 @@ func decGetUserStatisticsRow(d *cache.Decoder) (v db.GetUserStatisticsRow) {
 	return v
 }
 
-var codecListCampaignsWithStatsRowSlice = cache.Codec[[]db.ListCampaignsWithStatsRow]{Encode: encListCampaignsWithStatsRowSlice, Decode: decListCampaignsWithStatsRowSlice, Clone: cloneListCampaignsWithStatsRowSlice}
+var codecListCampaignsWithStatsRowSlice = cache.Codec[[]db.ListCampaignsWithStatsRow]{
+	Encode: encListCampaignsWithStatsRowSlice,
+	Decode: decListCampaignsWithStatsRowSlice,
+	Clone:  cloneListCampaignsWithStatsRowSlice,
+}
 
 func encListCampaignsWithStatsRowSlice(b []byte, v []db.ListCampaignsWithStatsRow) []byte {
 	b = cache.AppendLen(b, len(v), v == nil)

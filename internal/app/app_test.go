@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -21,7 +22,13 @@ import (
 	"github.com/replyrocket/replyrocket/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	// The crash test starts this binary again as its server.
+	if os.Getenv(crashChildEnv) != "" {
+		os.Exit(serveCrashChild())
+	}
+	pgtest.Main(m)
+}
 
 func newApp(t *testing.T, env map[string]string) *App {
 	t.Helper()

@@ -4,6 +4,9 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
 )
 
 // Version slots make invalidation column-aware. Every table has a slot
@@ -28,7 +31,7 @@ var sqlcParam = regexp.MustCompile(`@([A-Za-z_][A-Za-z0-9_]*)`)
 // Slots derives the version slots sql reads and writes; tables are its
 // Analyze result.
 func Slots(sql string, tables Tables, schema *Schema) (reads, writes []string, err error) {
-	tree, err := parseTree(sqlcParam.ReplaceAllString(sql, "$$1"))
+	tree, err := parse(sqlcParam.ReplaceAllString(sql, "$$1"))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -38,32 +41,23 @@ func Slots(sql string, tables Tables, schema *Schema) (reads, writes []string, e
 	return readSlots(tree, tables, schema), nil, nil
 }
 
-func writeSlots(tree any, tables Tables, schema *Schema) []string {
-	// Tables written only through UPDATE targets get column slots;
-	// every other written table (inserted, deleted, cascaded to) the
-	// whole-table slot.
+// writeSlots: tables written only through UPDATE targets of known columns
+// (by the statement or by triggers) get column slots, every other written
+// table (inserted, deleted, cascaded to) the whole-table slot.
+func writeSlots(tree *pg_query.ParseResult, tables Tables, schema *Schema) []string {
 	updated := map[string]map[string]bool{}
-	whole := map[string]bool{}
-	for _, t := range tables.Writes {
-		whole[t] = true
-	}
-	onlyUpdated := map[string]bool{}
-	walk(tree, func(key string, v map[string]any) bool {
-		if key != "UpdateStmt" {
-			return true
-		}
-		rel, ok := v["relation"].(map[string]any)
+	otherWrite := false
+	walk(tree, func(n proto.Message) bool {
+		up, ok := n.(*pg_query.UpdateStmt)
 		if !ok {
+			otherWrite = otherWrite || isWrite(n)
 			return true
 		}
-		t := schema.parent(relName(rel))
+		t := schema.parent(relName(up.GetRelation()))
 		if updated[t] == nil {
 			updated[t] = map[string]bool{}
 		}
-		targets, _ := v["targetList"].([]any)
-		for _, tgt := range targets {
-			rt, _ := tgt.(map[string]any)["ResTarget"].(map[string]any)
-			name, _ := rt["name"].(string)
+		for _, name := range columnNames(up.GetTargetList()) {
 			if name == "" || !schema.hasColumn(t, name) {
 				updated[t] = nil // unknown column: whole table
 				break
@@ -74,37 +68,45 @@ func writeSlots(tree any, tables Tables, schema *Schema) []string {
 	})
 	// A table is only-updated when the UPDATE targets name it and no other
 	// kind of write (or cascade) does.
-	other := map[string]bool{}
-	walk(tree, func(key string, v map[string]any) bool {
-		switch key {
-		case "InsertStmt", "DeleteStmt", "MergeStmt", "CopyStmt", "TruncateStmt":
-			other["any"] = true
-		}
-		return true
-	})
+	onlyUpdated := map[string]bool{}
 	for t, cols := range updated {
-		if cols != nil && !other["any"] && !cascadesTo(t, tables.Writes, schema) {
+		if cols != nil && !otherWrite && !cascadesTo(t, tables.Writes, schema) {
 			onlyUpdated[t] = true
 		}
 	}
-	// Tables only triggers write: column slots when every write of them is
-	// an UPDATE of known columns.
-	var evs []tableEvent
-	if schema != nil {
-		evs = statementEvents(tree, schema, cteNames(tree))
+	for t, cols := range triggerUpdatedColumns(tree, schema) {
+		updated[t], onlyUpdated[t] = cols, true
 	}
+	var out []string
+	for _, t := range tables.Writes {
+		if !onlyUpdated[t] {
+			out = append(out, t)
+			continue
+		}
+		for c := range updated[t] {
+			out = append(out, t+SlotSep+c)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// triggerUpdatedColumns are, for the tables only triggers write, the
+// columns they set when every write of them is an UPDATE of known columns.
+func triggerUpdatedColumns(tree *pg_query.ParseResult, schema *Schema) map[string]map[string]bool {
+	if schema == nil {
+		return nil
+	}
+	evs := statementEvents(tree, schema, cteNames(tree))
 	direct := map[string]bool{}
 	for _, ev := range evs {
 		direct[ev.table] = true
 	}
 	byTrigger := map[string]map[string]bool{}
-	for _, ev := range schema.triggerEvents(evs) { // nil schema: no events
-		if direct[ev.table] {
-			continue
-		}
+	for _, ev := range schema.triggerEvents(evs) {
 		cols, seen := byTrigger[ev.table]
 		switch {
-		case seen && cols == nil:
+		case direct[ev.table] || seen && cols == nil:
 		case ev.kind != "UPDATE" || ev.columns == nil:
 			byTrigger[ev.table] = nil
 		default:
@@ -118,22 +120,11 @@ func writeSlots(tree any, tables Tables, schema *Schema) []string {
 		}
 	}
 	for t, cols := range byTrigger {
-		if cols != nil {
-			updated[t], onlyUpdated[t] = cols, true
+		if cols == nil {
+			delete(byTrigger, t)
 		}
 	}
-	var out []string
-	for _, t := range tables.Writes {
-		if onlyUpdated[t] {
-			for c := range updated[t] {
-				out = append(out, t+SlotSep+c)
-			}
-			continue
-		}
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out
+	return byTrigger
 }
 
 // cascadesTo reports whether t is written only because another written
@@ -143,44 +134,41 @@ func cascadesTo(t string, written []string, schema *Schema) bool {
 		return false
 	}
 	for _, w := range written {
-		for _, child := range append(append([]string{}, schema.OnUpdate[w]...), schema.OnDelete[w]...) {
-			if child == t && w != t {
-				return true
-			}
+		if w != t && (contains(schema.OnUpdate[w], t) || contains(schema.OnDelete[w], t)) {
+			return true
 		}
 	}
 	return false
 }
 
-func readSlots(tree any, tables Tables, schema *Schema) []string {
-	ctes := cteNames(tree)
-	// How queries refer to each read table: its alias, or its name.
+// refNames maps how a statement refers to each table it reads — its
+// alias, or its name (plain and schema-qualified) — to the tables.
+func refNames(tree proto.Message, schema *Schema, ctes map[string]bool) map[string]map[string]bool {
 	refs := map[string]map[string]bool{}
-	addRef := func(ref, t string) {
+	add := func(ref, t string) {
 		if refs[ref] == nil {
 			refs[ref] = map[string]bool{}
 		}
 		refs[ref][t] = true
 	}
-	walk(tree, func(key string, v map[string]any) bool {
-		if key != "RangeVar" {
-			return true
+	for _, rv := range find[*pg_query.RangeVar](tree) {
+		t, ok := schema.relTable(rv, ctes)
+		switch {
+		case !ok:
+		case rv.GetAlias().GetAliasname() != "":
+			add(rv.GetAlias().GetAliasname(), t)
+		default:
+			add(rv.GetRelname(), t)
+			add(relName(rv), t)
 		}
-		t, ok := schema.relTable(v, ctes)
-		if !ok {
-			return true
-		}
-		if alias, ok := v["alias"].(map[string]any); ok {
-			if a, _ := alias["aliasname"].(string); a != "" {
-				addRef(a, t)
-				return true
-			}
-		}
-		n, _ := v["relname"].(string)
-		addRef(n, t)
-		addRef(relName(v), t)
-		return true
-	})
+	}
+	return refs
+}
+
+// readSlots are the table slot and the referenced columns' slots of every
+// table read: all of its columns when a reference cannot be pinned down.
+func readSlots(tree *pg_query.ParseResult, tables Tables, schema *Schema) []string {
+	refs := refNames(tree, schema, cteNames(tree))
 	starAll := false
 	star := map[string]bool{}
 	cols := map[string]map[string]bool{}
@@ -190,24 +178,17 @@ func readSlots(tree any, tables Tables, schema *Schema) []string {
 		}
 		cols[t][c] = true
 	}
-	walk(tree, func(key string, v map[string]any) bool {
-		switch key {
-		case "JoinExpr":
-			if using, _ := v["usingClause"].([]any); len(using) > 0 {
-				starAll = true
-			}
-			if natural, _ := v["isNatural"].(bool); natural {
-				starAll = true
-			}
-		case "ColumnRef":
-			parts, isStar := columnRefParts(v)
+	walk(tree, func(n proto.Message) bool {
+		switch n := n.(type) {
+		case *pg_query.JoinExpr:
+			starAll = starAll || len(n.GetUsingClause()) > 0 || n.GetIsNatural()
+		case *pg_query.ColumnRef:
+			parts, isStar := columnRefParts(n)
 			switch {
-			case parts == nil && isStar:
-				starAll = true
-			case parts == nil:
-				starAll = true // a shape this code does not know
-			case len(parts) == 1 && isStar:
-				for t := range refs[parts[0]] {
+			case parts == nil || len(parts) > 3 || len(parts) == 3 && isStar:
+				starAll = true // SELECT *, or a shape this code does not know
+			case len(parts) == 1 && isStar, len(parts) == 2 && isStar:
+				for t := range refs[strings.Join(parts, ".")] {
 					star[t] = true
 				}
 			case len(parts) == 1:
@@ -221,20 +202,10 @@ func readSlots(tree any, tables Tables, schema *Schema) []string {
 						addCol(t, parts[0])
 					}
 				}
-			case len(parts) == 2 && !isStar:
-				for t := range refs[parts[0]] {
-					addCol(t, parts[1])
+			default: // table.column or schema.table.column
+				for t := range refs[strings.Join(parts[:len(parts)-1], ".")] {
+					addCol(t, parts[len(parts)-1])
 				}
-			case len(parts) == 2 && isStar:
-				for t := range refs[parts[0]+"."+parts[1]] {
-					star[t] = true
-				}
-			case len(parts) == 3 && !isStar:
-				for t := range refs[parts[0]+"."+parts[1]] {
-					addCol(t, parts[2])
-				}
-			default:
-				starAll = true
 			}
 		}
 		return true
@@ -259,32 +230,6 @@ func readSlots(tree any, tables Tables, schema *Schema) []string {
 	return out
 }
 
-// columnRefParts returns the dotted names of a ColumnRef and whether it
-// ends in *; nil parts for a shape it does not understand.
-func columnRefParts(v map[string]any) ([]string, bool) {
-	fields, _ := v["fields"].([]any)
-	var parts []string
-	for i, f := range fields {
-		m, _ := f.(map[string]any)
-		if _, ok := m["A_Star"]; ok {
-			if i != len(fields)-1 {
-				return nil, false
-			}
-			return parts, true
-		}
-		s, _ := m["String"].(map[string]any)
-		name, ok := s["sval"].(string)
-		if !ok {
-			return nil, false
-		}
-		parts = append(parts, name)
-	}
-	if len(parts) == 0 {
-		return nil, false
-	}
-	return parts, false
-}
-
 func (s *Schema) columns(t string) []string {
 	if s == nil {
 		return nil
@@ -292,17 +237,4 @@ func (s *Schema) columns(t string) []string {
 	return s.Columns[t]
 }
 
-func (s *Schema) hasColumn(t, c string) bool {
-	for _, x := range s.columns(t) {
-		if x == c {
-			return true
-		}
-	}
-	return false
-}
-
-// TableOf is the table of a slot name.
-func TableOf(slot string) string {
-	t, _, _ := strings.Cut(slot, SlotSep)
-	return t
-}
+func (s *Schema) hasColumn(t, c string) bool { return contains(s.columns(t), c) }

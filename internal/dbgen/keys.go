@@ -3,6 +3,9 @@ package dbgen
 import (
 	"sort"
 	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
 )
 
 // What the scopes are made of, read from the migrations: each column's
@@ -40,60 +43,30 @@ func (s ScopeDef) Name() string {
 // IsPath reports whether the scope goes through a parent table.
 func (s ScopeDef) IsPath() bool { return s.Parent != "" }
 
-// readKeys records column types, foreign keys and key columns from one
-// migration's parse tree.
-func (s *Schema) readKeys(tree any) {
-	walk(tree, func(key string, v map[string]any) bool {
-		switch key {
-		case "CreateStmt", "AlterTableStmt":
-			rel, ok := v["relation"].(map[string]any)
-			if !ok {
-				return true
-			}
-			s.readTableElts(relName(rel), v)
-		case "IndexStmt":
-			rel, ok := v["relation"].(map[string]any)
-			if !ok {
-				return true
-			}
-			params, _ := v["indexParams"].([]any)
-			if len(params) > 0 {
-				if el, ok := params[0].(map[string]any)["IndexElem"].(map[string]any); ok {
-					if name, _ := el["name"].(string); name != "" {
-						s.addKey(relName(rel), name)
-					}
-				}
-			}
-		}
-		return true
-	})
-}
-
-func (s *Schema) readTableElts(table string, v map[string]any) {
-	walk(v, func(key string, n map[string]any) bool {
-		switch key {
-		case "ColumnDef":
-			col, _ := n["colname"].(string)
+// readTableElts records the columns, their types, keys and foreign keys
+// that a CREATE TABLE or ALTER TABLE of table defines.
+func (s *Schema) readTableElts(table string, stmt proto.Message) {
+	walk(stmt, func(n proto.Message) bool {
+		switch n := n.(type) {
+		case *pg_query.ColumnDef:
+			col := n.GetColname()
 			if col == "" {
 				return true
 			}
-			if tn, ok := n["typeName"].(map[string]any); ok {
-				names := stringList(tn["names"])
-				if len(names) > 0 {
-					if s.Types[table] == nil {
-						s.Types[table] = map[string]string{}
-					}
-					s.Types[table][col] = names[len(names)-1]
+			s.Columns[table] = appendNew(s.Columns[table], col)
+			if names := strs(n.GetTypeName().GetNames()); len(names) > 0 {
+				if s.Types[table] == nil {
+					s.Types[table] = map[string]string{}
 				}
+				s.Types[table][col] = last(names)
 			}
-			cons, _ := n["constraints"].([]any)
-			for _, c := range cons {
-				if cm, ok := c.(map[string]any)["Constraint"].(map[string]any); ok {
-					s.readConstraint(table, []string{col}, cm)
+			for _, c := range n.GetConstraints() {
+				if c.GetConstraint() != nil {
+					s.readConstraint(table, []string{col}, c.GetConstraint())
 				}
 			}
 			return false
-		case "Constraint":
+		case *pg_query.Constraint:
 			s.readConstraint(table, nil, n)
 			return false
 		}
@@ -103,35 +76,36 @@ func (s *Schema) readTableElts(table string, v map[string]any) {
 
 // readConstraint records a key or foreign key; cols are the column of a
 // column constraint, nil for a table constraint (which names its own).
-func (s *Schema) readConstraint(table string, cols []string, c map[string]any) {
-	switch c["contype"] {
-	case "CONSTR_PRIMARY", "CONSTR_UNIQUE":
+func (s *Schema) readConstraint(table string, cols []string, c *pg_query.Constraint) {
+	switch c.GetContype() {
+	case pg_query.ConstrType_CONSTR_PRIMARY, pg_query.ConstrType_CONSTR_UNIQUE:
 		keys := cols
 		if keys == nil {
-			keys = stringList(c["keys"])
+			keys = strs(c.GetKeys())
 		}
 		if len(keys) > 0 {
 			s.addKey(table, keys[0])
-			if c["contype"] == "CONSTR_PRIMARY" {
+			if c.GetContype() == pg_query.ConstrType_CONSTR_PRIMARY {
 				s.primary[table] = keys[0]
 			}
 		}
-	case "CONSTR_FOREIGN":
-		child := cols
-		if child == nil {
-			child = stringList(c["fk_attrs"])
+	case pg_query.ConstrType_CONSTR_FOREIGN:
+		parent := relName(c.GetPktable())
+		if changesRows(c.GetFkDelAction()) {
+			s.OnDelete[parent] = appendNew(s.OnDelete[parent], table)
 		}
-		parent := stringList(c["pk_attrs"])
-		pk, ok := c["pktable"].(map[string]any)
-		if !ok || len(child) != 1 || len(parent) > 1 {
+		if changesRows(c.GetFkUpdAction()) {
+			s.OnUpdate[parent] = appendNew(s.OnUpdate[parent], table)
+		}
+		child, parentCols := cols, strs(c.GetPkAttrs())
+		if child == nil {
+			child = strs(c.GetFkAttrs())
+		}
+		if len(child) != 1 || len(parentCols) > 1 {
 			return // composite keys name no single scope
 		}
-		fk := ForeignKey{Child: table, ChildCol: child[0], Parent: relName(pk)}
-		fk.OnDelete, _ = c["fk_del_action"].(string)
-		fk.OnUpdate, _ = c["fk_upd_action"].(string)
-		if len(parent) == 1 {
-			fk.ParentCol = parent[0]
-		}
+		fk := ForeignKey{Child: table, ChildCol: child[0], Parent: parent, ParentCol: last(parentCols)}
+		fk.OnDelete, fk.OnUpdate = c.GetFkDelAction(), c.GetFkUpdAction()
 		s.FKs = append(s.FKs, fk)
 		s.addKey(table, child[0])
 	}
@@ -220,17 +194,4 @@ func scopeType(sqlType string) string {
 		return "int"
 	}
 	return ""
-}
-
-func stringList(v any) []string {
-	items, _ := v.([]any)
-	var out []string
-	for _, it := range items {
-		m, _ := it.(map[string]any)
-		s, _ := m["String"].(map[string]any)
-		if sv, ok := s["sval"].(string); ok {
-			out = append(out, sv)
-		}
-	}
-	return out
 }

@@ -79,3 +79,34 @@ func ReplaceReport(doc, report string) (string, error) {
 	}
 	return doc[:i+len(ReportBegin)] + "\n" + report + doc[j:], nil
 }
+
+// describeDeps says in words what a read depends on.
+func describeDeps(d ReadDeps) string {
+	var parts []string
+	for _, sr := range d.Scoped {
+		vals := make([]string, len(sr.Values))
+		for i, v := range sr.Values {
+			vals[i] = v.String()
+		}
+		parts = append(parts, fmt.Sprintf("%s = %s", sr.Scope.Name(), strings.Join(vals, ", ")))
+	}
+	for _, t := range d.Unpinned {
+		parts = append(parts, t+" table-wide")
+	}
+	if len(parts) == 0 {
+		return "nothing"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// describeWrite says in words what a write does to one scope.
+func describeWrite(w ScopeWrite) string {
+	if w.Wide {
+		return fmt.Sprintf("%s: table-wide (%s)", w.Scope.Name(), w.Why)
+	}
+	vals := make([]string, len(w.Values))
+	for i, v := range w.Values {
+		vals[i] = v.String()
+	}
+	return fmt.Sprintf("%s: %s (%s)", w.Scope.Name(), strings.Join(vals, ", "), w.Why)
+}

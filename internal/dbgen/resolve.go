@@ -3,12 +3,14 @@ package dbgen
 import (
 	"fmt"
 	"go/types"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
 // Path values a write cannot know from its own SQL — a COPY of emails
 // carries each row's campaign_id, not the campaign's user_id — can be
-// looked up after it: a resolver is a query that maps the parent's key to
-// the path's column, recognised by its shape alone:
+// looked up after it: a resolver is a query annotated "-- cache: resolver"
+// that maps the parent's key to the path's column, of the shape
 //
 //	SELECT <key>, <column> FROM <parent> WHERE <key> = ANY(@keys)
 //
@@ -25,117 +27,107 @@ type resolver struct {
 	keyType, columnType   types.Type
 }
 
-// findResolver reports whether m has a resolver's shape.
-func findResolver(m *method, schema *Schema) (resolver, bool) {
+const resolverShape = "want SELECT <key>, <column> FROM <table> WHERE <key> = ANY(@keys), a :many read"
+
+// readResolver reads the resolver an annotated query defines; an error
+// when its shape is not a resolver's.
+func readResolver(m *method, schema *Schema) (resolver, error) {
 	if m.Kind != ":many" || len(m.Writes) > 0 || len(m.Reads) != 1 || m.result == nil {
-		return resolver{}, false
+		return resolver{}, fmt.Errorf(resolverShape)
 	}
 	numbered, params := numberParams(m.SQL)
-	tree, err := parseTree(numbered)
+	tree, err := parse(numbered)
 	if err != nil {
-		return resolver{}, false
+		return resolver{}, err
 	}
-	top := topStatement(tree)
-	sel, ok := top["SelectStmt"].(map[string]any)
-	if !ok || sel["limitCount"] != nil || sel["groupClause"] != nil || sel["distinctClause"] != nil || sel["withClause"] != nil {
-		return resolver{}, false
+	sel, _ := topStatement(tree).(*pg_query.SelectStmt)
+	from := sel.GetFromClause()
+	if sel == nil || sel.GetLimitCount() != nil || sel.GetGroupClause() != nil || sel.GetDistinctClause() != nil || sel.GetWithClause() != nil || len(from) != 1 || from[0].GetRangeVar() == nil {
+		return resolver{}, fmt.Errorf(resolverShape)
 	}
-	from, _ := sel["fromClause"].([]any)
-	if len(from) != 1 {
-		return resolver{}, false
-	}
-	rv, ok := from[0].(map[string]any)["RangeVar"].(map[string]any)
-	if !ok {
-		return resolver{}, false
-	}
-	parent := schema.parent(relName(rv))
 	s := newSel(schema, params, nil)
-	s.addRangeVar(rv, nil)
+	s.addRangeVar(from[0].GetRangeVar(), nil)
 	var cols []string
-	targets, _ := sel["targetList"].([]any)
-	for _, tg := range targets {
-		rt, _ := tg.(map[string]any)["ResTarget"].(map[string]any)
-		if name, _ := rt["name"].(string); name != "" {
-			return resolver{}, false // renamed: keep the shape plain
+	for _, tg := range sel.GetTargetList() {
+		t, ok := s.term(tg.GetResTarget().GetVal())
+		if _, isCol := s.occOf(t); !ok || !isCol || tg.GetResTarget().GetName() != "" {
+			return resolver{}, fmt.Errorf("%s: select plain, unrenamed columns", resolverShape)
 		}
-		t, ok := s.term(rt["val"])
-		if _, isCol := s.occOf(t); !ok || !isCol {
-			return resolver{}, false
-		}
-		_, col, _ := cutTerm(t)
-		cols = append(cols, col)
+		cols = append(cols, t.col)
 	}
-	if len(cols) != 2 {
-		return resolver{}, false
+	if where := conjuncts(sel.GetWhereClause()); len(cols) == 2 && len(where) == 1 {
+		s.addEquality(where[0], nil)
 	}
-	where := conjuncts(sel["whereClause"])
-	if len(where) != 1 {
-		return resolver{}, false
-	}
-	s.addEquality(where[0], nil)
 	for k, key := range cols {
-		vals := s.lists[s.colTerm(0, key)]
-		if len(vals) != 1 || !vals[0].Many {
-			continue
+		if vals := s.lists[s.colTerm(0, key)]; len(vals) == 1 && vals[0].Many {
+			return m.resolverOf(s.occs[0].table, key, cols[1-k], vals[0].Param)
 		}
-		column := cols[1-k]
-		elem, ok := m.result.(*types.Slice)
-		if !ok {
-			return resolver{}, false
-		}
-		kf, ok1 := fieldOf(elem.Elem(), key)
-		cf, ok2 := fieldOf(elem.Elem(), column)
-		_, argType, ok3 := m.param(vals[0].Param)
-		if !ok1 || !ok2 || !ok3 {
-			return resolver{}, false
-		}
-		if _, ok := argType.Underlying().(*types.Slice); !ok {
-			return resolver{}, false
-		}
-		return resolver{method: m.Name, parent: parent, key: key, column: column, keyField: kf.Name(), columnField: cf.Name(), keyType: kf.Type(), columnType: cf.Type()}, true
 	}
-	return resolver{}, false
+	return resolver{}, fmt.Errorf(resolverShape)
 }
 
-func cutTerm(t string) (head, col string, ok bool) {
-	for i := len(t) - 1; i >= 0; i-- {
-		if t[i] == '.' {
-			return t[:i], t[i+1:], true
-		}
+// resolverOf binds a resolver's columns and parameter to Go.
+func (m *method) resolverOf(parent, key, column, param string) (resolver, error) {
+	elem, ok := m.result.(*types.Slice)
+	if !ok {
+		return resolver{}, fmt.Errorf("%s: the result is not a slice", resolverShape)
 	}
-	return "", "", false
+	kf, ok1 := fieldOf(elem.Elem(), key)
+	cf, ok2 := fieldOf(elem.Elem(), column)
+	_, argType, ok3 := m.param(param)
+	if !ok1 || !ok2 || !ok3 {
+		return resolver{}, fmt.Errorf("%s: no Go field for %s, %s or @%s", resolverShape, key, column, param)
+	}
+	if _, ok := argType.Underlying().(*types.Slice); !ok {
+		return resolver{}, fmt.Errorf("%s: @%s is not a slice", resolverShape, param)
+	}
+	return resolver{method: m.Name, parent: parent, key: key, column: column, keyField: kf.Name(), columnField: cf.Name(), keyType: kf.Type(), columnType: cf.Type()}, nil
 }
 
 // applyResolvers turns the wide path bumps of writes that know their rows'
-// keys into lookups through a resolver.
-func applyResolvers(ms []method, schema *Schema) {
+// keys into lookups through the annotated resolvers.
+func applyResolvers(ms []method, schema *Schema) error {
 	resolvers := map[string]resolver{}
 	for i := range ms {
-		if r, ok := findResolver(&ms[i], schema); ok {
-			resolvers[r.parent+"."+r.key+">"+r.column] = r
+		if !ms[i].Resolver {
+			continue
 		}
+		r, err := readResolver(&ms[i], schema)
+		if err != nil {
+			return fmt.Errorf("%s: %s is annotated as a resolver: %w", ms[i].Pos(), ms[i].Name, err)
+		}
+		k := r.parent + "." + r.key + ">" + r.column
+		if prev, dup := resolvers[k]; dup {
+			return fmt.Errorf("%s: %s and %s both resolve %s", ms[i].Pos(), prev.method, r.method, k)
+		}
+		resolvers[k] = r
 	}
 	for i := range ms {
-		m := &ms[i]
-		direct := map[string]ScopeWrite{}
-		for _, w := range m.ScopeWrites {
-			if !w.Scope.IsPath() {
-				direct[w.Scope.Name()] = w
-			}
+		useResolvers(&ms[i], resolvers)
+	}
+	return nil
+}
+
+// useResolvers looks the wide path bumps of m up through resolvers.
+func useResolvers(m *method, resolvers map[string]resolver) {
+	direct := map[string]ScopeWrite{}
+	for _, w := range m.ScopeWrites {
+		if !w.Scope.IsPath() {
+			direct[w.Scope.Name()] = w
 		}
-		for k, w := range m.ScopeWrites {
-			if !w.Wide || !w.Scope.IsPath() {
-				continue
-			}
-			r, ok := resolvers[w.Scope.Parent+"."+w.Scope.ParentKey+">"+w.Scope.ParentColumn]
-			keys, known := direct[w.Scope.Table+"."+w.Scope.Column]
-			if !ok || !known || keys.Wide || len(keys.Values) == 0 || !resolvable(m, keys.Values, r) {
-				continue
-			}
-			w.Wide, w.Values, w.Through = false, keys.Values, r
-			w.Why = fmt.Sprintf("%s looked up from %s through %s", w.Scope.ParentColumn, w.Scope.Column, r.method)
-			m.ScopeWrites[k] = w
+	}
+	for k, w := range m.ScopeWrites {
+		if !w.Wide || !w.Scope.IsPath() {
+			continue
 		}
+		r, ok := resolvers[w.Scope.Parent+"."+w.Scope.ParentKey+">"+w.Scope.ParentColumn]
+		keys, known := direct[w.Scope.Table+"."+w.Scope.Column]
+		if !ok || !known || keys.Wide || len(keys.Values) == 0 || !resolvable(m, keys.Values, r) {
+			continue
+		}
+		w.Wide, w.Values, w.Through = false, keys.Values, r
+		w.Why = fmt.Sprintf("%s looked up from %s through %s", w.Scope.ParentColumn, w.Scope.Column, r.method)
+		m.ScopeWrites[k] = w
 	}
 }
 

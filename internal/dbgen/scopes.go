@@ -2,10 +2,12 @@ package dbgen
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
 )
 
 // Scope derivation. A cached read is pinned to a scope when an equality
@@ -80,15 +82,13 @@ type ScopeWrite struct {
 	Through resolver
 }
 
-var sqlcParamName = regexp.MustCompile(`@([A-Za-z_][A-Za-z0-9_]*)`)
-
 // numberParams replaces sqlc's @name parameters with $1, $2… (one number
 // per distinct name), which PostgreSQL's parser takes, and returns the
 // names by number.
 func numberParams(sql string) (string, map[int]string) {
 	names := map[int]string{}
 	nums := map[string]int{}
-	out := sqlcParamName.ReplaceAllStringFunc(sql, func(m string) string {
+	out := sqlcParam.ReplaceAllStringFunc(sql, func(m string) string {
 		name := m[1:]
 		n, ok := nums[name]
 		if !ok {
@@ -114,9 +114,9 @@ type sel struct {
 	outerQ *sel
 	occs   []occurrence
 	refs   map[string][]int
-	parent map[string]string   // union-find over terms, from strong equalities
-	weak   map[string][]string // a column term -> terms an outer join's ON or a correlation equates it with
-	lists  map[string][]valueRef
+	parent map[term]term   // union-find over terms, from strong equalities
+	weak   map[term][]term // a column term -> terms an outer join's ON or a correlation equates it with
+	lists  map[term][]valueRef
 	// outer are the ON conditions of outer joins, with the occurrences on
 	// their nullable side, applied once every occurrence is known.
 	outer []outerQual
@@ -127,12 +127,12 @@ type occurrence struct {
 }
 
 type outerQual struct {
-	expr     any
+	expr     *pg_query.Node
 	nullable map[int]bool
 }
 
 func newSel(schema *Schema, params map[int]string, outer *sel) *sel {
-	s := &sel{schema: schema, params: params, outerQ: outer, refs: map[string][]int{}, parent: map[string]string{}, weak: map[string][]string{}, lists: map[string][]valueRef{}}
+	s := &sel{schema: schema, params: params, outerQ: outer, refs: map[string][]int{}, parent: map[term]term{}, weak: map[term][]term{}, lists: map[term][]valueRef{}}
 	if outer != nil {
 		s.all = outer.all
 	} else {
@@ -143,10 +143,27 @@ func newSel(schema *Schema, params map[int]string, outer *sel) *sel {
 	return s
 }
 
+// term is an operand of an equality this code follows: a parameter, or
+// a column of an occurrence of a sel (sel is its index in the statement).
+type term struct {
+	param    string
+	sel, occ int
+	col      string
+}
+
+// String orders terms in a class: columns ("c<sel>_<occ>.<col>") before
+// parameters ("p:<name>").
+func (t term) String() string {
+	if t.param != "" {
+		return "p:" + t.param
+	}
+	return "c" + strconv.Itoa(t.sel) + "_" + strconv.Itoa(t.occ) + "." + t.col
+}
+
 // owner is the sel a term belongs to: parameters belong to every sel.
-func (s *sel) owner(t string) *sel {
-	if sid, _, ok := splitTerm(t); ok {
-		return (*s.all)[sid]
+func (s *sel) owner(t term) *sel {
+	if t.param == "" {
+		return (*s.all)[t.sel]
 	}
 	return s
 }
@@ -154,49 +171,40 @@ func (s *sel) owner(t string) *sel {
 // addFrom adds the occurrences of a FROM item and queues its join
 // conditions; it returns the occurrences it added. ctes are names that
 // are CTEs, not tables.
-func (s *sel) addFrom(item any, ctes map[string]bool) []int {
-	m, ok := item.(map[string]any)
-	if !ok {
-		return nil
-	}
-	if rv, ok := m["RangeVar"].(map[string]any); ok {
+func (s *sel) addFrom(item *pg_query.Node, ctes map[string]bool) []int {
+	if rv := item.GetRangeVar(); rv != nil {
 		return s.addRangeVar(rv, ctes)
 	}
-	j, ok := m["JoinExpr"].(map[string]any)
-	if !ok {
+	j := item.GetJoinExpr()
+	if j == nil {
 		return nil // subqueries and functions are analysed on their own
 	}
-	left := s.addFrom(j["larg"], ctes)
-	right := s.addFrom(j["rarg"], ctes)
-	quals := j["quals"]
-	switch j["jointype"] {
-	case "JOIN_INNER":
-		s.addConjuncts(quals)
-	case "JOIN_LEFT":
-		s.outer = append(s.outer, outerQual{quals, setOf(right)})
-	case "JOIN_RIGHT":
-		s.outer = append(s.outer, outerQual{quals, setOf(left)})
+	left := s.addFrom(j.GetLarg(), ctes)
+	right := s.addFrom(j.GetRarg(), ctes)
+	switch j.GetJointype() {
+	case pg_query.JoinType_JOIN_INNER:
+		s.addConjuncts(j.GetQuals())
+	case pg_query.JoinType_JOIN_LEFT:
+		s.outer = append(s.outer, outerQual{j.GetQuals(), setOf(right)})
+	case pg_query.JoinType_JOIN_RIGHT:
+		s.outer = append(s.outer, outerQual{j.GetQuals(), setOf(left)})
 	}
 	return append(left, right...)
 }
 
-func (s *sel) addRangeVar(rv map[string]any, ctes map[string]bool) []int {
-	ns, _ := rv["schemaname"].(string)
-	n, _ := rv["relname"].(string)
-	if ns == "" && ctes[n] {
+func (s *sel) addRangeVar(rv *pg_query.RangeVar, ctes map[string]bool) []int {
+	t, ok := s.schema.relTable(rv, ctes)
+	if !ok {
 		return nil
 	}
-	t := s.schema.parent(relName(rv))
 	i := len(s.occs)
 	s.occs = append(s.occs, occurrence{table: t})
-	if alias, ok := rv["alias"].(map[string]any); ok {
-		if a, _ := alias["aliasname"].(string); a != "" {
-			s.refs[a] = append(s.refs[a], i)
-			return []int{i}
-		}
+	if a := rv.GetAlias().GetAliasname(); a != "" {
+		s.refs[a] = append(s.refs[a], i)
+		return []int{i}
 	}
-	s.refs[n] = append(s.refs[n], i)
-	if rn := relName(rv); rn != n {
+	s.refs[rv.GetRelname()] = append(s.refs[rv.GetRelname()], i)
+	if rn := relName(rv); rn != rv.GetRelname() {
 		s.refs[rn] = append(s.refs[rn], i)
 	}
 	return []int{i}
@@ -220,71 +228,33 @@ func (s *sel) finish() {
 	s.outer = nil
 }
 
-func (s *sel) addConjuncts(expr any) {
+func (s *sel) addConjuncts(expr *pg_query.Node) {
 	for _, c := range conjuncts(expr) {
 		s.addEquality(c, nil)
 	}
 }
 
-// conjuncts flattens a tree of ANDs; anything else is one conjunct.
-func conjuncts(expr any) []map[string]any {
-	m, ok := expr.(map[string]any)
-	if !ok {
-		return nil
-	}
-	if b, ok := m["BoolExpr"].(map[string]any); ok && b["boolop"] == "AND_EXPR" {
-		var out []map[string]any
-		args, _ := b["args"].([]any)
-		for _, a := range args {
-			out = append(out, conjuncts(a)...)
-		}
-		return out
-	}
-	return []map[string]any{m}
-}
-
 // addEquality records one conjunct when it is an equality this code
 // follows. With nullable set it comes from an outer join's ON and may
 // pin only those occurrences' columns.
-func (s *sel) addEquality(c map[string]any, nullable map[int]bool) {
-	e, ok := c["A_Expr"].(map[string]any)
-	if !ok || !isEqualsOp(e["name"]) {
+func (s *sel) addEquality(c *pg_query.Node, nullable map[int]bool) {
+	e := c.GetAExpr()
+	if e == nil || !isEquals(e) {
 		return
 	}
-	l, lok := s.term(e["lexpr"])
-	switch e["kind"] {
-	case "AEXPR_OP":
-		r, rok := s.term(e["rexpr"])
-		if !lok || !rok {
-			return
+	l, lok := s.term(e.GetLexpr())
+	switch e.GetKind() {
+	case pg_query.A_Expr_Kind_AEXPR_OP:
+		r, rok := s.term(e.GetRexpr())
+		if lok && rok {
+			s.addPair(l, r, nullable)
 		}
-		lLocal, rLocal := s.local(l), s.local(r)
-		if nullable == nil && lLocal && rLocal {
-			s.union(l, r)
-			return
-		}
-		if nullable == nil {
-			// A correlation: pins the local column, never the outer one.
-			for _, pair := range [][2]string{{l, r}, {r, l}} {
-				if _, ok := s.occOf(pair[0]); ok && !s.local(pair[1]) {
-					s.weak[pair[0]] = append(s.weak[pair[0]], pair[1])
-				}
-			}
-			return
-		}
-		for _, pair := range [][2]string{{l, r}, {r, l}} {
-			if occ, ok := s.occOf(pair[0]); ok && nullable[occ] {
-				s.weak[pair[0]] = append(s.weak[pair[0]], pair[1])
-			}
-		}
-	case "AEXPR_IN":
+	case pg_query.A_Expr_Kind_AEXPR_IN:
 		if !lok || !s.pinnable(l, nullable) {
 			return
 		}
-		list, _ := e["rexpr"].(map[string]any)["List"].(map[string]any)
-		items, _ := list["items"].([]any)
 		var vals []valueRef
-		for _, it := range items {
+		for _, it := range e.GetRexpr().GetList().GetItems() {
 			p, ok := s.param(it)
 			if !ok {
 				return
@@ -292,43 +262,52 @@ func (s *sel) addEquality(c map[string]any, nullable map[int]bool) {
 			vals = append(vals, valueRef{Param: p})
 		}
 		s.lists[l] = append(s.lists[l], vals...)
-	case "AEXPR_OP_ANY":
+	case pg_query.A_Expr_Kind_AEXPR_OP_ANY:
 		if !lok || !s.pinnable(l, nullable) {
 			return
 		}
-		if p, ok := s.param(e["rexpr"]); ok {
+		if p, ok := s.param(e.GetRexpr()); ok {
 			s.lists[l] = append(s.lists[l], valueRef{Param: p, Many: true})
 		}
 	}
 }
 
+// addPair records l = r: a strong equality between local terms, else a
+// weak one that pins only the local column (a correlation, never the
+// outer one) or the nullable side of an outer join.
+func (s *sel) addPair(l, r term, nullable map[int]bool) {
+	if nullable == nil && s.local(l) && s.local(r) {
+		s.union(l, r)
+		return
+	}
+	for _, pair := range [][2]term{{l, r}, {r, l}} {
+		occ, ok := s.occOf(pair[0])
+		if ok && (nullable == nil && !s.local(pair[1]) || nullable != nil && nullable[occ]) {
+			s.weak[pair[0]] = append(s.weak[pair[0]], pair[1])
+		}
+	}
+}
+
 // pinnable: a column term that a condition may pin.
-func (s *sel) pinnable(t string, nullable map[int]bool) bool {
+func (s *sel) pinnable(t term, nullable map[int]bool) bool {
 	occ, ok := s.occOf(t)
 	return ok && (nullable == nil || nullable[occ])
 }
 
-func isEqualsOp(name any) bool {
-	ns := stringList(name)
-	return len(ns) == 1 && ns[0] == "="
-}
-
-// term names an expression as a union-find term: "c<occ>.<column>" for a
-// column of an occurrence, "p:<name>" for a parameter. Casts are looked
-// through on parameters only: a cast column may compare equal to values
-// that the column itself does not hold.
-func (s *sel) term(expr any) (string, bool) {
+// term is the term an expression is: a parameter, or a column of an
+// occurrence. Casts are looked through on parameters only: a cast column
+// may compare equal to values that the column itself does not hold.
+func (s *sel) term(expr *pg_query.Node) (term, bool) {
 	if p, ok := s.param(expr); ok {
-		return "p:" + p, true
+		return term{param: p}, true
 	}
-	m, _ := expr.(map[string]any)
-	cr, ok := m["ColumnRef"].(map[string]any)
-	if !ok {
-		return "", false
+	cr := expr.GetColumnRef()
+	if cr == nil {
+		return term{}, false
 	}
 	parts, star := columnRefParts(cr)
 	if star || len(parts) == 0 || len(parts) > 2 {
-		return "", false
+		return term{}, false
 	}
 	col := parts[len(parts)-1]
 	var cands []int
@@ -345,96 +324,58 @@ func (s *sel) term(expr any) (string, bool) {
 		}
 	}
 	if len(cands) != 1 || !s.schema.hasColumn(s.occs[cands[0]].table, col) {
-		return "", false // ambiguous or unknown: no pin
+		return term{}, false // ambiguous or unknown: no pin
 	}
 	return s.colTerm(cands[0], col), true
 }
 
 // outerTerm resolves a qualified column of an enclosing query.
-func (s *sel) outerTerm(ref, col string) (string, bool) {
+func (s *sel) outerTerm(ref, col string) (term, bool) {
 	for o := s.outerQ; o != nil; o = o.outerQ {
 		if cands := o.refs[ref]; len(cands) > 0 {
 			if len(cands) != 1 || !o.schema.hasColumn(o.occs[cands[0]].table, col) {
-				return "", false
+				return term{}, false
 			}
 			return o.colTerm(cands[0], col), true
 		}
 	}
-	return "", false
+	return term{}, false
 }
 
-// colTerm names a column of an occurrence of this sel.
-func (s *sel) colTerm(occ int, col string) string {
-	return "c" + strconv.Itoa(s.id) + "_" + strconv.Itoa(occ) + "." + col
-}
-
-// splitTerm parses a column term into its sel and occurrence.
-func splitTerm(t string) (sid, occ int, ok bool) {
-	if !strings.HasPrefix(t, "c") {
-		return 0, 0, false
-	}
-	head, _, ok := strings.Cut(t[1:], ".")
-	if !ok {
-		return 0, 0, false
-	}
-	a, b, ok := strings.Cut(head, "_")
-	if !ok {
-		return 0, 0, false
-	}
-	sid, err1 := strconv.Atoi(a)
-	occ, err2 := strconv.Atoi(b)
-	return sid, occ, err1 == nil && err2 == nil
-}
+// colTerm is a column of an occurrence of this sel.
+func (s *sel) colTerm(occ int, col string) term { return term{sel: s.id, occ: occ, col: col} }
 
 // occOf is the occurrence of a column term of this sel.
-func (s *sel) occOf(t string) (int, bool) {
-	sid, occ, ok := splitTerm(t)
-	return occ, ok && sid == s.id
-}
+func (s *sel) occOf(t term) (int, bool) { return t.occ, t.param == "" && t.sel == s.id }
 
 // local reports whether t is a parameter or a column of this sel.
-func (s *sel) local(t string) bool {
-	sid, _, ok := splitTerm(t)
-	return !ok || sid == s.id
-}
+func (s *sel) local(t term) bool { return t.param != "" || t.sel == s.id }
 
 // param is the sqlc parameter an expression is: $n, a cast of one, or
 // sqlc.arg(name) / sqlc.narg(name).
-func (s *sel) param(expr any) (string, bool) {
-	m, _ := expr.(map[string]any)
-	if pr, ok := m["ParamRef"].(map[string]any); ok {
-		n, _ := pr["number"].(float64)
-		name, ok := s.params[int(n)]
+func (s *sel) param(expr *pg_query.Node) (string, bool) {
+	if pr := expr.GetParamRef(); pr != nil {
+		name, ok := s.params[int(pr.GetNumber())]
 		return name, ok
 	}
-	if tc, ok := m["TypeCast"].(map[string]any); ok {
-		return s.param(tc["arg"])
+	if tc := expr.GetTypeCast(); tc != nil {
+		return s.param(tc.GetArg())
 	}
-	if fc, ok := m["FuncCall"].(map[string]any); ok {
-		fn := stringList(fc["funcname"])
-		if len(fn) == 2 && fn[0] == "sqlc" && (fn[1] == "arg" || fn[1] == "narg") {
-			args, _ := fc["args"].([]any)
-			if len(args) != 1 {
-				return "", false
-			}
-			a, _ := args[0].(map[string]any)
-			if cr, ok := a["ColumnRef"].(map[string]any); ok {
-				if parts, _ := columnRefParts(cr); len(parts) == 1 {
-					return parts[0], true
-				}
-			}
-			if c, ok := a["A_Const"].(map[string]any); ok {
-				if sv, ok := c["sval"].(map[string]any); ok {
-					name, _ := sv["sval"].(string)
-					return name, name != ""
-				}
-			}
+	fc := expr.GetFuncCall()
+	if fn := strs(fc.GetFuncname()); len(fn) != 2 || fn[0] != "sqlc" || fn[1] != "arg" && fn[1] != "narg" || len(fc.GetArgs()) != 1 {
+		return "", false
+	}
+	a := fc.GetArgs()[0]
+	if cr := a.GetColumnRef(); cr != nil {
+		if parts, _ := columnRefParts(cr); len(parts) == 1 {
+			return parts[0], true
 		}
 	}
-	return "", false
+	name := a.GetAConst().GetSval().GetSval()
+	return name, name != ""
 }
 
-func (s *sel) find(t string) string {
+func (s *sel) find(t term) term {
 	p, ok := s.parent[t]
 	if !ok || p == t {
 		return t
@@ -444,7 +385,7 @@ func (s *sel) find(t string) string {
 	return r
 }
 
-func (s *sel) union(a, b string) {
+func (s *sel) union(a, b term) {
 	ra, rb := s.find(a), s.find(b)
 	if ra != rb {
 		s.parent[ra] = rb
@@ -455,15 +396,15 @@ func (s *sel) union(a, b string) {
 }
 
 // class lists the terms equal to t through strong equalities.
-func (s *sel) class(t string) []string {
+func (s *sel) class(t term) []term {
 	root := s.find(t)
-	out := []string{t}
+	out := []term{t}
 	for k := range s.parent {
 		if k != t && s.find(k) == root {
 			out = append(out, k)
 		}
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
 	return out
 }
 
@@ -478,8 +419,8 @@ func (s *sel) pins(occ int, col string, withWeak bool) []valueRef {
 		}
 	}
 	for _, x := range terms {
-		if p, ok := strings.CutPrefix(x, "p:"); ok {
-			return []valueRef{{Param: p}}
+		if x.param != "" {
+			return []valueRef{{Param: x.param}}
 		}
 	}
 	for _, x := range terms {
@@ -532,96 +473,82 @@ func allUsable(vals []valueRef, sqlType string, usable usableFunc) bool {
 	return true
 }
 
-// cteNames are the names the statement's CTEs define: a relation of that
-// name (unqualified) is the CTE, not a table.
-func cteNames(tree any) map[string]bool {
-	ctes := map[string]bool{}
-	walk(tree, func(key string, v map[string]any) bool {
-		if key == "CommonTableExpr" {
-			if n, ok := v["ctename"].(string); ok {
-				ctes[n] = true
-			}
-		}
-		return true
-	})
-	return ctes
-}
-
 // rangeVarCounts counts each table's occurrences anywhere in the tree.
-func rangeVarCounts(tree any, schema *Schema, ctes map[string]bool) map[string]int {
+func rangeVarCounts(tree proto.Message, schema *Schema, ctes map[string]bool) map[string]int {
 	out := map[string]int{}
-	walk(tree, func(key string, v map[string]any) bool {
-		if key != "RangeVar" {
-			return true
-		}
-		if t, ok := schema.relTable(v, ctes); ok {
+	for _, rv := range find[*pg_query.RangeVar](tree) {
+		if t, ok := schema.relTable(rv, ctes); ok {
 			out[t]++
 		}
-		return true
-	})
+	}
 	return out
+}
+
+// pinned is an occurrence's scope and the values it is pinned to.
+type pinned struct {
+	scope ScopeDef
+	vals  []valueRef
 }
 
 // ReadScopes derives a cached read's dependencies.
 func ReadScopes(sql string, tables Tables, schema *Schema, usable usableFunc) (ReadDeps, error) {
 	numbered, params := numberParams(sql)
-	tree, err := parseTree(numbered)
+	tree, err := parse(numbered)
 	if err != nil {
 		return ReadDeps{}, err
 	}
 	ctes := cteNames(tree)
-	cols := referencedColumns(tree, tables, schema)
-	total := rangeVarCounts(tree, schema, ctes)
-	type pinned struct {
-		scope ScopeDef
-		vals  []valueRef
-	}
 	seen := map[string]int{}
 	pins := map[string][]pinned{}
 	unpinned := map[string]bool{}
 	// Each SELECT is analysed inside the ones enclosing it, outermost
 	// first, so that a subquery can follow a correlation outwards.
-	var visit func(v map[string]any, outer *sel)
-	visit = func(v map[string]any, outer *sel) {
+	var visit func(v *pg_query.SelectStmt, outer *sel)
+	visit = func(v *pg_query.SelectStmt, outer *sel) {
 		s := newSel(schema, params, outer)
-		from, _ := v["fromClause"].([]any)
-		for _, f := range from {
+		for _, f := range v.GetFromClause() {
 			s.addFrom(f, ctes)
 		}
-		s.addConjuncts(v["whereClause"])
+		s.addConjuncts(v.GetWhereClause())
 		s.finish()
-		walk(v, func(key string, c map[string]any) bool {
-			if key == "SelectStmt" {
-				visit(c, s)
-				return false
-			}
-			return true
-		})
+		for _, sub := range find[*pg_query.SelectStmt](v) {
+			visit(sub, s)
+		}
 		for i, o := range s.occs {
 			seen[o.table]++
-			p, ok := choosePin(s, i, o.table, usable)
-			if !ok {
+			if p, ok := choosePin(s, i, o.table, usable); ok {
+				pins[o.table] = append(pins[o.table], p)
+			} else {
 				unpinned[o.table] = true
-				continue
 			}
-			pins[o.table] = append(pins[o.table], p)
 		}
 	}
-	walk(tree, func(key string, v map[string]any) bool {
-		if key == "SelectStmt" {
-			visit(v, nil)
-			return false
-		}
-		return true
-	})
-	var deps ReadDeps
+	for _, top := range find[*pg_query.SelectStmt](tree) {
+		visit(top, nil)
+	}
+	total := rangeVarCounts(tree, schema, ctes)
 	for _, t := range tables.Reads {
-		if unpinned[t] || seen[t] != total[t] || len(pins[t]) == 0 {
+		if unpinned[t] || seen[t] != total[t] {
+			delete(pins, t)
+		}
+	}
+	return readDeps(tables, referencedColumns(tree, tables, schema), pins), nil
+}
+
+// readDeps turns the pins of each table read into its dependencies: the
+// scopes when every occurrence is pinned, else table-wide.
+func readDeps(tables Tables, cols map[string][]string, pins map[string][]pinned) ReadDeps {
+	var deps ReadDeps
+	named := func(prefix string, t string) {
+		deps.Named = append(deps.Named, prefix)
+		for _, c := range cols[t] {
+			deps.Named = append(deps.Named, prefix+SlotSep+c)
+		}
+	}
+	for _, t := range tables.Reads {
+		if len(pins[t]) == 0 {
 			deps.Unpinned = append(deps.Unpinned, t)
-			deps.Named = append(deps.Named, t)
-			for _, c := range cols[t] {
-				deps.Named = append(deps.Named, t+SlotSep+c)
-			}
+			named(t, t)
 			continue
 		}
 		done := map[string]bool{}
@@ -629,47 +556,35 @@ func ReadScopes(sql string, tables Tables, schema *Schema, usable usableFunc) (R
 			name := p.scope.Name()
 			if !done[name] {
 				done[name] = true
-				deps.Named = append(deps.Named, name)
-				for _, c := range cols[t] {
-					deps.Named = append(deps.Named, name+SlotSep+c)
-				}
+				named(name, t)
 			}
 			key := name + fmt.Sprint(p.vals)
-			if done[key] {
-				continue
+			if !done[key] {
+				done[key] = true
+				deps.Scoped = append(deps.Scoped, ScopedRead{Scope: p.scope, Values: p.vals, Columns: cols[t]})
 			}
-			done[key] = true
-			deps.Scoped = append(deps.Scoped, ScopedRead{Scope: p.scope, Values: p.vals, Columns: cols[t]})
 		}
 	}
 	sort.Strings(deps.Named)
-	return deps, nil
+	return deps
 }
 
 // choosePin picks the first scope of the table (in the schema's order of
 // preference) that the occurrence is pinned to with usable values.
-func choosePin(s *sel, occ int, table string, usable usableFunc) (struct {
-	scope ScopeDef
-	vals  []valueRef
-}, bool) {
-	var out struct {
-		scope ScopeDef
-		vals  []valueRef
-	}
+func choosePin(s *sel, occ int, table string, usable usableFunc) (pinned, bool) {
 	for _, sc := range s.schema.Scopes(table) {
 		vals := s.scopePins(occ, sc)
 		if allUsable(vals, s.schema.valueType(sc), usable) {
-			out.scope, out.vals = sc, vals
-			return out, true
+			return pinned{sc, vals}, true
 		}
 	}
-	return out, false
+	return pinned{}, false
 }
 
 // referencedColumns are, per table read, the columns the statement
 // references anywhere; every column when it cannot tell (SELECT *, a
 // whole-row reference, JOIN USING, NATURAL JOIN).
-func referencedColumns(tree any, tables Tables, schema *Schema) map[string][]string {
+func referencedColumns(tree *pg_query.ParseResult, tables Tables, schema *Schema) map[string][]string {
 	out := map[string][]string{}
 	for _, slot := range readSlots(tree, tables, schema) {
 		if t, c, ok := strings.Cut(slot, SlotSep); ok {

@@ -88,7 +88,7 @@ func TestReadScopes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tables, err := Analyze(sqlcParamName.ReplaceAllString(tt.sql, "$$1"), schema)
+			tables, err := Analyze(sqlcParam.ReplaceAllString(tt.sql, "$$1"), schema)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -128,80 +128,83 @@ func TestReadScopesNeedUsableValues(t *testing.T) {
 	}
 }
 
+// writeScopeCases are TestWriteScopes's cases.
+var writeScopeCases = []struct {
+	name, kind, sql string
+	want            []string
+}{
+	{"insert with VALUES and RETURNING", ":one", `INSERT INTO campaigns (user_id, name) VALUES (@user_id, @name) RETURNING id, user_id`, []string{
+		"campaigns.id: RETURNING id (RETURNING)",
+		"campaigns.user_id: @user_id (VALUES)",
+		"emails.campaign_id>campaigns.user_id: @user_id (campaigns rows added or removed)",
+		"notes.campaign_id>campaigns.user_id: @user_id (campaigns rows added or removed)",
+	}},
+	{"write without RETURNING", ":exec", `UPDATE campaigns SET name = @name WHERE id = @id`, []string{
+		"campaigns.id: @id (WHERE)",
+		"campaigns.user_id: table-wide (its rows' user_id is not known)",
+	}},
+	{"update of a scope column moves rows", ":exec", `UPDATE emails SET campaign_id = @c WHERE id = @id AND created_at = @at`, []string{
+		"emails.campaign_id: table-wide (updates campaign_id, moving rows between values)",
+		"emails.campaign_id>campaigns.user_id: table-wide (updates campaign_id, moving rows between values)",
+		"emails.id: @id (WHERE)",
+	}},
+	{"update through a join", ":one", `UPDATE emails e SET is_opened = true FROM campaigns c
+		WHERE e.id = @id AND c.id = e.campaign_id AND c.user_id = @user_id RETURNING e.campaign_id`, []string{
+		"emails.campaign_id: RETURNING campaign_id (RETURNING)",
+		"emails.campaign_id>campaigns.user_id: @user_id (WHERE)",
+		"emails.id: @id (WHERE)",
+	}},
+	{"delete cascades with the parent's values", ":execrows", `DELETE FROM campaigns WHERE id = @id AND user_id = @uid`, []string{
+		"campaigns.id: @id (WHERE)",
+		"campaigns.user_id: @uid (WHERE)",
+		"emails.campaign_id: @id (cascade from campaigns.id)",
+		"emails.campaign_id>campaigns.user_id: @uid (cascade from campaigns.user_id; campaigns rows added or removed)",
+		"emails.id: table-wide (its rows' id is not known)",
+		// SET NULL updates the notes: not followed, so wide.
+		"notes.campaign_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+		"notes.campaign_id>campaigns.user_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+		"notes.id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+	}},
+	{"transitive cascade", ":exec", `DELETE FROM users WHERE id = @id`, []string{
+		"campaigns.id: table-wide (its rows' id is not known)",
+		"campaigns.user_id: @id (cascade from users.id)",
+		"emails.campaign_id: table-wide (its rows' campaign_id is not known)",
+		// Two hops: the emails of the deleted user's campaigns.
+		"emails.campaign_id>campaigns.user_id: @id (cascade from campaigns.user_id; campaigns rows added or removed)",
+		"emails.id: table-wide (its rows' id is not known)",
+		"notes.campaign_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+		"notes.campaign_id>campaigns.user_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+		"notes.id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+		"users.id: @id (WHERE)",
+	}},
+	{"copy rows", ":copyfrom", `INSERT INTO emails (id, campaign_id, created_at) VALUES (@id, @campaign_id, @created_at)`, []string{
+		"emails.campaign_id: each row's @campaign_id (VALUES)",
+		"emails.campaign_id>campaigns.user_id: table-wide (its rows' campaigns.user_id is not known)",
+		"emails.id: each row's @id (VALUES)",
+	}},
+	{"two writes are not attributed", ":exec", `WITH d AS (DELETE FROM notes WHERE id = @id RETURNING campaign_id) UPDATE campaigns SET name = 'x' WHERE id IN (SELECT campaign_id FROM d)`, []string{
+		"campaigns.id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+		"campaigns.user_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+		"emails.campaign_id>campaigns.user_id: table-wide (rows of campaigns not attributed)",
+		"notes.campaign_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+		"notes.campaign_id>campaigns.user_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+		"notes.id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+	}},
+	{"upsert counts only RETURNING", ":one", `INSERT INTO notes (id, campaign_id, body) VALUES (@id, @c, @b) ON CONFLICT (id) DO UPDATE SET body = excluded.body RETURNING id`, []string{
+		"notes.campaign_id: table-wide (its rows' campaign_id is not known)",
+		"notes.campaign_id>campaigns.user_id: table-wide (its rows' campaigns.user_id is not known)",
+		"notes.id: RETURNING id (RETURNING)",
+	}},
+	{"partition rolled up", ":exec", `DELETE FROM emails_p202611 WHERE campaign_id = @c`, []string{
+		"emails.campaign_id: @c (WHERE)",
+		"emails.campaign_id>campaigns.user_id: table-wide (its rows' campaigns.user_id is not known)",
+		"emails.id: table-wide (its rows' id is not known)",
+	}},
+}
+
 func TestWriteScopes(t *testing.T) {
 	schema := readScopeSchema(t)
-	tests := []struct {
-		name, kind, sql string
-		want            []string
-	}{
-		{"insert with VALUES and RETURNING", ":one", `INSERT INTO campaigns (user_id, name) VALUES (@user_id, @name) RETURNING id, user_id`, []string{
-			"campaigns.id: RETURNING id (RETURNING)",
-			"campaigns.user_id: @user_id (VALUES)",
-			"emails.campaign_id>campaigns.user_id: @user_id (campaigns rows added or removed)",
-			"notes.campaign_id>campaigns.user_id: @user_id (campaigns rows added or removed)",
-		}},
-		{"write without RETURNING", ":exec", `UPDATE campaigns SET name = @name WHERE id = @id`, []string{
-			"campaigns.id: @id (WHERE)",
-			"campaigns.user_id: table-wide (its rows' user_id is not known)",
-		}},
-		{"update of a scope column moves rows", ":exec", `UPDATE emails SET campaign_id = @c WHERE id = @id AND created_at = @at`, []string{
-			"emails.campaign_id: table-wide (updates campaign_id, moving rows between values)",
-			"emails.campaign_id>campaigns.user_id: table-wide (updates campaign_id, moving rows between values)",
-			"emails.id: @id (WHERE)",
-		}},
-		{"update through a join", ":one", `UPDATE emails e SET is_opened = true FROM campaigns c
-			WHERE e.id = @id AND c.id = e.campaign_id AND c.user_id = @user_id RETURNING e.campaign_id`, []string{
-			"emails.campaign_id: RETURNING campaign_id (RETURNING)",
-			"emails.campaign_id>campaigns.user_id: @user_id (WHERE)",
-			"emails.id: @id (WHERE)",
-		}},
-		{"delete cascades with the parent's values", ":execrows", `DELETE FROM campaigns WHERE id = @id AND user_id = @uid`, []string{
-			"campaigns.id: @id (WHERE)",
-			"campaigns.user_id: @uid (WHERE)",
-			"emails.campaign_id: @id (cascade from campaigns.id)",
-			"emails.campaign_id>campaigns.user_id: @uid (cascade from campaigns.user_id; campaigns rows added or removed)",
-			"emails.id: table-wide (its rows' id is not known)",
-			// SET NULL updates the notes: not followed, so wide.
-			"notes.campaign_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
-			"notes.campaign_id>campaigns.user_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
-			"notes.id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
-		}},
-		{"transitive cascade", ":exec", `DELETE FROM users WHERE id = @id`, []string{
-			"campaigns.id: table-wide (its rows' id is not known)",
-			"campaigns.user_id: @id (cascade from users.id)",
-			"emails.campaign_id: table-wide (its rows' campaign_id is not known)",
-			// Two hops: the emails of the deleted user's campaigns.
-			"emails.campaign_id>campaigns.user_id: @id (cascade from campaigns.user_id; campaigns rows added or removed)",
-			"emails.id: table-wide (its rows' id is not known)",
-			"notes.campaign_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
-			"notes.campaign_id>campaigns.user_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
-			"notes.id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
-			"users.id: @id (WHERE)",
-		}},
-		{"copy rows", ":copyfrom", `INSERT INTO emails (id, campaign_id, created_at) VALUES (@id, @campaign_id, @created_at)`, []string{
-			"emails.campaign_id: each row's @campaign_id (VALUES)",
-			"emails.campaign_id>campaigns.user_id: table-wide (its rows' campaigns.user_id is not known)",
-			"emails.id: each row's @id (VALUES)",
-		}},
-		{"two writes are not attributed", ":exec", `WITH d AS (DELETE FROM notes WHERE id = @id RETURNING campaign_id) UPDATE campaigns SET name = 'x' WHERE id IN (SELECT campaign_id FROM d)`, []string{
-			"campaigns.id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
-			"campaigns.user_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
-			"emails.campaign_id>campaigns.user_id: table-wide (rows of campaigns not attributed)",
-			"notes.campaign_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
-			"notes.campaign_id>campaigns.user_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
-			"notes.id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
-		}},
-		{"upsert counts only RETURNING", ":one", `INSERT INTO notes (id, campaign_id, body) VALUES (@id, @c, @b) ON CONFLICT (id) DO UPDATE SET body = excluded.body RETURNING id`, []string{
-			"notes.campaign_id: table-wide (its rows' campaign_id is not known)",
-			"notes.campaign_id>campaigns.user_id: table-wide (its rows' campaigns.user_id is not known)",
-			"notes.id: RETURNING id (RETURNING)",
-		}},
-		{"partition rolled up", ":exec", `DELETE FROM emails_p202611 WHERE campaign_id = @c`, []string{
-			"emails.campaign_id: @c (WHERE)",
-			"emails.campaign_id>campaigns.user_id: table-wide (its rows' campaigns.user_id is not known)",
-			"emails.id: table-wide (its rows' id is not known)",
-		}},
-	}
+	tests := writeScopeCases
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := describedWrites(t, schema, tt.sql, tt.kind, func(ScopeWrite) bool { return true })
@@ -216,7 +219,7 @@ func TestWriteScopes(t *testing.T) {
 // describes each scope it bumps that keep accepts, in order.
 func describedWrites(t *testing.T, schema *Schema, sql, kind string, keep func(ScopeWrite) bool) []string {
 	t.Helper()
-	tables, err := Analyze(sqlcParamName.ReplaceAllString(sql, "$$1"), schema)
+	tables, err := Analyze(sqlcParam.ReplaceAllString(sql, "$$1"), schema)
 	if err != nil {
 		t.Fatal(err)
 	}

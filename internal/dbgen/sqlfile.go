@@ -23,10 +23,14 @@ type Query struct {
 	File string
 	Line int // of the "-- name:" line
 	// Cached is set by a "-- cache: ttl=5m [swr=1m]" line among the comment
-	// lines right after the name line.
+	// lines right after the name line (before the SQL).
 	Cached bool
 	TTL    time.Duration
 	SWR    time.Duration
+	// Resolver is set by "-- cache: resolver": the query maps a parent's
+	// key to a path scope's column for writes that know only the key
+	// (resolve.go).
+	Resolver bool
 }
 
 // Pos is "file:line" of the query, for errors.
@@ -113,14 +117,17 @@ func ParseQueries(file, src string) ([]Query, error) {
 }
 
 func parseAnnotation(q *Query, s string) error {
-	if q.Cached {
+	if q.Cached || q.Resolver {
 		return fmt.Errorf("second cache annotation")
 	}
-	q.Cached = true
 	for _, kv := range strings.Fields(s) {
+		if kv == "resolver" {
+			q.Resolver = true
+			continue
+		}
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
-			return fmt.Errorf("cache annotation: %q is not key=value", kv)
+			return fmt.Errorf("cache annotation: %q is not key=value or resolver", kv)
 		}
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
@@ -132,12 +139,18 @@ func parseAnnotation(q *Query, s string) error {
 		case "swr":
 			q.SWR = d
 		default:
-			return fmt.Errorf("cache annotation: unknown key %q (want ttl, swr)", k)
+			return fmt.Errorf("cache annotation: unknown key %q (want ttl, swr, resolver)", k)
 		}
 	}
-	if q.TTL <= 0 {
+	switch {
+	case q.Resolver && (q.TTL != 0 || q.SWR != 0):
+		return fmt.Errorf("cache annotation: a resolver runs after writes and is not cached: no ttl or swr")
+	case q.Resolver:
+		return nil
+	case q.TTL <= 0:
 		return fmt.Errorf("cache annotation: ttl must be set and positive")
 	}
+	q.Cached = true
 	return nil
 }
 

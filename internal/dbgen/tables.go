@@ -1,12 +1,11 @@
 package dbgen
 
 import (
-	"encoding/json"
 	"fmt"
 	"regexp"
-	"sort"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
 )
 
 // Tables are the tables a statement reads and writes, normalised: no
@@ -49,9 +48,14 @@ type Schema struct {
 // NewSchema returns an empty schema.
 func NewSchema() *Schema {
 	return &Schema{
-		Partitioned: map[string]bool{}, OnDelete: map[string][]string{}, OnUpdate: map[string][]string{}, Columns: map[string][]string{},
-		Types: map[string]map[string]string{}, keyCols: map[string][]string{}, primary: map[string]string{},
-		functions: map[string]string{}, triggerWrites: map[string][]TriggerWrite{},
+		Partitioned: map[string]bool{},
+		OnDelete:    map[string][]string{},
+		OnUpdate:    map[string][]string{},
+		Columns:     map[string][]string{},
+		Types:       map[string]map[string]string{},
+		keyCols:     map[string][]string{},
+		primary:     map[string]string{},
+		functions:   map[string]string{},
 	}
 }
 
@@ -67,53 +71,31 @@ func (s *Schema) parent(name string) string {
 	return name
 }
 
-// Read adds the partitioned tables and foreign keys created by the
-// statements in src (the goose migrations), and its triggers. A goose
-// migration's Down section is left out: it undoes the Up.
+// Read adds the partitioned tables, columns, keys and foreign keys created
+// by the statements in src (the goose migrations), and its triggers. A
+// goose migration's Down section is left out: it undoes the Up.
 func (s *Schema) Read(src string) error {
 	src = gooseUp(src)
-	tree, err := parseTree(src)
+	tree, err := parse(src)
 	if err != nil {
 		return fmt.Errorf("parse schema: %w", err)
 	}
-	walk(tree, func(key string, v map[string]any) bool {
-		if key != "CreateStmt" && key != "AlterTableStmt" {
-			return true
+	walk(tree, func(n proto.Message) bool {
+		switch st := n.(type) {
+		case *pg_query.CreateStmt:
+			if st.GetPartspec() != nil {
+				s.Partitioned[relName(st.GetRelation())] = true
+			}
+			s.readTableElts(relName(st.GetRelation()), st)
+		case *pg_query.AlterTableStmt:
+			s.readTableElts(relName(st.GetRelation()), st)
+		case *pg_query.IndexStmt:
+			if ps := st.GetIndexParams(); len(ps) > 0 && ps[0].GetIndexElem().GetName() != "" {
+				s.addKey(relName(st.GetRelation()), ps[0].GetIndexElem().GetName())
+			}
 		}
-		rel, ok := v["relation"].(map[string]any)
-		if !ok {
-			return true
-		}
-		child := relName(rel)
-		if _, ok := v["partspec"]; ok && key == "CreateStmt" {
-			s.Partitioned[child] = true
-		}
-		walk(v, func(key string, c map[string]any) bool {
-			if key == "ColumnDef" {
-				if col, _ := c["colname"].(string); col != "" {
-					s.Columns[child] = appendNew(s.Columns[child], col)
-				}
-				return true
-			}
-			if key != "Constraint" || c["contype"] != "CONSTR_FOREIGN" {
-				return true
-			}
-			pk, ok := c["pktable"].(map[string]any)
-			if !ok {
-				return true
-			}
-			parent := relName(pk)
-			if changesRows(c["fk_del_action"]) {
-				s.OnDelete[parent] = appendNew(s.OnDelete[parent], child)
-			}
-			if changesRows(c["fk_upd_action"]) {
-				s.OnUpdate[parent] = appendNew(s.OnUpdate[parent], child)
-			}
-			return true
-		})
 		return true
 	})
-	s.readKeys(tree)
 	s.resolveFKs()
 	s.readTriggers(src, tree)
 	return s.analyzeTriggers()
@@ -132,18 +114,8 @@ func gooseUp(src string) string {
 // changesRows reports whether a foreign key action modifies the
 // referencing rows: c(ascade), n (set null), d (set default); a (no
 // action) and r (restrict) only refuse.
-func changesRows(action any) bool {
-	a, _ := action.(string)
-	return a == "c" || a == "n" || a == "d"
-}
-
-func appendNew(list []string, v string) []string {
-	for _, x := range list {
-		if x == v {
-			return list
-		}
-	}
-	return append(list, v)
+func changesRows(action string) bool {
+	return action == "c" || action == "n" || action == "d"
 }
 
 // closure adds to writes every table reached from t through edges.
@@ -160,59 +132,58 @@ func closure(t string, edges map[string][]string, writes map[string]bool) {
 // MERGE, COPY FROM and TRUNCATE targets are writes, also inside CTEs (a
 // data-modifying CTE makes the whole statement a write); every other
 // relation in FROM, JOIN, subqueries and CTE bodies is a read. A DELETE or
-// UPDATE also writes the tables its foreign keys cascade to.
+// UPDATE also writes the tables its foreign keys cascade to, and a write
+// the tables its triggers write.
 func Analyze(sql string, schema *Schema) (Tables, error) {
-	tree, err := parseTree(sql)
+	tree, err := parse(sql)
 	if err != nil {
 		return Tables{}, err
 	}
 	ctes := cteNames(tree)
 	reads, writes := map[string]bool{}, map[string]bool{}
-	name := func(rel map[string]any) (string, bool) { return schema.relTable(rel, ctes) }
-	walk(tree, func(key string, v map[string]any) bool {
-		switch key {
-		case "InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt":
-			if rel, ok := v["relation"].(map[string]any); ok {
-				if n, ok := name(rel); ok {
-					writes[n] = true
-					if schema != nil && (key == "DeleteStmt" || key == "MergeStmt") {
-						closure(n, schema.OnDelete, writes)
-					}
-					if schema != nil && (key == "UpdateStmt" || key == "MergeStmt") {
-						closure(n, schema.OnUpdate, writes)
-					}
-				}
+	write := func(rel *pg_query.RangeVar, cascades ...map[string][]string) {
+		if t, ok := schema.relTable(rel, ctes); ok {
+			writes[t] = true
+			for _, edges := range cascades {
+				closure(t, edges, writes)
 			}
-		case "CopyStmt":
-			if rel, ok := v["relation"].(map[string]any); ok {
-				if n, ok := name(rel); ok {
-					if from, _ := v["is_from"].(bool); from {
-						writes[n] = true
-					} else {
-						reads[n] = true
-					}
-				}
+		}
+	}
+	var onDelete, onUpdate map[string][]string
+	if schema != nil {
+		onDelete, onUpdate = schema.OnDelete, schema.OnUpdate
+	}
+	walk(tree, func(n proto.Message) bool {
+		switch st := n.(type) {
+		case *pg_query.RangeVar:
+			if t, ok := schema.relTable(st, ctes); ok {
+				reads[t] = true
 			}
-		case "TruncateStmt":
-			rels, _ := v["relations"].([]any)
-			for _, r := range rels {
-				if w, ok := r.(map[string]any); ok {
-					if rel, ok := w["RangeVar"].(map[string]any); ok {
-						if n, ok := name(rel); ok {
-							writes[n] = true
-							// TRUNCATE ... CASCADE empties the referencing tables.
-							if b, _ := v["behavior"].(string); b == "DROP_CASCADE" && schema != nil {
-								closure(n, schema.OnDelete, writes)
-							}
-						}
-					}
+		case *pg_query.InsertStmt:
+			write(st.GetRelation())
+		case *pg_query.UpdateStmt:
+			write(st.GetRelation(), onUpdate)
+		case *pg_query.DeleteStmt:
+			write(st.GetRelation(), onDelete)
+		case *pg_query.MergeStmt:
+			write(st.GetRelation(), onDelete, onUpdate)
+		case *pg_query.CopyStmt:
+			if t, ok := schema.relTable(st.GetRelation(), ctes); ok && !st.GetIsFrom() {
+				reads[t] = true
+			}
+			if st.GetIsFrom() {
+				write(st.GetRelation())
+			}
+		case *pg_query.TruncateStmt:
+			for _, r := range st.GetRelations() {
+				if st.GetBehavior() == pg_query.DropBehavior_DROP_CASCADE {
+					// TRUNCATE ... CASCADE empties the referencing tables.
+					write(r.GetRangeVar(), onDelete)
+				} else {
+					write(r.GetRangeVar())
 				}
 			}
 			return false
-		case "RangeVar":
-			if n, ok := name(v); ok {
-				reads[n] = true
-			}
 		}
 		return true
 	})
@@ -221,71 +192,15 @@ func Analyze(sql string, schema *Schema) (Tables, error) {
 			writes[ev.table] = true
 		}
 	}
-	return Tables{Reads: sorted(reads), Writes: sorted(writes)}, nil
-}
-
-// relName is a RangeVar's name, schema-qualified unless in public.
-func relName(rel map[string]any) string {
-	n, _ := rel["relname"].(string)
-	if s, _ := rel["schemaname"].(string); s != "" && s != "public" {
-		return s + "." + n
-	}
-	return n
-}
-
-func parseTree(sql string) (any, error) {
-	js, err := pg_query.ParseToJSON(sql)
-	if err != nil {
-		return nil, err
-	}
-	var tree any
-	if err := json.Unmarshal([]byte(js), &tree); err != nil {
-		return nil, fmt.Errorf("decode parse tree: %w", err)
-	}
-	return tree, nil
-}
-
-// walk calls fn for every object under a key of the JSON parse tree, in a
-// fixed order; fn returning false skips the object's children.
-func walk(node any, fn func(key string, v map[string]any) bool) {
-	switch n := node.(type) {
-	case map[string]any:
-		keys := make([]string, 0, len(n))
-		for k := range n {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			child := n[k]
-			if obj, ok := child.(map[string]any); ok && !fn(k, obj) {
-				continue
-			}
-			walk(child, fn)
-		}
-	case []any:
-		for _, c := range n {
-			walk(c, fn)
-		}
-	}
-}
-
-func sorted(set map[string]bool) []string {
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return Tables{Reads: sortedKeys(reads), Writes: sortedKeys(writes)}, nil
 }
 
 // relTable is the table a RangeVar names — a partition's parent for a
 // partition — and false when it names one of the statement's CTEs instead
 // (an unqualified name that ctes holds).
-func (s *Schema) relTable(rel map[string]any, ctes map[string]bool) (string, bool) {
-	ns, _ := rel["schemaname"].(string)
-	n := relName(rel)
-	if ns == "" && ctes[n] {
+func (s *Schema) relTable(rel *pg_query.RangeVar, ctes map[string]bool) (string, bool) {
+	if rel == nil || rel.GetSchemaname() == "" && ctes[rel.GetRelname()] {
 		return "", false
 	}
-	return s.parent(n), true
+	return s.parent(relName(rel)), true
 }

@@ -26,6 +26,8 @@ func TestAnalyze(t *testing.T) {
 			[]string{"api_keys", "users"}, nil},
 		{"exists in lateral", `SELECT u.id FROM users u, LATERAL (SELECT 1 FROM campaigns c WHERE c.user_id = u.id) x`,
 			[]string{"campaigns", "users"}, nil},
+		{"FOR UPDATE OF names a FROM item, not a table", `SELECT l.id FROM emails l JOIN campaigns ON true FOR UPDATE OF l, campaigns`,
+			[]string{"campaigns", "emails"}, nil},
 		{"cte name excluded", `WITH recent AS (SELECT * FROM emails WHERE created_at > now()) SELECT count(*) FROM recent JOIN campaigns c ON c.id = recent.campaign_id`,
 			[]string{"campaigns", "emails"}, nil},
 		{"recursive cte", `WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM t WHERE n < 3) SELECT n FROM t, users`,
@@ -133,13 +135,20 @@ DELETE FROM users;
 	if b.SQL != "SELECT id\nFROM users;" {
 		t.Errorf("B.SQL = %q", b.SQL)
 	}
-	if qs[0].Cached || qs[2].Cached || qs[2].SQL != "DELETE FROM users;" {
+	if qs[0].Cached || qs[2].Cached || qs[2].SQL != "DELETE FROM users;" || b.Resolver {
 		t.Errorf("A, C = %+v, %+v", qs[0], qs[2])
 	}
 }
 
+func TestParseResolverAnnotation(t *testing.T) {
+	qs, err := ParseQueries("x.sql", "-- name: Owners :many\n-- cache: resolver\nSELECT id, user_id FROM campaigns WHERE id = ANY(@ids::uuid[]);\n")
+	if err != nil || len(qs) != 1 || !qs[0].Resolver || qs[0].Cached {
+		t.Fatalf("got %+v, %v: want an uncached resolver", qs, err)
+	}
+}
+
 func TestParseQueriesRejectsBadAnnotations(t *testing.T) {
-	for _, ann := range []string{"ttl=soon", "ttl=5m bogus=1", "swr=1m", "ttl", "ttl=0s"} {
+	for _, ann := range []string{"ttl=soon", "ttl=5m bogus=1", "swr=1m", "ttl", "ttl=0s", "resolver ttl=5m", "resolver lookup"} {
 		src := "-- name: A :one\n-- cache: " + ann + "\nSELECT 1;\n"
 		if _, err := ParseQueries("x.sql", src); err == nil {
 			t.Errorf("annotation %q accepted", ann)

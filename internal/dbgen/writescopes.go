@@ -3,6 +3,9 @@ package dbgen
 import (
 	"sort"
 	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
 )
 
 // rowChange is what a write does to one table's rows, and which scope
@@ -24,21 +27,21 @@ type rowChange struct {
 // values reach the Go result.
 func WriteScopes(sql, kind string, tables Tables, schema *Schema, usable usableFunc) ([]ScopeWrite, error) {
 	numbered, params := numberParams(sql)
-	tree, err := parseTree(numbered)
+	tree, err := parse(numbered)
 	if err != nil {
 		return nil, err
 	}
-	top := topStatement(tree)
+	ctes := cteNames(tree)
 	changes := map[string]*rowChange{}
-	if top != nil && writeNodes(tree) == 1 {
-		if c := directChange(top, kind, schema, params, cteNames(tree)); c != nil {
+	if top := topStatement(tree); top != nil && countWrites(tree) == 1 {
+		if c := directChange(top, kind, schema, params, ctes); c != nil {
 			changes[c.table] = c
 			cascade(c, schema, changes, tables)
 		}
 	}
 	// Tables the statement writes itself (or through foreign-key actions);
 	// the others in tables.Writes are written by triggers.
-	evs := statementEvents(tree, schema, cteNames(tree))
+	evs := statementEvents(tree, schema, ctes)
 	direct := map[string]bool{}
 	for _, ev := range evs {
 		direct[ev.table] = true
@@ -48,24 +51,18 @@ func WriteScopes(sql, kind string, tables Tables, schema *Schema, usable usableF
 		if !direct[t] {
 			continue
 		}
-		c := changes[t]
 		for _, sc := range schema.Scopes(t) {
-			out = append(out, scopeWrite(sc, c, schema, usable))
+			out = append(out, scopeWrite(sc, changes[t], schema, usable))
 		}
 	}
 	// Rows added to or removed from a parent change what its children's
 	// path scopes hold; so does an UPDATE of the parent's key or of the
 	// scope column.
 	for _, t := range tables.Writes {
-		if !direct[t] {
-			continue
-		}
-		c := changes[t]
 		for _, sc := range schema.AllScopes() {
-			if sc.Parent != t {
-				continue
+			if direct[t] && sc.Parent == t {
+				out = append(out, parentWrite(sc, changes[t], schema, usable))
 			}
-			out = append(out, parentWrite(sc, c, schema, usable))
 		}
 	}
 	// What the triggers those writes fire write, traced back to the scope
@@ -77,10 +74,17 @@ func WriteScopes(sql, kind string, tables Tables, schema *Schema, usable usableF
 	for _, ev := range evs {
 		out = append(out, schema.triggerScopeWrites(ev, own, map[string]bool{})...)
 	}
+	return mergeScopeWrites(append(out, untracedTriggerWrites(tables, direct, out, schema)...)), nil
+}
+
+// untracedTriggerWrites bump wide the scopes of tables only triggers write
+// that no trace reached.
+func untracedTriggerWrites(tables Tables, direct map[string]bool, ws []ScopeWrite, schema *Schema) []ScopeWrite {
 	named := map[string]bool{}
-	for _, w := range out {
+	for _, w := range ws {
 		named[w.Scope.Name()] = true
 	}
+	var out []ScopeWrite
 	for _, t := range tables.Writes {
 		for _, sc := range schema.Scopes(t) {
 			if !direct[t] && !named[sc.Name()] {
@@ -88,118 +92,83 @@ func WriteScopes(sql, kind string, tables Tables, schema *Schema, usable usableF
 			}
 		}
 	}
-	return mergeScopeWrites(out), nil
+	return out
 }
 
-func topStatement(tree any) map[string]any {
-	m, _ := tree.(map[string]any)
-	stmts, _ := m["stmts"].([]any)
-	if len(stmts) != 1 {
-		return nil
-	}
-	st, _ := stmts[0].(map[string]any)["stmt"].(map[string]any)
-	return st
-}
-
-// writeNodes counts the statements that write, CTEs included: with more
-// than one, rows are not attributed to statements and every scope is
-// bumped wide.
-func writeNodes(tree any) int {
-	n := 0
-	walk(tree, func(key string, _ map[string]any) bool {
-		switch key {
-		case "InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt", "CopyStmt", "TruncateStmt":
-			n++
-		}
-		return true
-	})
-	return n
+func newRowChange(table string) *rowChange {
+	return &rowChange{table: table, known: map[string][]valueRef{}, paths: map[string][]valueRef{}, why: map[string]string{}}
 }
 
 // directChange analyses the top-level INSERT, UPDATE or DELETE.
-func directChange(top map[string]any, kind string, schema *Schema, params map[int]string, ctes map[string]bool) *rowChange {
-	for key, v := range top {
-		node, _ := v.(map[string]any)
-		rel, ok := node["relation"].(map[string]any)
-		if !ok {
-			return nil
-		}
-		c := &rowChange{table: schema.parent(relName(rel)), known: map[string][]valueRef{}, paths: map[string][]valueRef{}, why: map[string]string{}}
-		var s *sel
-		switch key {
-		case "InsertStmt":
-			insertValues(c, node, kind, schema, params)
-		case "UpdateStmt", "DeleteStmt":
-			s = newSel(schema, params, nil)
-			s.addRangeVar(rel, ctes)
-			extra := "fromClause"
-			if key == "DeleteStmt" {
-				extra = "usingClause"
-			} else {
-				targets, _ := node["targetList"].([]any)
-				for _, tg := range targets {
-					rt, _ := tg.(map[string]any)["ResTarget"].(map[string]any)
-					name, _ := rt["name"].(string)
-					c.updated = append(c.updated, name)
-				}
-				sort.Strings(c.updated)
-			}
-			from, _ := node[extra].([]any)
-			for _, f := range from {
-				s.addFrom(f, ctes)
-			}
-			s.addConjuncts(node["whereClause"])
-			s.finish()
-			for _, sc := range schema.Scopes(c.table) {
-				vals := s.scopePins(0, sc)
-				if len(vals) == 0 {
-					continue
-				}
-				if sc.IsPath() {
-					c.paths[sc.Name()] = vals
-				} else {
-					c.known[sc.Column] = vals
-				}
-				c.why[sc.Name()] = "WHERE"
-			}
-			// A parent's scope columns, for its children's path scopes.
-			for _, col := range schema.Columns[c.table] {
-				if _, ok := c.known[col]; !ok {
-					if vals := s.pins(0, col, false); len(vals) > 0 {
-						c.known[col] = vals
-					}
-				}
-			}
-		default:
-			return nil
-		}
-		if kind == ":one" || kind == ":many" {
-			returning(c, node, schema)
-		}
-		return c
+func directChange(top proto.Message, kind string, schema *Schema, params map[int]string, ctes map[string]bool) *rowChange {
+	rel := writeTarget(top)
+	if rel == nil {
+		return nil
 	}
-	return nil
+	c := newRowChange(schema.parent(relName(rel)))
+	var returning []*pg_query.Node
+	switch st := top.(type) {
+	case *pg_query.InsertStmt:
+		insertValues(c, st, kind, schema, params)
+		returning = st.GetReturningList()
+	case *pg_query.UpdateStmt:
+		c.updated = columnNames(st.GetTargetList())
+		sort.Strings(c.updated)
+		whereValues(c, rel, st.GetFromClause(), st.GetWhereClause(), schema, params, ctes)
+		returning = st.GetReturningList()
+	case *pg_query.DeleteStmt:
+		whereValues(c, rel, st.GetUsingClause(), st.GetWhereClause(), schema, params, ctes)
+		returning = st.GetReturningList()
+	default:
+		return nil
+	}
+	if kind == ":one" || kind == ":many" {
+		returned(c, rel, returning, schema)
+	}
+	return c
+}
+
+// whereValues takes the scope values an UPDATE's or DELETE's WHERE (and
+// joins) pin its target's rows to.
+func whereValues(c *rowChange, rel *pg_query.RangeVar, from []*pg_query.Node, where *pg_query.Node, schema *Schema, params map[int]string, ctes map[string]bool) {
+	s := newSel(schema, params, nil)
+	s.addRangeVar(rel, ctes)
+	for _, f := range from {
+		s.addFrom(f, ctes)
+	}
+	s.addConjuncts(where)
+	s.finish()
+	for _, sc := range schema.Scopes(c.table) {
+		vals := s.scopePins(0, sc)
+		if len(vals) == 0 {
+			continue
+		}
+		if sc.IsPath() {
+			c.paths[sc.Name()] = vals
+		} else {
+			c.known[sc.Column] = vals
+		}
+		c.why[sc.Name()] = "WHERE"
+	}
+	// A parent's scope columns, for its children's path scopes.
+	for _, col := range schema.Columns[c.table] {
+		if _, ok := c.known[col]; !ok {
+			if vals := s.pins(0, col, false); len(vals) > 0 {
+				c.known[col] = vals
+			}
+		}
+	}
 }
 
 // insertValues takes the parameters of INSERT ... VALUES, column by
 // column; an ON CONFLICT DO UPDATE may change an existing row whose
 // values differ, so only RETURNING counts then.
-func insertValues(c *rowChange, node map[string]any, kind string, schema *Schema, params map[int]string) {
-	if oc, ok := node["onConflictClause"].(map[string]any); ok && oc["action"] == "ONCONFLICT_UPDATE" {
+func insertValues(c *rowChange, ins *pg_query.InsertStmt, kind string, schema *Schema, params map[int]string) {
+	lists := ins.GetSelectStmt().GetSelectStmt().GetValuesLists()
+	if upsertsUpdate(ins) || len(lists) == 0 {
 		return
 	}
-	sel, _ := node["selectStmt"].(map[string]any)["SelectStmt"].(map[string]any)
-	lists, _ := sel["valuesLists"].([]any)
-	if len(lists) == 0 {
-		return
-	}
-	var cols []string
-	targets, _ := node["cols"].([]any)
-	for _, tg := range targets {
-		rt, _ := tg.(map[string]any)["ResTarget"].(map[string]any)
-		name, _ := rt["name"].(string)
-		cols = append(cols, name)
-	}
+	cols := columnNames(ins.GetCols())
 	if len(cols) == 0 {
 		cols = schema.Columns[c.table]
 	}
@@ -207,12 +176,11 @@ func insertValues(c *rowChange, node map[string]any, kind string, schema *Schema
 	for i, col := range cols {
 		var vals []valueRef
 		for _, l := range lists {
-			items, _ := l.(map[string]any)["List"].(map[string]any)["items"].([]any)
-			if i >= len(items) {
-				vals = nil
-				break
+			items := l.GetList().GetItems()
+			p, ok := "", i < len(items)
+			if ok {
+				p, ok = s.param(items[i])
 			}
-			p, ok := s.param(items[i])
 			if !ok {
 				vals = nil
 				break
@@ -226,20 +194,14 @@ func insertValues(c *rowChange, node map[string]any, kind string, schema *Schema
 	}
 }
 
-// returning adds the values of RETURNING columns of the target table, for
+// returned adds the values of RETURNING columns of the target table, for
 // the columns no parameter gave.
-func returning(c *rowChange, node map[string]any, schema *Schema) {
-	alias := ""
-	if rel, ok := node["relation"].(map[string]any); ok {
-		if a, ok := rel["alias"].(map[string]any); ok {
-			alias, _ = a["aliasname"].(string)
-		}
-	}
-	list, _ := node["returningList"].([]any)
+func returned(c *rowChange, rel *pg_query.RangeVar, list []*pg_query.Node, schema *Schema) {
+	alias := rel.GetAlias().GetAliasname()
 	for _, it := range list {
-		rt, _ := it.(map[string]any)["ResTarget"].(map[string]any)
-		cr, ok := rt["val"].(map[string]any)["ColumnRef"].(map[string]any)
-		if !ok {
+		rt := it.GetResTarget()
+		cr := rt.GetVal().GetColumnRef()
+		if cr == nil {
 			continue
 		}
 		parts, star := columnRefParts(cr)
@@ -249,17 +211,14 @@ func returning(c *rowChange, node map[string]any, schema *Schema) {
 			}
 			continue
 		}
-		if len(parts) == 2 && parts[0] != alias && parts[0] != c.table {
-			continue
-		}
-		if len(parts) == 0 || len(parts) > 2 {
+		if len(parts) == 0 || len(parts) > 2 || len(parts) == 2 && parts[0] != alias && parts[0] != c.table {
 			continue
 		}
 		col := parts[len(parts)-1]
 		if !schema.hasColumn(c.table, col) {
 			continue
 		}
-		out, _ := rt["name"].(string)
+		out := rt.GetName()
 		if out == "" {
 			out = col
 		}
@@ -285,7 +244,7 @@ func cascade(parent *rowChange, schema *Schema, changes map[string]*rowChange, t
 		if fk.Parent != parent.table || fk.OnDelete != "c" || changes[fk.Child] != nil || !contains(tables.Writes, fk.Child) {
 			continue
 		}
-		child := &rowChange{table: fk.Child, known: map[string][]valueRef{}, paths: map[string][]valueRef{}, why: map[string]string{}}
+		child := newRowChange(fk.Child)
 		if v := parent.known[fk.ParentCol]; len(v) > 0 {
 			child.known[fk.ChildCol] = v
 			child.why[fk.Child+"."+fk.ChildCol] = "cascade from " + parent.table + "." + fk.ParentCol
@@ -301,15 +260,6 @@ func cascade(parent *rowChange, schema *Schema, changes map[string]*rowChange, t
 		changes[fk.Child] = child
 		cascade(child, schema, changes, tables)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // columnsOf are the slots a change bumps: the row slot, or the updated
@@ -406,7 +356,7 @@ func mergeScopeWrites(ws []ScopeWrite) []ScopeWrite {
 			cur.Wide, cur.Values, cur.Why = true, nil, w.Why
 		default:
 			for _, v := range w.Values {
-				if !containsValue(cur.Values, v) {
+				if !contains(cur.Values, v) {
 					cur.Values = append(cur.Values, v)
 				}
 			}
@@ -423,13 +373,4 @@ func mergeScopeWrites(ws []ScopeWrite) []ScopeWrite {
 		out = append(out, *w)
 	}
 	return out
-}
-
-func containsValue(list []valueRef, v valueRef) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

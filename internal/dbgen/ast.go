@@ -1,0 +1,296 @@
+package dbgen
+
+import (
+	"sort"
+	"sync"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Helpers over pg_query's typed parse tree.
+
+// parse parses sql into pg_query's protobuf tree.
+func parse(sql string) (*pg_query.ParseResult, error) { return pg_query.Parse(sql) }
+
+// walk calls fn for every node under m — every message a pg_query.Node
+// wraps — depth first, fields in the order of their JSON names so that
+// the order is fixed; fn returning false skips the node's children.
+// Messages held directly by a field (an INSERT's target RangeVar, a
+// UNION's branches) are descended into but not passed to fn: the
+// derivation rules see a table as read only where a FROM item names it.
+// A locking clause is skipped: FOR UPDATE OF x names a FROM item (often
+// an alias), not a table.
+func walk(m proto.Message, fn func(proto.Message) bool) {
+	if m == nil {
+		return
+	}
+	walkFields(m.ProtoReflect(), fn)
+}
+
+func walkFields(m protoreflect.Message, fn func(proto.Message) bool) {
+	if !m.IsValid() {
+		return
+	}
+	if n, ok := m.Interface().(*pg_query.Node); ok {
+		inner := nodeMessage(n)
+		if _, locking := inner.(*pg_query.LockingClause); locking {
+			return // FOR UPDATE OF names FROM items, which are walked already
+		}
+		if inner != nil && fn(inner) {
+			walkFields(inner.ProtoReflect(), fn)
+		}
+		return
+	}
+	for _, fd := range messageFields(m.Descriptor()) {
+		if !m.Has(fd) {
+			continue
+		}
+		v := m.Get(fd)
+		if !fd.IsList() {
+			walkFields(v.Message(), fn)
+			continue
+		}
+		for l, i := v.List(), 0; i < l.Len(); i++ {
+			walkFields(l.Get(i).Message(), fn)
+		}
+	}
+}
+
+// nodeMessage is the message a Node wraps, nil for an empty one.
+func nodeMessage(n *pg_query.Node) proto.Message {
+	m := n.ProtoReflect()
+	fd := m.WhichOneof(m.Descriptor().Oneofs().Get(0))
+	if fd == nil {
+		return nil
+	}
+	return m.Get(fd).Message().Interface()
+}
+
+var fieldCache sync.Map // protoreflect.FullName -> []protoreflect.FieldDescriptor
+
+// messageFields are the message-typed fields of d, by JSON name.
+func messageFields(d protoreflect.MessageDescriptor) []protoreflect.FieldDescriptor {
+	if v, ok := fieldCache.Load(d.FullName()); ok {
+		return v.([]protoreflect.FieldDescriptor)
+	}
+	var out []protoreflect.FieldDescriptor
+	for i := 0; i < d.Fields().Len(); i++ {
+		if fd := d.Fields().Get(i); fd.Message() != nil && !fd.IsMap() {
+			out = append(out, fd)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].JSONName() < out[j].JSONName() })
+	fieldCache.Store(d.FullName(), out)
+	return out
+}
+
+// find returns the nodes of type T under m, in walk order, not looking
+// inside a found one.
+func find[T proto.Message](m proto.Message) []T {
+	var out []T
+	walk(m, func(n proto.Message) bool {
+		if t, ok := n.(T); ok {
+			out = append(out, t)
+			return false
+		}
+		return true
+	})
+	return out
+}
+
+// topStatement is the single statement of tree, nil when there are more.
+func topStatement(tree *pg_query.ParseResult) proto.Message {
+	if len(tree.GetStmts()) != 1 {
+		return nil
+	}
+	return nodeMessage(tree.GetStmts()[0].GetStmt())
+}
+
+// strs are the String nodes of a list, as strings.
+func strs(nodes []*pg_query.Node) []string {
+	var out []string
+	for _, n := range nodes {
+		if s := n.GetString_(); s != nil {
+			out = append(out, s.GetSval())
+		}
+	}
+	return out
+}
+
+// last is the last element of a name list ("" when empty).
+func last(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return names[len(names)-1]
+}
+
+// targetNames are the column names of a SET or INSERT column list, sorted
+// and without duplicates.
+func targetNames(list []*pg_query.Node) []string {
+	var out []string
+	for _, n := range list {
+		if name := n.GetResTarget().GetName(); name != "" {
+			out = appendNew(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// columnNames are the names of a ResTarget list in order, "" where a
+// target has none.
+func columnNames(list []*pg_query.Node) []string {
+	out := make([]string, len(list))
+	for i, n := range list {
+		out[i] = n.GetResTarget().GetName()
+	}
+	return out
+}
+
+// columnRefParts returns the dotted names of a ColumnRef and whether it
+// ends in *; nil parts for a shape it does not understand.
+func columnRefParts(cr *pg_query.ColumnRef) ([]string, bool) {
+	fields := cr.GetFields()
+	var parts []string
+	for i, f := range fields {
+		if f.GetAStar() != nil {
+			if i != len(fields)-1 {
+				return nil, false
+			}
+			return parts, true
+		}
+		s := f.GetString_()
+		if s == nil {
+			return nil, false
+		}
+		parts = append(parts, s.GetSval())
+	}
+	if len(parts) == 0 {
+		return nil, false
+	}
+	return parts, false
+}
+
+// conjuncts flattens a tree of ANDs; anything else is one conjunct.
+func conjuncts(expr *pg_query.Node) []*pg_query.Node {
+	if expr == nil || expr.GetNode() == nil {
+		return nil
+	}
+	if b := expr.GetBoolExpr(); b != nil && b.GetBoolop() == pg_query.BoolExprType_AND_EXPR {
+		var out []*pg_query.Node
+		for _, a := range b.GetArgs() {
+			out = append(out, conjuncts(a)...)
+		}
+		return out
+	}
+	return []*pg_query.Node{expr}
+}
+
+// isEquals reports whether an A_Expr's operator is a plain =.
+func isEquals(e *pg_query.A_Expr) bool {
+	ns := strs(e.GetName())
+	return len(ns) == 1 && ns[0] == "="
+}
+
+// relName is a RangeVar's name, schema-qualified unless in public.
+func relName(rel *pg_query.RangeVar) string {
+	if s := rel.GetSchemaname(); s != "" && s != "public" {
+		return s + "." + rel.GetRelname()
+	}
+	return rel.GetRelname()
+}
+
+// writeTarget is the relation an INSERT, UPDATE, DELETE or MERGE writes,
+// nil for other nodes.
+func writeTarget(n proto.Message) *pg_query.RangeVar {
+	switch s := n.(type) {
+	case *pg_query.InsertStmt:
+		return s.GetRelation()
+	case *pg_query.UpdateStmt:
+		return s.GetRelation()
+	case *pg_query.DeleteStmt:
+		return s.GetRelation()
+	case *pg_query.MergeStmt:
+		return s.GetRelation()
+	}
+	return nil
+}
+
+// isWrite reports whether a node is a statement that writes.
+func isWrite(n proto.Message) bool {
+	switch n.(type) {
+	case *pg_query.InsertStmt, *pg_query.UpdateStmt, *pg_query.DeleteStmt, *pg_query.MergeStmt, *pg_query.CopyStmt, *pg_query.TruncateStmt:
+		return true
+	}
+	return false
+}
+
+// countWrites counts the statements that write, CTEs included: with more
+// than one, rows are not attributed to statements.
+func countWrites(m proto.Message) int {
+	n := 0
+	walk(m, func(node proto.Message) bool {
+		if isWrite(node) {
+			n++
+		}
+		return true
+	})
+	return n
+}
+
+// upsertsUpdate reports whether an INSERT has ON CONFLICT DO UPDATE.
+func upsertsUpdate(ins *pg_query.InsertStmt) bool {
+	return ins.GetOnConflictClause().GetAction() == pg_query.OnConflictAction_ONCONFLICT_UPDATE
+}
+
+// cteNames are the names the statement's CTEs define: a relation of that
+// name (unqualified) is the CTE, not a table.
+func cteNames(tree proto.Message) map[string]bool {
+	ctes := map[string]bool{}
+	walk(tree, func(n proto.Message) bool {
+		if c, ok := n.(*pg_query.CommonTableExpr); ok {
+			ctes[c.GetCtename()] = true
+		}
+		return true
+	})
+	return ctes
+}
+
+func appendNew(list []string, v string) []string {
+	for _, x := range list {
+		if x == v {
+			return list
+		}
+	}
+	return append(list, v)
+}
+
+func contains[T comparable](list []T, v T) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func indexOf(list []string, s string) int {
+	for i, x := range list {
+		if x == s {
+			return i
+		}
+	}
+	return -1
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

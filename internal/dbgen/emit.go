@@ -1,0 +1,485 @@
+package dbgen
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"go/format"
+	"go/types"
+	"strings"
+	"text/template"
+	"time"
+)
+
+// Emitting db/dbcache: the template prints the file from a model that gen
+// builds (Go types as the file names them, with its imports, and the
+// statement bodies of keys, deps and bumps; codec.go adds the codecs).
+
+//go:embed dbcache.go.tmpl
+var fileTemplate string
+
+var tmpl = template.Must(template.New("dbcache").Funcs(template.FuncMap{
+	"list":          goList,
+	"lines":         func(ls []string) string { return strings.Join(ls, "\n") },
+	"dur":           dur,
+	"join":          strings.Join,
+	"orNone":        orNone,
+	"describeDeps":  describeDeps,
+	"describeWrite": describeWrite,
+	"wrap":          wrap,
+}).Parse(fileTemplate))
+
+// gen builds what the template prints: Go types as the generated file
+// names them (recording its imports), and the statement bodies of the
+// keys, codecs and bumps.
+type gen struct {
+	pkg     string
+	imports map[string]bool
+	buf     []string
+	tmp     int
+	// resolvers are the resolvers the writes use, by query name.
+	resolvers map[string]resolver
+	codecs    map[string]string // type string -> codec variable
+	order     []types.Type
+}
+
+func newGen(pkg string) *gen {
+	return &gen{pkg: pkg, imports: map[string]bool{}, codecs: map[string]string{}, resolvers: map[string]resolver{}}
+}
+
+func (g *gen) typ(t types.Type) string {
+	return types.TypeString(t, func(p *types.Package) string {
+		g.imports[p.Path()] = true
+		return p.Name()
+	})
+}
+
+// p adds a statement to the body being built.
+func (g *gen) p(format string, args ...any) { g.buf = append(g.buf, fmt.Sprintf(format, args...)) }
+
+// body returns the statements fn adds.
+func (g *gen) body(fn func() error) ([]string, error) {
+	saved := g.buf
+	g.buf = nil
+	err := fn()
+	out := g.buf
+	g.buf = saved
+	return out, err
+}
+
+func (g *gen) next(prefix string) string {
+	g.tmp++
+	return fmt.Sprintf("%s%d", prefix, g.tmp)
+}
+
+// fileData is what the template prints.
+type fileData struct {
+	Package       string
+	Imports       []string // standard library, "", the others
+	Tables        []string
+	Versions      []string
+	TriggerWrites []triggerWritesData
+	Scopes        []ScopeDef
+	Methods       []methodData
+	Resolvers     []resolverData
+	Codecs        []codecData
+}
+
+type triggerWritesData struct {
+	Table  string
+	Writes []string
+}
+
+// methodData is a method with the Go code of its signature and bodies.
+type methodData struct {
+	method
+	Hash                     string
+	Arg, Result              bool
+	Params, Results, ArgType string
+	Call, WCall              string
+	Codec                    string
+	KeyBody, DepsBody        []string
+	BumpParams, BumpArgs     string
+	Changed                  string
+	BumpBody                 []string
+}
+
+type resolverData struct {
+	Method, Parent, Key, Column string
+	KeyType, ColumnType         string
+	ColumnField                 string
+}
+
+func (g *gen) file(ms []method, schema *Schema) ([]byte, error) {
+	for _, p := range []string{"context", "time", "github.com/replyrocket/replyrocket/db", "github.com/replyrocket/replyrocket/internal/cache"} {
+		g.imports[p] = true
+	}
+	d := fileData{Package: g.pkg}
+	d.Tables, d.Versions = usedSlots(ms, schema)
+	for _, t := range d.Tables {
+		if ws := schema.triggerTables(t); len(ws) > 0 {
+			d.TriggerWrites = append(d.TriggerWrites, triggerWritesData{t, ws})
+		}
+	}
+	for _, sc := range schema.AllScopes() {
+		if contains(d.Tables, sc.Table) {
+			d.Scopes = append(d.Scopes, sc)
+		}
+	}
+	for _, m := range ms {
+		md, err := g.method(m)
+		if err != nil {
+			return nil, err
+		}
+		d.Methods = append(d.Methods, md)
+	}
+	for _, name := range sortedKeys(g.resolvers) {
+		r := g.resolvers[name]
+		d.Resolvers = append(d.Resolvers, resolverData{r.method, r.parent, r.key, r.column, g.typ(r.keyType), g.typ(r.columnType), r.columnField})
+	}
+	for i := 0; i < len(g.order); i++ {
+		c, err := g.codec(g.order[i])
+		if err != nil {
+			return nil, err
+		}
+		d.Codecs = append(d.Codecs, c)
+	}
+	d.Imports = importList(g.imports)
+	var src bytes.Buffer
+	if err := tmpl.Execute(&src, d); err != nil {
+		return nil, fmt.Errorf("generate: %w", err)
+	}
+	out, err := format.Source(src.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("format generated code: %w\n%s", err, src.Bytes())
+	}
+	return out, nil
+}
+
+// usedSlots are the tables the queries touch and their named slots. Every
+// column of such a table gets a slot, read or not, and so does every scope
+// of the schema and each of its columns: another deploy's queries may bump
+// or read slots this one does not, and each instance must mirror all of
+// them.
+func usedSlots(ms []method, schema *Schema) (tables, slots []string) {
+	all, set := map[string]bool{}, map[string]bool{}
+	for _, m := range ms {
+		for _, t := range append(append([]string{}, m.Reads...), m.Writes...) {
+			all[t], set[t] = true, true
+		}
+		for _, v := range append(append([]string{}, m.Deps.Named...), m.WriteSlots...) {
+			set[v] = true
+		}
+	}
+	for _, t := range sortedKeys(schema.Columns) {
+		if !all[t] {
+			continue
+		}
+		set[t] = true
+		for _, c := range schema.Columns[t] {
+			set[t+SlotSep+c] = true
+		}
+		for _, sc := range schema.Scopes(t) {
+			set[sc.Name()] = true
+			for _, c := range schema.Columns[t] {
+				set[sc.Name()+SlotSep+c] = true
+			}
+		}
+	}
+	return sortedKeys(all), sortedKeys(set)
+}
+
+// importList orders imports as goimports groups them: the standard
+// library, a blank line, the others.
+func importList(set map[string]bool) []string {
+	var std, other []string
+	for _, p := range sortedKeys(set) {
+		if strings.Contains(strings.Split(p, "/")[0], ".") {
+			other = append(other, p)
+		} else {
+			std = append(std, p)
+		}
+	}
+	return append(append(std, ""), other...)
+}
+
+// method builds the Go code of one method.
+func (g *gen) method(m method) (methodData, error) {
+	d := methodData{method: m, Hash: m.hash, Arg: m.arg != nil, Result: m.result != nil, ArgType: "struct{}"}
+	d.Params, d.Call, d.Results = "ctx context.Context", "ctx", "error"
+	if d.Arg {
+		d.ArgType = g.typ(m.arg)
+		d.Params += ", arg " + d.ArgType
+		d.Call += ", arg"
+	}
+	d.WCall = "w" + d.Call
+	if d.Result {
+		d.Results = "(" + g.typ(m.result) + ", error)"
+	}
+	var err error
+	switch {
+	case m.Cached:
+		if d.Codec, err = g.codecVar(m.result); err != nil {
+			return d, fmt.Errorf("%s result: %w", m.Name, err)
+		}
+		if d.KeyBody, err = g.body(func() error { return g.keyBody(m) }); err != nil {
+			return d, fmt.Errorf("%s argument: %w", m.Name, err)
+		}
+		d.DepsBody, err = g.body(func() error { return g.depsBody(m) })
+	case len(m.Writes) > 0:
+		g.bumpSignature(&d)
+		d.BumpBody, err = g.body(func() error { return g.bumpBody(m) })
+	}
+	return d, err
+}
+
+func (g *gen) keyBody(m method) error {
+	if m.arg == nil {
+		return nil
+	}
+	return g.enc("arg", m.arg, true)
+}
+
+// bumpSignature fills in the parameters and arguments of a write's bump
+// function and when its write changed rows.
+func (g *gen) bumpSignature(d *methodData) {
+	// q runs the resolvers: the store after an autocommitted write, the
+	// transaction inside one.
+	d.BumpParams, d.BumpArgs = "\nctx context.Context, q db.Querier, b *cache.Bumps", "b"
+	if d.Arg {
+		d.BumpParams += ",\narg " + d.ArgType
+		d.BumpArgs += ", arg"
+	}
+	if d.Result && (d.Kind == ":one" || d.Kind == ":many") {
+		d.BumpParams += ",\nr " + g.typ(d.result)
+		d.BumpArgs += ", r"
+	}
+	d.BumpParams += ",\nok bool,\n"
+	d.BumpArgs += ", err == nil"
+	d.Changed = "true"
+	if d.Result && (d.Kind == ":execrows" || d.Kind == ":copyfrom") {
+		d.Changed = "r > 0"
+	}
+}
+
+// depsBody adds a read's scope values.
+func (g *gen) depsBody(m method) error {
+	for i, sr := range m.Deps.Scoped {
+		for _, v := range sr.Values {
+			gv, fn, arg, err := m.hashArg(v, sr.Scope, "Add", "AddString", "AddInt")
+			if err != nil {
+				return err
+			}
+			g.p("%s", inLoop(gv, fmt.Sprintf("d.%s(%d, %s)", fn, i, arg)))
+		}
+	}
+	return nil
+}
+
+// hashArg resolves value v of scope sc in m: its Go value, and the Deps
+// or Bumps method (named for bytes, strings and ints) and argument that
+// hash it.
+func (m method) hashArg(v valueRef, sc ScopeDef, bytesFn, stringFn, intFn string) (goValue, string, string, error) {
+	gv, ok := m.resolve(v)
+	if !ok {
+		return gv, "", "", fmt.Errorf("%s: %s: value %s of scope %s has no Go expression", m.Pos(), m.Name, v, sc.Name())
+	}
+	fn, arg, err := hashCall(gv, bytesFn, stringFn, intFn)
+	if err != nil {
+		return gv, "", "", fmt.Errorf("%s: %s: %w", m.Pos(), m.Name, err)
+	}
+	return gv, fn, arg, nil
+}
+
+// inLoop wraps a statement in the loop over gv's values, if any.
+func inLoop(gv goValue, stmt string) string {
+	if gv.rangeOver == "" {
+		return stmt
+	}
+	return fmt.Sprintf("for _, v := range %s {\n%s\n}", gv.rangeOver, stmt)
+}
+
+// bumpBody collects what a write invalidates.
+func (g *gen) bumpBody(m method) error {
+	g.p("%s", goCall("b.Table", quoted(m.WriteSlots...)...))
+	// Path scopes looked up through the same resolver from the same keys
+	// (a table's and, through a trigger, another's) share one lookup.
+	lookups := map[string][]ScopeWrite{}
+	for _, w := range m.ScopeWrites {
+		if !w.Wide && w.Through.method != "" {
+			lookups[lookupKey(w)] = append(lookups[lookupKey(w)], w)
+		}
+	}
+	for _, w := range m.ScopeWrites {
+		var err error
+		switch {
+		case w.Wide:
+			g.p("%s", wideCall(w))
+		case w.Through.method != "":
+			if group := lookups[lookupKey(w)]; group != nil {
+				delete(lookups, lookupKey(w)) // emitted with the first of its group
+				err = g.resolveCall(m, group)
+			}
+		default:
+			err = g.bumpValues(m, w)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bumpValues bumps the values of one scope write; those from the result
+// only when the statement succeeded, else the scope wide.
+func (g *gen) bumpValues(m method, w ScopeWrite) error {
+	var fromResult []string
+	for _, v := range w.Values {
+		gv, fn, arg, err := m.hashArg(v, w.Scope, "Value", "String", "Int")
+		if err != nil {
+			return err
+		}
+		line := inLoop(gv, valueCall(fn, w, arg))
+		if gv.result {
+			fromResult = append(fromResult, line)
+		} else {
+			g.p("%s", line)
+		}
+	}
+	if len(fromResult) > 0 {
+		g.p("if ok {\n%s\n} else {\n%s\n}", strings.Join(fromResult, "\n"), wideCall(w))
+	}
+	return nil
+}
+
+// lookupKey groups path writes that look up the same keys through the
+// same resolver.
+func lookupKey(w ScopeWrite) string { return w.Through.method + fmt.Sprint(w.Values) }
+
+// resolveCall collects a group of writes' keys (the same for each) and
+// looks their path values up once through a resolver, which bumps every
+// scope of the group.
+func (g *gen) resolveCall(m method, group []ScopeWrite) error {
+	w := group[0]
+	r := w.Through
+	g.resolvers[r.method] = r
+	keys := g.next("keys")
+	g.p("var %s []%s", keys, g.typ(r.keyType))
+	fromResult := false
+	for _, v := range w.Values {
+		gv, ok := m.resolve(v)
+		if !ok {
+			return fmt.Errorf("%s: %s: key %s of scope %s has no Go expression", m.Pos(), m.Name, v, w.Scope.Name())
+		}
+		fromResult = fromResult || gv.result
+		g.p("%s", inLoop(gv, fmt.Sprintf("%s = append(%s, %s)", keys, keys, gv.expr)))
+	}
+	fn, arg, err := hashCall(goValue{expr: "v", typ: r.columnType}, "Value", "String", "Int")
+	if err != nil {
+		return fmt.Errorf("resolver %s: %w", r.method, err)
+	}
+	vals, found := g.next("vals"), g.next("found")
+	cond := found
+	if fromResult {
+		cond = "ok && " + found
+	}
+	var bumps, wides []string
+	for _, gw := range group {
+		bumps = append(bumps, valueCall(fn, gw, arg))
+		wides = append(wides, wideCall(gw))
+	}
+	g.p("if %s, %s := resolve%s(ctx, q, %s); %s {\nfor _, v := range %s {\n%s\n}\n} else {\n%s\n}",
+		vals, found, r.method, keys, cond, vals, strings.Join(bumps, "\n"), strings.Join(wides, "\n"))
+	return nil
+}
+
+// goList is the Go literal of a []string: nil when empty, on one line
+// when short, else one element per line.
+func goList(s []string) string {
+	if len(s) == 0 {
+		return "nil"
+	}
+	return "[]string{" + goArgs(s) + "}"
+}
+
+// valueCall bumps value arg of w's scope; wideCall bumps the scope wide.
+func valueCall(fn string, w ScopeWrite, arg string) string {
+	return goCall("b."+fn, append(quoted(w.Scope.Name()), append([]string{arg}, quoted(w.Columns...)...)...)...)
+}
+
+func wideCall(w ScopeWrite) string {
+	return goCall("b.Wide", quoted(append([]string{w.Scope.Name()}, w.Columns...)...)...)
+}
+
+// goCall is a call of fn: on one line when short, else one argument a
+// line.
+func goCall(fn string, args ...string) string {
+	if line := fn + "(" + strings.Join(args, ", ") + ")"; len(line) <= 90 {
+		return line
+	}
+	return fn + "(\n" + strings.Join(args, ",\n") + ",\n)"
+}
+
+func quoted(s ...string) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[i] = fmt.Sprintf("%q", v)
+	}
+	return out
+}
+
+// goArgs are quoted strings separated by commas: on one line when short,
+// else one per line.
+func goArgs(s []string) string {
+	q := make([]string, len(s))
+	n := 0
+	for i, v := range s {
+		q[i] = fmt.Sprintf("%q", v)
+		n += len(q[i]) + 2
+	}
+	if n <= 60 {
+		return strings.Join(q, ", ")
+	}
+	return "\n" + strings.Join(q, ",\n") + ",\n"
+}
+
+// wrap fills text into comment lines of at most 80 columns (a tab
+// counting 4): the first starts with first, the others with next.
+func wrap(first, next, text string) string {
+	var b strings.Builder
+	line := first
+	for i, w := range strings.Fields(text) {
+		if i > 0 && len(line)+1+len(w) > 76 && line != next {
+			b.WriteString(line + "\n")
+			line = next + w
+			continue
+		}
+		if i > 0 {
+			line += " "
+		}
+		line += w
+	}
+	b.WriteString(line)
+	return b.String()
+}
+
+func dur(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "0"
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%d * time.Hour", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%d * time.Minute", d/time.Minute)
+	case d%time.Second == 0:
+		return fmt.Sprintf("%d * time.Second", d/time.Second)
+	}
+	return fmt.Sprintf("%d * time.Nanosecond", int64(d))
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "no table"
+	}
+	return strings.Join(s, ", ")
+}

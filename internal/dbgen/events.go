@@ -1,0 +1,271 @@
+package dbgen
+
+import (
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
+)
+
+// Events: what a statement's writes do to each table, as that table's
+// triggers see them, and what the triggers they fire write in turn.
+
+// firedWrites are the trigger writes an event runs.
+func (s *Schema) firedWrites(ev tableEvent) []TriggerWrite {
+	var out []TriggerWrite
+	for _, t := range s.Triggers {
+		if t.Table != ev.table || !t.fires(ev) {
+			continue
+		}
+		for _, w := range s.triggerWrites[t.Table+"."+t.Name] {
+			if w.When == nil || contains(w.When, ev.kind) {
+				out = append(out, w)
+			}
+		}
+	}
+	return out
+}
+
+func (t Trigger) fires(ev tableEvent) bool {
+	if !contains(t.Events, ev.kind) {
+		return false
+	}
+	if ev.kind != "UPDATE" || len(t.Columns) == 0 || ev.columns == nil {
+		return true
+	}
+	for _, c := range ev.columns {
+		if contains(t.Columns, c) {
+			return true
+		}
+	}
+	return false
+}
+
+// event is what a trigger write does to its table, as that table's own
+// triggers see it.
+func (w TriggerWrite) event() tableEvent {
+	return tableEvent{table: w.Table, kind: w.Kind, columns: w.Updated}
+}
+
+// statementEvents are the writes a statement makes, by table, with the
+// rows its foreign keys' actions change.
+func statementEvents(tree proto.Message, schema *Schema, ctes map[string]bool) []tableEvent {
+	var out []tableEvent
+	add := func(rel *pg_query.RangeVar, kind string, columns []string) {
+		if t, ok := schema.relTable(rel, ctes); ok {
+			out = append(out, schema.cascadeEvents(tableEvent{table: t, kind: kind, columns: columns}, map[string]bool{})...)
+		}
+	}
+	walk(tree, func(n proto.Message) bool {
+		switch st := n.(type) {
+		case *pg_query.InsertStmt:
+			add(st.GetRelation(), "INSERT", nil)
+			if upsertsUpdate(st) {
+				add(st.GetRelation(), "UPDATE", targetNames(st.GetOnConflictClause().GetTargetList()))
+			}
+		case *pg_query.UpdateStmt:
+			add(st.GetRelation(), "UPDATE", targetNames(st.GetTargetList()))
+		case *pg_query.DeleteStmt:
+			add(st.GetRelation(), "DELETE", nil)
+		case *pg_query.MergeStmt:
+			for _, k := range []string{"INSERT", "UPDATE", "DELETE"} {
+				add(st.GetRelation(), k, nil)
+			}
+		case *pg_query.CopyStmt:
+			if st.GetIsFrom() {
+				add(st.GetRelation(), "INSERT", nil)
+			}
+		case *pg_query.TruncateStmt:
+			for _, r := range st.GetRelations() {
+				if t, ok := schema.relTable(r.GetRangeVar(), ctes); ok {
+					out = append(out, tableEvent{table: t, kind: "TRUNCATE"})
+					for _, c := range closureList(t, schema.onDelete(st.GetBehavior() == pg_query.DropBehavior_DROP_CASCADE)) {
+						out = append(out, tableEvent{table: c, kind: "TRUNCATE"})
+					}
+				}
+			}
+			return false
+		}
+		return true
+	})
+	return out
+}
+
+// onDelete are the ON DELETE edges when cascade is set, else none.
+func (s *Schema) onDelete(cascade bool) map[string][]string {
+	if s == nil || !cascade {
+		return nil
+	}
+	return s.OnDelete
+}
+
+func closureList(t string, edges map[string][]string) []string {
+	set := map[string]bool{}
+	closure(t, edges, set)
+	return sortedKeys(set)
+}
+
+// cascadeEvents is ev and what its foreign-key actions do to the
+// referencing tables: a delete cascades as deletes (or sets the column,
+// an UPDATE), an update of a key as updates.
+func (s *Schema) cascadeEvents(ev tableEvent, seen map[string]bool) []tableEvent {
+	if seen[ev.key()] {
+		return nil
+	}
+	seen[ev.key()] = true
+	out := []tableEvent{ev}
+	switch ev.kind {
+	case "DELETE":
+		for _, child := range s.OnDelete[ev.table] {
+			kinds := []tableEvent{{table: child, kind: "DELETE"}, {table: child, kind: "UPDATE"}}
+			for _, fk := range s.FKs {
+				if fk.Child == child && fk.Parent == ev.table {
+					if fk.OnDelete == "c" {
+						kinds = []tableEvent{{table: child, kind: "DELETE"}}
+					} else {
+						kinds = []tableEvent{{table: child, kind: "UPDATE", columns: []string{fk.ChildCol}}}
+					}
+				}
+			}
+			for _, k := range kinds {
+				out = append(out, s.cascadeEvents(k, seen)...)
+			}
+		}
+	case "UPDATE":
+		for _, child := range s.OnUpdate[ev.table] {
+			out = append(out, s.cascadeEvents(tableEvent{table: child, kind: "UPDATE"}, seen)...)
+		}
+	}
+	return out
+}
+
+// triggerEvents are the writes the triggers fired by evs make, and theirs,
+// with their cascades.
+func (s *Schema) triggerEvents(evs []tableEvent) []tableEvent {
+	if s == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []tableEvent
+	queue := append([]tableEvent(nil), evs...)
+	for len(queue) > 0 {
+		ev := queue[0]
+		queue = queue[1:]
+		if seen[ev.key()] {
+			continue
+		}
+		seen[ev.key()] = true
+		for _, w := range s.firedWrites(ev) {
+			for _, ce := range s.cascadeEvents(w.event(), map[string]bool{}) {
+				out = append(out, ce)
+				queue = append(queue, ce)
+			}
+		}
+	}
+	return out
+}
+
+// triggerScopeWrites derives what the triggers fired by ev do to the
+// scopes of the tables they write, from what ev's statement does to the
+// scopes of ev's table (own, by scope name), and recursively through the
+// triggers of those tables.
+func (s *Schema) triggerScopeWrites(ev tableEvent, own map[string]ScopeWrite, seen map[string]bool) []ScopeWrite {
+	if seen[ev.key()] {
+		return nil
+	}
+	seen[ev.key()] = true
+	var out []ScopeWrite
+	for _, tw := range s.firedWrites(ev) {
+		cols := tw.Updated
+		if cols == nil {
+			cols = []string{""}
+		}
+		mine := map[string]ScopeWrite{}
+		for _, sc := range s.Scopes(tw.Table) {
+			w := s.tracedScopeWrite(ev, tw, sc, own)
+			w.Columns = cols
+			if w.Wide && tw.Updated == nil {
+				w.Columns = []string{""}
+			}
+			mine[sc.Name()] = w
+			out = append(out, w)
+		}
+		// Rows of a parent change what its children's path scopes hold.
+		for _, sc := range s.AllScopes() {
+			if sc.Parent != tw.Table {
+				continue
+			}
+			if tw.Updated != nil && !contains(tw.Updated, sc.ParentKey) && !contains(tw.Updated, sc.ParentColumn) {
+				continue
+			}
+			out = append(out, ScopeWrite{Scope: sc, Wide: true, Columns: []string{""}, Why: "trigger " + tw.Trigger + " writes rows of " + tw.Table})
+		}
+		out = append(out, s.triggerScopeWrites(tw.event(), mine, seen)...)
+	}
+	return out
+}
+
+// tracedScopeWrite is what trigger write tw, fired by ev, does to scope sc
+// of its table: the values ev's statement bumps in the scope of ev's table
+// that tw's rows were traced to, else wide.
+func (s *Schema) tracedScopeWrite(ev tableEvent, tw TriggerWrite, sc ScopeDef, own map[string]ScopeWrite) ScopeWrite {
+	w := ScopeWrite{Scope: sc}
+	wide := func(why string) ScopeWrite {
+		w.Wide, w.Why = true, "trigger "+tw.Trigger+": "+why
+		return w
+	}
+	if tw.Updated != nil && contains(tw.Updated, sc.Column) {
+		return wide("updates " + sc.Column + ", moving rows between values")
+	}
+	src, ok := tw.From[sc.Column]
+	if !ok {
+		return wide("its rows' " + scopeValueName(sc) + " is not traced to " + ev.table)
+	}
+	var from ScopeDef
+	switch {
+	case !sc.IsPath():
+		from = ScopeDef{Table: ev.table, Column: src}
+	case s.fkOf(ev.table, src).Parent == sc.Parent && s.fkOf(ev.table, src).ParentCol == sc.ParentKey:
+		// Both columns reference the same parent key: the same path.
+		from = ScopeDef{Table: ev.table, Column: src, Parent: sc.Parent, ParentKey: sc.ParentKey, ParentColumn: sc.ParentColumn}
+	case ev.table == sc.Parent && src == sc.ParentKey:
+		// The trigger's table is the parent: its own scope column.
+		from = ScopeDef{Table: ev.table, Column: sc.ParentColumn}
+	default:
+		return wide(sc.Column + " comes from " + ev.table + "." + src + ", which has no scope " + scopeValueName(sc))
+	}
+	ow, ok := own[from.Name()]
+	if !ok {
+		return wide(sc.Column + " comes from " + ev.table + "." + src + ", whose scope " + from.Name() + " the write does not name")
+	}
+	if ow.Wide {
+		return wide(sc.Column + " from " + from.Name() + ", bumped wide (" + ow.Why + ")")
+	}
+	w.Values, w.Through = ow.Values, ow.Through
+	w.Why = "trigger " + tw.Trigger + ": " + sc.Column + " from " + from.Name() + " (" + ow.Why + ")"
+	return w
+}
+
+// fkOf is the single-column foreign key of table.col, or the zero value.
+func (s *Schema) fkOf(table, col string) ForeignKey {
+	for _, fk := range s.FKs {
+		if fk.Child == table && fk.ChildCol == col {
+			return fk
+		}
+	}
+	return ForeignKey{}
+}
+
+// triggerTables are the tables a write of any kind to table may change
+// through triggers, transitively, other than table itself.
+func (s *Schema) triggerTables(table string) []string {
+	var evs []tableEvent
+	for _, k := range []string{"INSERT", "UPDATE", "DELETE", "TRUNCATE"} {
+		evs = append(evs, tableEvent{table: table, kind: k})
+	}
+	set := map[string]bool{}
+	for _, ev := range s.triggerEvents(evs) {
+		if ev.table != table {
+			set[ev.table] = true
+		}
+	}
+	return sortedKeys(set)
+}
