@@ -230,14 +230,18 @@ func retire(ctx context.Context, pool *pgxpool.Pool, p Partition, drop bool) (Re
 }
 
 // subtractCounts takes a detached partition's rows (%s, a quoted name) out
-// of the campaign counters, locking the counter rows in campaign_id order
+// of the campaign counters (every counter campaign_email_counts_apply
+// keeps, counted as it counts them), locking the counter rows in campaign_id order
 // as the triggers do, and returns how many rows the partition held.
 const subtractCounts = `
 WITH d AS (
     SELECT campaign_id,
-           count(*)                           AS total,
-           count(*) FILTER (WHERE is_opened)  AS opened,
-           count(*) FILTER (WHERE is_replied) AS replied
+           count(*)                                AS total,
+           count(*) FILTER (WHERE is_opened)       AS opened,
+           count(*) FILTER (WHERE is_replied)      AS replied,
+           count(*) FILTER (WHERE sent_at IS NOT NULL) AS sent,
+           count(*) FILTER (WHERE status = 'bounced')  AS bounced,
+           count(*) FILTER (WHERE status = 'failed')   AS failed
     FROM %s
     GROUP BY campaign_id
 ), locked AS (
@@ -249,7 +253,10 @@ WITH d AS (
     UPDATE campaign_email_counts c
     SET total   = c.total - d.total,
         opened  = c.opened - d.opened,
-        replied = c.replied - d.replied
+        replied = c.replied - d.replied,
+        sent    = c.sent - d.sent,
+        bounced = c.bounced - d.bounced,
+        failed  = c.failed - d.failed
     FROM d
     WHERE c.campaign_id = d.campaign_id
       AND c.campaign_id IN (SELECT campaign_id FROM locked)

@@ -162,6 +162,14 @@ func TestRetainDetachesAndDropsOnlyWhenAsked(t *testing.T) {
 	if _, err := s.MarkEmailOpened(ctx, db.MarkEmailOpenedParams{ID: feb[0].ID, UserID: c.UserID}); err != nil {
 		t.Fatal(err)
 	}
+	// Sends and a bounce in the months retired below: the delivery
+	// counters must leave with their rows too.
+	if _, err := s.Pool().Exec(ctx, `UPDATE emails SET status = 'sent', sent_at = created_at WHERE campaign_id = $1`, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool().Exec(ctx, `UPDATE emails SET status = 'bounced', bounced_at = created_at WHERE id = $1`, feb[1].ID); err != nil {
+		t.Fatal(err)
+	}
 	wantCounts(t, s, c, 4+2+3)
 
 	if _, err := Retain(ctx, pool, nil, now, 0, false); err == nil {
@@ -204,8 +212,9 @@ func wantCounts(t *testing.T, s *db.PgStore, c db.Campaign, want int64) {
 		t.Fatal(err)
 	}
 	var full db.GetCampaignSummaryRow
-	if err := s.Pool().QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE is_opened), count(*) FILTER (WHERE is_replied)
-		FROM emails WHERE campaign_id = $1`, c.ID).Scan(&full.Total, &full.Opened, &full.Replied); err != nil {
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE is_opened), count(*) FILTER (WHERE is_replied),
+		count(*) FILTER (WHERE sent_at IS NOT NULL), count(*) FILTER (WHERE status = 'bounced'), count(*) FILTER (WHERE status = 'failed')
+		FROM emails WHERE campaign_id = $1`, c.ID).Scan(&full.Total, &full.Opened, &full.Replied, &full.Sent, &full.Bounced, &full.Failed); err != nil {
 		t.Fatal(err)
 	}
 	if got != full || got.Total != want {
