@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -441,6 +442,14 @@ func TestAPIThroughPgBouncer(t *testing.T) {
 			t.Fatalf("round %d: %d emails", round, len(emails.Items))
 		}
 		mustCall(t, a, "POST", "/api/v1/emails/"+emails.Items[0].ID+"/opened", key, "", http.StatusOK, nil)
+		// A bulk event batch: its unnest(…::uuid[]) parameters have no
+		// prepared statement to name their types.
+		var res struct{ Results []struct{ Result string } }
+		mustCall(t, a, "POST", "/api/v1/events", key, fmt.Sprintf(`{"events":[{"id":%q,"email_id":%q,"kind":"sent","at":"2026-01-02T03:04:05Z"}]}`,
+			uuid.NewString(), emails.Items[1].ID), http.StatusOK, &res)
+		if len(res.Results) != 1 || res.Results[0].Result != "applied" {
+			t.Fatalf("round %d: bulk event results %+v", round, res.Results)
+		}
 		var sum struct{ Total, Opened int64 }
 		mustCall(t, a, "GET", "/api/v1/campaigns/"+c.ID+"/summary", key, "", http.StatusOK, &sum)
 		if sum.Total != 3 || sum.Opened != 1 {

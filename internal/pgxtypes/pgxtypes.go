@@ -5,6 +5,7 @@ package pgxtypes
 import (
 	"context"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	pgxuuid "github.com/vgarvardt/pgx-google-uuid/v5"
@@ -13,8 +14,13 @@ import (
 // Register adds google/uuid's UUID to a connection's type map. Without it,
 // pgx encodes a uuid.UUID through its driver.Valuer — a string it then
 // parses and plans again on every value — which made the UUID columns most
-// of the client's cost of a bulk COPY.
-func Register(tm *pgtype.Map) { pgxuuid.Register(tm) }
+// of the client's cost of a bulk COPY. A slice of them (the event batches'
+// unnest(@ids::uuid[])) is named uuid[] as well: without a prepared
+// statement (DB_PGBOUNCER) nothing else tells pgx the parameter's type.
+func Register(tm *pgtype.Map) {
+	pgxuuid.Register(tm)
+	tm.RegisterDefaultPgType([]uuid.UUID(nil), "_uuid")
+}
 
 // AfterConnect is Register in the shape of pgxpool.Config.AfterConnect.
 func AfterConnect(_ context.Context, conn *pgx.Conn) error {
