@@ -1,7 +1,7 @@
 // Command loadtest is ReplyRocket's load benchmark: it starts the app on an
 // embedded database with a generated dataset, drives it at fixed
 // concurrency beside pgbench and a bare net/http server, and prints the
-// table the README shows. With -scale it is the scale benchmark instead.
+// table docs/performance.md shows. With -scale it is the scale benchmark instead.
 //
 // It is a command of its own, not a replyrocket subcommand, so that the
 // server binary a newcomer builds first does not download and compile the

@@ -6,18 +6,19 @@
 //
 // Adding a variable:
 //  1. add a field to the section of the package that uses it (or a new
-//     section, with a `section` tag naming its README table), with the tags
+//     section, with a `section` tag naming its table in docs/), with the tags
 //     env:"NAME"            the variable
 //     envDefault:"…"        its default (in dev, and in prod unless prod says)
 //     prod:"…"              the default when APP_ENV=prod, if it differs
-//     help:"…"              one line for `replyrocket config` and the README
+//     help:"…"              one line for `replyrocket config` and the docs
 //     secret:"true"         `replyrocket config` masks the value
 //     Field names are unique across sections: errors are reported by
 //     variable, and the library names fields, not variables.
 //  2. check its range in validate, naming the variable;
 //  3. pass it on in the section's method (Pool, CacheConfig, …);
-//  4. run `go test ./internal/config -update` to regenerate the README
-//     tables (a test fails while they are stale).
+//  4. run `go test ./internal/config -update` to regenerate the tables in
+//     docs/ (a test fails while they are stale; a new section needs its
+//     markers in the document of its topic first).
 package config
 
 import (
