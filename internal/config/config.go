@@ -103,7 +103,7 @@ type DB struct {
 	PoolRecycle Seconds `env:"DB_POOL_RECYCLE" envDefault:"1800" help:"seconds: pgxpool MaxConnLifetime, a connection is replaced after that long (with jitter)" section:"pool"`
 	// The background pool keeps slow admin or bulk work (the monitor,
 	// partition maintenance, seeding) off the connections requests need.
-	BackgroundPoolSize    int     `env:"DB_BACKGROUND_POOL_SIZE" envDefault:"2" prod:"3" help:"most connections of the background pool, a second pool on the primary for long-running work (the monitor, partition maintenance, the dev seed); none kept open when idle, at least 1" section:"pool"`
+	BackgroundPoolSize    int     `env:"DB_BACKGROUND_POOL_SIZE" envDefault:"2" prod:"3" help:"most connections of the background pool, a second pool on the primary for long-running work (the monitor, the scheduled jobs, the dev seed); none kept open when idle, at least 1" section:"pool"`
 	BackgroundPoolTimeout Seconds `env:"DB_BACKGROUND_POOL_TIMEOUT" envDefault:"120" help:"seconds background work waits for a free background connection" section:"pool"`
 	PgBouncer             bool    `env:"DB_PGBOUNCER" envDefault:"false" help:"the URLs point at PgBouncer in transaction pooling mode: statements run unprepared (pgx QueryExecModeExec)" section:"pool"`
 }
