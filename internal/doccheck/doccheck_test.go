@@ -134,6 +134,14 @@ func loadRepoDocs(t *testing.T) map[string]*Doc {
 	return docs
 }
 
+// The README is the front door: at most 200 lines, the rest in docs/.
+func TestReadmeIsShort(t *testing.T) {
+	src := loadRepoDocs(t)["README.md"].Source
+	if n := strings.Count(string(src), "\n"); n > 200 {
+		t.Errorf("README.md has %d lines, at most 200: move the detail to docs/", n)
+	}
+}
+
 // Every relative link and anchor in README.md, CONTRIBUTING.md and docs/
 // resolves.
 func TestRepositoryLinks(t *testing.T) {
