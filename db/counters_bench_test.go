@@ -47,7 +47,7 @@ GROUP BY c.id`
 
 // BenchmarkSummaryOfABigCampaign reads the uncached summary of one
 // campaign of REPLYROCKET_BENCH_CAMPAIGN_EMAILS emails (1000000 for the
-// README's figure; the benchmark is skipped when unset, seeding takes a
+// figure in docs/performance.md; the benchmark is skipped when unset, seeding takes a
 // while): from the counters, and by the full count it replaced. It
 // reports the p50 and p99 of single reads beside the mean.
 func BenchmarkSummaryOfABigCampaign(b *testing.B) {

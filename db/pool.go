@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/replyrocket/replyrocket/internal/pgsession"
 	"github.com/replyrocket/replyrocket/internal/pgxtypes"
 )
 
@@ -50,15 +51,26 @@ type PoolConfig struct {
 	// wait for a free connection.
 	BackgroundSize    int
 	BackgroundTimeout time.Duration
+
+	// ApplicationName is the pool's application_name in pg_stat_activity
+	// (pgsession's pool names: api, background, replica-N); empty leaves
+	// the URL's. NamedSessions lets work name the session it holds through
+	// its context (pgsession.With): the background pool's monitor and
+	// scheduled jobs. It is off for the request and replica pools, since it
+	// makes every release of a connection a goroutine of pgxpool's.
+	ApplicationName string
+	NamedSessions   bool
 }
 
 // Background is the configuration of the background pool: the same
 // database, at most BackgroundSize connections, none kept open when idle,
-// and BackgroundTimeout to wait for one.
+// BackgroundTimeout to wait for one, named "background" and open to the
+// session names of the work it runs.
 func (cfg PoolConfig) Background() PoolConfig {
 	b := cfg
 	b.Size, b.MaxOverflow = 0, cfg.BackgroundSize
 	b.Timeout = cfg.BackgroundTimeout
+	b.ApplicationName, b.NamedSessions = pgsession.Background, true
 	return b
 }
 
@@ -74,6 +86,12 @@ func NewPool(ctx context.Context, cfg PoolConfig, tracer pgx.QueryTracer) (*pgxp
 	pc.MaxConnLifetime = cfg.Recycle
 	pc.MaxConnIdleTime = cfg.OverflowIdle
 	pc.AfterConnect = pgxtypes.AfterConnect
+	if cfg.ApplicationName != "" {
+		pc.ConnConfig.RuntimeParams["application_name"] = cfg.ApplicationName
+		if cfg.NamedSessions {
+			pc.PrepareConn, pc.AfterRelease = pgsession.Hooks(cfg.ApplicationName)
+		}
+	}
 	if cfg.PgBouncer {
 		// Transaction pooling hands each transaction any server
 		// connection: a statement prepared on one is unknown on the next.

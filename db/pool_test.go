@@ -7,7 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// The configuration reaches pgxpool as documented in the README.
+// The configuration reaches pgxpool as documented in docs/data-access.md.
 func TestNewPoolMapsTheKnobs(t *testing.T) {
 	cfg := PoolConfig{URL: "postgres://u@127.0.0.1:1/x", Size: 3, MaxOverflow: 4, Timeout: time.Second, Recycle: time.Hour, OverflowIdle: 2 * time.Minute}
 	pool, err := NewPool(t.Context(), cfg, nil)

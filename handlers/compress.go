@@ -19,8 +19,8 @@ const compressMinSize = 1024
 // resets it (clearing about 640 KB of deflate tables) on every request that
 // accepts gzip, then resets it again for a response under MinLength, which
 // is almost every API response. Under the loadtest that was 40 % of the
-// uncached server's CPU and most of its allocated bytes (see README,
-// Performance). gzhttp buffers up to the minimum size and touches a
+// uncached server's CPU and most of its allocated bytes (see
+// docs/decisions/0007-gzhttp-compression.md). gzhttp buffers up to the minimum size and touches a
 // compressor only once a response reaches it.
 //
 // Errors are written inside the wrapper (c.Error), so a problem document

@@ -61,9 +61,12 @@ func schemaName(t reflect.Type, def string) string {
 	if name == "" {
 		name = def
 	}
-	if strings.HasSuffix(t.PkgPath(), "/internal/ratelimit") {
-		// Stats and KeyCount say little outside their package.
-		name = "RateLimit" + name
+	// Names from the monitor's, the cache's and the rate limiter's packages
+	// (Check, Snapshot, Stats) say little outside them.
+	for suffix, prefix := range map[string]string{"/internal/ratelimit": "RateLimit", "/internal/monitor": "Monitor", "/internal/cache": "Cache"} {
+		if strings.HasSuffix(t.PkgPath(), suffix) && !strings.HasPrefix(name, prefix) {
+			name = prefix + name
+		}
 	}
 	for _, suffix := range []string{"JSON", "Input"} {
 		name = strings.TrimSuffix(name, suffix)
@@ -95,7 +98,7 @@ var (
 // intercept adjusts what reflection cannot know: uuid.UUID is a string
 // with a format, the campaign status lists the schema's enum values as
 // sqlc generated them, and objects refuse unknown properties (the strict
-// decoder does) except the free-form figures.
+// decoder does) except the free-form anyJSON.
 func intercept(p jsonschema.InterceptSchemaParams) (bool, error) {
 	if !p.Processed {
 		return false, nil
@@ -150,6 +153,10 @@ func requireResponseFields(p jsonschema.InterceptPropParams) error {
 	return nil
 }
 
+// modulePath prefixes the packages whose types the API writes: handlers'
+// own, and the monitor's, the cache's and the rate limiter's figures.
+const modulePath = "github.com/replyrocket/replyrocket/"
+
 // responseFields are the fields of the types the API writes, collected
 // from the route table.
 var responseFields = sync.OnceValue(func() map[reflect.Type]bool {
@@ -159,7 +166,7 @@ var responseFields = sync.OnceValue(func() map[reflect.Type]bool {
 		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
 			t = t.Elem()
 		}
-		if t.Kind() != reflect.Struct || out[t] || t.PkgPath() != reflect.TypeFor[API]().PkgPath() {
+		if t.Kind() != reflect.Struct || out[t] || !strings.HasPrefix(t.PkgPath(), modulePath) {
 			return
 		}
 		out[t] = true

@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/replyrocket/replyrocket/internal/cache"
 	"github.com/replyrocket/replyrocket/internal/monitor"
 	"github.com/replyrocket/replyrocket/internal/monitor/dashboard"
 	"github.com/replyrocket/replyrocket/internal/ratelimit"
@@ -155,13 +156,13 @@ func routeTable(a *API, mon monitorHandlers, ch cacheHandlers, rl rateLimitHandl
 		{method: "GET", path: "/docs", summary: "This document as a browsable page", tag: "operations", handler: ops.docs, ok: 200, outType: "text/html"},
 
 		{method: "GET", path: "/db-monitor", summary: "Database monitor dashboard (HTML; no key needed for the page, which asks for the admin key and calls the routes below with it). Served at /db-monitor/; /db-monitor redirects there", tag: "monitor", handler: redirectToDashboard, ok: 200, outType: "text/html", redirects: true, errors: []int{404}},
-		admin(route{method: "GET", path: "/db-monitor/performance", summary: "Health checks of the database, each ok or warning with advice", tag: "monitor", handler: mon.performance, ok: 200, out: anyJSON{}}),
-		admin(route{method: "GET", path: "/db-monitor/slow-queries", summary: "Top statements (pg_stat_statements) and per-sqlc-query latency", tag: "monitor", handler: mon.slowQueries, params: windowParam{}, ok: 200, out: anyJSON{}, errors: []int{400}}),
-		admin(route{method: "POST", path: "/db-monitor/analyze-query", summary: "EXPLAIN one read-only SELECT with plain-words recommendations", tag: "monitor", handler: mon.analyzeQuery, body: monitor.AnalyzeRequest{}, ok: 200, out: anyJSON{}, errors: bodyErrs}),
-		admin(route{method: "POST", path: "/db-monitor/optimize-query", summary: "Index suggestions verified with hypopg (or a labelled heuristic)", tag: "monitor", handler: mon.optimizeQuery, body: monitor.OptimizeRequest{}, ok: 200, out: anyJSON{}, errors: bodyErrs}),
-		admin(route{method: "GET", path: "/db-monitor/table-stats/{table_name}", summary: "Sizes, scans, vacuum state and indexes of a table (and its partitions)", tag: "monitor", handler: mon.tableStats, params: tableParam{}, ok: 200, out: anyJSON{}, errors: idErrs}),
+		admin(route{method: "GET", path: "/db-monitor/performance", summary: "Health checks of the database, each ok or warning with advice", tag: "monitor", handler: mon.performance, ok: 200, out: monitor.Performance{}}),
+		admin(route{method: "GET", path: "/db-monitor/slow-queries", summary: "Top statements (pg_stat_statements) and per-sqlc-query latency", tag: "monitor", handler: mon.slowQueries, params: windowParam{}, ok: 200, out: monitor.SlowQueries{}, errors: []int{400}}),
+		admin(route{method: "POST", path: "/db-monitor/analyze-query", summary: "EXPLAIN one read-only SELECT with plain-words recommendations", tag: "monitor", handler: mon.analyzeQuery, body: monitor.AnalyzeRequest{}, ok: 200, out: monitor.Analysis{}, errors: bodyErrs}),
+		admin(route{method: "POST", path: "/db-monitor/optimize-query", summary: "Index suggestions verified with hypopg (or a labelled heuristic)", tag: "monitor", handler: mon.optimizeQuery, body: monitor.OptimizeRequest{}, ok: 200, out: monitor.Optimization{}, errors: bodyErrs}),
+		admin(route{method: "GET", path: "/db-monitor/table-stats/{table_name}", summary: "Sizes, scans, vacuum state and indexes of a table (and its partitions)", tag: "monitor", handler: mon.tableStats, params: tableParam{}, ok: 200, out: monitor.TableStat{}, errors: idErrs}),
 		admin(route{method: "GET", path: "/db-monitor/rate-limits", summary: "Rate limiter backend, Redis errors, and refused requests in total and for the most limited keys", tag: "monitor", handler: rl.stats, ok: 200, out: ratelimit.Stats{}}),
-		admin(route{method: "GET", path: "/db-monitor/cache", summary: "Cache hit rates, entries, bytes, invalidations and Redis state", tag: "cache", handler: ch.stats, ok: 200, out: anyJSON{}}),
+		admin(route{method: "GET", path: "/db-monitor/cache", summary: "Cache hit rates, entries, bytes, invalidations and Redis state", tag: "cache", handler: ch.stats, ok: 200, out: cache.Snapshot{}}),
 		admin(route{method: "DELETE", path: "/db-monitor/cache", summary: "Clear this application's cache entries", tag: "cache", handler: ch.clear, ok: 200, out: clearedJSON{}}),
 		admin(route{method: "POST", path: "/db-monitor/cache/invalidate", summary: "Invalidate every cached query that read a table", tag: "cache", handler: ch.invalidate, body: invalidateJSON{}, ok: 200, out: invalidateJSON{}, errors: bodyErrs}),
 	}
@@ -192,8 +193,8 @@ func redirectToDashboard(c echo.Context) error {
 // key the user enters.
 var serveDashboard = dashboard.Handler()
 
-// anyJSON stands for the monitor's and the cache's figures, described in
-// the README rather than field by field.
+// anyJSON stands for a free-form JSON object: the OpenAPI document
+// served at /openapi.json, which describes itself.
 type anyJSON struct {
-	_ struct{} `additionalProperties:"true" description:"Described in the monitor and cache documentation."`
+	_ struct{} `additionalProperties:"true" description:"A free-form JSON object."`
 }

@@ -37,7 +37,7 @@ CREATE TABLE campaigns (
     CONSTRAINT campaigns_status_check CHECK (status IN ('draft', 'active', 'paused', 'completed'))
 );
 -- ListCampaigns walks (created_at, id) descending within one user (keyset);
--- the leading user_id also serves the foreign key and CountUserCampaigns.
+-- the leading user_id also serves the foreign key and GetUserStatistics.
 CREATE INDEX campaigns_user_created_idx ON campaigns (user_id, created_at DESC, id DESC);
 
 -- +goose Down

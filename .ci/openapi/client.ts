@@ -59,6 +59,35 @@ export async function walk(baseUrl: string, key: string, adminKey: string): Prom
   const shownOnce: string | undefined = user.data?.api_key.key;
   void shownOnce;
 
+  // The monitor's responses are typed field by field (internal/monitor,
+  // internal/cache): a renamed or dropped field breaks this.
+  const perf = await admin.GET("/db-monitor/performance");
+  const checks: { name: string; status: string; message: string }[] = perf.data?.checks ?? [];
+  const database: string | undefined = perf.data?.database;
+  void checks, database;
+
+  const slow = await admin.GET("/db-monitor/slow-queries", { params: { query: { window: "1h" } } });
+  const p99s: number[] = (slow.data?.app_queries ?? []).map((q) => q.p99_ms);
+  const enabled: boolean | undefined = slow.data?.pg_stat_statements.available;
+  void p99s, enabled;
+
+  const analysis = await admin.POST("/db-monitor/analyze-query", { body: { sql: "SELECT 1" } });
+  const advice: string[] = (analysis.data?.recommendations ?? []).map((r) => r.message);
+  void advice;
+
+  const optimized = await admin.POST("/db-monitor/optimize-query", { body: { sql: "SELECT 1" } });
+  const statements: string[] = (optimized.data?.suggestions ?? []).flatMap((s) => s.statements ?? []);
+  void statements;
+
+  const table = await admin.GET("/db-monitor/table-stats/{table_name}", { params: { path: { table_name: "emails" } } });
+  const indexes: string[] = (table.data?.indexes ?? []).map((i) => i.name);
+  void indexes;
+
+  const cached = await admin.GET("/db-monitor/cache");
+  const hitRate: number | undefined = cached.data?.hit_rate;
+  const perQuery: string[] = (cached.data?.queries ?? []).map((q) => q.name);
+  void hitRate, perQuery;
+
   const health = await api.GET("/health/db");
   const up: "ok" | "degraded" | "unavailable" | undefined = health.data?.status;
   void up;

@@ -20,7 +20,7 @@ func main() {
 	flag.StringVar(&cfg.SchemaDir, "schema", "schema", "migrations, relative to -dir")
 	flag.StringVar(&cfg.DBPackage, "db", "./db", "package pattern of the sqlc output")
 	out := flag.String("out", "db/dbcache/dbcache.gen.go", "output file, relative to -dir")
-	readme := flag.String("readme", "README.md", "document whose scope-report section is kept current, relative to -dir (empty: none)")
+	readme := flag.String("readme", "docs/cache.md", "document whose scope-report section is kept current, relative to -dir (empty: none)")
 	quiet := flag.Bool("quiet", false, "do not print the scope report")
 	check := flag.Bool("check", false, "fail if the output file is not current instead of writing it")
 	flag.Parse()

@@ -1,8 +1,8 @@
 // Command loadtest is ReplyRocket's load benchmark: it starts the app on an
 // embedded database with a generated dataset, drives it at fixed
 // concurrency beside pgbench and a bare net/http server, and prints the
-// table the README shows. With -scale it is the scale benchmark instead;
-// with -events the events benchmark (docs/writes.md).
+// table docs/performance.md shows. With -scale it is the scale benchmark
+// instead; with -events the events benchmark (docs/writes.md).
 //
 // It is a command of its own, not a replyrocket subcommand, so that the
 // server binary a newcomer builds first does not download and compile the

@@ -201,7 +201,7 @@ func TestServeMigratesAndStops(t *testing.T) {
 }
 
 // `config` and `--help` list every variable, with the URL's password masked;
-// the usage names every subcommand flag the README documents.
+// the usage names every subcommand flag docs/cli.md documents.
 func TestConfigAndHelpListEveryVariable(t *testing.T) {
 	for _, args := range [][]string{{"config"}, {"--help"}} {
 		out, err := runCLI(t, "postgres://app:hunter2@db:5432/rr", args...)

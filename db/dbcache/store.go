@@ -98,6 +98,15 @@ func New(inner db.Store, c *cache.Cache) (*Store, error) {
 	return s, nil
 }
 
+// On returns a store that runs its statements on inner, with the same
+// cache and registered queries: work on another pool (the background
+// pool's scheduled jobs) invalidates what it writes as requests do.
+func (s *Store) On(inner db.Store) *Store {
+	o := *s
+	o.inner = inner
+	return &o
+}
+
 // Cache is the cache the store reads through.
 func (s *Store) Cache() *cache.Cache { return s.c }
 

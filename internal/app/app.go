@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,6 +27,7 @@ import (
 	"github.com/replyrocket/replyrocket/internal/keyset"
 	"github.com/replyrocket/replyrocket/internal/monitor"
 	"github.com/replyrocket/replyrocket/internal/partitions"
+	"github.com/replyrocket/replyrocket/internal/pgsession"
 	"github.com/replyrocket/replyrocket/internal/querystats"
 	"github.com/replyrocket/replyrocket/internal/ratelimit"
 	"github.com/replyrocket/replyrocket/internal/wire"
@@ -47,8 +49,11 @@ type App struct {
 	Store    db.Store
 	Cache    *cache.Cache
 	Router   *echo.Echo
-	monitor  *monitor.Monitor
-	closers  []func()
+	// jobs is the Store of the scheduled jobs: the background pool, through
+	// the cache decorator, so what a job writes is invalidated.
+	jobs    *dbcache.Store
+	monitor *monitor.Monitor
+	closers []func()
 }
 
 // New opens the pool and builds everything on it. The data flows one way:
@@ -60,6 +65,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a := &App{Config: cfg, Log: log}
 	tracer := querystats.New()
 	poolCfg := wire.Pool(cfg.DB)
+	poolCfg.ApplicationName = pgsession.API
 	pool, err := db.NewPool(ctx, poolCfg, tracer)
 	if err != nil {
 		return nil, err
@@ -103,6 +109,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		return nil, err
 	}
 	a.Store = store
+	// Scheduled jobs run on the background pool, through the same cache.
+	a.jobs = store.On(db.NewStore(a.Background, poolCfg.Background().Timeout))
 	// The monitor's catalog queries and EXPLAINs are long-running work: they
 	// run on the background pool, and report the request pool's figures.
 	a.monitor = monitor.New(a.Background, wire.Monitor(cfg.Monitor), monitor.Sources{Tracer: tracer, Cache: c, Pool: pool})
@@ -196,6 +204,7 @@ func (a *App) openReplicas(ctx context.Context, tracer pgx.QueryTracer, reg prom
 	for i, u := range replicas.ReplicaURLs {
 		rc := primary
 		rc.URL = u
+		rc.ApplicationName = pgsession.Replica(i + 1)
 		if n := replicas.ReplicaPoolSize; n > 0 {
 			rc.Size = n
 		}
@@ -276,10 +285,11 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 
 // EnsurePartitions creates this month's email partition and the configured
 // months ahead, so inserts never land in the DEFAULT partition. It runs on
-// the background pool: maintenance never takes a request's connection.
+// the background pool, in a session named partition-maintenance:
+// maintenance never takes a request's connection.
 func (a *App) EnsurePartitions(ctx context.Context) error {
-	bg := db.NewStore(a.Background, time.Duration(a.Config.DB.BackgroundPoolTimeout))
-	created, err := partitions.Ensure(ctx, bg, time.Now(), a.Config.Server.PartitionsAhead)
+	ctx = pgsession.With(ctx, pgsession.PartitionMaintenance)
+	created, err := partitions.Ensure(ctx, a.jobs, time.Now(), a.Config.Server.PartitionsAhead)
 	if err != nil {
 		return fmt.Errorf("ensure email partitions: %w", err)
 	}
@@ -289,47 +299,16 @@ func (a *App) EnsurePartitions(ctx context.Context) error {
 	return nil
 }
 
-// partitionCheckEvery is how often a running server re-ensures partitions,
-// so one that runs for months never reaches a month without one.
-const partitionCheckEvery = 6 * time.Hour
-
-// idempotencyPurgeEvery is how often stored Idempotency-Key responses
-// older than IDEMPOTENCY_TTL, and event ids older than EVENT_DEDUP_TTL,
-// are deleted.
-const idempotencyPurgeEvery = time.Hour
-
-func (a *App) maintainPartitions(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	purge := time.NewTicker(idempotencyPurgeEvery)
-	defer purge.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := a.EnsurePartitions(ctx); err != nil && ctx.Err() == nil {
-				a.Log.Error("periodic partition check", "error", err)
-			}
-		case <-purge.C:
-			if _, err := a.PurgeIdempotencyKeys(ctx); err != nil && ctx.Err() == nil {
-				a.Log.Error("purge idempotency keys", "error", err)
-			}
-			if _, err := a.PurgeEmailEvents(ctx); err != nil && ctx.Err() == nil {
-				a.Log.Error("purge email events", "error", err)
-			}
-		}
-	}
-}
-
 // PurgeIdempotencyKeys deletes stored responses older than IDEMPOTENCY_TTL;
-// a retry after that runs as a new request.
+// a retry after that runs as a new request. It runs on the background pool,
+// in a session named idempotency-purge.
 func (a *App) PurgeIdempotencyKeys(ctx context.Context) (int64, error) {
+	ctx = pgsession.With(ctx, pgsession.IdempotencyPurge)
 	ttl := a.Config.Limits.IdempotencyTTL
 	if ttl <= 0 {
 		ttl = handlers.DefaultIdempotencyTTL
 	}
-	n, err := a.Store.PurgeIdempotencyKeys(ctx, time.Now().Add(-ttl))
+	n, err := a.jobs.PurgeIdempotencyKeys(ctx, time.Now().Add(-ttl))
 	if err != nil {
 		return 0, fmt.Errorf("purge idempotency keys older than %s: %w", ttl, err)
 	}
@@ -338,17 +317,64 @@ func (a *App) PurgeIdempotencyKeys(ctx context.Context) (int64, error) {
 
 // PurgeEmailEvents forgets event ids older than EVENT_DEDUP_TTL; an event
 // sent again after that is applied as a new one (which changes nothing
-// for opens and replies: their first time stays).
+// for opens and replies: their first time stays). It runs on the
+// background pool, in a session named event-purge.
 func (a *App) PurgeEmailEvents(ctx context.Context) (int64, error) {
+	ctx = pgsession.With(ctx, pgsession.EventPurge)
 	ttl := a.Config.Events.DedupTTL
-	if ttl <= 0 {
-		ttl = 7 * 24 * time.Hour
-	}
-	n, err := a.Store.PurgeEmailEvents(ctx, time.Now().Add(-ttl))
+	n, err := a.jobs.PurgeEmailEvents(ctx, time.Now().Add(-ttl))
 	if err != nil {
 		return 0, fmt.Errorf("purge email events older than %s: %w", ttl, err)
 	}
 	return n, nil
+}
+
+// job is a scheduled task of a running server: its name (also its session
+// name, see pgsession), how often it runs, and what it does.
+type job struct {
+	name  string
+	every time.Duration
+	run   func(context.Context) error
+}
+
+// partitionCheckEvery is how often a running server re-ensures partitions,
+// so one that runs for months never reaches a month without one.
+const partitionCheckEvery = 6 * time.Hour
+
+// purgeEvery is how often stored Idempotency-Key responses older than
+// IDEMPOTENCY_TTL, and event ids older than EVENT_DEDUP_TTL, are deleted.
+const purgeEvery = time.Hour
+
+// scheduledJobs are the jobs Serve runs, each on its own ticker.
+func (a *App) scheduledJobs() []job {
+	return []job{
+		{name: pgsession.PartitionMaintenance, every: partitionCheckEvery, run: a.EnsurePartitions},
+		{name: pgsession.IdempotencyPurge, every: purgeEvery, run: func(ctx context.Context) error {
+			_, err := a.PurgeIdempotencyKeys(ctx)
+			return err
+		}},
+		{name: pgsession.EventPurge, every: purgeEvery, run: func(ctx context.Context) error {
+			_, err := a.PurgeEmailEvents(ctx)
+			return err
+		}},
+	}
+}
+
+// runJob runs j every j.every until ctx is done. A failure is logged and
+// the job runs again at its next tick.
+func (a *App) runJob(ctx context.Context, j job) {
+	t := time.NewTicker(j.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := j.run(ctx); err != nil && ctx.Err() == nil {
+				a.Log.Error("scheduled job failed", "job", j.name, "error", err)
+			}
+		}
+	}
 }
 
 // Serve answers on ln until ctx is done, then shuts down gracefully: it
@@ -367,14 +393,13 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	maintDone := make(chan struct{})
-	defer func() { <-maintDone }()
-	mctx, stopMaint := context.WithCancel(ctx)
-	defer stopMaint() // runs first: defers unwind in reverse
-	go func() {
-		defer close(maintDone)
-		a.maintainPartitions(mctx, partitionCheckEvery)
-	}()
+	var jobs sync.WaitGroup
+	defer jobs.Wait()
+	jctx, stopJobs := context.WithCancel(ctx)
+	defer stopJobs() // runs first: defers unwind in reverse
+	for _, j := range a.scheduledJobs() {
+		jobs.Go(func() { a.runJob(jctx, j) })
+	}
 	a.Log.Info("serving", "addr", ln.Addr().String(), "env", a.Config.Env)
 	select {
 	case err := <-errc:

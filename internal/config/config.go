@@ -8,18 +8,19 @@
 //
 // Adding a variable:
 //  1. add a field to the section of the package that uses it (or a new
-//     section, with a `section` tag naming its README table), with the tags
+//     section, with a `section` tag naming its table in docs/), with the tags
 //     env:"NAME"            the variable
 //     envDefault:"…"        its default (in dev, and in prod unless prod says)
 //     prod:"…"              the default when APP_ENV=prod, if it differs
-//     help:"…"              one line for `replyrocket config` and the README
+//     help:"…"              one line for `replyrocket config` and the docs
 //     secret:"true"         `replyrocket config` masks the value
 //     Field names are unique across sections: errors are reported by
 //     variable, and the library names fields, not variables.
 //  2. check its range in validate, naming the variable;
 //  3. pass it on in internal/wire's function for its section (Pool, Cache, …);
-//  4. run `go test ./internal/config -update` to regenerate the README
-//     tables (a test fails while they are stale).
+//  4. run `go test ./internal/config -update` to regenerate the tables in
+//     docs/ (a test fails while they are stale; a new section needs its
+//     markers in the document of its topic first).
 package config
 
 import (
@@ -108,7 +109,7 @@ type DB struct {
 	PoolRecycle Seconds `env:"DB_POOL_RECYCLE" envDefault:"1800" help:"seconds: pgxpool MaxConnLifetime, a connection is replaced after that long (with jitter)" section:"pool"`
 	// The background pool keeps slow admin or bulk work (the monitor,
 	// partition maintenance, seeding) off the connections requests need.
-	BackgroundPoolSize    int     `env:"DB_BACKGROUND_POOL_SIZE" envDefault:"2" prod:"3" help:"most connections of the background pool, a second pool on the primary for long-running work (the monitor, partition maintenance, the dev seed); none kept open when idle, at least 1" section:"pool"`
+	BackgroundPoolSize    int     `env:"DB_BACKGROUND_POOL_SIZE" envDefault:"2" prod:"3" help:"most connections of the background pool, a second pool on the primary for long-running work (the monitor, the scheduled jobs, the dev seed); none kept open when idle, at least 1" section:"pool"`
 	BackgroundPoolTimeout Seconds `env:"DB_BACKGROUND_POOL_TIMEOUT" envDefault:"120" help:"seconds background work waits for a free background connection" section:"pool"`
 	PgBouncer             bool    `env:"DB_PGBOUNCER" envDefault:"false" help:"the URLs point at PgBouncer in transaction pooling mode: statements run unprepared (pgx QueryExecModeExec)" section:"pool"`
 }

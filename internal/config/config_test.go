@@ -3,12 +3,13 @@ package config
 import (
 	"flag"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite the README's environment tables")
+var update = flag.Bool("update", false, "rewrite the environment tables in docs/")
 
 func getenv(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
@@ -75,28 +76,63 @@ func TestPrintMasksSecrets(t *testing.T) {
 	}
 }
 
-// The README's environment tables are generated from the struct: this fails
-// while they are stale (go test ./internal/config -update rewrites them).
-func TestREADMETablesAreCurrent(t *testing.T) {
-	const path = "../../README.md"
-	b, err := os.ReadFile(path)
+// The environment tables of docs/ are generated from the struct, each in
+// the document of its topic: this fails while one is stale or missing (go
+// test ./internal/config -update rewrites them).
+func TestDocTablesAreCurrent(t *testing.T) {
+	paths, err := filepath.Glob("../../docs/*.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := UpdateREADME(string(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want == string(b) {
-		return
-	}
-	if *update {
-		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+	docs := map[string]string{}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
 			t.Fatal(err)
 		}
-		return
+		docs[p] = string(b)
 	}
-	t.Fatal("README's environment tables are stale: run go test ./internal/config -update")
+	want, err := UpdateDocs(docs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths {
+		if want[p] == docs[p] {
+			continue
+		}
+		if *update {
+			if err := os.WriteFile(p, []byte(want[p]), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		t.Errorf("%s: environment tables are stale: run go test ./internal/config -update", p)
+	}
+}
+
+// UpdateDocs fills each section's table in the one document that holds
+// its markers, and refuses a table that is nowhere or in two places.
+func TestUpdateDocs(t *testing.T) {
+	markers := func(s string) string {
+		return "<!-- config:" + s + " begin (generated) -->\nSTALE-TEXT\n<!-- config:" + s + " end -->\n"
+	}
+	var all strings.Builder
+	for _, s := range Sections() {
+		all.WriteString(markers(s))
+	}
+	got, err := UpdateDocs(map[string]string{"a.md": all.String(), "b.md": "no tables"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(got["a.md"], "STALE-TEXT") || !strings.Contains(got["a.md"], "`DATABASE_URL`") || got["b.md"] != "no tables" {
+		t.Errorf("not filled in:\n%s", got["a.md"])
+	}
+	if _, err := UpdateDocs(map[string]string{"a.md": all.String(), "b.md": markers(Sections()[0])}); err == nil {
+		t.Error("a table in two documents was accepted")
+	}
+	if _, err := UpdateDocs(map[string]string{"a.md": strings.Replace(all.String(), markers(Sections()[0]), "", 1)}); err == nil {
+		t.Error("a missing table was accepted")
+	}
 }
 
 // A renamed variable still set under its old name is refused, naming the

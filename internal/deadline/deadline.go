@@ -5,7 +5,7 @@
 // registers with its parent on every call. A request served from the
 // in-process cache never waits on its context, yet paid all of that: about
 // a microsecond and four allocations of a cached read's thirty microseconds
-// (see the README's Performance section). A Context from With reports the
+// (see docs/decisions/0004-lazy-deadline-timer.md). A Context from With reports the
 // same deadline and the same errors, and turns into a real
 // context.WithDeadline the first time something waits on it: pgx, a pool
 // wait, Redis, context.AfterFunc, or any context derived with cancellation

@@ -1,8 +1,8 @@
 // Package logbuf batches log output into fewer write system calls. The
 // server writes one access-log line per request; written straight to
 // stderr that is one write(2) per request, about a tenth of the CPU of an
-// uncached API request (measured with cmd/loadtest, README
-// Performance). Lines are buffered and written together every interval or
+// uncached API request (measured with cmd/loadtest, see
+// docs/decisions/0008-batched-access-log.md). Lines are buffered and written together every interval or
 // when the buffer fills; warnings and errors are written at once, so a
 // problem is never held back, and Close writes what is left.
 package logbuf

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/replyrocket/replyrocket/internal/pgsession"
 	"github.com/replyrocket/replyrocket/internal/querystats"
 )
 
@@ -181,7 +182,9 @@ func (m *Monitor) readOnly(ctx context.Context, timeout time.Duration, fn func(c
 	// server that stops answering still cannot hold the caller.
 	ctx, cancel := context.WithTimeout(querystats.WithoutTracing(ctx), timeout+time.Second)
 	defer cancel()
-	conn, err := m.pool.Acquire(ctx)
+	// The session says it is the monitor's while it holds the connection
+	// (on the background pool, whose other sessions are jobs).
+	conn, err := m.pool.Acquire(pgsession.With(ctx, pgsession.Monitor))
 	if err != nil {
 		return classify(err)
 	}

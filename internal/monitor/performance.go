@@ -209,25 +209,29 @@ func (m *Monitor) checkConnections(ctx context.Context) (Check, error) {
 		Database string  `json:"database"`
 	}
 	d := struct {
-		ByState           map[string]int `json:"by_state"`
+		ByState map[string]int `json:"by_state"`
+		// ByApplication counts sessions by application_name: this app's
+		// pools and the work that names its session (see pgsession).
+		ByApplication     map[string]int `json:"by_application"`
 		Total             int            `json:"total"`
 		Max               int            `json:"max_connections"`
 		IdleInTransaction []idleTx       `json:"idle_in_transaction"`
-	}{ByState: map[string]int{}, IdleInTransaction: []idleTx{}}
+	}{ByState: map[string]int{}, ByApplication: map[string]int{}, IdleInTransaction: []idleTx{}}
 	err := m.catalog(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `SELECT current_setting('max_connections')::int`).Scan(&d.Max); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, `
-SELECT coalesce(state, 'unknown'), count(*)::int
-FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1`)
+SELECT coalesce(state, 'unknown'), coalesce(nullif(application_name, ''), '(none)'), count(*)::int
+FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1, 2`)
 		if err != nil {
 			return err
 		}
-		var state string
+		var state, app string
 		var n int
-		if _, err := pgx.ForEachRow(rows, []any{&state, &n}, func() error {
-			d.ByState[state] = n
+		if _, err := pgx.ForEachRow(rows, []any{&state, &app, &n}, func() error {
+			d.ByState[state] += n
+			d.ByApplication[app] += n
 			d.Total += n
 			return nil
 		}); err != nil {
@@ -335,10 +339,11 @@ func (m *Monitor) checkLongRunning(ctx context.Context) (Check, error) {
 		PID     int32   `json:"pid"`
 		Seconds float64 `json:"seconds"`
 		State   string  `json:"state"`
+		App     string  `json:"application_name"`
 		Query   string  `json:"query"`
 	}
 	list, err := catalogRows[q](ctx, m, `
-SELECT pid, extract(epoch FROM now() - query_start)::float8, coalesce(state, ''), left(query, 300)
+SELECT pid, extract(epoch FROM now() - query_start)::float8, coalesce(state, ''), coalesce(application_name, ''), left(query, 300)
 FROM pg_stat_activity
 WHERE state IN ('active', 'fastpath function call') AND backend_type = 'client backend'
   AND datname = current_database() AND pid <> pg_backend_pid() AND query_start < now() - make_interval(secs => $1)

@@ -23,7 +23,7 @@ type IndexStat struct {
 	Unused bool `json:"unused"`
 }
 
-// TableStat is the answer of GET /db-monitor/table-stats/{table}. For a
+// TableStat is the answer of GET /db-monitor/table-stats/{table_name}. For a
 // partitioned table the figures are the totals of its partitions, which are
 // listed with their own figures.
 type TableStat struct {
