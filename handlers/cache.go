@@ -24,13 +24,23 @@ func CacheHeader() echo.MiddlewareFunc {
 			c.SetRequest(c.Request().WithContext(ctx))
 			c.Response().Before(func() {
 				if o := rec.Outcome(); o != cache.OutcomeNone {
-					c.Response().Header().Set(HeaderXCache, o.String())
+					// A shared value slice (its capacity is its length, so an
+					// Add copies it): Set would allocate one per response.
+					c.Response().Header()[HeaderXCache] = xCacheValues[o]
 				}
 			})
 			return next(c)
 		}
 	}
 }
+
+// xCacheValues are X-Cache's header values by outcome.
+var xCacheValues = func() (v [cache.OutcomeBypass + 1][]string) {
+	for o := range v {
+		v[o] = []string{cache.Outcome(o).String()}[:1:1]
+	}
+	return v
+}()
 
 type cacheHandlers struct{ c *cache.Cache }
 
