@@ -45,7 +45,7 @@ var xCacheValues = func() (v [cache.OutcomeBypass + 1][]string) {
 type cacheHandlers struct{ c *cache.Cache }
 
 func (h cacheHandlers) stats(c echo.Context) error {
-	return c.JSON(http.StatusOK, h.c.SnapshotContext(c.Request().Context()))
+	return writeJSON(c, http.StatusOK, h.c.SnapshotContext(c.Request().Context()))
 }
 
 type clearedJSON struct {
@@ -62,7 +62,7 @@ func (h cacheHandlers) clear(c echo.Context) error {
 		p.cause = err
 		return p
 	}
-	return c.JSON(http.StatusOK, clearedJSON{RedisKeysRemoved: n})
+	return writeJSON(c, http.StatusOK, clearedJSON{RedisKeysRemoved: n})
 }
 
 type invalidateJSON struct {
@@ -84,5 +84,5 @@ func (h cacheHandlers) invalidate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, req)
+	return writeJSON(c, http.StatusOK, req)
 }
