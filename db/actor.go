@@ -29,6 +29,15 @@ func WithActor(ctx context.Context, id uuid.UUID) context.Context {
 	return context.WithValue(ctx, actorKey{}, &Actor{ID: id})
 }
 
+// IsActorKey reports whether key is the context key ActorFrom reads. A
+// context that carries an Actor among values of its own (one allocation
+// for several values, on the request path) answers that key with its
+// *Actor.
+func IsActorKey(key any) bool {
+	_, ok := key.(actorKey)
+	return ok
+}
+
 // ActorFrom returns the actor of ctx, or nil when the work is not done for
 // a user (admin routes, background jobs).
 func ActorFrom(ctx context.Context) *Actor {

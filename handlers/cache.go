@@ -24,7 +24,9 @@ func CacheHeader() echo.MiddlewareFunc {
 			c.SetRequest(c.Request().WithContext(ctx))
 			c.Response().Before(func() {
 				if o := rec.Outcome(); o != cache.OutcomeNone {
-					c.Response().Header().Set(HeaderXCache, o.String())
+					// A shared value slice (its capacity is its length, so an
+					// Add copies it): Set would allocate one per response.
+					c.Response().Header()[HeaderXCache] = xCacheValues[o]
 				}
 			})
 			return next(c)
@@ -32,10 +34,18 @@ func CacheHeader() echo.MiddlewareFunc {
 	}
 }
 
+// xCacheValues are X-Cache's header values by outcome.
+var xCacheValues = func() (v [cache.OutcomeBypass + 1][]string) {
+	for o := range v {
+		v[o] = []string{cache.Outcome(o).String()}[:1:1]
+	}
+	return v
+}()
+
 type cacheHandlers struct{ c *cache.Cache }
 
 func (h cacheHandlers) stats(c echo.Context) error {
-	return c.JSON(http.StatusOK, h.c.SnapshotContext(c.Request().Context()))
+	return writeJSON(c, http.StatusOK, h.c.SnapshotContext(c.Request().Context()))
 }
 
 type clearedJSON struct {
@@ -52,7 +62,7 @@ func (h cacheHandlers) clear(c echo.Context) error {
 		p.cause = err
 		return p
 	}
-	return c.JSON(http.StatusOK, clearedJSON{RedisKeysRemoved: n})
+	return writeJSON(c, http.StatusOK, clearedJSON{RedisKeysRemoved: n})
 }
 
 type invalidateJSON struct {
@@ -74,5 +84,5 @@ func (h cacheHandlers) invalidate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, req)
+	return writeJSON(c, http.StatusOK, req)
 }

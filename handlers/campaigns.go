@@ -109,7 +109,7 @@ func (a *API) createCampaign(c echo.Context) error {
 		return err
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/campaigns/"+camp.ID.String())
-	return c.JSON(http.StatusCreated, toCampaign(camp))
+	return writeJSON(c, http.StatusCreated, toCampaign(camp))
 }
 
 // ownCampaign loads the caller's campaign; another user's is "not found",
@@ -131,7 +131,7 @@ func (a *API) getCampaign(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toCampaign(camp))
+	return writeJSON(c, http.StatusOK, toCampaign(camp))
 }
 
 func (a *API) listCampaigns(c echo.Context) error {
@@ -159,7 +159,7 @@ func (a *API) listCampaigns(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, newPage(rows, limit, toCampaign, func(r db.Campaign) cursor {
+	return writeJSON(c, http.StatusOK, newPage(rows, limit, toCampaign, func(r db.Campaign) cursor {
 		return cursor{At: r.CreatedAt, ID: r.ID}
 	}))
 }
@@ -173,7 +173,7 @@ func (a *API) listCampaignsWithStats(c echo.Context, limit int, cur cursor) erro
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, newPage(rows, limit, func(r db.ListCampaignsWithStatsRow) campaignJSON {
+	return writeJSON(c, http.StatusOK, newPage(rows, limit, func(r db.ListCampaignsWithStatsRow) campaignJSON {
 		out := toCampaign(db.Campaign{ID: r.ID, UserID: r.UserID, Name: r.Name, Status: r.Status, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt})
 		stats := newSummary(counts{r.Total, r.Opened, r.Replied, r.Sent, r.Bounced, r.Failed})
 		out.Stats = &stats
@@ -212,7 +212,7 @@ func (a *API) updateCampaign(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toCampaign(camp))
+	return writeJSON(c, http.StatusOK, toCampaign(camp))
 }
 
 func (a *API) deleteCampaign(c echo.Context) error {
@@ -242,7 +242,7 @@ func (a *API) getCampaignSummary(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, newSummary(counts{s.Total, s.Opened, s.Replied, s.Sent, s.Bounced, s.Failed}))
+	return writeJSON(c, http.StatusOK, newSummary(counts{s.Total, s.Opened, s.Replied, s.Sent, s.Bounced, s.Failed}))
 }
 
 // getCampaignDailyStats counts emails created, sent, opened and replied per UTC day over the last days days,
@@ -280,7 +280,7 @@ func (a *API) getCampaignDailyStats(c echo.Context) error {
 		}
 		out = append(out, row)
 	}
-	return c.JSON(http.StatusOK, out)
+	return writeJSON(c, http.StatusOK, out)
 }
 
 func (a *API) getMyStatistics(c echo.Context) error {
@@ -288,7 +288,7 @@ func (a *API) getMyStatistics(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, statisticsJSON{Campaigns: s.Campaigns, Emails: s.Emails, Opened: s.Opened, Replied: s.Replied})
+	return writeJSON(c, http.StatusOK, statisticsJSON{Campaigns: s.Campaigns, Emails: s.Emails, Opened: s.Opened, Replied: s.Replied})
 }
 
 func (a *API) getMe(c echo.Context) error {
@@ -296,5 +296,5 @@ func (a *API) getMe(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toUser(u))
+	return writeJSON(c, http.StatusOK, toUser(u))
 }

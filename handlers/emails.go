@@ -44,7 +44,7 @@ func (a *API) bulkInsertEmails(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, insertedJSON{Inserted: n})
+	return writeJSON(c, http.StatusCreated, insertedJSON{Inserted: n})
 }
 
 // firstEmailAfter is the position before every email in an oldest-first walk.
@@ -72,7 +72,7 @@ func (a *API) listCampaignEmails(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, newPage(rows, limit, toEmailEnvelope, func(r db.ListCampaignEmailsRow) cursor {
+	return writeJSON(c, http.StatusOK, newPage(rows, limit, toEmailEnvelope, func(r db.ListCampaignEmailsRow) cursor {
 		return cursor{At: r.CreatedAt, ID: r.ID}
 	}))
 }
@@ -89,7 +89,7 @@ func (a *API) getEmail(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toEmail(e))
+	return writeJSON(c, http.StatusOK, toEmail(e))
 }
 
 func (a *API) markOpened(c echo.Context) error {

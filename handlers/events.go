@@ -86,7 +86,7 @@ func (a *API) postEvents(c echo.Context) error {
 			out.Refused++
 		}
 	}
-	return c.JSON(http.StatusOK, out)
+	return writeJSON(c, http.StatusOK, out)
 }
 
 // checkEvents validates a bulk request's events field by field; any
@@ -158,7 +158,7 @@ func (a *API) markEmail(c echo.Context, kind db.EmailEventKind) error {
 	case r.Outcome == ingest.NotFound:
 		return notFound("email")
 	case r.Email != nil:
-		return c.JSON(http.StatusOK, toEmail(*r.Email))
+		return writeJSON(c, http.StatusOK, toEmail(*r.Email))
 	default:
 		// A repeat: the email is unchanged since the first; read it.
 		return a.getEmail(c)

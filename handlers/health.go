@@ -93,8 +93,8 @@ func healthDB(pool *pgxpool.Pool, router *dbroute.Router) echo.HandlerFunc {
 			h.Status = "unavailable"
 			h.Error = "the database did not answer within 1s"
 			c.Response().Header().Set(echo.HeaderRetryAfter, "5")
-			return c.JSON(http.StatusServiceUnavailable, h)
+			return writeJSON(c, http.StatusServiceUnavailable, h)
 		}
-		return c.JSON(http.StatusOK, h)
+		return writeJSON(c, http.StatusOK, h)
 	}
 }

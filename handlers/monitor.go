@@ -30,7 +30,7 @@ func (h monitorHandlers) performance(c echo.Context) error {
 		// Only linked when there is a cache: the route exists then.
 		p.Links["cache"] = "/db-monitor/cache"
 	}
-	return c.JSON(http.StatusOK, p)
+	return writeJSON(c, http.StatusOK, p)
 }
 
 func (h monitorHandlers) slowQueries(c echo.Context) error {
@@ -46,7 +46,7 @@ func (h monitorHandlers) slowQueries(c echo.Context) error {
 	if err != nil {
 		return monitorProblem(err)
 	}
-	return c.JSON(http.StatusOK, s)
+	return writeJSON(c, http.StatusOK, s)
 }
 
 func (h monitorHandlers) analyzeQuery(c echo.Context) error {
@@ -61,7 +61,7 @@ func (h monitorHandlers) analyzeQuery(c echo.Context) error {
 	if err != nil {
 		return monitorProblem(err)
 	}
-	return c.JSON(http.StatusOK, a)
+	return writeJSON(c, http.StatusOK, a)
 }
 
 func (h monitorHandlers) optimizeQuery(c echo.Context) error {
@@ -76,7 +76,7 @@ func (h monitorHandlers) optimizeQuery(c echo.Context) error {
 	if err != nil {
 		return monitorProblem(err)
 	}
-	return c.JSON(http.StatusOK, o)
+	return writeJSON(c, http.StatusOK, o)
 }
 
 func (h monitorHandlers) tableStats(c echo.Context) error {
@@ -84,7 +84,7 @@ func (h monitorHandlers) tableStats(c echo.Context) error {
 	if err != nil {
 		return monitorProblem(err)
 	}
-	return c.JSON(http.StatusOK, t)
+	return writeJSON(c, http.StatusOK, t)
 }
 
 // monitorProblem maps the monitor's errors to problems with fixed texts:

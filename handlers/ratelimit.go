@@ -180,4 +180,6 @@ func tooManyRequests(d ratelimit.Decision) *Problem {
 // the most limited keys.
 type rateLimitHandlers struct{ l *ratelimit.Limiter }
 
-func (h rateLimitHandlers) stats(c echo.Context) error { return c.JSON(http.StatusOK, h.l.Stats()) }
+func (h rateLimitHandlers) stats(c echo.Context) error {
+	return writeJSON(c, http.StatusOK, h.l.Stats())
+}

@@ -52,7 +52,7 @@ func (a *API) createUser(c echo.Context) error {
 		return err
 	}
 	a.keyCreated(c, k.Plain)
-	return c.JSON(http.StatusCreated, createdUserJSON{User: toUser(u), APIKey: toIssued(k)})
+	return writeJSON(c, http.StatusCreated, createdUserJSON{User: toUser(u), APIKey: toIssued(k)})
 }
 
 func (a *API) createKey(c echo.Context) error {
@@ -80,7 +80,7 @@ func (a *API) createKey(c echo.Context) error {
 		return err
 	}
 	a.keyCreated(c, k.Plain)
-	return c.JSON(http.StatusCreated, toIssued(k))
+	return writeJSON(c, http.StatusCreated, toIssued(k))
 }
 
 func (a *API) revokeKey(c echo.Context) error {
@@ -155,7 +155,7 @@ func (a *API) updateKey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, apiKeyJSON{ID: k.ID, UserID: k.UserID, Name: k.Name, Prefix: k.Prefix,
+	return writeJSON(c, http.StatusOK, apiKeyJSON{ID: k.ID, UserID: k.UserID, Name: k.Name, Prefix: k.Prefix,
 		CreatedAt: k.CreatedAt.UTC(), RevokedAt: k.RevokedAt, RateLimitPerMinute: k.RateLimitPerMinute})
 }
 
