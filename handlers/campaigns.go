@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -32,7 +33,7 @@ type newEmailInput struct {
 type createCampaignInput struct {
 	Name   string             `json:"name" required:"true" minLength:"1" maxLength:"200"`
 	Status *db.CampaignStatus `json:"status" description:"Defaults to draft."`
-	Emails []newEmailInput    `json:"emails" maxItems:"10000"`
+	Emails []newEmailInput    `json:"emails" maxItemsOf:"MaxBulkEmails"`
 }
 
 type updateCampaignInput struct {
@@ -42,7 +43,7 @@ type updateCampaignInput struct {
 }
 
 type bulkEmailsInput struct {
-	Emails []newEmailInput `json:"emails" required:"true" minItems:"1" maxItems:"10000"`
+	Emails []newEmailInput `json:"emails" required:"true" minItems:"1" maxItemsOf:"MaxBulkEmails"`
 }
 
 // statusMessage lists the statuses of the schema's campaign_status enum, as
@@ -66,7 +67,7 @@ func checkStatus(errs []FieldError, s *db.CampaignStatus) []FieldError {
 // array ("emails[3].recipient") so a client can find the bad one.
 func checkEmails(errs []FieldError, in []newEmailInput) ([]FieldError, []db.NewEmail) {
 	if len(in) > MaxBulkEmails {
-		return append(errs, FieldError{Field: "emails", Message: "at most 10000 emails per request"}), nil
+		return append(errs, FieldError{Field: "emails", Message: fmt.Sprintf("at most %d emails per request", MaxBulkEmails)}), nil
 	}
 	out := make([]db.NewEmail, len(in))
 	for i, e := range in {
@@ -79,7 +80,7 @@ func checkEmails(errs []FieldError, in []newEmailInput) ([]FieldError, []db.NewE
 		errs = checkRule(errs, p+"body", e.Body, bodyRule)
 		out[i] = db.NewEmail{Recipient: e.Recipient, Subject: e.Subject, Body: e.Body}
 		if len(errs) >= 20 {
-			// Enough to act on; listing all of 10 000 bad rows helps nobody.
+			// Enough to act on; listing thousands of bad rows helps nobody.
 			break
 		}
 	}

@@ -16,9 +16,6 @@ import (
 // MaxBulkEvents bounds one POST /api/v1/events.
 const MaxBulkEvents = 1000
 
-// eventsPath is the bulk events route (Echo's form).
-const eventsPath = "/api/v1/events"
-
 type eventInput struct {
 	ID      string `json:"id" required:"true" format:"uuid" description:"The event's id, chosen by the sender: an id sent again (a retry) is a duplicate and changes nothing."`
 	EmailID string `json:"email_id" required:"true" format:"uuid"`
@@ -28,7 +25,7 @@ type eventInput struct {
 }
 
 type bulkEventsInput struct {
-	Events []eventInput `json:"events" required:"true" minItems:"1" maxItems:"1000"`
+	Events []eventInput `json:"events" required:"true" minItems:"1" maxItemsOf:"MaxBulkEvents"`
 }
 
 type eventResultJSON struct {

@@ -130,6 +130,26 @@ func intercept(p jsonschema.InterceptSchemaParams) (bool, error) {
 	return false, nil
 }
 
+// itemBounds are the array bounds that are Go constants, which a maxItems
+// tag cannot name: a field tagged maxItemsOf:"Name" gets the constant's
+// value as its schema's maxItems (boundItems), and the validator and the
+// rate limits read the same constant.
+var itemBounds = map[string]int{"MaxBulkEmails": MaxBulkEmails, "MaxBulkEvents": MaxBulkEvents}
+
+// boundItems applies a field's maxItemsOf tag.
+func boundItems(p jsonschema.InterceptPropParams) error {
+	name := p.Field.Tag.Get("maxItemsOf")
+	if name == "" || !p.Processed || p.PropertySchema == nil {
+		return nil
+	}
+	n, ok := itemBounds[name]
+	if !ok {
+		return fmt.Errorf("field %s: maxItemsOf names %q, not a bound in itemBounds", p.Field.Name, name)
+	}
+	p.PropertySchema.WithMaxItems(int64(n))
+	return nil
+}
+
 // requireResponseFields marks every response field without omitempty as
 // required: the API always sends it. Request types say required:"true"
 // themselves, since an absent request field often has a meaning.
@@ -209,7 +229,12 @@ func buildOpenAPI() ([]byte, error) {
 	r.JSONSchemaReflector().DefaultOptions = append(r.JSONSchemaReflector().DefaultOptions,
 		jsonschema.InterceptDefName(schemaName),
 		jsonschema.InterceptSchema(intercept),
-		jsonschema.InterceptProp(requireResponseFields),
+		jsonschema.InterceptProp(func(p jsonschema.InterceptPropParams) error {
+			if err := boundItems(p); err != nil {
+				return err
+			}
+			return requireResponseFields(p)
+		}),
 	)
 	s := r.SpecEns()
 	s.Info.

@@ -123,6 +123,9 @@ func TestOpenAPIHasEveryFieldAndRule(t *testing.T) {
 						t.Errorf("schema %s.%s: %s = %v, the type says %s", name, jn, rule, p[rule], want)
 					}
 				}
+				if of := f.Tag.Get("maxItemsOf"); of != "" && fmt.Sprint(p["maxItems"]) != fmt.Sprint(itemBounds[of]) {
+					t.Errorf("schema %s.%s: maxItems = %v, %s is %d", name, jn, p["maxItems"], of, itemBounds[of])
+				}
 				checked++
 			}
 		}

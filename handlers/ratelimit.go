@@ -12,7 +12,8 @@ import (
 )
 
 // Request costs, in units of a key's budget (RATE_LIMIT_PER_MINUTE). A
-// cached read is the unit; what costs the database more costs more.
+// cached read is the unit; what costs the database more costs more. Each
+// route's entry in routeTable names its cost.
 const (
 	CostRead = 1
 	// CostWrite: PATCH, DELETE.
@@ -20,38 +21,16 @@ const (
 	// CostEvent: one tracking event, on opened/replied or in a bulk
 	// POST /api/v1/events (charged per event once the body is read).
 	CostEvent = 1
-	// CostCreateCampaign: a campaign may come with up to 10 000 emails.
+	// CostCreateCampaign: a campaign may come with up to MaxBulkEmails
+	// emails.
 	CostCreateCampaign = 5
-	// CostBulkEmails: up to 10 000 emails through COPY.
+	// CostBulkEmails: up to MaxBulkEmails emails through COPY.
 	CostBulkEmails = 10
-	// CostUncachedStats is added after a statistics read (summary,
-	// daily-stats, me/statistics) that the cache did not answer: those
-	// aggregate over every email of a campaign or user.
+	// CostUncachedStats is added after a statistics read (a route with
+	// statsSurcharge) that the cache did not answer: those aggregate over
+	// the figures of a campaign or user.
 	CostUncachedStats = 4
 )
-
-var statsRoutes = map[string]bool{
-	"/api/v1/campaigns/:id/summary":     true,
-	"/api/v1/campaigns/:id/daily-stats": true,
-	"/api/v1/me/statistics":             true,
-}
-
-// routeCost is what a request costs before it runs.
-func routeCost(method, route string) int {
-	switch {
-	case method == http.MethodPost && route == bulkEmailsPath:
-		return CostBulkEmails
-	case method == http.MethodPost && route == "/api/v1/campaigns":
-		return CostCreateCampaign
-	case method == http.MethodPost && (route == eventsPath || route == "/api/v1/emails/:id/opened" || route == "/api/v1/emails/:id/replied"):
-		// One event, or the request of a bulk one (its events are charged
-		// by chargeEvents).
-		return CostEvent
-	case method == http.MethodGet || method == http.MethodHead:
-		return CostRead
-	}
-	return CostWrite
-}
 
 // rateLimits holds the limiter and the budgets.
 type rateLimits struct {
@@ -70,10 +49,16 @@ func (r *rateLimits) keyBudget(override *int32) ratelimit.Limit {
 	return ratelimit.Limit{PerMinute: rate, Burst: max(min(r.key.Burst, rate), CostBulkEmails)}
 }
 
-// limitKey charges the request to its API key (set by requireUser) and
-// answers 429 when the budget cannot cover it. Every response carries the
-// IETF RateLimit-Policy and RateLimit headers.
-func (a *API) limitKey(next echo.HandlerFunc) echo.HandlerFunc {
+// limitKey charges a request of route r to its API key (set by
+// requireUser) and answers 429 when the budget cannot cover it. Every
+// response carries the IETF RateLimit-Policy and RateLimit headers.
+func (a *API) limitKey(r route) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return a.chargeKey(next, r.cost, r.statsSurcharge)
+	}
+}
+
+func (a *API) chargeKey(next echo.HandlerFunc, cost int, statsSurcharge bool) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if a.limits == nil {
 			return next(c)
@@ -85,13 +70,13 @@ func (a *API) limitKey(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		budget := a.limits.keyBudget(p.rateLimit)
 		bucket := "key:" + p.keyID.String()
-		d := a.limits.lim.Allow(ctx, "key", bucket, budget, routeCost(c.Request().Method, c.Path()))
+		d := a.limits.lim.Allow(ctx, "key", bucket, budget, cost)
 		setRateLimitHeaders(c, "key", d)
 		if !d.Allowed {
 			return tooManyRequests(d)
 		}
 		err := next(c)
-		if statsRoutes[c.Path()] && err == nil {
+		if statsSurcharge && err == nil {
 			if xc := c.Response().Header().Get(HeaderXCache); xc != "hit" && xc != "stale" {
 				a.limits.lim.Charge(ctx, bucket, budget, CostUncachedStats)
 			}

@@ -5,8 +5,6 @@ package handlers
 
 import (
 	"log/slog"
-	"net/http"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -23,14 +21,18 @@ import (
 	"github.com/replyrocket/replyrocket/internal/ratelimit"
 )
 
-// Body limits. Bulk email import is the one route that takes large bodies:
-// 10 000 emails of a few hundred bytes each need more than 1 MiB.
+// Body limits (a route's bodyLimit). Bulk email import is the one route
+// that takes large bodies: MaxBulkEmails emails of a few hundred bytes
+// each need more than 1 MiB.
 const (
 	DefaultBodyLimit = "1M"
 	BulkBodyLimit    = "16M"
-	// MaxBulkEmails bounds one request's emails, so one COPY stays short.
-	MaxBulkEmails = 10000
 )
+
+// MaxBulkEmails bounds one request's emails (a new campaign's or a bulk
+// import's), so one COPY stays short. The validator, the OpenAPI schema
+// (maxItems), the route notes and the costs' comments all read it.
+const MaxBulkEmails = 10_000
 
 // Deps is everything the router needs, built once at start by internal/app.
 type Deps struct {
@@ -181,10 +183,6 @@ func New(d Deps) *echo.Echo {
 		requestID(),
 		accessLog(d.Log, metrics), recoverPanics(d.Log),
 		drainRejectedBody(d.BodyDrainBytes),
-		middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
-			Limit:   DefaultBodyLimit,
-			Skipper: func(c echo.Context) bool { return c.Path() == bulkEmailsPath && c.Request().Method == http.MethodPost },
-		}),
 		compress(),
 		requestTimeout(d.RequestTimeout),
 	)
@@ -197,9 +195,19 @@ func New(d Deps) *echo.Echo {
 	// whose handler is their composed chain.
 	e.Use(func(echo.HandlerFunc) echo.HandlerFunc { return global })
 
-	auth := map[authKind][]echo.MiddlewareFunc{
-		authUser:  slices.Concat([]echo.MiddlewareFunc{a.requireUser, a.limitKey}, d.APIMiddleware),
-		authAdmin: slices.Concat([]echo.MiddlewareFunc{a.requireAdmin, a.limitAdmin}, d.APIMiddleware),
+	// A route's chain: its body limit (before anything reads the body or
+	// the key), then its key and its budget, then the API middleware.
+	chain := func(r route) []echo.MiddlewareFunc {
+		mw := []echo.MiddlewareFunc{middleware.BodyLimit(r.limit())}
+		switch r.auth {
+		case authUser:
+			mw = append(mw, a.requireUser, a.limitKey(r))
+		case authAdmin:
+			mw = append(mw, a.requireAdmin, a.limitAdmin)
+		default:
+			return mw
+		}
+		return append(mw, d.APIMiddleware...)
 	}
 	// POSTs take an Idempotency-Key; its transaction wraps the handler, so
 	// it runs after authentication, limits and cache reporting.
@@ -212,10 +220,10 @@ func New(d Deps) *echo.Echo {
 		openAPI: serveOpenAPI, docs: serveDocs,
 	}
 	for _, r := range routeTable(a, monitorHandlers{m: d.Monitor, hasCache: d.Cache != nil}, cacheHandlers{c: d.Cache}, rateLimitHandlers{l: d.RateLimiter}, ops) {
-		if (isMonitorRoute(r) && d.Monitor == nil) || (isCacheRoute(r) && d.Cache == nil) || (isRateLimitRoute(r) && d.RateLimiter == nil) {
+		if !r.needs.servedBy(d) {
 			continue
 		}
-		mw := slices.Concat(r.mw, auth[r.auth])
+		mw := chain(r)
 		if r.idempotent() {
 			mw = append(mw, idempotency[r.auth])
 		}
@@ -254,8 +262,6 @@ func compose(h echo.HandlerFunc, mw ...echo.MiddlewareFunc) echo.HandlerFunc {
 	}
 	return h
 }
-
-const bulkEmailsPath = "/api/v1/campaigns/:id/emails"
 
 // jsonSerializer writes JSON without HTML escaping (recipients and bodies
 // hold '<' and '&'). Requests are read by decodeJSON (decode.go), the strict
