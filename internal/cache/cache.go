@@ -115,7 +115,7 @@ type Cache struct {
 	rdb *redis.Client
 	// l2 is gocache's Redis store, through its store interface: its
 	// generic Cache[T] turns a value of another type into T's zero value
-	// with no error, where getL2 reports it (docs/decisions).
+	// with no error, where getL2 reports it (docs/decisions/0014-cache-l2-gocache-store.md).
 	l2        store.StoreInterface
 	keys      redisKeys
 	syncMu    sync.RWMutex // bumps hold it shared, a resync exclusively
