@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/db/dbmeta"
 	"github.com/replyrocket/replyrocket/db/dbroute"
 	"github.com/replyrocket/replyrocket/internal/cache"
 	"github.com/replyrocket/replyrocket/internal/pgtest"
@@ -26,13 +27,7 @@ func TestLoadsAfterAWriteSeeIt(t *testing.T) {
 	rep := pgtest.StartReplication(t, pgtest.ReplicationOptions{Replicas: 1, ApplyDelay: map[int]time.Duration{0: 3 * time.Second}})
 	primary := replicaPool(t, rep.PrimaryURL)
 	replica := replicaPool(t, rep.Replicas[0].URL)
-	var readOnly []string
-	for _, q := range Queries {
-		if len(q.Writes) == 0 && (q.Kind == ":one" || q.Kind == ":many") {
-			readOnly = append(readOnly, q.Name)
-		}
-	}
-	r := dbroute.New(primary, []*pgxpool.Pool{replica}, dbroute.Options{PoolTimeout: 5 * time.Second, ReadOnly: readOnly})
+	r := dbroute.New(primary, []*pgxpool.Pool{replica}, dbroute.Options{PoolTimeout: 5 * time.Second, ReadOnly: dbmeta.ReadOnly()})
 	r.Start(t.Context())
 	t.Cleanup(r.Close)
 	routed := db.NewStore(primary, 5*time.Second, db.RouteWith(r), db.AfterCommit(r.AfterCommit))
@@ -51,7 +46,7 @@ func TestLoadsAfterAWriteSeeIt(t *testing.T) {
 		ns := "rep" + time.Now().Format("150405.000000")
 		var stores []*Store
 		for i := 0; i < instances; i++ {
-			opts := cache.Options{Tables: Tables, Versions: Versions, Scopes: Scopes, Registerer: prometheus.NewRegistry()}
+			opts := cache.Options{Tables: dbmeta.Tables, Versions: Versions, Scopes: Scopes, Registerer: prometheus.NewRegistry()}
 			if withFloor {
 				opts.LoadFloor = func(ctx context.Context, lsn uint64) context.Context {
 					return dbroute.WithMinLSN(ctx, dbroute.LSN(lsn))

@@ -11,25 +11,14 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/replyrocket/replyrocket/db"
+	"github.com/replyrocket/replyrocket/db/dbmeta"
 	"github.com/replyrocket/replyrocket/db/dbroute"
 	"github.com/replyrocket/replyrocket/internal/cache"
 )
-
-// QueryInfo describes one query: the tables it reads and writes, derived
-// from its SQL, and its cache settings.
-type QueryInfo struct {
-	Name   string
-	Kind   string
-	Reads  []string
-	Writes []string
-	TTL    time.Duration // zero: not cached
-	SWR    time.Duration
-}
 
 // Store is a db.Store whose annotated reads are cached.
 type Store struct {
@@ -40,13 +29,13 @@ type Store struct {
 
 var _ db.Store = (*Store)(nil)
 
-// NewCache builds the cache for these queries' tables. Its loads after an
-// invalidation read a database that has replayed the invalidating write
-// (dbroute.WithMinLSN): with read replicas, an entry is never older than
-// the write that emptied its slot.
+// NewCache builds the cache for the queries' tables (dbmeta.Tables). Its
+// loads after an invalidation read a database that has replayed the
+// invalidating write (dbroute.WithMinLSN): with read replicas, an entry is
+// never older than the write that emptied its slot.
 func NewCache(cfg cache.Config, reg prometheus.Registerer, log *slog.Logger) (*cache.Cache, error) {
 	return cache.New(cfg, cache.Options{
-		Tables: Tables, Versions: Versions, Scopes: Scopes, TriggerWrites: TriggerWrites, Registerer: reg, Logger: log,
+		Tables: dbmeta.Tables, Versions: Versions, Scopes: Scopes, TriggerWrites: dbmeta.TriggerWrites, Registerer: reg, Logger: log,
 		LoadFloor: func(ctx context.Context, lsn uint64) context.Context {
 			return dbroute.WithMinLSN(ctx, dbroute.LSN(lsn))
 		},
@@ -112,7 +101,7 @@ func (s *Store) Cache() *cache.Cache { return s.c }
 
 // InvalidateTable is for writes made outside the generated queries; call it
 // after they committed. The tables the table's triggers write are
-// invalidated with it (cache.Options.TriggerWrites).
+// invalidated with it (dbmeta.TriggerWrites).
 func (s *Store) InvalidateTable(ctx context.Context, table string) error {
 	return s.c.InvalidateTable(ctx, table)
 }

@@ -1,8 +1,8 @@
 // Package dbroute spreads the data layer's statements over the primary and
 // its streaming read replicas: reads that write nothing (known per sqlc
-// query from the generator's analysis of the SQL) go to a healthy replica
-// that has replayed everything the reading user wrote; writes, and all of
-// a transaction, go to the primary. No handler chooses a database.
+// query from the generator's analysis of the SQL, db/dbmeta) go to a
+// healthy replica that has replayed everything the reading user wrote;
+// writes, and all of a transaction, go to the primary. No handler chooses a database.
 package dbroute
 
 import "time"

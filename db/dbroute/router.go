@@ -27,7 +27,7 @@ type Options struct {
 	// PoolTimeout bounds the wait for a free connection (DB_POOL_TIMEOUT).
 	PoolTimeout time.Duration
 	// ReadOnly are the sqlc query names that only read: they may run on a
-	// replica. Everything else runs on the primary.
+	// replica (ReplicaReads). Everything else runs on the primary.
 	ReadOnly []string
 	// Markers keep each user's last write position (required with
 	// replicas).

@@ -216,7 +216,7 @@ func (a *App) openReplicas(ctx context.Context, tracer pgx.QueryTracer, reg prom
 		a.closers = append(a.closers, p.Close)
 	}
 	opts := dbroute.Options{
-		Config: replicas, PoolTimeout: primary.Timeout, ReadOnly: ReadOnlyQueries(),
+		Config: replicas, PoolTimeout: primary.Timeout, ReadOnly: dbroute.ReplicaReads(),
 		Log: a.Log, Registerer: reg,
 	}
 	if opts.MaxLag <= 0 {
@@ -241,33 +241,9 @@ func (a *App) openReplicas(ctx context.Context, tracer pgx.QueryTracer, reg prom
 	return nil
 }
 
-// primaryReads are reads kept on the primary on purpose. The API-key
-// lookup authorises every request: a key revoked by an admin (who is not
-// the key's user, so no read-your-writes marker applies) must stop working
-// at once, not after a replica's lag; and the cache, which serves nearly
-// every lookup, then reloads a revoked key from the primary too.
-var primaryReads = map[string]bool{"GetAPIKeyByHash": true}
-
 // markerRedisTimeout bounds a read-your-writes marker's Redis round trip;
 // past it the read goes to the primary.
 const markerRedisTimeout = 200 * time.Millisecond
-
-// ReadOnlyQueries are the sqlc queries a replica may serve: :one and :many
-// queries that read tables and write none, as the generator derived from
-// their SQL. A query that reads no table (a function call such as
-// ensure_email_partitions) stays on the primary: what it does is unknown.
-func ReadOnlyQueries() []string {
-	var out []string
-	for _, q := range dbcache.Queries {
-		if primaryReads[q.Name] {
-			continue
-		}
-		if (q.Kind == ":one" || q.Kind == ":many") && len(q.Writes) == 0 && len(q.Reads) > 0 {
-			out = append(out, q.Name)
-		}
-	}
-	return out
-}
 
 // Open is New followed by EnsurePartitions: the app every serving command
 // starts (serve, dev, the load benchmark's instances), ready for inserts.

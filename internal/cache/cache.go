@@ -44,7 +44,7 @@ var ErrUnknownTable = errors.New("cache: unknown table")
 
 // Options are what the cache needs besides its Config.
 type Options struct {
-	// Tables are the tables the queries read or write (dbcache.Tables).
+	// Tables are the tables the queries read or write (dbmeta.Tables).
 	Tables []string
 	// Versions are the named version slots of the generated queries
 	// (dbcache.Versions): one per table and table column, and one per scope
@@ -53,7 +53,7 @@ type Options struct {
 	// Scopes are the scopes with hashed slots (dbcache.Scopes).
 	Scopes []Scope
 	// TriggerWrites are, per table, the tables its triggers write
-	// (dbcache.TriggerWrites): InvalidateTable invalidates them with it.
+	// (dbmeta.TriggerWrites): InvalidateTable invalidates them with it.
 	TriggerWrites map[string][]string
 	// LoadFloor, when set, returns the context a load runs with so that it
 	// reads a database that has replayed WAL position lsn (read replicas:

@@ -74,15 +74,13 @@ func (g *gen) next(prefix string) string {
 
 // fileData is what the template prints.
 type fileData struct {
-	Package       string
-	Imports       []string // standard library, "", the others
-	Tables        []string
-	Versions      []string
-	TriggerWrites []triggerWritesData
-	Scopes        []ScopeDef
-	Methods       []methodData
-	Resolvers     []resolverData
-	Codecs        []codecData
+	Package   string
+	Imports   []string // standard library, "", the others
+	Versions  []string
+	Scopes    []ScopeDef
+	Methods   []methodData
+	Resolvers []resolverData
+	Codecs    []codecData
 }
 
 type triggerWritesData struct {
@@ -115,14 +113,10 @@ func (g *gen) file(ms []method, schema *Schema) ([]byte, error) {
 		g.imports[p] = true
 	}
 	d := fileData{Package: g.pkg}
-	d.Tables, d.Versions = usedSlots(ms, schema)
-	for _, t := range d.Tables {
-		if ws := schema.triggerTables(t); len(ws) > 0 {
-			d.TriggerWrites = append(d.TriggerWrites, triggerWritesData{t, ws})
-		}
-	}
+	tables, versions := usedSlots(ms, schema)
+	d.Versions = versions
 	for _, sc := range schema.AllScopes() {
-		if contains(d.Tables, sc.Table) {
+		if contains(tables, sc.Table) {
 			d.Scopes = append(d.Scopes, sc)
 		}
 	}
@@ -145,13 +139,18 @@ func (g *gen) file(ms []method, schema *Schema) ([]byte, error) {
 		d.Codecs = append(d.Codecs, c)
 	}
 	d.Imports = importList(g.imports)
+	return render(tmpl, d)
+}
+
+// render executes t on data and formats the result.
+func render(t *template.Template, data any) ([]byte, error) {
 	var src bytes.Buffer
-	if err := tmpl.Execute(&src, d); err != nil {
-		return nil, fmt.Errorf("generate: %w", err)
+	if err := t.Execute(&src, data); err != nil {
+		return nil, fmt.Errorf("generate %s: %w", t.Name(), err)
 	}
 	out, err := format.Source(src.Bytes())
 	if err != nil {
-		return nil, fmt.Errorf("format generated code: %w\n%s", err, src.Bytes())
+		return nil, fmt.Errorf("format generated %s: %w\n%s", t.Name(), err, src.Bytes())
 	}
 	return out, nil
 }

@@ -19,7 +19,16 @@ type Config struct {
 	QueriesDir string
 	SchemaDir  string
 	DBPackage  string // package pattern of the sqlc output, e.g. ./db
-	OutPackage string // package name of the generated file
+	OutPackage string // package name of the decorator
+	// MetaPackage is the package name of the query metadata (Output.Meta).
+	MetaPackage string
+}
+
+// Output is what one run generates.
+type Output struct {
+	Cache  []byte // the caching decorator, package OutPackage
+	Meta   []byte // the query metadata, package MetaPackage
+	Report string // the scope report (report.go)
 }
 
 // method is one Querier method joined with its query.
@@ -39,34 +48,37 @@ type method struct {
 
 // Generate returns the formatted source of the decorator.
 func Generate(cfg Config) ([]byte, error) {
-	src, _, err := GenerateWithReport(cfg)
-	return src, err
+	out, err := GenerateAll(cfg)
+	return out.Cache, err
 }
 
-// GenerateWithReport returns the decorator's source and the scope report
-// (report.go).
-func GenerateWithReport(cfg Config) ([]byte, string, error) {
+// GenerateAll analyses the queries once and returns every generated file
+// and the scope report.
+func GenerateAll(cfg Config) (Output, error) {
 	schema, err := readSchemaDir(filepath.Join(cfg.Dir, cfg.SchemaDir))
 	if err != nil {
-		return nil, "", err
+		return Output{}, err
 	}
 	queries, err := ReadQueryDir(filepath.Join(cfg.Dir, cfg.QueriesDir))
 	if err != nil {
-		return nil, "", err
+		return Output{}, err
 	}
 	iface, err := loadQuerier(cfg.Dir, cfg.DBPackage)
 	if err != nil {
-		return nil, "", err
+		return Output{}, err
 	}
 	methods, err := joinMethods(queries, iface, schema)
 	if err != nil {
-		return nil, "", err
+		return Output{}, err
 	}
-	src, err := newGen(cfg.OutPackage).file(methods, schema)
-	if err != nil {
-		return nil, "", err
+	out := Output{Report: report(methods)}
+	if out.Cache, err = newGen(cfg.OutPackage).file(methods, schema); err != nil {
+		return Output{}, err
 	}
-	return src, report(methods), nil
+	if out.Meta, err = metaFile(cfg.MetaPackage, methods, schema); err != nil {
+		return Output{}, err
+	}
+	return out, nil
 }
 
 // readSchemaDir reads the migrations of dir in name order.

@@ -9,14 +9,15 @@ import (
 	"time"
 )
 
-// TestGeneratedFileIsCurrent regenerates the decorator from this
-// repository and compares it with the committed file: generation is
-// deterministic, and nobody edited the output by hand.
+// TestGeneratedFileIsCurrent regenerates the decorator and the query
+// metadata from this repository and compares them with the committed
+// files: generation is deterministic, and nobody edited the output by hand.
 func TestGeneratedFileIsCurrent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads the db package with the go command")
 	}
-	got, report, err := GenerateWithReport(Config{Dir: "../..", QueriesDir: "queries", SchemaDir: "schema", DBPackage: "./db", OutPackage: "dbcache"})
+	cfg := Config{Dir: "../..", QueriesDir: "queries", SchemaDir: "schema", DBPackage: "./db", OutPackage: "dbcache", MetaPackage: "dbmeta"}
+	out, err := GenerateAll(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,18 +25,20 @@ func TestGeneratedFileIsCurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if updated, err := ReplaceReport(string(readme), report); err != nil || updated != string(readme) {
+	if updated, err := ReplaceReport(string(readme), out.Report); err != nil || updated != string(readme) {
 		t.Fatalf("docs/cache.md's scope report is not what dbgen generates (%v): run go run ./cmd/dbgen", err)
 	}
-	want, err := os.ReadFile("../../db/dbcache/dbcache.gen.go")
-	if err != nil {
-		t.Fatal(err)
+	for path, got := range map[string][]byte{"db/dbcache/dbcache.gen.go": out.Cache, "db/dbmeta/dbmeta.gen.go": out.Meta} {
+		want, err := os.ReadFile("../../" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s is not what dbgen generates: run go run ./cmd/dbgen", path)
+		}
 	}
-	if !bytes.Equal(got, want) {
-		t.Fatal("db/dbcache/dbcache.gen.go is not what dbgen generates: run go run ./cmd/dbgen")
-	}
-	again, err := Generate(Config{Dir: "../..", QueriesDir: "queries", SchemaDir: "schema", DBPackage: "./db", OutPackage: "dbcache"})
-	if err != nil || !bytes.Equal(got, again) {
+	again, err := Generate(cfg)
+	if err != nil || !bytes.Equal(out.Cache, again) {
 		t.Fatalf("two runs differ (%v)", err)
 	}
 }
