@@ -147,7 +147,7 @@ func (e env) serversCache(ctx context.Context, cfg config.Config) (partitions.In
 	if ccfg.RedisURL == "" {
 		fmt.Fprintln(e.stderr, "note: REDIS_URL is not set, so running servers cache in process, out of this command's reach;"+
 			" their cached reads of emails and campaign figures keep the old values for their TTL"+
-			" unless invalidated: POST /db-monitor/cache/invalidate/emails on each instance")
+			" unless invalidated: POST /db-monitor/cache/invalidate {\"table\": \"emails\"} on each instance")
 		return nil, func() {}, nil
 	}
 	// Nothing is read through this cache: no in-process tier.
@@ -175,7 +175,7 @@ func (s sharedInvalidator) InvalidateTable(ctx context.Context, table string) er
 		return err
 	}
 	if !s.c.Ready() {
-		return fmt.Errorf("invalidate %s: Redis did not take the bump; POST /db-monitor/cache/invalidate/%s on an instance", table, table)
+		return fmt.Errorf("invalidate %[1]s: Redis did not take the bump; POST /db-monitor/cache/invalidate {\"table\": %[1]q} on an instance", table)
 	}
 	return nil
 }

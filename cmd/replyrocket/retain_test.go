@@ -82,7 +82,7 @@ func TestRetainWithoutRedisSaysTheCacheIsNotReached(t *testing.T) {
 	if err := run(context.Background(), []string{"partitions", "retain", "--older-than", "2"}, func(k string) string { return env[k] }, &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(errOut.String(), "/db-monitor/cache/invalidate/emails") {
+	if !strings.Contains(errOut.String(), `POST /db-monitor/cache/invalidate {"table": "emails"}`) {
 		t.Fatalf("stderr does not say how to invalidate:\n%s", errOut.String())
 	}
 }
