@@ -259,6 +259,15 @@ func countRows(ctx context.Context, url, sql string) (int64, error) {
 	return n, err
 }
 
+// cpu is a CPU time per event, "-" where it was not measured (the paced
+// phase, whose CPU is shared with the reads).
+func cpu(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return d.Round(time.Microsecond).String()
+}
+
 func printEvents(out io.Writer, o EventsOptions, emails int, recorded int64, rows []Row) {
 	fmt.Fprintf(out, "\nevents: %d emails in %d campaigns, %d connections, %s per scenario (warm-up %s); GOMAXPROCS of a 2-core machine shared with other work\n\n",
 		emails, o.Campaigns, o.Concurrency, o.Duration, o.Warmup)
@@ -274,7 +283,7 @@ func printEvents(out io.Writer, o EventsOptions, emails int, recorded int64, row
 			errs = "none"
 		}
 		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.RPS, ms(r.P50), ms(r.P99),
-			r.ClientCPU.Round(time.Microsecond), r.DBCPU.Round(time.Microsecond), r.Limit, ratio, errs, r.Comment)
+			cpu(r.ClientCPU), cpu(r.DBCPU), r.Limit, ratio, errs, r.Comment)
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(out, "\nevent ids recorded (new events, each applied to its email): %d; the single-event routes' repeats of an (email, kind) are duplicates by id\n", recorded)
