@@ -79,17 +79,11 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	logf := func(format string, args ...any) { fmt.Fprintf(o.Log, "loadtest: "+format+"\n", args...) }
 
 	logf("starting PostgreSQL in %s", dir)
-	cluster, url, err := startDatabase(ctx, pglocal.Options{DataDir: filepath.Join(dir, "pg"), Durable: true,
-		Settings: map[string]string{"max_connections": "200"}})
+	cluster, url, pgPID, err := startBenchDatabase(ctx, dir)
 	if err != nil {
 		return err
 	}
 	defer cluster.Stop()
-
-	pgPID, err := postmasterPID(cluster.DataDir)
-	if err != nil {
-		return err
-	}
 	ds, err := seedDataset(ctx, url, o, logf)
 	if err != nil {
 		return err
@@ -286,6 +280,23 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	ratio(rows, "summary, uncached", "pgbench: "+pgbenchSummary)
 	printReport(out, o, ds, poolMax, order, rows, mem)
 	return nil
+}
+
+// startBenchDatabase starts the durable PostgreSQL the load and events
+// benchmarks measure, in dir/pg, and returns it with its postmaster's pid
+// (for its CPU).
+func startBenchDatabase(ctx context.Context, dir string) (*pglocal.Cluster, string, int, error) {
+	cluster, url, err := startDatabase(ctx, pglocal.Options{DataDir: filepath.Join(dir, "pg"), Durable: true,
+		Settings: map[string]string{"max_connections": "200"}})
+	if err != nil {
+		return nil, "", 0, err
+	}
+	pid, err := postmasterPID(cluster.DataDir)
+	if err != nil {
+		_ = cluster.Stop()
+		return nil, "", 0, err
+	}
+	return cluster, url, pid, nil
 }
 
 // cpuOf is the CPU used so far by s and by PostgreSQL.

@@ -34,7 +34,7 @@ JOIN users u ON u.id = k.user_id
 WHERE k.key_hash = :key_hash
   AND k.revoked_at IS NULL
   AND u.is_active;`
-	sqlGetCampaignSummary = `SELECT n.total, n.opened, n.replied
+	sqlGetCampaignSummary = `SELECT n.total, n.opened, n.replied, n.sent, n.bounced, n.failed
 FROM campaigns c
 JOIN campaign_email_counts n ON n.campaign_id = c.id
 WHERE c.id = :campaign_id AND c.user_id = :user_id;`

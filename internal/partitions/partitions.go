@@ -218,7 +218,10 @@ WITH d AS (
     SELECT campaign_id,
            count(*)                           AS total,
            count(*) FILTER (WHERE is_opened)  AS opened,
-           count(*) FILTER (WHERE is_replied) AS replied
+           count(*) FILTER (WHERE is_replied) AS replied,
+           count(*) FILTER (WHERE sent_at IS NOT NULL) AS sent,
+           count(*) FILTER (WHERE status = 'bounced')  AS bounced,
+           count(*) FILTER (WHERE status = 'failed')   AS failed
     FROM %s
     GROUP BY campaign_id
 ), locked AS (
@@ -230,7 +233,10 @@ WITH d AS (
     UPDATE campaign_email_counts c
     SET total   = c.total - d.total,
         opened  = c.opened - d.opened,
-        replied = c.replied - d.replied
+        replied = c.replied - d.replied,
+        sent    = c.sent - d.sent,
+        bounced = c.bounced - d.bounced,
+        failed  = c.failed - d.failed
     FROM d
     WHERE c.campaign_id = d.campaign_id
       AND c.campaign_id IN (SELECT campaign_id FROM locked)
