@@ -77,15 +77,16 @@ func (c *Cache) startRedis() error {
 	// The braces are a Redis Cluster hash tag: the scripts touch the epoch
 	// and version keys together, so they must share a slot.
 	base := "{" + c.cfg.Namespace + "}"
-	// ":v2:" and ":invalidate2" name the scoped protocol: instances of the
-	// table-version protocol before it keep their own keys and channel
+	// ":v3:" and ":invalidate3" name the scoped protocol with windowed
+	// slots (scope.go's valueWindow): instances of an earlier protocol map
+	// values to other slots, so they keep their own keys and channel
 	// rather than misreading these.
 	c.keys = redisKeys{
 		epoch:   base + ":epoch",
-		vers:    base + ":v2:versions",
-		seq:     base + ":v2:seq",
-		writer:  base + ":v2:writer:",
-		channel: c.cfg.Namespace + ":invalidate2",
+		vers:    base + ":v3:versions",
+		seq:     base + ":v3:seq",
+		writer:  base + ":v3:writer:",
+		channel: c.cfg.Namespace + ":invalidate3",
 		entries: c.cfg.Namespace + ":c:",
 	}
 	c.epoch.Store(localEpoch())

@@ -89,15 +89,26 @@ func hashString(s string) uint64 {
 	return h
 }
 
+// valueWindow is how many consecutive slots one value's columns share: a
+// value's row slot and column slots all fall in a window of valueWindow
+// slots starting at the value's own slot. Two values then collide only
+// when their windows overlap (about 2·valueWindow/ScopeSlots), however
+// many columns a write bumps and a read captures; spread over the whole
+// scope, a write of 6 counter columns and a read of 7 collided 42 times
+// as often as two single slots. Columns of one value may share a slot of
+// its window, which only costs that value's reads of other columns.
+const valueWindow = 8
+
 // slotOf is the slot of (value hash, column hash) within a scope.
 func slotOf(vh, ch uint64) int {
-	// splitmix64's finaliser spreads the combined bits over the low ones
+	// splitmix64's finaliser spreads the value's bits over the low ones
 	// the modulo keeps.
-	z := vh ^ (ch * 0x9e3779b97f4a7c15)
+	z := vh
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	z ^= z >> 31
-	return int(z % ScopeSlots)
+	c := ch ^ (ch >> 29)
+	return int((z%ScopeSlots + c%valueWindow) % ScopeSlots)
 }
 
 // scopedDep is a registered ScopeDep.

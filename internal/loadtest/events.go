@@ -16,9 +16,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/replyrocket/replyrocket/internal/pglocal"
 )
 
 // EventsOptions shape the events benchmark (loadtest -events): tracking
@@ -55,16 +54,11 @@ func RunEvents(ctx context.Context, o EventsOptions, out io.Writer) error {
 	}
 	defer removeAll(dir)
 	logf := func(format string, args ...any) { fmt.Fprintf(o.Log, "loadtest: "+format+"\n", args...) }
-	cluster, url, err := startDatabase(ctx, pglocal.Options{DataDir: filepath.Join(dir, "pg"), Durable: true,
-		Settings: map[string]string{"max_connections": "200"}})
+	cluster, url, pgPID, err := startBenchDatabase(ctx, dir)
 	if err != nil {
 		return err
 	}
 	defer cluster.Stop()
-	pgPID, err := postmasterPID(cluster.DataDir)
-	if err != nil {
-		return err
-	}
 	ds, err := seedDataset(ctx, url, Options{Users: 1, CampaignsPerUser: o.Campaigns, EmailsPerCampaign: o.PerCampaign, Months: 1}, logf)
 	if err != nil {
 		return err
@@ -176,30 +170,20 @@ func eventTargets(ctx context.Context, url string, ds dataset) ([]uuid.UUID, []u
 			return nil, nil, fmt.Errorf("bench_ids: %w", err)
 		}
 	}
-	var ids, campaigns []uuid.UUID
-	rows, err := pool.Query(ctx, "SELECT id FROM bench_ids ORDER BY n")
+	ids, err := queryIDs(ctx, pool, "SELECT id FROM bench_ids ORDER BY n")
 	if err != nil {
 		return nil, nil, err
 	}
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return nil, nil, err
-		}
-		ids = append(ids, id)
-	}
-	rows, err = pool.Query(ctx, "SELECT id FROM campaigns WHERE user_id = $1", ds.userID)
+	campaigns, err := queryIDs(ctx, pool, "SELECT id FROM campaigns WHERE user_id = $1", ds.userID)
+	return ids, campaigns, err
+}
+
+func queryIDs(ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) ([]uuid.UUID, error) {
+	rows, err := pool.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return nil, nil, err
-		}
-		campaigns = append(campaigns, id)
-	}
-	return ids, campaigns, rows.Err()
+	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 }
 
 // bulkEvents makes each request's body: n events of random emails, each
@@ -275,6 +259,15 @@ func countRows(ctx context.Context, url, sql string) (int64, error) {
 	return n, err
 }
 
+// cpu is a CPU time per event, "-" where it was not measured (the paced
+// phase, whose CPU is shared with the reads).
+func cpu(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return d.Round(time.Microsecond).String()
+}
+
 func printEvents(out io.Writer, o EventsOptions, emails int, recorded int64, rows []Row) {
 	fmt.Fprintf(out, "\nevents: %d emails in %d campaigns, %d connections, %s per scenario (warm-up %s); GOMAXPROCS of a 2-core machine shared with other work\n\n",
 		emails, o.Campaigns, o.Concurrency, o.Duration, o.Warmup)
@@ -290,7 +283,7 @@ func printEvents(out io.Writer, o EventsOptions, emails int, recorded int64, row
 			errs = "none"
 		}
 		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.RPS, ms(r.P50), ms(r.P99),
-			r.ClientCPU.Round(time.Microsecond), r.DBCPU.Round(time.Microsecond), r.Limit, ratio, errs, r.Comment)
+			cpu(r.ClientCPU), cpu(r.DBCPU), r.Limit, ratio, errs, r.Comment)
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(out, "\nevent ids recorded (new events, each applied to its email): %d; the single-event routes' repeats of an (email, kind) are duplicates by id\n", recorded)

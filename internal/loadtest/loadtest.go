@@ -83,17 +83,11 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	logf := func(format string, args ...any) { fmt.Fprintf(o.Log, "loadtest: "+format+"\n", args...) }
 
 	logf("starting PostgreSQL in %s", dir)
-	cluster, url, err := startDatabase(ctx, pglocal.Options{DataDir: filepath.Join(dir, "pg"), Durable: true,
-		Settings: map[string]string{"max_connections": "200"}})
+	cluster, url, pgPID, err := startBenchDatabase(ctx, dir)
 	if err != nil {
 		return err
 	}
 	defer cluster.Stop()
-
-	pgPID, err := postmasterPID(cluster.DataDir)
-	if err != nil {
-		return err
-	}
 	ds, err := seedDataset(ctx, url, o, logf)
 	if err != nil {
 		return err
@@ -320,6 +314,23 @@ func generator(ctx context.Context, name string) (func(target, int, time.Duratio
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown generator %q: want %s or %s", name, GeneratorVegeta, GeneratorWrk)
+}
+
+// startBenchDatabase starts the durable PostgreSQL the load and events
+// benchmarks measure, in dir/pg, and returns it with its postmaster's pid
+// (for its CPU).
+func startBenchDatabase(ctx context.Context, dir string) (*pglocal.Cluster, string, int, error) {
+	cluster, url, err := startDatabase(ctx, pglocal.Options{DataDir: filepath.Join(dir, "pg"), Durable: true,
+		Settings: map[string]string{"max_connections": "200"}})
+	if err != nil {
+		return nil, "", 0, err
+	}
+	pid, err := postmasterPID(cluster.DataDir)
+	if err != nil {
+		_ = cluster.Stop()
+		return nil, "", 0, err
+	}
+	return cluster, url, pid, nil
 }
 
 // cpuOf is the CPU used so far by s and by PostgreSQL.
