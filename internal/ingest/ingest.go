@@ -127,9 +127,6 @@ func New(store db.Store, cfg Config) *Batcher {
 	return &Batcher{store: store, cfg: cfg, sem: make(chan struct{}, cfg.InFlight)}
 }
 
-// Config is the batcher's configuration, defaults filled in.
-func (b *Batcher) Config() Config { return b.cfg }
-
 type batch struct {
 	events  []Event
 	full    chan struct{} // closed when the batch reached MaxEvents
@@ -228,8 +225,15 @@ func (b *Batcher) lead(bt *batch) {
 	// The batch belongs to all its callers, none of whose contexts may
 	// cancel it: it gets its own deadline.
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.Timeout)
+	defer func() {
+		// A panic here would take the server down with no request's
+		// recovery around it: its callers get it as an error instead.
+		if p := recover(); p != nil {
+			bt.results, bt.err = nil, fmt.Errorf("apply a batch of %d events: panic: %v", len(bt.events), p)
+		}
+		cancel()
+		<-b.sem
+		close(bt.done)
+	}()
 	bt.results, bt.err = apply(ctx, b.store, bt.events)
-	cancel()
-	<-b.sem
-	close(bt.done)
 }
