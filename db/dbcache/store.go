@@ -29,6 +29,14 @@ type Store struct {
 
 var _ db.Store = (*Store)(nil)
 
+// AlwaysCached are the queries cached even under CACHE_DISABLED: the API
+// key lookup every authenticated request makes. A key that did not change
+// costs no round trip; a revocation (RevokeAPIKey bumps the key_hash
+// scope's revoked_at), a rate-limit change or a deactivated user (users is
+// a table-wide dependency) invalidates it before the write returns, as
+// with the cache enabled, so the next request is refused.
+var AlwaysCached = []string{"GetAPIKeyByHash"}
+
 // NewCache builds the cache for the queries' tables (dbmeta.Tables). Its
 // loads after an invalidation read a database that has replayed the
 // invalidating write (dbroute.WithMinLSN): with read replicas, an entry is
@@ -36,6 +44,7 @@ var _ db.Store = (*Store)(nil)
 func NewCache(cfg cache.Config, reg prometheus.Registerer, log *slog.Logger) (*cache.Cache, error) {
 	return cache.New(cfg, cache.Options{
 		Tables: dbmeta.Tables, Versions: Versions, Scopes: Scopes, TriggerWrites: dbmeta.TriggerWrites, Registerer: reg, Logger: log,
+		AlwaysCached: AlwaysCached,
 		LoadFloor: func(ctx context.Context, lsn uint64) context.Context {
 			return dbroute.WithMinLSN(ctx, dbroute.LSN(lsn))
 		},

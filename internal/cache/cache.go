@@ -65,6 +65,14 @@ type Options struct {
 	// that reaches an instance before that user's own invalidation did
 	// bypasses the tiers instead of being served the old entry.
 	Actor func(ctx context.Context, load func(ctx context.Context, user string) uint64) (uint64, bool)
+	// AlwaysCached names the queries read through the cache even under
+	// Config.Disabled: the API-key lookup, which every request makes before
+	// its own read. Their invalidation is the same as under the enabled
+	// cache (a revocation bumps what the lookup depends on before it
+	// returns), so CACHE_DISABLED keeps what it is for — every data read
+	// from the database — without a second round trip per request for a
+	// key that did not change.
+	AlwaysCached []string
 	// Registerer receives the cache's Prometheus metrics; nil registers
 	// nowhere.
 	Registerer prometheus.Registerer
@@ -101,6 +109,8 @@ type Cache struct {
 	// (Options.Actor).
 	appliedSeq atomic.Uint64
 	actor      func(ctx context.Context, load func(ctx context.Context, user string) uint64) (uint64, bool)
+	// alwaysCached are Options.AlwaysCached.
+	alwaysCached []string
 	// epoch names the life of the version counters: it changes when Redis
 	// lost them (restart) or this instance lost track of them (Redis
 	// unreachable), which invalidates every entry at once.
@@ -171,6 +181,7 @@ func New(cfg Config, opts Options) (*Cache, error) {
 	}
 	c.loadFloor = opts.LoadFloor
 	c.actor = opts.Actor
+	c.alwaysCached = opts.AlwaysCached
 	if !cfg.L1Disabled {
 		c.l1 = newL1(cfg.L1MaxBytes)
 	}
@@ -313,10 +324,11 @@ const slotSep = "#"
 // as long as Redis answers.
 func (c *Cache) Ready() bool { return c.healthy.Load() && !c.cfg.Disabled }
 
-// WaitReady waits until Ready or ctx ends; a disabled cache has nothing
-// to wait for.
+// WaitReady waits until Ready or ctx ends. A disabled cache still serves
+// the queries of Options.AlwaysCached once in sync, so with any of them it
+// waits for that; without, it has nothing to wait for.
 func (c *Cache) WaitReady(ctx context.Context) error {
-	for !c.Ready() && !c.cfg.Disabled {
+	for !c.healthy.Load() && (!c.cfg.Disabled || len(c.alwaysCached) > 0) {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("wait for cache: %w", ctx.Err())

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +39,9 @@ type Query struct {
 	reads  []int
 	scoped []scopedDep
 	stats  queryStats
+	// always: read through the cache even under Config.Disabled
+	// (Options.AlwaysCached).
+	always bool
 }
 
 // Prefix is the start of every key of the query; generated code appends
@@ -52,7 +56,8 @@ func (c *Cache) Register(spec QuerySpec) (*Query, error) {
 	if spec.TTL <= 0 {
 		return nil, fmt.Errorf("register %s: ttl must be positive", spec.Name)
 	}
-	q := &Query{c: c, spec: spec, prefix: c.cfg.Namespace + ":c:" + spec.Name + ":" + spec.Hash + ":"}
+	q := &Query{c: c, spec: spec, prefix: c.cfg.Namespace + ":c:" + spec.Name + ":" + spec.Hash + ":",
+		always: slices.Contains(c.alwaysCached, spec.Name)}
 	q.stats.init()
 	for _, t := range spec.Reads {
 		i, ok := c.index[t]
@@ -76,6 +81,14 @@ func (c *Cache) Register(spec QuerySpec) (*Query, error) {
 	c.queries = append(c.queries, q)
 	c.queryMu.Unlock()
 	return q, nil
+}
+
+// bypassed reports whether a read of q skips the cache: disabled (unless
+// q is always cached), out of sync with Redis, or a reader whose own
+// invalidation has not reached this instance yet.
+func (q *Query) bypassed(ctx context.Context) bool {
+	c := q.c
+	return (c.cfg.Disabled && !q.always) || !c.healthy.Load() || c.readerMustBypass(ctx)
 }
 
 // Bypass records an annotated read that skipped the cache (inside a
@@ -177,7 +190,7 @@ func callDeps[T any](d *Deps, c closures[T]) {
 // refresh, builds the closure the shared load needs). deps may be nil.
 func ReadWith[T, A any](ctx context.Context, q *Query, key []byte, codec *Codec[T], arg A, load func(context.Context, A) (T, error), deps func(*Deps, A)) (T, error) {
 	c := q.c
-	if c.cfg.Disabled || !c.healthy.Load() || c.readerMustBypass(ctx) {
+	if q.bypassed(ctx) {
 		q.Bypass(ctx)
 		return load(ctx, arg)
 	}
@@ -208,7 +221,7 @@ func ReadWith[T, A any](ctx context.Context, q *Query, key []byte, codec *Codec[
 func Peek[T, A any](ctx context.Context, q *Query, key []byte, codec *Codec[T], arg A, deps func(*Deps, A)) (T, bool) {
 	c := q.c
 	var zero T
-	if c.cfg.Disabled || !c.healthy.Load() || c.readerMustBypass(ctx) {
+	if q.bypassed(ctx) {
 		return zero, false
 	}
 	rec := recorderFrom(ctx)

@@ -27,6 +27,8 @@ type Row struct {
 	Limit            string // what the row is compared with
 	Ratio            float64
 	Comment          string
+	// Also are its ratios to further references, printed after the table.
+	Also []string
 }
 
 // target is one request the attack sends; next is called per request, so a

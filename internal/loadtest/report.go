@@ -137,11 +137,16 @@ func printReport(out io.Writer, o Options, ds dataset, poolMax int, order []stri
 			r.ClientCPU.Microseconds(), r.DBCPU.Microseconds(), rt, r.Limit, errs)
 	}
 	_ = tw.Flush()
+	for _, name := range order {
+		for _, a := range rows[name].Also {
+			fmt.Fprintf(out, "also %s\n", a)
+		}
+	}
 	fmt.Fprintln(out, "\nserver CPU: of the process that answered (the app, the bare server; pgbench itself on pgbench rows); db CPU: of all PostgreSQL processes.")
 	fmt.Fprintln(out)
-	fmt.Fprintf(out, "memory (RSS from /proc; the uncached instance runs without L1, CACHE_L1_DISABLED=true):\n")
+	fmt.Fprintf(out, "memory (RSS from /proc; the uncached instance runs with CACHE_DISABLED=true, its L1 holding only API-key lookups):\n")
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "  \tcached\tuncached, no L1\t\n")
+	fmt.Fprintf(tw, "  \tcached\tuncached\t\n")
 	fmt.Fprintf(tw, "  at rest\t%s\t%s\t\n", mib(m.restCached), mib(m.restUncached))
 	fmt.Fprintf(tw, "  under load (peak)\t%s\t%s\t\n", mib(m.loadCached), mib(m.loadUncached))
 	fmt.Fprintf(tw, "  after the load\t%s\t%s\t\n", mib(m.steadyCached), mib(m.steadyUncached))
@@ -161,6 +166,6 @@ func printReport(out io.Writer, o Options, ds dataset, poolMax int, order []stri
 	if max == "" {
 		max = "67108864 (the default)"
 	}
-	fmt.Fprintf(out, "  L1 share under load: %s (cached minus uncached peak: the tier's fixed structures, its entries and the GC headroom they add), %s of entries held at the end; CACHE_L1_MAX_BYTES %s\n",
+	fmt.Fprintf(out, "  L1 share under load: %s (cached minus uncached peak: the data entries and the GC headroom they add; both instances build the tier), %s of entries held at the end; CACHE_L1_MAX_BYTES %s\n",
 		mib(m.loadCached-m.loadUncached), mib(m.l1Bytes), max)
 }
