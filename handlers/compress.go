@@ -3,6 +3,7 @@ package handlers
 import (
 	"fmt"
 	"net/http"
+	"sync"
 
 	"github.com/klauspost/compress/gzhttp"
 	"github.com/labstack/echo/v4"
@@ -42,6 +43,12 @@ func compress() echo.MiddlewareFunc {
 		// Only bad options make NewWrapper fail; these are constants.
 		panic(fmt.Sprintf("gzhttp options: %v", err))
 	}
+	// Wrapped once: calling wrap per request made gzhttp's handler closure,
+	// ours and its captured error on every request that accepts an
+	// encoding, three of a cached read's allocations. The request's echo
+	// context and next reach the handler through the writer passed in, a
+	// pooled gzCall that gzhttp wraps.
+	gz := wrap(http.HandlerFunc(serveCompressed))
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if len(c.Request().Header[headerAcceptEncoding]) == 0 {
@@ -58,19 +65,68 @@ func compress() echo.MiddlewareFunc {
 				return next(c)
 			}
 			res := c.Response()
-			orig := res.Writer
+			call := gzCalls.Get().(*gzCall)
+			*call = gzCall{ResponseWriter: res.Writer, c: c, next: next}
 			// Restored even when next panics, so the 500 that recoverPanics
 			// returns is written to the connection, not to a closed wrapper.
-			defer func() { res.Writer = orig }()
-			var err error
-			wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				res.Writer = w
-				c.SetRequest(r)
-				if err = next(c); err != nil {
-					c.Error(err)
-				}
-			})).ServeHTTP(orig, c.Request())
-			return err
+			defer func() {
+				res.Writer = call.ResponseWriter
+				*call = gzCall{}
+				gzCalls.Put(call)
+			}()
+			gz.ServeHTTP(call, c.Request())
+			return call.err
 		}
+	}
+}
+
+// gzCall is one request through the compressing handler: the connection's
+// writer, which it passes on (gzhttp writes through it), and the echo
+// context and handler serveCompressed runs.
+type gzCall struct {
+	http.ResponseWriter
+	c    echo.Context
+	next echo.HandlerFunc
+	err  error
+}
+
+var gzCalls = sync.Pool{New: func() any { return new(gzCall) }}
+
+// Unwrap lets http.ResponseController (a body limit's read deadline,
+// gzhttp's Flush and Hijack) reach the connection's writer.
+func (g *gzCall) Unwrap() http.ResponseWriter { return g.ResponseWriter }
+
+// Flush passes a flush on, for callers that assert http.Flusher.
+func (g *gzCall) Flush() { _ = http.NewResponseController(g.ResponseWriter).Flush() }
+
+// serveCompressed is the handler gzhttp wraps: w is gzhttp's writer around
+// the gzCall the middleware passed. Errors are written inside it (see
+// compress).
+func serveCompressed(w http.ResponseWriter, r *http.Request) {
+	call := findGzCall(w)
+	if call == nil {
+		// gzhttp always passes the writer it was given, wrapped; anything
+		// else is a bug in this file, not a request to serve.
+		panic("compress: gzhttp's writer does not wrap the gzCall")
+	}
+	c := call.c
+	c.Response().Writer = w
+	c.SetRequest(r)
+	if call.err = call.next(c); call.err != nil {
+		c.Error(call.err)
+	}
+}
+
+// findGzCall unwraps w down to the gzCall under it.
+func findGzCall(w http.ResponseWriter) *gzCall {
+	for {
+		if g, ok := w.(*gzCall); ok {
+			return g
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
 	}
 }
