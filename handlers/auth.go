@@ -27,16 +27,22 @@ type principalKey struct{}
 // layer's actor (which keeps this user's reads consistent with this user's
 // writes on read replicas): two context.WithValue and their two values
 // were four allocations of every authenticated request.
+//
+// It is made before the key is looked up and holds the key's hash: a
+// slice of it handed to the db.Store interface escapes, so a hash on the
+// stack was one more allocation.
 type authContext struct {
 	context.Context
 	p     principal
 	actor db.Actor
+	hash  [32]byte
 }
 
-func newAuthContext(parent context.Context, key db.GetAPIKeyByHashRow) *authContext {
-	a := &authContext{Context: parent, p: principal{userID: key.UserID, keyID: key.ID, rateLimit: key.RateLimitPerMinute}}
+// authenticated fills a in for the key the lookup found, under parent.
+func (a *authContext) authenticated(parent context.Context, key db.GetAPIKeyByHashRow) {
+	a.Context = parent
+	a.p = principal{userID: key.UserID, keyID: key.ID, rateLimit: key.RateLimitPerMinute}
 	a.actor.ID = key.UserID
-	return a
 }
 
 func (a *authContext) Value(key any) any {
@@ -121,7 +127,8 @@ func (a *API) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 		if !apikey.Plausible(token) {
 			return a.authFailed(c, "malformed", "The API key is not valid.")
 		}
-		key, err := a.authenticate(c, apikey.Hash(token))
+		ac := &authContext{hash: apikey.Hash(token)}
+		key, err := a.authenticate(c, &ac.hash)
 		if err != nil {
 			return err
 		}
@@ -132,7 +139,8 @@ func (a *API) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 				a.log.WarnContext(ctx, "touch api key", "key_id", key.ID, "error", err)
 			}
 		}
-		c.SetRequest(c.Request().WithContext(newAuthContext(ctx, key)))
+		ac.authenticated(ctx, key)
+		c.SetRequest(c.Request().WithContext(ac))
 		return next(c)
 	}
 }
@@ -154,8 +162,9 @@ type keyCache interface {
 //     on another instance an instant ago); else its address pays one
 //     failure before the database is asked, and once the budget is spent
 //     is refused with no lookup: the flood's database cost.
-func (a *API) authenticate(c echo.Context, hash [32]byte) (db.GetAPIKeyByHashRow, error) {
+func (a *API) authenticate(c echo.Context, hp *[32]byte) (db.GetAPIKeyByHashRow, error) {
 	var none db.GetAPIKeyByHashRow
+	hash := *hp
 	now := a.now()
 	if a.unknownKeys.known(hash, now) {
 		return none, a.authFailed(c, "unknown_cached", unknownKeyDetail)
@@ -164,7 +173,7 @@ func (a *API) authenticate(c echo.Context, hash [32]byte) (db.GetAPIKeyByHashRow
 	existing := a.keys.Contains(hash)
 	if !existing {
 		if a.keyCache != nil {
-			if key, ok := a.keyCache.CachedAPIKeyByHash(ctx, hash[:]); ok {
+			if key, ok := a.keyCache.CachedAPIKeyByHash(ctx, hp[:]); ok {
 				return key, nil
 			}
 		}
@@ -172,7 +181,7 @@ func (a *API) authenticate(c echo.Context, hash [32]byte) (db.GetAPIKeyByHashRow
 			return none, err
 		}
 	}
-	key, err := a.store.GetAPIKeyByHash(ctx, hash[:])
+	key, err := a.store.GetAPIKeyByHash(ctx, hp[:])
 	switch {
 	case err == nil:
 		if !existing {

@@ -158,6 +158,8 @@ func cachedStore(b *testing.B) envOpt {
 			b.Fatal(err)
 		}
 		d.Store = s
+		// X-Cache, as internal/app wires it.
+		d.APIMiddleware = append(d.APIMiddleware, CacheHeader())
 	}
 }
 

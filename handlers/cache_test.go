@@ -299,3 +299,24 @@ func TestSummaryInvalidatedThroughTheCounters(t *testing.T) {
 		t.Fatalf("summary read again: X-Cache %q, want hit", h)
 	}
 }
+
+// TestXCacheOnErrors: a response the error handler writes (a 404 after a
+// cached read found nothing) reports X-Cache as a success does, with and
+// without gzip on the way out; a route that made no cached read has none.
+func TestXCacheOnErrors(t *testing.T) {
+	opt, _ := withCache(t, "")
+	e := newEnv(t, opt)
+	_, key := e.user()
+	for _, accept := range []string{"", "gzip"} {
+		req := newRequest("GET", "/api/v1/campaigns/00000000-0000-0000-0000-000000000000", key, nil, "")
+		if accept != "" {
+			req.Header.Set("Accept-Encoding", accept)
+		}
+		if h := e.serve(req).want(404).Header().Get(HeaderXCache); h != "miss" && h != "hit" {
+			t.Fatalf("404 with Accept-Encoding %q: X-Cache %q, want miss or hit", accept, h)
+		}
+	}
+	if h := e.do("GET", "/health", "", nil).Header().Get(HeaderXCache); h != "" {
+		t.Fatalf("/health: X-Cache %q, want none", h)
+	}
+}

@@ -132,7 +132,7 @@ func (a *API) getCampaign(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(c, http.StatusOK, toCampaign(camp))
+	return writeCampaign(c, http.StatusOK, toCampaign(camp))
 }
 
 func (a *API) listCampaigns(c echo.Context) error {

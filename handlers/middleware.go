@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -51,13 +50,7 @@ func newRequestID() []string {
 	u[6] = u[6]&0x0f | 0x40 // version 4
 	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
 	v := new(requestIDValue)
-	t := v.text[:]
-	hex.Encode(t[0:8], u[0:4])
-	hex.Encode(t[9:13], u[4:6])
-	hex.Encode(t[14:18], u[6:8])
-	hex.Encode(t[19:23], u[8:10])
-	hex.Encode(t[24:36], u[10:16])
-	t[8], t[13], t[18], t[23] = '-', '-', '-', '-'
+	formatUUID(&v.text, u)
 	v.vals[0] = unsafe.String(&v.text[0], len(v.text))
 	return v.vals[:]
 }

@@ -61,6 +61,14 @@ func (r *Recorder) record(o Outcome) {
 	}
 }
 
+// IsRecorderKey reports whether key is the context key WithRecorder sets:
+// a context of the caller's own that answers it with a *Recorder has its
+// annotated reads recorded there, with no context node of its own.
+func IsRecorderKey(key any) bool {
+	_, ok := key.(recorderKey)
+	return ok
+}
+
 func recorderFrom(ctx context.Context) *Recorder {
 	r, _ := ctx.Value(recorderKey{}).(*Recorder)
 	return r
