@@ -32,9 +32,9 @@ var _ db.Store = (*Store)(nil)
 // AlwaysCached are the queries cached even under CACHE_DISABLED: the API
 // key lookup every authenticated request makes. A key that did not change
 // costs no round trip; a revocation (RevokeAPIKey bumps the key_hash
-// scope's revoked_at), a rate-limit change or a deactivated user (users is
-// a table-wide dependency) invalidates it before the write returns, as
-// with the cache enabled, so the next request is refused.
+// scope's revoked_at), a rate-limit change or any write to users (a
+// table-wide dependency) invalidates it before the write returns, as with
+// the cache enabled, so the next request is refused.
 var AlwaysCached = []string{"GetAPIKeyByHash"}
 
 // NewCache builds the cache for the queries' tables (dbmeta.Tables). Its

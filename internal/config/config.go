@@ -127,7 +127,7 @@ type Cache struct {
 	Namespace      string       `env:"CACHE_NAMESPACE" envDefault:"replyrocket" help:"prefix of every Redis key and channel" section:"cache"`
 	L1MaxBytes     int64        `env:"CACHE_L1_MAX_BYTES" envDefault:"67108864" help:"in-process tier bound, in encoded bytes" section:"cache"`
 	L1Disabled     bool         `env:"CACHE_L1_DISABLED" envDefault:"false" help:"no in-process tier" section:"cache"`
-	CacheDisabled  bool         `env:"CACHE_DISABLED" envDefault:"false" help:"every read bypasses the cache" section:"cache"`
+	CacheDisabled  bool         `env:"CACHE_DISABLED" envDefault:"false" help:"every data read bypasses the cache; API-key lookups stay cached (with L1 or Redis), revocations still refuse at once" section:"cache"`
 	RedisTimeout   Milliseconds `env:"CACHE_REDIS_TIMEOUT" envDefault:"100" help:"milliseconds, per Redis dial/read/write/pool wait" section:"cache"`
 	LoadTimeout    Seconds      `env:"CACHE_LOAD_TIMEOUT" envDefault:"30" help:"seconds, per shared database load" section:"cache"`
 	ScopesDisabled bool         `env:"CACHE_SCOPES_DISABLED" envDefault:"false" help:"every write invalidates as if it knew none of its rows' scope values (table-and-column invalidation): the control of what scoping saves" section:"cache"`
