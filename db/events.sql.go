@@ -28,12 +28,6 @@ WITH ev AS (
            (array_agg(reason ORDER BY at, kind) FILTER (WHERE kind IN ('bounced', 'failed')))[1] AS reason
     FROM ev
     GROUP BY email_id
-), locked AS (
-    SELECT l.id, l.created_at
-    FROM emails l
-    JOIN v ON l.id = v.email_id AND l.created_at = uuid7_time(v.email_id)
-    ORDER BY l.id
-    FOR UPDATE OF l
 )
 UPDATE emails e
 SET status = CASE
@@ -62,7 +56,6 @@ SET status = CASE
 FROM v
 WHERE e.id = v.email_id
   AND e.created_at = uuid7_time(v.email_id)
-  AND (e.id, e.created_at) IN (SELECT id, created_at FROM locked)
 RETURNING e.id, e.campaign_id, e.recipient, e.subject, e.body, e.status, e.sent_at,
           e.is_opened, e.opened_at, e.is_replied, e.replied_at, e.created_at,
           e.bounced_at, e.bounce_reason
@@ -78,9 +71,9 @@ type ApplyEmailEventsParams struct {
 // Applies recorded events to their emails in one statement. The events
 // are folded per email first (an UPDATE … FROM applies one source row per
 // target row): the earliest time of each kind, and of bounced/failed the
-// earliest one. The rows are locked in id order before the update, so two
-// batches touching the same emails wait instead of deadlocking; the
-// counters' trigger then locks campaign rows in campaign_id order.
+// earliest one. RecordEmailEvents locked the rows in id order earlier in
+// the transaction; the counters' trigger then locks campaign rows in
+// campaign_id order.
 // Transitions: opened and replied stamp their time once (the first
 // recorded wins) whatever the status; sent moves queued to sent and stamps
 // sent_at once, except on a failed email; bounced and failed are terminal
@@ -128,18 +121,23 @@ func (q *Queries) ApplyEmailEvents(ctx context.Context, arg ApplyEmailEventsPara
 }
 
 const findOwnedEmails = `-- name: FindOwnedEmails :many
-SELECT v.user_id::uuid AS user_id, v.email_id::uuid AS email_id
+SELECT v.user_id::uuid AS user_id, o.id, o.campaign_id, o.recipient, o.subject, o.body,
+       o.status, o.sent_at, o.is_opened, o.opened_at, o.is_replied, o.replied_at,
+       o.created_at, o.bounced_at, o.bounce_reason
 FROM (
     SELECT unnest($1::uuid[]) AS user_id, unnest($2::uuid[]) AS email_id
 ) v
 CROSS JOIN LATERAL (
-    SELECT 1 FROM emails e
+    SELECT e.id, e.campaign_id, e.recipient, e.subject, e.body, e.status, e.sent_at,
+           e.is_opened, e.opened_at, e.is_replied, e.replied_at, e.created_at,
+           e.bounced_at, e.bounce_reason
+    FROM emails e
     JOIN campaigns c ON c.id = e.campaign_id
     WHERE e.id = v.email_id
       AND e.created_at = uuid7_time(v.email_id)
       AND c.user_id = v.user_id
     LIMIT 1
-) owned
+) o
 `
 
 type FindOwnedEmailsParams struct {
@@ -148,13 +146,27 @@ type FindOwnedEmailsParams struct {
 }
 
 type FindOwnedEmailsRow struct {
-	UserID  uuid.UUID
-	EmailID uuid.UUID
+	UserID       uuid.UUID
+	ID           uuid.UUID
+	CampaignID   uuid.UUID
+	Recipient    string
+	Subject      string
+	Body         string
+	Status       DeliveryStatus
+	SentAt       *time.Time
+	IsOpened     bool
+	OpenedAt     *time.Time
+	IsReplied    bool
+	RepliedAt    *time.Time
+	CreatedAt    time.Time
+	BouncedAt    *time.Time
+	BounceReason *string
 }
 
-// Which (user, email) pairs exist: an event RecordEmailEvents skipped is a
-// duplicate when its email is its user's, not found otherwise. Looked up
-// by primary key per pair, as in RecordEmailEvents.
+// The caller's emails among the events RecordEmailEvents skipped: such an
+// event is a duplicate when its email is its user's (and the email, as it
+// is, answers a repeated single event without another read), not found
+// otherwise. Looked up by primary key per pair, as in RecordEmailEvents.
 func (q *Queries) FindOwnedEmails(ctx context.Context, arg FindOwnedEmailsParams) ([]FindOwnedEmailsRow, error) {
 	rows, err := q.db.Query(ctx, findOwnedEmails, arg.UserIds, arg.EmailIds)
 	if err != nil {
@@ -164,7 +176,23 @@ func (q *Queries) FindOwnedEmails(ctx context.Context, arg FindOwnedEmailsParams
 	var items []FindOwnedEmailsRow
 	for rows.Next() {
 		var i FindOwnedEmailsRow
-		if err := rows.Scan(&i.UserID, &i.EmailID); err != nil {
+		if err := rows.Scan(
+			&i.UserID,
+			&i.ID,
+			&i.CampaignID,
+			&i.Recipient,
+			&i.Subject,
+			&i.Body,
+			&i.Status,
+			&i.SentAt,
+			&i.IsOpened,
+			&i.OpenedAt,
+			&i.IsReplied,
+			&i.RepliedAt,
+			&i.CreatedAt,
+			&i.BouncedAt,
+			&i.BounceReason,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -203,6 +231,7 @@ FROM (
            unnest($3::uuid[])     AS email_id,
            unnest($4::text[])         AS kind,
            unnest($5::timestamptz[])    AS at
+    ORDER BY email_id
 ) v
 CROSS JOIN LATERAL (
     SELECT 1 FROM emails e
@@ -211,6 +240,7 @@ CROSS JOIN LATERAL (
       AND e.created_at = uuid7_time(v.email_id)
       AND c.user_id = v.user_id
     LIMIT 1
+    FOR NO KEY UPDATE OF e
 ) owned
 ORDER BY v.user_id, v.event_id
 ON CONFLICT (user_id, event_id) DO NOTHING
@@ -238,11 +268,14 @@ type RecordEmailEventsRow struct {
 // describes the transitions.
 // Records the events whose email exists and belongs to the event's user,
 // once per (user_id, event_id): a retried event conflicts and is skipped.
-// Returns the events recorded now. Rows are inserted in key order, so two
-// batches waiting on each other's uncommitted keys always wait in the same
-// direction (no deadlock). The check is a LATERAL … LIMIT 1 so that each
-// event looks its email up by primary key: as a plain join, the planner
-// read every email of the user's campaigns to find a few.
+// Returns the events recorded now. The check is a LATERAL … LIMIT 1 so
+// that each event looks its email up by primary key (as a plain join, the
+// planner read every email of the user's campaigns to find a few), and the
+// same lookup locks the email for ApplyEmailEvents: the events are walked
+// in email id order, so every batch locks its emails in one order and two
+// batches that share emails wait instead of deadlocking. Rows are then
+// inserted in key order, so two batches waiting on each other's
+// uncommitted keys also wait in one direction.
 func (q *Queries) RecordEmailEvents(ctx context.Context, arg RecordEmailEventsParams) ([]RecordEmailEventsRow, error) {
 	rows, err := q.db.Query(ctx, recordEmailEvents,
 		arg.UserIds,

@@ -15,9 +15,9 @@ type Querier interface {
 	// Applies recorded events to their emails in one statement. The events
 	// are folded per email first (an UPDATE … FROM applies one source row per
 	// target row): the earliest time of each kind, and of bounced/failed the
-	// earliest one. The rows are locked in id order before the update, so two
-	// batches touching the same emails wait instead of deadlocking; the
-	// counters' trigger then locks campaign rows in campaign_id order.
+	// earliest one. RecordEmailEvents locked the rows in id order earlier in
+	// the transaction; the counters' trigger then locks campaign rows in
+	// campaign_id order.
 	// Transitions: opened and replied stamp their time once (the first
 	// recorded wins) whatever the status; sent moves queued to sent and stamps
 	// sent_at once, except on a failed email; bounced and failed are terminal
@@ -36,9 +36,10 @@ type Querier interface {
 	// Its emails go with it (ON DELETE CASCADE).
 	DeleteCampaign(ctx context.Context, arg DeleteCampaignParams) (int64, error)
 	EnsureEmailPartitions(ctx context.Context, arg EnsureEmailPartitionsParams) ([]string, error)
-	// Which (user, email) pairs exist: an event RecordEmailEvents skipped is a
-	// duplicate when its email is its user's, not found otherwise. Looked up
-	// by primary key per pair, as in RecordEmailEvents.
+	// The caller's emails among the events RecordEmailEvents skipped: such an
+	// event is a duplicate when its email is its user's (and the email, as it
+	// is, answers a repeated single event without another read), not found
+	// otherwise. Looked up by primary key per pair, as in RecordEmailEvents.
 	FindOwnedEmails(ctx context.Context, arg FindOwnedEmailsParams) ([]FindOwnedEmailsRow, error)
 	// Authenticates a request: one indexed lookup on the unique key_hash, joined
 	// to the owner so a deactivated user's keys stop working too. It leaves out
@@ -119,11 +120,14 @@ type Querier interface {
 	// describes the transitions.
 	// Records the events whose email exists and belongs to the event's user,
 	// once per (user_id, event_id): a retried event conflicts and is skipped.
-	// Returns the events recorded now. Rows are inserted in key order, so two
-	// batches waiting on each other's uncommitted keys always wait in the same
-	// direction (no deadlock). The check is a LATERAL … LIMIT 1 so that each
-	// event looks its email up by primary key: as a plain join, the planner
-	// read every email of the user's campaigns to find a few.
+	// Returns the events recorded now. The check is a LATERAL … LIMIT 1 so
+	// that each event looks its email up by primary key (as a plain join, the
+	// planner read every email of the user's campaigns to find a few), and the
+	// same lookup locks the email for ApplyEmailEvents: the events are walked
+	// in email id order, so every batch locks its emails in one order and two
+	// batches that share emails wait instead of deadlocking. Rows are then
+	// inserted in key order, so two batches waiting on each other's
+	// uncommitted keys also wait in one direction.
 	RecordEmailEvents(ctx context.Context, arg RecordEmailEventsParams) ([]RecordEmailEventsRow, error)
 	// Revoking twice keeps the first revocation time.
 	RevokeAPIKey(ctx context.Context, id uuid.UUID) (RevokeAPIKeyRow, error)

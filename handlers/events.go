@@ -69,7 +69,7 @@ func (a *API) postEvents(c echo.Context) error {
 	out := eventResultsJSON{Results: make([]eventResultJSON, len(results))}
 	for i, r := range results {
 		out.Results[i] = eventResultJSON{ID: events[i].ID, Result: string(r.Outcome)}
-		if r.Email != nil {
+		if r.Email != nil && (r.Outcome == ingest.Applied || r.Outcome == ingest.Refused) {
 			out.Results[i].Status = string(r.Email.Status)
 		}
 		switch r.Outcome {
@@ -157,7 +157,8 @@ func (a *API) markEmail(c echo.Context, kind db.EmailEventKind) error {
 	case r.Email != nil:
 		return writeJSON(c, http.StatusOK, toEmail(*r.Email))
 	default:
-		// A repeat: the email is unchanged since the first; read it.
+		// Not reached today: every outcome but not_found carries its
+		// email. Kept so that a result without one still answers right.
 		return a.getEmail(c)
 	}
 }

@@ -11,8 +11,8 @@ import (
 // turned away as a client error, never reach the database as something it
 // rejects with an unclassified error.
 //
-//	go test ./handlers -run '^$' -fuzz FuzzCreateCampaign -fuzztime 20s
-//	go test ./handlers -run '^$' -fuzz FuzzBulkEmails -fuzztime 20s
+//	go test ./handlers -run '^$' -fuzz FuzzCreateCampaign -fuzztime 8000x
+//	go test ./handlers -run '^$' -fuzz FuzzBulkEmails -fuzztime 8000x
 
 func fuzzSeeds(f *testing.F) {
 	for _, s := range []string{

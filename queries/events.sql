@@ -7,11 +7,14 @@
 
 -- Records the events whose email exists and belongs to the event's user,
 -- once per (user_id, event_id): a retried event conflicts and is skipped.
--- Returns the events recorded now. Rows are inserted in key order, so two
--- batches waiting on each other's uncommitted keys always wait in the same
--- direction (no deadlock). The check is a LATERAL … LIMIT 1 so that each
--- event looks its email up by primary key: as a plain join, the planner
--- read every email of the user's campaigns to find a few.
+-- Returns the events recorded now. The check is a LATERAL … LIMIT 1 so
+-- that each event looks its email up by primary key (as a plain join, the
+-- planner read every email of the user's campaigns to find a few), and the
+-- same lookup locks the email for ApplyEmailEvents: the events are walked
+-- in email id order, so every batch locks its emails in one order and two
+-- batches that share emails wait instead of deadlocking. Rows are then
+-- inserted in key order, so two batches waiting on each other's
+-- uncommitted keys also wait in one direction.
 -- name: RecordEmailEvents :many
 INSERT INTO email_events (user_id, event_id, email_id, kind, at)
 SELECT v.user_id, v.event_id, v.email_id, v.kind::email_event_kind, v.at
@@ -23,6 +26,7 @@ FROM (
            unnest(@email_ids::uuid[])     AS email_id,
            unnest(@kinds::text[])         AS kind,
            unnest(@ats::timestamptz[])    AS at
+    ORDER BY email_id
 ) v
 CROSS JOIN LATERAL (
     SELECT 1 FROM emails e
@@ -31,34 +35,41 @@ CROSS JOIN LATERAL (
       AND e.created_at = uuid7_time(v.email_id)
       AND c.user_id = v.user_id
     LIMIT 1
+    FOR NO KEY UPDATE OF e
 ) owned
 ORDER BY v.user_id, v.event_id
 ON CONFLICT (user_id, event_id) DO NOTHING
 RETURNING user_id, event_id;
 
--- Which (user, email) pairs exist: an event RecordEmailEvents skipped is a
--- duplicate when its email is its user's, not found otherwise. Looked up
--- by primary key per pair, as in RecordEmailEvents.
+-- The caller's emails among the events RecordEmailEvents skipped: such an
+-- event is a duplicate when its email is its user's (and the email, as it
+-- is, answers a repeated single event without another read), not found
+-- otherwise. Looked up by primary key per pair, as in RecordEmailEvents.
 -- name: FindOwnedEmails :many
-SELECT v.user_id::uuid AS user_id, v.email_id::uuid AS email_id
+SELECT v.user_id::uuid AS user_id, o.id, o.campaign_id, o.recipient, o.subject, o.body,
+       o.status, o.sent_at, o.is_opened, o.opened_at, o.is_replied, o.replied_at,
+       o.created_at, o.bounced_at, o.bounce_reason
 FROM (
     SELECT unnest(@user_ids::uuid[]) AS user_id, unnest(@email_ids::uuid[]) AS email_id
 ) v
 CROSS JOIN LATERAL (
-    SELECT 1 FROM emails e
+    SELECT e.id, e.campaign_id, e.recipient, e.subject, e.body, e.status, e.sent_at,
+           e.is_opened, e.opened_at, e.is_replied, e.replied_at, e.created_at,
+           e.bounced_at, e.bounce_reason
+    FROM emails e
     JOIN campaigns c ON c.id = e.campaign_id
     WHERE e.id = v.email_id
       AND e.created_at = uuid7_time(v.email_id)
       AND c.user_id = v.user_id
     LIMIT 1
-) owned;
+) o;
 
 -- Applies recorded events to their emails in one statement. The events
 -- are folded per email first (an UPDATE … FROM applies one source row per
 -- target row): the earliest time of each kind, and of bounced/failed the
--- earliest one. The rows are locked in id order before the update, so two
--- batches touching the same emails wait instead of deadlocking; the
--- counters' trigger then locks campaign rows in campaign_id order.
+-- earliest one. RecordEmailEvents locked the rows in id order earlier in
+-- the transaction; the counters' trigger then locks campaign rows in
+-- campaign_id order.
 -- Transitions: opened and replied stamp their time once (the first
 -- recorded wins) whatever the status; sent moves queued to sent and stamps
 -- sent_at once, except on a failed email; bounced and failed are terminal
@@ -81,12 +92,6 @@ WITH ev AS (
            (array_agg(reason ORDER BY at, kind) FILTER (WHERE kind IN ('bounced', 'failed')))[1] AS reason
     FROM ev
     GROUP BY email_id
-), locked AS (
-    SELECT l.id, l.created_at
-    FROM emails l
-    JOIN v ON l.id = v.email_id AND l.created_at = uuid7_time(v.email_id)
-    ORDER BY l.id
-    FOR UPDATE OF l
 )
 UPDATE emails e
 SET status = CASE
@@ -115,7 +120,6 @@ SET status = CASE
 FROM v
 WHERE e.id = v.email_id
   AND e.created_at = uuid7_time(v.email_id)
-  AND (e.id, e.created_at) IN (SELECT id, created_at FROM locked)
 RETURNING e.id, e.campaign_id, e.recipient, e.subject, e.body, e.status, e.sent_at,
           e.is_opened, e.opened_at, e.is_replied, e.replied_at, e.created_at,
           e.bounced_at, e.bounce_reason;

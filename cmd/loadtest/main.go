@@ -32,7 +32,7 @@ func main() { cli.Main("loadtest", usage, run) }
 // run parses args and runs the benchmark, or one of its children.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	o := loadtest.Options{Getenv: getenv, Log: stderr}
-	var role, envList, scaleSizes string
+	var role, envList, scaleSizes, bulkSizes string
 	var scale, events bool
 	var scaleReps int
 	eo := loadtest.EventsOptions{Getenv: getenv, Log: stderr}
@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.BoolVar(&events, "events", false, "run the events benchmark instead: single and bulk tracking events beside pgbench's one-row UPDATE, and the summary's hit rate while events flow")
 	fs.IntVar(&eo.Campaigns, "event-campaigns", 50, "with -events: campaigns of the one user")
 	fs.IntVar(&eo.PerCampaign, "event-emails", 2000, "with -events: emails per campaign")
-	fs.IntVar(&eo.BulkSize, "bulk-size", 100, "with -events: events per bulk request")
+	fs.StringVar(&bulkSizes, "bulk-sizes", "10,100", "with -events: events per bulk request, one scenario per size (1 to 1000)")
 	fs.IntVar(&eo.PacedRate, "paced-rate", 2000, "with -events: single events per second while the summary's hit rate is measured")
 	fs.IntVar(&eo.ReadRate, "read-rate", 200, "with -events: summary reads per second meanwhile")
 	fs.StringVar(&role, "role", "", "internal: run as the benchmark's app or reference child")
@@ -76,8 +76,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("find this binary to start the servers: %w", err)
 	}
 	if events {
-		if eo.Campaigns < 1 || eo.PerCampaign < 1 || eo.BulkSize < 1 || eo.BulkSize > 1000 || eo.PacedRate < 1 || eo.ReadRate < 1 {
-			return fmt.Errorf("%w: -event-campaigns, -event-emails, -paced-rate and -read-rate must be positive, -bulk-size 1 to 1000", cli.ErrUsage)
+		if eo.Campaigns < 1 || eo.PerCampaign < 1 || eo.PacedRate < 1 || eo.ReadRate < 1 {
+			return fmt.Errorf("%w: -event-campaigns, -event-emails, -paced-rate and -read-rate must be positive", cli.ErrUsage)
+		}
+		if eo.BulkSizes, err = parseBulkSizes(bulkSizes); err != nil {
+			return err
 		}
 		eo.Exe, eo.Concurrency, eo.Duration, eo.Warmup, eo.Env = exe, o.Concurrency, o.Duration, o.Warmup, o.Env
 		return loadtest.RunEvents(ctx, eo, stdout)
@@ -110,6 +113,20 @@ func parseEnv(list string) (map[string]string, error) {
 		env[k] = v
 	}
 	return env, nil
+}
+
+// parseBulkSizes reads -bulk-sizes: events per request, 1 to 1000 (the
+// route's limit).
+func parseBulkSizes(list string) ([]int, error) {
+	var sizes []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 1000 {
+			return nil, fmt.Errorf("%w: -bulk-sizes wants comma-separated sizes from 1 to 1000, got %q", cli.ErrUsage, f)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes, nil
 }
 
 // parseSizes reads -scale-sizes: ascending totals of at least 100 000.

@@ -26,6 +26,9 @@ func TestRunRefusesBadFlags(t *testing.T) {
 		{"sizes too small", []string{"-scale", "-scale-sizes", "1000"}},
 		{"sizes not numbers", []string{"-scale", "-scale-sizes", "a lot"}},
 		{"zero reps", []string{"-scale", "-scale-sizes", "1000000", "-scale-reps", "0"}},
+		{"bulk size zero", []string{"-events", "-bulk-sizes", "10,0"}},
+		{"bulk size past the route's limit", []string{"-events", "-bulk-sizes", "1001"}},
+		{"bulk size not a number", []string{"-events", "-bulk-sizes", "ten"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			err := run(context.Background(), c.args, func(string) string { return "" }, io.Discard, io.Discard)

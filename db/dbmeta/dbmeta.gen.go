@@ -7,7 +7,7 @@ package dbmeta
 var Queries = []Query{
 	{
 		Name: "ApplyEmailEvents", Kind: ":many",
-		Reads:  []string{"emails"},
+		Reads:  nil,
 		Writes: []string{"campaign_email_counts", "emails"},
 	},
 	{

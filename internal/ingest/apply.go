@@ -87,7 +87,7 @@ func applyTx(ctx context.Context, q db.Querier, events []Event) ([]Result, error
 	}
 	for i, e := range events {
 		if f := first[eventKey{e.UserID, e.ID}]; f != i {
-			results[i] = Result{Outcome: results[f].Outcome}
+			results[i] = Result{Outcome: results[f].Outcome, Email: results[f].Email}
 			if o := results[f].Outcome; o == Applied || o == Refused {
 				results[i].Outcome = Duplicate
 			}
@@ -123,8 +123,9 @@ func applyRecorded(ctx context.Context, q db.Querier, events []Event, apply db.A
 }
 
 // classifyUnrecorded sets the outcome of the events RecordEmailEvents did
-// not record: a duplicate when the email is the user's, not found
-// otherwise (an unknown email, or another user's).
+// not record: a duplicate when the email is the user's, with the email as
+// it is (a repeated single event answers with it), not found otherwise (an
+// unknown email, or another user's).
 func classifyUnrecorded(ctx context.Context, q db.Querier, events []Event, idx []int, results []Result) error {
 	if len(idx) == 0 {
 		return nil
@@ -138,17 +139,26 @@ func classifyUnrecorded(ctx context.Context, q db.Querier, events []Event, idx [
 	if err != nil {
 		return err
 	}
-	has := make(map[ownedKey]bool, len(owned))
+	byKey := make(map[ownedKey]*db.Email, len(owned))
 	for _, o := range owned {
-		has[ownedKey{o.UserID, o.EmailID}] = true
+		byKey[ownedKey{o.UserID, o.ID}] = ownedEmail(o)
 	}
 	for _, i := range idx {
-		results[i].Outcome = NotFound
-		if has[ownedKey{events[i].UserID, events[i].EmailID}] {
-			results[i].Outcome = Duplicate
+		results[i] = Result{Outcome: NotFound}
+		if email := byKey[ownedKey{events[i].UserID, events[i].EmailID}]; email != nil {
+			results[i] = Result{Outcome: Duplicate, Email: email}
 		}
 	}
 	return nil
+}
+
+func ownedEmail(o db.FindOwnedEmailsRow) *db.Email {
+	return &db.Email{
+		ID: o.ID, CampaignID: o.CampaignID, Recipient: o.Recipient, Subject: o.Subject, Body: o.Body,
+		Status: o.Status, SentAt: o.SentAt, IsOpened: o.IsOpened, OpenedAt: o.OpenedAt,
+		IsReplied: o.IsReplied, RepliedAt: o.RepliedAt, CreatedAt: o.CreatedAt,
+		BouncedAt: o.BouncedAt, BounceReason: o.BounceReason,
+	}
 }
 
 // outcome tells an applied event from a refused one by the email's state

@@ -60,7 +60,7 @@ const (
 )
 
 // Result is one event's outcome; Email is the email after the batch when
-// the event was applied or refused.
+// the event was applied or refused, and as it is when it was a duplicate.
 type Result struct {
 	Outcome Outcome
 	Email   *db.Email

@@ -86,7 +86,7 @@ func TestOutcomes(t *testing.T) {
 	}
 	type check struct {
 		outcome Outcome
-		status  db.DeliveryStatus // "" when no email comes back
+		status  db.DeliveryStatus // "" when no email comes back (not found)
 	}
 	steps := []struct {
 		name   string
@@ -97,12 +97,12 @@ func TestOutcomes(t *testing.T) {
 			[]check{{Applied, db.DeliveryStatusQueued}}},
 		{"the send then moves it to sent", []Event{ev("s1", e0, db.EmailEventKindSent, 1)},
 			[]check{{Applied, db.DeliveryStatusSent}}},
-		{"a retried event is a duplicate", []Event{ev("o1", e0, db.EmailEventKindOpened, 5)},
-			[]check{{Duplicate, ""}}},
+		{"a retried event is a duplicate, with the email as it is", []Event{ev("o1", e0, db.EmailEventKindOpened, 5)},
+			[]check{{Duplicate, db.DeliveryStatusSent}}},
 		{"a later open keeps the first time", []Event{ev("o2", e0, db.EmailEventKindOpened, 9)},
 			[]check{{Applied, db.DeliveryStatusSent}}},
 		{"one id twice in a submission", []Event{ev("r1", e0, db.EmailEventKindReplied, 10), ev("r1", e0, db.EmailEventKindReplied, 10)},
-			[]check{{Applied, db.DeliveryStatusSent}, {Duplicate, ""}}},
+			[]check{{Applied, db.DeliveryStatusSent}, {Duplicate, db.DeliveryStatusSent}}},
 		{"unknown email and another user's", []Event{ev("x1", uuid.New(), db.EmailEventKindOpened, 1), ev("x2", f.theirs, db.EmailEventKindOpened, 1)},
 			[]check{{NotFound, ""}, {NotFound, ""}}},
 		{"a bounce after the send", []Event{ev("b1", e0, db.EmailEventKindBounced, 12)},

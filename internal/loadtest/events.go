@@ -28,8 +28,10 @@ type EventsOptions struct {
 	Concurrency            int
 	Duration, Warmup       time.Duration
 	Campaigns, PerCampaign int
-	// BulkSize is the events per POST /api/v1/events.
-	BulkSize int
+	// BulkSizes are the events per POST /api/v1/events, one scenario each:
+	// small requests keep few events in flight (latency), large ones
+	// amortise a request over many (throughput).
+	BulkSizes []int
 	// PacedRate is the events per second of the cache phase, during which
 	// a reader measures the summary's hit rate.
 	PacedRate, ReadRate int
@@ -88,10 +90,15 @@ func RunEvents(ctx context.Context, o EventsOptions, out io.Writer) error {
 			}
 			return app.url("/api/v1/emails/" + ids[rand.IntN(len(ids))].String() + "/" + kind)
 		}}
-	bulk := target{name: fmt.Sprintf("bulk events (%d per request)", o.BulkSize), srv: app, method: "POST", key: ds.key,
-		status: http.StatusOK, url: func(uint64) string { return app.url("/api/v1/events") }, bodyOf: bulkEvents(ids, o.BulkSize)}
+	// per is the events per request of each scenario (1 for single).
+	targets, per := []target{single}, []int{1}
+	for _, n := range o.BulkSizes {
+		targets = append(targets, target{name: fmt.Sprintf("bulk events (%d per request)", n), srv: app, method: "POST", key: ds.key,
+			status: http.StatusOK, url: func(uint64) string { return app.url("/api/v1/events") }, bodyOf: bulkEvents(ids, n)})
+		per = append(per, n)
+	}
 	var rows []Row
-	for _, tg := range []target{single, bulk} {
+	for i, tg := range targets {
 		if o.Warmup > 0 {
 			attack(tg, o.Concurrency, o.Warmup)
 		}
@@ -105,11 +112,10 @@ func RunEvents(ctx context.Context, o EventsOptions, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		events := r.Requests
-		if tg.bodyOf != nil {
-			events *= uint64(o.BulkSize)
-			r.RPS *= float64(o.BulkSize)
-			r.Comment = fmt.Sprintf("%.0f requests/s", r.RPS/float64(o.BulkSize))
+		events := r.Requests * uint64(per[i])
+		if per[i] > 1 {
+			r.Comment = fmt.Sprintf("%.0f requests/s, %d events in flight", r.RPS, o.Concurrency*per[i])
+			r.RPS *= float64(per[i])
 		}
 		r.ClientCPU, r.DBCPU = perRequest(cpu1[0]-cpu0[0], events), perRequest(cpu1[1]-cpu0[1], events)
 		rows = append(rows, r)
