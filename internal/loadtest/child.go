@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/replyrocket/replyrocket/internal/app"
@@ -39,7 +41,7 @@ func RunChild(ctx context.Context, role string, getenv func(string) string, stdo
 		defer closeLog()
 		return ServeApp(ctx, cfg, log, stdout)
 	case RoleReference:
-		return ServeReference(ctx, getenv(EnvReferenceKey), []byte(getenv(EnvReferenceBody)), stdout)
+		return ServeReference(ctx, getenv(EnvReferenceKey), []byte(getenv(EnvReferenceBody)), getenv(EnvReferencePprof) == "true", stdout)
 	}
 	return fmt.Errorf("unknown loadtest role %q", role)
 }
@@ -77,13 +79,20 @@ func ReferenceHandler(key string, body []byte) http.Handler {
 }
 
 // ServeReference is the child side of the reference server; like ServeApp
-// it prints its address first.
-func ServeReference(ctx context.Context, key string, body []byte, stdout io.Writer) error {
+// it prints its address first. With withPprof (under -profile) it also
+// serves net/http/pprof under /debug/pprof/, unauthenticated (a loopback
+// child of the benchmark), so the reference is profiled beside the app:
+// one prefix test per request, nothing else added to its path.
+func ServeReference(ctx context.Context, key string, body []byte, withPprof bool, stdout io.Writer) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("listen on loopback: %w", err)
 	}
-	srv := &http.Server{Handler: ReferenceHandler(key, body), ReadHeaderTimeout: 10 * time.Second}
+	h := ReferenceHandler(key, body)
+	if withPprof {
+		h = withProfiles(h)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintln(stdout, ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -101,4 +110,24 @@ func ServeReference(ctx context.Context, key string, body []byte, stdout io.Writ
 		return err
 	}
 	return nil
+}
+
+// withProfiles serves net/http/pprof's handlers under /debug/pprof/ and
+// everything else through h.
+func withProfiles(h http.Handler) http.Handler {
+	const prefix = "/debug/pprof/"
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, prefix) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		switch name := strings.TrimPrefix(r.URL.Path, prefix); name {
+		case "profile":
+			pprof.Profile(w, r)
+		default:
+			// Index serves every named runtime profile (heap, allocs,
+			// mutex, block, …).
+			pprof.Index(w, r)
+		}
+	})
 }

@@ -36,6 +36,8 @@ import (
 const (
 	EnvReferenceKey  = "REPLYROCKET_LOADTEST_KEY"
 	EnvReferenceBody = "REPLYROCKET_LOADTEST_BODY"
+	// EnvReferencePprof "true" serves the reference's profiles (-profile).
+	EnvReferencePprof = "REPLYROCKET_LOADTEST_PPROF"
 )
 
 // Options shape a run.
@@ -57,7 +59,8 @@ type Options struct {
 	Getenv func(string) string
 	// ProfileDir, when set, receives CPU, heap, allocs, mutex and block
 	// profiles of each app instance during its campaign-by-id run, in
-	// ProfileDir/cached and ProfileDir/uncached.
+	// ProfileDir/cached and ProfileDir/uncached, and of the bare server
+	// during its run, in ProfileDir/bare.
 	ProfileDir string
 	// Only, when set, runs only the scenarios whose names contain it
 	// (comma-separated), for quick iterations.
@@ -144,8 +147,11 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ref, err := startServer(ctx, "bare net/http", o.Exe, ChildArgs(RoleReference),
-		map[string]string{EnvReferenceKey: ds.key, EnvReferenceBody: string(body)}, filepath.Join(dir, "reference.log"))
+	refEnv := map[string]string{EnvReferenceKey: ds.key, EnvReferenceBody: string(body)}
+	if o.ProfileDir != "" {
+		refEnv[EnvReferencePprof] = "true"
+	}
+	ref, err := startServer(ctx, "bare net/http", o.Exe, ChildArgs(RoleReference), refEnv, filepath.Join(dir, "reference.log"))
 	if err != nil {
 		return err
 	}
@@ -181,7 +187,9 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	}
 	// The scenarios whose instance is profiled under -profile, and the
 	// sub-directory each one's profiles go to.
-	profiled := map[string]string{"campaign by id, cached": "cached", "campaign by id, uncached": "uncached"}
+	// The bare server's profile is the floor the cached one is read against
+	// (go tool pprof -diff_base bare/cpu.pb.gz -normalize cached/cpu.pb.gz).
+	profiled := map[string]string{"bare net/http, same bytes": "bare", "campaign by id, cached": "cached", "campaign by id, uncached": "uncached"}
 	rows := map[string]Row{}
 	var order []string
 	drive, err := generator(ctx, o.Generator)
