@@ -33,16 +33,22 @@ type principalKey struct{}
 // stack was one more allocation.
 type authContext struct {
 	context.Context
+	authSlots
+}
+
+// authSlots are what a key check leaves for the request: its principal,
+// the store's actor and the key's hash (kept here, not on the stack, so
+// the lookup through db.Store's interface does not move it to the heap).
+type authSlots struct {
 	p     principal
 	actor db.Actor
 	hash  [32]byte
 }
 
-// authenticated fills a in for the key the lookup found, under parent.
-func (a *authContext) authenticated(parent context.Context, key db.GetAPIKeyByHashRow) {
-	a.Context = parent
-	a.p = principal{userID: key.UserID, keyID: key.ID, rateLimit: key.RateLimitPerMinute}
-	a.actor.ID = key.UserID
+// authenticated fills s in for the key the lookup found.
+func (s *authSlots) authenticated(key db.GetAPIKeyByHashRow) {
+	s.p = principal{userID: key.UserID, keyID: key.ID, rateLimit: key.RateLimitPerMinute}
+	s.actor.ID = key.UserID
 }
 
 func (a *authContext) Value(key any) any {
@@ -127,8 +133,19 @@ func (a *API) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 		if !apikey.Plausible(token) {
 			return a.authFailed(c, "malformed", "The API key is not valid.")
 		}
-		ac := &authContext{hash: apikey.Hash(token)}
-		key, err := a.authenticate(c, &ac.hash)
+		// The slots are the request's own (requestState) when its context
+		// is one; else a context that wraps it carries them.
+		st := stateOf(c)
+		var slots *authSlots
+		var ac *authContext
+		if st != nil {
+			slots = &st.auth
+		} else {
+			ac = new(authContext)
+			slots = &ac.authSlots
+		}
+		slots.hash = apikey.Hash(token)
+		key, err := a.authenticate(c, &slots.hash)
 		if err != nil {
 			return err
 		}
@@ -139,8 +156,13 @@ func (a *API) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 				a.log.WarnContext(ctx, "touch api key", "key_id", key.ID, "error", err)
 			}
 		}
-		ac.authenticated(ctx, key)
-		c.SetRequest(c.Request().WithContext(ac))
+		slots.authenticated(key)
+		if st != nil {
+			st.hasAuth.Store(true)
+		} else {
+			ac.Context = ctx
+			c.SetRequest(c.Request().WithContext(ac))
+		}
 		return next(c)
 	}
 }

@@ -1,9 +1,12 @@
 package handlers
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/labstack/echo/v4"
 
 	"github.com/replyrocket/replyrocket/internal/cache"
 	"github.com/replyrocket/replyrocket/internal/cachetest"
@@ -320,3 +323,33 @@ func TestXCacheOnErrors(t *testing.T) {
 		t.Fatalf("/health: X-Cache %q, want none", h)
 	}
 }
+
+// TestXCacheUnderAWrappedContext: when an API middleware wraps the
+// request's context before CacheHeader, so the context CacheHeader finds
+// is not the request's requestState, X-Cache is still reported (through a
+// context of its own) and the principal is still seen.
+func TestXCacheUnderAWrappedContext(t *testing.T) {
+	opt, _ := withCache(t, "")
+	wrapped := 0
+	e := newEnv(t, func(d *Deps) {
+		d.APIMiddleware = append(d.APIMiddleware, func(next echo.HandlerFunc) echo.HandlerFunc {
+			return func(c echo.Context) error {
+				wrapped++
+				c.SetRequest(c.Request().WithContext(context.WithValue(c.Request().Context(), wrapKey{}, 1)))
+				return next(c)
+			}
+		})
+	}, opt)
+	_, key := e.user()
+	c := e.campaign(key, 0)
+	path := "/api/v1/campaigns/" + c.ID.String()
+	e.do("GET", path, key, nil).want(200)
+	if h := e.do("GET", path, key, nil).want(200).Header().Get(HeaderXCache); h != "hit" {
+		t.Fatalf("second GET: X-Cache %q, want hit", h)
+	}
+	if wrapped == 0 {
+		t.Fatal("the wrapping middleware never ran")
+	}
+}
+
+type wrapKey struct{}

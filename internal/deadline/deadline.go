@@ -34,11 +34,20 @@ type Context struct {
 // With returns a context that is done at now+timeout or when parent is,
 // whichever comes first, with the errors context.WithTimeout would give.
 func With(parent context.Context, timeout time.Duration) *Context {
+	c := new(Context)
+	c.Init(parent, timeout)
+	return c
+}
+
+// Init makes c, a zero Context, what With would return, in place: for a
+// caller that holds it inside a larger per-request value and so saves the
+// allocation. c must not be copied afterwards, nor initialised twice.
+func (c *Context) Init(parent context.Context, timeout time.Duration) {
 	at := time.Now().Add(timeout)
 	if pd, ok := parent.Deadline(); ok && pd.Before(at) {
 		at = pd
 	}
-	return &Context{parent: parent, at: at}
+	c.parent, c.at = parent, at
 }
 
 // arm makes the real deadline context, once, and returns it.

@@ -168,6 +168,38 @@ func TestUnwaitedCostsOneAllocation(t *testing.T) {
 	}
 }
 
+// TestInitInPlace: a Context held inside another value, initialised with
+// Init, allocates nothing until waited on and ends as With's does.
+func TestInitInPlace(t *testing.T) {
+	parent := context.WithValue(context.Background(), ctxKey{}, "v")
+	type holder struct {
+		Context
+		extra int
+	}
+	h := new(holder)
+	allocs := testing.AllocsPerRun(100, func() {
+		*h = holder{}
+		h.Init(parent, time.Minute)
+		_ = h.Err()
+		_ = h.Value(ctxKey{})
+	})
+	if allocs != 0 {
+		t.Errorf("Init then Err and Value: %v allocations, want 0", allocs)
+	}
+	*h = holder{}
+	h.Init(parent, time.Hour)
+	if at, ok := h.Deadline(); !ok || time.Until(at) < 59*time.Minute {
+		t.Errorf("Deadline() = %v, %v; want about an hour from now", at, ok)
+	}
+	child, cancel := context.WithCancel(&h.Context)
+	defer cancel()
+	h.Release()
+	<-child.Done()
+	if h.Err() != context.Canceled || h.Value(ctxKey{}) != "v" {
+		t.Errorf("after Release: Err %v, Value %v; want canceled and the parent's value", h.Err(), h.Value(ctxKey{}))
+	}
+}
+
 // TestConcurrentWaitsAndRelease races waiters, Err and Release (run under
 // -race): every waiter ends, none hangs.
 func TestConcurrentWaitsAndRelease(t *testing.T) {
