@@ -1,15 +1,19 @@
 package loadtest
 
 import (
+	"cmp"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
@@ -35,9 +39,13 @@ type EventsOptions struct {
 	// PacedRate is the events per second of the cache phase, during which
 	// a reader measures the summary's hit rate.
 	PacedRate, ReadRate int
-	Env                 map[string]string
-	Getenv              func(string) string
-	Log                 io.Writer
+	// Generator drives the single and bulk scenarios: GeneratorVegeta (in
+	// process) or GeneratorWrk (events.lua; the paced phase stays on
+	// vegeta, which paces and wrk does not).
+	Generator string
+	Env       map[string]string
+	Getenv    func(string) string
+	Log       io.Writer
 }
 
 // pgbenchEventSQL is the reference: the one-row update of an open,
@@ -82,6 +90,10 @@ func RunEvents(ctx context.Context, o EventsOptions, out io.Writer) error {
 		return err
 	}
 
+	drive, err := generator(ctx, o.Generator)
+	if err != nil {
+		return err
+	}
 	single := target{name: "single events (80 % opened, 20 % replied)", srv: app, method: "POST", key: ds.key, status: http.StatusOK,
 		url: func(i uint64) string {
 			kind := "opened"
@@ -97,17 +109,27 @@ func RunEvents(ctx context.Context, o EventsOptions, out io.Writer) error {
 			status: http.StatusOK, url: func(uint64) string { return app.url("/api/v1/events") }, bodyOf: bulkEvents(ids, n)})
 		per = append(per, n)
 	}
+	if o.Generator == GeneratorWrk {
+		if err := scriptEvents(dir, ids, targets, per); err != nil {
+			return err
+		}
+	}
 	var rows []Row
 	for i, tg := range targets {
 		if o.Warmup > 0 {
-			attack(tg, o.Concurrency, o.Warmup)
+			if _, err := drive(tg, o.Concurrency, o.Warmup); err != nil {
+				return err
+			}
 		}
 		logf("%s: %d concurrent for %s", tg.name, o.Concurrency, o.Duration)
 		cpu0, err := cpuOf(app, pgPID)
 		if err != nil {
 			return err
 		}
-		r := attack(tg, o.Concurrency, o.Duration)
+		r, err := drive(tg, o.Concurrency, o.Duration)
+		if err != nil {
+			return err
+		}
 		cpu1, err := cpuOf(app, pgPID)
 		if err != nil {
 			return err
@@ -157,6 +179,36 @@ func RunEvents(ctx context.Context, o EventsOptions, out io.Writer) error {
 		return err
 	}
 	printEvents(out, o, len(ids), recorded, rows)
+	return nil
+}
+
+//go:embed events.lua
+var eventsLua []byte
+
+// scriptEvents gives the targets their wrk script: events.lua and the
+// email ids it picks from, written into dir; per is each target's events
+// per request (1 is the single-event routes).
+func scriptEvents(dir string, ids []uuid.UUID, targets []target, per []int) error {
+	script, idsFile := filepath.Join(dir, "events.lua"), filepath.Join(dir, "event-ids.txt")
+	lines := make([]string, len(ids))
+	for i, id := range ids {
+		lines[i] = id.String()
+	}
+	if err := os.WriteFile(script, eventsLua, 0o644); err != nil {
+		return fmt.Errorf("wrk script: %w", err)
+	}
+	if err := os.WriteFile(idsFile, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		return fmt.Errorf("wrk script's ids: %w", err)
+	}
+	for i := range targets {
+		n := per[i]
+		if n == 1 && targets[i].bodyOf == nil {
+			n = 0 // the single-event routes
+		}
+		targets[i].script = &wrkScript{path: script, args: func() []string {
+			return []string{idsFile, strconv.Itoa(n), fmt.Sprintf("%08x", rand.Uint32()), time.Now().UTC().Format(time.RFC3339)}
+		}}
+	}
 	return nil
 }
 
@@ -275,8 +327,8 @@ func cpu(d time.Duration) string {
 }
 
 func printEvents(out io.Writer, o EventsOptions, emails int, recorded int64, rows []Row) {
-	fmt.Fprintf(out, "\nevents: %d emails in %d campaigns, %d connections, %s per scenario (warm-up %s); GOMAXPROCS of a 2-core machine shared with other work\n\n",
-		emails, o.Campaigns, o.Concurrency, o.Duration, o.Warmup)
+	fmt.Fprintf(out, "\nevents: %d emails in %d campaigns, %d connections, %s per scenario (warm-up %s), driven by %s; GOMAXPROCS of a 2-core machine shared with other work\n\n",
+		emails, o.Campaigns, o.Concurrency, o.Duration, o.Warmup, cmp.Or(o.Generator, GeneratorVegeta))
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\tevents/s\tp50 ms\tp99 ms\tserver CPU/event\tdb CPU/event\tvs\tratio\terrors\tnote")
 	for _, r := range rows {
