@@ -73,7 +73,7 @@ func RunEvents(ctx context.Context, o EventsOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ids, campaigns, err := eventTargets(ctx, url, ds)
+	ids, campaigns, written, err := eventTargets(ctx, url, ds)
 	if err != nil {
 		return err
 	}
@@ -168,10 +168,21 @@ func RunEvents(ctx context.Context, o EventsOptions, out io.Writer) error {
 	rows = append(rows, ref)
 
 	logf("cache: %d single events/s for %s while %d summary reads/s run", o.PacedRate, o.Duration, o.ReadRate)
+	// The paced events go to the emails of half the campaigns and the reads
+	// to all of them: scoped invalidation should keep the other half's
+	// summaries cached whatever the event rate.
 	paced := single
 	paced.name, paced.rate = fmt.Sprintf("single events paced at %d/s", o.PacedRate), o.PacedRate
-	hits, reads, r := readWhile(ctx, app, ds.key, campaigns, o.ReadRate, func() Row { return attack(paced, o.Concurrency, o.Duration) })
-	r.Comment = fmt.Sprintf("summary hit rate %.1f %% of %d reads", 100*float64(hits)/float64(max(reads, 1)), reads)
+	paced.url = func(i uint64) string {
+		kind := "opened"
+		if i%5 == 4 {
+			kind = "replied"
+		}
+		return app.url("/api/v1/emails/" + written.emails[rand.IntN(len(written.emails))].String() + "/" + kind)
+	}
+	hits, r := readWhile(ctx, app, ds.key, campaigns, written.campaigns, o.ReadRate, func() Row { return attack(paced, o.Concurrency, o.Duration) })
+	r.Comment = fmt.Sprintf("summary hit rate %s of the %d campaigns receiving events, %s of the %d receiving none",
+		hits.rate(true), len(written.campaigns), hits.rate(false), len(campaigns)-len(written.campaigns))
 	rows = append(rows, r)
 
 	recorded, err := countRows(ctx, url, "SELECT count(*) FROM email_events")
@@ -212,12 +223,20 @@ func scriptEvents(dir string, ids []uuid.UUID, targets []target, per []int) erro
 	return nil
 }
 
+// halfWritten is the half of the user's campaigns the paced phase sends
+// events to, and their emails.
+type halfWritten struct {
+	campaigns map[uuid.UUID]bool
+	emails    []uuid.UUID
+}
+
 // eventTargets stores the user's email ids for pgbench (bench_ids) and
-// returns them with the user's campaigns.
-func eventTargets(ctx context.Context, url string, ds dataset) ([]uuid.UUID, []uuid.UUID, error) {
+// returns them with the user's campaigns and the half the paced phase
+// writes to.
+func eventTargets(ctx context.Context, url string, ds dataset) (ids, campaigns []uuid.UUID, written halfWritten, err error) {
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, written, err
 	}
 	defer pool.Close()
 	for _, sql := range []string{`CREATE TABLE bench_ids AS
@@ -225,15 +244,22 @@ func eventTargets(ctx context.Context, url string, ds dataset) ([]uuid.UUID, []u
 		FROM emails e JOIN campaigns c ON c.id = e.campaign_id WHERE c.user_id = '` + ds.userID.String() + `'`,
 		"ALTER TABLE bench_ids ADD PRIMARY KEY (n)", "ANALYZE bench_ids, emails"} {
 		if _, err := pool.Exec(ctx, sql); err != nil {
-			return nil, nil, fmt.Errorf("bench_ids: %w", err)
+			return nil, nil, written, fmt.Errorf("bench_ids: %w", err)
 		}
 	}
-	ids, err := queryIDs(ctx, pool, "SELECT id FROM bench_ids ORDER BY n")
-	if err != nil {
-		return nil, nil, err
+	if ids, err = queryIDs(ctx, pool, "SELECT id FROM bench_ids ORDER BY n"); err != nil {
+		return nil, nil, written, err
 	}
-	campaigns, err := queryIDs(ctx, pool, "SELECT id FROM campaigns WHERE user_id = $1", ds.userID)
-	return ids, campaigns, err
+	if campaigns, err = queryIDs(ctx, pool, "SELECT id FROM campaigns WHERE user_id = $1 ORDER BY id", ds.userID); err != nil {
+		return nil, nil, written, err
+	}
+	half := campaigns[:max(1, len(campaigns)/2)]
+	written.campaigns = map[uuid.UUID]bool{}
+	for _, c := range half {
+		written.campaigns[c] = true
+	}
+	written.emails, err = queryIDs(ctx, pool, "SELECT id FROM emails WHERE campaign_id = ANY($1)", half)
+	return ids, campaigns, written, err
 }
 
 func queryIDs(ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) ([]uuid.UUID, error) {
@@ -268,10 +294,35 @@ func bulkEvents(ids []uuid.UUID, n int) func(uint64) []byte {
 	}
 }
 
+// hitCount counts the summary reads and the cache's answers among them,
+// apart for campaigns receiving events ([true]) and the others ([false]).
+type hitCount struct{ hits, reads [2]atomic.Int64 }
+
+func (h *hitCount) add(written, hit bool) {
+	i := 0
+	if written {
+		i = 1
+	}
+	h.reads[i].Add(1)
+	if hit {
+		h.hits[i].Add(1)
+	}
+}
+
+// rate is "61.2 % of 480 reads" for one kind of campaign.
+func (h *hitCount) rate(written bool) string {
+	i := 0
+	if written {
+		i = 1
+	}
+	n := h.reads[i].Load()
+	return fmt.Sprintf("%.1f %% of %d reads", 100*float64(h.hits[i].Load())/float64(max(n, 1)), n)
+}
+
 // readWhile reads random campaigns' summaries at rate per second while
 // load runs, and counts the cache's answers (X-Cache: hit or stale).
-func readWhile(ctx context.Context, s *server, key string, campaigns []uuid.UUID, rate int, load func() Row) (hits, reads int64, r Row) {
-	var h, n atomic.Int64
+func readWhile(ctx context.Context, s *server, key string, campaigns []uuid.UUID, written map[uuid.UUID]bool, rate int, load func() Row) (*hitCount, Row) {
+	var hc hitCount
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -286,7 +337,8 @@ func readWhile(ctx context.Context, s *server, key string, campaigns []uuid.UUID
 				return
 			case <-t.C:
 			}
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.url("/api/v1/campaigns/"+campaigns[rand.IntN(len(campaigns))].String()+"/summary"), nil)
+			c := campaigns[rand.IntN(len(campaigns))]
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.url("/api/v1/campaigns/"+c.String()+"/summary"), nil)
 			req.Header.Set("Authorization", "Bearer "+key)
 			res, err := client.Do(req)
 			if err != nil {
@@ -294,16 +346,14 @@ func readWhile(ctx context.Context, s *server, key string, campaigns []uuid.UUID
 			}
 			_, _ = io.Copy(io.Discard, res.Body)
 			res.Body.Close()
-			n.Add(1)
-			if xc := res.Header.Get("X-Cache"); xc == "hit" || xc == "stale" {
-				h.Add(1)
-			}
+			xc := res.Header.Get("X-Cache")
+			hc.add(written[c], xc == "hit" || xc == "stale")
 		}
 	}()
-	r = load()
+	r := load()
 	close(stop)
 	wg.Wait()
-	return h.Load(), n.Load(), r
+	return &hc, r
 }
 
 func countRows(ctx context.Context, url, sql string) (int64, error) {
