@@ -95,13 +95,7 @@ func RunEvents(ctx context.Context, o EventsOptions, out io.Writer) error {
 		return err
 	}
 	single := target{name: "single events (80 % opened, 20 % replied)", srv: app, method: "POST", key: ds.key, status: http.StatusOK,
-		url: func(i uint64) string {
-			kind := "opened"
-			if i%5 == 4 {
-				kind = "replied"
-			}
-			return app.url("/api/v1/emails/" + ids[rand.IntN(len(ids))].String() + "/" + kind)
-		}}
+		url: singleEvent(app, ids)}
 	// per is the events per request of each scenario (1 for single).
 	targets, per := []target{single}, []int{1}
 	for _, n := range o.BulkSizes {
@@ -173,13 +167,7 @@ func RunEvents(ctx context.Context, o EventsOptions, out io.Writer) error {
 	// summaries cached whatever the event rate.
 	paced := single
 	paced.name, paced.rate = fmt.Sprintf("single events paced at %d/s", o.PacedRate), o.PacedRate
-	paced.url = func(i uint64) string {
-		kind := "opened"
-		if i%5 == 4 {
-			kind = "replied"
-		}
-		return app.url("/api/v1/emails/" + written.emails[rand.IntN(len(written.emails))].String() + "/" + kind)
-	}
+	paced.url = singleEvent(app, written.emails)
 	hits, r := readWhile(ctx, app, ds.key, campaigns, written.campaigns, o.ReadRate, func() Row { return attack(paced, o.Concurrency, o.Duration) })
 	r.Comment = fmt.Sprintf("summary hit rate %s of the %d campaigns receiving events, %s of the %d receiving none",
 		hits.rate(true), len(written.campaigns), hits.rate(false), len(campaigns)-len(written.campaigns))
@@ -191,6 +179,18 @@ func RunEvents(ctx context.Context, o EventsOptions, out io.Writer) error {
 	}
 	printEvents(out, o, len(ids), recorded, rows)
 	return nil
+}
+
+// singleEvent makes the single-event routes' URLs: a random email of ids,
+// opened four times in five and replied the fifth.
+func singleEvent(app *server, ids []uuid.UUID) func(uint64) string {
+	return func(i uint64) string {
+		kind := "opened"
+		if i%5 == 4 {
+			kind = "replied"
+		}
+		return app.url("/api/v1/emails/" + ids[rand.IntN(len(ids))].String() + "/" + kind)
+	}
 }
 
 //go:embed events.lua
