@@ -46,6 +46,8 @@ type target struct {
 	// rate paces the requests (per second) instead of sending the next as
 	// soon as a worker is free; 0 is as fast as possible.
 	rate int
+	// script makes the requests under -generator wrk (nil: a GET of url).
+	script *wrkScript
 }
 
 // attack drives tg at a fixed number of concurrent requests (workers that

@@ -1,15 +1,19 @@
 package loadtest
 
 import (
+	"cmp"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
@@ -35,9 +39,13 @@ type EventsOptions struct {
 	// PacedRate is the events per second of the cache phase, during which
 	// a reader measures the summary's hit rate.
 	PacedRate, ReadRate int
-	Env                 map[string]string
-	Getenv              func(string) string
-	Log                 io.Writer
+	// Generator drives the single and bulk scenarios: GeneratorVegeta (in
+	// process) or GeneratorWrk (events.lua; the paced phase stays on
+	// vegeta, which paces and wrk does not).
+	Generator string
+	Env       map[string]string
+	Getenv    func(string) string
+	Log       io.Writer
 }
 
 // pgbenchEventSQL is the reference: the one-row update of an open,
@@ -65,7 +73,7 @@ func RunEvents(ctx context.Context, o EventsOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ids, campaigns, err := eventTargets(ctx, url, ds)
+	ids, campaigns, written, err := eventTargets(ctx, url, ds)
 	if err != nil {
 		return err
 	}
@@ -82,14 +90,12 @@ func RunEvents(ctx context.Context, o EventsOptions, out io.Writer) error {
 		return err
 	}
 
+	drive, err := generator(ctx, o.Generator)
+	if err != nil {
+		return err
+	}
 	single := target{name: "single events (80 % opened, 20 % replied)", srv: app, method: "POST", key: ds.key, status: http.StatusOK,
-		url: func(i uint64) string {
-			kind := "opened"
-			if i%5 == 4 {
-				kind = "replied"
-			}
-			return app.url("/api/v1/emails/" + ids[rand.IntN(len(ids))].String() + "/" + kind)
-		}}
+		url: singleEvent(app, ids)}
 	// per is the events per request of each scenario (1 for single).
 	targets, per := []target{single}, []int{1}
 	for _, n := range o.BulkSizes {
@@ -97,17 +103,27 @@ func RunEvents(ctx context.Context, o EventsOptions, out io.Writer) error {
 			status: http.StatusOK, url: func(uint64) string { return app.url("/api/v1/events") }, bodyOf: bulkEvents(ids, n)})
 		per = append(per, n)
 	}
+	if o.Generator == GeneratorWrk {
+		if err := scriptEvents(dir, ids, targets, per); err != nil {
+			return err
+		}
+	}
 	var rows []Row
 	for i, tg := range targets {
 		if o.Warmup > 0 {
-			attack(tg, o.Concurrency, o.Warmup)
+			if _, err := drive(tg, o.Concurrency, o.Warmup); err != nil {
+				return err
+			}
 		}
 		logf("%s: %d concurrent for %s", tg.name, o.Concurrency, o.Duration)
 		cpu0, err := cpuOf(app, pgPID)
 		if err != nil {
 			return err
 		}
-		r := attack(tg, o.Concurrency, o.Duration)
+		r, err := drive(tg, o.Concurrency, o.Duration)
+		if err != nil {
+			return err
+		}
 		cpu1, err := cpuOf(app, pgPID)
 		if err != nil {
 			return err
@@ -146,10 +162,15 @@ func RunEvents(ctx context.Context, o EventsOptions, out io.Writer) error {
 	rows = append(rows, ref)
 
 	logf("cache: %d single events/s for %s while %d summary reads/s run", o.PacedRate, o.Duration, o.ReadRate)
+	// The paced events go to the emails of half the campaigns and the reads
+	// to all of them: scoped invalidation should keep the other half's
+	// summaries cached whatever the event rate.
 	paced := single
 	paced.name, paced.rate = fmt.Sprintf("single events paced at %d/s", o.PacedRate), o.PacedRate
-	hits, reads, r := readWhile(ctx, app, ds.key, campaigns, o.ReadRate, func() Row { return attack(paced, o.Concurrency, o.Duration) })
-	r.Comment = fmt.Sprintf("summary hit rate %.1f %% of %d reads", 100*float64(hits)/float64(max(reads, 1)), reads)
+	paced.url = singleEvent(app, written.emails)
+	hits, r := readWhile(ctx, app, ds.key, campaigns, written.campaigns, o.ReadRate, func() Row { return attack(paced, o.Concurrency, o.Duration) })
+	r.Comment = fmt.Sprintf("summary hit rate %s of the %d campaigns receiving events, %s of the %d receiving none",
+		hits.rate(true), len(written.campaigns), hits.rate(false), len(campaigns)-len(written.campaigns))
 	rows = append(rows, r)
 
 	recorded, err := countRows(ctx, url, "SELECT count(*) FROM email_events")
@@ -160,12 +181,62 @@ func RunEvents(ctx context.Context, o EventsOptions, out io.Writer) error {
 	return nil
 }
 
+// singleEvent makes the single-event routes' URLs: a random email of ids,
+// opened four times in five and replied the fifth.
+func singleEvent(app *server, ids []uuid.UUID) func(uint64) string {
+	return func(i uint64) string {
+		kind := "opened"
+		if i%5 == 4 {
+			kind = "replied"
+		}
+		return app.url("/api/v1/emails/" + ids[rand.IntN(len(ids))].String() + "/" + kind)
+	}
+}
+
+//go:embed events.lua
+var eventsLua []byte
+
+// scriptEvents gives the targets their wrk script: events.lua and the
+// email ids it picks from, written into dir; per is each target's events
+// per request (1 is the single-event routes).
+func scriptEvents(dir string, ids []uuid.UUID, targets []target, per []int) error {
+	script, idsFile := filepath.Join(dir, "events.lua"), filepath.Join(dir, "event-ids.txt")
+	lines := make([]string, len(ids))
+	for i, id := range ids {
+		lines[i] = id.String()
+	}
+	if err := os.WriteFile(script, eventsLua, 0o644); err != nil {
+		return fmt.Errorf("wrk script: %w", err)
+	}
+	if err := os.WriteFile(idsFile, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		return fmt.Errorf("wrk script's ids: %w", err)
+	}
+	for i := range targets {
+		n := per[i]
+		if n == 1 && targets[i].bodyOf == nil {
+			n = 0 // the single-event routes
+		}
+		targets[i].script = &wrkScript{path: script, args: func() []string {
+			return []string{idsFile, strconv.Itoa(n), fmt.Sprintf("%08x", rand.Uint32()), time.Now().UTC().Format(time.RFC3339)}
+		}}
+	}
+	return nil
+}
+
+// halfWritten is the half of the user's campaigns the paced phase sends
+// events to, and their emails.
+type halfWritten struct {
+	campaigns map[uuid.UUID]bool
+	emails    []uuid.UUID
+}
+
 // eventTargets stores the user's email ids for pgbench (bench_ids) and
-// returns them with the user's campaigns.
-func eventTargets(ctx context.Context, url string, ds dataset) ([]uuid.UUID, []uuid.UUID, error) {
+// returns them with the user's campaigns and the half the paced phase
+// writes to.
+func eventTargets(ctx context.Context, url string, ds dataset) (ids, campaigns []uuid.UUID, written halfWritten, err error) {
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, written, err
 	}
 	defer pool.Close()
 	for _, sql := range []string{`CREATE TABLE bench_ids AS
@@ -173,15 +244,22 @@ func eventTargets(ctx context.Context, url string, ds dataset) ([]uuid.UUID, []u
 		FROM emails e JOIN campaigns c ON c.id = e.campaign_id WHERE c.user_id = '` + ds.userID.String() + `'`,
 		"ALTER TABLE bench_ids ADD PRIMARY KEY (n)", "ANALYZE bench_ids, emails"} {
 		if _, err := pool.Exec(ctx, sql); err != nil {
-			return nil, nil, fmt.Errorf("bench_ids: %w", err)
+			return nil, nil, written, fmt.Errorf("bench_ids: %w", err)
 		}
 	}
-	ids, err := queryIDs(ctx, pool, "SELECT id FROM bench_ids ORDER BY n")
-	if err != nil {
-		return nil, nil, err
+	if ids, err = queryIDs(ctx, pool, "SELECT id FROM bench_ids ORDER BY n"); err != nil {
+		return nil, nil, written, err
 	}
-	campaigns, err := queryIDs(ctx, pool, "SELECT id FROM campaigns WHERE user_id = $1", ds.userID)
-	return ids, campaigns, err
+	if campaigns, err = queryIDs(ctx, pool, "SELECT id FROM campaigns WHERE user_id = $1 ORDER BY id", ds.userID); err != nil {
+		return nil, nil, written, err
+	}
+	half := campaigns[:max(1, len(campaigns)/2)]
+	written.campaigns = map[uuid.UUID]bool{}
+	for _, c := range half {
+		written.campaigns[c] = true
+	}
+	written.emails, err = queryIDs(ctx, pool, "SELECT id FROM emails WHERE campaign_id = ANY($1)", half)
+	return ids, campaigns, written, err
 }
 
 func queryIDs(ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) ([]uuid.UUID, error) {
@@ -216,10 +294,53 @@ func bulkEvents(ids []uuid.UUID, n int) func(uint64) []byte {
 	}
 }
 
+// hitCount counts the summary reads and the cache's answers among them,
+// apart for campaigns receiving events ([true]) and the others ([false]).
+type hitCount struct{ hits, reads [2]atomic.Int64 }
+
+func (h *hitCount) add(written, hit bool) {
+	i := 0
+	if written {
+		i = 1
+	}
+	h.reads[i].Add(1)
+	if hit {
+		h.hits[i].Add(1)
+	}
+}
+
+// rate is "61.2 % of 480 reads" for one kind of campaign.
+func (h *hitCount) rate(written bool) string {
+	i := 0
+	if written {
+		i = 1
+	}
+	n := h.reads[i].Load()
+	return fmt.Sprintf("%.1f %% of %d reads", 100*float64(h.hits[i].Load())/float64(max(n, 1)), n)
+}
+
 // readWhile reads random campaigns' summaries at rate per second while
 // load runs, and counts the cache's answers (X-Cache: hit or stale).
-func readWhile(ctx context.Context, s *server, key string, campaigns []uuid.UUID, rate int, load func() Row) (hits, reads int64, r Row) {
-	var h, n atomic.Int64
+func readWhile(ctx context.Context, s *server, key string, campaigns []uuid.UUID, written map[uuid.UUID]bool, rate int, load func() Row) (*hitCount, Row) {
+	var hc hitCount
+	client := &http.Client{Timeout: 5 * time.Second}
+	read := func(c uuid.UUID) (hit, ok bool) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.url("/api/v1/campaigns/"+c.String()+"/summary"), nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		res, err := client.Do(req)
+		if err != nil {
+			return false, false
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		xc := res.Header.Get("X-Cache")
+		return xc == "hit" || xc == "stale", true
+	}
+	// Every summary is read once first, so the rate counts what writes
+	// evict rather than a cold cache's first misses.
+	for _, c := range campaigns {
+		read(c)
+	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -227,31 +348,22 @@ func readWhile(ctx context.Context, s *server, key string, campaigns []uuid.UUID
 		defer wg.Done()
 		t := time.NewTicker(time.Second / time.Duration(max(rate, 1)))
 		defer t.Stop()
-		client := &http.Client{Timeout: 5 * time.Second}
 		for {
 			select {
 			case <-stop:
 				return
 			case <-t.C:
 			}
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.url("/api/v1/campaigns/"+campaigns[rand.IntN(len(campaigns))].String()+"/summary"), nil)
-			req.Header.Set("Authorization", "Bearer "+key)
-			res, err := client.Do(req)
-			if err != nil {
-				continue
-			}
-			_, _ = io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			n.Add(1)
-			if xc := res.Header.Get("X-Cache"); xc == "hit" || xc == "stale" {
-				h.Add(1)
+			c := campaigns[rand.IntN(len(campaigns))]
+			if hit, ok := read(c); ok {
+				hc.add(written[c], hit)
 			}
 		}
 	}()
-	r = load()
+	r := load()
 	close(stop)
 	wg.Wait()
-	return h.Load(), n.Load(), r
+	return &hc, r
 }
 
 func countRows(ctx context.Context, url, sql string) (int64, error) {
@@ -275,8 +387,8 @@ func cpu(d time.Duration) string {
 }
 
 func printEvents(out io.Writer, o EventsOptions, emails int, recorded int64, rows []Row) {
-	fmt.Fprintf(out, "\nevents: %d emails in %d campaigns, %d connections, %s per scenario (warm-up %s); GOMAXPROCS of a 2-core machine shared with other work\n\n",
-		emails, o.Campaigns, o.Concurrency, o.Duration, o.Warmup)
+	fmt.Fprintf(out, "\nevents: %d emails in %d campaigns, %d connections, %s per scenario (warm-up %s), driven by %s; GOMAXPROCS of a 2-core machine shared with other work\n\n",
+		emails, o.Campaigns, o.Concurrency, o.Duration, o.Warmup, cmp.Or(o.Generator, GeneratorVegeta))
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\tevents/s\tp50 ms\tp99 ms\tserver CPU/event\tdb CPU/event\tvs\tratio\terrors\tnote")
 	for _, r := range rows {

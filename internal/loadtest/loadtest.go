@@ -70,7 +70,7 @@ type Options struct {
 	Settle time.Duration
 	// Generator drives the GET scenarios: GeneratorVegeta (in process, the
 	// default) or GeneratorWrk (a light generator in its own process; the
-	// write scenario stays on vegeta).
+	// open scenario stays on vegeta).
 	Generator string
 	// Log receives progress lines.
 	Log io.Writer
@@ -320,7 +320,7 @@ func generator(ctx context.Context, name string) (func(target, int, time.Duratio
 			return nil, fmt.Errorf("-generator wrk: %w (apt-get install wrk)", err)
 		}
 		return func(tg target, c int, d time.Duration) (Row, error) {
-			if tg.method != "GET" {
+			if tg.method != "GET" && tg.script == nil {
 				return vegeta(tg, c, d)
 			}
 			return attackWrk(ctx, bin, tg, c, d)

@@ -213,3 +213,57 @@ func TestRunShort(t *testing.T) {
 		}
 	}
 }
+
+// A short events benchmark end to end: every scenario in the table, no
+// failed request, new events recorded, and the paced phase's hit rate
+// reported apart for the campaigns it writes to and the others. It runs
+// under wrk when wrk is installed (as in CI), the light generator's path.
+func TestRunEventsShort(t *testing.T) {
+	if _, err := pglocal.BinDir(); err != nil {
+		if pgtest.Strict() {
+			t.Fatalf("no PostgreSQL binaries (REPLYROCKET_TEST_STRICT=1): %v", err)
+		}
+		t.Skipf("no PostgreSQL binaries: %v", err)
+	}
+	if _, err := exec.LookPath("pgbench"); err != nil {
+		t.Skip("pgbench is not on PATH: the events benchmark needs its reference")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := GeneratorVegeta
+	if _, err := exec.LookPath("wrk"); err == nil {
+		gen = GeneratorWrk
+	}
+	var out, log strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	err = RunEvents(ctx, EventsOptions{
+		Exe: exe, Concurrency: 4, Duration: time.Second, Campaigns: 4, PerCampaign: 20,
+		BulkSizes: []int{3}, PacedRate: 50, ReadRate: 50, Generator: gen, Getenv: os.Getenv, Log: &log,
+	}, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	report := out.String()
+	for _, want := range []string{
+		"driven by " + gen, "single events (80 % opened, 20 % replied)", "bulk events (3 per request)",
+		"pgbench: one-row UPDATE emails", "single events paced at 50/s",
+		"of the 2 campaigns receiving events", "of the 2 receiving none",
+	} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+	if m := regexp.MustCompile(`event ids recorded \(new events, each applied to its email\): (\d+)`).FindStringSubmatch(report); m == nil || m[1] == "0" {
+		t.Errorf("no events recorded:\n%s", report)
+	}
+	// The errors column reads "none" on every scenario's line.
+	for _, line := range strings.Split(report, "\n") {
+		if (strings.HasPrefix(line, "single events") || strings.HasPrefix(line, "bulk events") ||
+			strings.HasPrefix(line, "pgbench")) && !strings.Contains(line, "  none") {
+			t.Errorf("some requests failed: %s", line)
+		}
+	}
+}

@@ -13,7 +13,8 @@ import (
 )
 
 // Generators of load: vegeta in process (the default; every scenario) or
-// wrk, a light C generator in its own process, for the GET scenarios. An
+// wrk, a light C generator in its own process, for the GET scenarios and,
+// through a Lua script, the events benchmark's posts. An
 // in-process generator spends CPU on the same two cores as the servers it
 // measures, which compresses the ratios between them; wrk spends a few
 // times less per request.
@@ -26,18 +27,32 @@ const (
 // issue's measurement (wrk -t2 -c32 -d8s).
 const wrkThreads = 2
 
-// attackWrk drives a GET target with wrk at concurrency connections for d
-// and summarises its report (wrk --latency). A target wrk cannot send
-// (writes, which need a body and a fresh URL per request) is an error.
+// wrkScript makes a target's requests under wrk when they differ from one
+// another (a POST whose body carries fresh event ids): a Lua script, and
+// its arguments for one run (fresh each run, so a warm-up's ids are not
+// the measured run's).
+type wrkScript struct {
+	path string
+	args func() []string
+}
+
+// attackWrk drives a target with wrk at concurrency connections for d and
+// summarises its report (wrk --latency). A target other than a GET needs
+// its script; without one it is an error.
 func attackWrk(ctx context.Context, bin string, tg target, concurrency int, d time.Duration) (Row, error) {
-	if tg.method != "GET" {
-		return Row{}, fmt.Errorf("wrk: %s is a %s; wrk sends GETs here", tg.name, tg.method)
+	if tg.method != "GET" && tg.script == nil {
+		return Row{}, fmt.Errorf("wrk: %s is a %s without a script", tg.name, tg.method)
 	}
 	secs := max(1, int(d.Round(time.Second)/time.Second))
-	cmd := exec.CommandContext(ctx, bin, "-t", strconv.Itoa(min(wrkThreads, concurrency)), "-c", strconv.Itoa(concurrency),
-		"-d", strconv.Itoa(secs)+"s", "--timeout", "30s", "--latency",
-		"-H", "Authorization: Bearer "+tg.key, tg.url(0))
-	out, err := cmd.Output()
+	args := []string{"-t", strconv.Itoa(min(wrkThreads, concurrency)), "-c", strconv.Itoa(concurrency),
+		"-d", strconv.Itoa(secs) + "s", "--timeout", "30s", "--latency", "-H", "Authorization: Bearer " + tg.key}
+	if tg.script != nil {
+		args = append(args, "-s", tg.script.path, tg.url(0), "--")
+		args = append(args, tg.script.args()...)
+	} else {
+		args = append(args, tg.url(0))
+	}
+	out, err := exec.CommandContext(ctx, bin, args...).Output()
 	if err != nil {
 		return Row{}, fmt.Errorf("wrk %s: %w", tg.name, err)
 	}
