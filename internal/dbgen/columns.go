@@ -2,6 +2,7 @@ package dbgen
 
 import (
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -134,7 +135,7 @@ func cascadesTo(t string, written []string, schema *Schema) bool {
 		return false
 	}
 	for _, w := range written {
-		if w != t && (contains(schema.OnUpdate[w], t) || contains(schema.OnDelete[w], t)) {
+		if w != t && (slices.Contains(schema.OnUpdate[w], t) || slices.Contains(schema.OnDelete[w], t)) {
 			return true
 		}
 	}
@@ -237,4 +238,4 @@ func (s *Schema) columns(t string) []string {
 	return s.Columns[t]
 }
 
-func (s *Schema) hasColumn(t, c string) bool { return contains(s.columns(t), c) }
+func (s *Schema) hasColumn(t, c string) bool { return slices.Contains(s.columns(t), c) }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"go/format"
 	"go/types"
+	"slices"
 	"strings"
 	"text/template"
 	"time"
@@ -116,7 +117,7 @@ func (g *gen) file(ms []method, schema *Schema) ([]byte, error) {
 	tables, versions := usedSlots(ms, schema)
 	d.Versions = versions
 	for _, sc := range schema.AllScopes() {
-		if contains(tables, sc.Table) {
+		if slices.Contains(tables, sc.Table) {
 			d.Scopes = append(d.Scopes, sc)
 		}
 	}

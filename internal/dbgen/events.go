@@ -1,6 +1,8 @@
 package dbgen
 
 import (
+	"slices"
+
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
 )
@@ -16,7 +18,7 @@ func (s *Schema) firedWrites(ev tableEvent) []TriggerWrite {
 			continue
 		}
 		for _, w := range s.triggerWrites[t.Table+"."+t.Name] {
-			if w.When == nil || contains(w.When, ev.kind) {
+			if w.When == nil || slices.Contains(w.When, ev.kind) {
 				out = append(out, w)
 			}
 		}
@@ -25,14 +27,14 @@ func (s *Schema) firedWrites(ev tableEvent) []TriggerWrite {
 }
 
 func (t Trigger) fires(ev tableEvent) bool {
-	if !contains(t.Events, ev.kind) {
+	if !slices.Contains(t.Events, ev.kind) {
 		return false
 	}
 	if ev.kind != "UPDATE" || len(t.Columns) == 0 || ev.columns == nil {
 		return true
 	}
 	for _, c := range ev.columns {
-		if contains(t.Columns, c) {
+		if slices.Contains(t.Columns, c) {
 			return true
 		}
 	}
@@ -193,7 +195,7 @@ func (s *Schema) triggerScopeWrites(ev tableEvent, own map[string]ScopeWrite, se
 			if sc.Parent != tw.Table {
 				continue
 			}
-			if tw.Updated != nil && !contains(tw.Updated, sc.ParentKey) && !contains(tw.Updated, sc.ParentColumn) {
+			if tw.Updated != nil && !slices.Contains(tw.Updated, sc.ParentKey) && !slices.Contains(tw.Updated, sc.ParentColumn) {
 				continue
 			}
 			out = append(out, ScopeWrite{Scope: sc, Wide: true, Columns: []string{""}, Why: "trigger " + tw.Trigger + " writes rows of " + tw.Table})
@@ -212,7 +214,7 @@ func (s *Schema) tracedScopeWrite(ev tableEvent, tw TriggerWrite, sc ScopeDef, o
 		w.Wide, w.Why = true, "trigger "+tw.Trigger+": "+why
 		return w
 	}
-	if tw.Updated != nil && contains(tw.Updated, sc.Column) {
+	if tw.Updated != nil && slices.Contains(tw.Updated, sc.Column) {
 		return wide("updates " + sc.Column + ", moving rows between values")
 	}
 	src, ok := tw.From[sc.Column]

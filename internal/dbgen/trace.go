@@ -1,6 +1,7 @@
 package dbgen
 
 import (
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -57,7 +58,7 @@ func (s *Schema) traceWrite(t Trigger, stmt proto.Message, w *TriggerWrite) {
 			cols = s.Columns[w.Table]
 		}
 		for i, col := range cols {
-			if !contains(s.scopeColumns(w.Table), col) {
+			if !slices.Contains(s.scopeColumns(w.Table), col) {
 				continue
 			}
 			if src, ok := tr.insertValue(st.GetSelectStmt().GetSelectStmt(), i, ctes); ok {
@@ -84,7 +85,7 @@ func (tr *tracer) traceWhere(with *pg_query.WithClause, rel *pg_query.RangeVar, 
 	}
 	for _, c := range conjuncts(where) {
 		col, src, ok := tr.matchTarget(sc, c)
-		if _, done := w.From[col]; ok && !done && contains(tr.s.scopeColumns(w.Table), col) {
+		if _, done := w.From[col]; ok && !done && slices.Contains(tr.s.scopeColumns(w.Table), col) {
 			w.From[col] = src
 		}
 	}
@@ -174,10 +175,10 @@ func (tr *tracer) has(src source, col string) (bool, bool) {
 		return tr.s.hasColumn(src.table, col), true
 	case srcSelect:
 		if len(src.colnames) > 0 {
-			return contains(src.colnames, col), true
+			return slices.Contains(src.colnames, col), true
 		}
 		names, ok := outputNames(src.sel)
-		return ok && contains(names, col), ok
+		return ok && slices.Contains(names, col), ok
 	}
 	return false, false
 }
@@ -191,7 +192,7 @@ func (tr *tracer) resolve(sc *traceScope, parts []string) (source, string, bool)
 	var found []source
 	for _, src := range sc.sources {
 		if len(parts) == 2 {
-			if contains(src.names, parts[0]) {
+			if slices.Contains(src.names, parts[0]) {
 				found = append(found, src)
 			}
 			continue
@@ -230,7 +231,7 @@ func (tr *tracer) value(sc *traceScope, expr *pg_query.Node) (string, bool) {
 	case src.kind == srcTransition:
 		return col, true
 	case src.kind == srcSelect && len(src.colnames) > 0:
-		return tr.output(src.sel, "", indexOf(src.colnames, col), src.ctes)
+		return tr.output(src.sel, "", slices.Index(src.colnames, col), src.ctes)
 	case src.kind == srcSelect:
 		return tr.output(src.sel, col, -1, src.ctes)
 	}
@@ -244,7 +245,7 @@ func (tr *tracer) rowValue(sc *traceScope, parts []string) (string, bool) {
 		return "", false
 	}
 	for _, s := range sc.sources {
-		if contains(s.names, parts[0]) {
+		if slices.Contains(s.names, parts[0]) {
 			return "", false
 		}
 	}
@@ -270,7 +271,7 @@ func (tr *tracer) output(sel *pg_query.SelectStmt, name string, idx int, outer m
 		if !ok {
 			return "", false
 		}
-		idx = indexOf(names, name)
+		idx = slices.Index(names, name)
 	}
 	if idx < 0 || idx >= len(targets) {
 		return "", false
@@ -288,10 +289,10 @@ func (tr *tracer) setOutput(sel *pg_query.SelectStmt, name string, idx int, ctes
 	l, r := sel.GetLarg(), sel.GetRarg()
 	if name != "" {
 		names, ok := outputNames(l)
-		if !ok || indexOf(names, name) < 0 {
+		if !ok || slices.Index(names, name) < 0 {
 			return "", false
 		}
-		idx = indexOf(names, name)
+		idx = slices.Index(names, name)
 	}
 	lc, ok := tr.output(l, "", idx, ctes)
 	if !ok {

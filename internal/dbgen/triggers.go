@@ -3,6 +3,7 @@ package dbgen
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -281,7 +282,7 @@ func (v *plVisitor) visitIf(n plIf, when []string) {
 			v.visit(body, when)
 			return
 		}
-		if contains(rest, op) {
+		if slices.Contains(rest, op) {
 			v.visit(body, []string{op})
 		}
 		var left []string

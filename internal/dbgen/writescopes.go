@@ -1,6 +1,7 @@
 package dbgen
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -241,7 +242,7 @@ func cascade(parent *rowChange, schema *Schema, changes map[string]*rowChange, t
 		return // an UPDATE's cascades (ON UPDATE) stay wide
 	}
 	for _, fk := range schema.FKs {
-		if fk.Parent != parent.table || fk.OnDelete != "c" || changes[fk.Child] != nil || !contains(tables.Writes, fk.Child) {
+		if fk.Parent != parent.table || fk.OnDelete != "c" || changes[fk.Child] != nil || !slices.Contains(tables.Writes, fk.Child) {
 			continue
 		}
 		child := newRowChange(fk.Child)
@@ -278,7 +279,7 @@ func scopeWrite(sc ScopeDef, c *rowChange, schema *Schema, usable usableFunc) Sc
 	case c == nil:
 		w.Wide, w.Why = true, "rows not attributed (several writes, or a statement kind not analysed)"
 		w.Columns = []string{""}
-	case c.updated != nil && contains(c.updated, sc.Column):
+	case c.updated != nil && slices.Contains(c.updated, sc.Column):
 		w.Wide, w.Why, w.Columns = true, "updates "+sc.Column+", moving rows between values", []string{""}
 	default:
 		vals := c.known[sc.Column]
@@ -306,7 +307,7 @@ func parentWrite(sc ScopeDef, c *rowChange, schema *Schema, usable usableFunc) S
 	case c == nil:
 		w.Wide, w.Why = true, "rows of "+sc.Parent+" not attributed"
 	case c.updated != nil:
-		if !contains(c.updated, sc.ParentKey) && !contains(c.updated, sc.ParentColumn) {
+		if !slices.Contains(c.updated, sc.ParentKey) && !slices.Contains(c.updated, sc.ParentColumn) {
 			return ScopeWrite{} // the path is unchanged
 		}
 		w.Wide, w.Why = true, "updates "+sc.Parent+"."+sc.ParentColumn+" or its key"
@@ -346,7 +347,7 @@ func mergeScopeWrites(ws []ScopeWrite) []ScopeWrite {
 			continue
 		}
 		for _, c := range w.Columns {
-			if !contains(cur.Columns, c) {
+			if !slices.Contains(cur.Columns, c) {
 				cur.Columns = append(cur.Columns, c)
 			}
 		}
@@ -356,7 +357,7 @@ func mergeScopeWrites(ws []ScopeWrite) []ScopeWrite {
 			cur.Wide, cur.Values, cur.Why = true, nil, w.Why
 		default:
 			for _, v := range w.Values {
-				if !contains(cur.Values, v) {
+				if !slices.Contains(cur.Values, v) {
 					cur.Values = append(cur.Values, v)
 				}
 			}
