@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"go/types"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -46,12 +45,6 @@ type method struct {
 	hash        string
 }
 
-// Generate returns the formatted source of the decorator.
-func Generate(cfg Config) ([]byte, error) {
-	out, err := GenerateAll(cfg)
-	return out.Cache, err
-}
-
 // GenerateAll analyses the queries once and returns every generated file
 // and the scope report.
 func GenerateAll(cfg Config) (Output, error) {
@@ -71,7 +64,10 @@ func GenerateAll(cfg Config) (Output, error) {
 	if err != nil {
 		return Output{}, err
 	}
-	out := Output{Report: report(methods)}
+	var out Output
+	if out.Report, err = report(methods); err != nil {
+		return Output{}, err
+	}
 	if out.Cache, err = newGen(cfg.OutPackage).file(methods, schema); err != nil {
 		return Output{}, err
 	}
@@ -84,21 +80,12 @@ func GenerateAll(cfg Config) (Output, error) {
 // readSchemaDir reads the migrations of dir in name order.
 func readSchemaDir(dir string) (*Schema, error) {
 	schema := NewSchema()
-	files, err := filepath.Glob(filepath.Join(dir, "*.sql"))
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(files)
-	for _, f := range files {
-		src, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("read schema: %w", err)
+	return schema, readSQLDir(dir, func(path, src string) error {
+		if err := schema.Read(src); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
 		}
-		if err := schema.Read(string(src)); err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
-		}
-	}
-	return schema, nil
+		return nil
+	})
 }
 
 func loadQuerier(dir, pattern string) (*types.Interface, error) {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"time"
 )
@@ -38,24 +37,32 @@ func (q Query) Pos() string { return fmt.Sprintf("%s:%d", q.File, q.Line) }
 
 // ReadQueryDir parses every .sql file of dir, in name order.
 func ReadQueryDir(dir string) ([]Query, error) {
+	var all []Query
+	err := readSQLDir(dir, func(path, src string) error {
+		qs, err := ParseQueries(filepath.Join(filepath.Base(dir), filepath.Base(path)), src)
+		all = append(all, qs...)
+		return err
+	})
+	return all, err
+}
+
+// readSQLDir calls fn with the path and text of each .sql file of dir, in
+// name order (filepath.Glob sorts).
+func readSQLDir(dir string, fn func(path, src string) error) error {
 	files, err := filepath.Glob(filepath.Join(dir, "*.sql"))
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", dir, err)
+		return fmt.Errorf("list %s: %w", dir, err)
 	}
-	sort.Strings(files)
-	var all []Query
 	for _, f := range files {
 		src, err := os.ReadFile(f)
 		if err != nil {
-			return nil, fmt.Errorf("read queries: %w", err)
+			return fmt.Errorf("read %s: %w", f, err)
 		}
-		qs, err := ParseQueries(filepath.Join(filepath.Base(dir), filepath.Base(f)), string(src))
-		if err != nil {
-			return nil, err
+		if err := fn(f, string(src)); err != nil {
+			return err
 		}
-		all = append(all, qs...)
 	}
-	return all, nil
+	return nil
 }
 
 // ParseQueries splits one sqlc query file into its queries.
