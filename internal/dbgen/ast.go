@@ -205,42 +205,75 @@ func relName(rel *pg_query.RangeVar) string {
 	return rel.GetRelname()
 }
 
-// writeTarget is the relation an INSERT, UPDATE, DELETE or MERGE writes,
-// nil for other nodes.
-func writeTarget(n proto.Message) *pg_query.RangeVar {
-	switch s := n.(type) {
-	case *pg_query.InsertStmt:
-		return s.GetRelation()
-	case *pg_query.UpdateStmt:
-		return s.GetRelation()
-	case *pg_query.DeleteStmt:
-		return s.GetRelation()
-	case *pg_query.MergeStmt:
-		return s.GetRelation()
+// writeOp is one relation a statement writes, as its triggers see it.
+type writeOp struct {
+	rel     *pg_query.RangeVar
+	kind    string   // INSERT, UPDATE, DELETE, TRUNCATE
+	columns []string // UPDATE: the columns set, sorted; nil when not known
+	stmt    proto.Message
+	cascade bool // TRUNCATE ... CASCADE
+}
+
+// writeOps are the writes of the statements under m, CTEs included: an
+// upsert also updates, a MERGE inserts, updates and deletes.
+func writeOps(m proto.Message) []writeOp {
+	var out []writeOp
+	walk(m, func(n proto.Message) bool {
+		add := func(rel *pg_query.RangeVar, kind string, cols []string) {
+			out = append(out, writeOp{rel: rel, kind: kind, columns: cols, stmt: n})
+		}
+		switch st := n.(type) {
+		case *pg_query.InsertStmt:
+			add(st.GetRelation(), "INSERT", nil)
+			if upsertsUpdate(st) {
+				add(st.GetRelation(), "UPDATE", targetNames(st.GetOnConflictClause().GetTargetList()))
+			}
+		case *pg_query.UpdateStmt:
+			add(st.GetRelation(), "UPDATE", targetNames(st.GetTargetList()))
+		case *pg_query.DeleteStmt:
+			add(st.GetRelation(), "DELETE", nil)
+		case *pg_query.MergeStmt:
+			for _, k := range []string{"INSERT", "UPDATE", "DELETE"} {
+				add(st.GetRelation(), k, nil)
+			}
+		case *pg_query.CopyStmt:
+			if st.GetIsFrom() {
+				add(st.GetRelation(), "INSERT", nil)
+			}
+		case *pg_query.TruncateStmt:
+			for _, r := range st.GetRelations() {
+				out = append(out, writeOp{rel: r.GetRangeVar(), kind: "TRUNCATE", stmt: n, cascade: st.GetBehavior() == pg_query.DropBehavior_DROP_CASCADE})
+			}
+			return false
+		}
+		return true
+	})
+	return out
+}
+
+// cascades are the foreign-key edges along which op changes rows of other
+// tables: ON UPDATE actions for an UPDATE, ON DELETE for a DELETE or a
+// TRUNCATE ... CASCADE (which empties the referencing tables).
+func (op writeOp) cascades(s *Schema) map[string][]string {
+	switch {
+	case s == nil:
+		return nil
+	case op.kind == "UPDATE":
+		return s.OnUpdate
+	case op.kind == "DELETE" || op.cascade:
+		return s.OnDelete
 	}
 	return nil
 }
 
-// isWrite reports whether a node is a statement that writes.
-func isWrite(n proto.Message) bool {
-	switch n.(type) {
-	case *pg_query.InsertStmt, *pg_query.UpdateStmt, *pg_query.DeleteStmt, *pg_query.MergeStmt, *pg_query.CopyStmt, *pg_query.TruncateStmt:
-		return true
+// writeStatements counts the statements among ops: with more than one,
+// rows are not attributed to statements.
+func writeStatements(ops []writeOp) int {
+	stmts := map[proto.Message]bool{}
+	for _, op := range ops {
+		stmts[op.stmt] = true
 	}
-	return false
-}
-
-// countWrites counts the statements that write, CTEs included: with more
-// than one, rows are not attributed to statements.
-func countWrites(m proto.Message) int {
-	n := 0
-	walk(m, func(node proto.Message) bool {
-		if isWrite(node) {
-			n++
-		}
-		return true
-	})
-	return n
+	return len(stmts)
 }
 
 // upsertsUpdate reports whether an INSERT has ON CONFLICT DO UPDATE.

@@ -48,25 +48,23 @@ func Slots(sql string, tables Tables, schema *Schema) (reads, writes []string, e
 func writeSlots(tree *pg_query.ParseResult, tables Tables, schema *Schema) []string {
 	updated := map[string]map[string]bool{}
 	otherWrite := false
-	walk(tree, func(n proto.Message) bool {
-		up, ok := n.(*pg_query.UpdateStmt)
-		if !ok {
-			otherWrite = otherWrite || isWrite(n)
-			return true
+	for _, op := range writeOps(tree) {
+		if _, ok := op.stmt.(*pg_query.UpdateStmt); !ok {
+			otherWrite = true
+			continue
 		}
-		t := schema.parent(relName(up.GetRelation()))
+		t := schema.parent(relName(op.rel))
 		if updated[t] == nil {
 			updated[t] = map[string]bool{}
 		}
-		for _, name := range columnNames(up.GetTargetList()) {
-			if name == "" || !schema.hasColumn(t, name) {
+		for _, name := range op.columns {
+			if !schema.hasColumn(t, name) {
 				updated[t] = nil // unknown column: whole table
 				break
 			}
 			updated[t][name] = true
 		}
-		return true
-	})
+	}
 	// A table is only-updated when the UPDATE targets name it and no other
 	// kind of write (or cascade) does.
 	onlyUpdated := map[string]bool{}

@@ -3,7 +3,6 @@ package dbgen
 import (
 	"slices"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -51,52 +50,19 @@ func (w TriggerWrite) event() tableEvent {
 // rows its foreign keys' actions change.
 func statementEvents(tree proto.Message, schema *Schema, ctes map[string]bool) []tableEvent {
 	var out []tableEvent
-	add := func(rel *pg_query.RangeVar, kind string, columns []string) {
-		if t, ok := schema.relTable(rel, ctes); ok {
-			out = append(out, schema.cascadeEvents(tableEvent{table: t, kind: kind, columns: columns}, map[string]bool{})...)
+	for _, op := range writeOps(tree) {
+		t, ok := schema.relTable(op.rel, ctes)
+		switch {
+		case !ok:
+		case op.kind == "TRUNCATE":
+			for _, c := range append([]string{t}, closureList(t, op.cascades(schema))...) {
+				out = append(out, tableEvent{table: c, kind: "TRUNCATE"})
+			}
+		default:
+			out = append(out, schema.cascadeEvents(tableEvent{table: t, kind: op.kind, columns: op.columns}, map[string]bool{})...)
 		}
 	}
-	walk(tree, func(n proto.Message) bool {
-		switch st := n.(type) {
-		case *pg_query.InsertStmt:
-			add(st.GetRelation(), "INSERT", nil)
-			if upsertsUpdate(st) {
-				add(st.GetRelation(), "UPDATE", targetNames(st.GetOnConflictClause().GetTargetList()))
-			}
-		case *pg_query.UpdateStmt:
-			add(st.GetRelation(), "UPDATE", targetNames(st.GetTargetList()))
-		case *pg_query.DeleteStmt:
-			add(st.GetRelation(), "DELETE", nil)
-		case *pg_query.MergeStmt:
-			for _, k := range []string{"INSERT", "UPDATE", "DELETE"} {
-				add(st.GetRelation(), k, nil)
-			}
-		case *pg_query.CopyStmt:
-			if st.GetIsFrom() {
-				add(st.GetRelation(), "INSERT", nil)
-			}
-		case *pg_query.TruncateStmt:
-			for _, r := range st.GetRelations() {
-				if t, ok := schema.relTable(r.GetRangeVar(), ctes); ok {
-					out = append(out, tableEvent{table: t, kind: "TRUNCATE"})
-					for _, c := range closureList(t, schema.onDelete(st.GetBehavior() == pg_query.DropBehavior_DROP_CASCADE)) {
-						out = append(out, tableEvent{table: c, kind: "TRUNCATE"})
-					}
-				}
-			}
-			return false
-		}
-		return true
-	})
 	return out
-}
-
-// onDelete are the ON DELETE edges when cascade is set, else none.
-func (s *Schema) onDelete(cascade bool) map[string][]string {
-	if s == nil || !cascade {
-		return nil
-	}
-	return s.OnDelete
 }
 
 func closureList(t string, edges map[string][]string) []string {

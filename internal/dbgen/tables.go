@@ -141,52 +141,27 @@ func Analyze(sql string, schema *Schema) (Tables, error) {
 	}
 	ctes := cteNames(tree)
 	reads, writes := map[string]bool{}, map[string]bool{}
-	write := func(rel *pg_query.RangeVar, cascades ...map[string][]string) {
-		if t, ok := schema.relTable(rel, ctes); ok {
-			writes[t] = true
-			for _, edges := range cascades {
-				closure(t, edges, writes)
-			}
-		}
-	}
-	var onDelete, onUpdate map[string][]string
-	if schema != nil {
-		onDelete, onUpdate = schema.OnDelete, schema.OnUpdate
-	}
 	walk(tree, func(n proto.Message) bool {
 		switch st := n.(type) {
 		case *pg_query.RangeVar:
 			if t, ok := schema.relTable(st, ctes); ok {
 				reads[t] = true
 			}
-		case *pg_query.InsertStmt:
-			write(st.GetRelation())
-		case *pg_query.UpdateStmt:
-			write(st.GetRelation(), onUpdate)
-		case *pg_query.DeleteStmt:
-			write(st.GetRelation(), onDelete)
-		case *pg_query.MergeStmt:
-			write(st.GetRelation(), onDelete, onUpdate)
 		case *pg_query.CopyStmt:
 			if t, ok := schema.relTable(st.GetRelation(), ctes); ok && !st.GetIsFrom() {
 				reads[t] = true
 			}
-			if st.GetIsFrom() {
-				write(st.GetRelation())
-			}
 		case *pg_query.TruncateStmt:
-			for _, r := range st.GetRelations() {
-				if st.GetBehavior() == pg_query.DropBehavior_DROP_CASCADE {
-					// TRUNCATE ... CASCADE empties the referencing tables.
-					write(r.GetRangeVar(), onDelete)
-				} else {
-					write(r.GetRangeVar())
-				}
-			}
-			return false
+			return false // its relations are written, not read
 		}
 		return true
 	})
+	for _, op := range writeOps(tree) {
+		if t, ok := schema.relTable(op.rel, ctes); ok {
+			writes[t] = true
+			closure(t, op.cascades(schema), writes)
+		}
+	}
 	if schema != nil {
 		for _, ev := range schema.triggerEvents(statementEvents(tree, schema, ctes)) {
 			writes[ev.table] = true

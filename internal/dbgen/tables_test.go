@@ -53,6 +53,7 @@ func TestAnalyze(t *testing.T) {
 		{"delete cascades transitively", `DELETE FROM users WHERE id = $1`, nil, []string{"api_keys", "audit", "campaigns", "emails", "users"}},
 		{"update cascades only on update", `UPDATE users SET id = $1`, nil, []string{"audit", "users"}},
 		{"insert does not cascade", `INSERT INTO users (id) VALUES ($1)`, nil, []string{"users"}},
+		{"an upsert's update cascades", `INSERT INTO users (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET id = $2`, nil, []string{"audit", "users"}},
 		{"truncate cascade", `TRUNCATE campaigns CASCADE`, nil, []string{"campaigns", "emails"}},
 	}
 	for _, tt := range tests {

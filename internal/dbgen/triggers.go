@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
-	"google.golang.org/protobuf/proto"
 )
 
 // Trigger writes. A query that writes a table also writes whatever the
@@ -338,42 +337,21 @@ func (s *Schema) triggerStatement(t Trigger, q string) ([]TriggerWrite, error) {
 	}
 	top := topStatement(tree)
 	var out []TriggerWrite
-	walk(tree, func(n proto.Message) bool {
-		if tr, ok := n.(*pg_query.TruncateStmt); ok {
-			for _, r := range tr.GetRelations() {
-				if rv := r.GetRangeVar(); rv != nil {
-					out = append(out, TriggerWrite{Trigger: t.Name, Kind: "TRUNCATE", Table: s.parent(relName(rv))})
-				}
-			}
-			return false
+	for _, op := range writeOps(tree) {
+		if op.rel == nil {
+			continue
 		}
-		rel := writeTarget(n)
-		if rel == nil {
-			return true
+		w := TriggerWrite{Trigger: t.Name, Kind: op.kind, Table: s.parent(relName(op.rel)), From: map[string]string{}}
+		if op.kind == "UPDATE" {
+			w.Updated = op.columns
 		}
-		w := TriggerWrite{Trigger: t.Name, Table: s.parent(relName(rel)), From: map[string]string{}}
-		switch st := n.(type) {
-		case *pg_query.MergeStmt:
-			// Rows inserted, updated and deleted: none traced.
-			for _, k := range []string{"INSERT", "UPDATE", "DELETE"} {
-				out = append(out, TriggerWrite{Trigger: t.Name, Kind: k, Table: w.Table, From: map[string]string{}})
-			}
-			return true
-		case *pg_query.InsertStmt:
-			w.Kind = "INSERT"
-		case *pg_query.UpdateStmt:
-			w.Kind, w.Updated = "UPDATE", targetNames(st.GetTargetList())
-		case *pg_query.DeleteStmt:
-			w.Kind = "DELETE"
-		}
-		if n == top {
+		if op.stmt == top {
 			// Only the top-level statement is traced; a data-modifying
 			// CTE's rows are not.
-			s.traceWrite(t, n, &w)
+			s.traceWrite(t, op.stmt, &w)
 		}
 		out = append(out, w)
-		return true
-	})
+	}
 	return out, nil
 }
 

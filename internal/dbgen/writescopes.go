@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
-	"google.golang.org/protobuf/proto"
 )
 
 // rowChange is what a write does to one table's rows, and which scope
@@ -34,8 +33,8 @@ func WriteScopes(sql, kind string, tables Tables, schema *Schema, usable usableF
 	}
 	ctes := cteNames(tree)
 	changes := map[string]*rowChange{}
-	if top := topStatement(tree); top != nil && countWrites(tree) == 1 {
-		if c := directChange(top, kind, schema, params, ctes); c != nil {
+	if ops := writeOps(tree); len(ops) > 0 && ops[0].stmt == topStatement(tree) && writeStatements(ops) == 1 {
+		if c := directChange(ops[0], kind, schema, params, ctes); c != nil {
 			changes[c.table] = c
 			cascade(c, schema, changes, tables)
 		}
@@ -101,14 +100,11 @@ func newRowChange(table string) *rowChange {
 }
 
 // directChange analyses the top-level INSERT, UPDATE or DELETE.
-func directChange(top proto.Message, kind string, schema *Schema, params map[int]string, ctes map[string]bool) *rowChange {
-	rel := writeTarget(top)
-	if rel == nil {
-		return nil
-	}
+func directChange(op writeOp, kind string, schema *Schema, params map[int]string, ctes map[string]bool) *rowChange {
+	rel := op.rel
 	c := newRowChange(schema.parent(relName(rel)))
 	var returning []*pg_query.Node
-	switch st := top.(type) {
+	switch st := op.stmt.(type) {
 	case *pg_query.InsertStmt:
 		insertValues(c, st, kind, schema, params)
 		returning = st.GetReturningList()
