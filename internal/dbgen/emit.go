@@ -42,6 +42,7 @@ type gen struct {
 	resolvers map[string]resolver
 	codecs    map[string]string // type string -> codec variable
 	order     []types.Type
+	codecTmpl *template.Template
 }
 
 func newGen(pkg string) *gen {
@@ -222,8 +223,10 @@ func (g *gen) method(m method) (methodData, error) {
 		if d.Codec, err = g.codecVar(m.result); err != nil {
 			return d, fmt.Errorf("%s result: %w", m.Name, err)
 		}
-		if d.KeyBody, err = g.body(func() error { return g.keyBody(m) }); err != nil {
-			return d, fmt.Errorf("%s argument: %w", m.Name, err)
+		if m.arg != nil {
+			if d.KeyBody, err = g.code("enc", "arg", m.arg, true); err != nil {
+				return d, fmt.Errorf("%s argument: %w", m.Name, err)
+			}
 		}
 		d.DepsBody, err = g.body(func() error { return g.depsBody(m) })
 	case len(m.Writes) > 0:
@@ -231,13 +234,6 @@ func (g *gen) method(m method) (methodData, error) {
 		d.BumpBody, err = g.body(func() error { return g.bumpBody(m) })
 	}
 	return d, err
-}
-
-func (g *gen) keyBody(m method) error {
-	if m.arg == nil {
-		return nil
-	}
-	return g.enc("arg", m.arg, true)
 }
 
 // bumpSignature fills in the parameters and arguments of a write's bump
