@@ -90,18 +90,16 @@ type triggerWritesData struct {
 	Writes []string
 }
 
-// methodData is a method with the Go code of its signature and bodies.
+// methodData is a method with the Go code of its types and bodies;
+// Returns is set when a write's result holds its RETURNING rows.
 type methodData struct {
 	method
-	Hash                     string
-	Arg, Result              bool
-	Params, Results, ArgType string
-	Call, WCall              string
-	Codec                    string
-	KeyBody, DepsBody        []string
-	BumpParams, BumpArgs     string
-	Changed                  string
-	BumpBody                 []string
+	Hash                 string
+	Arg, Result, Returns bool
+	ArgType, ResultType  string
+	Codec                string
+	KeyBody, DepsBody    []string
+	BumpBody             []string
 }
 
 type resolverData struct {
@@ -207,15 +205,12 @@ func importList(set map[string]bool) []string {
 // method builds the Go code of one method.
 func (g *gen) method(m method) (methodData, error) {
 	d := methodData{method: m, Hash: m.hash, Arg: m.arg != nil, Result: m.result != nil, ArgType: "struct{}"}
-	d.Params, d.Call, d.Results = "ctx context.Context", "ctx", "error"
+	d.Returns = d.Result && (m.Kind == ":one" || m.Kind == ":many")
 	if d.Arg {
 		d.ArgType = g.typ(m.arg)
-		d.Params += ", arg " + d.ArgType
-		d.Call += ", arg"
 	}
-	d.WCall = "w" + d.Call
 	if d.Result {
-		d.Results = "(" + g.typ(m.result) + ", error)"
+		d.ResultType = g.typ(m.result)
 	}
 	var err error
 	switch {
@@ -230,32 +225,9 @@ func (g *gen) method(m method) (methodData, error) {
 		}
 		d.DepsBody, err = g.body(func() error { return g.depsBody(m) })
 	case len(m.Writes) > 0:
-		g.bumpSignature(&d)
 		d.BumpBody, err = g.body(func() error { return g.bumpBody(m) })
 	}
 	return d, err
-}
-
-// bumpSignature fills in the parameters and arguments of a write's bump
-// function and when its write changed rows.
-func (g *gen) bumpSignature(d *methodData) {
-	// q runs the resolvers: the store after an autocommitted write, the
-	// transaction inside one.
-	d.BumpParams, d.BumpArgs = "\nctx context.Context, q db.Querier, b *cache.Bumps", "b"
-	if d.Arg {
-		d.BumpParams += ",\narg " + d.ArgType
-		d.BumpArgs += ", arg"
-	}
-	if d.Result && (d.Kind == ":one" || d.Kind == ":many") {
-		d.BumpParams += ",\nr " + g.typ(d.result)
-		d.BumpArgs += ", r"
-	}
-	d.BumpParams += ",\nok bool,\n"
-	d.BumpArgs += ", err == nil"
-	d.Changed = "true"
-	if d.Result && (d.Kind == ":execrows" || d.Kind == ":copyfrom") {
-		d.Changed = "r > 0"
-	}
 }
 
 // depsBody adds a read's scope values.
