@@ -205,6 +205,18 @@ func relName(rel *pg_query.RangeVar) string {
 	return rel.GetRelname()
 }
 
+// refKeys are the names a statement refers to a FROM item's relation by:
+// its alias, else its name, plain and schema-qualified.
+func refKeys(rv *pg_query.RangeVar) []string {
+	if a := rv.GetAlias().GetAliasname(); a != "" {
+		return []string{a}
+	}
+	if rn := relName(rv); rn != rv.GetRelname() {
+		return []string{rv.GetRelname(), rn}
+	}
+	return []string{rv.GetRelname()}
+}
+
 // writeOp is one relation a statement writes, as its triggers see it.
 type writeOp struct {
 	rel     *pg_query.RangeVar

@@ -151,14 +151,10 @@ func refNames(tree proto.Message, schema *Schema, ctes map[string]bool) map[stri
 		refs[ref][t] = true
 	}
 	for _, rv := range find[*pg_query.RangeVar](tree) {
-		t, ok := schema.relTable(rv, ctes)
-		switch {
-		case !ok:
-		case rv.GetAlias().GetAliasname() != "":
-			add(rv.GetAlias().GetAliasname(), t)
-		default:
-			add(rv.GetRelname(), t)
-			add(relName(rv), t)
+		if t, ok := schema.relTable(rv, ctes); ok {
+			for _, k := range refKeys(rv) {
+				add(k, t)
+			}
 		}
 	}
 	return refs

@@ -17,9 +17,9 @@ import (
 type ForeignKey struct {
 	Child, ChildCol   string
 	Parent, ParentCol string
-	// OnDelete and OnUpdate are pg_query's action letters: a (no action),
-	// r (restrict), c (cascade), n (set null), d (set default).
-	OnDelete, OnUpdate string
+	// OnDelete is pg_query's action letter: a (no action), r (restrict),
+	// c (cascade), n (set null), d (set default).
+	OnDelete string
 }
 
 // ScopeDef names rows of Table: those whose Column equals a value, or, for
@@ -105,7 +105,7 @@ func (s *Schema) readConstraint(table string, cols []string, c *pg_query.Constra
 			return // composite keys name no single scope
 		}
 		fk := ForeignKey{Child: table, ChildCol: child[0], Parent: parent, ParentCol: last(parentCols)}
-		fk.OnDelete, fk.OnUpdate = c.GetFkDelAction(), c.GetFkUpdAction()
+		fk.OnDelete = c.GetFkDelAction()
 		s.FKs = append(s.FKs, fk)
 		s.addKey(table, child[0])
 	}

@@ -112,7 +112,7 @@ type sel struct {
 	id     int
 	all    *[]*sel // every sel of the statement, by id
 	outerQ *sel
-	occs   []occurrence
+	occs   []string // the table of each occurrence
 	refs   map[string][]int
 	parent map[term]term   // union-find over terms, from strong equalities
 	weak   map[term][]term // a column term -> terms an outer join's ON or a correlation equates it with
@@ -120,10 +120,6 @@ type sel struct {
 	// outer are the ON conditions of outer joins, with the occurrences on
 	// their nullable side, applied once every occurrence is known.
 	outer []outerQual
-}
-
-type occurrence struct {
-	table string
 }
 
 type outerQual struct {
@@ -197,17 +193,11 @@ func (s *sel) addRangeVar(rv *pg_query.RangeVar, ctes map[string]bool) []int {
 	if !ok {
 		return nil
 	}
-	i := len(s.occs)
-	s.occs = append(s.occs, occurrence{table: t})
-	if a := rv.GetAlias().GetAliasname(); a != "" {
-		s.refs[a] = append(s.refs[a], i)
-		return []int{i}
+	s.occs = append(s.occs, t)
+	for _, k := range refKeys(rv) {
+		s.refs[k] = append(s.refs[k], len(s.occs)-1)
 	}
-	s.refs[rv.GetRelname()] = append(s.refs[rv.GetRelname()], i)
-	if rn := relName(rv); rn != rv.GetRelname() {
-		s.refs[rn] = append(s.refs[rn], i)
-	}
-	return []int{i}
+	return []int{len(s.occs) - 1}
 }
 
 func setOf(xs []int) map[int]bool {
@@ -243,17 +233,18 @@ func (s *sel) addEquality(c *pg_query.Node, nullable map[int]bool) {
 		return
 	}
 	l, lok := s.term(e.GetLexpr())
-	switch e.GetKind() {
-	case pg_query.A_Expr_Kind_AEXPR_OP:
-		r, rok := s.term(e.GetRexpr())
-		if lok && rok {
+	if e.GetKind() == pg_query.A_Expr_Kind_AEXPR_OP {
+		if r, rok := s.term(e.GetRexpr()); lok && rok {
 			s.addPair(l, r, nullable)
 		}
+		return
+	}
+	if !lok || !s.pinnable(l, nullable) {
+		return
+	}
+	var vals []valueRef
+	switch e.GetKind() {
 	case pg_query.A_Expr_Kind_AEXPR_IN:
-		if !lok || !s.pinnable(l, nullable) {
-			return
-		}
-		var vals []valueRef
 		for _, it := range e.GetRexpr().GetList().GetItems() {
 			p, ok := s.param(it)
 			if !ok {
@@ -261,15 +252,12 @@ func (s *sel) addEquality(c *pg_query.Node, nullable map[int]bool) {
 			}
 			vals = append(vals, valueRef{Param: p})
 		}
-		s.lists[l] = append(s.lists[l], vals...)
 	case pg_query.A_Expr_Kind_AEXPR_OP_ANY:
-		if !lok || !s.pinnable(l, nullable) {
-			return
-		}
 		if p, ok := s.param(e.GetRexpr()); ok {
-			s.lists[l] = append(s.lists[l], valueRef{Param: p, Many: true})
+			vals = []valueRef{{Param: p, Many: true}}
 		}
 	}
+	s.lists[l] = append(s.lists[l], vals...)
 }
 
 // addPair records l = r: a strong equality between local terms, else a
@@ -318,12 +306,12 @@ func (s *sel) term(expr *pg_query.Node) (term, bool) {
 		}
 	} else {
 		for i, o := range s.occs {
-			if s.schema.hasColumn(o.table, col) {
+			if s.schema.hasColumn(o, col) {
 				cands = append(cands, i)
 			}
 		}
 	}
-	if len(cands) != 1 || !s.schema.hasColumn(s.occs[cands[0]].table, col) {
+	if len(cands) != 1 || !s.schema.hasColumn(s.occs[cands[0]], col) {
 		return term{}, false // ambiguous or unknown: no pin
 	}
 	return s.colTerm(cands[0], col), true
@@ -333,7 +321,7 @@ func (s *sel) term(expr *pg_query.Node) (term, bool) {
 func (s *sel) outerTerm(ref, col string) (term, bool) {
 	for o := s.outerQ; o != nil; o = o.outerQ {
 		if cands := o.refs[ref]; len(cands) > 0 {
-			if len(cands) != 1 || !o.schema.hasColumn(o.occs[cands[0]].table, col) {
+			if len(cands) != 1 || !o.schema.hasColumn(o.occs[cands[0]], col) {
 				return term{}, false
 			}
 			return o.colTerm(cands[0], col), true
@@ -408,16 +396,22 @@ func (s *sel) class(t term) []term {
 	return out
 }
 
-// pins are the values a column of an occurrence is pinned to, through
-// strong equalities, lists, and (withWeak) an outer join's ON.
-func (s *sel) pins(occ int, col string, withWeak bool) []valueRef {
-	t := s.colTerm(occ, col)
+// related are the terms t equals through strong equalities and, with
+// weak, an outer join's ON or a correlation.
+func (s *sel) related(t term, weak bool) []term {
 	terms := s.class(t)
-	if withWeak {
+	if weak {
 		for _, w := range s.weak[t] {
 			terms = append(terms, s.owner(w).class(w)...)
 		}
 	}
+	return terms
+}
+
+// pins are the values a column of an occurrence is pinned to, through
+// strong equalities, lists, and (withWeak) an outer join's ON.
+func (s *sel) pins(occ int, col string, withWeak bool) []valueRef {
+	terms := s.related(s.colTerm(occ, col), withWeak)
 	for _, x := range terms {
 		if x.param != "" {
 			return []valueRef{{Param: x.param}}
@@ -435,15 +429,10 @@ func (s *sel) pins(occ int, col string, withWeak bool) []valueRef {
 // column equals the parent key of a parent occurrence whose scope column
 // is pinned.
 func (s *sel) pathPins(occ int, sc ScopeDef) []valueRef {
-	t := s.colTerm(occ, sc.Column)
-	terms := s.class(t)
-	for _, w := range s.weak[t] {
-		terms = append(terms, s.owner(w).class(w)...)
-	}
-	for _, x := range terms {
+	for _, x := range s.related(s.colTerm(occ, sc.Column), true) {
 		o := s.owner(x)
 		o2, ok := o.occOf(x)
-		if !ok || (o == s && o2 == occ) || o.occs[o2].table != sc.Parent || x != o.colTerm(o2, sc.ParentKey) {
+		if !ok || (o == s && o2 == occ) || o.occs[o2] != sc.Parent || x != o.colTerm(o2, sc.ParentKey) {
 			continue
 		}
 		if v := o.pins(o2, sc.ParentColumn, false); len(v) > 0 {
@@ -515,11 +504,11 @@ func ReadScopes(sql string, tables Tables, schema *Schema, usable usableFunc) (R
 			visit(sub, s)
 		}
 		for i, o := range s.occs {
-			seen[o.table]++
-			if p, ok := choosePin(s, i, o.table, usable); ok {
-				pins[o.table] = append(pins[o.table], p)
+			seen[o]++
+			if p, ok := choosePin(s, i, o, usable); ok {
+				pins[o] = append(pins[o], p)
 			} else {
-				unpinned[o.table] = true
+				unpinned[o] = true
 			}
 		}
 	}
