@@ -225,6 +225,15 @@ func readSlots(tree *pg_query.ParseResult, tables Tables, schema *Schema) []stri
 	return out
 }
 
+// insertColumns are the columns an INSERT into table sets: its column
+// list, else every column in order.
+func (s *Schema) insertColumns(ins *pg_query.InsertStmt, table string) []string {
+	if cols := columnNames(ins.GetCols()); len(cols) > 0 {
+		return cols
+	}
+	return s.Columns[table]
+}
+
 func (s *Schema) columns(t string) []string {
 	if s == nil {
 		return nil

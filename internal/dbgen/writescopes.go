@@ -165,26 +165,13 @@ func insertValues(c *rowChange, ins *pg_query.InsertStmt, kind string, schema *S
 	if upsertsUpdate(ins) || len(lists) == 0 {
 		return
 	}
-	cols := columnNames(ins.GetCols())
-	if len(cols) == 0 {
-		cols = schema.Columns[c.table]
-	}
 	s := newSel(schema, params, nil)
-	for i, col := range cols {
-		var vals []valueRef
-		for _, l := range lists {
-			items := l.GetList().GetItems()
-			p, ok := "", i < len(items)
-			if ok {
-				p, ok = s.param(items[i])
-			}
-			if !ok {
-				vals = nil
-				break
-			}
-			vals = append(vals, valueRef{Param: p, PerRow: kind == ":copyfrom"})
-		}
-		if len(vals) > 0 {
+	for i, col := range schema.insertColumns(ins, c.table) {
+		vals, ok := valuesColumn(lists, i, func(n *pg_query.Node) (valueRef, bool) {
+			p, ok := s.param(n)
+			return valueRef{Param: p, PerRow: kind == ":copyfrom"}, ok
+		})
+		if ok && len(vals) > 0 {
 			c.known[col] = vals
 			c.why[c.table+"."+col] = "VALUES"
 		}
