@@ -97,10 +97,7 @@ func triggerUpdatedColumns(tree *pg_query.ParseResult, schema *Schema) map[strin
 		return nil
 	}
 	evs := statementEvents(tree, schema, cteNames(tree))
-	direct := map[string]bool{}
-	for _, ev := range evs {
-		direct[ev.table] = true
-	}
+	direct := eventTables(evs)
 	byTrigger := map[string]map[string]bool{}
 	for _, ev := range schema.triggerEvents(evs) {
 		cols, seen := byTrigger[ev.table]

@@ -367,7 +367,10 @@ func goList(s []string) string {
 	if len(s) == 0 {
 		return "nil"
 	}
-	return "[]string{" + goArgs(s) + "}"
+	if line := strings.Join(quoted(s...), ", "); len(line) <= 58 {
+		return "[]string{" + line + "}"
+	}
+	return "[]string{\n" + strings.Join(quoted(s...), ",\n") + ",\n}"
 }
 
 // valueCall bumps value arg of w's scope; wideCall bumps the scope wide.
@@ -394,21 +397,6 @@ func quoted(s ...string) []string {
 		out[i] = fmt.Sprintf("%q", v)
 	}
 	return out
-}
-
-// goArgs are quoted strings separated by commas: on one line when short,
-// else one per line.
-func goArgs(s []string) string {
-	q := make([]string, len(s))
-	n := 0
-	for i, v := range s {
-		q[i] = fmt.Sprintf("%q", v)
-		n += len(q[i]) + 2
-	}
-	if n <= 60 {
-		return strings.Join(q, ", ")
-	}
-	return "\n" + strings.Join(q, ",\n") + ",\n"
 }
 
 // wrap fills text into comment lines of at most 80 columns (a tab

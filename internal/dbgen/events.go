@@ -65,6 +65,15 @@ func statementEvents(tree proto.Message, schema *Schema, ctes map[string]bool) [
 	return out
 }
 
+// eventTables are the tables evs write.
+func eventTables(evs []tableEvent) map[string]bool {
+	out := map[string]bool{}
+	for _, ev := range evs {
+		out[ev.table] = true
+	}
+	return out
+}
+
 func closureList(t string, edges map[string][]string) []string {
 	set := map[string]bool{}
 	closure(t, edges, set)

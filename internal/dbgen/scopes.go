@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
-	"google.golang.org/protobuf/proto"
 )
 
 // Scope derivation. A cached read is pinned to a scope when an equality
@@ -462,23 +461,6 @@ func allUsable(vals []valueRef, sqlType string, usable usableFunc) bool {
 	return true
 }
 
-// rangeVarCounts counts each table's occurrences anywhere in the tree.
-func rangeVarCounts(tree proto.Message, schema *Schema, ctes map[string]bool) map[string]int {
-	out := map[string]int{}
-	for _, rv := range find[*pg_query.RangeVar](tree) {
-		if t, ok := schema.relTable(rv, ctes); ok {
-			out[t]++
-		}
-	}
-	return out
-}
-
-// pinned is an occurrence's scope and the values it is pinned to.
-type pinned struct {
-	scope ScopeDef
-	vals  []valueRef
-}
-
 // ReadScopes derives a cached read's dependencies.
 func ReadScopes(sql string, tables Tables, schema *Schema, usable usableFunc) (ReadDeps, error) {
 	numbered, params := numberParams(sql)
@@ -488,7 +470,7 @@ func ReadScopes(sql string, tables Tables, schema *Schema, usable usableFunc) (R
 	}
 	ctes := cteNames(tree)
 	seen := map[string]int{}
-	pins := map[string][]pinned{}
+	pins := map[string][]ScopedRead{}
 	unpinned := map[string]bool{}
 	// Each SELECT is analysed inside the ones enclosing it, outermost
 	// first, so that a subquery can follow a correlation outwards.
@@ -515,7 +497,14 @@ func ReadScopes(sql string, tables Tables, schema *Schema, usable usableFunc) (R
 	for _, top := range find[*pg_query.SelectStmt](tree) {
 		visit(top, nil)
 	}
-	total := rangeVarCounts(tree, schema, ctes)
+	// A table read in a way this code does not follow (a FROM item outside
+	// every SELECT's FROM list) stays unpinned.
+	total := map[string]int{}
+	for _, rv := range find[*pg_query.RangeVar](tree) {
+		if t, ok := schema.relTable(rv, ctes); ok {
+			total[t]++
+		}
+	}
 	for _, t := range tables.Reads {
 		if unpinned[t] || seen[t] != total[t] {
 			delete(pins, t)
@@ -526,7 +515,7 @@ func ReadScopes(sql string, tables Tables, schema *Schema, usable usableFunc) (R
 
 // readDeps turns the pins of each table read into its dependencies: the
 // scopes when every occurrence is pinned, else table-wide.
-func readDeps(tables Tables, cols map[string][]string, pins map[string][]pinned) ReadDeps {
+func readDeps(tables Tables, cols map[string][]string, pins map[string][]ScopedRead) ReadDeps {
 	var deps ReadDeps
 	named := func(prefix string, t string) {
 		deps.Named = append(deps.Named, prefix)
@@ -542,15 +531,15 @@ func readDeps(tables Tables, cols map[string][]string, pins map[string][]pinned)
 		}
 		done := map[string]bool{}
 		for _, p := range pins[t] {
-			name := p.scope.Name()
+			name := p.Scope.Name()
 			if !done[name] {
 				done[name] = true
 				named(name, t)
 			}
-			key := name + fmt.Sprint(p.vals)
-			if !done[key] {
+			if key := name + fmt.Sprint(p.Values); !done[key] {
 				done[key] = true
-				deps.Scoped = append(deps.Scoped, ScopedRead{Scope: p.scope, Values: p.vals, Columns: cols[t]})
+				p.Columns = cols[t]
+				deps.Scoped = append(deps.Scoped, p)
 			}
 		}
 	}
@@ -560,14 +549,14 @@ func readDeps(tables Tables, cols map[string][]string, pins map[string][]pinned)
 
 // choosePin picks the first scope of the table (in the schema's order of
 // preference) that the occurrence is pinned to with usable values.
-func choosePin(s *sel, occ int, table string, usable usableFunc) (pinned, bool) {
+func choosePin(s *sel, occ int, table string, usable usableFunc) (ScopedRead, bool) {
 	for _, sc := range s.schema.Scopes(table) {
 		vals := s.scopePins(occ, sc)
 		if allUsable(vals, s.schema.valueType(sc), usable) {
-			return pinned{sc, vals}, true
+			return ScopedRead{Scope: sc, Values: vals}, true
 		}
 	}
-	return pinned{}, false
+	return ScopedRead{}, false
 }
 
 // referencedColumns are, per table read, the columns the statement

@@ -284,13 +284,7 @@ func (v *plVisitor) visitIf(n plIf, when []string) {
 		if slices.Contains(rest, op) {
 			v.visit(body, []string{op})
 		}
-		var left []string
-		for _, e := range rest {
-			if e != op {
-				left = append(left, e)
-			}
-		}
-		rest = left
+		rest = slices.DeleteFunc(slices.Clone(rest), func(e string) bool { return e == op })
 	}
 	branch(n.Cond, n.Then)
 	for _, e := range n.Elsif {

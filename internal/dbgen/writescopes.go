@@ -42,10 +42,7 @@ func WriteScopes(sql, kind string, tables Tables, schema *Schema, usable usableF
 	// Tables the statement writes itself (or through foreign-key actions);
 	// the others in tables.Writes are written by triggers.
 	evs := statementEvents(tree, schema, ctes)
-	direct := map[string]bool{}
-	for _, ev := range evs {
-		direct[ev.table] = true
-	}
+	direct := eventTables(evs)
 	var out []ScopeWrite
 	for _, t := range tables.Writes {
 		if !direct[t] {
