@@ -331,4 +331,14 @@ func appendNew(list []string, v string) []string {
 	return append(list, v)
 }
 
+// union appends to list the elements of more it does not hold.
+func union[T comparable](list, more []T) []T {
+	for _, v := range more {
+		if !slices.Contains(list, v) {
+			list = append(list, v)
+		}
+	}
+	return list
+}
+
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

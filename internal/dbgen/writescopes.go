@@ -1,6 +1,7 @@
 package dbgen
 
 import (
+	"cmp"
 	"slices"
 	"sort"
 	"strings"
@@ -100,24 +101,19 @@ func newRowChange(table string) *rowChange {
 func directChange(op writeOp, kind string, schema *Schema, params map[int]string, ctes map[string]bool) *rowChange {
 	rel := op.rel
 	c := newRowChange(schema.parent(relName(rel)))
-	var returning []*pg_query.Node
 	switch st := op.stmt.(type) {
 	case *pg_query.InsertStmt:
 		insertValues(c, st, kind, schema, params)
-		returning = st.GetReturningList()
 	case *pg_query.UpdateStmt:
-		c.updated = columnNames(st.GetTargetList())
-		sort.Strings(c.updated)
+		c.updated = op.columns
 		whereValues(c, rel, st.GetFromClause(), st.GetWhereClause(), schema, params, ctes)
-		returning = st.GetReturningList()
 	case *pg_query.DeleteStmt:
 		whereValues(c, rel, st.GetUsingClause(), st.GetWhereClause(), schema, params, ctes)
-		returning = st.GetReturningList()
 	default:
 		return nil
 	}
 	if kind == ":one" || kind == ":many" {
-		returned(c, rel, returning, schema)
+		returned(c, rel, op.stmt.(interface{ GetReturningList() []*pg_query.Node }).GetReturningList(), schema)
 	}
 	return c
 }
@@ -181,29 +177,18 @@ func returned(c *rowChange, rel *pg_query.RangeVar, list []*pg_query.Node, schem
 	alias := rel.GetAlias().GetAliasname()
 	for _, it := range list {
 		rt := it.GetResTarget()
-		cr := rt.GetVal().GetColumnRef()
-		if cr == nil {
-			continue
-		}
-		parts, star := columnRefParts(cr)
-		if star {
+		parts, star := columnRefParts(rt.GetVal().GetColumnRef())
+		col := last(parts)
+		switch {
+		case rt.GetVal().GetColumnRef() == nil:
+		case star:
 			for _, col := range schema.Columns[c.table] {
 				addReturned(c, col, col)
 			}
-			continue
+		case len(parts) == 0 || len(parts) > 2 || len(parts) == 2 && parts[0] != alias && parts[0] != c.table:
+		case schema.hasColumn(c.table, col):
+			addReturned(c, col, cmp.Or(rt.GetName(), col))
 		}
-		if len(parts) == 0 || len(parts) > 2 || len(parts) == 2 && parts[0] != alias && parts[0] != c.table {
-			continue
-		}
-		col := parts[len(parts)-1]
-		if !schema.hasColumn(c.table, col) {
-			continue
-		}
-		out := rt.GetName()
-		if out == "" {
-			out = col
-		}
-		addReturned(c, col, out)
 	}
 }
 
@@ -262,13 +247,10 @@ func scopeWrite(sc ScopeDef, c *rowChange, schema *Schema, usable usableFunc) Sc
 	case c.updated != nil && slices.Contains(c.updated, sc.Column):
 		w.Wide, w.Why, w.Columns = true, "updates "+sc.Column+", moving rows between values", []string{""}
 	default:
-		vals := c.known[sc.Column]
-		why := c.why[sc.Table+"."+sc.Column]
+		// c.why is by scope name, which for a direct scope is table.column.
+		vals, why := c.known[sc.Column], c.why[sc.Name()]
 		if sc.IsPath() {
-			vals, why = c.paths[sc.Name()], c.why[sc.Name()]
-		}
-		if c.why[sc.Name()] != "" && !sc.IsPath() {
-			why = c.why[sc.Name()]
+			vals = c.paths[sc.Name()]
 		}
 		if !allUsable(vals, schema.valueType(sc), usable) {
 			w.Wide, w.Why = true, "its rows' "+scopeValueName(sc)+" is not known"
@@ -326,21 +308,13 @@ func mergeScopeWrites(ws []ScopeWrite) []ScopeWrite {
 			order = append(order, n)
 			continue
 		}
-		for _, c := range w.Columns {
-			if !slices.Contains(cur.Columns, c) {
-				cur.Columns = append(cur.Columns, c)
-			}
-		}
+		cur.Columns = union(cur.Columns, w.Columns)
 		switch {
 		case cur.Wide:
 		case w.Wide:
 			cur.Wide, cur.Values, cur.Why = true, nil, w.Why
 		default:
-			for _, v := range w.Values {
-				if !slices.Contains(cur.Values, v) {
-					cur.Values = append(cur.Values, v)
-				}
-			}
+			cur.Values = union(cur.Values, w.Values)
 			if !strings.Contains(cur.Why, w.Why) {
 				cur.Why = strings.Join([]string{cur.Why, w.Why}, "; ")
 			}
