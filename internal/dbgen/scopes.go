@@ -2,6 +2,7 @@ package dbgen
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -113,9 +114,10 @@ type sel struct {
 	outerQ *sel
 	occs   []string // the table of each occurrence
 	refs   map[string][]int
-	parent map[term]term   // union-find over terms, from strong equalities
-	weak   map[term][]term // a column term -> terms an outer join's ON or a correlation equates it with
-	lists  map[term][]valueRef
+	// classes are the terms equal through strong equalities, by term.
+	classes map[term][]term
+	weak    map[term][]term // a column term -> terms an outer join's ON or a correlation equates it with
+	lists   map[term][]valueRef
 	// outer are the ON conditions of outer joins, with the occurrences on
 	// their nullable side, applied once every occurrence is known.
 	outer []outerQual
@@ -127,7 +129,7 @@ type outerQual struct {
 }
 
 func newSel(schema *Schema, params map[int]string, outer *sel) *sel {
-	s := &sel{schema: schema, params: params, outerQ: outer, refs: map[string][]int{}, parent: map[term]term{}, weak: map[term][]term{}, lists: map[term][]valueRef{}}
+	s := &sel{schema: schema, params: params, outerQ: outer, refs: map[string][]int{}, classes: map[term][]term{}, weak: map[term][]term{}, lists: map[term][]valueRef{}}
 	if outer != nil {
 		s.all = outer.all
 	} else {
@@ -288,45 +290,36 @@ func (s *sel) term(expr *pg_query.Node) (term, bool) {
 	if p, ok := s.param(expr); ok {
 		return term{param: p}, true
 	}
-	cr := expr.GetColumnRef()
-	if cr == nil {
-		return term{}, false
-	}
-	parts, star := columnRefParts(cr)
+	parts, star := columnRefParts(expr.GetColumnRef())
 	if star || len(parts) == 0 || len(parts) > 2 {
 		return term{}, false
 	}
-	col := parts[len(parts)-1]
-	var cands []int
+	col := last(parts)
 	if len(parts) == 2 {
-		cands = s.refs[parts[0]]
-		if len(cands) == 0 {
-			return s.outerTerm(parts[0], col)
-		}
-	} else {
-		for i, o := range s.occs {
-			if s.schema.hasColumn(o, col) {
-				cands = append(cands, i)
+		// A column of this query or, correlated, of an enclosing one.
+		for o := s; o != nil; o = o.outerQ {
+			if cands := o.refs[parts[0]]; len(cands) > 0 {
+				return o.pick(cands, col)
 			}
 		}
+		return term{}, false
 	}
-	if len(cands) != 1 || !s.schema.hasColumn(s.occs[cands[0]], col) {
-		return term{}, false // ambiguous or unknown: no pin
+	var cands []int
+	for i, o := range s.occs {
+		if s.schema.hasColumn(o, col) {
+			cands = append(cands, i)
+		}
 	}
-	return s.colTerm(cands[0], col), true
+	return s.pick(cands, col)
 }
 
-// outerTerm resolves a qualified column of an enclosing query.
-func (s *sel) outerTerm(ref, col string) (term, bool) {
-	for o := s.outerQ; o != nil; o = o.outerQ {
-		if cands := o.refs[ref]; len(cands) > 0 {
-			if len(cands) != 1 || !o.schema.hasColumn(o.occs[cands[0]], col) {
-				return term{}, false
-			}
-			return o.colTerm(cands[0], col), true
-		}
+// pick is col of the one candidate occurrence; false when ambiguous or
+// unknown: no pin.
+func (s *sel) pick(cands []int, col string) (term, bool) {
+	if len(cands) != 1 || !s.schema.hasColumn(s.occs[cands[0]], col) {
+		return term{}, false
 	}
-	return term{}, false
+	return s.colTerm(cands[0], col), true
 }
 
 // colTerm is a column of an occurrence of this sel.
@@ -362,35 +355,27 @@ func (s *sel) param(expr *pg_query.Node) (string, bool) {
 	return name, name != ""
 }
 
-func (s *sel) find(t term) term {
-	p, ok := s.parent[t]
-	if !ok || p == t {
-		return t
-	}
-	r := s.find(p)
-	s.parent[t] = r
-	return r
-}
-
+// union records the strong equality a = b.
 func (s *sel) union(a, b term) {
-	ra, rb := s.find(a), s.find(b)
-	if ra != rb {
-		s.parent[ra] = rb
-	}
-	if _, ok := s.parent[rb]; !ok {
-		s.parent[rb] = rb
-	}
-}
-
-// class lists the terms equal to t through strong equalities.
-func (s *sel) class(t term) []term {
-	root := s.find(t)
-	out := []term{t}
-	for k := range s.parent {
-		if k != t && s.find(k) == root {
-			out = append(out, k)
+	if ca := s.members(a); !slices.Contains(ca, b) {
+		merged := slices.Concat(ca, s.members(b))
+		for _, t := range merged {
+			s.classes[t] = merged
 		}
 	}
+}
+
+// members are the terms equal to t through strong equalities, t included.
+func (s *sel) members(t term) []term {
+	if c, ok := s.classes[t]; ok {
+		return c
+	}
+	return []term{t}
+}
+
+// class lists the terms equal to t through strong equalities, in order.
+func (s *sel) class(t term) []term {
+	out := slices.Clone(s.members(t))
 	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
 	return out
 }
