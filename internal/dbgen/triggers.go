@@ -71,16 +71,6 @@ type tableEvent struct {
 
 func (e tableEvent) key() string { return e.table + ":" + e.kind + ":" + strings.Join(e.columns, ",") }
 
-// trigger bits of pg_query's CreateTrigStmt (PostgreSQL's TRIGGER_TYPE_*).
-const (
-	trigBefore   = 1 << 1
-	trigInsert   = 1 << 2
-	trigDelete   = 1 << 3
-	trigUpdate   = 1 << 4
-	trigTruncate = 1 << 5
-	trigInstead  = 1 << 6
-)
-
 // readTriggers records the functions and triggers of one migration, and
 // forgets the triggers it drops.
 func (s *Schema) readTriggers(src string, tree *pg_query.ParseResult) {
@@ -116,14 +106,13 @@ func (s *Schema) addTrigger(v *pg_query.CreateTrigStmt) {
 		Function: last(strs(v.GetFuncname())),
 		Columns:  strs(v.GetColumns()),
 		Row:      v.GetRow(),
-		Before:   v.GetTiming()&(trigBefore|trigInstead) != 0,
+		// The bits are PostgreSQL's TRIGGER_TYPE_*: BEFORE 1<<1, INSTEAD
+		// 1<<6, and the events from 1<<2 in this order.
+		Before: v.GetTiming()&(1<<1|1<<6) != 0,
 	}
-	for _, e := range []struct {
-		bit  int32
-		name string
-	}{{trigInsert, "INSERT"}, {trigUpdate, "UPDATE"}, {trigDelete, "DELETE"}, {trigTruncate, "TRUNCATE"}} {
-		if v.GetEvents()&e.bit != 0 {
-			t.Events = append(t.Events, e.name)
+	for i, name := range []string{"INSERT", "DELETE", "UPDATE", "TRUNCATE"} {
+		if v.GetEvents()&(1<<(i+2)) != 0 {
+			t.Events = append(t.Events, name)
 		}
 	}
 	for _, r := range v.GetTransitionRels() {
@@ -138,13 +127,7 @@ func (s *Schema) addTrigger(v *pg_query.CreateTrigStmt) {
 }
 
 func (s *Schema) dropTrigger(table, name string) {
-	out := s.Triggers[:0]
-	for _, t := range s.Triggers {
-		if t.Table != table || t.Name != name {
-			out = append(out, t)
-		}
-	}
-	s.Triggers = out
+	s.Triggers = slices.DeleteFunc(s.Triggers, func(t Trigger) bool { return t.Table == table && t.Name == name })
 }
 
 // analyzeTriggers derives every trigger's writes, once the migrations
