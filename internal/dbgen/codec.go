@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"go/types"
+	"slices"
 	"strings"
 	"text/template"
 )
@@ -162,11 +163,7 @@ func needsClone(t types.Type) bool {
 	case *types.Pointer, *types.Slice:
 		return true
 	case *types.Struct:
-		for i := 0; i < u.NumFields(); i++ {
-			if needsClone(u.Field(i).Type()) {
-				return true
-			}
-		}
+		return slices.ContainsFunc(fields(u), func(f *types.Var) bool { return needsClone(f.Type()) })
 	}
 	return false
 }

@@ -126,15 +126,9 @@ func triggerUpdatedColumns(tree *pg_query.ParseResult, schema *Schema) map[strin
 // cascadesTo reports whether t is written only because another written
 // table's foreign keys cascade to it.
 func cascadesTo(t string, written []string, schema *Schema) bool {
-	if schema == nil {
-		return false
-	}
-	for _, w := range written {
-		if w != t && (slices.Contains(schema.OnUpdate[w], t) || slices.Contains(schema.OnDelete[w], t)) {
-			return true
-		}
-	}
-	return false
+	return schema != nil && slices.ContainsFunc(written, func(w string) bool {
+		return w != t && (slices.Contains(schema.OnUpdate[w], t) || slices.Contains(schema.OnDelete[w], t))
+	})
 }
 
 // refNames maps how a statement refers to each table it reads — its

@@ -25,19 +25,11 @@ func (s *Schema) firedWrites(ev tableEvent) []TriggerWrite {
 	return out
 }
 
+// fires reports whether t fires on ev: an UPDATE OF fires when ev sets
+// one of its columns, or columns not known.
 func (t Trigger) fires(ev tableEvent) bool {
-	if !slices.Contains(t.Events, ev.kind) {
-		return false
-	}
-	if ev.kind != "UPDATE" || len(t.Columns) == 0 || ev.columns == nil {
-		return true
-	}
-	for _, c := range ev.columns {
-		if slices.Contains(t.Columns, c) {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(t.Events, ev.kind) && (ev.kind != "UPDATE" || len(t.Columns) == 0 || ev.columns == nil ||
+		slices.ContainsFunc(ev.columns, func(c string) bool { return slices.Contains(t.Columns, c) }))
 }
 
 // event is what a trigger write does to its table, as that table's own

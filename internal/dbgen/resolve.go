@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"go/types"
+	"slices"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
@@ -134,11 +135,8 @@ func useResolvers(m *method, resolvers map[string]resolver) {
 
 // resolvable: every key value has the resolver's key type.
 func resolvable(m *method, vals []valueRef, r resolver) bool {
-	for _, v := range vals {
+	return !slices.ContainsFunc(vals, func(v valueRef) bool {
 		gv, ok := m.resolve(v)
-		if !ok || !types.Identical(gv.typ, r.keyType) {
-			return false
-		}
-	}
-	return true
+		return !ok || !types.Identical(gv.typ, r.keyType)
+	})
 }

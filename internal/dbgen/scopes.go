@@ -435,15 +435,7 @@ func (s *sel) scopePins(occ int, sc ScopeDef) []valueRef {
 }
 
 func allUsable(vals []valueRef, sqlType string, usable usableFunc) bool {
-	if len(vals) == 0 {
-		return false
-	}
-	for _, v := range vals {
-		if !usable(v, sqlType) {
-			return false
-		}
-	}
-	return true
+	return len(vals) > 0 && !slices.ContainsFunc(vals, func(v valueRef) bool { return !usable(v, sqlType) })
 }
 
 // ReadScopes derives a cached read's dependencies.

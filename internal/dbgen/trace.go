@@ -210,12 +210,8 @@ func (tr *tracer) rowValue(srcs []source, parts []string) (string, bool) {
 	if !tr.t.Row || len(parts) != 2 || !strings.EqualFold(parts[0], "new") && !strings.EqualFold(parts[0], "old") || !tr.s.hasColumn(tr.t.Table, parts[1]) {
 		return "", false
 	}
-	for _, s := range srcs {
-		if slices.Contains(s.names, parts[0]) {
-			return "", false
-		}
-	}
-	return parts[1], true
+	named := slices.ContainsFunc(srcs, func(s source) bool { return slices.Contains(s.names, parts[0]) })
+	return parts[1], !named
 }
 
 // output traces a SELECT's output column (by name, or by position when
