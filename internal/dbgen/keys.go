@@ -1,6 +1,7 @@
 package dbgen
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -54,11 +55,11 @@ func (s *Schema) readTableElts(table string, stmt proto.Message) {
 				return true
 			}
 			s.Columns[table] = appendNew(s.Columns[table], col)
-			if names := strs(n.GetTypeName().GetNames()); len(names) > 0 {
-				if s.Types[table] == nil {
-					s.Types[table] = map[string]string{}
-				}
-				s.Types[table][col] = last(names)
+			if s.Types[table] == nil {
+				s.Types[table] = map[string]string{}
+			}
+			if name := last(strs(n.GetTypeName().GetNames())); name != "" {
+				s.Types[table][col] = name
 			}
 			for _, c := range n.GetConstraints() {
 				if c.GetConstraint() != nil {
@@ -150,16 +151,10 @@ func (s *Schema) Scopes(table string) []ScopeDef {
 }
 
 func (s *Schema) directScopeCols(table string) []string {
-	cols := append([]string(nil), s.keyCols[table]...)
 	pk := s.primary[table]
+	cols := slices.DeleteFunc(slices.Clone(s.keyCols[table]), func(c string) bool { return scopeType(s.Types[table][c]) == "" })
 	sort.SliceStable(cols, func(i, j int) bool { return cols[i] == pk && cols[j] != pk })
-	var out []string
-	for _, c := range cols {
-		if scopeType(s.Types[table][c]) != "" {
-			out = append(out, c)
-		}
-	}
-	return out
+	return cols
 }
 
 // AllScopes are the scopes of every table, by table name.
