@@ -135,7 +135,7 @@ func targetNames(list []*pg_query.Node) []string {
 	var out []string
 	for _, n := range list {
 		if name := n.GetResTarget().GetName(); name != "" {
-			out = appendNew(out, name)
+			out = union(out, name)
 		}
 	}
 	sort.Strings(out)
@@ -173,23 +173,15 @@ func valuesColumn[T any](rows []*pg_query.Node, i int, fn func(*pg_query.Node) (
 // columnRefParts returns the dotted names of a ColumnRef and whether it
 // ends in *; nil parts for a shape it does not understand.
 func columnRefParts(cr *pg_query.ColumnRef) ([]string, bool) {
-	fields := cr.GetFields()
 	var parts []string
-	for i, f := range fields {
-		if f.GetAStar() != nil {
-			if i != len(fields)-1 {
-				return nil, false
-			}
+	for i, f := range cr.GetFields() {
+		switch {
+		case f.GetAStar() != nil && i == len(cr.GetFields())-1:
 			return parts, true
-		}
-		s := f.GetString_()
-		if s == nil {
+		case f.GetString_() == nil:
 			return nil, false
 		}
-		parts = append(parts, s.GetSval())
-	}
-	if len(parts) == 0 {
-		return nil, false
+		parts = append(parts, f.GetString_().GetSval())
 	}
 	return parts, false
 }
@@ -324,15 +316,8 @@ func cteNames(tree proto.Message) map[string]bool {
 	return ctes
 }
 
-func appendNew(list []string, v string) []string {
-	if slices.Contains(list, v) {
-		return list
-	}
-	return append(list, v)
-}
-
 // union appends to list the elements of more it does not hold.
-func union[T comparable](list, more []T) []T {
+func union[T comparable](list []T, more ...T) []T {
 	for _, v := range more {
 		if !slices.Contains(list, v) {
 			list = append(list, v)

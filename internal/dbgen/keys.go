@@ -54,7 +54,7 @@ func (s *Schema) readTableElts(table string, stmt proto.Message) {
 			if col == "" {
 				return true
 			}
-			s.Columns[table] = appendNew(s.Columns[table], col)
+			s.Columns[table] = union(s.Columns[table], col)
 			if s.Types[table] == nil {
 				s.Types[table] = map[string]string{}
 			}
@@ -93,10 +93,10 @@ func (s *Schema) readConstraint(table string, cols []string, c *pg_query.Constra
 	case pg_query.ConstrType_CONSTR_FOREIGN:
 		parent := relName(c.GetPktable())
 		if changesRows(c.GetFkDelAction()) {
-			s.OnDelete[parent] = appendNew(s.OnDelete[parent], table)
+			s.OnDelete[parent] = union(s.OnDelete[parent], table)
 		}
 		if changesRows(c.GetFkUpdAction()) {
-			s.OnUpdate[parent] = appendNew(s.OnUpdate[parent], table)
+			s.OnUpdate[parent] = union(s.OnUpdate[parent], table)
 		}
 		child, parentCols := cols, strs(c.GetPkAttrs())
 		if child == nil {
@@ -112,7 +112,7 @@ func (s *Schema) readConstraint(table string, cols []string, c *pg_query.Constra
 	}
 }
 
-func (s *Schema) addKey(table, col string) { s.keyCols[table] = appendNew(s.keyCols[table], col) }
+func (s *Schema) addKey(table, col string) { s.keyCols[table] = union(s.keyCols[table], col) }
 
 // resolveFKs fills in the parent column of foreign keys that reference a
 // primary key implicitly, once every table is known.

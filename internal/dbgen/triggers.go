@@ -336,7 +336,7 @@ func (s *Schema) triggerStatement(t Trigger, q string) ([]TriggerWrite, error) {
 func (s *Schema) scopeColumns(table string) []string {
 	var out []string
 	for _, sc := range s.Scopes(table) {
-		out = appendNew(out, sc.Column)
+		out = union(out, sc.Column)
 	}
 	return out
 }

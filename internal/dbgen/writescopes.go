@@ -308,13 +308,13 @@ func mergeScopeWrites(ws []ScopeWrite) []ScopeWrite {
 			order = append(order, n)
 			continue
 		}
-		cur.Columns = union(cur.Columns, w.Columns)
+		cur.Columns = union(cur.Columns, w.Columns...)
 		switch {
 		case cur.Wide:
 		case w.Wide:
 			cur.Wide, cur.Values, cur.Why = true, nil, w.Why
 		default:
-			cur.Values = union(cur.Values, w.Values)
+			cur.Values = union(cur.Values, w.Values...)
 			if !strings.Contains(cur.Why, w.Why) {
 				cur.Why = strings.Join([]string{cur.Why, w.Why}, "; ")
 			}
