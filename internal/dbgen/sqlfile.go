@@ -5,7 +5,6 @@
 package dbgen
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -80,12 +79,8 @@ func ParseQueries(file, src string) ([]Query, error) {
 		}
 		cur, body, done = nil, nil, false
 	}
-	sc := bufio.NewScanner(strings.NewReader(src))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := sc.Text()
+	for i, text := range strings.Split(src, "\n") {
+		line, text := i+1, strings.TrimSuffix(text, "\r")
 		trimmed := strings.TrimSpace(text)
 		if rest, ok := strings.CutPrefix(trimmed, "-- name:"); ok {
 			finish()
@@ -115,9 +110,6 @@ func ParseQueries(file, src string) ([]Query, error) {
 		if strings.HasSuffix(trimmed, ";") {
 			done = true
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", file, err)
 	}
 	finish()
 	return out, nil
