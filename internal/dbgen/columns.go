@@ -133,18 +133,12 @@ func cascadesTo(t string, written []string, schema *Schema) bool {
 
 // refNames maps how a statement refers to each table it reads — its
 // alias, or its name (plain and schema-qualified) — to the tables.
-func refNames(tree proto.Message, schema *Schema, ctes map[string]bool) map[string]map[string]bool {
-	refs := map[string]map[string]bool{}
-	add := func(ref, t string) {
-		if refs[ref] == nil {
-			refs[ref] = map[string]bool{}
-		}
-		refs[ref][t] = true
-	}
+func refNames(tree proto.Message, schema *Schema, ctes map[string]bool) map[string][]string {
+	refs := map[string][]string{}
 	for _, rv := range find[*pg_query.RangeVar](tree) {
 		if t, ok := schema.relTable(rv, ctes); ok {
 			for _, k := range refKeys(rv) {
-				add(k, t)
+				refs[k] = union(refs[k], t)
 			}
 		}
 	}
@@ -156,14 +150,7 @@ func refNames(tree proto.Message, schema *Schema, ctes map[string]bool) map[stri
 func readSlots(tree *pg_query.ParseResult, tables Tables, schema *Schema) []string {
 	refs := refNames(tree, schema, cteNames(tree))
 	starAll := false
-	star := map[string]bool{}
-	cols := map[string]map[string]bool{}
-	addCol := func(t, c string) {
-		if cols[t] == nil {
-			cols[t] = map[string]bool{}
-		}
-		cols[t][c] = true
-	}
+	star, slots := map[string]bool{}, map[string]bool{}
 	walk(tree, func(n proto.Message) bool {
 		switch n := n.(type) {
 		case *pg_query.JoinExpr:
@@ -173,24 +160,22 @@ func readSlots(tree *pg_query.ParseResult, tables Tables, schema *Schema) []stri
 			switch {
 			case parts == nil || len(parts) > 3 || len(parts) == 3 && isStar:
 				starAll = true // SELECT *, or a shape this code does not know
-			case len(parts) == 1 && isStar, len(parts) == 2 && isStar:
-				for t := range refs[strings.Join(parts, ".")] {
+			case isStar:
+				for _, t := range refs[strings.Join(parts, ".")] {
 					star[t] = true
 				}
 			case len(parts) == 1:
 				// A bare name is a column of any table that has one, or a
 				// whole-row reference to a table or alias.
-				for t := range refs[parts[0]] {
+				for _, t := range refs[parts[0]] {
 					star[t] = true
 				}
 				for _, t := range tables.Reads {
-					if schema.hasColumn(t, parts[0]) {
-						addCol(t, parts[0])
-					}
+					slots[t+SlotSep+parts[0]] = true
 				}
 			default: // table.column or schema.table.column
-				for t := range refs[strings.Join(parts[:len(parts)-1], ".")] {
-					addCol(t, parts[len(parts)-1])
+				for _, t := range refs[strings.Join(parts[:len(parts)-1], ".")] {
+					slots[t+SlotSep+last(parts)] = true
 				}
 			}
 		}
@@ -199,15 +184,8 @@ func readSlots(tree *pg_query.ParseResult, tables Tables, schema *Schema) []stri
 	var out []string
 	for _, t := range tables.Reads {
 		out = append(out, t)
-		known := schema.columns(t)
-		if starAll || star[t] || known == nil {
-			for _, c := range known {
-				out = append(out, t+SlotSep+c)
-			}
-			continue
-		}
-		for c := range cols[t] {
-			if schema.hasColumn(t, c) {
+		for _, c := range schema.columns(t) {
+			if starAll || star[t] || slots[t+SlotSep+c] {
 				out = append(out, t+SlotSep+c)
 			}
 		}
