@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"go/types"
+	"maps"
 	"slices"
 	"strings"
 	"text/template"
@@ -26,10 +27,8 @@ func (g *gen) codecVar(t types.Type) (string, error) {
 		return v, nil
 	}
 	name := "codec" + typeIdent(t)
-	for _, v := range g.codecs {
-		if v == name {
-			return "", fmt.Errorf("two result types are both named %s", name)
-		}
+	if slices.Contains(slices.Collect(maps.Values(g.codecs)), name) {
+		return "", fmt.Errorf("two result types are both named %s", name)
 	}
 	g.codecs[key] = name
 	g.order = append(g.order, t)

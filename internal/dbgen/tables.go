@@ -62,10 +62,7 @@ func NewSchema() *Schema {
 var partitionName = regexp.MustCompile(`^(.+)_(p[0-9]+|default)$`)
 
 func (s *Schema) parent(name string) string {
-	if s == nil {
-		return name
-	}
-	if m := partitionName.FindStringSubmatch(name); m != nil && s.Partitioned[m[1]] {
+	if m := partitionName.FindStringSubmatch(name); s != nil && m != nil && s.Partitioned[m[1]] {
 		return m[1]
 	}
 	return name
@@ -75,7 +72,9 @@ func (s *Schema) parent(name string) string {
 // by the statements in src (the goose migrations), and its triggers. A
 // goose migration's Down section is left out: it undoes the Up.
 func (s *Schema) Read(src string) error {
-	src = gooseUp(src)
+	if loc := gooseDown.FindStringIndex(src); loc != nil {
+		src = src[:loc[0]]
+	}
 	tree, err := parse(src)
 	if err != nil {
 		return fmt.Errorf("parse schema: %w", err)
@@ -102,14 +101,6 @@ func (s *Schema) Read(src string) error {
 }
 
 var gooseDown = regexp.MustCompile(`(?m)^--\s*\+goose\s+Down\b`)
-
-// gooseUp is a migration without its Down section.
-func gooseUp(src string) string {
-	if loc := gooseDown.FindStringIndex(src); loc != nil {
-		return src[:loc[0]]
-	}
-	return src
-}
 
 // changesRows reports whether a foreign key action modifies the
 // referencing rows: c(ascade), n (set null), d (set default); a (no
