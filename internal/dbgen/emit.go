@@ -24,7 +24,6 @@ var tmpl = template.Must(template.New("dbcache").Funcs(template.FuncMap{
 	"lines":         func(ls []string) string { return strings.Join(ls, "\n") },
 	"dur":           dur,
 	"join":          strings.Join,
-	"orNone":        orNone,
 	"describeDeps":  describeDeps,
 	"describeWrite": describeWrite,
 	"wrap":          wrap,
@@ -431,11 +430,4 @@ func dur(d time.Duration) string {
 		return fmt.Sprintf("%d * time.Second", d/time.Second)
 	}
 	return fmt.Sprintf("%d * time.Nanosecond", int64(d))
-}
-
-func orNone(s []string) string {
-	if len(s) == 0 {
-		return "no table"
-	}
-	return strings.Join(s, ", ")
 }
