@@ -35,7 +35,6 @@ var tmpl = template.Must(template.New("dbcache").Funcs(template.FuncMap{
 type gen struct {
 	pkg     string
 	imports map[string]bool
-	buf     []string
 	tmp     int
 	// resolvers are the resolvers the writes use, by query name.
 	resolvers map[string]resolver
@@ -53,19 +52,6 @@ func (g *gen) typ(t types.Type) string {
 		g.imports[p.Path()] = true
 		return p.Name()
 	})
-}
-
-// p adds a statement to the body being built.
-func (g *gen) p(format string, args ...any) { g.buf = append(g.buf, fmt.Sprintf(format, args...)) }
-
-// body returns the statements fn adds.
-func (g *gen) body(fn func() error) ([]string, error) {
-	saved := g.buf
-	g.buf = nil
-	err := fn()
-	out := g.buf
-	g.buf = saved
-	return out, err
 }
 
 func (g *gen) next(prefix string) string {
@@ -222,25 +208,26 @@ func (g *gen) method(m method) (methodData, error) {
 				return d, fmt.Errorf("%s argument: %w", m.Name, err)
 			}
 		}
-		d.DepsBody, err = g.body(func() error { return g.depsBody(m) })
+		d.DepsBody, err = m.depsBody()
 	case len(m.Writes) > 0:
-		d.BumpBody, err = g.body(func() error { return g.bumpBody(m) })
+		d.BumpBody, err = g.bumpBody(m)
 	}
 	return d, err
 }
 
 // depsBody adds a read's scope values.
-func (g *gen) depsBody(m method) error {
+func (m method) depsBody() ([]string, error) {
+	var out []string
 	for i, sr := range m.Deps.Scoped {
 		for _, v := range sr.Values {
 			gv, fn, arg, err := m.hashArg(v, sr.Scope, "Add", "AddString", "AddInt")
 			if err != nil {
-				return err
+				return nil, err
 			}
-			g.p("%s", inLoop(gv, fmt.Sprintf("d.%s(%d, %s)", fn, i, arg)))
+			out = append(out, inLoop(gv, fmt.Sprintf("d.%s(%d, %s)", fn, i, arg)))
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // hashArg resolves value v of scope sc in m: its Go value, and the Deps
@@ -267,8 +254,8 @@ func inLoop(gv goValue, stmt string) string {
 }
 
 // bumpBody collects what a write invalidates.
-func (g *gen) bumpBody(m method) error {
-	g.p("%s", goCall("b.Table", quoted(m.WriteSlots...)...))
+func (g *gen) bumpBody(m method) ([]string, error) {
+	out := []string{goCall("b.Table", quoted(m.WriteSlots...)...)}
 	// Path scopes looked up through the same resolver from the same keys
 	// (a table's and, through a trigger, another's) share one lookup.
 	lookups := map[string][]ScopeWrite{}
@@ -278,45 +265,46 @@ func (g *gen) bumpBody(m method) error {
 		}
 	}
 	for _, w := range m.ScopeWrites {
+		var lines []string
 		var err error
 		switch {
 		case w.Wide:
-			g.p("%s", wideCall(w))
+			lines = []string{wideCall(w)}
 		case w.Through.method != "":
 			if group := lookups[lookupKey(w)]; group != nil {
 				delete(lookups, lookupKey(w)) // emitted with the first of its group
-				err = g.resolveCall(m, group)
+				lines, err = g.resolveCall(m, group)
 			}
 		default:
-			err = g.bumpValues(m, w)
+			lines, err = m.bumpValues(w)
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
+		out = append(out, lines...)
 	}
-	return nil
+	return out, nil
 }
 
 // bumpValues bumps the values of one scope write; those from the result
 // only when the statement succeeded, else the scope wide.
-func (g *gen) bumpValues(m method, w ScopeWrite) error {
-	var fromResult []string
+func (m method) bumpValues(w ScopeWrite) ([]string, error) {
+	var out, fromResult []string
 	for _, v := range w.Values {
 		gv, fn, arg, err := m.hashArg(v, w.Scope, "Value", "String", "Int")
 		if err != nil {
-			return err
+			return nil, err
 		}
-		line := inLoop(gv, valueCall(fn, w, arg))
-		if gv.result {
+		if line := inLoop(gv, valueCall(fn, w, arg)); gv.result {
 			fromResult = append(fromResult, line)
 		} else {
-			g.p("%s", line)
+			out = append(out, line)
 		}
 	}
 	if len(fromResult) > 0 {
-		g.p("if ok {\n%s\n} else {\n%s\n}", strings.Join(fromResult, "\n"), wideCall(w))
+		out = append(out, fmt.Sprintf("if ok {\n%s\n} else {\n%s\n}", strings.Join(fromResult, "\n"), wideCall(w)))
 	}
-	return nil
+	return out, nil
 }
 
 // lookupKey groups path writes that look up the same keys through the
@@ -326,24 +314,24 @@ func lookupKey(w ScopeWrite) string { return w.Through.method + fmt.Sprint(w.Val
 // resolveCall collects a group of writes' keys (the same for each) and
 // looks their path values up once through a resolver, which bumps every
 // scope of the group.
-func (g *gen) resolveCall(m method, group []ScopeWrite) error {
+func (g *gen) resolveCall(m method, group []ScopeWrite) ([]string, error) {
 	w := group[0]
 	r := w.Through
 	g.resolvers[r.method] = r
 	keys := g.next("keys")
-	g.p("var %s []%s", keys, g.typ(r.keyType))
+	out := []string{fmt.Sprintf("var %s []%s", keys, g.typ(r.keyType))}
 	fromResult := false
 	for _, v := range w.Values {
 		gv, ok := m.resolve(v)
 		if !ok {
-			return fmt.Errorf("%s: %s: key %s of scope %s has no Go expression", m.Pos(), m.Name, v, w.Scope.Name())
+			return nil, fmt.Errorf("%s: %s: key %s of scope %s has no Go expression", m.Pos(), m.Name, v, w.Scope.Name())
 		}
 		fromResult = fromResult || gv.result
-		g.p("%s", inLoop(gv, fmt.Sprintf("%s = append(%s, %s)", keys, keys, gv.expr)))
+		out = append(out, inLoop(gv, fmt.Sprintf("%s = append(%s, %s)", keys, keys, gv.expr)))
 	}
 	fn, arg, err := hashCall(goValue{expr: "v", typ: r.columnType}, "Value", "String", "Int")
 	if err != nil {
-		return fmt.Errorf("resolver %s: %w", r.method, err)
+		return nil, fmt.Errorf("resolver %s: %w", r.method, err)
 	}
 	vals, found := g.next("vals"), g.next("found")
 	cond := found
@@ -355,9 +343,8 @@ func (g *gen) resolveCall(m method, group []ScopeWrite) error {
 		bumps = append(bumps, valueCall(fn, gw, arg))
 		wides = append(wides, wideCall(gw))
 	}
-	g.p("if %s, %s := resolve%s(ctx, q, %s); %s {\nfor _, v := range %s {\n%s\n}\n} else {\n%s\n}",
-		vals, found, r.method, keys, cond, vals, strings.Join(bumps, "\n"), strings.Join(wides, "\n"))
-	return nil
+	return append(out, fmt.Sprintf("if %s, %s := resolve%s(ctx, q, %s); %s {\nfor _, v := range %s {\n%s\n}\n} else {\n%s\n}",
+		vals, found, r.method, keys, cond, vals, strings.Join(bumps, "\n"), strings.Join(wides, "\n"))), nil
 }
 
 // goList is the Go literal of a []string: nil when empty, on one line
