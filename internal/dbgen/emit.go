@@ -14,7 +14,8 @@ import (
 
 // Emitting db/dbcache: the template prints the file from a model that gen
 // builds (Go types as the file names them, with its imports, and the
-// statement bodies of keys, deps and bumps; codec.go adds the codecs).
+// statement bodies of deps and bumps); codec.go.tmpl prints the key
+// encodings and the codecs.
 
 //go:embed dbcache.go.tmpl
 var fileTemplate string
@@ -38,9 +39,9 @@ type gen struct {
 	tmp     int
 	// resolvers are the resolvers the writes use, by query name.
 	resolvers map[string]resolver
-	codecs    map[string]string // type string -> codec variable
-	order     []types.Type
-	codecTmpl *template.Template
+	codecs    map[string]string  // type string -> codec variable
+	order     []types.Type       // the codecs' types, in the order named
+	codecTmpl *template.Template // codec.go.tmpl, its functions bound to g
 }
 
 func newGen(pkg string) *gen {
