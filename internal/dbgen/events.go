@@ -151,18 +151,12 @@ func (s *Schema) triggerScopeWrites(ev tableEvent, own map[string]ScopeWrite, se
 		for _, sc := range s.Scopes(tw.Table) {
 			w := s.tracedScopeWrite(ev, tw, sc, own)
 			w.Columns = cols
-			if w.Wide && tw.Updated == nil {
-				w.Columns = []string{""}
-			}
 			mine[sc.Name()] = w
 			out = append(out, w)
 		}
 		// Rows of a parent change what its children's path scopes hold.
 		for _, sc := range s.AllScopes() {
-			if sc.Parent != tw.Table {
-				continue
-			}
-			if tw.Updated != nil && !slices.Contains(tw.Updated, sc.ParentKey) && !slices.Contains(tw.Updated, sc.ParentColumn) {
+			if sc.Parent != tw.Table || tw.Updated != nil && !slices.Contains(tw.Updated, sc.ParentKey) && !slices.Contains(tw.Updated, sc.ParentColumn) {
 				continue
 			}
 			out = append(out, ScopeWrite{Scope: sc, Wide: true, Columns: []string{""}, Why: "trigger " + tw.Trigger + " writes rows of " + tw.Table})
@@ -215,10 +209,8 @@ func (s *Schema) tracedScopeWrite(ev tableEvent, tw TriggerWrite, sc ScopeDef, o
 
 // fkOf is the single-column foreign key of table.col, or the zero value.
 func (s *Schema) fkOf(table, col string) ForeignKey {
-	for _, fk := range s.FKs {
-		if fk.Child == table && fk.ChildCol == col {
-			return fk
-		}
+	if i := slices.IndexFunc(s.FKs, func(fk ForeignKey) bool { return fk.Child == table && fk.ChildCol == col }); i >= 0 {
+		return s.FKs[i]
 	}
 	return ForeignKey{}
 }
@@ -230,11 +222,7 @@ func (s *Schema) triggerTables(table string) []string {
 	for _, k := range []string{"INSERT", "UPDATE", "DELETE", "TRUNCATE"} {
 		evs = append(evs, tableEvent{table: table, kind: k})
 	}
-	set := map[string]bool{}
-	for _, ev := range s.triggerEvents(evs) {
-		if ev.table != table {
-			set[ev.table] = true
-		}
-	}
+	set := eventTables(s.triggerEvents(evs))
+	delete(set, table)
 	return sortedKeys(set)
 }

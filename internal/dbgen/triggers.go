@@ -287,23 +287,15 @@ func tgOpCondition(cond json.RawMessage) (string, bool) {
 		return "", false
 	}
 	tree, err := parse("SELECT " + c.Expr.Query)
-	if err != nil {
-		return "", false
-	}
 	sel, _ := topStatement(tree).(*pg_query.SelectStmt)
-	if len(sel.GetTargetList()) != 1 {
+	if err != nil || len(sel.GetTargetList()) != 1 {
 		return "", false
 	}
 	ae := sel.GetTargetList()[0].GetResTarget().GetVal().GetAExpr()
-	if ae.GetKind() != pg_query.A_Expr_Kind_AEXPR_OP || !isEquals(ae) || ae.GetLexpr().GetColumnRef() == nil {
-		return "", false
-	}
 	parts, _ := columnRefParts(ae.GetLexpr().GetColumnRef())
 	op := ae.GetRexpr().GetAConst().GetSval().GetSval()
-	if len(parts) != 1 || !strings.EqualFold(parts[0], "tg_op") || op == "" {
-		return "", false
-	}
-	return op, true
+	ok := ae.GetKind() == pg_query.A_Expr_Kind_AEXPR_OP && isEquals(ae) && len(parts) == 1 && strings.EqualFold(parts[0], "tg_op")
+	return op, ok && op != ""
 }
 
 // triggerStatement analyses one SQL statement of a trigger function.
