@@ -80,11 +80,8 @@ func (s *Schema) readTableElts(table string, stmt proto.Message) {
 func (s *Schema) readConstraint(table string, cols []string, c *pg_query.Constraint) {
 	switch c.GetContype() {
 	case pg_query.ConstrType_CONSTR_PRIMARY, pg_query.ConstrType_CONSTR_UNIQUE:
-		keys := cols
-		if keys == nil {
-			keys = strs(c.GetKeys())
-		}
-		if len(keys) > 0 {
+		// A column constraint's own key list is empty.
+		if keys := append(cols, strs(c.GetKeys())...); len(keys) > 0 {
 			s.addKey(table, keys[0])
 			if c.GetContype() == pg_query.ConstrType_CONSTR_PRIMARY {
 				s.primary[table] = keys[0]
@@ -98,16 +95,11 @@ func (s *Schema) readConstraint(table string, cols []string, c *pg_query.Constra
 		if changesRows(c.GetFkUpdAction()) {
 			s.OnUpdate[parent] = union(s.OnUpdate[parent], table)
 		}
-		child, parentCols := cols, strs(c.GetPkAttrs())
-		if child == nil {
-			child = strs(c.GetFkAttrs())
-		}
+		child, parentCols := append(cols, strs(c.GetFkAttrs())...), strs(c.GetPkAttrs())
 		if len(child) != 1 || len(parentCols) > 1 {
 			return // composite keys name no single scope
 		}
-		fk := ForeignKey{Child: table, ChildCol: child[0], Parent: parent, ParentCol: last(parentCols)}
-		fk.OnDelete = c.GetFkDelAction()
-		s.FKs = append(s.FKs, fk)
+		s.FKs = append(s.FKs, ForeignKey{Child: table, ChildCol: child[0], Parent: parent, ParentCol: last(parentCols), OnDelete: c.GetFkDelAction()})
 		s.addKey(table, child[0])
 	}
 }

@@ -69,17 +69,13 @@ func (m *method) resolveResult(field string) (goValue, bool) {
 	if m.result == nil {
 		return goValue{}, false
 	}
-	t, rangeOver := m.result, ""
+	t, rangeOver, base := m.result, "", "r"
 	if m.Kind == ":many" {
 		s, ok := t.(*types.Slice)
 		if !ok {
 			return goValue{}, false
 		}
-		t, rangeOver = s.Elem(), "r"
-	}
-	base := "r"
-	if rangeOver != "" {
-		base = "v"
+		t, rangeOver, base = s.Elem(), "r", "v"
 	}
 	if _, ok := t.Underlying().(*types.Struct); !ok || isTime(t) {
 		// A single RETURNING column is the result itself.
