@@ -446,9 +446,7 @@ func ReadScopes(sql string, tables Tables, schema *Schema, usable usableFunc) (R
 		return ReadDeps{}, err
 	}
 	ctes := cteNames(tree)
-	seen := map[string]int{}
 	pins := map[string][]ScopedRead{}
-	unpinned := map[string]bool{}
 	// Each SELECT is analysed inside the ones enclosing it, outermost
 	// first, so that a subquery can follow a correlation outwards.
 	var visit func(v *pg_query.SelectStmt, outer *sel)
@@ -463,19 +461,17 @@ func ReadScopes(sql string, tables Tables, schema *Schema, usable usableFunc) (R
 			visit(sub, s)
 		}
 		for i, o := range s.occs {
-			seen[o]++
 			if p, ok := choosePin(s, i, o, usable); ok {
 				pins[o] = append(pins[o], p)
-			} else {
-				unpinned[o] = true
 			}
 		}
 	}
 	for _, top := range find[*pg_query.SelectStmt](tree) {
 		visit(top, nil)
 	}
-	// A table read in a way this code does not follow (a FROM item outside
-	// every SELECT's FROM list) stays unpinned.
+	// A table stays unpinned unless every occurrence of it is pinned,
+	// including those read in a way this code does not follow (outside
+	// every SELECT's FROM list).
 	total := map[string]int{}
 	for _, rv := range find[*pg_query.RangeVar](tree) {
 		if t, ok := schema.relTable(rv, ctes); ok {
@@ -483,7 +479,7 @@ func ReadScopes(sql string, tables Tables, schema *Schema, usable usableFunc) (R
 		}
 	}
 	for _, t := range tables.Reads {
-		if unpinned[t] || seen[t] != total[t] {
+		if len(pins[t]) != total[t] {
 			delete(pins, t)
 		}
 	}
