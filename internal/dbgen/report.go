@@ -1,6 +1,7 @@
 package dbgen
 
 import (
+	"cmp"
 	_ "embed"
 	"fmt"
 	"strings"
@@ -21,7 +22,7 @@ const (
 var reportTemplate string
 
 var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
-	"join": strings.Join, "orDash": orDash, "scoped": scoped, "values": values, "slotColumns": slotColumns,
+	"join": strings.Join, "values": values, "slotColumns": slotColumns,
 }).Parse(reportTemplate))
 
 func report(ms []method) (string, error) {
@@ -32,13 +33,6 @@ func report(ms []method) (string, error) {
 	return b.String(), nil
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "—"
-	}
-	return s
-}
-
 // values lists scope values in words.
 func values(vs []valueRef) string {
 	out := make([]string, len(vs))
@@ -46,16 +40,6 @@ func values(vs []valueRef) string {
 		out[i] = v.String()
 	}
 	return strings.Join(out, ", ")
-}
-
-// scoped lists a read's scopes and their values, each scope name between
-// quotes, separated by sep.
-func scoped(srs []ScopedRead, quote, sep string) string {
-	var parts []string
-	for _, sr := range srs {
-		parts = append(parts, quote+sr.Scope.Name()+quote+" = "+values(sr.Values))
-	}
-	return strings.Join(parts, sep)
 }
 
 // slotColumns are a write's columns in parentheses, "rows" naming the row
@@ -87,17 +71,14 @@ func ReplaceReport(doc, report string) (string, error) {
 
 // describeDeps says in words what a read depends on.
 func describeDeps(d ReadDeps) string {
-	parts := []string{scoped(d.Scoped, "", "; ")}
-	if parts[0] == "" {
-		parts = nil
+	var parts []string
+	for _, sr := range d.Scoped {
+		parts = append(parts, sr.Scope.Name()+" = "+values(sr.Values))
 	}
 	for _, t := range d.Unpinned {
 		parts = append(parts, t+" table-wide")
 	}
-	if len(parts) == 0 {
-		return "nothing"
-	}
-	return strings.Join(parts, "; ")
+	return cmp.Or(strings.Join(parts, "; "), "nothing")
 }
 
 // describeWrite says in words what a write does to one scope.
