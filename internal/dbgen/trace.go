@@ -207,11 +207,12 @@ func (tr *tracer) value(srcs []source, expr *pg_query.Node) (string, bool) {
 // rowValue traces NEW.col and OLD.col of a row trigger, when no source is
 // named so.
 func (tr *tracer) rowValue(srcs []source, parts []string) (string, bool) {
-	if !tr.t.Row || len(parts) != 2 || !strings.EqualFold(parts[0], "new") && !strings.EqualFold(parts[0], "old") || !tr.s.hasColumn(tr.t.Table, parts[1]) {
+	named := func(s source) bool { return slices.Contains(s.names, parts[0]) }
+	if !tr.t.Row || len(parts) != 2 || !strings.EqualFold(parts[0], "new") && !strings.EqualFold(parts[0], "old") ||
+		!tr.s.hasColumn(tr.t.Table, parts[1]) || slices.ContainsFunc(srcs, named) {
 		return "", false
 	}
-	named := slices.ContainsFunc(srcs, func(s source) bool { return slices.Contains(s.names, parts[0]) })
-	return parts[1], !named
+	return parts[1], true
 }
 
 // output traces a SELECT's output column (by name, or by position when
