@@ -196,3 +196,33 @@ CREATE TABLE gone (id uuid PRIMARY KEY);
 		t.Fatalf("after DROP TRIGGER: triggers %v, writes %v, %v", s.Triggers, tables.Writes, err)
 	}
 }
+
+// TestTriggerFunctionUpsertFiresUpdateTriggers: an upsert in a trigger
+// function may update rows, so the UPDATE triggers of its table fire too.
+func TestTriggerFunctionUpsertFiresUpdateTriggers(t *testing.T) {
+	schema := NewSchema()
+	if err := schema.Read(`
+CREATE TABLE a (id uuid PRIMARY KEY);
+CREATE TABLE totals (id uuid PRIMARY KEY, n bigint);
+CREATE TABLE log (id uuid PRIMARY KEY);
+CREATE FUNCTION count_a() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+    INSERT INTO totals (id, n) SELECT id, 1 FROM new_a ON CONFLICT (id) DO UPDATE SET n = totals.n + 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER a_count AFTER INSERT ON a REFERENCING NEW TABLE AS new_a FOR EACH STATEMENT EXECUTE FUNCTION count_a();
+CREATE FUNCTION log_totals() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+    INSERT INTO log (id) SELECT gen_random_uuid();
+    RETURN NULL;
+END $$;
+CREATE TRIGGER totals_log AFTER UPDATE OF n ON totals FOR EACH STATEMENT EXECUTE FUNCTION log_totals();
+`); err != nil {
+		t.Fatal(err)
+	}
+	tables, err := Analyze(`INSERT INTO a (id) VALUES ($1)`, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a", "log", "totals"}; !slices.Equal(tables.Writes, want) {
+		t.Fatalf("writes %v, want %v", tables.Writes, want)
+	}
+}
