@@ -80,7 +80,7 @@ func GenerateAll(cfg Config) (Output, error) {
 // readSchemaDir reads the migrations of dir in name order.
 func readSchemaDir(dir string) (*Schema, error) {
 	schema := NewSchema()
-	return schema, readSQLDir(dir, func(path, src string) error {
+	return schema, readFiles(filepath.Join(dir, "*.sql"), func(path, src string) error {
 		if err := schema.Read(src); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
