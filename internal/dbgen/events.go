@@ -32,12 +32,6 @@ func (t Trigger) fires(ev tableEvent) bool {
 		slices.ContainsFunc(ev.columns, func(c string) bool { return slices.Contains(t.Columns, c) }))
 }
 
-// event is what a trigger write does to its table, as that table's own
-// triggers see it.
-func (w TriggerWrite) event() tableEvent {
-	return tableEvent{table: w.Table, kind: w.Kind, columns: w.Updated}
-}
-
 // statementEvents are the writes a statement makes, by table, with the
 // rows its foreign keys' actions change.
 func statementEvents(tree proto.Message, schema *Schema, ctes map[string]bool) []tableEvent {
@@ -123,7 +117,7 @@ func (s *Schema) triggerEvents(evs []tableEvent) []tableEvent {
 		}
 		seen[ev.key()] = true
 		for _, w := range s.firedWrites(ev) {
-			for _, ce := range s.cascadeEvents(w.event(), map[string]bool{}) {
+			for _, ce := range s.cascadeEvents(w.tableEvent, map[string]bool{}) {
 				out = append(out, ce)
 				queue = append(queue, ce)
 			}
@@ -143,12 +137,12 @@ func (s *Schema) triggerScopeWrites(ev tableEvent, own map[string]ScopeWrite, se
 	seen[ev.key()] = true
 	var out []ScopeWrite
 	for _, tw := range s.firedWrites(ev) {
-		cols := tw.Updated
+		cols := tw.columns
 		if cols == nil {
 			cols = []string{""}
 		}
 		mine := map[string]ScopeWrite{}
-		for _, sc := range s.Scopes(tw.Table) {
+		for _, sc := range s.Scopes(tw.table) {
 			w := s.tracedScopeWrite(ev, tw, sc, own)
 			w.Columns = cols
 			mine[sc.Name()] = w
@@ -156,12 +150,12 @@ func (s *Schema) triggerScopeWrites(ev tableEvent, own map[string]ScopeWrite, se
 		}
 		// Rows of a parent change what its children's path scopes hold.
 		for _, sc := range s.AllScopes() {
-			if sc.Parent != tw.Table || tw.Updated != nil && !slices.Contains(tw.Updated, sc.ParentKey) && !slices.Contains(tw.Updated, sc.ParentColumn) {
+			if sc.Parent != tw.table || tw.columns != nil && !slices.Contains(tw.columns, sc.ParentKey) && !slices.Contains(tw.columns, sc.ParentColumn) {
 				continue
 			}
-			out = append(out, ScopeWrite{Scope: sc, Wide: true, Columns: []string{""}, Why: "trigger " + tw.Trigger + " writes rows of " + tw.Table})
+			out = append(out, ScopeWrite{Scope: sc, Wide: true, Columns: []string{""}, Why: "trigger " + tw.Trigger + " writes rows of " + tw.table})
 		}
-		out = append(out, s.triggerScopeWrites(tw.event(), mine, seen)...)
+		out = append(out, s.triggerScopeWrites(tw.tableEvent, mine, seen)...)
 	}
 	return out
 }
@@ -175,7 +169,7 @@ func (s *Schema) tracedScopeWrite(ev tableEvent, tw TriggerWrite, sc ScopeDef, o
 		w.Wide, w.Why = true, "trigger "+tw.Trigger+": "+why
 		return w
 	}
-	if tw.Updated != nil && slices.Contains(tw.Updated, sc.Column) {
+	if tw.columns != nil && slices.Contains(tw.columns, sc.Column) {
 		return wide("updates " + sc.Column + ", moving rows between values")
 	}
 	src, ok := tw.From[sc.Column]

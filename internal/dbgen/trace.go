@@ -45,8 +45,8 @@ func (s *Schema) traceWrite(t Trigger, stmt proto.Message, w *TriggerWrite) {
 			return // an upsert may change existing rows: not traced
 		}
 		ctes := tr.withCTEs(st.GetWithClause(), nil)
-		for i, col := range s.insertColumns(st, w.Table) {
-			if !slices.Contains(s.scopeColumns(w.Table), col) {
+		for i, col := range s.insertColumns(st, w.table) {
+			if !slices.Contains(s.scopeColumns(w.table), col) {
 				continue
 			}
 			if src, ok := tr.insertValue(st.GetSelectStmt().GetSelectStmt(), i, ctes); ok {
@@ -69,7 +69,7 @@ func (tr *tracer) traceWhere(with *pg_query.WithClause, rel *pg_query.RangeVar, 
 	srcs := append([]source{target}, tr.fromItems(from, ctes)...)
 	for _, c := range conjuncts(where) {
 		col, src, ok := tr.matchTarget(srcs, ctes, c)
-		if _, done := w.From[col]; ok && !done && slices.Contains(tr.s.scopeColumns(w.Table), col) {
+		if _, done := w.From[col]; ok && !done && slices.Contains(tr.s.scopeColumns(w.table), col) {
 			w.From[col] = src
 		}
 	}

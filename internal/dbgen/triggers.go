@@ -46,17 +46,14 @@ type Trigger struct {
 	NewTable, OldTable string
 }
 
-// TriggerWrite is one statement of a trigger function that writes a table.
+// TriggerWrite is one statement of a trigger function that writes a table:
+// the event it makes, as that table's own triggers see it.
 type TriggerWrite struct {
+	tableEvent
 	Trigger string
-	// Kind is INSERT, UPDATE, DELETE or TRUNCATE; Updated the columns an
-	// UPDATE sets (nil for the others: rows added or removed).
-	Kind    string
-	Table   string
-	Updated []string
 	// When are the TG_OP values under which the statement runs (nil: any).
 	When []string
-	// From maps a scope column of Table to the column of the trigger's
+	// From maps a scope column of the table to the column of the trigger's
 	// table whose values the changed rows carry; a scope column missing
 	// from it is not traced.
 	From map[string]string
@@ -310,10 +307,8 @@ func (s *Schema) triggerStatement(t Trigger, q string) ([]TriggerWrite, error) {
 		if op.rel == nil {
 			continue
 		}
-		w := TriggerWrite{Trigger: t.Name, Kind: op.kind, Table: s.parent(relName(op.rel)), From: map[string]string{}}
-		if op.kind == "UPDATE" {
-			w.Updated = op.columns
-		}
+		ev := tableEvent{table: s.parent(relName(op.rel)), kind: op.kind, columns: op.columns}
+		w := TriggerWrite{tableEvent: ev, Trigger: t.Name, From: map[string]string{}}
 		if op.stmt == top {
 			// Only the top-level statement is traced; a data-modifying
 			// CTE's rows are not.
