@@ -221,7 +221,7 @@ func (m method) depsBody() ([]string, error) {
 	var out []string
 	for i, sr := range m.Deps.Scoped {
 		for _, v := range sr.Values {
-			gv, fn, arg, err := m.hashArg(v, sr.Scope, "Add", "AddString", "AddInt")
+			gv, fn, arg, err := m.hashArg(v, sr.Scope, false)
 			if err != nil {
 				return nil, err
 			}
@@ -232,14 +232,13 @@ func (m method) depsBody() ([]string, error) {
 }
 
 // hashArg resolves value v of scope sc in m: its Go value, and the Deps
-// or Bumps method (named for bytes, strings and ints) and argument that
-// hash it.
-func (m method) hashArg(v valueRef, sc ScopeDef, bytesFn, stringFn, intFn string) (goValue, string, string, error) {
+// (or, with bump, Bumps) method and argument that hash it.
+func (m method) hashArg(v valueRef, sc ScopeDef, bump bool) (goValue, string, string, error) {
 	gv, ok := m.resolve(v)
 	if !ok {
 		return gv, "", "", fmt.Errorf("%s: %s: value %s of scope %s has no Go expression", m.Pos(), m.Name, v, sc.Name())
 	}
-	fn, arg, err := hashCall(gv, bytesFn, stringFn, intFn)
+	fn, arg, err := hashCall(gv, bump)
 	if err != nil {
 		return gv, "", "", fmt.Errorf("%s: %s: %w", m.Pos(), m.Name, err)
 	}
@@ -292,7 +291,7 @@ func (g *gen) bumpBody(m method) ([]string, error) {
 func (m method) bumpValues(w ScopeWrite) ([]string, error) {
 	var out, fromResult []string
 	for _, v := range w.Values {
-		gv, fn, arg, err := m.hashArg(v, w.Scope, "Value", "String", "Int")
+		gv, fn, arg, err := m.hashArg(v, w.Scope, true)
 		if err != nil {
 			return nil, err
 		}
@@ -330,7 +329,7 @@ func (g *gen) resolveCall(m method, group []ScopeWrite) ([]string, error) {
 		fromResult = fromResult || gv.result
 		out = append(out, inLoop(gv, fmt.Sprintf("%s = append(%s, %s)", keys, keys, gv.expr)))
 	}
-	fn, arg, err := hashCall(goValue{expr: "v", typ: r.columnType}, "Value", "String", "Int")
+	fn, arg, err := hashCall(goValue{expr: "v", typ: r.columnType}, true)
 	if err != nil {
 		return nil, fmt.Errorf("resolver %s: %w", r.method, err)
 	}

@@ -169,16 +169,10 @@ func (s *Schema) valueType(sc ScopeDef) string {
 // scopeType classifies a SQL type by how its values hash: "bytes16"
 // (uuid), "text", "bytes" (bytea), "int"; "" for types no scope is made of
 // (times and floats have more than one spelling of equal values).
-func scopeType(sqlType string) string {
-	switch strings.ToLower(sqlType) {
-	case "uuid":
-		return "bytes16"
-	case "text", "varchar", "citext", "bpchar":
-		return "text"
-	case "bytea":
-		return "bytes"
-	case "int2", "int4", "int8", "smallint", "integer", "bigint", "serial", "bigserial":
-		return "int"
-	}
-	return ""
+func scopeType(sqlType string) string { return scopeTypes[strings.ToLower(sqlType)] }
+
+var scopeTypes = map[string]string{
+	"uuid": "bytes16", "bytea": "bytes",
+	"text": "text", "varchar": "text", "citext": "text", "bpchar": "text",
+	"int2": "int", "int4": "int", "int8": "int", "smallint": "int", "integer": "int", "bigint": "int", "serial": "int", "bigserial": "int",
 }

@@ -133,18 +133,24 @@ func (m *method) usable(v valueRef, sqlType string) bool {
 	return ok && hashClass(gv.typ) != "" && hashClass(gv.typ) == scopeType(sqlType)
 }
 
-// hashCall is the Deps or Bumps call that adds gv: method names differ by
-// class (Add/Value, AddString/String, AddInt/Int).
-func hashCall(gv goValue, bytesFn, stringFn, intFn string) (fn, arg string, err error) {
-	switch hashClass(gv.typ) {
-	case "bytes16":
-		return bytesFn, gv.expr + "[:]", nil
-	case "bytes":
-		return bytesFn, gv.expr, nil
-	case "text":
-		return stringFn, "string(" + gv.expr + ")", nil
-	case "int":
-		return intFn, "int64(" + gv.expr + ")", nil
+// hashFns are, by hash class, the Deps and Bumps methods that add a value
+// and the conversion of its expression they take.
+var hashFns = map[string]struct{ deps, bump, arg string }{
+	"bytes16": {"Add", "Value", "%s[:]"},
+	"bytes":   {"Add", "Value", "%s"},
+	"text":    {"AddString", "String", "string(%s)"},
+	"int":     {"AddInt", "Int", "int64(%s)"},
+}
+
+// hashCall is the Deps (or, with bump, Bumps) method and argument that
+// add gv.
+func hashCall(gv goValue, bump bool) (fn, arg string, err error) {
+	h, ok := hashFns[hashClass(gv.typ)]
+	if !ok {
+		return "", "", fmt.Errorf("no hash for %s", gv.typ)
 	}
-	return "", "", fmt.Errorf("no hash for %s", gv.typ)
+	if fn = h.deps; bump {
+		fn = h.bump
+	}
+	return fn, fmt.Sprintf(h.arg, gv.expr), nil
 }
