@@ -29,26 +29,22 @@ const SlotSep = "#"
 // as the prefix operator @ applied to a column called name.
 var sqlcParam = regexp.MustCompile(`@([A-Za-z_][A-Za-z0-9_]*)`)
 
-// Slots derives the version slots sql reads and writes; tables are its
+// Slots derives the version slots q reads and writes; tables are its
 // Analyze result.
-func Slots(sql string, tables Tables, schema *Schema) (reads, writes []string, err error) {
-	tree, err := parse(sqlcParam.ReplaceAllString(sql, "$$1"))
-	if err != nil {
-		return nil, nil, err
-	}
+func Slots(q *parsed, tables Tables, schema *Schema) (reads, writes []string) {
 	if len(tables.Writes) > 0 {
-		return nil, writeSlots(tree, tables, schema), nil
+		return nil, writeSlots(q, tables, schema)
 	}
-	return readSlots(tree, tables, schema), nil, nil
+	return readSlots(q, tables, schema), nil
 }
 
 // writeSlots: tables written only through UPDATE targets of known columns
 // (by the statement or by triggers) get column slots, every other written
 // table (inserted, deleted, cascaded to) the whole-table slot.
-func writeSlots(tree *pg_query.ParseResult, tables Tables, schema *Schema) []string {
+func writeSlots(q *parsed, tables Tables, schema *Schema) []string {
 	updated := map[string]map[string]bool{}
 	otherWrite := false
-	for _, op := range writeOps(tree) {
+	for _, op := range writeOps(q.tree) {
 		if _, ok := op.stmt.(*pg_query.UpdateStmt); !ok {
 			otherWrite = true
 			continue
@@ -73,7 +69,7 @@ func writeSlots(tree *pg_query.ParseResult, tables Tables, schema *Schema) []str
 			onlyUpdated[t] = true
 		}
 	}
-	for t, cols := range triggerUpdatedColumns(tree, schema) {
+	for t, cols := range triggerUpdatedColumns(q, schema) {
 		updated[t], onlyUpdated[t] = cols, true
 	}
 	var out []string
@@ -92,11 +88,11 @@ func writeSlots(tree *pg_query.ParseResult, tables Tables, schema *Schema) []str
 
 // triggerUpdatedColumns are, for the tables only triggers write, the
 // columns they set when every write of them is an UPDATE of known columns.
-func triggerUpdatedColumns(tree *pg_query.ParseResult, schema *Schema) map[string]map[string]bool {
+func triggerUpdatedColumns(q *parsed, schema *Schema) map[string]map[string]bool {
 	if schema == nil {
 		return nil
 	}
-	evs := statementEvents(tree, schema, cteNames(tree))
+	evs := statementEvents(q.tree, schema, q.ctes)
 	direct := eventTables(evs)
 	byTrigger := map[string]map[string]bool{}
 	for _, ev := range schema.triggerEvents(evs) {
@@ -147,11 +143,11 @@ func refNames(tree proto.Message, schema *Schema, ctes map[string]bool) map[stri
 
 // readSlots are the table slot and the referenced columns' slots of every
 // table read: all of its columns when a reference cannot be pinned down.
-func readSlots(tree *pg_query.ParseResult, tables Tables, schema *Schema) []string {
-	refs := refNames(tree, schema, cteNames(tree))
+func readSlots(q *parsed, tables Tables, schema *Schema) []string {
+	refs := refNames(q.tree, schema, q.ctes)
 	starAll := false
 	star, slots := map[string]bool{}, map[string]bool{}
-	walk(tree, func(n proto.Message) bool {
+	walk(q.tree, func(n proto.Message) bool {
 		switch n := n.(type) {
 		case *pg_query.JoinExpr:
 			starAll = starAll || len(n.GetUsingClause()) > 0 || n.GetIsNatural()

@@ -48,14 +48,8 @@ func TestSlots(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tables, err := Analyze(sqlcParam.ReplaceAllString(tt.sql, "$$1"), schema)
-			if err != nil {
-				t.Fatal(err)
-			}
-			reads, writes, err := Slots(tt.sql, tables, schema)
-			if err != nil {
-				t.Fatal(err)
-			}
+			q := mustParse(t, tt.sql)
+			reads, writes := Slots(q, Analyze(q, schema), schema)
 			if !slices.Equal(reads, tt.reads) {
 				t.Errorf("reads = %v\nwant    %v", reads, tt.reads)
 			}

@@ -40,6 +40,7 @@ type method struct {
 	Deps        ReadDeps
 	WriteSlots  []string
 	ScopeWrites []ScopeWrite
+	stmt        *parsed
 	arg         types.Type // nil for queries without parameters
 	result      types.Type // nil for :exec
 	hash        string
@@ -153,16 +154,13 @@ func newMethod(q Query, sig *types.Signature, schema *Schema) (method, error) {
 		m.result = sig.Results().At(0).Type()
 	}
 	var err error
-	if m.Tables, err = Analyze(q.SQL, schema); err != nil {
-		return m, fmt.Errorf("%s (%s): parse SQL: %w", q.Name, q.File, err)
-	}
-	if _, m.WriteSlots, err = Slots(q.SQL, m.Tables, schema); err != nil {
+	if m.stmt, err = parseQuery(q.SQL); err != nil {
 		return m, fmt.Errorf("%s: %s: parse SQL: %w", q.Pos(), q.Name, err)
 	}
+	m.Tables = Analyze(m.stmt, schema)
+	_, m.WriteSlots = Slots(m.stmt, m.Tables, schema)
 	if len(m.Writes) > 0 {
-		if m.ScopeWrites, err = WriteScopes(q.SQL, q.Kind, m.Tables, schema, m.usable); err != nil {
-			return m, fmt.Errorf("%s: %s: parse SQL: %w", q.Pos(), q.Name, err)
-		}
+		m.ScopeWrites = WriteScopes(m.stmt, q.Kind, m.Tables, schema, m.usable)
 	}
 	if q.Cached {
 		if err := checkCacheable(m); err != nil {
@@ -175,9 +173,7 @@ func newMethod(q Query, sig *types.Signature, schema *Schema) (method, error) {
 				return m, fmt.Errorf("%s: %s: reads %s, which is not a table the migrations create", q.Pos(), m.Name, t)
 			}
 		}
-		if m.Deps, err = ReadScopes(q.SQL, m.Tables, schema, m.usable); err != nil {
-			return m, fmt.Errorf("%s: %s: parse SQL: %w", q.Pos(), q.Name, err)
-		}
+		m.Deps = ReadScopes(m.stmt, m.Tables, schema, m.usable)
 	}
 	m.hash = schemaHash(q.SQL+depsSignature(m.Deps), m.result)
 	return m, nil

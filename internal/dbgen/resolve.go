@@ -37,17 +37,12 @@ func readResolver(m *method, schema *Schema) (resolver, error) {
 	if m.Kind != ":many" || len(m.Writes) > 0 || len(m.Reads) != 1 || m.result == nil {
 		return resolver{}, errShape
 	}
-	numbered, params := numberParams(m.SQL)
-	tree, err := parse(numbered)
-	if err != nil {
-		return resolver{}, err
-	}
-	sel, _ := topStatement(tree).(*pg_query.SelectStmt)
+	sel, _ := topStatement(m.stmt.tree).(*pg_query.SelectStmt)
 	from := sel.GetFromClause()
 	if sel == nil || sel.GetLimitCount() != nil || sel.GetGroupClause() != nil || sel.GetDistinctClause() != nil || sel.GetWithClause() != nil || len(from) != 1 || from[0].GetRangeVar() == nil {
 		return resolver{}, errShape
 	}
-	s := newSel(schema, params, nil)
+	s := newSel(schema, m.stmt.params, nil)
 	s.addRangeVar(from[0].GetRangeVar(), nil)
 	var cols []string
 	for _, tg := range sel.GetTargetList() {

@@ -82,6 +82,24 @@ type ScopeWrite struct {
 	Through resolver
 }
 
+// parsed is a query parsed once for every analysis: sqlc's @name
+// parameters numbered (params names them by number), and the names its
+// CTEs define.
+type parsed struct {
+	tree   *pg_query.ParseResult
+	params map[int]string
+	ctes   map[string]bool
+}
+
+func parseQuery(sql string) (*parsed, error) {
+	numbered, params := numberParams(sql)
+	tree, err := parse(numbered)
+	if err != nil {
+		return nil, err
+	}
+	return &parsed{tree, params, cteNames(tree)}, nil
+}
+
 // numberParams replaces sqlc's @name parameters with $1, $2… (one number
 // per distinct name), which PostgreSQL's parser takes, and returns the
 // names by number.
@@ -439,13 +457,8 @@ func allUsable(vals []valueRef, sqlType string, usable usableFunc) bool {
 }
 
 // ReadScopes derives a cached read's dependencies.
-func ReadScopes(sql string, tables Tables, schema *Schema, usable usableFunc) (ReadDeps, error) {
-	numbered, params := numberParams(sql)
-	tree, err := parse(numbered)
-	if err != nil {
-		return ReadDeps{}, err
-	}
-	ctes := cteNames(tree)
+func ReadScopes(q *parsed, tables Tables, schema *Schema, usable usableFunc) ReadDeps {
+	tree, params, ctes := q.tree, q.params, q.ctes
 	pins := map[string][]ScopedRead{}
 	// Each SELECT is analysed inside the ones enclosing it, outermost
 	// first, so that a subquery can follow a correlation outwards.
@@ -483,7 +496,7 @@ func ReadScopes(sql string, tables Tables, schema *Schema, usable usableFunc) (R
 			delete(pins, t)
 		}
 	}
-	return readDeps(tables, referencedColumns(tree, tables, schema), pins), nil
+	return readDeps(tables, referencedColumns(q, tables, schema), pins)
 }
 
 // readDeps turns the pins of each table read into its dependencies: the
@@ -535,9 +548,9 @@ func choosePin(s *sel, occ int, table string, usable usableFunc) (ScopedRead, bo
 // referencedColumns are, per table read, the columns the statement
 // references anywhere; every column when it cannot tell (SELECT *, a
 // whole-row reference, JOIN USING, NATURAL JOIN).
-func referencedColumns(tree *pg_query.ParseResult, tables Tables, schema *Schema) map[string][]string {
+func referencedColumns(q *parsed, tables Tables, schema *Schema) map[string][]string {
 	out := map[string][]string{}
-	for _, slot := range readSlots(tree, tables, schema) {
+	for _, slot := range readSlots(q, tables, schema) {
 		if t, c, ok := strings.Cut(slot, SlotSep); ok {
 			out[t] = append(out[t], c)
 		}

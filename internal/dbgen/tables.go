@@ -125,12 +125,8 @@ func closure(t string, edges map[string][]string, writes map[string]bool) {
 // relation in FROM, JOIN, subqueries and CTE bodies is a read. A DELETE or
 // UPDATE also writes the tables its foreign keys cascade to, and a write
 // the tables its triggers write.
-func Analyze(sql string, schema *Schema) (Tables, error) {
-	tree, err := parse(sql)
-	if err != nil {
-		return Tables{}, err
-	}
-	ctes := cteNames(tree)
+func Analyze(q *parsed, schema *Schema) Tables {
+	tree, ctes := q.tree, q.ctes
 	reads, writes := map[string]bool{}, map[string]bool{}
 	walk(tree, func(n proto.Message) bool {
 		switch st := n.(type) {
@@ -158,7 +154,7 @@ func Analyze(sql string, schema *Schema) (Tables, error) {
 			writes[ev.table] = true
 		}
 	}
-	return Tables{Reads: sortedKeys(reads), Writes: sortedKeys(writes)}, nil
+	return Tables{Reads: sortedKeys(reads), Writes: sortedKeys(writes)}
 }
 
 // relTable is the table a RangeVar names — a partition's parent for a

@@ -59,7 +59,7 @@ func (m *method) param(name string) (string, types.Type, bool) {
 		}
 		return "arg." + f.Name(), f.Type(), true
 	}
-	if _, names := numberParams(m.SQL); len(names) == 1 && names[1] == name {
+	if ps := m.stmt.params; len(ps) == 1 && ps[1] == name {
 		return "arg", m.arg, true
 	}
 	return "", nil, false

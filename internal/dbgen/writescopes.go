@@ -26,13 +26,8 @@ type rowChange struct {
 // WriteScopes derives what a write bumps in every scope of every table it
 // changes. kind is the sqlc command; results tells whether RETURNING
 // values reach the Go result.
-func WriteScopes(sql, kind string, tables Tables, schema *Schema, usable usableFunc) ([]ScopeWrite, error) {
-	numbered, params := numberParams(sql)
-	tree, err := parse(numbered)
-	if err != nil {
-		return nil, err
-	}
-	ctes := cteNames(tree)
+func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable usableFunc) []ScopeWrite {
+	tree, params, ctes := q.tree, q.params, q.ctes
 	changes := map[string]*rowChange{}
 	if ops := writeOps(tree); len(ops) > 0 && ops[0].stmt == topStatement(tree) && writeStatements(ops) == 1 {
 		if c := directChange(ops[0], kind, schema, params, ctes); c != nil {
@@ -72,7 +67,7 @@ func WriteScopes(sql, kind string, tables Tables, schema *Schema, usable usableF
 	for _, ev := range evs {
 		out = append(out, schema.triggerScopeWrites(ev, own, map[string]bool{})...)
 	}
-	return mergeScopeWrites(append(out, untracedTriggerWrites(tables, direct, out, schema)...)), nil
+	return mergeScopeWrites(append(out, untracedTriggerWrites(tables, direct, out, schema)...))
 }
 
 // untracedTriggerWrites bump wide the scopes of tables only triggers write
