@@ -79,7 +79,7 @@ func (tr *tracer) traceWhere(with *pg_query.WithClause, rel *pg_query.RangeVar, 
 // row (NEW.col of a row trigger), the same in each, or of its SELECT.
 func (tr *tracer) insertValue(sel *pg_query.SelectStmt, i int, ctes map[string]source) (string, bool) {
 	if sel.GetValuesLists() == nil {
-		return tr.output(sel, "", i, ctes)
+		return tr.output(sel, i, ctes)
 	}
 	srcs, ok := valuesColumn(sel.GetValuesLists(), i, func(n *pg_query.Node) (string, bool) { return tr.value(nil, n) })
 	if srcs = slices.Compact(srcs); !ok || len(srcs) != 1 {
@@ -147,13 +147,19 @@ func (tr *tracer) has(src source, col string) (has, known bool) {
 	case srcTransition, srcTable:
 		return tr.s.hasColumn(src.table, col), true
 	case srcSelect:
-		if len(src.colnames) > 0 {
-			return slices.Contains(src.colnames, col), true
-		}
-		names, ok := outputNames(src.sel)
+		names, ok := src.columns()
 		return ok && slices.Contains(names, col), ok
 	}
 	return false, false
+}
+
+// columns are a subquery's or CTE's column names: its aliases, else its
+// output names; false when one is not known.
+func (src source) columns() ([]string, bool) {
+	if len(src.colnames) > 0 {
+		return src.colnames, true
+	}
+	return outputNames(src.sel)
 }
 
 // resolve finds the one source among srcs a column reference names.
@@ -196,10 +202,9 @@ func (tr *tracer) value(srcs []source, expr *pg_query.Node) (string, bool) {
 		return tr.rowValue(srcs, parts)
 	case src.kind == srcTransition:
 		return col, true
-	case src.kind == srcSelect && len(src.colnames) > 0:
-		return tr.output(src.sel, "", slices.Index(src.colnames, col), src.ctes)
 	case src.kind == srcSelect:
-		return tr.output(src.sel, col, -1, src.ctes)
+		names, _ := src.columns()
+		return tr.output(src.sel, slices.Index(names, col), src.ctes)
 	}
 	return "", false
 }
@@ -215,49 +220,27 @@ func (tr *tracer) rowValue(srcs []source, parts []string) (string, bool) {
 	return parts[1], true
 }
 
-// output traces a SELECT's output column (by name, or by position when
-// name is ""), through set operations and its own FROM.
-func (tr *tracer) output(sel *pg_query.SelectStmt, name string, idx int, outer map[string]source) (string, bool) {
+// output traces a SELECT's idx-th output column, through set operations
+// (the left side's, the same as the right side's for a UNION: INTERSECT
+// and EXCEPT return rows of the left side) and its own FROM.
+func (tr *tracer) output(sel *pg_query.SelectStmt, idx int, outer map[string]source) (string, bool) {
 	if sel == nil || sel.GetValuesLists() != nil {
 		return "", false
 	}
 	ctes := tr.withCTEs(sel.GetWithClause(), outer)
 	if isSetOp(sel) {
-		return tr.setOutput(sel, name, idx, ctes)
-	}
-	if name != "" {
-		names, ok := outputNames(sel)
-		if idx = slices.Index(names, name); !ok {
-			return "", false
+		lc, ok := tr.output(sel.GetLarg(), idx, ctes)
+		if sel.GetOp() == pg_query.SetOperation_SETOP_UNION {
+			rc, rok := tr.output(sel.GetRarg(), idx, ctes)
+			ok = ok && rok && rc == lc
 		}
+		return lc, ok
 	}
 	targets := sel.GetTargetList()
 	if idx < 0 || idx >= len(targets) {
 		return "", false
 	}
 	return tr.value(tr.fromItems(sel.GetFromClause(), ctes), targets[idx].GetResTarget().GetVal())
-}
-
-// setOutput traces an output column of a UNION, INTERSECT or EXCEPT: the
-// left side's, the same as the right side's for a UNION.
-func (tr *tracer) setOutput(sel *pg_query.SelectStmt, name string, idx int, ctes map[string]source) (string, bool) {
-	l, r := sel.GetLarg(), sel.GetRarg()
-	if name != "" {
-		names, ok := outputNames(l)
-		if idx = slices.Index(names, name); !ok || idx < 0 {
-			return "", false
-		}
-	}
-	lc, ok := tr.output(l, "", idx, ctes)
-	if !ok {
-		return "", false
-	}
-	if sel.GetOp() == pg_query.SetOperation_SETOP_UNION {
-		if rc, ok := tr.output(r, "", idx, ctes); !ok || rc != lc {
-			return "", false
-		}
-	}
-	return lc, true // INTERSECT and EXCEPT return rows of the left side
 }
 
 func isSetOp(sel *pg_query.SelectStmt) bool {
@@ -309,7 +292,7 @@ func (tr *tracer) matchTarget(srcs []source, ctes map[string]source, c *pg_query
 	}
 	if sl := c.GetSubLink(); sl != nil && sl.GetSubLinkType() == pg_query.SubLinkType_ANY_SUBLINK && len(sl.GetOperName()) == 0 {
 		if col, ok := targetCol(sl.GetTestexpr()); ok {
-			if src, ok := tr.output(sl.GetSubselect().GetSelectStmt(), "", 0, ctes); ok {
+			if src, ok := tr.output(sl.GetSubselect().GetSelectStmt(), 0, ctes); ok {
 				return col, src, true
 			}
 		}
