@@ -132,14 +132,9 @@ func last(names []string) string {
 // targetNames are the column names of a SET or INSERT column list, sorted
 // and without duplicates.
 func targetNames(list []*pg_query.Node) []string {
-	var out []string
-	for _, n := range list {
-		if name := n.GetResTarget().GetName(); name != "" {
-			out = union(out, name)
-		}
-	}
-	sort.Strings(out)
-	return out
+	out := slices.DeleteFunc(columnNames(list), func(name string) bool { return name == "" })
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // columnNames are the names of a ResTarget list in order, "" where a

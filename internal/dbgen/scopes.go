@@ -227,14 +227,20 @@ func setOf(xs []int) map[int]bool {
 	return out
 }
 
-// finish applies the outer joins' conditions.
-func (s *sel) finish() {
+// read adds FROM items and a WHERE clause, then the outer joins'
+// conditions, which may pin only occurrences known by then.
+func (s *sel) read(from []*pg_query.Node, where *pg_query.Node, ctes map[string]bool) *sel {
+	for _, f := range from {
+		s.addFrom(f, ctes)
+	}
+	s.addConjuncts(where)
 	for _, q := range s.outer {
 		for _, c := range conjuncts(q.expr) {
 			s.addEquality(c, q.nullable)
 		}
 	}
 	s.outer = nil
+	return s
 }
 
 func (s *sel) addConjuncts(expr *pg_query.Node) {
@@ -464,12 +470,7 @@ func ReadScopes(q *parsed, tables Tables, schema *Schema, usable usableFunc) Rea
 	// first, so that a subquery can follow a correlation outwards.
 	var visit func(v *pg_query.SelectStmt, outer *sel)
 	visit = func(v *pg_query.SelectStmt, outer *sel) {
-		s := newSel(schema, params, outer)
-		for _, f := range v.GetFromClause() {
-			s.addFrom(f, ctes)
-		}
-		s.addConjuncts(v.GetWhereClause())
-		s.finish()
+		s := newSel(schema, params, outer).read(v.GetFromClause(), v.GetWhereClause(), ctes)
 		for _, sub := range find[*pg_query.SelectStmt](v) {
 			visit(sub, s)
 		}

@@ -118,11 +118,7 @@ func directChange(op writeOp, kind string, schema *Schema, params map[int]string
 func whereValues(c *rowChange, rel *pg_query.RangeVar, from []*pg_query.Node, where *pg_query.Node, schema *Schema, params map[int]string, ctes map[string]bool) {
 	s := newSel(schema, params, nil)
 	s.addRangeVar(rel, ctes)
-	for _, f := range from {
-		s.addFrom(f, ctes)
-	}
-	s.addConjuncts(where)
-	s.finish()
+	s.read(from, where, ctes)
 	for _, sc := range schema.Scopes(c.table) {
 		vals := s.scopePins(0, sc)
 		if len(vals) == 0 {
