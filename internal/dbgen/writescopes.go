@@ -51,11 +51,9 @@ func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable u
 	// Rows added to or removed from a parent change what its children's
 	// path scopes hold; so does an UPDATE of the parent's key or of the
 	// scope column.
-	for _, t := range tables.Writes {
-		for _, sc := range schema.AllScopes() {
-			if direct[t] && sc.Parent == t {
-				out = append(out, parentWrite(sc, changes[t], schema, usable))
-			}
+	for _, sc := range schema.AllScopes() {
+		if direct[sc.Parent] && slices.Contains(tables.Writes, sc.Parent) {
+			out = append(out, parentWrite(sc, changes[sc.Parent], schema, usable))
 		}
 	}
 	// What the triggers those writes fire write, traced back to the scope
