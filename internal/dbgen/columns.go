@@ -1,6 +1,7 @@
 package dbgen
 
 import (
+	"maps"
 	"regexp"
 	"slices"
 	"sort"
@@ -42,43 +43,25 @@ func Slots(q *parsed, tables Tables, schema *Schema) (reads, writes []string) {
 // (by the statement or by triggers) get column slots, every other written
 // table (inserted, deleted, cascaded to) the whole-table slot.
 func writeSlots(q *parsed, tables Tables, schema *Schema) []string {
-	updated := map[string]map[string]bool{}
-	otherWrite := false
-	for _, op := range writeOps(q.tree) {
-		if _, ok := op.stmt.(*pg_query.UpdateStmt); !ok {
-			otherWrite = true
-			continue
+	ops := writeOps(q.tree)
+	otherWrite := slices.ContainsFunc(ops, func(op writeOp) bool { _, ok := op.stmt.(*pg_query.UpdateStmt); return !ok })
+	updated := map[string][]string{}
+	for _, op := range ops {
+		t, cols := schema.parent(relName(op.rel)), op.columns
+		// A table is only-updated when the UPDATE targets name known
+		// columns and no other kind of write (or cascade) is made.
+		if otherWrite || cascadesTo(t, tables.Writes, schema) || slices.ContainsFunc(cols, func(c string) bool { return !schema.hasColumn(t, c) }) {
+			cols = nil
 		}
-		t := schema.parent(relName(op.rel))
-		if updated[t] == nil {
-			updated[t] = map[string]bool{}
-		}
-		for _, name := range op.columns {
-			if !schema.hasColumn(t, name) {
-				updated[t] = nil // unknown column: whole table
-				break
-			}
-			updated[t][name] = true
-		}
+		noteUpdate(updated, t, cols)
 	}
-	// A table is only-updated when the UPDATE targets name it and no other
-	// kind of write (or cascade) does.
-	onlyUpdated := map[string]bool{}
-	for t, cols := range updated {
-		if cols != nil && !otherWrite && !cascadesTo(t, tables.Writes, schema) {
-			onlyUpdated[t] = true
-		}
-	}
-	for t, cols := range triggerUpdatedColumns(q, schema) {
-		updated[t], onlyUpdated[t] = cols, true
-	}
+	maps.Copy(updated, triggerUpdatedColumns(q, schema))
 	var out []string
 	for _, t := range tables.Writes {
-		if !onlyUpdated[t] {
+		if updated[t] == nil {
 			out = append(out, t)
-			continue
 		}
-		for c := range updated[t] {
+		for _, c := range updated[t] {
 			out = append(out, t+SlotSep+c)
 		}
 	}
@@ -86,37 +69,35 @@ func writeSlots(q *parsed, tables Tables, schema *Schema) []string {
 	return out
 }
 
+// noteUpdate records a write of table in updated: an UPDATE of cols, or
+// (nil cols) a write of the whole table, which any later one keeps.
+func noteUpdate(updated map[string][]string, table string, cols []string) {
+	if prev, seen := updated[table]; cols == nil || seen && prev == nil {
+		updated[table] = nil
+	} else {
+		updated[table] = union(prev, cols...)
+	}
+}
+
 // triggerUpdatedColumns are, for the tables only triggers write, the
 // columns they set when every write of them is an UPDATE of known columns.
-func triggerUpdatedColumns(q *parsed, schema *Schema) map[string]map[string]bool {
+func triggerUpdatedColumns(q *parsed, schema *Schema) map[string][]string {
 	if schema == nil {
 		return nil
 	}
 	evs := statementEvents(q.tree, schema, q.ctes)
 	direct := eventTables(evs)
-	byTrigger := map[string]map[string]bool{}
+	out := map[string][]string{}
 	for _, ev := range schema.triggerEvents(evs) {
-		cols, seen := byTrigger[ev.table]
-		switch {
-		case direct[ev.table] || seen && cols == nil:
-		case ev.kind != "UPDATE" || ev.columns == nil:
-			byTrigger[ev.table] = nil
-		default:
-			if cols == nil {
-				cols = map[string]bool{}
-				byTrigger[ev.table] = cols
+		if cols := ev.columns; !direct[ev.table] {
+			if ev.kind != "UPDATE" {
+				cols = nil
 			}
-			for _, c := range ev.columns {
-				cols[c] = true
-			}
+			noteUpdate(out, ev.table, cols)
 		}
 	}
-	for t, cols := range byTrigger {
-		if cols == nil {
-			delete(byTrigger, t)
-		}
-	}
-	return byTrigger
+	maps.DeleteFunc(out, func(_ string, cols []string) bool { return cols == nil })
+	return out
 }
 
 // cascadesTo reports whether t is written only because another written
