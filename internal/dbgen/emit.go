@@ -117,8 +117,8 @@ func (g *gen) file(ms []method, schema *Schema) ([]byte, error) {
 		r := g.resolvers[name]
 		d.Resolvers = append(d.Resolvers, resolverData{r.method, r.parent, r.key, r.column, g.typ(r.keyType), g.typ(r.columnType), r.columnField})
 	}
-	for i := 0; i < len(g.order); i++ {
-		c, err := g.codec(g.order[i])
+	for _, t := range g.order {
+		c, err := g.codec(t)
 		if err != nil {
 			return nil, err
 		}

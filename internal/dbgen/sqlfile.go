@@ -119,6 +119,7 @@ func parseAnnotation(q *Query, s string) error {
 	if q.Cached || q.Resolver {
 		return fmt.Errorf("second cache annotation")
 	}
+	durations := map[string]*time.Duration{"ttl": &q.TTL, "swr": &q.SWR}
 	for _, kv := range strings.Fields(s) {
 		if kv == "resolver" {
 			q.Resolver = true
@@ -128,18 +129,14 @@ func parseAnnotation(q *Query, s string) error {
 		if !ok {
 			return fmt.Errorf("cache annotation: %q is not key=value or resolver", kv)
 		}
+		if durations[k] == nil {
+			return fmt.Errorf("cache annotation: unknown key %q (want ttl, swr, resolver)", k)
+		}
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
 			return fmt.Errorf("cache annotation: %s=%q is not a duration", k, v)
 		}
-		switch k {
-		case "ttl":
-			q.TTL = d
-		case "swr":
-			q.SWR = d
-		default:
-			return fmt.Errorf("cache annotation: unknown key %q (want ttl, swr, resolver)", k)
-		}
+		*durations[k] = d
 	}
 	switch {
 	case q.Resolver && (q.TTL != 0 || q.SWR != 0):
