@@ -13,9 +13,6 @@ import (
 
 // Helpers over pg_query's typed parse tree.
 
-// parse parses sql into pg_query's protobuf tree.
-func parse(sql string) (*pg_query.ParseResult, error) { return pg_query.Parse(sql) }
-
 // walk calls fn for every node under m — every message a pg_query.Node
 // wraps — depth first, fields in the order of their JSON names so that
 // the order is fixed; fn returning false skips the node's children.

@@ -93,7 +93,7 @@ type parsed struct {
 
 func parseQuery(sql string) (*parsed, error) {
 	numbered, params := numberParams(sql)
-	tree, err := parse(numbered)
+	tree, err := pg_query.Parse(numbered)
 	if err != nil {
 		return nil, err
 	}

@@ -75,7 +75,7 @@ func (s *Schema) Read(src string) error {
 	if loc := gooseDown.FindStringIndex(src); loc != nil {
 		src = src[:loc[0]]
 	}
-	tree, err := parse(src)
+	tree, err := pg_query.Parse(src)
 	if err != nil {
 		return fmt.Errorf("parse schema: %w", err)
 	}

@@ -283,7 +283,7 @@ func tgOpCondition(cond json.RawMessage) (string, bool) {
 	if json.Unmarshal(cond, &c) != nil {
 		return "", false
 	}
-	tree, err := parse("SELECT " + c.Expr.Query)
+	tree, err := pg_query.Parse("SELECT " + c.Expr.Query)
 	sel, _ := topStatement(tree).(*pg_query.SelectStmt)
 	if err != nil || len(sel.GetTargetList()) != 1 {
 		return "", false
@@ -297,7 +297,7 @@ func tgOpCondition(cond json.RawMessage) (string, bool) {
 
 // triggerStatement analyses one SQL statement of a trigger function.
 func (s *Schema) triggerStatement(t Trigger, q string) ([]TriggerWrite, error) {
-	tree, err := parse(q)
+	tree, err := pg_query.Parse(q)
 	if err != nil {
 		return nil, fmt.Errorf("parse %q: %w", q, err)
 	}
