@@ -141,26 +141,6 @@ func (s *Schema) analyzeTriggers() error {
 	return nil
 }
 
-// pg_query offers PL/pgSQL's parse tree as JSON only (there is no
-// protobuf for it): objects of one key, the node's kind. plExpr and plIf
-// are the nodes the analysis reads.
-type plExpr struct {
-	Query     string `json:"query"`
-	ParseMode int    `json:"parseMode"`
-}
-
-type plIf struct {
-	Cond  json.RawMessage `json:"cond"`
-	Then  json.RawMessage `json:"then_body"`
-	Elsif []struct {
-		Branch struct {
-			Cond  json.RawMessage `json:"cond"`
-			Stmts json.RawMessage `json:"stmts"`
-		} `json:"PLpgSQL_if_elsif"`
-	} `json:"elsif_list"`
-	Else json.RawMessage `json:"else_body"`
-}
-
 // plVisitor collects the writes of a trigger function's SQL statements,
 // with the TG_OP values each runs under.
 type plVisitor struct {
@@ -176,12 +156,18 @@ func (s *Schema) analyzeTrigger(t Trigger) ([]TriggerWrite, error) {
 	if !ok {
 		return nil, fmt.Errorf("runs %s(), which the migrations do not define", t.Function)
 	}
+	// pg_query offers PL/pgSQL's parse tree as JSON only (there is no
+	// protobuf for it): objects of one key, the node's kind.
 	js, err := pg_query.ParsePlPgSqlToJSON(src)
+	var tree any
+	if err == nil {
+		err = json.Unmarshal([]byte(js), &tree)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("parse the PL/pgSQL of %s(): %w", t.Function, err)
 	}
 	v := &plVisitor{s: s, t: t, assigns: strings.Contains(js, `"PLpgSQL_stmt_assign":`)}
-	v.visit(json.RawMessage(js), nil)
+	v.visit(tree, nil)
 	if v.err != nil {
 		return nil, fmt.Errorf("%s(): %w", t.Function, v.err)
 	}
@@ -195,48 +181,43 @@ func (s *Schema) analyzeTrigger(t Trigger) ([]TriggerWrite, error) {
 
 // visit walks a PL/pgSQL JSON value (an object, or a list of them) in a
 // fixed order.
-func (v *plVisitor) visit(raw json.RawMessage, when []string) {
-	var list []json.RawMessage
-	if json.Unmarshal(raw, &list) == nil {
+func (v *plVisitor) visit(n any, when []string) {
+	if list, ok := n.([]any); ok {
 		for _, c := range list {
 			v.visit(c, when)
 		}
-		return
 	}
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(raw, &obj) != nil {
-		return
-	}
-	for _, k := range sortedKeys(obj) {
-		if v.err != nil {
+	o := obj(n)
+	for _, k := range sortedKeys(o) {
+		switch {
+		case v.err != nil:
 			return
-		}
-		switch k {
-		case "PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_dynfors":
+		case k == "PLpgSQL_stmt_dynexecute" || k == "PLpgSQL_stmt_dynfors":
 			v.err = fmt.Errorf("runs dynamic SQL (EXECUTE): what it writes cannot be known")
-		case "PLpgSQL_stmt_if":
-			var n plIf
-			if err := json.Unmarshal(obj[k], &n); err != nil {
-				v.err = fmt.Errorf("decode an IF: %w", err)
-				return
-			}
-			v.visitIf(n, when)
-		case "PLpgSQL_expr":
-			v.statement(obj[k], when)
+		case k == "PLpgSQL_stmt_if":
+			v.visitIf(obj(o[k]), when)
+		case k == "PLpgSQL_expr":
+			v.statement(obj(o[k]), when)
 		default:
-			v.visit(obj[k], when)
+			v.visit(o[k], when)
 		}
 	}
 }
 
+// obj is a JSON object, nil for any other value.
+func obj(n any) map[string]any {
+	o, _ := n.(map[string]any)
+	return o
+}
+
 // statement analyses a PL/pgSQL SQL statement; an expression (any other
 // parse mode) writes nothing.
-func (v *plVisitor) statement(raw json.RawMessage, when []string) {
-	var e plExpr
-	if err := json.Unmarshal(raw, &e); err != nil || e.ParseMode != 0 {
+func (v *plVisitor) statement(e map[string]any, when []string) {
+	q, _ := e["query"].(string)
+	if mode, _ := e["parseMode"].(float64); mode != 0 {
 		return
 	}
-	ws, err := v.s.triggerStatement(v.t, e.Query)
+	ws, err := v.s.triggerStatement(v.t, q)
 	if err != nil {
 		v.err = err
 		return
@@ -250,12 +231,12 @@ func (v *plVisitor) statement(raw json.RawMessage, when []string) {
 // visitIf follows IF TG_OP = '…' THEN … ELSIF TG_OP = '…' … ELSE …,
 // narrowing the events each branch runs under; any other condition keeps
 // them as they are.
-func (v *plVisitor) visitIf(n plIf, when []string) {
+func (v *plVisitor) visitIf(n map[string]any, when []string) {
 	rest := when
 	if rest == nil {
 		rest = []string{"INSERT", "UPDATE", "DELETE", "TRUNCATE"}
 	}
-	branch := func(cond, body json.RawMessage) {
+	branch := func(cond, body any) {
 		op, ok := tgOpCondition(cond)
 		if !ok {
 			v.visit(body, when)
@@ -266,24 +247,21 @@ func (v *plVisitor) visitIf(n plIf, when []string) {
 		}
 		rest = slices.DeleteFunc(slices.Clone(rest), func(e string) bool { return e == op })
 	}
-	branch(n.Cond, n.Then)
-	for _, e := range n.Elsif {
-		branch(e.Branch.Cond, e.Branch.Stmts)
+	branch(n["cond"], n["then_body"])
+	elsifs, _ := n["elsif_list"].([]any)
+	for _, e := range elsifs {
+		b := obj(obj(e)["PLpgSQL_if_elsif"])
+		branch(b["cond"], b["stmts"])
 	}
 	if len(rest) > 0 {
-		v.visit(n.Else, rest)
+		v.visit(n["else_body"], rest)
 	}
 }
 
 // tgOpCondition recognises TG_OP = 'X'.
-func tgOpCondition(cond json.RawMessage) (string, bool) {
-	var c struct {
-		Expr plExpr `json:"PLpgSQL_expr"`
-	}
-	if json.Unmarshal(cond, &c) != nil {
-		return "", false
-	}
-	tree, err := pg_query.Parse("SELECT " + c.Expr.Query)
+func tgOpCondition(cond any) (string, bool) {
+	q, _ := obj(obj(cond)["PLpgSQL_expr"])["query"].(string)
+	tree, err := pg_query.Parse("SELECT " + q)
 	sel, _ := topStatement(tree).(*pg_query.SelectStmt)
 	if err != nil || len(sel.GetTargetList()) != 1 {
 		return "", false
