@@ -114,10 +114,7 @@ func (tr *tracer) rangeVar(rv *pg_query.RangeVar, ctes map[string]source) source
 	case unqualified && n != "" && (n == tr.t.NewTable || n == tr.t.OldTable):
 		src = source{kind: srcTransition, table: tr.t.Table}
 	}
-	src.names = []string{n}
-	if an := rv.GetAlias().GetAliasname(); an != "" {
-		src.names = []string{an}
-	}
+	src.names = refKeys(rv)
 	return src
 }
 
