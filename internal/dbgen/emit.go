@@ -257,24 +257,19 @@ func inLoop(gv goValue, stmt string) string {
 func (g *gen) bumpBody(m method) ([]string, error) {
 	out := []string{goCall("b.Table", quoted(m.WriteSlots...)...)}
 	// Path scopes looked up through the same resolver from the same keys
-	// (a table's and, through a trigger, another's) share one lookup.
-	lookups := map[string][]ScopeWrite{}
-	for _, w := range m.ScopeWrites {
-		if !w.Wide && w.Through.method != "" {
-			lookups[lookupKey(w)] = append(lookups[lookupKey(w)], w)
-		}
-	}
+	// (a table's and, through a trigger, another's) share one lookup,
+	// emitted with the first of its group.
+	looked := map[string]bool{}
 	for _, w := range m.ScopeWrites {
 		var lines []string
 		var err error
-		switch {
+		switch k := lookupKey(w); {
 		case w.Wide:
 			lines = []string{wideCall(w)}
-		case w.Through.method != "":
-			if group := lookups[lookupKey(w)]; group != nil {
-				delete(lookups, lookupKey(w)) // emitted with the first of its group
-				lines, err = g.resolveCall(m, group)
-			}
+		case w.Through.method != "" && !looked[k]:
+			looked[k] = true
+			lines, err = g.resolveCall(m, slices.DeleteFunc(slices.Clone(m.ScopeWrites), func(o ScopeWrite) bool { return o.Wide || lookupKey(o) != k }))
+		case w.Through.method != "": // bumped by its group's lookup
 		default:
 			lines, err = m.bumpValues(w)
 		}
