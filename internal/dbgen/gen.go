@@ -215,14 +215,11 @@ func shape(t types.Type, depth int) string {
 	case *types.Slice:
 		return "[]" + shape(u.Elem(), depth+1)
 	case *types.Struct:
-		var b strings.Builder
-		b.WriteString("struct{")
-		for i := 0; i < u.NumFields(); i++ {
-			f := u.Field(i)
-			fmt.Fprintf(&b, "%s %s;", f.Name(), shape(f.Type(), depth+1))
+		s := "struct{"
+		for i := range u.NumFields() {
+			s += u.Field(i).Name() + " " + shape(u.Field(i).Type(), depth+1) + ";"
 		}
-		b.WriteString("}")
-		return b.String()
+		return s + "}"
 	}
 	return types.TypeString(t, nil)
 }
