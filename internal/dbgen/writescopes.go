@@ -217,25 +217,19 @@ func cascade(parent *rowChange, schema *Schema, changes map[string]*rowChange, t
 	}
 }
 
-// columnsOf are the slots a change bumps: the row slot, or the updated
-// columns.
-func (c *rowChange) columnsOf() []string {
-	if c == nil || c.updated == nil {
-		return []string{""}
-	}
-	return c.updated
-}
-
-// scopeWrite is what change c does to scope sc of its own table.
+// scopeWrite is what change c does to scope sc of its own table: to the
+// row slot, or to the columns an UPDATE sets.
 func scopeWrite(sc ScopeDef, c *rowChange, schema *Schema, usable usableFunc) ScopeWrite {
-	w := ScopeWrite{Scope: sc, Columns: c.columnsOf()}
+	w := ScopeWrite{Scope: sc, Columns: []string{""}}
 	switch {
 	case c == nil:
 		w.Wide, w.Why = true, "rows not attributed (several writes, or a statement kind not analysed)"
-		w.Columns = []string{""}
-	case c.updated != nil && slices.Contains(c.updated, sc.Column):
-		w.Wide, w.Why, w.Columns = true, "updates "+sc.Column+", moving rows between values", []string{""}
+	case slices.Contains(c.updated, sc.Column):
+		w.Wide, w.Why = true, "updates "+sc.Column+", moving rows between values"
 	default:
+		if c.updated != nil {
+			w.Columns = c.updated
+		}
 		// c.why is by scope name, which for a direct scope is table.column.
 		vals, why := c.known[sc.Column], c.why[sc.Name()]
 		if sc.IsPath() {
