@@ -1,6 +1,8 @@
 package dbgen
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 
@@ -10,9 +12,6 @@ import (
 )
 
 // Helpers over pg_query's typed parse tree.
-
-// parse parses sql into pg_query's protobuf tree.
-func parse(sql string) (*pg_query.ParseResult, error) { return pg_query.Parse(sql) }
 
 // walk calls fn for every node under m — every message a pg_query.Node
 // wraps — depth first, fields in the order of their JSON names so that
@@ -130,14 +129,9 @@ func last(names []string) string {
 // targetNames are the column names of a SET or INSERT column list, sorted
 // and without duplicates.
 func targetNames(list []*pg_query.Node) []string {
-	var out []string
-	for _, n := range list {
-		if name := n.GetResTarget().GetName(); name != "" {
-			out = appendNew(out, name)
-		}
-	}
-	sort.Strings(out)
-	return out
+	out := slices.DeleteFunc(columnNames(list), func(name string) bool { return name == "" })
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // columnNames are the names of a ResTarget list in order, "" where a
@@ -150,26 +144,36 @@ func columnNames(list []*pg_query.Node) []string {
 	return out
 }
 
+// valuesColumn maps the i-th item of every VALUES row through fn; false
+// when a row has none or fn fails on one.
+func valuesColumn[T any](rows []*pg_query.Node, i int, fn func(*pg_query.Node) (T, bool)) ([]T, bool) {
+	var out []T
+	for _, r := range rows {
+		items := r.GetList().GetItems()
+		if i >= len(items) {
+			return nil, false
+		}
+		v, ok := fn(items[i])
+		if !ok {
+			return nil, false
+		}
+		out = append(out, v)
+	}
+	return out, true
+}
+
 // columnRefParts returns the dotted names of a ColumnRef and whether it
 // ends in *; nil parts for a shape it does not understand.
 func columnRefParts(cr *pg_query.ColumnRef) ([]string, bool) {
-	fields := cr.GetFields()
 	var parts []string
-	for i, f := range fields {
-		if f.GetAStar() != nil {
-			if i != len(fields)-1 {
-				return nil, false
-			}
+	for i, f := range cr.GetFields() {
+		switch {
+		case f.GetAStar() != nil && i == len(cr.GetFields())-1:
 			return parts, true
-		}
-		s := f.GetString_()
-		if s == nil {
+		case f.GetString_() == nil:
 			return nil, false
 		}
-		parts = append(parts, s.GetSval())
-	}
-	if len(parts) == 0 {
-		return nil, false
+		parts = append(parts, f.GetString_().GetSval())
 	}
 	return parts, false
 }
@@ -203,42 +207,87 @@ func relName(rel *pg_query.RangeVar) string {
 	return rel.GetRelname()
 }
 
-// writeTarget is the relation an INSERT, UPDATE, DELETE or MERGE writes,
-// nil for other nodes.
-func writeTarget(n proto.Message) *pg_query.RangeVar {
-	switch s := n.(type) {
-	case *pg_query.InsertStmt:
-		return s.GetRelation()
-	case *pg_query.UpdateStmt:
-		return s.GetRelation()
-	case *pg_query.DeleteStmt:
-		return s.GetRelation()
-	case *pg_query.MergeStmt:
-		return s.GetRelation()
+// refKeys are the names a statement refers to a FROM item's relation by:
+// its alias, else its name, plain and schema-qualified.
+func refKeys(rv *pg_query.RangeVar) []string {
+	if a := rv.GetAlias().GetAliasname(); a != "" {
+		return []string{a}
+	}
+	if rn := relName(rv); rn != rv.GetRelname() {
+		return []string{rv.GetRelname(), rn}
+	}
+	return []string{rv.GetRelname()}
+}
+
+// writeOp is one relation a statement writes, as its triggers see it.
+type writeOp struct {
+	rel     *pg_query.RangeVar
+	kind    string   // INSERT, UPDATE, DELETE, TRUNCATE
+	columns []string // UPDATE: the columns set, sorted; nil when not known
+	stmt    proto.Message
+	cascade bool // TRUNCATE ... CASCADE
+}
+
+// writeOps are the writes of the statements under m, CTEs included: an
+// upsert also updates, a MERGE inserts, updates and deletes.
+func writeOps(m proto.Message) []writeOp {
+	var out []writeOp
+	walk(m, func(n proto.Message) bool {
+		add := func(rel *pg_query.RangeVar, kind string, cols []string) {
+			out = append(out, writeOp{rel: rel, kind: kind, columns: cols, stmt: n})
+		}
+		switch st := n.(type) {
+		case *pg_query.InsertStmt:
+			add(st.GetRelation(), "INSERT", nil)
+			if upsertsUpdate(st) {
+				add(st.GetRelation(), "UPDATE", targetNames(st.GetOnConflictClause().GetTargetList()))
+			}
+		case *pg_query.UpdateStmt:
+			add(st.GetRelation(), "UPDATE", targetNames(st.GetTargetList()))
+		case *pg_query.DeleteStmt:
+			add(st.GetRelation(), "DELETE", nil)
+		case *pg_query.MergeStmt:
+			for _, k := range []string{"INSERT", "UPDATE", "DELETE"} {
+				add(st.GetRelation(), k, nil)
+			}
+		case *pg_query.CopyStmt:
+			if st.GetIsFrom() {
+				add(st.GetRelation(), "INSERT", nil)
+			}
+		case *pg_query.TruncateStmt:
+			for _, r := range st.GetRelations() {
+				out = append(out, writeOp{rel: r.GetRangeVar(), kind: "TRUNCATE", stmt: n, cascade: st.GetBehavior() == pg_query.DropBehavior_DROP_CASCADE})
+			}
+			return false
+		}
+		return true
+	})
+	return out
+}
+
+// cascades are the foreign-key edges along which op changes rows of other
+// tables: ON UPDATE actions for an UPDATE, ON DELETE for a DELETE or a
+// TRUNCATE ... CASCADE (which empties the referencing tables).
+func (op writeOp) cascades(s *Schema) map[string][]string {
+	switch {
+	case s == nil:
+		return nil
+	case op.kind == "UPDATE":
+		return s.OnUpdate
+	case op.kind == "DELETE" || op.cascade:
+		return s.OnDelete
 	}
 	return nil
 }
 
-// isWrite reports whether a node is a statement that writes.
-func isWrite(n proto.Message) bool {
-	switch n.(type) {
-	case *pg_query.InsertStmt, *pg_query.UpdateStmt, *pg_query.DeleteStmt, *pg_query.MergeStmt, *pg_query.CopyStmt, *pg_query.TruncateStmt:
-		return true
+// writeStatements counts the statements among ops: with more than one,
+// rows are not attributed to statements.
+func writeStatements(ops []writeOp) int {
+	stmts := map[proto.Message]bool{}
+	for _, op := range ops {
+		stmts[op.stmt] = true
 	}
-	return false
-}
-
-// countWrites counts the statements that write, CTEs included: with more
-// than one, rows are not attributed to statements.
-func countWrites(m proto.Message) int {
-	n := 0
-	walk(m, func(node proto.Message) bool {
-		if isWrite(node) {
-			n++
-		}
-		return true
-	})
-	return n
+	return len(stmts)
 }
 
 // upsertsUpdate reports whether an INSERT has ON CONFLICT DO UPDATE.
@@ -259,38 +308,14 @@ func cteNames(tree proto.Message) map[string]bool {
 	return ctes
 }
 
-func appendNew(list []string, v string) []string {
-	for _, x := range list {
-		if x == v {
-			return list
+// union appends to list the elements of more it does not hold.
+func union[T comparable](list []T, more ...T) []T {
+	for _, v := range more {
+		if !slices.Contains(list, v) {
+			list = append(list, v)
 		}
 	}
-	return append(list, v)
+	return list
 }
 
-func contains[T comparable](list []T, v T) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-func indexOf(list []string, s string) int {
-	for i, x := range list {
-		if x == s {
-			return i
-		}
-	}
-	return -1
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

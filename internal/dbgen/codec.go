@@ -1,14 +1,18 @@
 package dbgen
 
 import (
+	_ "embed"
 	"fmt"
 	"go/types"
+	"maps"
+	"slices"
 	"strings"
+	"text/template"
 )
 
 // The result codecs and key encodings of the generated code: statements
-// that encode, decode and deep-copy a value of a Go type, emitted into
-// the gen's current body.
+// that encode, decode and deep-copy a value of a Go type, printed by
+// codec.go.tmpl.
 
 // codecData is one result type's codec, for the template.
 type codecData struct {
@@ -23,29 +27,98 @@ func (g *gen) codecVar(t types.Type) (string, error) {
 		return v, nil
 	}
 	name := "codec" + typeIdent(t)
-	for _, v := range g.codecs {
-		if v == name {
-			return "", fmt.Errorf("two result types are both named %s", name)
-		}
+	if slices.Contains(slices.Collect(maps.Values(g.codecs)), name) {
+		return "", fmt.Errorf("two result types are both named %s", name)
 	}
 	g.codecs[key] = name
 	g.order = append(g.order, t)
 	return name, nil
 }
 
-// codec emits the encoder, decoder and (when t holds pointers or slices)
+// codec prints the encoder, decoder and (when t holds pointers or slices)
 // cloner of t.
 func (g *gen) codec(t types.Type) (codecData, error) {
 	c := codecData{ID: typeIdent(t), Type: g.typ(t)}
 	var err error
-	if c.Enc, err = g.body(func() error { return g.enc("v", t, false) }); err != nil {
+	if c.Enc, err = g.code("enc", "v", t, false); err != nil {
 		return c, fmt.Errorf("encode %s: %w", c.Type, err)
 	}
-	if c.Dec, err = g.body(func() error { return g.dec("v", t) }); err != nil {
+	if c.Dec, err = g.code("dec", "v", t, false); err != nil {
 		return c, fmt.Errorf("decode %s: %w", c.Type, err)
 	}
-	c.Clone, _ = g.body(func() error { g.fix("v", t); return nil })
-	return c, nil
+	c.Clone, err = g.code("clone", "v", t, false)
+	return c, err
+}
+
+// codeArg is what the codec templates print code for: the value x of
+// type t (key selects the key form of times, the instant only).
+type codeArg struct {
+	X   string
+	T   types.Type
+	Key bool
+}
+
+//go:embed codec.go.tmpl
+var codecTemplate string
+
+// code prints the statements of codec template name for x.
+func (g *gen) code(name, x string, t types.Type, key bool) ([]string, error) {
+	if g.codecTmpl == nil {
+		g.codecTmpl = template.Must(template.New("codec").Funcs(template.FuncMap{
+			"kind": codecKind, "basic": basicCodec, "lower": strings.ToLower, "needsClone": needsClone,
+			"typ": g.typ, "next": g.next, "fields": fields,
+			"at":   func(x string, t types.Type, key bool) codeArg { return codeArg{x, t, key} },
+			"elem": func(t types.Type) types.Type { return t.Underlying().(interface{ Elem() types.Type }).Elem() },
+		}).Parse(codecTemplate))
+	}
+	var b strings.Builder
+	if err := g.codecTmpl.ExecuteTemplate(&b, name, codeArg{x, t, key}); err != nil {
+		return nil, err
+	}
+	if b.Len() == 0 {
+		return nil, nil
+	}
+	return strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n"), nil
+}
+
+// codecKind classifies t for the codec templates: time, basic, array (of
+// bytes), pointer, bytes (a byte slice), slice, struct; an error for a
+// type they cannot encode.
+func codecKind(t types.Type) (string, error) {
+	if isTime(t) {
+		return "time", nil
+	}
+	switch u := t.Underlying().(type) {
+	case *types.Basic:
+		if _, err := basicCodec(t); err == nil {
+			return "basic", nil
+		}
+	case *types.Array:
+		if isByte(u.Elem()) {
+			return "array", nil
+		}
+		return "", fmt.Errorf("unsupported type %s (only byte arrays)", t)
+	case *types.Pointer:
+		return "pointer", nil
+	case *types.Slice:
+		if isByte(u.Elem()) {
+			return "bytes", nil
+		}
+		return "slice", nil
+	case *types.Struct:
+		return "struct", nil
+	}
+	return "", fmt.Errorf("unsupported type %s", t)
+}
+
+// fields are the fields of struct type t.
+func fields(t types.Type) []*types.Var {
+	st := t.Underlying().(*types.Struct)
+	out := make([]*types.Var, st.NumFields())
+	for i := range out {
+		out[i] = st.Field(i)
+	}
+	return out
 }
 
 func isTime(t types.Type) bool {
@@ -61,130 +134,24 @@ func isByte(t types.Type) bool {
 // basicCodec is the suffix of the cache package's Append and Read
 // functions for a basic type, which is also the Go type (lower-cased)
 // the value converts through.
-func basicCodec(u *types.Basic) (string, bool) {
+func basicCodec(t types.Type) (string, error) {
+	u, ok := t.Underlying().(*types.Basic)
+	if !ok {
+		return "", fmt.Errorf("unsupported type %s", t)
+	}
 	switch info := u.Info(); {
 	case u.Kind() == types.Bool:
-		return "Bool", true
+		return "Bool", nil
 	case info&types.IsInteger != 0 && info&types.IsUnsigned != 0:
-		return "Uint64", true
+		return "Uint64", nil
 	case info&types.IsInteger != 0:
-		return "Int64", true
+		return "Int64", nil
 	case info&types.IsFloat != 0:
-		return "Float64", true
+		return "Float64", nil
 	case u.Kind() == types.String:
-		return "String", true
+		return "String", nil
 	}
-	return "", false
-}
-
-// enc emits statements appending the canonical encoding of x (of type t)
-// to b. key selects the key form of times (the instant only).
-func (g *gen) enc(x string, t types.Type, key bool) error {
-	if isTime(t) {
-		if key {
-			g.p("b = cache.AppendTimeKey(b, %s)", x)
-		} else {
-			g.p("b = cache.AppendTime(b, %s)", x)
-		}
-		return nil
-	}
-	switch u := t.Underlying().(type) {
-	case *types.Basic:
-		name, ok := basicCodec(u)
-		if !ok {
-			return fmt.Errorf("unsupported type %s", t)
-		}
-		g.p("b = cache.Append%s(b, %s(%s))", name, strings.ToLower(name), x)
-	case *types.Array:
-		if !isByte(u.Elem()) {
-			return fmt.Errorf("unsupported type %s (only byte arrays)", t)
-		}
-		g.p("b = append(b, %s[:]...)", x)
-	case *types.Pointer:
-		g.p("if %s == nil { b = append(b, 0) } else {", x)
-		g.p("b = append(b, 1)")
-		if err := g.enc("(*"+x+")", u.Elem(), key); err != nil {
-			return err
-		}
-		g.p("}")
-	case *types.Slice:
-		if isByte(u.Elem()) {
-			g.p("b = cache.AppendBytes(b, []byte(%s))", x)
-			return nil
-		}
-		e := g.next("e")
-		g.p("b = cache.AppendLen(b, len(%s), %s == nil)", x, x)
-		g.p("for _, %s := range %s {", e, x)
-		if err := g.enc(e, u.Elem(), key); err != nil {
-			return err
-		}
-		g.p("}")
-	case *types.Struct:
-		for i := 0; i < u.NumFields(); i++ {
-			f := u.Field(i)
-			if err := g.enc(x+"."+f.Name(), f.Type(), key); err != nil {
-				return fmt.Errorf("field %s: %w", f.Name(), err)
-			}
-		}
-	default:
-		return fmt.Errorf("unsupported type %s", t)
-	}
-	return nil
-}
-
-// dec emits statements decoding into the addressable x.
-func (g *gen) dec(x string, t types.Type) error {
-	if isTime(t) {
-		g.p("%s = d.ReadTime()", x)
-		return nil
-	}
-	ts := g.typ(t)
-	switch u := t.Underlying().(type) {
-	case *types.Basic:
-		name, ok := basicCodec(u)
-		if !ok {
-			return fmt.Errorf("unsupported type %s", t)
-		}
-		g.p("%s = %s(d.Read%s())", x, ts, name)
-	case *types.Array:
-		if !isByte(u.Elem()) {
-			return fmt.Errorf("unsupported type %s (only byte arrays)", t)
-		}
-		g.p("d.ReadFixed(%s[:])", x)
-	case *types.Pointer:
-		v := g.next("p")
-		g.p("if d.ReadBool() {")
-		g.p("%s := new(%s)", v, g.typ(u.Elem()))
-		if err := g.dec("(*"+v+")", u.Elem()); err != nil {
-			return err
-		}
-		g.p("%s = %s", x, v)
-		g.p("}")
-	case *types.Slice:
-		if isByte(u.Elem()) {
-			g.p("%s = %s(d.ReadBytes())", x, ts)
-			return nil
-		}
-		n, i := g.next("n"), g.next("i")
-		g.p("if %s := d.ReadLen(); %s >= 0 {", n, n)
-		g.p("%s = make(%s, %s)", x, ts, n)
-		g.p("for %s := range %s {", i, x)
-		if err := g.dec(x+"["+i+"]", u.Elem()); err != nil {
-			return err
-		}
-		g.p("}")
-		g.p("}")
-	case *types.Struct:
-		for i := 0; i < u.NumFields(); i++ {
-			f := u.Field(i)
-			if err := g.dec(x+"."+f.Name(), f.Type()); err != nil {
-				return fmt.Errorf("field %s: %w", f.Name(), err)
-			}
-		}
-	default:
-		return fmt.Errorf("unsupported type %s", t)
-	}
-	return nil
+	return "", fmt.Errorf("unsupported type %s", t)
 }
 
 func needsClone(t types.Type) bool {
@@ -195,48 +162,9 @@ func needsClone(t types.Type) bool {
 	case *types.Pointer, *types.Slice:
 		return true
 	case *types.Struct:
-		for i := 0; i < u.NumFields(); i++ {
-			if needsClone(u.Field(i).Type()) {
-				return true
-			}
-		}
+		return slices.ContainsFunc(fields(u), func(f *types.Var) bool { return needsClone(f.Type()) })
 	}
 	return false
-}
-
-// fix emits statements replacing, in the addressable copy x, every
-// pointer and slice with a copy, so the caller shares nothing with the
-// cache.
-func (g *gen) fix(x string, t types.Type) {
-	if !needsClone(t) {
-		return
-	}
-	switch u := t.Underlying().(type) {
-	case *types.Pointer:
-		v := g.next("p")
-		g.p("if %s != nil {", x)
-		g.p("%s := *%s", v, x)
-		g.fix(v, u.Elem())
-		g.p("%s = &%s", x, v)
-		g.p("}")
-	case *types.Slice:
-		s, i := g.next("s"), g.next("i")
-		g.p("if %s != nil {", x)
-		g.p("%s := make(%s, len(%s))", s, g.typ(t), x)
-		g.p("copy(%s, %s)", s, x)
-		if needsClone(u.Elem()) {
-			g.p("for %s := range %s {", i, s)
-			g.fix(s+"["+i+"]", u.Elem())
-			g.p("}")
-		}
-		g.p("%s = %s", x, s)
-		g.p("}")
-	case *types.Struct:
-		for i := 0; i < u.NumFields(); i++ {
-			f := u.Field(i)
-			g.fix(x+"."+f.Name(), f.Type())
-		}
-	}
 }
 
 // typeIdent turns a type into an identifier fragment: db.Campaign ->

@@ -1,7 +1,9 @@
 package dbgen
 
 import (
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -28,62 +30,38 @@ const SlotSep = "#"
 // as the prefix operator @ applied to a column called name.
 var sqlcParam = regexp.MustCompile(`@([A-Za-z_][A-Za-z0-9_]*)`)
 
-// Slots derives the version slots sql reads and writes; tables are its
+// Slots derives the version slots q reads and writes; tables are its
 // Analyze result.
-func Slots(sql string, tables Tables, schema *Schema) (reads, writes []string, err error) {
-	tree, err := parse(sqlcParam.ReplaceAllString(sql, "$$1"))
-	if err != nil {
-		return nil, nil, err
-	}
+func Slots(q *parsed, tables Tables, schema *Schema) (reads, writes []string) {
 	if len(tables.Writes) > 0 {
-		return nil, writeSlots(tree, tables, schema), nil
+		return nil, writeSlots(q, tables, schema)
 	}
-	return readSlots(tree, tables, schema), nil, nil
+	return readSlots(q, tables, schema), nil
 }
 
 // writeSlots: tables written only through UPDATE targets of known columns
 // (by the statement or by triggers) get column slots, every other written
 // table (inserted, deleted, cascaded to) the whole-table slot.
-func writeSlots(tree *pg_query.ParseResult, tables Tables, schema *Schema) []string {
-	updated := map[string]map[string]bool{}
-	otherWrite := false
-	walk(tree, func(n proto.Message) bool {
-		up, ok := n.(*pg_query.UpdateStmt)
-		if !ok {
-			otherWrite = otherWrite || isWrite(n)
-			return true
+func writeSlots(q *parsed, tables Tables, schema *Schema) []string {
+	ops := writeOps(q.tree)
+	otherWrite := slices.ContainsFunc(ops, func(op writeOp) bool { _, ok := op.stmt.(*pg_query.UpdateStmt); return !ok })
+	updated := map[string][]string{}
+	for _, op := range ops {
+		t, cols := schema.parent(relName(op.rel)), op.columns
+		// A table is only-updated when the UPDATE targets name known
+		// columns and no other kind of write (or cascade) is made.
+		if otherWrite || cascadesTo(t, tables.Writes, schema) || slices.ContainsFunc(cols, func(c string) bool { return !schema.hasColumn(t, c) }) {
+			cols = nil
 		}
-		t := schema.parent(relName(up.GetRelation()))
-		if updated[t] == nil {
-			updated[t] = map[string]bool{}
-		}
-		for _, name := range columnNames(up.GetTargetList()) {
-			if name == "" || !schema.hasColumn(t, name) {
-				updated[t] = nil // unknown column: whole table
-				break
-			}
-			updated[t][name] = true
-		}
-		return true
-	})
-	// A table is only-updated when the UPDATE targets name it and no other
-	// kind of write (or cascade) does.
-	onlyUpdated := map[string]bool{}
-	for t, cols := range updated {
-		if cols != nil && !otherWrite && !cascadesTo(t, tables.Writes, schema) {
-			onlyUpdated[t] = true
-		}
+		noteUpdate(updated, t, cols)
 	}
-	for t, cols := range triggerUpdatedColumns(tree, schema) {
-		updated[t], onlyUpdated[t] = cols, true
-	}
+	maps.Copy(updated, triggerUpdatedColumns(q, schema))
 	var out []string
 	for _, t := range tables.Writes {
-		if !onlyUpdated[t] {
+		if updated[t] == nil {
 			out = append(out, t)
-			continue
 		}
-		for c := range updated[t] {
+		for _, c := range updated[t] {
 			out = append(out, t+SlotSep+c)
 		}
 	}
@@ -91,75 +69,54 @@ func writeSlots(tree *pg_query.ParseResult, tables Tables, schema *Schema) []str
 	return out
 }
 
+// noteUpdate records a write of table in updated: an UPDATE of cols, or
+// (nil cols) a write of the whole table, which any later one keeps.
+func noteUpdate(updated map[string][]string, table string, cols []string) {
+	if prev, seen := updated[table]; cols == nil || seen && prev == nil {
+		updated[table] = nil
+	} else {
+		updated[table] = union(prev, cols...)
+	}
+}
+
 // triggerUpdatedColumns are, for the tables only triggers write, the
 // columns they set when every write of them is an UPDATE of known columns.
-func triggerUpdatedColumns(tree *pg_query.ParseResult, schema *Schema) map[string]map[string]bool {
+func triggerUpdatedColumns(q *parsed, schema *Schema) map[string][]string {
 	if schema == nil {
 		return nil
 	}
-	evs := statementEvents(tree, schema, cteNames(tree))
-	direct := map[string]bool{}
-	for _, ev := range evs {
-		direct[ev.table] = true
-	}
-	byTrigger := map[string]map[string]bool{}
+	evs := statementEvents(q.tree, schema, q.ctes)
+	direct := eventTables(evs)
+	out := map[string][]string{}
 	for _, ev := range schema.triggerEvents(evs) {
-		cols, seen := byTrigger[ev.table]
-		switch {
-		case direct[ev.table] || seen && cols == nil:
-		case ev.kind != "UPDATE" || ev.columns == nil:
-			byTrigger[ev.table] = nil
-		default:
-			if cols == nil {
-				cols = map[string]bool{}
-				byTrigger[ev.table] = cols
+		if cols := ev.columns; !direct[ev.table] {
+			if ev.kind != "UPDATE" {
+				cols = nil
 			}
-			for _, c := range ev.columns {
-				cols[c] = true
-			}
+			noteUpdate(out, ev.table, cols)
 		}
 	}
-	for t, cols := range byTrigger {
-		if cols == nil {
-			delete(byTrigger, t)
-		}
-	}
-	return byTrigger
+	maps.DeleteFunc(out, func(_ string, cols []string) bool { return cols == nil })
+	return out
 }
 
 // cascadesTo reports whether t is written only because another written
 // table's foreign keys cascade to it.
 func cascadesTo(t string, written []string, schema *Schema) bool {
-	if schema == nil {
-		return false
-	}
-	for _, w := range written {
-		if w != t && (contains(schema.OnUpdate[w], t) || contains(schema.OnDelete[w], t)) {
-			return true
-		}
-	}
-	return false
+	return schema != nil && slices.ContainsFunc(written, func(w string) bool {
+		return w != t && (slices.Contains(schema.OnUpdate[w], t) || slices.Contains(schema.OnDelete[w], t))
+	})
 }
 
 // refNames maps how a statement refers to each table it reads — its
 // alias, or its name (plain and schema-qualified) — to the tables.
-func refNames(tree proto.Message, schema *Schema, ctes map[string]bool) map[string]map[string]bool {
-	refs := map[string]map[string]bool{}
-	add := func(ref, t string) {
-		if refs[ref] == nil {
-			refs[ref] = map[string]bool{}
-		}
-		refs[ref][t] = true
-	}
+func refNames(tree proto.Message, schema *Schema, ctes map[string]bool) map[string][]string {
+	refs := map[string][]string{}
 	for _, rv := range find[*pg_query.RangeVar](tree) {
-		t, ok := schema.relTable(rv, ctes)
-		switch {
-		case !ok:
-		case rv.GetAlias().GetAliasname() != "":
-			add(rv.GetAlias().GetAliasname(), t)
-		default:
-			add(rv.GetRelname(), t)
-			add(relName(rv), t)
+		if t, ok := schema.relTable(rv, ctes); ok {
+			for _, k := range refKeys(rv) {
+				refs[k] = union(refs[k], t)
+			}
 		}
 	}
 	return refs
@@ -167,18 +124,11 @@ func refNames(tree proto.Message, schema *Schema, ctes map[string]bool) map[stri
 
 // readSlots are the table slot and the referenced columns' slots of every
 // table read: all of its columns when a reference cannot be pinned down.
-func readSlots(tree *pg_query.ParseResult, tables Tables, schema *Schema) []string {
-	refs := refNames(tree, schema, cteNames(tree))
+func readSlots(q *parsed, tables Tables, schema *Schema) []string {
+	refs := refNames(q.tree, schema, q.ctes)
 	starAll := false
-	star := map[string]bool{}
-	cols := map[string]map[string]bool{}
-	addCol := func(t, c string) {
-		if cols[t] == nil {
-			cols[t] = map[string]bool{}
-		}
-		cols[t][c] = true
-	}
-	walk(tree, func(n proto.Message) bool {
+	star, slots := map[string]bool{}, map[string]bool{}
+	walk(q.tree, func(n proto.Message) bool {
 		switch n := n.(type) {
 		case *pg_query.JoinExpr:
 			starAll = starAll || len(n.GetUsingClause()) > 0 || n.GetIsNatural()
@@ -187,24 +137,22 @@ func readSlots(tree *pg_query.ParseResult, tables Tables, schema *Schema) []stri
 			switch {
 			case parts == nil || len(parts) > 3 || len(parts) == 3 && isStar:
 				starAll = true // SELECT *, or a shape this code does not know
-			case len(parts) == 1 && isStar, len(parts) == 2 && isStar:
-				for t := range refs[strings.Join(parts, ".")] {
+			case isStar:
+				for _, t := range refs[strings.Join(parts, ".")] {
 					star[t] = true
 				}
 			case len(parts) == 1:
 				// A bare name is a column of any table that has one, or a
 				// whole-row reference to a table or alias.
-				for t := range refs[parts[0]] {
+				for _, t := range refs[parts[0]] {
 					star[t] = true
 				}
 				for _, t := range tables.Reads {
-					if schema.hasColumn(t, parts[0]) {
-						addCol(t, parts[0])
-					}
+					slots[t+SlotSep+parts[0]] = true
 				}
 			default: // table.column or schema.table.column
-				for t := range refs[strings.Join(parts[:len(parts)-1], ".")] {
-					addCol(t, parts[len(parts)-1])
+				for _, t := range refs[strings.Join(parts[:len(parts)-1], ".")] {
+					slots[t+SlotSep+last(parts)] = true
 				}
 			}
 		}
@@ -213,21 +161,23 @@ func readSlots(tree *pg_query.ParseResult, tables Tables, schema *Schema) []stri
 	var out []string
 	for _, t := range tables.Reads {
 		out = append(out, t)
-		known := schema.columns(t)
-		if starAll || star[t] || known == nil {
-			for _, c := range known {
-				out = append(out, t+SlotSep+c)
-			}
-			continue
-		}
-		for c := range cols[t] {
-			if schema.hasColumn(t, c) {
+		for _, c := range schema.columns(t) {
+			if starAll || star[t] || slots[t+SlotSep+c] {
 				out = append(out, t+SlotSep+c)
 			}
 		}
 	}
 	sort.Strings(out)
 	return out
+}
+
+// insertColumns are the columns an INSERT into table sets: its column
+// list, else every column in order.
+func (s *Schema) insertColumns(ins *pg_query.InsertStmt, table string) []string {
+	if cols := columnNames(ins.GetCols()); len(cols) > 0 {
+		return cols
+	}
+	return s.Columns[table]
 }
 
 func (s *Schema) columns(t string) []string {
@@ -237,4 +187,4 @@ func (s *Schema) columns(t string) []string {
 	return s.Columns[t]
 }
 
-func (s *Schema) hasColumn(t, c string) bool { return contains(s.columns(t), c) }
+func (s *Schema) hasColumn(t, c string) bool { return slices.Contains(s.columns(t), c) }

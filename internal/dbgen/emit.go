@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"go/format"
 	"go/types"
+	"slices"
 	"strings"
 	"text/template"
 	"time"
@@ -13,7 +14,8 @@ import (
 
 // Emitting db/dbcache: the template prints the file from a model that gen
 // builds (Go types as the file names them, with its imports, and the
-// statement bodies of keys, deps and bumps; codec.go adds the codecs).
+// statement bodies of deps and bumps); codec.go.tmpl prints the key
+// encodings and the codecs.
 
 //go:embed dbcache.go.tmpl
 var fileTemplate string
@@ -23,7 +25,6 @@ var tmpl = template.Must(template.New("dbcache").Funcs(template.FuncMap{
 	"lines":         func(ls []string) string { return strings.Join(ls, "\n") },
 	"dur":           dur,
 	"join":          strings.Join,
-	"orNone":        orNone,
 	"describeDeps":  describeDeps,
 	"describeWrite": describeWrite,
 	"wrap":          wrap,
@@ -35,12 +36,12 @@ var tmpl = template.Must(template.New("dbcache").Funcs(template.FuncMap{
 type gen struct {
 	pkg     string
 	imports map[string]bool
-	buf     []string
 	tmp     int
 	// resolvers are the resolvers the writes use, by query name.
 	resolvers map[string]resolver
-	codecs    map[string]string // type string -> codec variable
-	order     []types.Type
+	codecs    map[string]string  // type string -> codec variable
+	order     []types.Type       // the codecs' types, in the order named
+	codecTmpl *template.Template // codec.go.tmpl, its functions bound to g
 }
 
 func newGen(pkg string) *gen {
@@ -52,19 +53,6 @@ func (g *gen) typ(t types.Type) string {
 		g.imports[p.Path()] = true
 		return p.Name()
 	})
-}
-
-// p adds a statement to the body being built.
-func (g *gen) p(format string, args ...any) { g.buf = append(g.buf, fmt.Sprintf(format, args...)) }
-
-// body returns the statements fn adds.
-func (g *gen) body(fn func() error) ([]string, error) {
-	saved := g.buf
-	g.buf = nil
-	err := fn()
-	out := g.buf
-	g.buf = saved
-	return out, err
 }
 
 func (g *gen) next(prefix string) string {
@@ -88,18 +76,16 @@ type triggerWritesData struct {
 	Writes []string
 }
 
-// methodData is a method with the Go code of its signature and bodies.
+// methodData is a method with the Go code of its types and bodies;
+// Returns is set when a write's result holds its RETURNING rows.
 type methodData struct {
 	method
-	Hash                     string
-	Arg, Result              bool
-	Params, Results, ArgType string
-	Call, WCall              string
-	Codec                    string
-	KeyBody, DepsBody        []string
-	BumpParams, BumpArgs     string
-	Changed                  string
-	BumpBody                 []string
+	Hash                 string
+	Arg, Result, Returns bool
+	ArgType, ResultType  string
+	Codec                string
+	KeyBody, DepsBody    []string
+	BumpBody             []string
 }
 
 type resolverData struct {
@@ -116,7 +102,7 @@ func (g *gen) file(ms []method, schema *Schema) ([]byte, error) {
 	tables, versions := usedSlots(ms, schema)
 	d.Versions = versions
 	for _, sc := range schema.AllScopes() {
-		if contains(tables, sc.Table) {
+		if slices.Contains(tables, sc.Table) {
 			d.Scopes = append(d.Scopes, sc)
 		}
 	}
@@ -131,8 +117,8 @@ func (g *gen) file(ms []method, schema *Schema) ([]byte, error) {
 		r := g.resolvers[name]
 		d.Resolvers = append(d.Resolvers, resolverData{r.method, r.parent, r.key, r.column, g.typ(r.keyType), g.typ(r.columnType), r.columnField})
 	}
-	for i := 0; i < len(g.order); i++ {
-		c, err := g.codec(g.order[i])
+	for _, t := range g.order {
+		c, err := g.codec(t)
 		if err != nil {
 			return nil, err
 		}
@@ -205,15 +191,12 @@ func importList(set map[string]bool) []string {
 // method builds the Go code of one method.
 func (g *gen) method(m method) (methodData, error) {
 	d := methodData{method: m, Hash: m.hash, Arg: m.arg != nil, Result: m.result != nil, ArgType: "struct{}"}
-	d.Params, d.Call, d.Results = "ctx context.Context", "ctx", "error"
+	d.Returns = d.Result && (m.Kind == ":one" || m.Kind == ":many")
 	if d.Arg {
 		d.ArgType = g.typ(m.arg)
-		d.Params += ", arg " + d.ArgType
-		d.Call += ", arg"
 	}
-	d.WCall = "w" + d.Call
 	if d.Result {
-		d.Results = "(" + g.typ(m.result) + ", error)"
+		d.ResultType = g.typ(m.result)
 	}
 	var err error
 	switch {
@@ -221,69 +204,41 @@ func (g *gen) method(m method) (methodData, error) {
 		if d.Codec, err = g.codecVar(m.result); err != nil {
 			return d, fmt.Errorf("%s result: %w", m.Name, err)
 		}
-		if d.KeyBody, err = g.body(func() error { return g.keyBody(m) }); err != nil {
-			return d, fmt.Errorf("%s argument: %w", m.Name, err)
+		if m.arg != nil {
+			if d.KeyBody, err = g.code("enc", "arg", m.arg, true); err != nil {
+				return d, fmt.Errorf("%s argument: %w", m.Name, err)
+			}
 		}
-		d.DepsBody, err = g.body(func() error { return g.depsBody(m) })
+		d.DepsBody, err = m.depsBody()
 	case len(m.Writes) > 0:
-		g.bumpSignature(&d)
-		d.BumpBody, err = g.body(func() error { return g.bumpBody(m) })
+		d.BumpBody, err = g.bumpBody(m)
 	}
 	return d, err
 }
 
-func (g *gen) keyBody(m method) error {
-	if m.arg == nil {
-		return nil
-	}
-	return g.enc("arg", m.arg, true)
-}
-
-// bumpSignature fills in the parameters and arguments of a write's bump
-// function and when its write changed rows.
-func (g *gen) bumpSignature(d *methodData) {
-	// q runs the resolvers: the store after an autocommitted write, the
-	// transaction inside one.
-	d.BumpParams, d.BumpArgs = "\nctx context.Context, q db.Querier, b *cache.Bumps", "b"
-	if d.Arg {
-		d.BumpParams += ",\narg " + d.ArgType
-		d.BumpArgs += ", arg"
-	}
-	if d.Result && (d.Kind == ":one" || d.Kind == ":many") {
-		d.BumpParams += ",\nr " + g.typ(d.result)
-		d.BumpArgs += ", r"
-	}
-	d.BumpParams += ",\nok bool,\n"
-	d.BumpArgs += ", err == nil"
-	d.Changed = "true"
-	if d.Result && (d.Kind == ":execrows" || d.Kind == ":copyfrom") {
-		d.Changed = "r > 0"
-	}
-}
-
 // depsBody adds a read's scope values.
-func (g *gen) depsBody(m method) error {
+func (m method) depsBody() ([]string, error) {
+	var out []string
 	for i, sr := range m.Deps.Scoped {
 		for _, v := range sr.Values {
-			gv, fn, arg, err := m.hashArg(v, sr.Scope, "Add", "AddString", "AddInt")
+			gv, fn, arg, err := m.hashArg(v, sr.Scope, false)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			g.p("%s", inLoop(gv, fmt.Sprintf("d.%s(%d, %s)", fn, i, arg)))
+			out = append(out, inLoop(gv, fmt.Sprintf("d.%s(%d, %s)", fn, i, arg)))
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // hashArg resolves value v of scope sc in m: its Go value, and the Deps
-// or Bumps method (named for bytes, strings and ints) and argument that
-// hash it.
-func (m method) hashArg(v valueRef, sc ScopeDef, bytesFn, stringFn, intFn string) (goValue, string, string, error) {
+// (or, with bump, Bumps) method and argument that hash it.
+func (m method) hashArg(v valueRef, sc ScopeDef, bump bool) (goValue, string, string, error) {
 	gv, ok := m.resolve(v)
 	if !ok {
 		return gv, "", "", fmt.Errorf("%s: %s: value %s of scope %s has no Go expression", m.Pos(), m.Name, v, sc.Name())
 	}
-	fn, arg, err := hashCall(gv, bytesFn, stringFn, intFn)
+	fn, arg, err := hashCall(gv, bump)
 	if err != nil {
 		return gv, "", "", fmt.Errorf("%s: %s: %w", m.Pos(), m.Name, err)
 	}
@@ -299,56 +254,52 @@ func inLoop(gv goValue, stmt string) string {
 }
 
 // bumpBody collects what a write invalidates.
-func (g *gen) bumpBody(m method) error {
-	g.p("%s", goCall("b.Table", quoted(m.WriteSlots...)...))
+func (g *gen) bumpBody(m method) ([]string, error) {
+	out := []string{goCall("b.Table", quoted(m.WriteSlots...)...)}
 	// Path scopes looked up through the same resolver from the same keys
-	// (a table's and, through a trigger, another's) share one lookup.
-	lookups := map[string][]ScopeWrite{}
+	// (a table's and, through a trigger, another's) share one lookup,
+	// emitted with the first of its group.
+	looked := map[string]bool{}
 	for _, w := range m.ScopeWrites {
-		if !w.Wide && w.Through.method != "" {
-			lookups[lookupKey(w)] = append(lookups[lookupKey(w)], w)
-		}
-	}
-	for _, w := range m.ScopeWrites {
+		var lines []string
 		var err error
-		switch {
+		switch k := lookupKey(w); {
 		case w.Wide:
-			g.p("%s", wideCall(w))
-		case w.Through.method != "":
-			if group := lookups[lookupKey(w)]; group != nil {
-				delete(lookups, lookupKey(w)) // emitted with the first of its group
-				err = g.resolveCall(m, group)
-			}
+			lines = []string{wideCall(w)}
+		case w.Through.method != "" && !looked[k]:
+			looked[k] = true
+			lines, err = g.resolveCall(m, slices.DeleteFunc(slices.Clone(m.ScopeWrites), func(o ScopeWrite) bool { return o.Wide || lookupKey(o) != k }))
+		case w.Through.method != "": // bumped by its group's lookup
 		default:
-			err = g.bumpValues(m, w)
+			lines, err = m.bumpValues(w)
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
+		out = append(out, lines...)
 	}
-	return nil
+	return out, nil
 }
 
 // bumpValues bumps the values of one scope write; those from the result
 // only when the statement succeeded, else the scope wide.
-func (g *gen) bumpValues(m method, w ScopeWrite) error {
-	var fromResult []string
+func (m method) bumpValues(w ScopeWrite) ([]string, error) {
+	var out, fromResult []string
 	for _, v := range w.Values {
-		gv, fn, arg, err := m.hashArg(v, w.Scope, "Value", "String", "Int")
+		gv, fn, arg, err := m.hashArg(v, w.Scope, true)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		line := inLoop(gv, valueCall(fn, w, arg))
-		if gv.result {
+		if line := inLoop(gv, valueCall(fn, w, arg)); gv.result {
 			fromResult = append(fromResult, line)
 		} else {
-			g.p("%s", line)
+			out = append(out, line)
 		}
 	}
 	if len(fromResult) > 0 {
-		g.p("if ok {\n%s\n} else {\n%s\n}", strings.Join(fromResult, "\n"), wideCall(w))
+		out = append(out, fmt.Sprintf("if ok {\n%s\n} else {\n%s\n}", strings.Join(fromResult, "\n"), wideCall(w)))
 	}
-	return nil
+	return out, nil
 }
 
 // lookupKey groups path writes that look up the same keys through the
@@ -358,24 +309,24 @@ func lookupKey(w ScopeWrite) string { return w.Through.method + fmt.Sprint(w.Val
 // resolveCall collects a group of writes' keys (the same for each) and
 // looks their path values up once through a resolver, which bumps every
 // scope of the group.
-func (g *gen) resolveCall(m method, group []ScopeWrite) error {
+func (g *gen) resolveCall(m method, group []ScopeWrite) ([]string, error) {
 	w := group[0]
 	r := w.Through
 	g.resolvers[r.method] = r
 	keys := g.next("keys")
-	g.p("var %s []%s", keys, g.typ(r.keyType))
+	out := []string{fmt.Sprintf("var %s []%s", keys, g.typ(r.keyType))}
 	fromResult := false
 	for _, v := range w.Values {
 		gv, ok := m.resolve(v)
 		if !ok {
-			return fmt.Errorf("%s: %s: key %s of scope %s has no Go expression", m.Pos(), m.Name, v, w.Scope.Name())
+			return nil, fmt.Errorf("%s: %s: key %s of scope %s has no Go expression", m.Pos(), m.Name, v, w.Scope.Name())
 		}
 		fromResult = fromResult || gv.result
-		g.p("%s", inLoop(gv, fmt.Sprintf("%s = append(%s, %s)", keys, keys, gv.expr)))
+		out = append(out, inLoop(gv, fmt.Sprintf("%s = append(%s, %s)", keys, keys, gv.expr)))
 	}
-	fn, arg, err := hashCall(goValue{expr: "v", typ: r.columnType}, "Value", "String", "Int")
+	fn, arg, err := hashCall(goValue{expr: "v", typ: r.columnType}, true)
 	if err != nil {
-		return fmt.Errorf("resolver %s: %w", r.method, err)
+		return nil, fmt.Errorf("resolver %s: %w", r.method, err)
 	}
 	vals, found := g.next("vals"), g.next("found")
 	cond := found
@@ -387,9 +338,8 @@ func (g *gen) resolveCall(m method, group []ScopeWrite) error {
 		bumps = append(bumps, valueCall(fn, gw, arg))
 		wides = append(wides, wideCall(gw))
 	}
-	g.p("if %s, %s := resolve%s(ctx, q, %s); %s {\nfor _, v := range %s {\n%s\n}\n} else {\n%s\n}",
-		vals, found, r.method, keys, cond, vals, strings.Join(bumps, "\n"), strings.Join(wides, "\n"))
-	return nil
+	return append(out, fmt.Sprintf("if %s, %s := resolve%s(ctx, q, %s); %s {\nfor _, v := range %s {\n%s\n}\n} else {\n%s\n}",
+		vals, found, r.method, keys, cond, vals, strings.Join(bumps, "\n"), strings.Join(wides, "\n"))), nil
 }
 
 // goList is the Go literal of a []string: nil when empty, on one line
@@ -398,7 +348,10 @@ func goList(s []string) string {
 	if len(s) == 0 {
 		return "nil"
 	}
-	return "[]string{" + goArgs(s) + "}"
+	if line := strings.Join(quoted(s...), ", "); len(line) <= 58 {
+		return "[]string{" + line + "}"
+	}
+	return "[]string{\n" + strings.Join(quoted(s...), ",\n") + ",\n}"
 }
 
 // valueCall bumps value arg of w's scope; wideCall bumps the scope wide.
@@ -425,21 +378,6 @@ func quoted(s ...string) []string {
 		out[i] = fmt.Sprintf("%q", v)
 	}
 	return out
-}
-
-// goArgs are quoted strings separated by commas: on one line when short,
-// else one per line.
-func goArgs(s []string) string {
-	q := make([]string, len(s))
-	n := 0
-	for i, v := range s {
-		q[i] = fmt.Sprintf("%q", v)
-		n += len(q[i]) + 2
-	}
-	if n <= 60 {
-		return strings.Join(q, ", ")
-	}
-	return "\n" + strings.Join(q, ",\n") + ",\n"
 }
 
 // wrap fills text into comment lines of at most 80 columns (a tab
@@ -474,11 +412,4 @@ func dur(d time.Duration) string {
 		return fmt.Sprintf("%d * time.Second", d/time.Second)
 	}
 	return fmt.Sprintf("%d * time.Nanosecond", int64(d))
-}
-
-func orNone(s []string) string {
-	if len(s) == 0 {
-		return "no table"
-	}
-	return strings.Join(s, ", ")
 }

@@ -1,7 +1,8 @@
 package dbgen
 
 import (
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"slices"
+
 	"google.golang.org/protobuf/proto"
 )
 
@@ -16,7 +17,7 @@ func (s *Schema) firedWrites(ev tableEvent) []TriggerWrite {
 			continue
 		}
 		for _, w := range s.triggerWrites[t.Table+"."+t.Name] {
-			if w.When == nil || contains(w.When, ev.kind) {
+			if w.When == nil || slices.Contains(w.When, ev.kind) {
 				out = append(out, w)
 			}
 		}
@@ -24,77 +25,39 @@ func (s *Schema) firedWrites(ev tableEvent) []TriggerWrite {
 	return out
 }
 
+// fires reports whether t fires on ev: an UPDATE OF fires when ev sets
+// one of its columns, or columns not known.
 func (t Trigger) fires(ev tableEvent) bool {
-	if !contains(t.Events, ev.kind) {
-		return false
-	}
-	if ev.kind != "UPDATE" || len(t.Columns) == 0 || ev.columns == nil {
-		return true
-	}
-	for _, c := range ev.columns {
-		if contains(t.Columns, c) {
-			return true
-		}
-	}
-	return false
-}
-
-// event is what a trigger write does to its table, as that table's own
-// triggers see it.
-func (w TriggerWrite) event() tableEvent {
-	return tableEvent{table: w.Table, kind: w.Kind, columns: w.Updated}
+	return slices.Contains(t.Events, ev.kind) && (ev.kind != "UPDATE" || len(t.Columns) == 0 || ev.columns == nil ||
+		slices.ContainsFunc(ev.columns, func(c string) bool { return slices.Contains(t.Columns, c) }))
 }
 
 // statementEvents are the writes a statement makes, by table, with the
 // rows its foreign keys' actions change.
 func statementEvents(tree proto.Message, schema *Schema, ctes map[string]bool) []tableEvent {
 	var out []tableEvent
-	add := func(rel *pg_query.RangeVar, kind string, columns []string) {
-		if t, ok := schema.relTable(rel, ctes); ok {
-			out = append(out, schema.cascadeEvents(tableEvent{table: t, kind: kind, columns: columns}, map[string]bool{})...)
+	for _, op := range writeOps(tree) {
+		t, ok := schema.relTable(op.rel, ctes)
+		switch {
+		case !ok:
+		case op.kind == "TRUNCATE":
+			for _, c := range append([]string{t}, closureList(t, op.cascades(schema))...) {
+				out = append(out, tableEvent{table: c, kind: "TRUNCATE"})
+			}
+		default:
+			out = append(out, schema.cascadeEvents(tableEvent{table: t, kind: op.kind, columns: op.columns}, map[string]bool{})...)
 		}
 	}
-	walk(tree, func(n proto.Message) bool {
-		switch st := n.(type) {
-		case *pg_query.InsertStmt:
-			add(st.GetRelation(), "INSERT", nil)
-			if upsertsUpdate(st) {
-				add(st.GetRelation(), "UPDATE", targetNames(st.GetOnConflictClause().GetTargetList()))
-			}
-		case *pg_query.UpdateStmt:
-			add(st.GetRelation(), "UPDATE", targetNames(st.GetTargetList()))
-		case *pg_query.DeleteStmt:
-			add(st.GetRelation(), "DELETE", nil)
-		case *pg_query.MergeStmt:
-			for _, k := range []string{"INSERT", "UPDATE", "DELETE"} {
-				add(st.GetRelation(), k, nil)
-			}
-		case *pg_query.CopyStmt:
-			if st.GetIsFrom() {
-				add(st.GetRelation(), "INSERT", nil)
-			}
-		case *pg_query.TruncateStmt:
-			for _, r := range st.GetRelations() {
-				if t, ok := schema.relTable(r.GetRangeVar(), ctes); ok {
-					out = append(out, tableEvent{table: t, kind: "TRUNCATE"})
-					for _, c := range closureList(t, schema.onDelete(st.GetBehavior() == pg_query.DropBehavior_DROP_CASCADE)) {
-						out = append(out, tableEvent{table: c, kind: "TRUNCATE"})
-					}
-				}
-			}
-			return false
-		}
-		return true
-	})
 	return out
 }
 
-// onDelete are the ON DELETE edges when cascade is set, else none.
-func (s *Schema) onDelete(cascade bool) map[string][]string {
-	if s == nil || !cascade {
-		return nil
+// eventTables are the tables evs write.
+func eventTables(evs []tableEvent) map[string]bool {
+	out := map[string]bool{}
+	for _, ev := range evs {
+		out[ev.table] = true
 	}
-	return s.OnDelete
+	return out
 }
 
 func closureList(t string, edges map[string][]string) []string {
@@ -154,7 +117,7 @@ func (s *Schema) triggerEvents(evs []tableEvent) []tableEvent {
 		}
 		seen[ev.key()] = true
 		for _, w := range s.firedWrites(ev) {
-			for _, ce := range s.cascadeEvents(w.event(), map[string]bool{}) {
+			for _, ce := range s.cascadeEvents(w.tableEvent, map[string]bool{}) {
 				out = append(out, ce)
 				queue = append(queue, ce)
 			}
@@ -174,31 +137,25 @@ func (s *Schema) triggerScopeWrites(ev tableEvent, own map[string]ScopeWrite, se
 	seen[ev.key()] = true
 	var out []ScopeWrite
 	for _, tw := range s.firedWrites(ev) {
-		cols := tw.Updated
+		cols := tw.columns
 		if cols == nil {
 			cols = []string{""}
 		}
 		mine := map[string]ScopeWrite{}
-		for _, sc := range s.Scopes(tw.Table) {
+		for _, sc := range s.Scopes(tw.table) {
 			w := s.tracedScopeWrite(ev, tw, sc, own)
 			w.Columns = cols
-			if w.Wide && tw.Updated == nil {
-				w.Columns = []string{""}
-			}
 			mine[sc.Name()] = w
 			out = append(out, w)
 		}
 		// Rows of a parent change what its children's path scopes hold.
 		for _, sc := range s.AllScopes() {
-			if sc.Parent != tw.Table {
+			if sc.Parent != tw.table || tw.columns != nil && !slices.Contains(tw.columns, sc.ParentKey) && !slices.Contains(tw.columns, sc.ParentColumn) {
 				continue
 			}
-			if tw.Updated != nil && !contains(tw.Updated, sc.ParentKey) && !contains(tw.Updated, sc.ParentColumn) {
-				continue
-			}
-			out = append(out, ScopeWrite{Scope: sc, Wide: true, Columns: []string{""}, Why: "trigger " + tw.Trigger + " writes rows of " + tw.Table})
+			out = append(out, ScopeWrite{Scope: sc, Wide: true, Columns: []string{""}, Why: "trigger " + tw.Trigger + " writes rows of " + tw.table})
 		}
-		out = append(out, s.triggerScopeWrites(tw.event(), mine, seen)...)
+		out = append(out, s.triggerScopeWrites(tw.tableEvent, mine, seen)...)
 	}
 	return out
 }
@@ -212,7 +169,7 @@ func (s *Schema) tracedScopeWrite(ev tableEvent, tw TriggerWrite, sc ScopeDef, o
 		w.Wide, w.Why = true, "trigger "+tw.Trigger+": "+why
 		return w
 	}
-	if tw.Updated != nil && contains(tw.Updated, sc.Column) {
+	if tw.columns != nil && slices.Contains(tw.columns, sc.Column) {
 		return wide("updates " + sc.Column + ", moving rows between values")
 	}
 	src, ok := tw.From[sc.Column]
@@ -246,10 +203,8 @@ func (s *Schema) tracedScopeWrite(ev tableEvent, tw TriggerWrite, sc ScopeDef, o
 
 // fkOf is the single-column foreign key of table.col, or the zero value.
 func (s *Schema) fkOf(table, col string) ForeignKey {
-	for _, fk := range s.FKs {
-		if fk.Child == table && fk.ChildCol == col {
-			return fk
-		}
+	if i := slices.IndexFunc(s.FKs, func(fk ForeignKey) bool { return fk.Child == table && fk.ChildCol == col }); i >= 0 {
+		return s.FKs[i]
 	}
 	return ForeignKey{}
 }
@@ -261,11 +216,7 @@ func (s *Schema) triggerTables(table string) []string {
 	for _, k := range []string{"INSERT", "UPDATE", "DELETE", "TRUNCATE"} {
 		evs = append(evs, tableEvent{table: table, kind: k})
 	}
-	set := map[string]bool{}
-	for _, ev := range s.triggerEvents(evs) {
-		if ev.table != table {
-			set[ev.table] = true
-		}
-	}
+	set := eventTables(s.triggerEvents(evs))
+	delete(set, table)
 	return sortedKeys(set)
 }

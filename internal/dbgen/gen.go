@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"go/types"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -41,15 +40,10 @@ type method struct {
 	Deps        ReadDeps
 	WriteSlots  []string
 	ScopeWrites []ScopeWrite
+	stmt        *parsed
 	arg         types.Type // nil for queries without parameters
 	result      types.Type // nil for :exec
 	hash        string
-}
-
-// Generate returns the formatted source of the decorator.
-func Generate(cfg Config) ([]byte, error) {
-	out, err := GenerateAll(cfg)
-	return out.Cache, err
 }
 
 // GenerateAll analyses the queries once and returns every generated file
@@ -71,7 +65,10 @@ func GenerateAll(cfg Config) (Output, error) {
 	if err != nil {
 		return Output{}, err
 	}
-	out := Output{Report: report(methods)}
+	var out Output
+	if out.Report, err = report(methods); err != nil {
+		return Output{}, err
+	}
 	if out.Cache, err = newGen(cfg.OutPackage).file(methods, schema); err != nil {
 		return Output{}, err
 	}
@@ -84,21 +81,12 @@ func GenerateAll(cfg Config) (Output, error) {
 // readSchemaDir reads the migrations of dir in name order.
 func readSchemaDir(dir string) (*Schema, error) {
 	schema := NewSchema()
-	files, err := filepath.Glob(filepath.Join(dir, "*.sql"))
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(files)
-	for _, f := range files {
-		src, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("read schema: %w", err)
+	return schema, readFiles(filepath.Join(dir, "*.sql"), func(path, src string) error {
+		if err := schema.Read(src); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
 		}
-		if err := schema.Read(string(src)); err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
-		}
-	}
-	return schema, nil
+		return nil
+	})
 }
 
 func loadQuerier(dir, pattern string) (*types.Interface, error) {
@@ -166,16 +154,13 @@ func newMethod(q Query, sig *types.Signature, schema *Schema) (method, error) {
 		m.result = sig.Results().At(0).Type()
 	}
 	var err error
-	if m.Tables, err = Analyze(q.SQL, schema); err != nil {
-		return m, fmt.Errorf("%s (%s): parse SQL: %w", q.Name, q.File, err)
-	}
-	if _, m.WriteSlots, err = Slots(q.SQL, m.Tables, schema); err != nil {
+	if m.stmt, err = parseQuery(q.SQL); err != nil {
 		return m, fmt.Errorf("%s: %s: parse SQL: %w", q.Pos(), q.Name, err)
 	}
+	m.Tables = Analyze(m.stmt, schema)
+	_, m.WriteSlots = Slots(m.stmt, m.Tables, schema)
 	if len(m.Writes) > 0 {
-		if m.ScopeWrites, err = WriteScopes(q.SQL, q.Kind, m.Tables, schema, m.usable); err != nil {
-			return m, fmt.Errorf("%s: %s: parse SQL: %w", q.Pos(), q.Name, err)
-		}
+		m.ScopeWrites = WriteScopes(m.stmt, q.Kind, m.Tables, schema, m.usable)
 	}
 	if q.Cached {
 		if err := checkCacheable(m); err != nil {
@@ -188,9 +173,7 @@ func newMethod(q Query, sig *types.Signature, schema *Schema) (method, error) {
 				return m, fmt.Errorf("%s: %s: reads %s, which is not a table the migrations create", q.Pos(), m.Name, t)
 			}
 		}
-		if m.Deps, err = ReadScopes(q.SQL, m.Tables, schema, m.usable); err != nil {
-			return m, fmt.Errorf("%s: %s: parse SQL: %w", q.Pos(), q.Name, err)
-		}
+		m.Deps = ReadScopes(m.stmt, m.Tables, schema, m.usable)
 	}
 	m.hash = schemaHash(q.SQL+depsSignature(m.Deps), m.result)
 	return m, nil
@@ -232,14 +215,11 @@ func shape(t types.Type, depth int) string {
 	case *types.Slice:
 		return "[]" + shape(u.Elem(), depth+1)
 	case *types.Struct:
-		var b strings.Builder
-		b.WriteString("struct{")
-		for i := 0; i < u.NumFields(); i++ {
-			f := u.Field(i)
-			fmt.Fprintf(&b, "%s %s;", f.Name(), shape(f.Type(), depth+1))
+		s := "struct{"
+		for i := range u.NumFields() {
+			s += u.Field(i).Name() + " " + shape(u.Field(i).Type(), depth+1) + ";"
 		}
-		b.WriteString("}")
-		return b.String()
+		return s + "}"
 	}
 	return types.TypeString(t, nil)
 }

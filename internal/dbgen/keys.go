@@ -1,6 +1,7 @@
 package dbgen
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -17,9 +18,9 @@ import (
 type ForeignKey struct {
 	Child, ChildCol   string
 	Parent, ParentCol string
-	// OnDelete and OnUpdate are pg_query's action letters: a (no action),
-	// r (restrict), c (cascade), n (set null), d (set default).
-	OnDelete, OnUpdate string
+	// OnDelete is pg_query's action letter: a (no action), r (restrict),
+	// c (cascade), n (set null), d (set default).
+	OnDelete string
 }
 
 // ScopeDef names rows of Table: those whose Column equals a value, or, for
@@ -53,12 +54,12 @@ func (s *Schema) readTableElts(table string, stmt proto.Message) {
 			if col == "" {
 				return true
 			}
-			s.Columns[table] = appendNew(s.Columns[table], col)
-			if names := strs(n.GetTypeName().GetNames()); len(names) > 0 {
-				if s.Types[table] == nil {
-					s.Types[table] = map[string]string{}
-				}
-				s.Types[table][col] = last(names)
+			s.Columns[table] = union(s.Columns[table], col)
+			if s.Types[table] == nil {
+				s.Types[table] = map[string]string{}
+			}
+			if name := last(strs(n.GetTypeName().GetNames())); name != "" {
+				s.Types[table][col] = name
 			}
 			for _, c := range n.GetConstraints() {
 				if c.GetConstraint() != nil {
@@ -79,11 +80,8 @@ func (s *Schema) readTableElts(table string, stmt proto.Message) {
 func (s *Schema) readConstraint(table string, cols []string, c *pg_query.Constraint) {
 	switch c.GetContype() {
 	case pg_query.ConstrType_CONSTR_PRIMARY, pg_query.ConstrType_CONSTR_UNIQUE:
-		keys := cols
-		if keys == nil {
-			keys = strs(c.GetKeys())
-		}
-		if len(keys) > 0 {
+		// A column constraint's own key list is empty.
+		if keys := append(cols, strs(c.GetKeys())...); len(keys) > 0 {
 			s.addKey(table, keys[0])
 			if c.GetContype() == pg_query.ConstrType_CONSTR_PRIMARY {
 				s.primary[table] = keys[0]
@@ -92,26 +90,21 @@ func (s *Schema) readConstraint(table string, cols []string, c *pg_query.Constra
 	case pg_query.ConstrType_CONSTR_FOREIGN:
 		parent := relName(c.GetPktable())
 		if changesRows(c.GetFkDelAction()) {
-			s.OnDelete[parent] = appendNew(s.OnDelete[parent], table)
+			s.OnDelete[parent] = union(s.OnDelete[parent], table)
 		}
 		if changesRows(c.GetFkUpdAction()) {
-			s.OnUpdate[parent] = appendNew(s.OnUpdate[parent], table)
+			s.OnUpdate[parent] = union(s.OnUpdate[parent], table)
 		}
-		child, parentCols := cols, strs(c.GetPkAttrs())
-		if child == nil {
-			child = strs(c.GetFkAttrs())
-		}
+		child, parentCols := append(cols, strs(c.GetFkAttrs())...), strs(c.GetPkAttrs())
 		if len(child) != 1 || len(parentCols) > 1 {
 			return // composite keys name no single scope
 		}
-		fk := ForeignKey{Child: table, ChildCol: child[0], Parent: parent, ParentCol: last(parentCols)}
-		fk.OnDelete, fk.OnUpdate = c.GetFkDelAction(), c.GetFkUpdAction()
-		s.FKs = append(s.FKs, fk)
+		s.FKs = append(s.FKs, ForeignKey{Child: table, ChildCol: child[0], Parent: parent, ParentCol: last(parentCols), OnDelete: c.GetFkDelAction()})
 		s.addKey(table, child[0])
 	}
 }
 
-func (s *Schema) addKey(table, col string) { s.keyCols[table] = appendNew(s.keyCols[table], col) }
+func (s *Schema) addKey(table, col string) { s.keyCols[table] = union(s.keyCols[table], col) }
 
 // resolveFKs fills in the parent column of foreign keys that reference a
 // primary key implicitly, once every table is known.
@@ -150,16 +143,10 @@ func (s *Schema) Scopes(table string) []ScopeDef {
 }
 
 func (s *Schema) directScopeCols(table string) []string {
-	cols := append([]string(nil), s.keyCols[table]...)
 	pk := s.primary[table]
+	cols := slices.DeleteFunc(slices.Clone(s.keyCols[table]), func(c string) bool { return scopeType(s.Types[table][c]) == "" })
 	sort.SliceStable(cols, func(i, j int) bool { return cols[i] == pk && cols[j] != pk })
-	var out []string
-	for _, c := range cols {
-		if scopeType(s.Types[table][c]) != "" {
-			out = append(out, c)
-		}
-	}
-	return out
+	return cols
 }
 
 // AllScopes are the scopes of every table, by table name.
@@ -182,16 +169,10 @@ func (s *Schema) valueType(sc ScopeDef) string {
 // scopeType classifies a SQL type by how its values hash: "bytes16"
 // (uuid), "text", "bytes" (bytea), "int"; "" for types no scope is made of
 // (times and floats have more than one spelling of equal values).
-func scopeType(sqlType string) string {
-	switch strings.ToLower(sqlType) {
-	case "uuid":
-		return "bytes16"
-	case "text", "varchar", "citext", "bpchar":
-		return "text"
-	case "bytea":
-		return "bytes"
-	case "int2", "int4", "int8", "smallint", "integer", "bigint", "serial", "bigserial":
-		return "int"
-	}
-	return ""
+func scopeType(sqlType string) string { return scopeTypes[strings.ToLower(sqlType)] }
+
+var scopeTypes = map[string]string{
+	"uuid": "bytes16", "bytea": "bytes",
+	"text": "text", "varchar": "text", "citext": "text", "bpchar": "text",
+	"int2": "int", "int4": "int", "int8": "int", "smallint": "int", "integer": "int", "bigint": "int", "serial": "int", "bigserial": "int",
 }

@@ -1,8 +1,11 @@
 package dbgen
 
 import (
+	"cmp"
+	_ "embed"
 	"fmt"
 	"strings"
+	"text/template"
 )
 
 // The scope report: each cached read with what it depends on, and each
@@ -15,58 +18,44 @@ const (
 	ReportEnd   = "<!-- dbgen:scopes:end -->"
 )
 
-func report(ms []method) string {
+//go:embed report.md.tmpl
+var reportTemplate string
+
+var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
+	"join": strings.Join, "values": values, "slotColumns": slotColumns,
+}).Parse(reportTemplate))
+
+func report(ms []method) (string, error) {
 	var b strings.Builder
-	b.WriteString("Cached reads: what each depends on. A scope pins the read to the rows whose column (or, through a foreign key, whose parent's column) equals an argument; *table-wide* means any write to the table invalidates it.\n\n")
-	b.WriteString("| read | TTL | scopes | table-wide |\n| --- | --- | --- | --- |\n")
-	for _, m := range ms {
-		if !m.Cached {
-			continue
-		}
-		var scopes []string
-		for _, sr := range m.Deps.Scoped {
-			vals := make([]string, len(sr.Values))
-			for i, v := range sr.Values {
-				vals[i] = v.String()
-			}
-			scopes = append(scopes, fmt.Sprintf("`%s` = %s", sr.Scope.Name(), strings.Join(vals, ", ")))
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", m.Name, m.TTL, orDash(strings.Join(scopes, "<br>")), orDash(strings.Join(m.Deps.Unpinned, ", ")))
+	if err := reportTmpl.Execute(&b, ms); err != nil {
+		return "", fmt.Errorf("scope report: %w", err)
 	}
-	b.WriteString("\nWrites: what each invalidates, per scope of the tables it changes (columns in parentheses for an UPDATE; rows otherwise). **table-wide** marks a fallback: the write cannot know its rows' values there, so every read pinned by that scope is invalidated.\n\n")
-	b.WriteString("| write | scope | values | from |\n| --- | --- | --- | --- |\n")
-	for _, m := range ms {
-		for _, w := range m.ScopeWrites {
-			vals := "**table-wide**"
-			if !w.Wide {
-				vs := make([]string, len(w.Values))
-				for i, v := range w.Values {
-					vs[i] = v.String()
-				}
-				vals = strings.Join(vs, ", ")
-			}
-			scope := "`" + w.Scope.Name() + "`"
-			if len(w.Columns) > 1 || len(w.Columns) == 1 && w.Columns[0] != "" {
-				cols := make([]string, len(w.Columns))
-				for i, c := range w.Columns {
-					cols[i] = c
-					if c == "" {
-						cols[i] = "rows" // the row slot: rows added or removed
-					}
-				}
-				scope += " (" + strings.Join(cols, ", ") + ")"
-			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", m.Name, scope, vals, w.Why)
-		}
-	}
-	return b.String()
+	return b.String(), nil
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "—"
+// values lists scope values in words.
+func values(vs []valueRef) string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.String()
 	}
-	return s
+	return strings.Join(out, ", ")
+}
+
+// slotColumns are a write's columns in parentheses, "rows" naming the row
+// slot (rows added or removed); nothing for the row slot alone.
+func slotColumns(cols []string) string {
+	if len(cols) == 0 || len(cols) == 1 && cols[0] == "" {
+		return ""
+	}
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = c
+		if c == "" {
+			out[i] = "rows"
+		}
+	}
+	return " (" + strings.Join(out, ", ") + ")"
 }
 
 // ReplaceReport puts report between the markers of doc; an error when
@@ -84,19 +73,12 @@ func ReplaceReport(doc, report string) (string, error) {
 func describeDeps(d ReadDeps) string {
 	var parts []string
 	for _, sr := range d.Scoped {
-		vals := make([]string, len(sr.Values))
-		for i, v := range sr.Values {
-			vals[i] = v.String()
-		}
-		parts = append(parts, fmt.Sprintf("%s = %s", sr.Scope.Name(), strings.Join(vals, ", ")))
+		parts = append(parts, sr.Scope.Name()+" = "+values(sr.Values))
 	}
 	for _, t := range d.Unpinned {
 		parts = append(parts, t+" table-wide")
 	}
-	if len(parts) == 0 {
-		return "nothing"
-	}
-	return strings.Join(parts, "; ")
+	return cmp.Or(strings.Join(parts, "; "), "nothing")
 }
 
 // describeWrite says in words what a write does to one scope.
@@ -104,9 +86,5 @@ func describeWrite(w ScopeWrite) string {
 	if w.Wide {
 		return fmt.Sprintf("%s: table-wide (%s)", w.Scope.Name(), w.Why)
 	}
-	vals := make([]string, len(w.Values))
-	for i, v := range w.Values {
-		vals[i] = v.String()
-	}
-	return fmt.Sprintf("%s: %s (%s)", w.Scope.Name(), strings.Join(vals, ", "), w.Why)
+	return fmt.Sprintf("%s: %s (%s)", w.Scope.Name(), values(w.Values), w.Why)
 }

@@ -1,8 +1,10 @@
 package dbgen
 
 import (
+	"errors"
 	"fmt"
 	"go/types"
+	"slices"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
@@ -21,37 +23,32 @@ import (
 
 // resolver is a query that maps Parent.Key to Parent.Column.
 type resolver struct {
-	method                string
-	parent, key, column   string
-	keyField, columnField string // fields of the result row
-	keyType, columnType   types.Type
+	method              string
+	parent, key, column string
+	columnField         string // the field of the result row
+	keyType, columnType types.Type
 }
 
-const resolverShape = "want SELECT <key>, <column> FROM <table> WHERE <key> = ANY(@keys), a :many read"
+var errShape = errors.New("want SELECT <key>, <column> FROM <table> WHERE <key> = ANY(@keys), a :many read")
 
 // readResolver reads the resolver an annotated query defines; an error
 // when its shape is not a resolver's.
 func readResolver(m *method, schema *Schema) (resolver, error) {
 	if m.Kind != ":many" || len(m.Writes) > 0 || len(m.Reads) != 1 || m.result == nil {
-		return resolver{}, fmt.Errorf(resolverShape)
+		return resolver{}, errShape
 	}
-	numbered, params := numberParams(m.SQL)
-	tree, err := parse(numbered)
-	if err != nil {
-		return resolver{}, err
-	}
-	sel, _ := topStatement(tree).(*pg_query.SelectStmt)
+	sel, _ := topStatement(m.stmt.tree).(*pg_query.SelectStmt)
 	from := sel.GetFromClause()
 	if sel == nil || sel.GetLimitCount() != nil || sel.GetGroupClause() != nil || sel.GetDistinctClause() != nil || sel.GetWithClause() != nil || len(from) != 1 || from[0].GetRangeVar() == nil {
-		return resolver{}, fmt.Errorf(resolverShape)
+		return resolver{}, errShape
 	}
-	s := newSel(schema, params, nil)
+	s := newSel(schema, m.stmt.params, nil)
 	s.addRangeVar(from[0].GetRangeVar(), nil)
 	var cols []string
 	for _, tg := range sel.GetTargetList() {
 		t, ok := s.term(tg.GetResTarget().GetVal())
 		if _, isCol := s.occOf(t); !ok || !isCol || tg.GetResTarget().GetName() != "" {
-			return resolver{}, fmt.Errorf("%s: select plain, unrenamed columns", resolverShape)
+			return resolver{}, fmt.Errorf("%w: select plain, unrenamed columns", errShape)
 		}
 		cols = append(cols, t.col)
 	}
@@ -60,28 +57,28 @@ func readResolver(m *method, schema *Schema) (resolver, error) {
 	}
 	for k, key := range cols {
 		if vals := s.lists[s.colTerm(0, key)]; len(vals) == 1 && vals[0].Many {
-			return m.resolverOf(s.occs[0].table, key, cols[1-k], vals[0].Param)
+			return m.resolverOf(s.occs[0], key, cols[1-k], vals[0].Param)
 		}
 	}
-	return resolver{}, fmt.Errorf(resolverShape)
+	return resolver{}, errShape
 }
 
 // resolverOf binds a resolver's columns and parameter to Go.
 func (m *method) resolverOf(parent, key, column, param string) (resolver, error) {
 	elem, ok := m.result.(*types.Slice)
 	if !ok {
-		return resolver{}, fmt.Errorf("%s: the result is not a slice", resolverShape)
+		return resolver{}, fmt.Errorf("%w: the result is not a slice", errShape)
 	}
 	kf, ok1 := fieldOf(elem.Elem(), key)
 	cf, ok2 := fieldOf(elem.Elem(), column)
 	_, argType, ok3 := m.param(param)
 	if !ok1 || !ok2 || !ok3 {
-		return resolver{}, fmt.Errorf("%s: no Go field for %s, %s or @%s", resolverShape, key, column, param)
+		return resolver{}, fmt.Errorf("%w: no Go field for %s, %s or @%s", errShape, key, column, param)
 	}
 	if _, ok := argType.Underlying().(*types.Slice); !ok {
-		return resolver{}, fmt.Errorf("%s: @%s is not a slice", resolverShape, param)
+		return resolver{}, fmt.Errorf("%w: @%s is not a slice", errShape, param)
 	}
-	return resolver{method: m.Name, parent: parent, key: key, column: column, keyField: kf.Name(), columnField: cf.Name(), keyType: kf.Type(), columnType: cf.Type()}, nil
+	return resolver{method: m.Name, parent: parent, key: key, column: column, columnField: cf.Name(), keyType: kf.Type(), columnType: cf.Type()}, nil
 }
 
 // applyResolvers turns the wide path bumps of writes that know their rows'
@@ -133,11 +130,8 @@ func useResolvers(m *method, resolvers map[string]resolver) {
 
 // resolvable: every key value has the resolver's key type.
 func resolvable(m *method, vals []valueRef, r resolver) bool {
-	for _, v := range vals {
+	return !slices.ContainsFunc(vals, func(v valueRef) bool {
 		gv, ok := m.resolve(v)
-		if !ok || !types.Identical(gv.typ, r.keyType) {
-			return false
-		}
-	}
-	return true
+		return !ok || !types.Identical(gv.typ, r.keyType)
+	})
 }

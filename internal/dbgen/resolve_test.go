@@ -26,14 +26,9 @@ func resolverMethods(t *testing.T, schema *Schema, annotate bool, sql string) []
 	insert.result = types.Typ[types.Int64]
 	ms := []method{insert, owners}
 	for i := range ms {
-		var err error
-		if ms[i].Tables, err = Analyze(sqlcParam.ReplaceAllString(ms[i].SQL, "$$1"), schema); err != nil {
-			t.Fatal(err)
-		}
-		if len(ms[i].Writes) > 0 {
-			if ms[i].ScopeWrites, err = WriteScopes(ms[i].SQL, ms[i].Kind, ms[i].Tables, schema, ms[i].usable); err != nil {
-				t.Fatal(err)
-			}
+		ms[i].stmt = mustParse(t, ms[i].SQL)
+		if ms[i].Tables = Analyze(ms[i].stmt, schema); len(ms[i].Writes) > 0 {
+			ms[i].ScopeWrites = WriteScopes(ms[i].stmt, ms[i].Kind, ms[i].Tables, schema, ms[i].usable)
 		}
 	}
 	return ms

@@ -2,12 +2,12 @@ package dbgen
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
-	"google.golang.org/protobuf/proto"
 )
 
 // Scope derivation. A cached read is pinned to a scope when an equality
@@ -82,6 +82,24 @@ type ScopeWrite struct {
 	Through resolver
 }
 
+// parsed is a query parsed once for every analysis: sqlc's @name
+// parameters numbered (params names them by number), and the names its
+// CTEs define.
+type parsed struct {
+	tree   *pg_query.ParseResult
+	params map[int]string
+	ctes   map[string]bool
+}
+
+func parseQuery(sql string) (*parsed, error) {
+	numbered, params := numberParams(sql)
+	tree, err := pg_query.Parse(numbered)
+	if err != nil {
+		return nil, err
+	}
+	return &parsed{tree, params, cteNames(tree)}, nil
+}
+
 // numberParams replaces sqlc's @name parameters with $1, $2… (one number
 // per distinct name), which PostgreSQL's parser takes, and returns the
 // names by number.
@@ -112,18 +130,15 @@ type sel struct {
 	id     int
 	all    *[]*sel // every sel of the statement, by id
 	outerQ *sel
-	occs   []occurrence
+	occs   []string // the table of each occurrence
 	refs   map[string][]int
-	parent map[term]term   // union-find over terms, from strong equalities
-	weak   map[term][]term // a column term -> terms an outer join's ON or a correlation equates it with
-	lists  map[term][]valueRef
+	// classes are the terms equal through strong equalities, by term.
+	classes map[term][]term
+	weak    map[term][]term // a column term -> terms an outer join's ON or a correlation equates it with
+	lists   map[term][]valueRef
 	// outer are the ON conditions of outer joins, with the occurrences on
 	// their nullable side, applied once every occurrence is known.
 	outer []outerQual
-}
-
-type occurrence struct {
-	table string
 }
 
 type outerQual struct {
@@ -132,7 +147,7 @@ type outerQual struct {
 }
 
 func newSel(schema *Schema, params map[int]string, outer *sel) *sel {
-	s := &sel{schema: schema, params: params, outerQ: outer, refs: map[string][]int{}, parent: map[term]term{}, weak: map[term][]term{}, lists: map[term][]valueRef{}}
+	s := &sel{schema: schema, params: params, outerQ: outer, refs: map[string][]int{}, classes: map[term][]term{}, weak: map[term][]term{}, lists: map[term][]valueRef{}}
 	if outer != nil {
 		s.all = outer.all
 	} else {
@@ -197,17 +212,11 @@ func (s *sel) addRangeVar(rv *pg_query.RangeVar, ctes map[string]bool) []int {
 	if !ok {
 		return nil
 	}
-	i := len(s.occs)
-	s.occs = append(s.occs, occurrence{table: t})
-	if a := rv.GetAlias().GetAliasname(); a != "" {
-		s.refs[a] = append(s.refs[a], i)
-		return []int{i}
+	s.occs = append(s.occs, t)
+	for _, k := range refKeys(rv) {
+		s.refs[k] = append(s.refs[k], len(s.occs)-1)
 	}
-	s.refs[rv.GetRelname()] = append(s.refs[rv.GetRelname()], i)
-	if rn := relName(rv); rn != rv.GetRelname() {
-		s.refs[rn] = append(s.refs[rn], i)
-	}
-	return []int{i}
+	return []int{len(s.occs) - 1}
 }
 
 func setOf(xs []int) map[int]bool {
@@ -218,14 +227,20 @@ func setOf(xs []int) map[int]bool {
 	return out
 }
 
-// finish applies the outer joins' conditions.
-func (s *sel) finish() {
+// read adds FROM items and a WHERE clause, then the outer joins'
+// conditions, which may pin only occurrences known by then.
+func (s *sel) read(from []*pg_query.Node, where *pg_query.Node, ctes map[string]bool) *sel {
+	for _, f := range from {
+		s.addFrom(f, ctes)
+	}
+	s.addConjuncts(where)
 	for _, q := range s.outer {
 		for _, c := range conjuncts(q.expr) {
 			s.addEquality(c, q.nullable)
 		}
 	}
 	s.outer = nil
+	return s
 }
 
 func (s *sel) addConjuncts(expr *pg_query.Node) {
@@ -243,17 +258,18 @@ func (s *sel) addEquality(c *pg_query.Node, nullable map[int]bool) {
 		return
 	}
 	l, lok := s.term(e.GetLexpr())
-	switch e.GetKind() {
-	case pg_query.A_Expr_Kind_AEXPR_OP:
-		r, rok := s.term(e.GetRexpr())
-		if lok && rok {
+	if e.GetKind() == pg_query.A_Expr_Kind_AEXPR_OP {
+		if r, rok := s.term(e.GetRexpr()); lok && rok {
 			s.addPair(l, r, nullable)
 		}
+		return
+	}
+	if !lok || !s.pinnable(l, nullable) {
+		return
+	}
+	var vals []valueRef
+	switch e.GetKind() {
 	case pg_query.A_Expr_Kind_AEXPR_IN:
-		if !lok || !s.pinnable(l, nullable) {
-			return
-		}
-		var vals []valueRef
 		for _, it := range e.GetRexpr().GetList().GetItems() {
 			p, ok := s.param(it)
 			if !ok {
@@ -261,15 +277,12 @@ func (s *sel) addEquality(c *pg_query.Node, nullable map[int]bool) {
 			}
 			vals = append(vals, valueRef{Param: p})
 		}
-		s.lists[l] = append(s.lists[l], vals...)
 	case pg_query.A_Expr_Kind_AEXPR_OP_ANY:
-		if !lok || !s.pinnable(l, nullable) {
-			return
-		}
 		if p, ok := s.param(e.GetRexpr()); ok {
-			s.lists[l] = append(s.lists[l], valueRef{Param: p, Many: true})
+			vals = []valueRef{{Param: p, Many: true}}
 		}
 	}
+	s.lists[l] = append(s.lists[l], vals...)
 }
 
 // addPair records l = r: a strong equality between local terms, else a
@@ -301,45 +314,36 @@ func (s *sel) term(expr *pg_query.Node) (term, bool) {
 	if p, ok := s.param(expr); ok {
 		return term{param: p}, true
 	}
-	cr := expr.GetColumnRef()
-	if cr == nil {
-		return term{}, false
-	}
-	parts, star := columnRefParts(cr)
+	parts, star := columnRefParts(expr.GetColumnRef())
 	if star || len(parts) == 0 || len(parts) > 2 {
 		return term{}, false
 	}
-	col := parts[len(parts)-1]
-	var cands []int
+	col := last(parts)
 	if len(parts) == 2 {
-		cands = s.refs[parts[0]]
-		if len(cands) == 0 {
-			return s.outerTerm(parts[0], col)
-		}
-	} else {
-		for i, o := range s.occs {
-			if s.schema.hasColumn(o.table, col) {
-				cands = append(cands, i)
+		// A column of this query or, correlated, of an enclosing one.
+		for o := s; o != nil; o = o.outerQ {
+			if cands := o.refs[parts[0]]; len(cands) > 0 {
+				return o.pick(cands, col)
 			}
 		}
+		return term{}, false
 	}
-	if len(cands) != 1 || !s.schema.hasColumn(s.occs[cands[0]].table, col) {
-		return term{}, false // ambiguous or unknown: no pin
+	var cands []int
+	for i, o := range s.occs {
+		if s.schema.hasColumn(o, col) {
+			cands = append(cands, i)
+		}
 	}
-	return s.colTerm(cands[0], col), true
+	return s.pick(cands, col)
 }
 
-// outerTerm resolves a qualified column of an enclosing query.
-func (s *sel) outerTerm(ref, col string) (term, bool) {
-	for o := s.outerQ; o != nil; o = o.outerQ {
-		if cands := o.refs[ref]; len(cands) > 0 {
-			if len(cands) != 1 || !o.schema.hasColumn(o.occs[cands[0]].table, col) {
-				return term{}, false
-			}
-			return o.colTerm(cands[0], col), true
-		}
+// pick is col of the one candidate occurrence; false when ambiguous or
+// unknown: no pin.
+func (s *sel) pick(cands []int, col string) (term, bool) {
+	if len(cands) != 1 || !s.schema.hasColumn(s.occs[cands[0]], col) {
+		return term{}, false
 	}
-	return term{}, false
+	return s.colTerm(cands[0], col), true
 }
 
 // colTerm is a column of an occurrence of this sel.
@@ -375,49 +379,47 @@ func (s *sel) param(expr *pg_query.Node) (string, bool) {
 	return name, name != ""
 }
 
-func (s *sel) find(t term) term {
-	p, ok := s.parent[t]
-	if !ok || p == t {
-		return t
-	}
-	r := s.find(p)
-	s.parent[t] = r
-	return r
-}
-
+// union records the strong equality a = b.
 func (s *sel) union(a, b term) {
-	ra, rb := s.find(a), s.find(b)
-	if ra != rb {
-		s.parent[ra] = rb
-	}
-	if _, ok := s.parent[rb]; !ok {
-		s.parent[rb] = rb
-	}
-}
-
-// class lists the terms equal to t through strong equalities.
-func (s *sel) class(t term) []term {
-	root := s.find(t)
-	out := []term{t}
-	for k := range s.parent {
-		if k != t && s.find(k) == root {
-			out = append(out, k)
+	if ca := s.members(a); !slices.Contains(ca, b) {
+		merged := slices.Concat(ca, s.members(b))
+		for _, t := range merged {
+			s.classes[t] = merged
 		}
 	}
+}
+
+// members are the terms equal to t through strong equalities, t included.
+func (s *sel) members(t term) []term {
+	if c, ok := s.classes[t]; ok {
+		return c
+	}
+	return []term{t}
+}
+
+// class lists the terms equal to t through strong equalities, in order.
+func (s *sel) class(t term) []term {
+	out := slices.Clone(s.members(t))
 	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
 	return out
+}
+
+// related are the terms t equals through strong equalities and, with
+// weak, an outer join's ON or a correlation.
+func (s *sel) related(t term, weak bool) []term {
+	terms := s.class(t)
+	if weak {
+		for _, w := range s.weak[t] {
+			terms = append(terms, s.owner(w).class(w)...)
+		}
+	}
+	return terms
 }
 
 // pins are the values a column of an occurrence is pinned to, through
 // strong equalities, lists, and (withWeak) an outer join's ON.
 func (s *sel) pins(occ int, col string, withWeak bool) []valueRef {
-	t := s.colTerm(occ, col)
-	terms := s.class(t)
-	if withWeak {
-		for _, w := range s.weak[t] {
-			terms = append(terms, s.owner(w).class(w)...)
-		}
-	}
+	terms := s.related(s.colTerm(occ, col), withWeak)
 	for _, x := range terms {
 		if x.param != "" {
 			return []valueRef{{Param: x.param}}
@@ -435,15 +437,10 @@ func (s *sel) pins(occ int, col string, withWeak bool) []valueRef {
 // column equals the parent key of a parent occurrence whose scope column
 // is pinned.
 func (s *sel) pathPins(occ int, sc ScopeDef) []valueRef {
-	t := s.colTerm(occ, sc.Column)
-	terms := s.class(t)
-	for _, w := range s.weak[t] {
-		terms = append(terms, s.owner(w).class(w)...)
-	}
-	for _, x := range terms {
+	for _, x := range s.related(s.colTerm(occ, sc.Column), true) {
 		o := s.owner(x)
 		o2, ok := o.occOf(x)
-		if !ok || (o == s && o2 == occ) || o.occs[o2].table != sc.Parent || x != o.colTerm(o2, sc.ParentKey) {
+		if !ok || (o == s && o2 == occ) || o.occs[o2] != sc.Parent || x != o.colTerm(o2, sc.ParentKey) {
 			continue
 		}
 		if v := o.pins(o2, sc.ParentColumn, false); len(v) > 0 {
@@ -462,82 +459,50 @@ func (s *sel) scopePins(occ int, sc ScopeDef) []valueRef {
 }
 
 func allUsable(vals []valueRef, sqlType string, usable usableFunc) bool {
-	if len(vals) == 0 {
-		return false
-	}
-	for _, v := range vals {
-		if !usable(v, sqlType) {
-			return false
-		}
-	}
-	return true
-}
-
-// rangeVarCounts counts each table's occurrences anywhere in the tree.
-func rangeVarCounts(tree proto.Message, schema *Schema, ctes map[string]bool) map[string]int {
-	out := map[string]int{}
-	for _, rv := range find[*pg_query.RangeVar](tree) {
-		if t, ok := schema.relTable(rv, ctes); ok {
-			out[t]++
-		}
-	}
-	return out
-}
-
-// pinned is an occurrence's scope and the values it is pinned to.
-type pinned struct {
-	scope ScopeDef
-	vals  []valueRef
+	return len(vals) > 0 && !slices.ContainsFunc(vals, func(v valueRef) bool { return !usable(v, sqlType) })
 }
 
 // ReadScopes derives a cached read's dependencies.
-func ReadScopes(sql string, tables Tables, schema *Schema, usable usableFunc) (ReadDeps, error) {
-	numbered, params := numberParams(sql)
-	tree, err := parse(numbered)
-	if err != nil {
-		return ReadDeps{}, err
-	}
-	ctes := cteNames(tree)
-	seen := map[string]int{}
-	pins := map[string][]pinned{}
-	unpinned := map[string]bool{}
+func ReadScopes(q *parsed, tables Tables, schema *Schema, usable usableFunc) ReadDeps {
+	tree, params, ctes := q.tree, q.params, q.ctes
+	pins := map[string][]ScopedRead{}
 	// Each SELECT is analysed inside the ones enclosing it, outermost
 	// first, so that a subquery can follow a correlation outwards.
 	var visit func(v *pg_query.SelectStmt, outer *sel)
 	visit = func(v *pg_query.SelectStmt, outer *sel) {
-		s := newSel(schema, params, outer)
-		for _, f := range v.GetFromClause() {
-			s.addFrom(f, ctes)
-		}
-		s.addConjuncts(v.GetWhereClause())
-		s.finish()
+		s := newSel(schema, params, outer).read(v.GetFromClause(), v.GetWhereClause(), ctes)
 		for _, sub := range find[*pg_query.SelectStmt](v) {
 			visit(sub, s)
 		}
 		for i, o := range s.occs {
-			seen[o.table]++
-			if p, ok := choosePin(s, i, o.table, usable); ok {
-				pins[o.table] = append(pins[o.table], p)
-			} else {
-				unpinned[o.table] = true
+			if p, ok := choosePin(s, i, o, usable); ok {
+				pins[o] = append(pins[o], p)
 			}
 		}
 	}
 	for _, top := range find[*pg_query.SelectStmt](tree) {
 		visit(top, nil)
 	}
-	total := rangeVarCounts(tree, schema, ctes)
+	// A table stays unpinned unless every occurrence of it is pinned,
+	// including those read in a way this code does not follow (outside
+	// every SELECT's FROM list).
+	total := map[string]int{}
+	for _, rv := range find[*pg_query.RangeVar](tree) {
+		if t, ok := schema.relTable(rv, ctes); ok {
+			total[t]++
+		}
+	}
 	for _, t := range tables.Reads {
-		if unpinned[t] || seen[t] != total[t] {
+		if len(pins[t]) != total[t] {
 			delete(pins, t)
 		}
 	}
-	return readDeps(tables, referencedColumns(tree, tables, schema), pins), nil
+	return readDeps(tables, referencedColumns(q, tables, schema), pins)
 }
 
 // readDeps turns the pins of each table read into its dependencies: the
 // scopes when every occurrence is pinned, else table-wide.
-func readDeps(tables Tables, cols map[string][]string, pins map[string][]pinned) ReadDeps {
+func readDeps(tables Tables, cols map[string][]string, pins map[string][]ScopedRead) ReadDeps {
 	var deps ReadDeps
 	named := func(prefix string, t string) {
 		deps.Named = append(deps.Named, prefix)
@@ -553,15 +518,15 @@ func readDeps(tables Tables, cols map[string][]string, pins map[string][]pinned)
 		}
 		done := map[string]bool{}
 		for _, p := range pins[t] {
-			name := p.scope.Name()
+			name := p.Scope.Name()
 			if !done[name] {
 				done[name] = true
 				named(name, t)
 			}
-			key := name + fmt.Sprint(p.vals)
-			if !done[key] {
+			if key := name + fmt.Sprint(p.Values); !done[key] {
 				done[key] = true
-				deps.Scoped = append(deps.Scoped, ScopedRead{Scope: p.scope, Values: p.vals, Columns: cols[t]})
+				p.Columns = cols[t]
+				deps.Scoped = append(deps.Scoped, p)
 			}
 		}
 	}
@@ -571,22 +536,22 @@ func readDeps(tables Tables, cols map[string][]string, pins map[string][]pinned)
 
 // choosePin picks the first scope of the table (in the schema's order of
 // preference) that the occurrence is pinned to with usable values.
-func choosePin(s *sel, occ int, table string, usable usableFunc) (pinned, bool) {
+func choosePin(s *sel, occ int, table string, usable usableFunc) (ScopedRead, bool) {
 	for _, sc := range s.schema.Scopes(table) {
 		vals := s.scopePins(occ, sc)
 		if allUsable(vals, s.schema.valueType(sc), usable) {
-			return pinned{sc, vals}, true
+			return ScopedRead{Scope: sc, Values: vals}, true
 		}
 	}
-	return pinned{}, false
+	return ScopedRead{}, false
 }
 
 // referencedColumns are, per table read, the columns the statement
 // references anywhere; every column when it cannot tell (SELECT *, a
 // whole-row reference, JOIN USING, NATURAL JOIN).
-func referencedColumns(tree *pg_query.ParseResult, tables Tables, schema *Schema) map[string][]string {
+func referencedColumns(q *parsed, tables Tables, schema *Schema) map[string][]string {
 	out := map[string][]string{}
-	for _, slot := range readSlots(tree, tables, schema) {
+	for _, slot := range readSlots(q, tables, schema) {
 		if t, c, ok := strings.Cut(slot, SlotSep); ok {
 			out[t] = append(out[t], c)
 		}

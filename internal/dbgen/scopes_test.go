@@ -88,14 +88,9 @@ func TestReadScopes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tables, err := Analyze(sqlcParam.ReplaceAllString(tt.sql, "$$1"), schema)
-			if err != nil {
-				t.Fatal(err)
-			}
-			deps, err := ReadScopes(tt.sql, tables, schema, anyValue)
-			if err != nil {
-				t.Fatal(err)
-			}
+			q := mustParse(t, tt.sql)
+			tables := Analyze(q, schema)
+			deps := ReadScopes(q, tables, schema, anyValue)
 			if got := describeDeps(deps); got != tt.want {
 				t.Fatalf("\n got %s\nwant %s", got, tt.want)
 			}
@@ -117,12 +112,8 @@ func TestReadScopes(t *testing.T) {
 
 func TestReadScopesNeedUsableValues(t *testing.T) {
 	schema := readScopeSchema(t)
-	sql := `SELECT id FROM campaigns WHERE id = @id`
-	tables, _ := Analyze(`SELECT id FROM campaigns WHERE id = $1`, schema)
-	deps, err := ReadScopes(sql, tables, schema, func(valueRef, string) bool { return false })
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := mustParse(t, `SELECT id FROM campaigns WHERE id = @id`)
+	deps := ReadScopes(q, Analyze(q, schema), schema, func(valueRef, string) bool { return false })
 	if got := describeDeps(deps); got != "campaigns table-wide" {
 		t.Fatalf("a value the Go code cannot hash pinned the read: %s", got)
 	}
@@ -219,14 +210,8 @@ func TestWriteScopes(t *testing.T) {
 // describes each scope it bumps that keep accepts, in order.
 func describedWrites(t *testing.T, schema *Schema, sql, kind string, keep func(ScopeWrite) bool) []string {
 	t.Helper()
-	tables, err := Analyze(sqlcParam.ReplaceAllString(sql, "$$1"), schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ws, err := WriteScopes(sql, kind, tables, schema, anyValue)
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := mustParse(t, sql)
+	ws := WriteScopes(q, kind, Analyze(q, schema), schema, anyValue)
 	var got []string
 	for _, w := range ws {
 		if keep(w) {

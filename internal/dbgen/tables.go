@@ -62,10 +62,7 @@ func NewSchema() *Schema {
 var partitionName = regexp.MustCompile(`^(.+)_(p[0-9]+|default)$`)
 
 func (s *Schema) parent(name string) string {
-	if s == nil {
-		return name
-	}
-	if m := partitionName.FindStringSubmatch(name); m != nil && s.Partitioned[m[1]] {
+	if m := partitionName.FindStringSubmatch(name); s != nil && m != nil && s.Partitioned[m[1]] {
 		return m[1]
 	}
 	return name
@@ -75,8 +72,10 @@ func (s *Schema) parent(name string) string {
 // by the statements in src (the goose migrations), and its triggers. A
 // goose migration's Down section is left out: it undoes the Up.
 func (s *Schema) Read(src string) error {
-	src = gooseUp(src)
-	tree, err := parse(src)
+	if loc := gooseDown.FindStringIndex(src); loc != nil {
+		src = src[:loc[0]]
+	}
+	tree, err := pg_query.Parse(src)
 	if err != nil {
 		return fmt.Errorf("parse schema: %w", err)
 	}
@@ -103,14 +102,6 @@ func (s *Schema) Read(src string) error {
 
 var gooseDown = regexp.MustCompile(`(?m)^--\s*\+goose\s+Down\b`)
 
-// gooseUp is a migration without its Down section.
-func gooseUp(src string) string {
-	if loc := gooseDown.FindStringIndex(src); loc != nil {
-		return src[:loc[0]]
-	}
-	return src
-}
-
 // changesRows reports whether a foreign key action modifies the
 // referencing rows: c(ascade), n (set null), d (set default); a (no
 // action) and r (restrict) only refuse.
@@ -134,65 +125,36 @@ func closure(t string, edges map[string][]string, writes map[string]bool) {
 // relation in FROM, JOIN, subqueries and CTE bodies is a read. A DELETE or
 // UPDATE also writes the tables its foreign keys cascade to, and a write
 // the tables its triggers write.
-func Analyze(sql string, schema *Schema) (Tables, error) {
-	tree, err := parse(sql)
-	if err != nil {
-		return Tables{}, err
-	}
-	ctes := cteNames(tree)
+func Analyze(q *parsed, schema *Schema) Tables {
+	tree, ctes := q.tree, q.ctes
 	reads, writes := map[string]bool{}, map[string]bool{}
-	write := func(rel *pg_query.RangeVar, cascades ...map[string][]string) {
-		if t, ok := schema.relTable(rel, ctes); ok {
-			writes[t] = true
-			for _, edges := range cascades {
-				closure(t, edges, writes)
-			}
-		}
-	}
-	var onDelete, onUpdate map[string][]string
-	if schema != nil {
-		onDelete, onUpdate = schema.OnDelete, schema.OnUpdate
-	}
 	walk(tree, func(n proto.Message) bool {
 		switch st := n.(type) {
 		case *pg_query.RangeVar:
 			if t, ok := schema.relTable(st, ctes); ok {
 				reads[t] = true
 			}
-		case *pg_query.InsertStmt:
-			write(st.GetRelation())
-		case *pg_query.UpdateStmt:
-			write(st.GetRelation(), onUpdate)
-		case *pg_query.DeleteStmt:
-			write(st.GetRelation(), onDelete)
-		case *pg_query.MergeStmt:
-			write(st.GetRelation(), onDelete, onUpdate)
 		case *pg_query.CopyStmt:
 			if t, ok := schema.relTable(st.GetRelation(), ctes); ok && !st.GetIsFrom() {
 				reads[t] = true
 			}
-			if st.GetIsFrom() {
-				write(st.GetRelation())
-			}
 		case *pg_query.TruncateStmt:
-			for _, r := range st.GetRelations() {
-				if st.GetBehavior() == pg_query.DropBehavior_DROP_CASCADE {
-					// TRUNCATE ... CASCADE empties the referencing tables.
-					write(r.GetRangeVar(), onDelete)
-				} else {
-					write(r.GetRangeVar())
-				}
-			}
-			return false
+			return false // its relations are written, not read
 		}
 		return true
 	})
+	for _, op := range writeOps(tree) {
+		if t, ok := schema.relTable(op.rel, ctes); ok {
+			writes[t] = true
+			closure(t, op.cascades(schema), writes)
+		}
+	}
 	if schema != nil {
 		for _, ev := range schema.triggerEvents(statementEvents(tree, schema, ctes)) {
 			writes[ev.table] = true
 		}
 	}
-	return Tables{Reads: sortedKeys(reads), Writes: sortedKeys(writes)}, nil
+	return Tables{Reads: sortedKeys(reads), Writes: sortedKeys(writes)}
 }
 
 // relTable is the table a RangeVar names — a partition's parent for a

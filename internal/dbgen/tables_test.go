@@ -53,14 +53,12 @@ func TestAnalyze(t *testing.T) {
 		{"delete cascades transitively", `DELETE FROM users WHERE id = $1`, nil, []string{"api_keys", "audit", "campaigns", "emails", "users"}},
 		{"update cascades only on update", `UPDATE users SET id = $1`, nil, []string{"audit", "users"}},
 		{"insert does not cascade", `INSERT INTO users (id) VALUES ($1)`, nil, []string{"users"}},
+		{"an upsert's update cascades", `INSERT INTO users (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET id = $2`, nil, []string{"audit", "users"}},
 		{"truncate cascade", `TRUNCATE campaigns CASCADE`, nil, []string{"campaigns", "emails"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Analyze(tt.sql, schema)
-			if err != nil {
-				t.Fatalf("Analyze: %v", err)
-			}
+			got := Analyze(mustParse(t, tt.sql), schema)
 			if !slices.Equal(got.Reads, tt.reads) && !(len(got.Reads) == 0 && len(tt.reads) == 0) {
 				t.Errorf("reads = %v, want %v", got.Reads, tt.reads)
 			}
@@ -71,10 +69,20 @@ func TestAnalyze(t *testing.T) {
 	}
 }
 
-func TestAnalyzeRejectsBadSQL(t *testing.T) {
-	if _, err := Analyze(`SELEC 1`, nil); err == nil {
-		t.Fatal("Analyze accepted invalid SQL")
+func TestParseQueryRejectsBadSQL(t *testing.T) {
+	if _, err := parseQuery(`SELEC 1`); err == nil {
+		t.Fatal("parseQuery accepted invalid SQL")
 	}
+}
+
+// mustParse parses a test query.
+func mustParse(t *testing.T, sql string) *parsed {
+	t.Helper()
+	q, err := parseQuery(sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
 }
 
 const testSchema = `

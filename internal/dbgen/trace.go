@@ -1,6 +1,8 @@
 package dbgen
 
 import (
+	"maps"
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -23,24 +25,15 @@ const (
 	srcOpaque            // a function or anything else: columns unknown
 )
 
+// source is a FROM item, or a CTE's definition (without names).
 type source struct {
 	names    []string
 	kind     int
 	table    string
-	sel      *pg_query.SelectStmt
-	colnames []string
-	ctes     map[string]cteDef
-	isTarget bool
-}
-
-type cteDef struct {
-	sel      *pg_query.SelectStmt
-	colnames []string
-}
-
-type traceScope struct {
-	sources []source
-	ctes    map[string]cteDef
+	sel      *pg_query.SelectStmt // srcSelect: the query
+	colnames []string             // srcSelect: its column aliases
+	ctes     map[string]source    // srcSelect: the CTEs its query sees
+	isTarget bool                 // the table an UPDATE or DELETE writes
 }
 
 // traceWrite fills in w.From for the top-level INSERT, UPDATE or DELETE.
@@ -52,12 +45,8 @@ func (s *Schema) traceWrite(t Trigger, stmt proto.Message, w *TriggerWrite) {
 			return // an upsert may change existing rows: not traced
 		}
 		ctes := tr.withCTEs(st.GetWithClause(), nil)
-		cols := columnNames(st.GetCols())
-		if len(cols) == 0 {
-			cols = s.Columns[w.Table]
-		}
-		for i, col := range cols {
-			if !contains(s.scopeColumns(w.Table), col) {
+		for i, col := range s.insertColumns(st, w.table) {
+			if !slices.Contains(s.scopeColumns(w.table), col) {
 				continue
 			}
 			if src, ok := tr.insertValue(st.GetSelectStmt().GetSelectStmt(), i, ctes); ok {
@@ -75,132 +64,117 @@ func (s *Schema) traceWrite(t Trigger, stmt proto.Message, w *TriggerWrite) {
 // to traced values.
 func (tr *tracer) traceWhere(with *pg_query.WithClause, rel *pg_query.RangeVar, from []*pg_query.Node, where *pg_query.Node, w *TriggerWrite) {
 	ctes := tr.withCTEs(with, nil)
-	sc := &traceScope{ctes: ctes}
 	target := tr.rangeVar(rel, ctes)
 	target.kind, target.isTarget = srcTable, true
-	sc.sources = append(sc.sources, target)
-	for _, f := range from {
-		sc.sources = append(sc.sources, tr.fromItem(f, ctes)...)
-	}
+	srcs := append([]source{target}, tr.fromItems(from, ctes)...)
 	for _, c := range conjuncts(where) {
-		col, src, ok := tr.matchTarget(sc, c)
-		if _, done := w.From[col]; ok && !done && contains(tr.s.scopeColumns(w.Table), col) {
+		col, src, ok := tr.matchTarget(srcs, ctes, c)
+		if _, done := w.From[col]; ok && !done && slices.Contains(tr.s.scopeColumns(w.table), col) {
 			w.From[col] = src
 		}
 	}
 }
 
 // insertValue traces the i-th column of an INSERT's rows: of every VALUES
-// row (NEW.col of a row trigger), or of its SELECT.
-func (tr *tracer) insertValue(sel *pg_query.SelectStmt, i int, ctes map[string]cteDef) (string, bool) {
-	lists := sel.GetValuesLists()
-	if lists == nil {
-		return tr.output(sel, "", i, ctes)
+// row (NEW.col of a row trigger), the same in each, or of its SELECT.
+func (tr *tracer) insertValue(sel *pg_query.SelectStmt, i int, ctes map[string]source) (string, bool) {
+	if sel.GetValuesLists() == nil {
+		return tr.output(sel, i, ctes)
 	}
-	src := ""
-	for _, l := range lists {
-		items := l.GetList().GetItems()
-		if i >= len(items) {
-			return "", false
-		}
-		c, ok := tr.value(&traceScope{ctes: ctes}, items[i])
-		if !ok || (src != "" && c != src) {
-			return "", false
-		}
-		src = c
+	srcs, ok := valuesColumn(sel.GetValuesLists(), i, func(n *pg_query.Node) (string, bool) { return tr.value(nil, n) })
+	if srcs = slices.Compact(srcs); !ok || len(srcs) != 1 {
+		return "", false
 	}
-	return src, src != ""
+	return srcs[0], srcs[0] != ""
 }
 
 // withCTEs adds a WITH clause's CTEs to those visible outside it.
-func (tr *tracer) withCTEs(with *pg_query.WithClause, outer map[string]cteDef) map[string]cteDef {
-	out := map[string]cteDef{}
-	for k, v := range outer {
-		out[k] = v
-	}
+func (tr *tracer) withCTEs(with *pg_query.WithClause, outer map[string]source) map[string]source {
+	out := map[string]source{}
+	maps.Copy(out, outer)
 	for _, c := range with.GetCtes() {
 		cte := c.GetCommonTableExpr()
-		if with.GetRecursive() {
-			// A recursive CTE's rows come from its own iterations: not traced.
-			out[cte.GetCtename()] = cteDef{}
-			continue
+		out[cte.GetCtename()] = source{kind: srcOpaque}
+		// A recursive CTE's rows come from its own iterations: not traced.
+		if sel := cte.GetCtequery().GetSelectStmt(); sel != nil && !with.GetRecursive() {
+			out[cte.GetCtename()] = source{kind: srcSelect, sel: sel, colnames: strs(cte.GetAliascolnames())}
 		}
-		out[cte.GetCtename()] = cteDef{sel: cte.GetCtequery().GetSelectStmt(), colnames: strs(cte.GetAliascolnames())}
 	}
 	return out
 }
 
-func (tr *tracer) rangeVar(rv *pg_query.RangeVar, ctes map[string]cteDef) source {
-	n, ns := rv.GetRelname(), rv.GetSchemaname()
-	src := source{names: []string{n}}
-	if an := rv.GetAlias().GetAliasname(); an != "" {
-		src.names = []string{an}
+func (tr *tracer) rangeVar(rv *pg_query.RangeVar, ctes map[string]source) source {
+	n := rv.GetRelname()
+	def, isCTE := ctes[n]
+	src := source{kind: srcTable, table: tr.s.parent(relName(rv))}
+	switch unqualified := rv.GetSchemaname() == ""; {
+	case unqualified && isCTE:
+		src = def
+		src.ctes = ctes
+	case unqualified && n != "" && (n == tr.t.NewTable || n == tr.t.OldTable):
+		src = source{kind: srcTransition, table: tr.t.Table}
 	}
-	switch def, isCTE := ctes[n]; {
-	case ns == "" && isCTE && def.sel == nil:
-		src.kind = srcOpaque
-	case ns == "" && isCTE:
-		src.kind, src.sel, src.colnames, src.ctes = srcSelect, def.sel, def.colnames, ctes
-	case ns == "" && n != "" && (n == tr.t.NewTable || n == tr.t.OldTable):
-		src.kind, src.table = srcTransition, tr.t.Table
-	default:
-		src.kind, src.table = srcTable, tr.s.parent(relName(rv))
-	}
+	src.names = refKeys(rv)
 	return src
 }
 
-func (tr *tracer) fromItem(item *pg_query.Node, ctes map[string]cteDef) []source {
-	if rv := item.GetRangeVar(); rv != nil {
-		return []source{tr.rangeVar(rv, ctes)}
-	}
-	if rs := item.GetRangeSubselect(); rs != nil {
-		name := rs.GetAlias().GetAliasname()
-		sel := rs.GetSubquery().GetSelectStmt()
-		if rs.GetLateral() || sel == nil {
-			return []source{{names: []string{name}, kind: srcOpaque}}
+func (tr *tracer) fromItems(items []*pg_query.Node, ctes map[string]source) []source {
+	var out []source
+	for _, item := range items {
+		rs, j := item.GetRangeSubselect(), item.GetJoinExpr()
+		switch sel := rs.GetSubquery().GetSelectStmt(); {
+		case item.GetRangeVar() != nil:
+			out = append(out, tr.rangeVar(item.GetRangeVar(), ctes))
+		case rs != nil && !rs.GetLateral() && sel != nil:
+			out = append(out, source{names: []string{rs.GetAlias().GetAliasname()}, kind: srcSelect, sel: sel, colnames: strs(rs.GetAlias().GetColnames()), ctes: ctes})
+		case rs != nil:
+			out = append(out, source{names: []string{rs.GetAlias().GetAliasname()}, kind: srcOpaque})
+		case j != nil && j.GetAlias() == nil:
+			out = append(out, tr.fromItems([]*pg_query.Node{j.GetLarg(), j.GetRarg()}, ctes)...)
+		default:
+			out = append(out, source{kind: srcOpaque})
 		}
-		return []source{{names: []string{name}, kind: srcSelect, sel: sel, colnames: strs(rs.GetAlias().GetColnames()), ctes: ctes}}
 	}
-	if j := item.GetJoinExpr(); j != nil && j.GetAlias() == nil {
-		return append(tr.fromItem(j.GetLarg(), ctes), tr.fromItem(j.GetRarg(), ctes)...)
-	}
-	return []source{{kind: srcOpaque}}
+	return out
 }
 
 // has reports whether a source has a column: yes, no, or unknown.
-func (tr *tracer) has(src source, col string) (bool, bool) {
+func (tr *tracer) has(src source, col string) (has, known bool) {
 	switch src.kind {
 	case srcTransition, srcTable:
 		return tr.s.hasColumn(src.table, col), true
 	case srcSelect:
-		if len(src.colnames) > 0 {
-			return contains(src.colnames, col), true
-		}
-		names, ok := outputNames(src.sel)
-		return ok && contains(names, col), ok
+		names, ok := src.columns()
+		return ok && slices.Contains(names, col), ok
 	}
 	return false, false
 }
 
-// resolve finds the one source a column reference names.
-func (tr *tracer) resolve(sc *traceScope, parts []string) (source, string, bool) {
+// columns are a subquery's or CTE's column names: its aliases, else its
+// output names; false when one is not known.
+func (src source) columns() ([]string, bool) {
+	if len(src.colnames) > 0 {
+		return src.colnames, true
+	}
+	return outputNames(src.sel)
+}
+
+// resolve finds the one source among srcs a column reference names.
+func (tr *tracer) resolve(srcs []source, parts []string) (source, string, bool) {
 	if len(parts) < 1 || len(parts) > 2 {
 		return source{}, "", false
 	}
-	col := parts[len(parts)-1]
+	col := last(parts)
 	var found []source
-	for _, src := range sc.sources {
-		if len(parts) == 2 {
-			if contains(src.names, parts[0]) {
-				found = append(found, src)
-			}
-			continue
-		}
+	for _, src := range srcs {
 		has, known := tr.has(src, col)
-		if !known {
+		switch {
+		case len(parts) == 2 && slices.Contains(src.names, parts[0]):
+			found = append(found, src)
+		case len(parts) == 2:
+		case !known:
 			return source{}, "", false // an unknown source may have it too
-		}
-		if has {
+		case has:
 			found = append(found, src)
 		}
 	}
@@ -213,121 +187,84 @@ func (tr *tracer) resolve(sc *traceScope, parts []string) (source, string, bool)
 	return found[0], col, true
 }
 
-// value traces an expression to a column of the trigger's table.
-func (tr *tracer) value(sc *traceScope, expr *pg_query.Node) (string, bool) {
-	cr := expr.GetColumnRef()
-	if cr == nil {
+// value traces an expression over srcs to a column of the trigger's table.
+func (tr *tracer) value(srcs []source, expr *pg_query.Node) (string, bool) {
+	parts, star := columnRefParts(expr.GetColumnRef())
+	if expr.GetColumnRef() == nil || star || len(parts) == 0 {
 		return "", false
 	}
-	parts, star := columnRefParts(cr)
-	if star || len(parts) == 0 {
-		return "", false
-	}
-	src, col, ok := tr.resolve(sc, parts)
+	src, col, ok := tr.resolve(srcs, parts)
 	switch {
 	case !ok:
-		return tr.rowValue(sc, parts)
+		return tr.rowValue(srcs, parts)
 	case src.kind == srcTransition:
 		return col, true
-	case src.kind == srcSelect && len(src.colnames) > 0:
-		return tr.output(src.sel, "", indexOf(src.colnames, col), src.ctes)
 	case src.kind == srcSelect:
-		return tr.output(src.sel, col, -1, src.ctes)
+		names, _ := src.columns()
+		return tr.output(src.sel, slices.Index(names, col), src.ctes)
 	}
 	return "", false
 }
 
 // rowValue traces NEW.col and OLD.col of a row trigger, when no source is
 // named so.
-func (tr *tracer) rowValue(sc *traceScope, parts []string) (string, bool) {
-	if !tr.t.Row || len(parts) != 2 || !strings.EqualFold(parts[0], "new") && !strings.EqualFold(parts[0], "old") || !tr.s.hasColumn(tr.t.Table, parts[1]) {
+func (tr *tracer) rowValue(srcs []source, parts []string) (string, bool) {
+	named := func(s source) bool { return slices.Contains(s.names, parts[0]) }
+	if !tr.t.Row || len(parts) != 2 || !strings.EqualFold(parts[0], "new") && !strings.EqualFold(parts[0], "old") ||
+		!tr.s.hasColumn(tr.t.Table, parts[1]) || slices.ContainsFunc(srcs, named) {
 		return "", false
-	}
-	for _, s := range sc.sources {
-		if contains(s.names, parts[0]) {
-			return "", false
-		}
 	}
 	return parts[1], true
 }
 
-// output traces a SELECT's output column (by name, or by position when
-// name is ""), through set operations and its own FROM.
-func (tr *tracer) output(sel *pg_query.SelectStmt, name string, idx int, outer map[string]cteDef) (string, bool) {
-	if sel == nil {
+// output traces a SELECT's idx-th output column, through set operations
+// (the left side's, the same as the right side's for a UNION: INTERSECT
+// and EXCEPT return rows of the left side) and its own FROM.
+func (tr *tracer) output(sel *pg_query.SelectStmt, idx int, outer map[string]source) (string, bool) {
+	if sel == nil || sel.GetValuesLists() != nil {
 		return "", false
 	}
 	ctes := tr.withCTEs(sel.GetWithClause(), outer)
-	if op := sel.GetOp(); op != pg_query.SetOperation_SETOP_NONE && op != pg_query.SetOperation_SET_OPERATION_UNDEFINED {
-		return tr.setOutput(sel, name, idx, ctes)
-	}
-	if sel.GetValuesLists() != nil {
-		return "", false
+	if isSetOp(sel) {
+		lc, ok := tr.output(sel.GetLarg(), idx, ctes)
+		if sel.GetOp() == pg_query.SetOperation_SETOP_UNION {
+			rc, rok := tr.output(sel.GetRarg(), idx, ctes)
+			ok = ok && rok && rc == lc
+		}
+		return lc, ok
 	}
 	targets := sel.GetTargetList()
-	if name != "" {
-		names, ok := outputNames(sel)
-		if !ok {
-			return "", false
-		}
-		idx = indexOf(names, name)
-	}
 	if idx < 0 || idx >= len(targets) {
 		return "", false
 	}
-	sc := &traceScope{ctes: ctes}
-	for _, f := range sel.GetFromClause() {
-		sc.sources = append(sc.sources, tr.fromItem(f, ctes)...)
-	}
-	return tr.value(sc, targets[idx].GetResTarget().GetVal())
+	return tr.value(tr.fromItems(sel.GetFromClause(), ctes), targets[idx].GetResTarget().GetVal())
 }
 
-// setOutput traces an output column of a UNION, INTERSECT or EXCEPT: the
-// left side's, the same as the right side's for a UNION.
-func (tr *tracer) setOutput(sel *pg_query.SelectStmt, name string, idx int, ctes map[string]cteDef) (string, bool) {
-	l, r := sel.GetLarg(), sel.GetRarg()
-	if name != "" {
-		names, ok := outputNames(l)
-		if !ok || indexOf(names, name) < 0 {
-			return "", false
-		}
-		idx = indexOf(names, name)
-	}
-	lc, ok := tr.output(l, "", idx, ctes)
-	if !ok {
-		return "", false
-	}
-	if sel.GetOp() == pg_query.SetOperation_SETOP_UNION {
-		if rc, ok := tr.output(r, "", idx, ctes); !ok || rc != lc {
-			return "", false
-		}
-	}
-	return lc, true // INTERSECT and EXCEPT return rows of the left side
+func isSetOp(sel *pg_query.SelectStmt) bool {
+	op := sel.GetOp()
+	return op != pg_query.SetOperation_SETOP_NONE && op != pg_query.SetOperation_SET_OPERATION_UNDEFINED
 }
 
 // outputNames are a SELECT's output column names; false when one is not
 // known (a * or an unnamed expression).
 func outputNames(sel *pg_query.SelectStmt) ([]string, bool) {
-	if op := sel.GetOp(); op != pg_query.SetOperation_SETOP_NONE && op != pg_query.SetOperation_SET_OPERATION_UNDEFINED {
+	if isSetOp(sel) {
 		return outputNames(sel.GetLarg())
 	}
 	var out []string
 	for _, t := range sel.GetTargetList() {
 		rt := t.GetResTarget()
-		if n := rt.GetName(); n != "" {
-			out = append(out, n)
-			continue
-		}
-		cr := rt.GetVal().GetColumnRef()
-		if cr == nil {
+		parts, star := columnRefParts(rt.GetVal().GetColumnRef())
+		switch {
+		case rt.GetName() != "":
+			out = append(out, rt.GetName())
+		case rt.GetVal().GetColumnRef() == nil:
 			out = append(out, "?") // PostgreSQL names it ?column? or after a function
-			continue
-		}
-		parts, star := columnRefParts(cr)
-		if star || len(parts) == 0 {
+		case star || len(parts) == 0:
 			return nil, false
+		default:
+			out = append(out, last(parts))
 		}
-		out = append(out, last(parts))
 	}
 	return out, true
 }
@@ -335,23 +272,16 @@ func outputNames(sel *pg_query.SelectStmt) ([]string, bool) {
 // matchTarget recognises a WHERE conjunct tying a column of the written
 // table to a traced value: target.col = value, value = target.col, or
 // target.col IN (SELECT value …).
-func (tr *tracer) matchTarget(sc *traceScope, c *pg_query.Node) (string, string, bool) {
+func (tr *tracer) matchTarget(srcs []source, ctes map[string]source, c *pg_query.Node) (string, string, bool) {
 	targetCol := func(expr *pg_query.Node) (string, bool) {
-		cr := expr.GetColumnRef()
-		if cr == nil {
-			return "", false
-		}
-		parts, star := columnRefParts(cr)
-		if star {
-			return "", false
-		}
-		src, col, ok := tr.resolve(sc, parts)
-		return col, ok && src.isTarget
+		parts, star := columnRefParts(expr.GetColumnRef())
+		src, col, ok := tr.resolve(srcs, parts)
+		return col, ok && !star && src.isTarget
 	}
 	if e := c.GetAExpr(); e != nil && e.GetKind() == pg_query.A_Expr_Kind_AEXPR_OP && isEquals(e) {
 		for _, pair := range [][2]*pg_query.Node{{e.GetLexpr(), e.GetRexpr()}, {e.GetRexpr(), e.GetLexpr()}} {
 			if col, ok := targetCol(pair[0]); ok {
-				if src, ok := tr.value(sc, pair[1]); ok {
+				if src, ok := tr.value(srcs, pair[1]); ok {
 					return col, src, true
 				}
 			}
@@ -359,7 +289,7 @@ func (tr *tracer) matchTarget(sc *traceScope, c *pg_query.Node) (string, string,
 	}
 	if sl := c.GetSubLink(); sl != nil && sl.GetSubLinkType() == pg_query.SubLinkType_ANY_SUBLINK && len(sl.GetOperName()) == 0 {
 		if col, ok := targetCol(sl.GetTestexpr()); ok {
-			if src, ok := tr.output(sl.GetSubselect().GetSelectStmt(), "", 0, sc.ctes); ok {
+			if src, ok := tr.output(sl.GetSubselect().GetSelectStmt(), 0, ctes); ok {
 				return col, src, true
 			}
 		}

@@ -3,10 +3,10 @@ package dbgen
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
-	"google.golang.org/protobuf/proto"
 )
 
 // Trigger writes. A query that writes a table also writes whatever the
@@ -46,17 +46,14 @@ type Trigger struct {
 	NewTable, OldTable string
 }
 
-// TriggerWrite is one statement of a trigger function that writes a table.
+// TriggerWrite is one statement of a trigger function that writes a table:
+// the event it makes, as that table's own triggers see it.
 type TriggerWrite struct {
+	tableEvent
 	Trigger string
-	// Kind is INSERT, UPDATE, DELETE or TRUNCATE; Updated the columns an
-	// UPDATE sets (nil for the others: rows added or removed).
-	Kind    string
-	Table   string
-	Updated []string
 	// When are the TG_OP values under which the statement runs (nil: any).
 	When []string
-	// From maps a scope column of Table to the column of the trigger's
+	// From maps a scope column of the table to the column of the trigger's
 	// table whose values the changed rows carry; a scope column missing
 	// from it is not traced.
 	From map[string]string
@@ -70,16 +67,6 @@ type tableEvent struct {
 }
 
 func (e tableEvent) key() string { return e.table + ":" + e.kind + ":" + strings.Join(e.columns, ",") }
-
-// trigger bits of pg_query's CreateTrigStmt (PostgreSQL's TRIGGER_TYPE_*).
-const (
-	trigBefore   = 1 << 1
-	trigInsert   = 1 << 2
-	trigDelete   = 1 << 3
-	trigUpdate   = 1 << 4
-	trigTruncate = 1 << 5
-	trigInstead  = 1 << 6
-)
 
 // readTriggers records the functions and triggers of one migration, and
 // forgets the triggers it drops.
@@ -116,14 +103,13 @@ func (s *Schema) addTrigger(v *pg_query.CreateTrigStmt) {
 		Function: last(strs(v.GetFuncname())),
 		Columns:  strs(v.GetColumns()),
 		Row:      v.GetRow(),
-		Before:   v.GetTiming()&(trigBefore|trigInstead) != 0,
+		// The bits are PostgreSQL's TRIGGER_TYPE_*: BEFORE 1<<1, INSTEAD
+		// 1<<6, and the events from 1<<2 in this order.
+		Before: v.GetTiming()&(1<<1|1<<6) != 0,
 	}
-	for _, e := range []struct {
-		bit  int32
-		name string
-	}{{trigInsert, "INSERT"}, {trigUpdate, "UPDATE"}, {trigDelete, "DELETE"}, {trigTruncate, "TRUNCATE"}} {
-		if v.GetEvents()&e.bit != 0 {
-			t.Events = append(t.Events, e.name)
+	for i, name := range []string{"INSERT", "DELETE", "UPDATE", "TRUNCATE"} {
+		if v.GetEvents()&(1<<(i+2)) != 0 {
+			t.Events = append(t.Events, name)
 		}
 	}
 	for _, r := range v.GetTransitionRels() {
@@ -138,13 +124,7 @@ func (s *Schema) addTrigger(v *pg_query.CreateTrigStmt) {
 }
 
 func (s *Schema) dropTrigger(table, name string) {
-	out := s.Triggers[:0]
-	for _, t := range s.Triggers {
-		if t.Table != table || t.Name != name {
-			out = append(out, t)
-		}
-	}
-	s.Triggers = out
+	s.Triggers = slices.DeleteFunc(s.Triggers, func(t Trigger) bool { return t.Table == table && t.Name == name })
 }
 
 // analyzeTriggers derives every trigger's writes, once the migrations
@@ -159,26 +139,6 @@ func (s *Schema) analyzeTriggers() error {
 		s.triggerWrites[t.Table+"."+t.Name] = ws
 	}
 	return nil
-}
-
-// pg_query offers PL/pgSQL's parse tree as JSON only (there is no
-// protobuf for it): objects of one key, the node's kind. plExpr and plIf
-// are the nodes the analysis reads.
-type plExpr struct {
-	Query     string `json:"query"`
-	ParseMode int    `json:"parseMode"`
-}
-
-type plIf struct {
-	Cond  json.RawMessage `json:"cond"`
-	Then  json.RawMessage `json:"then_body"`
-	Elsif []struct {
-		Branch struct {
-			Cond  json.RawMessage `json:"cond"`
-			Stmts json.RawMessage `json:"stmts"`
-		} `json:"PLpgSQL_if_elsif"`
-	} `json:"elsif_list"`
-	Else json.RawMessage `json:"else_body"`
 }
 
 // plVisitor collects the writes of a trigger function's SQL statements,
@@ -196,12 +156,18 @@ func (s *Schema) analyzeTrigger(t Trigger) ([]TriggerWrite, error) {
 	if !ok {
 		return nil, fmt.Errorf("runs %s(), which the migrations do not define", t.Function)
 	}
+	// pg_query offers PL/pgSQL's parse tree as JSON only (there is no
+	// protobuf for it): objects of one key, the node's kind.
 	js, err := pg_query.ParsePlPgSqlToJSON(src)
+	var tree any
+	if err == nil {
+		err = json.Unmarshal([]byte(js), &tree)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("parse the PL/pgSQL of %s(): %w", t.Function, err)
 	}
 	v := &plVisitor{s: s, t: t, assigns: strings.Contains(js, `"PLpgSQL_stmt_assign":`)}
-	v.visit(json.RawMessage(js), nil)
+	v.visit(tree, nil)
 	if v.err != nil {
 		return nil, fmt.Errorf("%s(): %w", t.Function, v.err)
 	}
@@ -215,48 +181,43 @@ func (s *Schema) analyzeTrigger(t Trigger) ([]TriggerWrite, error) {
 
 // visit walks a PL/pgSQL JSON value (an object, or a list of them) in a
 // fixed order.
-func (v *plVisitor) visit(raw json.RawMessage, when []string) {
-	var list []json.RawMessage
-	if json.Unmarshal(raw, &list) == nil {
+func (v *plVisitor) visit(n any, when []string) {
+	if list, ok := n.([]any); ok {
 		for _, c := range list {
 			v.visit(c, when)
 		}
-		return
 	}
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(raw, &obj) != nil {
-		return
-	}
-	for _, k := range sortedKeys(obj) {
-		if v.err != nil {
+	o := obj(n)
+	for _, k := range sortedKeys(o) {
+		switch {
+		case v.err != nil:
 			return
-		}
-		switch k {
-		case "PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_dynfors":
+		case k == "PLpgSQL_stmt_dynexecute" || k == "PLpgSQL_stmt_dynfors":
 			v.err = fmt.Errorf("runs dynamic SQL (EXECUTE): what it writes cannot be known")
-		case "PLpgSQL_stmt_if":
-			var n plIf
-			if err := json.Unmarshal(obj[k], &n); err != nil {
-				v.err = fmt.Errorf("decode an IF: %w", err)
-				return
-			}
-			v.visitIf(n, when)
-		case "PLpgSQL_expr":
-			v.statement(obj[k], when)
+		case k == "PLpgSQL_stmt_if":
+			v.visitIf(obj(o[k]), when)
+		case k == "PLpgSQL_expr":
+			v.statement(obj(o[k]), when)
 		default:
-			v.visit(obj[k], when)
+			v.visit(o[k], when)
 		}
 	}
 }
 
+// obj is a JSON object, nil for any other value.
+func obj(n any) map[string]any {
+	o, _ := n.(map[string]any)
+	return o
+}
+
 // statement analyses a PL/pgSQL SQL statement; an expression (any other
 // parse mode) writes nothing.
-func (v *plVisitor) statement(raw json.RawMessage, when []string) {
-	var e plExpr
-	if err := json.Unmarshal(raw, &e); err != nil || e.ParseMode != 0 {
+func (v *plVisitor) statement(e map[string]any, when []string) {
+	q, _ := e["query"].(string)
+	if mode, _ := e["parseMode"].(float64); mode != 0 {
 		return
 	}
-	ws, err := v.s.triggerStatement(v.t, e.Query)
+	ws, err := v.s.triggerStatement(v.t, q)
 	if err != nil {
 		v.err = err
 		return
@@ -270,109 +231,69 @@ func (v *plVisitor) statement(raw json.RawMessage, when []string) {
 // visitIf follows IF TG_OP = '…' THEN … ELSIF TG_OP = '…' … ELSE …,
 // narrowing the events each branch runs under; any other condition keeps
 // them as they are.
-func (v *plVisitor) visitIf(n plIf, when []string) {
+func (v *plVisitor) visitIf(n map[string]any, when []string) {
 	rest := when
 	if rest == nil {
 		rest = []string{"INSERT", "UPDATE", "DELETE", "TRUNCATE"}
 	}
-	branch := func(cond, body json.RawMessage) {
+	branch := func(cond, body any) {
 		op, ok := tgOpCondition(cond)
 		if !ok {
 			v.visit(body, when)
 			return
 		}
-		if contains(rest, op) {
+		if slices.Contains(rest, op) {
 			v.visit(body, []string{op})
 		}
-		var left []string
-		for _, e := range rest {
-			if e != op {
-				left = append(left, e)
-			}
-		}
-		rest = left
+		rest = slices.DeleteFunc(slices.Clone(rest), func(e string) bool { return e == op })
 	}
-	branch(n.Cond, n.Then)
-	for _, e := range n.Elsif {
-		branch(e.Branch.Cond, e.Branch.Stmts)
+	branch(n["cond"], n["then_body"])
+	elsifs, _ := n["elsif_list"].([]any)
+	for _, e := range elsifs {
+		b := obj(obj(e)["PLpgSQL_if_elsif"])
+		branch(b["cond"], b["stmts"])
 	}
 	if len(rest) > 0 {
-		v.visit(n.Else, rest)
+		v.visit(n["else_body"], rest)
 	}
 }
 
 // tgOpCondition recognises TG_OP = 'X'.
-func tgOpCondition(cond json.RawMessage) (string, bool) {
-	var c struct {
-		Expr plExpr `json:"PLpgSQL_expr"`
-	}
-	if json.Unmarshal(cond, &c) != nil {
-		return "", false
-	}
-	tree, err := parse("SELECT " + c.Expr.Query)
-	if err != nil {
-		return "", false
-	}
+func tgOpCondition(cond any) (string, bool) {
+	q, _ := obj(obj(cond)["PLpgSQL_expr"])["query"].(string)
+	tree, err := pg_query.Parse("SELECT " + q)
 	sel, _ := topStatement(tree).(*pg_query.SelectStmt)
-	if len(sel.GetTargetList()) != 1 {
+	if err != nil || len(sel.GetTargetList()) != 1 {
 		return "", false
 	}
 	ae := sel.GetTargetList()[0].GetResTarget().GetVal().GetAExpr()
-	if ae.GetKind() != pg_query.A_Expr_Kind_AEXPR_OP || !isEquals(ae) || ae.GetLexpr().GetColumnRef() == nil {
-		return "", false
-	}
 	parts, _ := columnRefParts(ae.GetLexpr().GetColumnRef())
 	op := ae.GetRexpr().GetAConst().GetSval().GetSval()
-	if len(parts) != 1 || !strings.EqualFold(parts[0], "tg_op") || op == "" {
-		return "", false
-	}
-	return op, true
+	ok := ae.GetKind() == pg_query.A_Expr_Kind_AEXPR_OP && isEquals(ae) && len(parts) == 1 && strings.EqualFold(parts[0], "tg_op")
+	return op, ok && op != ""
 }
 
 // triggerStatement analyses one SQL statement of a trigger function.
 func (s *Schema) triggerStatement(t Trigger, q string) ([]TriggerWrite, error) {
-	tree, err := parse(q)
+	tree, err := pg_query.Parse(q)
 	if err != nil {
 		return nil, fmt.Errorf("parse %q: %w", q, err)
 	}
 	top := topStatement(tree)
 	var out []TriggerWrite
-	walk(tree, func(n proto.Message) bool {
-		if tr, ok := n.(*pg_query.TruncateStmt); ok {
-			for _, r := range tr.GetRelations() {
-				if rv := r.GetRangeVar(); rv != nil {
-					out = append(out, TriggerWrite{Trigger: t.Name, Kind: "TRUNCATE", Table: s.parent(relName(rv))})
-				}
-			}
-			return false
+	for _, op := range writeOps(tree) {
+		if op.rel == nil {
+			continue
 		}
-		rel := writeTarget(n)
-		if rel == nil {
-			return true
-		}
-		w := TriggerWrite{Trigger: t.Name, Table: s.parent(relName(rel)), From: map[string]string{}}
-		switch st := n.(type) {
-		case *pg_query.MergeStmt:
-			// Rows inserted, updated and deleted: none traced.
-			for _, k := range []string{"INSERT", "UPDATE", "DELETE"} {
-				out = append(out, TriggerWrite{Trigger: t.Name, Kind: k, Table: w.Table, From: map[string]string{}})
-			}
-			return true
-		case *pg_query.InsertStmt:
-			w.Kind = "INSERT"
-		case *pg_query.UpdateStmt:
-			w.Kind, w.Updated = "UPDATE", targetNames(st.GetTargetList())
-		case *pg_query.DeleteStmt:
-			w.Kind = "DELETE"
-		}
-		if n == top {
+		ev := tableEvent{table: s.parent(relName(op.rel)), kind: op.kind, columns: op.columns}
+		w := TriggerWrite{tableEvent: ev, Trigger: t.Name, From: map[string]string{}}
+		if op.stmt == top {
 			// Only the top-level statement is traced; a data-modifying
 			// CTE's rows are not.
-			s.traceWrite(t, n, &w)
+			s.traceWrite(t, op.stmt, &w)
 		}
 		out = append(out, w)
-		return true
-	})
+	}
 	return out, nil
 }
 
@@ -380,7 +301,7 @@ func (s *Schema) triggerStatement(t Trigger, q string) ([]TriggerWrite, error) {
 func (s *Schema) scopeColumns(table string) []string {
 	var out []string
 	for _, sc := range s.Scopes(table) {
-		out = appendNew(out, sc.Column)
+		out = union(out, sc.Column)
 	}
 	return out
 }

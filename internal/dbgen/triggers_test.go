@@ -134,17 +134,12 @@ func TestTriggerWritesTablesAndSlots(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tables, err := Analyze(tt.sql, schema)
-			if err != nil {
-				t.Fatal(err)
-			}
+			q := mustParse(t, tt.sql)
+			tables := Analyze(q, schema)
 			if !slices.Equal(tables.Writes, tt.writes) {
 				t.Fatalf("writes %v, want %v", tables.Writes, tt.writes)
 			}
-			_, slots, err := Slots(tt.sql, tables, schema)
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, slots := Slots(q, tables, schema)
 			if !slices.Equal(slots, tt.slots) {
 				t.Fatalf("slots %v, want %v", slots, tt.slots)
 			}
@@ -192,7 +187,34 @@ CREATE TABLE gone (id uuid PRIMARY KEY);
 	if err := s.Read("-- +goose Up\nDROP TRIGGER tr ON t;\n"); err != nil {
 		t.Fatal(err)
 	}
-	if tables, err := Analyze(`INSERT INTO t (id) VALUES ($1)`, s); err != nil || len(s.Triggers) != 0 || !slices.Equal(tables.Writes, []string{"t"}) {
-		t.Fatalf("after DROP TRIGGER: triggers %v, writes %v, %v", s.Triggers, tables.Writes, err)
+	if tables := Analyze(mustParse(t, `INSERT INTO t (id) VALUES ($1)`), s); len(s.Triggers) != 0 || !slices.Equal(tables.Writes, []string{"t"}) {
+		t.Fatalf("after DROP TRIGGER: triggers %v, writes %v", s.Triggers, tables.Writes)
+	}
+}
+
+// TestTriggerFunctionUpsertFiresUpdateTriggers: an upsert in a trigger
+// function may update rows, so the UPDATE triggers of its table fire too.
+func TestTriggerFunctionUpsertFiresUpdateTriggers(t *testing.T) {
+	schema := NewSchema()
+	if err := schema.Read(`
+CREATE TABLE a (id uuid PRIMARY KEY);
+CREATE TABLE totals (id uuid PRIMARY KEY, n bigint);
+CREATE TABLE log (id uuid PRIMARY KEY);
+CREATE FUNCTION count_a() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+    INSERT INTO totals (id, n) SELECT id, 1 FROM new_a ON CONFLICT (id) DO UPDATE SET n = totals.n + 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER a_count AFTER INSERT ON a REFERENCING NEW TABLE AS new_a FOR EACH STATEMENT EXECUTE FUNCTION count_a();
+CREATE FUNCTION log_totals() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+    INSERT INTO log (id) SELECT gen_random_uuid();
+    RETURN NULL;
+END $$;
+CREATE TRIGGER totals_log AFTER UPDATE OF n ON totals FOR EACH STATEMENT EXECUTE FUNCTION log_totals();
+`); err != nil {
+		t.Fatal(err)
+	}
+	tables := Analyze(mustParse(t, `INSERT INTO a (id) VALUES ($1)`), schema)
+	if want := []string{"a", "log", "totals"}; !slices.Equal(tables.Writes, want) {
+		t.Fatalf("writes %v, want %v", tables.Writes, want)
 	}
 }

@@ -59,7 +59,7 @@ func (m *method) param(name string) (string, types.Type, bool) {
 		}
 		return "arg." + f.Name(), f.Type(), true
 	}
-	if _, names := numberParams(m.SQL); len(names) == 1 && names[1] == name {
+	if ps := m.stmt.params; len(ps) == 1 && ps[1] == name {
 		return "arg", m.arg, true
 	}
 	return "", nil, false
@@ -69,17 +69,13 @@ func (m *method) resolveResult(field string) (goValue, bool) {
 	if m.result == nil {
 		return goValue{}, false
 	}
-	t, rangeOver := m.result, ""
+	t, rangeOver, base := m.result, "", "r"
 	if m.Kind == ":many" {
 		s, ok := t.(*types.Slice)
 		if !ok {
 			return goValue{}, false
 		}
-		t, rangeOver = s.Elem(), "r"
-	}
-	base := "r"
-	if rangeOver != "" {
-		base = "v"
+		t, rangeOver, base = s.Elem(), "r", "v"
 	}
 	if _, ok := t.Underlying().(*types.Struct); !ok || isTime(t) {
 		// A single RETURNING column is the result itself.
@@ -137,18 +133,24 @@ func (m *method) usable(v valueRef, sqlType string) bool {
 	return ok && hashClass(gv.typ) != "" && hashClass(gv.typ) == scopeType(sqlType)
 }
 
-// hashCall is the Deps or Bumps call that adds gv: method names differ by
-// class (Add/Value, AddString/String, AddInt/Int).
-func hashCall(gv goValue, bytesFn, stringFn, intFn string) (fn, arg string, err error) {
-	switch hashClass(gv.typ) {
-	case "bytes16":
-		return bytesFn, gv.expr + "[:]", nil
-	case "bytes":
-		return bytesFn, gv.expr, nil
-	case "text":
-		return stringFn, "string(" + gv.expr + ")", nil
-	case "int":
-		return intFn, "int64(" + gv.expr + ")", nil
+// hashFns are, by hash class, the Deps and Bumps methods that add a value
+// and the conversion of its expression they take.
+var hashFns = map[string]struct{ deps, bump, arg string }{
+	"bytes16": {"Add", "Value", "%s[:]"},
+	"bytes":   {"Add", "Value", "%s"},
+	"text":    {"AddString", "String", "string(%s)"},
+	"int":     {"AddInt", "Int", "int64(%s)"},
+}
+
+// hashCall is the Deps (or, with bump, Bumps) method and argument that
+// add gv.
+func hashCall(gv goValue, bump bool) (fn, arg string, err error) {
+	h, ok := hashFns[hashClass(gv.typ)]
+	if !ok {
+		return "", "", fmt.Errorf("no hash for %s", gv.typ)
 	}
-	return "", "", fmt.Errorf("no hash for %s", gv.typ)
+	if fn = h.deps; bump {
+		fn = h.bump
+	}
+	return fn, fmt.Sprintf(h.arg, gv.expr), nil
 }

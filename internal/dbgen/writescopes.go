@@ -1,11 +1,12 @@
 package dbgen
 
 import (
+	"cmp"
+	"slices"
 	"sort"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
-	"google.golang.org/protobuf/proto"
 )
 
 // rowChange is what a write does to one table's rows, and which scope
@@ -25,16 +26,11 @@ type rowChange struct {
 // WriteScopes derives what a write bumps in every scope of every table it
 // changes. kind is the sqlc command; results tells whether RETURNING
 // values reach the Go result.
-func WriteScopes(sql, kind string, tables Tables, schema *Schema, usable usableFunc) ([]ScopeWrite, error) {
-	numbered, params := numberParams(sql)
-	tree, err := parse(numbered)
-	if err != nil {
-		return nil, err
-	}
-	ctes := cteNames(tree)
+func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable usableFunc) []ScopeWrite {
+	tree, params, ctes := q.tree, q.params, q.ctes
 	changes := map[string]*rowChange{}
-	if top := topStatement(tree); top != nil && countWrites(tree) == 1 {
-		if c := directChange(top, kind, schema, params, ctes); c != nil {
+	if ops := writeOps(tree); len(ops) > 0 && ops[0].stmt == topStatement(tree) && writeStatements(ops) == 1 {
+		if c := directChange(ops[0], kind, schema, params, ctes); c != nil {
 			changes[c.table] = c
 			cascade(c, schema, changes, tables)
 		}
@@ -42,10 +38,7 @@ func WriteScopes(sql, kind string, tables Tables, schema *Schema, usable usableF
 	// Tables the statement writes itself (or through foreign-key actions);
 	// the others in tables.Writes are written by triggers.
 	evs := statementEvents(tree, schema, ctes)
-	direct := map[string]bool{}
-	for _, ev := range evs {
-		direct[ev.table] = true
-	}
+	direct := eventTables(evs)
 	var out []ScopeWrite
 	for _, t := range tables.Writes {
 		if !direct[t] {
@@ -58,11 +51,9 @@ func WriteScopes(sql, kind string, tables Tables, schema *Schema, usable usableF
 	// Rows added to or removed from a parent change what its children's
 	// path scopes hold; so does an UPDATE of the parent's key or of the
 	// scope column.
-	for _, t := range tables.Writes {
-		for _, sc := range schema.AllScopes() {
-			if direct[t] && sc.Parent == t {
-				out = append(out, parentWrite(sc, changes[t], schema, usable))
-			}
+	for _, sc := range schema.AllScopes() {
+		if direct[sc.Parent] && slices.Contains(tables.Writes, sc.Parent) {
+			out = append(out, parentWrite(sc, changes[sc.Parent], schema, usable))
 		}
 	}
 	// What the triggers those writes fire write, traced back to the scope
@@ -74,7 +65,7 @@ func WriteScopes(sql, kind string, tables Tables, schema *Schema, usable usableF
 	for _, ev := range evs {
 		out = append(out, schema.triggerScopeWrites(ev, own, map[string]bool{})...)
 	}
-	return mergeScopeWrites(append(out, untracedTriggerWrites(tables, direct, out, schema)...)), nil
+	return mergeScopeWrites(append(out, untracedTriggerWrites(tables, direct, out, schema)...))
 }
 
 // untracedTriggerWrites bump wide the scopes of tables only triggers write
@@ -100,30 +91,22 @@ func newRowChange(table string) *rowChange {
 }
 
 // directChange analyses the top-level INSERT, UPDATE or DELETE.
-func directChange(top proto.Message, kind string, schema *Schema, params map[int]string, ctes map[string]bool) *rowChange {
-	rel := writeTarget(top)
-	if rel == nil {
-		return nil
-	}
+func directChange(op writeOp, kind string, schema *Schema, params map[int]string, ctes map[string]bool) *rowChange {
+	rel := op.rel
 	c := newRowChange(schema.parent(relName(rel)))
-	var returning []*pg_query.Node
-	switch st := top.(type) {
+	switch st := op.stmt.(type) {
 	case *pg_query.InsertStmt:
 		insertValues(c, st, kind, schema, params)
-		returning = st.GetReturningList()
 	case *pg_query.UpdateStmt:
-		c.updated = columnNames(st.GetTargetList())
-		sort.Strings(c.updated)
+		c.updated = op.columns
 		whereValues(c, rel, st.GetFromClause(), st.GetWhereClause(), schema, params, ctes)
-		returning = st.GetReturningList()
 	case *pg_query.DeleteStmt:
 		whereValues(c, rel, st.GetUsingClause(), st.GetWhereClause(), schema, params, ctes)
-		returning = st.GetReturningList()
 	default:
 		return nil
 	}
 	if kind == ":one" || kind == ":many" {
-		returned(c, rel, returning, schema)
+		returned(c, rel, op.stmt.(interface{ GetReturningList() []*pg_query.Node }).GetReturningList(), schema)
 	}
 	return c
 }
@@ -133,11 +116,7 @@ func directChange(top proto.Message, kind string, schema *Schema, params map[int
 func whereValues(c *rowChange, rel *pg_query.RangeVar, from []*pg_query.Node, where *pg_query.Node, schema *Schema, params map[int]string, ctes map[string]bool) {
 	s := newSel(schema, params, nil)
 	s.addRangeVar(rel, ctes)
-	for _, f := range from {
-		s.addFrom(f, ctes)
-	}
-	s.addConjuncts(where)
-	s.finish()
+	s.read(from, where, ctes)
 	for _, sc := range schema.Scopes(c.table) {
 		vals := s.scopePins(0, sc)
 		if len(vals) == 0 {
@@ -168,26 +147,13 @@ func insertValues(c *rowChange, ins *pg_query.InsertStmt, kind string, schema *S
 	if upsertsUpdate(ins) || len(lists) == 0 {
 		return
 	}
-	cols := columnNames(ins.GetCols())
-	if len(cols) == 0 {
-		cols = schema.Columns[c.table]
-	}
 	s := newSel(schema, params, nil)
-	for i, col := range cols {
-		var vals []valueRef
-		for _, l := range lists {
-			items := l.GetList().GetItems()
-			p, ok := "", i < len(items)
-			if ok {
-				p, ok = s.param(items[i])
-			}
-			if !ok {
-				vals = nil
-				break
-			}
-			vals = append(vals, valueRef{Param: p, PerRow: kind == ":copyfrom"})
-		}
-		if len(vals) > 0 {
+	for i, col := range schema.insertColumns(ins, c.table) {
+		vals, ok := valuesColumn(lists, i, func(n *pg_query.Node) (valueRef, bool) {
+			p, ok := s.param(n)
+			return valueRef{Param: p, PerRow: kind == ":copyfrom"}, ok
+		})
+		if ok && len(vals) > 0 {
 			c.known[col] = vals
 			c.why[c.table+"."+col] = "VALUES"
 		}
@@ -200,29 +166,18 @@ func returned(c *rowChange, rel *pg_query.RangeVar, list []*pg_query.Node, schem
 	alias := rel.GetAlias().GetAliasname()
 	for _, it := range list {
 		rt := it.GetResTarget()
-		cr := rt.GetVal().GetColumnRef()
-		if cr == nil {
-			continue
-		}
-		parts, star := columnRefParts(cr)
-		if star {
+		parts, star := columnRefParts(rt.GetVal().GetColumnRef())
+		col := last(parts)
+		switch {
+		case rt.GetVal().GetColumnRef() == nil:
+		case star:
 			for _, col := range schema.Columns[c.table] {
 				addReturned(c, col, col)
 			}
-			continue
+		case len(parts) == 0 || len(parts) > 2 || len(parts) == 2 && parts[0] != alias && parts[0] != c.table:
+		case schema.hasColumn(c.table, col):
+			addReturned(c, col, cmp.Or(rt.GetName(), col))
 		}
-		if len(parts) == 0 || len(parts) > 2 || len(parts) == 2 && parts[0] != alias && parts[0] != c.table {
-			continue
-		}
-		col := parts[len(parts)-1]
-		if !schema.hasColumn(c.table, col) {
-			continue
-		}
-		out := rt.GetName()
-		if out == "" {
-			out = col
-		}
-		addReturned(c, col, out)
 	}
 }
 
@@ -241,7 +196,7 @@ func cascade(parent *rowChange, schema *Schema, changes map[string]*rowChange, t
 		return // an UPDATE's cascades (ON UPDATE) stay wide
 	}
 	for _, fk := range schema.FKs {
-		if fk.Parent != parent.table || fk.OnDelete != "c" || changes[fk.Child] != nil || !contains(tables.Writes, fk.Child) {
+		if fk.Parent != parent.table || fk.OnDelete != "c" || changes[fk.Child] != nil || !slices.Contains(tables.Writes, fk.Child) {
 			continue
 		}
 		child := newRowChange(fk.Child)
@@ -262,32 +217,23 @@ func cascade(parent *rowChange, schema *Schema, changes map[string]*rowChange, t
 	}
 }
 
-// columnsOf are the slots a change bumps: the row slot, or the updated
-// columns.
-func (c *rowChange) columnsOf() []string {
-	if c == nil || c.updated == nil {
-		return []string{""}
-	}
-	return c.updated
-}
-
-// scopeWrite is what change c does to scope sc of its own table.
+// scopeWrite is what change c does to scope sc of its own table: to the
+// row slot, or to the columns an UPDATE sets.
 func scopeWrite(sc ScopeDef, c *rowChange, schema *Schema, usable usableFunc) ScopeWrite {
-	w := ScopeWrite{Scope: sc, Columns: c.columnsOf()}
+	w := ScopeWrite{Scope: sc, Columns: []string{""}}
 	switch {
 	case c == nil:
 		w.Wide, w.Why = true, "rows not attributed (several writes, or a statement kind not analysed)"
-		w.Columns = []string{""}
-	case c.updated != nil && contains(c.updated, sc.Column):
-		w.Wide, w.Why, w.Columns = true, "updates "+sc.Column+", moving rows between values", []string{""}
+	case slices.Contains(c.updated, sc.Column):
+		w.Wide, w.Why = true, "updates "+sc.Column+", moving rows between values"
 	default:
-		vals := c.known[sc.Column]
-		why := c.why[sc.Table+"."+sc.Column]
-		if sc.IsPath() {
-			vals, why = c.paths[sc.Name()], c.why[sc.Name()]
+		if c.updated != nil {
+			w.Columns = c.updated
 		}
-		if c.why[sc.Name()] != "" && !sc.IsPath() {
-			why = c.why[sc.Name()]
+		// c.why is by scope name, which for a direct scope is table.column.
+		vals, why := c.known[sc.Column], c.why[sc.Name()]
+		if sc.IsPath() {
+			vals = c.paths[sc.Name()]
 		}
 		if !allUsable(vals, schema.valueType(sc), usable) {
 			w.Wide, w.Why = true, "its rows' "+scopeValueName(sc)+" is not known"
@@ -306,7 +252,7 @@ func parentWrite(sc ScopeDef, c *rowChange, schema *Schema, usable usableFunc) S
 	case c == nil:
 		w.Wide, w.Why = true, "rows of "+sc.Parent+" not attributed"
 	case c.updated != nil:
-		if !contains(c.updated, sc.ParentKey) && !contains(c.updated, sc.ParentColumn) {
+		if !slices.Contains(c.updated, sc.ParentKey) && !slices.Contains(c.updated, sc.ParentColumn) {
 			return ScopeWrite{} // the path is unchanged
 		}
 		w.Wide, w.Why = true, "updates "+sc.Parent+"."+sc.ParentColumn+" or its key"
@@ -345,21 +291,13 @@ func mergeScopeWrites(ws []ScopeWrite) []ScopeWrite {
 			order = append(order, n)
 			continue
 		}
-		for _, c := range w.Columns {
-			if !contains(cur.Columns, c) {
-				cur.Columns = append(cur.Columns, c)
-			}
-		}
+		cur.Columns = union(cur.Columns, w.Columns...)
 		switch {
 		case cur.Wide:
 		case w.Wide:
 			cur.Wide, cur.Values, cur.Why = true, nil, w.Why
 		default:
-			for _, v := range w.Values {
-				if !contains(cur.Values, v) {
-					cur.Values = append(cur.Values, v)
-				}
-			}
+			cur.Values = union(cur.Values, w.Values...)
 			if !strings.Contains(cur.Why, w.Why) {
 				cur.Why = strings.Join([]string{cur.Why, w.Why}, "; ")
 			}
