@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.BoolVar(&events, "events", false, "run the events benchmark instead: single and bulk tracking events beside pgbench's one-row UPDATE, and the summary's hit rate while events flow")
 	fs.IntVar(&eo.Campaigns, "event-campaigns", 50, "with -events: campaigns of the one user")
 	fs.IntVar(&eo.PerCampaign, "event-emails", 2000, "with -events: emails per campaign")
-	fs.StringVar(&bulkSizes, "bulk-sizes", "10,100", "with -events: events per bulk request, one scenario per size (1 to 1000)")
+	fs.StringVar(&bulkSizes, "bulk-sizes", "5,20,100", "with -events: events per bulk request, one scenario per size (1 to 1000)")
 	fs.IntVar(&eo.PacedRate, "paced-rate", 2000, "with -events: single events per second while the summary's hit rate is measured")
 	fs.IntVar(&eo.ReadRate, "read-rate", 200, "with -events: summary reads per second meanwhile")
 	fs.StringVar(&role, "role", "", "internal: run as the benchmark's app or reference child")
