@@ -226,6 +226,9 @@ func TestRunEventsShort(t *testing.T) {
 		t.Skipf("no PostgreSQL binaries: %v", err)
 	}
 	if _, err := exec.LookPath("pgbench"); err != nil {
+		if pgtest.Strict() {
+			t.Fatal("pgbench is not on PATH (REPLYROCKET_TEST_STRICT=1): the events benchmark needs its reference")
+		}
 		t.Skip("pgbench is not on PATH: the events benchmark needs its reference")
 	}
 	exe, err := os.Executable()
