@@ -8,13 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"strings"
 	"time"
 
 	"github.com/replyrocket/replyrocket/internal/app"
 	"github.com/replyrocket/replyrocket/internal/config"
 	"github.com/replyrocket/replyrocket/internal/logbuf"
+	"github.com/replyrocket/replyrocket/internal/profiles"
 )
 
 // Child roles: the benchmark starts its own binary again, with
@@ -112,22 +112,17 @@ func ServeReference(ctx context.Context, key string, body []byte, withPprof bool
 	return nil
 }
 
-// withProfiles serves net/http/pprof's handlers under /debug/pprof/ and
-// everything else through h.
+// withProfiles serves the runtime profiles under /debug/pprof/ (the API's
+// own handler of them, contention sampling included) and everything else
+// through h.
 func withProfiles(h http.Handler) http.Handler {
-	const prefix = "/debug/pprof/"
+	const prefix = "/debug/pprof"
+	prof := profiles.Handler(prefix)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasPrefix(r.URL.Path, prefix) {
-			h.ServeHTTP(w, r)
+		if strings.HasPrefix(r.URL.Path, prefix+"/") {
+			prof.ServeHTTP(w, r)
 			return
 		}
-		switch name := strings.TrimPrefix(r.URL.Path, prefix); name {
-		case "profile":
-			pprof.Profile(w, r)
-		default:
-			// Index serves every named runtime profile (heap, allocs,
-			// mutex, block, …).
-			pprof.Index(w, r)
-		}
+		h.ServeHTTP(w, r)
 	})
 }
