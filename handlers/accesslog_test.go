@@ -1,15 +1,37 @@
 package handlers
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestAccessLogFields: one line per request, with every field the access
-// log promises, in its order, and the error of a failed request.
+// log promises, in its order, and the error of a failed request; through
+// slog's record (any handler) and through the line the access log encodes
+// itself (the served JSON log).
 func TestAccessLogFields(t *testing.T) {
-	e := newEnv(t)
+	if _, ok := servedLog(t, io.Discard).Handler().(jsonLineWriter); !ok {
+		t.Fatal("the served JSON log does not take the access log's own lines")
+	}
+	for _, logger := range []struct {
+		name string
+		opt  envOpt
+	}{
+		{"served JSON log", func(*Deps) {}},
+		// The same handler with only slog.Handler's methods.
+		{"slog record", func(d *Deps) { d.Log = slog.New(struct{ slog.Handler }{d.Log.Handler()}) }},
+	} {
+		t.Run(logger.name, func(t *testing.T) { testAccessLogFields(t, newEnv(t, logger.opt)) })
+	}
+}
+
+func testAccessLogFields(t *testing.T, e *env) {
 	_, key := e.user()
 	c := e.campaign(key, 0)
 	cases := []struct {
@@ -63,4 +85,67 @@ func TestAccessLogFields(t *testing.T) {
 			}
 		})
 	}
+}
+
+// slogLine is the line slog's JSON handler writes for a's record.
+func slogLine(t testing.TB, a *accessEntry) string {
+	var b bytes.Buffer
+	if err := slog.NewJSONHandler(&b, nil).Handle(context.Background(), a.record()); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// TestAccessLineMatchesSlog: the line the access log encodes itself is
+// slog's JSON handler's, byte for byte, whatever the strings hold.
+func TestAccessLineMatchesSlog(t *testing.T) {
+	at := time.Date(2026, 12, 5, 12, 0, 52, 197425931, time.UTC)
+	base := accessEntry{
+		time: at, level: slog.LevelInfo, requestID: "fb1a7ed4-c03c-4525-8053-d2f74038853d", method: "GET",
+		path: "/api/v1/campaigns/d6ad2cf2", route: "/api/v1/campaigns/:id", status: 200, bytes: 177, latencyUS: 191, ip: "127.0.0.1",
+	}
+	cases := []struct {
+		name string
+		edit func(*accessEntry)
+	}{
+		{"plain", func(*accessEntry) {}},
+		{"error at level error", func(a *accessEntry) {
+			a.level, a.status, a.err = slog.LevelError, 503, "database unavailable: \"dial\"\n"
+		}},
+		{"whole second", func(a *accessEntry) { a.time = at.Truncate(time.Second) }},
+		{"another zone", func(a *accessEntry) { a.time = at.In(time.FixedZone("x", -7*3600-1800)) }},
+		{"escapes", func(a *accessEntry) { a.path = "/a\"b\\c\x00\x1f\x7f\t\r\n<>&" }},
+		{"unicode", func(a *accessEntry) { a.path = "/é/日本/\u2028\u2029/😀" }},
+		{"invalid utf-8", func(a *accessEntry) { a.path = "/\xff\xfe/\xe2\x80/x\xc3" }},
+		{"negative and large", func(a *accessEntry) { a.bytes, a.latencyUS, a.status = -1, 1<<62, 999 }},
+		{"empty strings", func(a *accessEntry) { a.requestID, a.ip, a.method = "", "", "" }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := base
+			tc.edit(&a)
+			if got, want := string(a.appendJSON(nil)), slogLine(t, &a); got != want {
+				t.Errorf("line\n got %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+// FuzzAccessLine holds the access log's own encoding to slog's JSON
+// handler for any strings a request can bring (`task fuzz` runs it).
+func FuzzAccessLine(f *testing.F) {
+	f.Add("/api/v1/campaigns/x", "GET", "127.0.0.1", "", int64(1733400000123456789), 200)
+	f.Add("/\xff\u2028\"\\\x01", "PO\nST", "::1", "boom", int64(0), 500)
+	f.Fuzz(func(t *testing.T, path, method, ip, errText string, nanos int64, status int) {
+		a := accessEntry{
+			time: time.Unix(0, nanos).UTC(), level: slog.LevelInfo, requestID: method + ip, method: method,
+			path: path, route: path, status: status, bytes: nanos, latencyUS: -nanos, ip: ip, err: errText,
+		}
+		if status >= 500 {
+			a.level = slog.LevelError
+		}
+		if got, want := string(a.appendJSON(nil)), slogLine(t, &a); got != want {
+			t.Fatalf("line\n got %q\nwant %q", got, want)
+		}
+	})
 }

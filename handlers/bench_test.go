@@ -16,6 +16,7 @@ import (
 	"github.com/replyrocket/replyrocket/db/dbcache"
 	"github.com/replyrocket/replyrocket/internal/cache"
 	"github.com/replyrocket/replyrocket/internal/config"
+	"github.com/replyrocket/replyrocket/internal/logbuf"
 	"github.com/replyrocket/replyrocket/internal/pgtest"
 	"github.com/replyrocket/replyrocket/internal/querystats"
 	"github.com/replyrocket/replyrocket/internal/wire"
@@ -33,7 +34,7 @@ func BenchmarkGetSummary(b *testing.B) {
 	}{{"plain", false}, {"cached", true}} {
 		b.Run(tc.name, func(b *testing.B) {
 			// Access logs are written, as in production, but to nowhere.
-			opts := []envOpt{func(d *Deps) { d.Log = slog.New(slog.NewJSONHandler(io.Discard, nil)) }}
+			opts := []envOpt{prodLog(b)}
 			if tc.cached {
 				opt, _ := withCache(b, "")
 				opts = append(opts, opt)
@@ -79,7 +80,7 @@ func BenchmarkGetCampaign(b *testing.B) {
 		recorder bool
 	}{{"uncached", false, false}, {"cached", true, false}, {"cached-httptest", true, true}} {
 		b.Run(tc.name, func(b *testing.B) {
-			opts := []envOpt{func(d *Deps) { d.Log = slog.New(slog.NewJSONHandler(io.Discard, nil)) }, prodPool(b)}
+			opts := []envOpt{prodLog(b), prodPool(b)}
 			if tc.cached {
 				opts = append(opts, cachedStore(b))
 			}
@@ -200,7 +201,7 @@ func prodPool(b *testing.B) envOpt {
 //	go test ./handlers -run '^$' -bench PostOpened -cpuprofile /tmp/opened.prof
 func BenchmarkPostOpened(b *testing.B) {
 	opt, _ := withCache(b, "")
-	e := newEnv(b, opt, func(d *Deps) { d.Log = slog.New(slog.NewJSONHandler(io.Discard, nil)) })
+	e := newEnv(b, opt, prodLog(b))
 	_, key := e.user()
 	c := e.campaign(key, 0)
 	for range 5 {
@@ -233,4 +234,12 @@ func BenchmarkPostOpened(b *testing.B) {
 			}
 		}
 	})
+}
+
+// prodLog logs as a served process does in production (JSON through
+// internal/logbuf's buffer, config.Config.Logger's handler), to nowhere.
+func prodLog(b *testing.B) envOpt {
+	log, closeLog := logbuf.ServerLogger(io.Discard, func(w io.Writer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) })
+	b.Cleanup(closeLog)
+	return func(d *Deps) { d.Log = log }
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/replyrocket/replyrocket/db"
 	"github.com/replyrocket/replyrocket/internal/dbfixture"
+	"github.com/replyrocket/replyrocket/internal/logbuf"
 	"github.com/replyrocket/replyrocket/internal/pgtest"
 )
 
@@ -51,12 +52,21 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 	logs := &lockedWriter{w: &bytes.Buffer{}}
 	d := Deps{
 		Store: store, Pool: pool, AdminKey: testAdminKey, RequestTimeout: 5 * time.Second,
-		Log: slog.New(slog.NewJSONHandler(logs, nil)),
+		Log: servedLog(t, logs),
 	}
 	for _, o := range opts {
 		o(&d)
 	}
 	return &env{t: t, e: New(d), pool: pool, store: d.Store, logs: logs}
+}
+
+// servedLog logs as a served process does (JSON through internal/logbuf,
+// so the access log encodes its own lines), every line written at once for
+// the tests to read.
+func servedLog(t testing.TB, w io.Writer) *slog.Logger {
+	lw := logbuf.New(w, 64<<10, time.Hour)
+	t.Cleanup(func() { _ = lw.Close() })
+	return slog.New(logbuf.FlushAt(slog.NewJSONHandler(lw, nil), lw, slog.LevelDebug))
 }
 
 // lockedWriter lets parallel requests log into one buffer under -race.

@@ -71,60 +71,6 @@ func plainID(s string) bool {
 	return true
 }
 
-// accessLog writes one structured line per request and records its
-// metrics. It hands errors to the error handler itself so that the status
-// it logs is the one the client got.
-//
-// The line goes to the handler as a record with no caller: Logger.LogAttrs
-// would walk the stack for a source location on every request (runtime.Callers,
-// ≈ 0.35 µs of a cached request's ≈ 30 in the loadtest's profile) that no
-// handler here prints.
-func accessLog(log *slog.Logger, m *httpMetrics) echo.MiddlewareFunc {
-	h := log.Handler()
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			start := time.Now()
-			err := next(c)
-			if err != nil {
-				c.Error(err)
-			}
-			elapsed := time.Since(start)
-			req, res := c.Request(), c.Response()
-			route := c.Path()
-			if route == "" || c.Handler() == nil {
-				route = "(unmatched)"
-			}
-			m.observe(req.Method, route, res.Status, elapsed)
-			level := slog.LevelInfo
-			if res.Status >= 500 {
-				level = slog.LevelError
-			}
-			ctx := req.Context()
-			if !h.Enabled(ctx, level) {
-				return nil
-			}
-			r := slog.NewRecord(start.Add(elapsed), level, "request", 0)
-			r.AddAttrs(
-				slog.String("request_id", res.Header().Get(echo.HeaderXRequestID)),
-				slog.String("method", req.Method),
-				slog.String("path", req.URL.Path),
-				slog.String("route", route),
-				slog.Int("status", res.Status),
-				slog.Int64("bytes", res.Size),
-				// An integer: slog's JSON handler writes a float through
-				// json.Marshal, a quarter of the line's cost.
-				slog.Int64("latency_us", elapsed.Microseconds()),
-				slog.String("ip", c.RealIP()),
-			)
-			if err != nil {
-				r.AddAttrs(slog.String("error", err.Error()))
-			}
-			_ = h.Handle(ctx, r) // as Logger.Log does: a log line has no one to fail to
-			return nil
-		}
-	}
-}
-
 // requestTimeout bounds each request's work by timeout (REQUEST_TIMEOUT):
 // the deadline reaches pgx, pool waits, Redis and shared cache loads
 // through the request context. The central error handler maps deadline

@@ -40,6 +40,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.IntVar(&o.Concurrency, "c", 32, "requests in flight")
 	fs.DurationVar(&o.Duration, "d", 8*time.Second, "measured duration of each scenario")
 	fs.DurationVar(&o.Warmup, "warmup", time.Second, "unmeasured run before each scenario")
+	fs.IntVar(&o.Rounds, "rounds", 1, "run the scenarios this many times in turn and sum them: a reference and the row read against it then share the machine's drift")
 	fs.IntVar(&o.Users, "users", 10, "seeded users")
 	fs.IntVar(&o.CampaignsPerUser, "campaigns-per-user", 10, "seeded campaigns per user")
 	fs.IntVar(&o.EmailsPerCampaign, "emails-per-campaign", 1000, "seeded emails per campaign")
@@ -64,8 +65,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if role != "" {
 		return loadtest.RunChild(ctx, role, getenv, stdout, stderr)
 	}
-	if o.Concurrency < 1 || o.Duration <= 0 || o.Users < 1 || o.CampaignsPerUser < 1 || o.EmailsPerCampaign < 1 {
-		return fmt.Errorf("%w: -c, -d, -users, -campaigns-per-user and -emails-per-campaign must be positive", cli.ErrUsage)
+	if o.Concurrency < 1 || o.Duration <= 0 || o.Rounds < 1 || o.Users < 1 || o.CampaignsPerUser < 1 || o.EmailsPerCampaign < 1 {
+		return fmt.Errorf("%w: -c, -d, -rounds, -users, -campaigns-per-user and -emails-per-campaign must be positive", cli.ErrUsage)
 	}
 	var err error
 	if o.Env, err = parseEnv(envList); err != nil {

@@ -29,6 +29,39 @@ type Row struct {
 	Comment          string
 	// Also are its ratios to further references, printed after the table.
 	Also []string
+	// RoundCPU is ClientCPU in each round of a run with -rounds.
+	RoundCPU []time.Duration
+}
+
+// add sums two runs of one scenario: their requests, durations and CPU.
+// The percentiles are the higher of the two (a run's latencies are not
+// kept, and the worse round is the honest one to state).
+func (r Row) add(o Row) Row {
+	n := r.Requests + o.Requests
+	if n == 0 {
+		return r
+	}
+	secs := 0.0
+	for _, x := range []Row{r, o} {
+		if x.RPS > 0 {
+			secs += float64(x.Requests) / x.RPS
+		}
+	}
+	avg := func(a, b time.Duration) time.Duration {
+		return time.Duration((float64(a)*float64(r.Requests) + float64(b)*float64(o.Requests)) / float64(n))
+	}
+	sum := r
+	sum.Requests = n
+	if secs > 0 {
+		sum.RPS = float64(n) / secs
+	}
+	sum.P50, sum.P99 = max(r.P50, o.P50), max(r.P99, o.P99)
+	sum.ClientCPU, sum.DBCPU = avg(r.ClientCPU, o.ClientCPU), avg(r.DBCPU, o.DBCPU)
+	sum.RoundCPU = append(append([]time.Duration(nil), r.RoundCPU...), o.RoundCPU...)
+	if o.Errors != "" {
+		sum.Errors = strings.TrimPrefix(r.Errors+"; "+o.Errors, "; ")
+	}
+	return sum
 }
 
 // target is one request the attack sends; next is called per request, so a

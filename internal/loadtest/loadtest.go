@@ -68,6 +68,11 @@ type Options struct {
 	// Settle is how long to wait after the bulk insert before reading the
 	// memory again (5 s when zero; negative for none).
 	Settle time.Duration
+	// Rounds runs the selected scenarios this many times in turn (1 when
+	// zero) and sums each one's rounds: on a machine whose speed drifts
+	// over minutes, a reference and the row read against it are then
+	// measured over the same stretch of time, interleaved.
+	Rounds int
 	// Generator drives the GET scenarios: GeneratorVegeta (in process, the
 	// default) or GeneratorWrk (a light generator in its own process; the
 	// open scenario stays on vegeta).
@@ -197,41 +202,25 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		return err
 	}
 	peakCached, peakUncached := sampleRSS(cached, 50*time.Millisecond), sampleRSS(uncached, 50*time.Millisecond)
-	for _, sc := range scenarios {
-		if !selected(o.Only, sc.name) {
-			continue
+	for round := range max(o.Rounds, 1) {
+		if o.Rounds > 1 {
+			logf("round %d of %d", round+1, o.Rounds)
 		}
-		sc.key, sc.status = ds.key, http.StatusOK
-		if o.Warmup > 0 {
-			if _, err := drive(sc, o.Concurrency, o.Warmup); err != nil {
+		for _, sc := range scenarios {
+			if !selected(o.Only, sc.name) {
+				continue
+			}
+			r, err := measure(ctx, o, sc, ds, drive, pgPID, round == 0 && o.ProfileDir != "", profiled, logf)
+			if err != nil {
 				return err
 			}
-		}
-		logf("%s: %d concurrent for %s", sc.name, o.Concurrency, o.Duration)
-		var stopProfile func() error
-		if sub, ok := profiled[sc.name]; ok && o.ProfileDir != "" {
-			stopProfile = profile(ctx, sc.srv, ds.adminKey, filepath.Join(o.ProfileDir, sub), o.Duration)
-		}
-		cpu0, err := cpuOf(sc.srv, pgPID)
-		if err != nil {
-			return err
-		}
-		r, err := drive(sc, o.Concurrency, o.Duration)
-		if err != nil {
-			return err
-		}
-		cpu1, err := cpuOf(sc.srv, pgPID)
-		if err != nil {
-			return err
-		}
-		r.ClientCPU, r.DBCPU = perRequest(cpu1[0]-cpu0[0], r.Requests), perRequest(cpu1[1]-cpu0[1], r.Requests)
-		if stopProfile != nil {
-			if err := stopProfile(); err != nil {
-				return err
+			if prev, ok := rows[sc.name]; ok {
+				r = prev.add(r)
+			} else {
+				order = append(order, sc.name)
 			}
+			rows[sc.name] = r
 		}
-		rows[sc.name] = r
-		order = append(order, sc.name)
 	}
 	mem.loadCached, mem.loadUncached = peakCached.Peak(), peakUncached.Peak()
 	if mem.steadyCached, err = cached.rss(); err != nil {
@@ -298,6 +287,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	}
 
 	ratio(rows, "campaign by id, cached", "bare net/http, same bytes")
+	cpuRatio(rows, "campaign by id, cached", "bare net/http, same bytes")
 	// The uncached read runs one statement (GetCampaign; its key lookup is
 	// cached), so its reference is pgbench of that statement; the pair it
 	// ran before keys were cached under CACHE_DISABLED is stated beside it.
@@ -306,6 +296,44 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	ratio(rows, "summary, uncached", "pgbench: "+pgbenchSummary)
 	printReport(out, o, ds, poolMax, order, rows, mem)
 	return nil
+}
+
+// measure runs one scenario once: its warmup, then o.Duration measured,
+// with the serving process's and PostgreSQL's CPU per request (and its
+// profiles into o.ProfileDir when withProfile and the scenario is one of
+// profiled).
+func measure(ctx context.Context, o Options, sc target, ds dataset, drive func(target, int, time.Duration) (Row, error), pgPID int, withProfile bool, profiled map[string]string, logf func(string, ...any)) (Row, error) {
+	sc.key, sc.status = ds.key, http.StatusOK
+	if o.Warmup > 0 {
+		if _, err := drive(sc, o.Concurrency, o.Warmup); err != nil {
+			return Row{}, err
+		}
+	}
+	logf("%s: %d concurrent for %s", sc.name, o.Concurrency, o.Duration)
+	var stopProfile func() error
+	if sub, ok := profiled[sc.name]; ok && withProfile {
+		stopProfile = profile(ctx, sc.srv, ds.adminKey, filepath.Join(o.ProfileDir, sub), o.Duration)
+	}
+	cpu0, err := cpuOf(sc.srv, pgPID)
+	if err != nil {
+		return Row{}, err
+	}
+	r, err := drive(sc, o.Concurrency, o.Duration)
+	if err != nil {
+		return Row{}, err
+	}
+	cpu1, err := cpuOf(sc.srv, pgPID)
+	if err != nil {
+		return Row{}, err
+	}
+	r.ClientCPU, r.DBCPU = perRequest(cpu1[0]-cpu0[0], r.Requests), perRequest(cpu1[1]-cpu0[1], r.Requests)
+	r.RoundCPU = []time.Duration{r.ClientCPU}
+	if stopProfile != nil {
+		if err := stopProfile(); err != nil {
+			return Row{}, err
+		}
+	}
+	return r, nil
 }
 
 // generator returns what drives a scenario under -generator name.
@@ -388,6 +416,25 @@ func alsoRatio(rows map[string]Row, name, limit string) {
 		return
 	}
 	r.Also = append(r.Also, fmt.Sprintf("%s: %.2f of %s", name, r.RPS/l.RPS, limit))
+	rows[name] = r
+}
+
+// cpuRatio states a row's server CPU per request against a reference's,
+// after the table, and round by round under -rounds.
+func cpuRatio(rows map[string]Row, name, limit string) {
+	r, ok := rows[name]
+	l, ok2 := rows[limit]
+	if !ok || !ok2 || l.ClientCPU == 0 {
+		return
+	}
+	line := fmt.Sprintf("%s: server CPU per request at %.2f of %s's", name, float64(r.ClientCPU)/float64(l.ClientCPU), limit)
+	if len(r.RoundCPU) > 1 && len(r.RoundCPU) == len(l.RoundCPU) {
+		line += "; round by round"
+		for i := range r.RoundCPU {
+			line += fmt.Sprintf(" %.2f", float64(r.RoundCPU[i])/float64(l.RoundCPU[i]))
+		}
+	}
+	r.Also = append(r.Also, line)
 	rows[name] = r
 }
 

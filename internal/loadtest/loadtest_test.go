@@ -187,13 +187,14 @@ func TestRunShort(t *testing.T) {
 		Exe: exe, Concurrency: 4, Duration: 300 * time.Millisecond,
 		Users: 2, CampaignsPerUser: 2, EmailsPerCampaign: 20, Months: 2,
 		Env: map[string]string{"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "2"}, Getenv: os.Getenv,
-		Settle: -1, Log: &log,
+		Settle: -1, Log: &log, Rounds: 2,
 	}, &out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
 	report := out.String()
 	for _, want := range []string{
+		"2 rounds of 300ms", "also campaign by id, cached: server CPU per request at ", "round by round",
 		"bare net/http, same bytes", "campaign by id, cached", "campaign by id, uncached", "summary, cached",
 		"summary, uncached", "list page, uncached", "open (write), cached instance",
 		"at rest", "under load (peak)", "after a 10 000-email bulk insert", "L1 share under load", "app pool 3 connections",
@@ -268,5 +269,38 @@ func TestRunEventsShort(t *testing.T) {
 			strings.HasPrefix(line, "pgbench")) && !strings.Contains(line, "  none") {
 			t.Errorf("some requests failed: %s", line)
 		}
+	}
+}
+
+// TestRowAdd: rounds sum by requests and time; CPU is per request over
+// all of them; percentiles are the worse round's.
+func TestRowAdd(t *testing.T) {
+	ms := time.Millisecond
+	cases := []struct {
+		name string
+		a, b Row
+		want Row
+	}{
+		{
+			name: "two rounds",
+			a:    Row{Name: "x", RPS: 1000, Requests: 4000, P50: 1 * ms, P99: 5 * ms, ClientCPU: 30 * time.Microsecond, DBCPU: 10 * time.Microsecond, RoundCPU: []time.Duration{30 * time.Microsecond}},
+			b:    Row{Name: "x", RPS: 3000, Requests: 12000, P50: 2 * ms, P99: 4 * ms, ClientCPU: 50 * time.Microsecond, RoundCPU: []time.Duration{50 * time.Microsecond}, Errors: "3× 500"},
+			want: Row{Name: "x", RPS: 2000, Requests: 16000, P50: 2 * ms, P99: 5 * ms, ClientCPU: 45 * time.Microsecond, DBCPU: 2500 * time.Nanosecond, RoundCPU: []time.Duration{30 * time.Microsecond, 50 * time.Microsecond}, Errors: "3× 500"},
+		},
+		{
+			name: "an empty round",
+			a:    Row{RPS: 10, Requests: 10, ClientCPU: time.Microsecond},
+			b:    Row{},
+			want: Row{RPS: 10, Requests: 10, ClientCPU: time.Microsecond},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.a.add(tc.b)
+			if got.RPS != tc.want.RPS || got.Requests != tc.want.Requests || got.P50 != tc.want.P50 || got.P99 != tc.want.P99 ||
+				got.ClientCPU != tc.want.ClientCPU || got.DBCPU != tc.want.DBCPU || got.Errors != tc.want.Errors || len(got.RoundCPU) != len(tc.want.RoundCPU) {
+				t.Errorf("got %+v\nwant %+v", got, tc.want)
+			}
+		})
 	}
 }

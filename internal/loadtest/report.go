@@ -119,8 +119,12 @@ func printReport(out io.Writer, o Options, ds dataset, poolMax int, order []stri
 	if gen == "" {
 		gen = GeneratorVegeta
 	}
+	per := o.Duration.String()
+	if o.Rounds > 1 {
+		per = fmt.Sprintf("%d rounds of %s (summed; p50 and p99 the worst round's)", o.Rounds, o.Duration)
+	}
 	fmt.Fprintf(out, "\nReplyRocket loadtest: %d emails (seeded in %s), %d concurrent requests, %s per scenario, app pool %d connections, pgbench -M prepared -c %d, GETs driven by %s\n\n",
-		ds.emails, ds.seedTime.Round(time.Millisecond), o.Concurrency, o.Duration, poolMax, poolMax, gen)
+		ds.emails, ds.seedTime.Round(time.Millisecond), o.Concurrency, per, poolMax, poolMax, gen)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\trps\tp50 ms\tp99 ms\tserver CPU µs/req\tdb CPU µs/req\tratio\tof\terrors\t")
 	for _, name := range order {

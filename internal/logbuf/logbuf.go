@@ -72,8 +72,36 @@ func (w *Writer) Close() error {
 
 // FlushAt wraps h, which writes to w, so that a record at level or above
 // is written out before Handle returns.
+//
+// When h is a *slog.JSONHandler (with no attributes or groups added: the
+// handler config.Config.Logger builds), the wrapper also takes whole lines
+// that a caller has encoded exactly as h would (WriteJSONLine): the access
+// log writes its one line per request so, without slog's record and
+// attribute machinery, the larger part of a cached read's log cost.
 func FlushAt(h slog.Handler, w *Writer, level slog.Level) slog.Handler {
-	return flushHandler{Handler: h, w: w, level: level}
+	fh := flushHandler{Handler: h, w: w, level: level}
+	if _, ok := h.(*slog.JSONHandler); ok {
+		return jsonFlushHandler{fh}
+	}
+	return fh
+}
+
+// jsonFlushHandler is a flushHandler around a plain slog.JSONHandler.
+// WithAttrs and WithGroup return a flushHandler: their lines carry more
+// than a caller's own encoding would.
+type jsonFlushHandler struct{ flushHandler }
+
+// WriteJSONLine writes line, one JSON object and its newline encoded as
+// the wrapped slog.JSONHandler encodes a record at level, and flushes at
+// the same levels as Handle.
+func (h jsonFlushHandler) WriteJSONLine(level slog.Level, line []byte) error {
+	_, err := h.w.Write(line)
+	if level >= h.level {
+		if ferr := h.w.Flush(); err == nil {
+			err = ferr
+		}
+	}
+	return err
 }
 
 type flushHandler struct {

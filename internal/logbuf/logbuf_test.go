@@ -72,6 +72,51 @@ func TestWriterBatchesAndFlushes(t *testing.T) {
 	}
 }
 
+// TestJSONLines: only a plain JSON handler takes caller-encoded lines, and
+// they follow Handle's flushing rules.
+func TestJSONLines(t *testing.T) {
+	type lineWriter interface {
+		WriteJSONLine(slog.Level, []byte) error
+	}
+	w := New(io.Discard, 4096, time.Hour)
+	defer w.Close()
+	takes := []struct {
+		name string
+		h    slog.Handler
+		want bool
+	}{
+		{"json", FlushAt(slog.NewJSONHandler(w, nil), w, slog.LevelWarn), true},
+		{"text", FlushAt(slog.NewTextHandler(w, nil), w, slog.LevelWarn), false},
+		{"json with attributes", FlushAt(slog.NewJSONHandler(w, nil), w, slog.LevelWarn).WithAttrs([]slog.Attr{slog.String("app", "rr")}), false},
+		{"json in a group", FlushAt(slog.NewJSONHandler(w, nil), w, slog.LevelWarn).WithGroup("g"), false},
+	}
+	for _, tc := range takes {
+		if _, ok := tc.h.(lineWriter); ok != tc.want {
+			t.Errorf("%s: takes JSON lines %v, want %v", tc.name, ok, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		level     slog.Level
+		immediate bool
+	}{{slog.LevelInfo, false}, {slog.LevelError, true}} {
+		out := &syncBuffer{}
+		w := New(out, 64<<10, time.Hour)
+		h := FlushAt(slog.NewJSONHandler(w, nil), w, slog.LevelWarn).(lineWriter)
+		if err := h.WriteJSONLine(tc.level, []byte("{\"msg\":\"x\"}\n")); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := out.snapshot(); (got != "") != tc.immediate {
+			t.Errorf("%v: written at once %v, want %v", tc.level, got != "", tc.immediate)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := out.snapshot(); got != "{\"msg\":\"x\"}\n" {
+			t.Errorf("%v: after Close %q", tc.level, got)
+		}
+	}
+}
+
 func TestWriterFlushesEveryInterval(t *testing.T) {
 	out := &syncBuffer{}
 	w := New(out, 64<<10, 10*time.Millisecond)
