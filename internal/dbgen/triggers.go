@@ -290,11 +290,26 @@ func (s *Schema) triggerStatement(t Trigger, q string) ([]TriggerWrite, error) {
 		if op.stmt == top {
 			// Only the top-level statement is traced; a data-modifying
 			// CTE's rows are not.
-			s.traceWrite(t, op.stmt, &w)
+			s.traceWrite(t, op, cteNames(tree), &w)
 		}
 		out = append(out, w)
 	}
 	return out, nil
+}
+
+// traceWrite fills in w.From from what the analysis of the statement as a
+// write (writescopes.go) knows its rows carry: in a trigger function, the
+// values are columns of the trigger's table's rows.
+func (s *Schema) traceWrite(t Trigger, op writeOp, ctes map[string]bool, w *TriggerWrite) {
+	c := directChange(op, ":exec", &env{schema: s, ctes: ctes, trig: &t})
+	if c == nil {
+		return // MERGE
+	}
+	for _, col := range s.scopeColumns(w.table) {
+		if vals := slices.Compact(c.known[col]); len(vals) == 1 && !vals[0].Many {
+			w.From[col] = vals[0].Param
+		}
+	}
 }
 
 // scopeColumns are the columns of table that scopes are made of.

@@ -27,10 +27,10 @@ type rowChange struct {
 // changes. kind is the sqlc command; results tells whether RETURNING
 // values reach the Go result.
 func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable usableFunc) []ScopeWrite {
-	tree, params, ctes := q.tree, q.params, q.ctes
+	tree, ctes := q.tree, q.ctes
 	changes := map[string]*rowChange{}
 	if ops := writeOps(tree); len(ops) > 0 && ops[0].stmt == topStatement(tree) && writeStatements(ops) == 1 {
-		if c := directChange(ops[0], kind, schema, params, ctes); c != nil {
+		if c := directChange(ops[0], kind, &env{schema: schema, params: q.params, ctes: ctes}); c != nil {
 			changes[c.table] = c
 			cascade(c, schema, changes, tables)
 		}
@@ -91,33 +91,33 @@ func newRowChange(table string) *rowChange {
 }
 
 // directChange analyses the top-level INSERT, UPDATE or DELETE.
-func directChange(op writeOp, kind string, schema *Schema, params map[int]string, ctes map[string]bool) *rowChange {
+func directChange(op writeOp, kind string, e *env) *rowChange {
 	rel := op.rel
-	c := newRowChange(schema.parent(relName(rel)))
+	c := newRowChange(e.schema.parent(relName(rel)))
 	switch st := op.stmt.(type) {
 	case *pg_query.InsertStmt:
-		insertValues(c, st, kind, schema, params)
+		insertValues(c, st, kind, e)
 	case *pg_query.UpdateStmt:
 		c.updated = op.columns
-		whereValues(c, rel, st.GetFromClause(), st.GetWhereClause(), schema, params, ctes)
+		whereValues(c, rel, st.GetWithClause(), st.GetFromClause(), st.GetWhereClause(), e)
 	case *pg_query.DeleteStmt:
-		whereValues(c, rel, st.GetUsingClause(), st.GetWhereClause(), schema, params, ctes)
+		whereValues(c, rel, st.GetWithClause(), st.GetUsingClause(), st.GetWhereClause(), e)
 	default:
 		return nil
 	}
 	if kind == ":one" || kind == ":many" {
-		returned(c, rel, op.stmt.(interface{ GetReturningList() []*pg_query.Node }).GetReturningList(), schema)
+		returned(c, rel, op.stmt.(interface{ GetReturningList() []*pg_query.Node }).GetReturningList(), e.schema)
 	}
 	return c
 }
 
 // whereValues takes the scope values an UPDATE's or DELETE's WHERE (and
 // joins) pin its target's rows to.
-func whereValues(c *rowChange, rel *pg_query.RangeVar, from []*pg_query.Node, where *pg_query.Node, schema *Schema, params map[int]string, ctes map[string]bool) {
-	s := newSel(schema, params, nil)
-	s.addRangeVar(rel, ctes)
-	s.read(from, where, ctes)
-	for _, sc := range schema.Scopes(c.table) {
+func whereValues(c *rowChange, rel *pg_query.RangeVar, with *pg_query.WithClause, from []*pg_query.Node, where *pg_query.Node, e *env) {
+	s := newSel(e, nil)
+	s.addRangeVar(rel)
+	s.with(with).read(from, where)
+	for _, sc := range e.schema.Scopes(c.table) {
 		vals := s.scopePins(0, sc)
 		if len(vals) == 0 {
 			continue
@@ -130,7 +130,7 @@ func whereValues(c *rowChange, rel *pg_query.RangeVar, from []*pg_query.Node, wh
 		c.why[sc.Name()] = "WHERE"
 	}
 	// A parent's scope columns, for its children's path scopes.
-	for _, col := range schema.Columns[c.table] {
+	for _, col := range e.schema.Columns[c.table] {
 		if _, ok := c.known[col]; !ok {
 			if vals := s.pins(0, col, false); len(vals) > 0 {
 				c.known[col] = vals
@@ -139,20 +139,24 @@ func whereValues(c *rowChange, rel *pg_query.RangeVar, from []*pg_query.Node, wh
 	}
 }
 
-// insertValues takes the parameters of INSERT ... VALUES, column by
-// column; an ON CONFLICT DO UPDATE may change an existing row whose
-// values differ, so only RETURNING counts then.
-func insertValues(c *rowChange, ins *pg_query.InsertStmt, kind string, schema *Schema, params map[int]string) {
-	lists := ins.GetSelectStmt().GetSelectStmt().GetValuesLists()
-	if upsertsUpdate(ins) || len(lists) == 0 {
+// insertValues takes the values of INSERT ... VALUES, column by column,
+// or of its SELECT's output; an ON CONFLICT DO UPDATE may change an
+// existing row whose values differ, so only RETURNING counts then.
+func insertValues(c *rowChange, ins *pg_query.InsertStmt, kind string, e *env) {
+	q := ins.GetSelectStmt().GetSelectStmt()
+	if upsertsUpdate(ins) || q == nil {
 		return
 	}
-	s := newSel(schema, params, nil)
-	for i, col := range schema.insertColumns(ins, c.table) {
-		vals, ok := valuesColumn(lists, i, func(n *pg_query.Node) (valueRef, bool) {
-			p, ok := s.param(n)
-			return valueRef{Param: p, PerRow: kind == ":copyfrom"}, ok
+	s := newSel(e, nil).with(ins.GetWithClause())
+	for i, col := range e.schema.insertColumns(ins, c.table) {
+		vals, ok := valuesColumn(q.GetValuesLists(), i, func(n *pg_query.Node) (valueRef, bool) {
+			t, ok := s.term(n)
+			return valueRef{Param: t.param, PerRow: kind == ":copyfrom"}, ok && t.param != ""
 		})
+		if q.GetValuesLists() == nil {
+			t, tok := e.output(q, s.defs, i)
+			vals, ok = []valueRef{{Param: t.param}}, tok
+		}
 		if ok && len(vals) > 0 {
 			c.known[col] = vals
 			c.why[c.table+"."+col] = "VALUES"
