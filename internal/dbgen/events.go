@@ -153,7 +153,7 @@ func (s *Schema) triggerScopeWrites(ev tableEvent, own map[string]ScopeWrite, se
 			if sc.Parent != tw.table || tw.columns != nil && !slices.Contains(tw.columns, sc.ParentKey) && !slices.Contains(tw.columns, sc.ParentColumn) {
 				continue
 			}
-			out = append(out, ScopeWrite{Scope: sc, Wide: true, Columns: []string{""}, Why: "trigger " + tw.Trigger + " writes rows of " + tw.table})
+			out = append(out, wideWrite(sc, "trigger "+tw.Trigger+" writes rows of "+tw.table))
 		}
 		out = append(out, s.triggerScopeWrites(tw.tableEvent, mine, seen)...)
 	}

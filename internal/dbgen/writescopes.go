@@ -79,7 +79,7 @@ func untracedTriggerWrites(tables Tables, direct map[string]bool, ws []ScopeWrit
 	for _, t := range tables.Writes {
 		for _, sc := range schema.Scopes(t) {
 			if !direct[t] && !named[sc.Name()] {
-				out = append(out, ScopeWrite{Scope: sc, Wide: true, Columns: []string{""}, Why: "written by a trigger, rows not attributed"})
+				out = append(out, wideWrite(sc, "written by a trigger, rows not attributed"))
 			}
 		}
 	}
@@ -224,26 +224,21 @@ func cascade(parent *rowChange, schema *Schema, changes map[string]*rowChange, t
 // scopeWrite is what change c does to scope sc of its own table: to the
 // row slot, or to the columns an UPDATE sets.
 func scopeWrite(sc ScopeDef, c *rowChange, schema *Schema, usable usableFunc) ScopeWrite {
-	w := ScopeWrite{Scope: sc, Columns: []string{""}}
 	switch {
 	case c == nil:
-		w.Wide, w.Why = true, "rows not attributed (several writes, or a statement kind not analysed)"
+		return wideWrite(sc, "rows not attributed (several writes, or a statement kind not analysed)")
 	case slices.Contains(c.updated, sc.Column):
-		w.Wide, w.Why = true, "updates "+sc.Column+", moving rows between values"
-	default:
-		if c.updated != nil {
-			w.Columns = c.updated
-		}
-		// c.why is by scope name, which for a direct scope is table.column.
-		vals, why := c.known[sc.Column], c.why[sc.Name()]
-		if sc.IsPath() {
-			vals = c.paths[sc.Name()]
-		}
-		if !allUsable(vals, schema.valueType(sc), usable) {
-			w.Wide, w.Why = true, "its rows' "+scopeValueName(sc)+" is not known"
-			return w
-		}
-		w.Values, w.Why = vals, why
+		return wideWrite(sc, "updates "+sc.Column+", moving rows between values")
+	}
+	w := ScopeWrite{Scope: sc, Columns: c.updated, Values: c.known[sc.Column], Why: c.why[sc.Name()]}
+	if c.updated == nil {
+		w.Columns = []string{""}
+	}
+	if sc.IsPath() {
+		w.Values = c.paths[sc.Name()]
+	}
+	if !allUsable(w.Values, schema.valueType(sc), usable) {
+		w.Wide, w.Values, w.Why = true, nil, "its rows' "+scopeValueName(sc)+" is not known"
 	}
 	return w
 }
@@ -251,24 +246,22 @@ func scopeWrite(sc ScopeDef, c *rowChange, schema *Schema, usable usableFunc) Sc
 // parentWrite is what change c of a parent table does to a child's path
 // scope sc.
 func parentWrite(sc ScopeDef, c *rowChange, schema *Schema, usable usableFunc) ScopeWrite {
-	w := ScopeWrite{Scope: sc, Columns: []string{""}}
 	switch {
 	case c == nil:
-		w.Wide, w.Why = true, "rows of "+sc.Parent+" not attributed"
-	case c.updated != nil:
-		if !slices.Contains(c.updated, sc.ParentKey) && !slices.Contains(c.updated, sc.ParentColumn) {
-			return ScopeWrite{} // the path is unchanged
-		}
-		w.Wide, w.Why = true, "updates "+sc.Parent+"."+sc.ParentColumn+" or its key"
-	default:
-		vals := c.known[sc.ParentColumn]
-		if !allUsable(vals, schema.valueType(sc), usable) {
-			w.Wide, w.Why = true, sc.Parent+" rows' "+sc.ParentColumn+" is not known"
-			return w
-		}
-		w.Values, w.Why = vals, sc.Parent+" rows added or removed"
+		return wideWrite(sc, "rows of "+sc.Parent+" not attributed")
+	case c.updated == nil && allUsable(c.known[sc.ParentColumn], schema.valueType(sc), usable):
+		return ScopeWrite{Scope: sc, Values: c.known[sc.ParentColumn], Columns: []string{""}, Why: sc.Parent + " rows added or removed"}
+	case c.updated == nil:
+		return wideWrite(sc, sc.Parent+" rows' "+sc.ParentColumn+" is not known")
+	case slices.Contains(c.updated, sc.ParentKey) || slices.Contains(c.updated, sc.ParentColumn):
+		return wideWrite(sc, "updates "+sc.Parent+"."+sc.ParentColumn+" or its key")
 	}
-	return w
+	return ScopeWrite{} // the path is unchanged
+}
+
+// wideWrite bumps sc's row slot wide.
+func wideWrite(sc ScopeDef, why string) ScopeWrite {
+	return ScopeWrite{Scope: sc, Wide: true, Columns: []string{""}, Why: why}
 }
 
 func scopeValueName(sc ScopeDef) string {
