@@ -270,8 +270,6 @@ func writeOps(m proto.Message) []writeOp {
 // TRUNCATE ... CASCADE (which empties the referencing tables).
 func (op writeOp) cascades(s *Schema) map[string][]string {
 	switch {
-	case s == nil:
-		return nil
 	case op.kind == "UPDATE":
 		return s.OnUpdate
 	case op.kind == "DELETE" || op.cascade:

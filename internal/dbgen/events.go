@@ -103,9 +103,6 @@ func (s *Schema) cascadeEvents(ev tableEvent, seen map[string]bool) []tableEvent
 // triggerEvents are the writes the triggers fired by evs make, and theirs,
 // with their cascades.
 func (s *Schema) triggerEvents(evs []tableEvent) []tableEvent {
-	if s == nil {
-		return nil
-	}
 	seen := map[string]bool{}
 	var out []tableEvent
 	queue := append([]tableEvent(nil), evs...)

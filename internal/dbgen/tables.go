@@ -62,7 +62,7 @@ func NewSchema() *Schema {
 var partitionName = regexp.MustCompile(`^(.+)_(p[0-9]+|default)$`)
 
 func (s *Schema) parent(name string) string {
-	if m := partitionName.FindStringSubmatch(name); s != nil && m != nil && s.Partitioned[m[1]] {
+	if m := partitionName.FindStringSubmatch(name); m != nil && s.Partitioned[m[1]] {
 		return m[1]
 	}
 	return name
@@ -127,7 +127,7 @@ func closure(t string, edges map[string][]string, writes map[string]bool) {
 // the tables its triggers write.
 func Analyze(q *parsed, schema *Schema) Tables {
 	tree, ctes := q.tree, q.ctes
-	reads, writes := map[string]bool{}, map[string]bool{}
+	reads := map[string]bool{}
 	walk(tree, func(n proto.Message) bool {
 		switch st := n.(type) {
 		case *pg_query.RangeVar:
@@ -143,18 +143,8 @@ func Analyze(q *parsed, schema *Schema) Tables {
 		}
 		return true
 	})
-	for _, op := range writeOps(tree) {
-		if t, ok := schema.relTable(op.rel, ctes); ok {
-			writes[t] = true
-			closure(t, op.cascades(schema), writes)
-		}
-	}
-	if schema != nil {
-		for _, ev := range schema.triggerEvents(statementEvents(tree, schema, ctes)) {
-			writes[ev.table] = true
-		}
-	}
-	return Tables{Reads: sortedKeys(reads), Writes: sortedKeys(writes)}
+	evs := statementEvents(tree, schema, ctes)
+	return Tables{Reads: sortedKeys(reads), Writes: sortedKeys(eventTables(append(evs, schema.triggerEvents(evs)...)))}
 }
 
 // relTable is the table a RangeVar names — a partition's parent for a
