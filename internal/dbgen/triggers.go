@@ -53,7 +53,7 @@ type TriggerWrite struct {
 	Trigger string
 	// When are the TG_OP values under which the statement runs (nil: any).
 	When []string
-	// From maps a scope column of the table to the column of the trigger's
+	// From maps a column of the table to the column of the trigger's
 	// table whose values the changed rows carry; a scope column missing
 	// from it is not traced.
 	From map[string]string
@@ -305,18 +305,9 @@ func (s *Schema) traceWrite(t Trigger, op writeOp, ctes map[string]bool, w *Trig
 	if c == nil {
 		return // MERGE
 	}
-	for _, col := range s.scopeColumns(w.table) {
-		if vals := slices.Compact(c.known[col]); len(vals) == 1 && !vals[0].Many {
+	for col, vals := range c.known {
+		if vals = slices.Compact(vals); len(vals) == 1 && !vals[0].Many {
 			w.From[col] = vals[0].Param
 		}
 	}
-}
-
-// scopeColumns are the columns of table that scopes are made of.
-func (s *Schema) scopeColumns(table string) []string {
-	var out []string
-	for _, sc := range s.Scopes(table) {
-		out = union(out, sc.Column)
-	}
-	return out
 }
