@@ -41,7 +41,11 @@ func statementEvents(tree proto.Message, schema *Schema, ctes map[string]bool) [
 		switch {
 		case !ok:
 		case op.kind == "TRUNCATE":
-			for _, c := range append([]string{t}, closureList(t, op.cascades(schema))...) {
+			var edges map[string][]string // TRUNCATE ... CASCADE empties the referencing tables
+			if op.cascade {
+				edges = schema.OnDelete
+			}
+			for _, c := range append([]string{t}, closureList(t, edges)...) {
 				out = append(out, tableEvent{table: c, kind: "TRUNCATE"})
 			}
 		default:
