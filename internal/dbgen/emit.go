@@ -348,10 +348,7 @@ func goList(s []string) string {
 	if len(s) == 0 {
 		return "nil"
 	}
-	if line := strings.Join(quoted(s...), ", "); len(line) <= 58 {
-		return "[]string{" + line + "}"
-	}
-	return "[]string{\n" + strings.Join(quoted(s...), ",\n") + ",\n}"
+	return bracketed("[]string{", "}", quoted(s...), 68)
 }
 
 // valueCall bumps value arg of w's scope; wideCall bumps the scope wide.
@@ -365,11 +362,15 @@ func wideCall(w ScopeWrite) string {
 
 // goCall is a call of fn: on one line when short, else one argument a
 // line.
-func goCall(fn string, args ...string) string {
-	if line := fn + "(" + strings.Join(args, ", ") + ")"; len(line) <= 90 {
+func goCall(fn string, args ...string) string { return bracketed(fn+"(", ")", args, 90) }
+
+// bracketed is items between start and end: on one line when it fits in
+// width columns, else one item a line.
+func bracketed(start, end string, items []string, width int) string {
+	if line := start + strings.Join(items, ", ") + end; len(line) <= width {
 		return line
 	}
-	return fn + "(\n" + strings.Join(args, ",\n") + ",\n)"
+	return start + "\n" + strings.Join(items, ",\n") + ",\n" + end
 }
 
 func quoted(s ...string) []string {
