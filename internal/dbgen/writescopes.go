@@ -153,13 +153,14 @@ func insertValues(c *rowChange, ins *pg_query.InsertStmt, kind string, e *env) {
 			t, ok := s.term(n)
 			return valueRef{Param: t.param, PerRow: kind == ":copyfrom"}, ok && t.param != ""
 		})
+		why := "VALUES"
 		if q.GetValuesLists() == nil {
 			t, tok := e.output(q, s.defs, i)
-			vals, ok = []valueRef{{Param: t.param}}, tok
+			vals, ok, why = []valueRef{{Param: t.param}}, tok, "SELECT"
 		}
 		if ok && len(vals) > 0 {
 			c.known[col] = vals
-			c.why[c.table+"."+col] = "VALUES"
+			c.why[c.table+"."+col] = why
 		}
 	}
 }
