@@ -16,7 +16,8 @@ import (
 // table it reads to a parameter, directly (campaign_id = @campaign_id),
 // through join equalities (e.campaign_id = c.id AND c.id = @campaign_id), or
 // through a foreign key to a parent pinned by a parameter
-// (e.campaign_id = c.id AND c.user_id = @user_id). An outer join's ON
+// (e.campaign_id = c.id AND c.user_id = @user_id), or through a CTE's or
+// subquery's column its select list sets to one. An outer join's ON
 // condition pins only its nullable side. IN lists and = ANY(array) pin to
 // several values. Anything else — OR, ranges, expressions on the column,
 // NOT, a table read in a way this code does not follow — leaves the table
@@ -24,14 +25,14 @@ import (
 // guess.
 //
 // A write bumps, for each scope of each table it changes, the values its
-// rows carry: parameters in VALUES (every COPY row's), WHERE equalities
-// (and joins, for paths), RETURNING columns, and for ON DELETE CASCADE the
-// parent's values. When they cannot be known it bumps the scope-wide
-// version, and says so in the report.
+// rows carry: parameters in VALUES (every COPY row's) or an INSERT's
+// SELECT, WHERE equalities (and joins, for paths), RETURNING columns, and
+// for ON DELETE CASCADE the parent's values. When they cannot be known it
+// bumps the scope-wide version, and says so in the report.
 
 // valueRef is where a scope value comes from at run time.
 type valueRef struct {
-	Param  string // a sqlc parameter
+	Param  string // a sqlc parameter (in a trigger function: a column of its rows)
 	Many   bool   // the parameter is an array compared with = ANY
 	PerRow bool   // :copyfrom: the parameter of every row
 	Field  string // a RETURNING column, when Param is empty
