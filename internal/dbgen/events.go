@@ -45,7 +45,7 @@ func statementEvents(tree proto.Message, schema *Schema, ctes map[string]bool) [
 			if op.cascade {
 				edges = schema.OnDelete
 			}
-			for _, c := range append([]string{t}, closureList(t, edges)...) {
+			for _, c := range append([]string{t}, sortedKeys(closure(t, edges, map[string]bool{}))...) {
 				out = append(out, tableEvent{table: c, kind: "TRUNCATE"})
 			}
 		default:
@@ -62,12 +62,6 @@ func eventTables(evs []tableEvent) map[string]bool {
 		out[ev.table] = true
 	}
 	return out
-}
-
-func closureList(t string, edges map[string][]string) []string {
-	set := map[string]bool{}
-	closure(t, edges, set)
-	return sortedKeys(set)
 }
 
 // cascadeEvents is ev and what its foreign-key actions do to the

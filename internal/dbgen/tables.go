@@ -109,14 +109,15 @@ func changesRows(action string) bool {
 	return action == "c" || action == "n" || action == "d"
 }
 
-// closure adds to writes every table reached from t through edges.
-func closure(t string, edges map[string][]string, writes map[string]bool) {
+// closure adds to set every table reached from t through edges.
+func closure(t string, edges map[string][]string, set map[string]bool) map[string]bool {
 	for _, child := range edges[t] {
-		if !writes[child] {
-			writes[child] = true
-			closure(child, edges, writes)
+		if !set[child] {
+			set[child] = true
+			closure(child, edges, set)
 		}
 	}
+	return set
 }
 
 // Analyze derives the tables sql reads and writes. INSERT, UPDATE, DELETE,

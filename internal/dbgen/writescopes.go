@@ -40,10 +40,7 @@ func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable u
 	evs := statementEvents(tree, schema, ctes)
 	direct := eventTables(evs)
 	var out []ScopeWrite
-	for _, t := range tables.Writes {
-		if !direct[t] {
-			continue
-		}
+	for _, t := range sortedKeys(direct) {
 		for _, sc := range schema.Scopes(t) {
 			out = append(out, scopeWrite(sc, changes[t], schema, usable))
 		}
@@ -52,7 +49,7 @@ func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable u
 	// path scopes hold; so does an UPDATE of the parent's key or of the
 	// scope column.
 	for _, sc := range schema.AllScopes() {
-		if direct[sc.Parent] && slices.Contains(tables.Writes, sc.Parent) {
+		if direct[sc.Parent] {
 			out = append(out, parentWrite(sc, changes[sc.Parent], schema, usable))
 		}
 	}
