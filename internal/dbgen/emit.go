@@ -149,18 +149,14 @@ func render(t *template.Template, data any) ([]byte, error) {
 func usedSlots(ms []method, schema *Schema) (tables, slots []string) {
 	all, set := map[string]bool{}, map[string]bool{}
 	for _, m := range ms {
-		for _, t := range append(append([]string{}, m.Reads...), m.Writes...) {
+		for _, t := range slices.Concat(m.Reads, m.Writes) {
 			all[t], set[t] = true, true
 		}
-		for _, v := range append(append([]string{}, m.Deps.Named...), m.WriteSlots...) {
+		for _, v := range slices.Concat(m.Deps.Named, m.WriteSlots) {
 			set[v] = true
 		}
 	}
-	for _, t := range sortedKeys(schema.Columns) {
-		if !all[t] {
-			continue
-		}
-		set[t] = true
+	for t := range all {
 		for _, c := range schema.Columns[t] {
 			set[t+SlotSep+c] = true
 		}
