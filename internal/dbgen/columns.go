@@ -35,7 +35,15 @@ func Slots(q *parsed, tables Tables, schema *Schema) (reads, writes []string) {
 	if len(tables.Writes) > 0 {
 		return nil, writeSlots(q, tables, schema)
 	}
-	return readSlots(q, tables, schema), nil
+	cols := readColumns(q, tables, schema)
+	for _, t := range tables.Reads {
+		reads = append(reads, t)
+		for _, c := range cols[t] {
+			reads = append(reads, t+SlotSep+c)
+		}
+	}
+	sort.Strings(reads)
+	return reads, nil
 }
 
 // writeSlots: tables written only through UPDATE targets of known columns
@@ -97,9 +105,10 @@ func refNames(tree proto.Message, schema *Schema, ctes map[string]bool) map[stri
 	return refs
 }
 
-// readSlots are the table slot and the referenced columns' slots of every
-// table read: all of its columns when a reference cannot be pinned down.
-func readSlots(q *parsed, tables Tables, schema *Schema) []string {
+// readColumns are, per table read, the columns the statement references
+// anywhere, sorted; every column when it cannot tell (SELECT *, a
+// whole-row reference, JOIN USING, NATURAL JOIN).
+func readColumns(q *parsed, tables Tables, schema *Schema) map[string][]string {
 	refs := refNames(q.tree, schema, q.ctes)
 	starAll := false
 	star, slots := map[string]bool{}, map[string]bool{}
@@ -133,16 +142,15 @@ func readSlots(q *parsed, tables Tables, schema *Schema) []string {
 		}
 		return true
 	})
-	var out []string
+	out := map[string][]string{}
 	for _, t := range tables.Reads {
-		out = append(out, t)
 		for _, c := range schema.Columns[t] {
 			if starAll || star[t] || slots[t+SlotSep+c] {
-				out = append(out, t+SlotSep+c)
+				out[t] = append(out[t], c)
 			}
 		}
+		slices.Sort(out[t])
 	}
-	sort.Strings(out)
 	return out
 }
 

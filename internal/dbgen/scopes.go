@@ -660,7 +660,7 @@ func ReadScopes(q *parsed, tables Tables, schema *Schema, usable usableFunc) Rea
 			delete(pins, t)
 		}
 	}
-	return readDeps(tables, referencedColumns(q, tables, schema), pins)
+	return readDeps(tables, readColumns(q, tables, schema), pins)
 }
 
 // readDeps turns the pins of each table read into its dependencies: the
@@ -707,17 +707,4 @@ func choosePin(s *sel, occ int, table string, usable usableFunc) (ScopedRead, bo
 		}
 	}
 	return ScopedRead{}, false
-}
-
-// referencedColumns are, per table read, the columns the statement
-// references anywhere; every column when it cannot tell (SELECT *, a
-// whole-row reference, JOIN USING, NATURAL JOIN).
-func referencedColumns(q *parsed, tables Tables, schema *Schema) map[string][]string {
-	out := map[string][]string{}
-	for _, slot := range readSlots(q, tables, schema) {
-		if t, c, ok := strings.Cut(slot, SlotSep); ok {
-			out[t] = append(out[t], c)
-		}
-	}
-	return out
 }
