@@ -157,8 +157,9 @@ type env struct {
 }
 
 // source is an occurrence that is not a table: a transition table, a
-// subquery or a non-recursive CTE (whose columns are traced through its
-// select list), or with neither anything else, whose columns are unknown.
+// subquery or a CTE whose columns are traced through its select list, or,
+// with neither set, one whose columns are unknown (a lateral subquery, a
+// recursive or data-modifying CTE).
 type source struct {
 	transition bool
 	query      *pg_query.SelectStmt
@@ -401,9 +402,11 @@ func (s *sel) term(expr *pg_query.Node) (term, bool) {
 				return o.pick(cands, col)
 			}
 		}
-		tr := s.trig
-		row := tr != nil && tr.Row && (strings.EqualFold(parts[0], "new") || strings.EqualFold(parts[0], "old"))
-		return term{param: col}, row && s.schema.hasColumn(tr.Table, col)
+		// No FROM item has the name: NEW.col or OLD.col of a row trigger.
+		if tr := s.trig; tr != nil && tr.Row && (strings.EqualFold(parts[0], "new") || strings.EqualFold(parts[0], "old")) && s.schema.hasColumn(tr.Table, col) {
+			return term{param: col}, true
+		}
+		return term{}, false
 	}
 	var cands []int
 	for i := range s.occs {
