@@ -272,38 +272,32 @@ func scopeValueName(sc ScopeDef) string {
 // mergeScopeWrites folds the writes of one scope together: wide wins, and
 // values and columns add up.
 func mergeScopeWrites(ws []ScopeWrite) []ScopeWrite {
-	by := map[string]*ScopeWrite{}
-	var order []string
+	by := map[string]ScopeWrite{}
 	for _, w := range ws {
-		if w.Scope.Table == "" {
-			continue
-		}
-		n := w.Scope.Name()
-		cur, ok := by[n]
-		if !ok {
-			cp := w
-			by[n] = &cp
-			order = append(order, n)
-			continue
-		}
-		cur.Columns = union(cur.Columns, w.Columns...)
+		cur, seen := by[w.Scope.Name()]
 		switch {
+		case w.Scope.Table == "":
+			continue
+		case !seen:
+			cur = w
 		case cur.Wide:
 		case w.Wide:
 			cur.Wide, cur.Values, cur.Why = true, nil, w.Why
 		default:
 			cur.Values = union(cur.Values, w.Values...)
 			if !strings.Contains(cur.Why, w.Why) {
-				cur.Why = strings.Join([]string{cur.Why, w.Why}, "; ")
+				cur.Why += "; " + w.Why
 			}
 		}
+		if seen {
+			cur.Columns = union(cur.Columns, w.Columns...)
+		}
+		by[w.Scope.Name()] = cur
 	}
-	sort.Strings(order)
-	out := make([]ScopeWrite, 0, len(order))
-	for _, n := range order {
-		w := by[n]
-		sort.Strings(w.Columns)
-		out = append(out, *w)
+	out := make([]ScopeWrite, 0, len(by))
+	for _, n := range sortedKeys(by) {
+		sort.Strings(by[n].Columns)
+		out = append(out, by[n])
 	}
 	return out
 }
