@@ -228,6 +228,7 @@ func scopeWrite(sc ScopeDef, c *rowChange, schema *Schema, usable usableFunc) Sc
 	case slices.Contains(c.updated, sc.Column):
 		return wideWrite(sc, "updates "+sc.Column+", moving rows between values")
 	}
+	// c.why is by scope name, which for a direct scope is table.column.
 	w := ScopeWrite{Scope: sc, Columns: c.updated, Values: c.known[sc.Column], Why: c.why[sc.Name()]}
 	if c.updated == nil {
 		w.Columns = []string{""}
