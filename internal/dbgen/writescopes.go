@@ -87,34 +87,33 @@ func newRowChange(table string) *rowChange {
 	return &rowChange{table: table, known: map[string][]valueRef{}, paths: map[string][]valueRef{}, why: map[string]string{}}
 }
 
-// directChange analyses the top-level INSERT, UPDATE or DELETE.
+// directChange analyses the top-level INSERT, UPDATE or DELETE in one sel
+// whose first occurrence is its target.
 func directChange(op writeOp, kind string, e *env) *rowChange {
-	rel := op.rel
-	c := newRowChange(e.schema.parent(relName(rel)))
+	c := newRowChange(e.schema.parent(relName(op.rel)))
+	s := newSel(e, nil)
+	s.addRangeVar(op.rel)
 	switch st := op.stmt.(type) {
 	case *pg_query.InsertStmt:
-		insertValues(c, st, kind, e)
+		insertValues(c, s.with(st.GetWithClause()), st, kind)
 	case *pg_query.UpdateStmt:
 		c.updated = op.columns
-		whereValues(c, rel, st.GetWithClause(), st.GetFromClause(), st.GetWhereClause(), e)
+		whereValues(c, s.with(st.GetWithClause()).read(st.GetFromClause(), st.GetWhereClause()))
 	case *pg_query.DeleteStmt:
-		whereValues(c, rel, st.GetWithClause(), st.GetUsingClause(), st.GetWhereClause(), e)
+		whereValues(c, s.with(st.GetWithClause()).read(st.GetUsingClause(), st.GetWhereClause()))
 	default:
 		return nil
 	}
 	if kind == ":one" || kind == ":many" {
-		returned(c, rel, op.stmt.(interface{ GetReturningList() []*pg_query.Node }).GetReturningList(), e.schema)
+		returned(c, s, op.stmt.(interface{ GetReturningList() []*pg_query.Node }).GetReturningList())
 	}
 	return c
 }
 
 // whereValues takes the scope values an UPDATE's or DELETE's WHERE (and
-// joins) pin its target's rows to.
-func whereValues(c *rowChange, rel *pg_query.RangeVar, with *pg_query.WithClause, from []*pg_query.Node, where *pg_query.Node, e *env) {
-	s := newSel(e, nil)
-	s.addRangeVar(rel)
-	s.with(with).read(from, where)
-	for _, sc := range e.schema.Scopes(c.table) {
+// joins), read into s, pin its target's rows to.
+func whereValues(c *rowChange, s *sel) {
+	for _, sc := range s.schema.Scopes(c.table) {
 		vals := s.scopePins(0, sc)
 		if len(vals) == 0 {
 			continue
@@ -127,7 +126,7 @@ func whereValues(c *rowChange, rel *pg_query.RangeVar, with *pg_query.WithClause
 		c.why[sc.Name()] = "WHERE"
 	}
 	// A parent's scope columns, for its children's path scopes.
-	for _, col := range e.schema.Columns[c.table] {
+	for _, col := range s.schema.Columns[c.table] {
 		if _, ok := c.known[col]; !ok {
 			if vals := s.pins(0, col, false); len(vals) > 0 {
 				c.known[col] = vals
@@ -139,20 +138,19 @@ func whereValues(c *rowChange, rel *pg_query.RangeVar, with *pg_query.WithClause
 // insertValues takes the values of INSERT ... VALUES, column by column,
 // or of its SELECT's output; an ON CONFLICT DO UPDATE may change an
 // existing row whose values differ, so only RETURNING counts then.
-func insertValues(c *rowChange, ins *pg_query.InsertStmt, kind string, e *env) {
+func insertValues(c *rowChange, s *sel, ins *pg_query.InsertStmt, kind string) {
 	q := ins.GetSelectStmt().GetSelectStmt()
 	if upsertsUpdate(ins) || q == nil {
 		return
 	}
-	s := newSel(e, nil).with(ins.GetWithClause())
-	for i, col := range e.schema.insertColumns(ins, c.table) {
+	for i, col := range s.schema.insertColumns(ins, c.table) {
 		vals, ok := valuesColumn(q.GetValuesLists(), i, func(n *pg_query.Node) (valueRef, bool) {
 			t, ok := s.term(n)
 			return valueRef{Param: t.param, PerRow: kind == ":copyfrom"}, ok && t.param != ""
 		})
 		why := "VALUES"
 		if q.GetValuesLists() == nil {
-			t, tok := e.output(q, s.defs, i)
+			t, tok := s.output(q, s.defs, i)
 			vals, ok, why = []valueRef{{Param: t.param}}, tok, "SELECT"
 		}
 		if ok && len(vals) > 0 {
@@ -162,23 +160,20 @@ func insertValues(c *rowChange, ins *pg_query.InsertStmt, kind string, e *env) {
 	}
 }
 
-// returned adds the values of RETURNING columns of the target table, for
-// the columns no parameter gave.
-func returned(c *rowChange, rel *pg_query.RangeVar, list []*pg_query.Node, schema *Schema) {
-	alias := rel.GetAlias().GetAliasname()
+// returned adds the values of RETURNING columns of the target table (the
+// first occurrence of s), for the columns no parameter gave.
+func returned(c *rowChange, s *sel, list []*pg_query.Node) {
 	for _, it := range list {
 		rt := it.GetResTarget()
-		parts, star := columnRefParts(rt.GetVal().GetColumnRef())
-		col := last(parts)
+		_, star := columnRefParts(rt.GetVal().GetColumnRef())
+		t, ok := s.term(rt.GetVal())
 		switch {
-		case rt.GetVal().GetColumnRef() == nil:
 		case star:
-			for _, col := range schema.Columns[c.table] {
+			for _, col := range s.schema.Columns[c.table] {
 				addReturned(c, col, col)
 			}
-		case len(parts) == 0 || len(parts) > 2 || len(parts) == 2 && parts[0] != alias && parts[0] != c.table:
-		case schema.hasColumn(c.table, col):
-			addReturned(c, col, cmp.Or(rt.GetName(), col))
+		case ok && t == s.colTerm(0, t.col):
+			addReturned(c, t.col, cmp.Or(rt.GetName(), t.col))
 		}
 	}
 }
