@@ -186,7 +186,8 @@ func newSel(e *env, outer *sel) *sel {
 
 // with adds a WITH clause's CTEs to those in scope. A recursive CTE's rows
 // come from its own iterations, a data-modifying one's from its writes:
-// their columns are not traced.
+// their columns are not traced. The others see the CTEs before them only
+// (a name of a later one, or their own, is a table).
 func (s *sel) with(w *pg_query.WithClause) *sel {
 	defs := maps.Clone(s.defs)
 	if defs == nil {
@@ -194,10 +195,11 @@ func (s *sel) with(w *pg_query.WithClause) *sel {
 	}
 	for _, c := range w.GetCtes() {
 		cte := c.GetCommonTableExpr()
-		defs[cte.GetCtename()] = source{}
+		src := source{}
 		if q := cte.GetCtequery().GetSelectStmt(); q != nil && !w.GetRecursive() {
-			defs[cte.GetCtename()] = source{query: q, colnames: strs(cte.GetAliascolnames()), defs: defs}
+			src = source{query: q, colnames: strs(cte.GetAliascolnames()), defs: maps.Clone(defs)}
 		}
+		defs[cte.GetCtename()] = src
 	}
 	s.defs = defs
 	return s

@@ -90,6 +90,8 @@ func TestReadScopes(t *testing.T) {
 		{"a subquery's column traced to a parameter", `SELECT count(*) FROM emails e, (SELECT @c::uuid) x (cid) WHERE e.campaign_id = x.cid`,
 			"emails.campaign_id = @c"},
 		{"IN a subquery of a parameter", `SELECT id FROM campaigns WHERE user_id IN (SELECT @u::uuid)`, "campaigns.user_id = @u"},
+		{"a CTE's own name in its body is not the CTE", `WITH campaigns AS (SELECT id FROM campaigns WHERE user_id = @u) SELECT count(*) FROM emails e JOIN campaigns c ON e.campaign_id = c.id`,
+			"emails table-wide"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
