@@ -265,21 +265,6 @@ func writeOps(m proto.Message) []writeOp {
 	return out
 }
 
-// cascades are the foreign-key edges along which op changes rows of other
-// tables: ON UPDATE actions for an UPDATE, ON DELETE for a DELETE or a
-// TRUNCATE ... CASCADE (which empties the referencing tables).
-func (op writeOp) cascades(s *Schema) map[string][]string {
-	switch {
-	case s == nil:
-		return nil
-	case op.kind == "UPDATE":
-		return s.OnUpdate
-	case op.kind == "DELETE" || op.cascade:
-		return s.OnDelete
-	}
-	return nil
-}
-
 // writeStatements counts the statements among ops: with more than one,
 // rows are not attributed to statements.
 func writeStatements(ops []writeOp) int {

@@ -1,7 +1,6 @@
 package dbgen
 
 import (
-	"maps"
 	"regexp"
 	"slices"
 	"sort"
@@ -36,26 +35,39 @@ func Slots(q *parsed, tables Tables, schema *Schema) (reads, writes []string) {
 	if len(tables.Writes) > 0 {
 		return nil, writeSlots(q, tables, schema)
 	}
-	return readSlots(q, tables, schema), nil
+	cols := readColumns(q, tables, schema)
+	for _, t := range tables.Reads {
+		reads = append(reads, t)
+		for _, c := range cols[t] {
+			reads = append(reads, t+SlotSep+c)
+		}
+	}
+	sort.Strings(reads)
+	return reads, nil
 }
 
 // writeSlots: tables written only through UPDATE targets of known columns
 // (by the statement or by triggers) get column slots, every other written
-// table (inserted, deleted, cascaded to) the whole-table slot.
+// table (inserted, deleted, cascaded to) the whole-table slot. When the
+// statement makes another kind of write than an UPDATE, every table it
+// writes itself gets the whole-table slot.
 func writeSlots(q *parsed, tables Tables, schema *Schema) []string {
-	ops := writeOps(q.tree)
-	otherWrite := slices.ContainsFunc(ops, func(op writeOp) bool { _, ok := op.stmt.(*pg_query.UpdateStmt); return !ok })
+	otherWrite := slices.ContainsFunc(writeOps(q.tree), func(op writeOp) bool { _, ok := op.stmt.(*pg_query.UpdateStmt); return !ok })
+	evs := statementEvents(q.tree, schema, q.ctes)
+	direct := eventTables(evs)
+	for _, ev := range schema.triggerEvents(evs) {
+		if !direct[ev.table] {
+			evs = append(evs, ev)
+		}
+	}
 	updated := map[string][]string{}
-	for _, op := range ops {
-		t, cols := schema.parent(relName(op.rel)), op.columns
-		// A table is only-updated when the UPDATE targets name known
-		// columns and no other kind of write (or cascade) is made.
-		if otherWrite || cascadesTo(t, tables.Writes, schema) || slices.ContainsFunc(cols, func(c string) bool { return !schema.hasColumn(t, c) }) {
+	for _, ev := range evs {
+		cols := ev.columns
+		if ev.kind != "UPDATE" || otherWrite && direct[ev.table] || slices.ContainsFunc(cols, func(c string) bool { return !schema.hasColumn(ev.table, c) }) {
 			cols = nil
 		}
-		noteUpdate(updated, t, cols)
+		noteUpdate(updated, ev.table, cols)
 	}
-	maps.Copy(updated, triggerUpdatedColumns(q, schema))
 	var out []string
 	for _, t := range tables.Writes {
 		if updated[t] == nil {
@@ -79,35 +91,6 @@ func noteUpdate(updated map[string][]string, table string, cols []string) {
 	}
 }
 
-// triggerUpdatedColumns are, for the tables only triggers write, the
-// columns they set when every write of them is an UPDATE of known columns.
-func triggerUpdatedColumns(q *parsed, schema *Schema) map[string][]string {
-	if schema == nil {
-		return nil
-	}
-	evs := statementEvents(q.tree, schema, q.ctes)
-	direct := eventTables(evs)
-	out := map[string][]string{}
-	for _, ev := range schema.triggerEvents(evs) {
-		if cols := ev.columns; !direct[ev.table] {
-			if ev.kind != "UPDATE" {
-				cols = nil
-			}
-			noteUpdate(out, ev.table, cols)
-		}
-	}
-	maps.DeleteFunc(out, func(_ string, cols []string) bool { return cols == nil })
-	return out
-}
-
-// cascadesTo reports whether t is written only because another written
-// table's foreign keys cascade to it.
-func cascadesTo(t string, written []string, schema *Schema) bool {
-	return schema != nil && slices.ContainsFunc(written, func(w string) bool {
-		return w != t && (slices.Contains(schema.OnUpdate[w], t) || slices.Contains(schema.OnDelete[w], t))
-	})
-}
-
 // refNames maps how a statement refers to each table it reads — its
 // alias, or its name (plain and schema-qualified) — to the tables.
 func refNames(tree proto.Message, schema *Schema, ctes map[string]bool) map[string][]string {
@@ -122,9 +105,10 @@ func refNames(tree proto.Message, schema *Schema, ctes map[string]bool) map[stri
 	return refs
 }
 
-// readSlots are the table slot and the referenced columns' slots of every
-// table read: all of its columns when a reference cannot be pinned down.
-func readSlots(q *parsed, tables Tables, schema *Schema) []string {
+// readColumns are, per table read, the columns the statement references
+// anywhere, sorted; every column when it cannot tell (SELECT *, a
+// whole-row reference, JOIN USING, NATURAL JOIN).
+func readColumns(q *parsed, tables Tables, schema *Schema) map[string][]string {
 	refs := refNames(q.tree, schema, q.ctes)
 	starAll := false
 	star, slots := map[string]bool{}, map[string]bool{}
@@ -158,16 +142,15 @@ func readSlots(q *parsed, tables Tables, schema *Schema) []string {
 		}
 		return true
 	})
-	var out []string
+	out := map[string][]string{}
 	for _, t := range tables.Reads {
-		out = append(out, t)
-		for _, c := range schema.columns(t) {
+		for _, c := range schema.Columns[t] {
 			if starAll || star[t] || slots[t+SlotSep+c] {
-				out = append(out, t+SlotSep+c)
+				out[t] = append(out[t], c)
 			}
 		}
+		slices.Sort(out[t])
 	}
-	sort.Strings(out)
 	return out
 }
 
@@ -180,11 +163,4 @@ func (s *Schema) insertColumns(ins *pg_query.InsertStmt, table string) []string 
 	return s.Columns[table]
 }
 
-func (s *Schema) columns(t string) []string {
-	if s == nil {
-		return nil
-	}
-	return s.Columns[t]
-}
-
-func (s *Schema) hasColumn(t, c string) bool { return slices.Contains(s.columns(t), c) }
+func (s *Schema) hasColumn(t, c string) bool { return slices.Contains(s.Columns[t], c) }

@@ -149,18 +149,14 @@ func render(t *template.Template, data any) ([]byte, error) {
 func usedSlots(ms []method, schema *Schema) (tables, slots []string) {
 	all, set := map[string]bool{}, map[string]bool{}
 	for _, m := range ms {
-		for _, t := range append(append([]string{}, m.Reads...), m.Writes...) {
+		for _, t := range slices.Concat(m.Reads, m.Writes) {
 			all[t], set[t] = true, true
 		}
-		for _, v := range append(append([]string{}, m.Deps.Named...), m.WriteSlots...) {
+		for _, v := range slices.Concat(m.Deps.Named, m.WriteSlots) {
 			set[v] = true
 		}
 	}
-	for _, t := range sortedKeys(schema.Columns) {
-		if !all[t] {
-			continue
-		}
-		set[t] = true
+	for t := range all {
 		for _, c := range schema.Columns[t] {
 			set[t+SlotSep+c] = true
 		}
@@ -348,10 +344,7 @@ func goList(s []string) string {
 	if len(s) == 0 {
 		return "nil"
 	}
-	if line := strings.Join(quoted(s...), ", "); len(line) <= 58 {
-		return "[]string{" + line + "}"
-	}
-	return "[]string{\n" + strings.Join(quoted(s...), ",\n") + ",\n}"
+	return bracketed("[]string{", "}", quoted(s...), 68)
 }
 
 // valueCall bumps value arg of w's scope; wideCall bumps the scope wide.
@@ -365,11 +358,15 @@ func wideCall(w ScopeWrite) string {
 
 // goCall is a call of fn: on one line when short, else one argument a
 // line.
-func goCall(fn string, args ...string) string {
-	if line := fn + "(" + strings.Join(args, ", ") + ")"; len(line) <= 90 {
+func goCall(fn string, args ...string) string { return bracketed(fn+"(", ")", args, 90) }
+
+// bracketed is items between start and end: on one line when it fits in
+// width columns, else one item a line.
+func bracketed(start, end string, items []string, width int) string {
+	if line := start + strings.Join(items, ", ") + end; len(line) <= width {
 		return line
 	}
-	return fn + "(\n" + strings.Join(args, ",\n") + ",\n)"
+	return start + "\n" + strings.Join(items, ",\n") + ",\n" + end
 }
 
 func quoted(s ...string) []string {

@@ -41,7 +41,11 @@ func statementEvents(tree proto.Message, schema *Schema, ctes map[string]bool) [
 		switch {
 		case !ok:
 		case op.kind == "TRUNCATE":
-			for _, c := range append([]string{t}, closureList(t, op.cascades(schema))...) {
+			var edges map[string][]string // TRUNCATE ... CASCADE empties the referencing tables
+			if op.cascade {
+				edges = schema.OnDelete
+			}
+			for _, c := range append([]string{t}, sortedKeys(closure(t, edges, map[string]bool{}))...) {
 				out = append(out, tableEvent{table: c, kind: "TRUNCATE"})
 			}
 		default:
@@ -58,12 +62,6 @@ func eventTables(evs []tableEvent) map[string]bool {
 		out[ev.table] = true
 	}
 	return out
-}
-
-func closureList(t string, edges map[string][]string) []string {
-	set := map[string]bool{}
-	closure(t, edges, set)
-	return sortedKeys(set)
 }
 
 // cascadeEvents is ev and what its foreign-key actions do to the
@@ -103,9 +101,6 @@ func (s *Schema) cascadeEvents(ev tableEvent, seen map[string]bool) []tableEvent
 // triggerEvents are the writes the triggers fired by evs make, and theirs,
 // with their cascades.
 func (s *Schema) triggerEvents(evs []tableEvent) []tableEvent {
-	if s == nil {
-		return nil
-	}
 	seen := map[string]bool{}
 	var out []tableEvent
 	queue := append([]tableEvent(nil), evs...)
@@ -153,7 +148,7 @@ func (s *Schema) triggerScopeWrites(ev tableEvent, own map[string]ScopeWrite, se
 			if sc.Parent != tw.table || tw.columns != nil && !slices.Contains(tw.columns, sc.ParentKey) && !slices.Contains(tw.columns, sc.ParentColumn) {
 				continue
 			}
-			out = append(out, ScopeWrite{Scope: sc, Wide: true, Columns: []string{""}, Why: "trigger " + tw.Trigger + " writes rows of " + tw.table})
+			out = append(out, wideWrite(sc, "trigger "+tw.Trigger+" writes rows of "+tw.table))
 		}
 		out = append(out, s.triggerScopeWrites(tw.tableEvent, mine, seen)...)
 	}

@@ -167,7 +167,7 @@ func newMethod(q Query, sig *types.Signature, schema *Schema) (method, error) {
 			return m, fmt.Errorf("%s: %w", q.Pos(), err)
 		}
 		for _, t := range m.Reads {
-			if schema.columns(t) == nil {
+			if schema.Columns[t] == nil {
 				// A view or a table created outside the migrations: its
 				// writes would never bump it.
 				return m, fmt.Errorf("%s: %s: reads %s, which is not a table the migrations create", q.Pos(), m.Name, t)

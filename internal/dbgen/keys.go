@@ -122,9 +122,6 @@ func (s *Schema) resolveFKs() {
 // to each scope column of the parent. They come from the schema alone, so
 // every deploy of the same schema names the same scopes.
 func (s *Schema) Scopes(table string) []ScopeDef {
-	if s == nil {
-		return nil
-	}
 	var out []ScopeDef
 	for _, col := range s.directScopeCols(table) {
 		out = append(out, ScopeDef{Table: table, Column: col})

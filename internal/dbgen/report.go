@@ -22,7 +22,7 @@ const (
 var reportTemplate string
 
 var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
-	"join": strings.Join, "values": values, "slotColumns": slotColumns,
+	"join": strings.Join, "values": values,
 }).Parse(reportTemplate))
 
 func report(ms []method) (string, error) {
@@ -40,22 +40,6 @@ func values(vs []valueRef) string {
 		out[i] = v.String()
 	}
 	return strings.Join(out, ", ")
-}
-
-// slotColumns are a write's columns in parentheses, "rows" naming the row
-// slot (rows added or removed); nothing for the row slot alone.
-func slotColumns(cols []string) string {
-	if len(cols) == 0 || len(cols) == 1 && cols[0] == "" {
-		return ""
-	}
-	out := make([]string, len(cols))
-	for i, c := range cols {
-		out[i] = c
-		if c == "" {
-			out[i] = "rows"
-		}
-	}
-	return " (" + strings.Join(out, ", ") + ")"
 }
 
 // ReplaceReport puts report between the markers of doc; an error when

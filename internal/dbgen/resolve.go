@@ -42,8 +42,8 @@ func readResolver(m *method, schema *Schema) (resolver, error) {
 	if sel == nil || sel.GetLimitCount() != nil || sel.GetGroupClause() != nil || sel.GetDistinctClause() != nil || sel.GetWithClause() != nil || len(from) != 1 || from[0].GetRangeVar() == nil {
 		return resolver{}, errShape
 	}
-	s := newSel(schema, m.stmt.params, nil)
-	s.addRangeVar(from[0].GetRangeVar(), nil)
+	s := newSel(&env{schema: schema, params: m.stmt.params}, nil)
+	s.addRangeVar(from[0].GetRangeVar())
 	var cols []string
 	for _, tg := range sel.GetTargetList() {
 		t, ok := s.term(tg.GetResTarget().GetVal())

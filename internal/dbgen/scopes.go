@@ -2,6 +2,7 @@ package dbgen
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -15,7 +16,8 @@ import (
 // table it reads to a parameter, directly (campaign_id = @campaign_id),
 // through join equalities (e.campaign_id = c.id AND c.id = @campaign_id), or
 // through a foreign key to a parent pinned by a parameter
-// (e.campaign_id = c.id AND c.user_id = @user_id). An outer join's ON
+// (e.campaign_id = c.id AND c.user_id = @user_id), or through a CTE's or
+// subquery's column its select list sets to one. An outer join's ON
 // condition pins only its nullable side. IN lists and = ANY(array) pin to
 // several values. Anything else — OR, ranges, expressions on the column,
 // NOT, a table read in a way this code does not follow — leaves the table
@@ -23,14 +25,14 @@ import (
 // guess.
 //
 // A write bumps, for each scope of each table it changes, the values its
-// rows carry: parameters in VALUES (every COPY row's), WHERE equalities
-// (and joins, for paths), RETURNING columns, and for ON DELETE CASCADE the
-// parent's values. When they cannot be known it bumps the scope-wide
-// version, and says so in the report.
+// rows carry: parameters in VALUES (every COPY row's) or an INSERT's
+// SELECT, WHERE equalities (and joins, for paths), RETURNING columns, and
+// for ON DELETE CASCADE the parent's values. When they cannot be known it
+// bumps the scope-wide version, and says so in the report.
 
 // valueRef is where a scope value comes from at run time.
 type valueRef struct {
-	Param  string // a sqlc parameter
+	Param  string // a sqlc parameter (in a trigger function: a column of its rows)
 	Many   bool   // the parameter is an array compared with = ANY
 	PerRow bool   // :copyfrom: the parameter of every row
 	Field  string // a RETURNING column, when Param is empty
@@ -120,17 +122,19 @@ func numberParams(sql string) (string, map[int]string) {
 }
 
 // sel is one SELECT (or the FROM and WHERE of an UPDATE or DELETE): its
-// table occurrences and the equalities among their columns and parameters.
-// A subquery's sel has its enclosing one as outer: a correlated equality
-// (e.campaign_id = c.id, c of the enclosing query) pins the subquery's
-// rows the way an outer join's ON does, never the enclosing query's.
+// FROM items' occurrences and the equalities among their columns and
+// values. A subquery's sel has its enclosing one as outer: a correlated
+// equality (e.campaign_id = c.id, c of the enclosing query) pins the
+// subquery's rows the way an outer join's ON does, never the enclosing
+// query's.
 type sel struct {
-	schema *Schema
-	params map[int]string
+	*env
 	id     int
 	all    *[]*sel // every sel of the statement, by id
 	outerQ *sel
-	occs   []string // the table of each occurrence
+	occs   []string          // the table of each occurrence, "" for a source
+	srcs   map[int]source    // the occurrences that are not tables
+	defs   map[string]source // the CTEs in scope, by name
 	refs   map[string][]int
 	// classes are the terms equal through strong equalities, by term.
 	classes map[term][]term
@@ -141,15 +145,37 @@ type sel struct {
 	outer []outerQual
 }
 
+// env is what a statement is analysed in: the schema, sqlc's parameters
+// by number, the names of its CTEs (not tables), and for a statement of a
+// trigger function the trigger (triggers.go), whose rows' columns are the
+// values there: those of its transition tables, NEW and OLD.
+type env struct {
+	schema *Schema
+	params map[int]string
+	ctes   map[string]bool
+	trig   *Trigger
+}
+
+// source is an occurrence that is not a table: a transition table, a
+// subquery or a CTE whose columns are traced through its select list, or,
+// with neither set, one whose columns are unknown (a lateral subquery, a
+// recursive or data-modifying CTE).
+type source struct {
+	transition bool
+	query      *pg_query.SelectStmt
+	colnames   []string          // the query's column aliases
+	defs       map[string]source // the CTEs the query sees
+}
+
 type outerQual struct {
 	expr     *pg_query.Node
 	nullable map[int]bool
 }
 
-func newSel(schema *Schema, params map[int]string, outer *sel) *sel {
-	s := &sel{schema: schema, params: params, outerQ: outer, refs: map[string][]int{}, classes: map[term][]term{}, weak: map[term][]term{}, lists: map[term][]valueRef{}}
+func newSel(e *env, outer *sel) *sel {
+	s := &sel{env: e, outerQ: outer, srcs: map[int]source{}, refs: map[string][]int{}, classes: map[term][]term{}, weak: map[term][]term{}, lists: map[term][]valueRef{}}
 	if outer != nil {
-		s.all = outer.all
+		s.all, s.defs = outer.all, outer.defs
 	} else {
 		s.all = &[]*sel{}
 	}
@@ -158,8 +184,31 @@ func newSel(schema *Schema, params map[int]string, outer *sel) *sel {
 	return s
 }
 
-// term is an operand of an equality this code follows: a parameter, or
-// a column of an occurrence of a sel (sel is its index in the statement).
+// with adds a WITH clause's CTEs to those in scope. A recursive CTE's rows
+// come from its own iterations, a data-modifying one's from its writes:
+// their columns are not traced. The others see the CTEs before them only
+// (a name of a later one, or their own, is a table).
+func (s *sel) with(w *pg_query.WithClause) *sel {
+	defs := maps.Clone(s.defs)
+	if defs == nil {
+		defs = map[string]source{}
+	}
+	for _, c := range w.GetCtes() {
+		cte := c.GetCommonTableExpr()
+		src := source{}
+		if q := cte.GetCtequery().GetSelectStmt(); q != nil && !w.GetRecursive() {
+			src = source{query: q, colnames: strs(cte.GetAliascolnames()), defs: maps.Clone(defs)}
+		}
+		defs[cte.GetCtename()] = src
+	}
+	s.defs = defs
+	return s
+}
+
+// term is an operand of an equality this code follows: a value from
+// outside the statement (a parameter, or a column of a trigger's rows),
+// or a column of an occurrence of a sel (sel is its index in the
+// statement).
 type term struct {
 	param    string
 	sel, occ int
@@ -184,18 +233,21 @@ func (s *sel) owner(t term) *sel {
 }
 
 // addFrom adds the occurrences of a FROM item and queues its join
-// conditions; it returns the occurrences it added. ctes are names that
-// are CTEs, not tables.
-func (s *sel) addFrom(item *pg_query.Node, ctes map[string]bool) []int {
-	if rv := item.GetRangeVar(); rv != nil {
-		return s.addRangeVar(rv, ctes)
+// conditions; it returns the occurrences it added.
+func (s *sel) addFrom(item *pg_query.Node) []int {
+	rs, j := item.GetRangeSubselect(), item.GetJoinExpr()
+	switch q := rs.GetSubquery().GetSelectStmt(); {
+	case item.GetRangeVar() != nil:
+		return s.addRangeVar(item.GetRangeVar())
+	case rs != nil && !rs.GetLateral() && q != nil:
+		return s.addOcc([]string{rs.GetAlias().GetAliasname()}, "", source{query: q, colnames: strs(rs.GetAlias().GetColnames()), defs: s.defs})
+	case rs != nil: // a lateral subquery is analysed on its own
+		return s.addOcc([]string{rs.GetAlias().GetAliasname()}, "", source{})
+	case j == nil:
+		return nil // a function: no column of it is followed
 	}
-	j := item.GetJoinExpr()
-	if j == nil {
-		return nil // subqueries and functions are analysed on their own
-	}
-	left := s.addFrom(j.GetLarg(), ctes)
-	right := s.addFrom(j.GetRarg(), ctes)
+	left := s.addFrom(j.GetLarg())
+	right := s.addFrom(j.GetRarg())
 	switch j.GetJointype() {
 	case pg_query.JoinType_JOIN_INNER:
 		s.addConjuncts(j.GetQuals())
@@ -207,16 +259,33 @@ func (s *sel) addFrom(item *pg_query.Node, ctes map[string]bool) []int {
 	return append(left, right...)
 }
 
-func (s *sel) addRangeVar(rv *pg_query.RangeVar, ctes map[string]bool) []int {
-	t, ok := s.schema.relTable(rv, ctes)
+// addRangeVar adds a CTE, a trigger's transition table or a table.
+func (s *sel) addRangeVar(rv *pg_query.RangeVar) []int {
+	name, unqualified := rv.GetRelname(), rv.GetSchemaname() == ""
+	if def, ok := s.defs[name]; ok && unqualified {
+		return s.addOcc(refKeys(rv), "", def)
+	}
+	if tr := s.trig; tr != nil && unqualified && name != "" && (name == tr.NewTable || name == tr.OldTable) {
+		return s.addOcc(refKeys(rv), "", source{transition: true})
+	}
+	t, ok := s.schema.relTable(rv, s.ctes)
 	if !ok {
 		return nil
 	}
-	s.occs = append(s.occs, t)
-	for _, k := range refKeys(rv) {
-		s.refs[k] = append(s.refs[k], len(s.occs)-1)
+	return s.addOcc(refKeys(rv), t, source{})
+}
+
+// addOcc adds an occurrence of table, or ("") of src, named by names.
+func (s *sel) addOcc(names []string, table string, src source) []int {
+	i := len(s.occs)
+	s.occs = append(s.occs, table)
+	if table == "" {
+		s.srcs[i] = src
 	}
-	return []int{len(s.occs) - 1}
+	for _, k := range names {
+		s.refs[k] = append(s.refs[k], i)
+	}
+	return []int{i}
 }
 
 func setOf(xs []int) map[int]bool {
@@ -229,9 +298,9 @@ func setOf(xs []int) map[int]bool {
 
 // read adds FROM items and a WHERE clause, then the outer joins'
 // conditions, which may pin only occurrences known by then.
-func (s *sel) read(from []*pg_query.Node, where *pg_query.Node, ctes map[string]bool) *sel {
+func (s *sel) read(from []*pg_query.Node, where *pg_query.Node) *sel {
 	for _, f := range from {
-		s.addFrom(f, ctes)
+		s.addFrom(f)
 	}
 	s.addConjuncts(where)
 	for _, q := range s.outer {
@@ -251,8 +320,15 @@ func (s *sel) addConjuncts(expr *pg_query.Node) {
 
 // addEquality records one conjunct when it is an equality this code
 // follows. With nullable set it comes from an outer join's ON and may
-// pin only those occurrences' columns.
+// pin only those occurrences' columns. x IN (SELECT v …) is x = v.
 func (s *sel) addEquality(c *pg_query.Node, nullable map[int]bool) {
+	if sl := c.GetSubLink(); sl != nil && sl.GetSubLinkType() == pg_query.SubLinkType_ANY_SUBLINK && len(sl.GetOperName()) == 0 {
+		l, lok := s.term(sl.GetTestexpr())
+		if r, rok := s.output(sl.GetSubselect().GetSelectStmt(), s.defs, 0); lok && rok {
+			s.addPair(l, r, nullable)
+		}
+		return
+	}
 	e := c.GetAExpr()
 	if e == nil || !isEquals(e) {
 		return
@@ -307,9 +383,11 @@ func (s *sel) pinnable(t term, nullable map[int]bool) bool {
 	return ok && (nullable == nil || nullable[occ])
 }
 
-// term is the term an expression is: a parameter, or a column of an
-// occurrence. Casts are looked through on parameters only: a cast column
-// may compare equal to values that the column itself does not hold.
+// term is the term an expression is: a parameter, a column of an
+// occurrence, or the value a source's column or a row trigger's NEW.col
+// or OLD.col is traced to. Casts are looked through on parameters only: a
+// cast column may compare equal to values that the column itself does not
+// hold.
 func (s *sel) term(expr *pg_query.Node) (term, bool) {
 	if p, ok := s.param(expr); ok {
 		return term{param: p}, true
@@ -326,24 +404,113 @@ func (s *sel) term(expr *pg_query.Node) (term, bool) {
 				return o.pick(cands, col)
 			}
 		}
+		// No FROM item has the name: NEW.col or OLD.col of a row trigger.
+		if tr := s.trig; tr != nil && tr.Row && (strings.EqualFold(parts[0], "new") || strings.EqualFold(parts[0], "old")) && s.schema.hasColumn(tr.Table, col) {
+			return term{param: col}, true
+		}
 		return term{}, false
 	}
 	var cands []int
-	for i, o := range s.occs {
-		if s.schema.hasColumn(o, col) {
+	for i := range s.occs {
+		if s.has(i, col) {
 			cands = append(cands, i)
 		}
 	}
 	return s.pick(cands, col)
 }
 
+// has reports whether occurrence occ has column col, false when not known.
+func (s *sel) has(occ int, col string) bool {
+	src, ok := s.srcs[occ]
+	switch {
+	case !ok:
+		return s.schema.hasColumn(s.occs[occ], col)
+	case src.transition:
+		return s.schema.hasColumn(s.trig.Table, col)
+	}
+	names, _ := src.columns()
+	return slices.Contains(names, col)
+}
+
 // pick is col of the one candidate occurrence; false when ambiguous or
 // unknown: no pin.
 func (s *sel) pick(cands []int, col string) (term, bool) {
-	if len(cands) != 1 || !s.schema.hasColumn(s.occs[cands[0]], col) {
+	if len(cands) != 1 || !s.has(cands[0], col) {
 		return term{}, false
 	}
-	return s.colTerm(cands[0], col), true
+	src, ok := s.srcs[cands[0]]
+	switch {
+	case !ok:
+		return s.colTerm(cands[0], col), true
+	case src.transition:
+		return term{param: col}, true
+	}
+	names, _ := src.columns()
+	return s.output(src.query, src.defs, slices.Index(names, col))
+}
+
+// output traces a query's idx-th output column to a value, through set
+// operations (the left side's, the same as the right side's for a UNION:
+// INTERSECT and EXCEPT return rows of the left side) and its own FROM.
+func (e *env) output(q *pg_query.SelectStmt, defs map[string]source, idx int) (term, bool) {
+	if q == nil || q.GetValuesLists() != nil {
+		return term{}, false
+	}
+	s := newSel(e, nil)
+	s.defs = defs
+	s.with(q.GetWithClause())
+	if isSetOp(q) {
+		l, ok := e.output(q.GetLarg(), s.defs, idx)
+		if q.GetOp() == pg_query.SetOperation_SETOP_UNION {
+			r, rok := e.output(q.GetRarg(), s.defs, idx)
+			ok = ok && rok && r == l
+		}
+		return l, ok
+	}
+	targets := q.GetTargetList()
+	if idx < 0 || idx >= len(targets) {
+		return term{}, false
+	}
+	t, ok := s.read(q.GetFromClause(), nil).term(targets[idx].GetResTarget().GetVal())
+	return t, ok && t.param != ""
+}
+
+// columns are a subquery's or CTE's column names: its aliases, else its
+// output names; false when one is not known.
+func (src source) columns() ([]string, bool) {
+	if len(src.colnames) > 0 || src.query == nil {
+		return src.colnames, len(src.colnames) > 0
+	}
+	return outputNames(src.query)
+}
+
+func isSetOp(q *pg_query.SelectStmt) bool {
+	op := q.GetOp()
+	return op != pg_query.SetOperation_SETOP_NONE && op != pg_query.SetOperation_SET_OPERATION_UNDEFINED
+}
+
+// outputNames are a SELECT's output column names; false when one is not
+// known (a * or an unnamed expression).
+func outputNames(q *pg_query.SelectStmt) ([]string, bool) {
+	if isSetOp(q) {
+		return outputNames(q.GetLarg())
+	}
+	var out []string
+	for _, t := range q.GetTargetList() {
+		rt := t.GetResTarget()
+		parts, star := columnRefParts(rt.GetVal().GetColumnRef())
+		switch {
+		case rt.GetName() != "":
+			out = append(out, rt.GetName())
+		case rt.GetVal().GetColumnRef() == nil:
+			out = append(out, "?") // PostgreSQL names it ?column? or after a function
+		case star || len(parts) == 0:
+			return nil, false
+		default:
+			out = append(out, last(parts))
+		}
+	}
+	return out, true
 }
 
 // colTerm is a column of an occurrence of this sel.
@@ -464,13 +631,14 @@ func allUsable(vals []valueRef, sqlType string, usable usableFunc) bool {
 
 // ReadScopes derives a cached read's dependencies.
 func ReadScopes(q *parsed, tables Tables, schema *Schema, usable usableFunc) ReadDeps {
-	tree, params, ctes := q.tree, q.params, q.ctes
+	tree, ctes := q.tree, q.ctes
+	e := &env{schema: schema, params: q.params, ctes: ctes}
 	pins := map[string][]ScopedRead{}
 	// Each SELECT is analysed inside the ones enclosing it, outermost
 	// first, so that a subquery can follow a correlation outwards.
 	var visit func(v *pg_query.SelectStmt, outer *sel)
 	visit = func(v *pg_query.SelectStmt, outer *sel) {
-		s := newSel(schema, params, outer).read(v.GetFromClause(), v.GetWhereClause(), ctes)
+		s := newSel(e, outer).with(v.GetWithClause()).read(v.GetFromClause(), v.GetWhereClause())
 		for _, sub := range find[*pg_query.SelectStmt](v) {
 			visit(sub, s)
 		}
@@ -497,7 +665,7 @@ func ReadScopes(q *parsed, tables Tables, schema *Schema, usable usableFunc) Rea
 			delete(pins, t)
 		}
 	}
-	return readDeps(tables, referencedColumns(q, tables, schema), pins)
+	return readDeps(tables, readColumns(q, tables, schema), pins)
 }
 
 // readDeps turns the pins of each table read into its dependencies: the
@@ -544,17 +712,4 @@ func choosePin(s *sel, occ int, table string, usable usableFunc) (ScopedRead, bo
 		}
 	}
 	return ScopedRead{}, false
-}
-
-// referencedColumns are, per table read, the columns the statement
-// references anywhere; every column when it cannot tell (SELECT *, a
-// whole-row reference, JOIN USING, NATURAL JOIN).
-func referencedColumns(q *parsed, tables Tables, schema *Schema) map[string][]string {
-	out := map[string][]string{}
-	for _, slot := range readSlots(q, tables, schema) {
-		if t, c, ok := strings.Cut(slot, SlotSep); ok {
-			out[t] = append(out[t], c)
-		}
-	}
-	return out
 }

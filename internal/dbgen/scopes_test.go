@@ -85,6 +85,13 @@ func TestReadScopes(t *testing.T) {
 			"campaigns.id = @c2; notes.campaign_id = @c"},
 		{"ambiguous bare column", `SELECT 1 FROM campaigns c JOIN notes n ON true WHERE id = @x AND c.user_id = @u`,
 			"campaigns.user_id = @u; notes table-wide"},
+		{"a CTE's column traced to a parameter", `WITH x AS (SELECT @c::uuid AS cid) SELECT count(*) FROM emails e JOIN x ON e.campaign_id = x.cid`,
+			"emails.campaign_id = @c"},
+		{"a subquery's column traced to a parameter", `SELECT count(*) FROM emails e, (SELECT @c::uuid) x (cid) WHERE e.campaign_id = x.cid`,
+			"emails.campaign_id = @c"},
+		{"IN a subquery of a parameter", `SELECT id FROM campaigns WHERE user_id IN (SELECT @u::uuid)`, "campaigns.user_id = @u"},
+		{"a CTE's own name in its body is not the CTE", `WITH campaigns AS (SELECT id FROM campaigns WHERE user_id = @u) SELECT count(*) FROM emails e JOIN campaigns c ON e.campaign_id = c.id`,
+			"emails table-wide"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,6 +192,11 @@ var writeScopeCases = []struct {
 		"notes.campaign_id: table-wide (its rows' campaign_id is not known)",
 		"notes.campaign_id>campaigns.user_id: table-wide (its rows' campaigns.user_id is not known)",
 		"notes.id: RETURNING id (RETURNING)",
+	}},
+	{"insert of a SELECT's parameters", ":exec", `INSERT INTO notes (id, campaign_id, body) SELECT @id, @c, 'x'`, []string{
+		"notes.campaign_id: @c (SELECT)",
+		"notes.campaign_id>campaigns.user_id: table-wide (its rows' campaigns.user_id is not known)",
+		"notes.id: @id (SELECT)",
 	}},
 	{"partition rolled up", ":exec", `DELETE FROM emails_p202611 WHERE campaign_id = @c`, []string{
 		"emails.campaign_id: @c (WHERE)",

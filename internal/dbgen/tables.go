@@ -62,7 +62,7 @@ func NewSchema() *Schema {
 var partitionName = regexp.MustCompile(`^(.+)_(p[0-9]+|default)$`)
 
 func (s *Schema) parent(name string) string {
-	if m := partitionName.FindStringSubmatch(name); s != nil && m != nil && s.Partitioned[m[1]] {
+	if m := partitionName.FindStringSubmatch(name); m != nil && s.Partitioned[m[1]] {
 		return m[1]
 	}
 	return name
@@ -109,14 +109,15 @@ func changesRows(action string) bool {
 	return action == "c" || action == "n" || action == "d"
 }
 
-// closure adds to writes every table reached from t through edges.
-func closure(t string, edges map[string][]string, writes map[string]bool) {
+// closure adds to set every table reached from t through edges.
+func closure(t string, edges map[string][]string, set map[string]bool) map[string]bool {
 	for _, child := range edges[t] {
-		if !writes[child] {
-			writes[child] = true
-			closure(child, edges, writes)
+		if !set[child] {
+			set[child] = true
+			closure(child, edges, set)
 		}
 	}
+	return set
 }
 
 // Analyze derives the tables sql reads and writes. INSERT, UPDATE, DELETE,
@@ -127,7 +128,7 @@ func closure(t string, edges map[string][]string, writes map[string]bool) {
 // the tables its triggers write.
 func Analyze(q *parsed, schema *Schema) Tables {
 	tree, ctes := q.tree, q.ctes
-	reads, writes := map[string]bool{}, map[string]bool{}
+	reads := map[string]bool{}
 	walk(tree, func(n proto.Message) bool {
 		switch st := n.(type) {
 		case *pg_query.RangeVar:
@@ -143,18 +144,8 @@ func Analyze(q *parsed, schema *Schema) Tables {
 		}
 		return true
 	})
-	for _, op := range writeOps(tree) {
-		if t, ok := schema.relTable(op.rel, ctes); ok {
-			writes[t] = true
-			closure(t, op.cascades(schema), writes)
-		}
-	}
-	if schema != nil {
-		for _, ev := range schema.triggerEvents(statementEvents(tree, schema, ctes)) {
-			writes[ev.table] = true
-		}
-	}
-	return Tables{Reads: sortedKeys(reads), Writes: sortedKeys(writes)}
+	evs := statementEvents(tree, schema, ctes)
+	return Tables{Reads: sortedKeys(reads), Writes: sortedKeys(eventTables(append(evs, schema.triggerEvents(evs)...)))}
 }
 
 // relTable is the table a RangeVar names — a partition's parent for a

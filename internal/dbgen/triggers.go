@@ -53,7 +53,7 @@ type TriggerWrite struct {
 	Trigger string
 	// When are the TG_OP values under which the statement runs (nil: any).
 	When []string
-	// From maps a scope column of the table to the column of the trigger's
+	// From maps a column of the table to the column of the trigger's
 	// table whose values the changed rows carry; a scope column missing
 	// from it is not traced.
 	From map[string]string
@@ -210,22 +210,31 @@ func obj(n any) map[string]any {
 	return o
 }
 
-// statement analyses a PL/pgSQL SQL statement; an expression (any other
-// parse mode) writes nothing.
+// statement analyses a PL/pgSQL SQL statement (an expression, any other
+// parse mode, writes nothing): the relations it writes and, traced, what
+// the rows of the top-level statement carry; a data-modifying CTE's rows
+// are not traced.
 func (v *plVisitor) statement(e map[string]any, when []string) {
 	q, _ := e["query"].(string)
 	if mode, _ := e["parseMode"].(float64); mode != 0 {
 		return
 	}
-	ws, err := v.s.triggerStatement(v.t, q)
+	tree, err := pg_query.Parse(q)
 	if err != nil {
-		v.err = err
+		v.err = fmt.Errorf("parse %q: %w", q, err)
 		return
 	}
-	for i := range ws {
-		ws[i].When = when
+	for _, op := range writeOps(tree) {
+		if op.rel == nil {
+			continue
+		}
+		ev := tableEvent{table: v.s.parent(relName(op.rel)), kind: op.kind, columns: op.columns}
+		w := TriggerWrite{tableEvent: ev, Trigger: v.t.Name, When: when}
+		if op.stmt == topStatement(tree) {
+			w.From = traced(directChange(op, ":exec", &env{schema: v.s, ctes: cteNames(tree), trig: &v.t}))
+		}
+		v.out = append(v.out, w)
 	}
-	v.out = append(v.out, ws...)
 }
 
 // visitIf follows IF TG_OP = '…' THEN … ELSIF TG_OP = '…' … ELSE …,
@@ -273,35 +282,18 @@ func tgOpCondition(cond any) (string, bool) {
 	return op, ok && op != ""
 }
 
-// triggerStatement analyses one SQL statement of a trigger function.
-func (s *Schema) triggerStatement(t Trigger, q string) ([]TriggerWrite, error) {
-	tree, err := pg_query.Parse(q)
-	if err != nil {
-		return nil, fmt.Errorf("parse %q: %w", q, err)
+// traced is what the analysis of a write (writescopes.go) in a trigger
+// function knows its rows carry, by column: there the values are columns
+// of the trigger's table's rows.
+func traced(c *rowChange) map[string]string {
+	if c == nil {
+		return nil // MERGE
 	}
-	top := topStatement(tree)
-	var out []TriggerWrite
-	for _, op := range writeOps(tree) {
-		if op.rel == nil {
-			continue
+	from := map[string]string{}
+	for col, vals := range c.known {
+		if vals = slices.Compact(vals); len(vals) == 1 && !vals[0].Many {
+			from[col] = vals[0].Param
 		}
-		ev := tableEvent{table: s.parent(relName(op.rel)), kind: op.kind, columns: op.columns}
-		w := TriggerWrite{tableEvent: ev, Trigger: t.Name, From: map[string]string{}}
-		if op.stmt == top {
-			// Only the top-level statement is traced; a data-modifying
-			// CTE's rows are not.
-			s.traceWrite(t, op.stmt, &w)
-		}
-		out = append(out, w)
 	}
-	return out, nil
-}
-
-// scopeColumns are the columns of table that scopes are made of.
-func (s *Schema) scopeColumns(table string) []string {
-	var out []string
-	for _, sc := range s.Scopes(table) {
-		out = union(out, sc.Column)
-	}
-	return out
+	return from
 }

@@ -27,10 +27,10 @@ type rowChange struct {
 // changes. kind is the sqlc command; results tells whether RETURNING
 // values reach the Go result.
 func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable usableFunc) []ScopeWrite {
-	tree, params, ctes := q.tree, q.params, q.ctes
+	tree, ctes := q.tree, q.ctes
 	changes := map[string]*rowChange{}
 	if ops := writeOps(tree); len(ops) > 0 && ops[0].stmt == topStatement(tree) && writeStatements(ops) == 1 {
-		if c := directChange(ops[0], kind, schema, params, ctes); c != nil {
+		if c := directChange(ops[0], kind, &env{schema: schema, params: q.params, ctes: ctes}); c != nil {
 			changes[c.table] = c
 			cascade(c, schema, changes, tables)
 		}
@@ -40,10 +40,7 @@ func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable u
 	evs := statementEvents(tree, schema, ctes)
 	direct := eventTables(evs)
 	var out []ScopeWrite
-	for _, t := range tables.Writes {
-		if !direct[t] {
-			continue
-		}
+	for _, t := range sortedKeys(direct) {
 		for _, sc := range schema.Scopes(t) {
 			out = append(out, scopeWrite(sc, changes[t], schema, usable))
 		}
@@ -52,7 +49,7 @@ func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable u
 	// path scopes hold; so does an UPDATE of the parent's key or of the
 	// scope column.
 	for _, sc := range schema.AllScopes() {
-		if direct[sc.Parent] && slices.Contains(tables.Writes, sc.Parent) {
+		if direct[sc.Parent] {
 			out = append(out, parentWrite(sc, changes[sc.Parent], schema, usable))
 		}
 	}
@@ -79,7 +76,7 @@ func untracedTriggerWrites(tables Tables, direct map[string]bool, ws []ScopeWrit
 	for _, t := range tables.Writes {
 		for _, sc := range schema.Scopes(t) {
 			if !direct[t] && !named[sc.Name()] {
-				out = append(out, ScopeWrite{Scope: sc, Wide: true, Columns: []string{""}, Why: "written by a trigger, rows not attributed"})
+				out = append(out, wideWrite(sc, "written by a trigger, rows not attributed"))
 			}
 		}
 	}
@@ -90,34 +87,33 @@ func newRowChange(table string) *rowChange {
 	return &rowChange{table: table, known: map[string][]valueRef{}, paths: map[string][]valueRef{}, why: map[string]string{}}
 }
 
-// directChange analyses the top-level INSERT, UPDATE or DELETE.
-func directChange(op writeOp, kind string, schema *Schema, params map[int]string, ctes map[string]bool) *rowChange {
-	rel := op.rel
-	c := newRowChange(schema.parent(relName(rel)))
+// directChange analyses the top-level INSERT, UPDATE or DELETE in one sel
+// whose first occurrence is its target.
+func directChange(op writeOp, kind string, e *env) *rowChange {
+	c := newRowChange(e.schema.parent(relName(op.rel)))
+	s := newSel(e, nil)
+	s.addRangeVar(op.rel)
 	switch st := op.stmt.(type) {
 	case *pg_query.InsertStmt:
-		insertValues(c, st, kind, schema, params)
+		insertValues(c, s.with(st.GetWithClause()), st, kind)
 	case *pg_query.UpdateStmt:
 		c.updated = op.columns
-		whereValues(c, rel, st.GetFromClause(), st.GetWhereClause(), schema, params, ctes)
+		whereValues(c, s.with(st.GetWithClause()).read(st.GetFromClause(), st.GetWhereClause()))
 	case *pg_query.DeleteStmt:
-		whereValues(c, rel, st.GetUsingClause(), st.GetWhereClause(), schema, params, ctes)
+		whereValues(c, s.with(st.GetWithClause()).read(st.GetUsingClause(), st.GetWhereClause()))
 	default:
 		return nil
 	}
 	if kind == ":one" || kind == ":many" {
-		returned(c, rel, op.stmt.(interface{ GetReturningList() []*pg_query.Node }).GetReturningList(), schema)
+		returned(c, s, op.stmt.(interface{ GetReturningList() []*pg_query.Node }).GetReturningList())
 	}
 	return c
 }
 
 // whereValues takes the scope values an UPDATE's or DELETE's WHERE (and
-// joins) pin its target's rows to.
-func whereValues(c *rowChange, rel *pg_query.RangeVar, from []*pg_query.Node, where *pg_query.Node, schema *Schema, params map[int]string, ctes map[string]bool) {
-	s := newSel(schema, params, nil)
-	s.addRangeVar(rel, ctes)
-	s.read(from, where, ctes)
-	for _, sc := range schema.Scopes(c.table) {
+// joins), read into s, pin its target's rows to.
+func whereValues(c *rowChange, s *sel) {
+	for _, sc := range s.schema.Scopes(c.table) {
 		vals := s.scopePins(0, sc)
 		if len(vals) == 0 {
 			continue
@@ -130,7 +126,7 @@ func whereValues(c *rowChange, rel *pg_query.RangeVar, from []*pg_query.Node, wh
 		c.why[sc.Name()] = "WHERE"
 	}
 	// A parent's scope columns, for its children's path scopes.
-	for _, col := range schema.Columns[c.table] {
+	for _, col := range s.schema.Columns[c.table] {
 		if _, ok := c.known[col]; !ok {
 			if vals := s.pins(0, col, false); len(vals) > 0 {
 				c.known[col] = vals
@@ -139,44 +135,45 @@ func whereValues(c *rowChange, rel *pg_query.RangeVar, from []*pg_query.Node, wh
 	}
 }
 
-// insertValues takes the parameters of INSERT ... VALUES, column by
-// column; an ON CONFLICT DO UPDATE may change an existing row whose
-// values differ, so only RETURNING counts then.
-func insertValues(c *rowChange, ins *pg_query.InsertStmt, kind string, schema *Schema, params map[int]string) {
-	lists := ins.GetSelectStmt().GetSelectStmt().GetValuesLists()
-	if upsertsUpdate(ins) || len(lists) == 0 {
+// insertValues takes the values of INSERT ... VALUES, column by column,
+// or of its SELECT's output; an ON CONFLICT DO UPDATE may change an
+// existing row whose values differ, so only RETURNING counts then.
+func insertValues(c *rowChange, s *sel, ins *pg_query.InsertStmt, kind string) {
+	q := ins.GetSelectStmt().GetSelectStmt()
+	if upsertsUpdate(ins) || q == nil {
 		return
 	}
-	s := newSel(schema, params, nil)
-	for i, col := range schema.insertColumns(ins, c.table) {
-		vals, ok := valuesColumn(lists, i, func(n *pg_query.Node) (valueRef, bool) {
-			p, ok := s.param(n)
-			return valueRef{Param: p, PerRow: kind == ":copyfrom"}, ok
+	for i, col := range s.schema.insertColumns(ins, c.table) {
+		vals, ok := valuesColumn(q.GetValuesLists(), i, func(n *pg_query.Node) (valueRef, bool) {
+			t, ok := s.term(n)
+			return valueRef{Param: t.param, PerRow: kind == ":copyfrom"}, ok && t.param != ""
 		})
+		why := "VALUES"
+		if q.GetValuesLists() == nil {
+			t, tok := s.output(q, s.defs, i)
+			vals, ok, why = []valueRef{{Param: t.param}}, tok, "SELECT"
+		}
 		if ok && len(vals) > 0 {
 			c.known[col] = vals
-			c.why[c.table+"."+col] = "VALUES"
+			c.why[c.table+"."+col] = why
 		}
 	}
 }
 
-// returned adds the values of RETURNING columns of the target table, for
-// the columns no parameter gave.
-func returned(c *rowChange, rel *pg_query.RangeVar, list []*pg_query.Node, schema *Schema) {
-	alias := rel.GetAlias().GetAliasname()
+// returned adds the values of RETURNING columns of the target table (the
+// first occurrence of s), for the columns no parameter gave.
+func returned(c *rowChange, s *sel, list []*pg_query.Node) {
 	for _, it := range list {
 		rt := it.GetResTarget()
-		parts, star := columnRefParts(rt.GetVal().GetColumnRef())
-		col := last(parts)
+		_, star := columnRefParts(rt.GetVal().GetColumnRef())
+		t, ok := s.term(rt.GetVal())
 		switch {
-		case rt.GetVal().GetColumnRef() == nil:
 		case star:
-			for _, col := range schema.Columns[c.table] {
+			for _, col := range s.schema.Columns[c.table] {
 				addReturned(c, col, col)
 			}
-		case len(parts) == 0 || len(parts) > 2 || len(parts) == 2 && parts[0] != alias && parts[0] != c.table:
-		case schema.hasColumn(c.table, col):
-			addReturned(c, col, cmp.Or(rt.GetName(), col))
+		case ok && t == s.colTerm(0, t.col):
+			addReturned(c, t.col, cmp.Or(rt.GetName(), t.col))
 		}
 	}
 }
@@ -220,26 +217,22 @@ func cascade(parent *rowChange, schema *Schema, changes map[string]*rowChange, t
 // scopeWrite is what change c does to scope sc of its own table: to the
 // row slot, or to the columns an UPDATE sets.
 func scopeWrite(sc ScopeDef, c *rowChange, schema *Schema, usable usableFunc) ScopeWrite {
-	w := ScopeWrite{Scope: sc, Columns: []string{""}}
 	switch {
 	case c == nil:
-		w.Wide, w.Why = true, "rows not attributed (several writes, or a statement kind not analysed)"
+		return wideWrite(sc, "rows not attributed (several writes, or a statement kind not analysed)")
 	case slices.Contains(c.updated, sc.Column):
-		w.Wide, w.Why = true, "updates "+sc.Column+", moving rows between values"
-	default:
-		if c.updated != nil {
-			w.Columns = c.updated
-		}
-		// c.why is by scope name, which for a direct scope is table.column.
-		vals, why := c.known[sc.Column], c.why[sc.Name()]
-		if sc.IsPath() {
-			vals = c.paths[sc.Name()]
-		}
-		if !allUsable(vals, schema.valueType(sc), usable) {
-			w.Wide, w.Why = true, "its rows' "+scopeValueName(sc)+" is not known"
-			return w
-		}
-		w.Values, w.Why = vals, why
+		return wideWrite(sc, "updates "+sc.Column+", moving rows between values")
+	}
+	// c.why is by scope name, which for a direct scope is table.column.
+	w := ScopeWrite{Scope: sc, Columns: c.updated, Values: c.known[sc.Column], Why: c.why[sc.Name()]}
+	if c.updated == nil {
+		w.Columns = []string{""}
+	}
+	if sc.IsPath() {
+		w.Values = c.paths[sc.Name()]
+	}
+	if !allUsable(w.Values, schema.valueType(sc), usable) {
+		w.Wide, w.Values, w.Why = true, nil, "its rows' "+scopeValueName(sc)+" is not known"
 	}
 	return w
 }
@@ -247,24 +240,22 @@ func scopeWrite(sc ScopeDef, c *rowChange, schema *Schema, usable usableFunc) Sc
 // parentWrite is what change c of a parent table does to a child's path
 // scope sc.
 func parentWrite(sc ScopeDef, c *rowChange, schema *Schema, usable usableFunc) ScopeWrite {
-	w := ScopeWrite{Scope: sc, Columns: []string{""}}
 	switch {
 	case c == nil:
-		w.Wide, w.Why = true, "rows of "+sc.Parent+" not attributed"
-	case c.updated != nil:
-		if !slices.Contains(c.updated, sc.ParentKey) && !slices.Contains(c.updated, sc.ParentColumn) {
-			return ScopeWrite{} // the path is unchanged
-		}
-		w.Wide, w.Why = true, "updates "+sc.Parent+"."+sc.ParentColumn+" or its key"
-	default:
-		vals := c.known[sc.ParentColumn]
-		if !allUsable(vals, schema.valueType(sc), usable) {
-			w.Wide, w.Why = true, sc.Parent+" rows' "+sc.ParentColumn+" is not known"
-			return w
-		}
-		w.Values, w.Why = vals, sc.Parent+" rows added or removed"
+		return wideWrite(sc, "rows of "+sc.Parent+" not attributed")
+	case c.updated == nil && allUsable(c.known[sc.ParentColumn], schema.valueType(sc), usable):
+		return ScopeWrite{Scope: sc, Values: c.known[sc.ParentColumn], Columns: []string{""}, Why: sc.Parent + " rows added or removed"}
+	case c.updated == nil:
+		return wideWrite(sc, sc.Parent+" rows' "+sc.ParentColumn+" is not known")
+	case slices.Contains(c.updated, sc.ParentKey) || slices.Contains(c.updated, sc.ParentColumn):
+		return wideWrite(sc, "updates "+sc.Parent+"."+sc.ParentColumn+" or its key")
 	}
-	return w
+	return ScopeWrite{} // the path is unchanged
+}
+
+// wideWrite bumps sc's row slot wide.
+func wideWrite(sc ScopeDef, why string) ScopeWrite {
+	return ScopeWrite{Scope: sc, Wide: true, Columns: []string{""}, Why: why}
 }
 
 func scopeValueName(sc ScopeDef) string {
@@ -277,38 +268,32 @@ func scopeValueName(sc ScopeDef) string {
 // mergeScopeWrites folds the writes of one scope together: wide wins, and
 // values and columns add up.
 func mergeScopeWrites(ws []ScopeWrite) []ScopeWrite {
-	by := map[string]*ScopeWrite{}
-	var order []string
+	by := map[string]ScopeWrite{}
 	for _, w := range ws {
-		if w.Scope.Table == "" {
-			continue
-		}
-		n := w.Scope.Name()
-		cur, ok := by[n]
-		if !ok {
-			cp := w
-			by[n] = &cp
-			order = append(order, n)
-			continue
-		}
-		cur.Columns = union(cur.Columns, w.Columns...)
+		cur, seen := by[w.Scope.Name()]
 		switch {
+		case w.Scope.Table == "":
+			continue
+		case !seen:
+			cur = w
 		case cur.Wide:
 		case w.Wide:
 			cur.Wide, cur.Values, cur.Why = true, nil, w.Why
 		default:
 			cur.Values = union(cur.Values, w.Values...)
 			if !strings.Contains(cur.Why, w.Why) {
-				cur.Why = strings.Join([]string{cur.Why, w.Why}, "; ")
+				cur.Why += "; " + w.Why
 			}
 		}
+		if seen {
+			cur.Columns = union(cur.Columns, w.Columns...)
+		}
+		by[w.Scope.Name()] = cur
 	}
-	sort.Strings(order)
-	out := make([]ScopeWrite, 0, len(order))
-	for _, n := range order {
-		w := by[n]
-		sort.Strings(w.Columns)
-		out = append(out, *w)
+	out := make([]ScopeWrite, 0, len(by))
+	for _, n := range sortedKeys(by) {
+		sort.Strings(by[n].Columns)
+		out = append(out, by[n])
 	}
 	return out
 }
