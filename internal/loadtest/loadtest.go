@@ -427,7 +427,7 @@ func cpuRatio(rows map[string]Row, name, limit string) {
 	if !ok || !ok2 || l.ClientCPU == 0 {
 		return
 	}
-	line := fmt.Sprintf("%s: server CPU per request at %.2f of %s's", name, float64(r.ClientCPU)/float64(l.ClientCPU), limit)
+	line := fmt.Sprintf("%s: server CPU per request at %.2f of that of %s", name, float64(r.ClientCPU)/float64(l.ClientCPU), limit)
 	if len(r.RoundCPU) > 1 && len(r.RoundCPU) == len(l.RoundCPU) {
 		line += "; round by round"
 		for i := range r.RoundCPU {
