@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/replyrocket/replyrocket/internal/config"
+	"github.com/replyrocket/replyrocket/internal/logbuf"
 )
 
 // TestAccessLogFields: one line per request, with every field the access
@@ -148,4 +151,35 @@ func FuzzAccessLine(f *testing.F) {
 			t.Fatalf("line\n got %q\nwant %q", got, want)
 		}
 	})
+}
+
+// TestServedLogTakesSlogsLine: the production log (config.Config.Logger's
+// JSON through logbuf.ServerLogger) takes the access log's own lines, and
+// writes them as its handler writes the record: an option added to that
+// handler (ReplaceAttr, attributes) would break the encoding
+// the access log does itself, and fails here.
+func TestServedLogTakesSlogsLine(t *testing.T) {
+	a := accessEntry{
+		time: time.Date(2026, 12, 5, 12, 0, 52, 197425931, time.UTC), level: slog.LevelError, requestID: "r-1", method: "GET",
+		path: "/a\"\u2028", route: "/a", status: 503, bytes: 10, latencyUS: 7, ip: "::1", err: "unavailable",
+	}
+	write := func(viaLine bool) string {
+		var b bytes.Buffer
+		log, closeLog := logbuf.ServerLogger(&b, config.Config{Env: "prod"}.Logger)
+		h := log.Handler()
+		lines, ok := h.(jsonLineWriter)
+		if !ok {
+			t.Fatal("the production log does not take the access log's own lines")
+		}
+		if viaLine {
+			_ = lines.WriteJSONLine(a.level, a.appendJSON(nil))
+		} else {
+			_ = h.Handle(context.Background(), a.record())
+		}
+		closeLog()
+		return b.String()
+	}
+	if got, want := write(true), write(false); got != want {
+		t.Errorf("line\n got %s\nwant %s", got, want)
+	}
 }

@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -236,10 +235,10 @@ func BenchmarkPostOpened(b *testing.B) {
 	})
 }
 
-// prodLog logs as a served process does in production (JSON through
-// internal/logbuf's buffer, config.Config.Logger's handler), to nowhere.
+// prodLog logs as a served process does in production (config.Config.Logger's
+// JSON through internal/logbuf's buffer), to nowhere.
 func prodLog(b *testing.B) envOpt {
-	log, closeLog := logbuf.ServerLogger(io.Discard, func(w io.Writer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) })
+	log, closeLog := logbuf.ServerLogger(io.Discard, config.Config{Env: "prod"}.Logger)
 	b.Cleanup(closeLog)
 	return func(d *Deps) { d.Log = log }
 }

@@ -73,11 +73,13 @@ func (w *Writer) Close() error {
 // FlushAt wraps h, which writes to w, so that a record at level or above
 // is written out before Handle returns.
 //
-// When h is a *slog.JSONHandler (with no attributes or groups added: the
-// handler config.Config.Logger builds), the wrapper also takes whole lines
-// that a caller has encoded exactly as h would (WriteJSONLine): the access
-// log writes its one line per request so, without slog's record and
-// attribute machinery, the larger part of a cached read's log cost.
+// When h is a *slog.JSONHandler, the wrapper also takes whole lines that a
+// caller has encoded exactly as h would (WriteJSONLine): the access log
+// writes its one line per request so, without slog's record and attribute
+// machinery, the larger part of a cached read's log cost. A caller cannot
+// see h's options, so h must be a plain one, without ReplaceAttr or
+// attributes added: config.Config.Logger's, which
+// handlers' TestServedLogTakesSlogsLine holds to that.
 func FlushAt(h slog.Handler, w *Writer, level slog.Level) slog.Handler {
 	fh := flushHandler{Handler: h, w: w, level: level}
 	if _, ok := h.(*slog.JSONHandler); ok {
@@ -96,12 +98,7 @@ type jsonFlushHandler struct{ flushHandler }
 // the same levels as Handle.
 func (h jsonFlushHandler) WriteJSONLine(level slog.Level, line []byte) error {
 	_, err := h.w.Write(line)
-	if level >= h.level {
-		if ferr := h.w.Flush(); err == nil {
-			err = ferr
-		}
-	}
-	return err
+	return h.flushFor(level, err)
 }
 
 type flushHandler struct {
@@ -111,8 +108,13 @@ type flushHandler struct {
 }
 
 func (h flushHandler) Handle(ctx context.Context, r slog.Record) error {
-	err := h.Handler.Handle(ctx, r)
-	if r.Level >= h.level {
+	return h.flushFor(r.Level, h.Handler.Handle(ctx, r))
+}
+
+// flushFor writes out the buffer after a line at level when level is at or
+// above h's, and returns err, else the flush's error.
+func (h flushHandler) flushFor(level slog.Level, err error) error {
+	if level >= h.level {
 		if ferr := h.w.Flush(); err == nil {
 			err = ferr
 		}
