@@ -68,12 +68,16 @@ func read(t *testing.T, q *Query, load func(context.Context) (int64, error)) (in
 
 func TestStaleWhileRevalidate(t *testing.T) {
 	c := newTestCache(t, Config{})
-	q := register(t, c, QuerySpec{Name: "Q", Hash: "h", TTL: 30 * time.Millisecond, SWR: time.Minute, Reads: []string{"emails"}})
+	// The TTL outlasts a loop turn below on a loaded CI machine (-race,
+	// every package at once): with 30 ms, each refreshed entry was stale
+	// again before the next read could see it fresh.
+	const ttl = 300 * time.Millisecond
+	q := register(t, c, QuerySpec{Name: "Q", Hash: "h", TTL: ttl, SWR: time.Minute, Reads: []string{"emails"}})
 	var db counter
 	if v, o := read(t, q, db.load); v != 1 || o != OutcomeMiss {
 		t.Fatalf("first read: %d %s", v, o)
 	}
-	time.Sleep(40 * time.Millisecond)
+	time.Sleep(ttl + 10*time.Millisecond)
 	if v, o := read(t, q, db.load); v != 1 || o != OutcomeStale {
 		t.Fatalf("read past the TTL: %d %s, want the stale 1", v, o)
 	}
@@ -89,7 +93,7 @@ func TestStaleWhileRevalidate(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	// A stale entry is still an entry: an invalidation kills it too.
-	time.Sleep(40 * time.Millisecond)
+	time.Sleep(ttl + 10*time.Millisecond)
 	if err := c.InvalidateTable(context.Background(), "emails"); err != nil {
 		t.Fatal(err)
 	}
