@@ -601,8 +601,8 @@ func bumpApplyEmailEvents(
 	for _, v := range r {
 		keys1 = append(keys1, v.CampaignID)
 	}
-	if vals2, found3 := resolveListCampaignOwners(ctx, q, keys1); ok && found3 {
-		for _, v := range vals2 {
+	if vals, found := resolveListCampaignOwners(ctx, q, keys1); ok && found {
+		for _, v := range vals {
 			b.Value(
 				"campaign_email_counts.campaign_id>campaigns.user_id",
 				v[:],
@@ -1265,12 +1265,12 @@ func bumpInsertEmails(
 			"total",
 		)
 	}
-	var keys4 []uuid.UUID
+	var keys1 []uuid.UUID
 	for _, v := range arg {
-		keys4 = append(keys4, v.CampaignID)
+		keys1 = append(keys1, v.CampaignID)
 	}
-	if vals5, found6 := resolveListCampaignOwners(ctx, q, keys4); found6 {
-		for _, v := range vals5 {
+	if vals, found := resolveListCampaignOwners(ctx, q, keys1); found {
+		for _, v := range vals {
 			b.Value(
 				"campaign_email_counts.campaign_id>campaigns.user_id",
 				v[:],
@@ -1897,17 +1897,17 @@ func decGetAPIKeyByHashRow(d *cache.Decoder) (v db.GetAPIKeyByHashRow) {
 	d.ReadFixed(v.ID[:])
 	d.ReadFixed(v.UserID[:])
 	if d.ReadBool() {
-		p7 := new(int32)
-		(*p7) = int32(d.ReadInt64())
-		v.RateLimitPerMinute = p7
+		p1 := new(int32)
+		(*p1) = int32(d.ReadInt64())
+		v.RateLimitPerMinute = p1
 	}
 	return v
 }
 
 func cloneGetAPIKeyByHashRow(v db.GetAPIKeyByHashRow) db.GetAPIKeyByHashRow {
 	if v.RateLimitPerMinute != nil {
-		p8 := *v.RateLimitPerMinute
-		v.RateLimitPerMinute = &p8
+		p2 := *v.RateLimitPerMinute
+		v.RateLimitPerMinute = &p2
 	}
 	return v
 }
@@ -1946,25 +1946,25 @@ var codecGetCampaignDailyCountsRowSlice = cache.Codec[[]db.GetCampaignDailyCount
 
 func encGetCampaignDailyCountsRowSlice(b []byte, v []db.GetCampaignDailyCountsRow) []byte {
 	b = cache.AppendLen(b, len(v), v == nil)
-	for _, e9 := range v {
-		b = cache.AppendTime(b, e9.Day)
-		b = cache.AppendInt64(b, int64(e9.Count))
-		b = cache.AppendInt64(b, int64(e9.Sent))
-		b = cache.AppendInt64(b, int64(e9.Opened))
-		b = cache.AppendInt64(b, int64(e9.Replied))
+	for _, e3 := range v {
+		b = cache.AppendTime(b, e3.Day)
+		b = cache.AppendInt64(b, int64(e3.Count))
+		b = cache.AppendInt64(b, int64(e3.Sent))
+		b = cache.AppendInt64(b, int64(e3.Opened))
+		b = cache.AppendInt64(b, int64(e3.Replied))
 	}
 	return b
 }
 
 func decGetCampaignDailyCountsRowSlice(d *cache.Decoder) (v []db.GetCampaignDailyCountsRow) {
-	if n10 := d.ReadLen(); n10 >= 0 {
-		v = make([]db.GetCampaignDailyCountsRow, n10)
-		for i11 := range v {
-			v[i11].Day = d.ReadTime()
-			v[i11].Count = int64(d.ReadInt64())
-			v[i11].Sent = int64(d.ReadInt64())
-			v[i11].Opened = int64(d.ReadInt64())
-			v[i11].Replied = int64(d.ReadInt64())
+	if n4 := d.ReadLen(); n4 >= 0 {
+		v = make([]db.GetCampaignDailyCountsRow, n4)
+		for i5 := range v {
+			v[i5].Day = d.ReadTime()
+			v[i5].Count = int64(d.ReadInt64())
+			v[i5].Sent = int64(d.ReadInt64())
+			v[i5].Opened = int64(d.ReadInt64())
+			v[i5].Replied = int64(d.ReadInt64())
 		}
 	}
 	return v
@@ -1972,9 +1972,9 @@ func decGetCampaignDailyCountsRowSlice(d *cache.Decoder) (v []db.GetCampaignDail
 
 func cloneGetCampaignDailyCountsRowSlice(v []db.GetCampaignDailyCountsRow) []db.GetCampaignDailyCountsRow {
 	if v != nil {
-		s12 := make([]db.GetCampaignDailyCountsRow, len(v))
-		copy(s12, v)
-		v = s12
+		s6 := make([]db.GetCampaignDailyCountsRow, len(v))
+		copy(s6, v)
+		v = s6
 	}
 	return v
 }
@@ -2062,56 +2062,56 @@ func decEmail(d *cache.Decoder) (v db.Email) {
 	v.Body = string(d.ReadString())
 	v.Status = db.DeliveryStatus(d.ReadString())
 	if d.ReadBool() {
-		p14 := new(time.Time)
-		(*p14) = d.ReadTime()
-		v.SentAt = p14
+		p8 := new(time.Time)
+		(*p8) = d.ReadTime()
+		v.SentAt = p8
 	}
 	v.IsOpened = bool(d.ReadBool())
 	if d.ReadBool() {
-		p15 := new(time.Time)
-		(*p15) = d.ReadTime()
-		v.OpenedAt = p15
+		p9 := new(time.Time)
+		(*p9) = d.ReadTime()
+		v.OpenedAt = p9
 	}
 	v.IsReplied = bool(d.ReadBool())
 	if d.ReadBool() {
-		p16 := new(time.Time)
-		(*p16) = d.ReadTime()
-		v.RepliedAt = p16
+		p10 := new(time.Time)
+		(*p10) = d.ReadTime()
+		v.RepliedAt = p10
 	}
 	v.CreatedAt = d.ReadTime()
 	if d.ReadBool() {
-		p17 := new(time.Time)
-		(*p17) = d.ReadTime()
-		v.BouncedAt = p17
+		p11 := new(time.Time)
+		(*p11) = d.ReadTime()
+		v.BouncedAt = p11
 	}
 	if d.ReadBool() {
-		p18 := new(string)
-		(*p18) = string(d.ReadString())
-		v.BounceReason = p18
+		p12 := new(string)
+		(*p12) = string(d.ReadString())
+		v.BounceReason = p12
 	}
 	return v
 }
 
 func cloneEmail(v db.Email) db.Email {
 	if v.SentAt != nil {
-		p19 := *v.SentAt
-		v.SentAt = &p19
+		p13 := *v.SentAt
+		v.SentAt = &p13
 	}
 	if v.OpenedAt != nil {
-		p20 := *v.OpenedAt
-		v.OpenedAt = &p20
+		p14 := *v.OpenedAt
+		v.OpenedAt = &p14
 	}
 	if v.RepliedAt != nil {
-		p21 := *v.RepliedAt
-		v.RepliedAt = &p21
+		p15 := *v.RepliedAt
+		v.RepliedAt = &p15
 	}
 	if v.BouncedAt != nil {
-		p22 := *v.BouncedAt
-		v.BouncedAt = &p22
+		p16 := *v.BouncedAt
+		v.BouncedAt = &p16
 	}
 	if v.BounceReason != nil {
-		p23 := *v.BounceReason
-		v.BounceReason = &p23
+		p17 := *v.BounceReason
+		v.BounceReason = &p17
 	}
 	return v
 }
@@ -2172,39 +2172,39 @@ var codecListCampaignsWithStatsRowSlice = cache.Codec[[]db.ListCampaignsWithStat
 
 func encListCampaignsWithStatsRowSlice(b []byte, v []db.ListCampaignsWithStatsRow) []byte {
 	b = cache.AppendLen(b, len(v), v == nil)
-	for _, e24 := range v {
-		b = append(b, e24.ID[:]...)
-		b = append(b, e24.UserID[:]...)
-		b = cache.AppendString(b, string(e24.Name))
-		b = cache.AppendString(b, string(e24.Status))
-		b = cache.AppendTime(b, e24.CreatedAt)
-		b = cache.AppendTime(b, e24.UpdatedAt)
-		b = cache.AppendInt64(b, int64(e24.Total))
-		b = cache.AppendInt64(b, int64(e24.Opened))
-		b = cache.AppendInt64(b, int64(e24.Replied))
-		b = cache.AppendInt64(b, int64(e24.Sent))
-		b = cache.AppendInt64(b, int64(e24.Bounced))
-		b = cache.AppendInt64(b, int64(e24.Failed))
+	for _, e18 := range v {
+		b = append(b, e18.ID[:]...)
+		b = append(b, e18.UserID[:]...)
+		b = cache.AppendString(b, string(e18.Name))
+		b = cache.AppendString(b, string(e18.Status))
+		b = cache.AppendTime(b, e18.CreatedAt)
+		b = cache.AppendTime(b, e18.UpdatedAt)
+		b = cache.AppendInt64(b, int64(e18.Total))
+		b = cache.AppendInt64(b, int64(e18.Opened))
+		b = cache.AppendInt64(b, int64(e18.Replied))
+		b = cache.AppendInt64(b, int64(e18.Sent))
+		b = cache.AppendInt64(b, int64(e18.Bounced))
+		b = cache.AppendInt64(b, int64(e18.Failed))
 	}
 	return b
 }
 
 func decListCampaignsWithStatsRowSlice(d *cache.Decoder) (v []db.ListCampaignsWithStatsRow) {
-	if n25 := d.ReadLen(); n25 >= 0 {
-		v = make([]db.ListCampaignsWithStatsRow, n25)
-		for i26 := range v {
-			d.ReadFixed(v[i26].ID[:])
-			d.ReadFixed(v[i26].UserID[:])
-			v[i26].Name = string(d.ReadString())
-			v[i26].Status = db.CampaignStatus(d.ReadString())
-			v[i26].CreatedAt = d.ReadTime()
-			v[i26].UpdatedAt = d.ReadTime()
-			v[i26].Total = int64(d.ReadInt64())
-			v[i26].Opened = int64(d.ReadInt64())
-			v[i26].Replied = int64(d.ReadInt64())
-			v[i26].Sent = int64(d.ReadInt64())
-			v[i26].Bounced = int64(d.ReadInt64())
-			v[i26].Failed = int64(d.ReadInt64())
+	if n19 := d.ReadLen(); n19 >= 0 {
+		v = make([]db.ListCampaignsWithStatsRow, n19)
+		for i20 := range v {
+			d.ReadFixed(v[i20].ID[:])
+			d.ReadFixed(v[i20].UserID[:])
+			v[i20].Name = string(d.ReadString())
+			v[i20].Status = db.CampaignStatus(d.ReadString())
+			v[i20].CreatedAt = d.ReadTime()
+			v[i20].UpdatedAt = d.ReadTime()
+			v[i20].Total = int64(d.ReadInt64())
+			v[i20].Opened = int64(d.ReadInt64())
+			v[i20].Replied = int64(d.ReadInt64())
+			v[i20].Sent = int64(d.ReadInt64())
+			v[i20].Bounced = int64(d.ReadInt64())
+			v[i20].Failed = int64(d.ReadInt64())
 		}
 	}
 	return v
@@ -2212,9 +2212,9 @@ func decListCampaignsWithStatsRowSlice(d *cache.Decoder) (v []db.ListCampaignsWi
 
 func cloneListCampaignsWithStatsRowSlice(v []db.ListCampaignsWithStatsRow) []db.ListCampaignsWithStatsRow {
 	if v != nil {
-		s27 := make([]db.ListCampaignsWithStatsRow, len(v))
-		copy(s27, v)
-		v = s27
+		s21 := make([]db.ListCampaignsWithStatsRow, len(v))
+		copy(s21, v)
+		v = s21
 	}
 	return v
 }

@@ -28,6 +28,11 @@ var tmpl = template.Must(template.New("dbcache").Funcs(template.FuncMap{
 	"describeDeps":  describeDeps,
 	"describeWrite": describeWrite,
 	"wrap":          wrap,
+	"inLoop":        inLoop,
+	"valueCall":     valueCall,
+	"wideCall":      wideCall,
+	"hash":          hashValue,
+	"call":          func(fn string, args []string) string { return goCall(fn, quoted(args...)...) },
 }).Parse(fileTemplate))
 
 // gen builds what the template prints: Go types as the generated file
@@ -84,8 +89,8 @@ type methodData struct {
 	Arg, Result, Returns bool
 	ArgType, ResultType  string
 	Codec                string
-	KeyBody, DepsBody    []string
-	BumpBody             []string
+	KeyBody              []string
+	BumpBody             []bumpData
 }
 
 type resolverData struct {
@@ -205,137 +210,78 @@ func (g *gen) method(m method) (methodData, error) {
 				return d, fmt.Errorf("%s argument: %w", m.Name, err)
 			}
 		}
-		d.DepsBody, err = m.depsBody()
 	case len(m.Writes) > 0:
 		d.BumpBody, err = g.bumpBody(m)
 	}
 	return d, err
 }
 
-// depsBody adds a read's scope values.
-func (m method) depsBody() ([]string, error) {
-	var out []string
-	for i, sr := range m.Deps.Scoped {
-		for _, v := range sr.Values {
-			gv, fn, arg, err := m.hashArg(v, sr.Scope, false)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, inLoop(gv, fmt.Sprintf("d.%s(%d, %s)", fn, i, arg)))
-		}
-	}
-	return out, nil
+// hashed is a scope value as the template prints it: Expr, hashed as Arg
+// by the Deps or Bumps method Fn, for each v of Range when set; Result
+// marks a value of the statement's result, known only when it succeeded.
+type hashed struct {
+	Range, Expr, Fn, Arg string
+	Result               bool
 }
 
-// hashArg resolves value v of scope sc in m: its Go value, and the Deps
-// (or, with bump, Bumps) method and argument that hash it.
-func (m method) hashArg(v valueRef, sc ScopeDef, bump bool) (goValue, string, string, error) {
+// bumpData is one scope write of a write's bumps or, with Group set, one
+// lookup of the writes' keys (their Values) through their resolver, whose
+// values (hashed as Fn) bump every write of Group.
+type bumpData struct {
+	ScopeWrite
+	Group             []ScopeWrite
+	Resolver, KeyType string
+	Fn                hashed
+}
+
+// hashValue resolves value v of scope sc in m to the Deps (or, with bump,
+// Bumps) method and argument that hash it.
+func hashValue(m methodData, v valueRef, sc ScopeDef, bump bool) (hashed, error) {
 	gv, ok := m.resolve(v)
 	if !ok {
-		return gv, "", "", fmt.Errorf("%s: %s: value %s of scope %s has no Go expression", m.Pos(), m.Name, v, sc.Name())
+		return hashed{}, fmt.Errorf("%s: %s: value %s of scope %s has no Go expression", m.Pos(), m.Name, v, sc.Name())
 	}
 	fn, arg, err := hashCall(gv, bump)
 	if err != nil {
-		return gv, "", "", fmt.Errorf("%s: %s: %w", m.Pos(), m.Name, err)
+		return hashed{}, fmt.Errorf("%s: %s: %w", m.Pos(), m.Name, err)
 	}
-	return gv, fn, arg, nil
+	return hashed{gv.rangeOver, gv.expr, fn, arg, gv.result}, nil
 }
 
-// inLoop wraps a statement in the loop over gv's values, if any.
-func inLoop(gv goValue, stmt string) string {
-	if gv.rangeOver == "" {
-		return stmt
-	}
-	return fmt.Sprintf("for _, v := range %s {\n%s\n}", gv.rangeOver, stmt)
-}
-
-// bumpBody collects what a write invalidates.
-func (g *gen) bumpBody(m method) ([]string, error) {
-	out := []string{goCall("b.Table", quoted(m.WriteSlots...)...)}
-	// Path scopes looked up through the same resolver from the same keys
-	// (a table's and, through a trigger, another's) share one lookup,
-	// emitted with the first of its group.
+// bumpBody groups a write's scope writes for the template. Path scopes
+// looked up through the same resolver from the same keys (a table's and,
+// through a trigger, another's) share one lookup, made with the first of
+// its group.
+func (g *gen) bumpBody(m method) ([]bumpData, error) {
+	var out []bumpData
 	looked := map[string]bool{}
 	for _, w := range m.ScopeWrites {
-		var lines []string
-		var err error
-		switch k := lookupKey(w); {
-		case w.Wide:
-			lines = []string{wideCall(w)}
-		case w.Through.method != "" && !looked[k]:
-			looked[k] = true
-			lines, err = g.resolveCall(m, slices.DeleteFunc(slices.Clone(m.ScopeWrites), func(o ScopeWrite) bool { return o.Wide || lookupKey(o) != k }))
-		case w.Through.method != "": // bumped by its group's lookup
-		default:
-			lines, err = m.bumpValues(w)
+		r, k := w.Through, w.Through.method+fmt.Sprint(w.Values)
+		switch {
+		case w.Wide || r.method == "":
+			out = append(out, bumpData{ScopeWrite: w})
+		case !looked[k]:
+			looked[k], g.resolvers[r.method] = true, r
+			group := slices.DeleteFunc(slices.Clone(m.ScopeWrites), func(o ScopeWrite) bool {
+				return o.Wide || o.Through.method+fmt.Sprint(o.Values) != k
+			})
+			fn, arg, err := hashCall(goValue{expr: "v", typ: r.columnType}, true)
+			if err != nil {
+				return nil, fmt.Errorf("resolver %s: %w", r.method, err)
+			}
+			out = append(out, bumpData{w, group, r.method, g.typ(r.keyType), hashed{Fn: fn, Arg: arg}})
 		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, lines...)
 	}
 	return out, nil
 }
 
-// bumpValues bumps the values of one scope write; those from the result
-// only when the statement succeeded, else the scope wide.
-func (m method) bumpValues(w ScopeWrite) ([]string, error) {
-	var out, fromResult []string
-	for _, v := range w.Values {
-		gv, fn, arg, err := m.hashArg(v, w.Scope, true)
-		if err != nil {
-			return nil, err
-		}
-		if line := inLoop(gv, valueCall(fn, w, arg)); gv.result {
-			fromResult = append(fromResult, line)
-		} else {
-			out = append(out, line)
-		}
+// inLoop wraps a statement in the loop over the values of rangeOver, if
+// any.
+func inLoop(rangeOver, stmt string) string {
+	if rangeOver == "" {
+		return stmt
 	}
-	if len(fromResult) > 0 {
-		out = append(out, fmt.Sprintf("if ok {\n%s\n} else {\n%s\n}", strings.Join(fromResult, "\n"), wideCall(w)))
-	}
-	return out, nil
-}
-
-// lookupKey groups path writes that look up the same keys through the
-// same resolver.
-func lookupKey(w ScopeWrite) string { return w.Through.method + fmt.Sprint(w.Values) }
-
-// resolveCall collects a group of writes' keys (the same for each) and
-// looks their path values up once through a resolver, which bumps every
-// scope of the group.
-func (g *gen) resolveCall(m method, group []ScopeWrite) ([]string, error) {
-	w := group[0]
-	r := w.Through
-	g.resolvers[r.method] = r
-	keys := g.next("keys")
-	out := []string{fmt.Sprintf("var %s []%s", keys, g.typ(r.keyType))}
-	fromResult := false
-	for _, v := range w.Values {
-		gv, ok := m.resolve(v)
-		if !ok {
-			return nil, fmt.Errorf("%s: %s: key %s of scope %s has no Go expression", m.Pos(), m.Name, v, w.Scope.Name())
-		}
-		fromResult = fromResult || gv.result
-		out = append(out, inLoop(gv, fmt.Sprintf("%s = append(%s, %s)", keys, keys, gv.expr)))
-	}
-	fn, arg, err := hashCall(goValue{expr: "v", typ: r.columnType}, true)
-	if err != nil {
-		return nil, fmt.Errorf("resolver %s: %w", r.method, err)
-	}
-	vals, found := g.next("vals"), g.next("found")
-	cond := found
-	if fromResult {
-		cond = "ok && " + found
-	}
-	var bumps, wides []string
-	for _, gw := range group {
-		bumps = append(bumps, valueCall(fn, gw, arg))
-		wides = append(wides, wideCall(gw))
-	}
-	return append(out, fmt.Sprintf("if %s, %s := resolve%s(ctx, q, %s); %s {\nfor _, v := range %s {\n%s\n}\n} else {\n%s\n}",
-		vals, found, r.method, keys, cond, vals, strings.Join(bumps, "\n"), strings.Join(wides, "\n"))), nil
+	return fmt.Sprintf("for _, v := range %s {\n%s\n}", rangeOver, stmt)
 }
 
 // goList is the Go literal of a []string: nil when empty, on one line
