@@ -601,11 +601,11 @@ func bumpApplyEmailEvents(
 	for _, v := range r {
 		keys1 = append(keys1, v.CampaignID)
 	}
-	if vals, found := resolveListCampaignOwners(ctx, q, keys1); ok && found {
-		for _, v := range vals {
+	if rows, found := resolve(ctx, q.ListCampaignOwners, keys1); ok && found {
+		for _, row := range rows {
 			b.Value(
 				"campaign_email_counts.campaign_id>campaigns.user_id",
-				v[:],
+				row.UserID[:],
 				"bounced",
 				"failed",
 				"opened",
@@ -615,7 +615,7 @@ func bumpApplyEmailEvents(
 			)
 			b.Value(
 				"emails.campaign_id>campaigns.user_id",
-				v[:],
+				row.UserID[:],
 				"bounce_reason",
 				"bounced_at",
 				"is_opened",
@@ -1269,11 +1269,11 @@ func bumpInsertEmails(
 	for _, v := range arg {
 		keys1 = append(keys1, v.CampaignID)
 	}
-	if vals, found := resolveListCampaignOwners(ctx, q, keys1); found {
-		for _, v := range vals {
+	if rows, found := resolve(ctx, q.ListCampaignOwners, keys1); found {
+		for _, row := range rows {
 			b.Value(
 				"campaign_email_counts.campaign_id>campaigns.user_id",
-				v[:],
+				row.UserID[:],
 				"bounced",
 				"failed",
 				"opened",
@@ -1281,7 +1281,7 @@ func bumpInsertEmails(
 				"sent",
 				"total",
 			)
-			b.Value("emails.campaign_id>campaigns.user_id", v[:], "")
+			b.Value("emails.campaign_id>campaigns.user_id", row.UserID[:], "")
 		}
 	} else {
 		b.Wide(
@@ -1843,36 +1843,6 @@ func bumpUpdateCampaign(
 	b.Table("campaigns#name", "campaigns#status", "campaigns#updated_at")
 	b.Value("campaigns.id", arg.ID[:], "name", "status", "updated_at")
 	b.Value("campaigns.user_id", arg.UserID[:], "name", "status", "updated_at")
-}
-
-// resolveListCampaignOwners returns the user_id of the campaigns rows whose
-// id are keys, looked up through ListCampaignOwners; false when the lookup
-// fails or misses a key, or there are too many keys: the caller bumps wide
-// then.
-func resolveListCampaignOwners(ctx context.Context, q db.Querier, keys []uuid.UUID) ([]uuid.UUID, bool) {
-	seen := make(map[uuid.UUID]struct{}, len(keys))
-	uniq := make([]uuid.UUID, 0, len(keys))
-	for _, k := range keys {
-		if _, dup := seen[k]; !dup {
-			seen[k] = struct{}{}
-			uniq = append(uniq, k)
-		}
-	}
-	if len(uniq) == 0 {
-		return nil, true
-	}
-	if len(uniq) > cache.MaxResolveKeys {
-		return nil, false
-	}
-	rows, err := q.ListCampaignOwners(ctx, uniq)
-	if err != nil || len(rows) != len(uniq) {
-		return nil, false
-	}
-	out := make([]uuid.UUID, len(rows))
-	for i, row := range rows {
-		out[i] = row.UserID
-	}
-	return out, true
 }
 
 var codecGetAPIKeyByHashRow = cache.Codec[db.GetAPIKeyByHashRow]{

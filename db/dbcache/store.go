@@ -87,6 +87,32 @@ func trackWrites(ctx context.Context) (context.Context, *dbroute.Writes) {
 	return dbroute.TrackWrites(ctx)
 }
 
+// resolve looks keys up through lookup, a resolver query of queries/*.sql
+// ("-- cache: resolver", one row per key), for the path scope values a
+// write bumps: false when the lookup fails or misses a key, or there are
+// too many keys, and the caller bumps the scopes wide then.
+func resolve[K comparable, R any](ctx context.Context, lookup func(context.Context, []K) ([]R, error), keys []K) ([]R, bool) {
+	seen := make(map[K]struct{}, len(keys))
+	uniq := make([]K, 0, len(keys))
+	for _, k := range keys {
+		if _, dup := seen[k]; !dup {
+			seen[k] = struct{}{}
+			uniq = append(uniq, k)
+		}
+	}
+	if len(uniq) == 0 {
+		return nil, true
+	}
+	if len(uniq) > cache.MaxResolveKeys {
+		return nil, false
+	}
+	rows, err := lookup(ctx, uniq)
+	if err != nil || len(rows) != len(uniq) {
+		return nil, false
+	}
+	return rows, true
+}
+
 // New wraps inner. c must come from NewCache (it must know every table).
 func New(inner db.Store, c *cache.Cache) (*Store, error) {
 	s := &Store{inner: inner, c: c}

@@ -39,18 +39,16 @@ var tmpl = template.Must(template.New("dbcache").Funcs(template.FuncMap{
 // names them (recording its imports), and the statement bodies of the
 // keys, codecs and bumps.
 type gen struct {
-	pkg     string
-	imports map[string]bool
-	tmp     int
-	// resolvers are the resolvers the writes use, by query name.
-	resolvers map[string]resolver
+	pkg       string
+	imports   map[string]bool
+	tmp       int
 	codecs    map[string]string  // type string -> codec variable
 	order     []types.Type       // the codecs' types, in the order named
 	codecTmpl *template.Template // codec.go.tmpl, its functions bound to g
 }
 
 func newGen(pkg string) *gen {
-	return &gen{pkg: pkg, imports: map[string]bool{}, codecs: map[string]string{}, resolvers: map[string]resolver{}}
+	return &gen{pkg: pkg, imports: map[string]bool{}, codecs: map[string]string{}}
 }
 
 func (g *gen) typ(t types.Type) string {
@@ -67,13 +65,12 @@ func (g *gen) next(prefix string) string {
 
 // fileData is what the template prints.
 type fileData struct {
-	Package   string
-	Imports   []string // standard library, "", the others
-	Versions  []string
-	Scopes    []ScopeDef
-	Methods   []methodData
-	Resolvers []resolverData
-	Codecs    []codecData
+	Package  string
+	Imports  []string // standard library, "", the others
+	Versions []string
+	Scopes   []ScopeDef
+	Methods  []methodData
+	Codecs   []codecData
 }
 
 type triggerWritesData struct {
@@ -91,12 +88,6 @@ type methodData struct {
 	Codec                string
 	KeyBody              []string
 	BumpBody             []bumpData
-}
-
-type resolverData struct {
-	Method, Parent, Key, Column string
-	KeyType, ColumnType         string
-	ColumnField                 string
 }
 
 func (g *gen) file(ms []method, schema *Schema) ([]byte, error) {
@@ -117,10 +108,6 @@ func (g *gen) file(ms []method, schema *Schema) ([]byte, error) {
 			return nil, err
 		}
 		d.Methods = append(d.Methods, md)
-	}
-	for _, name := range sortedKeys(g.resolvers) {
-		r := g.resolvers[name]
-		d.Resolvers = append(d.Resolvers, resolverData{r.method, r.parent, r.key, r.column, g.typ(r.keyType), g.typ(r.columnType), r.columnField})
 	}
 	for _, t := range g.order {
 		c, err := g.codec(t)
@@ -226,7 +213,7 @@ type hashed struct {
 
 // bumpData is one scope write of a write's bumps or, with Group set, one
 // lookup of the writes' keys (their Values) through their resolver, whose
-// values (hashed as Fn) bump every write of Group.
+// rows' values (hashed as Fn) bump every write of Group.
 type bumpData struct {
 	ScopeWrite
 	Group             []ScopeWrite
@@ -261,11 +248,11 @@ func (g *gen) bumpBody(m method) ([]bumpData, error) {
 		case w.Wide || r.method == "":
 			out = append(out, bumpData{ScopeWrite: w})
 		case !looked[k]:
-			looked[k], g.resolvers[r.method] = true, r
+			looked[k] = true
 			group := slices.DeleteFunc(slices.Clone(m.ScopeWrites), func(o ScopeWrite) bool {
 				return o.Wide || o.Through.method+fmt.Sprint(o.Values) != k
 			})
-			fn, arg, err := hashCall(goValue{expr: "v", typ: r.columnType}, true)
+			fn, arg, err := hashCall(goValue{expr: "row." + r.columnField, typ: r.columnType}, true)
 			if err != nil {
 				return nil, fmt.Errorf("resolver %s: %w", r.method, err)
 			}
