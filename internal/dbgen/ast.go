@@ -144,24 +144,6 @@ func columnNames(list []*pg_query.Node) []string {
 	return out
 }
 
-// valuesColumn maps the i-th item of every VALUES row through fn; false
-// when a row has none or fn fails on one.
-func valuesColumn[T any](rows []*pg_query.Node, i int, fn func(*pg_query.Node) (T, bool)) ([]T, bool) {
-	var out []T
-	for _, r := range rows {
-		items := r.GetList().GetItems()
-		if i >= len(items) {
-			return nil, false
-		}
-		v, ok := fn(items[i])
-		if !ok {
-			return nil, false
-		}
-		out = append(out, v)
-	}
-	return out, true
-}
-
 // columnRefParts returns the dotted names of a ColumnRef and whether it
 // ends in *; nil parts for a shape it does not understand.
 func columnRefParts(cr *pg_query.ColumnRef) ([]string, bool) {
@@ -263,16 +245,6 @@ func writeOps(m proto.Message) []writeOp {
 		return true
 	})
 	return out
-}
-
-// writeStatements counts the statements among ops: with more than one,
-// rows are not attributed to statements.
-func writeStatements(ops []writeOp) int {
-	stmts := map[proto.Message]bool{}
-	for _, op := range ops {
-		stmts[op.stmt] = true
-	}
-	return len(stmts)
 }
 
 // upsertsUpdate reports whether an INSERT has ON CONFLICT DO UPDATE.

@@ -29,7 +29,9 @@ type rowChange struct {
 func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable usableFunc) []ScopeWrite {
 	tree, ctes := q.tree, q.ctes
 	changes := map[string]*rowChange{}
-	if ops := writeOps(tree); len(ops) > 0 && ops[0].stmt == topStatement(tree) && writeStatements(ops) == 1 {
+	// With more than one write statement, rows are not attributed to them.
+	ops := writeOps(tree)
+	if len(ops) > 0 && ops[0].stmt == topStatement(tree) && !slices.ContainsFunc(ops, func(op writeOp) bool { return op.stmt != ops[0].stmt }) {
 		if c := directChange(ops[0], kind, &env{schema: schema, params: q.params, ctes: ctes}); c != nil {
 			changes[c.table] = c
 			cascade(c, schema, changes, tables)
@@ -144,11 +146,17 @@ func insertValues(c *rowChange, s *sel, ins *pg_query.InsertStmt, kind string) {
 		return
 	}
 	for i, col := range s.schema.insertColumns(ins, c.table) {
-		vals, ok := valuesColumn(q.GetValuesLists(), i, func(n *pg_query.Node) (valueRef, bool) {
-			t, ok := s.term(n)
-			return valueRef{Param: t.param, PerRow: kind == ":copyfrom"}, ok && t.param != ""
-		})
-		why := "VALUES"
+		// Every VALUES row must give the column a parameter.
+		var vals []valueRef
+		ok, why := true, "VALUES"
+		for _, row := range q.GetValuesLists() {
+			t, tok := term{}, false
+			if items := row.GetList().GetItems(); i < len(items) {
+				t, tok = s.term(items[i])
+			}
+			ok = ok && tok && t.param != ""
+			vals = append(vals, valueRef{Param: t.param, PerRow: kind == ":copyfrom"})
+		}
 		if q.GetValuesLists() == nil {
 			t, tok := s.output(q, s.defs, i)
 			vals, ok, why = []valueRef{{Param: t.param}}, tok, "SELECT"
