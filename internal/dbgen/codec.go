@@ -1,24 +1,16 @@
 package dbgen
 
 import (
-	_ "embed"
 	"fmt"
 	"go/types"
 	"maps"
 	"slices"
 	"strings"
-	"text/template"
 )
 
 // The result codecs and key encodings of the generated code: statements
 // that encode, decode and deep-copy a value of a Go type, printed by
 // codec.go.tmpl.
-
-// codecData is one result type's codec, for the template.
-type codecData struct {
-	ID, Type        string
-	Enc, Dec, Clone []string
-}
 
 // codecVar names the codec of t, queueing it for emission.
 func (g *gen) codecVar(t types.Type) (string, error) {
@@ -35,21 +27,6 @@ func (g *gen) codecVar(t types.Type) (string, error) {
 	return name, nil
 }
 
-// codec prints the encoder, decoder and (when t holds pointers or slices)
-// cloner of t.
-func (g *gen) codec(t types.Type) (codecData, error) {
-	c := codecData{ID: typeIdent(t), Type: g.typ(t)}
-	var err error
-	if c.Enc, err = g.code("enc", "v", t, false); err != nil {
-		return c, fmt.Errorf("encode %s: %w", c.Type, err)
-	}
-	if c.Dec, err = g.code("dec", "v", t, false); err != nil {
-		return c, fmt.Errorf("decode %s: %w", c.Type, err)
-	}
-	c.Clone, err = g.code("clone", "v", t, false)
-	return c, err
-}
-
 // codeArg is what the codec templates print code for: the value x of
 // type t (key selects the key form of times, the instant only).
 type codeArg struct {
@@ -58,21 +35,10 @@ type codeArg struct {
 	Key bool
 }
 
-//go:embed codec.go.tmpl
-var codecTemplate string
-
 // code prints the statements of codec template name for x.
 func (g *gen) code(name, x string, t types.Type, key bool) ([]string, error) {
-	if g.codecTmpl == nil {
-		g.codecTmpl = template.Must(template.New("codec").Funcs(template.FuncMap{
-			"kind": codecKind, "basic": basicCodec, "lower": strings.ToLower, "needsClone": needsClone,
-			"typ": g.typ, "next": g.next, "fields": fields,
-			"at":   func(x string, t types.Type, key bool) codeArg { return codeArg{x, t, key} },
-			"elem": func(t types.Type) types.Type { return t.Underlying().(interface{ Elem() types.Type }).Elem() },
-		}).Parse(codecTemplate))
-	}
 	var b strings.Builder
-	if err := g.codecTmpl.ExecuteTemplate(&b, name, codeArg{x, t, key}); err != nil {
+	if err := g.tmpl.ExecuteTemplate(&b, name, codeArg{x, t, key}); err != nil {
 		return nil, err
 	}
 	if b.Len() == 0 {

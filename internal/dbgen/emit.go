@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"go/format"
 	"go/types"
+	"io"
 	"slices"
 	"strings"
 	"text/template"
@@ -20,35 +21,45 @@ import (
 //go:embed dbcache.go.tmpl
 var fileTemplate string
 
-var tmpl = template.Must(template.New("dbcache").Funcs(template.FuncMap{
-	"list":          goList,
-	"lines":         func(ls []string) string { return strings.Join(ls, "\n") },
-	"dur":           dur,
-	"join":          strings.Join,
-	"describeDeps":  describeDeps,
-	"describeWrite": describeWrite,
-	"wrap":          wrap,
-	"inLoop":        inLoop,
-	"valueCall":     valueCall,
-	"wideCall":      wideCall,
-	"hash":          hashValue,
-	"call":          func(fn string, args []string) string { return goCall(fn, quoted(args...)...) },
-}).Parse(fileTemplate))
+//go:embed codec.go.tmpl
+var codecTemplate string
 
 // gen builds what the template prints: Go types as the generated file
 // names them (recording its imports), and the statement bodies of the
 // keys, codecs and bumps.
 type gen struct {
-	pkg       string
-	imports   map[string]bool
-	tmp       int
-	codecs    map[string]string  // type string -> codec variable
-	order     []types.Type       // the codecs' types, in the order named
-	codecTmpl *template.Template // codec.go.tmpl, its functions bound to g
+	pkg     string
+	imports map[string]bool
+	tmp     int
+	codecs  map[string]string // type string -> codec variable
+	order   []types.Type      // the codecs' types, in the order named
+	tmpl    *template.Template
 }
 
+// newGen parses the file and codec templates, their functions bound to
+// the new gen.
 func newGen(pkg string) *gen {
-	return &gen{pkg: pkg, imports: map[string]bool{}, codecs: map[string]string{}}
+	g := &gen{pkg: pkg, imports: map[string]bool{}, codecs: map[string]string{}}
+	g.tmpl = template.Must(template.New("dbcache").Funcs(template.FuncMap{
+		"list":          goList,
+		"lines":         func(ls []string) string { return strings.Join(ls, "\n") },
+		"dur":           dur,
+		"join":          strings.Join,
+		"describeDeps":  describeDeps,
+		"describeWrite": describeWrite,
+		"wrap":          wrap,
+		"inLoop":        inLoop,
+		"valueCall":     valueCall,
+		"wideCall":      wideCall,
+		"hash":          hashValue,
+		"call":          func(fn string, args []string) string { return goCall(fn, quoted(args...)...) },
+		"kind":          codecKind, "basic": basicCodec, "lower": strings.ToLower, "needsClone": needsClone,
+		"typ": g.typ, "next": g.next, "fields": fields, "ident": typeIdent,
+		"at":   func(x string, t types.Type, key bool) codeArg { return codeArg{x, t, key} },
+		"elem": func(t types.Type) types.Type { return t.Underlying().(interface{ Elem() types.Type }).Elem() },
+	}).Parse(fileTemplate))
+	g.tmpl = template.Must(g.tmpl.Parse(codecTemplate))
+	return g
 }
 
 func (g *gen) typ(t types.Type) string {
@@ -70,7 +81,7 @@ type fileData struct {
 	Versions []string
 	Scopes   []ScopeDef
 	Methods  []methodData
-	Codecs   []codecData
+	Codecs   []types.Type
 }
 
 type triggerWritesData struct {
@@ -109,15 +120,14 @@ func (g *gen) file(ms []method, schema *Schema) ([]byte, error) {
 		}
 		d.Methods = append(d.Methods, md)
 	}
-	for _, t := range g.order {
-		c, err := g.codec(t)
-		if err != nil {
-			return nil, err
-		}
-		d.Codecs = append(d.Codecs, c)
+	d.Codecs = g.order
+	// The codecs name types as they are printed: a first run records the
+	// imports that the second one prints, with the same temporaries.
+	if err := g.tmpl.Execute(io.Discard, d); err != nil {
+		return nil, fmt.Errorf("generate %s: %w", g.tmpl.Name(), err)
 	}
-	d.Imports = importList(g.imports)
-	return render(tmpl, d)
+	d.Imports, g.tmp = importList(g.imports), 0
+	return render(g.tmpl, d)
 }
 
 // render executes t on data and formats the result.
