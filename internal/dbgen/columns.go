@@ -35,15 +35,8 @@ func Slots(q *parsed, tables Tables, schema *Schema) (reads, writes []string) {
 	if len(tables.Writes) > 0 {
 		return nil, writeSlots(q, tables, schema)
 	}
-	cols := readColumns(q, tables, schema)
-	for _, t := range tables.Reads {
-		reads = append(reads, t)
-		for _, c := range cols[t] {
-			reads = append(reads, t+SlotSep+c)
-		}
-	}
-	sort.Strings(reads)
-	return reads, nil
+	// Unpinned, a read depends on the slots of its tables and columns.
+	return readDeps(tables, readColumns(q, tables, schema), nil).Named, nil
 }
 
 // writeSlots: tables written only through UPDATE targets of known columns
