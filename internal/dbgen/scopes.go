@@ -340,8 +340,8 @@ func (s *sel) addEquality(c *pg_query.Node, nullable map[int]bool) {
 		}
 		return
 	}
-	if !lok || !s.pinnable(l, nullable) {
-		return
+	if occ, ok := s.occOf(l); !lok || !ok || nullable != nil && !nullable[occ] {
+		return // not a column this condition may pin
 	}
 	var vals []valueRef
 	switch e.GetKind() {
@@ -375,12 +375,6 @@ func (s *sel) addPair(l, r term, nullable map[int]bool) {
 			s.weak[pair[0]] = append(s.weak[pair[0]], pair[1])
 		}
 	}
-}
-
-// pinnable: a column term that a condition may pin.
-func (s *sel) pinnable(t term, nullable map[int]bool) bool {
-	occ, ok := s.occOf(t)
-	return ok && (nullable == nil || nullable[occ])
 }
 
 // term is the term an expression is: a parameter, a column of an
@@ -546,17 +540,19 @@ func (s *sel) param(expr *pg_query.Node) (string, bool) {
 	return name, name != ""
 }
 
-// union records the strong equality a = b.
+// union records the strong equality a = b; a class is kept in order.
 func (s *sel) union(a, b term) {
 	if ca := s.members(a); !slices.Contains(ca, b) {
 		merged := slices.Concat(ca, s.members(b))
+		sort.Slice(merged, func(i, j int) bool { return merged[i].String() < merged[j].String() })
 		for _, t := range merged {
 			s.classes[t] = merged
 		}
 	}
 }
 
-// members are the terms equal to t through strong equalities, t included.
+// members are the terms equal to t through strong equalities, t included,
+// in order.
 func (s *sel) members(t term) []term {
 	if c, ok := s.classes[t]; ok {
 		return c
@@ -564,20 +560,13 @@ func (s *sel) members(t term) []term {
 	return []term{t}
 }
 
-// class lists the terms equal to t through strong equalities, in order.
-func (s *sel) class(t term) []term {
-	out := slices.Clone(s.members(t))
-	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
-	return out
-}
-
 // related are the terms t equals through strong equalities and, with
 // weak, an outer join's ON or a correlation.
 func (s *sel) related(t term, weak bool) []term {
-	terms := s.class(t)
+	terms := slices.Clone(s.members(t))
 	if weak {
 		for _, w := range s.weak[t] {
-			terms = append(terms, s.owner(w).class(w)...)
+			terms = append(terms, s.owner(w).members(w)...)
 		}
 	}
 	return terms
