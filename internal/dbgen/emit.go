@@ -13,10 +13,10 @@ import (
 	"time"
 )
 
-// Emitting db/dbcache: the template prints the file from a model that gen
-// builds (Go types as the file names them, with its imports, and the
-// statement bodies of deps and bumps); codec.go.tmpl prints the key
-// encodings and the codecs.
+// Emitting db/dbcache: dbcache.go.tmpl prints the file from the methods,
+// through functions of gen (Go types as the file names them, with its
+// imports; the codecs; a write's bumps grouped by lookup); codec.go.tmpl
+// prints the key encodings and the codecs' statements.
 
 //go:embed dbcache.go.tmpl
 var fileTemplate string
@@ -24,9 +24,8 @@ var fileTemplate string
 //go:embed codec.go.tmpl
 var codecTemplate string
 
-// gen builds what the template prints: Go types as the generated file
-// names them (recording its imports), and the statement bodies of the
-// keys, codecs and bumps.
+// gen is the state of one generated file: its imports, temporaries and
+// codecs.
 type gen struct {
 	pkg     string
 	imports map[string]bool
@@ -42,7 +41,6 @@ func newGen(pkg string) *gen {
 	g := &gen{pkg: pkg, imports: map[string]bool{}, codecs: map[string]string{}}
 	g.tmpl = template.Must(template.New("dbcache").Funcs(template.FuncMap{
 		"list":          goList,
-		"lines":         func(ls []string) string { return strings.Join(ls, "\n") },
 		"dur":           dur,
 		"join":          strings.Join,
 		"describeDeps":  describeDeps,
@@ -52,6 +50,9 @@ func newGen(pkg string) *gen {
 		"valueCall":     valueCall,
 		"wideCall":      wideCall,
 		"hash":          hashValue,
+		"bumps":         g.bumpBody,
+		"codec":         g.codecVar,
+		"codecs":        func() []types.Type { return g.order },
 		"call":          func(fn string, args []string) string { return goCall(fn, quoted(args...)...) },
 		"kind":          codecKind, "basic": basicCodec, "lower": strings.ToLower, "needsClone": needsClone,
 		"typ": g.typ, "next": g.next, "fields": fields, "ident": typeIdent,
@@ -80,8 +81,7 @@ type fileData struct {
 	Imports  []string // standard library, "", the others
 	Versions []string
 	Scopes   []ScopeDef
-	Methods  []methodData
-	Codecs   []types.Type
+	Methods  []method
 }
 
 type triggerWritesData struct {
@@ -89,23 +89,11 @@ type triggerWritesData struct {
 	Writes []string
 }
 
-// methodData is a method with the Go code of its types and bodies;
-// Returns is set when a write's result holds its RETURNING rows.
-type methodData struct {
-	method
-	Hash                 string
-	Arg, Result, Returns bool
-	ArgType, ResultType  string
-	Codec                string
-	KeyBody              []string
-	BumpBody             []bumpData
-}
-
 func (g *gen) file(ms []method, schema *Schema) ([]byte, error) {
 	for _, p := range []string{"context", "time", "github.com/replyrocket/replyrocket/db", "github.com/replyrocket/replyrocket/internal/cache"} {
 		g.imports[p] = true
 	}
-	d := fileData{Package: g.pkg}
+	d := fileData{Package: g.pkg, Methods: ms}
 	tables, versions := usedSlots(ms, schema)
 	d.Versions = versions
 	for _, sc := range schema.AllScopes() {
@@ -113,16 +101,9 @@ func (g *gen) file(ms []method, schema *Schema) ([]byte, error) {
 			d.Scopes = append(d.Scopes, sc)
 		}
 	}
-	for _, m := range ms {
-		md, err := g.method(m)
-		if err != nil {
-			return nil, err
-		}
-		d.Methods = append(d.Methods, md)
-	}
-	d.Codecs = g.order
-	// The codecs name types as they are printed: a first run records the
-	// imports that the second one prints, with the same temporaries.
+	// The template names types and codecs as it prints them: a first run
+	// records the imports and codecs that the second one prints, with the
+	// same temporaries.
 	if err := g.tmpl.Execute(io.Discard, d); err != nil {
 		return nil, fmt.Errorf("generate %s: %w", g.tmpl.Name(), err)
 	}
@@ -186,32 +167,12 @@ func importList(set map[string]bool) []string {
 	return append(append(std, ""), other...)
 }
 
-// method builds the Go code of one method.
-func (g *gen) method(m method) (methodData, error) {
-	d := methodData{method: m, Hash: m.hash, Arg: m.arg != nil, Result: m.result != nil, ArgType: "struct{}"}
-	d.Returns = d.Result && (m.Kind == ":one" || m.Kind == ":many")
-	if d.Arg {
-		d.ArgType = g.typ(m.arg)
-	}
-	if d.Result {
-		d.ResultType = g.typ(m.result)
-	}
-	var err error
-	switch {
-	case m.Cached:
-		if d.Codec, err = g.codecVar(m.result); err != nil {
-			return d, fmt.Errorf("%s result: %w", m.Name, err)
-		}
-		if m.arg != nil {
-			if d.KeyBody, err = g.code("enc", "arg", m.arg, true); err != nil {
-				return d, fmt.Errorf("%s argument: %w", m.Name, err)
-			}
-		}
-	case len(m.Writes) > 0:
-		d.BumpBody, err = g.bumpBody(m)
-	}
-	return d, err
-}
+// Arg and Result are the Go types of a method's parameters (a struct, or
+// the one parameter) and result, nil when it has none; Returns tells
+// whether a write's result holds its RETURNING rows.
+func (m method) Arg() types.Type    { return m.arg }
+func (m method) Result() types.Type { return m.result }
+func (m method) Returns() bool      { return m.result != nil && (m.Kind == ":one" || m.Kind == ":many") }
 
 // hashed is a scope value as the template prints it: Expr, hashed as Arg
 // by the Deps or Bumps method Fn, for each v of Range when set; Result
@@ -233,7 +194,7 @@ type bumpData struct {
 
 // hashValue resolves value v of scope sc in m to the Deps (or, with bump,
 // Bumps) method and argument that hash it.
-func hashValue(m methodData, v valueRef, sc ScopeDef, bump bool) (hashed, error) {
+func hashValue(m method, v valueRef, sc ScopeDef, bump bool) (hashed, error) {
 	gv, ok := m.resolve(v)
 	if !ok {
 		return hashed{}, fmt.Errorf("%s: %s: value %s of scope %s has no Go expression", m.Pos(), m.Name, v, sc.Name())

@@ -43,7 +43,7 @@ type method struct {
 	stmt        *parsed
 	arg         types.Type // nil for queries without parameters
 	result      types.Type // nil for :exec
-	hash        string
+	Hash        string
 }
 
 // GenerateAll analyses the queries once and returns every generated file
@@ -175,7 +175,7 @@ func newMethod(q Query, sig *types.Signature, schema *Schema) (method, error) {
 		}
 		m.Deps = ReadScopes(m.stmt, m.Tables, schema, m.usable)
 	}
-	m.hash = schemaHash(q.SQL+depsSignature(m.Deps), m.result)
+	m.Hash = schemaHash(q.SQL+depsSignature(m.Deps), m.result)
 	return m, nil
 }
 
