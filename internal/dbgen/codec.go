@@ -36,15 +36,10 @@ type codeArg struct {
 }
 
 // code prints the statements of codec template name for x.
-func (g *gen) code(name, x string, t types.Type, key bool) ([]string, error) {
+func (g *gen) code(name, x string, t types.Type, key bool) (string, error) {
 	var b strings.Builder
-	if err := g.tmpl.ExecuteTemplate(&b, name, codeArg{x, t, key}); err != nil {
-		return nil, err
-	}
-	if b.Len() == 0 {
-		return nil, nil
-	}
-	return strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n"), nil
+	err := g.tmpl.ExecuteTemplate(&b, name, codeArg{x, t, key})
+	return b.String(), err
 }
 
 // codecKind classifies t for the codec templates: time, basic, array (of
