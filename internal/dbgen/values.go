@@ -19,18 +19,12 @@ type goValue struct {
 // named arg and result r.
 func (m *method) resolve(v valueRef) (goValue, bool) {
 	switch {
+	case v.Field != "" && m.Kind == ":many":
+		return member(m.result, "r", v.Field, true)
 	case v.Field != "":
-		return m.resolveResult(v.Field)
+		return member(m.result, "", v.Field, true)
 	case v.PerRow:
-		s, ok := m.arg.(*types.Slice)
-		if !ok {
-			return goValue{}, false
-		}
-		f, ok := fieldOf(s.Elem(), v.Param)
-		if !ok {
-			return goValue{}, false
-		}
-		return goValue{rangeOver: "arg", expr: "v." + f.Name(), typ: f.Type()}, true
+		return member(m.arg, "arg", v.Param, false)
 	}
 	expr, typ, ok := m.param(v.Param)
 	if !ok {
@@ -65,27 +59,29 @@ func (m *method) param(name string) (string, types.Type, bool) {
 	return "", nil, false
 }
 
-func (m *method) resolveResult(field string) (goValue, bool) {
-	if m.result == nil {
+// member is the field named after name of r or, with rangeOver, of each
+// v of that slice; for a result that is not a struct, the value itself (a
+// single RETURNING column).
+func member(t types.Type, rangeOver, name string, result bool) (goValue, bool) {
+	base := "r"
+	if t == nil {
 		return goValue{}, false
 	}
-	t, rangeOver, base := m.result, "", "r"
-	if m.Kind == ":many" {
+	if rangeOver != "" {
 		s, ok := t.(*types.Slice)
 		if !ok {
 			return goValue{}, false
 		}
-		t, rangeOver, base = s.Elem(), "r", "v"
+		t, base = s.Elem(), "v"
 	}
-	if _, ok := t.Underlying().(*types.Struct); !ok || isTime(t) {
-		// A single RETURNING column is the result itself.
+	if _, ok := t.Underlying().(*types.Struct); result && (!ok || isTime(t)) {
 		return goValue{rangeOver: rangeOver, expr: base, typ: t, result: true}, true
 	}
-	f, ok := fieldOf(t, field)
+	f, ok := fieldOf(t, name)
 	if !ok {
 		return goValue{}, false
 	}
-	return goValue{rangeOver: rangeOver, expr: base + "." + f.Name(), typ: f.Type(), result: true}, true
+	return goValue{rangeOver: rangeOver, expr: base + "." + f.Name(), typ: f.Type(), result: result}, true
 }
 
 // fieldOf finds the struct field sqlc named after a column or parameter
