@@ -620,8 +620,7 @@ func allUsable(vals []valueRef, sqlType string, usable usableFunc) bool {
 
 // ReadScopes derives a cached read's dependencies.
 func ReadScopes(q *parsed, tables Tables, schema *Schema, usable usableFunc) ReadDeps {
-	tree, ctes := q.tree, q.ctes
-	e := &env{schema: schema, params: q.params, ctes: ctes}
+	e := &env{schema: schema, params: q.params, ctes: q.ctes}
 	pins := map[string][]ScopedRead{}
 	// Each SELECT is analysed inside the ones enclosing it, outermost
 	// first, so that a subquery can follow a correlation outwards.
@@ -637,15 +636,15 @@ func ReadScopes(q *parsed, tables Tables, schema *Schema, usable usableFunc) Rea
 			}
 		}
 	}
-	for _, top := range find[*pg_query.SelectStmt](tree) {
+	for _, top := range find[*pg_query.SelectStmt](q.tree) {
 		visit(top, nil)
 	}
 	// A table stays unpinned unless every occurrence of it is pinned,
 	// including those read in a way this code does not follow (outside
 	// every SELECT's FROM list).
 	total := map[string]int{}
-	for _, rv := range find[*pg_query.RangeVar](tree) {
-		if t, ok := schema.relTable(rv, ctes); ok {
+	for _, rv := range find[*pg_query.RangeVar](q.tree) {
+		if t, ok := schema.relTable(rv, q.ctes); ok {
 			total[t]++
 		}
 	}

@@ -127,16 +127,15 @@ func closure(t string, edges map[string][]string, set map[string]bool) map[strin
 // UPDATE also writes the tables its foreign keys cascade to, and a write
 // the tables its triggers write.
 func Analyze(q *parsed, schema *Schema) Tables {
-	tree, ctes := q.tree, q.ctes
 	reads := map[string]bool{}
-	walk(tree, func(n proto.Message) bool {
+	walk(q.tree, func(n proto.Message) bool {
 		switch st := n.(type) {
 		case *pg_query.RangeVar:
-			if t, ok := schema.relTable(st, ctes); ok {
+			if t, ok := schema.relTable(st, q.ctes); ok {
 				reads[t] = true
 			}
 		case *pg_query.CopyStmt:
-			if t, ok := schema.relTable(st.GetRelation(), ctes); ok && !st.GetIsFrom() {
+			if t, ok := schema.relTable(st.GetRelation(), q.ctes); ok && !st.GetIsFrom() {
 				reads[t] = true
 			}
 		case *pg_query.TruncateStmt:
@@ -144,7 +143,7 @@ func Analyze(q *parsed, schema *Schema) Tables {
 		}
 		return true
 	})
-	evs := statementEvents(tree, schema, ctes)
+	evs := statementEvents(q.tree, schema, q.ctes)
 	return Tables{Reads: sortedKeys(reads), Writes: sortedKeys(eventTables(append(evs, schema.triggerEvents(evs)...)))}
 }
 

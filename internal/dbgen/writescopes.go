@@ -27,19 +27,18 @@ type rowChange struct {
 // changes. kind is the sqlc command; results tells whether RETURNING
 // values reach the Go result.
 func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable usableFunc) []ScopeWrite {
-	tree, ctes := q.tree, q.ctes
 	changes := map[string]*rowChange{}
 	// With more than one write statement, rows are not attributed to them.
-	ops := writeOps(tree)
-	if len(ops) > 0 && ops[0].stmt == topStatement(tree) && !slices.ContainsFunc(ops, func(op writeOp) bool { return op.stmt != ops[0].stmt }) {
-		if c := directChange(ops[0], kind, &env{schema: schema, params: q.params, ctes: ctes}); c != nil {
+	ops := writeOps(q.tree)
+	if len(ops) > 0 && ops[0].stmt == topStatement(q.tree) && !slices.ContainsFunc(ops, func(op writeOp) bool { return op.stmt != ops[0].stmt }) {
+		if c := directChange(ops[0], kind, &env{schema: schema, params: q.params, ctes: q.ctes}); c != nil {
 			changes[c.table] = c
 			cascade(c, schema, changes, tables)
 		}
 	}
 	// Tables the statement writes itself (or through foreign-key actions);
 	// the others in tables.Writes are written by triggers.
-	evs := statementEvents(tree, schema, ctes)
+	evs := statementEvents(q.tree, schema, q.ctes)
 	direct := eventTables(evs)
 	var out []ScopeWrite
 	for _, t := range sortedKeys(direct) {
