@@ -118,7 +118,6 @@ func strs(nodes []*pg_query.Node) []string {
 	return out
 }
 
-// last is the last element of a name list ("" when empty).
 func last(names []string) string {
 	if len(names) == 0 {
 		return ""
@@ -175,7 +174,6 @@ func conjuncts(expr *pg_query.Node) []*pg_query.Node {
 	return []*pg_query.Node{expr}
 }
 
-// isEquals reports whether an A_Expr's operator is a plain =.
 func isEquals(e *pg_query.A_Expr) bool {
 	ns := strs(e.GetName())
 	return len(ns) == 1 && ns[0] == "="
@@ -247,7 +245,6 @@ func writeOps(m proto.Message) []writeOp {
 	return out
 }
 
-// upsertsUpdate reports whether an INSERT has ON CONFLICT DO UPDATE.
 func upsertsUpdate(ins *pg_query.InsertStmt) bool {
 	return ins.GetOnConflictClause().GetAction() == pg_query.OnConflictAction_ONCONFLICT_UPDATE
 }
@@ -265,7 +262,6 @@ func cteNames(tree proto.Message) map[string]bool {
 	return ctes
 }
 
-// union appends to list the elements of more it does not hold.
 func union[T comparable](list []T, more ...T) []T {
 	for _, v := range more {
 		if !slices.Contains(list, v) {

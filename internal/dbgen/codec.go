@@ -72,7 +72,6 @@ func codecKind(t types.Type) (string, error) {
 	return "", fmt.Errorf("unsupported type %s", t)
 }
 
-// fields are the fields of struct type t.
 func fields(t types.Type) []*types.Var {
 	st := t.Underlying().(*types.Struct)
 	out := make([]*types.Var, st.NumFields())

@@ -111,7 +111,6 @@ func (g *gen) file(ms []method, schema *Schema) ([]byte, error) {
 	return render(g.tmpl, d)
 }
 
-// render executes t on data and formats the result.
 func render(t *template.Template, data any) ([]byte, error) {
 	var src bytes.Buffer
 	if err := t.Execute(&src, data); err != nil {

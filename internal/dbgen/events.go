@@ -55,7 +55,6 @@ func statementEvents(tree proto.Message, schema *Schema, ctes map[string]bool) [
 	return out
 }
 
-// eventTables are the tables evs write.
 func eventTables(evs []tableEvent) map[string]bool {
 	out := map[string]bool{}
 	for _, ev := range evs {

@@ -22,7 +22,6 @@ type metaData struct {
 	TriggerWrites []triggerWritesData
 }
 
-// metaFile returns the formatted source of the metadata package pkg.
 func metaFile(pkg string, ms []method, schema *Schema) ([]byte, error) {
 	d := metaData{Package: pkg, Queries: ms}
 	d.Tables, _ = usedSlots(ms, schema)

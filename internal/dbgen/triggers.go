@@ -204,7 +204,6 @@ func (v *plVisitor) visit(n any, when []string) {
 	}
 }
 
-// obj is a JSON object, nil for any other value.
 func obj(n any) map[string]any {
 	o, _ := n.(map[string]any)
 	return o

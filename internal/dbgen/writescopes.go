@@ -260,7 +260,6 @@ func parentWrite(sc ScopeDef, c *rowChange, schema *Schema, usable usableFunc) S
 	return ScopeWrite{} // the path is unchanged
 }
 
-// wideWrite bumps sc's row slot wide.
 func wideWrite(sc ScopeDef, why string) ScopeWrite {
 	return ScopeWrite{Scope: sc, Wide: true, Columns: []string{""}, Why: why}
 }
