@@ -53,18 +53,20 @@ func writeSlots(q *parsed, tables Tables, schema *Schema) []string {
 			evs = append(evs, ev)
 		}
 	}
-	updated := map[string][]string{}
+	// A table any write of which is not an UPDATE of known columns is
+	// written whole; the others by the columns they set.
+	whole, updated := map[string]bool{}, map[string][]string{}
 	for _, ev := range evs {
-		cols := ev.columns
-		if ev.kind != "UPDATE" || otherWrite && direct[ev.table] || slices.ContainsFunc(cols, func(c string) bool { return !schema.hasColumn(ev.table, c) }) {
-			cols = nil
+		if ev.kind != "UPDATE" || ev.columns == nil || otherWrite && direct[ev.table] || slices.ContainsFunc(ev.columns, func(c string) bool { return !schema.hasColumn(ev.table, c) }) {
+			whole[ev.table] = true
 		}
-		noteUpdate(updated, ev.table, cols)
+		updated[ev.table] = union(updated[ev.table], ev.columns...)
 	}
 	var out []string
 	for _, t := range tables.Writes {
-		if updated[t] == nil {
+		if whole[t] || len(updated[t]) == 0 {
 			out = append(out, t)
+			continue
 		}
 		for _, c := range updated[t] {
 			out = append(out, t+SlotSep+c)
@@ -72,16 +74,6 @@ func writeSlots(q *parsed, tables Tables, schema *Schema) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// noteUpdate records a write of table in updated: an UPDATE of cols, or
-// (nil cols) a write of the whole table, which any later one keeps.
-func noteUpdate(updated map[string][]string, table string, cols []string) {
-	if prev, seen := updated[table]; cols == nil || seen && prev == nil {
-		updated[table] = nil
-	} else {
-		updated[table] = union(prev, cols...)
-	}
 }
 
 // refNames maps how a statement refers to each table it reads — its

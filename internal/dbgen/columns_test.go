@@ -63,3 +63,18 @@ func TestSlots(t *testing.T) {
 		})
 	}
 }
+
+// TestSlotsUpdateOfUnknownColumns: an ON UPDATE CASCADE updates columns
+// the statement does not name, so the child table is written whole even
+// when the statement's own UPDATE of it names its columns.
+func TestSlotsUpdateOfUnknownColumns(t *testing.T) {
+	schema := NewSchema()
+	if err := schema.Read(`CREATE TABLE parent (id uuid PRIMARY KEY, name text);
+CREATE TABLE child (id uuid PRIMARY KEY, parent_id uuid REFERENCES parent (id) ON UPDATE CASCADE, note text);`); err != nil {
+		t.Fatal(err)
+	}
+	q := mustParse(t, `WITH a AS (UPDATE child SET note = 'x' RETURNING id) UPDATE parent SET id = @new WHERE id = @old`)
+	if _, writes := Slots(q, Analyze(q, schema), schema); !slices.Equal(writes, []string{"child", "parent#id"}) {
+		t.Errorf("writes = %v, want [child parent#id]", writes)
+	}
+}
