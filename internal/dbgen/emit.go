@@ -84,11 +84,6 @@ type fileData struct {
 	Methods  []method
 }
 
-type triggerWritesData struct {
-	Table  string
-	Writes []string
-}
-
 func (g *gen) file(ms []method, schema *Schema) ([]byte, error) {
 	for _, p := range []string{"context", "time", "github.com/replyrocket/replyrocket/db", "github.com/replyrocket/replyrocket/internal/cache"} {
 		g.imports[p] = true

@@ -12,23 +12,17 @@ import (
 //go:embed dbmeta.go.tmpl
 var metaTemplate string
 
-var metaTmpl = template.Must(template.New("dbmeta").Funcs(template.FuncMap{"list": goList}).Parse(metaTemplate))
-
 // metaData is what the metadata template prints.
 type metaData struct {
-	Package       string
-	Queries       []method
-	Tables        []string
-	TriggerWrites []triggerWritesData
+	Package string
+	Queries []method
+	Tables  []string
 }
 
 func metaFile(pkg string, ms []method, schema *Schema) ([]byte, error) {
 	d := metaData{Package: pkg, Queries: ms}
 	d.Tables, _ = usedSlots(ms, schema)
-	for _, t := range d.Tables {
-		if ws := schema.triggerTables(t); len(ws) > 0 {
-			d.TriggerWrites = append(d.TriggerWrites, triggerWritesData{t, ws})
-		}
-	}
-	return render(metaTmpl, d)
+	return render(template.Must(template.New("dbmeta").Funcs(template.FuncMap{
+		"list": goList, "triggerTables": schema.triggerTables,
+	}).Parse(metaTemplate)), d)
 }
