@@ -43,6 +43,7 @@ func newGen(pkg string) *gen {
 		"list":          goList,
 		"dur":           dur,
 		"join":          strings.Join,
+		"has":           func(list []string, s string) bool { return slices.Contains(list, s) },
 		"describeDeps":  describeDeps,
 		"describeWrite": describeWrite,
 		"wrap":          wrap,
@@ -80,7 +81,8 @@ type fileData struct {
 	Package  string
 	Imports  []string // standard library, "", the others
 	Versions []string
-	Scopes   []ScopeDef
+	Tables   []string
+	Scopes   []ScopeDef // of every table: those of Tables are printed
 	Methods  []method
 }
 
@@ -88,14 +90,8 @@ func (g *gen) file(ms []method, schema *Schema) ([]byte, error) {
 	for _, p := range []string{"context", "time", "github.com/replyrocket/replyrocket/db", "github.com/replyrocket/replyrocket/internal/cache"} {
 		g.imports[p] = true
 	}
-	d := fileData{Package: g.pkg, Methods: ms}
-	tables, versions := usedSlots(ms, schema)
-	d.Versions = versions
-	for _, sc := range schema.AllScopes() {
-		if slices.Contains(tables, sc.Table) {
-			d.Scopes = append(d.Scopes, sc)
-		}
-	}
+	d := fileData{Package: g.pkg, Methods: ms, Scopes: schema.AllScopes()}
+	d.Tables, d.Versions = usedSlots(ms, schema)
 	// The template names types and codecs as it prints them: a first run
 	// records the imports and codecs that the second one prints, with the
 	// same temporaries.
