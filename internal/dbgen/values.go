@@ -101,24 +101,20 @@ func fieldOf(t types.Type, name string) (*types.Var, bool) {
 }
 
 // hashClass is how a Go value hashes, matching scopeType's classes: the
-// same value must hash alike on the read and the write side.
+// same value must hash alike on the read and the write side. It follows
+// the value's codec: uuids are 16-byte arrays.
 func hashClass(t types.Type) string {
-	switch u := t.Underlying().(type) {
-	case *types.Array:
-		if u.Len() == 16 && isByte(u.Elem()) {
-			return "bytes16"
-		}
-	case *types.Slice:
-		if isByte(u.Elem()) {
-			return "bytes"
-		}
-	case *types.Basic:
-		switch {
-		case u.Kind() == types.String:
-			return "text"
-		case u.Info()&types.IsInteger != 0:
-			return "int"
-		}
+	kind, _ := codecKind(t)
+	basic, _ := basicCodec(t)
+	switch {
+	case kind == "array" && t.Underlying().(*types.Array).Len() == 16:
+		return "bytes16"
+	case kind == "bytes":
+		return "bytes"
+	case basic == "String":
+		return "text"
+	case basic == "Int64" || basic == "Uint64":
+		return "int"
 	}
 	return ""
 }
