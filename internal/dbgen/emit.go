@@ -56,9 +56,11 @@ func newGen(pkg string) *gen {
 		"codecs":        func() []types.Type { return g.order },
 		"call":          func(fn string, args []string) string { return goCall(fn, quoted(args...)...) },
 		"kind":          codecKind, "basic": basicCodec, "lower": strings.ToLower, "needsClone": needsClone,
-		"typ": g.typ, "next": g.next, "code": g.code, "fields": fields, "ident": typeIdent,
-		"at":   func(x string, t types.Type, key bool) codeArg { return codeArg{x, t, key} },
-		"elem": func(t types.Type) types.Type { return t.Underlying().(interface{ Elem() types.Type }).Elem() },
+		"typ": g.typ, "next": g.next, "fields": fields,
+		"code":  g.code,
+		"ident": typeIdent,
+		"at":    func(x string, t types.Type, key bool) codeArg { return codeArg{x, t, key} },
+		"elem":  func(t types.Type) types.Type { return t.Underlying().(interface{ Elem() types.Type }).Elem() },
 	}).Parse(fileTemplate))
 	g.tmpl = template.Must(g.tmpl.Parse(codecTemplate))
 	return g
