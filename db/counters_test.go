@@ -278,35 +278,21 @@ func TestCountersNeverDrift(t *testing.T) {
 var errRollback = errors.New("roll back on purpose")
 
 // applyEventBatch runs random events on emails the way a batch of
-// internal/ingest does (which db's tests cannot import): one transaction
-// of RecordEmailEvents then ApplyEmailEvents of the recorded ones.
+// internal/ingest does (which db's tests cannot import): one
+// ApplyEmailEvents statement, retried on a deadlock.
 func applyEventBatch(ctx context.Context, s Store, r *rand.Rand, emails []InsertEmailsParams, owner func(uuid.UUID) uuid.UUID) error {
 	kinds := AllEmailEventKindValues()
-	var rec RecordEmailEventsParams
-	byEvent := map[uuid.UUID]int{}
-	for i, e := range emails {
-		ev := uuid.New()
-		byEvent[ev] = i
-		rec.UserIds = append(rec.UserIds, owner(e.CampaignID))
-		rec.EventIds = append(rec.EventIds, ev)
-		rec.EmailIds = append(rec.EmailIds, e.ID)
-		rec.Kinds = append(rec.Kinds, string(kinds[r.IntN(len(kinds))]))
-		rec.Ats = append(rec.Ats, time.Now().Add(-time.Duration(r.IntN(3600))*time.Second))
+	var arg ApplyEmailEventsParams
+	for _, e := range emails {
+		arg.UserIds = append(arg.UserIds, owner(e.CampaignID))
+		arg.EventIds = append(arg.EventIds, uuid.New())
+		arg.EmailIds = append(arg.EmailIds, e.ID)
+		arg.Kinds = append(arg.Kinds, string(kinds[r.IntN(len(kinds))]))
+		arg.Ats = append(arg.Ats, time.Now().Add(-time.Duration(r.IntN(3600))*time.Second))
+		arg.Reasons = append(arg.Reasons, "")
 	}
-	return s.InTx(ctx, TxOptions{}, func(q Querier) error {
-		done, err := q.RecordEmailEvents(ctx, rec)
-		if err != nil || len(done) == 0 {
-			return err
-		}
-		var apply ApplyEmailEventsParams
-		for _, d := range done {
-			i := byEvent[d.EventID]
-			apply.EmailIds = append(apply.EmailIds, rec.EmailIds[i])
-			apply.Kinds = append(apply.Kinds, rec.Kinds[i])
-			apply.Ats = append(apply.Ats, rec.Ats[i])
-			apply.Reasons = append(apply.Reasons, "")
-		}
-		_, err = q.ApplyEmailEvents(ctx, apply)
+	return Retry(ctx, 0, func() error {
+		_, err := s.ApplyEmailEvents(ctx, arg)
 		return err
 	})
 }

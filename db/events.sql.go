@@ -13,21 +13,47 @@ import (
 )
 
 const applyEmailEvents = `-- name: ApplyEmailEvents :many
+
 WITH ev AS (
-    SELECT unnest($1::uuid[])   AS email_id,
-           unnest($2::text[])       AS kind,
-           unnest($3::timestamptz[])  AS at,
-           unnest($4::text[])     AS reason
+    -- unnest in the select list zips the arrays (sqlc does not know the
+    -- many-argument unnest of FROM).
+    SELECT unnest($1::uuid[])     AS user_id,
+           unnest($2::uuid[])    AS event_id,
+           unnest($3::uuid[])    AS email_id,
+           unnest($4::text[])        AS kind,
+           unnest($5::timestamptz[])   AS at,
+           unnest($6::text[])      AS reason
+), recorded AS (
+    INSERT INTO email_events (user_id, event_id, email_id, kind, at)
+    SELECT o.user_id, o.event_id, o.email_id, o.kind::email_event_kind, o.at
+    FROM (SELECT user_id, event_id, email_id, kind, at FROM ev ORDER BY email_id) o
+    CROSS JOIN LATERAL (
+        SELECT 1 FROM emails e
+        JOIN campaigns c ON c.id = e.campaign_id
+        WHERE e.id = o.email_id
+          AND e.created_at = uuid7_time(o.email_id)
+          AND c.user_id = o.user_id
+        LIMIT 1
+        FOR NO KEY UPDATE OF e
+    ) owned
+    ORDER BY o.user_id, o.event_id
+    ON CONFLICT (user_id, event_id) DO NOTHING
+    RETURNING user_id, event_id, email_id, kind, at
 ), v AS (
-    SELECT email_id,
-           min(at) FILTER (WHERE kind = 'sent')                                     AS sent_at,
-           min(at) FILTER (WHERE kind = 'opened')                                   AS opened_at,
-           min(at) FILTER (WHERE kind = 'replied')                                  AS replied_at,
-           (array_agg(kind ORDER BY at, kind) FILTER (WHERE kind IN ('bounced', 'failed')))[1]   AS terminal,
-           min(at) FILTER (WHERE kind IN ('bounced', 'failed'))                     AS terminal_at,
-           (array_agg(reason ORDER BY at, kind) FILTER (WHERE kind IN ('bounced', 'failed')))[1] AS reason
-    FROM ev
-    GROUP BY email_id
+    -- An email's recorded events are all its owner's: grouped by both,
+    -- one row per email, which names the user its event ids are of.
+    SELECT r.email_id, r.user_id,
+           array_agg(r.event_id)::uuid[]                                                  AS event_ids,
+           min(r.at) FILTER (WHERE r.kind = 'sent')                                       AS sent_at,
+           min(r.at) FILTER (WHERE r.kind = 'opened')                                     AS opened_at,
+           min(r.at) FILTER (WHERE r.kind = 'replied')                                    AS replied_at,
+           (array_agg(r.kind::text ORDER BY r.at, r.kind) FILTER (WHERE r.kind IN ('bounced', 'failed')))[1] AS terminal,
+           min(r.at) FILTER (WHERE r.kind IN ('bounced', 'failed'))                       AS terminal_at,
+           (array_agg(ev.reason ORDER BY r.at, r.kind) FILTER (WHERE r.kind IN ('bounced', 'failed')))[1]    AS reason
+    FROM recorded r
+    -- The reason is not stored with the event: it comes from the input.
+    JOIN ev ON ev.user_id = r.user_id AND ev.event_id = r.event_id
+    GROUP BY r.email_id, r.user_id
 )
 UPDATE emails e
 SET status = CASE
@@ -58,30 +84,73 @@ WHERE e.id = v.email_id
   AND e.created_at = uuid7_time(v.email_id)
 RETURNING e.id, e.campaign_id, e.recipient, e.subject, e.body, e.status, e.sent_at,
           e.is_opened, e.opened_at, e.is_replied, e.replied_at, e.created_at,
-          e.bounced_at, e.bounce_reason
+          e.bounced_at, e.bounce_reason, v.user_id, v.event_ids::uuid[] AS event_ids
 `
 
 type ApplyEmailEventsParams struct {
+	UserIds  []uuid.UUID
+	EventIds []uuid.UUID
 	EmailIds []uuid.UUID
 	Kinds    []string
 	Ats      []time.Time
 	Reasons  []string
 }
 
-// Applies recorded events to their emails in one statement. The events
-// are folded per email first (an UPDATE … FROM applies one source row per
-// target row): the earliest time of each kind, and of bounced/failed the
-// earliest one. RecordEmailEvents locked the rows in id order earlier in
-// the transaction; the counters' trigger then locks campaign rows in
-// campaign_id order.
-// Transitions: opened and replied stamp their time once (the first
-// recorded wins) whatever the status; sent moves queued to sent and stamps
-// sent_at once, except on a failed email; bounced and failed are terminal
-// and the first recorded wins (a bounce also stamps sent_at if no sent
-// event came: a bounce reports a send). Every email of the batch is
-// returned as it is after the update.
-func (q *Queries) ApplyEmailEvents(ctx context.Context, arg ApplyEmailEventsParams) ([]Email, error) {
+type ApplyEmailEventsRow struct {
+	ID           uuid.UUID
+	CampaignID   uuid.UUID
+	Recipient    string
+	Subject      string
+	Body         string
+	Status       DeliveryStatus
+	SentAt       *time.Time
+	IsOpened     bool
+	OpenedAt     *time.Time
+	IsReplied    bool
+	RepliedAt    *time.Time
+	CreatedAt    time.Time
+	BouncedAt    *time.Time
+	BounceReason *string
+	UserID       uuid.UUID
+	EventIds     []uuid.UUID
+}
+
+// Tracking events, applied in batches by internal/ingest: each batch is one
+// statement, ApplyEmailEvents, so one round trip and one implicit
+// transaction (no BEGIN and COMMIT of their own); then, only for events it
+// did not record, FindOwnedEmails. The arrays are the batch's events, at
+// most EVENT_BATCH_MAX of them, which bounds these :many queries (sqlc.yaml
+// many-is-bounded). docs/writes.md describes the transitions.
+// Records the events whose email exists and belongs to the event's user,
+// once per (user_id, event_id) (a retried event conflicts and is skipped),
+// and applies the recorded ones to their emails.
+//
+// recorded: the email is looked up by primary key per event (a LATERAL …
+// LIMIT 1: as a plain join, the planner read every email of the user's
+// campaigns to find a few), and the same lookup locks it. Events are
+// walked in email id order, so every batch locks its emails in one order,
+// and rows are inserted in key order, so two batches waiting on each
+// other's uncommitted keys also wait in one direction: overlapping
+// batches wait instead of deadlocking. The GROUP BY of v reads all of
+// recorded before the UPDATE writes a row, so every lock is taken, in
+// that order, before any update; the counters' trigger then locks campaign
+// rows in campaign_id order.
+//
+// v folds the recorded events per email (an UPDATE … FROM applies one
+// source row per target row): the earliest time of each kind, and of
+// bounced/failed the earliest one. Transitions: opened and replied stamp
+// their time once (the first recorded wins) whatever the status; sent
+// moves queued to sent and stamps sent_at once, except on a failed email;
+// bounced and failed are terminal and the first recorded wins (a bounce
+// also stamps sent_at if no sent event came: a bounce reports a send).
+// Every email with a recorded event is returned as it is after the
+// update, with its owner and the ids of their events recorded now
+// (user_id, event_ids): an event whose (user_id, id) is in no row was not
+// recorded.
+func (q *Queries) ApplyEmailEvents(ctx context.Context, arg ApplyEmailEventsParams) ([]ApplyEmailEventsRow, error) {
 	rows, err := q.db.Query(ctx, applyEmailEvents,
+		arg.UserIds,
+		arg.EventIds,
 		arg.EmailIds,
 		arg.Kinds,
 		arg.Ats,
@@ -91,9 +160,9 @@ func (q *Queries) ApplyEmailEvents(ctx context.Context, arg ApplyEmailEventsPara
 		return nil, err
 	}
 	defer rows.Close()
-	var items []Email
+	var items []ApplyEmailEventsRow
 	for rows.Next() {
-		var i Email
+		var i ApplyEmailEventsRow
 		if err := rows.Scan(
 			&i.ID,
 			&i.CampaignID,
@@ -109,6 +178,8 @@ func (q *Queries) ApplyEmailEvents(ctx context.Context, arg ApplyEmailEventsPara
 			&i.CreatedAt,
 			&i.BouncedAt,
 			&i.BounceReason,
+			&i.UserID,
+			&i.EventIds,
 		); err != nil {
 			return nil, err
 		}
@@ -163,10 +234,11 @@ type FindOwnedEmailsRow struct {
 	BounceReason *string
 }
 
-// The caller's emails among the events RecordEmailEvents skipped: such an
-// event is a duplicate when its email is its user's (and the email, as it
-// is, answers a repeated single event without another read), not found
-// otherwise. Looked up by primary key per pair, as in RecordEmailEvents.
+// The caller's emails among the events ApplyEmailEvents did not record:
+// such an event is a duplicate when its email is its user's (and the
+// email, as it is, answers a repeated single event without another read),
+// not found otherwise. Looked up by primary key per pair, as in
+// ApplyEmailEvents.
 func (q *Queries) FindOwnedEmails(ctx context.Context, arg FindOwnedEmailsParams) ([]FindOwnedEmailsRow, error) {
 	rows, err := q.db.Query(ctx, findOwnedEmails, arg.UserIds, arg.EmailIds)
 	if err != nil {
@@ -217,87 +289,4 @@ func (q *Queries) PurgeEmailEvents(ctx context.Context, before time.Time) (int64
 		return 0, err
 	}
 	return result.RowsAffected(), nil
-}
-
-const recordEmailEvents = `-- name: RecordEmailEvents :many
-
-INSERT INTO email_events (user_id, event_id, email_id, kind, at)
-SELECT v.user_id, v.event_id, v.email_id, v.kind::email_event_kind, v.at
-FROM (
-    -- unnest in the select list zips the arrays (sqlc does not know the
-    -- many-argument unnest of FROM).
-    SELECT unnest($1::uuid[])      AS user_id,
-           unnest($2::uuid[])     AS event_id,
-           unnest($3::uuid[])     AS email_id,
-           unnest($4::text[])         AS kind,
-           unnest($5::timestamptz[])    AS at
-    ORDER BY email_id
-) v
-CROSS JOIN LATERAL (
-    SELECT 1 FROM emails e
-    JOIN campaigns c ON c.id = e.campaign_id
-    WHERE e.id = v.email_id
-      AND e.created_at = uuid7_time(v.email_id)
-      AND c.user_id = v.user_id
-    LIMIT 1
-    FOR NO KEY UPDATE OF e
-) owned
-ORDER BY v.user_id, v.event_id
-ON CONFLICT (user_id, event_id) DO NOTHING
-RETURNING user_id, event_id
-`
-
-type RecordEmailEventsParams struct {
-	UserIds  []uuid.UUID
-	EventIds []uuid.UUID
-	EmailIds []uuid.UUID
-	Kinds    []string
-	Ats      []time.Time
-}
-
-type RecordEmailEventsRow struct {
-	UserID  uuid.UUID
-	EventID uuid.UUID
-}
-
-// Tracking events, applied in batches by internal/ingest: each batch is one
-// transaction of RecordEmailEvents, then FindOwnedEmails for the events it
-// did not record (if any), then ApplyEmailEvents for those it did. The
-// arrays are the batch's events, at most EVENT_BATCH_MAX of them, which
-// bounds these :many queries (sqlc.yaml many-is-bounded). docs/writes.md
-// describes the transitions.
-// Records the events whose email exists and belongs to the event's user,
-// once per (user_id, event_id): a retried event conflicts and is skipped.
-// Returns the events recorded now. The check is a LATERAL … LIMIT 1 so
-// that each event looks its email up by primary key (as a plain join, the
-// planner read every email of the user's campaigns to find a few), and the
-// same lookup locks the email for ApplyEmailEvents: the events are walked
-// in email id order, so every batch locks its emails in one order and two
-// batches that share emails wait instead of deadlocking. Rows are then
-// inserted in key order, so two batches waiting on each other's
-// uncommitted keys also wait in one direction.
-func (q *Queries) RecordEmailEvents(ctx context.Context, arg RecordEmailEventsParams) ([]RecordEmailEventsRow, error) {
-	rows, err := q.db.Query(ctx, recordEmailEvents,
-		arg.UserIds,
-		arg.EventIds,
-		arg.EmailIds,
-		arg.Kinds,
-		arg.Ats,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []RecordEmailEventsRow
-	for rows.Next() {
-		var i RecordEmailEventsRow
-		if err := rows.Scan(&i.UserID, &i.EventID); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }

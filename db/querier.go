@@ -12,19 +12,39 @@ import (
 )
 
 type Querier interface {
-	// Applies recorded events to their emails in one statement. The events
-	// are folded per email first (an UPDATE … FROM applies one source row per
-	// target row): the earliest time of each kind, and of bounced/failed the
-	// earliest one. RecordEmailEvents locked the rows in id order earlier in
-	// the transaction; the counters' trigger then locks campaign rows in
-	// campaign_id order.
-	// Transitions: opened and replied stamp their time once (the first
-	// recorded wins) whatever the status; sent moves queued to sent and stamps
-	// sent_at once, except on a failed email; bounced and failed are terminal
-	// and the first recorded wins (a bounce also stamps sent_at if no sent
-	// event came: a bounce reports a send). Every email of the batch is
-	// returned as it is after the update.
-	ApplyEmailEvents(ctx context.Context, arg ApplyEmailEventsParams) ([]Email, error)
+	// Tracking events, applied in batches by internal/ingest: each batch is one
+	// statement, ApplyEmailEvents, so one round trip and one implicit
+	// transaction (no BEGIN and COMMIT of their own); then, only for events it
+	// did not record, FindOwnedEmails. The arrays are the batch's events, at
+	// most EVENT_BATCH_MAX of them, which bounds these :many queries (sqlc.yaml
+	// many-is-bounded). docs/writes.md describes the transitions.
+	// Records the events whose email exists and belongs to the event's user,
+	// once per (user_id, event_id) (a retried event conflicts and is skipped),
+	// and applies the recorded ones to their emails.
+	//
+	// recorded: the email is looked up by primary key per event (a LATERAL …
+	// LIMIT 1: as a plain join, the planner read every email of the user's
+	// campaigns to find a few), and the same lookup locks it. Events are
+	// walked in email id order, so every batch locks its emails in one order,
+	// and rows are inserted in key order, so two batches waiting on each
+	// other's uncommitted keys also wait in one direction: overlapping
+	// batches wait instead of deadlocking. The GROUP BY of v reads all of
+	// recorded before the UPDATE writes a row, so every lock is taken, in
+	// that order, before any update; the counters' trigger then locks campaign
+	// rows in campaign_id order.
+	//
+	// v folds the recorded events per email (an UPDATE … FROM applies one
+	// source row per target row): the earliest time of each kind, and of
+	// bounced/failed the earliest one. Transitions: opened and replied stamp
+	// their time once (the first recorded wins) whatever the status; sent
+	// moves queued to sent and stamps sent_at once, except on a failed email;
+	// bounced and failed are terminal and the first recorded wins (a bounce
+	// also stamps sent_at if no sent event came: a bounce reports a send).
+	// Every email with a recorded event is returned as it is after the
+	// update, with its owner and the ids of their events recorded now
+	// (user_id, event_ids): an event whose (user_id, id) is in no row was not
+	// recorded.
+	ApplyEmailEvents(ctx context.Context, arg ApplyEmailEventsParams) ([]ApplyEmailEventsRow, error)
 	// Claims an Idempotency-Key for a request: 1 row when this request is the
 	// first, 0 when the key exists. A concurrent claim of the same key waits
 	// here until the first transaction ends.
@@ -36,10 +56,11 @@ type Querier interface {
 	// Its emails go with it (ON DELETE CASCADE).
 	DeleteCampaign(ctx context.Context, arg DeleteCampaignParams) (int64, error)
 	EnsureEmailPartitions(ctx context.Context, arg EnsureEmailPartitionsParams) ([]string, error)
-	// The caller's emails among the events RecordEmailEvents skipped: such an
-	// event is a duplicate when its email is its user's (and the email, as it
-	// is, answers a repeated single event without another read), not found
-	// otherwise. Looked up by primary key per pair, as in RecordEmailEvents.
+	// The caller's emails among the events ApplyEmailEvents did not record:
+	// such an event is a duplicate when its email is its user's (and the
+	// email, as it is, answers a repeated single event without another read),
+	// not found otherwise. Looked up by primary key per pair, as in
+	// ApplyEmailEvents.
 	FindOwnedEmails(ctx context.Context, arg FindOwnedEmailsParams) ([]FindOwnedEmailsRow, error)
 	// Authenticates a request: one indexed lookup on the unique key_hash, joined
 	// to the owner so a deactivated user's keys stop working too. It leaves out
@@ -112,23 +133,6 @@ type Querier interface {
 	// its email already moved).
 	PurgeEmailEvents(ctx context.Context, before time.Time) (int64, error)
 	PurgeIdempotencyKeys(ctx context.Context, before time.Time) (int64, error)
-	// Tracking events, applied in batches by internal/ingest: each batch is one
-	// transaction of RecordEmailEvents, then FindOwnedEmails for the events it
-	// did not record (if any), then ApplyEmailEvents for those it did. The
-	// arrays are the batch's events, at most EVENT_BATCH_MAX of them, which
-	// bounds these :many queries (sqlc.yaml many-is-bounded). docs/writes.md
-	// describes the transitions.
-	// Records the events whose email exists and belongs to the event's user,
-	// once per (user_id, event_id): a retried event conflicts and is skipped.
-	// Returns the events recorded now. The check is a LATERAL … LIMIT 1 so
-	// that each event looks its email up by primary key (as a plain join, the
-	// planner read every email of the user's campaigns to find a few), and the
-	// same lookup locks the email for ApplyEmailEvents: the events are walked
-	// in email id order, so every batch locks its emails in one order and two
-	// batches that share emails wait instead of deadlocking. Rows are then
-	// inserted in key order, so two batches waiting on each other's
-	// uncommitted keys also wait in one direction.
-	RecordEmailEvents(ctx context.Context, arg RecordEmailEventsParams) ([]RecordEmailEventsRow, error)
 	// Revoking twice keeps the first revocation time.
 	RevokeAPIKey(ctx context.Context, id uuid.UUID) (RevokeAPIKeyRow, error)
 	SaveIdempotentResponse(ctx context.Context, arg SaveIdempotentResponseParams) error

@@ -76,17 +76,25 @@ func NewStore(pool *pgxpool.Pool, poolTimeout time.Duration, opts ...StoreOption
 func (s *PgStore) Pool() *pgxpool.Pool { return s.conn.pool }
 
 func (s *PgStore) InTx(ctx context.Context, opts TxOptions, fn func(Querier) error) error {
-	attempts := opts.MaxAttempts
+	return Classify("transaction", Retry(ctx, opts.MaxAttempts, func() error { return s.runTx(ctx, opts, fn) }))
+}
+
+// Retry runs fn, a transaction or a single statement (its own implicit
+// transaction), again while it fails with a serialization failure or a
+// deadlock, up to attempts runs in all (3 when attempts <= 0), backing off
+// between runs. fn must be safe to run again: what a failed run wrote was
+// rolled back.
+func Retry(ctx context.Context, attempts int, fn func() error) error {
 	if attempts <= 0 {
 		attempts = defaultTxAttempts
 	}
 	for attempt := 1; ; attempt++ {
-		err := s.runTx(ctx, opts, fn)
+		err := fn()
 		if err == nil || !retryable(err) || attempt == attempts {
-			return Classify("transaction", err)
+			return err
 		}
 		if err := sleepBackoff(ctx, attempt); err != nil {
-			return Classify("transaction", err)
+			return err
 		}
 	}
 }

@@ -147,7 +147,7 @@ func (k *killableDB) waitForBackend(ctx context.Context, admin *pgx.Conn) int {
 	for time.Now().Before(deadline) {
 		var pid int
 		err := admin.QueryRow(ctx, `SELECT pid FROM pg_stat_activity
-			WHERE wait_event_type = 'Lock' AND query LIKE '%RecordEmailEvents%' LIMIT 1`).Scan(&pid)
+			WHERE wait_event_type = 'Lock' AND query LIKE '%ApplyEmailEvents%' LIMIT 1`).Scan(&pid)
 		if err == nil {
 			return pid
 		}

@@ -519,9 +519,9 @@ func (q *queries) register(c *cache.Cache) error {
 	return nil
 }
 
-// ApplyEmailEvents writes campaign_email_counts, emails; see
+// ApplyEmailEvents writes campaign_email_counts, email_events, emails; see
 // bumpApplyEmailEvents.
-func (s *Store) ApplyEmailEvents(ctx context.Context, arg db.ApplyEmailEventsParams) ([]db.Email, error) {
+func (s *Store) ApplyEmailEvents(ctx context.Context, arg db.ApplyEmailEventsParams) ([]db.ApplyEmailEventsRow, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.ApplyEmailEvents(wctx, arg)
 	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) {
@@ -530,7 +530,7 @@ func (s *Store) ApplyEmailEvents(ctx context.Context, arg db.ApplyEmailEventsPar
 	return r, err
 }
 
-func (t *txQuerier) ApplyEmailEvents(ctx context.Context, arg db.ApplyEmailEventsParams) ([]db.Email, error) {
+func (t *txQuerier) ApplyEmailEvents(ctx context.Context, arg db.ApplyEmailEventsParams) ([]db.ApplyEmailEventsRow, error) {
 	r, err := t.inner.ApplyEmailEvents(ctx, arg)
 	t.collect(func(b *cache.Bumps) {
 		bumpApplyEmailEvents(ctx, t.inner, b, arg, r, err == nil)
@@ -547,6 +547,8 @@ func (t *txQuerier) ApplyEmailEvents(ctx context.Context, arg db.ApplyEmailEvent
 //   - campaign_email_counts.campaign_id>campaigns.user_id: RETURNING
 //     campaign_id (user_id looked up from campaign_id through
 //     ListCampaignOwners)
+//   - email_events.user_id: table-wide (rows not attributed (several
+//     writes, or a statement kind not analysed))
 //   - emails.campaign_id: RETURNING campaign_id (RETURNING)
 //   - emails.campaign_id>campaigns.user_id: RETURNING campaign_id (user_id
 //     looked up from campaign_id through ListCampaignOwners)
@@ -554,7 +556,7 @@ func (t *txQuerier) ApplyEmailEvents(ctx context.Context, arg db.ApplyEmailEvent
 func bumpApplyEmailEvents(
 	ctx context.Context, q db.Querier, b *cache.Bumps,
 	arg db.ApplyEmailEventsParams,
-	r []db.Email,
+	r []db.ApplyEmailEventsRow,
 	ok bool,
 ) {
 	b.Table(
@@ -564,6 +566,7 @@ func bumpApplyEmailEvents(
 		"campaign_email_counts#replied",
 		"campaign_email_counts#sent",
 		"campaign_email_counts#total",
+		"email_events",
 		"emails#bounce_reason",
 		"emails#bounced_at",
 		"emails#is_opened",
@@ -648,6 +651,7 @@ func bumpApplyEmailEvents(
 			"status",
 		)
 	}
+	b.Wide("email_events.user_id", "")
 	if ok {
 		for _, v := range r {
 			b.Value(
@@ -1612,44 +1616,6 @@ func bumpPurgeIdempotencyKeys(
 ) {
 	b.Table("idempotency_keys")
 	b.Wide("idempotency_keys.owner", "")
-}
-
-// RecordEmailEvents writes email_events; see bumpRecordEmailEvents.
-func (s *Store) RecordEmailEvents(ctx context.Context, arg db.RecordEmailEventsParams) ([]db.RecordEmailEventsRow, error) {
-	wctx, w := trackWrites(ctx)
-	r, err := s.inner.RecordEmailEvents(wctx, arg)
-	s.afterWrite(ctx, w, true, err, func(b *cache.Bumps) {
-		bumpRecordEmailEvents(ctx, s.inner, b, arg, r, err == nil)
-	})
-	return r, err
-}
-
-func (t *txQuerier) RecordEmailEvents(ctx context.Context, arg db.RecordEmailEventsParams) ([]db.RecordEmailEventsRow, error) {
-	r, err := t.inner.RecordEmailEvents(ctx, arg)
-	t.collect(func(b *cache.Bumps) {
-		bumpRecordEmailEvents(ctx, t.inner, b, arg, r, err == nil)
-	})
-	return r, err
-}
-
-// bumpRecordEmailEvents collects what RecordEmailEvents invalidates; ok is
-// false when the statement failed with an unknown outcome, so RETURNING
-// values are missing.
-//   - email_events.user_id: RETURNING user_id (RETURNING)
-func bumpRecordEmailEvents(
-	ctx context.Context, q db.Querier, b *cache.Bumps,
-	arg db.RecordEmailEventsParams,
-	r []db.RecordEmailEventsRow,
-	ok bool,
-) {
-	b.Table("email_events")
-	if ok {
-		for _, v := range r {
-			b.Value("email_events.user_id", v.UserID[:], "")
-		}
-	} else {
-		b.Wide("email_events.user_id", "")
-	}
 }
 
 // RevokeAPIKey writes api_keys; see bumpRevokeAPIKey.

@@ -7,8 +7,8 @@ package dbmeta
 var Queries = []Query{
 	{
 		Name: "ApplyEmailEvents", Kind: ":many",
-		Reads:  nil,
-		Writes: []string{"campaign_email_counts", "emails"},
+		Reads:  []string{"campaigns", "emails"},
+		Writes: []string{"campaign_email_counts", "email_events", "emails"},
 	},
 	{
 		Name: "ClaimIdempotencyKey", Kind: ":execrows",
@@ -144,11 +144,6 @@ var Queries = []Query{
 		Name: "PurgeIdempotencyKeys", Kind: ":execrows",
 		Reads:  nil,
 		Writes: []string{"idempotency_keys"},
-	},
-	{
-		Name: "RecordEmailEvents", Kind: ":many",
-		Reads:  []string{"campaigns", "emails"},
-		Writes: []string{"email_events"},
 	},
 	{
 		Name: "RevokeAPIKey", Kind: ":one",

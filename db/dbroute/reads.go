@@ -7,7 +7,10 @@ import "github.com/replyrocket/replyrocket/db/dbmeta"
 // the key's user, so no read-your-writes marker applies) must stop working
 // at once, not after a replica's lag; and the cache, which serves nearly
 // every lookup, then reloads a revoked key from the primary too.
-var primaryReads = map[string]bool{"GetAPIKeyByHash": true}
+// FindOwnedEmails answers a repeated tracking event with its email right
+// after the batch that applied the first one committed, whichever users
+// the batch held (no one marker covers it): a replica may not have it yet.
+var primaryReads = map[string]bool{"GetAPIKeyByHash": true, "FindOwnedEmails": true}
 
 // ReplicaReads are the sqlc queries a replica may serve (Options.ReadOnly):
 // the read-only ones as the generator derived them from their SQL

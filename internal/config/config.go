@@ -154,7 +154,7 @@ type Monitor struct {
 type Events struct {
 	BatchMax      int           `env:"EVENT_BATCH_MAX" envDefault:"500" help:"a batch of events closes once it holds this many, 1–10000" section:"server"`
 	BatchWait     time.Duration `env:"EVENT_BATCH_WAIT" envDefault:"2ms" help:"…or this long after its first event (up to 1s); it keeps filling while EVENT_BATCH_IN_FLIGHT batches run" section:"server"`
-	BatchInFlight int           `env:"EVENT_BATCH_IN_FLIGHT" envDefault:"4" help:"batches applied at once, each on a connection of the request pool, 1–64" section:"server"`
+	BatchInFlight int           `env:"EVENT_BATCH_IN_FLIGHT" envDefault:"2" help:"batches applied at once, each on a connection of the request pool, 1–64" section:"server"`
 	DedupTTL      time.Duration `env:"EVENT_DEDUP_TTL" envDefault:"168h" help:"how long an event id is remembered, so that a retry is a no-op (purged hourly)" section:"server"`
 }
 

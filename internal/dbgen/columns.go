@@ -41,11 +41,18 @@ func Slots(q *parsed, tables Tables, schema *Schema) (reads, writes []string) {
 
 // writeSlots: tables written only through UPDATE targets of known columns
 // (by the statement or by triggers) get column slots, every other written
-// table (inserted, deleted, cascaded to) the whole-table slot. When the
-// statement makes another kind of write than an UPDATE, every table it
-// writes itself gets the whole-table slot.
+// table (inserted, deleted, cascaded to) the whole-table slot. A table the
+// statement writes through another kind of statement than an UPDATE (an
+// upsert, a MERGE, a DELETE's foreign-key actions) gets the whole-table
+// slot; a CTE's INSERT into an unrelated table leaves an UPDATE's columns
+// as they are.
 func writeSlots(q *parsed, tables Tables, schema *Schema) []string {
-	otherWrite := slices.ContainsFunc(writeOps(q.tree), func(op writeOp) bool { _, ok := op.stmt.(*pg_query.UpdateStmt); return !ok })
+	otherWrite := map[string]bool{}
+	for _, op := range writeOps(q.tree) {
+		if _, ok := op.stmt.(*pg_query.UpdateStmt); !ok {
+			schema.markWithChildren(schema.parent(relName(op.rel)), otherWrite)
+		}
+	}
 	evs := statementEvents(q.tree, schema, q.ctes)
 	direct := eventTables(evs)
 	for _, ev := range schema.triggerEvents(evs) {
@@ -57,7 +64,7 @@ func writeSlots(q *parsed, tables Tables, schema *Schema) []string {
 	// written whole; the others by the columns they set.
 	whole, updated := map[string]bool{}, map[string][]string{}
 	for _, ev := range evs {
-		if ev.kind != "UPDATE" || ev.columns == nil || otherWrite && direct[ev.table] || slices.ContainsFunc(ev.columns, func(c string) bool { return !schema.hasColumn(ev.table, c) }) {
+		if ev.kind != "UPDATE" || ev.columns == nil || otherWrite[ev.table] || slices.ContainsFunc(ev.columns, func(c string) bool { return !schema.hasColumn(ev.table, c) }) {
 			whole[ev.table] = true
 		}
 		updated[ev.table] = union(updated[ev.table], ev.columns...)
@@ -149,3 +156,17 @@ func (s *Schema) insertColumns(ins *pg_query.InsertStmt, table string) []string 
 }
 
 func (s *Schema) hasColumn(t, c string) bool { return slices.Contains(s.Columns[t], c) }
+
+// markWithChildren marks table and, through foreign keys, every table
+// whose rows a write of it may change by a foreign-key action.
+func (s *Schema) markWithChildren(table string, marked map[string]bool) {
+	if marked[table] {
+		return
+	}
+	marked[table] = true
+	for _, fk := range s.FKs {
+		if fk.Parent == table {
+			s.markWithChildren(fk.Child, marked)
+		}
+	}
+}

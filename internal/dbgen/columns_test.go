@@ -44,7 +44,8 @@ func TestSlots(t *testing.T) {
 		{"update of a key cascades nothing here", `UPDATE campaigns SET name = coalesce(sqlc.narg('name'), name) WHERE id = @id`, nil, []string{"campaigns#name"}},
 		{"insert is whole table", `INSERT INTO campaigns (user_id, name) VALUES (@u, @n)`, nil, []string{"campaigns"}},
 		{"delete and its cascade are whole tables", `DELETE FROM campaigns WHERE id = @id`, nil, []string{"campaigns", "emails"}},
-		{"data-modifying cte with an update is whole", `WITH d AS (DELETE FROM emails RETURNING id) UPDATE users SET name = 'x'`, nil, []string{"emails", "users"}},
+		{"data-modifying cte of another table leaves the update's columns", `WITH d AS (DELETE FROM emails RETURNING id) UPDATE users SET name = 'x'`, nil, []string{"emails", "users#name"}},
+		{"data-modifying cte of a parent makes the update whole", `WITH d AS (DELETE FROM campaigns RETURNING id) UPDATE emails SET body = 'x'`, nil, []string{"campaigns", "emails"}},
 		// A column the schema does not list may be read by anything: the
 		// table stays whole even when a later UPDATE names known columns.
 		{"update of an unlisted column is whole", `WITH a AS (UPDATE users SET name = 'x' RETURNING id) UPDATE users SET nickname = 'y' WHERE id IN (SELECT id FROM a)`,

@@ -180,10 +180,33 @@ var writeScopeCases = []struct {
 		"emails.campaign_id>campaigns.user_id: table-wide (its rows' campaigns.user_id is not known)",
 		"emails.id: each row's @id (VALUES)",
 	}},
-	{"two writes are not attributed", ":exec", `WITH d AS (DELETE FROM notes WHERE id = @id RETURNING campaign_id) UPDATE campaigns SET name = 'x' WHERE id IN (SELECT campaign_id FROM d)`, []string{
+	// The top-level UPDATE is attributed as it would be alone (its ids come
+	// from d, so unknown); it sets name only, which moves no email between
+	// users. The CTE's DELETE is not attributed.
+	{"a CTE's write is not attributed, the top-level one is", ":exec", `WITH d AS (DELETE FROM notes WHERE id = @id RETURNING campaign_id) UPDATE campaigns SET name = 'x' WHERE id IN (SELECT campaign_id FROM d)`, []string{
+		"campaigns.id: table-wide (its rows' id is not known)",
+		"campaigns.user_id: table-wide (its rows' user_id is not known)",
+		"notes.campaign_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+		"notes.campaign_id>campaigns.user_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+		"notes.id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+	}},
+	// ApplyEmailEvents' shape: a CTE records rows of another table, the
+	// UPDATE's RETURNING names the rows it changed.
+	{"a CTE's insert leaves the update's RETURNING attributed", ":many", `WITH r AS (INSERT INTO notes (id, campaign_id, body) SELECT @id, @c, 'x' RETURNING campaign_id) UPDATE campaigns c SET name = 'x' FROM r WHERE c.id = r.campaign_id RETURNING c.id, c.user_id`, []string{
+		"campaigns.id: RETURNING id (RETURNING)",
+		"campaigns.user_id: RETURNING user_id (RETURNING)",
+		"notes.campaign_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+		"notes.campaign_id>campaigns.user_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+		"notes.id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+	}},
+	// A CTE deleting the UPDATE's parent rows cascades into its table:
+	// neither write is attributed there.
+	{"a CTE's cascade into the update's table is not attributed", ":many", `WITH d AS (DELETE FROM campaigns WHERE id = @id RETURNING id) UPDATE emails SET body = 'x' WHERE id = @e RETURNING id`, []string{
 		"campaigns.id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
 		"campaigns.user_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
-		"emails.campaign_id>campaigns.user_id: table-wide (rows of campaigns not attributed)",
+		"emails.campaign_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+		"emails.campaign_id>campaigns.user_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
+		"emails.id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
 		"notes.campaign_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
 		"notes.campaign_id>campaigns.user_id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",
 		"notes.id: table-wide (rows not attributed (several writes, or a statement kind not analysed))",

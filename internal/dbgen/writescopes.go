@@ -28,12 +28,24 @@ type rowChange struct {
 // values reach the Go result.
 func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable usableFunc) []ScopeWrite {
 	changes := map[string]*rowChange{}
-	// With more than one write statement, rows are not attributed to them.
+	// The top-level statement's rows are attributed to it (its WHERE, its
+	// VALUES, its RETURNING). A table that another statement writes too (a
+	// CTE's INSERT, UPDATE or DELETE, or its foreign-key actions) has rows
+	// no one statement accounts for: not attributed, so wide.
 	ops := writeOps(q.tree)
-	if len(ops) > 0 && ops[0].stmt == topStatement(q.tree) && !slices.ContainsFunc(ops, func(op writeOp) bool { return op.stmt != ops[0].stmt }) {
-		if c := directChange(ops[0], kind, &env{schema: schema, params: q.params, ctes: q.ctes}); c != nil {
+	if len(ops) > 0 && ops[0].stmt == topStatement(q.tree) {
+		others := map[string]bool{}
+		for _, op := range ops {
+			if op.stmt != ops[0].stmt {
+				schema.markWithChildren(schema.parent(relName(op.rel)), others)
+			}
+		}
+		if c := directChange(ops[0], kind, &env{schema: schema, params: q.params, ctes: q.ctes}); c != nil && !others[c.table] {
 			changes[c.table] = c
 			cascade(c, schema, changes, tables)
+			for t := range others {
+				delete(changes, t)
+			}
 		}
 	}
 	// Tables the statement writes itself (or through foreign-key actions);

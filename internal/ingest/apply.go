@@ -13,77 +13,69 @@ type eventKey struct{ user, event uuid.UUID }
 
 type ownedKey struct{ user, email uuid.UUID }
 
-// apply runs one batch in one transaction: record the events (skipping
-// known ids and other users' or unknown emails), tell duplicates from
-// unknown emails for those not recorded, and apply the recorded ones.
-// Lock order, the same in every batch: email_events keys in (user_id,
-// event_id) order, then emails rows in id order, then counter rows in
-// campaign_id order (the trigger's) — so overlapping batches wait for
-// each other and never deadlock. A retried transaction (InTx retries
-// serialization failures and deadlocks) starts its results afresh.
+// apply runs one batch as one statement (ApplyEmailEvents: its own
+// implicit transaction, so one round trip and no BEGIN or COMMIT of
+// ours): record the events (skipping known ids and other users' or
+// unknown emails) and apply the recorded ones; then, for the events it did
+// not record, tell duplicates from unknown emails. Lock order, the same in
+// every batch: emails rows in id order, email_events keys in (user_id,
+// event_id) order, then counter rows in campaign_id order (the trigger's)
+// — so overlapping batches wait for each other and never deadlock; a
+// deadlock with another kind of write is retried (db.Retry), the
+// statement having written nothing.
 func apply(ctx context.Context, store db.Store, events []Event) ([]Result, error) {
-	var results []Result
-	err := store.InTx(ctx, db.TxOptions{}, func(q db.Querier) error {
-		var err error
-		results, err = applyTx(ctx, q, events)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("apply a batch of %d events: %w", len(events), err)
-	}
-	return results, nil
-}
-
-func applyTx(ctx context.Context, q db.Querier, events []Event) ([]Result, error) {
 	results := make([]Result, len(events))
 	// An id twice in one batch: only its first event goes to the
 	// database; the others take its outcome (a duplicate, once it was
 	// recorded).
 	first := make(map[eventKey]int, len(events))
-	var rec db.RecordEmailEventsParams
+	var arg db.ApplyEmailEventsParams
 	for i, e := range events {
 		k := eventKey{e.UserID, e.ID}
 		if _, dup := first[k]; dup {
 			continue
 		}
 		first[k] = i
-		rec.UserIds = append(rec.UserIds, e.UserID)
-		rec.EventIds = append(rec.EventIds, e.ID)
-		rec.EmailIds = append(rec.EmailIds, e.EmailID)
-		rec.Kinds = append(rec.Kinds, string(e.Kind))
-		rec.Ats = append(rec.Ats, e.At)
+		arg.UserIds = append(arg.UserIds, e.UserID)
+		arg.EventIds = append(arg.EventIds, e.ID)
+		arg.EmailIds = append(arg.EmailIds, e.EmailID)
+		arg.Kinds = append(arg.Kinds, string(e.Kind))
+		arg.Ats = append(arg.Ats, e.At)
+		arg.Reasons = append(arg.Reasons, e.Reason)
 	}
-	recorded, err := q.RecordEmailEvents(ctx, rec)
+	var rows []db.ApplyEmailEventsRow
+	err := db.Retry(ctx, 0, func() (err error) {
+		rows, err = store.ApplyEmailEvents(ctx, arg)
+		return err
+	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("apply a batch of %d events: %w", len(events), err)
 	}
-	fresh := make(map[eventKey]bool, len(recorded))
-	for _, r := range recorded {
-		fresh[eventKey{r.UserID, r.EventID}] = true
+	// The events recorded now, each with its email after the batch.
+	recorded := make(map[eventKey]*db.Email, len(arg.EventIds))
+	for i := range rows {
+		email := appliedEmail(rows[i])
+		for _, id := range rows[i].EventIds {
+			recorded[eventKey{rows[i].UserID, id}] = email
+		}
 	}
-	var apply db.ApplyEmailEventsParams
 	var unrecorded []int
 	for i, e := range events {
 		k := eventKey{e.UserID, e.ID}
-		switch {
+		switch email := recorded[k]; {
 		case first[k] != i:
-		case fresh[k]:
-			results[i].Outcome = Applied
-			apply.EmailIds = append(apply.EmailIds, e.EmailID)
-			apply.Kinds = append(apply.Kinds, string(e.Kind))
-			apply.Ats = append(apply.Ats, e.At)
-			apply.Reasons = append(apply.Reasons, e.Reason)
+		case email != nil:
+			if email.ID != e.EmailID {
+				// The statement records an event only on its own email.
+				return nil, fmt.Errorf("apply a batch of %d events: event %s recorded on email %s, not on its own %s", len(events), e.ID, email.ID, e.EmailID)
+			}
+			results[i] = Result{Outcome: outcome(e, email), Email: email}
 		default:
 			unrecorded = append(unrecorded, i)
 		}
 	}
-	if err := classifyUnrecorded(ctx, q, events, unrecorded, results); err != nil {
-		return nil, err
-	}
-	if len(apply.EmailIds) > 0 {
-		if err := applyRecorded(ctx, q, events, apply, results); err != nil {
-			return nil, err
-		}
+	if err := classifyUnrecorded(ctx, store, events, unrecorded, results); err != nil {
+		return nil, fmt.Errorf("apply a batch of %d events: classify %d not recorded: %w", len(events), len(unrecorded), err)
 	}
 	for i, e := range events {
 		if f := first[eventKey{e.UserID, e.ID}]; f != i {
@@ -96,36 +88,12 @@ func applyTx(ctx context.Context, q db.Querier, events []Event) ([]Result, error
 	return results, nil
 }
 
-// applyRecorded applies the recorded events to their emails and sets
-// their results from the emails' rows after it.
-func applyRecorded(ctx context.Context, q db.Querier, events []Event, apply db.ApplyEmailEventsParams, results []Result) error {
-	rows, err := q.ApplyEmailEvents(ctx, apply)
-	if err != nil {
-		return err
-	}
-	byID := make(map[uuid.UUID]*db.Email, len(rows))
-	for i := range rows {
-		byID[rows[i].ID] = &rows[i]
-	}
-	for i, e := range events {
-		if results[i].Outcome != Applied {
-			continue
-		}
-		row := byID[e.EmailID]
-		if row == nil {
-			// Recorded means the email existed and was the user's, in this
-			// transaction: its row is locked and cannot have gone.
-			return fmt.Errorf("email %s of a recorded event was not updated", e.EmailID)
-		}
-		results[i] = Result{Outcome: outcome(e, row), Email: row}
-	}
-	return nil
-}
-
-// classifyUnrecorded sets the outcome of the events RecordEmailEvents did
+// classifyUnrecorded sets the outcome of the events ApplyEmailEvents did
 // not record: a duplicate when the email is the user's, with the email as
 // it is (a repeated single event answers with it), not found otherwise (an
-// unknown email, or another user's).
+// unknown email, or another user's). It reads after the batch committed,
+// on the primary (dbroute's primaryReads), so a duplicate's email has the
+// batch's changes.
 func classifyUnrecorded(ctx context.Context, q db.Querier, events []Event, idx []int, results []Result) error {
 	if len(idx) == 0 {
 		return nil
@@ -150,6 +118,15 @@ func classifyUnrecorded(ctx context.Context, q db.Querier, events []Event, idx [
 		}
 	}
 	return nil
+}
+
+func appliedEmail(r db.ApplyEmailEventsRow) *db.Email {
+	return &db.Email{
+		ID: r.ID, CampaignID: r.CampaignID, Recipient: r.Recipient, Subject: r.Subject, Body: r.Body,
+		Status: r.Status, SentAt: r.SentAt, IsOpened: r.IsOpened, OpenedAt: r.OpenedAt,
+		IsReplied: r.IsReplied, RepliedAt: r.RepliedAt, CreatedAt: r.CreatedAt,
+		BouncedAt: r.BouncedAt, BounceReason: r.BounceReason,
+	}
 }
 
 func ownedEmail(o db.FindOwnedEmailsRow) *db.Email {

@@ -84,7 +84,7 @@ type Config struct {
 const (
 	DefaultMaxEvents = 500
 	DefaultMaxWait   = 2 * time.Millisecond
-	DefaultInFlight  = 4
+	DefaultInFlight  = 2
 	DefaultTimeout   = 10 * time.Second
 )
 
