@@ -1,9 +1,10 @@
 // Package ingest applies tracking events (sent, opened, replied, bounced,
 // failed) to emails in group commits: events submitted concurrently are
-// collected into a batch, and a batch is applied in one transaction of
-// set-based statements (queries/events.sql), through the store it is given
-// — the caching decorator, so the batch invalidates what its statements
-// write like any other write. A batch closes when it holds MaxEvents
+// collected into a batch, and a batch is applied by one set-based
+// statement, its own transaction (ApplyEmailEvents in
+// queries/events.sql), through the store it is given — the caching
+// decorator, so the batch invalidates what it writes like any other
+// write. A batch closes when it holds MaxEvents
 // events or MaxWait after its first event, whichever comes first, and
 // stays open past MaxWait while InFlight batches are already running, so
 // batches grow with the load instead of queueing.
