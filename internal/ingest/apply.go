@@ -120,6 +120,10 @@ func classifyUnrecorded(ctx context.Context, q db.Querier, events []Event, idx [
 	return nil
 }
 
+// appliedEmail and ownedEmail copy sqlc's flat rows into db.Email.
+// sqlc.embed(e) would return the Email itself, but dbgen reads a write's
+// RETURNING by column, and an embedded row's values would bump every
+// scope of ApplyEmailEvents table-wide (tried); the copy is the price.
 func appliedEmail(r db.ApplyEmailEventsRow) *db.Email {
 	return &db.Email{
 		ID: r.ID, CampaignID: r.CampaignID, Recipient: r.Recipient, Subject: r.Subject, Body: r.Body,
