@@ -246,3 +246,60 @@ func TestRetainFailureLeavesCountersAndPartition(t *testing.T) {
 		t.Fatalf("partitions after the failed retire: %v, %v", names(rep), err)
 	}
 }
+
+// Tracking events update emails in place: every partition, however it was
+// created, leaves room on its pages (schema/00007), so that an update of a
+// packed partition stays on its page (HOT) instead of adding index entries.
+func TestPartitionsLeaveRoomForEventUpdates(t *testing.T) {
+	s, pool, c := setup(t)
+	ctx := context.Background()
+	insertAt(t, s, c.ID, 2, time.Date(2031, 5, 3, 0, 0, 0, 0, time.UTC)) // lands in default, moved by ensure
+	if _, err := EnsureRange(ctx, s, month(2031, 3), month(2031, 5)); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := pool.Query(ctx, `
+		SELECT c.relname, coalesce(array_to_string(c.reloptions, ','), '')
+		FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'emails'::regclass ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	options := map[string]string{}
+	for rows.Next() {
+		var name, opts string
+		if err := rows.Scan(&name, &opts); err != nil {
+			t.Fatal(err)
+		}
+		options[name] = opts
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"emails_default", "emails_p203103", "emails_p203104", "emails_p203105"} {
+		if got := options[name]; got != "fillfactor=80" {
+			t.Errorf("%s has options %q, want fillfactor=80 (all: %v)", name, got, options)
+		}
+	}
+
+	// 400 rows fill several pages; one in ten is opened, a few a page.
+	inserted := dbfixture.Emails(t, s, c.ID, 400, time.Date(2031, 3, 9, 0, 0, 0, 0, time.UTC))
+	var opened []uuid.UUID
+	for i := 0; i < len(inserted); i += 10 {
+		opened = append(opened, inserted[i].ID)
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "UPDATE emails SET is_opened = true, opened_at = now() WHERE id = ANY($1)", opened); err != nil {
+		t.Fatal(err)
+	}
+	var hot int
+	if err := tx.QueryRow(ctx, "SELECT pg_stat_get_xact_tuples_hot_updated('emails_p203103'::regclass)").Scan(&hot); err != nil {
+		t.Fatal(err)
+	}
+	if hot != len(opened) {
+		t.Fatalf("%d of %d opens were HOT updates; want all, each staying on its page", hot, len(opened))
+	}
+}
