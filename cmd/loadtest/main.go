@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.IntVar(&o.EmailsPerCampaign, "emails-per-campaign", 1000, "seeded emails per campaign")
 	fs.IntVar(&o.Months, "months", 12, "months the emails are spread over")
 	fs.StringVar(&envList, "env", "", "extra environment of the app instances, NAME=VALUE,… (e.g. DB_POOL_SIZE=8)")
-	fs.StringVar(&o.ProfileDir, "profile", "", "write pprof profiles of each app instance's campaign-by-id run into DIR/cached and DIR/uncached, and of the bare server's run into DIR/bare")
+	fs.StringVar(&o.ProfileDir, "profile", "", "write pprof profiles of each app instance's campaign-by-id run into DIR/cached and DIR/uncached, and of the bare server's run into DIR/bare; with -events, of the app during each scenario into DIR/single and DIR/bulk-N")
 	fs.StringVar(&o.Generator, "generator", loadtest.GeneratorVegeta, "what drives the GET scenarios and -events' single and bulk posts: vegeta (in process) or wrk (a light generator in its own process, for the CPU ratios; the open scenario and the paced phase stay on vegeta)")
 	fs.StringVar(&o.Only, "only", "", "run only the scenarios whose names contain one of these comma-separated words")
 	fs.BoolVar(&scale, "scale", false, "run the scale benchmark instead (seeds millions of emails: minutes, gigabytes)")
@@ -83,7 +83,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if eo.BulkSizes, err = parseBulkSizes(bulkSizes); err != nil {
 			return err
 		}
-		eo.Exe, eo.Concurrency, eo.Duration, eo.Warmup, eo.Env, eo.Generator = exe, o.Concurrency, o.Duration, o.Warmup, o.Env, o.Generator
+		eo.Exe, eo.Concurrency, eo.Duration, eo.Warmup, eo.Env, eo.Generator, eo.ProfileDir = exe, o.Concurrency, o.Duration, o.Warmup, o.Env, o.Generator, o.ProfileDir
 		return loadtest.RunEvents(ctx, eo, stdout)
 	}
 	if scale {

@@ -43,9 +43,13 @@ type EventsOptions struct {
 	// process) or GeneratorWrk (events.lua; the paced phase stays on
 	// vegeta, which paces and wrk does not).
 	Generator string
-	Env       map[string]string
-	Getenv    func(string) string
-	Log       io.Writer
+	// ProfileDir, when set, receives the app's CPU, heap, allocs, mutex and
+	// block profiles during each scenario, in ProfileDir/single and
+	// ProfileDir/bulk-N.
+	ProfileDir string
+	Env        map[string]string
+	Getenv     func(string) string
+	Log        io.Writer
 }
 
 // pgbenchEventSQL is the reference: the one-row update of an open,
@@ -78,6 +82,9 @@ func RunEvents(ctx context.Context, o EventsOptions, out io.Writer) error {
 		return err
 	}
 	env := map[string]string{"APP_ENV": "prod", "DATABASE_URL": url, "PORT": "0", "ADMIN_API_KEY": ds.adminKey, "RATE_LIMIT_DISABLED": "true"}
+	if o.ProfileDir != "" {
+		env["PPROF_ENABLED"] = "true"
+	}
 	for k, v := range o.Env {
 		env[k] = v
 	}
@@ -96,12 +103,14 @@ func RunEvents(ctx context.Context, o EventsOptions, out io.Writer) error {
 	}
 	single := target{name: "single events (80 % opened, 20 % replied)", srv: app, method: "POST", key: ds.key, status: http.StatusOK,
 		url: singleEvent(app, ids)}
-	// per is the events per request of each scenario (1 for single).
-	targets, per := []target{single}, []int{1}
+	// per is the events per request of each scenario (1 for single), and
+	// profileDirs where its profiles go under -profile.
+	targets, per, profileDirs := []target{single}, []int{1}, []string{"single"}
 	for _, n := range o.BulkSizes {
 		targets = append(targets, target{name: fmt.Sprintf("bulk events (%d per request)", n), srv: app, method: "POST", key: ds.key,
 			status: http.StatusOK, url: func(uint64) string { return app.url("/api/v1/events") }, bodyOf: bulkEvents(ids, n)})
 		per = append(per, n)
+		profileDirs = append(profileDirs, fmt.Sprintf("bulk-%d", n))
 	}
 	if o.Generator == GeneratorWrk {
 		if err := scriptEvents(dir, ids, targets, per); err != nil {
@@ -116,12 +125,19 @@ func RunEvents(ctx context.Context, o EventsOptions, out io.Writer) error {
 			}
 		}
 		logf("%s: %d concurrent for %s", tg.name, o.Concurrency, o.Duration)
+		stopProfile := func() error { return nil }
+		if o.ProfileDir != "" {
+			stopProfile = profile(ctx, app, ds.adminKey, filepath.Join(o.ProfileDir, profileDirs[i]), o.Duration)
+		}
 		cpu0, err := cpuOf(app, pgPID)
 		if err != nil {
 			return err
 		}
 		r, err := drive(tg, o.Concurrency, o.Duration)
 		if err != nil {
+			return err
+		}
+		if err := stopProfile(); err != nil {
 			return err
 		}
 		cpu1, err := cpuOf(app, pgPID)
