@@ -43,7 +43,10 @@ type Querier interface {
 	// Every email with a recorded event is returned as it is after the
 	// update, with its owner and the ids of their events recorded now
 	// (user_id, event_ids): an event whose (user_id, id) is in no row was not
-	// recorded.
+	// recorded. The owner is read from the campaign joined on the foreign key
+	// (it equals v.user_id: only the owner's events are recorded), so that
+	// dbgen bumps each user's scopes from the returned rows instead of
+	// looking the owners up in another round trip after the write.
 	ApplyEmailEvents(ctx context.Context, arg ApplyEmailEventsParams) ([]ApplyEmailEventsRow, error)
 	// Claims an Idempotency-Key for a request: 1 row when this request is the
 	// first, 0 when the key exists. A concurrent claim of the same key waits

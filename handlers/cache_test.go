@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/replyrocket/replyrocket/internal/cache"
@@ -69,6 +70,14 @@ func TestCachedEndpointsSeeEveryWrite(t *testing.T) {
 			e.do("GET", stats, key, nil).want(200).json(&st)
 			if st.Opened != 1 {
 				t.Fatalf("statistics after an open: %+v", st)
+			}
+			// A bulk event's batch bumps the user's scopes from the owner
+			// each applied row returns.
+			e.do("POST", "/api/v1/events", key, map[string]any{"events": []map[string]any{{
+				"id": uuid.NewString(), "email_id": list[1].ID, "kind": "replied", "at": "2026-12-01T09:00:00Z"}}}).want(200)
+			e.do("GET", stats, key, nil).want(200).json(&st)
+			if st.Replied != 1 {
+				t.Fatalf("statistics after a bulk reply: %+v", st)
 			}
 			e.do("POST", "/api/v1/campaigns/"+c.ID.String()+"/emails", key, map[string]any{"emails": sampleEmails(2)}).want(201)
 			e.do("GET", summary, key, nil).want(200).json(&sum)

@@ -30,7 +30,10 @@
 -- Every email with a recorded event is returned as it is after the
 -- update, with its owner and the ids of their events recorded now
 -- (user_id, event_ids): an event whose (user_id, id) is in no row was not
--- recorded.
+-- recorded. The owner is read from the campaign joined on the foreign key
+-- (it equals v.user_id: only the owner's events are recorded), so that
+-- dbgen bumps each user's scopes from the returned rows instead of
+-- looking the owners up in another round trip after the write.
 -- name: ApplyEmailEvents :many
 WITH ev AS (
     -- unnest in the select list zips the arrays (sqlc does not know the
@@ -97,12 +100,13 @@ SET status = CASE
     opened_at = coalesce(e.opened_at, v.opened_at),
     is_replied = e.is_replied OR v.replied_at IS NOT NULL,
     replied_at = coalesce(e.replied_at, v.replied_at)
-FROM v
+FROM v, campaigns c
 WHERE e.id = v.email_id
   AND e.created_at = uuid7_time(v.email_id)
+  AND c.id = e.campaign_id
 RETURNING e.id, e.campaign_id, e.recipient, e.subject, e.body, e.status, e.sent_at,
           e.is_opened, e.opened_at, e.is_replied, e.replied_at, e.created_at,
-          e.bounced_at, e.bounce_reason, v.user_id, v.event_ids::uuid[] AS event_ids;
+          e.bounced_at, e.bounce_reason, c.user_id, v.event_ids::uuid[] AS event_ids;
 
 -- The caller's emails among the events ApplyEmailEvents did not record:
 -- such an event is a duplicate when its email is its user's (and the

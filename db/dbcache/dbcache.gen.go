@@ -545,13 +545,12 @@ func (t *txQuerier) ApplyEmailEvents(ctx context.Context, arg db.ApplyEmailEvent
 //     emails_counts_update: campaign_id from emails.campaign_id
 //     (RETURNING))
 //   - campaign_email_counts.campaign_id>campaigns.user_id: RETURNING
-//     campaign_id (user_id looked up from campaign_id through
-//     ListCampaignOwners)
+//     user_id (trigger emails_counts_update: campaign_id from
+//     emails.campaign_id>campaigns.user_id (RETURNING))
 //   - email_events.user_id: table-wide (rows not attributed (several
 //     writes, or a statement kind not analysed))
 //   - emails.campaign_id: RETURNING campaign_id (RETURNING)
-//   - emails.campaign_id>campaigns.user_id: RETURNING campaign_id (user_id
-//     looked up from campaign_id through ListCampaignOwners)
+//   - emails.campaign_id>campaigns.user_id: RETURNING user_id (RETURNING)
 //   - emails.id: RETURNING id (RETURNING)
 func bumpApplyEmailEvents(
 	ctx context.Context, q db.Querier, b *cache.Bumps,
@@ -600,33 +599,17 @@ func bumpApplyEmailEvents(
 			"total",
 		)
 	}
-	var keys1 []uuid.UUID
-	for _, v := range r {
-		keys1 = append(keys1, v.CampaignID)
-	}
-	if rows, found := resolve(ctx, q.ListCampaignOwners, keys1); ok && found {
-		for _, row := range rows {
+	if ok {
+		for _, v := range r {
 			b.Value(
 				"campaign_email_counts.campaign_id>campaigns.user_id",
-				row.UserID[:],
+				v.UserID[:],
 				"bounced",
 				"failed",
 				"opened",
 				"replied",
 				"sent",
 				"total",
-			)
-			b.Value(
-				"emails.campaign_id>campaigns.user_id",
-				row.UserID[:],
-				"bounce_reason",
-				"bounced_at",
-				"is_opened",
-				"is_replied",
-				"opened_at",
-				"replied_at",
-				"sent_at",
-				"status",
 			)
 		}
 	} else {
@@ -638,17 +621,6 @@ func bumpApplyEmailEvents(
 			"replied",
 			"sent",
 			"total",
-		)
-		b.Wide(
-			"emails.campaign_id>campaigns.user_id",
-			"bounce_reason",
-			"bounced_at",
-			"is_opened",
-			"is_replied",
-			"opened_at",
-			"replied_at",
-			"sent_at",
-			"status",
 		)
 	}
 	b.Wide("email_events.user_id", "")
@@ -670,6 +642,34 @@ func bumpApplyEmailEvents(
 	} else {
 		b.Wide(
 			"emails.campaign_id",
+			"bounce_reason",
+			"bounced_at",
+			"is_opened",
+			"is_replied",
+			"opened_at",
+			"replied_at",
+			"sent_at",
+			"status",
+		)
+	}
+	if ok {
+		for _, v := range r {
+			b.Value(
+				"emails.campaign_id>campaigns.user_id",
+				v.UserID[:],
+				"bounce_reason",
+				"bounced_at",
+				"is_opened",
+				"is_replied",
+				"opened_at",
+				"replied_at",
+				"sent_at",
+				"status",
+			)
+		}
+	} else {
+		b.Wide(
+			"emails.campaign_id>campaigns.user_id",
 			"bounce_reason",
 			"bounced_at",
 			"is_opened",

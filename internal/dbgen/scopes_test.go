@@ -152,6 +152,21 @@ var writeScopeCases = []struct {
 		"emails.campaign_id>campaigns.user_id: @user_id (WHERE)",
 		"emails.id: @id (WHERE)",
 	}},
+	// The parent joined on the foreign key gives each row's path value.
+	{"a path's value returned from the joined parent", ":many", `UPDATE emails e SET is_opened = true FROM campaigns c
+		WHERE e.id = ANY(@ids::uuid[]) AND c.id = e.campaign_id RETURNING e.id, c.user_id`, []string{
+		"emails.campaign_id: table-wide (its rows' campaign_id is not known)",
+		"emails.campaign_id>campaigns.user_id: RETURNING user_id (RETURNING)",
+		"emails.id: each of @ids (WHERE)",
+	}},
+	// A parent's column returned without the join on the key is not the
+	// row's path value.
+	{"a parent's column without the key join is not a path value", ":many", `UPDATE emails e SET is_opened = true FROM campaigns c
+		WHERE e.id = ANY(@ids::uuid[]) AND c.name = 'x' RETURNING e.id, c.user_id`, []string{
+		"emails.campaign_id: table-wide (its rows' campaign_id is not known)",
+		"emails.campaign_id>campaigns.user_id: table-wide (its rows' campaigns.user_id is not known)",
+		"emails.id: each of @ids (WHERE)",
+	}},
 	{"delete cascades with the parent's values", ":execrows", `DELETE FROM campaigns WHERE id = @id AND user_id = @uid`, []string{
 		"campaigns.id: @id (WHERE)",
 		"campaigns.user_id: @uid (WHERE)",
