@@ -289,9 +289,9 @@ func traced(c *rowChange) map[string]string {
 		return nil // MERGE
 	}
 	from := map[string]string{}
-	for col, vals := range c.known {
-		if vals = slices.Compact(vals); len(vals) == 1 && !vals[0].Many {
-			from[col] = vals[0].Param
+	for sc, w := range c.known {
+		if vals := slices.Compact(w.Values); !sc.IsPath() && len(vals) == 1 && !vals[0].Many {
+			from[sc.Column] = vals[0].Param
 		}
 	}
 	return from

@@ -16,11 +16,10 @@ type rowChange struct {
 	// updated are the columns an UPDATE sets; nil means rows are added or
 	// removed (INSERT, DELETE, COPY, cascade).
 	updated []string
-	// known are the values of columns the changed rows carry, and paths
-	// those of path scopes by name; why says where they come from.
-	known map[string][]valueRef
-	paths map[string][]valueRef
-	why   map[string]string
+	// known are the values the changed rows carry (Values, and Why where
+	// from) in a column, keyed by a ScopeDef of Table and Column, or in a
+	// path scope.
+	known map[ScopeDef]ScopeWrite
 }
 
 // WriteScopes derives what a write bumps in every scope of every table it
@@ -97,7 +96,19 @@ func untracedTriggerWrites(tables Tables, direct map[string]bool, ws []ScopeWrit
 }
 
 func newRowChange(table string) *rowChange {
-	return &rowChange{table: table, known: map[string][]valueRef{}, paths: map[string][]valueRef{}, why: map[string]string{}}
+	return &rowChange{table: table, known: map[ScopeDef]ScopeWrite{}}
+}
+
+// add records that the rows carry vals in sc, unless known already.
+func (c *rowChange) add(sc ScopeDef, vals []valueRef, why string) {
+	if _, ok := c.known[sc]; !ok && len(vals) > 0 {
+		c.known[sc] = ScopeWrite{Values: vals, Why: why}
+	}
+}
+
+// col is the values of column col of the changed rows.
+func (c *rowChange) col(col string) []valueRef {
+	return c.known[ScopeDef{Table: c.table, Column: col}].Values
 }
 
 // directChange analyses the top-level INSERT, UPDATE or DELETE in one sel
@@ -127,24 +138,11 @@ func directChange(op writeOp, kind string, e *env) *rowChange {
 // joins), read into s, pin its target's rows to.
 func whereValues(c *rowChange, s *sel) {
 	for _, sc := range s.schema.Scopes(c.table) {
-		vals := s.scopePins(0, sc)
-		if len(vals) == 0 {
-			continue
-		}
-		if sc.IsPath() {
-			c.paths[sc.Name()] = vals
-		} else {
-			c.known[sc.Column] = vals
-		}
-		c.why[sc.Name()] = "WHERE"
+		c.add(sc, s.scopePins(0, sc), "WHERE")
 	}
 	// A parent's scope columns, for its children's path scopes.
 	for _, col := range s.schema.Columns[c.table] {
-		if _, ok := c.known[col]; !ok {
-			if vals := s.pins(0, col, false); len(vals) > 0 {
-				c.known[col] = vals
-			}
-		}
+		c.add(ScopeDef{Table: c.table, Column: col}, s.pins(0, col, false), "WHERE")
 	}
 }
 
@@ -172,9 +170,8 @@ func insertValues(c *rowChange, s *sel, ins *pg_query.InsertStmt, kind string) {
 			t, tok := s.output(q, s.defs, i)
 			vals, ok, why = []valueRef{{Param: t.param}}, tok, "SELECT"
 		}
-		if ok && len(vals) > 0 {
-			c.known[col] = vals
-			c.why[c.table+"."+col] = why
+		if ok {
+			c.add(ScopeDef{Table: c.table, Column: col}, vals, why)
 		}
 	}
 }
@@ -189,20 +186,12 @@ func returned(c *rowChange, s *sel, list []*pg_query.Node) {
 		switch {
 		case star:
 			for _, col := range s.schema.Columns[c.table] {
-				addReturned(c, col, col)
+				c.add(ScopeDef{Table: c.table, Column: col}, []valueRef{{Field: col}}, "RETURNING")
 			}
 		case ok && t == s.colTerm(0, t.col):
-			addReturned(c, t.col, cmp.Or(rt.GetName(), t.col))
+			c.add(ScopeDef{Table: c.table, Column: t.col}, []valueRef{{Field: cmp.Or(rt.GetName(), t.col)}}, "RETURNING")
 		}
 	}
-}
-
-func addReturned(c *rowChange, col, field string) {
-	if _, ok := c.known[col]; ok {
-		return
-	}
-	c.known[col] = []valueRef{{Field: field}}
-	c.why[c.table+"."+col] = "RETURNING"
 }
 
 // cascade adds the rows an ON DELETE CASCADE removes from child tables,
@@ -216,16 +205,10 @@ func cascade(parent *rowChange, schema *Schema, changes map[string]*rowChange, t
 			continue
 		}
 		child := newRowChange(fk.Child)
-		if v := parent.known[fk.ParentCol]; len(v) > 0 {
-			child.known[fk.ChildCol] = v
-			child.why[fk.Child+"."+fk.ChildCol] = "cascade from " + parent.table + "." + fk.ParentCol
-		}
+		child.add(ScopeDef{Table: fk.Child, Column: fk.ChildCol}, parent.col(fk.ParentCol), "cascade from "+parent.table+"."+fk.ParentCol)
 		for _, sc := range schema.Scopes(fk.Child) {
 			if sc.IsPath() && sc.Column == fk.ChildCol && sc.Parent == parent.table {
-				if v := parent.known[sc.ParentColumn]; len(v) > 0 {
-					child.paths[sc.Name()] = v
-					child.why[sc.Name()] = "cascade from " + parent.table + "." + sc.ParentColumn
-				}
+				child.add(sc, parent.col(sc.ParentColumn), "cascade from "+parent.table+"."+sc.ParentColumn)
 			}
 		}
 		changes[fk.Child] = child
@@ -242,13 +225,10 @@ func scopeWrite(sc ScopeDef, c *rowChange, schema *Schema, usable usableFunc) Sc
 	case slices.Contains(c.updated, sc.Column):
 		return wideWrite(sc, "updates "+sc.Column+", moving rows between values")
 	}
-	// c.why is by scope name, which for a direct scope is table.column.
-	w := ScopeWrite{Scope: sc, Columns: c.updated, Values: c.known[sc.Column], Why: c.why[sc.Name()]}
+	w := c.known[sc]
+	w.Scope, w.Columns = sc, c.updated
 	if c.updated == nil {
 		w.Columns = []string{""}
-	}
-	if sc.IsPath() {
-		w.Values = c.paths[sc.Name()]
 	}
 	if !allUsable(w.Values, schema.valueType(sc), usable) {
 		w.Wide, w.Values, w.Why = true, nil, "its rows' "+scopeValueName(sc)+" is not known"
@@ -262,8 +242,8 @@ func parentWrite(sc ScopeDef, c *rowChange, schema *Schema, usable usableFunc) S
 	switch {
 	case c == nil:
 		return wideWrite(sc, "rows of "+sc.Parent+" not attributed")
-	case c.updated == nil && allUsable(c.known[sc.ParentColumn], schema.valueType(sc), usable):
-		return ScopeWrite{Scope: sc, Values: c.known[sc.ParentColumn], Columns: []string{""}, Why: sc.Parent + " rows added or removed"}
+	case c.updated == nil && allUsable(c.col(sc.ParentColumn), schema.valueType(sc), usable):
+		return ScopeWrite{Scope: sc, Values: c.col(sc.ParentColumn), Columns: []string{""}, Why: sc.Parent + " rows added or removed"}
 	case c.updated == nil:
 		return wideWrite(sc, sc.Parent+" rows' "+sc.ParentColumn+" is not known")
 	case slices.Contains(c.updated, sc.ParentKey) || slices.Contains(c.updated, sc.ParentColumn):
