@@ -3,6 +3,7 @@ package dbgen
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -266,19 +267,13 @@ func (v *plVisitor) visitIf(n map[string]any, when []string) {
 	}
 }
 
-// tgOpCondition recognises TG_OP = 'X'.
+// tgOp matches the condition TG_OP = 'X', parenthesised or not.
+var tgOp = regexp.MustCompile(`(?i)^[\s(]*tg_op\s*=\s*'(\w+)'[\s)]*$`)
+
 func tgOpCondition(cond any) (string, bool) {
 	q, _ := obj(obj(cond)["PLpgSQL_expr"])["query"].(string)
-	tree, err := pg_query.Parse("SELECT " + q)
-	sel, _ := topStatement(tree).(*pg_query.SelectStmt)
-	if err != nil || len(sel.GetTargetList()) != 1 {
-		return "", false
-	}
-	ae := sel.GetTargetList()[0].GetResTarget().GetVal().GetAExpr()
-	parts, _ := columnRefParts(ae.GetLexpr().GetColumnRef())
-	op := ae.GetRexpr().GetAConst().GetSval().GetSval()
-	ok := ae.GetKind() == pg_query.A_Expr_Kind_AEXPR_OP && isEquals(ae) && len(parts) == 1 && strings.EqualFold(parts[0], "tg_op")
-	return op, ok && op != ""
+	m := tgOp.FindStringSubmatch(q)
+	return last(m), m != nil
 }
 
 // traced is what the analysis of a write (writescopes.go) in a trigger
