@@ -43,6 +43,7 @@ func newGen(pkg string) *gen {
 		"list":          goList,
 		"dur":           dur,
 		"join":          strings.Join,
+		"std":           func(path string) bool { return !strings.Contains(strings.Split(path, "/")[0], ".") },
 		"has":           func(list []string, s string) bool { return slices.Contains(list, s) },
 		"describeDeps":  describeDeps,
 		"describeWrite": describeWrite,
@@ -81,7 +82,7 @@ func (g *gen) next(prefix string) string {
 // fileData is what the template prints.
 type fileData struct {
 	Package  string
-	Imports  []string // standard library, "", the others
+	Imports  []string
 	Versions []string
 	Tables   []string
 	Scopes   []ScopeDef // of every table: those of Tables are printed
@@ -100,7 +101,7 @@ func (g *gen) file(ms []method, schema *Schema) ([]byte, error) {
 	if err := g.tmpl.Execute(io.Discard, d); err != nil {
 		return nil, fmt.Errorf("generate %s: %w", g.tmpl.Name(), err)
 	}
-	d.Imports, g.tmp = importList(g.imports), 0
+	d.Imports, g.tmp = sortedKeys(g.imports), 0
 	return render(g.tmpl, d)
 }
 
@@ -145,34 +146,8 @@ func usedSlots(ms []method, schema *Schema) (tables, slots []string) {
 	return sortedKeys(all), sortedKeys(set)
 }
 
-// importList orders imports as goimports groups them: the standard
-// library, a blank line, the others.
-func importList(set map[string]bool) []string {
-	var std, other []string
-	for _, p := range sortedKeys(set) {
-		if strings.Contains(strings.Split(p, "/")[0], ".") {
-			other = append(other, p)
-		} else {
-			std = append(std, p)
-		}
-	}
-	return append(append(std, ""), other...)
-}
-
-// Arg and Result are the Go types of a method's parameters (a struct, or
-// the one parameter) and result, nil when it has none; Returns tells
-// whether a write's result holds its RETURNING rows.
-func (m method) Arg() types.Type    { return m.arg }
-func (m method) Result() types.Type { return m.result }
-func (m method) Returns() bool      { return m.result != nil && (m.Kind == ":one" || m.Kind == ":many") }
-
-// hashed is a scope value as the template prints it: Expr, hashed as Arg
-// by the Deps or Bumps method Fn, for each v of Range when set; Result
-// marks a value of the statement's result, known only when it succeeded.
-type hashed struct {
-	Range, Expr, Fn, Arg string
-	Result               bool
-}
+// Returns tells whether a write's result holds its RETURNING rows.
+func (m method) Returns() bool { return m.Result != nil && (m.Kind == ":one" || m.Kind == ":many") }
 
 // bumpData is one scope write of a write's bumps or, with Group set, one
 // lookup of the writes' keys (their Values) through their resolver, whose
@@ -181,21 +156,21 @@ type bumpData struct {
 	ScopeWrite
 	Group             []ScopeWrite
 	Resolver, KeyType string
-	Fn                hashed
+	Row               goValue // a resolved row's value
 }
 
 // hashValue resolves value v of scope sc in m to the Deps (or, with bump,
 // Bumps) method and argument that hash it.
-func hashValue(m method, v valueRef, sc ScopeDef, bump bool) (hashed, error) {
+func hashValue(m method, v valueRef, sc ScopeDef, bump bool) (goValue, error) {
 	gv, ok := m.resolve(v)
 	if !ok {
-		return hashed{}, fmt.Errorf("%s: %s: value %s of scope %s has no Go expression", m.Pos(), m.Name, v, sc.Name())
+		return gv, fmt.Errorf("%s: %s: value %s of scope %s has no Go expression", m.Pos(), m.Name, v, sc.Name())
 	}
-	fn, arg, err := hashCall(gv, bump)
+	gv, err := hashed(gv, bump)
 	if err != nil {
-		return hashed{}, fmt.Errorf("%s: %s: %w", m.Pos(), m.Name, err)
+		return gv, fmt.Errorf("%s: %s: %w", m.Pos(), m.Name, err)
 	}
-	return hashed{gv.rangeOver, gv.expr, fn, arg, gv.result}, nil
+	return gv, nil
 }
 
 // bumpBody groups a write's scope writes for the template. Path scopes
@@ -215,11 +190,11 @@ func (g *gen) bumpBody(m method) ([]bumpData, error) {
 			group := slices.DeleteFunc(slices.Clone(m.ScopeWrites), func(o ScopeWrite) bool {
 				return o.Wide || o.Through.method+fmt.Sprint(o.Values) != k
 			})
-			fn, arg, err := hashCall(goValue{expr: "row." + r.columnField, typ: r.columnType}, true)
+			row, err := hashed(goValue{Expr: "row." + r.columnField, typ: r.columnType}, true)
 			if err != nil {
 				return nil, fmt.Errorf("resolver %s: %w", r.method, err)
 			}
-			out = append(out, bumpData{w, group, r.method, g.typ(r.keyType), hashed{Fn: fn, Arg: arg}})
+			out = append(out, bumpData{w, group, r.method, g.typ(r.keyType), row})
 		}
 	}
 	return out, nil

@@ -41,8 +41,9 @@ type method struct {
 	WriteSlots  []string
 	ScopeWrites []ScopeWrite
 	stmt        *parsed
-	arg         types.Type // nil for queries without parameters
-	result      types.Type // nil for :exec
+	// Arg and Result are the Go types of its parameters (a struct, or the
+	// one parameter) and result, nil when it has none.
+	Arg, Result types.Type
 	Hash        string
 }
 
@@ -146,12 +147,12 @@ func newMethod(q Query, sig *types.Signature, schema *Schema) (method, error) {
 	switch sig.Params().Len() {
 	case 1:
 	case 2:
-		m.arg = sig.Params().At(1).Type()
+		m.Arg = sig.Params().At(1).Type()
 	default:
 		return m, fmt.Errorf("%s: unexpected signature %s", q.Name, sig)
 	}
 	if sig.Results().Len() == 2 {
-		m.result = sig.Results().At(0).Type()
+		m.Result = sig.Results().At(0).Type()
 	}
 	var err error
 	if m.stmt, err = parseQuery(q.SQL); err != nil {
@@ -175,7 +176,7 @@ func newMethod(q Query, sig *types.Signature, schema *Schema) (method, error) {
 		}
 		m.Deps = ReadScopes(m.stmt, m.Tables, schema, m.usable)
 	}
-	m.Hash = schemaHash(q.SQL+depsSignature(m.Deps), m.result)
+	m.Hash = schemaHash(q.SQL+depsSignature(m.Deps), m.Result)
 	return m, nil
 }
 

@@ -34,7 +34,7 @@ var errShape = errors.New("want SELECT <key>, <column> FROM <table> WHERE <key> 
 // readResolver reads the resolver an annotated query defines; an error
 // when its shape is not a resolver's.
 func readResolver(m *method, schema *Schema) (resolver, error) {
-	if m.Kind != ":many" || len(m.Writes) > 0 || len(m.Reads) != 1 || m.result == nil {
+	if m.Kind != ":many" || len(m.Writes) > 0 || len(m.Reads) != 1 || m.Result == nil {
 		return resolver{}, errShape
 	}
 	sel, _ := topStatement(m.stmt.tree).(*pg_query.SelectStmt)
@@ -65,7 +65,7 @@ func readResolver(m *method, schema *Schema) (resolver, error) {
 
 // resolverOf binds a resolver's columns and parameter to Go.
 func (m *method) resolverOf(parent, key, column, param string) (resolver, error) {
-	elem, ok := m.result.(*types.Slice)
+	elem, ok := m.Result.(*types.Slice)
 	if !ok {
 		return resolver{}, fmt.Errorf("%w: the result is not a slice", errShape)
 	}
