@@ -4,6 +4,7 @@ import (
 	"bytes"
 	_ "embed"
 	"fmt"
+	"go/doc/comment"
 	"go/format"
 	"go/types"
 	"io"
@@ -248,24 +249,12 @@ func quoted(s ...string) []string {
 	return out
 }
 
-// wrap fills text into comment lines of at most 80 columns (a tab
-// counting 4): the first starts with first, the others with next.
+// wrap fills text into comment lines of at most 76 columns: the first
+// starts with first, the others with next (of the same width).
 func wrap(first, next, text string) string {
-	var b strings.Builder
-	line := first
-	for i, w := range strings.Fields(text) {
-		if i > 0 && len(line)+1+len(w) > 76 && line != next {
-			b.WriteString(line + "\n")
-			line = next + w
-			continue
-		}
-		if i > 0 {
-			line += " "
-		}
-		line += w
-	}
-	b.WriteString(line)
-	return b.String()
+	p := comment.Printer{TextPrefix: next, TextWidth: 76 - len(next)}
+	out := string(p.Text(new(comment.Parser).Parse(text)))
+	return first + strings.TrimPrefix(strings.TrimSuffix(out, "\n"), next)
 }
 
 func dur(d time.Duration) string {
