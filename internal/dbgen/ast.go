@@ -170,15 +170,22 @@ type writeOp struct {
 	cascade bool // TRUNCATE ... CASCADE
 }
 
-// writeOps are the writes of the statements under m, CTEs included: an
-// upsert also updates, a MERGE inserts, updates and deletes.
-func writeOps(m proto.Message) []writeOp {
-	var out []writeOp
-	walk(m, func(n proto.Message) bool {
+// scan walks tree once for what the analyses need of it.
+func scan(tree *pg_query.ParseResult, params map[int]string) *parsed {
+	q := &parsed{tree: tree, params: params, ctes: map[string]bool{}}
+	walk(tree, func(n proto.Message) bool {
 		add := func(rel *pg_query.RangeVar, kind string, cols []string) {
-			out = append(out, writeOp{rel: rel, kind: kind, columns: cols, stmt: n})
+			q.ops = append(q.ops, writeOp{rel: rel, kind: kind, columns: cols, stmt: n})
 		}
 		switch st := n.(type) {
+		case *pg_query.CommonTableExpr:
+			q.ctes[st.GetCtename()] = true
+		case *pg_query.RangeVar:
+			q.rels = append(q.rels, st)
+		case *pg_query.ColumnRef:
+			q.colRefs = append(q.colRefs, st)
+		case *pg_query.JoinExpr:
+			q.usingJoin = q.usingJoin || len(st.GetUsingClause()) > 0 || st.GetIsNatural()
 		case *pg_query.InsertStmt:
 			add(st.GetRelation(), "INSERT", nil)
 			if upsertsUpdate(st) {
@@ -193,35 +200,24 @@ func writeOps(m proto.Message) []writeOp {
 				add(st.GetRelation(), k, nil)
 			}
 		case *pg_query.CopyStmt:
-			if st.GetIsFrom() {
+			if !st.GetIsFrom() {
+				q.rels = append(q.rels, st.GetRelation())
+			} else {
 				add(st.GetRelation(), "INSERT", nil)
 			}
 		case *pg_query.TruncateStmt:
 			for _, r := range st.GetRelations() {
-				out = append(out, writeOp{rel: r.GetRangeVar(), kind: "TRUNCATE", stmt: n, cascade: st.GetBehavior() == pg_query.DropBehavior_DROP_CASCADE})
+				q.ops = append(q.ops, writeOp{rel: r.GetRangeVar(), kind: "TRUNCATE", stmt: n, cascade: st.GetBehavior() == pg_query.DropBehavior_DROP_CASCADE})
 			}
-			return false
+			return false // its relations are written, not read
 		}
 		return true
 	})
-	return out
+	return q
 }
 
 func upsertsUpdate(ins *pg_query.InsertStmt) bool {
 	return ins.GetOnConflictClause().GetAction() == pg_query.OnConflictAction_ONCONFLICT_UPDATE
-}
-
-// cteNames are the names the statement's CTEs define: a relation of that
-// name (unqualified) is the CTE, not a table.
-func cteNames(tree proto.Message) map[string]bool {
-	ctes := map[string]bool{}
-	walk(tree, func(n proto.Message) bool {
-		if c, ok := n.(*pg_query.CommonTableExpr); ok {
-			ctes[c.GetCtename()] = true
-		}
-		return true
-	})
-	return ctes
 }
 
 func union[T comparable](list []T, more ...T) []T {

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
-	"google.golang.org/protobuf/proto"
 )
 
 // Version slots make invalidation column-aware. Every table has a slot
@@ -48,12 +47,12 @@ func Slots(q *parsed, tables Tables, schema *Schema) (reads, writes []string) {
 // as they are.
 func writeSlots(q *parsed, tables Tables, schema *Schema) []string {
 	otherWrite := map[string]bool{}
-	for _, op := range writeOps(q.tree) {
+	for _, op := range q.ops {
 		if _, ok := op.stmt.(*pg_query.UpdateStmt); !ok {
 			schema.markWithChildren(schema.parent(relName(op.rel)), otherWrite)
 		}
 	}
-	evs := statementEvents(q.tree, schema, q.ctes)
+	evs := statementEvents(q, schema)
 	direct := eventTables(evs)
 	for _, ev := range schema.triggerEvents(evs) {
 		if !direct[ev.table] {
@@ -85,10 +84,10 @@ func writeSlots(q *parsed, tables Tables, schema *Schema) []string {
 
 // refNames maps how a statement refers to each table it reads — its
 // alias, or its name (plain and schema-qualified) — to the tables.
-func refNames(tree proto.Message, schema *Schema, ctes map[string]bool) map[string][]string {
+func refNames(q *parsed, schema *Schema) map[string][]string {
 	refs := map[string][]string{}
-	for _, rv := range find[*pg_query.RangeVar](tree) {
-		if t, ok := schema.relTable(rv, ctes); ok {
+	for _, rv := range q.rels {
+		if t, ok := schema.relTable(rv, q.ctes); ok {
 			for _, k := range refKeys(rv) {
 				refs[k] = union(refs[k], t)
 			}
@@ -101,39 +100,33 @@ func refNames(tree proto.Message, schema *Schema, ctes map[string]bool) map[stri
 // anywhere, sorted; every column when it cannot tell (SELECT *, a
 // whole-row reference, JOIN USING, NATURAL JOIN).
 func readColumns(q *parsed, tables Tables, schema *Schema) map[string][]string {
-	refs := refNames(q.tree, schema, q.ctes)
-	starAll := false
+	refs := refNames(q, schema)
+	starAll := q.usingJoin
 	star, slots := map[string]bool{}, map[string]bool{}
-	walk(q.tree, func(n proto.Message) bool {
-		switch n := n.(type) {
-		case *pg_query.JoinExpr:
-			starAll = starAll || len(n.GetUsingClause()) > 0 || n.GetIsNatural()
-		case *pg_query.ColumnRef:
-			parts, isStar := columnRefParts(n)
-			switch {
-			case parts == nil || len(parts) > 3 || len(parts) == 3 && isStar:
-				starAll = true // SELECT *, or a shape this code does not know
-			case isStar:
-				for _, t := range refs[strings.Join(parts, ".")] {
-					star[t] = true
-				}
-			case len(parts) == 1:
-				// A bare name is a column of any table that has one, or a
-				// whole-row reference to a table or alias.
-				for _, t := range refs[parts[0]] {
-					star[t] = true
-				}
-				for _, t := range tables.Reads {
-					slots[t+SlotSep+parts[0]] = true
-				}
-			default: // table.column or schema.table.column
-				for _, t := range refs[strings.Join(parts[:len(parts)-1], ".")] {
-					slots[t+SlotSep+last(parts)] = true
-				}
+	for _, cr := range q.colRefs {
+		parts, isStar := columnRefParts(cr)
+		switch {
+		case parts == nil || len(parts) > 3 || len(parts) == 3 && isStar:
+			starAll = true // SELECT *, or a shape this code does not know
+		case isStar:
+			for _, t := range refs[strings.Join(parts, ".")] {
+				star[t] = true
+			}
+		case len(parts) == 1:
+			// A bare name is a column of any table that has one, or a
+			// whole-row reference to a table or alias.
+			for _, t := range refs[parts[0]] {
+				star[t] = true
+			}
+			for _, t := range tables.Reads {
+				slots[t+SlotSep+parts[0]] = true
+			}
+		default: // table.column or schema.table.column
+			for _, t := range refs[strings.Join(parts[:len(parts)-1], ".")] {
+				slots[t+SlotSep+last(parts)] = true
 			}
 		}
-		return true
-	})
+	}
 	out := map[string][]string{}
 	for _, t := range tables.Reads {
 		for _, c := range schema.Columns[t] {

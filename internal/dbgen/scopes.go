@@ -84,13 +84,21 @@ type ScopeWrite struct {
 	Through resolver
 }
 
-// parsed is a query parsed once for every analysis: sqlc's @name
-// parameters numbered (params names them by number), and the names its
-// CTEs define.
+// parsed is a query parsed once for every analysis, with what one walk of
+// it finds (scan): sqlc's @name parameters numbered (params names them by
+// number); the names its CTEs define (a relation of that name, unqualified,
+// is the CTE, not a table); the relations it reads (FROM items, COPY TO),
+// its column references and whether it joins with USING or NATURAL; and
+// its writes, CTEs' included: an upsert also updates, a MERGE inserts,
+// updates and deletes.
 type parsed struct {
-	tree   *pg_query.ParseResult
-	params map[int]string
-	ctes   map[string]bool
+	tree      *pg_query.ParseResult
+	params    map[int]string
+	ctes      map[string]bool
+	rels      []*pg_query.RangeVar
+	colRefs   []*pg_query.ColumnRef
+	usingJoin bool
+	ops       []writeOp
 }
 
 func parseQuery(sql string) (*parsed, error) {
@@ -99,7 +107,7 @@ func parseQuery(sql string) (*parsed, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &parsed{tree, params, cteNames(tree)}, nil
+	return scan(tree, params), nil
 }
 
 // numberParams replaces sqlc's @name parameters with $1, $2… (one number
@@ -643,7 +651,7 @@ func ReadScopes(q *parsed, tables Tables, schema *Schema, usable usableFunc) Rea
 	// including those read in a way this code does not follow (outside
 	// every SELECT's FROM list).
 	total := map[string]int{}
-	for _, rv := range find[*pg_query.RangeVar](q.tree) {
+	for _, rv := range q.rels {
 		if t, ok := schema.relTable(rv, q.ctes); ok {
 			total[t]++
 		}

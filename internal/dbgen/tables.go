@@ -128,22 +128,12 @@ func closure(t string, edges map[string][]string, set map[string]bool) map[strin
 // the tables its triggers write.
 func Analyze(q *parsed, schema *Schema) Tables {
 	reads := map[string]bool{}
-	walk(q.tree, func(n proto.Message) bool {
-		switch st := n.(type) {
-		case *pg_query.RangeVar:
-			if t, ok := schema.relTable(st, q.ctes); ok {
-				reads[t] = true
-			}
-		case *pg_query.CopyStmt:
-			if t, ok := schema.relTable(st.GetRelation(), q.ctes); ok && !st.GetIsFrom() {
-				reads[t] = true
-			}
-		case *pg_query.TruncateStmt:
-			return false // its relations are written, not read
+	for _, rv := range q.rels {
+		if t, ok := schema.relTable(rv, q.ctes); ok {
+			reads[t] = true
 		}
-		return true
-	})
-	evs := statementEvents(q.tree, schema, q.ctes)
+	}
+	evs := statementEvents(q, schema)
 	return Tables{Reads: sortedKeys(reads), Writes: sortedKeys(eventTables(append(evs, schema.triggerEvents(evs)...)))}
 }
 

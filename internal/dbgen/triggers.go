@@ -224,14 +224,15 @@ func (v *plVisitor) statement(e map[string]any, when []string) {
 		v.err = fmt.Errorf("parse %q: %w", q, err)
 		return
 	}
-	for _, op := range writeOps(tree) {
+	p := scan(tree, nil)
+	for _, op := range p.ops {
 		if op.rel == nil {
 			continue
 		}
 		ev := tableEvent{table: v.s.parent(relName(op.rel)), kind: op.kind, columns: op.columns}
 		w := TriggerWrite{tableEvent: ev, Trigger: v.t.Name, When: when}
 		if op.stmt == topStatement(tree) {
-			w.From = traced(directChange(op, ":exec", &env{schema: v.s, ctes: cteNames(tree), trig: &v.t}))
+			w.From = traced(directChange(op, ":exec", &env{schema: v.s, ctes: p.ctes, trig: &v.t}))
 		}
 		v.out = append(v.out, w)
 	}

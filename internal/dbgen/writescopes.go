@@ -31,7 +31,7 @@ func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable u
 	// VALUES, its RETURNING). A table that another statement writes too (a
 	// CTE's INSERT, UPDATE or DELETE, or its foreign-key actions) has rows
 	// no one statement accounts for: not attributed, so wide.
-	ops := writeOps(q.tree)
+	ops := q.ops
 	if len(ops) > 0 && ops[0].stmt == topStatement(q.tree) {
 		others := map[string]bool{}
 		for _, op := range ops {
@@ -49,7 +49,7 @@ func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable u
 	}
 	// Tables the statement writes itself (or through foreign-key actions);
 	// the others in tables.Writes are written by triggers.
-	evs := statementEvents(q.tree, schema, q.ctes)
+	evs := statementEvents(q, schema)
 	direct := eventTables(evs)
 	var out []ScopeWrite
 	for _, t := range sortedKeys(direct) {
