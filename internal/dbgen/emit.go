@@ -2,7 +2,7 @@ package dbgen
 
 import (
 	"bytes"
-	_ "embed"
+	"embed"
 	"fmt"
 	"go/doc/comment"
 	"go/format"
@@ -14,21 +14,20 @@ import (
 	"time"
 )
 
-// Emitting db/dbcache: dbcache.go.tmpl prints the file from the methods,
-// through functions of gen (Go types as the file names them, with its
-// imports; the codecs; a write's bumps grouped by lookup); codec.go.tmpl
-// prints the key encodings and the codecs' statements.
+// Emitting: dbcache.go.tmpl prints db/dbcache from the methods, through
+// functions of gen (Go types as the file names them, with its imports; the
+// codecs; a write's bumps grouped by lookup); codec.go.tmpl prints the key
+// encodings and the codecs' statements; dbmeta.go.tmpl prints db/dbmeta
+// (what each query is and the schema's trigger writes, for every package
+// that needs them without the cache: replica routing), and report.md.tmpl
+// the scope report.
 
-//go:embed dbcache.go.tmpl
-var fileTemplate string
-
-//go:embed codec.go.tmpl
-var codecTemplate string
+//go:embed *.tmpl
+var templates embed.FS
 
 // gen is the state of one generated file: its imports, temporaries and
 // codecs.
 type gen struct {
-	pkg     string
 	imports map[string]bool
 	tmp     int
 	codecs  map[string]string // type string -> codec variable
@@ -36,14 +35,14 @@ type gen struct {
 	tmpl    *template.Template
 }
 
-// newGen parses the file and codec templates, their functions bound to
-// the new gen.
-func newGen(pkg string) *gen {
-	g := &gen{pkg: pkg, imports: map[string]bool{}, codecs: map[string]string{}}
-	g.tmpl = template.Must(template.New("dbcache").Funcs(template.FuncMap{
+// newGen parses the templates, their functions bound to the new gen.
+func newGen() *gen {
+	g := &gen{imports: map[string]bool{}, codecs: map[string]string{}}
+	g.tmpl = template.Must(template.New("").Funcs(template.FuncMap{
 		"list":          goList,
 		"dur":           dur,
 		"join":          strings.Join,
+		"values":        values,
 		"std":           func(path string) bool { return !strings.Contains(strings.Split(path, "/")[0], ".") },
 		"has":           func(list []string, s string) bool { return slices.Contains(list, s) },
 		"describeDeps":  describeDeps,
@@ -63,8 +62,7 @@ func newGen(pkg string) *gen {
 		"ident": typeIdent,
 		"at":    func(x string, t types.Type, key bool) codeArg { return codeArg{x, t, key} },
 		"elem":  func(t types.Type) types.Type { return t.Underlying().(interface{ Elem() types.Type }).Elem() },
-	}).Parse(fileTemplate))
-	g.tmpl = template.Must(g.tmpl.Parse(codecTemplate))
+	}).ParseFS(templates, "*.tmpl"))
 	return g
 }
 
@@ -80,40 +78,42 @@ func (g *gen) next(prefix string) string {
 	return fmt.Sprintf("%s%d", prefix, g.tmp)
 }
 
-// fileData is what the template prints.
+// fileData is what the templates print.
 type fileData struct {
 	Package  string
 	Imports  []string
 	Versions []string
 	Tables   []string
-	Scopes   []ScopeDef // of every table: those of Tables are printed
 	Methods  []method
+	Schema   *Schema
 }
 
-func (g *gen) file(ms []method, schema *Schema) ([]byte, error) {
+func (g *gen) file(d fileData) ([]byte, error) {
 	for _, p := range []string{"context", "time", "github.com/replyrocket/replyrocket/db", "github.com/replyrocket/replyrocket/internal/cache"} {
 		g.imports[p] = true
 	}
-	d := fileData{Package: g.pkg, Methods: ms, Scopes: schema.AllScopes()}
-	d.Tables, d.Versions = usedSlots(ms, schema)
 	// The template names types and codecs as it prints them: a first run
 	// records the imports and codecs that the second one prints, with the
 	// same temporaries.
-	if err := g.tmpl.Execute(io.Discard, d); err != nil {
-		return nil, fmt.Errorf("generate %s: %w", g.tmpl.Name(), err)
+	if err := g.tmpl.ExecuteTemplate(io.Discard, "dbcache.go.tmpl", d); err != nil {
+		return nil, fmt.Errorf("generate dbcache.go.tmpl: %w", err)
 	}
 	d.Imports, g.tmp = sortedKeys(g.imports), 0
-	return render(g.tmpl, d)
+	return g.execute("dbcache.go.tmpl", d)
 }
 
-func render(t *template.Template, data any) ([]byte, error) {
+// execute prints template name; Go source formatted.
+func (g *gen) execute(name string, d fileData) ([]byte, error) {
 	var src bytes.Buffer
-	if err := t.Execute(&src, data); err != nil {
-		return nil, fmt.Errorf("generate %s: %w", t.Name(), err)
+	if err := g.tmpl.ExecuteTemplate(&src, name, d); err != nil {
+		return nil, fmt.Errorf("generate %s: %w", name, err)
+	}
+	if !strings.HasSuffix(name, ".go.tmpl") {
+		return src.Bytes(), nil
 	}
 	out, err := format.Source(src.Bytes())
 	if err != nil {
-		return nil, fmt.Errorf("format generated %s: %w\n%s", t.Name(), err, src.Bytes())
+		return nil, fmt.Errorf("format generated %s: %w\n%s", name, err, src.Bytes())
 	}
 	return out, nil
 }

@@ -199,9 +199,9 @@ func (s *Schema) fkOf(table, col string) ForeignKey {
 	return ForeignKey{}
 }
 
-// triggerTables are the tables a write of any kind to table may change
+// TriggerTables are the tables a write of any kind to table may change
 // through triggers, transitively, other than table itself.
-func (s *Schema) triggerTables(table string) []string {
+func (s *Schema) TriggerTables(table string) []string {
 	var evs []tableEvent
 	for _, k := range []string{"INSERT", "UPDATE", "DELETE", "TRUNCATE"} {
 		evs = append(evs, tableEvent{table: table, kind: k})

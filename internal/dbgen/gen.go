@@ -66,14 +66,18 @@ func GenerateAll(cfg Config) (Output, error) {
 	if err != nil {
 		return Output{}, err
 	}
-	var out Output
-	if out.Report, err = report(methods); err != nil {
+	g, d := newGen(), fileData{Package: cfg.OutPackage, Methods: methods, Schema: schema}
+	d.Tables, d.Versions = usedSlots(methods, schema)
+	report, err := g.execute("report.md.tmpl", d)
+	if err != nil {
 		return Output{}, err
 	}
-	if out.Cache, err = newGen(cfg.OutPackage).file(methods, schema); err != nil {
+	out := Output{Report: string(report)}
+	if out.Cache, err = g.file(d); err != nil {
 		return Output{}, err
 	}
-	if out.Meta, err = metaFile(cfg.MetaPackage, methods, schema); err != nil {
+	d.Package = cfg.MetaPackage
+	if out.Meta, err = g.execute("dbmeta.go.tmpl", d); err != nil {
 		return Output{}, err
 	}
 	return out, nil
