@@ -171,7 +171,7 @@ type writeOp struct {
 }
 
 // scan walks tree once for what the analyses need of it.
-func scan(tree *pg_query.ParseResult, params map[int]string) *parsed {
+func scan(tree *pg_query.ParseResult, params []string) *parsed {
 	q := &parsed{tree: tree, params: params, ctes: map[string]bool{}}
 	walk(tree, func(n proto.Message) bool {
 		add := func(rel *pg_query.RangeVar, kind string, cols []string) {

@@ -57,7 +57,7 @@ func readResolver(m *method, schema *Schema) (resolver, error) {
 	}
 	for k, key := range cols {
 		if vals := s.lists[s.colTerm(0, key)]; len(vals) == 1 && vals[0].Many {
-			return m.resolverOf(s.occs[0], key, cols[1-k], vals[0].Param)
+			return m.resolverOf(s.occs[0].table, key, cols[1-k], vals[0].Param)
 		}
 	}
 	return resolver{}, errShape

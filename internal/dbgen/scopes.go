@@ -93,7 +93,7 @@ type ScopeWrite struct {
 // updates and deletes.
 type parsed struct {
 	tree      *pg_query.ParseResult
-	params    map[int]string
+	params    []string
 	ctes      map[string]bool
 	rels      []*pg_query.RangeVar
 	colRefs   []*pg_query.ColumnRef
@@ -112,19 +112,14 @@ func parseQuery(sql string) (*parsed, error) {
 
 // numberParams replaces sqlc's @name parameters with $1, $2… (one number
 // per distinct name), which PostgreSQL's parser takes, and returns the
-// names by number.
-func numberParams(sql string) (string, map[int]string) {
-	names := map[int]string{}
-	nums := map[string]int{}
+// names in the order of their numbers.
+func numberParams(sql string) (string, []string) {
+	var names []string
 	out := sqlcParam.ReplaceAllStringFunc(sql, func(m string) string {
-		name := m[1:]
-		n, ok := nums[name]
-		if !ok {
-			n = len(nums) + 1
-			nums[name] = n
-			names[n] = name
+		if !slices.Contains(names, m[1:]) {
+			names = append(names, m[1:])
 		}
-		return "$" + strconv.Itoa(n)
+		return "$" + strconv.Itoa(slices.Index(names, m[1:])+1)
 	})
 	return out, names
 }
@@ -140,8 +135,7 @@ type sel struct {
 	id     int
 	all    *[]*sel // every sel of the statement, by id
 	outerQ *sel
-	occs   []string          // the table of each occurrence, "" for a source
-	srcs   map[int]source    // the occurrences that are not tables
+	occs   []source
 	defs   map[string]source // the CTEs in scope, by name
 	refs   map[string][]int
 	// classes are the terms equal through strong equalities, by term.
@@ -159,16 +153,17 @@ type sel struct {
 // values there: those of its transition tables, NEW and OLD.
 type env struct {
 	schema *Schema
-	params map[int]string
+	params []string
 	ctes   map[string]bool
 	trig   *Trigger
 }
 
-// source is an occurrence that is not a table: a transition table, a
-// subquery or a CTE whose columns are traced through its select list, or,
-// with neither set, one whose columns are unknown (a lateral subquery, a
-// recursive or data-modifying CTE).
+// source is what an occurrence of a FROM item reads: a table, a
+// transition table, a subquery or a CTE whose columns are traced through
+// its select list, or, with none set, rows whose columns are unknown (a
+// lateral subquery, a recursive or data-modifying CTE).
 type source struct {
+	table      string
 	transition bool
 	query      *pg_query.SelectStmt
 	colnames   []string          // the query's column aliases
@@ -181,7 +176,7 @@ type outerQual struct {
 }
 
 func newSel(e *env, outer *sel) *sel {
-	s := &sel{env: e, outerQ: outer, srcs: map[int]source{}, refs: map[string][]int{}, classes: map[term][]term{}, weak: map[term][]term{}, lists: map[term][]valueRef{}}
+	s := &sel{env: e, outerQ: outer, refs: map[string][]int{}, classes: map[term][]term{}, weak: map[term][]term{}, lists: map[term][]valueRef{}}
 	if outer != nil {
 		s.all, s.defs = outer.all, outer.defs
 	} else {
@@ -248,9 +243,9 @@ func (s *sel) addFrom(item *pg_query.Node) []int {
 	case item.GetRangeVar() != nil:
 		return s.addRangeVar(item.GetRangeVar())
 	case rs != nil && !rs.GetLateral() && q != nil:
-		return s.addOcc([]string{rs.GetAlias().GetAliasname()}, "", source{query: q, colnames: strs(rs.GetAlias().GetColnames()), defs: s.defs})
+		return s.addOcc([]string{rs.GetAlias().GetAliasname()}, source{query: q, colnames: strs(rs.GetAlias().GetColnames()), defs: s.defs})
 	case rs != nil: // a lateral subquery is analysed on its own
-		return s.addOcc([]string{rs.GetAlias().GetAliasname()}, "", source{})
+		return s.addOcc([]string{rs.GetAlias().GetAliasname()}, source{})
 	case j == nil:
 		return nil // a function: no column of it is followed
 	}
@@ -271,25 +266,22 @@ func (s *sel) addFrom(item *pg_query.Node) []int {
 func (s *sel) addRangeVar(rv *pg_query.RangeVar) []int {
 	name, unqualified := rv.GetRelname(), rv.GetSchemaname() == ""
 	if def, ok := s.defs[name]; ok && unqualified {
-		return s.addOcc(refKeys(rv), "", def)
+		return s.addOcc(refKeys(rv), def)
 	}
 	if tr := s.trig; tr != nil && unqualified && name != "" && (name == tr.NewTable || name == tr.OldTable) {
-		return s.addOcc(refKeys(rv), "", source{transition: true})
+		return s.addOcc(refKeys(rv), source{transition: true})
 	}
 	t, ok := s.schema.relTable(rv, s.ctes)
 	if !ok {
 		return nil
 	}
-	return s.addOcc(refKeys(rv), t, source{})
+	return s.addOcc(refKeys(rv), source{table: t})
 }
 
-// addOcc adds an occurrence of table, or ("") of src, named by names.
-func (s *sel) addOcc(names []string, table string, src source) []int {
+// addOcc adds an occurrence of src, named by names.
+func (s *sel) addOcc(names []string, src source) []int {
 	i := len(s.occs)
-	s.occs = append(s.occs, table)
-	if table == "" {
-		s.srcs[i] = src
-	}
+	s.occs = append(s.occs, src)
 	for _, k := range names {
 		s.refs[k] = append(s.refs[k], i)
 	}
@@ -423,14 +415,13 @@ func (s *sel) term(expr *pg_query.Node) (term, bool) {
 
 // has reports whether occurrence occ has column col, false when not known.
 func (s *sel) has(occ int, col string) bool {
-	src, ok := s.srcs[occ]
-	switch {
-	case !ok:
-		return s.schema.hasColumn(s.occs[occ], col)
+	switch src := s.occs[occ]; {
+	case src.table != "":
+		return s.schema.hasColumn(src.table, col)
 	case src.transition:
 		return s.schema.hasColumn(s.trig.Table, col)
 	}
-	names, _ := src.columns()
+	names, _ := s.occs[occ].columns()
 	return slices.Contains(names, col)
 }
 
@@ -440,9 +431,9 @@ func (s *sel) pick(cands []int, col string) (term, bool) {
 	if len(cands) != 1 || !s.has(cands[0], col) {
 		return term{}, false
 	}
-	src, ok := s.srcs[cands[0]]
+	src := s.occs[cands[0]]
 	switch {
-	case !ok:
+	case src.table != "":
 		return s.colTerm(cands[0], col), true
 	case src.transition:
 		return term{param: col}, true
@@ -527,9 +518,8 @@ func (s *sel) local(t term) bool { return t.param != "" || t.sel == s.id }
 // param is the sqlc parameter an expression is: $n, a cast of one, or
 // sqlc.arg(name) / sqlc.narg(name).
 func (s *sel) param(expr *pg_query.Node) (string, bool) {
-	if pr := expr.GetParamRef(); pr != nil {
-		name, ok := s.params[int(pr.GetNumber())]
-		return name, ok
+	if n := int(expr.GetParamRef().GetNumber()); n > 0 && n <= len(s.params) {
+		return s.params[n-1], true
 	}
 	if tc := expr.GetTypeCast(); tc != nil {
 		return s.param(tc.GetArg())
@@ -604,7 +594,7 @@ func (s *sel) pathPins(occ int, sc ScopeDef) []valueRef {
 	for _, x := range s.related(s.colTerm(occ, sc.Column), true) {
 		o := s.owner(x)
 		o2, ok := o.occOf(x)
-		if !ok || (o == s && o2 == occ) || o.occs[o2] != sc.Parent || x != o.colTerm(o2, sc.ParentKey) {
+		if !ok || (o == s && o2 == occ) || o.occs[o2].table != sc.Parent || x != o.colTerm(o2, sc.ParentKey) {
 			continue
 		}
 		if v := o.pins(o2, sc.ParentColumn, false); len(v) > 0 {
@@ -639,8 +629,8 @@ func ReadScopes(q *parsed, tables Tables, schema *Schema, usable usableFunc) Rea
 			visit(sub, s)
 		}
 		for i, o := range s.occs {
-			if p, ok := choosePin(s, i, o, usable); ok {
-				pins[o] = append(pins[o], p)
+			if p, ok := choosePin(s, i, o.table, usable); ok {
+				pins[o.table] = append(pins[o.table], p)
 			}
 		}
 	}
@@ -678,23 +668,19 @@ func readDeps(tables Tables, cols map[string][]string, pins map[string][]ScopedR
 		if len(pins[t]) == 0 {
 			deps.Unpinned = append(deps.Unpinned, t)
 			named(t, t)
-			continue
 		}
 		done := map[string]bool{}
 		for _, p := range pins[t] {
-			name := p.Scope.Name()
-			if !done[name] {
-				done[name] = true
-				named(name, t)
-			}
-			if key := name + fmt.Sprint(p.Values); !done[key] {
+			named(p.Scope.Name(), t)
+			if key := p.Scope.Name() + fmt.Sprint(p.Values); !done[key] {
 				done[key] = true
 				p.Columns = cols[t]
 				deps.Scoped = append(deps.Scoped, p)
 			}
 		}
 	}
-	sort.Strings(deps.Named)
+	slices.Sort(deps.Named)
+	deps.Named = slices.Compact(deps.Named) // a scope pinned twice
 	return deps
 }
 

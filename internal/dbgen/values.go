@@ -55,7 +55,7 @@ func (m *method) param(name string) (string, types.Type, bool) {
 		}
 		return "arg." + f.Name(), f.Type(), true
 	}
-	if ps := m.stmt.params; len(ps) == 1 && ps[1] == name {
+	if ps := m.stmt.params; len(ps) == 1 && ps[0] == name {
 		return "arg", m.Arg, true
 	}
 	return "", nil, false
