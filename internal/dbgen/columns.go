@@ -24,6 +24,16 @@ import (
 // SlotSep separates a table from a column in a slot name.
 const SlotSep = "#"
 
+// slotNames are the slot of prefix (a table or a scope) and those of its
+// columns cols.
+func slotNames(prefix string, cols []string) []string {
+	out := []string{prefix}
+	for _, c := range cols {
+		out = append(out, prefix+SlotSep+c)
+	}
+	return out
+}
+
 // sqlcParam matches sqlc's @name parameters, which PostgreSQL would parse
 // as the prefix operator @ applied to a column called name.
 var sqlcParam = regexp.MustCompile(`@([A-Za-z_][A-Za-z0-9_]*)`)
@@ -82,9 +92,12 @@ func writeSlots(q *parsed, tables Tables, schema *Schema) []string {
 	return out
 }
 
-// refNames maps how a statement refers to each table it reads — its
-// alias, or its name (plain and schema-qualified) — to the tables.
-func refNames(q *parsed, schema *Schema) map[string][]string {
+// readColumns are, per table read, the columns the statement references
+// anywhere, sorted; every column when it cannot tell (SELECT *, a
+// whole-row reference, JOIN USING, NATURAL JOIN).
+func readColumns(q *parsed, tables Tables, schema *Schema) map[string][]string {
+	// How the statement refers to each table it reads — its alias, or its
+	// name (plain and schema-qualified) — to the tables.
 	refs := map[string][]string{}
 	for _, rv := range q.rels {
 		if t, ok := schema.relTable(rv, q.ctes); ok {
@@ -93,14 +106,6 @@ func refNames(q *parsed, schema *Schema) map[string][]string {
 			}
 		}
 	}
-	return refs
-}
-
-// readColumns are, per table read, the columns the statement references
-// anywhere, sorted; every column when it cannot tell (SELECT *, a
-// whole-row reference, JOIN USING, NATURAL JOIN).
-func readColumns(q *parsed, tables Tables, schema *Schema) map[string][]string {
-	refs := refNames(q, schema)
 	starAll := q.usingJoin
 	star, slots := map[string]bool{}, map[string]bool{}
 	for _, cr := range q.colRefs {
@@ -137,15 +142,6 @@ func readColumns(q *parsed, tables Tables, schema *Schema) map[string][]string {
 		slices.Sort(out[t])
 	}
 	return out
-}
-
-// insertColumns are the columns an INSERT into table sets: its column
-// list, else every column in order.
-func (s *Schema) insertColumns(ins *pg_query.InsertStmt, table string) []string {
-	if cols := columnNames(ins.GetCols()); len(cols) > 0 {
-		return cols
-	}
-	return s.Columns[table]
 }
 
 func (s *Schema) hasColumn(t, c string) bool { return slices.Contains(s.Columns[t], c) }

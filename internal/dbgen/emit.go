@@ -124,27 +124,20 @@ func (g *gen) execute(name string, d fileData) ([]byte, error) {
 // or read slots this one does not, and each instance must mirror all of
 // them.
 func usedSlots(ms []method, schema *Schema) (tables, slots []string) {
-	all, set := map[string]bool{}, map[string]bool{}
+	all := map[string]bool{}
 	for _, m := range ms {
 		for _, t := range slices.Concat(m.Reads, m.Writes) {
-			all[t], set[t] = true, true
-		}
-		for _, v := range slices.Concat(m.Deps.Named, m.WriteSlots) {
-			set[v] = true
+			all[t] = true
 		}
 	}
 	for t := range all {
-		for _, c := range schema.Columns[t] {
-			set[t+SlotSep+c] = true
-		}
+		slots = append(slots, slotNames(t, schema.Columns[t])...)
 		for _, sc := range schema.Scopes(t) {
-			set[sc.Name()] = true
-			for _, c := range schema.Columns[t] {
-				set[sc.Name()+SlotSep+c] = true
-			}
+			slots = append(slots, slotNames(sc.Name(), schema.Columns[t])...)
 		}
 	}
-	return sortedKeys(all), sortedKeys(set)
+	slices.Sort(slots)
+	return sortedKeys(all), slots
 }
 
 // Returns tells whether a write's result holds its RETURNING rows.

@@ -105,15 +105,12 @@ func loadQuerier(dir, pattern string) (*types.Interface, error) {
 	if len(pkgs[0].Errors) > 0 {
 		return nil, fmt.Errorf("load %s: %v", pattern, pkgs[0].Errors[0])
 	}
-	obj := pkgs[0].Types.Scope().Lookup("Querier")
-	if obj == nil {
-		return nil, fmt.Errorf("%s has no Querier (sqlc emit_interface)", pattern)
+	if obj := pkgs[0].Types.Scope().Lookup("Querier"); obj != nil {
+		if iface, ok := obj.Type().Underlying().(*types.Interface); ok {
+			return iface, nil
+		}
 	}
-	iface, ok := obj.Type().Underlying().(*types.Interface)
-	if !ok {
-		return nil, fmt.Errorf("%s.Querier is not an interface", pattern)
-	}
-	return iface, nil
+	return nil, fmt.Errorf("%s has no Querier interface (sqlc emit_interface)", pattern)
 }
 
 func joinMethods(queries []Query, iface *types.Interface, schema *Schema) ([]method, error) {

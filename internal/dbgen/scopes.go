@@ -628,9 +628,14 @@ func ReadScopes(q *parsed, tables Tables, schema *Schema, usable usableFunc) Rea
 		for _, sub := range find[*pg_query.SelectStmt](v) {
 			visit(sub, s)
 		}
+		// The first scope of each occurrence's table (in the schema's order
+		// of preference) that it is pinned to with usable values.
 		for i, o := range s.occs {
-			if p, ok := choosePin(s, i, o.table, usable); ok {
-				pins[o.table] = append(pins[o.table], p)
+			for _, sc := range schema.Scopes(o.table) {
+				if vals := s.scopePins(i, sc); allUsable(vals, schema.valueType(sc), usable) {
+					pins[o.table] = append(pins[o.table], ScopedRead{Scope: sc, Values: vals})
+					break
+				}
 			}
 		}
 	}
@@ -658,20 +663,14 @@ func ReadScopes(q *parsed, tables Tables, schema *Schema, usable usableFunc) Rea
 // scopes when every occurrence is pinned, else table-wide.
 func readDeps(tables Tables, cols map[string][]string, pins map[string][]ScopedRead) ReadDeps {
 	var deps ReadDeps
-	named := func(prefix string, t string) {
-		deps.Named = append(deps.Named, prefix)
-		for _, c := range cols[t] {
-			deps.Named = append(deps.Named, prefix+SlotSep+c)
-		}
-	}
 	for _, t := range tables.Reads {
 		if len(pins[t]) == 0 {
 			deps.Unpinned = append(deps.Unpinned, t)
-			named(t, t)
+			deps.Named = append(deps.Named, slotNames(t, cols[t])...)
 		}
 		done := map[string]bool{}
 		for _, p := range pins[t] {
-			named(p.Scope.Name(), t)
+			deps.Named = append(deps.Named, slotNames(p.Scope.Name(), cols[t])...)
 			if key := p.Scope.Name() + fmt.Sprint(p.Values); !done[key] {
 				done[key] = true
 				p.Columns = cols[t]
@@ -682,16 +681,4 @@ func readDeps(tables Tables, cols map[string][]string, pins map[string][]ScopedR
 	slices.Sort(deps.Named)
 	deps.Named = slices.Compact(deps.Named) // a scope pinned twice
 	return deps
-}
-
-// choosePin picks the first scope of the table (in the schema's order of
-// preference) that the occurrence is pinned to with usable values.
-func choosePin(s *sel, occ int, table string, usable usableFunc) (ScopedRead, bool) {
-	for _, sc := range s.schema.Scopes(table) {
-		vals := s.scopePins(occ, sc)
-		if allUsable(vals, s.schema.valueType(sc), usable) {
-			return ScopedRead{Scope: sc, Values: vals}, true
-		}
-	}
-	return ScopedRead{}, false
 }

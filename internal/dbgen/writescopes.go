@@ -154,7 +154,11 @@ func insertValues(c *rowChange, s *sel, ins *pg_query.InsertStmt, kind string) {
 	if upsertsUpdate(ins) || q == nil {
 		return
 	}
-	for i, col := range s.schema.insertColumns(ins, c.table) {
+	cols := columnNames(ins.GetCols()) // else every column, in order
+	if len(cols) == 0 {
+		cols = s.schema.Columns[c.table]
+	}
+	for i, col := range cols {
 		// Every VALUES row must give the column a parameter.
 		var vals []valueRef
 		ok, why := true, "VALUES"
