@@ -23,8 +23,7 @@ type rowChange struct {
 }
 
 // WriteScopes derives what a write bumps in every scope of every table it
-// changes. kind is the sqlc command; results tells whether RETURNING
-// values reach the Go result.
+// changes; kind is the sqlc command.
 func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable usableFunc) []ScopeWrite {
 	changes := map[string]*rowChange{}
 	// The top-level statement's rows are attributed to it (its WHERE, its
@@ -74,25 +73,15 @@ func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable u
 	for _, ev := range evs {
 		out = append(out, schema.triggerScopeWrites(ev, own, map[string]bool{})...)
 	}
-	return mergeScopeWrites(append(out, untracedTriggerWrites(tables, direct, out, schema)...))
-}
-
-// untracedTriggerWrites bump wide the scopes of tables only triggers write
-// that no trace reached.
-func untracedTriggerWrites(tables Tables, direct map[string]bool, ws []ScopeWrite, schema *Schema) []ScopeWrite {
-	named := map[string]bool{}
-	for _, w := range ws {
-		named[w.Scope.Name()] = true
-	}
-	var out []ScopeWrite
+	// The scopes of tables only triggers write that no trace reached.
 	for _, t := range tables.Writes {
 		for _, sc := range schema.Scopes(t) {
-			if !direct[t] && !named[sc.Name()] {
+			if !direct[t] && !slices.ContainsFunc(out, func(w ScopeWrite) bool { return w.Scope.Name() == sc.Name() }) {
 				out = append(out, wideWrite(sc, "written by a trigger, rows not attributed"))
 			}
 		}
 	}
-	return out
+	return mergeScopeWrites(out)
 }
 
 func newRowChange(table string) *rowChange {
