@@ -30,14 +30,13 @@ var templates embed.FS
 type gen struct {
 	imports map[string]bool
 	tmp     int
-	codecs  map[string]string // type string -> codec variable
-	order   []types.Type      // the codecs' types, in the order named
+	codecs  []types.Type // in the order named
 	tmpl    *template.Template
 }
 
 // newGen parses the templates, their functions bound to the new gen.
 func newGen() *gen {
-	g := &gen{imports: map[string]bool{}, codecs: map[string]string{}}
+	g := &gen{imports: map[string]bool{}}
 	g.tmpl = template.Must(template.New("").Funcs(template.FuncMap{
 		"list":          goList,
 		"dur":           dur,
@@ -54,13 +53,13 @@ func newGen() *gen {
 		"hash":          hashValue,
 		"bumps":         g.bumpBody,
 		"codec":         g.codecVar,
-		"codecs":        func() []types.Type { return g.order },
+		"codecs":        func() []types.Type { return g.codecs },
 		"call":          func(fn string, args []string) string { return goCall(fn, quoted(args...)...) },
 		"kind":          codecKind, "basic": basicCodec, "lower": strings.ToLower, "needsClone": needsClone,
 		"typ": g.typ, "next": g.next, "fields": fields,
 		"code":  g.code,
 		"ident": typeIdent,
-		"at":    func(x string, t types.Type, key bool) codeArg { return codeArg{x, t, key} },
+		"at":    codeArg,
 		"elem":  func(t types.Type) types.Type { return t.Underlying().(interface{ Elem() types.Type }).Elem() },
 	}).ParseFS(templates, "*.tmpl"))
 	return g
