@@ -107,30 +107,25 @@ func applyResolvers(ms []method, schema *Schema) error {
 
 // useResolvers looks the wide path bumps of m up through resolvers.
 func useResolvers(m *method, resolvers map[string]resolver) {
-	direct := map[string]ScopeWrite{}
-	for _, w := range m.ScopeWrites {
-		if !w.Scope.IsPath() {
-			direct[w.Scope.Name()] = w
-		}
-	}
 	for k, w := range m.ScopeWrites {
 		if !w.Wide || !w.Scope.IsPath() {
 			continue
 		}
 		r, ok := resolvers[w.Scope.Parent+"."+w.Scope.ParentKey+">"+w.Scope.ParentColumn]
-		keys, known := direct[w.Scope.Table+"."+w.Scope.Column]
-		if !ok || !known || keys.Wide || len(keys.Values) == 0 || !resolvable(m, keys.Values, r) {
+		// The write's own values of the path's column: the keys.
+		i := slices.IndexFunc(m.ScopeWrites, func(o ScopeWrite) bool { return o.Scope.Name() == w.Scope.Table+"."+w.Scope.Column })
+		if !ok || i < 0 || !resolvable(m, m.ScopeWrites[i], r) {
 			continue
 		}
-		w.Wide, w.Values, w.Through = false, keys.Values, r
+		w.Wide, w.Values, w.Through = false, m.ScopeWrites[i].Values, r
 		w.Why = fmt.Sprintf("%s looked up from %s through %s", w.Scope.ParentColumn, w.Scope.Column, r.method)
 		m.ScopeWrites[k] = w
 	}
 }
 
-// resolvable: every key value has the resolver's key type.
-func resolvable(m *method, vals []valueRef, r resolver) bool {
-	return !slices.ContainsFunc(vals, func(v valueRef) bool {
+// resolvable: the keys are known, each of the resolver's key type.
+func resolvable(m *method, keys ScopeWrite, r resolver) bool {
+	return !keys.Wide && len(keys.Values) > 0 && !slices.ContainsFunc(keys.Values, func(v valueRef) bool {
 		gv, ok := m.resolve(v)
 		return !ok || !types.Identical(gv.typ, r.keyType)
 	})
