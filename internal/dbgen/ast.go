@@ -13,13 +13,12 @@ import (
 
 // Helpers over pg_query's typed parse tree.
 
-// walk calls fn for every node under m — every message a pg_query.Node
-// wraps — depth first, fields by number so that the order is fixed; fn
-// returning false skips the node's children. Messages held directly by a
-// field (an INSERT's target RangeVar, a UNION's branches) are descended
-// into but not passed to fn: the derivation rules see a table as read only
-// where a FROM item names it. A locking clause is skipped: FOR UPDATE OF x
-// names a FROM item (often an alias), not a table.
+// walk calls fn for every node under m (every message a pg_query.Node
+// wraps), depth first, fields in a fixed order; fn returning false skips
+// the node's children. Messages held directly by a field (an INSERT's
+// target RangeVar, a UNION's branches) are descended into but not passed
+// to fn: a table is read only where a FROM item names it. Locking clauses
+// are skipped: FOR UPDATE OF x names a FROM item (often an alias).
 func walk(m proto.Message, fn func(proto.Message) bool) {
 	if m == nil {
 		return

@@ -14,13 +14,12 @@ import (
 	"time"
 )
 
-// Emitting: dbcache.go.tmpl prints db/dbcache from the methods, through
-// functions of gen (Go types as the file names them, with its imports; the
-// codecs; a write's bumps grouped by lookup); codec.go.tmpl prints the key
-// encodings and the codecs' statements; dbmeta.go.tmpl prints db/dbmeta
-// (what each query is and the schema's trigger writes, for every package
-// that needs them without the cache: replica routing), and report.md.tmpl
-// the scope report.
+// Emitting: dbcache.go.tmpl prints db/dbcache through functions of gen (Go
+// types as the file names them, with its imports; the codecs; a write's
+// bumps grouped by lookup), codec.go.tmpl the key encodings and codecs;
+// dbmeta.go.tmpl prints db/dbmeta (the queries' tables and the schema's
+// trigger writes, for packages that need them without the cache: replica
+// routing), and report.md.tmpl the scope report.
 
 //go:embed *.tmpl
 var templates embed.FS

@@ -84,13 +84,12 @@ type ScopeWrite struct {
 	Through resolver
 }
 
-// parsed is a query parsed once for every analysis, with what one walk of
-// it finds (scan): sqlc's @name parameters numbered (params names them by
-// number); the names its CTEs define (a relation of that name, unqualified,
-// is the CTE, not a table); the relations it reads (FROM items, COPY TO),
-// its column references and whether it joins with USING or NATURAL; and
-// its writes, CTEs' included: an upsert also updates, a MERGE inserts,
-// updates and deletes.
+// parsed is a query parsed once for every analysis (sqlc's @name
+// parameters numbered, named in order by params), with what one walk of it
+// finds (scan): its CTEs' names (an unqualified relation so named is the
+// CTE, not a table), the relations it reads (FROM items, COPY TO), its
+// column references and USING or NATURAL joins, and its writes, CTEs'
+// included (an upsert also updates; a MERGE inserts, updates, deletes).
 type parsed struct {
 	tree      *pg_query.ParseResult
 	params    []string
@@ -147,10 +146,9 @@ type sel struct {
 	outer []outerQual
 }
 
-// env is what a statement is analysed in: the schema, sqlc's parameters
-// by number, the names of its CTEs (not tables), and for a statement of a
-// trigger function the trigger (triggers.go), whose rows' columns are the
-// values there: those of its transition tables, NEW and OLD.
+// env is what a statement is analysed in: the schema, sqlc's parameters,
+// its CTEs' names, and in a trigger function the trigger (triggers.go),
+// whose rows' columns (transition tables', NEW's, OLD's) are the values.
 type env struct {
 	schema *Schema
 	params []string
