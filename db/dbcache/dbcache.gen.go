@@ -519,8 +519,8 @@ func (q *queries) register(c *cache.Cache) error {
 	return nil
 }
 
-// ApplyEmailEvents writes campaign_email_counts, email_events, emails; see
-// bumpApplyEmailEvents.
+// ApplyEmailEvents writes campaign_email_counts, email_events, emails;
+// see bumpApplyEmailEvents.
 func (s *Store) ApplyEmailEvents(ctx context.Context, arg db.ApplyEmailEventsParams) ([]db.ApplyEmailEventsRow, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.ApplyEmailEvents(wctx, arg)
@@ -544,8 +544,8 @@ func (t *txQuerier) ApplyEmailEvents(ctx context.Context, arg db.ApplyEmailEvent
 //   - campaign_email_counts.campaign_id: RETURNING campaign_id (trigger
 //     emails_counts_update: campaign_id from emails.campaign_id
 //     (RETURNING))
-//   - campaign_email_counts.campaign_id>campaigns.user_id: RETURNING
-//     user_id (trigger emails_counts_update: campaign_id from
+//   - campaign_email_counts.campaign_id>campaigns.user_id:
+//     RETURNING user_id (trigger emails_counts_update: campaign_id from
 //     emails.campaign_id>campaigns.user_id (RETURNING))
 //   - email_events.user_id: table-wide (rows not attributed (several
 //     writes, or a statement kind not analysed))
@@ -815,8 +815,8 @@ func (t *txQuerier) CreateCampaign(ctx context.Context, arg db.CreateCampaignPar
 //   - campaign_email_counts.campaign_id: RETURNING id (trigger
 //     campaigns_email_counts_create: campaign_id from campaigns.id
 //     (RETURNING))
-//   - campaign_email_counts.campaign_id>campaigns.user_id: @user_id
-//     (campaigns rows added or removed; trigger
+//   - campaign_email_counts.campaign_id>campaigns.user_id:
+//     @user_id (campaigns rows added or removed; trigger
 //     campaigns_email_counts_create: campaign_id from campaigns.user_id
 //     (VALUES))
 //   - campaigns.id: RETURNING id (RETURNING)
@@ -863,8 +863,8 @@ func (t *txQuerier) CreateUser(ctx context.Context, arg db.CreateUserParams) (db
 	return r, err
 }
 
-// bumpCreateUser collects what CreateUser invalidates; ok is false when the
-// statement failed with an unknown outcome, so RETURNING values are
+// bumpCreateUser collects what CreateUser invalidates; ok is false when
+// the statement failed with an unknown outcome, so RETURNING values are
 // missing.
 //   - users.id: RETURNING id (RETURNING)
 func bumpCreateUser(
@@ -881,8 +881,8 @@ func bumpCreateUser(
 	}
 }
 
-// DeleteCampaign writes campaign_email_counts, campaigns, emails; see
-// bumpDeleteCampaign.
+// DeleteCampaign writes campaign_email_counts, campaigns, emails;
+// see bumpDeleteCampaign.
 func (s *Store) DeleteCampaign(ctx context.Context, arg db.DeleteCampaignParams) (int64, error) {
 	wctx, w := trackWrites(ctx)
 	r, err := s.inner.DeleteCampaign(wctx, arg)
@@ -906,9 +906,9 @@ func (t *txQuerier) DeleteCampaign(ctx context.Context, arg db.DeleteCampaignPar
 //   - campaign_email_counts.campaign_id: @id (cascade from campaigns.id;
 //     trigger emails_counts_delete: campaign_id from emails.campaign_id
 //     (cascade from campaigns.id))
-//   - campaign_email_counts.campaign_id>campaigns.user_id: @user_id
-//     (cascade from campaigns.user_id; campaigns rows added or removed;
-//     trigger emails_counts_delete: campaign_id from
+//   - campaign_email_counts.campaign_id>campaigns.user_id:
+//     @user_id (cascade from campaigns.user_id; campaigns rows added
+//     or removed; trigger emails_counts_delete: campaign_id from
 //     emails.campaign_id>campaigns.user_id (cascade from campaigns.user_id;
 //     campaigns rows added or removed))
 //   - campaigns.id: @id (WHERE)
@@ -1236,8 +1236,8 @@ func (t *txQuerier) InsertEmails(ctx context.Context, arg []db.InsertEmailsParam
 // missing.
 //   - campaign_email_counts.campaign_id: each row's @campaign_id (trigger
 //     emails_counts_insert: campaign_id from emails.campaign_id (VALUES))
-//   - campaign_email_counts.campaign_id>campaigns.user_id: each row's
-//     @campaign_id (user_id looked up from campaign_id through
+//   - campaign_email_counts.campaign_id>campaigns.user_id: each
+//     row's @campaign_id (user_id looked up from campaign_id through
 //     ListCampaignOwners)
 //   - emails.campaign_id: each row's @campaign_id (VALUES)
 //   - emails.campaign_id>campaigns.user_id: each row's @campaign_id
@@ -1404,8 +1404,8 @@ func (t *txQuerier) MarkEmailOpened(ctx context.Context, arg db.MarkEmailOpenedP
 //   - campaign_email_counts.campaign_id: RETURNING campaign_id (trigger
 //     emails_counts_update: campaign_id from emails.campaign_id
 //     (RETURNING))
-//   - campaign_email_counts.campaign_id>campaigns.user_id: @user_id
-//     (trigger emails_counts_update: campaign_id from
+//   - campaign_email_counts.campaign_id>campaigns.user_id:
+//     @user_id (trigger emails_counts_update: campaign_id from
 //     emails.campaign_id>campaigns.user_id (WHERE))
 //   - emails.campaign_id: RETURNING campaign_id (RETURNING)
 //   - emails.campaign_id>campaigns.user_id: @user_id (WHERE)
@@ -1492,8 +1492,8 @@ func (t *txQuerier) MarkEmailReplied(ctx context.Context, arg db.MarkEmailReplie
 //   - campaign_email_counts.campaign_id: RETURNING campaign_id (trigger
 //     emails_counts_update: campaign_id from emails.campaign_id
 //     (RETURNING))
-//   - campaign_email_counts.campaign_id>campaigns.user_id: @user_id
-//     (trigger emails_counts_update: campaign_id from
+//   - campaign_email_counts.campaign_id>campaigns.user_id:
+//     @user_id (trigger emails_counts_update: campaign_id from
 //     emails.campaign_id>campaigns.user_id (WHERE))
 //   - emails.campaign_id: RETURNING campaign_id (RETURNING)
 //   - emails.campaign_id>campaigns.user_id: @user_id (WHERE)
@@ -1606,8 +1606,8 @@ func (t *txQuerier) PurgeIdempotencyKeys(ctx context.Context, arg time.Time) (in
 }
 
 // bumpPurgeIdempotencyKeys collects what PurgeIdempotencyKeys invalidates;
-// ok is false when the statement failed with an unknown outcome, so
-// RETURNING values are missing.
+// ok is false when the statement failed with an unknown outcome,
+// so RETURNING values are missing.
 //   - idempotency_keys.owner: table-wide (its rows' owner is not known)
 func bumpPurgeIdempotencyKeys(
 	ctx context.Context, q db.Querier, b *cache.Bumps,

@@ -3,58 +3,37 @@ package dbgen
 import (
 	"maps"
 	"slices"
-	"sort"
-	"sync"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protopath"
+	"google.golang.org/protobuf/reflect/protorange"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Helpers over pg_query's typed parse tree.
 
-// walk calls fn for every node under m — every message a pg_query.Node
-// wraps — depth first, fields in the order of their JSON names so that
-// the order is fixed; fn returning false skips the node's children.
-// Messages held directly by a field (an INSERT's target RangeVar, a
-// UNION's branches) are descended into but not passed to fn: the
-// derivation rules see a table as read only where a FROM item names it.
-// A locking clause is skipped: FOR UPDATE OF x names a FROM item (often
-// an alias), not a table.
+// walk calls fn for every node under m (every message a pg_query.Node
+// wraps), depth first, fields in a fixed order; fn returning false skips
+// the node's children. Messages held directly by a field (an INSERT's
+// target RangeVar, a UNION's branches) are descended into but not passed
+// to fn: a table is read only where a FROM item names it. Locking clauses
+// are skipped: FOR UPDATE OF x names a FROM item (often an alias).
 func walk(m proto.Message, fn func(proto.Message) bool) {
 	if m == nil {
 		return
 	}
-	walkFields(m.ProtoReflect(), fn)
-}
-
-func walkFields(m protoreflect.Message, fn func(proto.Message) bool) {
-	if !m.IsValid() {
-		return
-	}
-	if n, ok := m.Interface().(*pg_query.Node); ok {
-		inner := nodeMessage(n)
-		if _, locking := inner.(*pg_query.LockingClause); locking {
-			return // FOR UPDATE OF names FROM items, which are walked already
+	_ = protorange.Options{Stable: true}.Range(m.ProtoReflect(), func(p protopath.Values) error {
+		step := p.Path.Index(-1)
+		msg, ok := p.Index(-1).Value.Interface().(protoreflect.Message)
+		if !ok || step.Kind() != protopath.FieldAccessStep || step.FieldDescriptor().ContainingMessage().FullName() != "pg_query.Node" {
+			return nil
 		}
-		if inner != nil && fn(inner) {
-			walkFields(inner.ProtoReflect(), fn)
+		if _, locking := msg.Interface().(*pg_query.LockingClause); locking || !fn(msg.Interface()) {
+			return protorange.Break
 		}
-		return
-	}
-	for _, fd := range messageFields(m.Descriptor()) {
-		if !m.Has(fd) {
-			continue
-		}
-		v := m.Get(fd)
-		if !fd.IsList() {
-			walkFields(v.Message(), fn)
-			continue
-		}
-		for l, i := v.List(), 0; i < l.Len(); i++ {
-			walkFields(l.Get(i).Message(), fn)
-		}
-	}
+		return nil
+	}, nil)
 }
 
 // nodeMessage is the message a Node wraps, nil for an empty one.
@@ -65,24 +44,6 @@ func nodeMessage(n *pg_query.Node) proto.Message {
 		return nil
 	}
 	return m.Get(fd).Message().Interface()
-}
-
-var fieldCache sync.Map // protoreflect.FullName -> []protoreflect.FieldDescriptor
-
-// messageFields are the message-typed fields of d, by JSON name.
-func messageFields(d protoreflect.MessageDescriptor) []protoreflect.FieldDescriptor {
-	if v, ok := fieldCache.Load(d.FullName()); ok {
-		return v.([]protoreflect.FieldDescriptor)
-	}
-	var out []protoreflect.FieldDescriptor
-	for i := 0; i < d.Fields().Len(); i++ {
-		if fd := d.Fields().Get(i); fd.Message() != nil && !fd.IsMap() {
-			out = append(out, fd)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].JSONName() < out[j].JSONName() })
-	fieldCache.Store(d.FullName(), out)
-	return out
 }
 
 // find returns the nodes of type T under m, in walk order, not looking
@@ -208,15 +169,22 @@ type writeOp struct {
 	cascade bool // TRUNCATE ... CASCADE
 }
 
-// writeOps are the writes of the statements under m, CTEs included: an
-// upsert also updates, a MERGE inserts, updates and deletes.
-func writeOps(m proto.Message) []writeOp {
-	var out []writeOp
-	walk(m, func(n proto.Message) bool {
+// scan walks tree once for what the analyses need of it.
+func scan(tree *pg_query.ParseResult, params []string) *parsed {
+	q := &parsed{tree: tree, params: params, ctes: map[string]bool{}}
+	walk(tree, func(n proto.Message) bool {
 		add := func(rel *pg_query.RangeVar, kind string, cols []string) {
-			out = append(out, writeOp{rel: rel, kind: kind, columns: cols, stmt: n})
+			q.ops = append(q.ops, writeOp{rel: rel, kind: kind, columns: cols, stmt: n})
 		}
 		switch st := n.(type) {
+		case *pg_query.CommonTableExpr:
+			q.ctes[st.GetCtename()] = true
+		case *pg_query.RangeVar:
+			q.rels = append(q.rels, st)
+		case *pg_query.ColumnRef:
+			q.colRefs = append(q.colRefs, st)
+		case *pg_query.JoinExpr:
+			q.usingJoin = q.usingJoin || len(st.GetUsingClause()) > 0 || st.GetIsNatural()
 		case *pg_query.InsertStmt:
 			add(st.GetRelation(), "INSERT", nil)
 			if upsertsUpdate(st) {
@@ -231,35 +199,24 @@ func writeOps(m proto.Message) []writeOp {
 				add(st.GetRelation(), k, nil)
 			}
 		case *pg_query.CopyStmt:
-			if st.GetIsFrom() {
+			if !st.GetIsFrom() {
+				q.rels = append(q.rels, st.GetRelation())
+			} else {
 				add(st.GetRelation(), "INSERT", nil)
 			}
 		case *pg_query.TruncateStmt:
 			for _, r := range st.GetRelations() {
-				out = append(out, writeOp{rel: r.GetRangeVar(), kind: "TRUNCATE", stmt: n, cascade: st.GetBehavior() == pg_query.DropBehavior_DROP_CASCADE})
+				q.ops = append(q.ops, writeOp{rel: r.GetRangeVar(), kind: "TRUNCATE", stmt: n, cascade: st.GetBehavior() == pg_query.DropBehavior_DROP_CASCADE})
 			}
-			return false
+			return false // its relations are written, not read
 		}
 		return true
 	})
-	return out
+	return q
 }
 
 func upsertsUpdate(ins *pg_query.InsertStmt) bool {
 	return ins.GetOnConflictClause().GetAction() == pg_query.OnConflictAction_ONCONFLICT_UPDATE
-}
-
-// cteNames are the names the statement's CTEs define: a relation of that
-// name (unqualified) is the CTE, not a table.
-func cteNames(tree proto.Message) map[string]bool {
-	ctes := map[string]bool{}
-	walk(tree, func(n proto.Message) bool {
-		if c, ok := n.(*pg_query.CommonTableExpr); ok {
-			ctes[c.GetCtename()] = true
-		}
-		return true
-	})
-	return ctes
 }
 
 func union[T comparable](list []T, more ...T) []T {

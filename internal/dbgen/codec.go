@@ -3,7 +3,6 @@ package dbgen
 import (
 	"fmt"
 	"go/types"
-	"maps"
 	"slices"
 	"strings"
 )
@@ -14,31 +13,26 @@ import (
 
 // codecVar names the codec of t, queueing it for emission.
 func (g *gen) codecVar(t types.Type) (string, error) {
-	key := types.TypeString(t, nil)
-	if v, ok := g.codecs[key]; ok {
-		return v, nil
-	}
 	name := "codec" + typeIdent(t)
-	if slices.Contains(slices.Collect(maps.Values(g.codecs)), name) {
+	switch i := slices.IndexFunc(g.codecs, func(c types.Type) bool { return typeIdent(c) == typeIdent(t) }); {
+	case i < 0:
+		g.codecs = append(g.codecs, t)
+	case !types.Identical(g.codecs[i], t):
 		return "", fmt.Errorf("two result types are both named %s", name)
 	}
-	g.codecs[key] = name
-	g.order = append(g.order, t)
 	return name, nil
 }
 
-// codeArg is what the codec templates print code for: the value x of
-// type t (key selects the key form of times, the instant only).
-type codeArg struct {
-	X   string
-	T   types.Type
-	Key bool
+// codeArg is what the codec templates print code for: the value X of
+// type T (Key selects the key form of times, the instant only).
+func codeArg(x string, t types.Type, key bool) map[string]any {
+	return map[string]any{"X": x, "T": t, "Key": key}
 }
 
 // code prints the statements of codec template name for x.
 func (g *gen) code(name, x string, t types.Type, key bool) (string, error) {
 	var b strings.Builder
-	err := g.tmpl.ExecuteTemplate(&b, name, codeArg{x, t, key})
+	err := g.tmpl.ExecuteTemplate(&b, name, codeArg(x, t, key))
 	return b.String(), err
 }
 

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
-	"google.golang.org/protobuf/proto"
 )
 
 // Version slots make invalidation column-aware. Every table has a slot
@@ -24,6 +23,16 @@ import (
 
 // SlotSep separates a table from a column in a slot name.
 const SlotSep = "#"
+
+// slotNames are the slot of prefix (a table or a scope) and those of its
+// columns cols.
+func slotNames(prefix string, cols []string) []string {
+	out := []string{prefix}
+	for _, c := range cols {
+		out = append(out, prefix+SlotSep+c)
+	}
+	return out
+}
 
 // sqlcParam matches sqlc's @name parameters, which PostgreSQL would parse
 // as the prefix operator @ applied to a column called name.
@@ -48,12 +57,12 @@ func Slots(q *parsed, tables Tables, schema *Schema) (reads, writes []string) {
 // as they are.
 func writeSlots(q *parsed, tables Tables, schema *Schema) []string {
 	otherWrite := map[string]bool{}
-	for _, op := range writeOps(q.tree) {
+	for _, op := range q.ops {
 		if _, ok := op.stmt.(*pg_query.UpdateStmt); !ok {
 			schema.markWithChildren(schema.parent(relName(op.rel)), otherWrite)
 		}
 	}
-	evs := statementEvents(q.tree, schema, q.ctes)
+	evs := statementEvents(q, schema)
 	direct := eventTables(evs)
 	for _, ev := range schema.triggerEvents(evs) {
 		if !direct[ev.table] {
@@ -83,57 +92,46 @@ func writeSlots(q *parsed, tables Tables, schema *Schema) []string {
 	return out
 }
 
-// refNames maps how a statement refers to each table it reads — its
-// alias, or its name (plain and schema-qualified) — to the tables.
-func refNames(tree proto.Message, schema *Schema, ctes map[string]bool) map[string][]string {
+// readColumns are, per table read, the columns the statement references
+// anywhere, sorted; every column when it cannot tell (SELECT *, a
+// whole-row reference, JOIN USING, NATURAL JOIN).
+func readColumns(q *parsed, tables Tables, schema *Schema) map[string][]string {
+	// How the statement refers to each table it reads — its alias, or its
+	// name (plain and schema-qualified) — to the tables.
 	refs := map[string][]string{}
-	for _, rv := range find[*pg_query.RangeVar](tree) {
-		if t, ok := schema.relTable(rv, ctes); ok {
+	for _, rv := range q.rels {
+		if t, ok := schema.relTable(rv, q.ctes); ok {
 			for _, k := range refKeys(rv) {
 				refs[k] = union(refs[k], t)
 			}
 		}
 	}
-	return refs
-}
-
-// readColumns are, per table read, the columns the statement references
-// anywhere, sorted; every column when it cannot tell (SELECT *, a
-// whole-row reference, JOIN USING, NATURAL JOIN).
-func readColumns(q *parsed, tables Tables, schema *Schema) map[string][]string {
-	refs := refNames(q.tree, schema, q.ctes)
-	starAll := false
+	starAll := q.usingJoin
 	star, slots := map[string]bool{}, map[string]bool{}
-	walk(q.tree, func(n proto.Message) bool {
-		switch n := n.(type) {
-		case *pg_query.JoinExpr:
-			starAll = starAll || len(n.GetUsingClause()) > 0 || n.GetIsNatural()
-		case *pg_query.ColumnRef:
-			parts, isStar := columnRefParts(n)
-			switch {
-			case parts == nil || len(parts) > 3 || len(parts) == 3 && isStar:
-				starAll = true // SELECT *, or a shape this code does not know
-			case isStar:
-				for _, t := range refs[strings.Join(parts, ".")] {
-					star[t] = true
-				}
-			case len(parts) == 1:
-				// A bare name is a column of any table that has one, or a
-				// whole-row reference to a table or alias.
-				for _, t := range refs[parts[0]] {
-					star[t] = true
-				}
-				for _, t := range tables.Reads {
-					slots[t+SlotSep+parts[0]] = true
-				}
-			default: // table.column or schema.table.column
-				for _, t := range refs[strings.Join(parts[:len(parts)-1], ".")] {
-					slots[t+SlotSep+last(parts)] = true
-				}
+	for _, cr := range q.colRefs {
+		parts, isStar := columnRefParts(cr)
+		switch {
+		case parts == nil || len(parts) > 3 || len(parts) == 3 && isStar:
+			starAll = true // SELECT *, or a shape this code does not know
+		case isStar:
+			for _, t := range refs[strings.Join(parts, ".")] {
+				star[t] = true
+			}
+		case len(parts) == 1:
+			// A bare name is a column of any table that has one, or a
+			// whole-row reference to a table or alias.
+			for _, t := range refs[parts[0]] {
+				star[t] = true
+			}
+			for _, t := range tables.Reads {
+				slots[t+SlotSep+parts[0]] = true
+			}
+		default: // table.column or schema.table.column
+			for _, t := range refs[strings.Join(parts[:len(parts)-1], ".")] {
+				slots[t+SlotSep+last(parts)] = true
 			}
 		}
-		return true
-	})
+	}
 	out := map[string][]string{}
 	for _, t := range tables.Reads {
 		for _, c := range schema.Columns[t] {
@@ -144,15 +142,6 @@ func readColumns(q *parsed, tables Tables, schema *Schema) map[string][]string {
 		slices.Sort(out[t])
 	}
 	return out
-}
-
-// insertColumns are the columns an INSERT into table sets: its column
-// list, else every column in order.
-func (s *Schema) insertColumns(ins *pg_query.InsertStmt, table string) []string {
-	if cols := columnNames(ins.GetCols()); len(cols) > 0 {
-		return cols
-	}
-	return s.Columns[table]
 }
 
 func (s *Schema) hasColumn(t, c string) bool { return slices.Contains(s.Columns[t], c) }

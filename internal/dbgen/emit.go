@@ -2,8 +2,9 @@ package dbgen
 
 import (
 	"bytes"
-	_ "embed"
+	"embed"
 	"fmt"
+	"go/doc/comment"
 	"go/format"
 	"go/types"
 	"io"
@@ -13,36 +14,34 @@ import (
 	"time"
 )
 
-// Emitting db/dbcache: dbcache.go.tmpl prints the file from the methods,
-// through functions of gen (Go types as the file names them, with its
-// imports; the codecs; a write's bumps grouped by lookup); codec.go.tmpl
-// prints the key encodings and the codecs' statements.
+// Emitting: dbcache.go.tmpl prints db/dbcache through functions of gen (Go
+// types as the file names them, with its imports; the codecs; a write's
+// bumps grouped by lookup), codec.go.tmpl the key encodings and codecs;
+// dbmeta.go.tmpl prints db/dbmeta (the queries' tables and the schema's
+// trigger writes, for packages that need them without the cache: replica
+// routing), and report.md.tmpl the scope report.
 
-//go:embed dbcache.go.tmpl
-var fileTemplate string
-
-//go:embed codec.go.tmpl
-var codecTemplate string
+//go:embed *.tmpl
+var templates embed.FS
 
 // gen is the state of one generated file: its imports, temporaries and
 // codecs.
 type gen struct {
-	pkg     string
 	imports map[string]bool
 	tmp     int
-	codecs  map[string]string // type string -> codec variable
-	order   []types.Type      // the codecs' types, in the order named
+	codecs  []types.Type // in the order named
 	tmpl    *template.Template
 }
 
-// newGen parses the file and codec templates, their functions bound to
-// the new gen.
-func newGen(pkg string) *gen {
-	g := &gen{pkg: pkg, imports: map[string]bool{}, codecs: map[string]string{}}
-	g.tmpl = template.Must(template.New("dbcache").Funcs(template.FuncMap{
+// newGen parses the templates, their functions bound to the new gen.
+func newGen() *gen {
+	g := &gen{imports: map[string]bool{}}
+	g.tmpl = template.Must(template.New("").Funcs(template.FuncMap{
 		"list":          goList,
 		"dur":           dur,
 		"join":          strings.Join,
+		"values":        values,
+		"std":           func(path string) bool { return !strings.Contains(strings.Split(path, "/")[0], ".") },
 		"has":           func(list []string, s string) bool { return slices.Contains(list, s) },
 		"describeDeps":  describeDeps,
 		"describeWrite": describeWrite,
@@ -53,16 +52,15 @@ func newGen(pkg string) *gen {
 		"hash":          hashValue,
 		"bumps":         g.bumpBody,
 		"codec":         g.codecVar,
-		"codecs":        func() []types.Type { return g.order },
+		"codecs":        func() []types.Type { return g.codecs },
 		"call":          func(fn string, args []string) string { return goCall(fn, quoted(args...)...) },
 		"kind":          codecKind, "basic": basicCodec, "lower": strings.ToLower, "needsClone": needsClone,
 		"typ": g.typ, "next": g.next, "fields": fields,
 		"code":  g.code,
 		"ident": typeIdent,
-		"at":    func(x string, t types.Type, key bool) codeArg { return codeArg{x, t, key} },
+		"at":    codeArg,
 		"elem":  func(t types.Type) types.Type { return t.Underlying().(interface{ Elem() types.Type }).Elem() },
-	}).Parse(fileTemplate))
-	g.tmpl = template.Must(g.tmpl.Parse(codecTemplate))
+	}).ParseFS(templates, "*.tmpl"))
 	return g
 }
 
@@ -78,40 +76,42 @@ func (g *gen) next(prefix string) string {
 	return fmt.Sprintf("%s%d", prefix, g.tmp)
 }
 
-// fileData is what the template prints.
+// fileData is what the templates print.
 type fileData struct {
 	Package  string
-	Imports  []string // standard library, "", the others
+	Imports  []string
 	Versions []string
 	Tables   []string
-	Scopes   []ScopeDef // of every table: those of Tables are printed
 	Methods  []method
+	Schema   *Schema
 }
 
-func (g *gen) file(ms []method, schema *Schema) ([]byte, error) {
+func (g *gen) file(d fileData) ([]byte, error) {
 	for _, p := range []string{"context", "time", "github.com/replyrocket/replyrocket/db", "github.com/replyrocket/replyrocket/internal/cache"} {
 		g.imports[p] = true
 	}
-	d := fileData{Package: g.pkg, Methods: ms, Scopes: schema.AllScopes()}
-	d.Tables, d.Versions = usedSlots(ms, schema)
 	// The template names types and codecs as it prints them: a first run
 	// records the imports and codecs that the second one prints, with the
 	// same temporaries.
-	if err := g.tmpl.Execute(io.Discard, d); err != nil {
-		return nil, fmt.Errorf("generate %s: %w", g.tmpl.Name(), err)
+	if err := g.tmpl.ExecuteTemplate(io.Discard, "dbcache.go.tmpl", d); err != nil {
+		return nil, fmt.Errorf("generate dbcache.go.tmpl: %w", err)
 	}
-	d.Imports, g.tmp = importList(g.imports), 0
-	return render(g.tmpl, d)
+	d.Imports, g.tmp = sortedKeys(g.imports), 0
+	return g.execute("dbcache.go.tmpl", d)
 }
 
-func render(t *template.Template, data any) ([]byte, error) {
+// execute prints template name; Go source formatted.
+func (g *gen) execute(name string, d fileData) ([]byte, error) {
 	var src bytes.Buffer
-	if err := t.Execute(&src, data); err != nil {
-		return nil, fmt.Errorf("generate %s: %w", t.Name(), err)
+	if err := g.tmpl.ExecuteTemplate(&src, name, d); err != nil {
+		return nil, fmt.Errorf("generate %s: %w", name, err)
+	}
+	if !strings.HasSuffix(name, ".go.tmpl") {
+		return src.Bytes(), nil
 	}
 	out, err := format.Source(src.Bytes())
 	if err != nil {
-		return nil, fmt.Errorf("format generated %s: %w\n%s", t.Name(), err, src.Bytes())
+		return nil, fmt.Errorf("format generated %s: %w\n%s", name, err, src.Bytes())
 	}
 	return out, nil
 }
@@ -122,57 +122,24 @@ func render(t *template.Template, data any) ([]byte, error) {
 // or read slots this one does not, and each instance must mirror all of
 // them.
 func usedSlots(ms []method, schema *Schema) (tables, slots []string) {
-	all, set := map[string]bool{}, map[string]bool{}
+	all := map[string]bool{}
 	for _, m := range ms {
 		for _, t := range slices.Concat(m.Reads, m.Writes) {
-			all[t], set[t] = true, true
-		}
-		for _, v := range slices.Concat(m.Deps.Named, m.WriteSlots) {
-			set[v] = true
+			all[t] = true
 		}
 	}
 	for t := range all {
-		for _, c := range schema.Columns[t] {
-			set[t+SlotSep+c] = true
-		}
+		slots = append(slots, slotNames(t, schema.Columns[t])...)
 		for _, sc := range schema.Scopes(t) {
-			set[sc.Name()] = true
-			for _, c := range schema.Columns[t] {
-				set[sc.Name()+SlotSep+c] = true
-			}
+			slots = append(slots, slotNames(sc.Name(), schema.Columns[t])...)
 		}
 	}
-	return sortedKeys(all), sortedKeys(set)
+	slices.Sort(slots)
+	return sortedKeys(all), slots
 }
 
-// importList orders imports as goimports groups them: the standard
-// library, a blank line, the others.
-func importList(set map[string]bool) []string {
-	var std, other []string
-	for _, p := range sortedKeys(set) {
-		if strings.Contains(strings.Split(p, "/")[0], ".") {
-			other = append(other, p)
-		} else {
-			std = append(std, p)
-		}
-	}
-	return append(append(std, ""), other...)
-}
-
-// Arg and Result are the Go types of a method's parameters (a struct, or
-// the one parameter) and result, nil when it has none; Returns tells
-// whether a write's result holds its RETURNING rows.
-func (m method) Arg() types.Type    { return m.arg }
-func (m method) Result() types.Type { return m.result }
-func (m method) Returns() bool      { return m.result != nil && (m.Kind == ":one" || m.Kind == ":many") }
-
-// hashed is a scope value as the template prints it: Expr, hashed as Arg
-// by the Deps or Bumps method Fn, for each v of Range when set; Result
-// marks a value of the statement's result, known only when it succeeded.
-type hashed struct {
-	Range, Expr, Fn, Arg string
-	Result               bool
-}
+// Returns tells whether a write's result holds its RETURNING rows.
+func (m method) Returns() bool { return m.Result != nil && (m.Kind == ":one" || m.Kind == ":many") }
 
 // bumpData is one scope write of a write's bumps or, with Group set, one
 // lookup of the writes' keys (their Values) through their resolver, whose
@@ -181,21 +148,21 @@ type bumpData struct {
 	ScopeWrite
 	Group             []ScopeWrite
 	Resolver, KeyType string
-	Fn                hashed
+	Row               goValue // a resolved row's value
 }
 
 // hashValue resolves value v of scope sc in m to the Deps (or, with bump,
 // Bumps) method and argument that hash it.
-func hashValue(m method, v valueRef, sc ScopeDef, bump bool) (hashed, error) {
+func hashValue(m method, v valueRef, sc ScopeDef, bump bool) (goValue, error) {
 	gv, ok := m.resolve(v)
 	if !ok {
-		return hashed{}, fmt.Errorf("%s: %s: value %s of scope %s has no Go expression", m.Pos(), m.Name, v, sc.Name())
+		return gv, fmt.Errorf("%s: %s: value %s of scope %s has no Go expression", m.Pos(), m.Name, v, sc.Name())
 	}
-	fn, arg, err := hashCall(gv, bump)
+	gv, err := hashed(gv, bump)
 	if err != nil {
-		return hashed{}, fmt.Errorf("%s: %s: %w", m.Pos(), m.Name, err)
+		return gv, fmt.Errorf("%s: %s: %w", m.Pos(), m.Name, err)
 	}
-	return hashed{gv.rangeOver, gv.expr, fn, arg, gv.result}, nil
+	return gv, nil
 }
 
 // bumpBody groups a write's scope writes for the template. Path scopes
@@ -215,11 +182,11 @@ func (g *gen) bumpBody(m method) ([]bumpData, error) {
 			group := slices.DeleteFunc(slices.Clone(m.ScopeWrites), func(o ScopeWrite) bool {
 				return o.Wide || o.Through.method+fmt.Sprint(o.Values) != k
 			})
-			fn, arg, err := hashCall(goValue{expr: "row." + r.columnField, typ: r.columnType}, true)
+			row, err := hashed(goValue{Expr: "row." + r.columnField, typ: r.columnType}, true)
 			if err != nil {
 				return nil, fmt.Errorf("resolver %s: %w", r.method, err)
 			}
-			out = append(out, bumpData{w, group, r.method, g.typ(r.keyType), hashed{Fn: fn, Arg: arg}})
+			out = append(out, bumpData{w, group, r.method, g.typ(r.keyType), row})
 		}
 	}
 	return out, nil
@@ -273,24 +240,12 @@ func quoted(s ...string) []string {
 	return out
 }
 
-// wrap fills text into comment lines of at most 80 columns (a tab
-// counting 4): the first starts with first, the others with next.
+// wrap fills text into comment lines of at most 76 columns: the first
+// starts with first, the others with next (of the same width).
 func wrap(first, next, text string) string {
-	var b strings.Builder
-	line := first
-	for i, w := range strings.Fields(text) {
-		if i > 0 && len(line)+1+len(w) > 76 && line != next {
-			b.WriteString(line + "\n")
-			line = next + w
-			continue
-		}
-		if i > 0 {
-			line += " "
-		}
-		line += w
-	}
-	b.WriteString(line)
-	return b.String()
+	p := comment.Printer{TextPrefix: next, TextWidth: 76 - len(next)}
+	out := string(p.Text(new(comment.Parser).Parse(text)))
+	return first + strings.TrimPrefix(strings.TrimSuffix(out, "\n"), next)
 }
 
 func dur(d time.Duration) string {

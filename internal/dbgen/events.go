@@ -1,10 +1,6 @@
 package dbgen
 
-import (
-	"slices"
-
-	"google.golang.org/protobuf/proto"
-)
+import "slices"
 
 // Events: what a statement's writes do to each table, as that table's
 // triggers see them, and what the triggers they fire write in turn.
@@ -34,10 +30,10 @@ func (t Trigger) fires(ev tableEvent) bool {
 
 // statementEvents are the writes a statement makes, by table, with the
 // rows its foreign keys' actions change.
-func statementEvents(tree proto.Message, schema *Schema, ctes map[string]bool) []tableEvent {
+func statementEvents(q *parsed, schema *Schema) []tableEvent {
 	var out []tableEvent
-	for _, op := range writeOps(tree) {
-		t, ok := schema.relTable(op.rel, ctes)
+	for _, op := range q.ops {
+		t, ok := schema.relTable(op.rel, q.ctes)
 		switch {
 		case !ok:
 		case op.kind == "TRUNCATE":
@@ -203,9 +199,9 @@ func (s *Schema) fkOf(table, col string) ForeignKey {
 	return ForeignKey{}
 }
 
-// triggerTables are the tables a write of any kind to table may change
+// TriggerTables are the tables a write of any kind to table may change
 // through triggers, transitively, other than table itself.
-func (s *Schema) triggerTables(table string) []string {
+func (s *Schema) TriggerTables(table string) []string {
 	var evs []tableEvent
 	for _, k := range []string{"INSERT", "UPDATE", "DELETE", "TRUNCATE"} {
 		evs = append(evs, tableEvent{table: table, kind: k})

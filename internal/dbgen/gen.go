@@ -41,8 +41,9 @@ type method struct {
 	WriteSlots  []string
 	ScopeWrites []ScopeWrite
 	stmt        *parsed
-	arg         types.Type // nil for queries without parameters
-	result      types.Type // nil for :exec
+	// Arg and Result are the Go types of its parameters (a struct, or the
+	// one parameter) and result, nil when it has none.
+	Arg, Result types.Type
 	Hash        string
 }
 
@@ -65,14 +66,18 @@ func GenerateAll(cfg Config) (Output, error) {
 	if err != nil {
 		return Output{}, err
 	}
-	var out Output
-	if out.Report, err = report(methods); err != nil {
+	g, d := newGen(), fileData{Package: cfg.OutPackage, Methods: methods, Schema: schema}
+	d.Tables, d.Versions = usedSlots(methods, schema)
+	report, err := g.execute("report.md.tmpl", d)
+	if err != nil {
 		return Output{}, err
 	}
-	if out.Cache, err = newGen(cfg.OutPackage).file(methods, schema); err != nil {
+	out := Output{Report: string(report)}
+	if out.Cache, err = g.file(d); err != nil {
 		return Output{}, err
 	}
-	if out.Meta, err = metaFile(cfg.MetaPackage, methods, schema); err != nil {
+	d.Package = cfg.MetaPackage
+	if out.Meta, err = g.execute("dbmeta.go.tmpl", d); err != nil {
 		return Output{}, err
 	}
 	return out, nil
@@ -100,15 +105,12 @@ func loadQuerier(dir, pattern string) (*types.Interface, error) {
 	if len(pkgs[0].Errors) > 0 {
 		return nil, fmt.Errorf("load %s: %v", pattern, pkgs[0].Errors[0])
 	}
-	obj := pkgs[0].Types.Scope().Lookup("Querier")
-	if obj == nil {
-		return nil, fmt.Errorf("%s has no Querier (sqlc emit_interface)", pattern)
+	if obj := pkgs[0].Types.Scope().Lookup("Querier"); obj != nil {
+		if iface, ok := obj.Type().Underlying().(*types.Interface); ok {
+			return iface, nil
+		}
 	}
-	iface, ok := obj.Type().Underlying().(*types.Interface)
-	if !ok {
-		return nil, fmt.Errorf("%s.Querier is not an interface", pattern)
-	}
-	return iface, nil
+	return nil, fmt.Errorf("%s has no Querier interface (sqlc emit_interface)", pattern)
 }
 
 func joinMethods(queries []Query, iface *types.Interface, schema *Schema) ([]method, error) {
@@ -146,12 +148,12 @@ func newMethod(q Query, sig *types.Signature, schema *Schema) (method, error) {
 	switch sig.Params().Len() {
 	case 1:
 	case 2:
-		m.arg = sig.Params().At(1).Type()
+		m.Arg = sig.Params().At(1).Type()
 	default:
 		return m, fmt.Errorf("%s: unexpected signature %s", q.Name, sig)
 	}
 	if sig.Results().Len() == 2 {
-		m.result = sig.Results().At(0).Type()
+		m.Result = sig.Results().At(0).Type()
 	}
 	var err error
 	if m.stmt, err = parseQuery(q.SQL); err != nil {
@@ -175,7 +177,7 @@ func newMethod(q Query, sig *types.Signature, schema *Schema) (method, error) {
 		}
 		m.Deps = ReadScopes(m.stmt, m.Tables, schema, m.usable)
 	}
-	m.Hash = schemaHash(q.SQL+depsSignature(m.Deps), m.result)
+	m.Hash = schemaHash(q.SQL+depsSignature(m.Deps), m.Result)
 	return m, nil
 }
 

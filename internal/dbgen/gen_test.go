@@ -72,7 +72,7 @@ func TestUnsupportedTypesFailGeneration(t *testing.T) {
 		types.NewArray(str, 2),
 		types.NewStruct([]*types.Var{types.NewField(0, nil, "F", types.NewChan(types.SendRecv, str), false)}, nil),
 	} {
-		g := newGen("x")
+		g := newGen()
 		if _, err := g.code("enc", "v", typ, true); err == nil {
 			t.Errorf("key encoding of %s accepted", typ)
 		}

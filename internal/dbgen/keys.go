@@ -55,11 +55,8 @@ func (s *Schema) readTableElts(table string, stmt proto.Message) {
 				return true
 			}
 			s.Columns[table] = union(s.Columns[table], col)
-			if s.Types[table] == nil {
-				s.Types[table] = map[string]string{}
-			}
 			if name := last(strs(n.GetTypeName().GetNames())); name != "" {
-				s.Types[table][col] = name
+				s.Types[table+"."+col] = name
 			}
 			for _, c := range n.GetConstraints() {
 				if c.GetConstraint() != nil {
@@ -106,16 +103,6 @@ func (s *Schema) readConstraint(table string, cols []string, c *pg_query.Constra
 
 func (s *Schema) addKey(table, col string) { s.keyCols[table] = union(s.keyCols[table], col) }
 
-// resolveFKs fills in the parent column of foreign keys that reference a
-// primary key implicitly, once every table is known.
-func (s *Schema) resolveFKs() {
-	for i, fk := range s.FKs {
-		if fk.ParentCol == "" {
-			s.FKs[i].ParentCol = s.primary[fk.Parent]
-		}
-	}
-}
-
 // Scopes are the scopes of table, in order of preference for pinning a
 // read: the primary key, the other key, index-leading and foreign-key
 // columns in declaration order, then the paths through its foreign keys
@@ -141,7 +128,7 @@ func (s *Schema) Scopes(table string) []ScopeDef {
 
 func (s *Schema) directScopeCols(table string) []string {
 	pk := s.primary[table]
-	cols := slices.DeleteFunc(slices.Clone(s.keyCols[table]), func(c string) bool { return scopeType(s.Types[table][c]) == "" })
+	cols := slices.DeleteFunc(slices.Clone(s.keyCols[table]), func(c string) bool { return scopeType(s.Types[table+"."+c]) == "" })
 	sort.SliceStable(cols, func(i, j int) bool { return cols[i] == pk && cols[j] != pk })
 	return cols
 }
@@ -158,9 +145,9 @@ func (s *Schema) AllScopes() []ScopeDef {
 // valueType is the SQL type of the values a scope is pinned to.
 func (s *Schema) valueType(sc ScopeDef) string {
 	if sc.IsPath() {
-		return s.Types[sc.Parent][sc.ParentColumn]
+		return s.Types[sc.Parent+"."+sc.ParentColumn]
 	}
-	return s.Types[sc.Table][sc.Column]
+	return s.Types[sc.Name()]
 }
 
 // scopeType classifies a SQL type by how its values hash: "bytes16"

@@ -34,7 +34,7 @@ var errShape = errors.New("want SELECT <key>, <column> FROM <table> WHERE <key> 
 // readResolver reads the resolver an annotated query defines; an error
 // when its shape is not a resolver's.
 func readResolver(m *method, schema *Schema) (resolver, error) {
-	if m.Kind != ":many" || len(m.Writes) > 0 || len(m.Reads) != 1 || m.result == nil {
+	if m.Kind != ":many" || len(m.Writes) > 0 || len(m.Reads) != 1 || m.Result == nil {
 		return resolver{}, errShape
 	}
 	sel, _ := topStatement(m.stmt.tree).(*pg_query.SelectStmt)
@@ -57,7 +57,7 @@ func readResolver(m *method, schema *Schema) (resolver, error) {
 	}
 	for k, key := range cols {
 		if vals := s.lists[s.colTerm(0, key)]; len(vals) == 1 && vals[0].Many {
-			return m.resolverOf(s.occs[0], key, cols[1-k], vals[0].Param)
+			return m.resolverOf(s.occs[0].table, key, cols[1-k], vals[0].Param)
 		}
 	}
 	return resolver{}, errShape
@@ -65,7 +65,7 @@ func readResolver(m *method, schema *Schema) (resolver, error) {
 
 // resolverOf binds a resolver's columns and parameter to Go.
 func (m *method) resolverOf(parent, key, column, param string) (resolver, error) {
-	elem, ok := m.result.(*types.Slice)
+	elem, ok := m.Result.(*types.Slice)
 	if !ok {
 		return resolver{}, fmt.Errorf("%w: the result is not a slice", errShape)
 	}
@@ -107,30 +107,25 @@ func applyResolvers(ms []method, schema *Schema) error {
 
 // useResolvers looks the wide path bumps of m up through resolvers.
 func useResolvers(m *method, resolvers map[string]resolver) {
-	direct := map[string]ScopeWrite{}
-	for _, w := range m.ScopeWrites {
-		if !w.Scope.IsPath() {
-			direct[w.Scope.Name()] = w
-		}
-	}
 	for k, w := range m.ScopeWrites {
 		if !w.Wide || !w.Scope.IsPath() {
 			continue
 		}
 		r, ok := resolvers[w.Scope.Parent+"."+w.Scope.ParentKey+">"+w.Scope.ParentColumn]
-		keys, known := direct[w.Scope.Table+"."+w.Scope.Column]
-		if !ok || !known || keys.Wide || len(keys.Values) == 0 || !resolvable(m, keys.Values, r) {
+		// The write's own values of the path's column: the keys.
+		i := slices.IndexFunc(m.ScopeWrites, func(o ScopeWrite) bool { return o.Scope.Name() == w.Scope.Table+"."+w.Scope.Column })
+		if !ok || i < 0 || !resolvable(m, m.ScopeWrites[i], r) {
 			continue
 		}
-		w.Wide, w.Values, w.Through = false, keys.Values, r
+		w.Wide, w.Values, w.Through = false, m.ScopeWrites[i].Values, r
 		w.Why = fmt.Sprintf("%s looked up from %s through %s", w.Scope.ParentColumn, w.Scope.Column, r.method)
 		m.ScopeWrites[k] = w
 	}
 }
 
-// resolvable: every key value has the resolver's key type.
-func resolvable(m *method, vals []valueRef, r resolver) bool {
-	return !slices.ContainsFunc(vals, func(v valueRef) bool {
+// resolvable: the keys are known, each of the resolver's key type.
+func resolvable(m *method, keys ScopeWrite, r resolver) bool {
+	return !keys.Wide && len(keys.Values) > 0 && !slices.ContainsFunc(keys.Values, func(v valueRef) bool {
 		gv, ok := m.resolve(v)
 		return !ok || !types.Identical(gv.typ, r.keyType)
 	})

@@ -18,12 +18,12 @@ func resolverMethods(t *testing.T, schema *Schema, annotate bool, sql string) []
 	if sql != "" {
 		owners.SQL = sql
 	}
-	owners.arg = types.NewSlice(uuid)
-	owners.result = types.NewSlice(types.NewStruct([]*types.Var{field("ID", uuid), field("UserID", uuid)}, nil))
+	owners.Arg = types.NewSlice(uuid)
+	owners.Result = types.NewSlice(types.NewStruct([]*types.Var{field("ID", uuid), field("UserID", uuid)}, nil))
 	insert := method{Query: Query{Name: "InsertEmails", Kind: ":copyfrom",
 		SQL: `INSERT INTO emails (id, campaign_id, created_at) VALUES (@id, @campaign_id, @created_at)`}}
-	insert.arg = types.NewSlice(types.NewStruct([]*types.Var{field("ID", uuid), field("CampaignID", uuid), field("CreatedAt", types.Typ[types.Int64])}, nil))
-	insert.result = types.Typ[types.Int64]
+	insert.Arg = types.NewSlice(types.NewStruct([]*types.Var{field("ID", uuid), field("CampaignID", uuid), field("CreatedAt", types.Typ[types.Int64])}, nil))
+	insert.Result = types.Typ[types.Int64]
 	ms := []method{insert, owners}
 	for i := range ms {
 		ms[i].stmt = mustParse(t, ms[i].SQL)

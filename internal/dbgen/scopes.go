@@ -84,13 +84,20 @@ type ScopeWrite struct {
 	Through resolver
 }
 
-// parsed is a query parsed once for every analysis: sqlc's @name
-// parameters numbered (params names them by number), and the names its
-// CTEs define.
+// parsed is a query parsed once for every analysis (sqlc's @name
+// parameters numbered, named in order by params), with what one walk of it
+// finds (scan): its CTEs' names (an unqualified relation so named is the
+// CTE, not a table), the relations it reads (FROM items, COPY TO), its
+// column references and USING or NATURAL joins, and its writes, CTEs'
+// included (an upsert also updates; a MERGE inserts, updates, deletes).
 type parsed struct {
-	tree   *pg_query.ParseResult
-	params map[int]string
-	ctes   map[string]bool
+	tree      *pg_query.ParseResult
+	params    []string
+	ctes      map[string]bool
+	rels      []*pg_query.RangeVar
+	colRefs   []*pg_query.ColumnRef
+	usingJoin bool
+	ops       []writeOp
 }
 
 func parseQuery(sql string) (*parsed, error) {
@@ -99,24 +106,19 @@ func parseQuery(sql string) (*parsed, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &parsed{tree, params, cteNames(tree)}, nil
+	return scan(tree, params), nil
 }
 
 // numberParams replaces sqlc's @name parameters with $1, $2… (one number
 // per distinct name), which PostgreSQL's parser takes, and returns the
-// names by number.
-func numberParams(sql string) (string, map[int]string) {
-	names := map[int]string{}
-	nums := map[string]int{}
+// names in the order of their numbers.
+func numberParams(sql string) (string, []string) {
+	var names []string
 	out := sqlcParam.ReplaceAllStringFunc(sql, func(m string) string {
-		name := m[1:]
-		n, ok := nums[name]
-		if !ok {
-			n = len(nums) + 1
-			nums[name] = n
-			names[n] = name
+		if !slices.Contains(names, m[1:]) {
+			names = append(names, m[1:])
 		}
-		return "$" + strconv.Itoa(n)
+		return "$" + strconv.Itoa(slices.Index(names, m[1:])+1)
 	})
 	return out, names
 }
@@ -132,8 +134,7 @@ type sel struct {
 	id     int
 	all    *[]*sel // every sel of the statement, by id
 	outerQ *sel
-	occs   []string          // the table of each occurrence, "" for a source
-	srcs   map[int]source    // the occurrences that are not tables
+	occs   []source
 	defs   map[string]source // the CTEs in scope, by name
 	refs   map[string][]int
 	// classes are the terms equal through strong equalities, by term.
@@ -145,22 +146,22 @@ type sel struct {
 	outer []outerQual
 }
 
-// env is what a statement is analysed in: the schema, sqlc's parameters
-// by number, the names of its CTEs (not tables), and for a statement of a
-// trigger function the trigger (triggers.go), whose rows' columns are the
-// values there: those of its transition tables, NEW and OLD.
+// env is what a statement is analysed in: the schema, sqlc's parameters,
+// its CTEs' names, and in a trigger function the trigger (triggers.go),
+// whose rows' columns (transition tables', NEW's, OLD's) are the values.
 type env struct {
 	schema *Schema
-	params map[int]string
+	params []string
 	ctes   map[string]bool
 	trig   *Trigger
 }
 
-// source is an occurrence that is not a table: a transition table, a
-// subquery or a CTE whose columns are traced through its select list, or,
-// with neither set, one whose columns are unknown (a lateral subquery, a
-// recursive or data-modifying CTE).
+// source is what an occurrence of a FROM item reads: a table, a
+// transition table, a subquery or a CTE whose columns are traced through
+// its select list, or, with none set, rows whose columns are unknown (a
+// lateral subquery, a recursive or data-modifying CTE).
 type source struct {
+	table      string
 	transition bool
 	query      *pg_query.SelectStmt
 	colnames   []string          // the query's column aliases
@@ -173,7 +174,7 @@ type outerQual struct {
 }
 
 func newSel(e *env, outer *sel) *sel {
-	s := &sel{env: e, outerQ: outer, srcs: map[int]source{}, refs: map[string][]int{}, classes: map[term][]term{}, weak: map[term][]term{}, lists: map[term][]valueRef{}}
+	s := &sel{env: e, outerQ: outer, refs: map[string][]int{}, classes: map[term][]term{}, weak: map[term][]term{}, lists: map[term][]valueRef{}}
 	if outer != nil {
 		s.all, s.defs = outer.all, outer.defs
 	} else {
@@ -240,9 +241,9 @@ func (s *sel) addFrom(item *pg_query.Node) []int {
 	case item.GetRangeVar() != nil:
 		return s.addRangeVar(item.GetRangeVar())
 	case rs != nil && !rs.GetLateral() && q != nil:
-		return s.addOcc([]string{rs.GetAlias().GetAliasname()}, "", source{query: q, colnames: strs(rs.GetAlias().GetColnames()), defs: s.defs})
+		return s.addOcc([]string{rs.GetAlias().GetAliasname()}, source{query: q, colnames: strs(rs.GetAlias().GetColnames()), defs: s.defs})
 	case rs != nil: // a lateral subquery is analysed on its own
-		return s.addOcc([]string{rs.GetAlias().GetAliasname()}, "", source{})
+		return s.addOcc([]string{rs.GetAlias().GetAliasname()}, source{})
 	case j == nil:
 		return nil // a function: no column of it is followed
 	}
@@ -263,25 +264,22 @@ func (s *sel) addFrom(item *pg_query.Node) []int {
 func (s *sel) addRangeVar(rv *pg_query.RangeVar) []int {
 	name, unqualified := rv.GetRelname(), rv.GetSchemaname() == ""
 	if def, ok := s.defs[name]; ok && unqualified {
-		return s.addOcc(refKeys(rv), "", def)
+		return s.addOcc(refKeys(rv), def)
 	}
 	if tr := s.trig; tr != nil && unqualified && name != "" && (name == tr.NewTable || name == tr.OldTable) {
-		return s.addOcc(refKeys(rv), "", source{transition: true})
+		return s.addOcc(refKeys(rv), source{transition: true})
 	}
 	t, ok := s.schema.relTable(rv, s.ctes)
 	if !ok {
 		return nil
 	}
-	return s.addOcc(refKeys(rv), t, source{})
+	return s.addOcc(refKeys(rv), source{table: t})
 }
 
-// addOcc adds an occurrence of table, or ("") of src, named by names.
-func (s *sel) addOcc(names []string, table string, src source) []int {
+// addOcc adds an occurrence of src, named by names.
+func (s *sel) addOcc(names []string, src source) []int {
 	i := len(s.occs)
-	s.occs = append(s.occs, table)
-	if table == "" {
-		s.srcs[i] = src
-	}
+	s.occs = append(s.occs, src)
 	for _, k := range names {
 		s.refs[k] = append(s.refs[k], i)
 	}
@@ -415,14 +413,13 @@ func (s *sel) term(expr *pg_query.Node) (term, bool) {
 
 // has reports whether occurrence occ has column col, false when not known.
 func (s *sel) has(occ int, col string) bool {
-	src, ok := s.srcs[occ]
-	switch {
-	case !ok:
-		return s.schema.hasColumn(s.occs[occ], col)
+	switch src := s.occs[occ]; {
+	case src.table != "":
+		return s.schema.hasColumn(src.table, col)
 	case src.transition:
 		return s.schema.hasColumn(s.trig.Table, col)
 	}
-	names, _ := src.columns()
+	names, _ := s.occs[occ].columns()
 	return slices.Contains(names, col)
 }
 
@@ -432,9 +429,9 @@ func (s *sel) pick(cands []int, col string) (term, bool) {
 	if len(cands) != 1 || !s.has(cands[0], col) {
 		return term{}, false
 	}
-	src, ok := s.srcs[cands[0]]
+	src := s.occs[cands[0]]
 	switch {
-	case !ok:
+	case src.table != "":
 		return s.colTerm(cands[0], col), true
 	case src.transition:
 		return term{param: col}, true
@@ -519,9 +516,8 @@ func (s *sel) local(t term) bool { return t.param != "" || t.sel == s.id }
 // param is the sqlc parameter an expression is: $n, a cast of one, or
 // sqlc.arg(name) / sqlc.narg(name).
 func (s *sel) param(expr *pg_query.Node) (string, bool) {
-	if pr := expr.GetParamRef(); pr != nil {
-		name, ok := s.params[int(pr.GetNumber())]
-		return name, ok
+	if n := int(expr.GetParamRef().GetNumber()); n > 0 && n <= len(s.params) {
+		return s.params[n-1], true
 	}
 	if tc := expr.GetTypeCast(); tc != nil {
 		return s.param(tc.GetArg())
@@ -596,7 +592,7 @@ func (s *sel) pathPins(occ int, sc ScopeDef) []valueRef {
 	for _, x := range s.related(s.colTerm(occ, sc.Column), true) {
 		o := s.owner(x)
 		o2, ok := o.occOf(x)
-		if !ok || (o == s && o2 == occ) || o.occs[o2] != sc.Parent || x != o.colTerm(o2, sc.ParentKey) {
+		if !ok || (o == s && o2 == occ) || o.occs[o2].table != sc.Parent || x != o.colTerm(o2, sc.ParentKey) {
 			continue
 		}
 		if v := o.pins(o2, sc.ParentColumn, false); len(v) > 0 {
@@ -630,9 +626,14 @@ func ReadScopes(q *parsed, tables Tables, schema *Schema, usable usableFunc) Rea
 		for _, sub := range find[*pg_query.SelectStmt](v) {
 			visit(sub, s)
 		}
+		// The first scope of each occurrence's table (in the schema's order
+		// of preference) that it is pinned to with usable values.
 		for i, o := range s.occs {
-			if p, ok := choosePin(s, i, o, usable); ok {
-				pins[o] = append(pins[o], p)
+			for _, sc := range schema.Scopes(o.table) {
+				if vals := s.scopePins(i, sc); allUsable(vals, schema.valueType(sc), usable) {
+					pins[o.table] = append(pins[o.table], ScopedRead{Scope: sc, Values: vals})
+					break
+				}
 			}
 		}
 	}
@@ -643,7 +644,7 @@ func ReadScopes(q *parsed, tables Tables, schema *Schema, usable usableFunc) Rea
 	// including those read in a way this code does not follow (outside
 	// every SELECT's FROM list).
 	total := map[string]int{}
-	for _, rv := range find[*pg_query.RangeVar](q.tree) {
+	for _, rv := range q.rels {
 		if t, ok := schema.relTable(rv, q.ctes); ok {
 			total[t]++
 		}
@@ -660,44 +661,22 @@ func ReadScopes(q *parsed, tables Tables, schema *Schema, usable usableFunc) Rea
 // scopes when every occurrence is pinned, else table-wide.
 func readDeps(tables Tables, cols map[string][]string, pins map[string][]ScopedRead) ReadDeps {
 	var deps ReadDeps
-	named := func(prefix string, t string) {
-		deps.Named = append(deps.Named, prefix)
-		for _, c := range cols[t] {
-			deps.Named = append(deps.Named, prefix+SlotSep+c)
-		}
-	}
 	for _, t := range tables.Reads {
 		if len(pins[t]) == 0 {
 			deps.Unpinned = append(deps.Unpinned, t)
-			named(t, t)
-			continue
+			deps.Named = append(deps.Named, slotNames(t, cols[t])...)
 		}
 		done := map[string]bool{}
 		for _, p := range pins[t] {
-			name := p.Scope.Name()
-			if !done[name] {
-				done[name] = true
-				named(name, t)
-			}
-			if key := name + fmt.Sprint(p.Values); !done[key] {
+			deps.Named = append(deps.Named, slotNames(p.Scope.Name(), cols[t])...)
+			if key := p.Scope.Name() + fmt.Sprint(p.Values); !done[key] {
 				done[key] = true
 				p.Columns = cols[t]
 				deps.Scoped = append(deps.Scoped, p)
 			}
 		}
 	}
-	sort.Strings(deps.Named)
+	slices.Sort(deps.Named)
+	deps.Named = slices.Compact(deps.Named) // a scope pinned twice
 	return deps
-}
-
-// choosePin picks the first scope of the table (in the schema's order of
-// preference) that the occurrence is pinned to with usable values.
-func choosePin(s *sel, occ int, table string, usable usableFunc) (ScopedRead, bool) {
-	for _, sc := range s.schema.Scopes(table) {
-		vals := s.scopePins(occ, sc)
-		if allUsable(vals, s.schema.valueType(sc), usable) {
-			return ScopedRead{Scope: sc, Values: vals}, true
-		}
-	}
-	return ScopedRead{}, false
 }

@@ -29,8 +29,9 @@ type Schema struct {
 	OnUpdate map[string][]string
 	// Columns are each table's columns, in declaration order.
 	Columns map[string][]string
-	// Types are each column's SQL type name ("uuid", "text", "int8").
-	Types map[string]map[string]string
+	// Types are each column's SQL type name ("uuid", "text", "int8"), by
+	// "table.column".
+	Types map[string]string
 	// FKs are the single-column foreign keys (keys.go).
 	FKs []ForeignKey
 	// keyCols are the columns that lead a key, an index or a foreign key;
@@ -52,7 +53,7 @@ func NewSchema() *Schema {
 		OnDelete:    map[string][]string{},
 		OnUpdate:    map[string][]string{},
 		Columns:     map[string][]string{},
-		Types:       map[string]map[string]string{},
+		Types:       map[string]string{},
 		keyCols:     map[string][]string{},
 		primary:     map[string]string{},
 		functions:   map[string]string{},
@@ -95,7 +96,13 @@ func (s *Schema) Read(src string) error {
 		}
 		return true
 	})
-	s.resolveFKs()
+	// A foreign key that references a primary key implicitly names its
+	// column once every table is known.
+	for i, fk := range s.FKs {
+		if fk.ParentCol == "" {
+			s.FKs[i].ParentCol = s.primary[fk.Parent]
+		}
+	}
 	s.readTriggers(src, tree)
 	return s.analyzeTriggers()
 }
@@ -128,22 +135,12 @@ func closure(t string, edges map[string][]string, set map[string]bool) map[strin
 // the tables its triggers write.
 func Analyze(q *parsed, schema *Schema) Tables {
 	reads := map[string]bool{}
-	walk(q.tree, func(n proto.Message) bool {
-		switch st := n.(type) {
-		case *pg_query.RangeVar:
-			if t, ok := schema.relTable(st, q.ctes); ok {
-				reads[t] = true
-			}
-		case *pg_query.CopyStmt:
-			if t, ok := schema.relTable(st.GetRelation(), q.ctes); ok && !st.GetIsFrom() {
-				reads[t] = true
-			}
-		case *pg_query.TruncateStmt:
-			return false // its relations are written, not read
+	for _, rv := range q.rels {
+		if t, ok := schema.relTable(rv, q.ctes); ok {
+			reads[t] = true
 		}
-		return true
-	})
-	evs := statementEvents(q.tree, schema, q.ctes)
+	}
+	evs := statementEvents(q, schema)
 	return Tables{Reads: sortedKeys(reads), Writes: sortedKeys(eventTables(append(evs, schema.triggerEvents(evs)...)))}
 }
 

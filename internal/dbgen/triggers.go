@@ -3,6 +3,7 @@ package dbgen
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -223,14 +224,15 @@ func (v *plVisitor) statement(e map[string]any, when []string) {
 		v.err = fmt.Errorf("parse %q: %w", q, err)
 		return
 	}
-	for _, op := range writeOps(tree) {
+	p := scan(tree, nil)
+	for _, op := range p.ops {
 		if op.rel == nil {
 			continue
 		}
 		ev := tableEvent{table: v.s.parent(relName(op.rel)), kind: op.kind, columns: op.columns}
 		w := TriggerWrite{tableEvent: ev, Trigger: v.t.Name, When: when}
 		if op.stmt == topStatement(tree) {
-			w.From = traced(directChange(op, ":exec", &env{schema: v.s, ctes: cteNames(tree), trig: &v.t}))
+			w.From = traced(directChange(op, ":exec", &env{schema: v.s, ctes: p.ctes, trig: &v.t}))
 		}
 		v.out = append(v.out, w)
 	}
@@ -266,19 +268,13 @@ func (v *plVisitor) visitIf(n map[string]any, when []string) {
 	}
 }
 
-// tgOpCondition recognises TG_OP = 'X'.
+// tgOp matches the condition TG_OP = 'X', parenthesised or not.
+var tgOp = regexp.MustCompile(`(?i)^[\s(]*tg_op\s*=\s*'(\w+)'[\s)]*$`)
+
 func tgOpCondition(cond any) (string, bool) {
 	q, _ := obj(obj(cond)["PLpgSQL_expr"])["query"].(string)
-	tree, err := pg_query.Parse("SELECT " + q)
-	sel, _ := topStatement(tree).(*pg_query.SelectStmt)
-	if err != nil || len(sel.GetTargetList()) != 1 {
-		return "", false
-	}
-	ae := sel.GetTargetList()[0].GetResTarget().GetVal().GetAExpr()
-	parts, _ := columnRefParts(ae.GetLexpr().GetColumnRef())
-	op := ae.GetRexpr().GetAConst().GetSval().GetSval()
-	ok := ae.GetKind() == pg_query.A_Expr_Kind_AEXPR_OP && isEquals(ae) && len(parts) == 1 && strings.EqualFold(parts[0], "tg_op")
-	return op, ok && op != ""
+	m := tgOp.FindStringSubmatch(q)
+	return last(m), m != nil
 }
 
 // traced is what the analysis of a write (writescopes.go) in a trigger
@@ -289,9 +285,9 @@ func traced(c *rowChange) map[string]string {
 		return nil // MERGE
 	}
 	from := map[string]string{}
-	for col, vals := range c.known {
-		if vals = slices.Compact(vals); len(vals) == 1 && !vals[0].Many {
-			from[col] = vals[0].Param
+	for sc, w := range c.known {
+		if vals := slices.Compact(w.Values); !sc.IsPath() && len(vals) == 1 && !vals[0].Many {
+			from[sc.Column] = vals[0].Param
 		}
 	}
 	return from

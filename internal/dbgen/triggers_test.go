@@ -218,3 +218,18 @@ CREATE TRIGGER totals_log AFTER UPDATE OF n ON totals FOR EACH STATEMENT EXECUTE
 		t.Fatalf("writes %v, want %v", tables.Writes, want)
 	}
 }
+
+func TestTgOpCondition(t *testing.T) {
+	for q, want := range map[string]string{
+		`TG_OP = 'INSERT'`:                     "INSERT",
+		`(tg_op='DELETE')`:                     "DELETE",
+		`TG_OP = 'UPDATE' OR TG_OP = 'INSERT'`: "",
+		`NEW.n > 0`:                            "",
+		`TG_OP <> 'INSERT'`:                    "",
+	} {
+		cond := map[string]any{"PLpgSQL_expr": map[string]any{"query": q}}
+		if got, ok := tgOpCondition(cond); got != want || ok != (want != "") {
+			t.Errorf("%s: got %q, %v; want %q", q, got, ok, want)
+		}
+	}
+}

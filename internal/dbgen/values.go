@@ -6,13 +6,15 @@ import (
 	"strings"
 )
 
-// goValue is a scope value as Go code of a generated method: an
-// expression, inside a loop when the value is one of many.
+// goValue is a scope value as Go code of a generated method: Expr, for
+// each v of the slice Range when set; Result marks a value of the
+// statement's result, known only when it succeeded. Fn is the Deps or
+// Bumps method that hashes it and Arg the expression it takes (hashed).
 type goValue struct {
-	rangeOver string // a slice to range over with v, or ""
-	expr      string
-	typ       types.Type
-	result    bool // from the result: valid only when the statement succeeded
+	Range, Expr string
+	typ         types.Type
+	Result      bool
+	Fn, Arg     string
 }
 
 // resolve finds the Go expression of v in method m, whose parameter is
@@ -20,11 +22,11 @@ type goValue struct {
 func (m *method) resolve(v valueRef) (goValue, bool) {
 	switch {
 	case v.Field != "" && m.Kind == ":many":
-		return member(m.result, "r", v.Field, true)
+		return member(m.Result, "r", v.Field, true)
 	case v.Field != "":
-		return member(m.result, "", v.Field, true)
+		return member(m.Result, "", v.Field, true)
 	case v.PerRow:
-		return member(m.arg, "arg", v.Param, false)
+		return member(m.Arg, "arg", v.Param, false)
 	}
 	expr, typ, ok := m.param(v.Param)
 	if !ok {
@@ -35,26 +37,26 @@ func (m *method) resolve(v valueRef) (goValue, bool) {
 		if !ok {
 			return goValue{}, false
 		}
-		return goValue{rangeOver: expr, expr: "v", typ: s.Elem()}, true
+		return goValue{Range: expr, Expr: "v", typ: s.Elem()}, true
 	}
-	return goValue{expr: expr, typ: typ}, true
+	return goValue{Expr: expr, typ: typ}, true
 }
 
 // param is the expression and type of a sqlc parameter: a field of the
 // params struct, or the one argument of a query with one parameter.
 func (m *method) param(name string) (string, types.Type, bool) {
-	if m.arg == nil {
+	if m.Arg == nil {
 		return "", nil, false
 	}
-	if _, ok := m.arg.Underlying().(*types.Struct); ok {
-		f, ok := fieldOf(m.arg, name)
+	if _, ok := m.Arg.Underlying().(*types.Struct); ok {
+		f, ok := fieldOf(m.Arg, name)
 		if !ok {
 			return "", nil, false
 		}
 		return "arg." + f.Name(), f.Type(), true
 	}
-	if ps := m.stmt.params; len(ps) == 1 && ps[1] == name {
-		return "arg", m.arg, true
+	if ps := m.stmt.params; len(ps) == 1 && ps[0] == name {
+		return "arg", m.Arg, true
 	}
 	return "", nil, false
 }
@@ -75,13 +77,13 @@ func member(t types.Type, rangeOver, name string, result bool) (goValue, bool) {
 		t, base = s.Elem(), "v"
 	}
 	if _, ok := t.Underlying().(*types.Struct); result && (!ok || isTime(t)) {
-		return goValue{rangeOver: rangeOver, expr: base, typ: t, result: true}, true
+		return goValue{Range: rangeOver, Expr: base, typ: t, Result: true}, true
 	}
 	f, ok := fieldOf(t, name)
 	if !ok {
 		return goValue{}, false
 	}
-	return goValue{rangeOver: rangeOver, expr: base + "." + f.Name(), typ: f.Type(), result: result}, true
+	return goValue{Range: rangeOver, Expr: base + "." + f.Name(), typ: f.Type(), Result: result}, true
 }
 
 // fieldOf finds the struct field sqlc named after a column or parameter
@@ -134,15 +136,16 @@ var hashFns = map[string]struct{ deps, bump, arg string }{
 	"int":     {"AddInt", "Int", "int64(%s)"},
 }
 
-// hashCall is the Deps (or, with bump, Bumps) method and argument that
-// add gv.
-func hashCall(gv goValue, bump bool) (fn, arg string, err error) {
+// hashed is gv with the Deps (or, with bump, Bumps) method and argument
+// that add it.
+func hashed(gv goValue, bump bool) (goValue, error) {
 	h, ok := hashFns[hashClass(gv.typ)]
 	if !ok {
-		return "", "", fmt.Errorf("no hash for %s", gv.typ)
+		return gv, fmt.Errorf("no hash for %s", gv.typ)
 	}
-	if fn = h.deps; bump {
-		fn = h.bump
+	if gv.Fn = h.deps; bump {
+		gv.Fn = h.bump
 	}
-	return fn, fmt.Sprintf(h.arg, gv.expr), nil
+	gv.Arg = fmt.Sprintf(h.arg, gv.Expr)
+	return gv, nil
 }

@@ -16,23 +16,21 @@ type rowChange struct {
 	// updated are the columns an UPDATE sets; nil means rows are added or
 	// removed (INSERT, DELETE, COPY, cascade).
 	updated []string
-	// known are the values of columns the changed rows carry, and paths
-	// those of path scopes by name; why says where they come from.
-	known map[string][]valueRef
-	paths map[string][]valueRef
-	why   map[string]string
+	// known are the values the changed rows carry (Values, and Why where
+	// from) in a column, keyed by a ScopeDef of Table and Column, or in a
+	// path scope.
+	known map[ScopeDef]ScopeWrite
 }
 
 // WriteScopes derives what a write bumps in every scope of every table it
-// changes. kind is the sqlc command; results tells whether RETURNING
-// values reach the Go result.
+// changes; kind is the sqlc command.
 func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable usableFunc) []ScopeWrite {
 	changes := map[string]*rowChange{}
 	// The top-level statement's rows are attributed to it (its WHERE, its
 	// VALUES, its RETURNING). A table that another statement writes too (a
 	// CTE's INSERT, UPDATE or DELETE, or its foreign-key actions) has rows
 	// no one statement accounts for: not attributed, so wide.
-	ops := writeOps(q.tree)
+	ops := q.ops
 	if len(ops) > 0 && ops[0].stmt == topStatement(q.tree) {
 		others := map[string]bool{}
 		for _, op := range ops {
@@ -50,7 +48,7 @@ func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable u
 	}
 	// Tables the statement writes itself (or through foreign-key actions);
 	// the others in tables.Writes are written by triggers.
-	evs := statementEvents(q.tree, schema, q.ctes)
+	evs := statementEvents(q, schema)
 	direct := eventTables(evs)
 	var out []ScopeWrite
 	for _, t := range sortedKeys(direct) {
@@ -75,29 +73,31 @@ func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable u
 	for _, ev := range evs {
 		out = append(out, schema.triggerScopeWrites(ev, own, map[string]bool{})...)
 	}
-	return mergeScopeWrites(append(out, untracedTriggerWrites(tables, direct, out, schema)...))
-}
-
-// untracedTriggerWrites bump wide the scopes of tables only triggers write
-// that no trace reached.
-func untracedTriggerWrites(tables Tables, direct map[string]bool, ws []ScopeWrite, schema *Schema) []ScopeWrite {
-	named := map[string]bool{}
-	for _, w := range ws {
-		named[w.Scope.Name()] = true
-	}
-	var out []ScopeWrite
+	// The scopes of tables only triggers write that no trace reached.
 	for _, t := range tables.Writes {
 		for _, sc := range schema.Scopes(t) {
-			if !direct[t] && !named[sc.Name()] {
+			if !direct[t] && !slices.ContainsFunc(out, func(w ScopeWrite) bool { return w.Scope.Name() == sc.Name() }) {
 				out = append(out, wideWrite(sc, "written by a trigger, rows not attributed"))
 			}
 		}
 	}
-	return out
+	return mergeScopeWrites(out)
 }
 
 func newRowChange(table string) *rowChange {
-	return &rowChange{table: table, known: map[string][]valueRef{}, paths: map[string][]valueRef{}, why: map[string]string{}}
+	return &rowChange{table: table, known: map[ScopeDef]ScopeWrite{}}
+}
+
+// add records that the rows carry vals in sc, unless known already.
+func (c *rowChange) add(sc ScopeDef, vals []valueRef, why string) {
+	if _, ok := c.known[sc]; !ok && len(vals) > 0 {
+		c.known[sc] = ScopeWrite{Values: vals, Why: why}
+	}
+}
+
+// col is the values of column col of the changed rows.
+func (c *rowChange) col(col string) []valueRef {
+	return c.known[ScopeDef{Table: c.table, Column: col}].Values
 }
 
 // directChange analyses the top-level INSERT, UPDATE or DELETE in one sel
@@ -127,24 +127,11 @@ func directChange(op writeOp, kind string, e *env) *rowChange {
 // joins), read into s, pin its target's rows to.
 func whereValues(c *rowChange, s *sel) {
 	for _, sc := range s.schema.Scopes(c.table) {
-		vals := s.scopePins(0, sc)
-		if len(vals) == 0 {
-			continue
-		}
-		if sc.IsPath() {
-			c.paths[sc.Name()] = vals
-		} else {
-			c.known[sc.Column] = vals
-		}
-		c.why[sc.Name()] = "WHERE"
+		c.add(sc, s.scopePins(0, sc), "WHERE")
 	}
 	// A parent's scope columns, for its children's path scopes.
 	for _, col := range s.schema.Columns[c.table] {
-		if _, ok := c.known[col]; !ok {
-			if vals := s.pins(0, col, false); len(vals) > 0 {
-				c.known[col] = vals
-			}
-		}
+		c.add(ScopeDef{Table: c.table, Column: col}, s.pins(0, col, false), "WHERE")
 	}
 }
 
@@ -156,7 +143,11 @@ func insertValues(c *rowChange, s *sel, ins *pg_query.InsertStmt, kind string) {
 	if upsertsUpdate(ins) || q == nil {
 		return
 	}
-	for i, col := range s.schema.insertColumns(ins, c.table) {
+	cols := columnNames(ins.GetCols()) // else every column, in order
+	if len(cols) == 0 {
+		cols = s.schema.Columns[c.table]
+	}
+	for i, col := range cols {
 		// Every VALUES row must give the column a parameter.
 		var vals []valueRef
 		ok, why := true, "VALUES"
@@ -172,9 +163,8 @@ func insertValues(c *rowChange, s *sel, ins *pg_query.InsertStmt, kind string) {
 			t, tok := s.output(q, s.defs, i)
 			vals, ok, why = []valueRef{{Param: t.param}}, tok, "SELECT"
 		}
-		if ok && len(vals) > 0 {
-			c.known[col] = vals
-			c.why[c.table+"."+col] = why
+		if ok {
+			c.add(ScopeDef{Table: c.table, Column: col}, vals, why)
 		}
 	}
 }
@@ -189,10 +179,10 @@ func returned(c *rowChange, s *sel, list []*pg_query.Node) {
 		switch {
 		case star:
 			for _, col := range s.schema.Columns[c.table] {
-				addReturned(c, col, col)
+				c.add(ScopeDef{Table: c.table, Column: col}, []valueRef{{Field: col}}, "RETURNING")
 			}
 		case ok && t == s.colTerm(0, t.col):
-			addReturned(c, t.col, cmp.Or(rt.GetName(), t.col))
+			c.add(ScopeDef{Table: c.table, Column: t.col}, []valueRef{{Field: cmp.Or(rt.GetName(), t.col)}}, "RETURNING")
 		case ok:
 			returnedPath(c, s, t, cmp.Or(rt.GetName(), t.col))
 		}
@@ -208,22 +198,11 @@ func returnedPath(c *rowChange, s *sel, t term, field string) {
 		return
 	}
 	for _, sc := range s.schema.Scopes(c.table) {
-		if !sc.IsPath() || s.occs[occ] != sc.Parent || t.col != sc.ParentColumn || c.paths[sc.Name()] != nil {
-			continue
-		}
-		if slices.Contains(s.members(s.colTerm(0, sc.Column)), s.colTerm(occ, sc.ParentKey)) {
-			c.paths[sc.Name()] = []valueRef{{Field: field}}
-			c.why[sc.Name()] = "RETURNING"
+		if sc.IsPath() && s.occs[occ].table == sc.Parent && t.col == sc.ParentColumn &&
+			slices.Contains(s.members(s.colTerm(0, sc.Column)), s.colTerm(occ, sc.ParentKey)) {
+			c.add(sc, []valueRef{{Field: field}}, "RETURNING")
 		}
 	}
-}
-
-func addReturned(c *rowChange, col, field string) {
-	if _, ok := c.known[col]; ok {
-		return
-	}
-	c.known[col] = []valueRef{{Field: field}}
-	c.why[c.table+"."+col] = "RETURNING"
 }
 
 // cascade adds the rows an ON DELETE CASCADE removes from child tables,
@@ -237,16 +216,10 @@ func cascade(parent *rowChange, schema *Schema, changes map[string]*rowChange, t
 			continue
 		}
 		child := newRowChange(fk.Child)
-		if v := parent.known[fk.ParentCol]; len(v) > 0 {
-			child.known[fk.ChildCol] = v
-			child.why[fk.Child+"."+fk.ChildCol] = "cascade from " + parent.table + "." + fk.ParentCol
-		}
+		child.add(ScopeDef{Table: fk.Child, Column: fk.ChildCol}, parent.col(fk.ParentCol), "cascade from "+parent.table+"."+fk.ParentCol)
 		for _, sc := range schema.Scopes(fk.Child) {
 			if sc.IsPath() && sc.Column == fk.ChildCol && sc.Parent == parent.table {
-				if v := parent.known[sc.ParentColumn]; len(v) > 0 {
-					child.paths[sc.Name()] = v
-					child.why[sc.Name()] = "cascade from " + parent.table + "." + sc.ParentColumn
-				}
+				child.add(sc, parent.col(sc.ParentColumn), "cascade from "+parent.table+"."+sc.ParentColumn)
 			}
 		}
 		changes[fk.Child] = child
@@ -263,13 +236,10 @@ func scopeWrite(sc ScopeDef, c *rowChange, schema *Schema, usable usableFunc) Sc
 	case slices.Contains(c.updated, sc.Column):
 		return wideWrite(sc, "updates "+sc.Column+", moving rows between values")
 	}
-	// c.why is by scope name, which for a direct scope is table.column.
-	w := ScopeWrite{Scope: sc, Columns: c.updated, Values: c.known[sc.Column], Why: c.why[sc.Name()]}
+	w := c.known[sc]
+	w.Scope, w.Columns = sc, c.updated
 	if c.updated == nil {
 		w.Columns = []string{""}
-	}
-	if sc.IsPath() {
-		w.Values = c.paths[sc.Name()]
 	}
 	if !allUsable(w.Values, schema.valueType(sc), usable) {
 		w.Wide, w.Values, w.Why = true, nil, "its rows' "+scopeValueName(sc)+" is not known"
@@ -283,8 +253,8 @@ func parentWrite(sc ScopeDef, c *rowChange, schema *Schema, usable usableFunc) S
 	switch {
 	case c == nil:
 		return wideWrite(sc, "rows of "+sc.Parent+" not attributed")
-	case c.updated == nil && allUsable(c.known[sc.ParentColumn], schema.valueType(sc), usable):
-		return ScopeWrite{Scope: sc, Values: c.known[sc.ParentColumn], Columns: []string{""}, Why: sc.Parent + " rows added or removed"}
+	case c.updated == nil && allUsable(c.col(sc.ParentColumn), schema.valueType(sc), usable):
+		return ScopeWrite{Scope: sc, Values: c.col(sc.ParentColumn), Columns: []string{""}, Why: sc.Parent + " rows added or removed"}
 	case c.updated == nil:
 		return wideWrite(sc, sc.Parent+" rows' "+sc.ParentColumn+" is not known")
 	case slices.Contains(c.updated, sc.ParentKey) || slices.Contains(c.updated, sc.ParentColumn):
