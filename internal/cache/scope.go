@@ -270,10 +270,16 @@ func (b *Bumps) slots() []int {
 			}
 			continue
 		}
-		seen := map[int]struct{}{}
+		// Each column's hash once, not once per value: a batch of events
+		// bumps hundreds of values in eight columns.
+		colHashes := make([]uint64, 0, len(sb.cols))
+		for col := range sb.cols {
+			colHashes = append(colHashes, hashString(col))
+		}
+		seen := make(map[int]struct{}, len(sb.values)*len(colHashes))
 		for vh := range sb.values {
-			for col := range sb.cols {
-				seen[si.base+slotOf(vh, hashString(col))] = struct{}{}
+			for _, ch := range colHashes {
+				seen[si.base+slotOf(vh, ch)] = struct{}{}
 			}
 		}
 		if len(seen) > WideSlots {

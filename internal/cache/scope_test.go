@@ -66,3 +66,32 @@ func TestManyValuesStayScoped(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkBatchSlots is an event batch's invalidation: 80 emails in 8
+// columns (go test ./internal/cache -run '^$' -bench BatchSlots).
+func BenchmarkBatchSlots(b *testing.B) {
+	const scope = "emails.id"
+	cols := []string{"bounce_reason", "bounced_at", "is_opened", "is_replied", "opened_at", "replied_at", "sent_at", "status"}
+	versions := []string{wideName(scope, "")}
+	for _, c := range cols {
+		versions = append(versions, wideName(scope, c))
+	}
+	c, err := New(Config{Namespace: "bench"}, Options{Tables: []string{"emails"}, Versions: versions,
+		Scopes: []Scope{{Name: scope, Table: "emails"}}, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		bumps := c.NewBumps()
+		for i := range 80 {
+			var v [8]byte
+			binary.BigEndian.PutUint64(v[:], uint64(i))
+			bumps.Value(scope, v[:], cols...)
+		}
+		if len(bumps.slots()) == 0 {
+			b.Fatal("no slots")
+		}
+	}
+}
