@@ -56,7 +56,6 @@ func newGen() *gen {
 		"call":          func(fn string, args []string) string { return goCall(fn, quoted(args...)...) },
 		"kind":          codecKind, "basic": basicCodec, "lower": strings.ToLower, "needsClone": needsClone,
 		"typ": g.typ, "next": g.next, "fields": fields,
-		"code":  g.code,
 		"ident": typeIdent,
 		"at":    codeArg,
 		"elem":  func(t types.Type) types.Type { return t.Underlying().(interface{ Elem() types.Type }).Elem() },
