@@ -60,12 +60,7 @@ func codecKind(t types.Type) (string, error) {
 }
 
 func fields(t types.Type) []*types.Var {
-	st := t.Underlying().(*types.Struct)
-	out := make([]*types.Var, st.NumFields())
-	for i := range out {
-		out[i] = st.Field(i)
-	}
-	return out
+	return slices.Collect(t.Underlying().(*types.Struct).Fields())
 }
 
 func isTime(t types.Type) bool {
