@@ -29,13 +29,6 @@ func codeArg(x string, t types.Type, key bool) map[string]any {
 	return map[string]any{"X": x, "T": t, "Key": key}
 }
 
-// code prints the statements of codec template name for x.
-func (g *gen) code(name, x string, t types.Type, key bool) (string, error) {
-	var b strings.Builder
-	err := g.tmpl.ExecuteTemplate(&b, name, codeArg(x, t, key))
-	return b.String(), err
-}
-
 // codecKind classifies t for the codec templates: time, basic, array (of
 // bytes), pointer, bytes (a byte slice), slice, struct; an error for a
 // type they cannot encode.
@@ -67,12 +60,7 @@ func codecKind(t types.Type) (string, error) {
 }
 
 func fields(t types.Type) []*types.Var {
-	st := t.Underlying().(*types.Struct)
-	out := make([]*types.Var, st.NumFields())
-	for i := range out {
-		out[i] = st.Field(i)
-	}
-	return out
+	return slices.Collect(t.Underlying().(*types.Struct).Fields())
 }
 
 func isTime(t types.Type) bool {

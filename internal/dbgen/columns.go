@@ -64,7 +64,7 @@ func writeSlots(q *parsed, tables Tables, schema *Schema) []string {
 	}
 	evs := statementEvents(q, schema)
 	direct := eventTables(evs)
-	for _, ev := range schema.triggerEvents(evs) {
+	for _, ev := range schema.triggerEvents(evs, map[string]bool{}) {
 		if !direct[ev.table] {
 			evs = append(evs, ev)
 		}

@@ -56,7 +56,6 @@ func newGen() *gen {
 		"call":          func(fn string, args []string) string { return goCall(fn, quoted(args...)...) },
 		"kind":          codecKind, "basic": basicCodec, "lower": strings.ToLower, "needsClone": needsClone,
 		"typ": g.typ, "next": g.next, "fields": fields,
-		"code":  g.code,
 		"ident": typeIdent,
 		"at":    codeArg,
 		"elem":  func(t types.Type) types.Type { return t.Underlying().(interface{ Elem() types.Type }).Elem() },
@@ -248,16 +247,13 @@ func wrap(first, next, text string) string {
 	return first + strings.TrimPrefix(strings.TrimSuffix(out, "\n"), next)
 }
 
+// dur is d as a Go expression: 0, else a count of its largest whole unit.
 func dur(d time.Duration) string {
-	switch {
-	case d == 0:
-		return "0"
-	case d%time.Hour == 0:
-		return fmt.Sprintf("%d * time.Hour", d/time.Hour)
-	case d%time.Minute == 0:
-		return fmt.Sprintf("%d * time.Minute", d/time.Minute)
-	case d%time.Second == 0:
-		return fmt.Sprintf("%d * time.Second", d/time.Second)
+	units := []time.Duration{time.Hour, time.Minute, time.Second, time.Nanosecond}
+	for i, name := range []string{"Hour", "Minute", "Second", "Nanosecond"} {
+		if d != 0 && d%units[i] == 0 {
+			return fmt.Sprintf("%d * time.%s", d/units[i], name)
+		}
 	}
-	return fmt.Sprintf("%d * time.Nanosecond", int64(d))
+	return "0"
 }

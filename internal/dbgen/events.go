@@ -95,21 +95,14 @@ func (s *Schema) cascadeEvents(ev tableEvent, seen map[string]bool) []tableEvent
 
 // triggerEvents are the writes the triggers fired by evs make, and theirs,
 // with their cascades.
-func (s *Schema) triggerEvents(evs []tableEvent) []tableEvent {
-	seen := map[string]bool{}
+func (s *Schema) triggerEvents(evs []tableEvent, seen map[string]bool) []tableEvent {
 	var out []tableEvent
-	queue := append([]tableEvent(nil), evs...)
-	for len(queue) > 0 {
-		ev := queue[0]
-		queue = queue[1:]
-		if seen[ev.key()] {
-			continue
-		}
-		seen[ev.key()] = true
-		for _, w := range s.firedWrites(ev) {
-			for _, ce := range s.cascadeEvents(w.tableEvent, map[string]bool{}) {
-				out = append(out, ce)
-				queue = append(queue, ce)
+	for _, ev := range evs {
+		if !seen[ev.key()] {
+			seen[ev.key()] = true
+			for _, w := range s.firedWrites(ev) {
+				ces := s.cascadeEvents(w.tableEvent, map[string]bool{})
+				out = append(append(out, ces...), s.triggerEvents(ces, seen)...)
 			}
 		}
 	}
@@ -170,7 +163,9 @@ func (s *Schema) tracedScopeWrite(ev tableEvent, tw TriggerWrite, sc ScopeDef, o
 	switch {
 	case !sc.IsPath():
 		from = ScopeDef{Table: ev.table, Column: src}
-	case s.fkOf(ev.table, src).Parent == sc.Parent && s.fkOf(ev.table, src).ParentCol == sc.ParentKey:
+	case slices.ContainsFunc(s.FKs, func(fk ForeignKey) bool {
+		return fk.Child == ev.table && fk.ChildCol == src && fk.Parent == sc.Parent && fk.ParentCol == sc.ParentKey
+	}):
 		// Both columns reference the same parent key: the same path.
 		from = ScopeDef{Table: ev.table, Column: src, Parent: sc.Parent, ParentKey: sc.ParentKey, ParentColumn: sc.ParentColumn}
 	case ev.table == sc.Parent && src == sc.ParentKey:
@@ -191,14 +186,6 @@ func (s *Schema) tracedScopeWrite(ev tableEvent, tw TriggerWrite, sc ScopeDef, o
 	return w
 }
 
-// fkOf is the single-column foreign key of table.col, or the zero value.
-func (s *Schema) fkOf(table, col string) ForeignKey {
-	if i := slices.IndexFunc(s.FKs, func(fk ForeignKey) bool { return fk.Child == table && fk.ChildCol == col }); i >= 0 {
-		return s.FKs[i]
-	}
-	return ForeignKey{}
-}
-
 // TriggerTables are the tables a write of any kind to table may change
 // through triggers, transitively, other than table itself.
 func (s *Schema) TriggerTables(table string) []string {
@@ -206,7 +193,7 @@ func (s *Schema) TriggerTables(table string) []string {
 	for _, k := range []string{"INSERT", "UPDATE", "DELETE", "TRUNCATE"} {
 		evs = append(evs, tableEvent{table: table, kind: k})
 	}
-	set := eventTables(s.triggerEvents(evs))
+	set := eventTables(s.triggerEvents(evs, map[string]bool{}))
 	delete(set, table)
 	return sortedKeys(set)
 }

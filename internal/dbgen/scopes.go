@@ -190,10 +190,8 @@ func newSel(e *env, outer *sel) *sel {
 // their columns are not traced. The others see the CTEs before them only
 // (a name of a later one, or their own, is a table).
 func (s *sel) with(w *pg_query.WithClause) *sel {
-	defs := maps.Clone(s.defs)
-	if defs == nil {
-		defs = map[string]source{}
-	}
+	defs := map[string]source{}
+	maps.Copy(defs, s.defs)
 	for _, c := range w.GetCtes() {
 		cte := c.GetCommonTableExpr()
 		src := source{}

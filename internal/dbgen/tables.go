@@ -141,7 +141,7 @@ func Analyze(q *parsed, schema *Schema) Tables {
 		}
 	}
 	evs := statementEvents(q, schema)
-	return Tables{Reads: sortedKeys(reads), Writes: sortedKeys(eventTables(append(evs, schema.triggerEvents(evs)...)))}
+	return Tables{Reads: sortedKeys(reads), Writes: sortedKeys(eventTables(append(evs, schema.triggerEvents(evs, map[string]bool{})...)))}
 }
 
 // relTable is the table a RangeVar names — a partition's parent for a

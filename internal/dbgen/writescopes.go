@@ -84,10 +84,6 @@ func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable u
 	return mergeScopeWrites(out)
 }
 
-func newRowChange(table string) *rowChange {
-	return &rowChange{table: table, known: map[ScopeDef]ScopeWrite{}}
-}
-
 // add records that the rows carry vals in sc, unless known already.
 func (c *rowChange) add(sc ScopeDef, vals []valueRef, why string) {
 	if _, ok := c.known[sc]; !ok && len(vals) > 0 {
@@ -103,7 +99,7 @@ func (c *rowChange) col(col string) []valueRef {
 // directChange analyses the top-level INSERT, UPDATE or DELETE in one sel
 // whose first occurrence is its target.
 func directChange(op writeOp, kind string, e *env) *rowChange {
-	c := newRowChange(e.schema.parent(relName(op.rel)))
+	c := &rowChange{table: e.schema.parent(relName(op.rel)), known: map[ScopeDef]ScopeWrite{}}
 	s := newSel(e, nil)
 	s.addRangeVar(op.rel)
 	switch st := op.stmt.(type) {
@@ -215,7 +211,7 @@ func cascade(parent *rowChange, schema *Schema, changes map[string]*rowChange, t
 		if fk.Parent != parent.table || fk.OnDelete != "c" || changes[fk.Child] != nil || !slices.Contains(tables.Writes, fk.Child) {
 			continue
 		}
-		child := newRowChange(fk.Child)
+		child := &rowChange{table: fk.Child, known: map[ScopeDef]ScopeWrite{}}
 		child.add(ScopeDef{Table: fk.Child, Column: fk.ChildCol}, parent.col(fk.ParentCol), "cascade from "+parent.table+"."+fk.ParentCol)
 		for _, sc := range schema.Scopes(fk.Child) {
 			if sc.IsPath() && sc.Column == fk.ChildCol && sc.Parent == parent.table {
