@@ -255,7 +255,9 @@ func (w *checkWorld) run(t *testing.T, d time.Duration, write db.Store, readers 
 	var reads, stale atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	const writers = 3
+	// Three writers, each writing once per 30 reads: one write in ten
+	// reads, the ratio the fixed 2 ms pause gave on an idle machine.
+	const writers, readsPerWrite = 3, 30
 	for i := 0; i < writers; i++ {
 		wg.Add(1)
 		go func(seed uint64) {
@@ -268,9 +270,19 @@ func (w *checkWorld) run(t *testing.T, d time.Duration, write db.Store, readers 
 				default:
 				}
 				w.write(t, write, rng)
-				// Writers pause so that reads outnumber writes, as in the
-				// product, and hit rates mean something.
-				time.Sleep(2 * time.Millisecond)
+				// Writers wait for readsPerWrite reads before the next
+				// write, so that reads outnumber writes, as in the product,
+				// by the same ratio however loaded the machine is: with a
+				// fixed pause instead, a slow machine's few reads met as
+				// many writes, and the hit rates of two runs (the scopes
+				// control) compared noise.
+				for next := reads.Load() + readsPerWrite; reads.Load() < next; {
+					select {
+					case <-stop:
+						return
+					case <-time.After(200 * time.Microsecond):
+					}
+				}
 			}
 		}(uint64(i))
 	}
