@@ -137,11 +137,13 @@ func RunEvents(ctx context.Context, o EventsOptions, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := stopProfile(); err != nil {
-			return err
-		}
 		cpu1, err := cpuOf(app, pgPID)
 		if err != nil {
+			return err
+		}
+		// After the CPU reading, as measure does: the heap and allocs
+		// profiles it fetches then are not the scenario's work.
+		if err := stopProfile(); err != nil {
 			return err
 		}
 		events := r.Requests * uint64(per[i])
