@@ -13,16 +13,7 @@ import (
 func TestManyValuesStayScoped(t *testing.T) {
 	const scope = "counts.campaign_id"
 	cols := []string{"", "opened", "replied", "sent", "bounced", "failed", "total"}
-	var versions []string
-	for _, c := range cols {
-		versions = append(versions, wideName(scope, c))
-	}
-	c, err := New(Config{Namespace: "scopes"}, Options{Tables: []string{"counts"}, Versions: versions,
-		Scopes: []Scope{{Name: scope, Table: "counts"}}, Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, versions := scopeCache(t, "counts", scope, cols)
 	wide := map[int]bool{}
 	for _, v := range versions {
 		wide[c.mustIndex(v)] = true
@@ -72,16 +63,7 @@ func TestManyValuesStayScoped(t *testing.T) {
 func BenchmarkBatchSlots(b *testing.B) {
 	const scope = "emails.id"
 	cols := []string{"bounce_reason", "bounced_at", "is_opened", "is_replied", "opened_at", "replied_at", "sent_at", "status"}
-	versions := []string{wideName(scope, "")}
-	for _, c := range cols {
-		versions = append(versions, wideName(scope, c))
-	}
-	c, err := New(Config{Namespace: "bench"}, Options{Tables: []string{"emails"}, Versions: versions,
-		Scopes: []Scope{{Name: scope, Table: "emails"}}, Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c, _ := scopeCache(b, "emails", scope, append([]string{""}, cols...))
 	b.ReportAllocs()
 	for b.Loop() {
 		bumps := c.NewBumps()
@@ -94,4 +76,21 @@ func BenchmarkBatchSlots(b *testing.B) {
 			b.Fatal("no slots")
 		}
 	}
+}
+
+// scopeCache is a cache of one table with one scope, and its scope-wide
+// versions for cols ("" is the row's), closed when tb ends.
+func scopeCache(tb testing.TB, table, scope string, cols []string) (*Cache, []string) {
+	tb.Helper()
+	var versions []string
+	for _, col := range cols {
+		versions = append(versions, wideName(scope, col))
+	}
+	c, err := New(Config{Namespace: "scopes"}, Options{Tables: []string{table}, Versions: versions,
+		Scopes: []Scope{{Name: scope, Table: table}}, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	return c, versions
 }
