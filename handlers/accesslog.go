@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -52,7 +53,7 @@ func accessLog(log *slog.Logger, m *httpMetrics) echo.MiddlewareFunc {
 			}
 			a := accessEntry{
 				time: start.Add(elapsed), level: level,
-				requestID: res.Header().Get(echo.HeaderXRequestID), method: req.Method, path: req.URL.Path, route: route,
+				requestID: headerValue(res.Header(), echo.HeaderXRequestID), method: req.Method, path: req.URL.Path, route: route,
 				status: res.Status, bytes: res.Size, latencyUS: elapsed.Microseconds(), ip: c.RealIP(),
 			}
 			if err != nil {
@@ -124,7 +125,7 @@ const maxPooledLine = 16 << 10
 // newline.
 func (a *accessEntry) appendJSON(b []byte) []byte {
 	b = append(b, `{"time":"`...)
-	b = a.time.AppendFormat(b, time.RFC3339Nano)
+	b = appendLogTime(b, a.time)
 	b = append(b, `","level":"`...)
 	b = append(b, a.level.String()...)
 	b = append(b, `","msg":"request","request_id":`...)
@@ -200,3 +201,45 @@ func appendSlogString(b []byte, s string) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+// appendLogTime appends t as t.AppendFormat(b, time.RFC3339Nano) does,
+// which is how slog's JSON handler writes a record's time. A line's time
+// is within the second of the last one's almost always, so the date, the
+// clock to the second and the zone are formatted once a second (per
+// location) and kept; only the fraction is written per line. Formatting
+// the whole time was 0.33 µs of a cached read in the loadtest's profile.
+func appendLogTime(b []byte, t time.Time) []byte {
+	sec, loc := t.Unix(), t.Location()
+	s := lastLogSecond.Load()
+	if s == nil || s.unix != sec || s.loc != loc {
+		whole := t.Truncate(time.Second)
+		s = &logSecond{unix: sec, loc: loc,
+			clock: whole.AppendFormat(nil, "2006-01-02T15:04:05"), zone: whole.AppendFormat(nil, "Z07:00")}
+		lastLogSecond.Store(s)
+	}
+	b = append(b, s.clock...)
+	if ns := t.Nanosecond(); ns != 0 {
+		// RFC3339Nano's .999999999: nine digits, trailing zeros dropped.
+		var frac [10]byte
+		frac[0] = '.'
+		for i := 9; i > 0; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for frac[n-1] == '0' {
+			n--
+		}
+		b = append(b, frac[:n]...)
+	}
+	return append(b, s.zone...)
+}
+
+// logSecond is one second of one location as appendLogTime writes it.
+type logSecond struct {
+	unix        int64
+	loc         *time.Location
+	clock, zone []byte
+}
+
+var lastLogSecond atomic.Pointer[logSecond]

@@ -183,3 +183,22 @@ func TestServedLogTakesSlogsLine(t *testing.T) {
 		t.Errorf("line\n got %s\nwant %s", got, want)
 	}
 }
+
+// TestAppendLogTime: the access log's time is RFC3339Nano as AppendFormat
+// writes it, whichever second and location the line before was in.
+func TestAppendLogTime(t *testing.T) {
+	at := time.Date(2026, 12, 5, 12, 0, 52, 197425931, time.UTC)
+	east, odd := time.FixedZone("east", 5*3600+1800), time.FixedZone("odd", -(3600+17))
+	times := []time.Time{
+		at, at, at.Add(time.Nanosecond), at.Truncate(time.Second), at.Add(time.Second),
+		at.In(east), at, at.In(odd), at.In(odd).Add(-at.Sub(at.Truncate(time.Second)) + 120*time.Millisecond),
+		time.Unix(0, 0).UTC(), time.Unix(-1, 999_999_999).UTC(), time.Unix(0, -1).In(east),
+		time.Date(12345, 1, 2, 3, 4, 5, 600, time.UTC), time.Date(-3, 1, 1, 0, 0, 0, 10, time.UTC),
+		time.Now(), time.Now().Round(0),
+	}
+	for i, tm := range times {
+		if got, want := string(appendLogTime([]byte("x"), tm)), "x"+tm.Format(time.RFC3339Nano); got != want {
+			t.Errorf("time %d (%v): got %s, want %s", i, tm, got, want)
+		}
+	}
+}

@@ -7,11 +7,11 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	"github.com/puzpuzpuz/xsync/v4"
 
 	"github.com/replyrocket/replyrocket/db"
 	"github.com/replyrocket/replyrocket/internal/apikey"
@@ -79,39 +79,44 @@ const touchEvery = time.Minute
 // SQL's own guard still keeps writes to one a minute per key).
 const maxTrackedKeys = 10_000
 
-// touchLimiter remembers when this process last touched each key.
+// touchLimiter remembers when this process last touched each key. Every
+// authenticated request asks it and almost every answer is "not yet": the
+// map is xsync's, whose reads take no lock, where a mutex was handed
+// between the cores on every request.
 type touchLimiter struct {
-	mu   sync.Mutex
-	last map[uuid.UUID]time.Time
+	last *xsync.Map[uuid.UUID, time.Time]
 }
 
-// due reports whether key should be touched now, and if so records it.
+func newTouchLimiter() *touchLimiter {
+	return &touchLimiter{last: xsync.NewMap[uuid.UUID, time.Time]()}
+}
+
+// due reports whether key should be touched now, and if so records it:
+// of concurrent callers for one key, one is told to touch it.
 func (l *touchLimiter) due(key uuid.UUID, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if t, ok := l.last[key]; ok && now.Sub(t) < touchEvery {
+	if t, ok := l.last.Load(key); ok && now.Sub(t) < touchEvery {
 		return false
 	}
-	if len(l.last) >= maxTrackedKeys {
-		for k, t := range l.last {
-			if now.Sub(t) >= touchEvery {
-				delete(l.last, k)
-			}
-		}
-		if len(l.last) >= maxTrackedKeys {
-			clear(l.last)
+	if l.last.Size() >= maxTrackedKeys {
+		l.last.DeleteMatching(func(_ uuid.UUID, t time.Time) (bool, bool) { return now.Sub(t) >= touchEvery, false })
+		if l.last.Size() >= maxTrackedKeys {
+			l.last.Clear()
 		}
 	}
-	if l.last == nil {
-		l.last = make(map[uuid.UUID]time.Time)
-	}
-	l.last[key] = now
-	return true
+	due := false
+	l.last.Compute(key, func(t time.Time, loaded bool) (time.Time, xsync.ComputeOp) {
+		if loaded && now.Sub(t) < touchEvery {
+			return t, xsync.CancelOp
+		}
+		due = true
+		return now, xsync.UpdateOp
+	})
+	return due
 }
 
 // bearer extracts the token of an "Authorization: Bearer <token>" header.
 func bearer(c echo.Context) (string, bool) {
-	h := c.Request().Header.Get(echo.HeaderAuthorization)
+	h := headerValue(c.Request().Header, echo.HeaderAuthorization)
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "", false
@@ -145,12 +150,13 @@ func (a *API) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 			slots = &ac.authSlots
 		}
 		slots.hash = apikey.Hash(token)
-		key, err := a.authenticate(c, &slots.hash)
+		now := a.now() // one clock read for both: each is ≈ 0.1 µs here
+		key, err := a.authenticate(c, &slots.hash, now)
 		if err != nil {
 			return err
 		}
 		ctx := c.Request().Context()
-		if a.touched.due(key.ID, a.now()) {
+		if a.touched.due(key.ID, now) {
 			// Bookkeeping only: a failure here must not fail the request.
 			if _, err := a.store.TouchAPIKey(ctx, key.ID); err != nil {
 				a.log.WarnContext(ctx, "touch api key", "key_id", key.ID, "error", err)
@@ -184,10 +190,9 @@ type keyCache interface {
 //     on another instance an instant ago); else its address pays one
 //     failure before the database is asked, and once the budget is spent
 //     is refused with no lookup: the flood's database cost.
-func (a *API) authenticate(c echo.Context, hp *[32]byte) (db.GetAPIKeyByHashRow, error) {
+func (a *API) authenticate(c echo.Context, hp *[32]byte, now time.Time) (db.GetAPIKeyByHashRow, error) {
 	var none db.GetAPIKeyByHashRow
 	hash := *hp
-	now := a.now()
 	if a.unknownKeys.known(hash, now) {
 		return none, a.authFailed(c, "unknown_cached", unknownKeyDetail)
 	}

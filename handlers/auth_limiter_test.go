@@ -8,7 +8,7 @@ import (
 )
 
 func TestTouchLimiterOncePerMinutePerKey(t *testing.T) {
-	var l touchLimiter
+	l := newTouchLimiter()
 	a, b := uuid.New(), uuid.New()
 	t0 := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
 	steps := []struct {
@@ -32,12 +32,12 @@ func TestTouchLimiterOncePerMinutePerKey(t *testing.T) {
 }
 
 func TestTouchLimiterStaysBounded(t *testing.T) {
-	var l touchLimiter
+	l := newTouchLimiter()
 	t0 := time.Now()
 	for i := range maxTrackedKeys + 10 {
 		l.due(uuid.New(), t0.Add(time.Duration(i)*time.Millisecond))
 	}
-	if len(l.last) > maxTrackedKeys {
-		t.Fatalf("limiter tracks %d keys, bound is %d", len(l.last), maxTrackedKeys)
+	if n := l.last.Size(); n > maxTrackedKeys {
+		t.Fatalf("limiter tracks %d keys, bound is %d", n, maxTrackedKeys)
 	}
 }

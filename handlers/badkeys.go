@@ -2,8 +2,9 @@ package handlers
 
 import (
 	"context"
-	"sync"
 	"time"
+
+	"github.com/puzpuzpuz/xsync/v4"
 
 	"github.com/replyrocket/replyrocket/internal/ratelimit"
 )
@@ -19,16 +20,19 @@ import (
 // valid is by clearing revoked_at or reactivating a user, which no route
 // does; the TTL bounds even that. Creating a key through the API forgets
 // its hash here as well, which costs nothing and keeps the invariant local.
+//
+// Every authenticated request asks it, and almost every answer is no: the
+// map is xsync's, whose reads take no lock. Under a mutex the question was
+// a lock handed between the two cores on every request.
 type unknownKeys struct {
 	ttl time.Duration
 	max int
 
-	mu      sync.Mutex
-	expires map[[32]byte]time.Time
+	expires *xsync.Map[[32]byte, time.Time]
 }
 
 func newUnknownKeys(ttl time.Duration, max int) *unknownKeys {
-	return &unknownKeys{ttl: ttl, max: max, expires: make(map[[32]byte]time.Time)}
+	return &unknownKeys{ttl: ttl, max: max, expires: xsync.NewMap[[32]byte, time.Time]()}
 }
 
 // known reports whether hash was found unknown less than ttl ago.
@@ -36,11 +40,15 @@ func (u *unknownKeys) known(hash [32]byte, now time.Time) bool {
 	if u.ttl <= 0 {
 		return false
 	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	exp, ok := u.expires[hash]
+	exp, ok := u.expires.Load(hash)
 	if ok && now.After(exp) {
-		delete(u.expires, hash)
+		// Only if still the expired entry: a concurrent remember stays.
+		u.expires.Compute(hash, func(cur time.Time, loaded bool) (time.Time, xsync.ComputeOp) {
+			if loaded && now.After(cur) {
+				return cur, xsync.DeleteOp
+			}
+			return cur, xsync.CancelOp
+		})
 		return false
 	}
 	return ok
@@ -53,26 +61,18 @@ func (u *unknownKeys) remember(hash [32]byte, now time.Time) {
 	if u.ttl <= 0 {
 		return
 	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if len(u.expires) >= u.max {
-		for h, exp := range u.expires {
-			if now.After(exp) {
-				delete(u.expires, h)
-			}
-		}
-		if len(u.expires) >= u.max {
-			clear(u.expires)
+	if u.expires.Size() >= u.max {
+		u.expires.DeleteMatching(func(_ [32]byte, exp time.Time) (bool, bool) { return now.After(exp), false })
+		if u.expires.Size() >= u.max {
+			u.expires.Clear()
 		}
 	}
-	u.expires[hash] = now.Add(u.ttl)
+	u.expires.Store(hash, now.Add(u.ttl))
 }
 
 // forget drops hash (a key just created with it).
 func (u *unknownKeys) forget(hash [32]byte) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	delete(u.expires, hash)
+	u.expires.Delete(hash)
 }
 
 // failedAuth is each client address's budget of failed authentications,

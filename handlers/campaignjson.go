@@ -28,7 +28,7 @@ func writeCampaign(c echo.Context, code int, v campaignJSON) error {
 	}
 	*bp = b
 	res := c.Response()
-	if h := res.Header(); h.Get(echo.HeaderContentType) == "" {
+	if h := res.Header(); headerValue(h, echo.HeaderContentType) == "" {
 		h[echo.HeaderContentType] = jsonContentType
 	}
 	res.Status = code

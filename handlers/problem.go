@@ -156,7 +156,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		}
 		p := *classify(err) // a copy: sentinel problems are shared
 		p.Instance = c.Request().URL.Path
-		p.RequestID = c.Response().Header().Get(echo.HeaderXRequestID)
+		p.RequestID = headerValue(c.Response().Header(), echo.HeaderXRequestID)
 		if p.Status >= 500 && p.Status != http.StatusServiceUnavailable && p.Status != http.StatusGatewayTimeout {
 			log.ErrorContext(c.Request().Context(), "request failed", "error", err.Error(),
 				"request_id", p.RequestID, "method", c.Request().Method, "path", p.Instance)

@@ -77,7 +77,7 @@ func (a *API) chargeKey(next echo.HandlerFunc, cost int, statsSurcharge bool) ec
 		}
 		err := next(c)
 		if statsSurcharge && err == nil {
-			if xc := c.Response().Header().Get(HeaderXCache); xc != "hit" && xc != "stale" {
+			if xc := headerValue(c.Response().Header(), HeaderXCache); xc != "hit" && xc != "stale" {
 				a.limits.lim.Charge(ctx, bucket, budget, CostUncachedStats)
 			}
 		}

@@ -105,7 +105,7 @@ type API struct {
 	store       db.Store
 	log         *slog.Logger
 	now         func() time.Time
-	touched     touchLimiter
+	touched     *touchLimiter
 	adminKey    adminKey
 	unknownKeys *unknownKeys
 	authFails   *failedAuth
@@ -147,6 +147,7 @@ func New(d Deps) *echo.Echo {
 	a := &API{
 		store: d.Store, log: d.Log, now: d.Now, adminKey: newAdminKey(d.AdminKey), events: d.Events,
 		unknownKeys: newUnknownKeys(d.UnknownKeyTTL, maxUnknownKeys),
+		touched:     newTouchLimiter(),
 		authFails:   newFailedAuth(d),
 		keys:        d.Keys,
 	}
