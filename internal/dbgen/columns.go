@@ -1,7 +1,6 @@
 package dbgen
 
 import (
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -33,10 +32,6 @@ func slotNames(prefix string, cols []string) []string {
 	}
 	return out
 }
-
-// sqlcParam matches sqlc's @name parameters, which PostgreSQL would parse
-// as the prefix operator @ applied to a column called name.
-var sqlcParam = regexp.MustCompile(`@([A-Za-z_][A-Za-z0-9_]*)`)
 
 // Slots derives the version slots q reads and writes; tables are its
 // Analyze result.

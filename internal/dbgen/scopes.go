@@ -1,14 +1,16 @@
 package dbgen
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
 )
 
 // Scope derivation. A cached read is pinned to a scope when an equality
@@ -100,27 +102,25 @@ type parsed struct {
 	ops       []writeOp
 }
 
+// sqlcParam matches sqlc's @name parameters, which PostgreSQL would parse
+// as the prefix operator @ applied to a column called name.
+var sqlcParam = regexp.MustCompile(`@([A-Za-z_][A-Za-z0-9_]*)`)
+
+// parseQuery replaces sqlc's @name parameters with $1, $2… (one number per
+// distinct name), which PostgreSQL's parser takes, and parses sql.
 func parseQuery(sql string) (*parsed, error) {
-	numbered, params := numberParams(sql)
+	var params []string
+	numbered := sqlcParam.ReplaceAllStringFunc(sql, func(m string) string {
+		if !slices.Contains(params, m[1:]) {
+			params = append(params, m[1:])
+		}
+		return "$" + strconv.Itoa(slices.Index(params, m[1:])+1)
+	})
 	tree, err := pg_query.Parse(numbered)
 	if err != nil {
 		return nil, err
 	}
 	return scan(tree, params), nil
-}
-
-// numberParams replaces sqlc's @name parameters with $1, $2… (one number
-// per distinct name), which PostgreSQL's parser takes, and returns the
-// names in the order of their numbers.
-func numberParams(sql string) (string, []string) {
-	var names []string
-	out := sqlcParam.ReplaceAllStringFunc(sql, func(m string) string {
-		if !slices.Contains(names, m[1:]) {
-			names = append(names, m[1:])
-		}
-		return "$" + strconv.Itoa(slices.Index(names, m[1:])+1)
-	})
-	return out, names
 }
 
 // sel is one SELECT (or the FROM and WHERE of an UPDATE or DELETE): its
@@ -132,7 +132,6 @@ func numberParams(sql string) (string, []string) {
 type sel struct {
 	*env
 	id     int
-	all    *[]*sel // every sel of the statement, by id
 	outerQ *sel
 	occs   []source
 	defs   map[string]source // the CTEs in scope, by name
@@ -154,6 +153,7 @@ type env struct {
 	params []string
 	ctes   map[string]bool
 	trig   *Trigger
+	sels   []*sel // every sel of the statement, by id
 }
 
 // source is what an occurrence of a FROM item reads: a table, a
@@ -174,14 +174,11 @@ type outerQual struct {
 }
 
 func newSel(e *env, outer *sel) *sel {
-	s := &sel{env: e, outerQ: outer, refs: map[string][]int{}, classes: map[term][]term{}, weak: map[term][]term{}, lists: map[term][]valueRef{}}
+	s := &sel{env: e, id: len(e.sels), outerQ: outer, refs: map[string][]int{}, classes: map[term][]term{}, weak: map[term][]term{}, lists: map[term][]valueRef{}}
 	if outer != nil {
-		s.all, s.defs = outer.all, outer.defs
-	} else {
-		s.all = &[]*sel{}
+		s.defs = outer.defs
 	}
-	s.id = len(*s.all)
-	*s.all = append(*s.all, s)
+	e.sels = append(e.sels, s)
 	return s
 }
 
@@ -214,19 +211,10 @@ type term struct {
 	col      string
 }
 
-// String orders terms in a class: columns ("c<sel>_<occ>.<col>") before
-// parameters ("p:<name>").
-func (t term) String() string {
-	if t.param != "" {
-		return "p:" + t.param
-	}
-	return "c" + strconv.Itoa(t.sel) + "_" + strconv.Itoa(t.occ) + "." + t.col
-}
-
 // owner is the sel a term belongs to: parameters belong to every sel.
 func (s *sel) owner(t term) *sel {
 	if t.param == "" {
-		return (*s.all)[t.sel]
+		return s.sels[t.sel]
 	}
 	return s
 }
@@ -326,7 +314,7 @@ func (s *sel) addEquality(c *pg_query.Node, nullable map[int]bool) {
 		return
 	}
 	e := c.GetAExpr()
-	if e == nil || !isEquals(e) {
+	if e == nil || !slices.Equal(strs(e.GetName()), []string{"="}) {
 		return
 	}
 	l, lok := s.term(e.GetLexpr())
@@ -448,7 +436,7 @@ func (e *env) output(q *pg_query.SelectStmt, defs map[string]source, idx int) (t
 	s := newSel(e, nil)
 	s.defs = defs
 	s.with(q.GetWithClause())
-	if isSetOp(q) {
+	if q.GetLarg() != nil { // a UNION, INTERSECT or EXCEPT
 		l, ok := e.output(q.GetLarg(), s.defs, idx)
 		if q.GetOp() == pg_query.SetOperation_SETOP_UNION {
 			r, rok := e.output(q.GetRarg(), s.defs, idx)
@@ -473,15 +461,10 @@ func (src source) columns() ([]string, bool) {
 	return outputNames(src.query)
 }
 
-func isSetOp(q *pg_query.SelectStmt) bool {
-	op := q.GetOp()
-	return op != pg_query.SetOperation_SETOP_NONE && op != pg_query.SetOperation_SET_OPERATION_UNDEFINED
-}
-
 // outputNames are a SELECT's output column names; false when one is not
 // known (a * or an unnamed expression).
 func outputNames(q *pg_query.SelectStmt) ([]string, bool) {
-	if isSetOp(q) {
+	if q.GetLarg() != nil {
 		return outputNames(q.GetLarg())
 	}
 	var out []string
@@ -534,11 +517,14 @@ func (s *sel) param(expr *pg_query.Node) (string, bool) {
 	return name, name != ""
 }
 
-// union records the strong equality a = b; a class is kept in order.
+// union records the strong equality a = b. A class is kept in order,
+// columns (no param) before parameters, for pins to choose alike each run.
 func (s *sel) union(a, b term) {
 	if ca := s.members(a); !slices.Contains(ca, b) {
 		merged := slices.Concat(ca, s.members(b))
-		sort.Slice(merged, func(i, j int) bool { return merged[i].String() < merged[j].String() })
+		slices.SortFunc(merged, func(x, y term) int {
+			return cmp.Or(cmp.Compare(x.param, y.param), cmp.Compare(x.sel, y.sel), cmp.Compare(x.occ, y.occ), cmp.Compare(x.col, y.col))
+		})
 		for _, t := range merged {
 			s.classes[t] = merged
 		}
@@ -616,28 +602,31 @@ func allUsable(vals []valueRef, sqlType string, usable usableFunc) bool {
 func ReadScopes(q *parsed, tables Tables, schema *Schema, usable usableFunc) ReadDeps {
 	e := &env{schema: schema, params: q.params, ctes: q.ctes}
 	pins := map[string][]ScopedRead{}
-	// Each SELECT is analysed inside the ones enclosing it, outermost
-	// first, so that a subquery can follow a correlation outwards.
-	var visit func(v *pg_query.SelectStmt, outer *sel)
-	visit = func(v *pg_query.SelectStmt, outer *sel) {
-		s := newSel(e, outer).with(v.GetWithClause()).read(v.GetFromClause(), v.GetWhereClause())
-		for _, sub := range find[*pg_query.SelectStmt](v) {
-			visit(sub, s)
-		}
-		// The first scope of each occurrence's table (in the schema's order
-		// of preference) that it is pinned to with usable values.
-		for i, o := range s.occs {
-			for _, sc := range schema.Scopes(o.table) {
-				if vals := s.scopePins(i, sc); allUsable(vals, schema.valueType(sc), usable) {
-					pins[o.table] = append(pins[o.table], ScopedRead{Scope: sc, Values: vals})
-					break
+	// Each SELECT under m is analysed inside the ones enclosing it (outer),
+	// outermost first, so that a subquery can follow a correlation outwards.
+	var visit func(m proto.Message, outer *sel)
+	visit = func(m proto.Message, outer *sel) {
+		walk(m, func(n proto.Message) bool {
+			v, ok := n.(*pg_query.SelectStmt)
+			if !ok {
+				return true
+			}
+			s := newSel(e, outer).with(v.GetWithClause()).read(v.GetFromClause(), v.GetWhereClause())
+			visit(v, s)
+			// The first scope of each occurrence's table (in the schema's
+			// order of preference) that it is pinned to with usable values.
+			for i, o := range s.occs {
+				for _, sc := range schema.Scopes(o.table) {
+					if vals := s.scopePins(i, sc); allUsable(vals, schema.valueType(sc), usable) {
+						pins[o.table] = append(pins[o.table], ScopedRead{Scope: sc, Values: vals})
+						break
+					}
 				}
 			}
-		}
+			return false
+		})
 	}
-	for _, top := range find[*pg_query.SelectStmt](q.tree) {
-		visit(top, nil)
-	}
+	visit(q.tree, nil)
 	// A table stays unpinned unless every occurrence of it is pinned,
 	// including those read in a way this code does not follow (outside
 	// every SELECT's FROM list).
