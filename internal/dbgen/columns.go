@@ -34,23 +34,20 @@ func slotNames(prefix string, cols []string) []string {
 }
 
 // Slots derives the version slots q reads and writes; tables are its
-// Analyze result.
-func Slots(q *parsed, tables Tables, schema *Schema) (reads, writes []string) {
-	if len(tables.Writes) > 0 {
-		return nil, writeSlots(q, tables, schema)
-	}
-	// Unpinned, a read depends on the slots of its tables and columns.
-	return readDeps(tables, readColumns(q, tables, schema), nil).Named, nil
-}
-
-// writeSlots: tables written only through UPDATE targets of known columns
-// (by the statement or by triggers) get column slots, every other written
-// table (inserted, deleted, cascaded to) the whole-table slot. A table the
+// Analyze result. Unpinned, a read depends on the slots of its tables and
+// columns: those of ReadScopes with no usable value.
+//
+// Tables written only through UPDATE targets of known columns (by the
+// statement or by triggers) get column slots, every other written table
+// (inserted, deleted, cascaded to) the whole-table slot. A table the
 // statement writes through another kind of statement than an UPDATE (an
 // upsert, a MERGE, a DELETE's foreign-key actions) gets the whole-table
 // slot; a CTE's INSERT into an unrelated table leaves an UPDATE's columns
 // as they are.
-func writeSlots(q *parsed, tables Tables, schema *Schema) []string {
+func Slots(q *parsed, tables Tables, schema *Schema) (reads, writes []string) {
+	if len(tables.Writes) == 0 {
+		return ReadScopes(q, tables, schema, func(valueRef, string) bool { return false }).Named, nil
+	}
 	otherWrite := map[string]bool{}
 	for _, op := range q.ops {
 		if _, ok := op.stmt.(*pg_query.UpdateStmt); !ok {
@@ -73,18 +70,15 @@ func writeSlots(q *parsed, tables Tables, schema *Schema) []string {
 		}
 		updated[ev.table] = union(updated[ev.table], ev.columns...)
 	}
-	var out []string
 	for _, t := range tables.Writes {
 		if whole[t] || len(updated[t]) == 0 {
-			out = append(out, t)
-			continue
-		}
-		for _, c := range updated[t] {
-			out = append(out, t+SlotSep+c)
+			writes = append(writes, t)
+		} else {
+			writes = append(writes, slotNames(t, updated[t])[1:]...) // the column slots
 		}
 	}
-	sort.Strings(out)
-	return out
+	sort.Strings(writes)
+	return nil, writes
 }
 
 // readColumns are, per table read, the columns the statement references
@@ -108,18 +102,16 @@ func readColumns(q *parsed, tables Tables, schema *Schema) map[string][]string {
 		switch {
 		case parts == nil || len(parts) > 3 || len(parts) == 3 && isStar:
 			starAll = true // SELECT *, or a shape this code does not know
+		case len(parts) == 1 && !isStar:
+			// A bare name is a column of any table that has one, or a
+			// whole-row reference to a table or alias.
+			for _, t := range tables.Reads {
+				slots[t+SlotSep+parts[0]] = true
+			}
+			fallthrough
 		case isStar:
 			for _, t := range refs[strings.Join(parts, ".")] {
 				star[t] = true
-			}
-		case len(parts) == 1:
-			// A bare name is a column of any table that has one, or a
-			// whole-row reference to a table or alias.
-			for _, t := range refs[parts[0]] {
-				star[t] = true
-			}
-			for _, t := range tables.Reads {
-				slots[t+SlotSep+parts[0]] = true
 			}
 		default: // table.column or schema.table.column
 			for _, t := range refs[strings.Join(parts[:len(parts)-1], ".")] {

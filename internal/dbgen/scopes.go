@@ -2,7 +2,6 @@ package dbgen
 
 import (
 	"cmp"
-	"fmt"
 	"maps"
 	"regexp"
 	"slices"
@@ -237,7 +236,7 @@ func (s *sel) addFrom(item *pg_query.Node) []int {
 	right := s.addFrom(j.GetRarg())
 	switch j.GetJointype() {
 	case pg_query.JoinType_JOIN_INNER:
-		s.addConjuncts(j.GetQuals())
+		s.addConjuncts(j.GetQuals(), nil)
 	case pg_query.JoinType_JOIN_LEFT:
 		s.outer = append(s.outer, outerQual{j.GetQuals(), setOf(right)})
 	case pg_query.JoinType_JOIN_RIGHT:
@@ -286,19 +285,17 @@ func (s *sel) read(from []*pg_query.Node, where *pg_query.Node) *sel {
 	for _, f := range from {
 		s.addFrom(f)
 	}
-	s.addConjuncts(where)
+	s.addConjuncts(where, nil)
 	for _, q := range s.outer {
-		for _, c := range conjuncts(q.expr) {
-			s.addEquality(c, q.nullable)
-		}
+		s.addConjuncts(q.expr, q.nullable)
 	}
 	s.outer = nil
 	return s
 }
 
-func (s *sel) addConjuncts(expr *pg_query.Node) {
+func (s *sel) addConjuncts(expr *pg_query.Node, nullable map[int]bool) {
 	for _, c := range conjuncts(expr) {
-		s.addEquality(c, nil)
+		s.addEquality(c, nullable)
 	}
 }
 
@@ -405,8 +402,7 @@ func (s *sel) has(occ int, col string) bool {
 	case src.transition:
 		return s.schema.hasColumn(s.trig.Table, col)
 	}
-	names, _ := s.occs[occ].columns()
-	return slices.Contains(names, col)
+	return slices.Contains(s.occs[occ].columns(), col)
 }
 
 // pick is col of the one candidate occurrence; false when ambiguous or
@@ -422,8 +418,7 @@ func (s *sel) pick(cands []int, col string) (term, bool) {
 	case src.transition:
 		return term{param: col}, true
 	}
-	names, _ := src.columns()
-	return s.output(src.query, src.defs, slices.Index(names, col))
+	return s.output(src.query, src.defs, slices.Index(src.columns(), col))
 }
 
 // output traces a query's idx-th output column to a value, through set
@@ -453,17 +448,17 @@ func (e *env) output(q *pg_query.SelectStmt, defs map[string]source, idx int) (t
 }
 
 // columns are a subquery's or CTE's column names: its aliases, else its
-// output names; false when one is not known.
-func (src source) columns() ([]string, bool) {
+// output names; nil when one is not known.
+func (src source) columns() []string {
 	if len(src.colnames) > 0 || src.query == nil {
-		return src.colnames, len(src.colnames) > 0
+		return src.colnames
 	}
 	return outputNames(src.query)
 }
 
-// outputNames are a SELECT's output column names; false when one is not
+// outputNames are a SELECT's output column names; nil when one is not
 // known (a * or an unnamed expression).
-func outputNames(q *pg_query.SelectStmt) ([]string, bool) {
+func outputNames(q *pg_query.SelectStmt) []string {
 	if q.GetLarg() != nil {
 		return outputNames(q.GetLarg())
 	}
@@ -477,12 +472,12 @@ func outputNames(q *pg_query.SelectStmt) ([]string, bool) {
 		case rt.GetVal().GetColumnRef() == nil:
 			out = append(out, "?") // PostgreSQL names it ?column? or after a function
 		case star || len(parts) == 0:
-			return nil, false
+			return nil
 		default:
 			out = append(out, last(parts))
 		}
 	}
-	return out, true
+	return out
 }
 
 // colTerm is a column of an occurrence of this sel.
@@ -569,10 +564,13 @@ func (s *sel) pins(occ int, col string, withWeak bool) []valueRef {
 	return nil
 }
 
-// pathPins are the values a path scope of an occurrence is pinned to: its
-// column equals the parent key of a parent occurrence whose scope column
-// is pinned.
-func (s *sel) pathPins(occ int, sc ScopeDef) []valueRef {
+// scopePins are the values occurrence occ is pinned to in scope sc; for a
+// path, its column equals the parent key of a parent occurrence whose
+// scope column is pinned.
+func (s *sel) scopePins(occ int, sc ScopeDef) []valueRef {
+	if !sc.IsPath() {
+		return s.pins(occ, sc.Column, true)
+	}
 	for _, x := range s.related(s.colTerm(occ, sc.Column), true) {
 		o := s.owner(x)
 		o2, ok := o.occOf(x)
@@ -584,14 +582,6 @@ func (s *sel) pathPins(occ int, sc ScopeDef) []valueRef {
 		}
 	}
 	return nil
-}
-
-// scopePins are the values occurrence occ is pinned to in scope sc.
-func (s *sel) scopePins(occ int, sc ScopeDef) []valueRef {
-	if sc.IsPath() {
-		return s.pathPins(occ, sc)
-	}
-	return s.pins(occ, sc.Column, true)
 }
 
 func allUsable(vals []valueRef, sqlType string, usable usableFunc) bool {
@@ -627,38 +617,27 @@ func ReadScopes(q *parsed, tables Tables, schema *Schema, usable usableFunc) Rea
 		})
 	}
 	visit(q.tree, nil)
-	// A table stays unpinned unless every occurrence of it is pinned,
-	// including those read in a way this code does not follow (outside
-	// every SELECT's FROM list).
 	total := map[string]int{}
 	for _, rv := range q.rels {
 		if t, ok := schema.relTable(rv, q.ctes); ok {
 			total[t]++
 		}
 	}
-	for _, t := range tables.Reads {
-		if len(pins[t]) != total[t] {
-			delete(pins, t)
-		}
-	}
-	return readDeps(tables, readColumns(q, tables, schema), pins)
-}
-
-// readDeps turns the pins of each table read into its dependencies: the
-// scopes when every occurrence is pinned, else table-wide.
-func readDeps(tables Tables, cols map[string][]string, pins map[string][]ScopedRead) ReadDeps {
 	var deps ReadDeps
+	cols := readColumns(q, tables, schema)
 	for _, t := range tables.Reads {
-		if len(pins[t]) == 0 {
+		// A table stays unpinned, table-wide, unless every occurrence of it
+		// is pinned, including those read in a way this code does not
+		// follow (outside every SELECT's FROM list).
+		if n := len(pins[t]); n == 0 || n != total[t] {
 			deps.Unpinned = append(deps.Unpinned, t)
 			deps.Named = append(deps.Named, slotNames(t, cols[t])...)
+			continue
 		}
-		done := map[string]bool{}
 		for _, p := range pins[t] {
 			deps.Named = append(deps.Named, slotNames(p.Scope.Name(), cols[t])...)
-			if key := p.Scope.Name() + fmt.Sprint(p.Values); !done[key] {
-				done[key] = true
-				p.Columns = cols[t]
+			p.Columns = cols[t]
+			if !slices.ContainsFunc(deps.Scoped, func(o ScopedRead) bool { return o.Scope == p.Scope && slices.Equal(o.Values, p.Values) }) {
 				deps.Scoped = append(deps.Scoped, p)
 			}
 		}
