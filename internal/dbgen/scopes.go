@@ -163,14 +163,28 @@ type source struct {
 	table      string
 	transition bool
 	query      *pg_query.SelectStmt
-	colnames   []string          // the query's column aliases
+	colnames   []string          // its column names, nil when not known
 	defs       map[string]source // the CTEs the query sees
 }
 
+// querySource reads a subquery or CTE, whose columns its aliases name,
+// else its select list.
+func querySource(q *pg_query.SelectStmt, aliases []*pg_query.Node, defs map[string]source) source {
+	names := strs(aliases)
+	if len(names) == 0 {
+		names = outputNames(q)
+	}
+	return source{query: q, colnames: names, defs: defs}
+}
+
+// outerQual is an outer join's ON condition; the occurrences from to to-1
+// are on its nullable side.
 type outerQual struct {
 	expr     *pg_query.Node
-	nullable map[int]bool
+	from, to int
 }
+
+func (q *outerQual) nullable(occ int) bool { return q.from <= occ && occ < q.to }
 
 func newSel(e *env, outer *sel) *sel {
 	s := &sel{env: e, id: len(e.sels), outerQ: outer, refs: map[string][]int{}, classes: map[term][]term{}, weak: map[term][]term{}, lists: map[term][]valueRef{}}
@@ -192,7 +206,7 @@ func (s *sel) with(w *pg_query.WithClause) *sel {
 		cte := c.GetCommonTableExpr()
 		src := source{}
 		if q := cte.GetCtequery().GetSelectStmt(); q != nil && !w.GetRecursive() {
-			src = source{query: q, colnames: strs(cte.GetAliascolnames()), defs: maps.Clone(defs)}
+			src = querySource(q, cte.GetAliascolnames(), maps.Clone(defs))
 		}
 		defs[cte.GetCtename()] = src
 	}
@@ -218,65 +232,54 @@ func (s *sel) owner(t term) *sel {
 	return s
 }
 
-// addFrom adds the occurrences of a FROM item and queues its join
-// conditions; it returns the occurrences it added.
-func (s *sel) addFrom(item *pg_query.Node) []int {
+// addFrom adds the occurrences of a FROM item (none for a function: no
+// column of it is followed) and queues its join conditions.
+func (s *sel) addFrom(item *pg_query.Node) {
 	rs, j := item.GetRangeSubselect(), item.GetJoinExpr()
 	switch q := rs.GetSubquery().GetSelectStmt(); {
 	case item.GetRangeVar() != nil:
-		return s.addRangeVar(item.GetRangeVar())
+		s.addRangeVar(item.GetRangeVar())
 	case rs != nil && !rs.GetLateral() && q != nil:
-		return s.addOcc([]string{rs.GetAlias().GetAliasname()}, source{query: q, colnames: strs(rs.GetAlias().GetColnames()), defs: s.defs})
+		s.addOcc([]string{rs.GetAlias().GetAliasname()}, querySource(q, rs.GetAlias().GetColnames(), s.defs))
 	case rs != nil: // a lateral subquery is analysed on its own
-		return s.addOcc([]string{rs.GetAlias().GetAliasname()}, source{})
-	case j == nil:
-		return nil // a function: no column of it is followed
+		s.addOcc([]string{rs.GetAlias().GetAliasname()}, source{})
+	case j != nil:
+		// Each side's occurrences follow those before it.
+		start := len(s.occs)
+		s.addFrom(j.GetLarg())
+		mid := len(s.occs)
+		s.addFrom(j.GetRarg())
+		switch j.GetJointype() {
+		case pg_query.JoinType_JOIN_INNER:
+			s.addConjuncts(j.GetQuals(), nil)
+		case pg_query.JoinType_JOIN_LEFT:
+			s.outer = append(s.outer, outerQual{j.GetQuals(), mid, len(s.occs)})
+		case pg_query.JoinType_JOIN_RIGHT:
+			s.outer = append(s.outer, outerQual{j.GetQuals(), start, mid})
+		}
 	}
-	left := s.addFrom(j.GetLarg())
-	right := s.addFrom(j.GetRarg())
-	switch j.GetJointype() {
-	case pg_query.JoinType_JOIN_INNER:
-		s.addConjuncts(j.GetQuals(), nil)
-	case pg_query.JoinType_JOIN_LEFT:
-		s.outer = append(s.outer, outerQual{j.GetQuals(), setOf(right)})
-	case pg_query.JoinType_JOIN_RIGHT:
-		s.outer = append(s.outer, outerQual{j.GetQuals(), setOf(left)})
-	}
-	return append(left, right...)
 }
 
 // addRangeVar adds a CTE, a trigger's transition table or a table.
-func (s *sel) addRangeVar(rv *pg_query.RangeVar) []int {
+func (s *sel) addRangeVar(rv *pg_query.RangeVar) {
 	name, unqualified := rv.GetRelname(), rv.GetSchemaname() == ""
-	if def, ok := s.defs[name]; ok && unqualified {
-		return s.addOcc(refKeys(rv), def)
+	t, isTable := s.schema.relTable(rv, s.ctes)
+	switch def, isCTE := s.defs[name]; {
+	case isCTE && unqualified:
+		s.addOcc(refKeys(rv), def)
+	case s.trig != nil && unqualified && name != "" && (name == s.trig.NewTable || name == s.trig.OldTable):
+		s.addOcc(refKeys(rv), source{transition: true, colnames: s.schema.Columns[s.trig.Table]})
+	case isTable:
+		s.addOcc(refKeys(rv), source{table: t, colnames: s.schema.Columns[t]})
 	}
-	if tr := s.trig; tr != nil && unqualified && name != "" && (name == tr.NewTable || name == tr.OldTable) {
-		return s.addOcc(refKeys(rv), source{transition: true})
-	}
-	t, ok := s.schema.relTable(rv, s.ctes)
-	if !ok {
-		return nil
-	}
-	return s.addOcc(refKeys(rv), source{table: t})
 }
 
 // addOcc adds an occurrence of src, named by names.
-func (s *sel) addOcc(names []string, src source) []int {
-	i := len(s.occs)
+func (s *sel) addOcc(names []string, src source) {
 	s.occs = append(s.occs, src)
 	for _, k := range names {
-		s.refs[k] = append(s.refs[k], i)
+		s.refs[k] = append(s.refs[k], len(s.occs)-1)
 	}
-	return []int{i}
-}
-
-func setOf(xs []int) map[int]bool {
-	out := map[int]bool{}
-	for _, x := range xs {
-		out[x] = true
-	}
-	return out
 }
 
 // read adds FROM items and a WHERE clause, then the outer joins'
@@ -287,26 +290,26 @@ func (s *sel) read(from []*pg_query.Node, where *pg_query.Node) *sel {
 	}
 	s.addConjuncts(where, nil)
 	for _, q := range s.outer {
-		s.addConjuncts(q.expr, q.nullable)
+		s.addConjuncts(q.expr, &q)
 	}
 	s.outer = nil
 	return s
 }
 
-func (s *sel) addConjuncts(expr *pg_query.Node, nullable map[int]bool) {
+func (s *sel) addConjuncts(expr *pg_query.Node, outer *outerQual) {
 	for _, c := range conjuncts(expr) {
-		s.addEquality(c, nullable)
+		s.addEquality(c, outer)
 	}
 }
 
 // addEquality records one conjunct when it is an equality this code
-// follows. With nullable set it comes from an outer join's ON and may
-// pin only those occurrences' columns. x IN (SELECT v …) is x = v.
-func (s *sel) addEquality(c *pg_query.Node, nullable map[int]bool) {
+// follows. With outer set it comes from an outer join's ON and may pin
+// only its nullable side's columns. x IN (SELECT v …) is x = v.
+func (s *sel) addEquality(c *pg_query.Node, outer *outerQual) {
 	if sl := c.GetSubLink(); sl != nil && sl.GetSubLinkType() == pg_query.SubLinkType_ANY_SUBLINK && len(sl.GetOperName()) == 0 {
 		l, lok := s.term(sl.GetTestexpr())
 		if r, rok := s.output(sl.GetSubselect().GetSelectStmt(), s.defs, 0); lok && rok {
-			s.addPair(l, r, nullable)
+			s.addPair(l, r, outer)
 		}
 		return
 	}
@@ -317,11 +320,11 @@ func (s *sel) addEquality(c *pg_query.Node, nullable map[int]bool) {
 	l, lok := s.term(e.GetLexpr())
 	if e.GetKind() == pg_query.A_Expr_Kind_AEXPR_OP {
 		if r, rok := s.term(e.GetRexpr()); lok && rok {
-			s.addPair(l, r, nullable)
+			s.addPair(l, r, outer)
 		}
 		return
 	}
-	if occ, ok := s.occOf(l); !lok || !ok || nullable != nil && !nullable[occ] {
+	if occ, ok := s.occOf(l); !lok || !ok || outer != nil && !outer.nullable(occ) {
 		return // not a column this condition may pin
 	}
 	var vals []valueRef
@@ -345,14 +348,14 @@ func (s *sel) addEquality(c *pg_query.Node, nullable map[int]bool) {
 // addPair records l = r: a strong equality between local terms, else a
 // weak one that pins only the local column (a correlation, never the
 // outer one) or the nullable side of an outer join.
-func (s *sel) addPair(l, r term, nullable map[int]bool) {
-	if nullable == nil && s.local(l) && s.local(r) {
+func (s *sel) addPair(l, r term, outer *outerQual) {
+	if outer == nil && s.local(l) && s.local(r) {
 		s.union(l, r)
 		return
 	}
 	for _, pair := range [][2]term{{l, r}, {r, l}} {
 		occ, ok := s.occOf(pair[0])
-		if ok && (nullable == nil && !s.local(pair[1]) || nullable != nil && nullable[occ]) {
+		if ok && (outer == nil && !s.local(pair[1]) || outer != nil && outer.nullable(occ)) {
 			s.weak[pair[0]] = append(s.weak[pair[0]], pair[1])
 		}
 	}
@@ -386,29 +389,18 @@ func (s *sel) term(expr *pg_query.Node) (term, bool) {
 		return term{}, false
 	}
 	var cands []int
-	for i := range s.occs {
-		if s.has(i, col) {
+	for i, src := range s.occs {
+		if slices.Contains(src.colnames, col) {
 			cands = append(cands, i)
 		}
 	}
 	return s.pick(cands, col)
 }
 
-// has reports whether occurrence occ has column col, false when not known.
-func (s *sel) has(occ int, col string) bool {
-	switch src := s.occs[occ]; {
-	case src.table != "":
-		return s.schema.hasColumn(src.table, col)
-	case src.transition:
-		return s.schema.hasColumn(s.trig.Table, col)
-	}
-	return slices.Contains(s.occs[occ].columns(), col)
-}
-
 // pick is col of the one candidate occurrence; false when ambiguous or
 // unknown: no pin.
 func (s *sel) pick(cands []int, col string) (term, bool) {
-	if len(cands) != 1 || !s.has(cands[0], col) {
+	if len(cands) != 1 || !slices.Contains(s.occs[cands[0]].colnames, col) {
 		return term{}, false
 	}
 	src := s.occs[cands[0]]
@@ -418,7 +410,7 @@ func (s *sel) pick(cands []int, col string) (term, bool) {
 	case src.transition:
 		return term{param: col}, true
 	}
-	return s.output(src.query, src.defs, slices.Index(src.columns(), col))
+	return s.output(src.query, src.defs, slices.Index(src.colnames, col))
 }
 
 // output traces a query's idx-th output column to a value, through set
@@ -445,15 +437,6 @@ func (e *env) output(q *pg_query.SelectStmt, defs map[string]source, idx int) (t
 	}
 	t, ok := s.read(q.GetFromClause(), nil).term(targets[idx].GetResTarget().GetVal())
 	return t, ok && t.param != ""
-}
-
-// columns are a subquery's or CTE's column names: its aliases, else its
-// output names; nil when one is not known.
-func (src source) columns() []string {
-	if len(src.colnames) > 0 || src.query == nil {
-		return src.colnames
-	}
-	return outputNames(src.query)
 }
 
 // outputNames are a SELECT's output column names; nil when one is not
