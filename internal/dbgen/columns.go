@@ -48,10 +48,12 @@ func Slots(q *parsed, tables Tables, schema *Schema) (reads, writes []string) {
 	if len(tables.Writes) == 0 {
 		return ReadScopes(q, tables, schema, func(valueRef, string) bool { return false }).Named, nil
 	}
-	otherWrite := map[string]bool{}
+	// A table any write of which is not an UPDATE of known columns is
+	// written whole; the others by the columns they set.
+	whole, updated := map[string]bool{}, map[string][]string{}
 	for _, op := range q.ops {
 		if _, ok := op.stmt.(*pg_query.UpdateStmt); !ok {
-			schema.markWithChildren(schema.parent(relName(op.rel)), otherWrite)
+			schema.markWithChildren(schema.parent(relName(op.rel)), whole)
 		}
 	}
 	evs := statementEvents(q, schema)
@@ -61,11 +63,8 @@ func Slots(q *parsed, tables Tables, schema *Schema) (reads, writes []string) {
 			evs = append(evs, ev)
 		}
 	}
-	// A table any write of which is not an UPDATE of known columns is
-	// written whole; the others by the columns they set.
-	whole, updated := map[string]bool{}, map[string][]string{}
 	for _, ev := range evs {
-		if ev.kind != "UPDATE" || ev.columns == nil || otherWrite[ev.table] || slices.ContainsFunc(ev.columns, func(c string) bool { return !schema.hasColumn(ev.table, c) }) {
+		if ev.kind != "UPDATE" || ev.columns == nil || slices.ContainsFunc(ev.columns, func(c string) bool { return !schema.hasColumn(ev.table, c) }) {
 			whole[ev.table] = true
 		}
 		updated[ev.table] = union(updated[ev.table], ev.columns...)
