@@ -135,10 +135,7 @@ func refKeys(rv *pg_query.RangeVar) []string {
 	if a := rv.GetAlias().GetAliasname(); a != "" {
 		return []string{a}
 	}
-	if rn := relName(rv); rn != rv.GetRelname() {
-		return []string{rv.GetRelname(), rn}
-	}
-	return []string{rv.GetRelname()}
+	return slices.Compact([]string{rv.GetRelname(), relName(rv)})
 }
 
 // writeOp is one relation a statement writes, as its triggers see it.

@@ -56,13 +56,10 @@ func Slots(q *parsed, tables Tables, schema *Schema) (reads, writes []string) {
 			schema.markWithChildren(schema.parent(relName(op.rel)), whole)
 		}
 	}
+	// What the statement writes, and what triggers write to other tables.
 	evs := statementEvents(q, schema)
 	direct := eventTables(evs)
-	for _, ev := range schema.triggerEvents(evs, map[string]bool{}) {
-		if !direct[ev.table] {
-			evs = append(evs, ev)
-		}
-	}
+	evs = append(evs, slices.DeleteFunc(schema.triggerEvents(evs, map[string]bool{}), func(ev tableEvent) bool { return direct[ev.table] })...)
 	for _, ev := range evs {
 		if ev.kind != "UPDATE" || ev.columns == nil || slices.ContainsFunc(ev.columns, func(c string) bool { return !schema.hasColumn(ev.table, c) }) {
 			whole[ev.table] = true

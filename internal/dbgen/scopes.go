@@ -130,7 +130,6 @@ func parseQuery(sql string) (*parsed, error) {
 // query's.
 type sel struct {
 	*env
-	id     int
 	outerQ *sel
 	occs   []source
 	defs   map[string]source // the CTEs in scope, by name
@@ -152,7 +151,6 @@ type env struct {
 	params []string
 	ctes   map[string]bool
 	trig   *Trigger
-	sels   []*sel // every sel of the statement, by id
 }
 
 // source is what an occurrence of a FROM item reads: a table, a
@@ -187,11 +185,10 @@ type outerQual struct {
 func (q *outerQual) nullable(occ int) bool { return q.from <= occ && occ < q.to }
 
 func newSel(e *env, outer *sel) *sel {
-	s := &sel{env: e, id: len(e.sels), outerQ: outer, refs: map[string][]int{}, classes: map[term][]term{}, weak: map[term][]term{}, lists: map[term][]valueRef{}}
+	s := &sel{env: e, outerQ: outer, refs: map[string][]int{}, classes: map[term][]term{}, weak: map[term][]term{}, lists: map[term][]valueRef{}}
 	if outer != nil {
 		s.defs = outer.defs
 	}
-	e.sels = append(e.sels, s)
 	return s
 }
 
@@ -216,18 +213,18 @@ func (s *sel) with(w *pg_query.WithClause) *sel {
 
 // term is an operand of an equality this code follows: a value from
 // outside the statement (a parameter, or a column of a trigger's rows),
-// or a column of an occurrence of a sel (sel is its index in the
-// statement).
+// or a column of an occurrence of a sel.
 type term struct {
-	param    string
-	sel, occ int
-	col      string
+	param string
+	sel   *sel
+	occ   int
+	col   string
 }
 
 // owner is the sel a term belongs to: parameters belong to every sel.
 func (s *sel) owner(t term) *sel {
 	if t.param == "" {
-		return s.sels[t.sel]
+		return t.sel
 	}
 	return s
 }
@@ -448,8 +445,7 @@ func outputNames(q *pg_query.SelectStmt) []string {
 	var out []string
 	for _, t := range q.GetTargetList() {
 		rt := t.GetResTarget()
-		parts, star := columnRefParts(rt.GetVal().GetColumnRef())
-		switch {
+		switch parts, star := columnRefParts(rt.GetVal().GetColumnRef()); {
 		case rt.GetName() != "":
 			out = append(out, rt.GetName())
 		case rt.GetVal().GetColumnRef() == nil:
@@ -464,13 +460,13 @@ func outputNames(q *pg_query.SelectStmt) []string {
 }
 
 // colTerm is a column of an occurrence of this sel.
-func (s *sel) colTerm(occ int, col string) term { return term{sel: s.id, occ: occ, col: col} }
+func (s *sel) colTerm(occ int, col string) term { return term{sel: s, occ: occ, col: col} }
 
 // occOf is the occurrence of a column term of this sel.
-func (s *sel) occOf(t term) (int, bool) { return t.occ, t.param == "" && t.sel == s.id }
+func (s *sel) occOf(t term) (int, bool) { return t.occ, t.param == "" && t.sel == s }
 
 // local reports whether t is a parameter or a column of this sel.
-func (s *sel) local(t term) bool { return t.param != "" || t.sel == s.id }
+func (s *sel) local(t term) bool { return t.param != "" || t.sel == s }
 
 // param is the sqlc parameter an expression is: $n, a cast of one, or
 // sqlc.arg(name) / sqlc.narg(name).
@@ -486,22 +482,21 @@ func (s *sel) param(expr *pg_query.Node) (string, bool) {
 		return "", false
 	}
 	a := fc.GetArgs()[0]
-	if cr := a.GetColumnRef(); cr != nil {
-		if parts, _ := columnRefParts(cr); len(parts) == 1 {
-			return parts[0], true
-		}
+	if parts, _ := columnRefParts(a.GetColumnRef()); len(parts) == 1 {
+		return parts[0], true
 	}
 	name := a.GetAConst().GetSval().GetSval()
 	return name, name != ""
 }
 
 // union records the strong equality a = b. A class is kept in order,
-// columns (no param) before parameters, for pins to choose alike each run.
+// columns (no param, all of s) before parameters, for pins to choose alike
+// each run.
 func (s *sel) union(a, b term) {
 	if ca := s.members(a); !slices.Contains(ca, b) {
 		merged := slices.Concat(ca, s.members(b))
 		slices.SortFunc(merged, func(x, y term) int {
-			return cmp.Or(cmp.Compare(x.param, y.param), cmp.Compare(x.sel, y.sel), cmp.Compare(x.occ, y.occ), cmp.Compare(x.col, y.col))
+			return cmp.Or(cmp.Compare(x.param, y.param), cmp.Compare(x.occ, y.occ), cmp.Compare(x.col, y.col))
 		})
 		for _, t := range merged {
 			s.classes[t] = merged
@@ -574,7 +569,7 @@ func allUsable(vals []valueRef, sqlType string, usable usableFunc) bool {
 // ReadScopes derives a cached read's dependencies.
 func ReadScopes(q *parsed, tables Tables, schema *Schema, usable usableFunc) ReadDeps {
 	e := &env{schema: schema, params: q.params, ctes: q.ctes}
-	pins := map[string][]ScopedRead{}
+	pins, cols := map[string][]ScopedRead{}, readColumns(q, tables, schema)
 	// Each SELECT under m is analysed inside the ones enclosing it (outer),
 	// outermost first, so that a subquery can follow a correlation outwards.
 	var visit func(m proto.Message, outer *sel)
@@ -591,7 +586,7 @@ func ReadScopes(q *parsed, tables Tables, schema *Schema, usable usableFunc) Rea
 			for i, o := range s.occs {
 				for _, sc := range schema.Scopes(o.table) {
 					if vals := s.scopePins(i, sc); allUsable(vals, schema.valueType(sc), usable) {
-						pins[o.table] = append(pins[o.table], ScopedRead{Scope: sc, Values: vals})
+						pins[o.table] = append(pins[o.table], ScopedRead{Scope: sc, Values: vals, Columns: cols[o.table]})
 						break
 					}
 				}
@@ -607,7 +602,6 @@ func ReadScopes(q *parsed, tables Tables, schema *Schema, usable usableFunc) Rea
 		}
 	}
 	var deps ReadDeps
-	cols := readColumns(q, tables, schema)
 	for _, t := range tables.Reads {
 		// A table stays unpinned, table-wide, unless every occurrence of it
 		// is pinned, including those read in a way this code does not
@@ -619,7 +613,6 @@ func ReadScopes(q *parsed, tables Tables, schema *Schema, usable usableFunc) Rea
 		}
 		for _, p := range pins[t] {
 			deps.Named = append(deps.Named, slotNames(p.Scope.Name(), cols[t])...)
-			p.Columns = cols[t]
 			if !slices.ContainsFunc(deps.Scoped, func(o ScopedRead) bool { return o.Scope == p.Scope && slices.Equal(o.Values, p.Values) }) {
 				deps.Scoped = append(deps.Scoped, p)
 			}
