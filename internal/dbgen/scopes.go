@@ -221,13 +221,9 @@ type term struct {
 	col   string
 }
 
-// owner is the sel a term belongs to: parameters belong to every sel.
-func (s *sel) owner(t term) *sel {
-	if t.param == "" {
-		return t.sel
-	}
-	return s
-}
+// owner is the sel a term belongs to: parameters (no sel) belong to every
+// sel.
+func (s *sel) owner(t term) *sel { return cmp.Or(t.sel, s) }
 
 // addFrom adds the occurrences of a FROM item (none for a function: no
 // column of it is followed) and queues its join conditions.
@@ -550,12 +546,10 @@ func (s *sel) scopePins(occ int, sc ScopeDef) []valueRef {
 		return s.pins(occ, sc.Column, true)
 	}
 	for _, x := range s.related(s.colTerm(occ, sc.Column), true) {
-		o := s.owner(x)
-		o2, ok := o.occOf(x)
-		if !ok || (o == s && o2 == occ) || o.occs[o2].table != sc.Parent || x != o.colTerm(o2, sc.ParentKey) {
-			continue
+		if x.sel == nil || x.sel == s && x.occ == occ || x.sel.occs[x.occ].table != sc.Parent || x.col != sc.ParentKey {
+			continue // a parameter, occ itself, or not the parent's key
 		}
-		if v := o.pins(o2, sc.ParentColumn, false); len(v) > 0 {
+		if v := x.sel.pins(x.occ, sc.ParentColumn, false); len(v) > 0 {
 			return v
 		}
 	}
