@@ -117,11 +117,7 @@ func readColumns(q *parsed, tables Tables, schema *Schema) map[string][]string {
 	}
 	out := map[string][]string{}
 	for _, t := range tables.Reads {
-		for _, c := range schema.Columns[t] {
-			if starAll || star[t] || slots[t+SlotSep+c] {
-				out[t] = append(out[t], c)
-			}
-		}
+		out[t] = slices.DeleteFunc(slices.Clone(schema.Columns[t]), func(c string) bool { return !starAll && !star[t] && !slots[t+SlotSep+c] })
 		slices.Sort(out[t])
 	}
 	return out

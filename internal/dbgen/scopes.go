@@ -221,10 +221,6 @@ type term struct {
 	col   string
 }
 
-// owner is the sel a term belongs to: parameters (no sel) belong to every
-// sel.
-func (s *sel) owner(t term) *sel { return cmp.Or(t.sel, s) }
-
 // addFrom adds the occurrences of a FROM item (none for a function: no
 // column of it is followed) and queues its join conditions.
 func (s *sel) addFrom(item *pg_query.Node) {
@@ -515,7 +511,8 @@ func (s *sel) related(t term, weak bool) []term {
 	terms := slices.Clone(s.members(t))
 	if weak {
 		for _, w := range s.weak[t] {
-			terms = append(terms, s.owner(w).members(w)...)
+			// A column's class is its own sel's; a parameter's (no sel), s's.
+			terms = append(terms, cmp.Or(w.sel, s).members(w)...)
 		}
 	}
 	return terms
@@ -525,15 +522,11 @@ func (s *sel) related(t term, weak bool) []term {
 // strong equalities, lists, and (withWeak) an outer join's ON.
 func (s *sel) pins(occ int, col string, withWeak bool) []valueRef {
 	terms := s.related(s.colTerm(occ, col), withWeak)
-	for _, x := range terms {
-		if x.param != "" {
-			return []valueRef{{Param: x.param}}
-		}
+	if i := slices.IndexFunc(terms, func(x term) bool { return x.param != "" }); i >= 0 {
+		return []valueRef{{Param: terms[i].param}}
 	}
-	for _, x := range terms {
-		if l := s.lists[x]; len(l) > 0 {
-			return l
-		}
+	if i := slices.IndexFunc(terms, func(x term) bool { return len(s.lists[x]) > 0 }); i >= 0 {
+		return s.lists[terms[i]]
 	}
 	return nil
 }
