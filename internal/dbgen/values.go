@@ -58,15 +58,10 @@ func (m *method) param(name string) (string, types.Type, bool) {
 // single RETURNING column).
 func member(t types.Type, rangeOver, name string, result bool) (goValue, bool) {
 	base := "r"
-	if t == nil {
-		return goValue{}, false
-	}
-	if rangeOver != "" {
-		s, ok := t.(*types.Slice)
-		if !ok {
-			return goValue{}, false
-		}
+	if s, ok := t.(*types.Slice); ok && rangeOver != "" {
 		t, base = s.Elem(), "v"
+	} else if t == nil || rangeOver != "" {
+		return goValue{}, false // no value, or no slice to range over
 	}
 	if _, ok := t.Underlying().(*types.Struct); result && (!ok || isTime(t)) {
 		return goValue{Range: rangeOver, Expr: base, typ: t, Result: true}, true
