@@ -46,20 +46,6 @@ func nodeMessage(n *pg_query.Node) proto.Message {
 	return m.Get(fd).Message().Interface()
 }
 
-// find returns the nodes of type T under m, in walk order, not looking
-// inside a found one.
-func find[T proto.Message](m proto.Message) []T {
-	var out []T
-	walk(m, func(n proto.Message) bool {
-		if t, ok := n.(T); ok {
-			out = append(out, t)
-			return false
-		}
-		return true
-	})
-	return out
-}
-
 // topStatement is the single statement of tree, nil when there are more.
 func topStatement(tree *pg_query.ParseResult) proto.Message {
 	if len(tree.GetStmts()) != 1 {
@@ -135,11 +121,6 @@ func conjuncts(expr *pg_query.Node) []*pg_query.Node {
 	return []*pg_query.Node{expr}
 }
 
-func isEquals(e *pg_query.A_Expr) bool {
-	ns := strs(e.GetName())
-	return len(ns) == 1 && ns[0] == "="
-}
-
 // relName is a RangeVar's name, schema-qualified unless in public.
 func relName(rel *pg_query.RangeVar) string {
 	if s := rel.GetSchemaname(); s != "" && s != "public" {
@@ -154,10 +135,7 @@ func refKeys(rv *pg_query.RangeVar) []string {
 	if a := rv.GetAlias().GetAliasname(); a != "" {
 		return []string{a}
 	}
-	if rn := relName(rv); rn != rv.GetRelname() {
-		return []string{rv.GetRelname(), rn}
-	}
-	return []string{rv.GetRelname()}
+	return slices.Compact([]string{rv.GetRelname(), relName(rv)})
 }
 
 // writeOp is one relation a statement writes, as its triggers see it.

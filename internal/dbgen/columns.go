@@ -1,7 +1,6 @@
 package dbgen
 
 import (
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -34,62 +33,48 @@ func slotNames(prefix string, cols []string) []string {
 	return out
 }
 
-// sqlcParam matches sqlc's @name parameters, which PostgreSQL would parse
-// as the prefix operator @ applied to a column called name.
-var sqlcParam = regexp.MustCompile(`@([A-Za-z_][A-Za-z0-9_]*)`)
-
 // Slots derives the version slots q reads and writes; tables are its
-// Analyze result.
-func Slots(q *parsed, tables Tables, schema *Schema) (reads, writes []string) {
-	if len(tables.Writes) > 0 {
-		return nil, writeSlots(q, tables, schema)
-	}
-	// Unpinned, a read depends on the slots of its tables and columns.
-	return readDeps(tables, readColumns(q, tables, schema), nil).Named, nil
-}
-
-// writeSlots: tables written only through UPDATE targets of known columns
-// (by the statement or by triggers) get column slots, every other written
-// table (inserted, deleted, cascaded to) the whole-table slot. A table the
+// Analyze result. Unpinned, a read depends on the slots of its tables and
+// columns: those of ReadScopes with no usable value.
+//
+// Tables written only through UPDATE targets of known columns (by the
+// statement or by triggers) get column slots, every other written table
+// (inserted, deleted, cascaded to) the whole-table slot. A table the
 // statement writes through another kind of statement than an UPDATE (an
 // upsert, a MERGE, a DELETE's foreign-key actions) gets the whole-table
 // slot; a CTE's INSERT into an unrelated table leaves an UPDATE's columns
 // as they are.
-func writeSlots(q *parsed, tables Tables, schema *Schema) []string {
-	otherWrite := map[string]bool{}
-	for _, op := range q.ops {
-		if _, ok := op.stmt.(*pg_query.UpdateStmt); !ok {
-			schema.markWithChildren(schema.parent(relName(op.rel)), otherWrite)
-		}
-	}
-	evs := statementEvents(q, schema)
-	direct := eventTables(evs)
-	for _, ev := range schema.triggerEvents(evs, map[string]bool{}) {
-		if !direct[ev.table] {
-			evs = append(evs, ev)
-		}
+func Slots(q *parsed, tables Tables, schema *Schema) (reads, writes []string) {
+	if len(tables.Writes) == 0 {
+		return ReadScopes(q, tables, schema, func(valueRef, string) bool { return false }).Named, nil
 	}
 	// A table any write of which is not an UPDATE of known columns is
 	// written whole; the others by the columns they set.
 	whole, updated := map[string]bool{}, map[string][]string{}
+	for _, op := range q.ops {
+		if _, ok := op.stmt.(*pg_query.UpdateStmt); !ok {
+			schema.markWithChildren(schema.parent(relName(op.rel)), whole)
+		}
+	}
+	// What the statement writes, and what triggers write to other tables.
+	evs := statementEvents(q, schema)
+	direct := eventTables(evs)
+	evs = append(evs, slices.DeleteFunc(schema.triggerEvents(evs, map[string]bool{}), func(ev tableEvent) bool { return direct[ev.table] })...)
 	for _, ev := range evs {
-		if ev.kind != "UPDATE" || ev.columns == nil || otherWrite[ev.table] || slices.ContainsFunc(ev.columns, func(c string) bool { return !schema.hasColumn(ev.table, c) }) {
+		if ev.kind != "UPDATE" || ev.columns == nil || slices.ContainsFunc(ev.columns, func(c string) bool { return !schema.hasColumn(ev.table, c) }) {
 			whole[ev.table] = true
 		}
 		updated[ev.table] = union(updated[ev.table], ev.columns...)
 	}
-	var out []string
 	for _, t := range tables.Writes {
 		if whole[t] || len(updated[t]) == 0 {
-			out = append(out, t)
-			continue
-		}
-		for _, c := range updated[t] {
-			out = append(out, t+SlotSep+c)
+			writes = append(writes, t)
+		} else {
+			writes = append(writes, slotNames(t, updated[t])[1:]...) // the column slots
 		}
 	}
-	sort.Strings(out)
-	return out
+	sort.Strings(writes)
+	return nil, writes
 }
 
 // readColumns are, per table read, the columns the statement references
@@ -113,18 +98,16 @@ func readColumns(q *parsed, tables Tables, schema *Schema) map[string][]string {
 		switch {
 		case parts == nil || len(parts) > 3 || len(parts) == 3 && isStar:
 			starAll = true // SELECT *, or a shape this code does not know
+		case len(parts) == 1 && !isStar:
+			// A bare name is a column of any table that has one, or a
+			// whole-row reference to a table or alias.
+			for _, t := range tables.Reads {
+				slots[t+SlotSep+parts[0]] = true
+			}
+			fallthrough
 		case isStar:
 			for _, t := range refs[strings.Join(parts, ".")] {
 				star[t] = true
-			}
-		case len(parts) == 1:
-			// A bare name is a column of any table that has one, or a
-			// whole-row reference to a table or alias.
-			for _, t := range refs[parts[0]] {
-				star[t] = true
-			}
-			for _, t := range tables.Reads {
-				slots[t+SlotSep+parts[0]] = true
 			}
 		default: // table.column or schema.table.column
 			for _, t := range refs[strings.Join(parts[:len(parts)-1], ".")] {
@@ -134,11 +117,7 @@ func readColumns(q *parsed, tables Tables, schema *Schema) map[string][]string {
 	}
 	out := map[string][]string{}
 	for _, t := range tables.Reads {
-		for _, c := range schema.Columns[t] {
-			if starAll || star[t] || slots[t+SlotSep+c] {
-				out[t] = append(out[t], c)
-			}
-		}
+		out[t] = slices.DeleteFunc(slices.Clone(schema.Columns[t]), func(c string) bool { return !starAll && !star[t] && !slots[t+SlotSep+c] })
 		slices.Sort(out[t])
 	}
 	return out

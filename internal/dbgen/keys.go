@@ -59,9 +59,7 @@ func (s *Schema) readTableElts(table string, stmt proto.Message) {
 				s.Types[table+"."+col] = name
 			}
 			for _, c := range n.GetConstraints() {
-				if c.GetConstraint() != nil {
-					s.readConstraint(table, []string{col}, c.GetConstraint())
-				}
+				s.readConstraint(table, []string{col}, c.GetConstraint())
 			}
 			return false
 		case *pg_query.Constraint:

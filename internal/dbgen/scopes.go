@@ -1,14 +1,15 @@
 package dbgen
 
 import (
-	"fmt"
+	"cmp"
 	"maps"
+	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
 )
 
 // Scope derivation. A cached read is pinned to a scope when an equality
@@ -100,27 +101,25 @@ type parsed struct {
 	ops       []writeOp
 }
 
+// sqlcParam matches sqlc's @name parameters, which PostgreSQL would parse
+// as the prefix operator @ applied to a column called name.
+var sqlcParam = regexp.MustCompile(`@([A-Za-z_][A-Za-z0-9_]*)`)
+
+// parseQuery replaces sqlc's @name parameters with $1, $2… (one number per
+// distinct name), which PostgreSQL's parser takes, and parses sql.
 func parseQuery(sql string) (*parsed, error) {
-	numbered, params := numberParams(sql)
+	var params []string
+	numbered := sqlcParam.ReplaceAllStringFunc(sql, func(m string) string {
+		if !slices.Contains(params, m[1:]) {
+			params = append(params, m[1:])
+		}
+		return "$" + strconv.Itoa(slices.Index(params, m[1:])+1)
+	})
 	tree, err := pg_query.Parse(numbered)
 	if err != nil {
 		return nil, err
 	}
 	return scan(tree, params), nil
-}
-
-// numberParams replaces sqlc's @name parameters with $1, $2… (one number
-// per distinct name), which PostgreSQL's parser takes, and returns the
-// names in the order of their numbers.
-func numberParams(sql string) (string, []string) {
-	var names []string
-	out := sqlcParam.ReplaceAllStringFunc(sql, func(m string) string {
-		if !slices.Contains(names, m[1:]) {
-			names = append(names, m[1:])
-		}
-		return "$" + strconv.Itoa(slices.Index(names, m[1:])+1)
-	})
-	return out, names
 }
 
 // sel is one SELECT (or the FROM and WHERE of an UPDATE or DELETE): its
@@ -131,8 +130,6 @@ func numberParams(sql string) (string, []string) {
 // query's.
 type sel struct {
 	*env
-	id     int
-	all    *[]*sel // every sel of the statement, by id
 	outerQ *sel
 	occs   []source
 	defs   map[string]source // the CTEs in scope, by name
@@ -164,24 +161,34 @@ type source struct {
 	table      string
 	transition bool
 	query      *pg_query.SelectStmt
-	colnames   []string          // the query's column aliases
+	colnames   []string          // its column names, nil when not known
 	defs       map[string]source // the CTEs the query sees
 }
 
+// querySource reads a subquery or CTE, whose columns its aliases name,
+// else its select list.
+func querySource(q *pg_query.SelectStmt, aliases []*pg_query.Node, defs map[string]source) source {
+	names := strs(aliases)
+	if len(names) == 0 {
+		names = outputNames(q)
+	}
+	return source{query: q, colnames: names, defs: defs}
+}
+
+// outerQual is an outer join's ON condition; the occurrences from to to-1
+// are on its nullable side.
 type outerQual struct {
 	expr     *pg_query.Node
-	nullable map[int]bool
+	from, to int
 }
+
+func (q *outerQual) nullable(occ int) bool { return q.from <= occ && occ < q.to }
 
 func newSel(e *env, outer *sel) *sel {
 	s := &sel{env: e, outerQ: outer, refs: map[string][]int{}, classes: map[term][]term{}, weak: map[term][]term{}, lists: map[term][]valueRef{}}
 	if outer != nil {
-		s.all, s.defs = outer.all, outer.defs
-	} else {
-		s.all = &[]*sel{}
+		s.defs = outer.defs
 	}
-	s.id = len(*s.all)
-	*s.all = append(*s.all, s)
 	return s
 }
 
@@ -196,7 +203,7 @@ func (s *sel) with(w *pg_query.WithClause) *sel {
 		cte := c.GetCommonTableExpr()
 		src := source{}
 		if q := cte.GetCtequery().GetSelectStmt(); q != nil && !w.GetRecursive() {
-			src = source{query: q, colnames: strs(cte.GetAliascolnames()), defs: maps.Clone(defs)}
+			src = querySource(q, cte.GetAliascolnames(), maps.Clone(defs))
 		}
 		defs[cte.GetCtename()] = src
 	}
@@ -206,90 +213,62 @@ func (s *sel) with(w *pg_query.WithClause) *sel {
 
 // term is an operand of an equality this code follows: a value from
 // outside the statement (a parameter, or a column of a trigger's rows),
-// or a column of an occurrence of a sel (sel is its index in the
-// statement).
+// or a column of an occurrence of a sel.
 type term struct {
-	param    string
-	sel, occ int
-	col      string
+	param string
+	sel   *sel
+	occ   int
+	col   string
 }
 
-// String orders terms in a class: columns ("c<sel>_<occ>.<col>") before
-// parameters ("p:<name>").
-func (t term) String() string {
-	if t.param != "" {
-		return "p:" + t.param
-	}
-	return "c" + strconv.Itoa(t.sel) + "_" + strconv.Itoa(t.occ) + "." + t.col
-}
-
-// owner is the sel a term belongs to: parameters belong to every sel.
-func (s *sel) owner(t term) *sel {
-	if t.param == "" {
-		return (*s.all)[t.sel]
-	}
-	return s
-}
-
-// addFrom adds the occurrences of a FROM item and queues its join
-// conditions; it returns the occurrences it added.
-func (s *sel) addFrom(item *pg_query.Node) []int {
+// addFrom adds the occurrences of a FROM item (none for a function: no
+// column of it is followed) and queues its join conditions.
+func (s *sel) addFrom(item *pg_query.Node) {
 	rs, j := item.GetRangeSubselect(), item.GetJoinExpr()
 	switch q := rs.GetSubquery().GetSelectStmt(); {
 	case item.GetRangeVar() != nil:
-		return s.addRangeVar(item.GetRangeVar())
+		s.addRangeVar(item.GetRangeVar())
 	case rs != nil && !rs.GetLateral() && q != nil:
-		return s.addOcc([]string{rs.GetAlias().GetAliasname()}, source{query: q, colnames: strs(rs.GetAlias().GetColnames()), defs: s.defs})
+		s.addOcc([]string{rs.GetAlias().GetAliasname()}, querySource(q, rs.GetAlias().GetColnames(), s.defs))
 	case rs != nil: // a lateral subquery is analysed on its own
-		return s.addOcc([]string{rs.GetAlias().GetAliasname()}, source{})
-	case j == nil:
-		return nil // a function: no column of it is followed
+		s.addOcc([]string{rs.GetAlias().GetAliasname()}, source{})
+	case j != nil:
+		// Each side's occurrences follow those before it.
+		start := len(s.occs)
+		s.addFrom(j.GetLarg())
+		mid := len(s.occs)
+		s.addFrom(j.GetRarg())
+		switch j.GetJointype() {
+		case pg_query.JoinType_JOIN_INNER:
+			s.addConjuncts(j.GetQuals(), nil)
+		case pg_query.JoinType_JOIN_LEFT:
+			s.outer = append(s.outer, outerQual{j.GetQuals(), mid, len(s.occs)})
+		case pg_query.JoinType_JOIN_RIGHT:
+			s.outer = append(s.outer, outerQual{j.GetQuals(), start, mid})
+		}
 	}
-	left := s.addFrom(j.GetLarg())
-	right := s.addFrom(j.GetRarg())
-	switch j.GetJointype() {
-	case pg_query.JoinType_JOIN_INNER:
-		s.addConjuncts(j.GetQuals())
-	case pg_query.JoinType_JOIN_LEFT:
-		s.outer = append(s.outer, outerQual{j.GetQuals(), setOf(right)})
-	case pg_query.JoinType_JOIN_RIGHT:
-		s.outer = append(s.outer, outerQual{j.GetQuals(), setOf(left)})
-	}
-	return append(left, right...)
 }
 
 // addRangeVar adds a CTE, a trigger's transition table or a table.
-func (s *sel) addRangeVar(rv *pg_query.RangeVar) []int {
+func (s *sel) addRangeVar(rv *pg_query.RangeVar) {
 	name, unqualified := rv.GetRelname(), rv.GetSchemaname() == ""
-	if def, ok := s.defs[name]; ok && unqualified {
-		return s.addOcc(refKeys(rv), def)
+	t, isTable := s.schema.relTable(rv, s.ctes)
+	switch def, isCTE := s.defs[name]; {
+	case isCTE && unqualified:
+		s.addOcc(refKeys(rv), def)
+	case s.trig != nil && unqualified && name != "" && (name == s.trig.NewTable || name == s.trig.OldTable):
+		s.addOcc(refKeys(rv), source{transition: true, colnames: s.schema.Columns[s.trig.Table]})
+	case isTable:
+		s.addOcc(refKeys(rv), source{table: t, colnames: s.schema.Columns[t]})
 	}
-	if tr := s.trig; tr != nil && unqualified && name != "" && (name == tr.NewTable || name == tr.OldTable) {
-		return s.addOcc(refKeys(rv), source{transition: true})
-	}
-	t, ok := s.schema.relTable(rv, s.ctes)
-	if !ok {
-		return nil
-	}
-	return s.addOcc(refKeys(rv), source{table: t})
 }
 
 // addOcc adds an occurrence of src, named by names.
-func (s *sel) addOcc(names []string, src source) []int {
-	i := len(s.occs)
+func (s *sel) addOcc(names []string, src source) {
 	s.occs = append(s.occs, src)
 	for _, k := range names {
-		s.refs[k] = append(s.refs[k], i)
+		s.refs[k] = append(s.refs[k], len(s.occs)-1)
 	}
-	return []int{i}
-}
-
-func setOf(xs []int) map[int]bool {
-	out := map[int]bool{}
-	for _, x := range xs {
-		out[x] = true
-	}
-	return out
 }
 
 // read adds FROM items and a WHERE clause, then the outer joins'
@@ -298,45 +277,43 @@ func (s *sel) read(from []*pg_query.Node, where *pg_query.Node) *sel {
 	for _, f := range from {
 		s.addFrom(f)
 	}
-	s.addConjuncts(where)
+	s.addConjuncts(where, nil)
 	for _, q := range s.outer {
-		for _, c := range conjuncts(q.expr) {
-			s.addEquality(c, q.nullable)
-		}
+		s.addConjuncts(q.expr, &q)
 	}
 	s.outer = nil
 	return s
 }
 
-func (s *sel) addConjuncts(expr *pg_query.Node) {
+func (s *sel) addConjuncts(expr *pg_query.Node, outer *outerQual) {
 	for _, c := range conjuncts(expr) {
-		s.addEquality(c, nil)
+		s.addEquality(c, outer)
 	}
 }
 
 // addEquality records one conjunct when it is an equality this code
-// follows. With nullable set it comes from an outer join's ON and may
-// pin only those occurrences' columns. x IN (SELECT v …) is x = v.
-func (s *sel) addEquality(c *pg_query.Node, nullable map[int]bool) {
+// follows. With outer set it comes from an outer join's ON and may pin
+// only its nullable side's columns. x IN (SELECT v …) is x = v.
+func (s *sel) addEquality(c *pg_query.Node, outer *outerQual) {
 	if sl := c.GetSubLink(); sl != nil && sl.GetSubLinkType() == pg_query.SubLinkType_ANY_SUBLINK && len(sl.GetOperName()) == 0 {
 		l, lok := s.term(sl.GetTestexpr())
 		if r, rok := s.output(sl.GetSubselect().GetSelectStmt(), s.defs, 0); lok && rok {
-			s.addPair(l, r, nullable)
+			s.addPair(l, r, outer)
 		}
 		return
 	}
 	e := c.GetAExpr()
-	if e == nil || !isEquals(e) {
+	if e == nil || !slices.Equal(strs(e.GetName()), []string{"="}) {
 		return
 	}
 	l, lok := s.term(e.GetLexpr())
 	if e.GetKind() == pg_query.A_Expr_Kind_AEXPR_OP {
 		if r, rok := s.term(e.GetRexpr()); lok && rok {
-			s.addPair(l, r, nullable)
+			s.addPair(l, r, outer)
 		}
 		return
 	}
-	if occ, ok := s.occOf(l); !lok || !ok || nullable != nil && !nullable[occ] {
+	if occ, ok := s.occOf(l); !lok || !ok || outer != nil && !outer.nullable(occ) {
 		return // not a column this condition may pin
 	}
 	var vals []valueRef
@@ -360,14 +337,14 @@ func (s *sel) addEquality(c *pg_query.Node, nullable map[int]bool) {
 // addPair records l = r: a strong equality between local terms, else a
 // weak one that pins only the local column (a correlation, never the
 // outer one) or the nullable side of an outer join.
-func (s *sel) addPair(l, r term, nullable map[int]bool) {
-	if nullable == nil && s.local(l) && s.local(r) {
+func (s *sel) addPair(l, r term, outer *outerQual) {
+	if outer == nil && s.local(l) && s.local(r) {
 		s.union(l, r)
 		return
 	}
 	for _, pair := range [][2]term{{l, r}, {r, l}} {
 		occ, ok := s.occOf(pair[0])
-		if ok && (nullable == nil && !s.local(pair[1]) || nullable != nil && nullable[occ]) {
+		if ok && (outer == nil && !s.local(pair[1]) || outer != nil && outer.nullable(occ)) {
 			s.weak[pair[0]] = append(s.weak[pair[0]], pair[1])
 		}
 	}
@@ -401,30 +378,18 @@ func (s *sel) term(expr *pg_query.Node) (term, bool) {
 		return term{}, false
 	}
 	var cands []int
-	for i := range s.occs {
-		if s.has(i, col) {
+	for i, src := range s.occs {
+		if slices.Contains(src.colnames, col) {
 			cands = append(cands, i)
 		}
 	}
 	return s.pick(cands, col)
 }
 
-// has reports whether occurrence occ has column col, false when not known.
-func (s *sel) has(occ int, col string) bool {
-	switch src := s.occs[occ]; {
-	case src.table != "":
-		return s.schema.hasColumn(src.table, col)
-	case src.transition:
-		return s.schema.hasColumn(s.trig.Table, col)
-	}
-	names, _ := s.occs[occ].columns()
-	return slices.Contains(names, col)
-}
-
 // pick is col of the one candidate occurrence; false when ambiguous or
 // unknown: no pin.
 func (s *sel) pick(cands []int, col string) (term, bool) {
-	if len(cands) != 1 || !s.has(cands[0], col) {
+	if len(cands) != 1 || !slices.Contains(s.occs[cands[0]].colnames, col) {
 		return term{}, false
 	}
 	src := s.occs[cands[0]]
@@ -434,8 +399,7 @@ func (s *sel) pick(cands []int, col string) (term, bool) {
 	case src.transition:
 		return term{param: col}, true
 	}
-	names, _ := src.columns()
-	return s.output(src.query, src.defs, slices.Index(names, col))
+	return s.output(src.query, src.defs, slices.Index(src.colnames, col))
 }
 
 // output traces a query's idx-th output column to a value, through set
@@ -448,7 +412,7 @@ func (e *env) output(q *pg_query.SelectStmt, defs map[string]source, idx int) (t
 	s := newSel(e, nil)
 	s.defs = defs
 	s.with(q.GetWithClause())
-	if isSetOp(q) {
+	if q.GetLarg() != nil { // a UNION, INTERSECT or EXCEPT
 		l, ok := e.output(q.GetLarg(), s.defs, idx)
 		if q.GetOp() == pg_query.SetOperation_SETOP_UNION {
 			r, rok := e.output(q.GetRarg(), s.defs, idx)
@@ -464,52 +428,37 @@ func (e *env) output(q *pg_query.SelectStmt, defs map[string]source, idx int) (t
 	return t, ok && t.param != ""
 }
 
-// columns are a subquery's or CTE's column names: its aliases, else its
-// output names; false when one is not known.
-func (src source) columns() ([]string, bool) {
-	if len(src.colnames) > 0 || src.query == nil {
-		return src.colnames, len(src.colnames) > 0
-	}
-	return outputNames(src.query)
-}
-
-func isSetOp(q *pg_query.SelectStmt) bool {
-	op := q.GetOp()
-	return op != pg_query.SetOperation_SETOP_NONE && op != pg_query.SetOperation_SET_OPERATION_UNDEFINED
-}
-
-// outputNames are a SELECT's output column names; false when one is not
+// outputNames are a SELECT's output column names; nil when one is not
 // known (a * or an unnamed expression).
-func outputNames(q *pg_query.SelectStmt) ([]string, bool) {
-	if isSetOp(q) {
+func outputNames(q *pg_query.SelectStmt) []string {
+	if q.GetLarg() != nil {
 		return outputNames(q.GetLarg())
 	}
 	var out []string
 	for _, t := range q.GetTargetList() {
 		rt := t.GetResTarget()
-		parts, star := columnRefParts(rt.GetVal().GetColumnRef())
-		switch {
+		switch parts, star := columnRefParts(rt.GetVal().GetColumnRef()); {
 		case rt.GetName() != "":
 			out = append(out, rt.GetName())
 		case rt.GetVal().GetColumnRef() == nil:
 			out = append(out, "?") // PostgreSQL names it ?column? or after a function
 		case star || len(parts) == 0:
-			return nil, false
+			return nil
 		default:
 			out = append(out, last(parts))
 		}
 	}
-	return out, true
+	return out
 }
 
 // colTerm is a column of an occurrence of this sel.
-func (s *sel) colTerm(occ int, col string) term { return term{sel: s.id, occ: occ, col: col} }
+func (s *sel) colTerm(occ int, col string) term { return term{sel: s, occ: occ, col: col} }
 
 // occOf is the occurrence of a column term of this sel.
-func (s *sel) occOf(t term) (int, bool) { return t.occ, t.param == "" && t.sel == s.id }
+func (s *sel) occOf(t term) (int, bool) { return t.occ, t.param == "" && t.sel == s }
 
 // local reports whether t is a parameter or a column of this sel.
-func (s *sel) local(t term) bool { return t.param != "" || t.sel == s.id }
+func (s *sel) local(t term) bool { return t.param != "" || t.sel == s }
 
 // param is the sqlc parameter an expression is: $n, a cast of one, or
 // sqlc.arg(name) / sqlc.narg(name).
@@ -525,20 +474,22 @@ func (s *sel) param(expr *pg_query.Node) (string, bool) {
 		return "", false
 	}
 	a := fc.GetArgs()[0]
-	if cr := a.GetColumnRef(); cr != nil {
-		if parts, _ := columnRefParts(cr); len(parts) == 1 {
-			return parts[0], true
-		}
+	if parts, _ := columnRefParts(a.GetColumnRef()); len(parts) == 1 {
+		return parts[0], true
 	}
 	name := a.GetAConst().GetSval().GetSval()
 	return name, name != ""
 }
 
-// union records the strong equality a = b; a class is kept in order.
+// union records the strong equality a = b. A class is kept in order,
+// columns (no param, all of s) before parameters, for pins to choose alike
+// each run.
 func (s *sel) union(a, b term) {
 	if ca := s.members(a); !slices.Contains(ca, b) {
 		merged := slices.Concat(ca, s.members(b))
-		sort.Slice(merged, func(i, j int) bool { return merged[i].String() < merged[j].String() })
+		slices.SortFunc(merged, func(x, y term) int {
+			return cmp.Or(cmp.Compare(x.param, y.param), cmp.Compare(x.occ, y.occ), cmp.Compare(x.col, y.col))
+		})
 		for _, t := range merged {
 			s.classes[t] = merged
 		}
@@ -560,7 +511,8 @@ func (s *sel) related(t term, weak bool) []term {
 	terms := slices.Clone(s.members(t))
 	if weak {
 		for _, w := range s.weak[t] {
-			terms = append(terms, s.owner(w).members(w)...)
+			// A column's class is its own sel's; a parameter's (no sel), s's.
+			terms = append(terms, cmp.Or(w.sel, s).members(w)...)
 		}
 	}
 	return terms
@@ -570,42 +522,31 @@ func (s *sel) related(t term, weak bool) []term {
 // strong equalities, lists, and (withWeak) an outer join's ON.
 func (s *sel) pins(occ int, col string, withWeak bool) []valueRef {
 	terms := s.related(s.colTerm(occ, col), withWeak)
-	for _, x := range terms {
-		if x.param != "" {
-			return []valueRef{{Param: x.param}}
-		}
+	if i := slices.IndexFunc(terms, func(x term) bool { return x.param != "" }); i >= 0 {
+		return []valueRef{{Param: terms[i].param}}
 	}
-	for _, x := range terms {
-		if l := s.lists[x]; len(l) > 0 {
-			return l
-		}
+	if i := slices.IndexFunc(terms, func(x term) bool { return len(s.lists[x]) > 0 }); i >= 0 {
+		return s.lists[terms[i]]
 	}
 	return nil
 }
 
-// pathPins are the values a path scope of an occurrence is pinned to: its
-// column equals the parent key of a parent occurrence whose scope column
-// is pinned.
-func (s *sel) pathPins(occ int, sc ScopeDef) []valueRef {
+// scopePins are the values occurrence occ is pinned to in scope sc; for a
+// path, its column equals the parent key of a parent occurrence whose
+// scope column is pinned.
+func (s *sel) scopePins(occ int, sc ScopeDef) []valueRef {
+	if !sc.IsPath() {
+		return s.pins(occ, sc.Column, true)
+	}
 	for _, x := range s.related(s.colTerm(occ, sc.Column), true) {
-		o := s.owner(x)
-		o2, ok := o.occOf(x)
-		if !ok || (o == s && o2 == occ) || o.occs[o2].table != sc.Parent || x != o.colTerm(o2, sc.ParentKey) {
-			continue
+		if x.sel == nil || x.sel == s && x.occ == occ || x.sel.occs[x.occ].table != sc.Parent || x.col != sc.ParentKey {
+			continue // a parameter, occ itself, or not the parent's key
 		}
-		if v := o.pins(o2, sc.ParentColumn, false); len(v) > 0 {
+		if v := x.sel.pins(x.occ, sc.ParentColumn, false); len(v) > 0 {
 			return v
 		}
 	}
 	return nil
-}
-
-// scopePins are the values occurrence occ is pinned to in scope sc.
-func (s *sel) scopePins(occ int, sc ScopeDef) []valueRef {
-	if sc.IsPath() {
-		return s.pathPins(occ, sc)
-	}
-	return s.pins(occ, sc.Column, true)
 }
 
 func allUsable(vals []valueRef, sqlType string, usable usableFunc) bool {
@@ -615,61 +556,51 @@ func allUsable(vals []valueRef, sqlType string, usable usableFunc) bool {
 // ReadScopes derives a cached read's dependencies.
 func ReadScopes(q *parsed, tables Tables, schema *Schema, usable usableFunc) ReadDeps {
 	e := &env{schema: schema, params: q.params, ctes: q.ctes}
-	pins := map[string][]ScopedRead{}
-	// Each SELECT is analysed inside the ones enclosing it, outermost
-	// first, so that a subquery can follow a correlation outwards.
-	var visit func(v *pg_query.SelectStmt, outer *sel)
-	visit = func(v *pg_query.SelectStmt, outer *sel) {
-		s := newSel(e, outer).with(v.GetWithClause()).read(v.GetFromClause(), v.GetWhereClause())
-		for _, sub := range find[*pg_query.SelectStmt](v) {
-			visit(sub, s)
-		}
-		// The first scope of each occurrence's table (in the schema's order
-		// of preference) that it is pinned to with usable values.
-		for i, o := range s.occs {
-			for _, sc := range schema.Scopes(o.table) {
-				if vals := s.scopePins(i, sc); allUsable(vals, schema.valueType(sc), usable) {
-					pins[o.table] = append(pins[o.table], ScopedRead{Scope: sc, Values: vals})
-					break
+	pins, cols := map[string][]ScopedRead{}, readColumns(q, tables, schema)
+	// Each SELECT under m is analysed inside the ones enclosing it (outer),
+	// outermost first, so that a subquery can follow a correlation outwards.
+	var visit func(m proto.Message, outer *sel)
+	visit = func(m proto.Message, outer *sel) {
+		walk(m, func(n proto.Message) bool {
+			v, ok := n.(*pg_query.SelectStmt)
+			if !ok {
+				return true
+			}
+			s := newSel(e, outer).with(v.GetWithClause()).read(v.GetFromClause(), v.GetWhereClause())
+			visit(v, s)
+			// The first scope of each occurrence's table (in the schema's
+			// order of preference) that it is pinned to with usable values.
+			for i, o := range s.occs {
+				for _, sc := range schema.Scopes(o.table) {
+					if vals := s.scopePins(i, sc); allUsable(vals, schema.valueType(sc), usable) {
+						pins[o.table] = append(pins[o.table], ScopedRead{Scope: sc, Values: vals, Columns: cols[o.table]})
+						break
+					}
 				}
 			}
-		}
+			return false
+		})
 	}
-	for _, top := range find[*pg_query.SelectStmt](q.tree) {
-		visit(top, nil)
-	}
-	// A table stays unpinned unless every occurrence of it is pinned,
-	// including those read in a way this code does not follow (outside
-	// every SELECT's FROM list).
+	visit(q.tree, nil)
 	total := map[string]int{}
 	for _, rv := range q.rels {
 		if t, ok := schema.relTable(rv, q.ctes); ok {
 			total[t]++
 		}
 	}
-	for _, t := range tables.Reads {
-		if len(pins[t]) != total[t] {
-			delete(pins, t)
-		}
-	}
-	return readDeps(tables, readColumns(q, tables, schema), pins)
-}
-
-// readDeps turns the pins of each table read into its dependencies: the
-// scopes when every occurrence is pinned, else table-wide.
-func readDeps(tables Tables, cols map[string][]string, pins map[string][]ScopedRead) ReadDeps {
 	var deps ReadDeps
 	for _, t := range tables.Reads {
-		if len(pins[t]) == 0 {
+		// A table stays unpinned, table-wide, unless every occurrence of it
+		// is pinned, including those read in a way this code does not
+		// follow (outside every SELECT's FROM list).
+		if n := len(pins[t]); n == 0 || n != total[t] {
 			deps.Unpinned = append(deps.Unpinned, t)
 			deps.Named = append(deps.Named, slotNames(t, cols[t])...)
+			continue
 		}
-		done := map[string]bool{}
 		for _, p := range pins[t] {
 			deps.Named = append(deps.Named, slotNames(p.Scope.Name(), cols[t])...)
-			if key := p.Scope.Name() + fmt.Sprint(p.Values); !done[key] {
-				done[key] = true
-				p.Columns = cols[t]
+			if !slices.ContainsFunc(deps.Scoped, func(o ScopedRead) bool { return o.Scope == p.Scope && slices.Equal(o.Values, p.Values) }) {
 				deps.Scoped = append(deps.Scoped, p)
 			}
 		}

@@ -3,6 +3,7 @@ package dbgen
 import (
 	"fmt"
 	"go/types"
+	"slices"
 	"strings"
 )
 
@@ -29,17 +30,14 @@ func (m *method) resolve(v valueRef) (goValue, bool) {
 		return member(m.Arg, "arg", v.Param, false)
 	}
 	expr, typ, ok := m.param(v.Param)
+	if !ok || !v.Many {
+		return goValue{Expr: expr, typ: typ}, ok
+	}
+	s, ok := typ.Underlying().(*types.Slice)
 	if !ok {
 		return goValue{}, false
 	}
-	if v.Many {
-		s, ok := typ.Underlying().(*types.Slice)
-		if !ok {
-			return goValue{}, false
-		}
-		return goValue{Range: expr, Expr: "v", typ: s.Elem()}, true
-	}
-	return goValue{Expr: expr, typ: typ}, true
+	return goValue{Range: expr, Expr: "v", typ: s.Elem()}, true
 }
 
 // param is the expression and type of a sqlc parameter: a field of the
@@ -48,17 +46,11 @@ func (m *method) param(name string) (string, types.Type, bool) {
 	if m.Arg == nil {
 		return "", nil, false
 	}
-	if _, ok := m.Arg.Underlying().(*types.Struct); ok {
-		f, ok := fieldOf(m.Arg, name)
-		if !ok {
-			return "", nil, false
-		}
+	if f, ok := fieldOf(m.Arg, name); ok {
 		return "arg." + f.Name(), f.Type(), true
 	}
-	if ps := m.stmt.params; len(ps) == 1 && ps[0] == name {
-		return "arg", m.Arg, true
-	}
-	return "", nil, false
+	_, isStruct := m.Arg.Underlying().(*types.Struct)
+	return "arg", m.Arg, !isStruct && slices.Equal(m.stmt.params, []string{name})
 }
 
 // member is the field named after name of r or, with rangeOver, of each
@@ -66,15 +58,10 @@ func (m *method) param(name string) (string, types.Type, bool) {
 // single RETURNING column).
 func member(t types.Type, rangeOver, name string, result bool) (goValue, bool) {
 	base := "r"
-	if t == nil {
-		return goValue{}, false
-	}
-	if rangeOver != "" {
-		s, ok := t.(*types.Slice)
-		if !ok {
-			return goValue{}, false
-		}
+	if s, ok := t.(*types.Slice); ok && rangeOver != "" {
 		t, base = s.Elem(), "v"
+	} else if t == nil || rangeOver != "" {
+		return goValue{}, false // no value, or no slice to range over
 	}
 	if _, ok := t.Underlying().(*types.Struct); result && (!ok || isTime(t)) {
 		return goValue{Range: rangeOver, Expr: base, typ: t, Result: true}, true
@@ -93,9 +80,8 @@ func fieldOf(t types.Type, name string) (*types.Var, bool) {
 	if !ok {
 		return nil, false
 	}
-	want := strings.ToLower(strings.ReplaceAll(name, "_", ""))
-	for i := 0; i < st.NumFields(); i++ {
-		if f := st.Field(i); strings.ToLower(f.Name()) == want {
+	for f := range st.Fields() {
+		if strings.EqualFold(f.Name(), strings.ReplaceAll(name, "_", "")) {
 			return f, true
 		}
 	}
