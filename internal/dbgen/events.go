@@ -12,7 +12,7 @@ func (s *Schema) firedWrites(ev tableEvent) []TriggerWrite {
 		if t.Table != ev.table || !t.fires(ev) {
 			continue
 		}
-		for _, w := range s.triggerWrites[t.Table+"."+t.Name] {
+		for _, w := range t.writes {
 			if w.When == nil || slices.Contains(w.When, ev.kind) {
 				out = append(out, w)
 			}

@@ -39,11 +39,9 @@ type Schema struct {
 	keyCols map[string][]string
 	primary map[string]string
 	// Triggers are the triggers of the migrations (triggers.go), functions
-	// the text of each CREATE FUNCTION by name, and triggerWrites what each
-	// trigger's function writes, by "table.trigger".
-	Triggers      []Trigger
-	functions     map[string]string
-	triggerWrites map[string][]TriggerWrite
+	// the text of each CREATE FUNCTION by name.
+	Triggers  []Trigger
+	functions map[string]string
 }
 
 // NewSchema returns an empty schema.

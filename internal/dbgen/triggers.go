@@ -45,6 +45,9 @@ type Trigger struct {
 	Before  bool // BEFORE or INSTEAD OF
 	// NewTable and OldTable name the transition tables, "" when none.
 	NewTable, OldTable string
+	// writes are what its function writes, derived once the migrations
+	// read so far define it.
+	writes []TriggerWrite
 }
 
 // TriggerWrite is one statement of a trigger function that writes a table:
@@ -128,16 +131,13 @@ func (s *Schema) dropTrigger(table, name string) {
 	s.Triggers = slices.DeleteFunc(s.Triggers, func(t Trigger) bool { return t.Table == table && t.Name == name })
 }
 
-// analyzeTriggers derives every trigger's writes, once the migrations
-// read so far define its function.
+// analyzeTriggers derives every trigger's writes.
 func (s *Schema) analyzeTriggers() error {
-	s.triggerWrites = map[string][]TriggerWrite{}
-	for _, t := range s.Triggers {
-		ws, err := s.analyzeTrigger(t)
-		if err != nil {
+	for i, t := range s.Triggers {
+		var err error
+		if s.Triggers[i].writes, err = s.analyzeTrigger(t); err != nil {
 			return fmt.Errorf("trigger %s on %s: %w", t.Name, t.Table, err)
 		}
-		s.triggerWrites[t.Table+"."+t.Name] = ws
 	}
 	return nil
 }
@@ -145,11 +145,10 @@ func (s *Schema) analyzeTriggers() error {
 // plVisitor collects the writes of a trigger function's SQL statements,
 // with the TG_OP values each runs under.
 type plVisitor struct {
-	s       *Schema
-	t       Trigger
-	out     []TriggerWrite
-	assigns bool
-	err     error
+	s   *Schema
+	t   Trigger
+	out []TriggerWrite
+	err error
 }
 
 func (s *Schema) analyzeTrigger(t Trigger) ([]TriggerWrite, error) {
@@ -167,12 +166,12 @@ func (s *Schema) analyzeTrigger(t Trigger) ([]TriggerWrite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse the PL/pgSQL of %s(): %w", t.Function, err)
 	}
-	v := &plVisitor{s: s, t: t, assigns: strings.Contains(js, `"PLpgSQL_stmt_assign":`)}
+	v := &plVisitor{s: s, t: t}
 	v.visit(tree, nil)
 	if v.err != nil {
 		return nil, fmt.Errorf("%s(): %w", t.Function, v.err)
 	}
-	if t.Before && t.Row && v.assigns {
+	if t.Before && t.Row && strings.Contains(js, `"PLpgSQL_stmt_assign":`) {
 		// A BEFORE row trigger may rewrite NEW: the query's own analysis
 		// of the rows it writes would no longer hold.
 		return nil, fmt.Errorf("BEFORE/INSTEAD OF row trigger running %s() assigns variables: it may change the rows a query writes, which dbgen cannot follow", t.Function)
