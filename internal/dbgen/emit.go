@@ -7,7 +7,6 @@ import (
 	"go/doc/comment"
 	"go/format"
 	"go/types"
-	"io"
 	"slices"
 	"strings"
 	"text/template"
@@ -25,12 +24,13 @@ import (
 var templates embed.FS
 
 // gen is the state of one generated file: its imports, temporaries and
-// codecs.
+// codecs; and the first error of the templates it ran.
 type gen struct {
 	imports map[string]bool
 	tmp     int
 	codecs  []types.Type // in the order named
 	tmpl    *template.Template
+	err     error
 }
 
 // newGen parses the templates, their functions bound to the new gen.
@@ -47,8 +47,7 @@ func newGen() *gen {
 		"describeWrite": describeWrite,
 		"wrap":          wrap,
 		"inLoop":        inLoop,
-		"valueCall":     valueCall,
-		"wideCall":      wideCall,
+		"bumpCall":      bumpCall,
 		"hash":          hashValue,
 		"bumps":         g.bumpBody,
 		"codec":         g.codecVar,
@@ -85,34 +84,22 @@ type fileData struct {
 	Schema   *Schema
 }
 
-func (g *gen) file(d fileData) ([]byte, error) {
-	for _, p := range []string{"context", "time", "github.com/replyrocket/replyrocket/db", "github.com/replyrocket/replyrocket/internal/cache"} {
-		g.imports[p] = true
-	}
-	// The template names types and codecs as it prints them: a first run
-	// records the imports and codecs that the second one prints, with the
-	// same temporaries.
-	if err := g.tmpl.ExecuteTemplate(io.Discard, "dbcache.go.tmpl", d); err != nil {
-		return nil, fmt.Errorf("generate dbcache.go.tmpl: %w", err)
-	}
-	d.Imports, g.tmp = sortedKeys(g.imports), 0
-	return g.execute("dbcache.go.tmpl", d)
-}
-
-// execute prints template name; Go source formatted.
-func (g *gen) execute(name string, d fileData) ([]byte, error) {
+// execute prints template name into out, Go source formatted, unless an
+// earlier template failed.
+func (g *gen) execute(out *[]byte, name string, d fileData) {
 	var src bytes.Buffer
-	if err := g.tmpl.ExecuteTemplate(&src, name, d); err != nil {
-		return nil, fmt.Errorf("generate %s: %w", name, err)
+	if g.err != nil {
+		return
 	}
-	if !strings.HasSuffix(name, ".go.tmpl") {
-		return src.Bytes(), nil
+	if g.err = g.tmpl.ExecuteTemplate(&src, name, d); g.err != nil {
+		g.err = fmt.Errorf("generate %s: %w", name, g.err)
+		return
 	}
-	out, err := format.Source(src.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("format generated %s: %w\n%s", name, err, src.Bytes())
+	if *out = src.Bytes(); strings.HasSuffix(name, ".go.tmpl") {
+		if *out, g.err = format.Source(src.Bytes()); g.err != nil {
+			g.err = fmt.Errorf("format generated %s: %w\n%s", name, g.err, src.Bytes())
+		}
 	}
-	return out, nil
 }
 
 // usedSlots are the tables the queries touch and their named slots. Every
@@ -209,13 +196,10 @@ func goList(s []string) string {
 	return bracketed("[]string{", "}", quoted(s...), 68)
 }
 
-// valueCall bumps value arg of w's scope; wideCall bumps the scope wide.
-func valueCall(fn string, w ScopeWrite, arg string) string {
-	return goCall("b."+fn, append(quoted(w.Scope.Name()), append([]string{arg}, quoted(w.Columns...)...)...)...)
-}
-
-func wideCall(w ScopeWrite) string {
-	return goCall("b.Wide", quoted(append([]string{w.Scope.Name()}, w.Columns...)...)...)
+// bumpCall is the call of Bumps method fn for w's scope: b.Wide, or a
+// method that bumps value arg.
+func bumpCall(fn string, w ScopeWrite, arg ...string) string {
+	return goCall("b."+fn, slices.Concat(quoted(w.Scope.Name()), arg, quoted(w.Columns...))...)
 }
 
 // goCall is a call of fn: on one line when short, else one argument a

@@ -68,19 +68,22 @@ func GenerateAll(cfg Config) (Output, error) {
 	}
 	g, d := newGen(), fileData{Package: cfg.OutPackage, Methods: methods, Schema: schema}
 	d.Tables, d.Versions = usedSlots(methods, schema)
-	report, err := g.execute("report.md.tmpl", d)
-	if err != nil {
-		return Output{}, err
+	var out Output
+	var report []byte
+	g.execute(&report, "report.md.tmpl", d)
+	for _, p := range []string{"context", "time", "github.com/replyrocket/replyrocket/db", "github.com/replyrocket/replyrocket/internal/cache"} {
+		g.imports[p] = true
 	}
-	out := Output{Report: string(report)}
-	if out.Cache, err = g.file(d); err != nil {
-		return Output{}, err
-	}
+	// The template names types and codecs as it prints them: a first run
+	// records the imports and codecs that the second one prints, with the
+	// same temporaries.
+	g.execute(&out.Cache, "dbcache.go.tmpl", d)
+	d.Imports, g.tmp = sortedKeys(g.imports), 0
+	g.execute(&out.Cache, "dbcache.go.tmpl", d)
 	d.Package = cfg.MetaPackage
-	if out.Meta, err = g.execute("dbmeta.go.tmpl", d); err != nil {
-		return Output{}, err
-	}
-	return out, nil
+	g.execute(&out.Meta, "dbmeta.go.tmpl", d)
+	out.Report = string(report)
+	return out, g.err
 }
 
 // readSchemaDir reads the migrations of dir in name order.
