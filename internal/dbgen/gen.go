@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"go/types"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"golang.org/x/tools/go/packages"
@@ -124,15 +123,14 @@ func joinMethods(queries []Query, iface *types.Interface, schema *Schema) ([]met
 		}
 		byName[q.Name] = q
 	}
-	var out []method
-	for i := 0; i < iface.NumMethods(); i++ {
-		fn := iface.Method(i)
+	var out []method // in name order, as types orders an interface's methods
+	for fn := range iface.Methods() {
 		q, ok := byName[fn.Name()]
 		if !ok {
 			return nil, fmt.Errorf("Querier.%s has no query in the SQL files: regenerate with sqlc first", fn.Name())
 		}
 		delete(byName, fn.Name())
-		m, err := newMethod(q, fn.Type().(*types.Signature), schema)
+		m, err := newMethod(q, fn.Signature(), schema)
 		if err != nil {
 			return nil, err
 		}
@@ -141,7 +139,6 @@ func joinMethods(queries []Query, iface *types.Interface, schema *Schema) ([]met
 	for name := range byName {
 		return nil, fmt.Errorf("query %s is not in db.Querier: regenerate with sqlc first", name)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, applyResolvers(out, schema)
 }
 
