@@ -98,13 +98,12 @@ func readSchemaDir(dir string) (*Schema, error) {
 
 func loadQuerier(dir, pattern string) (*types.Interface, error) {
 	pkgs, err := packages.Load(&packages.Config{Mode: packages.NeedName | packages.NeedTypes, Dir: dir}, pattern)
-	if err != nil {
+	switch {
+	case err != nil:
 		return nil, fmt.Errorf("load %s: %w", pattern, err)
-	}
-	if len(pkgs) != 1 {
+	case len(pkgs) != 1:
 		return nil, fmt.Errorf("load %s: got %d packages", pattern, len(pkgs))
-	}
-	if len(pkgs[0].Errors) > 0 {
+	case len(pkgs[0].Errors) > 0:
 		return nil, fmt.Errorf("load %s: %v", pattern, pkgs[0].Errors[0])
 	}
 	if obj := pkgs[0].Types.Scope().Lookup("Querier"); obj != nil {

@@ -88,11 +88,9 @@ func (s *Schema) readTriggers(src string, tree *pg_query.ParseResult) {
 		case *pg_query.CreateTrigStmt:
 			s.addTrigger(st)
 		case *pg_query.DropStmt:
-			if st.GetRemoveType() != pg_query.ObjectType_OBJECT_TRIGGER {
-				continue
-			}
 			for _, o := range st.GetObjects() {
-				if parts := strs(o.GetList().GetItems()); len(parts) >= 2 {
+				// A trigger's name follows its table's.
+				if parts := strs(o.GetList().GetItems()); st.GetRemoveType() == pg_query.ObjectType_OBJECT_TRIGGER && len(parts) >= 2 {
 					s.dropTrigger(s.parent(parts[len(parts)-2]), parts[len(parts)-1])
 				}
 			}

@@ -2,8 +2,8 @@ package dbgen
 
 import (
 	"cmp"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -295,10 +295,8 @@ func mergeScopeWrites(ws []ScopeWrite) []ScopeWrite {
 		}
 		by[w.Scope.Name()] = cur
 	}
-	out := make([]ScopeWrite, 0, len(by))
-	for _, n := range sortedKeys(by) {
-		sort.Strings(by[n].Columns)
-		out = append(out, by[n])
+	for _, w := range by {
+		slices.Sort(w.Columns)
 	}
-	return out
+	return slices.SortedFunc(maps.Values(by), func(a, b ScopeWrite) int { return strings.Compare(a.Scope.Name(), b.Scope.Name()) })
 }
