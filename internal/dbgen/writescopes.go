@@ -66,10 +66,7 @@ func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable u
 	}
 	// What the triggers those writes fire write, traced back to the scope
 	// values of the rows the statement changed (triggers.go).
-	own := map[string]ScopeWrite{}
-	for _, w := range mergeScopeWrites(out) {
-		own[w.Scope.Name()] = w
-	}
+	own := mergeScopeWrites(out)
 	for _, ev := range evs {
 		out = append(out, schema.triggerScopeWrites(ev, own, map[string]bool{})...)
 	}
