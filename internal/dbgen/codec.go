@@ -77,21 +77,19 @@ func isByte(t types.Type) bool {
 // functions for a basic type, which is also the Go type (lower-cased)
 // the value converts through.
 func basicCodec(t types.Type) (string, error) {
-	u, ok := t.Underlying().(*types.Basic)
-	if !ok {
-		return "", fmt.Errorf("unsupported type %s", t)
-	}
-	switch info := u.Info(); {
-	case u.Kind() == types.Bool:
-		return "Bool", nil
-	case info&types.IsInteger != 0 && info&types.IsUnsigned != 0:
-		return "Uint64", nil
-	case info&types.IsInteger != 0:
-		return "Int64", nil
-	case info&types.IsFloat != 0:
-		return "Float64", nil
-	case u.Kind() == types.String:
-		return "String", nil
+	if u, ok := t.Underlying().(*types.Basic); ok {
+		switch info := u.Info(); {
+		case u.Kind() == types.Bool:
+			return "Bool", nil
+		case info&types.IsInteger != 0 && info&types.IsUnsigned != 0:
+			return "Uint64", nil
+		case info&types.IsInteger != 0:
+			return "Int64", nil
+		case info&types.IsFloat != 0:
+			return "Float64", nil
+		case u.Kind() == types.String:
+			return "String", nil
+		}
 	}
 	return "", fmt.Errorf("unsupported type %s", t)
 }

@@ -101,8 +101,7 @@ func (s *Schema) Read(src string) error {
 			s.FKs[i].ParentCol = s.primary[fk.Parent]
 		}
 	}
-	s.readTriggers(src, tree)
-	return s.analyzeTriggers()
+	return s.readTriggers(src, tree)
 }
 
 var gooseDown = regexp.MustCompile(`(?m)^--\s*\+goose\s+Down\b`)

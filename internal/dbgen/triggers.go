@@ -72,9 +72,10 @@ type tableEvent struct {
 
 func (e tableEvent) key() string { return e.table + ":" + e.kind + ":" + strings.Join(e.columns, ",") }
 
-// readTriggers records the functions and triggers of one migration, and
-// forgets the triggers it drops.
-func (s *Schema) readTriggers(src string, tree *pg_query.ParseResult) {
+// readTriggers records the functions and triggers of one migration,
+// forgets the triggers it drops, and derives every trigger's writes anew
+// (its function may be defined or replaced after it).
+func (s *Schema) readTriggers(src string, tree *pg_query.ParseResult) error {
 	for _, raw := range tree.GetStmts() {
 		switch st := nodeMessage(raw.GetStmt()).(type) {
 		case *pg_query.CreateFunctionStmt:
@@ -96,6 +97,13 @@ func (s *Schema) readTriggers(src string, tree *pg_query.ParseResult) {
 			}
 		}
 	}
+	for i, t := range s.Triggers {
+		var err error
+		if s.Triggers[i].writes, err = s.analyzeTrigger(t); err != nil {
+			return fmt.Errorf("trigger %s on %s: %w", t.Name, t.Table, err)
+		}
+	}
+	return nil
 }
 
 func (s *Schema) addTrigger(v *pg_query.CreateTrigStmt) {
@@ -127,17 +135,6 @@ func (s *Schema) addTrigger(v *pg_query.CreateTrigStmt) {
 
 func (s *Schema) dropTrigger(table, name string) {
 	s.Triggers = slices.DeleteFunc(s.Triggers, func(t Trigger) bool { return t.Table == table && t.Name == name })
-}
-
-// analyzeTriggers derives every trigger's writes.
-func (s *Schema) analyzeTriggers() error {
-	for i, t := range s.Triggers {
-		var err error
-		if s.Triggers[i].writes, err = s.analyzeTrigger(t); err != nil {
-			return fmt.Errorf("trigger %s on %s: %w", t.Name, t.Table, err)
-		}
-	}
-	return nil
 }
 
 // plVisitor collects the writes of a trigger function's SQL statements,

@@ -30,8 +30,7 @@ func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable u
 	// VALUES, its RETURNING). A table that another statement writes too (a
 	// CTE's INSERT, UPDATE or DELETE, or its foreign-key actions) has rows
 	// no one statement accounts for: not attributed, so wide.
-	ops := q.ops
-	if len(ops) > 0 && ops[0].stmt == topStatement(q.tree) {
+	if ops := q.ops; len(ops) > 0 && ops[0].stmt == topStatement(q.tree) {
 		others := map[string]bool{}
 		for _, op := range ops {
 			if op.stmt != ops[0].stmt {
@@ -41,9 +40,7 @@ func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable u
 		if c := directChange(ops[0], kind, &env{schema: schema, params: q.params, ctes: q.ctes}); c != nil && !others[c.table] {
 			changes[c.table] = c
 			cascade(c, schema, changes, tables)
-			for t := range others {
-				delete(changes, t)
-			}
+			maps.DeleteFunc(changes, func(t string, _ *rowChange) bool { return others[t] })
 		}
 	}
 	// Tables the statement writes itself (or through foreign-key actions);
