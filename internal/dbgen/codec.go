@@ -59,10 +59,6 @@ func codecKind(t types.Type) (string, error) {
 	return "", fmt.Errorf("unsupported type %s", t)
 }
 
-func fields(t types.Type) []*types.Var {
-	return slices.Collect(t.Underlying().(*types.Struct).Fields())
-}
-
 func isTime(t types.Type) bool {
 	n, ok := t.(*types.Named)
 	return ok && n.Obj().Pkg() != nil && n.Obj().Pkg().Path() == "time" && n.Obj().Name() == "Time"
@@ -102,7 +98,7 @@ func needsClone(t types.Type) bool {
 	case *types.Pointer, *types.Slice:
 		return true
 	case *types.Struct:
-		return slices.ContainsFunc(fields(u), func(f *types.Var) bool { return needsClone(f.Type()) })
+		return slices.ContainsFunc(slices.Collect(u.Fields()), func(f *types.Var) bool { return needsClone(f.Type()) })
 	}
 	return false
 }

@@ -54,10 +54,9 @@ func newGen() *gen {
 		"codecs":        func() []types.Type { return g.codecs },
 		"call":          func(fn string, args []string) string { return goCall(fn, quoted(args...)...) },
 		"kind":          codecKind, "basic": basicCodec, "lower": strings.ToLower, "needsClone": needsClone,
-		"typ": g.typ, "next": g.next, "fields": fields,
+		"typ": g.typ, "next": g.next,
 		"ident": typeIdent,
 		"at":    codeArg,
-		"elem":  func(t types.Type) types.Type { return t.Underlying().(interface{ Elem() types.Type }).Elem() },
 	}).ParseFS(templates, "*.tmpl"))
 	return g
 }
