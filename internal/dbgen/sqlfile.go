@@ -108,22 +108,19 @@ func parseAnnotation(q *Query, s string) error {
 	}
 	durations := map[string]*time.Duration{"ttl": &q.TTL, "swr": &q.SWR}
 	for _, kv := range strings.Fields(s) {
-		if kv == "resolver" {
-			q.Resolver = true
-			continue
-		}
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
+		switch d, err := time.ParseDuration(v); {
+		case kv == "resolver":
+			q.Resolver = true
+		case !ok:
 			return fmt.Errorf("cache annotation: %q is not key=value or resolver", kv)
-		}
-		if durations[k] == nil {
+		case durations[k] == nil:
 			return fmt.Errorf("cache annotation: unknown key %q (want ttl, swr, resolver)", k)
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
+		case err != nil || d < 0:
 			return fmt.Errorf("cache annotation: %s=%q is not a duration", k, v)
+		default:
+			*durations[k] = d
 		}
-		*durations[k] = d
 	}
 	switch {
 	case q.Resolver && (q.TTL != 0 || q.SWR != 0):
