@@ -33,19 +33,9 @@ func (t Trigger) fires(ev tableEvent) bool {
 func statementEvents(q *parsed, schema *Schema) []tableEvent {
 	var out []tableEvent
 	for _, op := range q.ops {
-		t, ok := schema.relTable(op.rel, q.ctes)
-		switch {
-		case !ok:
-		case op.kind == "TRUNCATE":
-			var edges map[string][]string // TRUNCATE ... CASCADE empties the referencing tables
-			if op.cascade {
-				edges = schema.OnDelete
-			}
-			for _, c := range append([]string{t}, sortedKeys(closure(t, edges, map[string]bool{}))...) {
-				out = append(out, tableEvent{table: c, kind: "TRUNCATE"})
-			}
-		default:
-			out = append(out, schema.cascadeEvents(tableEvent{table: t, kind: op.kind, columns: op.columns}, map[string]bool{})...)
+		if t, ok := schema.relTable(op.rel, q.ctes); ok {
+			ev := tableEvent{table: t, kind: op.kind, columns: op.columns, cascade: op.cascade}
+			out = append(out, schema.cascadeEvents(ev, map[string]bool{})...)
 		}
 	}
 	return out
@@ -61,7 +51,8 @@ func eventTables(evs []tableEvent) map[string]bool {
 
 // cascadeEvents is ev and what its foreign-key actions do to the
 // referencing tables: a delete cascades as deletes (or sets the column,
-// an UPDATE), an update of a key as updates.
+// an UPDATE), an update of a key as updates, and TRUNCATE ... CASCADE
+// empties them.
 func (s *Schema) cascadeEvents(ev tableEvent, seen map[string]bool) []tableEvent {
 	if seen[ev.key()] {
 		return nil
@@ -88,6 +79,12 @@ func (s *Schema) cascadeEvents(ev tableEvent, seen map[string]bool) []tableEvent
 	case "UPDATE":
 		for _, child := range s.OnUpdate[ev.table] {
 			out = append(out, s.cascadeEvents(tableEvent{table: child, kind: "UPDATE"}, seen)...)
+		}
+	case "TRUNCATE":
+		if ev.cascade {
+			for _, child := range s.OnDelete[ev.table] {
+				out = append(out, s.cascadeEvents(tableEvent{table: child, kind: "TRUNCATE", cascade: true}, seen)...)
+			}
 		}
 	}
 	return out

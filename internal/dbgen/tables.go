@@ -113,17 +113,6 @@ func changesRows(action string) bool {
 	return action == "c" || action == "n" || action == "d"
 }
 
-// closure adds to set every table reached from t through edges.
-func closure(t string, edges map[string][]string, set map[string]bool) map[string]bool {
-	for _, child := range edges[t] {
-		if !set[child] {
-			set[child] = true
-			closure(child, edges, set)
-		}
-	}
-	return set
-}
-
 // Analyze derives the tables sql reads and writes. INSERT, UPDATE, DELETE,
 // MERGE, COPY FROM and TRUNCATE targets are writes, also inside CTEs (a
 // data-modifying CTE makes the whole statement a write); every other

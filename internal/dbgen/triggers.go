@@ -68,6 +68,7 @@ type tableEvent struct {
 	table   string
 	kind    string   // INSERT, UPDATE, DELETE, TRUNCATE
 	columns []string // UPDATE: the columns set; nil when not known
+	cascade bool     // TRUNCATE ... CASCADE
 }
 
 func (e tableEvent) key() string { return e.table + ":" + e.kind + ":" + strings.Join(e.columns, ",") }
