@@ -177,8 +177,7 @@ func (g *gen) bumpBody(m method) ([]bumpData, error) {
 	return out, nil
 }
 
-// inLoop wraps a statement in the loop over the values of rangeOver, if
-// any.
+// inLoop wraps stmt in the loop over the values of rangeOver, if any.
 func inLoop(rangeOver, stmt string) string {
 	if rangeOver == "" {
 		return stmt

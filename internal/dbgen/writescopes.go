@@ -174,23 +174,16 @@ func returned(c *rowChange, s *sel, list []*pg_query.Node) {
 		case ok && t == s.colTerm(0, t.col):
 			c.add(ScopeDef{Table: c.table, Column: t.col}, []valueRef{{Field: cmp.Or(rt.GetName(), t.col)}}, "RETURNING")
 		case ok:
-			returnedPath(c, s, t, cmp.Or(rt.GetName(), t.col))
-		}
-	}
-}
-
-// returnedPath adds the value of a path scope that RETURNING gives from
-// the parent joined on the foreign key (RETURNING c.user_id with c.id =
-// e.campaign_id): each row's own parent, so no lookup after the write.
-func returnedPath(c *rowChange, s *sel, t term, field string) {
-	occ, ok := s.occOf(t)
-	if !ok {
-		return
-	}
-	for _, sc := range s.schema.Scopes(c.table) {
-		if sc.IsPath() && s.occs[occ].table == sc.Parent && t.col == sc.ParentColumn &&
-			slices.Contains(s.members(s.colTerm(0, sc.Column)), s.colTerm(occ, sc.ParentKey)) {
-			c.add(sc, []valueRef{{Field: field}}, "RETURNING")
+			// A path scope's value from the parent joined on the foreign
+			// key (RETURNING c.user_id with c.id = e.campaign_id): each
+			// row's own parent, so no lookup after the write.
+			occ, isCol := s.occOf(t)
+			for _, sc := range s.schema.Scopes(c.table) {
+				if isCol && sc.IsPath() && s.occs[occ].table == sc.Parent && t.col == sc.ParentColumn &&
+					slices.Contains(s.members(s.colTerm(0, sc.Column)), s.colTerm(occ, sc.ParentKey)) {
+					c.add(sc, []valueRef{{Field: cmp.Or(rt.GetName(), t.col)}}, "RETURNING")
+				}
+			}
 		}
 	}
 }
