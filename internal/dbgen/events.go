@@ -64,12 +64,12 @@ func (s *Schema) cascadeEvents(ev tableEvent, seen map[string]bool) []tableEvent
 		for _, child := range s.OnDelete[ev.table] {
 			kinds := []tableEvent{{table: child, kind: "DELETE"}, {table: child, kind: "UPDATE"}}
 			for _, fk := range s.FKs {
-				if fk.Child == child && fk.Parent == ev.table {
-					if fk.OnDelete == "c" {
-						kinds = []tableEvent{{table: child, kind: "DELETE"}}
-					} else {
-						kinds = []tableEvent{{table: child, kind: "UPDATE", columns: []string{fk.ChildCol}}}
-					}
+				switch {
+				case fk.Child != child || fk.Parent != ev.table:
+				case fk.OnDelete == "c":
+					kinds = []tableEvent{{table: child, kind: "DELETE"}}
+				default:
+					kinds = []tableEvent{{table: child, kind: "UPDATE", columns: []string{fk.ChildCol}}}
 				}
 			}
 			for _, k := range kinds {

@@ -125,12 +125,10 @@ func parseAnnotation(q *Query, s string) error {
 	switch {
 	case q.Resolver && (q.TTL != 0 || q.SWR != 0):
 		return fmt.Errorf("cache annotation: a resolver runs after writes and is not cached: no ttl or swr")
-	case q.Resolver:
-		return nil
-	case q.TTL <= 0:
+	case !q.Resolver && q.TTL <= 0:
 		return fmt.Errorf("cache annotation: ttl must be set and positive")
 	}
-	q.Cached = true
+	q.Cached = !q.Resolver
 	return nil
 }
 

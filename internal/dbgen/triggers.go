@@ -37,8 +37,7 @@ import (
 // Trigger is a CREATE TRIGGER of the migrations.
 type Trigger struct {
 	Name, Table, Function string
-	// Events are INSERT, UPDATE, DELETE, TRUNCATE; Columns the UPDATE OF
-	// list.
+	// Events are INSERT, UPDATE, DELETE, TRUNCATE; Columns the UPDATE OF list.
 	Events  []string
 	Columns []string
 	Row     bool
