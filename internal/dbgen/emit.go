@@ -86,17 +86,19 @@ type fileData struct {
 // execute prints template name into out, Go source formatted, unless an
 // earlier template failed.
 func (g *gen) execute(out *[]byte, name string, d fileData) {
-	var src bytes.Buffer
 	if g.err != nil {
 		return
 	}
-	if g.err = g.tmpl.ExecuteTemplate(&src, name, d); g.err != nil {
-		g.err = fmt.Errorf("generate %s: %w", name, g.err)
-		return
-	}
-	if *out = src.Bytes(); strings.HasSuffix(name, ".go.tmpl") {
-		if *out, g.err = format.Source(src.Bytes()); g.err != nil {
-			g.err = fmt.Errorf("format generated %s: %w\n%s", name, g.err, src.Bytes())
+	var src bytes.Buffer
+	err := g.tmpl.ExecuteTemplate(&src, name, d)
+	switch {
+	case err != nil:
+		g.err = fmt.Errorf("generate %s: %w", name, err)
+	case !strings.HasSuffix(name, ".go.tmpl"):
+		*out = src.Bytes()
+	default:
+		if *out, err = format.Source(src.Bytes()); err != nil {
+			g.err = fmt.Errorf("format generated %s: %w\n%s", name, err, src.Bytes())
 		}
 	}
 }
