@@ -59,15 +59,9 @@ func codecKind(t types.Type) (string, error) {
 	return "", fmt.Errorf("unsupported type %s", t)
 }
 
-func isTime(t types.Type) bool {
-	n, ok := t.(*types.Named)
-	return ok && n.Obj().Pkg() != nil && n.Obj().Pkg().Path() == "time" && n.Obj().Name() == "Time"
-}
+func isTime(t types.Type) bool { return types.TypeString(t, nil) == "time.Time" }
 
-func isByte(t types.Type) bool {
-	b, ok := t.Underlying().(*types.Basic)
-	return ok && b.Kind() == types.Byte
-}
+func isByte(t types.Type) bool { return types.Identical(t.Underlying(), types.Typ[types.Byte]) }
 
 // basicCodec is the suffix of the cache package's Append and Read
 // functions for a basic type, which is also the Go type (lower-cased)
