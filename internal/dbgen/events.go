@@ -9,13 +9,11 @@ import "slices"
 func (s *Schema) firedWrites(ev tableEvent) []TriggerWrite {
 	var out []TriggerWrite
 	for _, t := range s.Triggers {
-		if t.Table != ev.table || !t.fires(ev) {
-			continue
-		}
-		for _, w := range t.writes {
-			if w.When == nil || slices.Contains(w.When, ev.kind) {
-				out = append(out, w)
-			}
+		if t.Table == ev.table && t.fires(ev) {
+			// Its statements that run under ev's TG_OP.
+			out = append(out, slices.DeleteFunc(slices.Clone(t.writes), func(w TriggerWrite) bool {
+				return w.When != nil && !slices.Contains(w.When, ev.kind)
+			})...)
 		}
 	}
 	return out
@@ -124,10 +122,9 @@ func (s *Schema) triggerScopeWrites(ev tableEvent, own []ScopeWrite, seen map[st
 		out = append(out, mine...)
 		// Rows of a parent change what its children's path scopes hold.
 		for _, sc := range s.AllScopes() {
-			if sc.Parent != tw.table || tw.columns != nil && !slices.Contains(tw.columns, sc.ParentKey) && !slices.Contains(tw.columns, sc.ParentColumn) {
-				continue
+			if sc.Parent == tw.table && (tw.columns == nil || slices.Contains(tw.columns, sc.ParentKey) || slices.Contains(tw.columns, sc.ParentColumn)) {
+				out = append(out, wideWrite(sc, "trigger "+tw.Trigger+" writes rows of "+tw.table))
 			}
-			out = append(out, wideWrite(sc, "trigger "+tw.Trigger+" writes rows of "+tw.table))
 		}
 		out = append(out, s.triggerScopeWrites(tw.tableEvent, mine, seen)...)
 	}
