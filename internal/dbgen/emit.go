@@ -52,7 +52,7 @@ func newGen() *gen {
 		"bumps":         g.bumpBody,
 		"codec":         g.codecVar,
 		"codecs":        func() []types.Type { return g.codecs },
-		"call":          func(fn string, args []string) string { return goCall(fn, quoted(args...)...) },
+		"call":          func(fn string, args []string) string { return bracketed(fn+"(", ")", quoted(args...), 90) },
 		"kind":          codecKind, "basic": basicCodec, "lower": strings.ToLower, "needsClone": needsClone,
 		"typ": g.typ, "next": g.next,
 		"ident": typeIdent,
@@ -199,15 +199,11 @@ func goList(s []string) string {
 // bumpCall is the call of Bumps method fn for w's scope: b.Wide, or a
 // method that bumps value arg.
 func bumpCall(fn string, w ScopeWrite, arg ...string) string {
-	return goCall("b."+fn, slices.Concat(quoted(w.Scope.Name()), arg, quoted(w.Columns...))...)
+	return bracketed("b."+fn+"(", ")", slices.Concat(quoted(w.Scope.Name()), arg, quoted(w.Columns...)), 90)
 }
 
-// goCall is a call of fn: on one line when short, else one argument a
-// line.
-func goCall(fn string, args ...string) string { return bracketed(fn+"(", ")", args, 90) }
-
 // bracketed is items between start and end: on one line when it fits in
-// width columns, else one item a line.
+// width columns (a call's 90, a list's 68), else one item a line.
 func bracketed(start, end string, items []string, width int) string {
 	if line := start + strings.Join(items, ", ") + end; len(line) <= width {
 		return line
