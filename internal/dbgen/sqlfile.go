@@ -22,9 +22,8 @@ type Query struct {
 	Line int // of the "-- name:" line
 	// Cached is set by a "-- cache: ttl=5m [swr=1m]" line among the comment
 	// lines right after the name line (before the SQL).
-	Cached bool
-	TTL    time.Duration
-	SWR    time.Duration
+	Cached   bool
+	TTL, SWR time.Duration
 	// Resolver is set by "-- cache: resolver": the query maps a parent's
 	// key to a path scope's column for writes that know only the key
 	// (resolve.go).

@@ -11,8 +11,7 @@ import (
 // Tables are the tables a statement reads and writes, normalised: no
 // "public." prefix, partitions named as their parent, CTE names left out.
 type Tables struct {
-	Reads  []string
-	Writes []string
+	Reads, Writes []string
 }
 
 // Schema is what the generator needs from the migrations: which tables are
@@ -25,8 +24,7 @@ type Schema struct {
 	// OnDelete and OnUpdate map a referenced table to the tables whose rows
 	// a DELETE or UPDATE of it changes (ON ... CASCADE, SET NULL, SET
 	// DEFAULT).
-	OnDelete map[string][]string
-	OnUpdate map[string][]string
+	OnDelete, OnUpdate map[string][]string
 	// Columns are each table's columns, in declaration order.
 	Columns map[string][]string
 	// Types are each column's SQL type name ("uuid", "text", "int8"), by

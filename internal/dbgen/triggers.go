@@ -38,10 +38,9 @@ import (
 type Trigger struct {
 	Name, Table, Function string
 	// Events are INSERT, UPDATE, DELETE, TRUNCATE; Columns the UPDATE OF list.
-	Events  []string
-	Columns []string
-	Row     bool
-	Before  bool // BEFORE or INSTEAD OF
+	Events, Columns []string
+	Row             bool
+	Before          bool // BEFORE or INSTEAD OF
 	// NewTable and OldTable name the transition tables, "" when none.
 	NewTable, OldTable string
 	// writes are what its function writes, derived once the migrations
