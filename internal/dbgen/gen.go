@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"go/types"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/tools/go/packages"
@@ -167,12 +168,10 @@ func newMethod(q Query, sig *types.Signature, schema *Schema) (method, error) {
 		if err := checkCacheable(m); err != nil {
 			return m, fmt.Errorf("%s: %w", q.Pos(), err)
 		}
-		for _, t := range m.Reads {
-			if schema.Columns[t] == nil {
-				// A view or a table created outside the migrations: its
-				// writes would never bump it.
-				return m, fmt.Errorf("%s: %s: reads %s, which is not a table the migrations create", q.Pos(), m.Name, t)
-			}
+		// A view or a table created outside the migrations: its writes
+		// would never bump it.
+		if i := slices.IndexFunc(m.Reads, func(t string) bool { return schema.Columns[t] == nil }); i >= 0 {
+			return m, fmt.Errorf("%s: %s: reads %s, which is not a table the migrations create", q.Pos(), m.Name, m.Reads[i])
 		}
 		m.Deps = ReadScopes(m.stmt, m.Tables, schema, m.usable)
 	}
