@@ -43,8 +43,8 @@ type Trigger struct {
 	Before          bool // BEFORE or INSTEAD OF
 	// NewTable and OldTable name the transition tables, "" when none.
 	NewTable, OldTable string
-	// writes are what its function writes, derived once the migrations
-	// read so far define it.
+	// writes are what its function writes, as of the migrations read so
+	// far (readTriggers).
 	writes []TriggerWrite
 }
 
