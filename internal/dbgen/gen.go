@@ -194,13 +194,8 @@ func checkCacheable(m method) error {
 // schemaHash changes when the SQL or the result's Go shape does, so new
 // code never decodes entries an old deploy wrote.
 func schemaHash(sql string, result types.Type) string {
-	h := sha256.New()
-	h.Write([]byte(strings.Join(strings.Fields(sql), " ")))
-	h.Write([]byte{0})
-	if result != nil {
-		h.Write([]byte(shape(result, 0)))
-	}
-	return hex.EncodeToString(h.Sum(nil)[:8])
+	sum := sha256.Sum256([]byte(strings.Join(strings.Fields(sql), " ") + "\x00" + shape(result, 0)))
+	return hex.EncodeToString(sum[:8])
 }
 
 func shape(t types.Type, depth int) string {
@@ -208,6 +203,8 @@ func shape(t types.Type, depth int) string {
 		return "…"
 	}
 	switch u := t.(type) {
+	case nil:
+		return "" // no result
 	case *types.Named:
 		return types.TypeString(u, nil) + "=" + shape(u.Underlying(), depth+1)
 	case *types.Pointer:
