@@ -224,10 +224,9 @@ func shape(t types.Type, depth int) string {
 // depsSignature describes a read's dependencies for its hash: entries
 // stamped under another set of dependencies must never validate.
 func depsSignature(d ReadDeps) string {
-	var b strings.Builder
-	b.WriteString(strings.Join(d.Named, ","))
+	sig := strings.Join(d.Named, ",")
 	for _, sr := range d.Scoped {
-		fmt.Fprintf(&b, ";%s=%v%v", sr.Scope.Name(), sr.Values, sr.Columns)
+		sig += fmt.Sprintf(";%s=%v%v", sr.Scope.Name(), sr.Values, sr.Columns)
 	}
-	return b.String()
+	return sig
 }
