@@ -50,7 +50,13 @@ type method struct {
 // GenerateAll analyses the queries once and returns every generated file
 // and the scope report.
 func GenerateAll(cfg Config) (Output, error) {
-	schema, err := readSchemaDir(filepath.Join(cfg.Dir, cfg.SchemaDir))
+	schema := NewSchema()
+	err := readFiles(filepath.Join(cfg.Dir, cfg.SchemaDir, "*.sql"), func(path, src string) error {
+		if err := schema.Read(src); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return Output{}, err
 	}
@@ -84,17 +90,6 @@ func GenerateAll(cfg Config) (Output, error) {
 	g.execute(&out.Meta, "dbmeta.go.tmpl", d)
 	out.Report = string(report)
 	return out, g.err
-}
-
-// readSchemaDir reads the migrations of dir in name order.
-func readSchemaDir(dir string) (*Schema, error) {
-	schema := NewSchema()
-	return schema, readFiles(filepath.Join(dir, "*.sql"), func(path, src string) error {
-		if err := schema.Read(src); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		return nil
-	})
 }
 
 func loadQuerier(dir, pattern string) (*types.Interface, error) {
