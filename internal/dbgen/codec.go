@@ -59,39 +59,27 @@ func codecKind(t types.Type) (string, error) {
 	return "", fmt.Errorf("unsupported type %s", t)
 }
 
-func fields(t types.Type) []*types.Var {
-	return slices.Collect(t.Underlying().(*types.Struct).Fields())
-}
+func isTime(t types.Type) bool { return types.TypeString(t, nil) == "time.Time" }
 
-func isTime(t types.Type) bool {
-	n, ok := t.(*types.Named)
-	return ok && n.Obj().Pkg() != nil && n.Obj().Pkg().Path() == "time" && n.Obj().Name() == "Time"
-}
-
-func isByte(t types.Type) bool {
-	b, ok := t.Underlying().(*types.Basic)
-	return ok && b.Kind() == types.Byte
-}
+func isByte(t types.Type) bool { return types.Identical(t.Underlying(), types.Typ[types.Byte]) }
 
 // basicCodec is the suffix of the cache package's Append and Read
 // functions for a basic type, which is also the Go type (lower-cased)
 // the value converts through.
 func basicCodec(t types.Type) (string, error) {
-	u, ok := t.Underlying().(*types.Basic)
-	if !ok {
-		return "", fmt.Errorf("unsupported type %s", t)
-	}
-	switch info := u.Info(); {
-	case u.Kind() == types.Bool:
-		return "Bool", nil
-	case info&types.IsInteger != 0 && info&types.IsUnsigned != 0:
-		return "Uint64", nil
-	case info&types.IsInteger != 0:
-		return "Int64", nil
-	case info&types.IsFloat != 0:
-		return "Float64", nil
-	case u.Kind() == types.String:
-		return "String", nil
+	if u, ok := t.Underlying().(*types.Basic); ok {
+		switch info := u.Info(); {
+		case u.Kind() == types.Bool:
+			return "Bool", nil
+		case info&types.IsInteger != 0 && info&types.IsUnsigned != 0:
+			return "Uint64", nil
+		case info&types.IsInteger != 0:
+			return "Int64", nil
+		case info&types.IsFloat != 0:
+			return "Float64", nil
+		case u.Kind() == types.String:
+			return "String", nil
+		}
 	}
 	return "", fmt.Errorf("unsupported type %s", t)
 }
@@ -104,7 +92,7 @@ func needsClone(t types.Type) bool {
 	case *types.Pointer, *types.Slice:
 		return true
 	case *types.Struct:
-		return slices.ContainsFunc(fields(u), func(f *types.Var) bool { return needsClone(f.Type()) })
+		return slices.ContainsFunc(slices.Collect(u.Fields()), func(f *types.Var) bool { return needsClone(f.Type()) })
 	}
 	return false
 }

@@ -7,7 +7,6 @@ import (
 	"go/doc/comment"
 	"go/format"
 	"go/types"
-	"io"
 	"slices"
 	"strings"
 	"text/template"
@@ -25,12 +24,13 @@ import (
 var templates embed.FS
 
 // gen is the state of one generated file: its imports, temporaries and
-// codecs.
+// codecs; and the first error of the templates it ran.
 type gen struct {
 	imports map[string]bool
 	tmp     int
 	codecs  []types.Type // in the order named
 	tmpl    *template.Template
+	err     error
 }
 
 // newGen parses the templates, their functions bound to the new gen.
@@ -47,18 +47,16 @@ func newGen() *gen {
 		"describeWrite": describeWrite,
 		"wrap":          wrap,
 		"inLoop":        inLoop,
-		"valueCall":     valueCall,
-		"wideCall":      wideCall,
+		"bumpCall":      bumpCall,
 		"hash":          hashValue,
 		"bumps":         g.bumpBody,
 		"codec":         g.codecVar,
 		"codecs":        func() []types.Type { return g.codecs },
-		"call":          func(fn string, args []string) string { return goCall(fn, quoted(args...)...) },
+		"call":          func(fn string, args []string) string { return bracketed(fn+"(", ")", quoted(args...), 90) },
 		"kind":          codecKind, "basic": basicCodec, "lower": strings.ToLower, "needsClone": needsClone,
-		"typ": g.typ, "next": g.next, "fields": fields,
+		"typ": g.typ, "next": g.next,
 		"ident": typeIdent,
 		"at":    codeArg,
-		"elem":  func(t types.Type) types.Type { return t.Underlying().(interface{ Elem() types.Type }).Elem() },
 	}).ParseFS(templates, "*.tmpl"))
 	return g
 }
@@ -85,34 +83,24 @@ type fileData struct {
 	Schema   *Schema
 }
 
-func (g *gen) file(d fileData) ([]byte, error) {
-	for _, p := range []string{"context", "time", "github.com/replyrocket/replyrocket/db", "github.com/replyrocket/replyrocket/internal/cache"} {
-		g.imports[p] = true
+// execute prints template name into out, Go source formatted, unless an
+// earlier template failed.
+func (g *gen) execute(out *[]byte, name string, d fileData) {
+	if g.err != nil {
+		return
 	}
-	// The template names types and codecs as it prints them: a first run
-	// records the imports and codecs that the second one prints, with the
-	// same temporaries.
-	if err := g.tmpl.ExecuteTemplate(io.Discard, "dbcache.go.tmpl", d); err != nil {
-		return nil, fmt.Errorf("generate dbcache.go.tmpl: %w", err)
-	}
-	d.Imports, g.tmp = sortedKeys(g.imports), 0
-	return g.execute("dbcache.go.tmpl", d)
-}
-
-// execute prints template name; Go source formatted.
-func (g *gen) execute(name string, d fileData) ([]byte, error) {
 	var src bytes.Buffer
-	if err := g.tmpl.ExecuteTemplate(&src, name, d); err != nil {
-		return nil, fmt.Errorf("generate %s: %w", name, err)
+	err := g.tmpl.ExecuteTemplate(&src, name, d)
+	switch {
+	case err != nil:
+		g.err = fmt.Errorf("generate %s: %w", name, err)
+	case !strings.HasSuffix(name, ".go.tmpl"):
+		*out = src.Bytes()
+	default:
+		if *out, err = format.Source(src.Bytes()); err != nil {
+			g.err = fmt.Errorf("format generated %s: %w\n%s", name, err, src.Bytes())
+		}
 	}
-	if !strings.HasSuffix(name, ".go.tmpl") {
-		return src.Bytes(), nil
-	}
-	out, err := format.Source(src.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("format generated %s: %w\n%s", name, err, src.Bytes())
-	}
-	return out, nil
 }
 
 // usedSlots are the tables the queries touch and their named slots. Every
@@ -191,8 +179,7 @@ func (g *gen) bumpBody(m method) ([]bumpData, error) {
 	return out, nil
 }
 
-// inLoop wraps a statement in the loop over the values of rangeOver, if
-// any.
+// inLoop wraps stmt in the loop over the values of rangeOver, if any.
 func inLoop(rangeOver, stmt string) string {
 	if rangeOver == "" {
 		return stmt
@@ -209,21 +196,14 @@ func goList(s []string) string {
 	return bracketed("[]string{", "}", quoted(s...), 68)
 }
 
-// valueCall bumps value arg of w's scope; wideCall bumps the scope wide.
-func valueCall(fn string, w ScopeWrite, arg string) string {
-	return goCall("b."+fn, append(quoted(w.Scope.Name()), append([]string{arg}, quoted(w.Columns...)...)...)...)
+// bumpCall is the call of Bumps method fn for w's scope: b.Wide, or a
+// method that bumps value arg.
+func bumpCall(fn string, w ScopeWrite, arg ...string) string {
+	return bracketed("b."+fn+"(", ")", slices.Concat(quoted(w.Scope.Name()), arg, quoted(w.Columns...)), 90)
 }
-
-func wideCall(w ScopeWrite) string {
-	return goCall("b.Wide", quoted(append([]string{w.Scope.Name()}, w.Columns...)...)...)
-}
-
-// goCall is a call of fn: on one line when short, else one argument a
-// line.
-func goCall(fn string, args ...string) string { return bracketed(fn+"(", ")", args, 90) }
 
 // bracketed is items between start and end: on one line when it fits in
-// width columns, else one item a line.
+// width columns (a call's 90, a list's 68), else one item a line.
 func bracketed(start, end string, items []string, width int) string {
 	if line := start + strings.Join(items, ", ") + end; len(line) <= width {
 		return line

@@ -9,13 +9,11 @@ import "slices"
 func (s *Schema) firedWrites(ev tableEvent) []TriggerWrite {
 	var out []TriggerWrite
 	for _, t := range s.Triggers {
-		if t.Table != ev.table || !t.fires(ev) {
-			continue
-		}
-		for _, w := range s.triggerWrites[t.Table+"."+t.Name] {
-			if w.When == nil || slices.Contains(w.When, ev.kind) {
-				out = append(out, w)
-			}
+		if t.Table == ev.table && t.fires(ev) {
+			// Its statements that run under ev's TG_OP.
+			out = append(out, slices.DeleteFunc(slices.Clone(t.writes), func(w TriggerWrite) bool {
+				return w.When != nil && !slices.Contains(w.When, ev.kind)
+			})...)
 		}
 	}
 	return out
@@ -33,19 +31,9 @@ func (t Trigger) fires(ev tableEvent) bool {
 func statementEvents(q *parsed, schema *Schema) []tableEvent {
 	var out []tableEvent
 	for _, op := range q.ops {
-		t, ok := schema.relTable(op.rel, q.ctes)
-		switch {
-		case !ok:
-		case op.kind == "TRUNCATE":
-			var edges map[string][]string // TRUNCATE ... CASCADE empties the referencing tables
-			if op.cascade {
-				edges = schema.OnDelete
-			}
-			for _, c := range append([]string{t}, sortedKeys(closure(t, edges, map[string]bool{}))...) {
-				out = append(out, tableEvent{table: c, kind: "TRUNCATE"})
-			}
-		default:
-			out = append(out, schema.cascadeEvents(tableEvent{table: t, kind: op.kind, columns: op.columns}, map[string]bool{})...)
+		if t, ok := schema.relTable(op.rel, q.ctes); ok {
+			ev := tableEvent{table: t, kind: op.kind, columns: op.columns, cascade: op.cascade}
+			out = append(out, schema.cascadeEvents(ev, map[string]bool{})...)
 		}
 	}
 	return out
@@ -61,7 +49,8 @@ func eventTables(evs []tableEvent) map[string]bool {
 
 // cascadeEvents is ev and what its foreign-key actions do to the
 // referencing tables: a delete cascades as deletes (or sets the column,
-// an UPDATE), an update of a key as updates.
+// an UPDATE), an update of a key as updates, and TRUNCATE ... CASCADE
+// empties them.
 func (s *Schema) cascadeEvents(ev tableEvent, seen map[string]bool) []tableEvent {
 	if seen[ev.key()] {
 		return nil
@@ -73,12 +62,12 @@ func (s *Schema) cascadeEvents(ev tableEvent, seen map[string]bool) []tableEvent
 		for _, child := range s.OnDelete[ev.table] {
 			kinds := []tableEvent{{table: child, kind: "DELETE"}, {table: child, kind: "UPDATE"}}
 			for _, fk := range s.FKs {
-				if fk.Child == child && fk.Parent == ev.table {
-					if fk.OnDelete == "c" {
-						kinds = []tableEvent{{table: child, kind: "DELETE"}}
-					} else {
-						kinds = []tableEvent{{table: child, kind: "UPDATE", columns: []string{fk.ChildCol}}}
-					}
+				switch {
+				case fk.Child != child || fk.Parent != ev.table:
+				case fk.OnDelete == "c":
+					kinds = []tableEvent{{table: child, kind: "DELETE"}}
+				default:
+					kinds = []tableEvent{{table: child, kind: "UPDATE", columns: []string{fk.ChildCol}}}
 				}
 			}
 			for _, k := range kinds {
@@ -88,6 +77,12 @@ func (s *Schema) cascadeEvents(ev tableEvent, seen map[string]bool) []tableEvent
 	case "UPDATE":
 		for _, child := range s.OnUpdate[ev.table] {
 			out = append(out, s.cascadeEvents(tableEvent{table: child, kind: "UPDATE"}, seen)...)
+		}
+	case "TRUNCATE":
+		if ev.cascade {
+			for _, child := range s.OnDelete[ev.table] {
+				out = append(out, s.cascadeEvents(tableEvent{table: child, kind: "TRUNCATE", cascade: true}, seen)...)
+			}
 		}
 	}
 	return out
@@ -111,32 +106,25 @@ func (s *Schema) triggerEvents(evs []tableEvent, seen map[string]bool) []tableEv
 
 // triggerScopeWrites derives what the triggers fired by ev do to the
 // scopes of the tables they write, from what ev's statement does to the
-// scopes of ev's table (own, by scope name), and recursively through the
-// triggers of those tables.
-func (s *Schema) triggerScopeWrites(ev tableEvent, own map[string]ScopeWrite, seen map[string]bool) []ScopeWrite {
+// scopes of ev's table (own), and recursively through the triggers of
+// those tables.
+func (s *Schema) triggerScopeWrites(ev tableEvent, own []ScopeWrite, seen map[string]bool) []ScopeWrite {
 	if seen[ev.key()] {
 		return nil
 	}
 	seen[ev.key()] = true
 	var out []ScopeWrite
 	for _, tw := range s.firedWrites(ev) {
-		cols := tw.columns
-		if cols == nil {
-			cols = []string{""}
-		}
-		mine := map[string]ScopeWrite{}
+		var mine []ScopeWrite
 		for _, sc := range s.Scopes(tw.table) {
-			w := s.tracedScopeWrite(ev, tw, sc, own)
-			w.Columns = cols
-			mine[sc.Name()] = w
-			out = append(out, w)
+			mine = append(mine, s.tracedScopeWrite(ev, tw, sc, own))
 		}
+		out = append(out, mine...)
 		// Rows of a parent change what its children's path scopes hold.
 		for _, sc := range s.AllScopes() {
-			if sc.Parent != tw.table || tw.columns != nil && !slices.Contains(tw.columns, sc.ParentKey) && !slices.Contains(tw.columns, sc.ParentColumn) {
-				continue
+			if sc.Parent == tw.table && (tw.columns == nil || slices.Contains(tw.columns, sc.ParentKey) || slices.Contains(tw.columns, sc.ParentColumn)) {
+				out = append(out, wideWrite(sc, "trigger "+tw.Trigger+" writes rows of "+tw.table))
 			}
-			out = append(out, wideWrite(sc, "trigger "+tw.Trigger+" writes rows of "+tw.table))
 		}
 		out = append(out, s.triggerScopeWrites(tw.tableEvent, mine, seen)...)
 	}
@@ -146,43 +134,43 @@ func (s *Schema) triggerScopeWrites(ev tableEvent, own map[string]ScopeWrite, se
 // tracedScopeWrite is what trigger write tw, fired by ev, does to scope sc
 // of its table: the values ev's statement bumps in the scope of ev's table
 // that tw's rows were traced to, else wide.
-func (s *Schema) tracedScopeWrite(ev tableEvent, tw TriggerWrite, sc ScopeDef, own map[string]ScopeWrite) ScopeWrite {
-	w := ScopeWrite{Scope: sc}
+func (s *Schema) tracedScopeWrite(ev tableEvent, tw TriggerWrite, sc ScopeDef, own []ScopeWrite) ScopeWrite {
+	w := ScopeWrite{Scope: sc, Columns: tw.columns}
+	if w.Columns == nil {
+		w.Columns = []string{""}
+	}
 	wide := func(why string) ScopeWrite {
 		w.Wide, w.Why = true, "trigger "+tw.Trigger+": "+why
 		return w
 	}
-	if tw.columns != nil && slices.Contains(tw.columns, sc.Column) {
-		return wide("updates " + sc.Column + ", moving rows between values")
-	}
-	src, ok := tw.From[sc.Column]
-	if !ok {
-		return wide("its rows' " + scopeValueName(sc) + " is not traced to " + ev.table)
-	}
-	var from ScopeDef
+	src, traced := tw.From[sc.Column]
+	from := ScopeDef{Table: ev.table, Column: src}
 	switch {
+	case slices.Contains(tw.columns, sc.Column):
+		return wide("updates " + sc.Column + ", moving rows between values")
+	case !traced:
+		return wide("its rows' " + scopeValueName(sc) + " is not traced to " + ev.table)
 	case !sc.IsPath():
-		from = ScopeDef{Table: ev.table, Column: src}
 	case slices.ContainsFunc(s.FKs, func(fk ForeignKey) bool {
 		return fk.Child == ev.table && fk.ChildCol == src && fk.Parent == sc.Parent && fk.ParentCol == sc.ParentKey
 	}):
 		// Both columns reference the same parent key: the same path.
-		from = ScopeDef{Table: ev.table, Column: src, Parent: sc.Parent, ParentKey: sc.ParentKey, ParentColumn: sc.ParentColumn}
+		from.Parent, from.ParentKey, from.ParentColumn = sc.Parent, sc.ParentKey, sc.ParentColumn
 	case ev.table == sc.Parent && src == sc.ParentKey:
 		// The trigger's table is the parent: its own scope column.
-		from = ScopeDef{Table: ev.table, Column: sc.ParentColumn}
+		from.Column = sc.ParentColumn
 	default:
 		return wide(sc.Column + " comes from " + ev.table + "." + src + ", which has no scope " + scopeValueName(sc))
 	}
-	ow, ok := own[from.Name()]
-	if !ok {
+	i := slices.IndexFunc(own, func(o ScopeWrite) bool { return o.Scope.Name() == from.Name() })
+	switch {
+	case i < 0:
 		return wide(sc.Column + " comes from " + ev.table + "." + src + ", whose scope " + from.Name() + " the write does not name")
+	case own[i].Wide:
+		return wide(sc.Column + " from " + from.Name() + ", bumped wide (" + own[i].Why + ")")
 	}
-	if ow.Wide {
-		return wide(sc.Column + " from " + from.Name() + ", bumped wide (" + ow.Why + ")")
-	}
-	w.Values, w.Through = ow.Values, ow.Through
-	w.Why = "trigger " + tw.Trigger + ": " + sc.Column + " from " + from.Name() + " (" + ow.Why + ")"
+	w.Values, w.Through = own[i].Values, own[i].Through
+	w.Why = "trigger " + tw.Trigger + ": " + sc.Column + " from " + from.Name() + " (" + own[i].Why + ")"
 	return w
 }
 

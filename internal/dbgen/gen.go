@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"go/types"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"golang.org/x/tools/go/packages"
@@ -50,7 +50,13 @@ type method struct {
 // GenerateAll analyses the queries once and returns every generated file
 // and the scope report.
 func GenerateAll(cfg Config) (Output, error) {
-	schema, err := readSchemaDir(filepath.Join(cfg.Dir, cfg.SchemaDir))
+	schema := NewSchema()
+	err := readFiles(filepath.Join(cfg.Dir, cfg.SchemaDir, "*.sql"), func(path, src string) error {
+		if err := schema.Read(src); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return Output{}, err
 	}
@@ -68,41 +74,32 @@ func GenerateAll(cfg Config) (Output, error) {
 	}
 	g, d := newGen(), fileData{Package: cfg.OutPackage, Methods: methods, Schema: schema}
 	d.Tables, d.Versions = usedSlots(methods, schema)
-	report, err := g.execute("report.md.tmpl", d)
-	if err != nil {
-		return Output{}, err
+	var out Output
+	var report []byte
+	g.execute(&report, "report.md.tmpl", d)
+	for _, p := range []string{"context", "time", "github.com/replyrocket/replyrocket/db", "github.com/replyrocket/replyrocket/internal/cache"} {
+		g.imports[p] = true
 	}
-	out := Output{Report: string(report)}
-	if out.Cache, err = g.file(d); err != nil {
-		return Output{}, err
-	}
+	// The template names types and codecs as it prints them: a first run
+	// records the imports and codecs that the second one prints, with the
+	// same temporaries.
+	g.execute(&out.Cache, "dbcache.go.tmpl", d)
+	d.Imports, g.tmp = sortedKeys(g.imports), 0
+	g.execute(&out.Cache, "dbcache.go.tmpl", d)
 	d.Package = cfg.MetaPackage
-	if out.Meta, err = g.execute("dbmeta.go.tmpl", d); err != nil {
-		return Output{}, err
-	}
-	return out, nil
-}
-
-// readSchemaDir reads the migrations of dir in name order.
-func readSchemaDir(dir string) (*Schema, error) {
-	schema := NewSchema()
-	return schema, readFiles(filepath.Join(dir, "*.sql"), func(path, src string) error {
-		if err := schema.Read(src); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		return nil
-	})
+	g.execute(&out.Meta, "dbmeta.go.tmpl", d)
+	out.Report = string(report)
+	return out, g.err
 }
 
 func loadQuerier(dir, pattern string) (*types.Interface, error) {
 	pkgs, err := packages.Load(&packages.Config{Mode: packages.NeedName | packages.NeedTypes, Dir: dir}, pattern)
-	if err != nil {
+	switch {
+	case err != nil:
 		return nil, fmt.Errorf("load %s: %w", pattern, err)
-	}
-	if len(pkgs) != 1 {
+	case len(pkgs) != 1:
 		return nil, fmt.Errorf("load %s: got %d packages", pattern, len(pkgs))
-	}
-	if len(pkgs[0].Errors) > 0 {
+	case len(pkgs[0].Errors) > 0:
 		return nil, fmt.Errorf("load %s: %v", pattern, pkgs[0].Errors[0])
 	}
 	if obj := pkgs[0].Types.Scope().Lookup("Querier"); obj != nil {
@@ -121,15 +118,14 @@ func joinMethods(queries []Query, iface *types.Interface, schema *Schema) ([]met
 		}
 		byName[q.Name] = q
 	}
-	var out []method
-	for i := 0; i < iface.NumMethods(); i++ {
-		fn := iface.Method(i)
+	var out []method // in name order, as types orders an interface's methods
+	for fn := range iface.Methods() {
 		q, ok := byName[fn.Name()]
 		if !ok {
 			return nil, fmt.Errorf("Querier.%s has no query in the SQL files: regenerate with sqlc first", fn.Name())
 		}
 		delete(byName, fn.Name())
-		m, err := newMethod(q, fn.Type().(*types.Signature), schema)
+		m, err := newMethod(q, fn.Signature(), schema)
 		if err != nil {
 			return nil, err
 		}
@@ -138,7 +134,6 @@ func joinMethods(queries []Query, iface *types.Interface, schema *Schema) ([]met
 	for name := range byName {
 		return nil, fmt.Errorf("query %s is not in db.Querier: regenerate with sqlc first", name)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, applyResolvers(out, schema)
 }
 
@@ -168,12 +163,10 @@ func newMethod(q Query, sig *types.Signature, schema *Schema) (method, error) {
 		if err := checkCacheable(m); err != nil {
 			return m, fmt.Errorf("%s: %w", q.Pos(), err)
 		}
-		for _, t := range m.Reads {
-			if schema.Columns[t] == nil {
-				// A view or a table created outside the migrations: its
-				// writes would never bump it.
-				return m, fmt.Errorf("%s: %s: reads %s, which is not a table the migrations create", q.Pos(), m.Name, t)
-			}
+		// A view or a table created outside the migrations: its writes
+		// would never bump it.
+		if i := slices.IndexFunc(m.Reads, func(t string) bool { return schema.Columns[t] == nil }); i >= 0 {
+			return m, fmt.Errorf("%s: %s: reads %s, which is not a table the migrations create", q.Pos(), m.Name, m.Reads[i])
 		}
 		m.Deps = ReadScopes(m.stmt, m.Tables, schema, m.usable)
 	}
@@ -196,13 +189,8 @@ func checkCacheable(m method) error {
 // schemaHash changes when the SQL or the result's Go shape does, so new
 // code never decodes entries an old deploy wrote.
 func schemaHash(sql string, result types.Type) string {
-	h := sha256.New()
-	h.Write([]byte(strings.Join(strings.Fields(sql), " ")))
-	h.Write([]byte{0})
-	if result != nil {
-		h.Write([]byte(shape(result, 0)))
-	}
-	return hex.EncodeToString(h.Sum(nil)[:8])
+	sum := sha256.Sum256([]byte(strings.Join(strings.Fields(sql), " ") + "\x00" + shape(result, 0)))
+	return hex.EncodeToString(sum[:8])
 }
 
 func shape(t types.Type, depth int) string {
@@ -210,6 +198,8 @@ func shape(t types.Type, depth int) string {
 		return "…"
 	}
 	switch u := t.(type) {
+	case nil:
+		return "" // no result
 	case *types.Named:
 		return types.TypeString(u, nil) + "=" + shape(u.Underlying(), depth+1)
 	case *types.Pointer:
@@ -229,10 +219,9 @@ func shape(t types.Type, depth int) string {
 // depsSignature describes a read's dependencies for its hash: entries
 // stamped under another set of dependencies must never validate.
 func depsSignature(d ReadDeps) string {
-	var b strings.Builder
-	b.WriteString(strings.Join(d.Named, ","))
+	sig := strings.Join(d.Named, ",")
 	for _, sr := range d.Scoped {
-		fmt.Fprintf(&b, ";%s=%v%v", sr.Scope.Name(), sr.Values, sr.Columns)
+		sig += fmt.Sprintf(";%s=%v%v", sr.Scope.Name(), sr.Values, sr.Columns)
 	}
-	return b.String()
+	return sig
 }

@@ -99,28 +99,21 @@ func applyResolvers(ms []method, schema *Schema) error {
 		}
 		resolvers[k] = r
 	}
-	for i := range ms {
-		useResolvers(&ms[i], resolvers)
+	for mi := range ms {
+		m := &ms[mi]
+		for k, w := range m.ScopeWrites {
+			r, ok := resolvers[w.Scope.Parent+"."+w.Scope.ParentKey+">"+w.Scope.ParentColumn]
+			// The write's own values of the path's column: the keys.
+			i := slices.IndexFunc(m.ScopeWrites, func(o ScopeWrite) bool { return o.Scope.Name() == w.Scope.Table+"."+w.Scope.Column })
+			if !w.Wide || !w.Scope.IsPath() || !ok || i < 0 || !resolvable(m, m.ScopeWrites[i], r) {
+				continue
+			}
+			w.Wide, w.Values, w.Through = false, m.ScopeWrites[i].Values, r
+			w.Why = fmt.Sprintf("%s looked up from %s through %s", w.Scope.ParentColumn, w.Scope.Column, r.method)
+			m.ScopeWrites[k] = w
+		}
 	}
 	return nil
-}
-
-// useResolvers looks the wide path bumps of m up through resolvers.
-func useResolvers(m *method, resolvers map[string]resolver) {
-	for k, w := range m.ScopeWrites {
-		if !w.Wide || !w.Scope.IsPath() {
-			continue
-		}
-		r, ok := resolvers[w.Scope.Parent+"."+w.Scope.ParentKey+">"+w.Scope.ParentColumn]
-		// The write's own values of the path's column: the keys.
-		i := slices.IndexFunc(m.ScopeWrites, func(o ScopeWrite) bool { return o.Scope.Name() == w.Scope.Table+"."+w.Scope.Column })
-		if !ok || i < 0 || !resolvable(m, m.ScopeWrites[i], r) {
-			continue
-		}
-		w.Wide, w.Values, w.Through = false, m.ScopeWrites[i].Values, r
-		w.Why = fmt.Sprintf("%s looked up from %s through %s", w.Scope.ParentColumn, w.Scope.Column, r.method)
-		m.ScopeWrites[k] = w
-	}
 }
 
 // resolvable: the keys are known, each of the resolver's key type.

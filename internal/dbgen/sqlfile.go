@@ -22,9 +22,8 @@ type Query struct {
 	Line int // of the "-- name:" line
 	// Cached is set by a "-- cache: ttl=5m [swr=1m]" line among the comment
 	// lines right after the name line (before the SQL).
-	Cached bool
-	TTL    time.Duration
-	SWR    time.Duration
+	Cached   bool
+	TTL, SWR time.Duration
 	// Resolver is set by "-- cache: resolver": the query maps a parent's
 	// key to a path scope's column for writes that know only the key
 	// (resolve.go).
@@ -66,52 +65,39 @@ func readFiles(pattern string, fn func(path, src string) error) error {
 
 // ParseQueries splits one sqlc query file into its queries.
 func ParseQueries(file, src string) ([]Query, error) {
-	var (
-		out  []Query
-		cur  *Query
-		body []string
-		done bool // the current statement's terminating ';' was seen
-	)
-	finish := func() {
-		if cur != nil {
-			cur.SQL = strings.TrimSpace(strings.Join(body, "\n"))
-			out = append(out, *cur)
-		}
-		cur, body, done = nil, nil, false
-	}
+	var out []Query
+	done := false // the current statement's terminating ';' was seen
 	for i, text := range strings.Split(src, "\n") {
 		line, text := i+1, strings.TrimSuffix(text, "\r")
 		trimmed := strings.TrimSpace(text)
 		if rest, ok := strings.CutPrefix(trimmed, "-- name:"); ok {
-			finish()
 			f := strings.Fields(rest)
 			if len(f) != 2 || !strings.HasPrefix(f[1], ":") {
 				return nil, fmt.Errorf("%s:%d: want \"-- name: Name :kind\", got %q", file, line, trimmed)
 			}
-			cur = &Query{Name: f[0], Kind: f[1], File: file, Line: line}
+			out, done = append(out, Query{Name: f[0], Kind: f[1], File: file, Line: line}), false
 			continue
 		}
-		if cur == nil || done {
+		if len(out) == 0 || done {
 			continue
 		}
-		if rest, ok := strings.CutPrefix(trimmed, "-- cache:"); ok {
-			if len(body) > 0 {
-				return nil, fmt.Errorf("%s:%d: %s: the cache annotation must come before the SQL", file, line, cur.Name)
-			}
-			if err := parseAnnotation(cur, rest); err != nil {
+		annotation, isAnnotation := strings.CutPrefix(trimmed, "-- cache:")
+		switch cur := &out[len(out)-1]; {
+		case isAnnotation && cur.SQL != "":
+			return nil, fmt.Errorf("%s:%d: %s: the cache annotation must come before the SQL", file, line, cur.Name)
+		case isAnnotation:
+			if err := parseAnnotation(cur, annotation); err != nil {
 				return nil, fmt.Errorf("%s:%d: %s: %w", file, line, cur.Name, err)
 			}
-			continue
-		}
-		if strings.HasPrefix(trimmed, "--") || (trimmed == "" && len(body) == 0) {
-			continue
-		}
-		body = append(body, text)
-		if strings.HasSuffix(trimmed, ";") {
-			done = true
+		case strings.HasPrefix(trimmed, "--") || trimmed == "" && cur.SQL == "":
+		default:
+			cur.SQL += text + "\n"
+			done = strings.HasSuffix(trimmed, ";")
 		}
 	}
-	finish()
+	for i := range out {
+		out[i].SQL = strings.TrimSpace(out[i].SQL)
+	}
 	return out, nil
 }
 
@@ -121,32 +107,27 @@ func parseAnnotation(q *Query, s string) error {
 	}
 	durations := map[string]*time.Duration{"ttl": &q.TTL, "swr": &q.SWR}
 	for _, kv := range strings.Fields(s) {
-		if kv == "resolver" {
-			q.Resolver = true
-			continue
-		}
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
+		switch d, err := time.ParseDuration(v); {
+		case kv == "resolver":
+			q.Resolver = true
+		case !ok:
 			return fmt.Errorf("cache annotation: %q is not key=value or resolver", kv)
-		}
-		if durations[k] == nil {
+		case durations[k] == nil:
 			return fmt.Errorf("cache annotation: unknown key %q (want ttl, swr, resolver)", k)
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
+		case err != nil || d < 0:
 			return fmt.Errorf("cache annotation: %s=%q is not a duration", k, v)
+		default:
+			*durations[k] = d
 		}
-		*durations[k] = d
 	}
 	switch {
 	case q.Resolver && (q.TTL != 0 || q.SWR != 0):
 		return fmt.Errorf("cache annotation: a resolver runs after writes and is not cached: no ttl or swr")
-	case q.Resolver:
-		return nil
-	case q.TTL <= 0:
+	case !q.Resolver && q.TTL <= 0:
 		return fmt.Errorf("cache annotation: ttl must be set and positive")
 	}
-	q.Cached = true
+	q.Cached = !q.Resolver
 	return nil
 }
 

@@ -11,8 +11,7 @@ import (
 // Tables are the tables a statement reads and writes, normalised: no
 // "public." prefix, partitions named as their parent, CTE names left out.
 type Tables struct {
-	Reads  []string
-	Writes []string
+	Reads, Writes []string
 }
 
 // Schema is what the generator needs from the migrations: which tables are
@@ -25,8 +24,7 @@ type Schema struct {
 	// OnDelete and OnUpdate map a referenced table to the tables whose rows
 	// a DELETE or UPDATE of it changes (ON ... CASCADE, SET NULL, SET
 	// DEFAULT).
-	OnDelete map[string][]string
-	OnUpdate map[string][]string
+	OnDelete, OnUpdate map[string][]string
 	// Columns are each table's columns, in declaration order.
 	Columns map[string][]string
 	// Types are each column's SQL type name ("uuid", "text", "int8"), by
@@ -39,11 +37,9 @@ type Schema struct {
 	keyCols map[string][]string
 	primary map[string]string
 	// Triggers are the triggers of the migrations (triggers.go), functions
-	// the text of each CREATE FUNCTION by name, and triggerWrites what each
-	// trigger's function writes, by "table.trigger".
-	Triggers      []Trigger
-	functions     map[string]string
-	triggerWrites map[string][]TriggerWrite
+	// the text of each CREATE FUNCTION by name.
+	Triggers  []Trigger
+	functions map[string]string
 }
 
 // NewSchema returns an empty schema.
@@ -103,8 +99,7 @@ func (s *Schema) Read(src string) error {
 			s.FKs[i].ParentCol = s.primary[fk.Parent]
 		}
 	}
-	s.readTriggers(src, tree)
-	return s.analyzeTriggers()
+	return s.readTriggers(src, tree)
 }
 
 var gooseDown = regexp.MustCompile(`(?m)^--\s*\+goose\s+Down\b`)
@@ -114,17 +109,6 @@ var gooseDown = regexp.MustCompile(`(?m)^--\s*\+goose\s+Down\b`)
 // action) and r (restrict) only refuse.
 func changesRows(action string) bool {
 	return action == "c" || action == "n" || action == "d"
-}
-
-// closure adds to set every table reached from t through edges.
-func closure(t string, edges map[string][]string, set map[string]bool) map[string]bool {
-	for _, child := range edges[t] {
-		if !set[child] {
-			set[child] = true
-			closure(child, edges, set)
-		}
-	}
-	return set
 }
 
 // Analyze derives the tables sql reads and writes. INSERT, UPDATE, DELETE,

@@ -37,14 +37,15 @@ import (
 // Trigger is a CREATE TRIGGER of the migrations.
 type Trigger struct {
 	Name, Table, Function string
-	// Events are INSERT, UPDATE, DELETE, TRUNCATE; Columns the UPDATE OF
-	// list.
-	Events  []string
-	Columns []string
-	Row     bool
-	Before  bool // BEFORE or INSTEAD OF
+	// Events are INSERT, UPDATE, DELETE, TRUNCATE; Columns the UPDATE OF list.
+	Events, Columns []string
+	Row             bool
+	Before          bool // BEFORE or INSTEAD OF
 	// NewTable and OldTable name the transition tables, "" when none.
 	NewTable, OldTable string
+	// writes are what its function writes, as of the migrations read so
+	// far (readTriggers).
+	writes []TriggerWrite
 }
 
 // TriggerWrite is one statement of a trigger function that writes a table:
@@ -65,13 +66,15 @@ type tableEvent struct {
 	table   string
 	kind    string   // INSERT, UPDATE, DELETE, TRUNCATE
 	columns []string // UPDATE: the columns set; nil when not known
+	cascade bool     // TRUNCATE ... CASCADE
 }
 
 func (e tableEvent) key() string { return e.table + ":" + e.kind + ":" + strings.Join(e.columns, ",") }
 
-// readTriggers records the functions and triggers of one migration, and
-// forgets the triggers it drops.
-func (s *Schema) readTriggers(src string, tree *pg_query.ParseResult) {
+// readTriggers records the functions and triggers of one migration,
+// forgets the triggers it drops, and derives every trigger's writes anew
+// (its function may be defined or replaced after it).
+func (s *Schema) readTriggers(src string, tree *pg_query.ParseResult) error {
 	for _, raw := range tree.GetStmts() {
 		switch st := nodeMessage(raw.GetStmt()).(type) {
 		case *pg_query.CreateFunctionStmt:
@@ -85,16 +88,21 @@ func (s *Schema) readTriggers(src string, tree *pg_query.ParseResult) {
 		case *pg_query.CreateTrigStmt:
 			s.addTrigger(st)
 		case *pg_query.DropStmt:
-			if st.GetRemoveType() != pg_query.ObjectType_OBJECT_TRIGGER {
-				continue
-			}
 			for _, o := range st.GetObjects() {
-				if parts := strs(o.GetList().GetItems()); len(parts) >= 2 {
+				// A trigger's name follows its table's.
+				if parts := strs(o.GetList().GetItems()); st.GetRemoveType() == pg_query.ObjectType_OBJECT_TRIGGER && len(parts) >= 2 {
 					s.dropTrigger(s.parent(parts[len(parts)-2]), parts[len(parts)-1])
 				}
 			}
 		}
 	}
+	for i, t := range s.Triggers {
+		var err error
+		if s.Triggers[i].writes, err = s.analyzeTrigger(t); err != nil {
+			return fmt.Errorf("trigger %s on %s: %w", t.Name, t.Table, err)
+		}
+	}
+	return nil
 }
 
 func (s *Schema) addTrigger(v *pg_query.CreateTrigStmt) {
@@ -128,28 +136,13 @@ func (s *Schema) dropTrigger(table, name string) {
 	s.Triggers = slices.DeleteFunc(s.Triggers, func(t Trigger) bool { return t.Table == table && t.Name == name })
 }
 
-// analyzeTriggers derives every trigger's writes, once the migrations
-// read so far define its function.
-func (s *Schema) analyzeTriggers() error {
-	s.triggerWrites = map[string][]TriggerWrite{}
-	for _, t := range s.Triggers {
-		ws, err := s.analyzeTrigger(t)
-		if err != nil {
-			return fmt.Errorf("trigger %s on %s: %w", t.Name, t.Table, err)
-		}
-		s.triggerWrites[t.Table+"."+t.Name] = ws
-	}
-	return nil
-}
-
 // plVisitor collects the writes of a trigger function's SQL statements,
 // with the TG_OP values each runs under.
 type plVisitor struct {
-	s       *Schema
-	t       Trigger
-	out     []TriggerWrite
-	assigns bool
-	err     error
+	s   *Schema
+	t   Trigger
+	out []TriggerWrite
+	err error
 }
 
 func (s *Schema) analyzeTrigger(t Trigger) ([]TriggerWrite, error) {
@@ -167,12 +160,12 @@ func (s *Schema) analyzeTrigger(t Trigger) ([]TriggerWrite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse the PL/pgSQL of %s(): %w", t.Function, err)
 	}
-	v := &plVisitor{s: s, t: t, assigns: strings.Contains(js, `"PLpgSQL_stmt_assign":`)}
+	v := &plVisitor{s: s, t: t}
 	v.visit(tree, nil)
 	if v.err != nil {
 		return nil, fmt.Errorf("%s(): %w", t.Function, v.err)
 	}
-	if t.Before && t.Row && v.assigns {
+	if t.Before && t.Row && strings.Contains(js, `"PLpgSQL_stmt_assign":`) {
 		// A BEFORE row trigger may rewrite NEW: the query's own analysis
 		// of the rows it writes would no longer hold.
 		return nil, fmt.Errorf("BEFORE/INSTEAD OF row trigger running %s() assigns variables: it may change the rows a query writes, which dbgen cannot follow", t.Function)

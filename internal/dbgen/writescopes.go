@@ -2,8 +2,8 @@ package dbgen
 
 import (
 	"cmp"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -30,8 +30,7 @@ func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable u
 	// VALUES, its RETURNING). A table that another statement writes too (a
 	// CTE's INSERT, UPDATE or DELETE, or its foreign-key actions) has rows
 	// no one statement accounts for: not attributed, so wide.
-	ops := q.ops
-	if len(ops) > 0 && ops[0].stmt == topStatement(q.tree) {
+	if ops := q.ops; len(ops) > 0 && ops[0].stmt == topStatement(q.tree) {
 		others := map[string]bool{}
 		for _, op := range ops {
 			if op.stmt != ops[0].stmt {
@@ -41,9 +40,7 @@ func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable u
 		if c := directChange(ops[0], kind, &env{schema: schema, params: q.params, ctes: q.ctes}); c != nil && !others[c.table] {
 			changes[c.table] = c
 			cascade(c, schema, changes, tables)
-			for t := range others {
-				delete(changes, t)
-			}
+			maps.DeleteFunc(changes, func(t string, _ *rowChange) bool { return others[t] })
 		}
 	}
 	// Tables the statement writes itself (or through foreign-key actions);
@@ -66,10 +63,7 @@ func WriteScopes(q *parsed, kind string, tables Tables, schema *Schema, usable u
 	}
 	// What the triggers those writes fire write, traced back to the scope
 	// values of the rows the statement changed (triggers.go).
-	own := map[string]ScopeWrite{}
-	for _, w := range mergeScopeWrites(out) {
-		own[w.Scope.Name()] = w
-	}
+	own := mergeScopeWrites(out)
 	for _, ev := range evs {
 		out = append(out, schema.triggerScopeWrites(ev, own, map[string]bool{})...)
 	}
@@ -180,23 +174,16 @@ func returned(c *rowChange, s *sel, list []*pg_query.Node) {
 		case ok && t == s.colTerm(0, t.col):
 			c.add(ScopeDef{Table: c.table, Column: t.col}, []valueRef{{Field: cmp.Or(rt.GetName(), t.col)}}, "RETURNING")
 		case ok:
-			returnedPath(c, s, t, cmp.Or(rt.GetName(), t.col))
-		}
-	}
-}
-
-// returnedPath adds the value of a path scope that RETURNING gives from
-// the parent joined on the foreign key (RETURNING c.user_id with c.id =
-// e.campaign_id): each row's own parent, so no lookup after the write.
-func returnedPath(c *rowChange, s *sel, t term, field string) {
-	occ, ok := s.occOf(t)
-	if !ok {
-		return
-	}
-	for _, sc := range s.schema.Scopes(c.table) {
-		if sc.IsPath() && s.occs[occ].table == sc.Parent && t.col == sc.ParentColumn &&
-			slices.Contains(s.members(s.colTerm(0, sc.Column)), s.colTerm(occ, sc.ParentKey)) {
-			c.add(sc, []valueRef{{Field: field}}, "RETURNING")
+			// A path scope's value from the parent joined on the foreign
+			// key (RETURNING c.user_id with c.id = e.campaign_id): each
+			// row's own parent, so no lookup after the write.
+			occ, isCol := s.occOf(t)
+			for _, sc := range s.schema.Scopes(c.table) {
+				if isCol && sc.IsPath() && s.occs[occ].table == sc.Parent && t.col == sc.ParentColumn &&
+					slices.Contains(s.members(s.colTerm(0, sc.Column)), s.colTerm(occ, sc.ParentKey)) {
+					c.add(sc, []valueRef{{Field: cmp.Or(rt.GetName(), t.col)}}, "RETURNING")
+				}
+			}
 		}
 	}
 }
@@ -295,10 +282,8 @@ func mergeScopeWrites(ws []ScopeWrite) []ScopeWrite {
 		}
 		by[w.Scope.Name()] = cur
 	}
-	out := make([]ScopeWrite, 0, len(by))
-	for _, n := range sortedKeys(by) {
-		sort.Strings(by[n].Columns)
-		out = append(out, by[n])
+	for _, w := range by {
+		slices.Sort(w.Columns)
 	}
-	return out
+	return slices.SortedFunc(maps.Values(by), func(a, b ScopeWrite) int { return strings.Compare(a.Scope.Name(), b.Scope.Name()) })
 }
