@@ -39,7 +39,9 @@ func readResolver(m *method, schema *Schema) (resolver, error) {
 	}
 	sel, _ := topStatement(m.stmt.tree).(*pg_query.SelectStmt)
 	from := sel.GetFromClause()
-	if sel == nil || sel.GetLimitCount() != nil || sel.GetGroupClause() != nil || sel.GetDistinctClause() != nil || sel.GetWithClause() != nil || len(from) != 1 || from[0].GetRangeVar() == nil {
+	if sel == nil || len(from) != 1 || from[0].GetRangeVar() == nil ||
+		sel.GetLimitCount() != nil || sel.GetGroupClause() != nil ||
+		sel.GetDistinctClause() != nil || sel.GetWithClause() != nil {
 		return resolver{}, errShape
 	}
 	s := newSel(&env{schema: schema, params: m.stmt.params}, nil)

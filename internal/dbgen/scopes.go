@@ -372,7 +372,8 @@ func (s *sel) term(expr *pg_query.Node) (term, bool) {
 			}
 		}
 		// No FROM item has the name: NEW.col or OLD.col of a row trigger.
-		if tr := s.trig; tr != nil && tr.Row && (strings.EqualFold(parts[0], "new") || strings.EqualFold(parts[0], "old")) && s.schema.hasColumn(tr.Table, col) {
+		rowVar := strings.EqualFold(parts[0], "new") || strings.EqualFold(parts[0], "old")
+		if tr := s.trig; tr != nil && tr.Row && rowVar && s.schema.hasColumn(tr.Table, col) {
 			return term{param: col}, true
 		}
 		return term{}, false
