@@ -97,12 +97,7 @@ func (l *touchLimiter) due(key uuid.UUID, now time.Time) bool {
 	if t, ok := l.last.Load(key); ok && now.Sub(t) < touchEvery {
 		return false
 	}
-	if l.last.Size() >= maxTrackedKeys {
-		l.last.DeleteMatching(func(_ uuid.UUID, t time.Time) (bool, bool) { return now.Sub(t) >= touchEvery, false })
-		if l.last.Size() >= maxTrackedKeys {
-			l.last.Clear()
-		}
-	}
+	pruneTimes(l.last, maxTrackedKeys, func(t time.Time) bool { return now.Sub(t) >= touchEvery })
 	due := false
 	l.last.Compute(key, func(t time.Time, loaded bool) (time.Time, xsync.ComputeOp) {
 		if loaded && now.Sub(t) < touchEvery {

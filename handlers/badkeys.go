@@ -61,13 +61,21 @@ func (u *unknownKeys) remember(hash [32]byte, now time.Time) {
 	if u.ttl <= 0 {
 		return
 	}
-	if u.expires.Size() >= u.max {
-		u.expires.DeleteMatching(func(_ [32]byte, exp time.Time) (bool, bool) { return now.After(exp), false })
-		if u.expires.Size() >= u.max {
-			u.expires.Clear()
-		}
-	}
+	pruneTimes(u.expires, u.max, now.After)
 	u.expires.Store(hash, now.Add(u.ttl))
+}
+
+// pruneTimes keeps m, a map to times, under max entries before one more
+// is added: at the bound the entries stale says are stale go, and if all
+// are fresh, everything does.
+func pruneTimes[K comparable](m *xsync.Map[K, time.Time], max int, stale func(time.Time) bool) {
+	if m.Size() < max {
+		return
+	}
+	m.DeleteMatching(func(_ K, t time.Time) (bool, bool) { return stale(t), false })
+	if m.Size() >= max {
+		m.Clear()
+	}
 }
 
 // forget drops hash (a key just created with it).
