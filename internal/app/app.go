@@ -31,6 +31,7 @@ import (
 	"github.com/replyrocket/replyrocket/internal/querystats"
 	"github.com/replyrocket/replyrocket/internal/ratelimit"
 	"github.com/replyrocket/replyrocket/internal/wire"
+	"github.com/replyrocket/replyrocket/internal/writedeadline"
 )
 
 // App is a wired server. Close releases what New opened, in reverse order.
@@ -367,6 +368,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	// A write deadline within 1/64 of HTTP_WRITE_TIMEOUT (never earlier)
+	// lets a kept-alive connection's requests share one timer.
+	ln = writedeadline.Listen(ln, a.Config.HTTP.WriteTimeout/64)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	var jobs sync.WaitGroup
