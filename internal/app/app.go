@@ -368,9 +368,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	// A write deadline within 1/64 of HTTP_WRITE_TIMEOUT (never earlier)
-	// lets a kept-alive connection's requests share one timer.
-	ln = writedeadline.Listen(ln, a.Config.HTTP.WriteTimeout/64)
+	// A kept-alive connection's requests share one write-deadline timer
+	// (decision 0017).
+	ln = writedeadline.Listen(ln, a.Config.HTTP.WriteTimeout)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	var jobs sync.WaitGroup

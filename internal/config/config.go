@@ -83,7 +83,7 @@ type HTTP struct {
 	MaxHeaderBytes    int           `env:"HTTP_MAX_HEADER_BYTES" envDefault:"65536" help:"request line + headers; past it net/http answers 431 before any handler (4096–16777216)" section:"hardening"`
 	ReadHeaderTimeout time.Duration `env:"HTTP_READ_HEADER_TIMEOUT" envDefault:"10s" help:"time to read the headers: a slowloris client is cut off after it" section:"hardening"`
 	ReadTimeout       time.Duration `env:"HTTP_READ_TIMEOUT" envDefault:"1m" help:"time to read the whole request, body included" section:"hardening"`
-	WriteTimeout      time.Duration `env:"HTTP_WRITE_TIMEOUT" envDefault:"90s" help:"time for everything after the headers (body, handler, response); must exceed REQUEST_TIMEOUT so a slow request can still say 504. Held to within 1/64 later, never earlier, so a connection's requests share one timer (decision 0017)" section:"hardening"`
+	WriteTimeout      time.Duration `env:"HTTP_WRITE_TIMEOUT" envDefault:"90s" help:"time for everything after the headers (body, handler, response); must exceed REQUEST_TIMEOUT so a slow request can still say 504. A deadline may land up to 1/64 of it late, never early, so that a connection's requests share one timer (decision 0017)" section:"hardening"`
 	IdleTimeout       time.Duration `env:"HTTP_IDLE_TIMEOUT" envDefault:"2m" help:"a kept-alive connection idle this long is closed" section:"hardening"`
 	BodyDrainBytes    int64         `env:"HTTP_BODY_DRAIN_BYTES" envDefault:"33554432" help:"bytes of an over-limit body read and dropped before the 413, so the client reads it rather than a reset; larger bodies close the connection (0–1073741824, 0 = drain nothing)" section:"hardening"`
 }

@@ -37,9 +37,20 @@ import (
 )
 
 // Listen wraps ln so that its TCP connections coalesce write deadlines
-// within slack (see the package comment). A slack of zero or less returns
-// ln itself; other kinds of connection are returned as they are.
-func Listen(ln net.Listener, slack time.Duration) net.Listener {
+// asked for by a server whose WriteTimeout is writeTimeout: within a slack
+// of writeTimeout/SlackDivisor (see the package comment). A writeTimeout
+// too short for a slack returns ln itself; other kinds of connection are
+// returned as they are.
+func Listen(ln net.Listener, writeTimeout time.Duration) net.Listener {
+	return listen(ln, writeTimeout/SlackDivisor)
+}
+
+// SlackDivisor sets the slack: a deadline lands at most 1/SlackDivisor of
+// the write timeout late (1.4 s of the default 90 s), while a connection
+// under load re-arms its timer once per slack rather than per request.
+const SlackDivisor = 64
+
+func listen(ln net.Listener, slack time.Duration) net.Listener {
 	if slack <= 0 {
 		return ln
 	}
@@ -54,16 +65,16 @@ type listener struct {
 func (l *listener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if tc, ok := c.(*net.TCPConn); ok && err == nil {
-		return &Conn{TCPConn: tc, slack: l.slack}, nil
+		return &conn{TCPConn: tc, slack: l.slack}, nil
 	}
 	return c, err
 }
 
-// Conn is a TCP connection whose write deadline is coalesced. It embeds
+// conn is a TCP connection whose write deadline is coalesced. It embeds
 // *net.TCPConn so that net/http still finds CloseWrite (the lingering close
 // after a refused body) and ReadFrom (sendfile); ReadFrom is overridden
 // only to honour a pending clear.
-type Conn struct {
+type conn struct {
 	*net.TCPConn
 	slack time.Duration
 
@@ -74,7 +85,7 @@ type Conn struct {
 
 // SetWriteDeadline arms t+slack unless the armed deadline already lies in
 // [t, t+slack]; a zero t is applied before the next write.
-func (c *Conn) SetWriteDeadline(t time.Time) error {
+func (c *conn) SetWriteDeadline(t time.Time) error {
 	if t.IsZero() {
 		c.clearPending = !c.armed.IsZero()
 		return nil
@@ -92,7 +103,7 @@ func keep(armed, t time.Time, slack time.Duration) bool {
 	return !armed.IsZero() && !armed.Before(t) && !armed.After(t.Add(slack))
 }
 
-func (c *Conn) arm(t time.Time) error {
+func (c *conn) arm(t time.Time) error {
 	c.arms.Add(1)
 	if err := c.TCPConn.SetWriteDeadline(t); err != nil {
 		c.armed = time.Time{} // unknown: the next request arms again
@@ -103,7 +114,7 @@ func (c *Conn) arm(t time.Time) error {
 }
 
 // SetDeadline sets both deadlines as asked.
-func (c *Conn) SetDeadline(t time.Time) error {
+func (c *conn) SetDeadline(t time.Time) error {
 	c.clearPending = false
 	c.armed = time.Time{}
 	if err := c.TCPConn.SetDeadline(t); err != nil {
@@ -114,7 +125,7 @@ func (c *Conn) SetDeadline(t time.Time) error {
 }
 
 // applyClear clears the write deadline for real when a clear is pending.
-func (c *Conn) applyClear() error {
+func (c *conn) applyClear() error {
 	if !c.clearPending {
 		return nil
 	}
@@ -122,14 +133,14 @@ func (c *Conn) applyClear() error {
 	return c.arm(time.Time{})
 }
 
-func (c *Conn) Write(b []byte) (int, error) {
+func (c *conn) Write(b []byte) (int, error) {
 	if err := c.applyClear(); err != nil {
 		return 0, err
 	}
 	return c.TCPConn.Write(b)
 }
 
-func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+func (c *conn) ReadFrom(r io.Reader) (int64, error) {
 	if err := c.applyClear(); err != nil {
 		return 0, err
 	}

@@ -39,17 +39,17 @@ func TestListenWithoutSlackIsTheListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	if got := Listen(ln, 0); got != ln {
-		t.Fatalf("Listen(ln, 0) = %T, want ln itself", got)
+	if got := Listen(ln, SlackDivisor-1); got != ln {
+		t.Fatalf("Listen(ln, %d) = %T, want ln itself", SlackDivisor-1, got)
 	}
 }
 
-// server serves h on loopback through Listen(ln, slack), with net/http's
-// WriteTimeout, and hands back each accepted Conn.
+// server serves h on loopback through listen(ln, slack), with net/http's
+// WriteTimeout, and hands back each accepted conn.
 type server struct {
 	url   string
 	mu    sync.Mutex
-	conns []*Conn
+	conns []*conn
 }
 
 func serve(t *testing.T, writeTimeout, slack time.Duration, h http.HandlerFunc) *server {
@@ -66,17 +66,17 @@ func serve(t *testing.T, writeTimeout, slack time.Duration, h http.HandlerFunc) 
 		ConnState: func(c net.Conn, st http.ConnState) {
 			if st == http.StateNew {
 				s.mu.Lock()
-				s.conns = append(s.conns, c.(*Conn))
+				s.conns = append(s.conns, c.(*conn))
 				s.mu.Unlock()
 			}
 		},
 	}
-	go func() { _ = srv.Serve(Listen(ln, slack)) }()
+	go func() { _ = srv.Serve(listen(ln, slack)) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return s
 }
 
-func (s *server) conn(t *testing.T) *Conn {
+func (s *server) conn(t *testing.T) *conn {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
