@@ -105,23 +105,23 @@ func keep(armed, t time.Time, slack time.Duration) bool {
 
 func (c *conn) arm(t time.Time) error {
 	c.arms.Add(1)
-	if err := c.TCPConn.SetWriteDeadline(t); err != nil {
-		c.armed = time.Time{} // unknown: the next request arms again
-		return err
-	}
-	c.armed = t
-	return nil
+	return c.record(t, c.TCPConn.SetWriteDeadline(t))
 }
 
 // SetDeadline sets both deadlines as asked.
 func (c *conn) SetDeadline(t time.Time) error {
 	c.clearPending = false
-	c.armed = time.Time{}
-	if err := c.TCPConn.SetDeadline(t); err != nil {
-		return err
+	return c.record(t, c.TCPConn.SetDeadline(t))
+}
+
+// record notes t as the socket's write deadline once setting it worked;
+// after a failure the deadline is unknown, and the next request arms again.
+func (c *conn) record(t time.Time, err error) error {
+	if err != nil {
+		t = time.Time{}
 	}
 	c.armed = t
-	return nil
+	return err
 }
 
 // applyClear clears the write deadline for real when a clear is pending.

@@ -120,8 +120,9 @@ func TestRequestsShareOneTimer(t *testing.T) {
 }
 
 // TestWriteTimeoutStillCuts: a client that stops reading is cut off no
-// earlier than WriteTimeout after its request, and not much later, also
-// when its request reused the previous request's armed deadline.
+// earlier than WriteTimeout after its request, and not much later. Its
+// request follows another on the connection within the slack, so it
+// usually reuses that one's armed deadline (logged when it did not).
 func TestWriteTimeoutStillCuts(t *testing.T) {
 	const timeout, slack = 300 * time.Millisecond, 200 * time.Millisecond
 	writeErr := make(chan time.Time, 1)
